@@ -1,0 +1,33 @@
+# Tests (STYLE b.7): tests/<kind>/test_<name>.c -> executable, ctest "<kind>.<name>", label kind;
+# tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped.
+set(IMC_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "the steering repo's shared/")
+
+function(imc_add_tests)
+    set(env "IMC_BIN=$<TARGET_FILE:imc>" "IMC_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+            "IMC_SHARED_DIR=${IMC_SHARED_DIR}" "IMC_BUILD_DIR=${PROJECT_BINARY_DIR}"
+            "MPIEXEC=${MPIEXEC_EXECUTABLE}" "OMPI_ALLOW_RUN_AS_ROOT=1"
+            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1")
+    foreach(kind unit kernels gguf e2e mpi slurm cuda)
+        file(GLOB csrcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${kind}/test_*.c)
+        foreach(src ${csrcs})
+            get_filename_component(base ${src} NAME_WE)
+            string(REGEX REPLACE "^test_" "" name ${base})
+            set(exe test_${kind}_${name})
+            add_executable(${exe} ${src})
+            target_link_libraries(${exe} PRIVATE imc_coord)
+            target_compile_options(${exe} PRIVATE -UNDEBUG)
+            imc_project_warnings(${exe})
+            add_test(NAME ${kind}.${name} COMMAND ${exe})
+            set_tests_properties(${kind}.${name} PROPERTIES LABELS ${kind}
+                SKIP_RETURN_CODE 77 ENVIRONMENT "${env}" TIMEOUT 600)
+        endforeach()
+        file(GLOB shsrcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${kind}/test_*.sh)
+        foreach(src ${shsrcs})
+            get_filename_component(base ${src} NAME_WE)
+            string(REGEX REPLACE "^test_" "" name ${base})
+            add_test(NAME ${kind}.${name} COMMAND bash ${src})
+            set_tests_properties(${kind}.${name} PROPERTIES LABELS ${kind}
+                SKIP_RETURN_CODE 77 ENVIRONMENT "${env}" TIMEOUT 900)
+        endforeach()
+    endforeach()
+endfunction()

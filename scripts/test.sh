@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command of README.md (and of CI): installs dependencies, builds with warnings as
+# errors, runs every ctest test, then builds and runs the unit, kernel and GGUF tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+bash "$root/scripts/deps.sh"
+
+cmake -S "$root" -B "$root/build" -DIMC_WERROR=ON >/dev/null
+cmake --build "$root/build" -j"$jobs"
+ctest --test-dir "$root/build" --output-on-failure
+
+cmake -S "$root" -B "$root/build-asan" -DIMC_WERROR=ON -DIMC_CUDA=OFF \
+      -DIMC_SANITIZE=address,undefined >/dev/null
+cmake --build "$root/build-asan" -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$root/build-asan" -L 'unit|kernels|gguf' --output-on-failure
