@@ -1,0 +1,175 @@
+/*
+ * model/synth: presets, configuration checks and GGUF metadata of the synthetic model
+ * generator (model/synth.h). Weights: synth_tensors.c; vocabulary: synth_bpe.c.
+ */
+#include "model/synth.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "model/synth_priv.h"
+
+// ---- presets ------------------------------------------------------------------------------------
+
+static void llama_tiny(struct imc_synth_cfg *c)
+{
+    c->arch = IMC_ARCH_LLAMA;
+    c->hp = (struct imc_hparams){
+        .n_vocab = 512, .n_ctx_train = 256, .n_embd = 64, .n_layer = 2, .n_head = 4,
+        .n_head_kv = 2, .n_ff = 128, .rms_eps = 1e-5f, .rope_freq_base = 10000.0f,
+        .head_dim = 16, .n_rot = 16, .rope_scale_factor = 1.0f, .expert_weights_scale = 1.0f,
+        .gating = IMC_GATING_SOFTMAX};
+    c->wtype = IMC_TYPE_F32;
+    c->dead_expert = -1;
+}
+
+static void llama_moe_tiny(struct imc_synth_cfg *c)
+{
+    llama_tiny(c);
+    c->hp.n_ff = 64;
+    c->hp.n_ff_exp = 64;
+    c->hp.n_expert = 4;
+    c->hp.n_expert_used = 2;
+    c->hp.expert_weights_norm = true;
+    c->tied_output = true;
+}
+
+// DeepSeek-V3-like: q_lora, 1 leading dense layer, 8 experts (2 used, 1 shared), sigmoid gating
+// with exp_probs_b (expert 7 never routed), 2 groups (1 used), YaRN.
+static void ds2_tiny(struct imc_synth_cfg *c)
+{
+    c->arch = IMC_ARCH_DEEPSEEK2;
+    c->hp = (struct imc_hparams){
+        .n_vocab = 512, .n_ctx_train = 256, .n_embd = 64, .n_layer = 3, .n_head = 4,
+        .n_head_kv = 4, .n_ff = 128, .rms_eps = 1e-6f, .rope_freq_base = 10000.0f,
+        .n_rot = 8, .head_dim = 24, .rope_scaling = IMC_ROPE_SCALING_YARN,
+        .rope_scale_factor = 4.0f, .rope_orig_ctx = 64, .yarn_log_mul = 0.1f,
+        .yarn_beta_fast = 32.0f, .yarn_beta_slow = 1.0f, .q_lora = 32, .kv_lora = 32,
+        .qk_nope = 16, .qk_rope = 8, .v_head = 16, .n_expert = 8, .n_expert_used = 2,
+        .n_expert_shared = 1, .n_ff_exp = 32, .n_layer_dense = 1, .expert_weights_scale = 2.5f,
+        .expert_weights_norm = true, .gating = IMC_GATING_SIGMOID, .n_group = 2,
+        .n_group_used = 1};
+    c->exp_probs_b = true;
+    c->dead_expert = 7;
+    c->wtype = IMC_TYPE_F32;
+}
+
+static void ds2_tiny_3d(struct imc_synth_cfg *c)
+{
+    ds2_tiny(c);
+    c->mla_keys = true;
+    c->k_b = IMC_MLA_3D;
+}
+
+static void ds2_tiny_ik(struct imc_synth_cfg *c)
+{
+    ds2_tiny(c);
+    c->kv_b = true;
+    c->k_b = IMC_MLA_2D;
+}
+
+static void ds2_tiny_all(struct imc_synth_cfg *c)
+{
+    ds2_tiny(c);
+    c->mla_keys = true;
+    c->kv_b = true;
+    c->k_b = IMC_MLA_3D;
+}
+
+// DeepSeek-V2-Lite-like: no q_lora, softmax gating without bias or groups, 2 shared experts,
+// older metadata and only attn_kv_b (as GGUFs converted before the MLA split).
+static void ds2_lite_tiny(struct imc_synth_cfg *c)
+{
+    ds2_tiny(c);
+    c->hp.q_lora = 0;
+    c->hp.n_expert_shared = 2;
+    c->hp.gating = IMC_GATING_SOFTMAX;
+    c->hp.expert_weights_norm = false;
+    c->hp.expert_weights_scale = 1.0f;
+    c->hp.n_group = 0;
+    c->hp.n_group_used = 0;
+    c->exp_probs_b = false;
+    c->dead_expert = -1;
+    c->kv_b = true;
+    c->k_b = IMC_MLA_NONE;
+}
+
+// ~228 M parameters (~243 MB as q8_0) in the mainline layout, for benchmarks.
+static void ds2_bench(struct imc_synth_cfg *c)
+{
+    ds2_tiny_3d(c);
+    c->hp.n_vocab = 3072;
+    c->hp.n_ctx_train = 4096;
+    c->hp.rope_orig_ctx = 1024;
+    c->hp.n_embd = 1024;
+    c->hp.n_layer = 8;
+    c->hp.n_head = 16;
+    c->hp.n_ff = 2816;
+    c->hp.q_lora = 512;
+    c->hp.kv_lora = 256;
+    c->hp.qk_nope = 64;
+    c->hp.qk_rope = 32;
+    c->hp.n_rot = 32;
+    c->hp.v_head = 64;
+    c->hp.head_dim = 96;
+    c->hp.n_expert = 16;
+    c->hp.n_expert_used = 4;
+    c->hp.n_ff_exp = 512;
+    c->hp.n_group = 4;
+    c->hp.n_group_used = 2;
+    c->dead_expert = -1;
+    c->wtype = IMC_TYPE_Q8_0;
+}
+
+static const struct {
+    const char *name;
+    const char *desc;
+    void (*fill)(struct imc_synth_cfg *c);
+} presets[] = {
+    {"llama-tiny", "llama, GQA 4/2 heads, 2 layers, n_embd 64, f32", llama_tiny},
+    {"llama-moe-tiny", "llama MoE, 4 experts (2 used), tied output, f32", llama_moe_tiny},
+    {"ds2-tiny-3d", "deepseek2 mainline layout: 3D attn_k_b/attn_v_b, no attn_kv_b", ds2_tiny_3d},
+    {"ds2-tiny-ik", "deepseek2 ik_llama.cpp layout: attn_kv_b + 2D attn_k_b/attn_v_b, older keys",
+     ds2_tiny_ik},
+    {"ds2-tiny-all", "deepseek2: attn_kv_b + 3D attn_k_b/attn_v_b (both paths; not mainline)",
+     ds2_tiny_all},
+    {"ds2-lite-tiny", "deepseek2 lite: plain attn_q, attn_kv_b only, softmax gating",
+     ds2_lite_tiny},
+    {"ds2-bench", "deepseek2 mainline layout, ~228M params, q8_0 (~243 MB)", ds2_bench},
+};
+#define N_PRESETS ((int)(sizeof(presets) / sizeof(presets[0])))
+
+int imc_synth_n_presets(void)
+{
+    return N_PRESETS;
+}
+
+const char *imc_synth_preset_name(int i)
+{
+    return i >= 0 && i < N_PRESETS ? presets[i].name : NULL;
+}
+
+const char *imc_synth_preset_desc(int i)
+{
+    return i >= 0 && i < N_PRESETS ? presets[i].desc : NULL;
+}
+
+enum imc_status imc_synth_preset(struct imc_synth_cfg *cfg, const char *name)
+{
+    for (int i = 0; i < N_PRESETS; i++) {
+        if (strcmp(presets[i].name, name) == 0) {
+            memset(cfg, 0, sizeof(*cfg));
+            presets[i].fill(cfg);
+            cfg->name = presets[i].name;
+            return IMC_OK;
+        }
+    }
+    char list[256] = "";
+    for (int i = 0; i < N_PRESETS; i++) {
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", presets[i].name);
+    }
+    IMC_LOG_ERR("synth: unknown preset '%s' (presets: %s)", name, list);
+    return IMC_ERR_ARG;
+}

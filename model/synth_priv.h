@@ -1,0 +1,55 @@
+/*
+ * model/synth_priv: internals of the synthetic model generator (synth.c, synth_bpe.c,
+ * synth_tensors.c). See model/synth.h for the contract.
+ */
+#ifndef IMC_MODEL_SYNTH_PRIV_H
+#define IMC_MODEL_SYNTH_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/gguf.h"
+#include "model/synth.h"
+
+// FNV-1a, used to derive per-tensor seeds and by the BPE trainer's hash tables.
+static inline uint64_t imc_synth_hash(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ s[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+// GGUF token types (llama.cpp llama_token_type).
+enum { IMC_SYNTH_TOK_NORMAL = 1, IMC_SYNTH_TOK_CONTROL = 3, IMC_SYNTH_TOK_UNUSED = 5 };
+
+// A byte-level BPE vocabulary: tokens 0..255 are the GPT-2 byte tokens (byte b at id b), then
+// the learned merges' results, then unused padding, then BOS and EOS (the last two ids).
+struct imc_synth_vocab {
+    int64_t n_tokens; // == the requested n_vocab
+    char **tokens;    // n_tokens NUL-terminated UTF-8 strings (owned)
+    int32_t *types;   // n_tokens token types
+    int64_t n_merges;
+    char **merges;    // n_merges "left right" strings (owned)
+    int64_t bos, eos; // ids
+};
+
+// Builds a vocabulary of exactly n_vocab tokens, learning merges from text (may be NULL).
+// Deterministic. Returns IMC_ERR_ARG for n_vocab < 258, IMC_ERR_NOMEM.
+enum imc_status imc_synth_vocab_build(struct imc_synth_vocab *v, int64_t n_vocab,
+                                      const char *text, size_t len);
+void imc_synth_vocab_free(struct imc_synth_vocab *v);
+
+// Adds every tensor of cfg's model to w. Tensor data (and names) are kept in *bufs, a growable
+// array of malloc'd pointers that the caller frees after writing (imc_synth_bufs_free).
+struct imc_synth_bufs {
+    void **p;
+    size_t n, cap;
+};
+enum imc_status imc_synth_add_tensors(const struct imc_synth_cfg *cfg,
+                                      struct imc_gguf_writer *w, struct imc_synth_bufs *bufs);
+void imc_synth_bufs_free(struct imc_synth_bufs *b);
+
+#endif // IMC_MODEL_SYNTH_PRIV_H
