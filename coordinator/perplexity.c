@@ -1,0 +1,303 @@
+/*
+ * coordinator/perplexity: the `imc perplexity` run (coordinator/perplexity.h).
+ */
+#include "coordinator/perplexity.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/chunks.h"
+#include "coordinator/kld.h"
+#include "coordinator/ppl.h"
+#include "coordinator/progress.h"
+#include "core/log.h"
+#include "core/size.h"
+#include "model/arch.h"
+#include "model/gguf.h"
+#include "model/vocab.h"
+
+#define DEFAULT_CTX 512
+#define DEFAULT_BATCH 2048
+
+void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->n_batch = DEFAULT_BATCH;
+    o->n_threads = 1;
+    o->attn = IMC_ATTN_AUTO;
+}
+
+struct run {
+    const struct imc_perplexity_opts *o;
+    FILE *out;                  // results
+    struct imc_gguf *g;         // the model file
+    struct imc_model *m;        // its architecture
+    struct imc_vocab *v;        // its tokenizer
+    struct imc_engine *e;       // forward passes
+    struct imc_chunks ch;       // what is evaluated
+    struct imc_kld_base base;   // kld_base mode: the base file
+    struct imc_kld_writer w;    // kld_save mode: the output file
+    bool writing;               // w is open
+    struct imc_ppl_acc acc;     // plain / kld_save scores
+    struct imc_kld_acc kacc;    // kld_base scores
+    int64_t n_ctx, n_vocab;     // chunk length, logits per row
+    int64_t n_seq;              // chunks per engine call
+    int32_t *in;                // [n_seq][n_ctx] engine input
+    float *logits;              // [n_seq][n_ctx - n_ctx/2][n_vocab]
+    struct imc_progress prog;   // stderr progress
+};
+
+static enum imc_status check_ctx(const struct run *r)
+{
+    const int64_t train = r->m->hp.n_ctx_train;
+    if (r->n_ctx < 4) {
+        IMC_LOG_ERR("%s: --ctx %lld is too small (need at least 4)", r->o->model,
+                    (long long)r->n_ctx);
+        return IMC_ERR_ARG;
+    }
+    if (train > 0 && r->n_ctx > train) {
+        IMC_LOG_ERR("%s: --ctx %lld exceeds the model's training context (n_ctx_train = %lld)",
+                    r->o->model, (long long)r->n_ctx, (long long)train);
+        return IMC_ERR_ARG;
+    }
+    return IMC_OK;
+}
+
+static int32_t chunk_bos(const struct run *r)
+{
+    return imc_vocab_add_bos(r->v) ? imc_vocab_bos(r->v) : -1;
+}
+
+// The text, when given with a base file, must tokenize to the file's tokens.
+static enum imc_status check_base_text(struct run *r)
+{
+    const struct imc_perplexity_opts *o = r->o;
+    struct imc_chunks txt;
+    IMC_TRY(imc_chunks_from_file(&txt, r->v, o->text, r->n_ctx, r->ch.n_chunk));
+    enum imc_status st = IMC_OK;
+    if (txt.n_chunk < r->ch.n_chunk) {
+        IMC_LOG_ERR("%s: has %lld chunks of %lld tokens, but %s has only %lld", o->kld_base,
+                    (long long)r->ch.n_chunk, (long long)r->n_ctx, o->text,
+                    (long long)txt.n_chunk);
+        st = IMC_ERR_ARG;
+    }
+    for (int64_t i = 0; st == IMC_OK && i < r->ch.n_chunk * r->n_ctx; i++) {
+        if (txt.tokens[i] != r->ch.tokens[i]) {
+            IMC_LOG_ERR("%s: tokens differ from the text %s at chunk %lld, position %lld (%d vs "
+                        "%d): the base was computed on another text or tokenizer",
+                        o->kld_base, o->text, (long long)(i / r->n_ctx + 1),
+                        (long long)(i % r->n_ctx), r->ch.tokens[i], txt.tokens[i]);
+            st = IMC_ERR_ARG;
+        }
+    }
+    imc_chunks_free(&txt);
+    return st;
+}
+
+static enum imc_status open_base(struct run *r)
+{
+    const struct imc_perplexity_opts *o = r->o;
+    IMC_TRY(imc_kld_base_open(&r->base, o->kld_base));
+    const struct imc_kld_base *b = &r->base;
+    if (o->n_ctx > 0 && o->n_ctx != b->n_ctx) {
+        IMC_LOG_ERR("%s: computed with ctx %lld, but --ctx %lld was given", o->kld_base,
+                    (long long)b->n_ctx, (long long)o->n_ctx);
+        return IMC_ERR_ARG;
+    }
+    if (b->n_vocab != r->n_vocab) {
+        IMC_LOG_ERR("%s: has %lld-token distributions, but the model %s has %lld tokens",
+                    o->kld_base, (long long)b->n_vocab, o->model, (long long)r->n_vocab);
+        return IMC_ERR_ARG;
+    }
+    r->n_ctx = b->n_ctx;
+    IMC_TRY(check_ctx(r));
+    const int32_t *tokens = (const int32_t *)(const void *)b->tokens; // 4-aligned in the map
+    IMC_TRY(imc_chunks_from_tokens(&r->ch, tokens, b->n_chunk * b->n_ctx, b->n_ctx,
+                                   o->max_chunks, chunk_bos(r), o->kld_base));
+    for (int64_t i = 0; i < r->ch.n_tokens; i++) {
+        if (r->ch.tokens[i] < 0 || r->ch.tokens[i] >= r->n_vocab) {
+            IMC_LOG_ERR("%s: token %lld is %d, outside the vocabulary of %lld", o->kld_base,
+                        (long long)i, r->ch.tokens[i], (long long)r->n_vocab);
+            return IMC_ERR_FORMAT;
+        }
+    }
+    if (o->text) {
+        IMC_TRY(check_base_text(r));
+    }
+    return imc_kld_acc_init(&r->kacc, r->ch.n_chunk * imc_ppl_n_scored(r->n_ctx));
+}
+
+static enum imc_status alloc_buffers(struct run *r)
+{
+    const int64_t n_batch = r->o->n_batch > 0 ? r->o->n_batch : DEFAULT_BATCH;
+    r->n_seq = n_batch / r->n_ctx > 1 ? n_batch / r->n_ctx : 1;
+    if (r->n_seq > r->ch.n_chunk) {
+        r->n_seq = r->ch.n_chunk;
+    }
+    const int64_t rows = r->n_ctx - imc_ppl_first(r->n_ctx);
+    uint64_t n_logits = 0;
+    if (!imc_size_mul((uint64_t)(r->n_seq * rows), (uint64_t)r->n_vocab, &n_logits) ||
+        !imc_size_mul(n_logits, sizeof(float), &n_logits) || n_logits > SIZE_MAX) {
+        IMC_LOG_ERR("%s: logits buffer size overflows", r->o->model);
+        return IMC_ERR_NOMEM;
+    }
+    r->in = malloc((size_t)(r->n_seq * r->n_ctx) * sizeof(int32_t));
+    r->logits = malloc((size_t)n_logits);
+    if (!r->in || !r->logits) {
+        IMC_LOG_ERR("perplexity: out of memory for %llu bytes of logits",
+                    (unsigned long long)n_logits);
+        return IMC_ERR_NOMEM;
+    }
+    return IMC_OK;
+}
+
+static enum imc_status setup(struct run *r)
+{
+    const struct imc_perplexity_opts *o = r->o;
+    IMC_TRY(imc_gguf_open(&r->g, o->model));
+    IMC_TRY(imc_model_load(&r->m, r->g));
+    IMC_TRY(imc_vocab_load(&r->v, r->g));
+    r->n_vocab = r->m->hp.n_vocab;
+    if (o->kld_base) {
+        IMC_TRY(open_base(r));
+    } else {
+        r->n_ctx = o->n_ctx > 0 ? o->n_ctx : DEFAULT_CTX;
+        if (o->n_ctx <= 0 && r->m->hp.n_ctx_train > 0 && r->n_ctx > r->m->hp.n_ctx_train) {
+            r->n_ctx = r->m->hp.n_ctx_train;
+            IMC_LOG_WRN("%s: default ctx %d exceeds the model's training context; using %lld",
+                        o->model, DEFAULT_CTX, (long long)r->n_ctx);
+        }
+        IMC_TRY(check_ctx(r));
+        IMC_TRY(imc_chunks_from_file(&r->ch, r->v, o->text, r->n_ctx, o->max_chunks));
+    }
+    IMC_TRY(alloc_buffers(r));
+    struct imc_engine_opts eo = imc_engine_opts_default();
+    eo.n_threads = o->n_threads > 0 ? o->n_threads : 1;
+    eo.attn = o->attn;
+    IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
+    if (o->kld_save) {
+        IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
+                                    r->ch.tokens));
+        r->writing = true;
+    }
+    return IMC_OK;
+}
+
+// Scores chunk c from its logits rows (positions n_ctx/2 … n_ctx−1) and prints its line.
+static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits)
+{
+    const int32_t *text = imc_chunks_text(&r->ch, c);
+    if (r->o->kld_base) {
+        imc_kld_add_chunk(&r->kacc, logits, r->n_ctx, r->n_vocab, imc_kld_base_rows(&r->base, c),
+                          text);
+        imc_progress_clear(&r->prog);
+        if (c == 0) {
+            imc_kld_print_header(r->out);
+        }
+        imc_kld_print_chunk(r->out, &r->kacc, c + 1);
+        return IMC_OK;
+    }
+    imc_ppl_add_chunk(&r->acc, logits, r->n_ctx, r->n_vocab, text);
+    if (r->writing) {
+        IMC_TRY(imc_kld_writer_add_chunk(&r->w, logits));
+    }
+    imc_progress_clear(&r->prog);
+    fprintf(r->out, "[%lld]%.4f,", (long long)(c + 1), imc_ppl_value(&r->acc));
+    fflush(r->out);
+    return IMC_OK;
+}
+
+static enum imc_status run_chunks(struct run *r)
+{
+    const int64_t first = imc_ppl_first(r->n_ctx), n_chunk = r->ch.n_chunk;
+    const int64_t per_seq = (r->n_ctx - first) * r->n_vocab;
+    imc_progress_init(&r->prog, stderr, "perplexity", n_chunk, r->o->quiet);
+    for (int64_t c0 = 0; c0 < n_chunk; c0 += r->n_seq) {
+        const int64_t ns = n_chunk - c0 < r->n_seq ? n_chunk - c0 : r->n_seq;
+        for (int64_t s = 0; s < ns; s++) {
+            imc_chunks_input(&r->ch, c0 + s, r->in + s * r->n_ctx);
+        }
+        IMC_TRY(imc_engine_forward_batch(r->e, r->in, ns, r->n_ctx, first, r->logits));
+        for (int64_t s = 0; s < ns; s++) {
+            IMC_TRY(score_chunk(r, c0 + s, r->logits + s * per_seq));
+        }
+        imc_progress_update(&r->prog, c0 + ns, (c0 + ns) * r->n_ctx);
+    }
+    return IMC_OK;
+}
+
+static enum imc_status report(struct run *r, struct imc_perplexity_result *res)
+{
+    res->n_chunk = r->ch.n_chunk;
+    res->n_ctx = r->n_ctx;
+    fprintf(r->out, "\n");
+    if (r->o->kld_base) {
+        struct imc_kld_mean m = imc_kld_mean_unc(r->kacc.sum_nll, r->kacc.sum_nll2, r->kacc.count);
+        res->ppl = exp(m.val);
+        res->ppl_err = res->ppl * m.unc;
+        return imc_kld_print_summary(r->out, &r->kacc);
+    }
+    res->ppl = imc_ppl_value(&r->acc);
+    res->ppl_err = imc_ppl_error(&r->acc);
+    fprintf(r->out, "Final estimate: PPL = %.4f +/- %.5f\n", res->ppl, res->ppl_err);
+    fflush(r->out);
+    return IMC_OK;
+}
+
+static void log_plan(const struct run *r)
+{
+    const char *attn = r->m->arch == IMC_ARCH_DEEPSEEK2
+                           ? imc_attn_path_name(imc_engine_attn_path(r->e))
+                           : "standard";
+    IMC_LOG_INF("perplexity: %lld tokens, %lld chunks of %lld, %lld chunk(s) per engine call, "
+                "%s attention, %d thread(s)%s%s",
+                (long long)r->ch.n_tokens, (long long)r->ch.n_chunk, (long long)r->n_ctx,
+                (long long)r->n_seq, attn, r->o->n_threads > 0 ? r->o->n_threads : 1,
+                r->o->kld_base ? ", KLD against " : "", r->o->kld_base ? r->o->kld_base : "");
+}
+
+static void run_free(struct run *r)
+{
+    if (r->writing) {
+        imc_kld_writer_abort(&r->w);
+    }
+    free(r->in);
+    free(r->logits);
+    imc_kld_acc_free(&r->kacc);
+    imc_kld_base_close(&r->base);
+    imc_chunks_free(&r->ch);
+    imc_engine_free(r->e);
+    imc_vocab_free(r->v);
+    imc_model_free(r->m);
+    imc_gguf_free(r->g);
+}
+
+enum imc_status imc_perplexity_run(const struct imc_perplexity_opts *o, FILE *out,
+                                   struct imc_perplexity_result *res)
+{
+    IMC_ASSERT(o->model && (o->text || o->kld_base) && !(o->kld_save && o->kld_base));
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    r.out = out;
+    imc_ppl_init(&r.acc);
+    struct imc_perplexity_result local;
+    res = res ? res : &local;
+    memset(res, 0, sizeof(*res));
+    enum imc_status st = setup(&r);
+    if (st == IMC_OK) {
+        log_plan(&r);
+        st = run_chunks(&r);
+    }
+    if (st == IMC_OK && r.writing) {
+        r.writing = false;
+        st = imc_kld_writer_commit(&r.w);
+    }
+    if (st == IMC_OK) {
+        st = report(&r, res);
+    }
+    imc_progress_clear(&r.prog);
+    run_free(&r);
+    return st;
+}
