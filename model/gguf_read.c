@@ -1,61 +1,77 @@
 /*
- * model/gguf_read.c: the GGUF v3 reader (layout in model/gguf.h). Every count, length and
- * offset read from the file is bounds-checked before use; a failure logs one line naming the
- * file and the cause and returns IMC_ERR_FORMAT.
+ * model/gguf_read.c: parsing one GGUF v3 image (layout in model/gguf.h). Every count, length
+ * and offset read from the bytes is bounds-checked before use; a failure logs one line naming
+ * the file and the cause, and the caller returns IMC_ERR_FORMAT.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/file.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/gguf_priv.h"
 
 // A cursor over untrusted bytes.
 struct rd {
-    const uint8_t *p;   // file start
-    uint64_t size;      // file bytes
-    uint64_t off;       // current offset
-    const char *name;   // file name for messages
-    const char *what;   // what is being read (for the truncation message)
+    const uint8_t *p; // image start
+    uint64_t size;    // image bytes
+    uint64_t off;     // current offset, <= size
+    const char *name; // file name for messages
+    const char *what; // what is being read (for messages)
+    bool oom;         // set when an allocation failed (IMC_ERR_NOMEM rather than FORMAT)
 };
+
+static uint64_t rd_left(const struct rd *r) { return r->size - r->off; }
 
 static bool rd_bytes(struct rd *r, void *dst, uint64_t n)
 {
-    if (n > r->size - r->off) {
+    if (n > rd_left(r)) {
         IMC_LOG_ERR("%s: file truncated while reading %s at offset %" PRIu64 " (%" PRIu64
                     " bytes needed, %" PRIu64 " left)",
-                    r->name, r->what, r->off, n, r->size - r->off);
+                    r->name, r->what, r->off, n, rd_left(r));
         return false;
     }
-    memcpy(dst, r->p + r->off, (size_t)n);
-    r->off += n;
+    if (n > 0) {
+        memcpy(dst, r->p + r->off, (size_t)n);
+        r->off += n;
+    }
     return true;
 }
 
-#define RD_SCALAR(r, T, out) rd_bytes((r), (out), sizeof(T))
+static bool rd_u32(struct rd *r, uint32_t *v) { return rd_bytes(r, v, 4); }
+static bool rd_u64(struct rd *r, uint64_t *v) { return rd_bytes(r, v, 8); }
 
-// Reads a GGUF string into a new NUL-terminated buffer (NULs inside are kept; *len its length).
-static bool rd_string(struct rd *r, char **out, uint64_t *len)
+// Reads a GGUF string into a new NUL-terminated buffer, keeping NUL bytes inside unless ident
+// (keys and tensor names), where a NUL byte is an error.
+static bool rd_string(struct rd *r, char **out, uint64_t *len, bool ident)
 {
     uint64_t n;
     *out = NULL;
-    if (!RD_SCALAR(r, uint64_t, &n)) {
+    if (!rd_u64(r, &n)) {
         return false;
     }
-    if (n > r->size - r->off) {
-        IMC_LOG_ERR("%s: string of %" PRIu64 " bytes at offset %" PRIu64 " runs past the end "
-                    "of the file (%s)", r->name, n, r->off, r->what);
+    if (n > rd_left(r)) {
+        IMC_LOG_ERR("%s: %s: string of %" PRIu64 " bytes at offset %" PRIu64
+                    " runs past the end of the file (%" PRIu64 " bytes)",
+                    r->name, r->what, n, r->off, r->size);
+        return false;
+    }
+    const uint8_t *src = r->p + r->off;
+    if (ident && n > 0 && memchr(src, 0, (size_t)n)) {
+        IMC_LOG_ERR("%s: %s: name at offset %" PRIu64 " contains a NUL byte", r->name, r->what,
+                    r->off);
         return false;
     }
     char *s = malloc((size_t)n + 1);
     if (!s) {
         IMC_LOG_ERR("%s: out of memory reading a string of %" PRIu64 " bytes", r->name, n);
+        r->oom = true;
         return false;
     }
-    memcpy(s, r->p + r->off, (size_t)n);
+    if (n > 0) {
+        memcpy(s, src, (size_t)n);
+    }
     s[n] = '\0';
     r->off += n;
     *out = s;
@@ -66,9 +82,9 @@ static bool rd_string(struct rd *r, char **out, uint64_t *len)
 }
 
 static const uint64_t scalar_size[IMC_GGUF_VTYPE_COUNT] = {
-    [IMC_GGUF_UINT8] = 1,  [IMC_GGUF_INT8] = 1,    [IMC_GGUF_UINT16] = 2, [IMC_GGUF_INT16] = 2,
-    [IMC_GGUF_UINT32] = 4, [IMC_GGUF_INT32] = 4,   [IMC_GGUF_FLOAT32] = 4, [IMC_GGUF_BOOL] = 1,
-    [IMC_GGUF_UINT64] = 8, [IMC_GGUF_INT64] = 8,   [IMC_GGUF_FLOAT64] = 8,
+    [IMC_GGUF_UINT8] = 1,  [IMC_GGUF_INT8] = 1,  [IMC_GGUF_UINT16] = 2,  [IMC_GGUF_INT16] = 2,
+    [IMC_GGUF_UINT32] = 4, [IMC_GGUF_INT32] = 4, [IMC_GGUF_FLOAT32] = 4, [IMC_GGUF_BOOL] = 1,
+    [IMC_GGUF_UINT64] = 8, [IMC_GGUF_INT64] = 8, [IMC_GGUF_FLOAT64] = 8,
 };
 
 uint64_t imc_gguf_scalar_size(enum imc_gguf_vtype t)
@@ -76,86 +92,67 @@ uint64_t imc_gguf_scalar_size(enum imc_gguf_vtype t)
     return (unsigned)t < IMC_GGUF_VTYPE_COUNT ? scalar_size[t] : 0;
 }
 
-struct kv {
-    char *key;
-    enum imc_gguf_vtype type;
-    uint8_t scalar[8];        // scalar value bytes (little-endian)
-    char *str;                // STRING value (owned)
-    enum imc_gguf_vtype arr_type;
-    uint64_t arr_n;
-    void *arr_data;           // scalar array bytes (owned)
-    char **arr_strs;          // string array: pointers into arr_blob
-    uint64_t *arr_lens;       // string array: byte lengths
-    char *arr_blob;           // string array storage (owned)
-};
-
-struct part {
-    struct imc_map map;       // the mapped file (zeroed for a memory image)
-    const uint8_t *base;      // file bytes
-    uint64_t size;
-    int64_t n_kv;
-    struct kv *kv;
-    int64_t n_tensors;
-    struct imc_tensor_info *tensors; // names owned (cast away const to free)
-};
-
-struct imc_gguf {
-    char *path;
-    uint32_t version;
-    uint32_t alignment;
-    int n_parts;
-    struct part *parts;
-    int64_t n_tensors;                 // over all parts
-    const struct imc_tensor_info **tensors; // in file order over parts
-    const struct imc_tensor_info **sorted;  // by name, for lookup
-};
-
-static void kv_free(struct kv *k)
+// Grows *p (elements of elem bytes, capacity *cap) to hold at least need; false on OOM.
+static bool grow(void **p, int64_t *cap, int64_t need, size_t elem)
 {
-    free(k->key);
-    free(k->str);
-    free(k->arr_data);
-    free(k->arr_strs);
-    free(k->arr_lens);
-    free(k->arr_blob);
+    if (need <= *cap) {
+        return true;
+    }
+    int64_t c = *cap ? *cap : 16;
+    while (c < need) {
+        c *= 2;
+    }
+    void *q = realloc(*p, (size_t)c * elem);
+    if (!q) {
+        return false;
+    }
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
+    *p = q;
+    *cap = c;
+    return true;
 }
 
-static bool read_vtype(struct rd *r, enum imc_gguf_vtype *t)
+static bool read_vtype(struct rd *r, enum imc_gguf_vtype *t, const char *role)
 {
     uint32_t v;
-    if (!RD_SCALAR(r, uint32_t, &v)) {
+    if (!rd_u32(r, &v)) {
         return false;
     }
     if (v >= IMC_GGUF_VTYPE_COUNT) {
-        IMC_LOG_ERR("%s: %s has unknown value type %" PRIu32, r->name, r->what, v);
+        IMC_LOG_ERR("%s: %s has unknown %s type %" PRIu32 " (known: 0..%d)", r->name,
+                    r->what, role, v, IMC_GGUF_VTYPE_COUNT - 1);
         return false;
     }
     *t = (enum imc_gguf_vtype)v;
     return true;
 }
 
-// String arrays: one pass to size the blob, one to copy; every length is checked.
-static bool read_str_array(struct rd *r, struct kv *k)
+// String arrays: one pass checks every length and sizes the blob, one pass copies.
+static bool read_str_array(struct rd *r, struct imc_gguf_kv *k)
 {
     uint64_t start = r->off, total = 0;
     for (uint64_t j = 0; j < k->arr_n; j++) {
         uint64_t n;
-        if (!RD_SCALAR(r, uint64_t, &n)) {
+        if (!rd_u64(r, &n)) {
             return false;
         }
-        if (n > r->size - r->off) {
-            IMC_LOG_ERR("%s: %s: element %" PRIu64 " (%" PRIu64 " bytes) runs past the end of "
-                        "the file", r->name, r->what, j, n);
+        if (n > rd_left(r)) {
+            IMC_LOG_ERR("%s: %s: string %" PRIu64 " of %" PRIu64 " (%" PRIu64
+                        " bytes at offset %" PRIu64 ") runs past the end of the file",
+                        r->name, r->what, j, k->arr_n, n, r->off);
             return false;
         }
         r->off += n;
-        total += n + 1; // cannot overflow: bounded by the file size plus the count
+        total += n + 1; // bounded by the file size plus the count: cannot overflow
     }
-    k->arr_blob = malloc((size_t)total ? (size_t)total : 1);
-    k->arr_strs = malloc((size_t)(k->arr_n ? k->arr_n : 1) * sizeof(*k->arr_strs));
-    k->arr_lens = malloc((size_t)(k->arr_n ? k->arr_n : 1) * sizeof(*k->arr_lens));
+    size_t n_ptr = (size_t)(k->arr_n ? k->arr_n : 1);
+    k->arr_blob = malloc((size_t)(total ? total : 1));
+    k->arr_strs = malloc(n_ptr * sizeof(*k->arr_strs));
+    k->arr_lens = malloc(n_ptr * sizeof(*k->arr_lens));
     if (!k->arr_blob || !k->arr_strs || !k->arr_lens) {
-        IMC_LOG_ERR("%s: out of memory for %s (%" PRIu64 " strings)", r->name, r->what, k->arr_n);
+        IMC_LOG_ERR("%s: out of memory for %s (%" PRIu64 " strings)", r->name, r->what,
+                    k->arr_n);
+        r->oom = true;
         return false;
     }
     r->off = start;
@@ -164,7 +161,9 @@ static bool read_str_array(struct rd *r, struct kv *k)
         uint64_t n;
         memcpy(&n, r->p + r->off, 8);
         r->off += 8;
-        memcpy(dst, r->p + r->off, (size_t)n);
+        if (n > 0) {
+            memcpy(dst, r->p + r->off, (size_t)n);
+        }
         dst[n] = '\0';
         k->arr_strs[j] = dst;
         k->arr_lens[j] = n;
@@ -174,54 +173,58 @@ static bool read_str_array(struct rd *r, struct kv *k)
     return true;
 }
 
-static bool read_array(struct rd *r, struct kv *k)
+static bool read_array(struct rd *r, struct imc_gguf_kv *k)
 {
-    if (!read_vtype(r, &k->arr_type) || !RD_SCALAR(r, uint64_t, &k->arr_n)) {
+    if (!read_vtype(r, &k->arr_type, "array element") || !rd_u64(r, &k->arr_n)) {
         return false;
     }
     if (k->arr_type == IMC_GGUF_ARRAY) {
-        IMC_LOG_ERR("%s: %s is an array of arrays, which GGUF does not allow", r->name, r->what);
+        IMC_LOG_ERR("%s: %s is an array of arrays, which GGUF does not allow", r->name,
+                    r->what);
         return false;
     }
     if (k->arr_type == IMC_GGUF_STRING) {
         // Each string needs at least its 8-byte length: bounds the count before any loop.
-        if (k->arr_n > (r->size - r->off) / 8) {
-            IMC_LOG_ERR("%s: %s claims %" PRIu64 " strings, more than the file can hold",
-                        r->name, r->what, k->arr_n);
+        if (k->arr_n > rd_left(r) / 8) {
+            IMC_LOG_ERR("%s: %s claims %" PRIu64 " strings, more than the %" PRIu64
+                        " bytes left in the file can hold", r->name, r->what, k->arr_n,
+                        rd_left(r));
             return false;
         }
         return read_str_array(r, k);
     }
     uint64_t bytes;
-    if (!imc_size_mul(k->arr_n, scalar_size[k->arr_type], &bytes) ||
-        bytes > r->size - r->off) {
-        IMC_LOG_ERR("%s: %s claims %" PRIu64 " elements, more than the file can hold", r->name,
-                    r->what, k->arr_n);
+    if (!imc_size_mul(k->arr_n, scalar_size[k->arr_type], &bytes) || bytes > rd_left(r)) {
+        IMC_LOG_ERR("%s: %s claims %" PRIu64 " elements of %" PRIu64 " bytes, more than "
+                    "the %" PRIu64 " bytes left in the file", r->name, r->what, k->arr_n,
+                    scalar_size[k->arr_type], rd_left(r));
         return false;
     }
-    k->arr_data = malloc((size_t)bytes ? (size_t)bytes : 1);
+    k->arr_data = malloc((size_t)(bytes ? bytes : 1));
     if (!k->arr_data) {
-        IMC_LOG_ERR("%s: out of memory for %s", r->name, r->what);
+        IMC_LOG_ERR("%s: out of memory for %s (%" PRIu64 " bytes)", r->name, r->what,
+                    bytes);
+        r->oom = true;
         return false;
     }
     return rd_bytes(r, k->arr_data, bytes);
 }
 
-static bool read_kv(struct rd *r, struct kv *k, int64_t i)
+static bool read_kv(struct rd *r, struct imc_gguf_kv *k, int64_t i)
 {
-    char what[96];
+    char what[160];
     snprintf(what, sizeof(what), "the key of metadata entry %" PRId64, i);
     r->what = what;
-    if (!rd_string(r, &k->key, NULL)) {
+    if (!rd_string(r, &k->key, NULL, true)) {
         return false;
     }
-    r->what = k->key;
-    if (!read_vtype(r, &k->type)) {
+    snprintf(what, sizeof(what), "key '%.128s%s'", k->key, strlen(k->key) > 128 ? "..." : "");
+    if (!read_vtype(r, &k->type, "value")) {
         return false;
     }
     switch (k->type) {
     case IMC_GGUF_STRING:
-        return rd_string(r, &k->str, NULL);
+        return rd_string(r, &k->str, &k->str_len, false);
     case IMC_GGUF_ARRAY:
         return read_array(r, k);
     default:
@@ -229,17 +232,8 @@ static bool read_kv(struct rd *r, struct kv *k, int64_t i)
     }
 }
 
-static int64_t part_find_key(const struct part *pt, const char *key)
-{
-    for (int64_t i = 0; i < pt->n_kv; i++) {
-        if (strcmp(pt->kv[i].key, key) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-static bool read_header(struct rd *r, struct part *pt, uint32_t *version)
+static bool read_header(struct rd *r, struct imc_gguf_part *pt, uint64_t *n_kv,
+                        uint64_t *n_tensors)
 {
     uint8_t magic[4];
     r->what = "the header";
@@ -251,70 +245,75 @@ static bool read_header(struct rd *r, struct part *pt, uint32_t *version)
                     r->name, magic[0], magic[1], magic[2], magic[3]);
         return false;
     }
-    uint64_t n_tensors, n_kv;
-    if (!RD_SCALAR(r, uint32_t, version) || !RD_SCALAR(r, uint64_t, &n_tensors) ||
-        !RD_SCALAR(r, uint64_t, &n_kv)) {
+    if (!rd_u32(r, &pt->version) || !rd_u64(r, n_tensors) || !rd_u64(r, n_kv)) {
         return false;
     }
-    if (*version != 3) {
-        IMC_LOG_ERR("%s: GGUF version %" PRIu32 " is not supported (only version 3)", r->name,
-                    *version);
+    if (pt->version != 3) {
+        const char *hint = pt->version == 0x03000000u ? " (a big-endian file?)"
+                           : pt->version < 3          ? " (an old GGUF; convert it again)"
+                                                      : "";
+        IMC_LOG_ERR("%s: GGUF version %" PRIu32 " is not supported, expected 3%s", r->name,
+                    pt->version, hint);
         return false;
     }
-    // A key/value takes at least 12 bytes, a tensor info at least 28: reject absurd counts.
-    uint64_t left = r->size - r->off;
-    if (n_kv > left / 12 || n_tensors > left / 28) {
+    // A key/value takes at least 13 bytes, a tensor info at least 32: reject absurd counts.
+    uint64_t left = rd_left(r);
+    if (*n_kv > left / 13 || *n_tensors > left / 32 || *n_kv * 13 + *n_tensors * 32 > left) {
         IMC_LOG_ERR("%s: header claims %" PRIu64 " keys and %" PRIu64 " tensors, more than the "
-                    "%" PRIu64 "-byte file can hold", r->name, n_kv, n_tensors, r->size);
-        return false;
-    }
-    pt->n_kv = (int64_t)n_kv;
-    pt->n_tensors = (int64_t)n_tensors;
-    pt->kv = calloc((size_t)(n_kv ? n_kv : 1), sizeof(*pt->kv));
-    pt->tensors = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof(*pt->tensors));
-    if (!pt->kv || !pt->tensors) {
-        IMC_LOG_ERR("%s: out of memory for %" PRIu64 " keys and %" PRIu64 " tensors", r->name,
-                    n_kv, n_tensors);
+                    "%" PRIu64 "-byte file can hold", r->name, *n_kv, *n_tensors, r->size);
         return false;
     }
     return true;
 }
 
-
-static bool check_unique_keys(struct rd *r, struct part *pt)
+// key_order is built by sorting pointers (qsort has no context argument for the kv array).
+static int cmp_kv_ptr(const void *a, const void *b)
 {
-    // n_kv is small in practice; a sort keeps huge hostile counts at n log n.
+    const struct imc_gguf_kv *x = *(const struct imc_gguf_kv *const *)a;
+    const struct imc_gguf_kv *y = *(const struct imc_gguf_kv *const *)b;
+    return strcmp(x->key, y->key);
+}
+
+// Builds key_order and rejects duplicate keys (n log n even for hostile counts).
+static bool index_keys(struct rd *r, struct imc_gguf_part *pt)
+{
     int64_t n = pt->n_kv;
-    const char **keys = malloc((size_t)(n ? n : 1) * sizeof(*keys));
-    if (!keys) {
+    const struct imc_gguf_kv **tmp = malloc((size_t)(n ? n : 1) * sizeof(*tmp));
+    pt->key_order = malloc((size_t)(n ? n : 1) * sizeof(*pt->key_order));
+    if (!tmp || !pt->key_order) {
+        IMC_LOG_ERR("%s: out of memory indexing %" PRId64 " keys", r->name, n);
+        free(tmp);
+        r->oom = true;
         return false;
     }
     for (int64_t i = 0; i < n; i++) {
-        keys[i] = pt->kv[i].key;
+        tmp[i] = &pt->kv[i];
     }
-    qsort(keys, (size_t)n, sizeof(*keys), imc_gguf_cmp_str);
+    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_kv_ptr);
     bool ok = true;
-    for (int64_t i = 1; i < n && ok; i++) {
-        if (strcmp(keys[i - 1], keys[i]) == 0) {
-            IMC_LOG_ERR("%s: duplicate metadata key '%s'", r->name, keys[i]);
+    for (int64_t i = 0; i < n; i++) {
+        pt->key_order[i] = tmp[i] - pt->kv;
+        if (ok && i > 0 && strcmp(tmp[i - 1]->key, tmp[i]->key) == 0) {
+            IMC_LOG_ERR("%s: duplicate metadata key '%s'", r->name, tmp[i]->key);
             ok = false;
         }
     }
-    free(keys);
+    free(tmp);
     return ok;
 }
 
-static bool read_alignment(struct rd *r, struct part *pt, uint32_t *alignment)
+static bool read_alignment(struct rd *r, struct imc_gguf_part *pt)
 {
-    *alignment = IMC_GGUF_DEFAULT_ALIGNMENT;
-    int64_t i = part_find_key(pt, "general.alignment");
+    pt->alignment = IMC_GGUF_DEFAULT_ALIGNMENT;
+    int64_t i = imc_gguf_part_find_key(pt, "general.alignment");
     if (i < 0) {
         return true;
     }
-    const struct kv *k = &pt->kv[i];
+    const struct imc_gguf_kv *k = &pt->kv[i];
     uint32_t a = 0;
     if (k->type != IMC_GGUF_UINT32) {
-        IMC_LOG_ERR("%s: general.alignment has value type %d, expected uint32", r->name, k->type);
+        IMC_LOG_ERR("%s: general.alignment has value type %d, expected uint32 (%d)", r->name,
+                    (int)k->type, IMC_GGUF_UINT32);
         return false;
     }
     memcpy(&a, k->scalar, 4);
@@ -322,7 +321,40 @@ static bool read_alignment(struct rd *r, struct part *pt, uint32_t *alignment)
         IMC_LOG_ERR("%s: general.alignment %" PRIu32 " is not a power of two", r->name, a);
         return false;
     }
-    *alignment = a;
+    pt->alignment = a;
+    return true;
+}
+
+static bool read_shape(struct rd *r, struct imc_tensor_info *t)
+{
+    uint32_t n_dims;
+    if (!rd_u32(r, &n_dims)) {
+        return false;
+    }
+    if (n_dims == 0 || n_dims > IMC_GGUF_MAX_DIMS) {
+        IMC_LOG_ERR("%s: tensor '%s' has %" PRIu32 " dimensions, expected 1..%d", r->name,
+                    t->name, n_dims, IMC_GGUF_MAX_DIMS);
+        return false;
+    }
+    t->n_dims = (int)n_dims;
+    uint64_t count = 1;
+    for (int d = 0; d < IMC_GGUF_MAX_DIMS; d++) {
+        uint64_t ne = 1;
+        if (d < t->n_dims && !rd_u64(r, &ne)) {
+            return false;
+        }
+        if (ne > INT64_MAX) {
+            IMC_LOG_ERR("%s: tensor '%s' dimension %d is negative (%" PRId64 ")", r->name,
+                        t->name, d, (int64_t)ne);
+            return false;
+        }
+        if (!imc_size_mul(count, ne, &count) || count > INT64_MAX) {
+            IMC_LOG_ERR("%s: tensor '%s' element count overflows at dimension %d", r->name,
+                        t->name, d);
+            return false;
+        }
+        t->ne[d] = (int64_t)ne;
+    }
     return true;
 }
 
@@ -332,32 +364,12 @@ static bool read_tensor_info(struct rd *r, struct imc_tensor_info *t, int64_t i)
     snprintf(what, sizeof(what), "the info of tensor %" PRId64, i);
     r->what = what;
     char *name = NULL;
-    uint32_t n_dims, type;
-    if (!rd_string(r, &name, NULL)) {
+    uint32_t type;
+    if (!rd_string(r, &name, NULL, true)) {
         return false;
     }
     t->name = name;
-    if (!RD_SCALAR(r, uint32_t, &n_dims)) {
-        return false;
-    }
-    if (n_dims == 0 || n_dims > IMC_GGUF_MAX_DIMS) {
-        IMC_LOG_ERR("%s: tensor '%s' has %" PRIu32 " dimensions (1..%d allowed)", r->name, name,
-                    n_dims, IMC_GGUF_MAX_DIMS);
-        return false;
-    }
-    t->n_dims = (int)n_dims;
-    for (int d = 0; d < IMC_GGUF_MAX_DIMS; d++) {
-        uint64_t ne = 1;
-        if ((uint32_t)d < n_dims && !RD_SCALAR(r, uint64_t, &ne)) {
-            return false;
-        }
-        if (ne > INT64_MAX) {
-            IMC_LOG_ERR("%s: tensor '%s' dimension %d is negative", r->name, name, d);
-            return false;
-        }
-        t->ne[d] = (int64_t)ne;
-    }
-    if (!RD_SCALAR(r, uint32_t, &type) || !RD_SCALAR(r, uint64_t, &t->offset)) {
+    if (!read_shape(r, t) || !rd_u32(r, &type) || !rd_u64(r, &t->offset)) {
         return false;
     }
     if (!imc_type_is_known(type)) {
@@ -365,58 +377,52 @@ static bool read_tensor_info(struct rd *r, struct imc_tensor_info *t, int64_t i)
         return false;
     }
     t->type = (enum imc_type)type;
-    return true;
-}
-
-// Size of t; checks block divisibility and overflow.
-static bool tensor_nbytes(struct rd *r, struct imc_tensor_info *t)
-{
     uint64_t rows = 1, row_bytes;
     for (int d = 1; d < IMC_GGUF_MAX_DIMS; d++) {
-        if (!imc_size_mul(rows, (uint64_t)t->ne[d], &rows)) {
-            IMC_LOG_ERR("%s: tensor '%s' element count overflows", r->name, t->name);
+        if (!imc_size_mul(rows, (uint64_t)t->ne[d], &rows)) { // ne[0] = 0 hides this from count
+            IMC_LOG_ERR("%s: tensor '%s' row count overflows", r->name, name);
             return false;
         }
     }
-    if (!imc_type_row_bytes(t->type, t->ne[0], &row_bytes)) {
+    if (!imc_type_row_bytes(type, t->ne[0], &row_bytes)) {
         IMC_LOG_ERR("%s: tensor '%s' row length %" PRId64 " is not a multiple of the %s block "
-                    "size %" PRId64, r->name, t->name, t->ne[0], imc_type_name(t->type),
-                    imc_type_traits(t->type)->block_size);
+                    "size %" PRId64, r->name, name, t->ne[0], imc_type_name(type),
+                    imc_type_traits(type)->block_size);
         return false;
     }
     if (!imc_size_mul(rows, row_bytes, &t->nbytes)) {
-        IMC_LOG_ERR("%s: tensor '%s' byte size overflows", r->name, t->name);
+        IMC_LOG_ERR("%s: tensor '%s' byte size overflows", r->name, name);
         return false;
     }
     return true;
 }
 
-static bool place_tensors(struct rd *r, struct part *pt, uint32_t alignment, int split)
+static bool place_tensors(struct rd *r, struct imc_gguf_part *pt, int split)
 {
     uint64_t data_start;
-    if (!imc_size_align(r->off, alignment, &data_start) || data_start > r->size) {
-        if (pt->n_tensors == 0) {
-            return true; // metadata-only file without padding
-        }
-        IMC_LOG_ERR("%s: file truncated before the tensor data (padding to %" PRIu32 ")",
-                    r->name, alignment);
+    if (pt->n_tensors == 0) {
+        return true; // metadata-only file: the padding is optional
+    }
+    if (!imc_size_align(r->off, pt->alignment, &data_start) || data_start > r->size) {
+        IMC_LOG_ERR("%s: file truncated before the tensor data (header ends at %" PRIu64
+                    ", the data section starts at the next multiple of %" PRIu32
+                    ", the file has %" PRIu64 " bytes)",
+                    r->name, r->off, pt->alignment, r->size);
         return false;
     }
     for (int64_t i = 0; i < pt->n_tensors; i++) {
         struct imc_tensor_info *t = &pt->tensors[i];
         uint64_t abs, end;
-        if (!tensor_nbytes(r, t)) {
-            return false;
-        }
-        if (t->offset % alignment != 0) {
+        if (t->offset % pt->alignment != 0) {
             IMC_LOG_ERR("%s: tensor '%s' data offset %" PRIu64 " is not a multiple of the "
-                        "alignment %" PRIu32, r->name, t->name, t->offset, alignment);
+                        "alignment %" PRIu32, r->name, t->name, t->offset, pt->alignment);
             return false;
         }
         if (!imc_size_add(data_start, t->offset, &abs) || !imc_size_add(abs, t->nbytes, &end) ||
             end > r->size) {
             IMC_LOG_ERR("%s: tensor '%s' data [%" PRIu64 ", +%" PRIu64 ") lies outside the file "
-                        "(%" PRIu64 " bytes)", r->name, t->name, t->offset, t->nbytes, r->size);
+                        "(%" PRIu64 " bytes, data section at %" PRIu64 ")",
+                        r->name, t->name, t->offset, t->nbytes, r->size, data_start);
             return false;
         }
         t->offset = abs;
@@ -426,46 +432,71 @@ static bool place_tensors(struct rd *r, struct part *pt, uint32_t alignment, int
     return true;
 }
 
-static bool parse_part(struct part *pt, const char *name, int split, uint32_t *version,
-                       uint32_t *alignment)
+static bool read_kvs(struct rd *r, struct imc_gguf_part *pt, uint64_t n_kv)
 {
-    struct rd r = {pt->base, pt->size, 0, name, ""};
-    if (!read_header(&r, pt, version)) {
-        return false;
-    }
-    for (int64_t i = 0; i < pt->n_kv; i++) {
-        if (!read_kv(&r, &pt->kv[i], i)) {
-            pt->n_kv = i + 1; // free what was read
+    int64_t cap = 0;
+    for (uint64_t i = 0; i < n_kv; i++) {
+        if (!grow((void **)&pt->kv, &cap, (int64_t)i + 1, sizeof(*pt->kv))) {
+            IMC_LOG_ERR("%s: out of memory for %" PRIu64 " keys", r->name, n_kv);
+            r->oom = true;
+            return false;
+        }
+        pt->n_kv = (int64_t)i + 1; // so that imc_gguf_free releases a partial entry
+        if (!read_kv(r, &pt->kv[i], (int64_t)i)) {
             return false;
         }
     }
-    if (!check_unique_keys(&r, pt) || !read_alignment(&r, pt, alignment)) {
-        return false;
-    }
-    for (int64_t i = 0; i < pt->n_tensors; i++) {
-        if (!read_tensor_info(&r, &pt->tensors[i], i)) {
+    return true;
+}
+
+static bool read_tensor_infos(struct rd *r, struct imc_gguf_part *pt, uint64_t n_tensors)
+{
+    int64_t cap = 0;
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        if (!grow((void **)&pt->tensors, &cap, (int64_t)i + 1, sizeof(*pt->tensors))) {
+            IMC_LOG_ERR("%s: out of memory for %" PRIu64 " tensors", r->name, n_tensors);
+            r->oom = true;
+            return false;
+        }
+        pt->n_tensors = (int64_t)i + 1;
+        if (!read_tensor_info(r, &pt->tensors[i], (int64_t)i)) {
             return false;
         }
     }
-    return place_tensors(&r, pt, *alignment, split);
+    return true;
 }
 
-static void part_free(struct part *pt)
+enum imc_status imc_gguf_parse_part(struct imc_gguf_part *pt, const char *name, int split)
 {
-    for (int64_t i = 0; i < pt->n_kv; i++) {
-        kv_free(&pt->kv[i]);
+    struct rd r = {pt->base, pt->size, 0, name, "", false};
+    uint64_t n_kv, n_tensors;
+    if (pt->size > 0 && !pt->base) {
+        IMC_LOG_ERR("%s: no data (NULL image of %" PRIu64 " bytes)", name, pt->size);
+        return IMC_ERR_ARG;
     }
-    free(pt->kv);
-    for (int64_t i = 0; pt->tensors && i < pt->n_tensors; i++) {
-        free((char *)pt->tensors[i].name);
-    }
-    free(pt->tensors);
-    imc_map_close(&pt->map);
+    bool ok = read_header(&r, pt, &n_kv, &n_tensors) && read_kvs(&r, pt, n_kv) &&
+              index_keys(&r, pt) && read_alignment(&r, pt) &&
+              read_tensor_infos(&r, pt, n_tensors) && place_tensors(&r, pt, split);
+    return ok ? IMC_OK : r.oom ? IMC_ERR_NOMEM : IMC_ERR_FORMAT;
 }
 
-int imc_gguf_cmp_str(const void *a, const void *b)
+int64_t imc_gguf_part_find_key(const struct imc_gguf_part *pt, const char *key)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    int64_t lo = 0, hi = pt->key_order ? pt->n_kv - 1 : -1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int64_t i = pt->key_order[mid];
+        int c = strcmp(pt->kv[i].key, key);
+        if (c == 0) {
+            return i;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return -1;
 }
 
 static int cmp_tensor_name(const void *a, const void *b)
@@ -475,7 +506,7 @@ static int cmp_tensor_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static bool index_tensors(struct imc_gguf *g)
+enum imc_status imc_gguf_index_tensors(struct imc_gguf *g)
 {
     int64_t n = 0;
     for (int p = 0; p < g->n_parts; p++) {
@@ -486,7 +517,7 @@ static bool index_tensors(struct imc_gguf *g)
     g->sorted = malloc((size_t)(n ? n : 1) * sizeof(*g->sorted));
     if (!g->tensors || !g->sorted) {
         IMC_LOG_ERR("%s: out of memory indexing %" PRId64 " tensors", g->path, n);
-        return false;
+        return IMC_ERR_NOMEM;
     }
     int64_t k = 0;
     for (int p = 0; p < g->n_parts; p++) {
@@ -494,15 +525,53 @@ static bool index_tensors(struct imc_gguf *g)
             g->tensors[k++] = &g->parts[p].tensors[i];
         }
     }
-    memcpy(g->sorted, g->tensors, (size_t)n * sizeof(*g->sorted));
+    if (n > 0) {
+        memcpy(g->sorted, g->tensors, (size_t)n * sizeof(*g->sorted));
+    }
     qsort(g->sorted, (size_t)n, sizeof(*g->sorted), cmp_tensor_name);
     for (int64_t i = 1; i < n; i++) {
         if (strcmp(g->sorted[i - 1]->name, g->sorted[i]->name) == 0) {
             IMC_LOG_ERR("%s: duplicate tensor name '%s'", g->path, g->sorted[i]->name);
-            return false;
+            return IMC_ERR_FORMAT;
         }
     }
-    return true;
+    return IMC_OK;
+}
+
+static void part_free(struct imc_gguf_part *pt)
+{
+    for (int64_t i = 0; pt->kv && i < pt->n_kv; i++) {
+        struct imc_gguf_kv *k = &pt->kv[i];
+        free(k->key);
+        free(k->str);
+        free(k->arr_data);
+        free(k->arr_strs);
+        free(k->arr_lens);
+        free(k->arr_blob);
+    }
+    free(pt->kv);
+    free(pt->key_order);
+    for (int64_t i = 0; pt->tensors && i < pt->n_tensors; i++) {
+        free((char *)pt->tensors[i].name);
+    }
+    free(pt->tensors);
+    imc_map_close(&pt->map);
+}
+
+struct imc_gguf *imc_gguf_alloc(const char *path, int n_parts)
+{
+    struct imc_gguf *g = calloc(1, sizeof(*g));
+    if (!g) {
+        return NULL;
+    }
+    g->path = strdup(path);
+    g->parts = calloc((size_t)n_parts, sizeof(*g->parts));
+    if (!g->path || !g->parts) {
+        imc_gguf_free(g);
+        return NULL;
+    }
+    g->n_parts = n_parts;
+    return g;
 }
 
 void imc_gguf_free(struct imc_gguf *g)
@@ -520,149 +589,20 @@ void imc_gguf_free(struct imc_gguf *g)
     free(g);
 }
 
-static struct imc_gguf *gguf_new(const char *path, int n_parts)
-{
-    struct imc_gguf *g = calloc(1, sizeof(*g));
-    if (!g) {
-        return NULL;
-    }
-    g->path = strdup(path);
-    g->parts = calloc((size_t)n_parts, sizeof(*g->parts));
-    if (!g->path || !g->parts) {
-        imc_gguf_free(g);
-        return NULL;
-    }
-    g->n_parts = n_parts;
-    return g;
-}
-
 enum imc_status imc_gguf_open_memory(struct imc_gguf **out, const void *data, uint64_t size,
                                      const char *name)
 {
     *out = NULL;
-    struct imc_gguf *g = gguf_new(name, 1);
+    struct imc_gguf *g = imc_gguf_alloc(name, 1);
     if (!g) {
+        IMC_LOG_ERR("%s: out of memory", name);
         return IMC_ERR_NOMEM;
     }
     g->parts[0].base = data;
     g->parts[0].size = size;
-    if (!parse_part(&g->parts[0], name, 0, &g->version, &g->alignment) || !index_tensors(g)) {
-        imc_gguf_free(g);
-        return IMC_ERR_FORMAT;
-    }
-    *out = g;
-    return IMC_OK;
-}
-
-// Split names: "<base>-%05d-of-%05d.gguf". Returns the count (0 when path is not a split name)
-// and fills base (without the suffix).
-static int split_parse_name(const char *path, char *base, size_t cap)
-{
-    size_t n = strlen(path);
-    const size_t suffix = strlen("-00001-of-00003.gguf");
-    if (n < suffix || n - suffix >= cap) {
-        return 0;
-    }
-    const char *s = path + n - suffix;
-    int no, count;
-    char tail[8];
-    if (sscanf(s, "-%5d-of-%5d%7s", &no, &count, tail) != 3 || strcmp(tail, ".gguf") != 0 ||
-        no < 1 || count < 1 || no > count) {
-        return 0;
-    }
-    memcpy(base, path, n - suffix);
-    base[n - suffix] = '\0';
-    return count;
-}
-
-static bool split_check_part(struct imc_gguf *g, int p, int count, const char *name)
-{
-    const struct part *pt = &g->parts[p];
-    int64_t i_no = part_find_key(pt, "split.no"), i_count = part_find_key(pt, "split.count");
-    if (count == 1 && i_no < 0) {
-        return true;
-    }
-    uint16_t no = 0, cnt = 0;
-    if (i_no < 0 || i_count < 0 || pt->kv[i_no].type != IMC_GGUF_UINT16 ||
-        pt->kv[i_count].type != IMC_GGUF_UINT16) {
-        IMC_LOG_ERR("%s: split part lacks uint16 split.no / split.count", name);
-        return false;
-    }
-    memcpy(&no, pt->kv[i_no].scalar, 2);
-    memcpy(&cnt, pt->kv[i_count].scalar, 2);
-    if (no != p || cnt != count) {
-        IMC_LOG_ERR("%s: split.no %u of split.count %u, expected part %d of %d", name, no, cnt, p,
-                    count);
-        return false;
-    }
-    return true;
-}
-
-static bool split_check_total(struct imc_gguf *g)
-{
-    int64_t i = part_find_key(&g->parts[0], "split.tensors.count");
-    if (i < 0) {
-        return g->n_parts == 1;
-    }
-    const struct kv *k = &g->parts[0].kv[i];
-    int64_t want = -1;
-    if (k->type == IMC_GGUF_INT32 || k->type == IMC_GGUF_UINT32) {
-        int32_t v;
-        memcpy(&v, k->scalar, 4);
-        want = v;
-    } else if (k->type == IMC_GGUF_UINT16) {
-        uint16_t v;
-        memcpy(&v, k->scalar, 2);
-        want = v;
-    }
-    if (want != g->n_tensors) {
-        IMC_LOG_ERR("%s: split.tensors.count says %" PRId64 " tensors, the parts hold %" PRId64,
-                    g->path, want, g->n_tensors);
-        return false;
-    }
-    return true;
-}
-
-static enum imc_status open_part(struct imc_gguf *g, int p, const char *name)
-{
-    struct part *pt = &g->parts[p];
-    uint32_t version, alignment;
-    IMC_TRY(imc_map_open(&pt->map, name));
-    pt->base = pt->map.data;
-    pt->size = pt->map.size;
-    if (!parse_part(pt, name, p, &version, &alignment)) {
-        return IMC_ERR_FORMAT;
-    }
-    if (p == 0) {
-        g->version = version;
-        g->alignment = alignment;
-    }
-    return IMC_OK;
-}
-
-enum imc_status imc_gguf_open(struct imc_gguf **out, const char *path)
-{
-    *out = NULL;
-    char base[4096], name[4200];
-    int count = split_parse_name(path, base, sizeof(base));
-    struct imc_gguf *g = gguf_new(path, count > 0 ? count : 1);
-    if (!g) {
-        return IMC_ERR_NOMEM;
-    }
-    enum imc_status st = IMC_OK;
-    for (int p = 0; p < g->n_parts && st == IMC_OK; p++) {
-        if (count > 0) {
-            snprintf(name, sizeof(name), "%s-%05d-of-%05d.gguf", base, p + 1, count);
-        } else {
-            snprintf(name, sizeof(name), "%s", path);
-        }
-        st = open_part(g, p, name);
-        if (st == IMC_OK && count > 0 && !split_check_part(g, p, count, name)) {
-            st = IMC_ERR_FORMAT;
-        }
-    }
-    if (st == IMC_OK && (!index_tensors(g) || (count > 0 && !split_check_total(g)))) {
-        st = IMC_ERR_FORMAT;
+    enum imc_status st = imc_gguf_parse_part(&g->parts[0], name, 0);
+    if (st == IMC_OK) {
+        st = imc_gguf_index_tensors(g);
     }
     if (st != IMC_OK) {
         imc_gguf_free(g);
@@ -670,200 +610,4 @@ enum imc_status imc_gguf_open(struct imc_gguf **out, const char *path)
     }
     *out = g;
     return IMC_OK;
-}
-
-// ---- accessors -------------------------------------------------------------------------------
-
-const char *imc_gguf_path(const struct imc_gguf *g) { return g->path; }
-uint32_t imc_gguf_version(const struct imc_gguf *g) { return g->version; }
-uint32_t imc_gguf_alignment(const struct imc_gguf *g) { return g->alignment; }
-int imc_gguf_n_splits(const struct imc_gguf *g) { return g->n_parts; }
-
-uint64_t imc_gguf_file_size(const struct imc_gguf *g)
-{
-    uint64_t s = 0;
-    for (int p = 0; p < g->n_parts; p++) {
-        s += g->parts[p].size;
-    }
-    return s;
-}
-
-static const struct kv *kv_at(const struct imc_gguf *g, int64_t i)
-{
-    IMC_ASSERT(i >= 0 && i < g->parts[0].n_kv);
-    return &g->parts[0].kv[i];
-}
-
-int64_t imc_gguf_n_kv(const struct imc_gguf *g) { return g->parts[0].n_kv; }
-int64_t imc_gguf_find_key(const struct imc_gguf *g, const char *key)
-{
-    return part_find_key(&g->parts[0], key);
-}
-const char *imc_gguf_key(const struct imc_gguf *g, int64_t i) { return kv_at(g, i)->key; }
-enum imc_gguf_vtype imc_gguf_kv_type(const struct imc_gguf *g, int64_t i)
-{
-    return kv_at(g, i)->type;
-}
-enum imc_gguf_vtype imc_gguf_arr_type(const struct imc_gguf *g, int64_t i)
-{
-    return kv_at(g, i)->arr_type;
-}
-uint64_t imc_gguf_arr_n(const struct imc_gguf *g, int64_t i) { return kv_at(g, i)->arr_n; }
-const void *imc_gguf_arr_data(const struct imc_gguf *g, int64_t i)
-{
-    return kv_at(g, i)->arr_data;
-}
-
-const char *imc_gguf_arr_str(const struct imc_gguf *g, int64_t i, uint64_t j, uint64_t *len)
-{
-    const struct kv *k = kv_at(g, i);
-    IMC_ASSERT(k->type == IMC_GGUF_ARRAY && k->arr_type == IMC_GGUF_STRING && j < k->arr_n);
-    if (len) {
-        *len = k->arr_lens[j];
-    }
-    return k->arr_strs[j];
-}
-
-const char *imc_gguf_str(const struct imc_gguf *g, int64_t i)
-{
-    const struct kv *k = kv_at(g, i);
-    return k->type == IMC_GGUF_STRING ? k->str : NULL;
-}
-
-// Integer value of a scalar key as a signed/unsigned pair; false for non-integers.
-static bool kv_int(const struct kv *k, int64_t *s, uint64_t *u, bool *is_signed)
-{
-    union {
-        uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-        uint64_t u64; int64_t i64;
-    } v;
-    memcpy(&v, k->scalar, sizeof(v));
-    *is_signed = true;
-    switch (k->type) {
-    case IMC_GGUF_UINT8: *s = v.u8; break;
-    case IMC_GGUF_INT8: *s = v.i8; break;
-    case IMC_GGUF_UINT16: *s = v.u16; break;
-    case IMC_GGUF_INT16: *s = v.i16; break;
-    case IMC_GGUF_UINT32: *s = v.u32; break;
-    case IMC_GGUF_INT32: *s = v.i32; break;
-    case IMC_GGUF_INT64: *s = v.i64; break;
-    case IMC_GGUF_UINT64: *u = v.u64; *is_signed = false; return true;
-    default: return false;
-    }
-    return true;
-}
-
-static bool get_int(const struct imc_gguf *g, const char *key, int64_t lo, uint64_t hi,
-                    uint64_t *bits)
-{
-    int64_t i = imc_gguf_find_key(g, key), s = 0;
-    uint64_t u = 0;
-    bool is_signed;
-    if (i < 0 || !kv_int(kv_at(g, i), &s, &u, &is_signed)) {
-        return false;
-    }
-    if (is_signed) {
-        if (s < lo || (s > 0 && (uint64_t)s > hi)) {
-            return false;
-        }
-        *bits = (uint64_t)s;
-        return true;
-    }
-    if (u > hi) {
-        return false;
-    }
-    *bits = u;
-    return true;
-}
-
-bool imc_gguf_get_u32(const struct imc_gguf *g, const char *key, uint32_t *out)
-{
-    uint64_t b;
-    if (!get_int(g, key, 0, UINT32_MAX, &b)) {
-        return false;
-    }
-    *out = (uint32_t)b;
-    return true;
-}
-
-bool imc_gguf_get_u64(const struct imc_gguf *g, const char *key, uint64_t *out)
-{
-    return get_int(g, key, 0, UINT64_MAX, out);
-}
-
-bool imc_gguf_get_i64(const struct imc_gguf *g, const char *key, int64_t *out)
-{
-    uint64_t b;
-    if (!get_int(g, key, INT64_MIN, INT64_MAX, &b)) {
-        return false;
-    }
-    *out = (int64_t)b;
-    return true;
-}
-
-bool imc_gguf_get_f32(const struct imc_gguf *g, const char *key, float *out)
-{
-    int64_t i = imc_gguf_find_key(g, key);
-    if (i < 0) {
-        return false;
-    }
-    const struct kv *k = kv_at(g, i);
-    if (k->type == IMC_GGUF_FLOAT32) {
-        memcpy(out, k->scalar, 4);
-        return true;
-    }
-    if (k->type == IMC_GGUF_FLOAT64) {
-        double d;
-        memcpy(&d, k->scalar, 8);
-        *out = (float)d;
-        return true;
-    }
-    return false;
-}
-
-bool imc_gguf_get_bool(const struct imc_gguf *g, const char *key, bool *out)
-{
-    int64_t i = imc_gguf_find_key(g, key);
-    if (i < 0 || kv_at(g, i)->type != IMC_GGUF_BOOL) {
-        return false;
-    }
-    *out = kv_at(g, i)->scalar[0] != 0;
-    return true;
-}
-
-const char *imc_gguf_get_str(const struct imc_gguf *g, const char *key)
-{
-    int64_t i = imc_gguf_find_key(g, key);
-    return i < 0 ? NULL : imc_gguf_str(g, i);
-}
-
-const void *imc_gguf_scalar_bytes(const struct imc_gguf *g, int64_t i)
-{
-    return kv_at(g, i)->scalar;
-}
-
-int64_t imc_gguf_n_tensors(const struct imc_gguf *g) { return g->n_tensors; }
-
-const struct imc_tensor_info *imc_gguf_tensor(const struct imc_gguf *g, int64_t i)
-{
-    IMC_ASSERT(i >= 0 && i < g->n_tensors);
-    return g->tensors[i];
-}
-
-const struct imc_tensor_info *imc_gguf_find_tensor(const struct imc_gguf *g, const char *name)
-{
-    int64_t lo = 0, hi = g->n_tensors - 1;
-    while (lo <= hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->sorted[mid]->name, name);
-        if (c == 0) {
-            return g->sorted[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    return NULL;
 }

@@ -43,7 +43,7 @@ struct buf {
 
 static void buf_put(struct buf *b, const void *src, size_t n)
 {
-    if (b->oom) {
+    if (b->oom || n == 0) {
         return;
     }
     if (b->n + n > b->cap) {
@@ -106,6 +106,7 @@ static int64_t wfind(const struct imc_gguf_writer *w, const char *key)
 // Takes ownership of b's bytes (a serialized type + value).
 static enum imc_status wset(struct imc_gguf_writer *w, const char *key, struct buf *b)
 {
+    IMC_ASSERT(w && key);
     if (b->oom) {
         free(b->p);
         return IMC_ERR_NOMEM;
@@ -178,6 +179,7 @@ enum imc_status imc_gguf_set_bool(struct imc_gguf_writer *w, const char *key, bo
 
 enum imc_status imc_gguf_set_str(struct imc_gguf_writer *w, const char *key, const char *v)
 {
+    IMC_ASSERT(v);
     struct buf b = {0};
     buf_u32(&b, IMC_GGUF_STRING);
     buf_str(&b, v, strlen(v));
@@ -218,8 +220,11 @@ enum imc_status imc_gguf_set_from(struct imc_gguf_writer *w, const struct imc_gg
 {
     enum imc_gguf_vtype t = imc_gguf_kv_type(g, i);
     const char *key = imc_gguf_key(g, i);
-    if (t == IMC_GGUF_STRING) {
-        return imc_gguf_set_str(w, key, imc_gguf_str(g, i));
+    if (t == IMC_GGUF_STRING) { // may hold NUL bytes: copy with its length
+        struct buf b = {0};
+        buf_u32(&b, IMC_GGUF_STRING);
+        buf_str(&b, imc_gguf_str(g, i), imc_gguf_str_len(g, i));
+        return wset(w, key, &b);
     }
     if (t != IMC_GGUF_ARRAY) {
         return set_scalar(w, key, t, imc_gguf_scalar_bytes(g, i));
@@ -267,7 +272,8 @@ enum imc_status imc_gguf_add_tensor(struct imc_gguf_writer *w, const char *name,
     for (int d = 0; d < IMC_GGUF_MAX_DIMS; d++) {
         t.ne[d] = d < n_dims ? ne[d] : 1;
         if (t.ne[d] < 0 || (d > 0 && !imc_size_mul(rows, (uint64_t)t.ne[d], &rows))) {
-            IMC_LOG_ERR("gguf writer: tensor '%s': bad shape", name);
+            IMC_LOG_ERR("gguf writer: tensor '%s': dimension %d is %" PRId64
+                        " (negative, or the row count overflows)", name, d, t.ne[d]);
             return IMC_ERR_ARG;
         }
     }
@@ -275,6 +281,10 @@ enum imc_status imc_gguf_add_tensor(struct imc_gguf_writer *w, const char *name,
         !imc_size_mul(rows, row_bytes, &t.nbytes)) {
         IMC_LOG_ERR("gguf writer: tensor '%s': row length %" PRId64 " does not fit type %s", name,
                     t.ne[0], imc_type_name(type));
+        return IMC_ERR_ARG;
+    }
+    if (!data && t.nbytes > 0) {
+        IMC_LOG_ERR("gguf writer: tensor '%s': no data for %" PRIu64 " bytes", name, t.nbytes);
         return IMC_ERR_ARG;
     }
     for (int64_t i = 0; i < w->n_t; i++) {
@@ -315,10 +325,18 @@ static uint32_t writer_alignment(const struct imc_gguf_writer *w)
 
 static uint64_t pad_to(uint64_t x, uint32_t a) { return (x + a - 1) / a * a; }
 
-// The key/value pairs of one file: all of w's keys (when with_kv) plus extra (split keys).
+// The split keys are written by imc_gguf_write_split only: a writer filled from a split model
+// (imc_gguf_set_from) must not carry them into a single file or duplicate them in a part.
+static bool is_split_key(const char *key)
+{
+    return strcmp(key, "split.no") == 0 || strcmp(key, "split.count") == 0 ||
+           strcmp(key, "split.tensors.count") == 0;
+}
+
+// Keys added to one file besides the writer's own (split keys).
 struct extra_kv {
     const char *key;
-    struct buf val;
+    struct buf val; // serialized type + value
 };
 
 static void put_kv(struct buf *h, const char *key, const uint8_t *val, size_t len)
@@ -327,48 +345,68 @@ static void put_kv(struct buf *h, const char *key, const uint8_t *val, size_t le
     buf_put(h, val, len);
 }
 
-// Writes tensors [t0, t1) of w with the given extra keys (and w's keys when with_kv).
-static enum imc_status write_file(const struct imc_gguf_writer *w, const char *path, int64_t t0,
-                                  int64_t t1, bool with_kv, struct extra_kv *extra, int n_extra)
+// Serializes the header of a file holding tensors [t0, t1), w's keys (when with_kv) and extra,
+// padded to the alignment.
+static void build_header(const struct imc_gguf_writer *w, struct buf *h, int64_t t0, int64_t t1,
+                         bool with_kv, const struct extra_kv *extra, int n_extra)
 {
     uint32_t align = writer_alignment(w);
-    struct buf h = {0};
-    buf_put(&h, "GGUF", 4);
-    buf_u32(&h, 3);
-    buf_u64(&h, (uint64_t)(t1 - t0));
-    buf_u64(&h, (uint64_t)((with_kv ? w->n_kv : 0) + n_extra));
+    uint64_t n_kv = (uint64_t)n_extra;
     for (int64_t i = 0; with_kv && i < w->n_kv; i++) {
-        put_kv(&h, w->kv[i].key, w->kv[i].val, w->kv[i].val_len);
+        n_kv += !is_split_key(w->kv[i].key);
+    }
+    buf_put(h, "GGUF", 4);
+    buf_u32(h, 3);
+    buf_u64(h, (uint64_t)(t1 - t0));
+    buf_u64(h, n_kv);
+    for (int64_t i = 0; with_kv && i < w->n_kv; i++) {
+        if (!is_split_key(w->kv[i].key)) {
+            put_kv(h, w->kv[i].key, w->kv[i].val, w->kv[i].val_len);
+        }
     }
     for (int i = 0; i < n_extra; i++) {
-        put_kv(&h, extra[i].key, extra[i].val.p, extra[i].val.n);
+        put_kv(h, extra[i].key, extra[i].val.p, extra[i].val.n);
     }
     uint64_t off = 0;
     for (int64_t i = t0; i < t1; i++) {
         const struct wtensor *t = &w->t[i];
-        buf_str(&h, t->name, strlen(t->name));
-        buf_u32(&h, (uint32_t)t->n_dims);
+        buf_str(h, t->name, strlen(t->name));
+        buf_u32(h, (uint32_t)t->n_dims);
         for (int d = 0; d < t->n_dims; d++) {
-            buf_u64(&h, (uint64_t)t->ne[d]);
+            buf_u64(h, (uint64_t)t->ne[d]);
         }
-        buf_u32(&h, (uint32_t)t->type);
-        buf_u64(&h, off);
+        buf_u32(h, (uint32_t)t->type);
+        buf_u64(h, off);
         off = pad_to(off + t->nbytes, align);
     }
     static const uint8_t zeros[256];
-    size_t hpad = (size_t)(pad_to(h.n, align) - h.n);
+    size_t hpad = (size_t)(pad_to(h->n, align) - h->n);
     for (size_t k = 0; k < hpad; k += sizeof(zeros)) {
-        buf_put(&h, zeros, hpad - k < sizeof(zeros) ? hpad - k : sizeof(zeros));
+        buf_put(h, zeros, hpad - k < sizeof(zeros) ? hpad - k : sizeof(zeros));
     }
+}
+
+// Writes tensors [t0, t1) of w with the extra keys (and w's keys when with_kv), atomically.
+static enum imc_status write_file(const struct imc_gguf_writer *w, const char *path, int64_t t0,
+                                  int64_t t1, bool with_kv, const struct extra_kv *extra,
+                                  int n_extra)
+{
+    static const uint8_t zeros[256];
+    uint32_t align = writer_alignment(w);
+    struct buf h = {0};
+    build_header(w, &h, t0, t1, with_kv, extra, n_extra);
     if (h.oom) {
         free(h.p);
+        IMC_LOG_ERR("%s: out of memory building the GGUF header", path);
         return IMC_ERR_NOMEM;
     }
-    struct imc_afile a;
+    struct imc_afile a = {0};
     enum imc_status st = imc_afile_open(&a, path);
-    if (st == IMC_OK) {
-        st = imc_afile_write(&a, h.p, h.n);
+    if (st != IMC_OK) {
+        free(h.p);
+        return st;
     }
+    st = imc_afile_write(&a, h.p, h.n);
     free(h.p);
     for (int64_t i = t0; i < t1 && st == IMC_OK; i++) {
         const struct wtensor *t = &w->t[i];
@@ -379,9 +417,7 @@ static enum imc_status write_file(const struct imc_gguf_writer *w, const char *p
         }
     }
     if (st != IMC_OK) {
-        if (a.f) {
-            imc_afile_abort(&a);
-        }
+        imc_afile_abort(&a);
         return st;
     }
     return imc_afile_commit(&a);
@@ -401,10 +437,39 @@ static void extra_scalar(struct extra_kv *e, const char *key, enum imc_gguf_vtyp
     buf_put(&e->val, v, (size_t)imc_gguf_scalar_size(t));
 }
 
+// Part p of n_split: the split keys, and general.alignment in parts after the first (which
+// carry no other keys) so that they are read with the same alignment.
+static enum imc_status write_part(const struct imc_gguf_writer *w, const char *path, int p,
+                                  int n_split)
+{
+    int64_t t0 = w->n_t * p / n_split, t1 = w->n_t * (p + 1) / n_split;
+    uint16_t no = (uint16_t)p, count = (uint16_t)n_split;
+    int32_t total = (int32_t)w->n_t;
+    uint32_t align = writer_alignment(w);
+    struct extra_kv e[4];
+    int n_e = 3;
+    extra_scalar(&e[0], "split.no", IMC_GGUF_UINT16, &no);
+    extra_scalar(&e[1], "split.count", IMC_GGUF_UINT16, &count);
+    extra_scalar(&e[2], "split.tensors.count", IMC_GGUF_INT32, &total);
+    if (p > 0 && align != IMC_GGUF_DEFAULT_ALIGNMENT) {
+        extra_scalar(&e[n_e++], "general.alignment", IMC_GGUF_UINT32, &align);
+    }
+    bool oom = false;
+    for (int k = 0; k < n_e; k++) {
+        oom |= e[k].val.oom;
+    }
+    enum imc_status st = oom ? IMC_ERR_NOMEM : write_file(w, path, t0, t1, p == 0, e, n_e);
+    for (int k = 0; k < n_e; k++) {
+        free(e[k].val.p);
+    }
+    return st;
+}
+
 enum imc_status imc_gguf_write_split(const struct imc_gguf_writer *w, const char *base,
                                      int n_split)
 {
-    if (n_split < 1 || n_split > 99999 || n_split > (w->n_t > 0 ? w->n_t : 1)) {
+    if (n_split < 1 || n_split > 99999 || n_split > (w->n_t > 0 ? w->n_t : 1) ||
+        w->n_t > INT32_MAX) {
         IMC_LOG_ERR("%s: cannot split %" PRId64 " tensors into %d files", base, w->n_t, n_split);
         return IMC_ERR_ARG;
     }
@@ -415,20 +480,8 @@ enum imc_status imc_gguf_write_split(const struct imc_gguf_writer *w, const char
     }
     enum imc_status st = IMC_OK;
     for (int p = 0; p < n_split && st == IMC_OK; p++) {
-        int64_t t0 = w->n_t * p / n_split, t1 = w->n_t * (p + 1) / n_split;
-        uint16_t no = (uint16_t)p, count = (uint16_t)n_split;
-        int32_t total = (int32_t)w->n_t;
-        struct extra_kv e[3];
-        extra_scalar(&e[0], "split.no", IMC_GGUF_UINT16, &no);
-        extra_scalar(&e[1], "split.count", IMC_GGUF_UINT16, &count);
-        extra_scalar(&e[2], "split.tensors.count", IMC_GGUF_INT32, &total);
         snprintf(path, n, "%s-%05d-of-%05d.gguf", base, p + 1, n_split);
-        st = (e[0].val.oom || e[1].val.oom || e[2].val.oom)
-                 ? IMC_ERR_NOMEM
-                 : write_file(w, path, t0, t1, p == 0, e, 3);
-        for (int k = 0; k < 3; k++) {
-            free(e[k].val.p);
-        }
+        st = write_part(w, path, p, n_split);
     }
     free(path);
     return st;
