@@ -25,7 +25,8 @@ void imc_log_set_prefix(const char *prefix);
 void imc_log_set_sink(imc_log_sink sink, void *user);
 
 void imc_log(enum imc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void imc_logv(enum imc_log_level level, const char *fmt, va_list ap);
+void imc_logv(enum imc_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define IMC_LOG_ERR(...) imc_log(IMC_LOG_ERROR, __VA_ARGS__)
 #define IMC_LOG_WRN(...) imc_log(IMC_LOG_WARN, __VA_ARGS__)

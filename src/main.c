@@ -12,11 +12,15 @@
 IMC_CMD_DECL(imc_cmd_info);
 IMC_CMD_DECL(imc_cmd_tokenize);
 IMC_CMD_DECL(imc_cmd_gen_model);
+IMC_CMD_DECL(imc_cmd_merge);
+IMC_CMD_DECL(imc_cmd_perplexity);
 
 static const struct imc_cli_cmd *const commands[] = {
     &imc_cmd_info,
     &imc_cmd_tokenize,
     &imc_cmd_gen_model,
+    &imc_cmd_merge,
+    &imc_cmd_perplexity,
 };
 
 static void usage(FILE *f)
