@@ -1,0 +1,121 @@
+/*
+ * kernels/backend: the op tables of the cpu and ref backends (kernels/backend.h).
+ */
+#include "kernels/backend.h"
+
+#include <string.h>
+
+static bool cpu_supports(enum imc_op op, enum imc_type t)
+{
+    if (op != IMC_OP_MATMUL && op != IMC_OP_GET_ROWS) {
+        return true;
+    }
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
+    return tr && (tr->to_float || t == IMC_TYPE_F32);
+}
+
+static const struct imc_backend cpu_backend = {
+    .name = "cpu",
+    .supports = cpu_supports,
+    .matmul = imc_cpu_matmul,
+    .get_rows = imc_cpu_get_rows,
+    .rmsnorm = imc_cpu_rmsnorm,
+    .rope = imc_cpu_rope,
+    .softmax = imc_cpu_softmax,
+    .swiglu = imc_cpu_swiglu,
+    .attention = imc_cpu_attention,
+    .moe_route = imc_cpu_moe_route,
+    .sqacc = imc_cpu_sqacc,
+};
+
+// ---- ref adapters: the reference ops take no execution context ---------------------------------
+
+static enum imc_status ref_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
+                                  enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
+                                  int64_t ldx, int64_t n_tok)
+{
+    return imc_ref_matmul(y, ldy, w, type, n_out, n_in, x, ldx, n_tok);
+}
+
+static enum imc_status ref_get_rows(const struct imc_exec *ex, float *out, const void *w,
+                                    enum imc_type type, int64_t n_in, const int32_t *ids,
+                                    int64_t n)
+{
+    return imc_ref_get_rows(out, w, type, n_in, ids, n);
+}
+
+static void ref_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float *w,
+                        int64_t n_rows, int64_t n, float eps)
+{
+    imc_ref_rmsnorm(y, x, w, n_rows, n, eps);
+}
+
+static void ref_rope(const struct imc_exec *ex, const struct imc_rope *p, float *x, int64_t n_tok,
+                     int64_t n_head, int64_t ld_tok, int64_t ld_head, const int32_t *pos)
+{
+    imc_ref_rope(p, x, n_tok, n_head, ld_tok, ld_head, pos);
+}
+
+static void ref_softmax(const struct imc_exec *ex, float *x, int64_t n_rows, int64_t n)
+{
+    imc_ref_softmax(x, n_rows, n);
+}
+
+static void ref_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const float *gate,
+                       int64_t ldg, const float *up, int64_t ldu, int64_t n_rows, int64_t n)
+{
+    imc_ref_swiglu(out, ldo, gate, ldg, up, ldu, n_rows, n);
+}
+
+static enum imc_status ref_attention(const struct imc_exec *ex, const struct imc_attn_args *a)
+{
+    return imc_ref_attention(a);
+}
+
+static enum imc_status ref_moe_route(const struct imc_exec *ex, const struct imc_route_cfg *c,
+                                     const float *logits, int64_t n_tok, int32_t *ids,
+                                     float *weights)
+{
+    return imc_ref_moe_route(c, logits, n_tok, ids, weights);
+}
+
+static void ref_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                      int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    imc_ref_sqacc(sum2, count, x, ldx, n_rows, n_in);
+}
+
+static const struct imc_backend ref_backend = {
+    .name = "ref",
+    .supports = cpu_supports,
+    .matmul = ref_matmul,
+    .get_rows = ref_get_rows,
+    .rmsnorm = ref_rmsnorm,
+    .rope = ref_rope,
+    .softmax = ref_softmax,
+    .swiglu = ref_swiglu,
+    .attention = ref_attention,
+    .moe_route = ref_moe_route,
+    .sqacc = ref_sqacc,
+};
+
+const struct imc_backend *imc_backend_cpu(void)
+{
+    return &cpu_backend;
+}
+
+const struct imc_backend *imc_backend_ref(void)
+{
+    return &ref_backend;
+}
+
+const struct imc_backend *imc_backend_by_name(const char *name)
+{
+    if (strcmp(name, "cpu") == 0) {
+        return &cpu_backend;
+    }
+    if (strcmp(name, "ref") == 0) {
+        return &ref_backend;
+    }
+    return NULL; // "cuda": no device op table yet (kernels/cuda/cuda.h)
+}

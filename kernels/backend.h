@@ -1,0 +1,62 @@
+/*
+ * kernels/backend: a small table of the ops the engine calls (STYLE b.1, after ggml's backend
+ * interface), so the forward pass is written once and runs on any backend that fills the
+ * table. Two backends today: "cpu" (imc_cpu_*, the production kernels) and "ref" (imc_ref_*
+ * behind the same signatures: the scalar spec, single-threaded, for tests). A CUDA backend fills
+ * the same table later (kernels/cuda/cuda.h).
+ *
+ * Invariant: every entry is non-NULL; all pointers are host pointers to f32 activations (the
+ * signatures are those of kernels/kernels.h, with the execution context first).
+ */
+#ifndef IMC_KERNELS_BACKEND_H
+#define IMC_KERNELS_BACKEND_H
+
+#include <stdbool.h>
+
+#include "kernels/kernels.h"
+
+enum imc_op {
+    IMC_OP_MATMUL,
+    IMC_OP_GET_ROWS,
+    IMC_OP_RMSNORM,
+    IMC_OP_ROPE,
+    IMC_OP_SOFTMAX,
+    IMC_OP_SWIGLU,
+    IMC_OP_ATTENTION,
+    IMC_OP_MOE_ROUTE,
+    IMC_OP_SQACC,
+    IMC_OP_COUNT
+};
+
+struct imc_backend {
+    const char *name;
+    // Whether the backend runs op on weights of type t (t ignored for ops without weights).
+    bool (*supports)(enum imc_op op, enum imc_type t);
+    enum imc_status (*matmul)(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
+                              enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
+                              int64_t ldx, int64_t n_tok);
+    enum imc_status (*get_rows)(const struct imc_exec *ex, float *out, const void *w,
+                                enum imc_type type, int64_t n_in, const int32_t *ids, int64_t n);
+    void (*rmsnorm)(const struct imc_exec *ex, float *y, const float *x, const float *w,
+                    int64_t n_rows, int64_t n, float eps);
+    void (*rope)(const struct imc_exec *ex, const struct imc_rope *p, float *x, int64_t n_tok,
+                 int64_t n_head, int64_t ld_tok, int64_t ld_head, const int32_t *pos);
+    void (*softmax)(const struct imc_exec *ex, float *x, int64_t n_rows, int64_t n);
+    void (*swiglu)(const struct imc_exec *ex, float *out, int64_t ldo, const float *gate,
+                   int64_t ldg, const float *up, int64_t ldu, int64_t n_rows, int64_t n);
+    enum imc_status (*attention)(const struct imc_exec *ex, const struct imc_attn_args *a);
+    enum imc_status (*moe_route)(const struct imc_exec *ex, const struct imc_route_cfg *c,
+                                 const float *logits, int64_t n_tok, int32_t *ids,
+                                 float *weights);
+    void (*sqacc)(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                  int64_t ldx, int64_t n_rows, int64_t n_in);
+};
+
+// The production CPU backend (pool + OpenBLAS).
+const struct imc_backend *imc_backend_cpu(void);
+// The scalar references behind the backend signatures (ignore ex; single-threaded).
+const struct imc_backend *imc_backend_ref(void);
+// Backend by name ("cpu", "ref"), or NULL.
+const struct imc_backend *imc_backend_by_name(const char *name);
+
+#endif // IMC_KERNELS_BACKEND_H

@@ -1,0 +1,35 @@
+/*
+ * kernels/cpu/cpu_priv: helpers shared by the CPU kernels (not part of the kernels API).
+ */
+#ifndef IMC_KERNELS_CPU_PRIV_H
+#define IMC_KERNELS_CPU_PRIV_H
+
+#include <math.h>
+#include <stdint.h>
+
+// Softmax of one row of n in place (float exp, double sum); -INFINITY entries get 0, and a row
+// that is entirely -INFINITY becomes all 0.
+static inline void imc_cpu_softmax_row(float *x, int64_t n)
+{
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    if (mx == -INFINITY) {
+        for (int64_t i = 0; i < n; i++) {
+            x[i] = 0.0f;
+        }
+        return;
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= inv;
+    }
+}
+
+#endif // IMC_KERNELS_CPU_PRIV_H

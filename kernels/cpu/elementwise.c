@@ -1,0 +1,107 @@
+/*
+ * kernels/cpu/elementwise: RMSNorm, softmax, SwiGLU and the squared-activation accumulation on
+ * the pool (kernels/kernels.h). Rows (or, for sqacc, columns) are cut into fixed-size tasks, so
+ * every output is computed the same way for any thread count.
+ */
+#include <math.h>
+
+#include "kernels/cpu/cpu_priv.h"
+#include "kernels/kernels.h"
+
+#define ROWS_PER_TASK 16
+#define COLS_PER_TASK 256
+
+struct rows_job {
+    float *y;
+    const float *x, *w, *up;
+    int64_t n_rows, n, ldy, ldx, ldu;
+    float eps;
+    double *sum2;
+};
+
+static int64_t n_row_tasks(int64_t n_rows)
+{
+    return (n_rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+}
+
+static void rmsnorm_task(void *ctx, int64_t task, int thread)
+{
+    const struct rows_job *j = ctx;
+    const int64_t r1 = (task + 1) * ROWS_PER_TASK < j->n_rows ? (task + 1) * ROWS_PER_TASK
+                                                              : j->n_rows;
+    for (int64_t r = task * ROWS_PER_TASK; r < r1; r++) {
+        const float *xr = j->x + r * j->n;
+        float *yr = j->y + r * j->n;
+        double ss = 0.0;
+        for (int64_t i = 0; i < j->n; i++) {
+            ss += (double)xr[i] * xr[i];
+        }
+        const float scale = (float)(1.0 / sqrt(ss / (double)j->n + (double)j->eps));
+        for (int64_t i = 0; i < j->n; i++) {
+            yr[i] = xr[i] * scale * (j->w ? j->w[i] : 1.0f);
+        }
+    }
+}
+
+void imc_cpu_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float *w,
+                     int64_t n_rows, int64_t n, float eps)
+{
+    struct rows_job j = {.y = y, .x = x, .w = w, .n_rows = n_rows, .n = n, .eps = eps};
+    imc_exec_run(ex, n_row_tasks(n_rows), rmsnorm_task, &j);
+}
+
+static void softmax_task(void *ctx, int64_t task, int thread)
+{
+    const struct rows_job *j = ctx;
+    for (int64_t r = task * ROWS_PER_TASK; r < j->n_rows && r < (task + 1) * ROWS_PER_TASK; r++) {
+        imc_cpu_softmax_row(j->y + r * j->n, j->n);
+    }
+}
+
+void imc_cpu_softmax(const struct imc_exec *ex, float *x, int64_t n_rows, int64_t n)
+{
+    struct rows_job j = {.y = x, .n_rows = n_rows, .n = n};
+    imc_exec_run(ex, n_row_tasks(n_rows), softmax_task, &j);
+}
+
+static void swiglu_task(void *ctx, int64_t task, int thread)
+{
+    const struct rows_job *j = ctx;
+    for (int64_t r = task * ROWS_PER_TASK; r < j->n_rows && r < (task + 1) * ROWS_PER_TASK; r++) {
+        const float *g = j->x + r * j->ldx, *u = j->up + r * j->ldu;
+        float *o = j->y + r * j->ldy;
+        for (int64_t i = 0; i < j->n; i++) {
+            o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        }
+    }
+}
+
+void imc_cpu_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const float *gate,
+                    int64_t ldg, const float *up, int64_t ldu, int64_t n_rows, int64_t n)
+{
+    struct rows_job j = {.y = out, .ldy = ldo, .x = gate, .ldx = ldg, .up = up, .ldu = ldu,
+                         .n_rows = n_rows, .n = n};
+    imc_exec_run(ex, n_row_tasks(n_rows), swiglu_task, &j);
+}
+
+static void sqacc_task(void *ctx, int64_t task, int thread)
+{
+    const struct rows_job *j = ctx;
+    const int64_t c0 = task * COLS_PER_TASK;
+    const int64_t c1 = c0 + COLS_PER_TASK < j->n ? c0 + COLS_PER_TASK : j->n;
+    for (int64_t r = 0; r < j->n_rows; r++) {
+        const float *xr = j->x + r * j->ldx;
+        for (int64_t i = c0; i < c1; i++) {
+            const double v = xr[i];
+            j->sum2[i] += v * v;
+        }
+    }
+}
+
+void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                   int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    struct rows_job j = {.x = x, .ldx = ldx, .n_rows = n_rows, .n = n_in, .sum2 = sum2};
+    imc_exec_run(ex, (n_in + COLS_PER_TASK - 1) / COLS_PER_TASK, sqacc_task, &j);
+    *count += n_rows;
+}

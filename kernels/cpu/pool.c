@@ -1,0 +1,215 @@
+/*
+ * kernels/cpu/pool: the execution context of the CPU kernels — a persistent pthread pool that
+ * runs a batch of independent tasks, plus per-thread scratch (kernels/kernels.h).
+ *
+ * Why pthreads and not OpenMP: the build links no OpenMP runtime, worker threads must later be
+ * pinned to one NUMA node per rank (numa/), and a plain pool keeps the task split explicit, which
+ * is what makes results independent of the thread count (a task always computes the same
+ * outputs in the same order; only which thread runs it varies).
+ *
+ * Protocol: imc_exec_run publishes a job (fn, ctx, n_tasks) under the mutex and bumps the
+ * generation; workers and the caller claim task indices from an atomic counter; the caller waits
+ * until every worker has left the job. One job at a time (the API is not reentrant).
+ */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "kernels/kernels.h"
+
+struct scratch {
+    float *p;
+    int64_t n;
+};
+
+struct imc_exec {
+    int n_threads;
+    pthread_t *threads;     // n_threads - 1 workers
+    int n_started;          // workers actually started
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work; // a new job or stop
+    pthread_cond_t cv_done; // the last worker left the job
+    uint64_t generation;    // bumped per job
+    bool stop;
+    int n_busy;             // workers still inside the current job
+    imc_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    atomic_int_fast64_t next; // next unclaimed task
+    struct scratch *scratch;  // [n_threads]
+};
+
+struct worker_arg {
+    struct imc_exec *ex;
+    int thread;
+};
+
+static void work(struct imc_exec *ex, int thread)
+{
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&ex->next, 1, memory_order_relaxed);
+        if (t >= ex->n_tasks) {
+            return;
+        }
+        ex->fn(ex->ctx, t, thread);
+    }
+}
+
+static void *worker_main(void *p)
+{
+    struct imc_exec *ex = ((struct worker_arg *)p)->ex;
+    const int thread = ((struct worker_arg *)p)->thread;
+    free(p);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        while (!ex->stop && ex->generation == seen) {
+            pthread_cond_wait(&ex->cv_work, &ex->mu);
+        }
+        if (ex->stop) {
+            break;
+        }
+        seen = ex->generation;
+        pthread_mutex_unlock(&ex->mu);
+        work(ex, thread);
+        pthread_mutex_lock(&ex->mu);
+        if (--ex->n_busy == 0) {
+            pthread_cond_signal(&ex->cv_done);
+        }
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+static enum imc_status start_workers(struct imc_exec *ex)
+{
+    for (int i = 1; i < ex->n_threads; i++) {
+        struct worker_arg *a = malloc(sizeof(*a));
+        if (!a) {
+            IMC_LOG_ERR("exec: out of memory starting thread %d", i);
+            return IMC_ERR_NOMEM;
+        }
+        a->ex = ex;
+        a->thread = i;
+        if (pthread_create(&ex->threads[i - 1], NULL, worker_main, a) != 0) {
+            free(a);
+            IMC_LOG_ERR("exec: cannot start compute thread %d of %d", i, ex->n_threads);
+            return IMC_ERR_INTERNAL;
+        }
+        ex->n_started++;
+    }
+    return IMC_OK;
+}
+
+enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
+{
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 4096) {
+        IMC_LOG_ERR("exec: thread count %d out of range [1, 4096]", n_threads);
+        return IMC_ERR_ARG;
+    }
+    struct imc_exec *ex = calloc(1, sizeof(*ex));
+    if (!ex) {
+        IMC_LOG_ERR("exec: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    ex->n_threads = n_threads;
+    ex->threads = calloc((size_t)n_threads, sizeof(*ex->threads));
+    ex->scratch = calloc((size_t)n_threads, sizeof(*ex->scratch));
+    pthread_mutex_init(&ex->mu, NULL);
+    pthread_cond_init(&ex->cv_work, NULL);
+    pthread_cond_init(&ex->cv_done, NULL);
+    atomic_init(&ex->next, 0);
+    if (!ex->threads || !ex->scratch) {
+        IMC_LOG_ERR("exec: out of memory");
+        imc_exec_free(ex);
+        return IMC_ERR_NOMEM;
+    }
+    // imc splits work itself; OpenBLAS must not start its own threads inside our tasks.
+    openblas_set_num_threads(1);
+    enum imc_status st = start_workers(ex);
+    if (st != IMC_OK) {
+        imc_exec_free(ex);
+        return st;
+    }
+    *out = ex;
+    return IMC_OK;
+}
+
+void imc_exec_free(struct imc_exec *ex)
+{
+    if (!ex) {
+        return;
+    }
+    pthread_mutex_lock(&ex->mu);
+    ex->stop = true;
+    pthread_cond_broadcast(&ex->cv_work);
+    pthread_mutex_unlock(&ex->mu);
+    for (int i = 0; i < ex->n_started; i++) {
+        pthread_join(ex->threads[i], NULL);
+    }
+    for (int i = 0; ex->scratch && i < ex->n_threads; i++) {
+        free(ex->scratch[i].p);
+    }
+    pthread_cond_destroy(&ex->cv_done);
+    pthread_cond_destroy(&ex->cv_work);
+    pthread_mutex_destroy(&ex->mu);
+    free(ex->scratch);
+    free(ex->threads);
+    free(ex);
+}
+
+int imc_exec_n_threads(const struct imc_exec *ex)
+{
+    return ex ? ex->n_threads : 1;
+}
+
+void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, void *ctx)
+{
+    IMC_ASSERT(cex != NULL);
+    // The pool's synchronization state is private; callers see it as a read-only handle.
+    struct imc_exec *ex = (struct imc_exec *)cex;
+    if (n_tasks <= 0) {
+        return;
+    }
+    if (ex->n_threads == 1 || n_tasks == 1) {
+        for (int64_t t = 0; t < n_tasks; t++) {
+            fn(ctx, t, 0);
+        }
+        return;
+    }
+    pthread_mutex_lock(&ex->mu);
+    ex->fn = fn;
+    ex->ctx = ctx;
+    ex->n_tasks = n_tasks;
+    atomic_store_explicit(&ex->next, 0, memory_order_relaxed);
+    ex->n_busy = ex->n_started;
+    ex->generation++;
+    pthread_cond_broadcast(&ex->cv_work);
+    pthread_mutex_unlock(&ex->mu);
+    work(ex, 0);
+    pthread_mutex_lock(&ex->mu);
+    while (ex->n_busy > 0) {
+        pthread_cond_wait(&ex->cv_done, &ex->mu);
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+float *imc_exec_scratch(const struct imc_exec *cex, int thread, int64_t n)
+{
+    if (!cex || thread < 0 || thread >= cex->n_threads || n < 0) {
+        return NULL;
+    }
+    struct scratch *s = &((struct imc_exec *)cex)->scratch[thread];
+    if (s->n < n) {
+        float *p = realloc(s->p, (size_t)n * sizeof(float));
+        if (!p) {
+            return NULL;
+        }
+        s->p = p;
+        s->n = n;
+    }
+    return s->p;
+}

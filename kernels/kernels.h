@@ -1,0 +1,189 @@
+/*
+ * kernels: the compute ops of the forward pass, no I/O (DESIGN.md §2 kernels/, §5). Each op has
+ * a scalar reference imc_ref_<op> (kernels/ref/, double accumulation, obviously correct: the
+ * spec, used by tests) and an optimized imc_cpu_<op> (kernels/cpu/: pthread pool, OpenBLAS).
+ * tests/kernels/test_<op>.c compares them; tolerances are listed there in one table.
+ *
+ * Layout conventions: f32, row-major, one row per token. A matrix W "of type t" is n_out rows of
+ * n_in elements stored as GGUF stores a 2D tensor with ne = [n_in, n_out]: row o starts at byte
+ * o * row_bytes(t, n_in). y = W x means y[o] = Σ_i W[o][i] x[i] (ggml_mul_mat).
+ *
+ * Threads: every imc_cpu_* op takes a const struct imc_exec *ex (not NULL; one thread is
+ * imc_exec_init(&ex, 1)). Work is cut into tasks whose boundaries do not depend on the thread count, and each
+ * output element is computed by one task in a fixed order, so results are bitwise identical for
+ * any number of threads. The pool is not reentrant: one op at a time per imc_exec.
+ */
+#ifndef IMC_KERNELS_H
+#define IMC_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "model/types.h"
+
+// ---- execution context (kernels/cpu/pool.c) ----------------------------------------------------
+
+struct imc_exec;
+
+// Starts n_threads - 1 workers (the caller is the n-th). Sets OpenBLAS to one thread (a
+// process-wide library setting: imc owns threading). Returns IMC_ERR_NOMEM or IMC_ERR_INTERNAL
+// (logged) when threads cannot start. Free with imc_exec_free.
+enum imc_status imc_exec_init(struct imc_exec **out, int n_threads);
+void imc_exec_free(struct imc_exec *ex); // NULL is a no-op
+int imc_exec_n_threads(const struct imc_exec *ex); // 1 for NULL
+
+// Runs fn(ctx, task, thread) for task in [0, n_tasks) on the pool, returns when all are done.
+// thread in [0, n_threads) names the worker (for per-thread scratch).
+typedef void (*imc_task_fn)(void *ctx, int64_t task, int thread);
+void imc_exec_run(const struct imc_exec *ex, int64_t n_tasks, imc_task_fn fn, void *ctx);
+// Per-thread scratch of at least n floats, valid until the next call from the same thread
+// with a larger n or imc_exec_free. NULL on allocation failure or a bad thread index.
+float *imc_exec_scratch(const struct imc_exec *ex, int thread, int64_t n);
+
+// ---- RMSNorm -----------------------------------------------------------------------------------
+
+// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * w, for n_rows rows of n (w may be NULL: no weight).
+// y may equal x.
+void imc_ref_rmsnorm(float *y, const float *x, const float *w, int64_t n_rows, int64_t n,
+                     float eps);
+void imc_cpu_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float *w,
+                     int64_t n_rows, int64_t n, float eps);
+
+// ---- RoPE (llama.cpp "normal" mode, with YaRN) -------------------------------------------------
+
+// Rotates adjacent pairs (x[2i], x[2i+1]), 2i < n_dims, by theta_i(p) (ggml rope_yarn):
+//   theta_extrap = p * base^(-2i/n_dims);  theta_interp = freq_scale * theta_extrap
+//   ext_factor != 0: ramp = 1 - clamp((i - corr0) / max(0.001, corr1 - corr0), 0, 1),
+//                    mix = ramp * ext_factor; theta = interp (1 - mix) + extrap mix;
+//                    magnitude *= 1 + 0.1 ln(1/freq_scale)
+//   corr0/1 = floor/ceil of n_dims ln(n_ctx_orig / (beta 2π)) / (2 ln base) with beta_fast /
+//   beta_slow, clamped to [0, n_dims - 1];  x' = magnitude · R(theta) x, magnitude =
+//   attn_factor (· the YaRN term). Elements n_dims.. of each head are left unchanged.
+struct imc_rope {
+    int64_t n_dims;     // rotated elements per head (even)
+    float freq_base;    // rope.freq_base
+    float freq_scale;   // 1 / rope.scaling.factor (1 = none)
+    float ext_factor;   // 1 for YaRN, 0 otherwise
+    float attn_factor;  // magnitude multiplier passed to ggml_rope_ext
+    float beta_fast;    // YaRN ramp corners (32, 1)
+    float beta_slow;
+    int64_t n_ctx_orig; // rope.scaling.original_context_length
+};
+
+// The YaRN correction dims [corr0, corr1] of p.
+void imc_rope_corr_dims(const struct imc_rope *p, float dims[2]);
+
+// x: n_tok rows; row t holds n_head head vectors, head h at x + t*ld_tok + h*ld_head, each with
+// n_dims rotated elements; pos[t] is the position of row t. In place.
+void imc_ref_rope(const struct imc_rope *p, float *x, int64_t n_tok, int64_t n_head,
+                  int64_t ld_tok, int64_t ld_head, const int32_t *pos);
+void imc_cpu_rope(const struct imc_exec *ex, const struct imc_rope *p, float *x, int64_t n_tok,
+                  int64_t n_head, int64_t ld_tok, int64_t ld_head, const int32_t *pos);
+
+// ---- matmul ------------------------------------------------------------------------------------
+
+// y[t][o] = Σ_i W[o][i] x[t][i] for t < n_tok, o < n_out; x rows have stride ldx, y rows ldy.
+// Returns IMC_ERR_UNSUPPORTED (logged) for a type without to_float or n_in not a multiple of
+// its block; IMC_ERR_NOMEM. The reference dequantizes one row at a time and sums in double.
+enum imc_status imc_ref_matmul(float *y, int64_t ldy, const void *w, enum imc_type type,
+                               int64_t n_out, int64_t n_in, const float *x, int64_t ldx,
+                               int64_t n_tok);
+enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
+                               enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
+                               int64_t ldx, int64_t n_tok);
+
+// out[t] = row ids[t] of W (dequantized), rows of n_in: the embedding lookup. Ids must be valid.
+enum imc_status imc_ref_get_rows(float *out, const void *w, enum imc_type type, int64_t n_in,
+                                 const int32_t *ids, int64_t n);
+enum imc_status imc_cpu_get_rows(const struct imc_exec *ex, float *out, const void *w,
+                                 enum imc_type type, int64_t n_in, const int32_t *ids, int64_t n);
+
+// ---- softmax, activations ----------------------------------------------------------------------
+
+// In place, each of n_rows rows of n: x = exp(x - max) / Σ exp(x - max). -INFINITY entries get 0.
+void imc_ref_softmax(float *x, int64_t n_rows, int64_t n);
+void imc_cpu_softmax(const struct imc_exec *ex, float *x, int64_t n_rows, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); n_rows rows of n, each array with
+// its own row stride. out may alias gate or up.
+void imc_ref_swiglu(float *out, int64_t ldo, const float *gate, int64_t ldg, const float *up,
+                    int64_t ldu, int64_t n_rows, int64_t n);
+void imc_cpu_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const float *gate,
+                    int64_t ldg, const float *up, int64_t ldu, int64_t n_rows, int64_t n);
+
+// ---- causal attention --------------------------------------------------------------------------
+
+// One causal sequence of n_tok tokens at positions 0..n_tok-1. Query head h uses key/value head
+// h / (n_head / n_head_kv). For each h and query t:
+//   s_u = scale · q_t,h · k_u,h   (u <= t; u > t masked),  p = softmax(s)
+//   out_t,h = Σ_u p_u v_u,h;  and when v2 != NULL also out2_t,h = Σ_u p_u v2_u,h' with head
+//   h' = h / (n_head / n_head_v2) (the same probabilities applied to a second value set; the
+//   MLA non-absorbed path uses it to compute õ_h = Σ p c for the attn_v_b statistics).
+// Each array is addressed as base + t*ld_tok + h*ld_head.
+struct imc_attn_args {
+    int64_t n_tok, n_head, n_head_kv;
+    int64_t dk, dv;
+    float scale;
+    const float *q;
+    int64_t q_ld_tok, q_ld_head;
+    const float *k;
+    int64_t k_ld_tok, k_ld_head;
+    const float *v;
+    int64_t v_ld_tok, v_ld_head;
+    float *out;
+    int64_t o_ld_tok, o_ld_head;
+    const float *v2; // optional second value set (NULL: none)
+    int64_t n_head_v2, dv2, v2_ld_tok, v2_ld_head;
+    float *out2;
+    int64_t o2_ld_tok, o2_ld_head;
+};
+
+enum imc_status imc_ref_attention(const struct imc_attn_args *a);
+enum imc_status imc_cpu_attention(const struct imc_exec *ex, const struct imc_attn_args *a);
+
+// ---- MoE routing -------------------------------------------------------------------------------
+
+enum imc_route_gating { IMC_ROUTE_SOFTMAX = 1, IMC_ROUTE_SIGMOID = 2 };
+
+// Per token (DeepSeek-V3 / llama.cpp build_moe_ffn):
+//   p = softmax(logits) or sigmoid(logits);  sel = p + bias (bias may be NULL)
+//   n_group > 1: group score = sum of the 2 largest sel in the group; keep the n_group_used
+//     best groups, the others' experts are excluded;
+//   E = the n_used experts of largest sel (ties: lower index first), in descending sel order
+//   w_e = p_e; if norm: w_e /= max(Σ w, 6.103515625e-5); w_e *= scale.
+struct imc_route_cfg {
+    int64_t n_expert;
+    int64_t n_used;
+    enum imc_route_gating gating;
+    const float *bias;    // [n_expert] selection bias (exp_probs_b) or NULL
+    int64_t n_group;      // <= 1: plain top-k
+    int64_t n_group_used;
+    bool norm;
+    float scale;
+};
+
+// logits [n_tok][n_expert] -> ids [n_tok][n_used], weights [n_tok][n_used]. IMC_ERR_NOMEM.
+enum imc_status imc_ref_moe_route(const struct imc_route_cfg *c, const float *logits,
+                                  int64_t n_tok, int32_t *ids, float *weights);
+enum imc_status imc_cpu_moe_route(const struct imc_exec *ex, const struct imc_route_cfg *c,
+                                  const float *logits, int64_t n_tok, int32_t *ids,
+                                  float *weights);
+
+// ---- squared-activation accumulation (the imatrix sums) ----------------------------------------
+
+// sum2[i] += Σ_r x[r][i]² (in double, rows in order r = 0, 1, ...), *count += n_rows. x rows
+// have stride ldx. The CPU version splits columns over threads, so it is bitwise equal to the
+// reference.
+void imc_ref_sqacc(double *sum2, int64_t *count, const float *x, int64_t ldx, int64_t n_rows,
+                   int64_t n_in);
+void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                   int64_t ldx, int64_t n_rows, int64_t n_in);
+
+// ---- checks ------------------------------------------------------------------------------------
+
+// Index of the first non-finite value among n_rows rows of n (stride ld), or -1 (flat index
+// r*n + i).
+int64_t imc_find_nonfinite(const float *x, int64_t ld, int64_t n_rows, int64_t n);
+
+#endif // IMC_KERNELS_H

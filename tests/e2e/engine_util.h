@@ -1,0 +1,115 @@
+/*
+ * tests/e2e/engine_util.h: shared pieces of the engine tests — a synthetic model written to a
+ * temp dir (model/synth.h) and loaded, random token sequences, logits comparison.
+ */
+#ifndef IMC_TESTS_ENGINE_UTIL_H
+#define IMC_TESTS_ENGINE_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../check.h"
+#include "model/arch.h"
+#include "model/gguf.h"
+#include "model/synth.h"
+#include "worker/engine.h"
+
+struct tmodel {
+    char path[512];
+    struct imc_gguf *g;
+    struct imc_model *m;
+};
+
+// Writes preset into dir and loads it. Returns 0 on success (failure logged by the modules).
+static inline int tmodel_open(struct tmodel *t, const char *dir, const char *preset)
+{
+    memset(t, 0, sizeof(*t));
+    struct imc_synth_cfg cfg;
+    snprintf(t->path, sizeof(t->path), "%s/%s.gguf", dir, preset);
+    if (imc_synth_preset(&cfg, preset) != IMC_OK || imc_synth_write(&cfg, t->path) != IMC_OK ||
+        imc_gguf_open(&t->g, t->path) != IMC_OK || imc_model_load(&t->m, t->g) != IMC_OK) {
+        printf("cannot create or load preset %s\n", preset);
+        return 1;
+    }
+    return 0;
+}
+
+static inline void tmodel_close(struct tmodel *t)
+{
+    imc_model_free(t->m);
+    imc_gguf_free(t->g);
+    t->m = NULL;
+    t->g = NULL;
+}
+
+// Deterministic pseudo-random token ids in [1, n_vocab).
+static inline void ttokens(int32_t *tok, int64_t n, int64_t n_vocab, uint64_t seed)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)(1 + (seed >> 33) % (uint64_t)(n_vocab - 1));
+    }
+}
+
+// Engine logits of one sequence with the given options (NULL = defaults); NULL on failure.
+static inline float *tforward(const struct imc_model *m, const struct imc_engine_opts *o,
+                              const int32_t *tok, int64_t n)
+{
+    struct imc_engine *e = NULL;
+    float *lg = malloc((size_t)(n * m->hp.n_vocab) * sizeof(float));
+    if (!lg || imc_engine_init(&e, m, o) != IMC_OK || imc_engine_forward(e, tok, n, lg) != IMC_OK) {
+        free(lg);
+        lg = NULL;
+    }
+    imc_engine_free(e);
+    return lg;
+}
+
+static inline float *kdup_f(const float *x, int64_t n)
+{
+    float *p = malloc((size_t)n * sizeof(float));
+    if (p) {
+        memcpy(p, x, (size_t)n * sizeof(float));
+    }
+    return p;
+}
+
+// max |a - b| / max |b| (the error relative to the largest reference logit).
+static inline double trel_err(const float *a, const float *b, int64_t n)
+{
+    double md = 0.0, mb = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs((double)b[i]));
+        if (isnan(a[i]) != isnan(b[i])) {
+            return INFINITY;
+        }
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+// A temp directory (removed with trmdir); exits 1 when it cannot be made.
+static inline void tmkdir(char *dir, size_t size, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, size, "%s/imc_%s.XXXXXX", base && *base ? base : "/tmp", tag);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static inline void trmdir(const char *dir, const char *const *presets, int n)
+{
+    char p[600];
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof(p), "%s/%s.gguf", dir, presets[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+#endif // IMC_TESTS_ENGINE_UTIL_H

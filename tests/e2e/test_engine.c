@@ -1,0 +1,265 @@
+/*
+ * tests/e2e/test_engine: properties of the engine API on synthetic models.
+ *   - logits are bitwise identical for 1, 2 and 3 threads (llama-tiny, ds2-tiny-3d);
+ *   - the split form (embed, layers on two engines owning [0,1) and [1,n), head) is bitwise
+ *     the whole-model forward;
+ *   - forward_batch of 2 sequences with out_begin equals single-sequence forwards
+ *     (<= 1e-5 relative: sgemm sees other row counts, so float sums differ; measured 1e-6);
+ *   - a NaN in a weight stops the pass with IMC_ERR_NUMERIC naming the layer and tensor;
+ *   - expert shards: the partial MoE outputs handed to moe_combine by engines owning experts
+ *     [0,2) and [2,4) add up to the full MoE output (<= 1e-6 relative: float sums regrouped);
+ *   - bad options and inputs give IMC_ERR_ARG.
+ */
+#include <fcntl.h>
+
+#include "core/log.h"
+#include "engine_util.h"
+
+#define N_TOK 40
+
+static const char *const presets[] = {"llama-tiny", "ds2-tiny-3d", "ds2-lite-tiny",
+                                      "llama-moe-tiny"};
+
+static void threads(const char *preset, const struct imc_model *m)
+{
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 3);
+    struct imc_engine_opts o = imc_engine_opts_default();
+    float *l[3];
+    for (int i = 0; i < 3; i++) {
+        o.n_threads = i + 1;
+        l[i] = tforward(m, &o, tok, N_TOK);
+    }
+    const size_t bytes = (size_t)(N_TOK * m->hp.n_vocab) * sizeof(float);
+    CHECK(l[0] && l[1] && l[2], "%s: forward", preset);
+    if (l[0] && l[1] && l[2]) {
+        CHECK(memcmp(l[0], l[1], bytes) == 0, "%s: 1 vs 2 threads differ", preset);
+        CHECK(memcmp(l[0], l[2], bytes) == 0, "%s: 1 vs 3 threads differ", preset);
+    }
+    for (int i = 0; i < 3; i++) {
+        free(l[i]);
+    }
+}
+
+static void split(const struct imc_model *m)
+{
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 4);
+    const int64_t d = m->hp.n_embd, nv = m->hp.n_vocab;
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.n_threads = 2;
+    float *full = tforward(m, &o, tok, N_TOK);
+    struct imc_engine *a = NULL, *b = NULL;
+    o.layer_end = 1;
+    CHECK(imc_engine_init(&a, m, &o) == IMC_OK, "stage 0");
+    o.layer_begin = 1;
+    o.layer_end = m->hp.n_layer;
+    CHECK(imc_engine_init(&b, m, &o) == IMC_OK, "stage 1");
+    float *h = malloc((size_t)(N_TOK * d) * 4), *lg = malloc((size_t)(N_TOK * nv) * 4);
+    float lg1[1];
+    CHECK(a && b && full, "setup");
+    if (a && b && full) {
+        CHECK(imc_engine_forward(a, tok, N_TOK, lg1) == IMC_ERR_ARG, "partial engine refuses forward");
+        CHECK(imc_engine_embed(a, tok, N_TOK, h) == IMC_OK, "embed");
+        CHECK(imc_engine_layers(a, h, 1, N_TOK) == IMC_OK, "layers [0,1)");
+        CHECK(imc_engine_layers(b, h, 1, N_TOK) == IMC_OK, "layers [1,n)");
+        CHECK(imc_engine_head(b, h, N_TOK, lg) == IMC_OK, "head");
+        CHECK(memcmp(lg, full, (size_t)(N_TOK * nv) * 4) == 0, "split differs from forward");
+    }
+    imc_engine_free(a);
+    imc_engine_free(b);
+    free(full);
+    free(h);
+    free(lg);
+}
+
+static void batch(const struct imc_model *m)
+{
+    const int64_t nv = m->hp.n_vocab, ob = 25, no = N_TOK - ob;
+    int32_t tok[2 * N_TOK];
+    ttokens(tok, 2 * N_TOK, nv, 6);
+    struct imc_engine *e = NULL;
+    float *lb = malloc((size_t)(2 * no * nv) * 4);
+    CHECK(imc_engine_init(&e, m, NULL) == IMC_OK, "init");
+    CHECK(imc_engine_forward_batch(e, tok, 2, N_TOK, ob, lb) == IMC_OK, "batch");
+    CHECK(imc_engine_forward_batch(e, tok, 2, N_TOK, N_TOK, NULL) == IMC_OK, "batch, no head");
+    for (int s = 0; s < 2; s++) {
+        float *l1 = tforward(m, NULL, tok + s * N_TOK, N_TOK);
+        CHECK(l1 != NULL, "single forward");
+        if (l1) {
+            const double err = trel_err(lb + s * no * nv, l1 + ob * nv, no * nv);
+            CHECK(err <= 1e-5, "sequence %d of the batch: rel err %.3g", s, err);
+        }
+        free(l1);
+    }
+    imc_engine_free(e);
+    free(lb);
+}
+
+struct capture_y {
+    float *y; // first MoE output seen (layer 0)
+    int64_t n;
+};
+
+static enum imc_status grab(void *user, int64_t layer, float *y, int64_t n_rows, int64_t n_embd)
+{
+    struct capture_y *c = user;
+    if (layer == 0 && !c->y) {
+        c->n = n_rows * n_embd;
+        c->y = kdup_f(y, c->n);
+    }
+    return IMC_OK;
+}
+
+// MoE output of layer 0 on the embeddings of tok, for experts [e0, e1).
+static float *moe_part(const struct imc_model *m, const int32_t *tok, int64_t e0, int64_t e1)
+{
+    struct capture_y c = {0};
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.layer_end = 1;
+    o.expert_begin = e0;
+    o.expert_end = e1;
+    o.moe_combine = grab;
+    o.moe_combine_user = &c;
+    struct imc_engine *e = NULL;
+    float *h = malloc((size_t)(N_TOK * m->hp.n_embd) * 4);
+    if (imc_engine_init(&e, m, &o) != IMC_OK || imc_engine_embed(e, tok, N_TOK, h) != IMC_OK ||
+        imc_engine_layers(e, h, 1, N_TOK) != IMC_OK) {
+        free(c.y);
+        c.y = NULL;
+    }
+    imc_engine_free(e);
+    free(h);
+    return c.y;
+}
+
+static void shards(const struct imc_model *m)
+{
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 8);
+    float *full = moe_part(m, tok, 0, 0), *a = moe_part(m, tok, 0, 2), *b = moe_part(m, tok, 2, 4);
+    CHECK(full && a && b, "expert-sharded forwards");
+    if (full && a && b) {
+        const int64_t n = N_TOK * m->hp.n_embd;
+        for (int64_t i = 0; i < n; i++) {
+            a[i] += b[i];
+        }
+        const double err = trel_err(a, full, n);
+        CHECK(err <= 1e-6, "shard sum vs full MoE output: %.3g", err);
+        CHECK(trel_err(b, full, n) > 1e-3, "a single shard already equals the full output");
+    }
+    free(full);
+    free(a);
+    free(b);
+}
+
+struct logcap {
+    char text[2048];
+};
+
+static void capture(enum imc_log_level level, const char *line, void *user)
+{
+    struct logcap *c = user;
+    if (level == IMC_LOG_ERROR) {
+        strncat(c->text, line, sizeof(c->text) - strlen(c->text) - 2);
+        strcat(c->text, "\n");
+    }
+}
+
+// Writes a NaN into element 5 of blk.1.attn_q.weight (f32) of the file at path.
+static int poison(const char *path)
+{
+    struct imc_gguf *g = NULL;
+    if (imc_gguf_open(&g, path) != IMC_OK) {
+        return 1;
+    }
+    const struct imc_tensor_info *t = imc_gguf_find_tensor(g, "blk.1.attn_q.weight");
+    const uint64_t off = t && t->type == IMC_TYPE_F32 ? t->offset + 5 * 4 : 0;
+    imc_gguf_free(g);
+    const uint32_t nan_bits = 0x7fc00000u;
+    int fd = open(path, O_WRONLY);
+    int bad = !off || fd < 0 || pwrite(fd, &nan_bits, 4, (off_t)off) != 4;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return bad;
+}
+
+static void numeric(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/llama-tiny.gguf", dir);
+    CHECK(poison(path) == 0, "cannot poison %s", path);
+    struct imc_gguf *g = NULL;
+    struct imc_model *m = NULL;
+    CHECK(imc_gguf_open(&g, path) == IMC_OK && imc_model_load(&m, g) == IMC_OK, "reload");
+    if (!m) {
+        imc_gguf_free(g);
+        return;
+    }
+    int32_t tok[8];
+    ttokens(tok, 8, m->hp.n_vocab, 1);
+    struct imc_engine *e = NULL;
+    float *lg = malloc((size_t)(8 * m->hp.n_vocab) * 4);
+    struct logcap cap = {{0}};
+    imc_log_set_sink(capture, &cap);
+    CHECK(imc_engine_init(&e, m, NULL) == IMC_OK, "init");
+    CHECK(e && imc_engine_forward(e, tok, 8, lg) == IMC_ERR_NUMERIC, "NaN weight not reported");
+    imc_log_set_sink(NULL, NULL);
+    printf("logged: %s", cap.text);
+    CHECK(strstr(cap.text, "layer 1") && strstr(cap.text, "blk.1.attn_q.weight"),
+          "message names neither layer nor tensor: %s", cap.text);
+    imc_engine_free(e);
+    free(lg);
+    imc_model_free(m);
+    imc_gguf_free(g);
+}
+
+static void bad_args(const struct imc_model *lite, const struct imc_model *llama)
+{
+    struct imc_engine *e = NULL;
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.attn = IMC_ATTN_ABSORBED;
+    CHECK(imc_engine_init(&e, lite, &o) == IMC_ERR_ARG && !e, "absorbed without attn_k_b");
+    o = imc_engine_opts_default();
+    o.layer_begin = 2;
+    o.layer_end = 1;
+    CHECK(imc_engine_init(&e, llama, &o) == IMC_ERR_ARG && !e, "empty layer range");
+    o.layer_begin = 0;
+    o.layer_end = llama->hp.n_layer + 1;
+    CHECK(imc_engine_init(&e, llama, &o) == IMC_ERR_ARG && !e, "layer range past the end");
+    CHECK(imc_engine_init(&e, llama, NULL) == IMC_OK, "default init");
+    int32_t tok[3] = {1, (int32_t)llama->hp.n_vocab, 2};
+    float *lg = malloc((size_t)(3 * llama->hp.n_vocab) * 4);
+    CHECK(imc_engine_forward(e, tok, 3, lg) == IMC_ERR_ARG, "token id out of range");
+    CHECK(imc_engine_forward_batch(e, tok, 1, 3, 4, lg) == IMC_ERR_ARG, "out_begin > n_ctx");
+    CHECK(imc_engine_attn_path(e) == IMC_ATTN_AUTO, "llama has no MLA path");
+    imc_engine_free(e);
+    free(lg);
+}
+
+int main(void)
+{
+    char dir[256];
+    tmkdir(dir, sizeof(dir), "engine");
+    struct tmodel t[4];
+    for (int i = 0; i < 4; i++) {
+        if (tmodel_open(&t[i], dir, presets[i]) != 0) {
+            printf("FAIL: preset %s\n", presets[i]);
+            return 1;
+        }
+    }
+    threads("llama-tiny", t[0].m);
+    threads("ds2-tiny-3d", t[1].m);
+    split(t[0].m);
+    split(t[1].m);
+    batch(t[1].m);
+    bad_args(t[2].m, t[0].m);
+    shards(t[3].m);
+    for (int i = 0; i < 4; i++) {
+        tmodel_close(&t[i]);
+    }
+    numeric(dir); // rewrites llama-tiny.gguf
+    trmdir(dir, presets, 4);
+    return check_summary();
+}

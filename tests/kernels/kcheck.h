@@ -1,0 +1,119 @@
+/*
+ * tests/kernels/kcheck.h: shared pieces of the kernel tests (optimized imc_cpu_* vs scalar
+ * imc_ref_*): the tolerance table, a deterministic PRNG, and the comparison with its self-check
+ * (the checker must fail when one element of the optimized output is perturbed: STYLE b.10 #12).
+ *
+ * Tolerances (cpu vs ref; |y - ref| <= atol + rtol |ref|, per element, inputs O(1)):
+ *
+ *   op         atol    rtol    why
+ *   rmsnorm    1e-6    1e-6    scale from a double sum in both; cpu multiplies x·scale·w in float (<= 3 roundings)
+ *   rope       2e-6    2e-6    same double angles; cpu rotates in float (2 products + 1 sum, |x| ~ 1..4)
+ *   softmax    1e-8    2e-6    cpu: expf of a float difference (|x - max| <= ~10 -> ~10 ulp relative)
+ *   swiglu     1e-7    1e-6    cpu: expf, one division and one product in float
+ *   attention  2e-5    2e-5    float sgemm scores over dk <= 96 (~sqrt(dk)·eps·|q||k|), float softmax, float P·V
+ *   moe_route  0 (ids) 1e-5    ids exact where the selection margin exceeds 1e-5; weights from float expf/sigmoid
+ *   sqacc      0       0       same double arithmetic in the same row order (columns split over threads)
+ *   matmul     see test_matmul.c: |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i|W_oi x_ti| (float summation of
+ *              n_in products, blocked as sgemm sums; dequantization is the same table function in both)
+ */
+#ifndef IMC_TESTS_KCHECK_H
+#define IMC_TESTS_KCHECK_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "kernels/kernels.h"
+
+#define TOL_RMSNORM_ATOL 1e-6
+#define TOL_RMSNORM_RTOL 1e-6
+#define TOL_ROPE_ATOL 2e-6
+#define TOL_ROPE_RTOL 2e-6
+#define TOL_SOFTMAX_ATOL 1e-8
+#define TOL_SOFTMAX_RTOL 2e-6
+#define TOL_SWIGLU_ATOL 1e-7
+#define TOL_SWIGLU_RTOL 1e-6
+#define TOL_ATTN_ATOL 2e-5
+#define TOL_ATTN_RTOL 2e-5
+#define TOL_ROUTE_MARGIN 1e-5
+#define TOL_ROUTE_RTOL 1e-5
+
+struct krng {
+    uint64_t s;
+};
+
+static inline uint64_t krng_next(struct krng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// Uniform in [-1, 1).
+static inline float krng_unif(struct krng *r)
+{
+    return (float)((double)(krng_next(r) >> 11) * 0x1p-52 - 1.0);
+}
+
+// Approximately N(0, std²) (sum of 4 uniforms).
+static inline float krng_normal(struct krng *r, float std)
+{
+    float s = 0.0f;
+    for (int i = 0; i < 4; i++) {
+        s += krng_unif(r);
+    }
+    return s * 0.8660254f * std;
+}
+
+static inline float *kalloc_rand(struct krng *r, int64_t n, float std)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; p && i < n; i++) {
+        p[i] = krng_normal(r, std);
+    }
+    return p;
+}
+
+static inline float *kdup(const float *x, int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (p) {
+        memcpy(p, x, (size_t)n * sizeof(float));
+    }
+    return p;
+}
+
+// Compares y against ref; then, as a self-check of the checker, perturbs one element of y by
+// 10× its tolerance and expects exactly that mismatch to be found. Returns mismatches of the
+// real comparison. what names the case in failure messages.
+static inline int kcompare(const char *what, float *y, const float *ref, int64_t n, double atol,
+                           double rtol)
+{
+    int bad = check_array_close_impl(y, ref, n, atol, rtol, NULL);
+    CHECK(bad == 0, "%s: %d of %lld elements outside tolerance", what, bad, (long long)n);
+    if (n > 0) {
+        const int64_t k = n / 2;
+        const float keep = y[k];
+        y[k] = (float)((double)ref[k] + 10.0 * (atol + rtol * (ref[k] < 0 ? -ref[k] : ref[k])) +
+                       1e-30);
+        printf("  self-check of the checker (one mismatch expected below):\n");
+        const int caught = check_array_close_impl(y, ref, n, atol, rtol, NULL);
+        y[k] = keep;
+        CHECK(caught >= 1, "%s: checker missed a perturbed element", what);
+    }
+    return bad;
+}
+
+static inline struct imc_exec *kexec(int n_threads)
+{
+    struct imc_exec *ex = NULL;
+    if (imc_exec_init(&ex, n_threads) != IMC_OK) {
+        printf("cannot start %d threads\n", n_threads);
+        exit(1);
+    }
+    return ex;
+}
+
+#endif // IMC_TESTS_KCHECK_H

@@ -1,0 +1,93 @@
+/*
+ * tests/kernels/test_attention: imc_cpu_attention against imc_ref_attention for MHA, GQA and the
+ * MLA shapes (MQA with values inside the keys, a second value set), token counts 1, odd, not a
+ * multiple of the query block (32) and several blocks; and the reference against the spec
+ * (token 0 sees only itself; zero queries average the visible values). Tolerances: kcheck.h.
+ */
+#include "kcheck.h"
+
+struct acase {
+    int64_t n_tok, n_head, n_head_kv, dk, dv;
+    bool shared_kv; // values are the first dv elements of the keys (MLA absorbed)
+    bool v2;        // second value set with one head (MLA non-absorbed statistics)
+};
+
+static void run_case(struct imc_exec *ex, struct krng *r, struct acase c)
+{
+    const int64_t T = c.n_tok, H = c.n_head, HK = c.n_head_kv, dv2 = 12;
+    const int64_t q_ld = H * c.dk + 1, k_ld = HK * c.dk + 2, v_ld = HK * c.dv + 3;
+    float *q = kalloc_rand(r, T * q_ld, 1.0f), *k = kalloc_rand(r, T * k_ld, 1.0f);
+    float *v = kalloc_rand(r, T * v_ld, 1.0f), *v2 = kalloc_rand(r, T * dv2, 1.0f);
+    float *o = calloc((size_t)(T * H * c.dv), 4), *ref = calloc((size_t)(T * H * c.dv), 4);
+    float *o2 = calloc((size_t)(T * H * dv2), 4), *ref2 = calloc((size_t)(T * H * dv2), 4);
+    struct imc_attn_args a = {
+        .n_tok = T, .n_head = H, .n_head_kv = HK, .dk = c.dk, .dv = c.dv, .scale = 0.3f,
+        .q = q, .q_ld_tok = q_ld, .q_ld_head = c.dk, .k = k, .k_ld_tok = k_ld, .k_ld_head = c.dk,
+        .v = c.shared_kv ? k : v, .v_ld_tok = c.shared_kv ? k_ld : v_ld,
+        .v_ld_head = c.shared_kv ? c.dk : c.dv, .out = ref, .o_ld_tok = H * c.dv,
+        .o_ld_head = c.dv, .v2 = c.v2 ? v2 : NULL, .n_head_v2 = 1, .dv2 = dv2,
+        .v2_ld_tok = dv2, .v2_ld_head = 0, .out2 = ref2, .o2_ld_tok = H * dv2, .o2_ld_head = dv2};
+    CHECK(imc_ref_attention(&a) == IMC_OK, "ref attention");
+    a.out = o;
+    a.out2 = o2;
+    CHECK(imc_cpu_attention(ex, &a) == IMC_OK, "cpu attention");
+    char what[128];
+    snprintf(what, sizeof(what), "attention T=%lld H=%lld/%lld dk=%lld dv=%lld shared=%d",
+             (long long)T, (long long)H, (long long)HK, (long long)c.dk, (long long)c.dv,
+             c.shared_kv);
+    kcompare(what, o, ref, T * H * c.dv, TOL_ATTN_ATOL, TOL_ATTN_RTOL);
+    if (c.v2) {
+        kcompare("attention second value set", o2, ref2, T * H * dv2, TOL_ATTN_ATOL,
+                 TOL_ATTN_RTOL);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(v2);
+    free(o);
+    free(ref);
+    free(o2);
+    free(ref2);
+}
+
+// Spec: token 0 returns its own value; zero queries give the mean of the visible values.
+static void spec(struct krng *r)
+{
+    const int64_t T = 5, d = 3;
+    float *q = calloc(T * d, 4), *k = kalloc_rand(r, T * d, 1.0f), *v = kalloc_rand(r, T * d, 1.0f);
+    float o[15];
+    const struct imc_attn_args a = {.n_tok = T, .n_head = 1, .n_head_kv = 1, .dk = d, .dv = d,
+                                    .scale = 1.0f, .q = q, .q_ld_tok = d, .k = k, .k_ld_tok = d,
+                                    .v = v, .v_ld_tok = d, .out = o, .o_ld_tok = d};
+    CHECK(imc_ref_attention(&a) == IMC_OK, "ref attention");
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t i = 0; i < d; i++) {
+            double mean = 0.0;
+            for (int64_t u = 0; u <= t; u++) {
+                mean += v[u * d + i] / (double)(t + 1);
+            }
+            CHECK_CLOSE(o[t * d + i], mean, 1e-6, 0);
+        }
+    }
+    free(q);
+    free(k);
+    free(v);
+}
+
+int main(void)
+{
+    struct krng r = {5};
+    struct imc_exec *ex = kexec(3);
+    const int64_t toks[] = {1, 7, 32, 33, 100};
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+        const int64_t T = toks[i];
+        run_case(ex, &r, (struct acase){T, 4, 4, 16, 16, false, false});   // MHA
+        run_case(ex, &r, (struct acase){T, 4, 2, 16, 16, false, false});   // GQA
+        run_case(ex, &r, (struct acase){T, 3, 1, 40, 32, true, false});    // MLA absorbed
+        run_case(ex, &r, (struct acase){T, 4, 4, 24, 16, false, true});    // MLA non-absorbed
+        run_case(ex, &r, (struct acase){T, 2, 1, 96, 80, false, false});   // larger heads
+    }
+    spec(&r);
+    imc_exec_free(ex);
+    return check_summary();
+}

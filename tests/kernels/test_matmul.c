@@ -1,0 +1,168 @@
+/*
+ * tests/kernels/test_matmul: imc_cpu_matmul against imc_ref_matmul for every weight type of the
+ * type table that can be quantized and dequantized, over shapes that hit one row, odd counts,
+ * partial weight tiles and token chunks, and strided x/y; bitwise equality across thread counts;
+ * imc_cpu_get_rows against the reference (exact: same dequantizer).
+ *
+ * Tolerance: per element |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i |W_oi x_ti|: the reference sums in
+ * double, sgemm sums n_in float products in blocks (error grows ~sqrt(n_in) for random signs;
+ * 8 is the margin for blocked partial sums). Both use the same dequantized weights.
+ */
+#include <math.h>
+
+#include "kcheck.h"
+
+struct mcase {
+    int64_t n_out, n_in, n_tok;
+};
+
+// Random weights [n_out][n_in] stored as type t (quantized row by row); deq gets the f32 values
+// the kernels see. Returns NULL when t cannot be produced.
+static void *make_weights(struct krng *r, uint32_t t, int64_t n_out, int64_t n_in, float **deq)
+{
+    const struct imc_type_traits *tr = imc_type_traits(t);
+    uint64_t rb = 0;
+    if (!tr || !tr->to_float || (!tr->from_float && t != IMC_TYPE_F32) ||
+        !imc_type_row_bytes(t, n_in, &rb)) {
+        return NULL;
+    }
+    float *f = kalloc_rand(r, n_out * n_in, 1.0f / sqrtf((float)n_in));
+    uint8_t *w = malloc((size_t)(rb * (uint64_t)n_out));
+    *deq = malloc((size_t)(n_out * n_in) * 4);
+    for (int64_t o = 0; o < n_out; o++) {
+        if (t == IMC_TYPE_F32) {
+            memcpy(w + o * rb, f + o * n_in, rb);
+        } else {
+            tr->from_float(f + o * n_in, w + o * rb, n_in, NULL);
+        }
+        tr->to_float(w + o * rb, *deq + o * n_in, n_in);
+    }
+    free(f);
+    return w;
+}
+
+// Elements of y outside the bound; *tol_mid receives the bound of element (0, n_out/2).
+static int count_bad(const float *y, const float *ref, const float *x, const float *deq,
+                     struct mcase c, int64_t ldx, int64_t ldy, double *tol_mid)
+{
+    int bad = 0;
+    for (int64_t k = 0; k < c.n_tok; k++) {
+        for (int64_t o = 0; o < c.n_out; o++) {
+            double mag = 0.0;
+            for (int64_t i = 0; i < c.n_in; i++) {
+                mag += fabs((double)deq[o * c.n_in + i] * x[k * ldx + i]);
+            }
+            const double tol = 8.0 * 0x1p-24 * sqrt((double)c.n_in) * mag + 1e-30;
+            bad += !(fabs((double)y[k * ldy + o] - ref[k * ldy + o]) <= tol);
+            if (k == 0 && o == c.n_out / 2) {
+                *tol_mid = tol;
+            }
+        }
+    }
+    return bad;
+}
+
+static void run_case(struct imc_exec *ex, struct krng *r, uint32_t t, struct mcase c)
+{
+    float *deq = NULL;
+    void *w = make_weights(r, t, c.n_out, c.n_in, &deq);
+    if (!w) {
+        return;
+    }
+    const int64_t ldx = c.n_in + 5, ldy = c.n_out + 3;
+    float *x = kalloc_rand(r, c.n_tok * ldx, 1.0f);
+    float *y = calloc((size_t)(c.n_tok * ldy), 4), *ref = calloc((size_t)(c.n_tok * ldy), 4);
+    CHECK(imc_ref_matmul(ref, ldy, w, (enum imc_type)t, c.n_out, c.n_in, x, ldx, c.n_tok) ==
+              IMC_OK, "ref matmul failed");
+    CHECK(imc_cpu_matmul(ex, y, ldy, w, (enum imc_type)t, c.n_out, c.n_in, x, ldx, c.n_tok) ==
+              IMC_OK, "cpu matmul failed");
+    double tol = 0.0;
+    int bad = count_bad(y, ref, x, deq, c, ldx, ldy, &tol);
+    CHECK(bad == 0, "matmul %s %lldx%lld tok %lld: %d elements outside the bound",
+          imc_type_name(t), (long long)c.n_out, (long long)c.n_in, (long long)c.n_tok, bad);
+    const int64_t mid = c.n_out / 2; // self-check: a perturbation of 10 bounds is caught
+    const float keep = y[mid];
+    y[mid] = (float)(ref[mid] + 10.0 * tol);
+    CHECK(count_bad(y, ref, x, deq, c, ldx, ldy, &tol) == bad + 1, "checker missed a perturbation");
+    y[mid] = keep;
+    free(deq);
+    free(w);
+    free(x);
+    free(y);
+    free(ref);
+}
+
+// The same matmul with 1 and 4 threads gives identical bits.
+static void determinism(struct krng *r)
+{
+    const int64_t n_out = 700, n_in = 320, n_tok = 260;
+    float *deq = NULL;
+    void *w = make_weights(r, IMC_TYPE_F16, n_out, n_in, &deq);
+    float *x = kalloc_rand(r, n_tok * n_in, 1.0f);
+    float *y1 = malloc((size_t)(n_tok * n_out) * 4), *y4 = malloc((size_t)(n_tok * n_out) * 4);
+    struct imc_exec *e1 = kexec(1), *e4 = kexec(4);
+    CHECK(imc_cpu_matmul(e1, y1, n_out, w, IMC_TYPE_F16, n_out, n_in, x, n_in, n_tok) == IMC_OK,
+          "matmul 1 thread");
+    CHECK(imc_cpu_matmul(e4, y4, n_out, w, IMC_TYPE_F16, n_out, n_in, x, n_in, n_tok) == IMC_OK,
+          "matmul 4 threads");
+    CHECK(memcmp(y1, y4, (size_t)(n_tok * n_out) * 4) == 0, "results differ across thread counts");
+    imc_exec_free(e1);
+    imc_exec_free(e4);
+    free(deq);
+    free(w);
+    free(x);
+    free(y1);
+    free(y4);
+}
+
+static void get_rows(struct imc_exec *ex, struct krng *r)
+{
+    const int64_t n_in = 64, n_rows = 50, n = 9;
+    const int32_t ids[9] = {0, 49, 3, 3, 17, 48, 1, 2, 25};
+    for (uint32_t t = 0; t < IMC_TYPE_MAX_ID; t++) {
+        float *deq = NULL;
+        void *w = make_weights(r, t, n_rows, n_in, &deq);
+        if (!w) {
+            continue;
+        }
+        float *y = malloc((size_t)(n * n_in) * 4), *ref = malloc((size_t)(n * n_in) * 4);
+        CHECK(imc_cpu_get_rows(ex, y, w, (enum imc_type)t, n_in, ids, n) == IMC_OK, "get_rows");
+        CHECK(imc_ref_get_rows(ref, w, (enum imc_type)t, n_in, ids, n) == IMC_OK, "ref get_rows");
+        CHECK(memcmp(y, ref, (size_t)(n * n_in) * 4) == 0, "get_rows %s differs", imc_type_name(t));
+        CHECK(memcmp(ref + n_in, deq + 49 * n_in, (size_t)n_in * 4) == 0, "row 49 of %s wrong",
+              imc_type_name(t));
+        free(deq);
+        free(w);
+        free(y);
+        free(ref);
+    }
+}
+
+int main(void)
+{
+    struct krng r = {4};
+    struct imc_exec *ex = kexec(3);
+    int n_types = 0;
+    for (uint32_t t = 0; t < IMC_TYPE_MAX_ID; t++) {
+        const struct imc_type_traits *tr = imc_type_traits(t);
+        if (!tr || !tr->to_float || (!tr->from_float && t != IMC_TYPE_F32)) {
+            continue;
+        }
+        const int64_t bs = tr->block_size;
+        const int64_t big = bs == 1 ? 1024 : 4 * bs; // 2 weight tiles at n_out 300
+        const struct mcase cases[] = {{1, bs, 1}, {17, 3 * bs, 3}, {300, big, 130}};
+        for (size_t i = 0; i < 3; i++) {
+            run_case(ex, &r, t, cases[i]);
+        }
+        n_types++;
+    }
+    printf("matmul: %d weight types tested\n", n_types);
+    CHECK(n_types >= 2, "expected at least f32 and f16");
+    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){1000, 7, 2});  // odd n_in, many tiles
+    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){5, 4096, 1});  // long rows, small tile
+    run_case(ex, &r, IMC_TYPE_F16, (struct mcase){2070, 8192, 3}); // >= 32 tiles: no token chunks
+    determinism(&r);
+    get_rows(ex, &r);
+    imc_exec_free(ex);
+    return check_summary();
+}

@@ -1,0 +1,394 @@
+/*
+ * worker/engine: engine creation (options, RoPE/YaRN and score scale as llama.cpp derives them,
+ * f32 copies of the small vectors) and the forward entry points (worker/engine.h). The layers
+ * themselves: forward_llama.c, forward_deepseek2.c, moe.c.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "worker/engine_priv.h"
+
+struct imc_engine_opts imc_engine_opts_default(void)
+{
+    return (struct imc_engine_opts){.n_threads = 1, .attn = IMC_ATTN_AUTO};
+}
+
+const char *imc_attn_path_name(enum imc_attn_path p)
+{
+    switch (p) {
+    case IMC_ATTN_AUTO: return "auto";
+    case IMC_ATTN_ABSORBED: return "absorbed";
+    case IMC_ATTN_NON_ABSORBED: return "non-absorbed";
+    }
+    return "unknown";
+}
+
+const struct imc_model *imc_engine_model(const struct imc_engine *e)
+{
+    return e->m;
+}
+
+enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e)
+{
+    return e->m->arch == IMC_ARCH_DEEPSEEK2 ? e->path : IMC_ATTN_AUTO;
+}
+
+// ---- creation ----------------------------------------------------------------------------------
+
+// llama.cpp's get_mscale: the YaRN attention magnitude for scale factor f.
+static float yarn_mscale(float f, float mscale)
+{
+    return f <= 1.0f ? 1.0f : 0.1f * mscale * logf(f) + 1.0f;
+}
+
+// RoPE parameters and kq_scale exactly as llama.cpp derives them (llama-context.cpp: the
+// yarn_attn_factor and its cancellation; deepseek2 graph: attn_factor_org, mscale, kq_scale).
+// For DeepSeek-V3 (yarn_log_multiplier 0.1) this gives a pure rotation in RoPE and
+// kq_scale = (1 + 0.1 ln(1/freq_scale))² / sqrt(qk_nope + qk_rope) (DESIGN.md §5).
+static void rope_setup(struct imc_engine *e)
+{
+    const struct imc_hparams *hp = &e->m->hp;
+    const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
+    const float fs = hp->rope_scaling == IMC_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_scale_factor;
+    const float f = 1.0f / fs, ext = hp->rope_scaling == IMC_ROPE_SCALING_YARN ? 1.0f : 0.0f;
+    // llama.cpp reads the converter's 0.1·mscale_all_dim back as mscale_all_dim (deepseek2 only).
+    const float log_mul = ds2 ? hp->yarn_log_mul / 0.1f : 0.0f;
+    float attn = 1.0f;
+    if (ext != 0.0f) {
+        if (log_mul != 0.0f) {
+            const float msc = ds2 && log_mul != 1.0f ? log_mul : 1.0f;
+            attn = yarn_mscale(f, msc) / yarn_mscale(f, log_mul);
+        } else {
+            attn = yarn_mscale(f, 1.0f);
+        }
+        attn *= 1.0f / (1.0f + 0.1f * logf(f)); // cancels the factor ggml's rope applies
+    }
+    e->rope = (struct imc_rope){.n_dims = ds2 ? hp->qk_rope : hp->n_rot,
+                                .freq_base = hp->rope_freq_base, .freq_scale = fs,
+                                .ext_factor = ext, .attn_factor = attn,
+                                .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
+                                .n_ctx_orig = hp->rope_orig_ctx};
+    if (ds2) {
+        const float attn_org = attn * (1.0f + 0.1f * logf(f));
+        const float mscale = attn_org * (1.0f + 0.1f * log_mul * logf(f));
+        e->kq_scale = mscale * mscale / sqrtf((float)(hp->qk_nope + hp->qk_rope));
+    } else {
+        e->kq_scale = 1.0f / sqrtf((float)hp->head_dim);
+    }
+}
+
+// f32 copy of a vector tensor (NULL when t is NULL).
+static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
+{
+    *out = NULL;
+    if (!t) {
+        return IMC_OK;
+    }
+    const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t->type);
+    if (!tr || (!tr->to_float && t->type != IMC_TYPE_F32) || n % tr->block_size != 0) {
+        IMC_LOG_ERR("engine: tensor '%s' of type %s cannot be converted to f32", t->name,
+                    imc_type_name((uint32_t)t->type));
+        return IMC_ERR_UNSUPPORTED;
+    }
+    *out = malloc((size_t)n * sizeof(float));
+    if (!*out) {
+        IMC_LOG_ERR("engine: out of memory copying '%s'", t->name);
+        return IMC_ERR_NOMEM;
+    }
+    if (t->type == IMC_TYPE_F32) {
+        memcpy(*out, t->data, (size_t)n * sizeof(float));
+    } else {
+        tr->to_float(t->data, *out, n);
+    }
+    return IMC_OK;
+}
+
+static enum imc_status copy_vectors(struct imc_engine *e)
+{
+    const struct imc_model *m = e->m;
+    e->lv = calloc((size_t)m->hp.n_layer, sizeof(*e->lv));
+    if (!e->lv) {
+        IMC_LOG_ERR("engine: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        struct eng_layer *v = &e->lv[il];
+        IMC_TRY(vec_copy(l->attn_norm, &v->attn_norm));
+        IMC_TRY(vec_copy(l->q_a_norm, &v->q_a_norm));
+        IMC_TRY(vec_copy(l->kv_a_norm, &v->kv_a_norm));
+        IMC_TRY(vec_copy(l->ffn_norm, &v->ffn_norm));
+        IMC_TRY(vec_copy(l->ffn_exp_probs_b, &v->exp_probs_b));
+    }
+    return vec_copy(m->output_norm, &e->output_norm);
+}
+
+// Every matmul weight of the engine's layers can run on its backend.
+static enum imc_status check_types(const struct imc_engine *e)
+{
+    const struct imc_model *m = e->m;
+    const struct imc_tensor_info *head[] = {m->tok_embd, m->output};
+    for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
+        if (head[i] && !e->be->supports(IMC_OP_MATMUL, head[i]->type)) {
+            IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s", head[i]->name,
+                        imc_type_name((uint32_t)head[i]->type), e->be->name);
+            return IMC_ERR_UNSUPPORTED;
+        }
+    }
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const struct imc_tensor_info *t[] = {
+            l->wq, l->wk, l->wv, l->wo, l->wq_a, l->wq_b, l->wkv_a_mqa, l->wkv_b, l->wk_b,
+            l->wv_b, l->ffn_gate, l->ffn_up, l->ffn_down, l->ffn_gate_inp, l->ffn_gate_exps,
+            l->ffn_up_exps, l->ffn_down_exps, l->ffn_gate_shexp, l->ffn_up_shexp,
+            l->ffn_down_shexp};
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            if (t[i] && !e->be->supports(IMC_OP_MATMUL, t[i]->type)) {
+                IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s",
+                            t[i]->name, imc_type_name((uint32_t)t[i]->type), e->be->name);
+                return IMC_ERR_UNSUPPORTED;
+            }
+        }
+    }
+    return IMC_OK;
+}
+
+static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engine_opts *o)
+{
+    const struct imc_model *m = e->m;
+    e->opts = *o;
+    e->opts.n_threads = o->n_threads > 0 ? o->n_threads : 1;
+    e->be = o->backend ? o->backend : imc_backend_cpu();
+    if (o->layer_begin == 0 && o->layer_end == 0) {
+        e->opts.layer_end = m->hp.n_layer;
+    }
+    if (e->opts.layer_begin < 0 || e->opts.layer_begin >= e->opts.layer_end ||
+        e->opts.layer_end > m->hp.n_layer) {
+        IMC_LOG_ERR("engine: layer range [%" PRId64 ", %" PRId64 ") not within [0, %" PRId64 ")",
+                    o->layer_begin, o->layer_end, m->hp.n_layer);
+        return IMC_ERR_ARG;
+    }
+    if (o->expert_begin == 0 && o->expert_end == 0) {
+        e->opts.expert_end = m->hp.n_expert;
+    }
+    if (e->opts.expert_begin < 0 || e->opts.expert_end > m->hp.n_expert ||
+        (m->hp.n_expert > 0 && e->opts.expert_begin >= e->opts.expert_end)) {
+        IMC_LOG_ERR("engine: expert range [%" PRId64 ", %" PRId64 ") not within [0, %" PRId64 ")",
+                    o->expert_begin, o->expert_end, m->hp.n_expert);
+        return IMC_ERR_ARG;
+    }
+    return IMC_OK;
+}
+
+static enum imc_status resolve_path(struct imc_engine *e)
+{
+    const struct imc_model *m = e->m;
+    e->path = e->opts.attn;
+    if (m->arch != IMC_ARCH_DEEPSEEK2) {
+        e->path = IMC_ATTN_AUTO;
+        return IMC_OK;
+    }
+    if (e->path == IMC_ATTN_AUTO) {
+        e->path = m->has_k_b ? IMC_ATTN_ABSORBED : IMC_ATTN_NON_ABSORBED;
+    }
+    if (e->path == IMC_ATTN_ABSORBED && !m->has_k_b) {
+        IMC_LOG_ERR("%s: absorbed MLA attention needs attn_k_b and attn_v_b, which this file "
+                    "lacks (layout %s); use the non-absorbed path",
+                    imc_gguf_path(m->gguf), imc_mla_layout_name(m->mla));
+        return IMC_ERR_ARG;
+    }
+    if (e->path == IMC_ATTN_NON_ABSORBED && !m->has_kv_b) {
+        IMC_LOG_ERR("%s: non-absorbed MLA attention needs attn_kv_b, which this file lacks "
+                    "(layout %s); use the absorbed path",
+                    imc_gguf_path(m->gguf), imc_mla_layout_name(m->mla));
+        return IMC_ERR_ARG;
+    }
+    return IMC_OK;
+}
+
+enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
+                                const struct imc_engine_opts *opts)
+{
+    *out = NULL;
+    struct imc_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        IMC_LOG_ERR("engine: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    e->m = m;
+    struct imc_engine_opts def = imc_engine_opts_default();
+    enum imc_status st = resolve_opts(e, opts ? opts : &def);
+    if (st == IMC_OK) {
+        st = resolve_path(e);
+    }
+    if (st == IMC_OK) {
+        st = check_types(e);
+    }
+    if (st == IMC_OK) {
+        st = copy_vectors(e);
+    }
+    if (st == IMC_OK) {
+        st = imc_exec_init(&e->ex, e->opts.n_threads);
+    }
+    if (st != IMC_OK) {
+        imc_engine_free(e);
+        return st;
+    }
+    rope_setup(e);
+    *out = e;
+    return IMC_OK;
+}
+
+void imc_engine_free(struct imc_engine *e)
+{
+    if (!e) {
+        return;
+    }
+    imc_exec_free(e->ex);
+    for (int64_t il = 0; e->lv && il < e->m->hp.n_layer; il++) {
+        struct eng_layer *v = &e->lv[il];
+        free(v->attn_norm);
+        free(v->q_a_norm);
+        free(v->kv_a_norm);
+        free(v->ffn_norm);
+        free(v->exp_probs_b);
+    }
+    free(e->lv);
+    free(e->output_norm);
+    for (int b = 0; b < IMC_ENG_MAX_BLOCKS; b++) {
+        free(e->arena.blk[b].p);
+    }
+    free(e->pos);
+    free(e);
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+
+// Positions 0..n_ctx-1 of every sequence of the call.
+static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_ctx)
+{
+    if (n_seq < 1 || n_ctx < 1 || n_seq > INT32_MAX / n_ctx) {
+        IMC_LOG_ERR("engine: bad batch shape %" PRId64 " sequences x %" PRId64 " tokens", n_seq,
+                    n_ctx);
+        return IMC_ERR_ARG;
+    }
+    const int64_t n = n_seq * n_ctx;
+    if (n > e->pos_cap) {
+        int32_t *p = realloc(e->pos, (size_t)n * sizeof(*p));
+        if (!p) {
+            IMC_LOG_ERR("engine: out of memory for %" PRId64 " positions", n);
+            return IMC_ERR_NOMEM;
+        }
+        e->pos = p;
+        e->pos_cap = n;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        e->pos[i] = (int32_t)(i % n_ctx);
+    }
+    e->n_seq = n_seq;
+    e->n_ctx = n_ctx;
+    return IMC_OK;
+}
+
+enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                 float *hidden)
+{
+    const struct imc_tensor_info *te = e->m->tok_embd;
+    for (int64_t t = 0; t < n_tokens; t++) {
+        if (tokens[t] < 0 || tokens[t] >= e->m->hp.n_vocab) {
+            IMC_LOG_ERR("engine: token id %" PRId32 " at position %" PRId64
+                        " outside the vocabulary [0, %" PRId64 ")",
+                        tokens[t], t, e->m->hp.n_vocab);
+            return IMC_ERR_ARG;
+        }
+    }
+    IMC_TRY(e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens, n_tokens));
+    return eng_check(e, -1, "the token embeddings", hidden, te->ne[0], n_tokens, te->ne[0]);
+}
+
+enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
+                                  int64_t n_ctx)
+{
+    IMC_TRY(set_shape(e, n_seq, n_ctx));
+    const int64_t n = n_seq * n_ctx;
+    const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        struct eng_mark mk = eng_mark(e);
+        enum imc_status st = ds2 ? imc_ds2_attn(e, il, hidden, n) : imc_llama_attn(e, il, hidden, n);
+        if (st == IMC_OK) {
+            st = imc_ffn(e, il, hidden, n);
+        }
+        eng_release(e, mk);
+        IMC_TRY(st);
+        IMC_TRY(eng_check(e, il, "the layer output", hidden, e->m->hp.n_embd, n, e->m->hp.n_embd));
+    }
+    return IMC_OK;
+}
+
+enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t n_rows,
+                                float *logits)
+{
+    const struct imc_model *m = e->m;
+    const int64_t d = m->hp.n_embd;
+    struct eng_mark mk = eng_mark(e);
+    float *xn = eng_f32(e, n_rows * d);
+    if (!xn) {
+        return IMC_ERR_NOMEM;
+    }
+    e->be->rmsnorm(e->ex, xn, hidden, e->output_norm, n_rows, d, m->hp.rms_eps);
+    enum imc_status st =
+        eng_matmul(e, -1, m->output, -1, m->hp.n_vocab, logits, m->hp.n_vocab, xn, d, n_rows);
+    eng_release(e, mk);
+    return st;
+}
+
+static bool owns_all_layers(const struct imc_engine *e)
+{
+    if (e->opts.layer_begin == 0 && e->opts.layer_end == e->m->hp.n_layer) {
+        return true;
+    }
+    IMC_LOG_ERR("engine: a whole-model forward needs all layers; this engine runs [%" PRId64
+                ", %" PRId64 ") (use embed/layers/head)",
+                e->opts.layer_begin, e->opts.layer_end);
+    return false;
+}
+
+enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *tokens,
+                                         int64_t n_seq, int64_t n_ctx, int64_t out_begin,
+                                         float *logits)
+{
+    if (!owns_all_layers(e)) {
+        return IMC_ERR_ARG;
+    }
+    if (out_begin < 0 || out_begin > n_ctx || (out_begin < n_ctx && !logits)) {
+        IMC_LOG_ERR("engine: output range [%" PRId64 ", %" PRId64 ") invalid", out_begin, n_ctx);
+        return IMC_ERR_ARG;
+    }
+    IMC_TRY(set_shape(e, n_seq, n_ctx));
+    const int64_t d = e->m->hp.n_embd, n = n_seq * n_ctx, n_out = n_ctx - out_begin;
+    float *hidden = malloc((size_t)n * (size_t)d * sizeof(float));
+    if (!hidden) {
+        IMC_LOG_ERR("engine: out of memory for %" PRId64 " x %" PRId64 " activations", n, d);
+        return IMC_ERR_NOMEM;
+    }
+    enum imc_status st = imc_engine_embed(e, tokens, n, hidden);
+    if (st == IMC_OK) {
+        st = imc_engine_layers(e, hidden, n_seq, n_ctx);
+    }
+    for (int64_t s = 0; st == IMC_OK && n_out > 0 && s < n_seq; s++) {
+        st = imc_engine_head(e, hidden + (s * n_ctx + out_begin) * d, n_out,
+                             logits + s * n_out * e->m->hp.n_vocab);
+    }
+    free(hidden);
+    return st;
+}
+
+enum imc_status imc_engine_forward(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                   float *logits)
+{
+    return imc_engine_forward_batch(e, tokens, 1, n_tokens, 0, logits);
+}

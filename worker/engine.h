@@ -1,0 +1,105 @@
+/*
+ * worker/engine: the CPU forward pass of one rank over its layers (DESIGN.md §2 worker/, §5).
+ * Architectures: llama (GQA, RoPE, optional MoE) and deepseek2 (MLA in both paths, q_lora or
+ * plain q, YaRN, dense leading layers, MoE with shared experts, sigmoid/softmax gating,
+ * exp_probs_b, group-limited top-k).
+ *
+ * Data layout: activations are f32 row-major, one row per token: hidden [n_tokens][n_embd],
+ * logits [n_tokens][n_vocab]. A call processes n_seq independent causal sequences of n_ctx
+ * tokens each, laid out one after another; positions restart at 0 in every sequence.
+ *
+ * Compute: weights stay in the GGUF mapping in their stored type; each matmul dequantizes a tile
+ * of weight rows to f32 and runs cblas_sgemm on it (kernels/cpu). Work is split over the
+ * engine's own pthread pool in tiles whose boundaries do not depend on the thread count, and
+ * OpenBLAS runs single-threaded inside them, so results are bitwise identical for any n_threads.
+ *
+ * Invariants: an engine borrows its model (and the model's GGUF mapping), which must outlive
+ * it. One forward call at a time per engine (scratch buffers are reused); different engines
+ * are independent. Non-finite activations stop the pass with IMC_ERR_NUMERIC, logged once with
+ * the layer and the tensor whose output went bad.
+ */
+#ifndef IMC_WORKER_ENGINE_H
+#define IMC_WORKER_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "model/arch.h"
+#include "worker/stats.h"
+
+// How deepseek2 computes attention (DESIGN.md §5). Both paths compute the same function.
+enum imc_attn_path {
+    IMC_ATTN_AUTO = 0,      // absorbed when attn_k_b + attn_v_b exist, else non-absorbed
+    IMC_ATTN_ABSORBED,      // scores over the latent c; needs attn_k_b and attn_v_b
+    IMC_ATTN_NON_ABSORBED,  // k_nope, v from attn_kv_b; needs attn_kv_b
+};
+
+// Called after the routed-expert output of a MoE layer is computed and before it joins the
+// residual stream; y [n_rows][n_embd] holds this rank's partial sum (experts in
+// [expert_begin, expert_end), plus the shared experts when expert_begin == 0). An expert-
+// parallel caller sums y over its expert shards here (e.g. MPI_Allreduce). Return non-OK to stop.
+typedef enum imc_status (*imc_moe_combine_fn)(void *user, int64_t layer, float *y,
+                                              int64_t n_rows, int64_t n_embd);
+
+struct imc_backend; // kernels/backend.h
+
+struct imc_engine_opts {
+    int n_threads;                 // compute threads, >= 1 (0 means 1)
+    const struct imc_backend *backend; // NULL = imc_backend_cpu(); imc_backend_ref() for tests
+    enum imc_attn_path attn;       // deepseek2 only; ignored for llama
+    bool plain_topk;               // route by plain top-k even when the model has groups
+    int64_t layer_begin;           // run layers [layer_begin, layer_end); both 0 = all layers
+    int64_t layer_end;
+    int64_t expert_begin;          // routed experts computed here: [expert_begin, expert_end);
+    int64_t expert_end;            //   both 0 = all experts
+    imc_moe_combine_fn moe_combine; // NULL unless experts are sharded (see above)
+    void *moe_combine_user;
+    const struct imc_stats_hooks *hooks; // NULL = no statistics; borrowed, must outlive engine
+};
+
+struct imc_engine;
+
+// Default options: 1 thread, cpu backend, AUTO path, all layers, all experts, no hooks.
+struct imc_engine_opts imc_engine_opts_default(void);
+
+// Creates an engine for model m (borrowed; must outlive the engine). Copies the small f32
+// vectors (norms, exp_probs_b) and starts opts->n_threads - 1 worker threads. Returns
+// IMC_ERR_ARG (logged) for a bad layer/expert range, an attention path the file cannot run
+// (e.g. ABSORBED without attn_k_b), or a tensor type without dequantization; IMC_ERR_NOMEM.
+// Free with imc_engine_free.
+enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
+                                const struct imc_engine_opts *opts);
+void imc_engine_free(struct imc_engine *e); // NULL is a no-op
+
+const struct imc_model *imc_engine_model(const struct imc_engine *e);
+// The path deepseek2 layers use (AUTO resolved); IMC_ATTN_AUTO for llama.
+enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e);
+const char *imc_attn_path_name(enum imc_attn_path p); // "auto", "absorbed", "non-absorbed"
+
+// Whole model, one sequence: logits [n_tokens][n_vocab] for positions 0..n_tokens-1. Requires
+// the engine to own all layers. Token ids outside [0, n_vocab) give IMC_ERR_ARG (logged).
+enum imc_status imc_engine_forward(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                   float *logits);
+
+// Whole model, n_seq independent sequences of n_ctx tokens (tokens [n_seq][n_ctx]). Logits
+// only for positions [out_begin, n_ctx) of each sequence: logits [n_seq][n_ctx - out_begin]
+// [n_vocab]. out_begin == n_ctx skips the output head (logits may then be NULL).
+enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *tokens,
+                                         int64_t n_seq, int64_t n_ctx, int64_t out_begin,
+                                         float *logits);
+
+// ---- split form, for pipeline stages -----------------------------------------------------------
+
+// hidden [n_tokens][n_embd] = token embeddings (the first stage).
+enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                 float *hidden);
+// Runs the engine's layers [layer_begin, layer_end) in place on hidden [n_seq*n_ctx][n_embd].
+enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
+                                  int64_t n_ctx);
+// logits [n_rows][n_vocab] = output(RMSNorm(hidden rows)) (the last stage). hidden is not
+// modified. Pass a pointer into a larger hidden array to score a subset of rows.
+enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t n_rows,
+                                float *logits);
+
+#endif // IMC_WORKER_ENGINE_H

@@ -1,0 +1,91 @@
+/*
+ * worker/engine_priv: the engine's internals shared by engine.c, forward_llama.c,
+ * forward_deepseek2.c and moe.c (not part of the worker API; see worker/engine.h).
+ *
+ * Scratch: a chunked bump arena. eng_mark / eng_release bracket a step (a layer, a head); blocks
+ * are kept between calls, so after the first forward no further allocation happens for the same
+ * or smaller shapes.
+ */
+#ifndef IMC_WORKER_ENGINE_PRIV_H
+#define IMC_WORKER_ENGINE_PRIV_H
+
+#include "kernels/backend.h"
+#include "worker/engine.h"
+
+#define IMC_ENG_MAX_BLOCKS 32
+
+struct eng_block {
+    char *p;
+    size_t cap;
+};
+
+struct eng_arena {
+    struct eng_block blk[IMC_ENG_MAX_BLOCKS];
+    int cur;      // block being filled
+    size_t used;  // bytes used in blk[cur]
+};
+
+struct eng_mark {
+    int cur;
+    size_t used;
+};
+
+// f32 copies of a layer's vectors (NULL when the tensor is absent).
+struct eng_layer {
+    float *attn_norm, *q_a_norm, *kv_a_norm, *ffn_norm, *exp_probs_b;
+};
+
+struct imc_engine {
+    const struct imc_model *m;
+    struct imc_engine_opts opts;     // resolved: layer/expert ranges filled in
+    const struct imc_backend *be;
+    struct imc_exec *ex;
+    enum imc_attn_path path;         // deepseek2: ABSORBED or NON_ABSORBED
+    struct imc_rope rope;            // RoPE/YaRN parameters as llama.cpp derives them
+    float kq_scale;                  // attention score scale
+    struct eng_layer *lv;            // [n_layer]
+    float *output_norm;              // [n_embd]
+    struct eng_arena arena;
+    int32_t *pos;                    // [pos_cap] positions of the current call
+    int64_t pos_cap;
+    int64_t n_seq, n_ctx;            // shape of the current call
+};
+
+// ---- scratch -------------------------------------------------------------------------------------
+
+struct eng_mark eng_mark(const struct imc_engine *e);
+void eng_release(struct imc_engine *e, struct eng_mark m);
+// n floats (64-byte aligned, uninitialized) or NULL (logged).
+float *eng_f32(struct imc_engine *e, int64_t n);
+// Same, zero-filled.
+float *eng_f32_zero(struct imc_engine *e, int64_t n);
+
+// ---- steps shared by the architectures (engine.c) -----------------------------------------------
+
+// y = W x for the 2D weight w (or, with slice >= 0, the slice-th [n_out, n_in] matrix of a 3D
+// weight or a row block of a 2D one: rows slice*n_out .. of ne[0] = n_in). Reports x to the
+// hooks (layer il, slice) and checks y for non-finite values (IMC_ERR_NUMERIC naming il and w).
+enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
+                           int64_t ldx, int64_t n_tok);
+// Reports x [n_rows][n_in] (row stride ldx) to the hooks as the input of w (gathering rows
+// when strided). No-op without hooks or w.
+enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                           int64_t n_in);
+// IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value.
+enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
+                          const float *x, int64_t ld, int64_t n_rows, int64_t n);
+// Causal attention for every sequence of the call: a describes the first sequence (n_tok =
+// n_ctx); the pointers advance by n_ctx rows per sequence.
+enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a);
+
+// ---- per-architecture layers ---------------------------------------------------------------------
+
+// x [n_tok][n_embd] += attention(x) for layer il (n_tok = n_seq * n_ctx of the call).
+enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64_t n_tok);
+enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t n_tok);
+// x += FFN(RMSNorm(x)) for layer il: dense SwiGLU or MoE with shared experts (worker/moe.c).
+enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n_tok);
+
+#endif // IMC_WORKER_ENGINE_PRIV_H

@@ -1,0 +1,159 @@
+/*
+ * worker/engine_step: the engine's scratch arena and the steps every architecture shares —
+ * matmul with statistics hook and numeric check, attention over the sequences of a call
+ * (worker/engine_priv.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "worker/engine_priv.h"
+
+#define ALIGN 64
+#define MIN_BLOCK (1u << 20)
+
+// ---- arena ------------------------------------------------------------------------------------
+
+struct eng_mark eng_mark(const struct imc_engine *e)
+{
+    return (struct eng_mark){e->arena.cur, e->arena.used};
+}
+
+void eng_release(struct imc_engine *e, struct eng_mark m)
+{
+    e->arena.cur = m.cur;
+    e->arena.used = m.used;
+}
+
+static void *arena_alloc(struct eng_arena *a, size_t bytes)
+{
+    bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    for (int b = a->cur; b < IMC_ENG_MAX_BLOCKS; b++) {
+        struct eng_block *blk = &a->blk[b];
+        size_t off = b == a->cur ? a->used : 0;
+        if (!blk->p) {
+            size_t prev = b > 0 ? a->blk[b - 1].cap : 0;
+            size_t cap = bytes > 2 * prev ? bytes : 2 * prev;
+            cap = cap < MIN_BLOCK ? MIN_BLOCK : cap;
+            blk->p = aligned_alloc(ALIGN, cap);
+            if (!blk->p) {
+                return NULL;
+            }
+            blk->cap = cap;
+        }
+        if (off + bytes <= blk->cap) {
+            a->cur = b;
+            a->used = off + bytes;
+            return blk->p + off;
+        }
+    }
+    return NULL;
+}
+
+float *eng_f32(struct imc_engine *e, int64_t n)
+{
+    float *p = n >= 0 && (uint64_t)n < SIZE_MAX / 8 ? arena_alloc(&e->arena, (size_t)n * 4 + 4)
+                                                     : NULL;
+    if (!p) {
+        IMC_LOG_ERR("engine: out of memory for a scratch buffer of %" PRId64 " floats", n);
+    }
+    return p;
+}
+
+float *eng_f32_zero(struct imc_engine *e, int64_t n)
+{
+    float *p = eng_f32(e, n);
+    if (p) {
+        memset(p, 0, (size_t)n * sizeof(float));
+    }
+    return p;
+}
+
+// ---- shared steps ------------------------------------------------------------------------------
+
+enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
+                          const float *x, int64_t ld, int64_t n_rows, int64_t n)
+{
+    int64_t bad = imc_find_nonfinite(x, ld, n_rows, n);
+    if (bad < 0) {
+        return IMC_OK;
+    }
+    const float v = x[(bad / n) * ld + bad % n];
+    if (il >= 0) {
+        IMC_LOG_ERR("layer %" PRId64 ": non-finite value (%g) in %s, token row %" PRId64
+                    ", column %" PRId64,
+                    il, (double)v, what, bad / n, bad % n);
+    } else {
+        IMC_LOG_ERR("non-finite value (%g) in %s, token row %" PRId64
+                    ", column %" PRId64,
+                    (double)v, what, bad / n, bad % n);
+    }
+    return IMC_ERR_NUMERIC;
+}
+
+enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                           int64_t n_in)
+{
+    const struct imc_stats_hooks *hk = e->opts.hooks;
+    if (!hk || !hk->on_input || !w || n_rows == 0) {
+        return IMC_OK;
+    }
+    if (ldx == n_in) {
+        return hk->on_input(hk->user, w, il, slice, x, n_rows, n_in);
+    }
+    struct eng_mark mk = eng_mark(e);
+    float *g = eng_f32(e, n_rows * n_in);
+    if (!g) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < n_rows; r++) {
+        memcpy(g + r * n_in, x + r * ldx, (size_t)n_in * sizeof(float));
+    }
+    enum imc_status st = hk->on_input(hk->user, w, il, slice, g, n_rows, n_in);
+    eng_release(e, mk);
+    return st;
+}
+
+enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
+                           int64_t ldx, int64_t n_tok)
+{
+    const int64_t n_in = w->ne[0];
+    const uint8_t *data = w->data;
+    if (slice >= 0) {
+        uint64_t rb = 0;
+        IMC_ASSERT(imc_type_row_bytes((uint32_t)w->type, n_in, &rb));
+        IMC_ASSERT((slice + 1) * n_out <= w->ne[1] * w->ne[2]);
+        data += (uint64_t)slice * (uint64_t)n_out * rb;
+    }
+    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in));
+    IMC_TRY(e->be->matmul(e->ex, y, ldy, data, w->type, n_out, n_in, x, ldx, n_tok));
+    char what[160];
+    if (slice >= 0) {
+        snprintf(what, sizeof(what), "the output of '%s' (slice %" PRId64 ")", w->name, slice);
+    } else {
+        snprintf(what, sizeof(what), "the output of '%s'", w->name);
+    }
+    return eng_check(e, il, what, y, ldy, n_tok, n_out);
+}
+
+enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a0)
+{
+    struct imc_attn_args a = *a0;
+    for (int64_t s = 0; s < e->n_seq; s++) {
+        const int64_t off = s * e->n_ctx;
+        a.q = a0->q + off * a0->q_ld_tok;
+        a.k = a0->k + off * a0->k_ld_tok;
+        a.v = a0->v + off * a0->v_ld_tok;
+        a.out = a0->out + off * a0->o_ld_tok;
+        if (a0->v2) {
+            a.v2 = a0->v2 + off * a0->v2_ld_tok;
+            a.out2 = a0->out2 + off * a0->o2_ld_tok;
+        }
+        IMC_TRY(e->be->attention(e->ex, &a));
+    }
+    return IMC_OK;
+}

@@ -1,0 +1,163 @@
+/*
+ * worker/forward_deepseek2: MLA attention of the deepseek2 architecture in both paths
+ * (DESIGN.md §5; equation numbers below refer to these lines):
+ *
+ *   (1) h = RMSNorm(x; attn_norm)
+ *   (2) q = W_qb · RMSNorm(W_qa · h; attn_q_a_norm)      (lite: q = W_q · h); q_h = [q_nope_h | q_pe_h]
+ *   (3) [c | k_pe] = W_kv_a_mqa · h;  c = RMSNorm(c; attn_kv_a_norm)
+ *   (4) q_pe_h, k_pe = RoPE/YaRN (k_pe shared by all heads)
+ *   (5a) absorbed:  q~_h = W_kb,h · q_nope_h;  s = (q~_h·c(u) + q_pe_h·k_pe(u)) · kq_scale
+ *                   õ_h = Σ_u softmax(s) c(u);  o_h = W_vb,h · õ_h
+ *   (5b) non-absorbed: [k_nope_h | v_h] = W_kvb,h · c;  s = (q_nope_h·k_nope_h(u) + q_pe_h·k_pe(u))
+ *                   · kq_scale;  o_h = Σ_u softmax(s) v_h(u)
+ *   (6) x += W_o · [o_1 … o_H]
+ *
+ * W_kb,h / W_vb,h are slice h of attn_k_b [qk_nope, kv_lora, H] / attn_v_b [kv_lora, v_head, H];
+ * the 2D ik layout holds the same bytes, so the same slicing serves both. Statistics hooks see
+ * the inputs of attn_kv_b (c), attn_k_b (q_nope_h) and attn_v_b (õ_h) whichever path runs: the
+ * non-absorbed path computes õ_h on the side with the same probabilities (imc_attn_args.v2).
+ */
+#include <string.h>
+
+#include "worker/engine_priv.h"
+
+struct mla {
+    int64_t H, nope, rope, qk, kvl, vh, kd; // kd = kvl + rope: a row of [c | k_pe]
+};
+
+static struct mla mla_dims(const struct imc_hparams *hp)
+{
+    return (struct mla){hp->n_head, hp->qk_nope, hp->qk_rope, hp->qk_nope + hp->qk_rope,
+                        hp->kv_lora, hp->v_head, hp->kv_lora + hp->qk_rope};
+}
+
+// (5a): o [n][H*vh] from q [n][H*qk] and kva [n][kd] = [c | k_pe].
+static enum imc_status absorbed(struct imc_engine *e, int64_t il, const float *q,
+                                const float *kva, float *o, int64_t n)
+{
+    const struct imc_layer *l = &e->m->layers[il];
+    const struct mla d = mla_dims(&e->m->hp);
+    float *qt = eng_f32(e, n * d.H * d.kd), *ot = eng_f32(e, n * d.H * d.kvl);
+    if (!qt || !ot) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t h = 0; h < d.H; h++) {
+        IMC_TRY(eng_matmul(e, il, l->wk_b, h, d.kvl, qt + h * d.kd, d.H * d.kd, q + h * d.qk,
+                           d.H * d.qk, n));
+        for (int64_t t = 0; t < n; t++) {
+            memcpy(qt + (t * d.H + h) * d.kd + d.kvl, q + (t * d.H + h) * d.qk + d.nope,
+                   (size_t)d.rope * sizeof(float));
+        }
+    }
+    const struct imc_attn_args a = {
+        .n_tok = e->n_ctx, .n_head = d.H, .n_head_kv = 1, .dk = d.kd, .dv = d.kvl,
+        .scale = e->kq_scale, .q = qt, .q_ld_tok = d.H * d.kd, .q_ld_head = d.kd, .k = kva,
+        .k_ld_tok = d.kd, .k_ld_head = 0, .v = kva, .v_ld_tok = d.kd, .v_ld_head = 0, .out = ot,
+        .o_ld_tok = d.H * d.kvl, .o_ld_head = d.kvl};
+    IMC_TRY(eng_attention(e, &a));
+    IMC_TRY(eng_check(e, il, "the attention output (latent)", ot, d.H * d.kvl, n, d.H * d.kvl));
+    for (int64_t h = 0; h < d.H; h++) {
+        IMC_TRY(eng_matmul(e, il, l->wv_b, h, d.vh, o + h * d.vh, d.H * d.vh, ot + h * d.kvl,
+                           d.H * d.kvl, n));
+    }
+    return eng_report(e, il, l->wkv_b, -1, kva, d.kd, n, d.kvl);
+}
+
+// (5b): o [n][H*vh] from q, kva and c [n][kvl].
+static enum imc_status non_absorbed(struct imc_engine *e, int64_t il, const float *q,
+                                    const float *kva, const float *c, float *o, int64_t n)
+{
+    const struct imc_layer *l = &e->m->layers[il];
+    const struct mla d = mla_dims(&e->m->hp);
+    const int64_t kvd = d.nope + d.vh;
+    const bool want_ot = e->opts.hooks && l->wv_b;
+    float *kv = eng_f32(e, n * d.H * kvd), *k = eng_f32(e, n * d.H * d.qk);
+    float *ot = want_ot ? eng_f32(e, n * d.H * d.kvl) : NULL;
+    if (!kv || !k || (want_ot && !ot)) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(eng_matmul(e, il, l->wkv_b, -1, d.H * kvd, kv, d.H * kvd, c, d.kvl, n));
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t h = 0; h < d.H; h++) {
+            float *kh = k + (t * d.H + h) * d.qk;
+            memcpy(kh, kv + (t * d.H + h) * kvd, (size_t)d.nope * sizeof(float));
+            memcpy(kh + d.nope, kva + t * d.kd + d.kvl, (size_t)d.rope * sizeof(float));
+        }
+    }
+    for (int64_t h = 0; l->wk_b && h < d.H; h++) {
+        IMC_TRY(eng_report(e, il, l->wk_b, h, q + h * d.qk, d.H * d.qk, n, d.nope));
+    }
+    const struct imc_attn_args a = {
+        .n_tok = e->n_ctx, .n_head = d.H, .n_head_kv = d.H, .dk = d.qk, .dv = d.vh,
+        .scale = e->kq_scale, .q = q, .q_ld_tok = d.H * d.qk, .q_ld_head = d.qk, .k = k,
+        .k_ld_tok = d.H * d.qk, .k_ld_head = d.qk, .v = kv + d.nope, .v_ld_tok = d.H * kvd,
+        .v_ld_head = kvd, .out = o, .o_ld_tok = d.H * d.vh, .o_ld_head = d.vh,
+        .v2 = want_ot ? kva : NULL, .n_head_v2 = 1, .dv2 = d.kvl, .v2_ld_tok = d.kd,
+        .v2_ld_head = 0, .out2 = ot, .o2_ld_tok = d.H * d.kvl, .o2_ld_head = d.kvl};
+    IMC_TRY(eng_attention(e, &a));
+    IMC_TRY(eng_check(e, il, "the attention output", o, d.H * d.vh, n, d.H * d.vh));
+    for (int64_t h = 0; want_ot && h < d.H; h++) {
+        IMC_TRY(eng_report(e, il, l->wv_b, h, ot + h * d.kvl, d.H * d.kvl, n, d.kvl));
+    }
+    return IMC_OK;
+}
+
+// (1)-(3): q [n][H*qk] and kva [n][kd] = [RMSNorm(c) | k_pe] (before RoPE).
+static enum imc_status project(struct imc_engine *e, int64_t il, const float *x, float *q,
+                               float *kva, float *c, int64_t n)
+{
+    const struct imc_hparams *hp = &e->m->hp;
+    const struct imc_layer *l = &e->m->layers[il];
+    const struct mla d = mla_dims(hp);
+    float *h = eng_f32(e, n * hp->n_embd);
+    if (!h) {
+        return IMC_ERR_NOMEM;
+    }
+    e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, hp->n_embd, hp->rms_eps);
+    if (hp->q_lora > 0) {
+        float *qa = eng_f32(e, n * hp->q_lora);
+        if (!qa) {
+            return IMC_ERR_NOMEM;
+        }
+        IMC_TRY(eng_matmul(e, il, l->wq_a, -1, hp->q_lora, qa, hp->q_lora, h, hp->n_embd, n));
+        e->be->rmsnorm(e->ex, qa, qa, e->lv[il].q_a_norm, n, hp->q_lora, hp->rms_eps);
+        IMC_TRY(eng_matmul(e, il, l->wq_b, -1, d.H * d.qk, q, d.H * d.qk, qa, hp->q_lora, n));
+    } else {
+        IMC_TRY(eng_matmul(e, il, l->wq, -1, d.H * d.qk, q, d.H * d.qk, h, hp->n_embd, n));
+    }
+    IMC_TRY(eng_matmul(e, il, l->wkv_a_mqa, -1, d.kd, kva, d.kd, h, hp->n_embd, n));
+    for (int64_t t = 0; t < n; t++) {
+        memcpy(c + t * d.kvl, kva + t * d.kd, (size_t)d.kvl * sizeof(float));
+    }
+    e->be->rmsnorm(e->ex, c, c, e->lv[il].kv_a_norm, n, d.kvl, hp->rms_eps);
+    for (int64_t t = 0; t < n; t++) {
+        memcpy(kva + t * d.kd, c + t * d.kvl, (size_t)d.kvl * sizeof(float));
+    }
+    return IMC_OK;
+}
+
+enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t n)
+{
+    const struct imc_hparams *hp = &e->m->hp;
+    const struct mla d = mla_dims(hp);
+    float *q = eng_f32(e, n * d.H * d.qk), *kva = eng_f32(e, n * d.kd);
+    float *c = eng_f32(e, n * d.kvl), *o = eng_f32(e, n * d.H * d.vh);
+    float *y = eng_f32(e, n * hp->n_embd);
+    if (!q || !kva || !c || !o || !y) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(project(e, il, x, q, kva, c, n));
+    e->be->rope(e->ex, &e->rope, q + d.nope, n, d.H, d.H * d.qk, d.qk, e->pos); // (4)
+    e->be->rope(e->ex, &e->rope, kva + d.kvl, n, 1, d.kd, 0, e->pos);
+    if (e->path == IMC_ATTN_ABSORBED) {
+        IMC_TRY(absorbed(e, il, q, kva, o, n));
+    } else {
+        IMC_TRY(non_absorbed(e, il, q, kva, c, o, n));
+    }
+    IMC_TRY(eng_matmul(e, il, e->m->layers[il].wo, -1, hp->n_embd, y, hp->n_embd, o,
+                       d.H * d.vh, n)); // (6)
+    for (int64_t i = 0; i < n * hp->n_embd; i++) {
+        x[i] += y[i];
+    }
+    return IMC_OK;
+}

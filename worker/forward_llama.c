@@ -1,0 +1,40 @@
+/*
+ * worker/forward_llama: the attention block of the llama architecture (GQA, RoPE in llama.cpp's
+ * normal mode, scores scaled by 1/sqrt(head_dim)). The FFN is worker/moe.c.
+ *
+ *   h = RMSNorm(x; attn_norm);  q = W_q h, k = W_k h, v = W_v h   (per head: head_dim)
+ *   q, k = RoPE(q, k);  o_h = softmax(q_h k_g^T / sqrt(head_dim), causal) v_g, g = h / (H/H_kv)
+ *   x += W_o [o_1 … o_H]
+ */
+#include "worker/engine_priv.h"
+
+enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64_t n)
+{
+    const struct imc_hparams *hp = &e->m->hp;
+    const struct imc_layer *l = &e->m->layers[il];
+    const int64_t d = hp->n_embd, hd = hp->head_dim, nq = hp->n_head * hd,
+                  nkv = hp->n_head_kv * hd;
+    float *h = eng_f32(e, n * d), *q = eng_f32(e, n * nq), *k = eng_f32(e, n * nkv);
+    float *v = eng_f32(e, n * nkv), *o = eng_f32(e, n * nq), *y = eng_f32(e, n * d);
+    if (!h || !q || !k || !v || !o || !y) {
+        return IMC_ERR_NOMEM;
+    }
+    e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, d, hp->rms_eps);
+    IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
+    IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
+    IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
+    e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos);
+    e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos);
+    const struct imc_attn_args a = {
+        .n_tok = e->n_ctx, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hd,
+        .scale = e->kq_scale, .q = q, .q_ld_tok = nq, .q_ld_head = hd, .k = k, .k_ld_tok = nkv,
+        .k_ld_head = hd, .v = v, .v_ld_tok = nkv, .v_ld_head = hd, .out = o, .o_ld_tok = nq,
+        .o_ld_head = hd};
+    IMC_TRY(eng_attention(e, &a));
+    IMC_TRY(eng_check(e, il, "the attention output", o, nq, n, nq));
+    IMC_TRY(eng_matmul(e, il, l->wo, -1, d, y, d, o, nq, n));
+    for (int64_t i = 0; i < n * d; i++) {
+        x[i] += y[i];
+    }
+    return IMC_OK;
+}
