@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# tests/mpi/lib.sh: helpers for the tests/mpi/test_*.sh wrappers, which run the C test programs
+# (built as $IMC_BUILD_DIR/test_mpi_<name>) under mpirun for several rank counts, over shared
+# memory and once over TCP on loopback. Sourced, not run. Each check prints PASS/FAIL; the
+# wrapper ends with `mpi_summary`, whose exit code is the failure count.
+set -u
+: "${IMC_BUILD_DIR:?IMC_BUILD_DIR must point to the build directory}"
+MPIEXEC=${MPIEXEC:-mpiexec}
+# Open MPI refuses root without these; ctest sets them, manual runs get them here.
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+MPI_TCP_ARGS=(--mca btl "tcp,self" --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo)
+MPI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/imc_mpi.XXXXXX")
+trap 'rm -rf "$MPI_TMP"' EXIT
+mpi_fail=0
+
+mpi_check() { # mpi_check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; mpi_fail=$((mpi_fail + 1)); fi
+}
+
+mpi_exe() { # mpi_exe NAME: path of test_mpi_NAME, or exit 1
+    local exe="$IMC_BUILD_DIR/test_mpi_$1"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL $exe is missing (build the tests first)" >&2
+        exit 1
+    fi
+    echo "$exe"
+}
+
+# mpi_run TAG N [mpirun options...] -- PROGRAM [args...]: runs under mpirun with N ranks,
+# stdout to $MPI_TMP/TAG.out, stderr to $MPI_TMP/TAG.err; returns mpirun's exit code.
+mpi_run() {
+    local tag=$1 n=$2
+    shift 2
+    local opts=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    timeout 120 "$MPIEXEC" -n "$n" --oversubscribe "${opts[@]}" "$@" \
+        >"$MPI_TMP/$tag.out" 2>"$MPI_TMP/$tag.err"
+}
+
+# mpi_test_program NAME: runs test_mpi_NAME with N = 1, 2, 4 and N = 4 over TCP; each run must
+# exit 0 and print "<k> passed, 0 failed" exactly once (rank 0's summary).
+mpi_test_program() {
+    local name=$1 exe
+    exe=$(mpi_exe "$name") || exit 1
+    local runs=("1" "2" "4" "4tcp")
+    for r in "${runs[@]}"; do
+        local n=${r%tcp} opts=()
+        [ "$r" != "$n" ] && opts=("${MPI_TCP_ARGS[@]}")
+        mpi_run "$name.$r" "$n" "${opts[@]}" -- "$exe"
+        local rc=$?
+        mpi_check "$name np=$r: exit 0 (was $rc)" test "$rc" -eq 0
+        mpi_check "$name np=$r: one summary with 0 failed" \
+            test "$(grep -cE '^[0-9]+ passed, 0 failed$' "$MPI_TMP/$name.$r.out")" -eq 1
+        if [ "$rc" -ne 0 ]; then
+            grep -E 'FAIL' "$MPI_TMP/$name.$r.out" | head -20
+            tail -20 "$MPI_TMP/$name.$r.err"
+        fi
+    done
+}
+
+mpi_summary() {
+    echo "$mpi_fail failed"
+    exit "$mpi_fail"
+}
