@@ -14,6 +14,8 @@ IMC_CMD_DECL(imc_cmd_tokenize);
 IMC_CMD_DECL(imc_cmd_gen_model);
 IMC_CMD_DECL(imc_cmd_merge);
 IMC_CMD_DECL(imc_cmd_perplexity);
+IMC_CMD_DECL(imc_cmd_plan);
+IMC_CMD_DECL(imc_cmd_quantize);
 
 static const struct imc_cli_cmd *const commands[] = {
     &imc_cmd_info,
@@ -21,6 +23,8 @@ static const struct imc_cli_cmd *const commands[] = {
     &imc_cmd_gen_model,
     &imc_cmd_merge,
     &imc_cmd_perplexity,
+    &imc_cmd_plan,
+    &imc_cmd_quantize,
 };
 
 static void usage(FILE *f)

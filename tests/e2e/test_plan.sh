@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# tests/e2e/test_plan: `imc plan` on generated tiny models over a synthetic hwloc topology
+# (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
+# shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
+# summing to 100%, the automatic layout, and the errors (one line, exit 1).
+set -u
+: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_plan.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
+}
+has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
+export HWLOC_SYNTHETIC="pack:2 numa:2 core:2 pu:1"
+unset HWLOC_XMLFILE
+
+for p in ds2-tiny-3d llama-tiny; do
+    "$IMC_BIN" gen-model --preset "$p" -o "$tmp/$p.gguf" >/dev/null || { echo "FAIL gen $p"; exit 1; }
+done
+ds2=$tmp/ds2-tiny-3d.gguf
+
+# Rank rows as "rank stage shard replica layers experts node cpus share" (weights dropped).
+rows() { awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +\[/ {
+    print $1, $2, $3, $4, $5, $6, $9, $10, $12 }' "$1"; }
+
+# Expands "0-2,5" to one number per line.
+expand_cpus() {
+    local part
+    for part in ${1//,/ }; do
+        if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+    done
+}
+
+# Checks that the [b,e) ranges in column COL of the rows grouped by the key columns tile
+# [0, N) exactly once: tiles FILE KEYCOLS COL N
+tiles() {
+    rows "$1" | awk -v keys="$2" -v col="$3" -v n="$4" '
+        { split(keys, k, ","); key = ""; for (i in k) key = key "/" $(k[i]);
+          r = $(col); gsub(/[\[\)]/, "", r); split(r, be, ",");
+          for (x = be[1]; x < be[2]; x++) cnt[key "@" x]++; seen[key] = 1 }
+        END { bad = 0; for (key in seen) for (x = 0; x < n; x++) if (cnt[key "@" x] != 1) bad++;
+              for (c in cnt) { split(c, kx, "@"); if (kx[2] < 0 || kx[2] >= n) bad++ }
+              exit bad > 0 || length(seen) == 0 }'
+}
+
+# Shares are printed to 0.01%: their sum is 100% within the rounding of the rows.
+shares_100() { rows "$1" | awk '{ s += $9; n++ } END { exit !(n > 0 && s > 100 - n * 0.005 &&
+                                                       s < 100 + n * 0.005) }'; }
+
+# ---- default layout, 4 ranks on 4 NUMA nodes ----
+"$IMC_BIN" plan "$ds2" --ranks 4 >"$tmp/p4.txt" 2>"$tmp/p4.err"
+check "ds2 --ranks 4: exit 0" test $? -eq 0
+check "ds2 --ranks 4: nothing on stderr" test ! -s "$tmp/p4.err"
+check "4 rank rows" test "$(rows "$tmp/p4.txt" | wc -l)" -eq 4
+check "4 distinct NUMA nodes" test "$(rows "$tmp/p4.txt" | awk '{print $7}' | sort -u | wc -l)" -eq 4
+cpus=$(rows "$tmp/p4.txt" | while read -r _ _ _ _ _ _ _ c _; do expand_cpus "$c"; done)
+check "8 cores assigned" test "$(echo "$cpus" | wc -l)" -eq 8
+check "cores disjoint" test "$(echo "$cpus" | sort -u | wc -l)" -eq 8
+check "layers tile [0,3) per (replica, shard)" tiles "$tmp/p4.txt" 4,3 5 3
+check "experts tile [0,8) per (replica, stage)" tiles "$tmp/p4.txt" 4,2 6 8
+check "shares sum to 100%" shares_100 "$tmp/p4.txt"
+check "automatic layout named" has "$tmp/p4.txt" '^layout: +pp=[0-9]+,ep=[0-9]+,dp=1 \(automatic'
+check "totals and imbalance" has "$tmp/p4.txt" '^imbalance: max/mean compute [0-9.]+, weights [0-9.]+'
+
+# ---- explicit layouts ----
+"$IMC_BIN" plan "$ds2" --ranks 4 --layout pp=2,ep=2,dp=1 >"$tmp/e.txt" 2>&1
+check "pp=2,ep=2: exit 0" test $? -eq 0
+check "pp=2,ep=2: experts split [0,4) [4,8)" test \
+    "$(rows "$tmp/e.txt" | awk '{print $6}' | sort | uniq -c | awk '{print $1 $2}' | tr '\n' ' ')" \
+    = "2[0,4) 2[4,8) "
+check "pp=2,ep=2: two stages" test "$(rows "$tmp/e.txt" | awk '{print $2}' | sort -u | wc -l)" -eq 2
+check "pp=2,ep=2: layers tile" tiles "$tmp/e.txt" 4,3 5 3
+"$IMC_BIN" plan "$ds2" --ranks 6 --layout pp=3,dp=2 >"$tmp/r.txt" 2>"$tmp/r.err"
+check "pp=3,dp=2: exit 0" test $? -eq 0
+check "pp=3,dp=2: layers tile per replica" tiles "$tmp/r.txt" 4,3 5 3
+check "pp=3,dp=2: shares sum to 100%" shares_100 "$tmp/r.txt"
+check "6 ranks on 4 nodes: ranks share nodes" test \
+    "$(rows "$tmp/r.txt" | awk '{print $7}' | sort -u | wc -l)" -eq 4
+"$IMC_BIN" plan "$ds2" --ranks 8 --hosts 2 --layout pp=2,ep=2,dp=2 >"$tmp/h.txt" 2>&1
+check "2 hosts: host column" has "$tmp/h.txt" '^host rank'
+check "2 hosts: 8 rows" test "$(grep -cE '^ +1 +[4-7] ' "$tmp/h.txt")" -eq 4
+
+# ---- dense model: pp = N when it has >= N layers, replicas beyond ----
+llama=$tmp/llama-tiny.gguf
+"$IMC_BIN" plan "$llama" --ranks 2 >"$tmp/l2.txt" 2>&1
+check "dense, 2 ranks, 2 layers: pp=2" has "$tmp/l2.txt" '^layout: +pp=2,ep=1,dp=1 '
+check "dense: no experts column values" test "$(rows "$tmp/l2.txt" | awk '{print $6}' | sort -u)" = "-"
+"$IMC_BIN" plan "$llama" --ranks 4 >"$tmp/l4.txt" 2>&1
+check "dense, 4 ranks, 2 layers: pp=2, dp=2" has "$tmp/l4.txt" '^layout: +pp=2,ep=1,dp=2 '
+check "dense: shares sum to 100%" shares_100 "$tmp/l4.txt"
+
+# ---- memory: 100 kB nodes cannot hold the ranks' weights ----
+HWLOC_SYNTHETIC="pack:2 numa:2(memory=100kB) core:2 pu:1" \
+    "$IMC_BIN" plan "$ds2" --ranks 4 >/dev/null 2>"$tmp/m.err"
+check "small nodes: still exit 0" test $? -eq 0
+check "small nodes: warning per rank" test "$(grep -c 'needs .* of weights; its NUMA node has' "$tmp/m.err")" -eq 4
+
+# ---- errors: exit 1, one line on stderr ----
+err_case() { # err_case NAME REGEX ARGS...
+    local name=$1 re=$2
+    shift 2
+    "$IMC_BIN" plan "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    check "$name: exit 1" test "$rc" -eq 1
+    check "$name: one line" test "$(wc -l <"$tmp/err")" -eq 1
+    check "$name: message" grep -qE -- "$re" "$tmp/err"
+    check "$name: no stdout" test ! -s "$tmp/out"
+}
+err_case "layout/ranks mismatch" 'layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4' \
+    "$ds2" --ranks 4 --layout pp=2,ep=1,dp=3
+err_case "more stages than layers" 'pp=4 needs at least 4 layers, the model has 3' \
+    "$ds2" --ranks 4 --layout pp=4
+err_case "ep > experts" 'ep=16 exceeds the 8 experts' "$ds2" --ranks 16 --layout ep=16
+err_case "ep on a dense model" 'ep=2 needs a MoE model' "$llama" --ranks 2 --layout ep=2
+err_case "bad layout text" "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
+err_case "missing model" "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
+err_case "no --ranks" 'missing --ranks' "$ds2"
+err_case "--ranks 0" 'option --ranks must be at least 1' "$ds2" --ranks 0
+
+echo "$fail failed"
+exit "$fail"
