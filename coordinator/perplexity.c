@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "coordinator/chunks.h"
+#include "coordinator/dist.h"
 #include "coordinator/kld.h"
 #include "coordinator/ppl.h"
 #include "coordinator/progress.h"
@@ -16,6 +17,7 @@
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "model/vocab.h"
+#include "mpi/comm.h"
 
 #define DEFAULT_CTX 512
 #define DEFAULT_BATCH 2048
@@ -26,26 +28,29 @@ void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
     o->n_batch = DEFAULT_BATCH;
     o->n_threads = 1;
     o->attn = IMC_ATTN_AUTO;
+    o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
 struct run {
     const struct imc_perplexity_opts *o;
-    FILE *out;                  // results
-    struct imc_gguf *g;         // the model file
-    struct imc_model *m;        // its architecture
-    struct imc_vocab *v;        // its tokenizer
-    struct imc_engine *e;       // forward passes
-    struct imc_chunks ch;       // what is evaluated
-    struct imc_kld_base base;   // kld_base mode: the base file
-    struct imc_kld_writer w;    // kld_save mode: the output file
-    bool writing;               // w is open
-    struct imc_ppl_acc acc;     // plain / kld_save scores
-    struct imc_kld_acc kacc;    // kld_base scores
-    int64_t n_ctx, n_vocab;     // chunk length, logits per row
-    int64_t n_seq;              // chunks per engine call
-    int32_t *in;                // [n_seq][n_ctx] engine input
-    float *logits;              // [n_seq][n_ctx - n_ctx/2][n_vocab]
-    struct imc_progress prog;   // stderr progress
+    FILE *out;                // results
+    struct imc_gguf *g;       // the model file
+    struct imc_model *m;      // its architecture
+    struct imc_vocab *v;      // its tokenizer
+    struct imc_engine *e;     // forward passes
+    struct imc_chunks ch;     // what is evaluated
+    struct imc_kld_base base; // kld_base mode: the base file
+    struct imc_kld_writer w;  // kld_save mode: the output file
+    bool writing;             // w is open
+    struct imc_ppl_acc acc;   // plain / kld_save scores
+    struct imc_kld_acc kacc;  // kld_base scores
+    int64_t n_ctx, n_vocab;   // chunk length, logits per row
+    int64_t n_seq;            // chunks per engine call
+    int32_t *in;              // [n_seq][n_ctx] engine input
+    float *logits;            // [n_seq][n_ctx - n_ctx/2][n_vocab]
+    struct imc_progress prog; // stderr progress
+    bool dist;                // an MPI job of several ranks (coordinator/dist.h)
+    bool rank0;               // world rank 0 (or no MPI job): prints
 };
 
 static enum imc_status check_ctx(const struct run *r)
@@ -128,9 +133,14 @@ static enum imc_status open_base(struct run *r)
     return imc_kld_acc_init(&r->kacc, r->ch.n_chunk * imc_ppl_n_scored(r->n_ctx));
 }
 
+static int64_t n_batch_of(const struct imc_perplexity_opts *o)
+{
+    return o->n_batch > 0 ? o->n_batch : DEFAULT_BATCH;
+}
+
 static enum imc_status alloc_buffers(struct run *r)
 {
-    const int64_t n_batch = r->o->n_batch > 0 ? r->o->n_batch : DEFAULT_BATCH;
+    const int64_t n_batch = n_batch_of(r->o);
     r->n_seq = n_batch / r->n_ctx > 1 ? n_batch / r->n_ctx : 1;
     if (r->n_seq > r->ch.n_chunk) {
         r->n_seq = r->ch.n_chunk;
@@ -170,6 +180,9 @@ static enum imc_status setup(struct run *r)
         }
         IMC_TRY(check_ctx(r));
         IMC_TRY(imc_chunks_from_file(&r->ch, r->v, o->text, r->n_ctx, o->max_chunks));
+    }
+    if (r->dist) {
+        return IMC_OK; // coordinator/dist.c builds its stage engine and buffers
     }
     IMC_TRY(alloc_buffers(r));
     struct imc_engine_opts eo = imc_engine_opts_default();
@@ -227,6 +240,40 @@ static enum imc_status run_chunks(struct run *r)
     return IMC_OK;
 }
 
+// The MPI job: every rank runs its part; rank 0 replays the NLLs in chunk order (dist.h).
+static enum imc_status run_dist(struct run *r)
+{
+    const int64_t n_chunk = r->ch.n_chunk, n_scored = imc_ppl_n_scored(r->n_ctx);
+    const int64_t b = n_batch_of(r->o);
+    double *nll = malloc((size_t)(n_chunk * n_scored) * sizeof(double));
+    if (!nll) {
+        IMC_LOG_ERR("perplexity: out of memory for %lld NLL values",
+                    (long long)(n_chunk * n_scored));
+        return IMC_ERR_NOMEM;
+    }
+    imc_progress_init(&r->prog, stderr, "perplexity", n_chunk, r->o->quiet || !r->rank0);
+    struct imc_dist_job j = {
+        .comm = r->o->comm,
+        .layout = r->o->layout,
+        .model = r->m,
+        .ch = &r->ch,
+        .n_seq = b / r->n_ctx > 1 ? b / r->n_ctx : 1,
+        .n_threads = r->o->n_threads,
+        .attn = r->o->attn,
+        .prog = r->rank0 ? &r->prog : NULL,
+    };
+    enum imc_status st = imc_dist_run(&j, nll);
+    for (int64_t c = 0; st == IMC_OK && r->rank0 && c < n_chunk; c++) {
+        for (int64_t k = 0; k < n_scored; k++) {
+            imc_ppl_add(&r->acc, nll[c * n_scored + k]);
+        }
+        imc_progress_clear(&r->prog);
+        fprintf(r->out, "[%lld]%.4f,", (long long)(c + 1), imc_ppl_value(&r->acc));
+    }
+    free(nll);
+    return st;
+}
+
 static enum imc_status report(struct run *r, struct imc_perplexity_result *res)
 {
     res->n_chunk = r->ch.n_chunk;
@@ -247,6 +294,15 @@ static enum imc_status report(struct run *r, struct imc_perplexity_result *res)
 
 static void log_plan(const struct run *r)
 {
+    if (r->dist) {
+        const struct imc_layout *l = &r->o->layout;
+        IMC_LOG_INF("perplexity: %lld tokens, %lld chunks of %lld over %d ranks, layout "
+                    "pp=%d,ep=%d,dp=%d, %d thread(s) per rank",
+                    (long long)r->ch.n_tokens, (long long)r->ch.n_chunk, (long long)r->n_ctx,
+                    imc_comm_size(r->o->comm), l->pp, l->ep, l->dp,
+                    r->o->n_threads > 0 ? r->o->n_threads : 1);
+        return;
+    }
     const char *attn = r->m->arch == IMC_ARCH_DEEPSEEK2
                            ? imc_attn_path_name(imc_engine_attn_path(r->e))
                            : "standard";
@@ -285,16 +341,24 @@ enum imc_status imc_perplexity_run(const struct imc_perplexity_opts *o, FILE *ou
     struct imc_perplexity_result local;
     res = res ? res : &local;
     memset(res, 0, sizeof(*res));
+    r.dist = o->comm && imc_comm_size(o->comm) > 1;
+    r.rank0 = !o->comm || imc_comm_rank(o->comm) == 0;
+    if (r.dist && (o->kld_save || o->kld_base)) {
+        IMC_LOG_ERR("perplexity: --kld-save and --kld-base run on one rank only (this job has "
+                    "%d); run them without mpirun",
+                    imc_comm_size(o->comm));
+        return IMC_ERR_UNSUPPORTED;
+    }
     enum imc_status st = setup(&r);
     if (st == IMC_OK) {
         log_plan(&r);
-        st = run_chunks(&r);
+        st = r.dist ? run_dist(&r) : run_chunks(&r);
     }
     if (st == IMC_OK && r.writing) {
         r.writing = false;
         st = imc_kld_writer_commit(&r.w);
     }
-    if (st == IMC_OK) {
+    if (st == IMC_OK && r.rank0) {
         st = report(&r, res);
     }
     imc_progress_clear(&r.prog);

@@ -25,7 +25,10 @@
 #include <stdio.h>
 
 #include "core/status.h"
+#include "numa/plan.h"
 #include "worker/engine.h"
+
+struct imc_comm;
 
 struct imc_perplexity_opts {
     const char *model;       // GGUF path
@@ -39,6 +42,11 @@ struct imc_perplexity_opts {
     const char *kld_base;    // compare against this base file, or NULL
     bool quiet;              // no progress lines
     enum imc_attn_path attn; // deepseek2 attention path
+    // MPI job (coordinator/dist.h): NULL or a world of one rank runs in this process. With more
+    // ranks, comm must be split into layout already; only world rank 0 prints to `out`, and
+    // kld_save / kld_base are refused (IMC_ERR_UNSUPPORTED).
+    const struct imc_comm *comm;
+    struct imc_layout layout;
 };
 
 // Fills o with the defaults (n_ctx 0, all chunks, n_batch 2048, 1 thread, AUTO path).
@@ -54,7 +62,8 @@ struct imc_perplexity_result {
 // Runs the evaluation and prints the results to out (stdout). Every failure is logged once,
 // naming the file and cause: IMC_ERR_ARG (bad sizes: ctx beyond the model's n_ctx_train, text
 // shorter than 2·ctx, a base file of another vocabulary/context/text), IMC_ERR_IO,
-// IMC_ERR_FORMAT, IMC_ERR_NUMERIC, IMC_ERR_NOMEM. res may be NULL.
+// IMC_ERR_FORMAT, IMC_ERR_NUMERIC, IMC_ERR_NOMEM; under MPI also IMC_ERR_MPI, IMC_ERR_UNSUPPORTED.
+// res may be NULL; under MPI it is filled on world rank 0 only.
 enum imc_status imc_perplexity_run(const struct imc_perplexity_opts *o, FILE *out,
                                    struct imc_perplexity_result *res);
 

@@ -4,15 +4,27 @@
  *
  *   imc perplexity -m MODEL -f TEXT [-c N] [--chunks N] [-b N] [-t N]
  *                  [--kld-save FILE | --kld-base FILE] [--attn absorbed|non-absorbed|auto] [-q]
+ *                  [--layout pp=A,ep=1,dp=C]
  *
  * Results go to stdout, progress and logs to stderr. Exit 0 on success, 1 when the run fails
  * (one error line naming the file and cause), 2 on bad usage.
+ *
+ * Under mpirun (or another MPI launcher; without one, MPI is not started) the ranks form one
+ * job (coordinator/dist.h; default layout dp = ranks): only world rank 0 prints results and
+ * progress, the others log warnings and errors only. Usage
+ * errors are found alike on every rank (rank 0 reports them) and every rank exits 2; a failure
+ * during the run on any rank ends the whole job through imc_fatal (mpi/fatal.h).
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/perplexity.h"
 #include "core/log.h"
+#include "mpi/comm.h"
+#include "mpi/fatal.h"
+#include "numa/plan.h"
 #include "src/cli.h"
 
 static void usage(FILE *f)
@@ -33,6 +45,9 @@ static void usage(FILE *f)
             "                        --kl-divergence-base file format)\n"
             "  --kld-base FILE       KL-divergence against a saved base (same chunks)\n"
             "  --attn PATH           deepseek2 attention: absorbed, non-absorbed or auto\n"
+            "  --layout pp=A,ep=1,dp=C  MPI job layout: pipeline stages x expert shards x\n"
+            "                        replicas, product = ranks (default dp = ranks; ep > 1 is\n"
+            "                        not implemented yet)\n"
             "  -q, --quiet           no progress lines, warnings and errors only\n"
             "  -v, --log-level LEVEL\n");
 }
@@ -100,6 +115,9 @@ static int parse_value(struct imc_perplexity_opts *o, int64_t *threads, const ch
     if (strcmp(a, "--attn") == 0) {
         return parse_attn(v, &o->attn);
     }
+    if (strcmp(a, "--layout") == 0) {
+        return imc_layout_parse(v, &o->layout) == IMC_OK ? 0 : 2;
+    }
     int64_t *n = int_slot(o, a);
     n = n ? n : (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) ? threads : NULL;
     if (!n) {
@@ -122,7 +140,7 @@ static bool takes_value(const char *a)
     static const char *const names[] = {"-m", "--model", "-f", "--file", "--kld-save",
                                         "--kld-base", "--attn", "-c", "--ctx", "--ctx-size",
                                         "--chunks", "-b", "--batch", "--batch-size", "-t",
-                                        "--threads"};
+                                        "--threads", "--layout"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(a, names[i]) == 0) {
             return true;
@@ -131,8 +149,9 @@ static bool takes_value(const char *a)
     return false;
 }
 
-// Returns 0 to run, 2 on a bad argument (logged), -1 after printing help.
-static int parse(int argc, char **argv, struct imc_perplexity_opts *o)
+// Returns 0 to run, 2 on a bad argument (logged), -1 after printing help to help_out (or not,
+// when it is NULL).
+static int parse(int argc, char **argv, struct imc_perplexity_opts *o, FILE *help_out)
 {
     int64_t threads = 1;
     for (int i = 1; i < argc; i++) {
@@ -144,7 +163,9 @@ static int parse(int argc, char **argv, struct imc_perplexity_opts *o)
         if (used > 0) {
             i += used - 1;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
+            if (help_out) {
+                usage(help_out);
+            }
             return -1;
         } else if (takes_value(a)) {
             if (imc_cli_need_value("perplexity", argc, argv, i) ||
@@ -170,15 +191,92 @@ static int parse(int argc, char **argv, struct imc_perplexity_opts *o)
     return 0;
 }
 
+static void drop_log_line(enum imc_log_level level, const char *line, void *user)
+{
+    (void)level;
+    (void)line;
+    (void)user;
+}
+
+// Parses on every rank; only rank 0 reports usage errors and help (all ranks decide alike).
+// Returns 0 to run, else the exit code.
+static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int rank, int size)
+{
+    if (rank != 0) {
+        imc_log_set_sink(drop_log_line, NULL);
+    }
+    int rc = parse(argc, argv, o, rank == 0 ? stdout : NULL);
+    if (rc == 0 && (int64_t)o->layout.pp * o->layout.ep * o->layout.dp == 1 && size > 1) {
+        o->layout.dp = size; // default: every rank a replica
+    }
+    if (rc == 0 && imc_layout_check(&o->layout, size) != IMC_OK) {
+        rc = 2;
+    }
+    if (rc == 0 && o->layout.ep > 1) {
+        IMC_LOG_ERR("perplexity: --layout ep=%d: expert parallelism is not implemented yet",
+                    o->layout.ep);
+        rc = 2;
+    }
+    if (rc == 0 && size > 1 && (o->kld_save || o->kld_base)) {
+        IMC_LOG_ERR("perplexity: --kld-save and --kld-base run on one rank only (this job has "
+                    "%d); run them without mpirun",
+                    size);
+        rc = 2;
+    }
+    if (rank != 0) {
+        imc_log_set_sink(NULL, NULL);
+        if (imc_log_get_level() > IMC_LOG_WARN) {
+            imc_log_set_level(IMC_LOG_WARN);
+        }
+        o->quiet = true;
+    }
+    return rc;
+}
+
+// True when a process manager started this process (mpirun/mpiexec of Open MPI, or a PMI/PMIx
+// launcher such as srun --mpi=pmix). Only then is MPI started: a plain run stays a plain
+// process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
+static bool under_launcher(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (getenv(vars[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int run(int argc, char **argv)
 {
+    struct imc_comm *comm = NULL;
+    if (under_launcher()) {
+        if (imc_comm_init(&comm, NULL, NULL) != IMC_OK) {
+            return 1;
+        }
+        imc_comm_set_log_prefix(comm);
+    }
+    const int rank = comm ? imc_comm_rank(comm) : 0, size = comm ? imc_comm_size(comm) : 1;
     struct imc_perplexity_opts o;
     imc_perplexity_opts_default(&o);
-    int rc = parse(argc, argv, &o);
-    if (rc != 0) {
-        return rc < 0 ? 0 : rc;
+    int rc = parse_ranks(argc, argv, &o, rank, size);
+    if (rc == 0) {
+        o.comm = comm;
+        enum imc_status st = IMC_OK;
+        if (comm) {
+            st = imc_comm_split_layout(comm, o.layout.pp, o.layout.ep, o.layout.dp);
+        }
+        if (st == IMC_OK) {
+            st = imc_perplexity_run(&o, rank == 0 ? stdout : NULL, NULL);
+        }
+        fflush(stdout);
+        if (st != IMC_OK && size > 1) {
+            imc_fatal(comm, st, "perplexity");
+        }
+        rc = st == IMC_OK ? 0 : 1;
     }
-    return imc_perplexity_run(&o, stdout, NULL) == IMC_OK ? 0 : 1;
+    imc_comm_free(comm);
+    return rc < 0 ? 0 : rc;
 }
 
 const struct imc_cli_cmd imc_cmd_perplexity = {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# tests/mpi/test_perplexity_np: `imc perplexity` as one MPI job (coordinator/dist.h; DESIGN.md §6)
+# gives stdout byte-identical to the single-process run, for replicas (dp), pipeline stages (pp)
+# and both, over shared memory and once over TCP; a deepseek2 MoE model and a llama model. Also:
+# bad layouts and options under mpirun exit nonzero with their message, a failure inside the run
+# ends every rank (no hang), and ranks other than 0 print nothing to stdout.
+# shellcheck source=tests/mpi/lib.sh
+. "$(dirname "$0")/lib.sh"
+: "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
+TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
+# Sanitizer builds: Open MPI's one-time allocations are not leaks of imc (tests/mpi/lsan.h has
+# the same list for the C tests); other builds ignore these variables.
+printf 'leak:%s\n' libmpi.so libopen-pal.so libopen-rte.so libpmix.so libevent \
+    >"$MPI_TMP/lsan.supp"
+export LSAN_OPTIONS="suppressions=$MPI_TMP/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+ARGS=(--ctx 64 --chunks 6)
+
+for preset in ds2-tiny-3d llama-tiny; do
+    if ! "$IMC_BIN" gen-model --preset "$preset" -o "$MPI_TMP/$preset.gguf" >/dev/null 2>&1; then
+        echo "FAIL gen-model --preset $preset"
+        exit 1
+    fi
+done
+
+# ppl_case MODEL TAG N LAYOUT [extra args...]: runs under mpirun; stdout must equal the
+# single-process run with the same extra args ($MPI_TMP/MODEL.single<extra>.out).
+ppl_case() {
+    local model=$1 tag=$2 n=$3 layout=$4
+    shift 4
+    local ref="$MPI_TMP/$model.single$*.out" opts=()
+    [ "${tag%tcp}" != "$tag" ] && opts=("${MPI_TCP_ARGS[@]}")
+    mpi_run "$model.$tag" "$n" "${opts[@]}" -- "$IMC_BIN" perplexity -m "$MPI_TMP/$model.gguf" \
+        -f "$TEXT" "${ARGS[@]}" --layout "$layout" "$@"
+    local rc=$?
+    mpi_check "$model np=$n $layout $*: exit 0 (was $rc)" test "$rc" -eq 0
+    mpi_check "$model np=$n $layout $*: stdout identical to the single-process run" \
+        cmp -s "$ref" "$MPI_TMP/$model.$tag.out"
+    if [ "$rc" -ne 0 ] || ! cmp -s "$ref" "$MPI_TMP/$model.$tag.out"; then
+        diff "$ref" "$MPI_TMP/$model.$tag.out" | head -5
+        tail -5 "$MPI_TMP/$model.$tag.err"
+    fi
+}
+
+for model in ds2-tiny-3d llama-tiny; do
+    # -b 128: batches of 2 chunks, so every replica gets work; default -b: one batch of 6.
+    for extra in "-b 128" ""; do
+        # shellcheck disable=SC2086 # $extra is a list of words
+        "$IMC_BIN" perplexity -m "$MPI_TMP/$model.gguf" -f "$TEXT" "${ARGS[@]}" $extra -q \
+            >"$MPI_TMP/$model.single$extra.out" 2>"$MPI_TMP/$model.single.err"
+        mpi_check "$model single process $extra: exit 0 and a Final estimate" \
+            grep -q '^Final estimate: PPL = ' "$MPI_TMP/$model.single$extra.out"
+    done
+    # shellcheck disable=SC2086
+    {
+        ppl_case "$model" np1 1 dp=1 -b 128
+        ppl_case "$model" dp2 2 dp=2 -b 128
+        ppl_case "$model" pp2 2 pp=2 -b 128
+        ppl_case "$model" pp2dp2 4 pp=2,dp=2 -b 128
+        ppl_case "$model" dp4 4 dp=4 -b 128
+        ppl_case "$model" pp2dp2b 4 pp=2,dp=2
+    }
+done
+ppl_case ds2-tiny-3d pp2dp2tcp 4 pp=2,dp=2 -b 128
+ppl_case llama-tiny dp2tcp 2 dp=2 -b 128
+# default layout under mpirun: every rank a replica
+mpi_run ds2.default 3 -- "$IMC_BIN" perplexity -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" \
+    "${ARGS[@]}" -b 64
+mpi_check "np=3 default layout (dp=3): exit 0" test $? -eq 0
+"$IMC_BIN" perplexity -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 64 \
+    >"$MPI_TMP/ds2.b64.out" 2>/dev/null
+mpi_check "np=3 default layout: stdout identical" cmp -s "$MPI_TMP/ds2.b64.out" \
+    "$MPI_TMP/ds2.default.out"
+
+# expect_fail TAG N MESSAGE [mpirun options] -- imc args: exit nonzero, MESSAGE on stderr, no
+# stdout.
+expect_fail() {
+    local tag=$1 n=$2 msg=$3
+    shift 3
+    if [ "$n" -eq 0 ]; then
+        shift
+        "$@" >"$MPI_TMP/$tag.out" 2>"$MPI_TMP/$tag.err"
+    else
+        mpi_run "$tag" "$n" "$@"
+    fi
+    local rc=$?
+    mpi_check "$tag: exits nonzero (was $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+    mpi_check "$tag: says '$msg'" grep -qF -- "$msg" "$MPI_TMP/$tag.err"
+    mpi_check "$tag: nothing on stdout" test ! -s "$MPI_TMP/$tag.out"
+}
+M=(-m "$MPI_TMP/llama-tiny.gguf" -f "$TEXT" "${ARGS[@]}")
+expect_fail bad_count 4 "layout pp=2,ep=1,dp=3 needs 6 ranks, the job has 4" \
+    -- "$IMC_BIN" perplexity "${M[@]}" --layout pp=2,dp=3
+expect_fail bad_count_single 0 "layout pp=1,ep=1,dp=2 needs 2 ranks, the job has 1" \
+    -- "$IMC_BIN" perplexity "${M[@]}" --layout dp=2
+expect_fail ep2 2 "expert parallelism is not implemented yet" \
+    -- "$IMC_BIN" perplexity "${M[@]}" --layout ep=2
+expect_fail kld 2 "--kld-save and --kld-base run on one rank only" \
+    -- "$IMC_BIN" perplexity "${M[@]}" --kld-save "$MPI_TMP/base.kld"
+mpi_check "kld: no base file left" test ! -e "$MPI_TMP/base.kld"
+# llama-tiny has fewer layers than 3 stages: found inside the run, on every rank -> imc_fatal.
+n_layer=$("$IMC_BIN" info "$MPI_TMP/llama-tiny.gguf" 2>/dev/null |
+    grep -oE 'n_layer [0-9]+' | grep -oE '[0-9]+$' | head -1)
+mpi_check "llama-tiny: n_layer read from imc info ($n_layer)" test -n "$n_layer"
+pp=$((${n_layer:-2} + 1))
+expect_fail too_many_stages "$pp" "layers, the model has $n_layer" \
+    -- "$IMC_BIN" perplexity "${M[@]}" --layout "pp=$pp"
+mpi_summary
