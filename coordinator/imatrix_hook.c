@@ -1,0 +1,274 @@
+/*
+ * coordinator/imatrix_hook: the per-chunk splitter between the engine's stats hooks and the
+ * collectors of an imatrix run, and the list of weights it declares (the why and the rules:
+ * coordinator/imatrix_priv.h).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/imatrix_priv.h"
+#include "core/log.h"
+
+enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m, struct imc_imatrix *im,
+                              int64_t n_col, int64_t n_ctx, bool process_output)
+{
+    memset(h, 0, sizeof(*h));
+    h->m = m;
+    h->n_ctx = n_ctx;
+    h->n_seq = 1;
+    h->process_output = process_output;
+    h->router_layer = -1;
+    h->split_layer = -1;
+    h->col = calloc((size_t)n_col, sizeof(*h->col));
+    h->bounds = calloc((size_t)n_col + 1, sizeof(*h->bounds));
+    if (!h->col || !h->bounds) {
+        IMC_LOG_ERR("imatrix: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    h->n_col = n_col;
+    for (int64_t s = 0; s < n_col; s++) {
+        IMC_TRY(imc_stats_collect_init(&h->col[s], im));
+    }
+    return IMC_OK;
+}
+
+void imx_hook_free(struct imx_hook *h)
+{
+    for (int64_t s = 0; h->col && s < h->n_col; s++) {
+        imc_stats_collect_free(h->col[s]);
+    }
+    free(h->col);
+    free(h->bounds);
+    free(h->router_in);
+    memset(h, 0, sizeof(*h));
+}
+
+// Calls fn(user, w) for every weight whose input the engine reports (worker/stats.h).
+static enum imc_status each_weight(const struct imx_hook *h,
+                                   enum imc_status (*fn)(void *, const struct imc_tensor_info *),
+                                   void *user)
+{
+    const struct imc_model *m = h->m;
+    if (h->process_output) {
+        IMC_TRY(fn(user, m->output));
+    }
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const struct imc_tensor_info *w[] = {l->wq,
+                                             l->wk,
+                                             l->wv,
+                                             l->wq_a,
+                                             l->wq_b,
+                                             l->wkv_a_mqa,
+                                             l->wkv_b,
+                                             l->wk_b,
+                                             l->wv_b,
+                                             l->wo,
+                                             l->ffn_gate,
+                                             l->ffn_up,
+                                             l->ffn_down,
+                                             l->ffn_gate_inp,
+                                             l->ffn_gate_exps,
+                                             l->ffn_up_exps,
+                                             l->ffn_down_exps,
+                                             l->ffn_gate_shexp,
+                                             l->ffn_up_shexp,
+                                             l->ffn_down_shexp};
+        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+            if (w[i]) {
+                IMC_TRY(fn(user, w[i]));
+            }
+        }
+    }
+    return IMC_OK;
+}
+
+static enum imc_status declare_one(void *user, const struct imc_tensor_info *w)
+{
+    return imc_stats_collect_declare(user, w);
+}
+
+enum imc_status imx_hook_declare(struct imx_hook *h)
+{
+    return each_weight(h, declare_one, h->col[0]);
+}
+
+struct fed_check {
+    const struct imx_hook *h;
+    const struct imc_imatrix *im;
+    int64_t n_unfed;
+};
+
+static bool layer_expert(const struct imc_layer *l, const struct imc_tensor_info *w)
+{
+    return w == l->ffn_gate_exps || w == l->ffn_up_exps || w == l->ffn_down_exps;
+}
+
+static bool is_expert(const struct imc_model *m, const struct imc_tensor_info *w)
+{
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        if (layer_expert(&m->layers[il], w)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum imc_status check_one(void *user, const struct imc_tensor_info *w)
+{
+    struct fed_check *fc = user;
+    if (is_expert(fc->h->m, w)) {
+        return IMC_OK; // the coverage table reports experts
+    }
+    const struct imc_imatrix_entry *e = imc_imatrix_find(fc->im, w->name);
+    double n = 0;
+    for (int64_t k = 0; e && k < e->n_mat; k++) {
+        n += e->counts[k];
+    }
+    if (n == 0) {
+        IMC_LOG_WRN("imatrix: tensor '%s' received no input", w->name);
+        fc->n_unfed++;
+    }
+    return IMC_OK;
+}
+
+int64_t imx_hook_check_fed(const struct imx_hook *h, const struct imc_imatrix *im)
+{
+    struct fed_check fc = {h, im, 0};
+    each_weight(h, check_one, &fc);
+    return fc.n_unfed;
+}
+
+enum imc_status imx_hook_end_chunk(struct imx_hook *h, int64_t s)
+{
+    IMC_ASSERT(s >= 0 && s < h->n_col);
+    return imc_stats_collect_end_chunk(h->col[s]);
+}
+
+// ---- the hook ---------------------------------------------------------------------------------
+
+// Feeds rows [r0, r1) of x to slot s. The collectors of slots >= 1 run with INFO muted: their
+// one-time notes (the 2D MLA line) would repeat what slot 0 logged.
+static enum imc_status feed(struct imx_hook *h, int64_t s, const struct imc_tensor_info *w,
+                            int64_t layer, int64_t slice, const float *x, int64_t r0, int64_t r1,
+                            int64_t n_in)
+{
+    if (r1 <= r0) {
+        return IMC_OK; // as with one chunk per call: no rows, no call
+    }
+    const enum imc_log_level lvl = imc_log_get_level();
+    if (s > 0 && lvl > IMC_LOG_WARN) {
+        imc_log_set_level(IMC_LOG_WARN);
+    }
+    enum imc_status st =
+        imc_stats_collect_on_input(h->col[s], w, layer, slice, x + r0 * n_in, r1 - r0, n_in);
+    if (s > 0 && lvl > IMC_LOG_WARN) {
+        imc_log_set_level(lvl);
+    }
+    return st;
+}
+
+static enum imc_status keep_router_input(struct imx_hook *h, int64_t layer, const float *x,
+                                         int64_t n_rows, int64_t n_in)
+{
+    if (!h->router_in) {
+        h->router_in = malloc((size_t)(h->n_col * h->n_ctx * n_in) * sizeof(float));
+        if (!h->router_in) {
+            IMC_LOG_ERR("imatrix: out of memory for the router input copy");
+            return IMC_ERR_NOMEM;
+        }
+    }
+    IMC_ASSERT(n_rows <= h->n_col * h->n_ctx);
+    memcpy(h->router_in, x, (size_t)(n_rows * n_in) * sizeof(float));
+    h->router_layer = layer;
+    h->router_rows = n_rows;
+    h->split_layer = -1;
+    return IMC_OK;
+}
+
+// Sets h->bounds for the rows of expert `slice` of `layer` (see imatrix_priv.h).
+static enum imc_status split_expert(struct imx_hook *h, const struct imc_tensor_info *w,
+                                    int64_t layer, int64_t slice, const float *x, int64_t n_rows,
+                                    int64_t n_in)
+{
+    if (h->split_layer == layer && h->split_expert == slice) {
+        return IMC_OK;
+    }
+    const struct imc_layer *l = &h->m->layers[layer];
+    const bool input = w == l->ffn_gate_exps || w == l->ffn_up_exps;
+    if (!input || h->router_layer != layer || n_in != h->m->hp.n_embd) {
+        IMC_LOG_ERR("imatrix: cannot split the rows of '%s' (expert %" PRId64 ") per chunk: the "
+                    "router input of layer %" PRId64 " was not seen first",
+                    w->name, slice, layer);
+        return IMC_ERR_INTERNAL;
+    }
+    int64_t t = 0, k = 1;
+    h->bounds[0] = 0;
+    for (int64_t r = 0; r < n_rows; r++, t++) {
+        const float *xr = x + r * n_in;
+        while (t < h->router_rows &&
+               memcmp(h->router_in + t * n_in, xr, (size_t)n_in * sizeof(float)) != 0) {
+            t++;
+        }
+        if (t == h->router_rows) {
+            IMC_LOG_ERR("imatrix: row %" PRId64 " of '%s' (expert %" PRId64 ") is not a token "
+                        "of layer %" PRId64 "'s router input in order",
+                        r, w->name, slice, layer);
+            return IMC_ERR_INTERNAL;
+        }
+        for (; k <= t / h->n_ctx; k++) {
+            h->bounds[k] = r;
+        }
+    }
+    for (; k <= h->n_seq; k++) {
+        h->bounds[k] = n_rows;
+    }
+    h->split_layer = layer;
+    h->split_expert = slice;
+    return IMC_OK;
+}
+
+static enum imc_status split_even(struct imx_hook *h, const struct imc_tensor_info *w,
+                                  int64_t layer, int64_t slice, const float *x, int64_t n_rows,
+                                  int64_t n_in)
+{
+    if (n_rows % h->n_seq != 0) {
+        IMC_LOG_ERR("imatrix: '%s' reported %" PRId64 " rows for %" PRId64 " sequences", w->name,
+                    n_rows, h->n_seq);
+        return IMC_ERR_INTERNAL;
+    }
+    const int64_t per = n_rows / h->n_seq;
+    for (int64_t s = 0; s < h->n_seq; s++) {
+        IMC_TRY(feed(h, s, w, layer, slice, x, s * per, (s + 1) * per, n_in));
+    }
+    return IMC_OK;
+}
+
+static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
+                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in)
+{
+    struct imx_hook *h = user;
+    if (layer < 0 && w == h->m->output && !h->process_output) {
+        return IMC_OK;
+    }
+    if (h->n_seq == 1) {
+        return feed(h, 0, w, layer, slice, x, 0, n_rows, n_in);
+    }
+    if (layer >= 0 && layer_expert(&h->m->layers[layer], w)) {
+        IMC_TRY(split_expert(h, w, layer, slice, x, n_rows, n_in));
+        for (int64_t s = 0; s < h->n_seq; s++) {
+            IMC_TRY(feed(h, s, w, layer, slice, x, h->bounds[s], h->bounds[s + 1], n_in));
+        }
+        return IMC_OK;
+    }
+    if (layer >= 0 && w == h->m->layers[layer].ffn_gate_inp) {
+        IMC_TRY(keep_router_input(h, layer, x, n_rows, n_in));
+    }
+    return split_even(h, w, layer, slice, x, n_rows, n_in);
+}
+
+struct imc_stats_hooks imx_hook_hooks(struct imx_hook *h)
+{
+    return (struct imc_stats_hooks){.user = h, .on_input = on_input};
+}
