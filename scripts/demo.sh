@@ -13,7 +13,8 @@ text="$root/data/text/calibration.txt"
 mkdir -p "$out"
 
 "$imc" gen-model --preset ds2-tiny-all -o "$out/ds2-tiny.gguf"
-"$imc" info "$out/ds2-tiny.gguf" | head -n 30
+"$imc" info "$out/ds2-tiny.gguf" > "$out/ds2-tiny.info.txt"
+sed -n 1,12p "$out/ds2-tiny.info.txt"
 "$imc" imatrix -m "$out/ds2-tiny.gguf" -f "$text" -o "$out/ds2-tiny.imatrix.gguf" \
        --ctx 128 --format both
 "$imc" perplexity -m "$out/ds2-tiny.gguf" -f "$text" --ctx 128
