@@ -2,16 +2,23 @@
  * kernels/cpu/matmul: y = W x and the row lookup on the pool (kernels/kernels.h).
  *
  * The output is cut into tiles of TILE rows of W × a chunk of tokens. A task dequantizes its W
- * rows to f32 into per-thread scratch (f32 weights are used in place) and runs one
- * single-threaded cblas_sgemm: y[t][o0:o1] = x[t] · W[o0:o1]^T. Tokens are chunked (TOK_CHUNK)
- * only when W has fewer than MANY_TILES tiles, so large weights are dequantized once per call.
- * Tile and chunk sizes depend only on the shapes, never on the thread count, so every y element
- * comes from the same sgemm call shape.
+ * rows to f32 into per-thread scratch (f32 weights are used in place) and runs single-threaded
+ * cblas_sgemm calls y[t][o0:o1] = x[t] · W[o0:o1]^T over token tiles of exactly TOK_TILE rows.
+ * Tokens are chunked (TOK_CHUNK) only when W has fewer than MANY_TILES tiles, so large weights
+ * are dequantized once per call.
+ *
+ * Invariant (bitwise): y[t][o] depends only on x[t], W and the shapes of W, never on the thread
+ * count, on n_tok or on the other tokens. OpenBLAS picks its kernel (small-matrix kernel, packed
+ * micro-kernels and their remainder paths) from M, N, K, so a varying token count M changed the
+ * summation order of a row; here every sgemm call has M = TOK_TILE and N, K fixed by W's shape
+ * and tile index. A last partial token tile is copied into zero-padded scratch and its valid
+ * rows copied out. MoE experts, which see a varying number of routed tokens, rely on this.
  *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
  * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a dequantized tile ≤ 2 MiB.
  */
 #include <cblas.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "kernels/kernels.h"
@@ -19,7 +26,8 @@
 #define TILE_BYTES (2 << 20)
 #define TILE_MIN 16
 #define TILE_MAX 256
-#define TOK_CHUNK 128
+#define TOK_CHUNK 128 // a multiple of TOK_TILE
+#define TOK_TILE 16 // every sgemm call has M = TOK_TILE (a multiple of micro-kernel heights)
 #define MANY_TILES 32
 
 struct mm_job {
@@ -42,27 +50,59 @@ static int64_t tile_rows(int64_t n_in)
     return r / TILE_MIN * TILE_MIN;
 }
 
+// y[t0 + k][0:rows] = x[t0 + k] · wt^T for k < toks (toks <= TOK_TILE) with one sgemm of
+// M = TOK_TILE; a partial tile goes through pad (TOK_TILE × (n_in + rows) floats).
+static void mm_tokens(const struct mm_job *j, const float *wt, int64_t rows, int64_t t0,
+                      int64_t toks, float *y, float *pad)
+{
+    const float *x = j->x + t0 * j->ldx;
+    int64_t ldx = j->ldx, ldy = j->ldy;
+    float *yt = y + t0 * j->ldy;
+    const int padded = toks < TOK_TILE;
+    if (padded) {
+        float *xp = pad, *yp = pad + TOK_TILE * j->n_in;
+        for (int64_t k = 0; k < TOK_TILE; k++) {
+            if (k < toks) {
+                memcpy(xp + k * j->n_in, x + k * j->ldx, (size_t)j->n_in * sizeof(float));
+            } else {
+                memset(xp + k * j->n_in, 0, (size_t)j->n_in * sizeof(float));
+            }
+        }
+        x = xp;
+        yt = yp;
+        ldx = j->n_in;
+        ldy = rows;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TOK_TILE, (int)rows, (int)j->n_in, 1.0f,
+                x, (int)ldx, wt, (int)j->n_in, 0.0f, yt, (int)ldy);
+    for (int64_t k = 0; padded && k < toks; k++) {
+        memcpy(y + (t0 + k) * j->ldy, yt + k * rows, (size_t)rows * sizeof(float));
+    }
+}
+
 static void mm_task(void *ctx, int64_t task, int thread)
 {
     struct mm_job *j = ctx;
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
+    const int64_t wn = j->to_float ? rows * j->n_in : 0;
+    float *buf = imc_exec_scratch(j->ex, thread, wn + TOK_TILE * (j->n_in + rows));
+    if (!buf) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
     const float *wt = (const float *)(j->w + (uint64_t)o0 * j->row_bytes);
     if (j->to_float) {
-        float *buf = imc_exec_scratch(j->ex, thread, rows * j->n_in);
-        if (!buf) {
-            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
-            return;
-        }
         for (int64_t r = 0; r < rows; r++) {
             j->to_float(j->w + (uint64_t)(o0 + r) * j->row_bytes, buf + r * j->n_in, j->n_in);
         }
         wt = buf;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)toks, (int)rows, (int)j->n_in, 1.0f,
-                j->x + t0 * j->ldx, (int)j->ldx, wt, (int)j->n_in, 0.0f, j->y + t0 * j->ldy + o0,
-                (int)j->ldy);
+    for (int64_t k = 0; k < toks; k += TOK_TILE) {
+        mm_tokens(j, wt, rows, t0 + k, toks - k < TOK_TILE ? toks - k : TOK_TILE, j->y + o0,
+                  buf + wn);
+    }
 }
 
 enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,

@@ -2,6 +2,8 @@
  * tests/kernels/test_matmul: imc_cpu_matmul against imc_ref_matmul for every weight type of the
  * type table that can be quantized and dequantized, over shapes that hit one row, odd counts,
  * partial weight tiles and token chunks, and strided x/y; bitwise equality across thread counts;
+ * bitwise batch invariance (row t of y is the same whether token t is computed alone or among
+ * n tokens, so MoE experts give the same bits whatever number of tokens they are routed);
  * imc_cpu_get_rows against the reference (exact: same dequantizer).
  *
  * Tolerance: per element |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i |W_oi x_ti|: the reference sums in
@@ -115,6 +117,45 @@ static void determinism(struct krng *r)
     free(y4);
 }
 
+// Row t of y computed inside a batch of n tokens equals row t computed alone (bitwise), for
+// token counts around the sgemm micro-kernel sizes and the token chunk, over a weight with a
+// partial last tile. The batch uses strided x/y (ldx, ldy), the token alone contiguous rows.
+static void batch_invariance(struct imc_exec *ex, struct krng *r, uint32_t t)
+{
+    const int64_t n_out = 150, n_in = 256, n_max = 260, ldx = n_in + 5, ldy = n_out + 3;
+    const int64_t counts[] = {1, 2, 5, 17, 37, 100, 260};
+    float *deq = NULL;
+    void *w = make_weights(r, t, n_out, n_in, &deq);
+    if (!w) {
+        CHECK(0, "batch invariance: cannot make %s weights", imc_type_name(t));
+        return;
+    }
+    float *x = kalloc_rand(r, n_max * ldx, 1.0f), *x1 = malloc((size_t)n_in * 4);
+    float *alone = malloc((size_t)(n_max * n_out) * 4), *y = malloc((size_t)(n_max * ldy) * 4);
+    for (int64_t k = 0; k < n_max; k++) {
+        memcpy(x1, x + k * ldx, (size_t)n_in * 4);
+        CHECK(imc_cpu_matmul(ex, alone + k * n_out, n_out, w, (enum imc_type)t, n_out, n_in, x1,
+                             n_in, 1) == IMC_OK, "matmul alone");
+    }
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        const int64_t n = counts[c];
+        CHECK(imc_cpu_matmul(ex, y, ldy, w, (enum imc_type)t, n_out, n_in, x, ldx, n) == IMC_OK,
+              "matmul batch");
+        int64_t bad = 0;
+        for (int64_t k = 0; k < n; k++) {
+            bad += memcmp(y + k * ldy, alone + k * n_out, (size_t)n_out * 4) != 0;
+        }
+        CHECK(bad == 0, "batch invariance %s: %lld of %lld rows differ from the token alone",
+              imc_type_name(t), (long long)bad, (long long)n);
+    }
+    free(deq);
+    free(w);
+    free(x);
+    free(x1);
+    free(alone);
+    free(y);
+}
+
 static void get_rows(struct imc_exec *ex, struct krng *r)
 {
     const int64_t n_in = 64, n_rows = 50, n = 9;
@@ -162,6 +203,11 @@ int main(void)
     run_case(ex, &r, IMC_TYPE_F32, (struct mcase){5, 4096, 1});  // long rows, small tile
     run_case(ex, &r, IMC_TYPE_F16, (struct mcase){2070, 8192, 3}); // >= 32 tiles: no token chunks
     determinism(&r);
+    const uint32_t inv_types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
+                                  IMC_TYPE_IQ4_NL};
+    for (size_t i = 0; i < sizeof inv_types / sizeof inv_types[0]; i++) {
+        batch_invariance(ex, &r, inv_types[i]);
+    }
     get_rows(ex, &r);
     imc_exec_free(ex);
     return check_summary();
