@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libhwloc-dev hwloc libnuma-dev
       libpcre2-dev libopenblas-dev
-      clang libclang-rt-14-dev shellcheck)
+      clang libclang-rt-14-dev shellcheck
+      slurmctld slurmd slurm-client munge libpmix-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
