@@ -7,8 +7,7 @@
 
 #include "src/cli.h"
 
-// Weak until every command file has landed (the lead removes this); NULL entries are skipped.
-#define IMC_CMD_DECL(n) extern const struct imc_cli_cmd n __attribute__((weak))
+#define IMC_CMD_DECL(n) extern const struct imc_cli_cmd n
 IMC_CMD_DECL(imc_cmd_info);
 IMC_CMD_DECL(imc_cmd_tokenize);
 IMC_CMD_DECL(imc_cmd_gen_model);
@@ -35,9 +34,6 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: imc COMMAND [options]   (imc COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (!commands[i]) {
-            continue;
-        }
         fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     }
 }
@@ -49,7 +45,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (commands[i] && strcmp(argv[1], commands[i]->name) == 0) {
+        if (strcmp(argv[1], commands[i]->name) == 0) {
             return commands[i]->run(argc - 1, argv + 1);
         }
     }
