@@ -10,6 +10,7 @@
 #include "coordinator/model_cost.h"
 #include "coordinator/ppl.h"
 #include "coordinator/progress.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/arch.h"
@@ -20,13 +21,14 @@
 struct dist {
     const struct imc_dist_job *j;
     struct imc_engine *e;
-    int stage, pp, replica, dp;
+    int stage, pp, shard, ep, replica, dp;
     int64_t n_ctx, n_embd, n_vocab, first, n_scored;
-    int32_t *in;              // [n_seq][n_ctx] engine input (stage 0)
-    float *hid[2];            // [n_seq * n_ctx][n_embd], double-buffered
+    int32_t *in;              // [home seqs][n_ctx] engine input (stage 0)
+    float *hid[2];            // [home seqs * n_ctx][n_embd], double-buffered
     struct imc_xfer *send[2]; // isend in flight from hid[k], or NULL
-    float *logits;            // [n_ctx - first][n_vocab] (last stage)
+    float *logits;            // [n_ctx - head_begin][n_vocab] (last stage)
     double *nll;              // [n_chunk][n_scored], the caller's
+    struct imc_dist_times t;
 };
 
 enum imc_status imc_dist_stage_layers(const struct imc_model *m, const struct imc_layout *l,
@@ -56,18 +58,34 @@ out_free:
     return st;
 }
 
+int64_t imc_dist_n_batch(const struct imc_dist_job *j)
+{
+    const int64_t n = j->chunk_end - j->chunk0;
+    return n > 0 ? (n + j->n_seq - 1) / j->n_seq : 0;
+}
+
+void imc_dist_batch_chunks(const struct imc_dist_job *j, int64_t b, int64_t *c0, int64_t *c1)
+{
+    *c0 = j->chunk0 + b * j->n_seq;
+    *c1 = *c0 + j->n_seq < j->chunk_end ? *c0 + j->n_seq : j->chunk_end;
+}
+
 static enum imc_status check_layout(const struct imc_dist_job *j)
 {
     const struct imc_layout *l = &j->layout;
-    if (l->ep != 1) {
-        IMC_LOG_ERR("layout pp=%d,ep=%d,dp=%d: expert parallelism is not implemented yet", l->pp,
+    IMC_TRY(imc_layout_check(l, imc_comm_size(j->comm)));
+    if (imc_comm_group_size(j->comm, IMC_GROUP_PIPELINE) != l->pp ||
+        imc_comm_group_size(j->comm, IMC_GROUP_EXPERT) != l->ep ||
+        imc_comm_group_size(j->comm, IMC_GROUP_REPLICA) != l->dp) {
+        IMC_LOG_ERR("dist: communicators are not split into layout pp=%d,ep=%d,dp=%d", l->pp,
                     l->ep, l->dp);
         return IMC_ERR_ARG;
     }
-    IMC_TRY(imc_layout_check(l, imc_comm_size(j->comm)));
-    if (imc_comm_group_size(j->comm, IMC_GROUP_PIPELINE) != l->pp ||
-        imc_comm_group_size(j->comm, IMC_GROUP_REPLICA) != l->dp) {
-        IMC_LOG_ERR("dist: communicators are not split into layout pp=%d,dp=%d", l->pp, l->dp);
+    if (j->chunk0 < 0 || j->chunk_end > j->ch->n_chunk || j->chunk0 > j->chunk_end ||
+        j->head_begin < 0 || j->head_begin > imc_ppl_first(j->ch->n_ctx)) {
+        IMC_LOG_ERR("dist: chunks [%lld, %lld) of %lld or head start %lld out of range",
+                    (long long)j->chunk0, (long long)j->chunk_end, (long long)j->ch->n_chunk,
+                    (long long)j->head_begin);
         return IMC_ERR_ARG;
     }
     return IMC_OK;
@@ -77,7 +95,7 @@ static void *alloc_array(int64_t n, size_t elem, const char *what)
 {
     uint64_t bytes = 0;
     void *p = NULL;
-    if (n > 0 && imc_size_mul((uint64_t)n, elem, &bytes) && bytes <= SIZE_MAX) {
+    if (n >= 0 && imc_size_mul((uint64_t)(n > 0 ? n : 1), elem, &bytes) && bytes <= SIZE_MAX) {
         p = malloc((size_t)bytes);
     }
     if (!p) {
@@ -92,8 +110,10 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     const struct imc_comm *c = j->comm;
     d->j = j;
     d->pp = j->layout.pp;
+    d->ep = j->layout.ep;
     d->dp = j->layout.dp;
     d->stage = imc_comm_group_rank(c, IMC_GROUP_PIPELINE);
+    d->shard = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
     d->replica = imc_comm_group_rank(c, IMC_GROUP_REPLICA);
     d->n_ctx = j->ch->n_ctx;
     d->n_embd = j->model->hp.n_embd;
@@ -103,77 +123,109 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     struct imc_engine_opts eo = imc_engine_opts_default();
     eo.n_threads = j->n_threads > 0 ? j->n_threads : 1;
     eo.attn = j->attn;
+    eo.hooks = j->hooks;
+    eo.ep_comm = d->ep > 1 ? c : NULL;
     IMC_TRY(imc_dist_stage_layers(j->model, &j->layout, d->stage, &eo.layer_begin, &eo.layer_end));
     IMC_TRY(imc_engine_init(&d->e, j->model, &eo));
-    const int64_t rows = j->n_seq * d->n_ctx;
+    const int64_t home = (j->n_seq + d->ep - 1) / d->ep; // most sequences of a shard
+    const int64_t rows = home * d->n_ctx;
     d->in = alloc_array(rows, sizeof(int32_t), "token ids");
     d->hid[0] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
     d->hid[1] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
-    d->logits = alloc_array((d->n_ctx - d->first) * d->n_vocab, sizeof(float), "logits");
+    d->logits = alloc_array((d->n_ctx - j->head_begin) * d->n_vocab, sizeof(float), "logits");
     if (!d->in || !d->hid[0] || !d->hid[1] || !d->logits) {
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
 }
 
-// Head and NLLs of chunks c0 .. c0+ns-1 from their hidden rows.
-static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, int64_t ns)
+// Head and NLLs of this shard's sequences [s0, s1) of the batch starting at chunk c0.
+static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, int64_t s0,
+                             int64_t s1)
 {
-    for (int64_t s = 0; s < ns; s++) {
-        IMC_TRY(imc_engine_head(d->e, hidden + (s * d->n_ctx + d->first) * d->n_embd,
-                                d->n_ctx - d->first, d->logits));
+    const int64_t hb = d->j->head_begin;
+    for (int64_t s = s0; s < s1; s++) {
+        IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb,
+                                d->logits));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
         double *dst = d->nll + (c0 + s) * d->n_scored;
         for (int64_t pos = d->first; pos < d->n_ctx - 1; pos++) {
-            const float *row = d->logits + (pos - d->first) * d->n_vocab;
+            const float *row = d->logits + (pos - hb) * d->n_vocab;
             dst[pos - d->first] = imc_ppl_nll_row(row, d->n_vocab, text[pos + 1]);
         }
     }
     return IMC_OK;
 }
 
-// Batch b (chunks b*n_seq .. +ns-1) through this stage; k = the replica's local batch count,
-// which picks the buffer.
-static enum imc_status stage_batch(struct dist *d, int64_t b, int64_t k, int64_t ns)
+// This stage's input rows of batch b: embedded (stage 0) or received from the previous stage.
+static enum imc_status stage_input(struct dist *d, int64_t b, int64_t c0, int64_t s0, int64_t s1,
+                                   float *h)
 {
-    const struct imc_comm *c = d->j->comm;
-    const int tag = imc_xfer_tag(c, b);
-    const int64_t c0 = b * d->j->n_seq;
-    float *h = d->hid[k % 2];
-    const size_t n = (size_t)(ns * d->n_ctx * d->n_embd);
-    IMC_TRY(imc_xfer_wait(d->send[k % 2])); // h is free again
-    d->send[k % 2] = NULL;
-    if (d->stage == 0) {
-        for (int64_t s = 0; s < ns; s++) {
-            imc_chunks_input(d->j->ch, c0 + s, d->in + s * d->n_ctx);
-        }
-        IMC_TRY(imc_engine_embed(d->e, d->in, ns * d->n_ctx, h));
-    } else {
-        IMC_TRY(imc_xfer_recv(c, IMC_GROUP_PIPELINE, d->stage - 1, tag, h, n));
+    const int64_t nh = s1 - s0;
+    double t0 = imc_clock_now();
+    if (d->stage > 0) {
+        const size_t n = (size_t)(nh * d->n_ctx * d->n_embd);
+        IMC_TRY(imc_xfer_recv(d->j->comm, IMC_GROUP_PIPELINE, d->stage - 1,
+                              imc_xfer_tag(d->j->comm, b), h, n));
+        d->t.wait += imc_clock_now() - t0;
+        return IMC_OK;
     }
-    IMC_TRY(imc_engine_layers(d->e, h, ns, d->n_ctx));
-    if (d->stage + 1 < d->pp) {
-        return imc_xfer_isend(c, IMC_GROUP_PIPELINE, d->stage + 1, tag, h, n, &d->send[k % 2]);
+    for (int64_t s = s0; s < s1; s++) {
+        imc_chunks_input(d->j->ch, c0 + s, d->in + (s - s0) * d->n_ctx);
     }
-    return score(d, h, c0, ns);
+    enum imc_status st = nh > 0 ? imc_engine_embed(d->e, d->in, nh * d->n_ctx, h) : IMC_OK;
+    d->t.compute += imc_clock_now() - t0;
+    return st;
 }
 
-// Batches of n_seq consecutive chunks, as the single-process run cuts them; replica r runs
-// batches b with b % dp == r.
-static enum imc_status run_batches(struct dist *d)
+// Batch b through this stage; k = the replica's local batch count, which picks the buffer.
+static enum imc_status stage_batch(struct dist *d, int64_t b, int64_t k)
 {
-    const int64_t n_chunk = d->j->ch->n_chunk, n_seq = d->j->n_seq;
-    const int64_t n_batch = (n_chunk + n_seq - 1) / n_seq;
+    const struct imc_comm *c = d->j->comm;
+    int64_t c0, c1, s0, s1;
+    imc_dist_batch_chunks(d->j, b, &c0, &c1);
+    imc_plan_seq_range(c1 - c0, d->ep, d->shard, &s0, &s1);
+    float *h = d->hid[k % 2];
+    double t0 = imc_clock_now();
+    IMC_TRY(imc_xfer_wait(d->send[k % 2])); // h is free again
+    d->send[k % 2] = NULL;
+    d->t.wait += imc_clock_now() - t0;
+    IMC_TRY(stage_input(d, b, c0, s0, s1, h));
+    t0 = imc_clock_now();
+    enum imc_status st = imc_engine_layers(d->e, h, s1 - s0, d->n_ctx, s0);
+    if (st == IMC_OK && d->stage + 1 == d->pp) {
+        st = score(d, h, c0, s0, s1);
+    }
+    d->t.compute += imc_clock_now() - t0;
+    IMC_TRY(st);
+    if (d->stage + 1 < d->pp) {
+        const size_t n = (size_t)((s1 - s0) * d->n_ctx * d->n_embd);
+        return imc_xfer_isend(c, IMC_GROUP_PIPELINE, d->stage + 1, imc_xfer_tag(c, b), h, n,
+                              &d->send[k % 2]);
+    }
+    return IMC_OK;
+}
+
+// Rounds of dp batches; replica r runs batch k*dp + r of round k. after_round runs on every
+// rank after every round.
+static enum imc_status run_rounds(struct dist *d)
+{
+    const struct imc_dist_job *j = d->j;
+    const int64_t n_batch = imc_dist_n_batch(j), n_round = (n_batch + d->dp - 1) / d->dp;
     enum imc_status st = IMC_OK;
-    int64_t k = 0;
-    for (int64_t b = d->replica; st == IMC_OK && b < n_batch; b += d->dp, k++) {
-        const int64_t c0 = b * n_seq;
-        const int64_t ns = n_chunk - c0 < n_seq ? n_chunk - c0 : n_seq;
-        st = stage_batch(d, b, k, ns);
-        if (st == IMC_OK && d->j->prog) {
-            int64_t done = (b + d->dp) * n_seq; // the replicas run side by side
-            done = done < n_chunk ? done : n_chunk;
-            imc_progress_update(d->j->prog, done, done * d->n_ctx);
+    for (int64_t k = 0; st == IMC_OK && k < n_round; k++) {
+        const int64_t b = k * d->dp + d->replica;
+        if (b < n_batch) {
+            st = stage_batch(d, b, k);
+        }
+        const int64_t c0 = j->chunk0 + k * d->dp * j->n_seq;
+        const int64_t c1 = c0 + d->dp * j->n_seq < j->chunk_end ? c0 + d->dp * j->n_seq
+                                                                 : j->chunk_end;
+        if (st == IMC_OK && j->after_round) {
+            st = j->after_round(j->user, k, c0, c1);
+        }
+        if (st == IMC_OK && j->prog) {
+            imc_progress_update(j->prog, c1 - j->chunk0, (c1 - j->chunk0) * d->n_ctx);
         }
     }
     // On failure the sends in flight are left behind (the caller aborts the job): waiting for a
@@ -194,21 +246,46 @@ static void dist_free(struct dist *d)
     free(d->logits);
 }
 
-enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll)
+enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
+                             struct imc_dist_times *times)
 {
     IMC_ASSERT(j->comm && j->model && j->ch && j->n_seq >= 1 && nll);
     struct dist d;
     memset(&d, 0, sizeof(d));
+    const double t0 = imc_clock_now();
     const size_t n = (size_t)(j->ch->n_chunk * imc_ppl_n_scored(j->ch->n_ctx));
     memset(nll, 0, n * sizeof(double));
     d.nll = nll;
     enum imc_status st = setup(&d, j);
     if (st == IMC_OK) {
-        st = run_batches(&d);
+        st = run_rounds(&d);
     }
     dist_free(&d);
-    if (st == IMC_OK) {
-        st = imc_reduce_sum_f64(j->comm, IMC_GROUP_WORLD, nll, nll, n);
+    d.t.total = imc_clock_now() - t0;
+    if (times) {
+        *times = d.t;
     }
+    return st;
+}
+
+enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_dist_times *t)
+{
+    const int size = imc_comm_size(c), rank = imc_comm_rank(c);
+    double *v = calloc((size_t)size * 3, sizeof(double));
+    if (!v) {
+        IMC_LOG_ERR("dist: out of memory for the timing table of %d ranks", size);
+        return IMC_ERR_NOMEM;
+    }
+    v[rank * 3] = t->total;
+    v[rank * 3 + 1] = t->compute;
+    v[rank * 3 + 2] = t->wait;
+    enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * 3);
+    for (int r = 0; st == IMC_OK && rank == 0 && r < size; r++) {
+        const double tot = v[r * 3], busy = v[r * 3 + 1];
+        IMC_LOG_INF("dist: rank %d: %.3f s, computing %.3f s, waiting for peers %.3f s, "
+                    "idle %.1f%%",
+                    r, tot, busy, v[r * 3 + 2], tot > 0 ? 100.0 * (tot - busy) / tot : 0.0);
+    }
+    free(v);
     return st;
 }

@@ -1,33 +1,39 @@
 /*
- * coordinator/dist: the distributed chunk runner of `imc perplexity` (DESIGN.md §6 "Pipeline",
- * "Replicas"; STYLE b.4 item 2). One SPMD job over pp x ep x dp ranks (mpi/comm.h numbering):
+ * coordinator/dist: the distributed chunk runner of `imc perplexity` and `imc imatrix`
+ * (DESIGN.md §6 "Pipeline", "Experts", "Replicas"; STYLE b.4 item 2). One SPMD job over
+ * pp x ep x dp ranks (mpi/comm.h numbering):
  *
- *   dp  the chunks are cut into batches of n_seq consecutive chunks (one engine call each), as
- *       the single-process run cuts them; replica r runs batches b with b % dp == r. (Whole
- *       batches, not chunks c % dp == r: the MoE forward's bits depend on which chunks share
- *       an engine call, so only the same batches give the same bits as -np 1.)
- *   pp  stage s owns the layers numa/plan.h's imc_plan_stages gives it for the model's cost
- *       (balanced by bytes and FLOPs; coordinator/model_cost.h). Stage 0 embeds
- *       and runs its layers, and sends hidden [n_seq*n_ctx][n_embd] to stage 1 (tag = the
- *       batch index); the last stage runs the head and computes the per-token NLLs.
- *       Sends are nonblocking and double-buffered, so a stage computes batch b+1 while batch b
- *       travels (two batches in flight per link).
- *   ep  not implemented (ep must be 1).
+ *   batches  the chunks [chunk0, chunk_end) are cut into batches of n_seq consecutive chunks
+ *            (one engine call each), as the single-process run cuts them.
+ *   dp       replica r runs batches b with b % dp == r; round k is batches k*dp .. k*dp+dp-1,
+ *            one per replica, run side by side.
+ *   pp       stage s owns the layers numa/plan.h's imc_plan_stages gives it for the model's
+ *            cost (balanced by bytes and FLOPs; coordinator/model_cost.h). Stage 0 embeds and
+ *            runs its layers and sends its rows to stage 1 (tag = the batch index); the last
+ *            stage runs the head and computes the per-token NLLs. Sends are nonblocking and
+ *            double-buffered, so a stage computes batch b+1 while batch b travels.
+ *   ep       the ep shards of a stage split each batch's sequences (imc_plan_seq_range; a shard
+ *            may have none) and run attention, router and shared experts on their own
+ *            sequences; routed experts are sharded (imc_plan_expert_range) and tokens travel to
+ *            them by all-to-all (worker/engine.h "Expert shards"). Shard i of stage s sends to
+ *            shard i of stage s+1.
  *
- * Results: every rank fills an array nll[n_chunk][n_scored] (zero where it scored nothing) and
- * the arrays are summed in rank order onto world rank 0 (mpi/reduce.h). Exactly one rank
- * contributes each value and x + 0.0 == x, so rank 0 receives the same bits the last stage
- * computed, and replaying them through imc_ppl_add in chunk order gives byte-identical running
- * PPLs and final estimate for every layout (-np 1 = -np 2 = -np 4). Rank 0 gets the values at
- * the end of the run, not chunk by chunk.
+ * After every round, every rank calls job->after_round (when set) with the round's chunks:
+ * the imatrix gathers its statistics there (coordinator/imatrix_dist.c). Rounds are the same
+ * on every rank, also where a replica has no batch in the last round.
  *
- * Invariants: collective over the world; every rank calls with the same chunks and sizes. Each
- * value is computed by imc_ppl_nll_row from the same logits bits as the single-process run
- * (the engine's split form is bitwise identical to its whole-model forward).
+ * Results: the last-stage shard that ran a chunk's sequence fills its nll[c * n_scored + k]
+ * (value k of chunk c, c counted in ch); every other entry stays 0. Summing the arrays over
+ * the world in rank order (mpi/reduce.h) therefore gives every value exactly (x + 0 == x): the
+ * bits the single-process run computes, for every layout.
+ *
+ * Invariants: collective over the world; every rank calls with the same chunks and sizes. A
+ * failure on one rank leaves the others waiting: the caller ends the job with imc_fatal.
  */
 #ifndef IMC_COORDINATOR_DIST_H
 #define IMC_COORDINATOR_DIST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -37,16 +43,31 @@
 struct imc_comm;
 struct imc_chunks;
 struct imc_progress;
+struct imc_stats_hooks;
 
 struct imc_dist_job {
     const struct imc_comm *comm;   // split into layout already (imc_comm_split_layout); borrowed
-    struct imc_layout layout;      // pp x ep x dp, ep == 1
+    struct imc_layout layout;      // pp x ep x dp
     const struct imc_model *model; // borrowed
     const struct imc_chunks *ch;   // the chunks (same on every rank); borrowed
+    int64_t chunk0, chunk_end;     // run chunks [chunk0, chunk_end) of ch
     int64_t n_seq;                 // chunks per engine call (>= 1)
     int n_threads;                 // engine threads
     enum imc_attn_path attn;       // deepseek2 attention path
+    int64_t head_begin;            // first position of each chunk the head computes logits for:
+                                   //   imc_ppl_first(n_ctx), or 0 to feed output's stats
+    const struct imc_stats_hooks *hooks; // the engines' stats hooks (borrowed) or NULL
     struct imc_progress *prog;     // progress of this rank's chunks, or NULL; borrowed
+    // Called on every rank after round k, whose batches cover chunks [c0, c1). Non-OK stops.
+    enum imc_status (*after_round)(void *user, int64_t round, int64_t c0, int64_t c1);
+    void *user;
+};
+
+// Where the time of one rank went (for logs and bench/).
+struct imc_dist_times {
+    double total;   // seconds in imc_dist_run
+    double compute; // in engine calls (embed, layers with their expert exchanges, head)
+    double wait;    // waiting for the previous stage's rows or for a send buffer
 };
 
 // Stage `stage`'s layer range [*begin, *end) of m under layout l: numa/plan.h's imc_plan_stages
@@ -55,12 +76,20 @@ struct imc_dist_job {
 enum imc_status imc_dist_stage_layers(const struct imc_model *m, const struct imc_layout *l,
                                       int stage, int64_t *begin, int64_t *end);
 
-// Runs this rank's part of the evaluation (above). nll holds n_chunk * imc_ppl_n_scored(n_ctx)
-// doubles on every rank; on return, on world rank 0, nll[c * n_scored + k] is the k-th scored
-// value of chunk c (position n_ctx/2 + k); elsewhere its contents are unspecified. Returns
-// IMC_ERR_ARG (logged) for ep > 1 or a layout that does not fit the world or the model,
-// IMC_ERR_NOMEM, IMC_ERR_NUMERIC, IMC_ERR_MPI. A failure on one rank leaves the others waiting:
-// the caller ends the job with imc_fatal.
-enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll);
+// Batches of the job and their chunks: batch b covers chunks [*c0, *c1).
+int64_t imc_dist_n_batch(const struct imc_dist_job *j);
+void imc_dist_batch_chunks(const struct imc_dist_job *j, int64_t b, int64_t *c0, int64_t *c1);
+
+// Runs this rank's part of the evaluation (above). nll holds ch->n_chunk *
+// imc_ppl_n_scored(n_ctx) doubles; on return it holds this rank's values and zeros (sum it
+// over the world for the result). times may be NULL. Returns IMC_ERR_ARG (logged) for a layout
+// that does not fit the world or the model, IMC_ERR_NOMEM, IMC_ERR_NUMERIC, IMC_ERR_MPI, or
+// what after_round returned.
+enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
+                             struct imc_dist_times *times);
+
+// Collective over the world: gathers every rank's times to rank 0, which logs one INFO line per
+// rank ("idle" = the share of the run not spent computing: pipeline bubble, exchanges, waits).
+enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_dist_times *t);
 
 #endif // IMC_COORDINATOR_DIST_H

@@ -18,11 +18,8 @@ enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m, str
     h->n_ctx = n_ctx;
     h->n_seq = 1;
     h->process_output = process_output;
-    h->router_layer = -1;
-    h->split_layer = -1;
     h->col = calloc((size_t)n_col, sizeof(*h->col));
-    h->bounds = calloc((size_t)n_col + 1, sizeof(*h->bounds));
-    if (!h->col || !h->bounds) {
+    if (!h->col) {
         IMC_LOG_ERR("imatrix: out of memory");
         return IMC_ERR_NOMEM;
     }
@@ -39,8 +36,6 @@ void imx_hook_free(struct imx_hook *h)
         imc_stats_collect_free(h->col[s]);
     }
     free(h->col);
-    free(h->bounds);
-    free(h->router_in);
     memset(h, 0, sizeof(*h));
 }
 
@@ -169,103 +164,29 @@ static enum imc_status feed(struct imx_hook *h, int64_t s, const struct imc_tens
     return st;
 }
 
-static enum imc_status keep_router_input(struct imx_hook *h, int64_t layer, const float *x,
-                                         int64_t n_rows, int64_t n_in)
-{
-    if (!h->router_in) {
-        h->router_in = malloc((size_t)(h->n_col * h->n_ctx * n_in) * sizeof(float));
-        if (!h->router_in) {
-            IMC_LOG_ERR("imatrix: out of memory for the router input copy");
-            return IMC_ERR_NOMEM;
-        }
-    }
-    IMC_ASSERT(n_rows <= h->n_col * h->n_ctx);
-    memcpy(h->router_in, x, (size_t)(n_rows * n_in) * sizeof(float));
-    h->router_layer = layer;
-    h->router_rows = n_rows;
-    h->split_layer = -1;
-    return IMC_OK;
-}
-
-// Sets h->bounds for the rows of expert `slice` of `layer` (see imatrix_priv.h).
-static enum imc_status split_expert(struct imx_hook *h, const struct imc_tensor_info *w,
-                                    int64_t layer, int64_t slice, const float *x, int64_t n_rows,
-                                    int64_t n_in)
-{
-    if (h->split_layer == layer && h->split_expert == slice) {
-        return IMC_OK;
-    }
-    const struct imc_layer *l = &h->m->layers[layer];
-    const bool input = w == l->ffn_gate_exps || w == l->ffn_up_exps;
-    if (!input || h->router_layer != layer || n_in != h->m->hp.n_embd) {
-        IMC_LOG_ERR("imatrix: cannot split the rows of '%s' (expert %" PRId64 ") per chunk: the "
-                    "router input of layer %" PRId64 " was not seen first",
-                    w->name, slice, layer);
-        return IMC_ERR_INTERNAL;
-    }
-    int64_t t = 0, k = 1;
-    h->bounds[0] = 0;
-    for (int64_t r = 0; r < n_rows; r++, t++) {
-        const float *xr = x + r * n_in;
-        while (t < h->router_rows &&
-               memcmp(h->router_in + t * n_in, xr, (size_t)n_in * sizeof(float)) != 0) {
-            t++;
-        }
-        if (t == h->router_rows) {
-            IMC_LOG_ERR("imatrix: row %" PRId64 " of '%s' (expert %" PRId64 ") is not a token "
-                        "of layer %" PRId64 "'s router input in order",
-                        r, w->name, slice, layer);
-            return IMC_ERR_INTERNAL;
-        }
-        for (; k <= t / h->n_ctx; k++) {
-            h->bounds[k] = r;
-        }
-    }
-    for (; k <= h->n_seq; k++) {
-        h->bounds[k] = n_rows;
-    }
-    h->split_layer = layer;
-    h->split_expert = slice;
-    return IMC_OK;
-}
-
-static enum imc_status split_even(struct imx_hook *h, const struct imc_tensor_info *w,
-                                  int64_t layer, int64_t slice, const float *x, int64_t n_rows,
-                                  int64_t n_in)
-{
-    if (n_rows % h->n_seq != 0) {
-        IMC_LOG_ERR("imatrix: '%s' reported %" PRId64 " rows for %" PRId64 " sequences", w->name,
-                    n_rows, h->n_seq);
-        return IMC_ERR_INTERNAL;
-    }
-    const int64_t per = n_rows / h->n_seq;
-    for (int64_t s = 0; s < h->n_seq; s++) {
-        IMC_TRY(feed(h, s, w, layer, slice, x, s * per, (s + 1) * per, n_in));
-    }
-    return IMC_OK;
-}
-
+// Rows arrive in ascending token order (worker/stats.h): each run of rows of one sequence
+// goes to that sequence's slot.
 static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
-                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in)
+                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+                                const int32_t *tok)
 {
     struct imx_hook *h = user;
     if (layer < 0 && w == h->m->output && !h->process_output) {
         return IMC_OK;
     }
-    if (h->n_seq == 1) {
-        return feed(h, 0, w, layer, slice, x, 0, n_rows, n_in);
-    }
-    if (layer >= 0 && layer_expert(&h->m->layers[layer], w)) {
-        IMC_TRY(split_expert(h, w, layer, slice, x, n_rows, n_in));
-        for (int64_t s = 0; s < h->n_seq; s++) {
-            IMC_TRY(feed(h, s, w, layer, slice, x, h->bounds[s], h->bounds[s + 1], n_in));
+    for (int64_t r = 0, r1; r < n_rows; r = r1) {
+        const int64_t s = tok[r] / h->n_ctx;
+        for (r1 = r + 1; r1 < n_rows && tok[r1] / h->n_ctx == s; r1++) {
         }
-        return IMC_OK;
+        if (s < 0 || s >= h->n_seq || (r1 < n_rows && tok[r1] / h->n_ctx < s)) {
+            IMC_LOG_ERR("imatrix: '%s' reported token %" PRId32 " (row %" PRId64 "), outside the "
+                        "%" PRId64 " sequences of the call or out of order",
+                        w->name, tok[r1 < n_rows ? r1 : r], r1 < n_rows ? r1 : r, h->n_seq);
+            return IMC_ERR_INTERNAL;
+        }
+        IMC_TRY(feed(h, s, w, layer, slice, x, r, r1, n_in));
     }
-    if (layer >= 0 && w == h->m->layers[layer].ffn_gate_inp) {
-        IMC_TRY(keep_router_input(h, layer, x, n_rows, n_in));
-    }
-    return split_even(h, w, layer, slice, x, n_rows, n_in);
+    return IMC_OK;
 }
 
 struct imc_stats_hooks imx_hook_hooks(struct imx_hook *h)

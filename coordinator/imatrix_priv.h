@@ -6,19 +6,14 @@
  * for the chunk being collected, and its sums are reproducible bit for bit only when each
  * chunk's rows are accumulated alone and folded in chunk order. An engine call over n_seq chunks
  * hands the hooks the rows of all of them at once, so the splitter keeps one collector per
- * sequence slot and gives each the rows of its chunk:
- *   - dense weights, attn_kv_b, per-head attn_k_b/attn_v_b and the head: n_seq equal blocks of
- *     rows, in sequence order;
- *   - routed experts: the rows are the gathered inputs of the tokens routed to the expert, in
- *     token order (worker/moe.c). The splitter keeps a copy of the layer's router input
- *     (ffn_gate_inp sees every token just before the experts run) and finds each gathered row
- *     in it (bit-equal copies; one forward scan), which gives the block of each sequence;
- *     the other tensors of the same expert (up, down), whose rows are the same tokens, reuse it.
+ * sequence slot and gives each the rows of its chunk, by the rows' batch token indices (the
+ * hook's tok: sequence = tok / n_ctx; rows come in ascending token order, dense weights with
+ * every token of the call, routed experts with the tokens routed to them).
  * The collectors fold slot 0, 1, … after the call, i.e. in chunk order. Together with the
- * engine's row-count-independent matmul (kernels/cpu/matmul.c: a row's result does not depend on
- * the other rows of the call) the output is bitwise the same for any chunks-per-call and for a
- * run resumed at any chunk. Memory: each slot's collector holds a double partial per imatrix
- * value, so a run holds (1 + n_seq) doubles per value.
+ * engine's row-count-independent matmul (a row's result does not depend on the other rows of
+ * the call) the output is bitwise the same for any chunks-per-call, for a run resumed at any
+ * chunk, and for any split of the batch over expert shards. Memory: each slot's collector holds
+ * a double partial per imatrix value, so a run holds (1 + n_seq) doubles per value.
  */
 #ifndef IMC_COORDINATOR_IMATRIX_PRIV_H
 #define IMC_COORDINATOR_IMATRIX_PRIV_H
@@ -39,11 +34,6 @@ struct imx_hook {
     int64_t n_seq;                     // sequences of the call under way (1 .. n_col)
     int64_t n_ctx;                     // tokens per sequence
     bool process_output;               // collect output.weight
-    float *router_in;                  // [n_col*n_ctx][n_embd] last ffn_gate_inp input
-    int64_t router_layer;              // its layer, -1 when none
-    int64_t router_rows;               // its rows
-    int64_t split_layer, split_expert; // (layer, expert) whose split `bounds` holds
-    int64_t *bounds;                   // [n_col + 1] first row of each sequence's block
 };
 
 // Sets up n_col collectors over im (borrowed; must outlive h). IMC_ERR_NOMEM (logged).

@@ -18,6 +18,7 @@
 #include "model/gguf.h"
 #include "model/vocab.h"
 #include "mpi/comm.h"
+#include "mpi/reduce.h"
 
 #define DEFAULT_CTX 512
 #define DEFAULT_BATCH 2048
@@ -257,12 +258,21 @@ static enum imc_status run_dist(struct run *r)
         .layout = r->o->layout,
         .model = r->m,
         .ch = &r->ch,
+        .chunk0 = 0,
+        .chunk_end = n_chunk,
         .n_seq = b / r->n_ctx > 1 ? b / r->n_ctx : 1,
         .n_threads = r->o->n_threads,
         .attn = r->o->attn,
+        .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
     };
-    enum imc_status st = imc_dist_run(&j, nll);
+    struct imc_dist_times t;
+    enum imc_status st = imc_dist_run(&j, nll, &t);
+    if (st == IMC_OK) {
+        imc_dist_log_times(r->o->comm, &t);
+        st = imc_reduce_sum_f64(r->o->comm, IMC_GROUP_WORLD, nll, nll,
+                                (size_t)(n_chunk * n_scored));
+    }
     for (int64_t c = 0; st == IMC_OK && r->rank0 && c < n_chunk; c++) {
         for (int64_t k = 0; k < n_scored; k++) {
             imc_ppl_add(&r->acc, nll[c * n_scored + k]);

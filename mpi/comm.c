@@ -81,7 +81,7 @@ static enum imc_status build_base(struct imc_comm *c)
     IMC_MPI(MPI_Comm_split_type(c->group[IMC_GROUP_WORLD], MPI_COMM_TYPE_SHARED,
                                 c->rank[IMC_GROUP_WORLD], MPI_INFO_NULL, &comm));
     IMC_TRY(adopt(c, IMC_GROUP_NODE, comm));
-    for (int g = IMC_GROUP_PIPELINE; g <= IMC_GROUP_REPLICA; g++) {
+    for (int g = IMC_GROUP_PIPELINE; g <= IMC_GROUP_STAGE; g++) {
         IMC_MPI(MPI_Comm_dup(MPI_COMM_SELF, &comm));
         IMC_TRY(adopt(c, (enum imc_comm_group)g, comm));
     }
@@ -179,6 +179,7 @@ enum imc_status imc_comm_split_layout(struct imc_comm *c, int pp, int ep, int dp
     IMC_TRY(split_group(c, IMC_GROUP_PIPELINE, replica * ep + shard, stage));
     IMC_TRY(split_group(c, IMC_GROUP_EXPERT, replica * pp + stage, shard));
     IMC_TRY(split_group(c, IMC_GROUP_REPLICA, stage * ep + shard, replica));
+    IMC_TRY(split_group(c, IMC_GROUP_STAGE, stage, replica * ep + shard));
     return IMC_OK;
 }
 
@@ -212,7 +213,7 @@ int imc_comm_group_size(const struct imc_comm *c, enum imc_comm_group g)
 const char *imc_comm_group_name(enum imc_comm_group g)
 {
     static const char *const names[IMC_GROUP_COUNT] = {"world", "node", "pipeline", "expert",
-                                                       "replica"};
+                                                       "replica", "stage"};
     return (unsigned)g < IMC_GROUP_COUNT ? names[g] : "?";
 }
 

@@ -17,7 +17,7 @@
  *
  * Invariants: every communicator held here uses MPI_ERRORS_RETURN, so MPI failures come back as
  * IMC_ERR_MPI with the library's message (logged once, inside mpi/) instead of killing the
- * process silently. Until imc_comm_split_layout, the three layout groups hold only this rank
+ * process silently. Until imc_comm_split_layout, the four layout groups hold only this rank
  * (size 1). No mpi.h here (STYLE b.3): the struct is opaque; only the sources in mpi/ see its
  * body.
  *
@@ -40,6 +40,7 @@ enum imc_comm_group {
     IMC_GROUP_PIPELINE, // the stages of this rank's pipeline
     IMC_GROUP_EXPERT,   // the expert shards of this rank's stage
     IMC_GROUP_REPLICA,  // the replicas of this rank's (stage, shard)
+    IMC_GROUP_STAGE,    // every rank of this rank's stage (all replicas and shards)
     IMC_GROUP_COUNT
 };
 
@@ -52,7 +53,7 @@ enum imc_status imc_comm_init(struct imc_comm **out, int *argc, char ***argv);
 // Frees the sub-communicators and, if imc_comm_init started MPI, finalizes it. NULL is a no-op.
 void imc_comm_free(struct imc_comm *c);
 
-// Splits the layout pp x ep x dp (each >= 1) into the pipeline, expert and replica groups.
+// Splits the layout pp x ep x dp (each >= 1) into the pipeline, expert, replica and stage groups.
 // Collective over world: every rank must call it with the same values. Returns IMC_ERR_ARG,
 // logged as "layout pp=2,ep=1,dp=3 needs 6 ranks, the job has 4", when pp*ep*dp differs from the
 // world size, or IMC_ERR_MPI. A previous layout is replaced.

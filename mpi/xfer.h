@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/status.h"
 #include "mpi/comm.h"
@@ -48,6 +49,18 @@ enum imc_status imc_xfer_test(struct imc_xfer *x, bool *done);
 // NULL is a no-op returning IMC_OK.
 enum imc_status imc_xfer_wait(struct imc_xfer *x);
 
+// Byte variants (statistics in double, token ids, control data): the same contracts with the
+// length in bytes; a buffer larger than max_msg_bytes goes as several messages.
+enum imc_status imc_xfer_isend_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                     int tag, const void *buf, size_t bytes,
+                                     struct imc_xfer **out);
+enum imc_status imc_xfer_irecv_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                     int tag, void *buf, size_t bytes, struct imc_xfer **out);
+enum imc_status imc_xfer_send_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                    int tag, const void *buf, size_t bytes);
+enum imc_status imc_xfer_recv_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                    int tag, void *buf, size_t bytes);
+
 // Broadcasts bytes of buf from group rank root to every rank of g (control data: token ids,
 // chunk schedules). Split into messages of at most max_msg_bytes.
 enum imc_status imc_xfer_bcast(const struct imc_comm *c, enum imc_comm_group g, int root,
@@ -60,5 +73,14 @@ enum imc_status imc_xfer_bcast(const struct imc_comm *c, enum imc_comm_group g, 
 enum imc_status imc_xfer_alltoallv(const struct imc_comm *c, enum imc_comm_group g,
                                    const float *send, const size_t *send_counts, float *recv,
                                    const size_t *recv_counts);
+
+// The same with bytes (records of mixed types: expert dispatch metadata).
+enum imc_status imc_xfer_alltoallv_bytes(const struct imc_comm *c, enum imc_comm_group g,
+                                         const void *send, const size_t *send_bytes, void *recv,
+                                         const size_t *recv_bytes);
+// Every rank of g sends send[j] to rank j and receives recv[j] from rank j (group-size entries
+// each): the counts exchange before an all-to-all of unknown sizes.
+enum imc_status imc_xfer_alltoall_u64(const struct imc_comm *c, enum imc_comm_group g,
+                                      const uint64_t *send, uint64_t *recv);
 
 #endif // IMC_MPI_XFER_H

@@ -126,6 +126,13 @@ struct imc_rank_plan {
     char cpus[64];                // PU list "0-3,8-11", "" until placed
 };
 
+// Experts [*begin, *end) of shard `shard` of ep (0 <= shard < ep <= n_expert): the split above.
+// n_expert 0 gives 0, 0.
+void imc_plan_expert_range(int64_t n_expert, int ep, int shard, int64_t *begin, int64_t *end);
+// Sequences [*begin, *end) of a batch of n_seq that shard `shard` of ep runs attention for (its
+// own tokens under expert parallelism): the same even split; a shard may get none.
+void imc_plan_seq_range(int64_t n_seq, int ep, int shard, int64_t *begin, int64_t *end);
+
 // Fills out[0 .. pp*ep*dp) (by world rank) with the split of m over l; placement fields are left
 // unplaced (-1, ""). Same errors as imc_plan_stages.
 enum imc_status imc_plan_split(const struct imc_model_cost *m, const struct imc_layout *l,

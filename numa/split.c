@@ -184,6 +184,23 @@ static void own_cost(const struct imc_layer_cost *c, int n_own, int n_expert, ui
     }
 }
 
+static void even_range(int64_t n, int parts, int i, int64_t *begin, int64_t *end)
+{
+    IMC_ASSERT(parts >= 1 && i >= 0 && i < parts && n >= 0);
+    *begin = n * i / parts;
+    *end = n * (i + 1) / parts;
+}
+
+void imc_plan_expert_range(int64_t n_expert, int ep, int shard, int64_t *begin, int64_t *end)
+{
+    even_range(n_expert, ep, shard, begin, end);
+}
+
+void imc_plan_seq_range(int64_t n_seq, int ep, int shard, int64_t *begin, int64_t *end)
+{
+    even_range(n_seq, ep, shard, begin, end);
+}
+
 static void fill_rank(const struct imc_model_cost *m, const struct imc_layout *l,
                       const int *bounds, int r, struct imc_rank_plan *rp)
 {
@@ -193,8 +210,10 @@ static void fill_rank(const struct imc_model_cost *m, const struct imc_layout *l
     rp->layer_begin = bounds[rp->co.stage];
     rp->layer_end = bounds[rp->co.stage + 1];
     int e = m->n_expert;
-    rp->expert_begin = (int)((long)rp->co.shard * e / l->ep);
-    rp->expert_end = (int)((long)(rp->co.shard + 1) * e / l->ep);
+    int64_t eb, ee;
+    imc_plan_expert_range(e, l->ep, rp->co.shard, &eb, &ee);
+    rp->expert_begin = (int)eb;
+    rp->expert_end = (int)ee;
     int own = rp->expert_end - rp->expert_begin;
     for (int i = rp->layer_begin; i < rp->layer_end; i++) {
         own_cost(&m->layer[i], own, e, &rp->weight_bytes, &rp->flops);

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "mpi/comm.h"
+#include "numa/plan.h"
 #include "worker/engine_priv.h"
 
 struct imc_engine_opts imc_engine_opts_default(void)
@@ -157,6 +159,38 @@ static enum imc_status check_types(const struct imc_engine *e)
     return IMC_OK;
 }
 
+// This shard's experts and the owner of every expert (all here without ep_comm).
+static enum imc_status resolve_experts(struct imc_engine *e)
+{
+    const int64_t ne = e->m->hp.n_expert;
+    e->ep_size = e->opts.ep_comm ? imc_comm_group_size(e->opts.ep_comm, IMC_GROUP_EXPERT) : 1;
+    e->ep_rank = e->opts.ep_comm ? imc_comm_group_rank(e->opts.ep_comm, IMC_GROUP_EXPERT) : 0;
+    if (e->ep_size > IMC_ENG_MAX_SHARDS) {
+        IMC_LOG_ERR("engine: %d expert shards per stage, at most %d are supported", e->ep_size,
+                    IMC_ENG_MAX_SHARDS);
+        return IMC_ERR_ARG;
+    }
+    if (e->ep_size > 1 && e->ep_size > ne) {
+        IMC_LOG_ERR("engine: %d expert shards for a model with %" PRId64 " experts per layer",
+                    e->ep_size, ne);
+        return IMC_ERR_ARG;
+    }
+    imc_plan_expert_range(ne, e->ep_size, e->ep_rank, &e->expert_begin, &e->expert_end);
+    e->expert_owner = ne > 0 ? malloc((size_t)ne * sizeof(*e->expert_owner)) : NULL;
+    if (ne > 0 && !e->expert_owner) {
+        IMC_LOG_ERR("engine: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    for (int s = 0; s < e->ep_size; s++) {
+        int64_t b, end;
+        imc_plan_expert_range(ne, e->ep_size, s, &b, &end);
+        for (int64_t x = b; x < end; x++) {
+            e->expert_owner[x] = s;
+        }
+    }
+    return IMC_OK;
+}
+
 static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engine_opts *o)
 {
     const struct imc_model *m = e->m;
@@ -172,16 +206,7 @@ static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engin
                     o->layer_begin, o->layer_end, m->hp.n_layer);
         return IMC_ERR_ARG;
     }
-    if (o->expert_begin == 0 && o->expert_end == 0) {
-        e->opts.expert_end = m->hp.n_expert;
-    }
-    if (e->opts.expert_begin < 0 || e->opts.expert_end > m->hp.n_expert ||
-        (m->hp.n_expert > 0 && e->opts.expert_begin >= e->opts.expert_end)) {
-        IMC_LOG_ERR("engine: expert range [%" PRId64 ", %" PRId64 ") not within [0, %" PRId64 ")",
-                    o->expert_begin, o->expert_end, m->hp.n_expert);
-        return IMC_ERR_ARG;
-    }
-    return IMC_OK;
+    return resolve_experts(e);
 }
 
 static enum imc_status resolve_path(struct imc_engine *e)
@@ -263,31 +288,41 @@ void imc_engine_free(struct imc_engine *e)
         free(e->arena.blk[b].p);
     }
     free(e->pos);
+    free(e->tok);
+    free(e->expert_owner);
     free(e);
 }
 
 // ---- forward ------------------------------------------------------------------------------------
 
-// Positions 0..n_ctx-1 of every sequence of the call.
-static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_ctx)
+// Positions 0..n_ctx-1 of every sequence of the call and the batch token index of every row
+// (sequences seq0 ..). No sequence at all only for an expert shard.
+static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_ctx, int64_t seq0)
 {
-    if (n_seq < 1 || n_ctx < 1 || n_seq > INT32_MAX / n_ctx) {
-        IMC_LOG_ERR("engine: bad batch shape %" PRId64 " sequences x %" PRId64 " tokens", n_seq,
-                    n_ctx);
+    const int64_t min_seq = e->opts.ep_comm ? 0 : 1;
+    if (n_seq < min_seq || n_ctx < 1 || seq0 < 0 || seq0 + n_seq > INT32_MAX / n_ctx) {
+        IMC_LOG_ERR("engine: bad batch shape %" PRId64 " sequences (from %" PRId64 ") x %" PRId64
+                    " tokens",
+                    n_seq, seq0, n_ctx);
         return IMC_ERR_ARG;
     }
     const int64_t n = n_seq * n_ctx;
     if (n > e->pos_cap) {
         int32_t *p = realloc(e->pos, (size_t)n * sizeof(*p));
-        if (!p) {
+        int32_t *t = p ? realloc(e->tok, (size_t)n * sizeof(*t)) : NULL;
+        if (p) {
+            e->pos = p;
+        }
+        if (!t) {
             IMC_LOG_ERR("engine: out of memory for %" PRId64 " positions", n);
             return IMC_ERR_NOMEM;
         }
-        e->pos = p;
+        e->tok = t;
         e->pos_cap = n;
     }
     for (int64_t i = 0; i < n; i++) {
         e->pos[i] = (int32_t)(i % n_ctx);
+        e->tok[i] = (int32_t)(seq0 * n_ctx + i);
     }
     e->n_seq = n_seq;
     e->n_ctx = n_ctx;
@@ -311,9 +346,9 @@ enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, in
 }
 
 enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
-                                  int64_t n_ctx)
+                                  int64_t n_ctx, int64_t seq0)
 {
-    IMC_TRY(set_shape(e, n_seq, n_ctx));
+    IMC_TRY(set_shape(e, n_seq, n_ctx, seq0));
     const int64_t n = n_seq * n_ctx;
     const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
@@ -329,25 +364,37 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
     return IMC_OK;
 }
 
-enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t n_rows,
-                                float *logits)
+enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
+                                int64_t n_rows, float *logits)
 {
     const struct imc_model *m = e->m;
     const int64_t d = m->hp.n_embd;
+    if (row0 < 0 || n_rows < 0 || row0 + n_rows > e->n_seq * e->n_ctx) {
+        IMC_LOG_ERR("engine: head rows [%" PRId64 ", +%" PRId64 ") outside the %" PRId64
+                    " rows of the last call",
+                    row0, n_rows, e->n_seq * e->n_ctx);
+        return IMC_ERR_ARG;
+    }
     struct eng_mark mk = eng_mark(e);
     float *xn = eng_f32(e, n_rows * d);
     if (!xn) {
         return IMC_ERR_NOMEM;
     }
-    e->be->rmsnorm(e->ex, xn, hidden, e->output_norm, n_rows, d, m->hp.rms_eps);
-    enum imc_status st =
-        eng_matmul(e, -1, m->output, -1, m->hp.n_vocab, logits, m->hp.n_vocab, xn, d, n_rows);
+    e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d, m->hp.rms_eps);
+    enum imc_status st = eng_matmul_rows(e, -1, m->output, -1, m->hp.n_vocab, logits,
+                                         m->hp.n_vocab, xn, d, n_rows, e->tok + row0);
     eng_release(e, mk);
     return st;
 }
 
 static bool owns_all_layers(const struct imc_engine *e)
 {
+    if (e->ep_size > 1) {
+        IMC_LOG_ERR("engine: a whole-model forward cannot run on one of %d expert shards (use "
+                    "embed/layers/head on every shard)",
+                    e->ep_size);
+        return false;
+    }
     if (e->opts.layer_begin == 0 && e->opts.layer_end == e->m->hp.n_layer) {
         return true;
     }
@@ -368,7 +415,7 @@ enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *to
         IMC_LOG_ERR("engine: output range [%" PRId64 ", %" PRId64 ") invalid", out_begin, n_ctx);
         return IMC_ERR_ARG;
     }
-    IMC_TRY(set_shape(e, n_seq, n_ctx));
+    IMC_TRY(set_shape(e, n_seq, n_ctx, 0));
     const int64_t d = e->m->hp.n_embd, n = n_seq * n_ctx, n_out = n_ctx - out_begin;
     float *hidden = malloc((size_t)n * (size_t)d * sizeof(float));
     if (!hidden) {
@@ -377,10 +424,10 @@ enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *to
     }
     enum imc_status st = imc_engine_embed(e, tokens, n, hidden);
     if (st == IMC_OK) {
-        st = imc_engine_layers(e, hidden, n_seq, n_ctx);
+        st = imc_engine_layers(e, hidden, n_seq, n_ctx, 0);
     }
     for (int64_t s = 0; st == IMC_OK && n_out > 0 && s < n_seq; s++) {
-        st = imc_engine_head(e, hidden + (s * n_ctx + out_begin) * d, n_out,
+        st = imc_engine_head(e, hidden, s * n_ctx + out_begin, n_out,
                              logits + s * n_out * e->m->hp.n_vocab);
     }
     free(hidden);

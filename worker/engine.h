@@ -13,6 +13,15 @@
  * engine's own pthread pool in tiles whose boundaries do not depend on the thread count, and
  * OpenBLAS runs single-threaded inside them, so results are bitwise identical for any n_threads.
  *
+ * Expert shards (ep_comm): the shards of a stage each run the layers on their own sequences
+ * (attention, router, shared experts: data-parallel over sequences) and exchange the routed
+ * tokens: every (token, slot) pair goes to the shard owning its expert (all-to-all), each
+ * shard runs its experts over the rows it received, in global token order, and the outputs
+ * come back (all-to-all) to be weighted and added in slot order. Every per-token result is
+ * bitwise the one a single engine computes (the matmul's rows do not depend on the other rows
+ * of a call). imc_engine_layers is then collective over the group: every shard calls it for
+ * every batch, with the same n_ctx, also with no sequence of its own.
+ *
  * Invariants: an engine borrows its model (and the model's GGUF mapping), which must outlive
  * it. One forward call at a time per engine (scratch buffers are reused); different engines
  * are independent. Non-finite activations stop the pass with IMC_ERR_NUMERIC, logged once with
@@ -35,14 +44,8 @@ enum imc_attn_path {
     IMC_ATTN_NON_ABSORBED,  // k_nope, v from attn_kv_b; needs attn_kv_b
 };
 
-// Called after the routed-expert output of a MoE layer is computed and before it joins the
-// residual stream; y [n_rows][n_embd] holds this rank's partial sum (experts in
-// [expert_begin, expert_end), plus the shared experts when expert_begin == 0). An expert-
-// parallel caller sums y over its expert shards here (e.g. MPI_Allreduce). Return non-OK to stop.
-typedef enum imc_status (*imc_moe_combine_fn)(void *user, int64_t layer, float *y,
-                                              int64_t n_rows, int64_t n_embd);
-
 struct imc_backend; // kernels/backend.h
+struct imc_comm;    // mpi/comm.h
 
 struct imc_engine_opts {
     int n_threads;                 // compute threads, >= 1 (0 means 1)
@@ -51,16 +54,16 @@ struct imc_engine_opts {
     bool plain_topk;               // route by plain top-k even when the model has groups
     int64_t layer_begin;           // run layers [layer_begin, layer_end); both 0 = all layers
     int64_t layer_end;
-    int64_t expert_begin;          // routed experts computed here: [expert_begin, expert_end);
-    int64_t expert_end;            //   both 0 = all experts
-    imc_moe_combine_fn moe_combine; // NULL unless experts are sharded (see above)
-    void *moe_combine_user;
+    // Expert parallelism (DESIGN.md §6 "Experts"): NULL runs every routed expert here. Else the
+    // expert group (IMC_GROUP_EXPERT, borrowed, must outlive the engine) of this rank's stage:
+    // shard i of P owns experts imc_plan_expert_range(n_expert, P, i); see "Expert shards".
+    const struct imc_comm *ep_comm;
     const struct imc_stats_hooks *hooks; // NULL = no statistics; borrowed, must outlive engine
 };
 
 struct imc_engine;
 
-// Default options: 1 thread, cpu backend, AUTO path, all layers, all experts, no hooks.
+// Default options: 1 thread, cpu backend, AUTO path, all layers, all experts here, no hooks.
 struct imc_engine_opts imc_engine_opts_default(void);
 
 // Creates an engine for model m (borrowed; must outlive the engine). Copies the small f32
@@ -94,12 +97,16 @@ enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *to
 // hidden [n_tokens][n_embd] = token embeddings (the first stage).
 enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
                                  float *hidden);
-// Runs the engine's layers [layer_begin, layer_end) in place on hidden [n_seq*n_ctx][n_embd].
+// Runs the engine's layers [layer_begin, layer_end) in place on hidden [n_seq*n_ctx][n_embd]:
+// sequences seq0 .. seq0+n_seq-1 of the batch (seq0 only numbers the tokens for the stats
+// hooks: row r is token seq0*n_ctx + r). n_seq 0 is allowed with ep_comm (a shard without
+// sequences of its own still serves its experts).
 enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
-                                  int64_t n_ctx);
-// logits [n_rows][n_vocab] = output(RMSNorm(hidden rows)) (the last stage). hidden is not
-// modified. Pass a pointer into a larger hidden array to score a subset of rows.
-enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t n_rows,
-                                float *logits);
+                                  int64_t n_ctx, int64_t seq0);
+// logits [n_rows][n_vocab] = output(RMSNorm(rows row0 .. row0+n_rows-1 of hidden)) (the last
+// stage), hidden being the array of the last imc_engine_layers call (same numbering of tokens
+// for the hooks). hidden is not modified.
+enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
+                                int64_t n_rows, float *logits);
 
 #endif // IMC_WORKER_ENGINE_H

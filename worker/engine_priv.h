@@ -13,6 +13,7 @@
 #include "worker/engine.h"
 
 #define IMC_ENG_MAX_BLOCKS 32
+#define IMC_ENG_MAX_SHARDS 256 // expert shards per stage
 
 struct eng_block {
     char *p;
@@ -47,8 +48,12 @@ struct imc_engine {
     float *output_norm;              // [n_embd]
     struct eng_arena arena;
     int32_t *pos;                    // [pos_cap] positions of the current call
+    int32_t *tok;                    // [pos_cap] batch token index of each row (the hooks' tok)
     int64_t pos_cap;
     int64_t n_seq, n_ctx;            // shape of the current call
+    int64_t expert_begin, expert_end; // routed experts run here
+    int ep_rank, ep_size;            // this shard and the shards of the stage (1 without ep_comm)
+    int32_t *expert_owner;           // [n_expert] shard owning each expert
 };
 
 // ---- scratch -------------------------------------------------------------------------------------
@@ -64,15 +69,20 @@ float *eng_f32_zero(struct imc_engine *e, int64_t n);
 
 // y = W x for the 2D weight w (or, with slice >= 0, the slice-th [n_out, n_in] matrix of a 3D
 // weight or a row block of a 2D one: rows slice*n_out .. of ne[0] = n_in). Reports x to the
-// hooks (layer il, slice) and checks y for non-finite values (IMC_ERR_NUMERIC naming il and w).
+// hooks (layer il, slice, rows = the call's tokens e->tok) and checks y for non-finite values
+// (IMC_ERR_NUMERIC naming il and w).
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                            int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
                            int64_t ldx, int64_t n_tok);
-// Reports x [n_rows][n_in] (row stride ldx) to the hooks as the input of w (gathering rows
-// when strided). No-op without hooks or w.
+// The same for rows that are the tokens tok[0 .. n_tok) (gathered expert rows).
+enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
+                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok);
+// Reports x [n_rows][n_in] (row stride ldx), the rows of tokens tok, to the hooks as the input
+// of w (gathering rows when strided). No-op without hooks or w.
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                            int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in);
+                           int64_t n_in, const int32_t *tok);
 // IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value.
 enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
                           const float *x, int64_t ld, int64_t n_rows, int64_t n);

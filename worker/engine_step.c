@@ -95,14 +95,14 @@ enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *wh
 
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                            int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in)
+                           int64_t n_in, const int32_t *tok)
 {
     const struct imc_stats_hooks *hk = e->opts.hooks;
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
     if (ldx == n_in) {
-        return hk->on_input(hk->user, w, il, slice, x, n_rows, n_in);
+        return hk->on_input(hk->user, w, il, slice, x, n_rows, n_in, tok);
     }
     struct eng_mark mk = eng_mark(e);
     float *g = eng_f32(e, n_rows * n_in);
@@ -112,7 +112,7 @@ enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_te
     for (int64_t r = 0; r < n_rows; r++) {
         memcpy(g + r * n_in, x + r * ldx, (size_t)n_in * sizeof(float));
     }
-    enum imc_status st = hk->on_input(hk->user, w, il, slice, g, n_rows, n_in);
+    enum imc_status st = hk->on_input(hk->user, w, il, slice, g, n_rows, n_in, tok);
     eng_release(e, mk);
     return st;
 }
@@ -120,6 +120,13 @@ enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_te
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                            int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
                            int64_t ldx, int64_t n_tok)
+{
+    return eng_matmul_rows(e, il, w, slice, n_out, y, ldy, x, ldx, n_tok, e->tok);
+}
+
+enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
+                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok)
 {
     const int64_t n_in = w->ne[0];
     const uint8_t *data = w->data;
@@ -129,7 +136,7 @@ enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_te
         IMC_ASSERT((slice + 1) * n_out <= w->ne[1] * w->ne[2]);
         data += (uint64_t)slice * (uint64_t)n_out * rb;
     }
-    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in));
+    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
     IMC_TRY(e->be->matmul(e->ex, y, ldy, data, w->type, n_out, n_in, x, ldx, n_tok));
     char what[160];
     if (slice >= 0) {

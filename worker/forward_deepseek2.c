@@ -60,7 +60,7 @@ static enum imc_status absorbed(struct imc_engine *e, int64_t il, const float *q
         IMC_TRY(eng_matmul(e, il, l->wv_b, h, d.vh, o + h * d.vh, d.H * d.vh, ot + h * d.kvl,
                            d.H * d.kvl, n));
     }
-    return eng_report(e, il, l->wkv_b, -1, kva, d.kd, n, d.kvl);
+    return eng_report(e, il, l->wkv_b, -1, kva, d.kd, n, d.kvl, e->tok);
 }
 
 // (5b): o [n][H*vh] from q, kva and c [n][kvl].
@@ -85,7 +85,7 @@ static enum imc_status non_absorbed(struct imc_engine *e, int64_t il, const floa
         }
     }
     for (int64_t h = 0; l->wk_b && h < d.H; h++) {
-        IMC_TRY(eng_report(e, il, l->wk_b, h, q + h * d.qk, d.H * d.qk, n, d.nope));
+        IMC_TRY(eng_report(e, il, l->wk_b, h, q + h * d.qk, d.H * d.qk, n, d.nope, e->tok));
     }
     const struct imc_attn_args a = {
         .n_tok = e->n_ctx, .n_head = d.H, .n_head_kv = d.H, .dk = d.qk, .dv = d.vh,
@@ -97,7 +97,7 @@ static enum imc_status non_absorbed(struct imc_engine *e, int64_t il, const floa
     IMC_TRY(eng_attention(e, &a));
     IMC_TRY(eng_check(e, il, "the attention output", o, d.H * d.vh, n, d.H * d.vh));
     for (int64_t h = 0; want_ot && h < d.H; h++) {
-        IMC_TRY(eng_report(e, il, l->wv_b, h, ot + h * d.kvl, d.H * d.kvl, n, d.kvl));
+        IMC_TRY(eng_report(e, il, l->wv_b, h, ot + h * d.kvl, d.H * d.kvl, n, d.kvl, e->tok));
     }
     return IMC_OK;
 }

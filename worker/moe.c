@@ -1,5 +1,5 @@
 /*
- * worker/moe: the FFN block of both architectures (DESIGN.md §5, FFN lines):
+ * worker/moe: the FFN block of both architectures (DESIGN.md §5, FFN lines; §6 "Experts"):
  *
  *   h = RMSNorm(x; ffn_norm)
  *   dense:  y = W_down (silu(W_gate h) ⊙ W_up h)
@@ -8,12 +8,25 @@
  *               + shared expert (unweighted, dense SwiGLU with *_shexp)
  *   x += y
  *
- * Experts run one at a time over the tokens routed to them (gathered rows), so each routed
- * expert's weights are read once per call and the hooks see exactly its tokens. Each token's
- * expert outputs are summed in slot order (the order of selection), as llama.cpp adds them.
+ * Routed experts take one path, for a single engine and for expert shards alike:
+ *   1. route this engine's tokens: pairs (t, s) with expert E[t][s] and weight w[t][s];
+ *   2. dispatch: the pairs in (t, s) order, grouped by the shard owning their expert. With
+ *      shards, each pair's row h[t] and its (token, expert) record go to that shard (all-to-all);
+ *      a single engine reads its pairs' rows from h directly;
+ *   3. every owned expert, ascending, runs once over the pairs it received, in arrival order:
+ *      source shard ascending, then token order. Shards own ascending sequence ranges, so that
+ *      is the global token order, the rows a single engine gathers for the expert; the hooks
+ *      see exactly those rows with their batch token indices;
+ *   4. combine: the expert outputs return to the token's shard in dispatch order (all-to-all);
+ *      y_t = Σ_s w[t][s] · out[t][s] in slot order (each product rounded to float, then added,
+ *      as llama.cpp adds the weighted expert outputs), plus the shared expert.
+ * Every per-token value is therefore bitwise the same with or without shards (the matmul's rows
+ * do not depend on the other rows of the call).
  */
 #include <string.h>
 
+#include "core/log.h"
+#include "mpi/xfer.h"
 #include "worker/engine_priv.h"
 
 // y [n][d] = W_down (silu(W_gate h) ⊙ W_up h) for 2D weights (dense layer or shared expert).
@@ -32,66 +45,199 @@ static enum imc_status dense(struct imc_engine *e, int64_t il, const struct imc_
     return eng_matmul(e, il, wd, -1, d, y, d, g, ff, n);
 }
 
-struct moe_bufs {
-    int32_t *ids;  // [n][k] selected experts
-    float *w;      // [n][k] their weights
-    float *slot;   // [n][k][d] weighted expert outputs
-    int32_t *rows; // [n] tokens routed to the current expert
-    int32_t *slots;// [n] the slot of that expert in each of these tokens
-    float *xe, *g, *u, *ye; // gathered inputs [n][d], [n][ff_exp] ×2, outputs [n][d]
+// What travels with a dispatched row.
+struct pair_rec {
+    int32_t tok;    // batch token index (the hooks' numbering)
+    int32_t expert; // routed expert
 };
 
-static enum imc_status moe_alloc(struct imc_engine *e, struct moe_bufs *b, int64_t n)
+struct moe_pairs {
+    int64_t n_pair;         // n * k pairs of this engine's tokens
+    int32_t *ids;           // [n][k] selected experts
+    float *w;               // [n][k] their weights
+    int32_t *order;         // [n_pair] pair index t*k+s in dispatch order (grouped by owner)
+    uint64_t *send_cnt;     // [ep] pairs to each shard
+    uint64_t *recv_cnt;     // [ep] pairs from each shard
+    int64_t n_recv;         // pairs this shard computes
+    struct pair_rec *rec;   // [n_recv] their records, in arrival order
+    const float *rows;      // rows the received pairs read: h (one engine) or the received rows
+    int32_t *src;           // [n_recv] row of each received pair in rows
+    float *out;             // [n_recv][d] expert output of each received pair (unweighted)
+    const float *back;      // [n_pair][d] outputs in dispatch order (out for one engine)
+};
+
+// Pairs in dispatch order and per-shard counts; for one engine also the received side.
+static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, const float *h,
+                                  int64_t n)
 {
-    const struct imc_hparams *hp = &e->m->hp;
-    const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
-    b->ids = (int32_t *)eng_f32(e, n * k);
-    b->w = eng_f32(e, n * k);
-    b->slot = eng_f32_zero(e, n * k * d);
-    b->rows = (int32_t *)eng_f32(e, n);
-    b->slots = (int32_t *)eng_f32(e, n);
-    b->xe = eng_f32(e, n * d);
-    b->g = eng_f32(e, n * fe);
-    b->u = eng_f32(e, n * fe);
-    b->ye = eng_f32(e, n * d);
-    const bool ok = b->ids && b->w && b->slot && b->rows && b->slots && b->xe && b->g && b->u &&
-                    b->ye;
-    return ok ? IMC_OK : IMC_ERR_NOMEM;
+    const int64_t k = e->m->hp.n_expert_used;
+    const int ep = e->ep_size;
+    p->n_pair = n * k;
+    p->order = (int32_t *)eng_f32(e, p->n_pair);
+    p->send_cnt = (uint64_t *)eng_f32_zero(e, 2 * ep);
+    p->recv_cnt = (uint64_t *)eng_f32_zero(e, 2 * ep);
+    if (!p->order || !p->send_cnt || !p->recv_cnt) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t q = 0; q < p->n_pair; q++) {
+        p->send_cnt[e->expert_owner[p->ids[q]]]++;
+    }
+    int64_t start[IMC_ENG_MAX_SHARDS + 1];
+    IMC_ASSERT(ep <= IMC_ENG_MAX_SHARDS);
+    start[0] = 0;
+    for (int s = 0; s < ep; s++) {
+        start[s + 1] = start[s] + (int64_t)p->send_cnt[s];
+    }
+    for (int64_t q = 0; q < p->n_pair; q++) {
+        p->order[start[e->expert_owner[p->ids[q]]]++] = (int32_t)q;
+    }
+    if (ep > 1) {
+        return IMC_OK;
+    }
+    p->n_recv = p->n_pair;
+    p->rec = (struct pair_rec *)eng_f32(e, 2 * p->n_pair);
+    p->src = (int32_t *)eng_f32(e, p->n_pair);
+    if (!p->rec || !p->src) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t q = 0; q < p->n_pair; q++) {
+        p->rec[q] = (struct pair_rec){e->tok[q / k], p->ids[q]};
+        p->src[q] = (int32_t)(q / k);
+    }
+    p->rows = h;
+    return IMC_OK;
 }
 
-// Routed expert ex over its tokens: slot[t][s] = w[t][s] · expert(h[t]).
-static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex,
-                                  const struct moe_bufs *b, const float *h, int64_t n)
+// Byte counts of an all-to-all of pair-sized items of `unit` bytes each.
+static void item_bytes(const uint64_t *pairs, int ep, size_t unit, size_t *bytes)
 {
-    const struct imc_hparams *hp = &e->m->hp;
+    for (int s = 0; s < ep; s++) {
+        bytes[s] = (size_t)pairs[s] * unit;
+    }
+}
+
+// Step 2 with shards: sends rows and records of the pairs to their owners.
+static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const float *h,
+                                float **send_rows)
+{
+    const int64_t k = e->m->hp.n_expert_used, d = e->m->hp.n_embd;
+    const int ep = e->ep_size;
+    const struct imc_comm *c = e->opts.ep_comm;
+    IMC_TRY(imc_xfer_alltoall_u64(c, IMC_GROUP_EXPERT, p->send_cnt, p->recv_cnt));
+    p->n_recv = 0;
+    for (int s = 0; s < ep; s++) {
+        p->n_recv += (int64_t)p->recv_cnt[s];
+    }
+    float *xs = eng_f32(e, p->n_pair * d), *xr = eng_f32(e, p->n_recv * d);
+    struct pair_rec *rs = (struct pair_rec *)eng_f32(e, 2 * p->n_pair);
+    p->rec = (struct pair_rec *)eng_f32(e, 2 * p->n_recv);
+    p->src = (int32_t *)eng_f32(e, p->n_recv);
+    if (!xs || !xr || !rs || !p->rec || !p->src) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t q = 0; q < p->n_pair; q++) {
+        const int32_t pq = p->order[q];
+        memcpy(xs + q * d, h + (pq / k) * d, (size_t)d * sizeof(float));
+        rs[q] = (struct pair_rec){e->tok[pq / k], p->ids[pq]};
+    }
+    size_t sb[IMC_ENG_MAX_SHARDS], rb[IMC_ENG_MAX_SHARDS];
+    item_bytes(p->send_cnt, ep, sizeof(struct pair_rec), sb);
+    item_bytes(p->recv_cnt, ep, sizeof(struct pair_rec), rb);
+    IMC_TRY(imc_xfer_alltoallv_bytes(c, IMC_GROUP_EXPERT, rs, sb, p->rec, rb));
+    item_bytes(p->send_cnt, ep, (size_t)d, sb);
+    item_bytes(p->recv_cnt, ep, (size_t)d, rb);
+    IMC_TRY(imc_xfer_alltoallv(c, IMC_GROUP_EXPERT, xs, sb, xr, rb));
+    for (int64_t q = 0; q < p->n_recv; q++) {
+        p->src[q] = (int32_t)q;
+    }
+    p->rows = xr;
+    *send_rows = xs;
+    return IMC_OK;
+}
+
+// Step 3 for expert ex: its received pairs, in arrival order, through the expert.
+static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex,
+                                  struct moe_pairs *p, int32_t *sel, int32_t *tok, float *xe,
+                                  float *g, float *u, float *ye)
+{
     const struct imc_layer *l = &e->m->layers[il];
-    const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
+    const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp;
     int64_t cnt = 0;
-    for (int64_t t = 0; t < n; t++) {
-        for (int64_t s = 0; s < k; s++) {
-            if (b->ids[t * k + s] == ex) {
-                b->rows[cnt] = (int32_t)t;
-                b->slots[cnt++] = (int32_t)s;
-            }
+    for (int64_t q = 0; q < p->n_recv; q++) {
+        if (p->rec[q].expert == ex) {
+            sel[cnt] = (int32_t)q;
+            tok[cnt++] = p->rec[q].tok;
         }
     }
     if (cnt == 0) {
         return IMC_OK;
     }
     for (int64_t r = 0; r < cnt; r++) {
-        memcpy(b->xe + r * d, h + (int64_t)b->rows[r] * d, (size_t)d * sizeof(float));
+        memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r]] * d, (size_t)d * sizeof(float));
     }
-    IMC_TRY(eng_matmul(e, il, l->ffn_gate_exps, ex, fe, b->g, fe, b->xe, d, cnt));
-    IMC_TRY(eng_matmul(e, il, l->ffn_up_exps, ex, fe, b->u, fe, b->xe, d, cnt));
-    e->be->swiglu(e->ex, b->g, fe, b->g, fe, b->u, fe, cnt, fe);
-    IMC_TRY(eng_matmul(e, il, l->ffn_down_exps, ex, d, b->ye, d, b->g, fe, cnt));
+    IMC_TRY(eng_matmul_rows(e, il, l->ffn_gate_exps, ex, fe, g, fe, xe, d, cnt, tok));
+    IMC_TRY(eng_matmul_rows(e, il, l->ffn_up_exps, ex, fe, u, fe, xe, d, cnt, tok));
+    e->be->swiglu(e->ex, g, fe, g, fe, u, fe, cnt, fe);
+    IMC_TRY(eng_matmul_rows(e, il, l->ffn_down_exps, ex, d, ye, d, g, fe, cnt, tok));
     for (int64_t r = 0; r < cnt; r++) {
-        const int64_t ts = (int64_t)b->rows[r] * k + b->slots[r];
-        const float wt = b->w[ts];
-        float *dst = b->slot + ts * d;
-        const float *src = b->ye + r * d;
-        for (int64_t i = 0; i < d; i++) {
-            dst[i] = wt * src[i];
+        memcpy(p->out + (int64_t)sel[r] * d, ye + r * d, (size_t)d * sizeof(float));
+    }
+    return IMC_OK;
+}
+
+static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_pairs *p)
+{
+    const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp, nr = p->n_recv;
+    p->out = eng_f32(e, nr * d);
+    int32_t *sel = (int32_t *)eng_f32(e, nr), *tok = (int32_t *)eng_f32(e, nr);
+    float *xe = eng_f32(e, nr * d), *g = eng_f32(e, nr * fe), *u = eng_f32(e, nr * fe);
+    float *ye = eng_f32(e, nr * d);
+    if (!p->out || !sel || !tok || !xe || !g || !u || !ye) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t ex = e->expert_begin; ex < e->expert_end; ex++) {
+        IMC_TRY(run_expert(e, il, ex, p, sel, tok, xe, g, u, ye));
+    }
+    return IMC_OK;
+}
+
+// Step 4: outputs back in dispatch order (into back, the send rows' buffer, with shards).
+static enum imc_status combine(struct imc_engine *e, struct moe_pairs *p, float *back)
+{
+    if (e->ep_size == 1) {
+        p->back = p->out;
+        return IMC_OK;
+    }
+    const int64_t d = e->m->hp.n_embd;
+    size_t sb[IMC_ENG_MAX_SHARDS], rb[IMC_ENG_MAX_SHARDS];
+    item_bytes(p->recv_cnt, e->ep_size, (size_t)d, sb);
+    item_bytes(p->send_cnt, e->ep_size, (size_t)d, rb);
+    IMC_TRY(imc_xfer_alltoallv(e->opts.ep_comm, IMC_GROUP_EXPERT, p->out, sb, back, rb));
+    p->back = back;
+    return IMC_OK;
+}
+
+// y_t = Σ_s w[t][s] · out[t][s], slots in order.
+static enum imc_status weighted_sum(struct imc_engine *e, const struct moe_pairs *p, float *y,
+                                    int64_t n)
+{
+    const int64_t k = e->m->hp.n_expert_used, d = e->m->hp.n_embd;
+    int32_t *pos = (int32_t *)eng_f32(e, p->n_pair);
+    if (!pos) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t q = 0; q < p->n_pair; q++) {
+        pos[p->order[q]] = (int32_t)q;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        float *yt = y + t * d;
+        for (int64_t s = 0; s < k; s++) {
+            const float wt = p->w[t * k + s];
+            const float *src = p->back + (int64_t)pos[t * k + s] * d;
+            for (int64_t i = 0; i < d; i++) {
+                const float v = wt * src[i];
+                yt[i] = s == 0 ? v : yt[i] + v;
+            }
         }
     }
     return IMC_OK;
@@ -102,9 +248,12 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
     const struct imc_hparams *hp = &e->m->hp;
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t k = hp->n_expert_used, d = hp->n_embd, ne = hp->n_expert;
-    struct moe_bufs b;
+    struct moe_pairs p;
+    memset(&p, 0, sizeof(p));
     float *logits = eng_f32(e, n * ne);
-    if (!logits || moe_alloc(e, &b, n) != IMC_OK) {
+    p.ids = (int32_t *)eng_f32(e, n * k);
+    p.w = eng_f32(e, n * k);
+    if (!logits || !p.ids || !p.w) {
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(eng_matmul(e, il, l->ffn_gate_inp, -1, ne, logits, ne, h, d, n));
@@ -114,21 +263,18 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
         .bias = e->lv[il].exp_probs_b, .n_group = e->opts.plain_topk ? 0 : hp->n_group,
         .n_group_used = hp->n_group_used, .norm = hp->expert_weights_norm,
         .scale = hp->expert_weights_scale};
-    IMC_TRY(e->be->moe_route(e->ex, &rc, logits, n, b.ids, b.w));
-    for (int64_t ex = e->opts.expert_begin; ex < e->opts.expert_end; ex++) {
-        IMC_TRY(run_expert(e, il, ex, &b, h, n));
+    if (n > 0) {
+        IMC_TRY(e->be->moe_route(e->ex, &rc, logits, n, p.ids, p.w));
     }
-    for (int64_t t = 0; t < n; t++) {
-        float *yt = y + t * d;
-        memcpy(yt, b.slot + t * k * d, (size_t)d * sizeof(float));
-        for (int64_t s = 1; s < k; s++) {
-            const float *src = b.slot + (t * k + s) * d;
-            for (int64_t i = 0; i < d; i++) {
-                yt[i] += src[i];
-            }
-        }
+    IMC_TRY(plan_pairs(e, &p, h, n));
+    float *send_rows = NULL;
+    if (e->ep_size > 1) {
+        IMC_TRY(dispatch(e, &p, h, &send_rows));
     }
-    if (l->ffn_gate_shexp && e->opts.expert_begin == 0) {
+    IMC_TRY(run_experts(e, il, &p));
+    IMC_TRY(combine(e, &p, send_rows));
+    IMC_TRY(weighted_sum(e, &p, y, n));
+    if (l->ffn_gate_shexp) {
         float *ys = eng_f32(e, n * d);
         if (!ys) {
             return IMC_ERR_NOMEM;
@@ -137,9 +283,6 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
         for (int64_t i = 0; i < n * d; i++) {
             y[i] += ys[i];
         }
-    }
-    if (e->opts.moe_combine) {
-        IMC_TRY(e->opts.moe_combine(e->opts.moe_combine_user, il, y, n, d));
     }
     return IMC_OK;
 }

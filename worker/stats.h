@@ -24,6 +24,9 @@
  * in a deterministic order (layer by layer, tensors in forward order, experts ascending, heads
  * ascending), so a collector needs no locks and its sums do not depend on the thread count.
  * x is contiguous ([n_rows][n_in], row stride n_in), f32, finite, and borrowed for the call.
+ * tok[r] is the index of row r's token in the batch (sequence s, position p: s*n_ctx + p; with
+ * expert shards, sequences are numbered over the whole stage), strictly ascending within a
+ * call; also borrowed for the call.
  */
 #ifndef IMC_WORKER_STATS_H
 #define IMC_WORKER_STATS_H
@@ -40,7 +43,8 @@ struct imc_stats_hooks {
     // head index for attn_k_b/attn_v_b, -1 otherwise. Returning anything but IMC_OK stops the
     // forward pass, which returns that status.
     enum imc_status (*on_input)(void *user, const struct imc_tensor_info *w, int64_t layer,
-                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in);
+                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+                                const int32_t *tok);
 };
 
 #endif // IMC_WORKER_STATS_H

@@ -102,9 +102,18 @@ void imc_stats_collect_free(struct imc_stats_collect *c)
     free(c);
 }
 
+// The engine hook: rows arrive in token order, which is all the collector needs of tok.
+static enum imc_status hook_on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
+                                     int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+                                     const int32_t *tok)
+{
+    (void)tok;
+    return imc_stats_collect_on_input(user, w, layer, slice, x, n_rows, n_in);
+}
+
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c)
 {
-    return (struct imc_stats_hooks){.user = c, .on_input = imc_stats_collect_on_input};
+    return (struct imc_stats_hooks){.user = c, .on_input = hook_on_input};
 }
 
 // Slot of name in the table: the tensor's, or the empty one where it would go.

@@ -43,7 +43,7 @@ struct imc_stats_collect;
 enum imc_status imc_stats_collect_init(struct imc_stats_collect **out, struct imc_imatrix *im);
 void imc_stats_collect_free(struct imc_stats_collect *c); // NULL is a no-op
 
-// Hooks for imc_engine_opts.hooks: on_input = imc_stats_collect_on_input, user = c.
+// Hooks for imc_engine_opts.hooks (user = c): imc_stats_collect_on_input for every call.
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c);
 
 // The hook (user = the collector). Adds Σx² of the n_rows rows of x to the chunk partial of

@@ -8,6 +8,7 @@
  *     attn_k_b per head (n_in qk_nope), attn_v_b per head (n_in kv_lora), attn_kv_b (kv_lora);
  *     routed experts with Σ rows = n_tok · n_used per MoE layer, the never-routed expert
  *     (preset dead_expert 7) absent; ds2-tiny-ik (2D k_b/v_b) the same per-head slices;
+ *   - the rows' token indices: ascending, all tokens 0..n-1 for weights that see every token;
  *   - a hook returning an error stops the forward with that status.
  */
 #include "engine_util.h"
@@ -26,15 +27,25 @@ struct rec {
     int n;
     int fail_after; // return an error on this call (0 = never)
     int calls;
+    int bad_tok;    // calls whose token indices were not ascending in [0, N_TOK), or not
+                    // 0..N_TOK-1 for a weight that sees every token
 };
 
 static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
-                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in)
+                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+                                const int32_t *tok)
 {
     struct rec *r = user;
     if (++r->calls == r->fail_after) {
         return IMC_ERR_CANCELLED;
     }
+    const bool routed = strstr(w->name, "_exps.") != NULL;
+    bool ok = routed || n_rows == N_TOK;
+    for (int64_t i = 0; i < n_rows; i++) {
+        ok = ok && tok[i] >= 0 && tok[i] < N_TOK && (i == 0 || tok[i] > tok[i - 1]) &&
+             (routed || tok[i] == i);
+    }
+    r->bad_tok += !ok;
     struct ent *e = NULL;
     for (int i = 0; i < r->n && !e; i++) {
         e = r->e[i].w == w && r->e[i].slice == slice ? &r->e[i] : NULL;
@@ -168,6 +179,8 @@ int main(void)
         struct rec *a = record(t.m, IMC_ATTN_ABSORBED, 0, &st);
         CHECK(st == IMC_OK, "%s: forward with hooks", presets[p]);
         complete(presets[p], t.m, a);
+        CHECK(a->bad_tok == 0, "%s: %d hook calls with wrong token indices", presets[p],
+              a->bad_tok);
         if (t.m->has_kv_b && t.m->has_k_b) {
             struct rec *b = record(t.m, IMC_ATTN_NON_ABSORBED, 0, &st);
             CHECK(st == IMC_OK, "%s: non-absorbed forward with hooks", presets[p]);

@@ -76,34 +76,35 @@ static void test_hand_cases(void)
     imc_imatrix_init(&im);
     CHECK(imc_stats_collect_init(&c, &im) == IMC_OK, "init");
     struct imc_stats_hooks h = imc_stats_collect_hooks(c);
-    CHECK(h.user == c && h.on_input == imc_stats_collect_on_input, "hooks");
+    CHECK(h.user == c && h.on_input, "hooks");
 
     // Dense [3, 5]: rows {1,2,3},{4,5,6} then {1,1,1}: Σx² = {1+16+1, 4+25+1, 9+36+1}, 3 rows.
     const struct imc_tensor_info dense = tinfo("blk.0.attn_q.weight", 3, 5, 1);
     const float xd1[6] = {1, 2, 3, 4, 5, 6}, xd2[3] = {1, 1, 1};
-    CHECK(h.on_input(c, &dense, 0, -1, xd1, 2, 3) == IMC_OK, "dense 1");
-    CHECK(h.on_input(c, &dense, 0, -1, xd2, 1, 3) == IMC_OK, "dense 2");
+    const int32_t tok[2] = {0, 1};
+    CHECK(h.on_input(h.user, &dense, 0, -1, xd1, 2, 3, tok) == IMC_OK, "dense 1 (hook)");
+    CHECK(imc_stats_collect_on_input(c, &dense, 0, -1, xd2, 1, 3) == IMC_OK, "dense 2");
 
     // Experts [2, 4, 3]: e0 {1,2}; e2 {3,0},{1,1}; e1 unused → {1,4 | 0,0 | 10,1}, c {1,0,2}.
     const struct imc_tensor_info exps = tinfo("blk.0.ffn_up_exps.weight", 2, 4, 3);
     const float xe0[2] = {1, 2}, xe2[4] = {3, 0, 1, 1};
-    CHECK(h.on_input(c, &exps, 0, 2, xe2, 2, 2) == IMC_OK, "expert 2");
-    CHECK(h.on_input(c, &exps, 0, 0, xe0, 1, 2) == IMC_OK, "expert 0");
+    CHECK(imc_stats_collect_on_input(c, &exps, 0, 2, xe2, 2, 2) == IMC_OK, "expert 2");
+    CHECK(imc_stats_collect_on_input(c, &exps, 0, 0, xe0, 1, 2) == IMC_OK, "expert 0");
 
     // MLA 3D attn_k_b [qk_nope 2, kv_lora 4, n_head 2], 2 tokens: h0 {1,0},{0,2}; h1 {1,1},{2,2}
     // → {1,4 | 5,5}, counts {2,2}.
     const struct imc_tensor_info kb3 = tinfo("blk.0.attn_k_b.weight", 2, 4, 2);
     const float xh0[4] = {1, 0, 0, 2}, xh1[4] = {1, 1, 2, 2};
-    CHECK(h.on_input(c, &kb3, 0, 0, xh0, 2, 2) == IMC_OK, "3D head 0");
-    CHECK(h.on_input(c, &kb3, 0, 1, xh1, 2, 2) == IMC_OK, "3D head 1");
+    CHECK(imc_stats_collect_on_input(c, &kb3, 0, 0, xh0, 2, 2) == IMC_OK, "3D head 0");
+    CHECK(imc_stats_collect_on_input(c, &kb3, 0, 1, xh1, 2, 2) == IMC_OK, "3D head 1");
 
     // ik 2D attn_k_b [qk_nope 2, n_head·kv_lora = 3·2]: heads 0,1,2 each 2 tokens:
     // h0 {1,0},{0,1}; h1 {2,0},{0,2}; h2 {1,1},{1,1} → added over heads {1+4+2, 1+4+2}, count 2.
     const struct imc_tensor_info kb2 = tinfo("blk.1.attn_k_b.weight", 2, 6, 1);
     const float y0[4] = {1, 0, 0, 1}, y1[4] = {2, 0, 0, 2}, y2[4] = {1, 1, 1, 1};
-    CHECK(h.on_input(c, &kb2, 1, 0, y0, 2, 2) == IMC_OK, "2D head 0");
-    CHECK(h.on_input(c, &kb2, 1, 1, y1, 2, 2) == IMC_OK, "2D head 1");
-    CHECK(h.on_input(c, &kb2, 1, 2, y2, 2, 2) == IMC_OK, "2D head 2");
+    CHECK(imc_stats_collect_on_input(c, &kb2, 1, 0, y0, 2, 2) == IMC_OK, "2D head 0");
+    CHECK(imc_stats_collect_on_input(c, &kb2, 1, 1, y1, 2, 2) == IMC_OK, "2D head 1");
+    CHECK(imc_stats_collect_on_input(c, &kb2, 1, 2, y2, 2, 2) == IMC_OK, "2D head 2");
 
     // A weight that never sees a token is kept with count 0 when declared.
     const struct imc_tensor_info down = tinfo("blk.0.ffn_down_exps.weight", 3, 2, 3);
@@ -127,7 +128,7 @@ static void test_hand_cases(void)
     // Chunk 1 adds to the totals: dense {2,0,0} once → {22, 30, 46}, 4 rows; an empty chunk
     // for the others leaves them as they were.
     const float xd3[3] = {2, 0, 0};
-    CHECK(h.on_input(c, &dense, 0, -1, xd3, 1, 3) == IMC_OK, "dense chunk 1");
+    CHECK(imc_stats_collect_on_input(c, &dense, 0, -1, xd3, 1, 3) == IMC_OK, "dense chunk 1");
     CHECK(imc_stats_collect_end_chunk(c) == IMC_OK, "end chunk 1");
     CHECK(entry_is(&im, "blk.0.attn_q.weight", 3, 1, (double[]){22, 30, 46}, (double[]){4}),
           "dense after 2 chunks");
@@ -138,7 +139,7 @@ static void test_hand_cases(void)
     // Heads of a 2D weight that saw different row counts: an engine bug, caught at end_chunk.
     struct logcap cap;
     cap_start(&cap);
-    CHECK(h.on_input(c, &kb2, 1, 0, y0, 2, 2) == IMC_OK && h.on_input(c, &kb2, 1, 1, y1, 1, 2) ==
+    CHECK(imc_stats_collect_on_input(c, &kb2, 1, 0, y0, 2, 2) == IMC_OK && imc_stats_collect_on_input(c, &kb2, 1, 1, y1, 1, 2) ==
                                                               IMC_OK,
           "uneven heads accepted per call");
     CHECK(imc_stats_collect_end_chunk(c) == IMC_ERR_INTERNAL, "uneven heads rejected");
