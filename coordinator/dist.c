@@ -280,11 +280,21 @@ enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_di
     v[rank * 3 + 1] = t->compute;
     v[rank * 3 + 2] = t->wait;
     enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * 3);
+    double lo = 100.0, hi = 0.0, sum = 0.0;
     for (int r = 0; st == IMC_OK && rank == 0 && r < size; r++) {
         const double tot = v[r * 3], busy = v[r * 3 + 1];
-        IMC_LOG_INF("dist: rank %d: %.3f s, computing %.3f s, waiting for peers %.3f s, "
+        const double idle = tot > 0 ? 100.0 * (tot - busy) / tot : 0.0;
+        lo = idle < lo ? idle : lo;
+        hi = idle > hi ? idle : hi;
+        sum += idle;
+        IMC_LOG_DBG("dist: rank %d: %.3f s, computing %.3f s, waiting for peers %.3f s, "
                     "idle %.1f%%",
-                    r, tot, busy, v[r * 3 + 2], tot > 0 ? 100.0 * (tot - busy) / tot : 0.0);
+                    r, tot, busy, v[r * 3 + 2], idle);
+    }
+    if (st == IMC_OK && rank == 0) {
+        IMC_LOG_INF("dist: %d ranks idle (pipeline bubble, exchanges, waits) %.1f%% on average, "
+                    "%.1f%% .. %.1f%% (per rank: -v debug)",
+                    size, sum / size, lo, hi);
     }
     free(v);
     return st;

@@ -4,7 +4,7 @@
  *
  *   imc perplexity -m MODEL -f TEXT [-c N] [--chunks N] [-b N] [-t N]
  *                  [--kld-save FILE | --kld-base FILE] [--attn absorbed|non-absorbed|auto] [-q]
- *                  [--layout pp=A,ep=1,dp=C]
+ *                  [--layout pp=A,ep=B,dp=C]
  *
  * Results go to stdout, progress and logs to stderr. Exit 0 on success, 1 when the run fails
  * (one error line naming the file and cause), 2 on bad usage.
@@ -45,9 +45,8 @@ static void usage(FILE *f)
             "                        --kl-divergence-base file format)\n"
             "  --kld-base FILE       KL-divergence against a saved base (same chunks)\n"
             "  --attn PATH           deepseek2 attention: absorbed, non-absorbed or auto\n"
-            "  --layout pp=A,ep=1,dp=C  MPI job layout: pipeline stages x expert shards x\n"
-            "                        replicas, product = ranks (default dp = ranks; ep > 1 is\n"
-            "                        not implemented yet)\n"
+            "  --layout pp=A,ep=B,dp=C  MPI job layout: pipeline stages x expert shards x\n"
+            "                        replicas, product = ranks (default dp = ranks)\n"
             "  -q, --quiet           no progress lines, warnings and errors only\n"
             "  -v, --log-level LEVEL\n");
 }
@@ -210,11 +209,6 @@ static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int
         o->layout.dp = size; // default: every rank a replica
     }
     if (rc == 0 && imc_layout_check(&o->layout, size) != IMC_OK) {
-        rc = 2;
-    }
-    if (rc == 0 && o->layout.ep > 1) {
-        IMC_LOG_ERR("perplexity: --layout ep=%d: expert parallelism is not implemented yet",
-                    o->layout.ep);
         rc = 2;
     }
     if (rc == 0 && size > 1 && (o->kld_save || o->kld_base)) {

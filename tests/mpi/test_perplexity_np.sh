@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/mpi/test_perplexity_np: `imc perplexity` as one MPI job (coordinator/dist.h; DESIGN.md §6)
 # gives stdout byte-identical to the single-process run, for replicas (dp), pipeline stages (pp)
-# and both, over shared memory and once over TCP; a deepseek2 MoE model and a llama model. Also:
+# expert shards (ep) and combinations, over shared memory and over TCP; a deepseek2 MoE model and a llama model. Also:
 # bad layouts and options under mpirun exit nonzero with their message, a failure inside the run
 # ends every rank (no hang), and ranks other than 0 print nothing to stdout.
 # shellcheck source=tests/mpi/lib.sh
@@ -61,6 +61,20 @@ for model in ds2-tiny-3d llama-tiny; do
         ppl_case "$model" pp2dp2b 4 pp=2,dp=2
     }
 done
+# expert shards (ds2-tiny-3d: 8 experts): -b 128 gives batches of 2 chunks, so with ep=4 two
+# shards have no sequence of their own; -b 64 one chunk per batch (shard 1 only serves experts).
+# shellcheck disable=SC2086
+{
+    ppl_case ds2-tiny-3d ep2 2 ep=2 -b 128
+    ppl_case ds2-tiny-3d ep4 4 ep=4 -b 128
+    ppl_case ds2-tiny-3d pp2ep2 4 pp=2,ep=2 -b 128
+    ppl_case ds2-tiny-3d ep2dp2 4 ep=2,dp=2 -b 128
+    ppl_case ds2-tiny-3d ep2b 2 ep=2
+}
+"$IMC_BIN" perplexity -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 64 -q \
+    >"$MPI_TMP/ds2-tiny-3d.single-b 64.out" 2>/dev/null
+ppl_case ds2-tiny-3d ep2b64 2 ep=2 -b 64
+ppl_case ds2-tiny-3d ep2tcp 2 ep=2 -b 128
 ppl_case ds2-tiny-3d pp2dp2tcp 4 pp=2,dp=2 -b 128
 ppl_case llama-tiny dp2tcp 2 dp=2 -b 128
 # default layout under mpirun: every rank a replica
@@ -93,7 +107,7 @@ expect_fail bad_count 4 "layout pp=2,ep=1,dp=3 needs 6 ranks, the job has 4" \
     -- "$IMC_BIN" perplexity "${M[@]}" --layout pp=2,dp=3
 expect_fail bad_count_single 0 "layout pp=1,ep=1,dp=2 needs 2 ranks, the job has 1" \
     -- "$IMC_BIN" perplexity "${M[@]}" --layout dp=2
-expect_fail ep2 2 "expert parallelism is not implemented yet" \
+expect_fail ep_dense 2 "needs a MoE model; this one has no routed experts" \
     -- "$IMC_BIN" perplexity "${M[@]}" --layout ep=2
 expect_fail kld 2 "--kld-save and --kld-base run on one rank only" \
     -- "$IMC_BIN" perplexity "${M[@]}" --kld-save "$MPI_TMP/base.kld"
