@@ -237,6 +237,25 @@ static enum imc_status run_rounds(struct dist *d)
     return st;
 }
 
+// Rank 0 logs what every rank does, so that a message naming a rank (a dead one, a silent peer)
+// says what it was running.
+static void log_roles(const struct dist *d)
+{
+    const struct imc_dist_job *j = d->j;
+    const int n = d->pp * d->ep * d->dp;
+    for (int r = 0; imc_comm_rank(j->comm) == 0 && r < n; r++) {
+        const struct imc_coords co = imc_layout_coords(&j->layout, r);
+        int64_t lb = 0, le = 0, eb = 0, ee = 0;
+        imc_dist_stage_layers(j->model, &j->layout, co.stage, &lb, &le);
+        imc_plan_expert_range(j->model->hp.n_expert, d->ep, co.shard, &eb, &ee);
+        IMC_LOG_INF("dist: rank %d: stage %d (layers %lld..%lld%s%s), shard %d (experts %lld..%lld)"
+                    ", replica %d (batches b %% %d == %d)",
+                    r, co.stage, (long long)lb, (long long)le - 1, co.stage == 0 ? ", embedding" : "",
+                    co.stage + 1 == d->pp ? ", head" : "", co.shard, (long long)eb,
+                    (long long)ee - 1, co.replica, d->dp, co.replica);
+    }
+}
+
 static void dist_free(struct dist *d)
 {
     imc_engine_free(d->e);
@@ -258,6 +277,7 @@ enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
     d.nll = nll;
     enum imc_status st = setup(&d, j);
     if (st == IMC_OK) {
+        log_roles(&d);
         st = run_rounds(&d);
     }
     dist_free(&d);

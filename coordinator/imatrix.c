@@ -10,14 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coordinator/checkpoint.h"
 #include "coordinator/imatrix_priv.h"
-#include "coordinator/ppl.h"
-#include "coordinator/progress.h"
-#include "coordinator/textrun.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/gguf.h"
+#include "mpi/comm.h"
 
 #define DEFAULT_BATCH 2048
 
@@ -29,33 +26,10 @@ void imc_imatrix_opts_default(struct imc_imatrix_opts *o)
     o->format = IMC_IMATRIX_FMT_AUTO;
     o->dat_zero = IMC_DAT_ZERO_ONE;
     o->attn = IMC_ATTN_AUTO;
+    o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
-struct run {
-    const struct imc_imatrix_opts *o;
-    FILE *out;                    // results (stdout)
-    struct imc_textrun tr;        // model, tokenizer, chunks
-    struct imc_engine *e;         // forward passes
-    struct imx_hook hook;         // per-chunk split into the collectors
-    struct imc_stats_hooks hooks; // the engine's hooks (borrowed by e)
-    struct imc_imatrix im;        // computed by this run (and the runs it resumes)
-    struct imc_imatrix extra;     // the --in-file files, merged
-    int64_t first;                // first chunk of the text
-    int64_t n_chunk;              // chunks of the run
-    int64_t done;                 // chunks folded into im
-    int64_t start;                // chunks done when this process started
-    int64_t n_seq;                // chunks per engine call
-    int64_t out_begin;            // first position with logits
-    struct imc_ppl_acc acc;       // running NLL sums
-    double *ppl;                  // [n_chunk] running PPL after each chunk
-    int32_t *in;                  // [n_seq][n_ctx] engine input
-    float *logits;                // [n_seq][n_ctx - out_begin][n_vocab]
-    struct imc_progress prog;     // stderr progress
-    struct imc_ckpt_fp fp;        // what decides the numbers
-    char *ckpt_path;              // "<out>.ckpt"
-};
-
-static enum imc_status read_in_files(struct run *r)
+static enum imc_status read_in_files(struct imx_run *r)
 {
     const struct imc_imatrix_opts *o = r->o;
     for (int i = 0; i < o->n_in_files; i++) {
@@ -70,7 +44,7 @@ static enum imc_status read_in_files(struct run *r)
     return IMC_OK;
 }
 
-static enum imc_status cut_chunks(struct run *r)
+static enum imc_status cut_chunks(struct imx_run *r)
 {
     const struct imc_imatrix_opts *o = r->o;
     const int64_t want = o->max_chunks > 0 ? o->from_chunk + o->max_chunks : 0;
@@ -86,13 +60,9 @@ static enum imc_status cut_chunks(struct run *r)
     return IMC_OK;
 }
 
-static enum imc_status alloc_buffers(struct run *r)
+static enum imc_status alloc_buffers(struct imx_run *r)
 {
     const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
-    const int64_t b = r->o->n_batch > 0 ? r->o->n_batch : DEFAULT_BATCH;
-    r->n_seq = b / n_ctx > 1 ? b / n_ctx : 1;
-    r->n_seq = r->n_seq < r->n_chunk ? r->n_seq : r->n_chunk;
-    r->out_begin = r->o->process_output ? 0 : imc_ppl_first(n_ctx);
     uint64_t n_logits = 0;
     if (!imc_size_mul((uint64_t)(r->n_seq * (n_ctx - r->out_begin)), (uint64_t)n_vocab,
                       &n_logits) ||
@@ -102,8 +72,7 @@ static enum imc_status alloc_buffers(struct run *r)
     }
     r->in = malloc((size_t)(r->n_seq * n_ctx) * sizeof(int32_t));
     r->logits = malloc((size_t)n_logits);
-    r->ppl = calloc((size_t)r->n_chunk, sizeof(double));
-    if (!r->in || !r->logits || !r->ppl) {
+    if (!r->in || !r->logits) {
         IMC_LOG_ERR("imatrix: out of memory for %llu bytes of logits",
                     (unsigned long long)n_logits);
         return IMC_ERR_NOMEM;
@@ -112,7 +81,7 @@ static enum imc_status alloc_buffers(struct run *r)
 }
 
 // The engine borrows r->hooks, which make_collectors fills once the imatrix is final (resumed).
-static enum imc_status make_engine(struct run *r)
+static enum imc_status make_engine(struct imx_run *r)
 {
     struct imc_engine_opts eo = imc_engine_opts_default();
     eo.n_threads = r->o->n_threads > 0 ? r->o->n_threads : 1;
@@ -121,20 +90,32 @@ static enum imc_status make_engine(struct run *r)
     return imc_engine_init(&r->e, r->tr.m, &eo);
 }
 
-static enum imc_status make_collectors(struct run *r)
+static enum imc_status make_collectors(struct imx_run *r)
 {
-    IMC_TRY(imx_hook_init(&r->hook, r->tr.m, &r->im, r->n_seq, r->tr.n_ctx, r->o->process_output));
+    struct imc_imatrix **ims = malloc((size_t)r->n_seq * sizeof(*ims));
+    if (!ims) {
+        IMC_LOG_ERR("imatrix: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t s = 0; s < r->n_seq; s++) {
+        ims[s] = &r->im;
+    }
+    enum imc_status st =
+        imx_hook_init(&r->hook, r->tr.m, ims, r->n_seq, r->tr.n_ctx, r->o->process_output);
+    free(ims);
+    IMC_TRY(st);
     r->hooks = imx_hook_hooks(&r->hook);
     return imx_hook_declare(&r->hook);
 }
 
-static const char *attn_name(const struct run *r)
+static const char *attn_name(const struct imx_run *r)
 {
-    return r->tr.m->arch == IMC_ARCH_DEEPSEEK2 ? imc_attn_path_name(imc_engine_attn_path(r->e))
-                                               : "standard";
+    const struct imc_model *m = r->tr.m;
+    return m->arch == IMC_ARCH_DEEPSEEK2 ? imc_attn_path_name(imc_attn_path_for(m, r->o->attn))
+                                         : "standard";
 }
 
-static enum imc_status fingerprint(struct run *r)
+static enum imc_status fingerprint(struct imx_run *r, const char *attn)
 {
     struct imc_ckpt_fp *fp = &r->fp;
     IMC_TRY(imc_ckpt_fp_paths(fp, r->o->model, imc_gguf_file_size(r->tr.g), r->o->text));
@@ -145,7 +126,7 @@ static enum imc_status fingerprint(struct run *r)
     fp->from_chunk = r->first;
     fp->n_chunk = r->n_chunk;
     fp->process_output = r->o->process_output ? 1 : 0;
-    fp->attn = strdup(attn_name(r));
+    fp->attn = strdup(attn);
     r->ckpt_path = imc_ckpt_path(r->o->out);
     if (!fp->attn || !r->ckpt_path) {
         IMC_LOG_ERR("imatrix: out of memory");
@@ -155,7 +136,7 @@ static enum imc_status fingerprint(struct run *r)
 }
 
 // Adopts the checkpoint's state (--resume); a missing checkpoint starts afresh.
-static enum imc_status resume(struct run *r)
+static enum imc_status resume(struct imx_run *r)
 {
     if (access(r->ckpt_path, F_OK) != 0) {
         IMC_LOG_WRN("imatrix: --resume: no checkpoint %s (%s); starting from the first chunk",
@@ -181,26 +162,43 @@ static enum imc_status resume(struct run *r)
     return st;
 }
 
-static enum imc_status setup(struct run *r)
+enum imc_status imx_setup_common(struct imx_run *r, const char *attn)
 {
     const struct imc_imatrix_opts *o = r->o;
     IMC_TRY(imc_textrun_open_model(&r->tr, o->model));
     IMC_TRY(imc_textrun_resolve_ctx(&r->tr, "imatrix", o->model, o->n_ctx));
-    IMC_TRY(imx_check_writable(o));
-    IMC_TRY(read_in_files(r));
+    if (r->rank0) {
+        IMC_TRY(imx_check_writable(o));
+        IMC_TRY(read_in_files(r));
+    }
     IMC_TRY(cut_chunks(r));
-    IMC_TRY(alloc_buffers(r));
+    const int64_t b = o->n_batch > 0 ? o->n_batch : DEFAULT_BATCH;
+    r->n_seq = b / r->tr.n_ctx > 1 ? b / r->tr.n_ctx : 1;
+    r->n_seq = r->n_seq < r->n_chunk ? r->n_seq : r->n_chunk;
+    r->out_begin = o->process_output ? 0 : imc_ppl_first(r->tr.n_ctx);
+    if (!r->rank0) {
+        return IMC_OK;
+    }
+    r->ppl = calloc((size_t)r->n_chunk, sizeof(double));
+    if (!r->ppl) {
+        IMC_LOG_ERR("imatrix: out of memory");
+        return IMC_ERR_NOMEM;
+    }
     IMC_TRY(imc_imatrix_add_dataset(&r->im, o->text));
     r->im.chunk_size = (uint32_t)r->tr.n_ctx;
+    IMC_TRY(fingerprint(r, attn ? attn : attn_name(r)));
+    return o->resume ? resume(r) : IMC_OK;
+}
+
+static enum imc_status setup(struct imx_run *r)
+{
+    IMC_TRY(imx_setup_common(r, NULL));
+    IMC_TRY(alloc_buffers(r));
     IMC_TRY(make_engine(r));
-    IMC_TRY(fingerprint(r));
-    if (o->resume) {
-        IMC_TRY(resume(r));
-    }
     return make_collectors(r);
 }
 
-static enum imc_status checkpoint(struct run *r)
+enum imc_status imx_checkpoint(struct imx_run *r)
 {
     IMC_TRY(imx_write(r->o, r->tr.m, &r->im, &r->extra, NULL));
     IMC_TRY(imc_ckpt_write(r->ckpt_path, &r->fp, r->done, &r->acc, r->ppl, &r->im));
@@ -210,26 +208,45 @@ static enum imc_status checkpoint(struct run *r)
     return IMC_OK;
 }
 
-// Folds chunk slot s of the last engine call and scores it; checkpoints when due.
-static enum imc_status finish_chunk(struct run *r, int64_t s, const float *logits)
+void imx_record_chunk(struct imx_run *r, const double *nll)
 {
-    const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
-    const int64_t skip = imc_ppl_first(n_ctx) - r->out_begin; // rows before the scored ones
-    IMC_TRY(imx_hook_end_chunk(&r->hook, s));
-    imc_ppl_add_chunk(&r->acc, logits + skip * n_vocab, n_ctx, n_vocab,
-                      imc_chunks_text(&r->tr.ch, r->first + r->done));
+    for (int64_t k = 0; k < imc_ppl_n_scored(r->tr.n_ctx); k++) {
+        imc_ppl_add(&r->acc, nll[k]);
+    }
     r->ppl[r->done] = imc_ppl_value(&r->acc);
     imc_progress_clear(&r->prog);
     imc_textrun_print_ppl(r->out, r->done + 1, r->ppl[r->done]);
     r->done++;
-    const int64_t every = r->o->save_every;
-    if (every > 0 && r->done % every == 0 && r->done < r->n_chunk) {
-        IMC_TRY(checkpoint(r));
-    }
-    return IMC_OK;
 }
 
-static enum imc_status run_chunks(struct run *r)
+bool imx_checkpoint_due(const struct imx_run *r)
+{
+    const int64_t every = r->o->save_every;
+    return every > 0 && r->done % every == 0 && r->done < r->n_chunk;
+}
+
+// Folds chunk slot s of the last engine call and scores it; checkpoints when due.
+static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *logits)
+{
+    const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
+    const int64_t first = imc_ppl_first(n_ctx);
+    const int32_t *text = imc_chunks_text(&r->tr.ch, r->first + r->done);
+    IMC_TRY(imx_hook_end_chunk(&r->hook, s));
+    double *nll = malloc((size_t)imc_ppl_n_scored(n_ctx) * sizeof(double));
+    if (!nll) {
+        IMC_LOG_ERR("imatrix: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t pos = first; pos < n_ctx - 1; pos++) {
+        const float *row = logits + (pos - r->out_begin) * n_vocab;
+        nll[pos - first] = imc_ppl_nll_row(row, n_vocab, text[pos + 1]);
+    }
+    imx_record_chunk(r, nll);
+    free(nll);
+    return imx_checkpoint_due(r) ? imx_checkpoint(r) : IMC_OK;
+}
+
+static enum imc_status run_chunks(struct imx_run *r)
 {
     const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
     const int64_t per_seq = (n_ctx - r->out_begin) * n_vocab;
@@ -242,7 +259,6 @@ static enum imc_status run_chunks(struct run *r)
         for (int64_t s = 0; s < ns; s++) {
             imc_chunks_input(&r->tr.ch, r->first + r->done + s, r->in + s * n_ctx);
         }
-        r->hook.n_seq = ns;
         IMC_TRY(imc_engine_forward_batch(r->e, r->in, ns, n_ctx, r->out_begin, r->logits));
         for (int64_t s = 0; s < ns; s++) {
             IMC_TRY(finish_chunk(r, s, r->logits + s * per_seq));
@@ -252,7 +268,7 @@ static enum imc_status run_chunks(struct run *r)
     return IMC_OK;
 }
 
-static void log_plan(const struct run *r)
+static void log_plan(const struct imx_run *r)
 {
     const struct imc_imatrix_opts *o = r->o;
     const struct imc_model *m = r->tr.m;
@@ -264,10 +280,10 @@ static void log_plan(const struct run *r)
                 o->process_output ? ", collecting output.weight" : "");
 }
 
-static enum imc_status report(struct run *r, struct imc_imatrix_result *res)
+enum imc_status imx_report(struct imx_run *r, struct imc_imatrix_result *res)
 {
     struct imc_coverage cov = {0};
-    imx_hook_check_fed(&r->hook, &r->im);
+    imx_check_fed(r->tr.m, &r->im, r->o->process_output);
     IMC_TRY(imx_write(r->o, r->tr.m, &r->im, &r->extra, &cov));
     if (r->o->save_every > 0 || r->o->resume) {
         unlink(r->ckpt_path); // the run is complete; nothing to resume
@@ -285,7 +301,7 @@ static enum imc_status report(struct run *r, struct imc_imatrix_result *res)
     return IMC_OK;
 }
 
-static void run_free(struct run *r)
+static void run_free(struct imx_run *r)
 {
     imc_engine_free(r->e);
     imx_hook_free(&r->hook);
@@ -303,24 +319,30 @@ enum imc_status imc_imatrix_run(const struct imc_imatrix_opts *o, FILE *out,
                                 struct imc_imatrix_result *res)
 {
     IMC_ASSERT(o->model && o->text && o->out && o->from_chunk >= 0);
-    struct run r;
+    struct imx_run r;
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.out = out;
+    r.rank0 = !o->comm || imc_comm_rank(o->comm) == 0;
     imc_imatrix_init(&r.im);
     imc_imatrix_init(&r.extra);
     imc_ppl_init(&r.acc);
     struct imc_imatrix_result local;
     res = res ? res : &local;
     memset(res, 0, sizeof(*res));
-    enum imc_status st = setup(&r);
-    if (st == IMC_OK) {
-        log_plan(&r);
-        st = run_chunks(&r);
+    enum imc_status st = IMC_OK;
+    if (o->comm) {
+        st = imx_run_dist(&r);
+    } else {
+        st = setup(&r);
+        if (st == IMC_OK) {
+            log_plan(&r);
+            st = run_chunks(&r);
+        }
     }
     imc_progress_clear(&r.prog);
-    if (st == IMC_OK) {
-        st = report(&r, res);
+    if (st == IMC_OK && r.rank0) {
+        st = imx_report(&r, res);
     }
     run_free(&r);
     return st;

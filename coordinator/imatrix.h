@@ -41,7 +41,10 @@
 
 #include "core/status.h"
 #include "model/imatrix_file.h"
+#include "numa/plan.h"
 #include "worker/engine.h"
+
+struct imc_comm;
 
 struct imc_imatrix_in_file {
     const char *path; // imatrix file, GGUF or .dat (borrowed)
@@ -67,9 +70,15 @@ struct imc_imatrix_opts {
     bool parse_special;                // tokenize special-token texts in the text
     bool quiet;                        // no progress lines
     enum imc_attn_path attn;           // deepseek2 attention path
+    // MPI job (coordinator/imatrix_dist.c): NULL runs in this process. Otherwise comm must be
+    // split into layout already; world rank 0 is the coordinator: it alone reads the in-files
+    // and checkpoints, prints to `out`, and writes the outputs.
+    const struct imc_comm *comm;
+    struct imc_layout layout;
 };
 
-// Fills o with the defaults (n_batch 2048, 1 thread, gguf by extension, dat policy "one").
+// Fills o with the defaults (n_batch 2048, 1 thread, gguf by extension, dat policy "one",
+// layout 1x1x1).
 void imc_imatrix_opts_default(struct imc_imatrix_opts *o);
 
 struct imc_imatrix_result {
@@ -79,10 +88,13 @@ struct imc_imatrix_result {
     int64_t n_ctx;   // tokens per chunk
 };
 
-// Runs it. Every failure is logged once where found and returned: IMC_ERR_ARG (bad sizes: ctx,
+// Runs it (under MPI: collectively, every rank with the same options; `out` and res matter on
+// world rank 0 only). Every failure is logged once where found and returned: IMC_ERR_ARG (bad sizes: ctx,
 // too little text, from_chunk beyond the text, a checkpoint of other options, an in-file whose
 // shapes do not fit), IMC_ERR_IO (unreadable input, unwritable output — checked before the first
-// chunk; no partial output file is left), IMC_ERR_FORMAT, IMC_ERR_NUMERIC, IMC_ERR_NOMEM.
+// chunk; no partial output file is left), IMC_ERR_FORMAT, IMC_ERR_NUMERIC, IMC_ERR_NOMEM; under
+// MPI also IMC_ERR_MPI. A failure on one rank leaves the others waiting: end the job with
+// imc_fatal.
 // res may be NULL.
 enum imc_status imc_imatrix_run(const struct imc_imatrix_opts *o, FILE *out,
                                 struct imc_imatrix_result *res);

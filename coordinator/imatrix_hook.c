@@ -10,14 +10,17 @@
 #include "coordinator/imatrix_priv.h"
 #include "core/log.h"
 
-enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m, struct imc_imatrix *im,
-                              int64_t n_col, int64_t n_ctx, bool process_output)
+enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m,
+                              struct imc_imatrix *const *ims, int64_t n_col, int64_t n_ctx,
+                              bool process_output)
 {
     memset(h, 0, sizeof(*h));
     h->m = m;
     h->n_ctx = n_ctx;
-    h->n_seq = 1;
+    h->n_seq = n_col;
     h->process_output = process_output;
+    h->layer_end = m->hp.n_layer;
+    h->head = true;
     h->col = calloc((size_t)n_col, sizeof(*h->col));
     if (!h->col) {
         IMC_LOG_ERR("imatrix: out of memory");
@@ -25,7 +28,7 @@ enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m, str
     }
     h->n_col = n_col;
     for (int64_t s = 0; s < n_col; s++) {
-        IMC_TRY(imc_stats_collect_init(&h->col[s], im));
+        IMC_TRY(imc_stats_collect_init(&h->col[s], ims[s]));
     }
     return IMC_OK;
 }
@@ -39,16 +42,20 @@ void imx_hook_free(struct imx_hook *h)
     memset(h, 0, sizeof(*h));
 }
 
-// Calls fn(user, w) for every weight whose input the engine reports (worker/stats.h).
-static enum imc_status each_weight(const struct imx_hook *h,
-                                   enum imc_status (*fn)(void *, const struct imc_tensor_info *),
-                                   void *user)
+void imx_hook_set_layers(struct imx_hook *h, int64_t layer_begin, int64_t layer_end, bool head)
 {
-    const struct imc_model *m = h->m;
-    if (h->process_output) {
+    h->layer_begin = layer_begin;
+    h->layer_end = layer_end;
+    h->head = head;
+}
+
+enum imc_status imx_each_weight(const struct imc_model *m, int64_t layer_begin, int64_t layer_end,
+                                bool output, imx_weight_fn fn, void *user)
+{
+    if (output) {
         IMC_TRY(fn(user, m->output));
     }
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+    for (int64_t il = layer_begin; il < layer_end; il++) {
         const struct imc_layer *l = &m->layers[il];
         const struct imc_tensor_info *w[] = {l->wq,
                                              l->wk,
@@ -86,11 +93,15 @@ static enum imc_status declare_one(void *user, const struct imc_tensor_info *w)
 
 enum imc_status imx_hook_declare(struct imx_hook *h)
 {
-    return each_weight(h, declare_one, h->col[0]);
+    for (int64_t s = 0; s < h->n_col; s++) {
+        IMC_TRY(imx_each_weight(h->m, h->layer_begin, h->layer_end,
+                                h->head && h->process_output, declare_one, h->col[s]));
+    }
+    return IMC_OK;
 }
 
 struct fed_check {
-    const struct imx_hook *h;
+    const struct imc_model *m;
     const struct imc_imatrix *im;
     int64_t n_unfed;
 };
@@ -100,7 +111,7 @@ static bool layer_expert(const struct imc_layer *l, const struct imc_tensor_info
     return w == l->ffn_gate_exps || w == l->ffn_up_exps || w == l->ffn_down_exps;
 }
 
-static bool is_expert(const struct imc_model *m, const struct imc_tensor_info *w)
+bool imx_is_expert_weight(const struct imc_model *m, const struct imc_tensor_info *w)
 {
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
         if (layer_expert(&m->layers[il], w)) {
@@ -113,7 +124,7 @@ static bool is_expert(const struct imc_model *m, const struct imc_tensor_info *w
 static enum imc_status check_one(void *user, const struct imc_tensor_info *w)
 {
     struct fed_check *fc = user;
-    if (is_expert(fc->h->m, w)) {
+    if (imx_is_expert_weight(fc->m, w)) {
         return IMC_OK; // the coverage table reports experts
     }
     const struct imc_imatrix_entry *e = imc_imatrix_find(fc->im, w->name);
@@ -128,10 +139,11 @@ static enum imc_status check_one(void *user, const struct imc_tensor_info *w)
     return IMC_OK;
 }
 
-int64_t imx_hook_check_fed(const struct imx_hook *h, const struct imc_imatrix *im)
+int64_t imx_check_fed(const struct imc_model *m, const struct imc_imatrix *im,
+                      bool process_output)
 {
-    struct fed_check fc = {h, im, 0};
-    each_weight(h, check_one, &fc);
+    struct fed_check fc = {m, im, 0};
+    imx_each_weight(m, 0, m->hp.n_layer, process_output, check_one, &fc);
     return fc.n_unfed;
 }
 
@@ -178,10 +190,10 @@ static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int
         const int64_t s = tok[r] / h->n_ctx;
         for (r1 = r + 1; r1 < n_rows && tok[r1] / h->n_ctx == s; r1++) {
         }
-        if (s < 0 || s >= h->n_seq || (r1 < n_rows && tok[r1] / h->n_ctx < s)) {
+        if (s < 0 || s >= h->n_col || (r1 < n_rows && tok[r1] / h->n_ctx < s)) {
             IMC_LOG_ERR("imatrix: '%s' reported token %" PRId32 " (row %" PRId64 "), outside the "
                         "%" PRId64 " sequences of the call or out of order",
-                        w->name, tok[r1 < n_rows ? r1 : r], r1 < n_rows ? r1 : r, h->n_seq);
+                        w->name, tok[r1 < n_rows ? r1 : r], r1 < n_rows ? r1 : r, h->n_col);
             return IMC_ERR_INTERNAL;
         }
         IMC_TRY(feed(h, s, w, layer, slice, x, r, r1, n_in));

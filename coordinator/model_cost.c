@@ -117,3 +117,19 @@ enum imc_status imc_model_cost_build(const struct imc_model *m, struct imc_layer
     out->layer = layers;
     return IMC_OK;
 }
+
+void imc_model_cost_totals(const struct imc_model *m, const struct imc_model_cost *c,
+                           double *bytes, double *flops)
+{
+    const struct imc_layer_cost *parts[2] = {&c->embd, &c->head};
+    *bytes = 0;
+    *flops = 0;
+    for (int i = 0; i < c->n_layer + 2; i++) {
+        const struct imc_layer_cost *x = i < c->n_layer ? &c->layer[i] : parts[i - c->n_layer];
+        *bytes += (double)(x->bytes + x->expert_bytes);
+        *flops += x->flops + x->expert_flops;
+    }
+    if (m->output == m->tok_embd) {
+        *bytes -= (double)m->tok_embd->nbytes; // tied: one copy in the file
+    }
+}

@@ -38,4 +38,8 @@
 enum imc_status imc_model_cost_build(const struct imc_model *m, struct imc_layer_cost *layers,
                                      struct imc_model_cost *out);
 
+// The model's weight bytes (each weight once: a tied output counts once) and FLOPs per token.
+void imc_model_cost_totals(const struct imc_model *m, const struct imc_model_cost *c,
+                           double *bytes, double *flops);
+
 #endif // IMC_COORDINATOR_MODEL_COST_H

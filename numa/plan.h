@@ -10,7 +10,9 @@
  * Layer split (imc_plan_stages): contiguous layer ranges, one per stage, every stage non-empty,
  * the token embedding on stage 0 and the output head on the last stage. A stage's load is the
  * larger of its share of the weight bytes (memory) and of the FLOPs per token (time), as one
- * expert shard sees them (routed experts divided over ep, rounded up to whole experts). The
+ * expert shard sees them: it holds the stage's non-expert weights and ceil(E/ep) of the E
+ * experts; it computes the non-expert part for 1/ep of the sequences (each shard runs its own)
+ * and its experts for every token routed to them. The
  * split minimizes the largest stage load exactly (dynamic programming); among optimal splits it
  * takes the one that gives each stage, front to back, as many layers as possible.
  *

@@ -62,12 +62,12 @@ static enum imc_status loads_init(struct loads *ld, const struct imc_model_cost 
     for (int i = 0; i < m->n_layer; i++) {
         const struct imc_layer_cost *c = &m->layer[i];
         ld->pb[i + 1] = ld->pb[i] + (double)c->bytes + (double)c->expert_bytes * frac;
-        ld->pf[i + 1] = ld->pf[i] + c->flops + c->expert_flops * frac;
+        ld->pf[i + 1] = ld->pf[i] + c->flops / ep + c->expert_flops * frac;
     }
     ld->eb = (double)m->embd.bytes + (double)m->embd.expert_bytes * frac;
-    ld->ef = m->embd.flops + m->embd.expert_flops * frac;
+    ld->ef = m->embd.flops / ep + m->embd.expert_flops * frac;
     ld->hb = (double)m->head.bytes + (double)m->head.expert_bytes * frac;
-    ld->hf = m->head.flops + m->head.expert_flops * frac;
+    ld->hf = m->head.flops / ep + m->head.expert_flops * frac;
     ld->tb = ld->pb[ld->n] + ld->eb + ld->hb;
     ld->tf = ld->pf[ld->n] + ld->ef + ld->hf;
     return IMC_OK;
@@ -171,13 +171,15 @@ enum imc_status imc_plan_stages(const struct imc_model_cost *m, const struct imc
 }
 
 // What a shard owning n_own of E experts holds of one cost entry.
-static void own_cost(const struct imc_layer_cost *c, int n_own, int n_expert, uint64_t *bytes,
-                     double *flops)
+// A shard holds the stage's non-expert weights and its own experts; it computes the non-expert
+// part for its share (1/ep) of the sequences and its experts for every token of the stage.
+static void own_cost(const struct imc_layer_cost *c, int n_own, int n_expert, int ep,
+                     uint64_t *bytes, double *flops)
 {
     if (n_expert > 0) {
         *bytes += c->bytes + c->expert_bytes / (uint64_t)n_expert * (uint64_t)n_own +
                   c->expert_bytes % (uint64_t)n_expert * (uint64_t)n_own / (uint64_t)n_expert;
-        *flops += c->flops + c->expert_flops * n_own / n_expert;
+        *flops += c->flops / ep + c->expert_flops * n_own / n_expert;
     } else {
         *bytes += c->bytes + c->expert_bytes;
         *flops += c->flops + c->expert_flops;
@@ -216,13 +218,13 @@ static void fill_rank(const struct imc_model_cost *m, const struct imc_layout *l
     rp->expert_end = (int)ee;
     int own = rp->expert_end - rp->expert_begin;
     for (int i = rp->layer_begin; i < rp->layer_end; i++) {
-        own_cost(&m->layer[i], own, e, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->layer[i], own, e, l->ep, &rp->weight_bytes, &rp->flops);
     }
     if (rp->co.stage == 0) {
-        own_cost(&m->embd, own, e, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->embd, own, e, l->ep, &rp->weight_bytes, &rp->flops);
     }
     if (rp->co.stage == l->pp - 1) {
-        own_cost(&m->head, own, e, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->head, own, e, l->ep, &rp->weight_bytes, &rp->flops);
     }
     rp->numa_node = -1;
     rp->gpu = -1;

@@ -6,6 +6,8 @@
 #ifndef IMC_SRC_CLI_H
 #define IMC_SRC_CLI_H
 
+#include "core/status.h"
+
 struct imc_cli_cmd {
     const char *name;    // subcommand word
     const char *summary; // one line for `imc --help`
@@ -20,5 +22,28 @@ int imc_cli_need_value(const char *cmd, int argc, char **argv, int i);
 long imc_cli_parse_long(const char *cmd, const char *opt, const char *value);
 // Applies -v / -q / --log-level X at argv[i]; returns how many arguments it consumed (0 if none).
 int imc_cli_log_option(int argc, char **argv, int i);
+
+// ---- commands that run as one MPI job (src/cli_job.c) ----
+
+struct imc_comm;
+struct imc_layout;
+
+// Starts MPI when a process manager launched this process (mpirun/mpiexec, srun --mpi=pmix):
+// *comm is then a new communicator set (log prefix set); otherwise *comm is NULL and MPI is not
+// started at all. Returns 0, or 1 when MPI cannot start (logged).
+int imc_cli_job_start(struct imc_comm **comm);
+// Bracket argument parsing with these: every rank parses, only rank 0 reports (the others'
+// logs are dropped meanwhile and warnings-only afterwards).
+void imc_cli_job_parse_begin(const struct imc_comm *comm);
+void imc_cli_job_parse_end(const struct imc_comm *comm);
+// Resolves *l (pp = 0: the automatic layout for the model at path, coordinator/layout_auto.h;
+// 1x1x1 without MPI), checks it against the job size and splits comm (may be NULL) into it.
+// Returns 0, 2 for a layout that does not fit (rank 0 logs "layout ... needs N ranks, the job
+// has M"), 1 when the model cannot be read or MPI fails.
+int imc_cli_job_layout(struct imc_comm *comm, const char *cmd, const char *model,
+                       struct imc_layout *l);
+// Ends the job: a failure under MPI with several ranks ends every rank through imc_fatal (never
+// returns then); frees comm. Returns the exit code for st (0 or 1).
+int imc_cli_job_end(struct imc_comm *comm, enum imc_status st, const char *cmd);
 
 #endif // IMC_SRC_CLI_H

@@ -6,11 +6,14 @@
  *   imc imatrix -m MODEL -f TEXT -o OUT [-c N] [--chunks N] [--from-chunk N] [-b N] [-t N]
  *               [--save-every N] [--resume] [--in-file F[:weight]]... [--format gguf|dat|both]
  *               [--dat-zero one|skip|zero|mean] [--process-output] [--parse-special]
- *               [--attn auto|absorbed|non-absorbed] [-q]
+ *               [--attn auto|absorbed|non-absorbed] [--layout pp=A,ep=B,dp=C] [-q]
  *   imc imatrix --stats FILE
  *
  * Results go to stdout, progress and logs to stderr. Exit 0 on success, 1 when the run fails
  * (one error line naming the file and cause), 2 on bad usage.
+ *
+ * Under mpirun or srun the ranks form one job (coordinator/imatrix_dist.c): world rank 0
+ * prints and writes; a failure on any rank ends the job through imc_fatal.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,6 +23,8 @@
 #include "coordinator/imatrix.h"
 #include "coordinator/imatrix_stats.h"
 #include "core/log.h"
+#include "mpi/comm.h"
+#include "numa/plan.h"
 #include "src/cli.h"
 
 static void usage(FILE *f)
@@ -32,8 +37,9 @@ static void usage(FILE *f)
                "  -c, --ctx N             tokens per chunk (default 512, n_ctx_train if smaller)\n"
                "  --chunks N              process at most N chunks (default: all)\n"
                "  --from-chunk N          skip the first N chunks of the text (alias --chunk)\n"
-               "  -b, --batch N           accepted for llama-imatrix compatibility: imc runs one\n"
-               "                          chunk per engine call (bit-reproducible output)\n"
+               "  -b, --batch N           tokens per engine call; batch >= 2*ctx runs batch/ctx\n"
+               "                          chunks per call (default 2048; the output does not\n"
+               "                          depend on it)\n"
                "  -t, --threads N         compute threads (default 1)\n"
                "  --save-every N          every N chunks write OUT and the state OUT.ckpt\n"
                "  --resume                continue from OUT.ckpt (same options required)\n"
@@ -45,6 +51,9 @@ static void usage(FILE *f)
                "  --process-output        also collect output.weight\n"
                "  --parse-special         tokenize special-token texts in TEXT\n"
                "  --attn PATH             deepseek2 attention: auto, absorbed or non-absorbed\n"
+               "  --layout pp=A,ep=B,dp=C MPI job layout: pipeline stages x expert shards x\n"
+               "                          replicas, product = ranks (default: automatic, as\n"
+               "                          imc plan MODEL --ranks N prints it)\n"
                "  --stats FILE            print per-tensor and per-layer statistics of FILE\n"
                "  -q, --quiet             no progress lines, warnings and errors only\n"
                "  -v, --log-level LEVEL\n");
@@ -159,7 +168,8 @@ static int parse_enum(const char *opt, const char *v, int parsed, int *out)
 
 static bool takes_value(struct args *a, const char *s)
 {
-    static const char *const others[] = {"--in-file", "--attn", "--format", "--dat-zero"};
+    static const char *const others[] = {"--in-file", "--attn", "--format", "--dat-zero",
+                                         "--layout"};
     long min;
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         if (strcmp(s, others[i]) == 0) {
@@ -191,6 +201,8 @@ static int parse_value(struct args *a, const char *s, const char *v)
         return parse_in_file(a, v);
     } else if (strcmp(s, "--attn") == 0) {
         return parse_attn(v, &a->o.attn);
+    } else if (strcmp(s, "--layout") == 0) {
+        return imc_layout_parse(v, &a->o.layout) == IMC_OK ? 0 : 2;
     } else if (strcmp(s, "--format") == 0) {
         int rc = parse_enum(s, v, imc_imatrix_parse_format(v), &e);
         a->o.format = (enum imc_imatrix_format)e;
@@ -269,25 +281,51 @@ static int parse(int argc, char **argv, struct args *a)
     return check_required(a);
 }
 
+// The run, as one MPI job under a launcher (every rank; rank 0 prints and writes).
+static int run_job(struct args *a, struct imc_comm *comm)
+{
+    int rc = imc_cli_job_layout(comm, "imatrix", a->o.model, &a->o.layout);
+    if (rc != 0) {
+        imc_comm_free(comm);
+        return rc;
+    }
+    a->o.comm = comm;
+    const bool rank0 = !comm || imc_comm_rank(comm) == 0;
+    if (!rank0) {
+        a->o.quiet = true;
+    }
+    enum imc_status st = imc_imatrix_run(&a->o, rank0 ? stdout : NULL, NULL);
+    fflush(stdout);
+    return imc_cli_job_end(comm, st, "imatrix");
+}
+
 static int run(int argc, char **argv)
 {
     struct args a;
     memset(&a, 0, sizeof(a));
     imc_imatrix_opts_default(&a.o);
+    a.o.layout.pp = 0; // not given: automatic
     a.threads = 1;
     a.in = calloc((size_t)argc, sizeof(*a.in));
     a.owned = calloc((size_t)argc, sizeof(*a.owned));
-    if (!a.in || !a.owned) {
+    struct imc_comm *comm = NULL;
+    if (!a.in || !a.owned || imc_cli_job_start(&comm) != 0) {
         free(a.in);
         free(a.owned);
         return 1;
     }
     a.o.in_files = a.in;
+    imc_cli_job_parse_begin(comm);
     int rc = parse(argc, argv, &a);
-    if (rc == 0) {
-        enum imc_status st =
-            a.stats ? imc_imstat_print_file(a.stats, stdout) : imc_imatrix_run(&a.o, stdout, NULL);
-        rc = st == IMC_OK ? 0 : 1;
+    imc_cli_job_parse_end(comm);
+    if (rc == 0 && a.stats) {
+        const bool rank0 = !comm || imc_comm_rank(comm) == 0;
+        rc = !rank0 || imc_imstat_print_file(a.stats, stdout) == IMC_OK ? 0 : 1;
+        imc_comm_free(comm);
+    } else if (rc == 0) {
+        rc = run_job(&a, comm);
+    } else {
+        imc_comm_free(comm);
     }
     for (int i = 0; i < a.n_owned; i++) {
         free(a.owned[i]);

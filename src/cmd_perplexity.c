@@ -10,7 +10,8 @@
  * (one error line naming the file and cause), 2 on bad usage.
  *
  * Under mpirun (or another MPI launcher; without one, MPI is not started) the ranks form one
- * job (coordinator/dist.h; default layout dp = ranks): only world rank 0 prints results and
+ * job (coordinator/dist.h; default layout: automatic, coordinator/layout_auto.h): only world
+ * rank 0 prints results and
  * progress, the others log warnings and errors only. Usage
  * errors are found alike on every rank (rank 0 reports them) and every rank exits 2; a failure
  * during the run on any rank ends the whole job through imc_fatal (mpi/fatal.h).
@@ -46,7 +47,8 @@ static void usage(FILE *f)
             "  --kld-base FILE       KL-divergence against a saved base (same chunks)\n"
             "  --attn PATH           deepseek2 attention: absorbed, non-absorbed or auto\n"
             "  --layout pp=A,ep=B,dp=C  MPI job layout: pipeline stages x expert shards x\n"
-            "                        replicas, product = ranks (default dp = ranks)\n"
+            "                        replicas, product = ranks (default: automatic, as\n"
+            "                        imc plan MODEL --ranks N prints it)\n"
             "  -q, --quiet           no progress lines, warnings and errors only\n"
             "  -v, --log-level LEVEL\n");
 }
@@ -190,87 +192,49 @@ static int parse(int argc, char **argv, struct imc_perplexity_opts *o, FILE *hel
     return 0;
 }
 
-static void drop_log_line(enum imc_log_level level, const char *line, void *user)
-{
-    (void)level;
-    (void)line;
-    (void)user;
-}
-
 // Parses on every rank; only rank 0 reports usage errors and help (all ranks decide alike).
 // Returns 0 to run, else the exit code.
-static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int rank, int size)
+static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o,
+                       const struct imc_comm *comm)
 {
-    if (rank != 0) {
-        imc_log_set_sink(drop_log_line, NULL);
-    }
+    const int rank = comm ? imc_comm_rank(comm) : 0, size = comm ? imc_comm_size(comm) : 1;
+    imc_cli_job_parse_begin(comm);
+    o->layout.pp = 0; // not given: automatic
     int rc = parse(argc, argv, o, rank == 0 ? stdout : NULL);
-    if (rc == 0 && (int64_t)o->layout.pp * o->layout.ep * o->layout.dp == 1 && size > 1) {
-        o->layout.dp = size; // default: every rank a replica
-    }
-    if (rc == 0 && imc_layout_check(&o->layout, size) != IMC_OK) {
-        rc = 2;
-    }
     if (rc == 0 && size > 1 && (o->kld_save || o->kld_base)) {
         IMC_LOG_ERR("perplexity: --kld-save and --kld-base run on one rank only (this job has "
                     "%d); run them without mpirun",
                     size);
         rc = 2;
     }
+    imc_cli_job_parse_end(comm);
     if (rank != 0) {
-        imc_log_set_sink(NULL, NULL);
-        if (imc_log_get_level() > IMC_LOG_WARN) {
-            imc_log_set_level(IMC_LOG_WARN);
-        }
         o->quiet = true;
     }
     return rc;
 }
 
-// True when a process manager started this process (mpirun/mpiexec of Open MPI, or a PMI/PMIx
-// launcher such as srun --mpi=pmix). Only then is MPI started: a plain run stays a plain
-// process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
-static bool under_launcher(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        if (getenv(vars[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int run(int argc, char **argv)
 {
     struct imc_comm *comm = NULL;
-    if (under_launcher()) {
-        if (imc_comm_init(&comm, NULL, NULL) != IMC_OK) {
-            return 1;
-        }
-        imc_comm_set_log_prefix(comm);
+    if (imc_cli_job_start(&comm) != 0) {
+        return 1;
     }
-    const int rank = comm ? imc_comm_rank(comm) : 0, size = comm ? imc_comm_size(comm) : 1;
     struct imc_perplexity_opts o;
     imc_perplexity_opts_default(&o);
-    int rc = parse_ranks(argc, argv, &o, rank, size);
+    int rc = parse_ranks(argc, argv, &o, comm);
     if (rc == 0) {
-        o.comm = comm;
-        enum imc_status st = IMC_OK;
-        if (comm) {
-            st = imc_comm_split_layout(comm, o.layout.pp, o.layout.ep, o.layout.dp);
-        }
-        if (st == IMC_OK) {
-            st = imc_perplexity_run(&o, rank == 0 ? stdout : NULL, NULL);
-        }
-        fflush(stdout);
-        if (st != IMC_OK && size > 1) {
-            imc_fatal(comm, st, "perplexity");
-        }
-        rc = st == IMC_OK ? 0 : 1;
+        rc = imc_cli_job_layout(comm, "perplexity", o.model, &o.layout);
     }
-    imc_comm_free(comm);
-    return rc < 0 ? 0 : rc;
+    if (rc != 0) {
+        imc_comm_free(comm);
+        return rc < 0 ? 0 : rc;
+    }
+    o.comm = comm;
+    const bool rank0 = !comm || imc_comm_rank(comm) == 0;
+    enum imc_status st = imc_perplexity_run(&o, rank0 ? stdout : NULL, NULL);
+    fflush(stdout);
+    return imc_cli_job_end(comm, st, "perplexity");
 }
 
 const struct imc_cli_cmd imc_cmd_perplexity = {

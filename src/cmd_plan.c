@@ -7,22 +7,18 @@
  * (hwloc; HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine). Prints one row per rank:
  * stage/shard/replica, layers [b,e), experts [b,e), weight bytes, NUMA node, cpus, GPU and its
  * share of the FLOPs all ranks compute per token (sums to 100%; replicas take turns on chunks;
- * the attention and shared experts of a stage run on each of its expert shards, as numa/plan.h
- * counts them), then totals and the max/mean imbalance.
+ * each expert shard runs attention and shared experts for its own share of the sequences and
+ * its experts for all tokens of the stage, as numa/plan.h counts them), then totals and the
+ * max/mean imbalance.
  *
  * Hosts: H identical hosts (the topology read), N/H ranks each, world rank r on host r/(N/H) as
  * mpirun's default by-slot mapping puts them. --gpus G: GPUs per host (default: those hwloc
  * finds; 0 plans CPU ranks only).
  *
- * Automatic layout (no --layout): the job is meant to spread a model too big for one node, so no
- * replicas unless needed: dp is the smallest divisor of N for which some pp x ep = N/dp is valid
- * (1 <= pp <= layers, ep = 1 for a dense model, ep <= experts otherwise). Among those the one
- * with the smallest largest rank load (the larger of its share of weight bytes and of FLOPs, as
- * numa/plan.h balances stages) wins; a larger pp wins over a smaller one when its load is within
- * 5% (point-to-point activations cost less than the all-to-all of expert shards). So a dense
- * model with at least N layers gets pp = N. When hwloc knows the memory of a rank's NUMA node(s),
- * a rank whose weights exceed its part of that memory (node memory / ranks on the node) is
- * reported with a warning (GPU ranks are not checked: hwloc does not tell GPU memory).
+ * Automatic layout (no --layout): coordinator/layout_auto.h. When hwloc knows the memory of a
+ * rank's NUMA node(s), a rank whose weights exceed its part of that memory (node memory / ranks
+ * on the node) is reported with a warning (GPU ranks are not checked: hwloc does not tell GPU
+ * memory).
  *
  * Errors (one line, exit 1): missing or unreadable model, a layout that does not give N ranks
  * ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than layers, ep larger
@@ -34,6 +30,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "coordinator/layout_auto.h"
 #include "coordinator/model_cost.h"
 #include "model/arch.h"
 #include "model/gguf.h"
@@ -58,8 +55,7 @@ struct plan_ctx {
     int n;                           // ranks
     struct imc_rank_plan *rp;        // [n]
     double *mem_per_rank;            // [n] bytes of node memory per rank, 0 unknown / GPU
-    double rank_flops;               // sum of the ranks' FLOPs per token (>= dp x the model's:
-                                     // every expert shard of a stage runs its attention)
+    double rank_flops;               // sum of the ranks' FLOPs per token (dp x the model's)
 };
 
 // Share of the job's FLOPs computed by rank r (sums to 1 over all ranks).
@@ -128,62 +124,12 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
     return 0;
 }
 
-// ---- automatic layout ----
-
-static bool layout_valid(const struct imc_model_cost *c, const struct imc_layout *l)
-{
-    return l->pp <= c->n_layer && (c->n_expert == 0 ? l->ep == 1 : l->ep <= c->n_expert);
-}
-
-// Largest rank load of one replica of layout l (the larger of byte and FLOP shares).
-static double max_load(const struct plan_ctx *pc, const struct imc_layout *l,
-                       struct imc_rank_plan *tmp)
-{
-    struct imc_layout one = {l->pp, l->ep, 1};
-    if (imc_plan_split(&pc->cost, &one, tmp) != IMC_OK) {
-        return 1e300;
-    }
-    double worst = 0;
-    for (int r = 0; r < l->pp * l->ep; r++) {
-        double b = pc->total_bytes > 0 ? (double)tmp[r].weight_bytes / pc->total_bytes : 0;
-        double f = pc->total_flops > 0 ? tmp[r].flops / pc->total_flops : 0;
-        double v = b > f ? b : f;
-        worst = v > worst ? v : worst;
-    }
-    return worst;
-}
+// ---- layout ----
 
 static enum imc_status choose_layout(struct plan_ctx *pc)
 {
-    struct imc_rank_plan *tmp = calloc((size_t)pc->n, sizeof(*tmp));
-    if (!tmp) {
-        IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
-        return IMC_ERR_NOMEM;
-    }
-    bool found = false;
     double best = 0;
-    for (int dp = 1; dp <= pc->n && !found; dp++) {
-        if (pc->n % dp != 0) {
-            continue;
-        }
-        for (int pp = pc->n / dp; pp >= 1; pp--) { // larger pp first: it wins ties
-            struct imc_layout l = {pp, pc->n / dp / pp, dp};
-            if (l.pp * l.ep * dp != pc->n || !layout_valid(&pc->cost, &l)) {
-                continue;
-            }
-            double load = max_load(pc, &l, tmp);
-            if (!found || load < best * 0.95) {
-                pc->l = l;
-                best = load;
-                found = true;
-            }
-        }
-    }
-    free(tmp);
-    if (!found) { // cannot happen: pp = ep = 1, dp = N is always valid
-        IMC_LOG_ERR("plan: no layout fits %d ranks", pc->n);
-        return IMC_ERR_INTERNAL;
-    }
+    IMC_TRY(imc_layout_auto(&pc->cost, pc->total_bytes, pc->total_flops, pc->n, &pc->l, &best));
     snprintf(pc->why, sizeof(pc->why), "automatic: %s, largest rank load %.1f%% (ideal %.1f%%)",
              pc->l.dp > 1 ? "fewest replicas" : "no replicas", 100 * best,
              100.0 / (pc->l.pp * pc->l.ep));
@@ -335,12 +281,6 @@ static void print_totals(const struct plan_ctx *pc)
            "compute share %.2f%%\n",
            human(bytes, tb, sizeof(tb)), human(pc->total_bytes, mb, sizeof(mb)),
            pc->total_bytes > 0 ? bytes / pc->total_bytes : 0, 100 * sum_s);
-    if (pc->l.ep > 1) {
-        printf("           FLOP/token of one replica %.3g (model %.3g: x%.2f, attention and "
-               "shared experts run on every expert shard)\n",
-               pc->rank_flops / pc->l.dp, pc->total_flops,
-               pc->total_flops > 0 ? pc->rank_flops / pc->l.dp / pc->total_flops : 0);
-    }
     printf("imbalance: max/mean compute %.3f, weights %.3f\n",
            sum_s > 0 ? max_s / (sum_s / pc->n) : 0, bytes > 0 ? max_b / (bytes / pc->n) : 0);
 }
@@ -359,20 +299,6 @@ static void check_memory(const struct plan_ctx *pc)
 
 // ---- command ----
 
-static void model_totals(struct plan_ctx *pc)
-{
-    const struct imc_model_cost *c = &pc->cost;
-    const struct imc_layer_cost *parts[2] = {&c->embd, &c->head};
-    for (int i = 0; i < c->n_layer + 2; i++) {
-        const struct imc_layer_cost *x = i < c->n_layer ? &c->layer[i] : parts[i - c->n_layer];
-        pc->total_bytes += (double)(x->bytes + x->expert_bytes);
-        pc->total_flops += x->flops + x->expert_flops;
-    }
-    if (pc->m->output == pc->m->tok_embd) {
-        pc->total_bytes -= (double)pc->m->tok_embd->nbytes; // tied: one copy in the file
-    }
-}
-
 static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
 {
     struct imc_layer_cost *layers = calloc((size_t)pc->m->hp.n_layer, sizeof(*layers));
@@ -383,7 +309,7 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
     if (!layers || !pc->rp || !pc->mem_per_rank) {
         IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
     } else if ((st = imc_model_cost_build(pc->m, layers, &pc->cost)) == IMC_OK) {
-        model_totals(pc);
+        imc_model_cost_totals(pc->m, &pc->cost, &pc->total_bytes, &pc->total_flops);
         if ((st = set_layout(pc, a)) == IMC_OK &&
             (st = imc_plan_split(&pc->cost, &pc->l, pc->rp)) == IMC_OK &&
             (st = imc_topo_load(&t)) == IMC_OK && (st = place(pc, t, a)) == IMC_OK) {

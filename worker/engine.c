@@ -209,16 +209,23 @@ static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engin
     return resolve_experts(e);
 }
 
+enum imc_attn_path imc_attn_path_for(const struct imc_model *m, enum imc_attn_path req)
+{
+    if (m->arch != IMC_ARCH_DEEPSEEK2) {
+        return IMC_ATTN_AUTO;
+    }
+    if (req == IMC_ATTN_AUTO) {
+        return m->has_k_b ? IMC_ATTN_ABSORBED : IMC_ATTN_NON_ABSORBED;
+    }
+    return req;
+}
+
 static enum imc_status resolve_path(struct imc_engine *e)
 {
     const struct imc_model *m = e->m;
-    e->path = e->opts.attn;
+    e->path = imc_attn_path_for(m, e->opts.attn);
     if (m->arch != IMC_ARCH_DEEPSEEK2) {
-        e->path = IMC_ATTN_AUTO;
         return IMC_OK;
-    }
-    if (e->path == IMC_ATTN_AUTO) {
-        e->path = m->has_k_b ? IMC_ATTN_ABSORBED : IMC_ATTN_NON_ABSORBED;
     }
     if (e->path == IMC_ATTN_ABSORBED && !m->has_k_b) {
         IMC_LOG_ERR("%s: absorbed MLA attention needs attn_k_b and attn_v_b, which this file "

@@ -79,6 +79,9 @@ const struct imc_model *imc_engine_model(const struct imc_engine *e);
 // The path deepseek2 layers use (AUTO resolved); IMC_ATTN_AUTO for llama.
 enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e);
 const char *imc_attn_path_name(enum imc_attn_path p); // "auto", "absorbed", "non-absorbed"
+// The path an engine for m would use when asked for req (AUTO resolved as above; AUTO for
+// llama), without checking that the file can run it (imc_engine_init does).
+enum imc_attn_path imc_attn_path_for(const struct imc_model *m, enum imc_attn_path req);
 
 // Whole model, one sequence: logits [n_tokens][n_vocab] for positions 0..n_tokens-1. Requires
 // the engine to own all layers. Token ids outside [0, n_vocab) give IMC_ERR_ARG (logged).

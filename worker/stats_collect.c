@@ -145,8 +145,7 @@ static enum imc_status grow_table(struct imc_stats_collect *c)
     return IMC_OK;
 }
 
-// Shape of w's entry: 3D (ne[2] > 1) → ne[2] matrices, else one.
-static void entry_shape(const struct imc_tensor_info *w, int64_t *n_per_row, int64_t *n_mat)
+void imc_stats_entry_shape(const struct imc_tensor_info *w, int64_t *n_per_row, int64_t *n_mat)
 {
     *n_per_row = w->ne[0];
     *n_mat = w->ne[2] > 1 ? w->ne[2] : 1;
@@ -182,7 +181,7 @@ static enum imc_status new_tensor(struct imc_stats_collect *c, const struct imc_
                                   bool fold_heads, struct tensor_acc **out)
 {
     int64_t n_per_row, n_mat;
-    entry_shape(w, &n_per_row, &n_mat);
+    imc_stats_entry_shape(w, &n_per_row, &n_mat);
     const struct imc_imatrix_entry *e = imc_imatrix_find(c->im, w->name);
     if (e && !(e->n_per_row == n_per_row && e->n_mat == n_mat) &&
         !(e->n_mat == 1 && e->n_per_row == n_per_row * n_mat)) {
@@ -325,7 +324,7 @@ enum imc_status imc_stats_collect_declare(struct imc_stats_collect *c,
 {
     int64_t n_per_row, n_mat;
     struct imc_imatrix_entry *e;
-    entry_shape(w, &n_per_row, &n_mat);
+    imc_stats_entry_shape(w, &n_per_row, &n_mat);
     return imc_imatrix_get_entry(c->im, w->name, n_per_row, n_mat, &e);
 }
 

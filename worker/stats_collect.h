@@ -56,6 +56,10 @@ enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_i
                                            int64_t layer, int64_t slice, const float *x,
                                            int64_t n_rows, int64_t n_in);
 
+// The shape of w's imatrix entry (table above): n_per_row = ne[0]; n_mat = ne[2] for a 3D
+// weight, else 1.
+void imc_stats_entry_shape(const struct imc_tensor_info *w, int64_t *n_per_row, int64_t *n_mat);
+
 // Creates w's entry in the imatrix now (zero sums, count 0) so that a weight or experts that never
 // see a token are still written (DESIGN.md §4: kept with count 0 in GGUF form). Shape by the
 // table above (3D → ne[2] matrices, else 1). Errors as imc_imatrix_get_entry.

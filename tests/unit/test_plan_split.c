@@ -113,13 +113,19 @@ static void test_experts_and_shares(void)
     struct imc_rank_plan rp[4];
     CHECK(imc_plan_split(&m, &l, rp) == IMC_OK, "split MoE pp=2 ep=2");
     // rank 1 = stage 0, shard 1: layers [0,2), experts [4,8): 2 * (10 + 80 * 4/8) = 100 bytes,
-    // 2 * (5 + 3 * 4/8) = 13 FLOPs of 4 * 8 = 32.
+    // 2 * (5/2 + 3 * 4/8) = 8 FLOPs of 4 * 8 = 32 (its half of the sequences' attention, its
+    // experts for every token).
     CHECK(rp[1].co.stage == 0 && rp[1].co.shard == 1, "rank 1 coords");
     CHECK(rp[1].layer_begin == 0 && rp[1].layer_end == 2, "rank 1 layers [%d,%d)",
           rp[1].layer_begin, rp[1].layer_end);
     CHECK(rp[1].expert_begin == 4 && rp[1].expert_end == 8, "rank 1 experts");
     CHECK(rp[1].weight_bytes == 100, "rank 1 bytes %llu", (unsigned long long)rp[1].weight_bytes);
-    CHECK_CLOSE(rp[1].compute_share, 13.0 / 32.0, 1e-15, 0);
+    CHECK_CLOSE(rp[1].compute_share, 8.0 / 32.0, 1e-15, 0);
+    double sum = 0;
+    for (int r = 0; r < 4; r++) {
+        sum += rp[r].compute_share;
+    }
+    CHECK_CLOSE(sum, 1.0, 1e-15, 0);
     CHECK(rp[2].layer_begin == 2 && rp[2].expert_begin == 0 && rp[2].expert_end == 4,
           "rank 2 = stage 1 shard 0");
     CHECK(rp[0].numa_node == -1 && rp[0].gpu == -1 && rp[0].cpus[0] == '\0', "unplaced");

@@ -1,0 +1,118 @@
+/*
+ * src/cli_job: what the commands that run as one MPI job (perplexity, imatrix) share: starting
+ * MPI only under a launcher, parsing on every rank with rank 0 reporting, the layout (given or
+ * automatic) and the one fatal exit (src/cli.h).
+ */
+#include <stdlib.h>
+
+#include "coordinator/layout_auto.h"
+#include "core/log.h"
+#include "model/arch.h"
+#include "model/gguf.h"
+#include "mpi/comm.h"
+#include "mpi/fatal.h"
+#include "src/cli.h"
+
+// True when a process manager started this process (mpirun/mpiexec of Open MPI, or a PMI/PMIx
+// launcher such as srun --mpi=pmix). Only then is MPI started: a plain run stays a plain
+// process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
+static bool under_launcher(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (getenv(vars[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int imc_cli_job_start(struct imc_comm **comm)
+{
+    *comm = NULL;
+    if (!under_launcher()) {
+        return 0;
+    }
+    if (imc_comm_init(comm, NULL, NULL) != IMC_OK) {
+        return 1;
+    }
+    imc_comm_set_log_prefix(*comm);
+    return 0;
+}
+
+static void drop_log_line(enum imc_log_level level, const char *line, void *user)
+{
+    (void)level;
+    (void)line;
+    (void)user;
+}
+
+void imc_cli_job_parse_begin(const struct imc_comm *comm)
+{
+    if (comm && imc_comm_rank(comm) != 0) {
+        imc_log_set_sink(drop_log_line, NULL);
+    }
+}
+
+void imc_cli_job_parse_end(const struct imc_comm *comm)
+{
+    if (comm && imc_comm_rank(comm) != 0) {
+        imc_log_set_sink(NULL, NULL);
+        if (imc_log_get_level() > IMC_LOG_WARN) {
+            imc_log_set_level(IMC_LOG_WARN);
+        }
+    }
+}
+
+// The automatic layout for the model at path (its header only).
+static enum imc_status auto_layout(const char *path, int size, struct imc_layout *l)
+{
+    struct imc_gguf *g = NULL;
+    struct imc_model *m = NULL;
+    enum imc_status st = imc_gguf_open(&g, path);
+    if (st == IMC_OK) {
+        st = imc_model_load(&m, g);
+    }
+    if (st == IMC_OK) {
+        st = imc_layout_auto_model(m, size, l);
+    }
+    imc_model_free(m);
+    imc_gguf_free(g);
+    return st;
+}
+
+int imc_cli_job_layout(struct imc_comm *comm, const char *cmd, const char *model,
+                       struct imc_layout *l)
+{
+    const int size = comm ? imc_comm_size(comm) : 1;
+    const bool given = l->pp > 0;
+    if (!given) {
+        *l = (struct imc_layout){1, 1, 1};
+        if (size > 1 && auto_layout(model, size, l) != IMC_OK) {
+            return 1;
+        }
+    }
+    imc_cli_job_parse_begin(comm);
+    enum imc_status st = imc_layout_check(l, size);
+    imc_cli_job_parse_end(comm);
+    if (st != IMC_OK) {
+        return 2;
+    }
+    if (comm && imc_comm_split_layout(comm, l->pp, l->ep, l->dp) != IMC_OK) {
+        return 1;
+    }
+    if (comm && imc_comm_rank(comm) == 0 && size > 1) {
+        IMC_LOG_INF("%s: %d ranks, layout pp=%d,ep=%d,dp=%d (%s)", cmd, size, l->pp, l->ep,
+                    l->dp, given ? "--layout" : "automatic, as imc plan prints it");
+    }
+    return 0;
+}
+
+int imc_cli_job_end(struct imc_comm *comm, enum imc_status st, const char *cmd)
+{
+    if (st != IMC_OK && comm && imc_comm_size(comm) > 1) {
+        imc_fatal(comm, st, cmd);
+    }
+    imc_comm_free(comm);
+    return st == IMC_OK ? 0 : 1;
+}
