@@ -10,6 +10,7 @@
 #include "coordinator/model_cost.h"
 #include "coordinator/ppl.h"
 #include "coordinator/progress.h"
+#include "coordinator/rank_place.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/size.h"
@@ -17,6 +18,8 @@
 #include "mpi/comm.h"
 #include "mpi/reduce.h"
 #include "mpi/xfer.h"
+#include "numa/mem.h"
+#include "worker/slice.h"
 
 struct dist {
     const struct imc_dist_job *j;
@@ -29,6 +32,8 @@ struct dist {
     float *logits;            // [n_ctx - head_begin][n_vocab] (last stage)
     double *nll;              // [n_chunk][n_scored], the caller's
     struct imc_dist_times t;
+    struct imc_rank_place place;
+    struct imc_slice slice;   // this rank's weights
 };
 
 enum imc_status imc_dist_stage_layers(const struct imc_model *m, const struct imc_layout *l,
@@ -104,6 +109,44 @@ static void *alloc_array(int64_t n, size_t elem, const char *what)
     return p;
 }
 
+// Pins this rank and asks for its weights on its NUMA node (before the engine's threads start).
+static enum imc_status place_slice(struct dist *d, int64_t lb, int64_t le)
+{
+    const struct imc_dist_job *j = d->j;
+    IMC_TRY(imc_rank_place(j->comm, j->n_threads, &d->place));
+    struct imc_slice_spec sp = {.layer_begin = lb, .layer_end = le, .embedding = d->stage == 0,
+                                .head = d->stage + 1 == d->pp};
+    imc_plan_expert_range(j->model->hp.n_expert, d->ep, d->shard, &sp.expert_begin,
+                          &sp.expert_end);
+    IMC_TRY(imc_slice_init(&d->slice, j->model, &sp));
+    d->t.slice_bytes = (double)d->slice.bytes;
+    d->t.numa_node = d->place.node;
+    for (int64_t i = 0; d->place.node >= 0 && i < d->slice.n; i++) {
+        if (imc_numa_bind_range((void *)(uintptr_t)d->slice.r[i].p, d->slice.r[i].len,
+                                d->place.node) != IMC_OK) {
+            break; // warned once; the run goes on with the kernel's placement
+        }
+    }
+    return IMC_OK;
+}
+
+// What this rank holds of its slice and of the whole model at the end.
+static void measure_resident(struct dist *d)
+{
+    const struct imc_model *m = d->j->model;
+    struct imc_slice all;
+    struct imc_slice_spec sp = {.layer_begin = 0, .layer_end = m->hp.n_layer, .expert_begin = 0,
+                                .expert_end = m->hp.n_expert, .embedding = true, .head = true};
+    uint64_t a = 0, b = 0;
+    if (imc_slice_resident(&d->slice, &a) == IMC_OK) {
+        d->t.resident_slice = (double)a;
+    }
+    if (imc_slice_init(&all, m, &sp) == IMC_OK && imc_slice_resident(&all, &b) == IMC_OK) {
+        d->t.resident_model = (double)b;
+    }
+    imc_slice_free(&all);
+}
+
 static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
 {
     IMC_TRY(check_layout(j));
@@ -126,6 +169,7 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     eo.hooks = j->hooks;
     eo.ep_comm = d->ep > 1 ? c : NULL;
     IMC_TRY(imc_dist_stage_layers(j->model, &j->layout, d->stage, &eo.layer_begin, &eo.layer_end));
+    IMC_TRY(place_slice(d, eo.layer_begin, eo.layer_end));
     IMC_TRY(imc_engine_init(&d->e, j->model, &eo));
     const int64_t home = (j->n_seq + d->ep - 1) / d->ep; // most sequences of a shard
     const int64_t rows = home * d->n_ctx;
@@ -258,6 +302,7 @@ static void log_roles(const struct dist *d)
 
 static void dist_free(struct dist *d)
 {
+    imc_slice_free(&d->slice);
     imc_engine_free(d->e);
     free(d->in);
     free(d->hid[0]);
@@ -280,6 +325,7 @@ enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
         log_roles(&d);
         st = run_rounds(&d);
     }
+    measure_resident(&d);
     dist_free(&d);
     d.t.total = imc_clock_now() - t0;
     if (times) {
@@ -290,26 +336,28 @@ enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
 
 enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_dist_times *t)
 {
+    enum { N = 7 };
     const int size = imc_comm_size(c), rank = imc_comm_rank(c);
-    double *v = calloc((size_t)size * 3, sizeof(double));
+    double *v = calloc((size_t)size * N, sizeof(double));
     if (!v) {
         IMC_LOG_ERR("dist: out of memory for the timing table of %d ranks", size);
         return IMC_ERR_NOMEM;
     }
-    v[rank * 3] = t->total;
-    v[rank * 3 + 1] = t->compute;
-    v[rank * 3 + 2] = t->wait;
-    enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * 3);
+    const double mine[N] = {t->total,          t->compute,        t->wait, t->slice_bytes,
+                            t->resident_slice, t->resident_model, t->numa_node};
+    memcpy(v + rank * N, mine, sizeof(mine));
+    enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * N);
     double lo = 100.0, hi = 0.0, sum = 0.0;
     for (int r = 0; st == IMC_OK && rank == 0 && r < size; r++) {
-        const double tot = v[r * 3], busy = v[r * 3 + 1];
-        const double idle = tot > 0 ? 100.0 * (tot - busy) / tot : 0.0;
+        const double *x = v + r * N, mib = 1024.0 * 1024.0;
+        const double idle = x[0] > 0 ? 100.0 * (x[0] - x[1]) / x[0] : 0.0;
         lo = idle < lo ? idle : lo;
         hi = idle > hi ? idle : hi;
         sum += idle;
         IMC_LOG_DBG("dist: rank %d: %.3f s, computing %.3f s, waiting for peers %.3f s, "
-                    "idle %.1f%%",
-                    r, tot, busy, v[r * 3 + 2], idle);
+                    "idle %.1f%%; weights resident %.2f MiB of its slice of %.2f MiB, "
+                    "%.2f MiB of the model mapped; NUMA node %.0f",
+                    r, x[0], x[1], x[2], idle, x[4] / mib, x[3] / mib, x[5] / mib, x[6]);
     }
     if (st == IMC_OK && rank == 0) {
         IMC_LOG_INF("dist: %d ranks idle (pipeline bubble, exchanges, waits) %.1f%% on average, "

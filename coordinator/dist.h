@@ -27,6 +27,11 @@
  * the world in rank order (mpi/reduce.h) therefore gives every value exactly (x + 0 == x): the
  * bits the single-process run computes, for every layout.
  *
+ * Placement (coordinator/rank_place.h): before its engine starts, each rank is pinned to the
+ * PUs the host plan gives it and asks for its slice of the weights (worker/slice.h: its layers,
+ * its experts' part of the expert tensors) on its NUMA node; the mapping is never touched
+ * outside the slice, so what a rank holds resident is its slice (measured at the end).
+ *
  * Invariants: collective over the world; every rank calls with the same chunks and sizes. A
  * failure on one rank leaves the others waiting: the caller ends the job with imc_fatal.
  */
@@ -63,11 +68,15 @@ struct imc_dist_job {
     void *user;
 };
 
-// Where the time of one rank went (for logs and bench/).
+// Where the time of one rank went and what it held (for logs, tests and bench/).
 struct imc_dist_times {
-    double total;   // seconds in imc_dist_run
-    double compute; // in engine calls (embed, layers with their expert exchanges, head)
-    double wait;    // waiting for the previous stage's rows or for a send buffer
+    double total;           // seconds in imc_dist_run
+    double compute;         // in engine calls (embed, layers with their expert exchanges, head)
+    double wait;            // waiting for the previous stage's rows or for a send buffer
+    double slice_bytes;     // tensor bytes of the rank's slice (worker/slice.h)
+    double resident_slice;  // bytes of the slice's pages mapped in this process at the end
+    double resident_model;  // bytes of all the model's tensor pages mapped in this process
+    int numa_node;          // the rank's NUMA node (OS number), -1 unknown
 };
 
 // Stage `stage`'s layer range [*begin, *end) of m under layout l: numa/plan.h's imc_plan_stages
@@ -88,8 +97,9 @@ void imc_dist_batch_chunks(const struct imc_dist_job *j, int64_t b, int64_t *c0,
 enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
                              struct imc_dist_times *times);
 
-// Collective over the world: gathers every rank's times to rank 0, which logs one INFO line per
-// rank ("idle" = the share of the run not spent computing: pipeline bubble, exchanges, waits).
+// Collective over the world: gathers every rank's times to rank 0, which logs a summary line at
+// INFO and one line per rank at DEBUG: times ("idle" = the share of the run not spent
+// computing: pipeline bubble, exchanges, waits) and resident weights against the slice.
 enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_dist_times *t);
 
 #endif // IMC_COORDINATOR_DIST_H

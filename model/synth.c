@@ -122,6 +122,24 @@ static void ds2_bench(struct imc_synth_cfg *c)
     c->wtype = IMC_TYPE_Q8_0;
 }
 
+// ~12M parameters, f32 (~48 MB): expert tensors of MBs, so a rank's slice of the weights spans
+// many pages (tests of what each rank maps).
+static void ds2_mid(struct imc_synth_cfg *c)
+{
+    ds2_tiny_3d(c);
+    c->hp.n_embd = 256;
+    c->hp.n_layer = 4;
+    c->hp.n_ff = 512;
+    c->hp.q_lora = 64;
+    c->hp.kv_lora = 64;
+    c->hp.n_expert = 16;
+    c->hp.n_expert_used = 4;
+    c->hp.n_ff_exp = 256;
+    c->hp.n_group = 4;
+    c->hp.n_group_used = 2;
+    c->dead_expert = -1;
+}
+
 static const struct {
     const char *name;
     const char *desc;
@@ -136,6 +154,7 @@ static const struct {
      ds2_tiny_all},
     {"ds2-lite-tiny", "deepseek2 lite: plain attn_q, attn_kv_b only, softmax gating",
      ds2_lite_tiny},
+    {"ds2-mid", "deepseek2 mainline layout, 16 experts, ~12M params, f32 (~48 MB)", ds2_mid},
     {"ds2-bench", "deepseek2 mainline layout, ~228M params, q8_0 (~243 MB)", ds2_bench},
 };
 #define N_PRESETS ((int)(sizeof(presets) / sizeof(presets[0])))

@@ -55,7 +55,7 @@ struct imc_synth_cfg {
 };
 
 // Presets: "llama-tiny", "llama-moe-tiny", "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all",
-// "ds2-lite-tiny", "ds2-bench". Index i in [0, imc_synth_n_presets()).
+// "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i in [0, imc_synth_n_presets()).
 int imc_synth_n_presets(void);
 const char *imc_synth_preset_name(int i);
 const char *imc_synth_preset_desc(int i); // one line

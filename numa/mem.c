@@ -4,6 +4,7 @@
 #include "numa/mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <numa.h>
 #include <numaif.h>
 #include <stdint.h>
@@ -106,4 +107,31 @@ int imc_numa_node_of(const void *p)
         return -1;
     }
     return status[0];
+}
+
+enum imc_status imc_numa_resident(const void *ptr, size_t len, uint64_t *bytes)
+{
+    *bytes = 0;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t first = (uintptr_t)ptr / page, last = ((uintptr_t)ptr + len + page - 1) / page;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return IMC_ERR_UNSUPPORTED;
+    }
+    enum imc_status st = IMC_OK;
+    uint64_t ent[512];
+    for (uintptr_t p = first; p < last && st == IMC_OK;) {
+        const size_t n = last - p < 512 ? (size_t)(last - p) : 512;
+        const ssize_t got = pread(fd, ent, n * sizeof(ent[0]), (off_t)(p * sizeof(ent[0])));
+        if (got != (ssize_t)(n * sizeof(ent[0]))) {
+            st = IMC_ERR_UNSUPPORTED;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            *bytes += (ent[i] >> 62) & 3 ? page : 0; // bit 63 present, bit 62 swapped
+        }
+        p += n;
+    }
+    close(fd);
+    return st;
 }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/status.h"
 
@@ -35,5 +36,11 @@ enum imc_status imc_numa_bind_range(void *ptr, size_t len, int node);
 
 // The node (OS number) holding the page at p, or -1 when unknown or not yet touched.
 int imc_numa_node_of(const void *p);
+
+// Bytes of the pages of [ptr, ptr+len) (page-aligned) that this process has mapped (present or
+// swapped), from /proc/self/pagemap: what this rank holds of a shared file mapping, unlike the
+// page cache's residency (mincore), which other processes share. IMC_ERR_UNSUPPORTED (not
+// logged) when pagemap cannot be read.
+enum imc_status imc_numa_resident(const void *ptr, size_t len, uint64_t *bytes);
 
 #endif // IMC_NUMA_MEM_H

@@ -1,0 +1,64 @@
+/*
+ * coordinator/rank_place: one rank's placement on its host (rank_place.h).
+ */
+#include "coordinator/rank_place.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "mpi/comm.h"
+#include "numa/pin.h"
+#include "numa/plan.h"
+#include "numa/topo.h"
+
+static void place_one(const struct imc_comm *c, const struct imc_topo *t,
+                      const struct imc_placement *pl, int n_threads, struct imc_rank_place *out)
+{
+    const int local = imc_comm_group_rank(c, IMC_GROUP_NODE);
+    const struct imc_place *p = &pl->ranks[local];
+    out->node = t->nodes[p->node].os_index;
+    out->n_cpus = p->n_cpus;
+    imc_place_cpulist(p->cpus, p->n_cpus, out->cpus, sizeof(out->cpus));
+    struct imc_pin_report rep;
+    memset(&rep, 0, sizeof(rep));
+    if (t->is_this_system && p->n_cpus > 0 &&
+        imc_pin_cpus(t, IMC_PIN_PROCESS, p->cpus, p->n_cpus, &rep) == IMC_OK) {
+        out->pinned = rep.bound;
+        snprintf(out->why, sizeof(out->why), "%s", rep.bound ? "" : rep.why);
+    } else {
+        snprintf(out->why, sizeof(out->why), "%s",
+                 t->is_this_system ? "no PUs planned" : "the topology is not this machine");
+    }
+    IMC_LOG_DBG("place: local rank %d of %d on this host: NUMA node %d, PUs %s (%s)", local,
+                pl->n_ranks, out->node, out->cpus, out->pinned ? "bound" : out->why);
+    if (n_threads > p->n_cpus && p->n_cpus > 0) {
+        IMC_LOG_WRN("place: %d threads on %d PUs (%s): threads will share cores; use -t %d",
+                    n_threads, p->n_cpus, out->cpus, p->n_cpus);
+    } else if (pl->oversubscribed && local == 0) {
+        IMC_LOG_WRN("place: %d ranks share this host's cores (oversubscribed)", pl->n_ranks);
+    }
+}
+
+enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct imc_rank_place *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->node = -1;
+    struct imc_topo *t = NULL;
+    struct imc_placement *pl = NULL;
+    enum imc_status st = imc_topo_load(&t);
+    if (st == IMC_OK) {
+        st = imc_place_plan(t, imc_comm_group_size(c, IMC_GROUP_NODE), 0, &pl);
+    }
+    if (st == IMC_OK) {
+        place_one(c, t, pl, n_threads, out);
+    } else if (st != IMC_ERR_NOMEM) {
+        snprintf(out->why, sizeof(out->why), "no topology (%s)", imc_status_str(st));
+        IMC_LOG_WRN("place: cannot read this host's topology (%s); running unplaced",
+                    imc_status_str(st));
+        st = IMC_OK;
+    }
+    imc_placement_free(pl);
+    imc_topo_free(t);
+    return st;
+}
