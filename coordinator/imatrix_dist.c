@@ -130,89 +130,81 @@ static int owner_rank(const struct imd *d, int s, int i)
     return imc_layout_rank(&d->l, (struct imc_coords){.stage = s, .shard = i, .replica = 0});
 }
 
-// Rank 0: r->im's model entries = the owners' totals.
-static enum imc_status gather_totals(struct imd *d)
+// Rank 0's side of block `kind` of stage s, shard i. Gather: the owner's block (received, or
+// rank 0's own) is added to r->im. Scatter: r->im's block goes to the owner (or rank 0's T).
+static enum imc_status rank0_block(struct imd *d, bool gather, int s, int i,
+                                   enum imx_block_kind kind)
 {
     struct imx_run *r = d->r;
-    const int64_t ne = r->tr.m->hp.n_expert;
-    if (is_owner(d) && !r->rank0) {
-        IMC_TRY(imx_blocks_pack(&d->sb, IMX_BLOCK_EXPERTS, d->eb, d->ee, &d->T, d->buf));
-        IMC_TRY(imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_GATHER, d->buf, d->n_exp * 8));
-        if (d->shard == 0) {
-            IMC_TRY(imx_blocks_pack(&d->sb, IMX_BLOCK_DENSE, 0, 0, &d->T, d->buf));
-            IMC_TRY(imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_GATHER, d->buf,
-                                        d->n_dense * 8));
+    int64_t eb = 0, ee = 0;
+    if (kind == IMX_BLOCK_EXPERTS) {
+        imc_plan_expert_range(r->tr.m->hp.n_expert, d->l.ep, i, &eb, &ee);
+    }
+    const size_t n = imx_blocks_len(&d->all[s], kind, eb, ee);
+    const int peer = owner_rank(d, s, i);
+    double *b = malloc(n * sizeof(double) + 8);
+    if (!b) {
+        IMC_LOG_ERR("imatrix: out of memory for a block of %zu values", n);
+        return IMC_ERR_NOMEM;
+    }
+    enum imc_status st;
+    if (gather) {
+        st = peer == 0 ? imx_blocks_pack(&d->sb, kind, eb, ee, &d->T, b)
+                       : imc_xfer_recv_bytes(d->c, IMC_GROUP_WORLD, peer, TAG_GATHER, b, n * 8);
+        st = st == IMC_OK ? imx_blocks_add(&d->all[s], kind, eb, ee, &r->im, b) : st;
+    } else {
+        st = imx_blocks_pack(&d->all[s], kind, eb, ee, &r->im, b);
+        if (st == IMC_OK) {
+            st = peer == 0 ? imx_blocks_add(&d->sb, kind, eb, ee, &d->T, b)
+                           : imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, peer, TAG_SCATTER, b,
+                                                 n * 8);
         }
     }
+    free(b);
+    return st;
+}
+
+// An owner's side (other than rank 0): gather sends its block, scatter receives and adds it.
+static enum imc_status owner_block(struct imd *d, bool gather, enum imx_block_kind kind)
+{
+    const bool ex = kind == IMX_BLOCK_EXPERTS;
+    const size_t n = ex ? d->n_exp : d->n_dense;
+    const int64_t eb = ex ? d->eb : 0, ee = ex ? d->ee : 0;
+    if (gather) {
+        IMC_TRY(imx_blocks_pack(&d->sb, kind, eb, ee, &d->T, d->buf));
+        return imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_GATHER, d->buf, n * 8);
+    }
+    IMC_TRY(imc_xfer_recv_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_SCATTER, d->buf, n * 8));
+    return imx_blocks_add(&d->sb, kind, eb, ee, &d->T, d->buf);
+}
+
+// Gather: rank 0's r->im (model entries) = the owners' totals. Scatter: the owners' totals =
+// rank 0's r->im (a resumed run). Every owner has one expert block, shard 0 also the dense one.
+static enum imc_status move_totals(struct imd *d, bool gather)
+{
+    struct imx_run *r = d->r;
     if (!r->rank0) {
+        if (is_owner(d)) {
+            IMC_TRY(owner_block(d, gather, IMX_BLOCK_EXPERTS));
+            if (d->shard == 0) {
+                IMC_TRY(owner_block(d, gather, IMX_BLOCK_DENSE));
+            }
+        }
         return IMC_OK;
     }
     for (int s = 0; s < d->l.pp; s++) {
-        imx_blocks_zero(&d->all[s], &r->im);
+        if (gather) {
+            imx_blocks_zero(&d->all[s], &r->im);
+        }
         for (int i = 0; i < d->l.ep; i++) {
-            int64_t eb, ee;
-            imc_plan_expert_range(ne, d->l.ep, i, &eb, &ee);
-            for (int k = 0; k < (i == 0 ? 2 : 1); k++) {
-                const enum imx_block_kind kind = k == 0 ? IMX_BLOCK_EXPERTS : IMX_BLOCK_DENSE;
-                const size_t n = imx_blocks_len(&d->all[s], kind, eb, ee);
-                double *b = malloc(n * sizeof(double) + 8);
-                enum imc_status st = b ? IMC_OK : IMC_ERR_NOMEM;
-                const int from = owner_rank(d, s, i);
-                if (st == IMC_OK && from == 0) {
-                    st = imx_blocks_pack(&d->sb, kind, eb, ee, &d->T, b);
-                } else if (st == IMC_OK) {
-                    st = imc_xfer_recv_bytes(d->c, IMC_GROUP_WORLD, from, TAG_GATHER, b, n * 8);
-                }
-                if (st == IMC_OK) {
-                    st = imx_blocks_add(&d->all[s], kind, eb, ee, &r->im, b);
-                }
-                free(b);
-                if (st == IMC_ERR_NOMEM) {
-                    IMC_LOG_ERR("imatrix: out of memory for a block of %zu values", n);
-                }
-                IMC_TRY(st);
+            IMC_TRY(rank0_block(d, gather, s, i, IMX_BLOCK_EXPERTS));
+            if (i == 0) {
+                IMC_TRY(rank0_block(d, gather, s, i, IMX_BLOCK_DENSE));
             }
         }
     }
-    r->im.chunk_count = d->chunk_count0 + (uint32_t)d->folded;
-    return IMC_OK;
-}
-
-// Rank 0 sends every owner its blocks of r->im (a resumed run's totals); owners add them to T.
-static enum imc_status scatter_totals(struct imd *d)
-{
-    struct imx_run *r = d->r;
-    const int64_t ne = r->tr.m->hp.n_expert;
-    for (int s = 0; r->rank0 && s < d->l.pp; s++) {
-        for (int i = 0; i < d->l.ep; i++) {
-            const int to = owner_rank(d, s, i);
-            int64_t eb, ee;
-            imc_plan_expert_range(ne, d->l.ep, i, &eb, &ee);
-            for (int k = 0; k < (i == 0 ? 2 : 1); k++) {
-                const enum imx_block_kind kind = k == 0 ? IMX_BLOCK_EXPERTS : IMX_BLOCK_DENSE;
-                const size_t n = imx_blocks_len(&d->all[s], kind, eb, ee);
-                double *b = malloc(n * sizeof(double) + 8);
-                enum imc_status st = b ? imx_blocks_pack(&d->all[s], kind, eb, ee, &r->im, b)
-                                       : IMC_ERR_NOMEM;
-                if (st == IMC_OK && to == 0) {
-                    st = imx_blocks_add(&d->sb, kind, eb, ee, &d->T, b);
-                } else if (st == IMC_OK) {
-                    st = imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, to, TAG_SCATTER, b, n * 8);
-                }
-                free(b);
-                IMC_TRY(st);
-            }
-        }
-    }
-    if (r->rank0 || !is_owner(d)) {
-        return IMC_OK;
-    }
-    IMC_TRY(imc_xfer_recv_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_SCATTER, d->buf, d->n_exp * 8));
-    IMC_TRY(imx_blocks_add(&d->sb, IMX_BLOCK_EXPERTS, d->eb, d->ee, &d->T, d->buf));
-    if (d->shard == 0) {
-        IMC_TRY(imc_xfer_recv_bytes(d->c, IMC_GROUP_WORLD, 0, TAG_SCATTER, d->buf,
-                                    d->n_dense * 8));
-        IMC_TRY(imx_blocks_add(&d->sb, IMX_BLOCK_DENSE, 0, 0, &d->T, d->buf));
+    if (gather) {
+        r->im.chunk_count = d->chunk_count0 + (uint32_t)d->folded;
     }
     return IMC_OK;
 }
@@ -221,7 +213,7 @@ static enum imc_status scatter_totals(struct imd *d)
 static enum imc_status checkpoint(struct imd *d)
 {
     IMC_TRY(gather_nll(d));
-    IMC_TRY(gather_totals(d));
+    IMC_TRY(move_totals(d, true));
     return d->r->rank0 ? imx_checkpoint(d->r) : IMC_OK;
 }
 
@@ -337,7 +329,7 @@ static enum imc_status setup(struct imd *d)
         return IMC_ERR_NOMEM;
     }
     d->chunk_count0 = r->rank0 ? r->im.chunk_count : 0;
-    return r->done > 0 ? scatter_totals(d) : IMC_OK;
+    return r->done > 0 ? move_totals(d, false) : IMC_OK;
 }
 
 static void log_plan(const struct imd *d)
@@ -400,7 +392,7 @@ enum imc_status imx_run_dist(struct imx_run *r)
         st = gather_nll(&d);
     }
     if (st == IMC_OK) {
-        st = gather_totals(&d);
+        st = move_totals(&d, true);
     }
     imd_free(&d);
     return st;
