@@ -17,8 +17,10 @@ struct imc_xfer {
     int tag;                  // MPI tag of every piece
     int is_recv;              // 1 for a receive
     int done;                 // 1 once imc_xfer_test saw every piece complete
-    size_t n;                 // floats in the whole buffer
-    size_t piece;             // floats per message (the last may be shorter)
+    MPI_Datatype type;        // MPI_FLOAT or MPI_BYTE
+    size_t elem;              // bytes per element of type
+    size_t n;                 // elements in the whole buffer
+    size_t piece;             // elements per message (the last may be shorter)
     int nreq;                 // messages, >= 1 (an empty buffer is one empty message)
     MPI_Request *req;         // [nreq]
     MPI_Status *st;           // [nreq]
@@ -55,24 +57,32 @@ static void xfer_free(struct imc_xfer *x)
     }
 }
 
-static enum imc_status xfer_new(const struct imc_comm *c, size_t n, struct imc_xfer **out)
+static const char *unit_name(const struct imc_xfer *x)
+{
+    return x->type == MPI_BYTE ? "bytes" : "floats";
+}
+
+static enum imc_status xfer_new(const struct imc_comm *c, size_t n, size_t elem,
+                                struct imc_xfer **out)
 {
     struct imc_xfer *x = calloc(1, sizeof(*x));
-    size_t piece = c->max_msg_bytes / sizeof(float);
+    size_t piece = c->max_msg_bytes / elem;
     size_t nreq = n == 0 ? 1 : (n + piece - 1) / piece;
     if (!x || nreq > INT_MAX) {
         free(x);
-        IMC_LOG_ERR("out of memory for a transfer of %zu floats", n);
+        IMC_LOG_ERR("out of memory for a transfer of %zu elements", n);
         return IMC_ERR_NOMEM;
     }
     x->req = calloc(nreq, sizeof(*x->req));
     x->st = calloc(nreq, sizeof(*x->st));
     if (!x->req || !x->st) {
         xfer_free(x);
-        IMC_LOG_ERR("out of memory for a transfer of %zu floats", n);
+        IMC_LOG_ERR("out of memory for a transfer of %zu elements", n);
         return IMC_ERR_NOMEM;
     }
     x->c = c;
+    x->elem = elem;
+    x->type = elem == 1 ? MPI_BYTE : MPI_FLOAT;
     x->n = n;
     x->piece = piece;
     x->nreq = (int)nreq;
@@ -86,27 +96,28 @@ static size_t piece_len(const struct imc_xfer *x, int i)
     return x->n - off < x->piece ? x->n - off : x->piece;
 }
 
+// Starts a transfer of n elements of elem bytes (1: MPI_BYTE, sizeof(float): MPI_FLOAT).
 static enum imc_status xfer_start(const struct imc_comm *c, enum imc_comm_group g, int peer,
-                                  int tag, float *buf, size_t n, int is_recv,
+                                  int tag, void *buf, size_t n, size_t elem, int is_recv,
                                   struct imc_xfer **out)
 {
     *out = NULL;
     IMC_TRY(check_peer(c, g, peer, tag, is_recv ? "receive" : "send"));
     struct imc_xfer *x = NULL;
-    IMC_TRY(xfer_new(c, n, &x));
+    IMC_TRY(xfer_new(c, n, elem, &x));
     x->g = g;
     x->peer = peer;
     x->tag = tag;
     x->is_recv = is_recv;
     enum imc_status st = IMC_OK;
     for (int i = 0; i < x->nreq; i++) {
-        float *p = buf ? buf + (size_t)i * x->piece : buf;
+        char *p = buf ? (char *)buf + (size_t)i * x->piece * elem : NULL;
         int len = (int)piece_len(x, i);
         if (is_recv) {
-            IMC_MPI_GOTO(MPI_Irecv(p, len, MPI_FLOAT, peer, tag, c->group[g], &x->req[i]), st,
+            IMC_MPI_GOTO(MPI_Irecv(p, len, x->type, peer, tag, c->group[g], &x->req[i]), st,
                          out_free);
         } else {
-            IMC_MPI_GOTO(MPI_Isend(p, len, MPI_FLOAT, peer, tag, c->group[g], &x->req[i]), st,
+            IMC_MPI_GOTO(MPI_Isend(p, len, x->type, peer, tag, c->group[g], &x->req[i]), st,
                          out_free);
         }
     }
@@ -121,13 +132,25 @@ enum imc_status imc_xfer_isend(const struct imc_comm *c, enum imc_comm_group g, 
                                const float *buf, size_t n, struct imc_xfer **out)
 {
     // MPI_Isend takes a non-const buffer in old signatures; it never writes to it.
-    return xfer_start(c, g, peer, tag, (float *)(uintptr_t)buf, n, 0, out);
+    return xfer_start(c, g, peer, tag, (float *)(uintptr_t)buf, n, sizeof(float), 0, out);
 }
 
 enum imc_status imc_xfer_irecv(const struct imc_comm *c, enum imc_comm_group g, int peer, int tag,
                                float *buf, size_t n, struct imc_xfer **out)
 {
-    return xfer_start(c, g, peer, tag, buf, n, 1, out);
+    return xfer_start(c, g, peer, tag, buf, n, sizeof(float), 1, out);
+}
+
+enum imc_status imc_xfer_isend_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                     int tag, const void *buf, size_t n, struct imc_xfer **out)
+{
+    return xfer_start(c, g, peer, tag, (void *)(uintptr_t)buf, n, 1, 0, out);
+}
+
+enum imc_status imc_xfer_irecv_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
+                                     int tag, void *buf, size_t n, struct imc_xfer **out)
+{
+    return xfer_start(c, g, peer, tag, buf, n, 1, 1, out);
 }
 
 enum imc_status imc_xfer_test(struct imc_xfer *x, bool *done)
@@ -146,12 +169,12 @@ static enum imc_status check_lengths(const struct imc_xfer *x)
 {
     for (int i = 0; i < x->nreq; i++) {
         int got = 0;
-        IMC_MPI(MPI_Get_count(&x->st[i], MPI_FLOAT, &got));
+        IMC_MPI(MPI_Get_count(&x->st[i], x->type, &got));
         if ((size_t)got != piece_len(x, i)) {
-            IMC_LOG_ERR("receive from %s rank %d (tag %d): expected %zu floats in message %d of "
+            IMC_LOG_ERR("receive from %s rank %d (tag %d): expected %zu %s in message %d of "
                         "%d, got %d",
-                        imc_comm_group_name(x->g), x->peer, x->tag, piece_len(x, i), i + 1,
-                        x->nreq, got);
+                        imc_comm_group_name(x->g), x->peer, x->tag, piece_len(x, i), unit_name(x),
+                        i + 1, x->nreq, got);
             return IMC_ERR_MPI;
         }
     }
@@ -166,8 +189,9 @@ enum imc_status imc_xfer_wait(struct imc_xfer *x)
     enum imc_status st = IMC_OK;
     if (!x->done) {
         st = imc_mpi_waitall(x->c, x->nreq, x->req, x->st,
-                             "%s of %zu floats %s %s rank %d (tag %d)",
-                             x->is_recv ? "receive" : "send", x->n, x->is_recv ? "from" : "to",
+                             "%s of %zu %s %s %s rank %d (tag %d)",
+                             x->is_recv ? "receive" : "send", x->n, unit_name(x),
+                             x->is_recv ? "from" : "to",
                              imc_comm_group_name(x->g), x->peer, x->tag);
     }
     if (st == IMC_OK && x->is_recv) {
@@ -175,6 +199,21 @@ enum imc_status imc_xfer_wait(struct imc_xfer *x)
     }
     xfer_free(x);
     return st;
+}
+
+void imc_xfer_cancel(struct imc_xfer *x)
+{
+    if (!x) {
+        return;
+    }
+    IMC_ASSERT(x->is_recv);
+    for (int i = 0; !x->done && i < x->nreq; i++) {
+        if (x->req[i] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&x->req[i]);
+            MPI_Wait(&x->req[i], MPI_STATUS_IGNORE); // local for a cancelled receive
+        }
+    }
+    xfer_free(x);
 }
 
 enum imc_status imc_xfer_send(const struct imc_comm *c, enum imc_comm_group g, int peer, int tag,

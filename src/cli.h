@@ -6,6 +6,10 @@
 #ifndef IMC_SRC_CLI_H
 #define IMC_SRC_CLI_H
 
+#include <stdbool.h>
+
+struct imc_comm;
+
 struct imc_cli_cmd {
     const char *name;    // subcommand word
     const char *summary; // one line for `imc --help`
@@ -20,5 +24,13 @@ int imc_cli_need_value(const char *cmd, int argc, char **argv, int i);
 long imc_cli_parse_long(const char *cmd, const char *opt, const char *value);
 // Applies -v / -q / --log-level X at argv[i]; returns how many arguments it consumed (0 if none).
 int imc_cli_log_option(int argc, char **argv, int i);
+
+// Starts MPI when a launcher started this process (imc_comm_launched) and sets the rank log
+// prefix; *out stays NULL in a plain run (free with imc_comm_free). Returns 0, or 1 when MPI
+// cannot start (logged).
+int imc_cli_mpi_start(struct imc_comm **out);
+// mute = true drops every log line (ranks other than 0 while parsing: arguments are checked
+// alike on every rank and rank 0 reports the errors); false restores the stderr sink.
+void imc_cli_mute(bool mute);
 
 #endif // IMC_SRC_CLI_H

@@ -191,19 +191,12 @@ static int parse(int argc, char **argv, struct imc_perplexity_opts *o, FILE *hel
     return 0;
 }
 
-static void drop_log_line(enum imc_log_level level, const char *line, void *user)
-{
-    (void)level;
-    (void)line;
-    (void)user;
-}
-
 // Parses on every rank; only rank 0 reports usage errors and help (all ranks decide alike).
 // Returns 0 to run, else the exit code.
 static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int rank, int size)
 {
     if (rank != 0) {
-        imc_log_set_sink(drop_log_line, NULL);
+        imc_cli_mute(true);
     }
     int rc = parse(argc, argv, o, rank == 0 ? stdout : NULL);
     if (rc == 0 && (int64_t)o->layout.pp * o->layout.ep * o->layout.dp == 1 && size > 1) {
@@ -224,7 +217,7 @@ static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int
         rc = 2;
     }
     if (rank != 0) {
-        imc_log_set_sink(NULL, NULL);
+        imc_cli_mute(false);
         if (imc_log_get_level() > IMC_LOG_WARN) {
             imc_log_set_level(IMC_LOG_WARN);
         }
@@ -233,28 +226,11 @@ static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o, int
     return rc;
 }
 
-// True when a process manager started this process (mpirun/mpiexec of Open MPI, or a PMI/PMIx
-// launcher such as srun --mpi=pmix). Only then is MPI started: a plain run stays a plain
-// process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
-static bool under_launcher(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        if (getenv(vars[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int run(int argc, char **argv)
 {
     struct imc_comm *comm = NULL;
-    if (under_launcher()) {
-        if (imc_comm_init(&comm, NULL, NULL) != IMC_OK) {
-            return 1;
-        }
-        imc_comm_set_log_prefix(comm);
+    if (imc_cli_mpi_start(&comm) != 0) {
+        return 1;
     }
     const int rank = comm ? imc_comm_rank(comm) : 0, size = comm ? imc_comm_size(comm) : 1;
     struct imc_perplexity_opts o;
