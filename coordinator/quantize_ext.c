@@ -202,7 +202,7 @@ static enum imc_status run_shell(const char *cmd, int *status)
         IMC_LOG_ERR("--external: cannot start /bin/sh: %s", strerror(errno));
         return IMC_ERR_IO;
     }
-    if (pid == 0) { // only async-signal-safe calls here
+    if (pid == 0) {                         // only async-signal-safe calls here
         dup2(STDERR_FILENO, STDOUT_FILENO); // stdout carries imc's results only
         char *const argv[] = {"sh", "-c", (char *)cmd, NULL};
         execve("/bin/sh", argv, env);
@@ -222,8 +222,8 @@ static enum imc_status run_shell(const char *cmd, int *status)
 static enum imc_status check_result(const char *cmd, int status, const char *tmp)
 {
     if (WIFSIGNALED(status)) {
-        IMC_LOG_ERR("--external: the quantizer was killed by signal %d (%s): %s",
-                    WTERMSIG(status), strsignal(WTERMSIG(status)), cmd);
+        IMC_LOG_ERR("--external: the quantizer was killed by signal %d (%s): %s", WTERMSIG(status),
+                    strsignal(WTERMSIG(status)), cmd);
         return IMC_ERR_IO;
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -271,9 +271,11 @@ enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const c
     snprintf(tmp, k, "%s.tmp.%ld", o->out, (long)getpid());
     enum imc_status st = imc_quantize_ext_rules(o->rules, &rules);
     if (st == IMC_OK) {
-        struct imc_quantize_ext_args a = {
-            .model = o->model, .out = tmp, .type = type_name, .imatrix = o->imatrix,
-            .rules = rules && *rules ? rules : NULL};
+        struct imc_quantize_ext_args a = {.model = o->model,
+                                          .out = tmp,
+                                          .type = type_name,
+                                          .imatrix = o->imatrix,
+                                          .rules = rules && *rules ? rules : NULL};
         st = imc_quantize_ext_expand(cmd_template, &a, &cmd);
     }
     int status = 0;

@@ -12,6 +12,7 @@
 differ() { ! cmp -s "$1" "$2"; }
 type_of() { "$IMC_BIN" info "$1" | awk -v t="$2" '$1 == t { print $2; exit }'; }
 mean_kld() { awk '/^Mean +KLD:/ { print $3 " " $5; exit }' "$1"; }
+change() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%+.1f%%", 100 * (b - a) / a }'; }
 less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a < b) }'; }
 
 m=$tmp/model.gguf
@@ -41,7 +42,7 @@ for t in q2_k q3_k q4_0; do
     read -r k0 u0 <<<"$(mean_kld "$tmp/k0.out")"
     read -r k1 u1 <<<"$(mean_kld "$tmp/k1.out")"
     printf '%-6s %-24s %-24s %s\n' "$t" "${k0:-?} ± ${u0:-?}" "${k1:-?} ± ${u1:-?}" \
-        "$(awk -v a="${k0:-0}" -v b="${k1:-0}" 'BEGIN { if (a > 0) printf "%+.1f%%", 100 * (b - a) / a }')"
+        "$(change "${k0:-0}" "${k1:-0}")"
     check "$t: mean KLD with imatrix ($k1) < without ($k0)" less "${k1:-x}" "${k0:-x}"
 done
 e2e_summary
