@@ -136,6 +136,24 @@ struct imc_quantize_job {
 enum imc_status imc_quantize_job_run(const struct imc_quantize_job *j,
                                      struct imc_quantize_stats *st);
 
+// ---- quantize when the imatrix is written (`imc imatrix ... --then-quantize`) ----------------
+
+struct imc_quantize_then {
+    const char *rules;    // rules file (quant_rules.h), or NULL for none
+    const char *type;     // TYPE (as for imc_quantize_job)
+    const char *out;      // the quantized model to write; NULL: no post-step
+    const char *external; // command template (--then-external), or NULL: built-in
+};
+
+// Checks t before the imatrix run, so that a long run does not end in a usage error: TYPE, the
+// rules file and, for an external quantizer, the template (the imatrix will be given). Errors as
+// imc_quantize_job_run's (logged).
+enum imc_status imc_quantize_then_check(const struct imc_quantize_then *t);
+// Quantizes model with the imatrix just written (imatrix_path) as t says, in this process (call
+// on world rank 0 only). Errors as imc_quantize_job_run.
+enum imc_status imc_quantize_then_run(const struct imc_quantize_then *t, const char *model,
+                                      const char *imatrix_path, int n_threads);
+
 // True when the policy above quantizes tensor t (rules and the default type apply to it).
 bool imc_quantize_is_target(const struct imc_tensor_info *t);
 // The type to use for rows of ne0 elements when t is wanted (t itself when it fits).

@@ -310,17 +310,28 @@ static bool is_type_word(const char *s)
     return *s != '\0';
 }
 
+// TYPE's id for the built-in quantizer; -2 when an external one takes it verbatim; -1 (logged,
+// "<what>: ...") when it is not valid.
+static int check_type(const char *type, bool external, const char *what)
+{
+    if (!external) {
+        char where[64];
+        snprintf(where, sizeof(where), "%s: TYPE", what);
+        return imc_quant_type_parse(type, where);
+    }
+    if (!is_type_word(type)) {
+        IMC_LOG_ERR("%s: TYPE '%s' is not a type name (letters, digits and '_')", what, type);
+        return -1;
+    }
+    return -2;
+}
+
 enum imc_status imc_quantize_job_run(const struct imc_quantize_job *j,
                                      struct imc_quantize_stats *st)
 {
     struct imc_quantize_opts o = j->o;
-    int t = -1;
-    if (j->external && !is_type_word(j->type_name)) {
-        IMC_LOG_ERR("quantize: TYPE '%s' is not a type name (letters, digits and '_')",
-                    j->type_name);
-        return IMC_ERR_ARG;
-    }
-    if (!j->external && (t = imc_quant_type_parse(j->type_name, "quantize: TYPE")) < 0) {
+    int t = check_type(j->type_name, j->external != NULL, "quantize");
+    if (t == -1) {
         return IMC_ERR_ARG;
     }
     o.type = t >= 0 ? (enum imc_type)t : o.type;
@@ -340,4 +351,45 @@ enum imc_status imc_quantize_job_run(const struct imc_quantize_job *j,
     }
     imc_quant_rules_free(&rules);
     return s;
+}
+
+enum imc_status imc_quantize_then_check(const struct imc_quantize_then *t)
+{
+    if (check_type(t->type, t->external != NULL, "--then-quantize") == -1) {
+        return IMC_ERR_ARG;
+    }
+    struct imc_quant_rules rules;
+    imc_quant_rules_init(&rules);
+    enum imc_status st = t->rules ? imc_quant_rules_read_file(&rules, t->rules) : IMC_OK;
+    char *list = NULL, *cmd = NULL;
+    if (st == IMC_OK && t->external) {
+        st = imc_quantize_ext_rules(&rules, &list);
+    }
+    if (st == IMC_OK && t->external) {
+        struct imc_quantize_ext_args a = {.model = "m",
+                                          .out = "o",
+                                          .type = t->type,
+                                          .imatrix = "i",
+                                          .rules = list && *list ? list : NULL};
+        st = imc_quantize_ext_expand(t->external, &a, &cmd);
+    }
+    free(cmd);
+    free(list);
+    imc_quant_rules_free(&rules);
+    return st;
+}
+
+enum imc_status imc_quantize_then_run(const struct imc_quantize_then *t, const char *model,
+                                      const char *imatrix_path, int n_threads)
+{
+    struct imc_quantize_job j = {
+        .type_name = t->type, .rules_file = t->rules, .external = t->external};
+    imc_quantize_opts_default(&j.o);
+    j.o.model = model;
+    j.o.out = t->out;
+    j.o.imatrix = imatrix_path;
+    j.o.n_threads = n_threads;
+    IMC_LOG_INF("imatrix: the imatrix is written; quantizing %s -> %s (%s)%s", model, t->out,
+                t->type, t->external ? " with the external quantizer" : "");
+    return imc_quantize_job_run(&j, NULL);
 }
