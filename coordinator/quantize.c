@@ -506,7 +506,7 @@ static void free_tensors(struct imc_qtensor *tens, int64_t n)
 static enum imc_status prepare(struct imc_qtensor *tens, int64_t n, int rank, int size, bool quiet)
 {
     if (size > 1) {
-        imc_qdist_assign(tens, n, size);
+        IMC_TRY(imc_qdist_assign(tens, n, size));
     }
     for (int64_t i = 0; i < n; i++) {
         struct imc_qtensor *q = &tens[i];

@@ -38,21 +38,23 @@ static int by_elems_desc(const void *a, const void *b)
     return (x->index > y->index) - (x->index < y->index);
 }
 
-void imc_qdist_assign(struct imc_qtensor *tens, int64_t n, int size)
+enum imc_status imc_qdist_assign(struct imc_qtensor *tens, int64_t n, int size)
 {
     struct load_item *items = calloc((size_t)n + 1, sizeof(*items));
     uint64_t *load = calloc((size_t)size, sizeof(*load));
+    if (!items || !load) {
+        free(items);
+        free(load);
+        IMC_LOG_ERR("quantize: out of memory assigning %lld tensors to %d ranks", (long long)n,
+                    size);
+        return IMC_ERR_NOMEM;
+    }
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         tens[i].owner = 0;
-        if (tens[i].convert && items) {
+        if (tens[i].convert) {
             items[k++] = (struct load_item){i, (uint64_t)tens[i].t->ne[0] * tens[i].n_rows};
         }
-    }
-    if (!items || !load) { // no memory for the balance: rank 0 quantizes everything
-        free(items);
-        free(load);
-        return;
     }
     qsort(items, (size_t)k, sizeof(*items), by_elems_desc);
     for (int64_t j = 0; j < k; j++) {
@@ -65,6 +67,7 @@ void imc_qdist_assign(struct imc_qtensor *tens, int64_t n, int size)
     }
     free(items);
     free(load);
+    return IMC_OK;
 }
 
 static void qdist_free(struct imc_qdist *d)

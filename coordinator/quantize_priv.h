@@ -50,7 +50,8 @@ enum imc_status imc_qrun_pool(struct imc_qtensor *tens, int64_t n, int n_threads
 // Sets every tensor's owner: converted tensors go to ranks 0..size-1 balanced by elements (the
 // work and, for a given type, the bytes): largest first, each to the least loaded rank (lowest
 // rank on ties), so every rank computes the same assignment. Copied tensors stay with rank 0.
-void imc_qdist_assign(struct imc_qtensor *tens, int64_t n, int size);
+// IMC_ERR_NOMEM (logged).
+enum imc_status imc_qdist_assign(struct imc_qtensor *tens, int64_t n, int size);
 
 struct imc_qdist;
 // Starts the transfers of a job of several ranks: rank 0 posts a receive for every converted

@@ -124,8 +124,8 @@ static int parse_args(struct quant_args *a, int argc, char **argv)
 static void print_summary(const struct quant_args *a, const struct imc_quantize_stats *s)
 {
     if (a->j.external) {
-        printf("quantized %s -> %s (%s) with the external quantizer\n", a->j.o.model,
-               a->j.o.out, a->j.type_name);
+        printf("quantized %s -> %s (%s) with the external quantizer\n", a->j.o.model, a->j.o.out,
+               a->j.type_name);
         return;
     }
     printf("quantized %s -> %s (%s): %lld tensors, %lld converted (%lld with imatrix, "
@@ -135,19 +135,30 @@ static void print_summary(const struct quant_args *a, const struct imc_quantize_
            (double)s->bytes_in / 1048576.0, (double)s->bytes_out / 1048576.0);
 }
 
-static int quantize_main(int argc, char **argv)
+static bool wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("%s", USAGE);
-            return 0;
+            return true;
         }
     }
+    return false;
+}
+
+static int quantize_main(int argc, char **argv)
+{
     struct imc_comm *comm = NULL;
     if (imc_cli_mpi_start(&comm) != 0) {
         return 1;
     }
     const int rank = comm ? imc_comm_rank(comm) : 0, size = comm ? imc_comm_size(comm) : 1;
+    if (wants_help(argc, argv)) {
+        if (rank == 0) {
+            printf("%s", USAGE);
+        }
+        imc_comm_free(comm);
+        return 0;
+    }
     struct quant_args a = {0};
     imc_quantize_opts_default(&a.j.o);
     imc_cli_mute(rank != 0);
