@@ -140,6 +140,16 @@ double imc_kld_percentile(const float *sorted, int64_t n, double fraction);
 // Median of sorted[0..n) (n >= 1): middle value, or the mean of the two middle values.
 double imc_kld_median(const float *sorted, int64_t n);
 
+// The headline figures of an accumulator, as the summary prints them (fractions, not %).
+struct imc_kld_headline {
+    struct imc_kld_mean ppl;      // PPL(Q) and its uncertainty
+    struct imc_kld_mean ppl_base; // PPL(base) and its uncertainty
+    struct imc_kld_mean kld;      // mean KLD
+    struct imc_kld_mean same_top; // fraction of tokens whose argmax agrees (llama-perplexity's
+                                  // "Same top p" / 100), unc = sqrt(p(1-p)/(N-1))
+};
+struct imc_kld_headline imc_kld_headline(const struct imc_kld_acc *a);
+
 // Prints the column header of the per-chunk table.
 void imc_kld_print_header(FILE *f);
 // Prints one running line of the per-chunk table after chunk number `chunk` (1-based).

@@ -174,6 +174,18 @@ static struct derived derive(const struct imc_kld_acc *a)
     return d;
 }
 
+struct imc_kld_headline imc_kld_headline(const struct imc_kld_acc *a)
+{
+    struct derived d = derive(a);
+    const double ppl = exp(d.log_ppl.val), base = exp(d.log_ppl_base.val);
+    return (struct imc_kld_headline){
+        .ppl = {ppl, ppl * d.log_ppl.unc},
+        .ppl_base = {base, base * d.log_ppl_base.unc},
+        .kld = d.kld,
+        .same_top = {d.top_val, d.top_unc},
+    };
+}
+
 void imc_kld_print_header(FILE *f)
 {
     fprintf(f, "chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence"

@@ -3,7 +3,6 @@
  */
 #include "coordinator/perplexity.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,9 +289,15 @@ static enum imc_status report(struct run *r, struct imc_perplexity_result *res)
     res->n_ctx = r->n_ctx;
     fprintf(r->out, "\n");
     if (r->o->kld_base) {
-        struct imc_kld_mean m = imc_kld_mean_unc(r->kacc.sum_nll, r->kacc.sum_nll2, r->kacc.count);
-        res->ppl = exp(m.val);
-        res->ppl_err = res->ppl * m.unc;
+        struct imc_kld_headline h = imc_kld_headline(&r->kacc);
+        res->ppl = h.ppl.val;
+        res->ppl_err = h.ppl.unc;
+        res->ppl_base = h.ppl_base.val;
+        res->ppl_base_err = h.ppl_base.unc;
+        res->kld = h.kld.val;
+        res->kld_err = h.kld.unc;
+        res->same_top = h.same_top.val;
+        res->same_top_err = h.same_top.unc;
         return imc_kld_print_summary(r->out, &r->kacc);
     }
     res->ppl = imc_ppl_value(&r->acc);

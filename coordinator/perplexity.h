@@ -57,6 +57,10 @@ struct imc_perplexity_result {
     double ppl_err;  // its ± (llama-perplexity's formula)
     int64_t n_chunk; // chunks scored
     int64_t n_ctx;   // tokens per chunk used
+    // kld_base mode only (0 otherwise):
+    double ppl_base, ppl_base_err; // PPL of the base distributions (decoded) and its ±
+    double kld, kld_err;           // mean KL divergence to the base and its ±
+    double same_top, same_top_err; // fraction of tokens whose top token agrees with the base
 };
 
 // Runs the evaluation and prints the results to out (stdout). Every failure is logged once,

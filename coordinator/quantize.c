@@ -14,26 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/quantize_priv.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/imatrix_file.h"
+#include "mpi/comm.h"
 
 #define QUANT_VERSION 2              // ggml's GGML_QNT_VERSION, general.quantization_version
 #define JOB_ELEMS ((int64_t)1 << 18) // about this many elements per job
-
-// One output tensor.
-struct qtensor {
-    const struct imc_tensor_info *t; // input (borrowed from the reader)
-    enum imc_type type;              // output type
-    bool convert;                    // false: bytes copied from the input
-    int64_t n_rows;                  // ne[1]·ne[2]·ne[3]
-    int64_t n_mat;                   // matrices the imatrix distinguishes (ne[2]·ne[3]) or 1
-    float *qw;                       // [n_mat][ne[0]] importance weights, or NULL (owned)
-    uint8_t *has_qw;                 // [n_mat] 1 when that matrix has weights (owned)
-    uint64_t row_bytes;              // output bytes per row
-    uint8_t *out;                    // [n_rows·row_bytes] output (owned), NULL when copied
-    bool fell_back;                  // type replaced because of the row length
-};
 
 struct qjob {
     int64_t tensor;
@@ -41,12 +29,15 @@ struct qjob {
 };
 
 struct qpool {
-    struct qtensor *tens;
+    struct imc_qtensor *tens;
     const struct qjob *jobs;
     int64_t n_jobs;
     int64_t max_ne0; // scratch row length
     atomic_llong next;
-    atomic_int failed;
+    atomic_int failed; // 1: out of memory, 2: poll failed
+    imc_qpoll_fn poll; // main thread's callback between jobs, or NULL
+    void *poll_user;
+    enum imc_status poll_st; // poll's failure (main thread only)
 };
 
 void imc_quantize_opts_default(struct imc_quantize_opts *o)
@@ -126,7 +117,7 @@ static void shape_str(const struct imc_tensor_info *t, char *buf, size_t size)
 }
 
 // Fills q->qw / q->has_qw from imatrix entry e (shape already checked). Logs count-0 matrices.
-static enum imc_status fill_weights(struct qtensor *q, const struct imc_imatrix_entry *e)
+static enum imc_status fill_weights(struct imc_qtensor *q, const struct imc_imatrix_entry *e)
 {
     int64_t ne0 = q->t->ne[0];
     uint64_t n = 0;
@@ -163,7 +154,7 @@ static enum imc_status fill_weights(struct qtensor *q, const struct imc_imatrix_
 }
 
 // Checks the imatrix entry of q's tensor and builds the weights. Missing entry → warning.
-static enum imc_status plan_weights(struct qtensor *q, struct imc_imatrix *im, const char *path)
+static enum imc_status plan_weights(struct imc_qtensor *q, struct imc_imatrix *im, const char *path)
 {
     const struct imc_tensor_info *t = q->t;
     struct imc_imatrix_entry *e = imc_imatrix_find(im, t->name);
@@ -193,7 +184,7 @@ static enum imc_status plan_weights(struct qtensor *q, struct imc_imatrix *im, c
 }
 
 // Chooses q's output type: rule, default, fallback. hits counts matches per rule.
-static void plan_type(struct qtensor *q, const struct imc_quantize_opts *o, int64_t *hits)
+static void plan_type(struct imc_qtensor *q, const struct imc_quantize_opts *o, int64_t *hits)
 {
     const struct imc_tensor_info *t = q->t;
     q->type = t->type;
@@ -216,8 +207,13 @@ static void plan_type(struct qtensor *q, const struct imc_quantize_opts *o, int6
     }
 }
 
-// Plans tensor q (q->t set): type, weights, output buffer.
-static enum imc_status plan_tensor(struct qtensor *q, const struct imc_quantize_opts *o,
+uint64_t imc_qtensor_bytes(const struct imc_qtensor *q)
+{
+    return q->row_bytes * (uint64_t)q->n_rows;
+}
+
+// Plans tensor q (q->t set): type, weights, output size.
+static enum imc_status plan_tensor(struct imc_qtensor *q, const struct imc_quantize_opts *o,
                                    int64_t *hits, struct imc_imatrix *im)
 {
     const struct imc_tensor_info *t = q->t;
@@ -240,10 +236,9 @@ static enum imc_status plan_tensor(struct qtensor *q, const struct imc_quantize_
     }
     uint64_t nbytes = 0;
     if (!imc_type_row_bytes(q->type, t->ne[0], &q->row_bytes) ||
-        !imc_size_mul(q->row_bytes, (uint64_t)q->n_rows, &nbytes) || nbytes > SIZE_MAX ||
-        !(q->out = malloc(nbytes ? (size_t)nbytes : 1))) {
-        IMC_LOG_ERR("tensor '%s': cannot allocate %" PRId64 " rows of %s", t->name, q->n_rows,
-                    imc_type_name(q->type));
+        !imc_size_mul(q->row_bytes, (uint64_t)q->n_rows, &nbytes) || nbytes > SIZE_MAX) {
+        IMC_LOG_ERR("tensor '%s': %" PRId64 " rows of %s overflow the address space", t->name,
+                    q->n_rows, imc_type_name(q->type));
         return IMC_ERR_NOMEM;
     }
     if (im && imc_type_traits(q->type)->block_size > 1) { // float types take no weights
@@ -253,7 +248,7 @@ static enum imc_status plan_tensor(struct qtensor *q, const struct imc_quantize_
 }
 
 // Quantizes rows [b, e) of q; buf holds ne[0] floats of scratch.
-static void run_rows(const struct qtensor *q, int64_t b, int64_t e, float *buf)
+static void run_rows(const struct imc_qtensor *q, int64_t b, int64_t e, float *buf)
 {
     const struct imc_tensor_info *t = q->t;
     const struct imc_type_traits *src = imc_type_traits(t->type);
@@ -274,13 +269,13 @@ static void run_rows(const struct qtensor *q, int64_t b, int64_t e, float *buf)
     }
 }
 
-static void *pool_main(void *arg)
+// Runs jobs until none is left; the main thread (main = true) also calls the poll callback.
+static void pool_loop(struct qpool *p, bool main)
 {
-    struct qpool *p = arg;
     float *buf = malloc(((size_t)p->max_ne0 + 1) * sizeof(*buf));
     if (!buf) {
         atomic_store(&p->failed, 1);
-        return NULL;
+        return;
     }
     for (;;) {
         long long j = atomic_fetch_add(&p->next, 1);
@@ -289,18 +284,27 @@ static void *pool_main(void *arg)
         }
         const struct qjob *jb = &p->jobs[j];
         run_rows(&p->tens[jb->tensor], jb->row_begin, jb->row_end, buf);
+        if (main && p->poll && (p->poll_st = p->poll(p->poll_user)) != IMC_OK) {
+            atomic_store(&p->failed, 2);
+        }
     }
     free(buf);
+}
+
+static void *pool_main(void *arg)
+{
+    pool_loop(arg, false);
     return NULL;
 }
 
 // Cuts the converted tensors into jobs of whole rows. Returns a new array (free()) or NULL.
-static struct qjob *make_jobs(struct qtensor *tens, int64_t n, int64_t *n_jobs, int64_t *max_ne0)
+static struct qjob *make_jobs(struct imc_qtensor *tens, int64_t n, int rank, int64_t *n_jobs,
+                              int64_t *max_ne0)
 {
     int64_t count = 0, cap = 64;
     struct qjob *jobs = malloc((size_t)cap * sizeof(*jobs));
     for (int64_t i = 0; jobs && i < n; i++) {
-        if (!tens[i].convert) {
+        if (!tens[i].convert || tens[i].owner != rank) {
             continue;
         }
         int64_t ne0 = tens[i].t->ne[0];
@@ -324,10 +328,11 @@ static struct qjob *make_jobs(struct qtensor *tens, int64_t n, int64_t *n_jobs, 
     return jobs;
 }
 
-static enum imc_status run_pool(struct qtensor *tens, int64_t n, int n_threads)
+enum imc_status imc_qrun_pool(struct imc_qtensor *tens, int64_t n, int n_threads, int rank,
+                              imc_qpoll_fn poll, void *poll_user)
 {
-    struct qpool p = {.tens = tens};
-    struct qjob *jobs = make_jobs(tens, n, &p.n_jobs, &p.max_ne0);
+    struct qpool p = {.tens = tens, .poll = poll, .poll_user = poll_user, .poll_st = IMC_OK};
+    struct qjob *jobs = make_jobs(tens, n, rank, &p.n_jobs, &p.max_ne0);
     if (!jobs) {
         IMC_LOG_ERR("quantize: out of memory");
         return IMC_ERR_NOMEM;
@@ -343,17 +348,18 @@ static enum imc_status run_pool(struct qtensor *tens, int64_t n, int n_threads)
             break;
         }
     }
-    pool_main(&p);
+    pool_loop(&p, true);
     for (int i = 1; i <= started; i++) {
         pthread_join(th[i], NULL);
     }
     free(th);
     free(jobs);
-    if (atomic_load(&p.failed)) {
+    int failed = atomic_load(&p.failed);
+    if (failed == 1) {
         IMC_LOG_ERR("quantize: out of memory for row buffers");
         return IMC_ERR_NOMEM;
     }
-    return IMC_OK;
+    return failed == 2 ? p.poll_st : IMC_OK;
 }
 
 // Copies g's keys (minus split.*) and sets the quantization keys.
@@ -384,7 +390,7 @@ static enum imc_status set_keys(struct imc_gguf_writer *w, const struct imc_gguf
     return IMC_OK;
 }
 
-static enum imc_status write_out(const struct imc_gguf *g, struct qtensor *tens, int64_t n,
+static enum imc_status write_out(const struct imc_gguf *g, struct imc_qtensor *tens, int64_t n,
                                  const struct imc_quantize_opts *o, const struct imc_imatrix *im,
                                  struct imc_quantize_stats *st)
 {
@@ -399,7 +405,7 @@ static enum imc_status write_out(const struct imc_gguf *g, struct qtensor *tens,
         const void *data = tens[i].convert ? (const void *)tens[i].out : t->data;
         s = imc_gguf_add_tensor(w, t->name, tens[i].type, t->n_dims, t->ne, data);
         st->bytes_in += t->nbytes;
-        st->bytes_out += tens[i].convert ? tens[i].row_bytes * (uint64_t)tens[i].n_rows : t->nbytes;
+        st->bytes_out += tens[i].convert ? imc_qtensor_bytes(&tens[i]) : t->nbytes;
     }
     if (s == IMC_OK) {
         s = imc_gguf_write(w, o->out);
@@ -410,15 +416,20 @@ static enum imc_status write_out(const struct imc_gguf *g, struct qtensor *tens,
     return s;
 }
 
-static void log_plan(const struct qtensor *q, int64_t i, int64_t n)
+static void log_plan(const struct imc_qtensor *q, int64_t i, int64_t n, bool quiet, int size)
 {
-    char shape[96];
+    char shape[96], owner[32] = "";
     shape_str(q->t, shape, sizeof(shape));
-    IMC_LOG_INF("[%4" PRId64 "/%4" PRId64 "] %-36s [%s] %s -> %s%s", i + 1, n, q->t->name, shape,
-                imc_type_name(q->t->type), imc_type_name(q->type),
-                !q->convert ? " (copied)"
-                : q->qw     ? " (imatrix)"
-                            : "");
+    if (size > 1 && q->convert) {
+        snprintf(owner, sizeof(owner), " [rank %d]", q->owner);
+    }
+    imc_log(quiet ? IMC_LOG_DEBUG : IMC_LOG_INFO,
+            "[%4" PRId64 "/%4" PRId64 "] %-36s [%s] %s -> %s%s%s", i + 1, n, q->t->name, shape,
+            imc_type_name(q->t->type), imc_type_name(q->type),
+            !q->convert ? " (copied)"
+            : q->qw     ? " (imatrix)"
+                        : "",
+            owner);
 }
 
 static void warn_unused_rules(const struct imc_quant_rules *r, const int64_t *hits)
@@ -451,7 +462,7 @@ static void warn_foreign_entries(const struct imc_gguf *g, const struct imc_imat
 }
 
 // Plans all tensors of g into tens[n] (zeroed by the caller).
-static enum imc_status plan_all(const struct imc_gguf *g, struct qtensor *tens, int64_t n,
+static enum imc_status plan_all(const struct imc_gguf *g, struct imc_qtensor *tens, int64_t n,
                                 const struct imc_quantize_opts *o, struct imc_imatrix *im,
                                 struct imc_quantize_stats *st)
 {
@@ -466,7 +477,6 @@ static enum imc_status plan_all(const struct imc_gguf *g, struct qtensor *tens, 
         tens[i].t = imc_gguf_tensor(g, i);
         s = plan_tensor(&tens[i], o, hits, im);
         if (s == IMC_OK) {
-            log_plan(&tens[i], i, n);
             st->n_quantized += tens[i].convert;
             st->n_weighted += tens[i].qw != NULL;
             st->n_fallback += tens[i].fell_back;
@@ -480,7 +490,7 @@ static enum imc_status plan_all(const struct imc_gguf *g, struct qtensor *tens, 
     return s;
 }
 
-static void free_tensors(struct qtensor *tens, int64_t n)
+static void free_tensors(struct imc_qtensor *tens, int64_t n)
 {
     for (int64_t i = 0; tens && i < n; i++) {
         free(tens[i].qw);
@@ -490,12 +500,59 @@ static void free_tensors(struct qtensor *tens, int64_t n)
     free(tens);
 }
 
+// Gives every tensor its rank (a job of size ranks), logs the plan, drops the imatrix weights of
+// tensors another rank quantizes and allocates the outputs this rank holds: its own tensors, and
+// on rank 0 every converted tensor (rank 0 writes the file).
+static enum imc_status prepare(struct imc_qtensor *tens, int64_t n, int rank, int size, bool quiet)
+{
+    if (size > 1) {
+        IMC_TRY(imc_qdist_assign(tens, n, size));
+    }
+    for (int64_t i = 0; i < n; i++) {
+        struct imc_qtensor *q = &tens[i];
+        log_plan(q, i, n, quiet, size);
+        if (!q->convert) {
+            continue;
+        }
+        if (q->owner != rank) {
+            free(q->qw);
+            free(q->has_qw);
+            q->qw = NULL;
+            q->has_qw = NULL;
+        }
+        uint64_t nbytes = imc_qtensor_bytes(q);
+        if ((q->owner == rank || rank == 0) && !(q->out = malloc(nbytes ? (size_t)nbytes : 1))) {
+            IMC_LOG_ERR("tensor '%s': cannot allocate %" PRIu64 " bytes of %s", q->t->name, nbytes,
+                        imc_type_name(q->type));
+            return IMC_ERR_NOMEM;
+        }
+    }
+    return IMC_OK;
+}
+
+// Quantizes this rank's tensors; in a job of several ranks they are then gathered on rank 0.
+static enum imc_status compute(struct imc_qtensor *tens, int64_t n,
+                               const struct imc_quantize_opts *o, int rank, int size)
+{
+    if (size <= 1) {
+        return imc_qrun_pool(tens, n, o->n_threads, 0, NULL, NULL);
+    }
+    struct imc_qdist *d = NULL;
+    IMC_TRY(imc_qdist_start(o->comm, tens, n, &d));
+    enum imc_status s =
+        imc_qrun_pool(tens, n, o->n_threads, rank, rank == 0 ? imc_qdist_poll : NULL, d);
+    enum imc_status f = imc_qdist_finish(d, s == IMC_OK);
+    return s != IMC_OK ? s : f;
+}
+
 enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_quantize_stats *st)
 {
     struct imc_quantize_stats local;
     IMC_ASSERT(o && o->model && o->out);
     st = st ? st : &local;
     memset(st, 0, sizeof(*st));
+    const int rank = o->comm ? imc_comm_rank(o->comm) : 0;
+    const int size = o->comm ? imc_comm_size(o->comm) : 1;
     struct imc_gguf *g = NULL;
     struct imc_imatrix im;
     imc_imatrix_init(&im);
@@ -505,7 +562,7 @@ enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_q
         s = imc_imatrix_read(o->imatrix, o->dat_chunk_size, &im);
     }
     int64_t n = imc_gguf_n_tensors(g);
-    struct qtensor *tens = NULL;
+    struct imc_qtensor *tens = NULL;
     if (s == IMC_OK && !(tens = calloc((size_t)n + 1, sizeof(*tens)))) {
         IMC_LOG_ERR("quantize: out of memory");
         s = IMC_ERR_NOMEM;
@@ -515,15 +572,18 @@ enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_q
         s = plan_all(g, tens, n, o, o->imatrix ? &im : NULL, st);
     }
     if (s == IMC_OK) {
-        IMC_LOG_INF("quantize: %" PRId64 " of %" PRId64 " tensors to convert (%" PRId64
-                    " with imatrix weights), %d thread(s)",
-                    st->n_quantized, n, st->n_weighted, o->n_threads < 1 ? 1 : o->n_threads);
-        s = run_pool(tens, n, o->n_threads);
+        s = prepare(tens, n, rank, size, o->quiet);
     }
     if (s == IMC_OK) {
-        s = write_out(g, tens, n, o, imp, st);
-        st->n_tensors = n;
+        IMC_LOG_INF("quantize: %" PRId64 " of %" PRId64 " tensors to convert (%" PRId64
+                    " with imatrix weights), %d rank(s) x %d thread(s)",
+                    st->n_quantized, n, st->n_weighted, size, o->n_threads < 1 ? 1 : o->n_threads);
+        s = compute(tens, n, o, rank, size);
     }
+    if (s == IMC_OK && rank == 0) {
+        s = write_out(g, tens, n, o, imp, st);
+    }
+    st->n_tensors = n;
     free_tensors(tens, n);
     imc_imatrix_free(&im);
     imc_gguf_free(g);

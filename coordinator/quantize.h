@@ -49,6 +49,8 @@
 #include "core/status.h"
 #include "model/gguf.h"
 
+struct imc_comm;
+
 struct imc_quantize_opts {
     const char *model;                   // input GGUF path
     const char *out;                     // output GGUF path
@@ -57,6 +59,12 @@ struct imc_quantize_opts {
     uint32_t dat_chunk_size;             // chunk size assumed for a .dat (0 = 512)
     const struct imc_quant_rules *rules; // borrowed; NULL = none
     int n_threads;                       // >= 1
+    bool quiet;                          // per-tensor plan lines at debug level
+    // MPI job (mpi/comm.h): NULL or a world of one rank quantizes in this process. With more
+    // ranks, every rank plans all tensors, quantizes its share (imc_qdist_assign: balanced by
+    // elements) and sends it to world rank 0, which alone writes the output: the same bytes
+    // as one process. Collective over the world; a failure on any rank must end the job.
+    const struct imc_comm *comm;
 };
 
 struct imc_quantize_stats {
@@ -71,10 +79,80 @@ struct imc_quantize_stats {
 // Fills o with defaults (q8_0, no imatrix, no rules, 1 thread).
 void imc_quantize_opts_default(struct imc_quantize_opts *o);
 
-// Runs the quantization. Bad input is logged once, naming the file/tensor and cause:
+// Runs the quantization (under MPI: see comm above; st is complete on rank 0). Bad input is
+// logged once, naming the file/tensor and cause:
 // IMC_ERR_IO, IMC_ERR_FORMAT (imatrix shape does not fit a tensor), IMC_ERR_ARG, IMC_ERR_NOMEM.
 // Rules matching no tensor are warnings. st may be NULL.
 enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_quantize_stats *st);
+
+// ---- external quantizer (`--external CMD`, coordinator/quantize_ext.c) --------------------------
+//
+// CMD is a /bin/sh command template. Placeholders, each replaced by one single-quoted shell word:
+//   {model}    the input model             {out}      the file the quantizer must write
+//   {type}     TYPE exactly as given       {imatrix}  the --imatrix file
+//   {rules}    the rules as one ik_llama.cpp --custom-q list "re=type,re=type" (ggml type names)
+// Any other text, braces included (${HOME}), is left alone. {model} {out} {type} must appear;
+// {imatrix} and {rules} must appear exactly when an imatrix / at least one rule is given (so
+// nothing given is silently dropped). {out} is a temporary "<OUT>.tmp.<pid>": after the command
+// exits 0, the file must exist and open as a GGUF with at least one tensor; it is then renamed
+// to OUT (fsync, rename, fsync of the directory). On any failure the temporary file is removed
+// and OUT is untouched. The command's stdout goes to our stderr (stdout carries results only).
+// Example: --external 'llama-quantize --imatrix {imatrix} --custom-q {rules} {model} {out} {type}'
+
+struct imc_quantize_ext_args {
+    const char *model, *out, *type; // required values
+    const char *imatrix;            // or NULL: not given
+    const char *rules;              // --custom-q list, or NULL: no rule
+};
+
+// Expands tmpl into a new string (free()). IMC_ERR_ARG (logged) for a placeholder that is
+// missing or has no value, IMC_ERR_NOMEM.
+enum imc_status imc_quantize_ext_expand(const char *tmpl, const struct imc_quantize_ext_args *a,
+                                        char **out);
+// The --custom-q list of r ("re=type,..."; NULL when r is NULL or empty) in a new string.
+// IMC_ERR_ARG (logged) when a regex contains ',' (the list could not carry it), IMC_ERR_NOMEM.
+enum imc_status imc_quantize_ext_rules(const struct imc_quant_rules *r, char **out);
+// Runs the external quantizer for o (model, out, imatrix, rules; o->type is not used: the
+// command gets type_name). Errors, all logged with the command line: IMC_ERR_ARG (template),
+// IMC_ERR_IO (cannot run, non-zero exit or a signal, no output file, rename failed),
+// IMC_ERR_FORMAT (the output is not a readable GGUF).
+enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const char *cmd_template,
+                                      const char *type_name);
+
+// ---- one quantization as the command line describes it --------------------------------------
+
+struct imc_quantize_job {
+    struct imc_quantize_opts o; // model, out, imatrix, threads, comm (type and rules: below)
+    const char *type_name;      // TYPE: an imc type for the built-in quantizer; passed verbatim
+                                // (letters, digits, '_') to an external one
+    const char *rules_file;     // --rules FILE, or NULL
+    const char *custom_q;       // --custom-q list, or NULL (not both)
+    const char *external;       // --external command template, or NULL: built-in
+};
+
+// Reads the rules and runs the built-in quantizer (every rank of o.comm takes part) or the
+// external one (world rank 0 only; the other ranks return IMC_OK at once). Errors as the two
+// runners, plus IMC_ERR_ARG for an unknown TYPE or bad rules (logged). st may be NULL.
+enum imc_status imc_quantize_job_run(const struct imc_quantize_job *j,
+                                     struct imc_quantize_stats *st);
+
+// ---- quantize when the imatrix is written (`imc imatrix ... --then-quantize`) ----------------
+
+struct imc_quantize_then {
+    const char *rules;    // rules file (quant_rules.h), or NULL for none
+    const char *type;     // TYPE (as for imc_quantize_job)
+    const char *out;      // the quantized model to write; NULL: no post-step
+    const char *external; // command template (--then-external), or NULL: built-in
+};
+
+// Checks t before the imatrix run, so that a long run does not end in a usage error: TYPE, the
+// rules file and, for an external quantizer, the template (the imatrix will be given). Errors as
+// imc_quantize_job_run's (logged).
+enum imc_status imc_quantize_then_check(const struct imc_quantize_then *t);
+// Quantizes model with the imatrix just written (imatrix_path) as t says, in this process (call
+// on world rank 0 only). Errors as imc_quantize_job_run.
+enum imc_status imc_quantize_then_run(const struct imc_quantize_then *t, const char *model,
+                                      const char *imatrix_path, int n_threads);
 
 // True when the policy above quantizes tensor t (rules and the default type apply to it).
 bool imc_quantize_is_target(const struct imc_tensor_info *t);

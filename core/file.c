@@ -135,6 +135,23 @@ enum imc_status imc_afile_commit(struct imc_afile *a)
     return IMC_OK;
 }
 
+enum imc_status imc_file_commit_rename(const char *tmp_path, const char *path)
+{
+    int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && fsync(fd) == 0;
+    int err = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (!ok || rename(tmp_path, path) != 0) {
+        IMC_LOG_ERR("%s: cannot finish writing: %s", path, strerror(ok ? errno : err));
+        unlink(tmp_path);
+        return IMC_ERR_IO;
+    }
+    fsync_parent_dir(path);
+    return IMC_OK;
+}
+
 enum imc_status imc_file_read_all(const char *path, char **out, size_t *size)
 {
     *out = NULL;

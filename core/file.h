@@ -40,6 +40,11 @@ void imc_afile_abort(struct imc_afile *a);
 // fwrite that logs (naming the final path) and returns IMC_ERR_IO on a short write.
 enum imc_status imc_afile_write(struct imc_afile *a, const void *buf, size_t n);
 
+// Makes a finished file written by someone else (e.g. a child process) the output: fsyncs
+// tmp_path, renames it over path and fsyncs the directory. On failure logs "<path>: ..." and
+// removes tmp_path; IMC_ERR_IO.
+enum imc_status imc_file_commit_rename(const char *tmp_path, const char *path);
+
 // Reads a whole file into a new NUL-terminated buffer (free with free()). *size excludes the NUL.
 enum imc_status imc_file_read_all(const char *path, char **out, size_t *size);
 

@@ -24,6 +24,17 @@ static void llama_tiny(struct imc_synth_cfg *c)
     c->dead_expert = -1;
 }
 
+// llama-tiny widened so that every matmul row (256 or 512) fits the 256-element blocks of the
+// K types (q2_k ... q6_k, iq4_xs): quantization tests at 2-3 bits without type fallbacks.
+static void llama_k_tiny(struct imc_synth_cfg *c)
+{
+    llama_tiny(c);
+    c->hp.n_embd = 256;
+    c->hp.n_ff = 512;
+    c->hp.head_dim = 64;
+    c->hp.n_rot = 64;
+}
+
 static void llama_moe_tiny(struct imc_synth_cfg *c)
 {
     llama_tiny(c);
@@ -146,6 +157,8 @@ static const struct {
     void (*fill)(struct imc_synth_cfg *c);
 } presets[] = {
     {"llama-tiny", "llama, GQA 4/2 heads, 2 layers, n_embd 64, f32", llama_tiny},
+    {"llama-k-tiny", "llama, n_embd 256, n_ff 512: rows fit the 256-blocks of the K types",
+     llama_k_tiny},
     {"llama-moe-tiny", "llama MoE, 4 experts (2 used), tied output, f32", llama_moe_tiny},
     {"ds2-tiny-3d", "deepseek2 mainline layout: 3D attn_k_b/attn_v_b, no attn_kv_b", ds2_tiny_3d},
     {"ds2-tiny-ik", "deepseek2 ik_llama.cpp layout: attn_kv_b + 2D attn_k_b/attn_v_b, older keys",

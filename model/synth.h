@@ -54,8 +54,8 @@ struct imc_synth_cfg {
     size_t text_len;       // padded with unused tokens up to n_vocab)
 };
 
-// Presets: "llama-tiny", "llama-moe-tiny", "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all",
-// "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i in [0, imc_synth_n_presets()).
+// Presets: "llama-tiny", "llama-k-tiny", "llama-moe-tiny", "ds2-tiny-3d", "ds2-tiny-ik",
+// "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i in [0, imc_synth_n_presets()).
 int imc_synth_n_presets(void);
 const char *imc_synth_preset_name(int i);
 const char *imc_synth_preset_desc(int i); // one line

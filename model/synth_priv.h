@@ -8,18 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hash.h"
 #include "model/gguf.h"
 #include "model/synth.h"
 
 // FNV-1a, used to derive per-tensor seeds and by the BPE trainer's hash tables.
 static inline uint64_t imc_synth_hash(const void *p, size_t n)
 {
-    const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ s[i]) * 1099511628211ull;
-    }
-    return h;
+    return imc_hash_fnv1a(IMC_HASH_FNV_INIT, p, n);
 }
 
 // GGUF token types (llama.cpp llama_token_type).

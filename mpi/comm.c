@@ -16,6 +16,29 @@ enum { DEFAULT_TIMEOUT_S = 300 };
 #define DEFAULT_MAX_MSG_BYTES ((size_t)1 << 30)
 #define DEFAULT_CHUNK_BYTES ((size_t)4 << 20)
 
+bool imc_comm_launched(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (getenv(vars[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int imc_comm_launched_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) {
+            return atoi(v);
+        }
+    }
+    return 0;
+}
+
 enum imc_status imc_mpi_fail(int rc, const char *call, const char *file, int line)
 {
     char msg[MPI_MAX_ERROR_STRING + 1] = "";

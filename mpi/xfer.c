@@ -197,6 +197,21 @@ enum imc_status imc_xfer_wait(struct imc_xfer *x)
     return st;
 }
 
+void imc_xfer_cancel(struct imc_xfer *x)
+{
+    if (!x) {
+        return;
+    }
+    IMC_ASSERT(x->is_recv);
+    for (int i = 0; !x->done && i < x->nreq; i++) {
+        if (x->req[i] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&x->req[i]);
+            MPI_Wait(&x->req[i], MPI_STATUS_IGNORE); // local for a cancelled receive
+        }
+    }
+    xfer_free(x);
+}
+
 enum imc_status imc_xfer_send(const struct imc_comm *c, enum imc_comm_group g, int peer, int tag,
                               const float *buf, size_t n)
 {

@@ -2,11 +2,11 @@
  * mpi/xfer: point-to-point and collective transport of activations and small control data
  * (DESIGN.md §2 mpi/, §6 "Pipeline", "Experts"). Transport only: no tensor semantics.
  *
- * Activations are float buffers sent between pipeline stages; the tag says which chunk (or
- * micro-batch) they belong to, so several chunks can be in flight and matched out of order
- * (imc_xfer_tag maps a chunk index to a valid tag). A buffer larger than
- * imc_comm_max_msg_bytes goes as several messages with the same tag; MPI's non-overtaking rule
- * keeps them in order. Both ends must use the same max_msg_bytes (a job-wide setting).
+ * Activations are float buffers sent between pipeline stages (other payloads go as bytes);
+ * the tag says which chunk (or micro-batch) they belong to, so several chunks can be in flight
+ * and matched out of order (imc_xfer_tag maps a chunk index to a valid tag). A buffer larger
+ * than imc_comm_max_msg_bytes goes as several messages with the same tag; MPI's non-overtaking
+ * rule keeps them in order. Both ends must use the same max_msg_bytes (a job-wide setting).
  *
  * Every wait goes through the watchdog (IMC_MPI_TIMEOUT): a peer that never sends or never
  * receives aborts the job with a message naming this rank, the peer and the tag.
@@ -49,8 +49,9 @@ enum imc_status imc_xfer_test(struct imc_xfer *x, bool *done);
 // NULL is a no-op returning IMC_OK.
 enum imc_status imc_xfer_wait(struct imc_xfer *x);
 
-// Byte variants (statistics in double, token ids, control data): the same contracts with the
-// length in bytes; a buffer larger than max_msg_bytes goes as several messages.
+// Byte variants (statistics in double, token ids, quantized rows, result records): the same
+// contracts with the length in bytes; a buffer larger than max_msg_bytes goes as several
+// messages.
 enum imc_status imc_xfer_isend_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
                                      int tag, const void *buf, size_t bytes,
                                      struct imc_xfer **out);
@@ -60,6 +61,11 @@ enum imc_status imc_xfer_send_bytes(const struct imc_comm *c, enum imc_comm_grou
                                     int tag, const void *buf, size_t bytes);
 enum imc_status imc_xfer_recv_bytes(const struct imc_comm *c, enum imc_comm_group g, int peer,
                                     int tag, void *buf, size_t bytes);
+
+// Cancels a receive that has not completed and frees x, so its buffer may be released (for a
+// failed run that will end the job). Receives only (cancelling a send is not portable). NULL is
+// a no-op.
+void imc_xfer_cancel(struct imc_xfer *x);
 
 // Broadcasts bytes of buf from group rank root to every rank of g (control data: token ids,
 // chunk schedules). Split into messages of at most max_msg_bytes.

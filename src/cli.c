@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "mpi/comm.h"
 
 int imc_cli_need_value(const char *cmd, int argc, char **argv, int i)
 {
@@ -45,4 +46,29 @@ int imc_cli_log_option(int argc, char **argv, int i)
         return 2;
     }
     return 0;
+}
+
+int imc_cli_mpi_start(struct imc_comm **out)
+{
+    *out = NULL;
+    if (!imc_comm_launched()) {
+        return 0;
+    }
+    if (imc_comm_init(out, NULL, NULL) != IMC_OK) {
+        return 1;
+    }
+    imc_comm_set_log_prefix(*out);
+    return 0;
+}
+
+static void drop_line(enum imc_log_level level, const char *line, void *user)
+{
+    (void)level;
+    (void)line;
+    (void)user;
+}
+
+void imc_cli_mute(bool mute)
+{
+    imc_log_set_sink(mute ? drop_line : NULL, NULL);
 }

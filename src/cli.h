@@ -6,7 +6,12 @@
 #ifndef IMC_SRC_CLI_H
 #define IMC_SRC_CLI_H
 
+#include <stdbool.h>
+
 #include "core/status.h"
+
+struct imc_comm;
+struct imc_layout;
 
 struct imc_cli_cmd {
     const char *name;    // subcommand word
@@ -23,15 +28,16 @@ long imc_cli_parse_long(const char *cmd, const char *opt, const char *value);
 // Applies -v / -q / --log-level X at argv[i]; returns how many arguments it consumed (0 if none).
 int imc_cli_log_option(int argc, char **argv, int i);
 
+// Starts MPI when a launcher started this process (imc_comm_launched) and sets the rank log
+// prefix; *out stays NULL in a plain run (free with imc_comm_free). Returns 0, or 1 when MPI
+// cannot start (logged).
+int imc_cli_mpi_start(struct imc_comm **out);
+// mute = true drops every log line (ranks other than 0 while parsing: arguments are checked
+// alike on every rank and rank 0 reports the errors); false restores the stderr sink.
+void imc_cli_mute(bool mute);
+
 // ---- commands that run as one MPI job (src/cli_job.c) ----
 
-struct imc_comm;
-struct imc_layout;
-
-// Starts MPI when a process manager launched this process (mpirun/mpiexec, srun --mpi=pmix):
-// *comm is then a new communicator set (log prefix set); otherwise *comm is NULL and MPI is not
-// started at all. Returns 0, or 1 when MPI cannot start (logged).
-int imc_cli_job_start(struct imc_comm **comm);
 // Bracket argument parsing with these: every rank parses, only rank 0 reports (the others'
 // logs are dropped meanwhile and warnings-only afterwards).
 void imc_cli_job_parse_begin(const struct imc_comm *comm);

@@ -1,10 +1,8 @@
 /*
- * src/cli_job: what the commands that run as one MPI job (perplexity, imatrix) share: starting
- * MPI only under a launcher, parsing on every rank with rank 0 reporting, the layout (given or
- * automatic) and the one fatal exit (src/cli.h).
+ * src/cli_job: what the commands that run as one MPI job (perplexity, imatrix) share: parsing on
+ * every rank with rank 0 reporting, the layout (given or automatic) and the one fatal exit
+ * (src/cli.h). MPI itself starts through imc_cli_mpi_start.
  */
-#include <stdlib.h>
-
 #include "coordinator/layout_auto.h"
 #include "core/log.h"
 #include "model/arch.h"
@@ -13,51 +11,17 @@
 #include "mpi/fatal.h"
 #include "src/cli.h"
 
-// True when a process manager started this process (mpirun/mpiexec of Open MPI, or a PMI/PMIx
-// launcher such as srun --mpi=pmix). Only then is MPI started: a plain run stays a plain
-// process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
-static bool under_launcher(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        if (getenv(vars[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
-int imc_cli_job_start(struct imc_comm **comm)
-{
-    *comm = NULL;
-    if (!under_launcher()) {
-        return 0;
-    }
-    if (imc_comm_init(comm, NULL, NULL) != IMC_OK) {
-        return 1;
-    }
-    imc_comm_set_log_prefix(*comm);
-    return 0;
-}
-
-static void drop_log_line(enum imc_log_level level, const char *line, void *user)
-{
-    (void)level;
-    (void)line;
-    (void)user;
-}
-
 void imc_cli_job_parse_begin(const struct imc_comm *comm)
 {
     if (comm && imc_comm_rank(comm) != 0) {
-        imc_log_set_sink(drop_log_line, NULL);
+        imc_cli_mute(true);
     }
 }
 
 void imc_cli_job_parse_end(const struct imc_comm *comm)
 {
     if (comm && imc_comm_rank(comm) != 0) {
-        imc_log_set_sink(NULL, NULL);
+        imc_cli_mute(false);
         if (imc_log_get_level() > IMC_LOG_WARN) {
             imc_log_set_level(IMC_LOG_WARN);
         }

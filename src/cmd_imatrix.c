@@ -7,6 +7,7 @@
  *               [--save-every N] [--resume] [--in-file F[:weight]]... [--format gguf|dat|both]
  *               [--dat-zero one|skip|zero|mean] [--process-output] [--parse-special]
  *               [--attn auto|absorbed|non-absorbed] [--layout pp=A,ep=B,dp=C] [-q]
+ *               [--then-quantize RULES TYPE OUT [--then-external CMD]]
  *   imc imatrix --stats FILE
  *
  * Results go to stdout, progress and logs to stderr. Exit 0 on success, 1 when the run fails
@@ -22,6 +23,7 @@
 
 #include "coordinator/imatrix.h"
 #include "coordinator/imatrix_stats.h"
+#include "coordinator/quantize.h"
 #include "core/log.h"
 #include "mpi/comm.h"
 #include "numa/plan.h"
@@ -54,6 +56,12 @@ static void usage(FILE *f)
                "  --layout pp=A,ep=B,dp=C MPI job layout: pipeline stages x expert shards x\n"
                "                          replicas, product = ranks (default: automatic, as\n"
                "                          imc plan MODEL --ranks N prints it)\n"
+               "  --then-quantize RULES TYPE OUT\n"
+               "                          once the imatrix is written, quantize MODEL with it\n"
+               "                          (imc quantize MODEL OUT TYPE --imatrix <the imatrix>\n"
+               "                          --rules RULES; RULES '-': none); checked before the run\n"
+               "  --then-external CMD     quantize with this external command instead (as imc\n"
+               "                          quantize --external)\n"
                "  --stats FILE            print per-tensor and per-layer statistics of FILE\n"
                "  -q, --quiet             no progress lines, warnings and errors only\n"
                "  -v, --log-level LEVEL\n");
@@ -66,8 +74,30 @@ struct args {
     int n_owned;
     const char *stats; // --stats FILE
     int64_t threads;
-    int64_t batch; // -b (no effect, see usage)
+    int64_t batch;                 // -b (no effect, see usage)
+    struct imc_quantize_then then; // --then-quantize / --then-external
 };
+
+// --then-quantize RULES TYPE OUT / --then-external CMD at argv[i]: the arguments used, 0 when
+// argv[i] is neither, -1 on a missing value (logged).
+static int parse_then(struct args *a, int argc, char **argv, int i)
+{
+    int need = strcmp(argv[i], "--then-quantize") == 0   ? 3
+               : strcmp(argv[i], "--then-external") == 0 ? 1
+                                                         : 0;
+    if (need > 0 && i + need >= argc) {
+        IMC_LOG_ERR("imatrix: %s needs %s", argv[i], need == 3 ? "RULES TYPE OUT" : "a command");
+        return -1;
+    }
+    if (need == 3) {
+        a->then.rules = strcmp(argv[i + 1], "-") == 0 ? NULL : argv[i + 1];
+        a->then.type = argv[i + 2];
+        a->then.out = argv[i + 3];
+    } else if (need == 1) {
+        a->then.external = argv[i + 1];
+    }
+    return need > 0 ? need + 1 : 0;
+}
 
 static int parse_attn(const char *s, enum imc_attn_path *out)
 {
@@ -264,6 +294,14 @@ static int parse(int argc, char **argv, struct args *a)
         if (parse_flag(a, s) == 0) {
             continue;
         }
+        int then = parse_then(a, argc, argv, i);
+        if (then != 0) {
+            if (then < 0) {
+                return 2;
+            }
+            i += then - 1;
+            continue;
+        }
         if (!takes_value(a, s)) {
             IMC_LOG_ERR("imatrix: unknown argument '%s' (see imc imatrix --help)", s);
             return 2;
@@ -278,7 +316,34 @@ static int parse(int argc, char **argv, struct args *a)
         i++;
     }
     a->o.n_threads = a->threads > 1024 ? 1024 : (int)a->threads;
+    if (a->then.external && !a->then.out) {
+        IMC_LOG_ERR("imatrix: --then-external needs --then-quantize RULES TYPE OUT");
+        return 2;
+    }
+    if (a->then.out && (a->stats || imc_quantize_then_check(&a->then) != IMC_OK)) {
+        if (a->stats) {
+            IMC_LOG_ERR("imatrix: --then-quantize needs an imatrix run, not --stats");
+        }
+        return 2;
+    }
     return check_required(a);
+}
+
+// The quantization after a successful run, with the imatrix just written (its GGUF form when
+// both forms are), on world rank 0 only.
+static enum imc_status then_quantize(const struct args *a, bool rank0)
+{
+    char *gguf = NULL, *dat = NULL;
+    if (!a->then.out || !rank0) {
+        return IMC_OK;
+    }
+    enum imc_status st = imc_imatrix_out_paths(a->o.out, a->o.format, &gguf, &dat);
+    if (st == IMC_OK) {
+        st = imc_quantize_then_run(&a->then, a->o.model, gguf ? gguf : dat, a->o.n_threads);
+    }
+    free(gguf);
+    free(dat);
+    return st;
 }
 
 // The run, as one MPI job under a launcher (every rank; rank 0 prints and writes).
@@ -296,6 +361,9 @@ static int run_job(struct args *a, struct imc_comm *comm)
     }
     enum imc_status st = imc_imatrix_run(&a->o, rank0 ? stdout : NULL, NULL);
     fflush(stdout);
+    if (st == IMC_OK) {
+        st = then_quantize(a, rank0);
+    }
     return imc_cli_job_end(comm, st, "imatrix");
 }
 
@@ -309,7 +377,7 @@ static int run(int argc, char **argv)
     a.in = calloc((size_t)argc, sizeof(*a.in));
     a.owned = calloc((size_t)argc, sizeof(*a.owned));
     struct imc_comm *comm = NULL;
-    if (!a.in || !a.owned || imc_cli_job_start(&comm) != 0) {
+    if (!a.in || !a.owned || imc_cli_mpi_start(&comm) != 0) {
         free(a.in);
         free(a.owned);
         return 1;

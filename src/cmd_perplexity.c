@@ -217,7 +217,7 @@ static int parse_ranks(int argc, char **argv, struct imc_perplexity_opts *o,
 static int run(int argc, char **argv)
 {
     struct imc_comm *comm = NULL;
-    if (imc_cli_job_start(&comm) != 0) {
+    if (imc_cli_mpi_start(&comm) != 0) {
         return 1;
     }
     struct imc_perplexity_opts o;

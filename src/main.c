@@ -15,6 +15,7 @@ IMC_CMD_DECL(imc_cmd_merge);
 IMC_CMD_DECL(imc_cmd_perplexity);
 IMC_CMD_DECL(imc_cmd_plan);
 IMC_CMD_DECL(imc_cmd_quantize);
+IMC_CMD_DECL(imc_cmd_sweep);
 IMC_CMD_DECL(imc_cmd_imatrix);
 IMC_CMD_DECL(imc_cmd_mla_3d);
 
@@ -26,6 +27,7 @@ static const struct imc_cli_cmd *const commands[] = {
     &imc_cmd_perplexity,
     &imc_cmd_plan,
     &imc_cmd_quantize,
+    &imc_cmd_sweep,
     &imc_cmd_imatrix,
     &imc_cmd_mla_3d,
 };

@@ -14,9 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
 TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
-printf 'leak:%s\n' libmpi.so libopen-pal.so libopen-rte.so libpmix.so libevent \
-    >"$MPI_TMP/lsan.supp"
-export LSAN_OPTIONS="suppressions=$MPI_TMP/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+mpi_sanitizer_env
 
 for preset in ds2-tiny-3d ds2-tiny-ik llama-moe-tiny llama-tiny; do
     if ! "$IMC_BIN" gen-model --preset "$preset" -o "$MPI_TMP/$preset.gguf" >/dev/null 2>&1; then

@@ -8,12 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
 TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
-# Sanitizer builds: Open MPI's one-time allocations are not leaks of imc (tests/mpi/lsan.h has
-# the same list for the C tests); other builds ignore these variables.
-printf 'leak:%s\n' libmpi.so libopen-pal.so libopen-rte.so libpmix.so libevent \
-    >"$MPI_TMP/lsan.supp"
-export LSAN_OPTIONS="suppressions=$MPI_TMP/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+mpi_sanitizer_env
 ARGS=(--ctx 64 --chunks 6)
 
 for preset in ds2-tiny-3d llama-tiny; do

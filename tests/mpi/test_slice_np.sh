@@ -11,6 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
 TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
+mpi_sanitizer_env
 M="$MPI_TMP/mid.gguf"
 if ! "$IMC_BIN" gen-model --preset ds2-mid -o "$M" >/dev/null 2>&1; then
     echo "FAIL gen-model --preset ds2-mid"

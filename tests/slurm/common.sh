@@ -114,6 +114,13 @@ slurm_submit() {
     echo "$rc" >"$dir/$name.rc"
 }
 
+# slurm_ranks: prints 2, or 1 where the cluster's nodes have a single CPU (ranks per test job).
+slurm_ranks() {
+    local cpus
+    cpus=$(sinfo -h -o %c | sort -n | tail -n 1)
+    if [ "${cpus:-1}" -ge 2 ]; then echo 2; else echo 1; fi
+}
+
 # slurm_rc DIR NAME: the exit status slurm_submit recorded.
 slurm_rc() {
     cat "$1/$2.rc" 2>/dev/null || echo missing

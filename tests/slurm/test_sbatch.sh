@@ -52,9 +52,7 @@ if ! "$IMC_BIN" perplexity -m "$model" -f "$text" --ctx 64 \
     exit 1
 fi
 
-cpus=$(sinfo -h -o %c | sort -n | tail -n 1)
-ranks=2
-[ "${cpus:-1}" -ge 2 ] || ranks=1
+ranks=$(slurm_ranks)
 slurm_test_wait=sbatch # STYLE b.7: a real `sbatch --wait`
 t0=$SECONDS
 slurm_submit "$J" ppl IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_TEXT="$text" IMC_CTX=64 -- \

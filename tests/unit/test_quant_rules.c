@@ -22,35 +22,7 @@
 #include "model/imatrix_file.h"
 #include "model/synth.h"
 #include "tests/check.h"
-
-struct logcap {
-    char text[8192]; // captured lines (errors and warnings), '\n'-separated
-    int n_err;
-    int n_wrn;
-};
-
-static void cap_sink(enum imc_log_level level, const char *line, void *user)
-{
-    struct logcap *c = user;
-    if (level > IMC_LOG_WARN) {
-        return;
-    }
-    size_t n = strlen(c->text);
-    snprintf(c->text + n, sizeof(c->text) - n, "%s\n", line);
-    c->n_err += level == IMC_LOG_ERROR;
-    c->n_wrn += level == IMC_LOG_WARN;
-}
-
-static void cap_start(struct logcap *c)
-{
-    memset(c, 0, sizeof(*c));
-    imc_log_set_sink(cap_sink, c);
-}
-
-static void cap_stop(void)
-{
-    imc_log_set_sink(NULL, NULL);
-}
+#include "tests/logcap.h"
 
 // ---- rules
 // ---------------------------------------------------------------------------------------
@@ -61,9 +33,9 @@ static void test_type_names(void)
     CHECK(imc_quant_type_parse("Q4_K", "t") == 12, "Q4_K is ggml type 12");
     CHECK(imc_quant_type_parse("iq4_nl", "t") == 20, "iq4_nl is ggml type 20");
     CHECK(imc_quant_type_parse("bf16", "t") == 30, "bf16 is ggml type 30");
-    cap_start(&c);
+    logcap_start(&c);
     int t = imc_quant_type_parse("q9_9", "TYPE");
-    cap_stop();
+    logcap_stop();
     CHECK(t == -1, "unknown type rejected");
     CHECK(c.n_err == 1 && strstr(c.text, "unknown type 'q9_9'") && strstr(c.text, "q4_k") &&
               strstr(c.text, "iq4_xs"),
@@ -102,23 +74,23 @@ static void test_bad_rules(void)
     struct logcap c;
     imc_quant_rules_init(&r);
     CHECK(imc_quant_rules_parse_list(&r, "ok=q8_0") == IMC_OK, "one good rule");
-    cap_start(&c);
+    logcap_start(&c);
     enum imc_status st = imc_quant_rules_parse_list(&r, "blk(=q4_0");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_ARG && r.n == 1, "bad regex rejected, set unchanged");
     CHECK(c.n_err == 1 && strstr(c.text, "bad regex 'blk('"), "bad regex named: %s", c.text);
-    cap_start(&c);
+    logcap_start(&c);
     st = imc_quant_rules_parse_list(&r, "blk=q3_x");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_ARG && strstr(c.text, "unknown type 'q3_x'") && strstr(c.text, "valid:"),
           "unknown rule type: %s", c.text);
-    cap_start(&c);
+    logcap_start(&c);
     st = imc_quant_rules_parse_list(&r, "noequals");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_ARG && strstr(c.text, "no '='"), "missing '=': %s", c.text);
-    cap_start(&c);
+    logcap_start(&c);
     st = imc_quant_rules_parse_list(&r, "=q8_0");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_ARG && strstr(c.text, "empty regex"), "empty regex: %s", c.text);
     CHECK(r.n == 1, "failed adds leave the set unchanged");
     imc_quant_rules_free(&r);
@@ -136,14 +108,14 @@ static void test_rules_text(void)
     CHECK(imc_quant_rules_match(&r, "blk.12.ffn_up.weight") == 0, "',' allowed in file regex");
     CHECK(imc_quant_rules_match(&r, "blk.123.ffn_up.weight") == -1, "{1,2} bound holds");
     imc_quant_rules_free(&r);
-    cap_start(&c);
+    logcap_start(&c);
     enum imc_status st = imc_quant_rules_parse_text(&r, "a=q8_0\n# x\nb=(=q4_0\n", "rules.txt");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_ARG && strstr(c.text, "rules.txt:3:"), "line number named: %s", c.text);
     imc_quant_rules_free(&r);
-    cap_start(&c);
+    logcap_start(&c);
     st = imc_quant_rules_read_file(&r, "/nonexistent/rules.txt");
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_IO && strstr(c.text, "/nonexistent/rules.txt"), "unreadable rules file");
     imc_quant_rules_free(&r);
 }
@@ -362,9 +334,9 @@ static void test_quantize_ok(const struct env *e)
     path_in(e, "q3.gguf", o3, sizeof(o3));
     CHECK(make_imatrix(imat) == IMC_OK, "imatrix written");
     struct logcap c;
-    cap_start(&c);
+    logcap_start(&c);
     enum imc_status st = quantize(e, o1, IMC_TYPE_Q4_0, imat, NULL, 1);
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_OK, "quantize q4_0 with imatrix");
     CHECK(strstr(c.text, "no imatrix entry for tensor 'blk.0.attn_q_a.weight'") != NULL,
           "missing entries warned: %.300s", c.text);
@@ -376,9 +348,9 @@ static void test_quantize_ok(const struct env *e)
     struct imc_quant_rules r;
     imc_quant_rules_init(&r);
     imc_quant_rules_parse_list(&r, "ffn_up_exps=q8_0,exps=q5_0,nomatch_xyz=q4_1");
-    cap_start(&c);
+    logcap_start(&c);
     st = quantize(e, o3, IMC_TYPE_Q4_0, NULL, &r, 2);
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_OK && strstr(c.text, "nomatch_xyz") && c.n_wrn == 1,
           "unused rule warned once: %s", c.text);
     struct imc_gguf *q = NULL;
@@ -408,24 +380,24 @@ static void test_quantize_errors(const struct env *e)
     CHECK(en && imc_imatrix_write_gguf(&im, imat) == IMC_OK, "bad imatrix written");
     imc_imatrix_free(&im);
     struct logcap c;
-    cap_start(&c);
+    logcap_start(&c);
     enum imc_status st = quantize(e, out, IMC_TYPE_Q4_0, imat, NULL, 2);
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_FORMAT, "shape mismatch is a format error (%d)", (int)st);
     CHECK(strstr(c.text, "'blk.0.attn_output.weight'") && strstr(c.text, "expected 64") &&
               strstr(c.text, "found 32"),
           "error names tensor, expected and found: %s", c.text);
     CHECK(!exists(out), "no output left on error");
-    cap_start(&c);
+    logcap_start(&c);
     st = quantize(e, out, IMC_TYPE_Q4_0, "/nonexistent/imat.gguf", NULL, 1);
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_IO && !exists(out) && strstr(c.text, "/nonexistent/imat.gguf"),
           "unreadable imatrix: %s", c.text);
     struct env bad = *e;
     snprintf(bad.model, sizeof(bad.model), "%s/missing.gguf", e->dir);
-    cap_start(&c);
+    logcap_start(&c);
     st = quantize(&bad, out, IMC_TYPE_Q4_0, NULL, NULL, 1);
-    cap_stop();
+    logcap_stop();
     CHECK(st == IMC_ERR_IO && !exists(out) && c.n_err == 1, "unreadable model");
 }
 

@@ -1,0 +1,424 @@
+/*
+ * coordinator/sweep: the `imc sweep` run (sweep.h): resume scan, base logits once, recipes
+ * dealt over the ranks, figures gathered to world rank 0, report.
+ */
+#include "coordinator/sweep.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coordinator/perplexity.h"
+#include "coordinator/quantize.h"
+#include "coordinator/sweep_priv.h"
+#include "core/clock.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "mpi/comm.h"
+#include "mpi/xfer.h"
+
+#define BASE_NAME "_base"
+#define NO_WATCHDOG_S 1e9 // the waits for peers' recipes last as long as those take
+
+void imc_sweep_opts_default(struct imc_sweep_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->out_dir = ".";
+    o->type = IMC_TYPE_Q8_0;
+    o->n_threads = 1;
+}
+
+// Creates out_dir when missing and proves it writable with a probe file.
+static enum imc_status prepare_out_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        IMC_LOG_ERR("sweep: --out-dir %s: cannot create: %s", dir, strerror(errno));
+        return IMC_ERR_IO;
+    }
+    size_t n = strlen(dir) + 32;
+    char *probe = malloc(n);
+    if (!probe) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    snprintf(probe, n, "%s/.imc-sweep-probe", dir);
+    struct imc_afile af;
+    enum imc_status st = imc_afile_open(&af, probe); // logs "cannot create output file"
+    if (st == IMC_OK) {
+        imc_afile_abort(&af);
+    }
+    free(probe);
+    return st;
+}
+
+enum imc_status imc_sweep_init(struct imc_sweep **out, const struct imc_sweep_opts *o)
+{
+    IMC_ASSERT(o->base && o->rules_dir && o->text && o->out_dir);
+    *out = NULL;
+    struct imc_sweep *s = calloc(1, sizeof(*s));
+    if (!s) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    s->o = *o;
+    enum imc_status st = imc_sweep_load_recipes(s);
+    if (st == IMC_OK) {
+        st = imc_sweep_compute_keys(s);
+    }
+    if (st == IMC_OK) {
+        st = prepare_out_dir(o->out_dir);
+    }
+    if (st == IMC_OK && !(s->base_logits = imc_sweep_path(s, BASE_NAME, ".logits"))) {
+        st = IMC_ERR_NOMEM;
+    }
+    if (st != IMC_OK) {
+        imc_sweep_free(s);
+        return st;
+    }
+    *out = s;
+    return IMC_OK;
+}
+
+void imc_sweep_free(struct imc_sweep *s)
+{
+    if (!s) {
+        return;
+    }
+    for (int64_t i = 0; i < s->n; i++) {
+        free(s->rec[i].name);
+        free(s->rec[i].path);
+        imc_quant_rules_free(&s->rec[i].rules);
+    }
+    free(s->rec);
+    free(s->base_logits);
+    free(s);
+}
+
+int64_t imc_sweep_n_recipes(const struct imc_sweep *s)
+{
+    return s->n;
+}
+
+const char *imc_sweep_recipe_name(const struct imc_sweep *s, int64_t i)
+{
+    return i >= 0 && i < s->n ? s->rec[i].name : NULL;
+}
+
+// Runs perplexity with its report in the file report_path (atomic); res gets the figures.
+static enum imc_status run_ppl(const struct imc_perplexity_opts *po, const char *report_path,
+                               struct imc_perplexity_result *res)
+{
+    struct imc_afile af;
+    IMC_TRY(imc_afile_open(&af, report_path));
+    enum imc_status st = imc_perplexity_run(po, af.f, res);
+    if (st != IMC_OK) {
+        imc_afile_abort(&af);
+        return st;
+    }
+    return imc_afile_commit(&af);
+}
+
+// World rank 0: the base logits (_base.logits), its PPL report and _base.result.
+static enum imc_status run_base(struct imc_sweep *s)
+{
+    char *report = imc_sweep_path(s, BASE_NAME, ".ppl.txt");
+    char *result = imc_sweep_path(s, BASE_NAME, ".result");
+    enum imc_status st = report && result ? IMC_OK : IMC_ERR_NOMEM;
+    struct imc_perplexity_opts po;
+    imc_perplexity_opts_default(&po);
+    po.model = s->o.base;
+    po.text = s->o.text;
+    po.n_ctx = s->o.n_ctx;
+    po.max_chunks = s->o.max_chunks;
+    po.n_threads = s->o.n_threads;
+    po.kld_save = s->base_logits;
+    struct imc_perplexity_result res;
+    double t0 = imc_clock_now();
+    if (st == IMC_OK) {
+        IMC_LOG_INF("sweep: base logits of %s -> %s", s->o.base, s->base_logits);
+        st = run_ppl(&po, report, &res);
+    }
+    struct imc_sweep_figures *f = &s->base;
+    memset(f, 0, sizeof(*f));
+    if (st == IMC_OK) {
+        st = imc_sweep_measure(s->o.base, f);
+    }
+    if (st == IMC_OK) {
+        f->hash = s->base_key;
+        f->ppl = res.ppl;
+        f->ppl_err = res.ppl_err;
+        f->done = 1;
+        st = imc_sweep_result_write(result, BASE_NAME, f);
+    }
+    if (st == IMC_OK) {
+        char t[32];
+        IMC_LOG_INF("sweep: base: PPL %.4f +/- %.5f, %lld chunks of %lld (%s)", f->ppl, f->ppl_err,
+                    (long long)res.n_chunk, (long long)res.n_ctx,
+                    imc_clock_fmt(imc_clock_now() - t0, t, sizeof(t)));
+    }
+    free(report);
+    free(result);
+    return st;
+}
+
+// Quantizes recipe r into model (its own process: no MPI).
+static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct imc_sweep_recipe *r,
+                                       const char *model)
+{
+    struct imc_quantize_opts qo;
+    imc_quantize_opts_default(&qo);
+    qo.model = s->o.base;
+    qo.out = model;
+    qo.type = r->type;
+    qo.imatrix = r->use_imatrix ? s->o.imatrix : NULL;
+    qo.rules = &r->rules;
+    qo.n_threads = s->o.n_threads;
+    qo.quiet = true;
+    return imc_quantize_run(&qo, NULL);
+}
+
+// Scores the quantized model against the base logits into f.
+static enum imc_status score_recipe(const struct imc_sweep *s, const char *model,
+                                    const char *report, bool quiet, struct imc_sweep_figures *f)
+{
+    struct imc_perplexity_opts po;
+    imc_perplexity_opts_default(&po);
+    po.model = model;
+    po.kld_base = s->base_logits; // tokens and ctx come from the base file
+    po.max_chunks = s->o.max_chunks;
+    po.n_threads = s->o.n_threads;
+    po.quiet = quiet;
+    struct imc_perplexity_result res;
+    IMC_TRY(run_ppl(&po, report, &res));
+    f->ppl = res.ppl;
+    f->ppl_err = res.ppl_err;
+    f->kld = res.kld;
+    f->kld_err = res.kld_err;
+    f->same_top = res.same_top;
+    f->same_top_err = res.same_top_err;
+    return IMC_OK;
+}
+
+// One recipe on this rank: quantize, measure, score, result file; the model is removed after.
+static enum imc_status run_recipe(const struct imc_sweep *s, int64_t i, int rank,
+                                  struct imc_sweep_figures *f)
+{
+    const struct imc_sweep_recipe *r = &s->rec[i];
+    char *model = imc_sweep_path(s, r->name, ".gguf");
+    char *report = imc_sweep_path(s, r->name, ".kld.txt");
+    char *result = imc_sweep_path(s, r->name, ".result");
+    enum imc_status st = model && report && result ? IMC_OK : IMC_ERR_NOMEM;
+    double t0 = imc_clock_now();
+    memset(f, 0, sizeof(*f));
+    if (st == IMC_OK) {
+        IMC_LOG_INF("sweep: [%lld/%lld] %s: quantizing (default %s, %lld rule(s), %s imatrix)",
+                    (long long)i + 1, (long long)s->n, r->name, imc_type_name(r->type),
+                    (long long)r->rules.n, r->use_imatrix ? "with" : "without");
+        st = quantize_recipe(s, r, model);
+    }
+    if (st == IMC_OK) {
+        st = imc_sweep_measure(model, f);
+    }
+    if (st == IMC_OK) {
+        st = score_recipe(s, model, report, rank != 0, f);
+    }
+    if (model && !s->o.keep_models) {
+        unlink(model);
+    }
+    f->hash = r->hash;
+    f->rank = rank;
+    if (st == IMC_OK) {
+        st = imc_sweep_result_write(result, r->name, f);
+    }
+    if (st == IMC_OK) {
+        char t[32];
+        f->done = 1;
+        IMC_LOG_INF("sweep: [%lld/%lld] %s: %.2f MiB, %.3f bpw, PPL %.4f +/- %.5f, KLD %.6f, "
+                    "same top p %.3f %% (%s)",
+                    (long long)i + 1, (long long)s->n, r->name, (double)f->size_bytes / 1048576.0,
+                    f->bpw, f->ppl, f->ppl_err, f->kld, 100.0 * f->same_top,
+                    imc_clock_fmt(imc_clock_now() - t0, t, sizeof(t)));
+    } else {
+        IMC_LOG_ERR("sweep: recipe '%s' (%s) failed: %s", r->name, r->path, imc_status_str(st));
+    }
+    f->status = st;
+    free(model);
+    free(report);
+    free(result);
+    return st;
+}
+
+// World rank 0: which recipes are finished (same hash) and whether the base must be computed.
+// todo[i] = 1 for the recipes to compute; returns how many.
+static int64_t scan_results(struct imc_sweep *s, struct imc_sweep_figures *figs, uint8_t *todo,
+                            bool *need_base)
+{
+    int64_t n_todo = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        const struct imc_sweep_recipe *r = &s->rec[i];
+        char *path = imc_sweep_path(s, r->name, ".result");
+        bool changed = false;
+        if (path && imc_sweep_result_read(path, r->hash, &figs[i], &changed)) {
+            IMC_LOG_INF("sweep: %s: finished earlier (%s: same recipe and inputs), not "
+                        "recomputed",
+                        r->name, path);
+        } else {
+            if (changed) {
+                IMC_LOG_INF("sweep: %s: the recipe or its inputs changed since %s: recomputing",
+                            r->name, path);
+            }
+            todo[i] = 1;
+            n_todo++;
+        }
+        free(path);
+    }
+    char *base = imc_sweep_path(s, BASE_NAME, ".result");
+    bool changed = false;
+    *need_base = !base || !imc_sweep_result_read(base, s->base_key, &s->base, &changed) ||
+                 (n_todo > 0 && access(s->base_logits, R_OK) != 0);
+    if (!*need_base) {
+        IMC_LOG_INF("sweep: base: %s is up to date, not recomputed", s->base_logits);
+    } else if (changed) {
+        IMC_LOG_INF("sweep: base: the model, text, ctx or chunks changed since %s: recomputing",
+                    base);
+    }
+    free(base);
+    return n_todo;
+}
+
+// Broadcasts n bytes from world rank 0 (no-op in one process).
+static enum imc_status bcast(const struct imc_sweep *s, void *buf, size_t n)
+{
+    if (!s->o.comm || imc_comm_size(s->o.comm) < 2) {
+        return IMC_OK;
+    }
+    return imc_xfer_bcast(s->o.comm, IMC_GROUP_WORLD, 0, buf, n);
+}
+
+// Rank r computes the j-th recipe to do when j mod size == r; it stops at its first failure.
+static void run_share(const struct imc_sweep *s, const uint8_t *todo,
+                      struct imc_sweep_figures *figs, int rank, int size)
+{
+    for (int64_t i = 0, j = 0; i < s->n; i++) {
+        if (!todo[i]) {
+            continue;
+        }
+        if (j++ % size == rank && run_recipe(s, i, rank, &figs[i]) != IMC_OK) {
+            return;
+        }
+    }
+}
+
+// Sends every rank's figures to world rank 0, which keeps figs[i] from the rank that ran it.
+static enum imc_status gather(const struct imc_sweep *s, const uint8_t *todo,
+                              struct imc_sweep_figures *figs, int rank, int size)
+{
+    size_t bytes = (size_t)s->n * sizeof(*figs);
+    const struct imc_comm *c = s->o.comm;
+    if (rank != 0) {
+        struct imc_xfer *x = NULL;
+        IMC_TRY(imc_xfer_isend_bytes(c, IMC_GROUP_WORLD, 0, 0, figs, bytes, &x));
+        return imc_xfer_wait(x);
+    }
+    struct imc_sweep_figures *tmp = malloc(bytes ? bytes : 1);
+    if (!tmp) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    enum imc_status st = IMC_OK;
+    for (int r = 1; st == IMC_OK && r < size; r++) {
+        struct imc_xfer *x = NULL;
+        st = imc_xfer_irecv_bytes(c, IMC_GROUP_WORLD, r, 0, tmp, bytes, &x);
+        st = st == IMC_OK ? imc_xfer_wait(x) : st;
+        for (int64_t i = 0, j = 0; st == IMC_OK && i < s->n; i++) {
+            if (todo[i] && j++ % size == r) {
+                figs[i] = tmp[i];
+            }
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+// Rank 0 after the gather: every recipe done, else one line naming the failed ones.
+static enum imc_status check_done(const struct imc_sweep *s, const struct imc_sweep_figures *figs)
+{
+    char names[1024] = "";
+    int64_t n_bad = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        if (!figs[i].done) {
+            size_t k = strlen(names);
+            snprintf(names + k, sizeof(names) - k, "%s%s", n_bad++ ? ", " : "", s->rec[i].name);
+        }
+    }
+    if (n_bad > 0) {
+        IMC_LOG_ERR("sweep: %lld of %lld recipe(s) failed or did not run: %s; results.csv/.md/"
+                    ".svg not written (finished recipes are kept for a rerun)",
+                    (long long)n_bad, (long long)s->n, names);
+        return IMC_ERR_ARG;
+    }
+    return IMC_OK;
+}
+
+// The parts that need every rank: base, recipes, gather. Returns this rank's status.
+static enum imc_status run_ranks(struct imc_sweep *s, struct imc_sweep_figures *figs, uint8_t *todo,
+                                 int rank, int size)
+{
+    bool need_base = false;
+    int64_t n_todo = rank == 0 ? scan_results(s, figs, todo, &need_base) : 0;
+    uint8_t flag = need_base;
+    IMC_TRY(bcast(s, todo, (size_t)s->n));
+    IMC_TRY(bcast(s, &flag, 1));
+    int32_t base_st = IMC_OK;
+    if (rank == 0 && flag) {
+        base_st = run_base(s);
+    }
+    IMC_TRY(bcast(s, &base_st, sizeof(base_st)));
+    if (base_st != IMC_OK) {
+        return (enum imc_status)base_st; // logged on rank 0
+    }
+    if (rank == 0) {
+        IMC_LOG_INF("sweep: %lld recipe(s), %lld to compute on %d rank(s), results in %s",
+                    (long long)s->n, (long long)n_todo, size, s->o.out_dir);
+    }
+    run_share(s, todo, figs, rank, size);
+    return size > 1 ? gather(s, todo, figs, rank, size) : IMC_OK;
+}
+
+enum imc_status imc_sweep_run(struct imc_sweep *s, FILE *out)
+{
+    struct imc_comm *c = s->o.comm;
+    const int rank = c ? imc_comm_rank(c) : 0, size = c ? imc_comm_size(c) : 1;
+    struct imc_sweep_figures *figs = calloc((size_t)s->n, sizeof(*figs));
+    uint8_t *todo = calloc((size_t)s->n, 1);
+    if (!figs || !todo) {
+        free(figs);
+        free(todo);
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    const double timeout = c ? imc_comm_timeout(c) : 0;
+    if (c) {
+        imc_comm_set_timeout(c, NO_WATCHDOG_S);
+    }
+    enum imc_status st = run_ranks(s, figs, todo, rank, size);
+    if (c) {
+        imc_comm_set_timeout(c, timeout);
+    }
+    if (st == IMC_OK && rank == 0) {
+        st = check_done(s, figs);
+    }
+    if (st == IMC_OK && rank == 0) {
+        st = imc_sweep_report(s, figs, out);
+    }
+    int32_t final = st;
+    if (bcast(s, &final, sizeof(final)) == IMC_OK && final != IMC_OK && st == IMC_OK) {
+        st = (enum imc_status) final; // every rank ends with rank 0's verdict
+    }
+    free(figs);
+    free(todo);
+    return st;
+}

@@ -1,0 +1,80 @@
+/*
+ * coordinator/sweep_priv: what the sources of `imc sweep` share (sweep.c: the run;
+ * sweep_recipe.c: recipes, keys and result files; sweep_report.c: csv, md, svg). Not for other
+ * modules.
+ *
+ * Invariants: after imc_sweep_init every recipe has parsed rules, a default type and its hash;
+ * recipes are in name order and their names are unique and file-name safe. struct
+ * imc_sweep_figures is plain data, sent between ranks as bytes (all ranks run the same binary).
+ */
+#ifndef IMC_COORDINATOR_SWEEP_PRIV_H
+#define IMC_COORDINATOR_SWEEP_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "coordinator/quant_rules.h"
+#include "coordinator/sweep.h"
+
+struct imc_sweep_recipe {
+    char *name;                   // recipe name (owned)
+    char *path;                   // its file (owned)
+    struct imc_quant_rules rules; // the regex=type lines (owned)
+    enum imc_type type;           // default type (!type, else the sweep's)
+    bool use_imatrix;             // !imatrix (and an imatrix was given)
+    uint64_t hash;                // key of its figures (sweep.h "Resume")
+};
+
+// The figures of one recipe (or of the base: kld and same_top stay 0).
+struct imc_sweep_figures {
+    int32_t status; // enum imc_status of the work; IMC_OK when done
+    int32_t done;   // 1 when the figures below are valid
+    int32_t rank;   // world rank that computed it (-1: read from its result file)
+    int32_t pad;
+    uint64_t hash;                 // the key they were computed with
+    uint64_t size_bytes;           // GGUF file size
+    uint64_t n_weights;            // elements of the target tensors
+    double bpw;                    // bits per weight over the target tensors
+    double ppl, ppl_err;           // perplexity (PPL(Q) against the base) and its ±
+    double kld, kld_err;           // mean KL divergence to the base and its ±
+    double same_top, same_top_err; // fraction (not %) of tokens whose top token agrees
+};
+
+struct imc_sweep {
+    struct imc_sweep_opts o;      // the options (strings borrowed)
+    struct imc_sweep_recipe *rec; // [n] in name order (owned)
+    int64_t n;
+    uint64_t base_key;             // hash of the base's inputs (model, text, ctx, chunks)
+    struct imc_sweep_figures base; // the base model's figures (rank 0, after the run)
+    char *base_logits;             // <out_dir>/_base.logits (owned)
+};
+
+// ---- sweep_recipe.c ------------------------------------------------------------------------
+
+// Lists the recipe files of s->o.rules_dir and parses them into s->rec. Errors as imc_sweep_init.
+enum imc_status imc_sweep_load_recipes(struct imc_sweep *s);
+// Computes s->base_key and every recipe's hash. IMC_ERR_IO (logged) for an unreadable input.
+enum imc_status imc_sweep_compute_keys(struct imc_sweep *s);
+// "<out_dir>/<name><suffix>" in a new string (free()), or NULL when out of memory (logged).
+char *imc_sweep_path(const struct imc_sweep *s, const char *name, const char *suffix);
+// Writes f as the result file path (atomically). IMC_ERR_IO (logged).
+enum imc_status imc_sweep_result_write(const char *path, const char *name,
+                                       const struct imc_sweep_figures *f);
+// Reads the result file path into *f. Returns false when it does not exist, cannot be parsed
+// (a warning) or was computed with another hash than `hash` (*changed = true then).
+bool imc_sweep_result_read(const char *path, uint64_t hash, struct imc_sweep_figures *f,
+                           bool *changed);
+// Bits per weight and target elements of a GGUF file (sweep.h "Definitions"); IMC_ERR_* of
+// imc_gguf_open (logged).
+enum imc_status imc_sweep_measure(const char *path, struct imc_sweep_figures *f);
+
+// ---- sweep_report.c ------------------------------------------------------------------------
+
+// Writes results.csv, results.md and results.svg into out_dir (atomically) from the figures of
+// every recipe (f[n], all done) and s->base, and prints the Markdown table to out (may be NULL).
+// IMC_ERR_IO (logged).
+enum imc_status imc_sweep_report(const struct imc_sweep *s, const struct imc_sweep_figures *f,
+                                 FILE *out);
+
+#endif // IMC_COORDINATOR_SWEEP_PRIV_H

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tests/mpi/test_sweep_np: `imc sweep` as one MPI job (coordinator/sweep.h): the recipes are dealt
+# over the ranks (np 2, np 3, and np 4 with fewer recipes than ranks), the base logits computed
+# once (rank 0), the figures gathered to rank 0, and results.csv/.md/.svg are byte-identical to
+# a single-process sweep. Also: a rerun under mpirun recomputes nothing; a recipe that fails on a
+# rank other than 0 fails the whole job (every rank exits, no hang) naming the recipe, with no
+# results written; only rank 0 prints the table.
+# shellcheck source=tests/mpi/lib.sh
+. "$(dirname "$0")/lib.sh"
+: "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
+TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
+mpi_sanitizer_env
+T=$MPI_TMP
+m=$T/model.gguf
+if ! "$IMC_BIN" gen-model --preset llama-k-tiny -o "$m" >/dev/null 2>&1 ||
+    ! ASAN_OPTIONS=detect_leaks=0 "$IMC_BIN" imatrix -m "$m" -f "$TEXT" -o "$T/imat.gguf" \
+        --ctx 64 --chunks 4 -q >/dev/null 2>&1; then
+    echo "FAIL gen-model / imatrix"
+    exit 1
+fi
+mkdir -p "$T/r"
+printf '!type q2_k\n' >"$T/r/a-q2"
+printf 'attn_.*=q8_0\n!type q3_k\n' >"$T/r/b-q3"
+printf '!type q4_0\n!imatrix no\n' >"$T/r/c-q4"
+ARGS=(--base "$m" --imatrix "$T/imat.gguf" --rules-dir "$T/r" -f "$TEXT" --ctx 64 --chunks 6)
+
+ASAN_OPTIONS=detect_leaks=0 "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/one" \
+    >"$T/one.out" 2>"$T/one.err"
+mpi_check "single process: exit 0" test $? -eq 0
+
+for n in 2 3 4; do
+    mpi_run "np$n" "$n" -- "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/np$n"
+    rc=$?
+    mpi_check "np=$n: exit 0 (was $rc)" test "$rc" -eq 0
+    for f in results.csv results.md results.svg; do
+        mpi_check "np=$n: $f identical to one process" cmp "$T/one/$f" "$T/np$n/$f"
+    done
+    mpi_check "np=$n: stdout is the table once (rank 0)" cmp "$T/one.out" "$T/np$n.out"
+    mpi_check "np=$n: the base computed once" \
+        test "$(grep -c 'sweep: base logits of' "$T/np$n.err")" -eq 1
+    mpi_check "np=$n: a recipe ran on rank $((n > 3 ? 2 : n - 1))" \
+        grep -q "imc\[r$((n > 3 ? 2 : n - 1))@.*sweep: \[.*quantizing" "$T/np$n.err"
+    [ "$rc" -eq 0 ] || tail -5 "$T/np$n.err"
+done
+
+mpi_run again 3 -- "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/np3"
+mpi_check "rerun np=3: exit 0" test $? -eq 0
+mpi_check "rerun np=3: nothing recomputed" test "$(grep -c 'quantizing' "$T/again.err")" -eq 0
+mpi_check "rerun np=3: same results.csv" cmp "$T/one/results.csv" "$T/np3/results.csv"
+
+# the second recipe (rank 1 at np 2) uses an imatrix of another model: the job fails by name
+"$IMC_BIN" gen-model --preset llama-tiny -o "$T/other.gguf" >/dev/null 2>&1
+ASAN_OPTIONS=detect_leaks=0 "$IMC_BIN" imatrix -m "$T/other.gguf" -f "$TEXT" \
+    -o "$T/other.imat.gguf" --ctx 64 --chunks 2 -q >/dev/null 2>&1
+mkdir -p "$T/bad"
+printf '!type q4_0\n!imatrix no\n' >"$T/bad/a"
+printf '!type q4_0\n' >"$T/bad/b"
+mpi_run bad 2 -- "$IMC_BIN" sweep --base "$m" --imatrix "$T/other.imat.gguf" --rules-dir "$T/bad" \
+    -f "$TEXT" --ctx 64 --chunks 4 --out-dir "$T/badout"
+rc=$?
+mpi_check "failing recipe on rank 1: exit != 0 (was $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+mpi_check "failing recipe on rank 1: rank 1 names it" \
+    grep -q "imc\[r1@.*recipe 'b' .* failed" "$T/bad.err"
+mpi_check "failing recipe on rank 1: rank 0's summary names it" \
+    grep -q "imc\[r0@.*1 of 2 recipe(s) failed.*: b" "$T/bad.err"
+mpi_check "failing recipe on rank 1: no results written" test ! -e "$T/badout/results.csv"
+mpi_check "failing recipe on rank 1: rank 0's recipe kept" test -s "$T/badout/a.result"
+mpi_summary

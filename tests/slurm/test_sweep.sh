@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tests/slurm/test_sweep: the real `imc sweep` through slurm/sweep.sbatch (2 ranks under mpirun:
+# the two recipes run on different ranks) and slurm/sweep-array.sbatch (a job array, one recipe
+# per task, 1 rank each) on the local Slurm cluster (STYLE b.7, kind slurm), on a tiny generated
+# model (gen-model llama-k-tiny) with 2 recipes. The job's results.csv, results.md and
+# results.svg must be byte-identical to a direct single-process `imc sweep`; the array's
+# per-recipe results.csv files, joined as slurm/README.md shows, must equal the direct one.
+# 1 rank where a node has a single CPU. Exit 77 while the binary lacks `imc sweep`, or when
+# Slurm cannot be started here.
+set -u
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
+: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
+sd=$IMC_SOURCE_DIR/slurm
+
+if ! "$IMC_BIN" --help 2>/dev/null | awk 'NR > 1 { print $1 }' | grep -qx sweep; then
+    echo "SKIP: $IMC_BIN has no 'sweep' command yet"
+    exit 77
+fi
+slurm_test_up || exit 77
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_slurm_sweep.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+J=$tmp/jobs
+mkdir -p "$J" "$tmp/rules"
+model=$tmp/model.gguf text=$IMC_SOURCE_DIR/data/text/calibration.txt
+args=(--ctx 64 --chunks 6)
+if ! "$IMC_BIN" gen-model --preset llama-k-tiny -o "$model" >/dev/null 2>&1 ||
+    ! "$IMC_BIN" imatrix -m "$model" -f "$text" -o "$tmp/imat.gguf" --ctx 64 --chunks 4 -q \
+        >/dev/null 2>&1; then
+    echo "FAIL gen-model / imatrix (no Slurm)"
+    exit 1
+fi
+printf '# 2-bit\n!type q2_k\n' >"$tmp/rules/q2.rules"
+printf 'attn_.*=q8_0\n!type q4_0\n' >"$tmp/rules/q4-attn8.rules"
+
+# reference: one process, no Slurm
+if ! "$IMC_BIN" sweep --base "$model" --imatrix "$tmp/imat.gguf" --rules-dir "$tmp/rules" \
+    -f "$text" "${args[@]}" --out-dir "$tmp/ref" >"$tmp/ref.out" 2>"$tmp/ref.err"; then
+    echo "FAIL the direct imc sweep (no Slurm) fails:"
+    tail -5 "$tmp/ref.err"
+    exit 1
+fi
+
+ranks=$(slurm_ranks)
+slurm_test_wait=sbatch # STYLE b.7: a real `sbatch --wait`
+t0=$SECONDS
+slurm_submit "$J" sweep IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_IMATRIX="$tmp/imat.gguf" \
+    IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" IMC_OUT_DIR="$tmp/job" -- \
+    --ntasks="$ranks" "$sd/sweep.sbatch" "${args[@]}" &
+slurm_submit "$J" array IMC_LAUNCH=none IMC_NTASKS=1 IMC_MODEL="$model" \
+    IMC_IMATRIX="$tmp/imat.gguf" IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" \
+    IMC_OUT_DIR="$tmp/arr" -- --ntasks=1 --array=0-1 "$sd/sweep-array.sbatch" "${args[@]}" &
+wait
+echo "2 jobs ($ranks rank(s); an array of 2 tasks) took $((SECONDS - t0)) s"
+
+check "sweep job: exit 0" test "$(slurm_rc "$J" sweep)" = 0
+for f in results.csv results.md results.svg; do
+    check "sweep job: $f identical to the direct imc sweep" cmp "$tmp/ref/$f" "$tmp/job/$f"
+done
+check "sweep job: the table in the job's .out (rank-tagged)" grep -q '| q4-attn8 | q4_0 | yes |' \
+    "$J/sweep.out"
+if [ "$ranks" = 2 ]; then
+    check "sweep job: a recipe ran on rank 1" grep -q 'imc\[r1@.*sweep: \[2/2\] q4-attn8' \
+        "$J/sweep.err"
+fi
+check "sweep job: no model left (deleted after scoring)" \
+    test -z "$(find "$tmp/job" -name '*.gguf')"
+
+check "sweep array: exit 0" test "$(slurm_rc "$J" array)" = 0
+for r in q2.rules q4-attn8.rules; do # the task folders are named after the recipe files
+    check "sweep array: task of '$r' wrote its results.csv" test -s "$tmp/arr/$r/results.csv"
+done
+awk 'FNR > 1 || NR == 1' "$tmp"/arr/*/results.csv >"$tmp/arr.csv"
+check "sweep array: the joined results.csv equals the direct one" cmp "$tmp/ref/results.csv" \
+    "$tmp/arr.csv"
+
+if [ "$slurm_test_fail" -gt 0 ]; then
+    show_job "$J" sweep array
+fi
+echo "$slurm_test_fail failed"
+exit "$slurm_test_fail"
