@@ -27,18 +27,6 @@ bool imc_comm_launched(void)
     return false;
 }
 
-int imc_comm_launched_rank(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        const char *v = getenv(vars[i]);
-        if (v && *v) {
-            return atoi(v);
-        }
-    }
-    return 0;
-}
-
 enum imc_status imc_mpi_fail(int rc, const char *call, const char *file, int line)
 {
     char msg[MPI_MAX_ERROR_STRING + 1] = "";

@@ -49,9 +49,6 @@ enum imc_comm_group {
 // launcher such as srun --mpi=pmix). Commands start MPI only then: a plain run stays a plain
 // process (no MPI start-up, nothing of MPI's kept past exit) and gives the same output.
 bool imc_comm_launched(void);
-// This process's world rank as the launcher announces it (OMPI_COMM_WORLD_RANK, PMIX_RANK,
-// PMI_RANK), readable without starting MPI; 0 when none is set.
-int imc_comm_launched_rank(void);
 
 // Initializes MPI if nobody has (MPI_Init_thread with argc/argv, which may be NULL) and returns a
 // new communicator set in *out; free with imc_comm_free (which finalizes MPI only if this call
