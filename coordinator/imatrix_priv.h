@@ -15,8 +15,9 @@
  *     in it (bit-equal copies; one forward scan), which gives the block of each sequence;
  *     the other tensors of the same expert (up, down), whose rows are the same tokens, reuse it.
  * The collectors fold slot 0, 1, … after the call, i.e. in chunk order. Together with the
- * engine's row-count-independent matmul (kernels/cpu/matmul.c: a row's result does not depend on
- * the other rows of the call) the output is bitwise the same for any chunks-per-call and for a
+ * engine's row-count-independent matmul (kernels/cpu/matmul.c over kernels/cpu/gemm.h: each
+ * output is one fmaf chain over its own input row and weight row, so a row's result does not
+ * depend on the other rows of the call or its position among them) the output is bitwise the same for any chunks-per-call and for a
  * run resumed at any chunk. Memory: each slot's collector holds a double partial per imatrix
  * value, so a run holds (1 + n_seq) doubles per value.
  */
