@@ -1,13 +1,16 @@
 /*
- * kernels/cpu/gemm: the blocked driver of the deterministic GEMM, the A packing and the portable
- * (generic) kernels (kernels/cpu/gemm.h). The AVX2 kernels live in gemm_avx2.c.
+ * kernels/cpu/gemm: the blocked driver of the deterministic GEMM and the portable (generic)
+ * kernels (kernels/cpu/gemm.h). The AVX2 kernels live in gemm_avx2.c.
  *
  * Loop nest of imc_gemm_packed (BLIS order): K blocks of KC (the accumulators go through C
- * between blocks, exactly) → A blocks of MC rows, packed into MR-row micro-panels [kc][MR] →
- * B panels of NR → micro-panels of MR rows → the MR × NR tile kernel. A packed B micro-panel
- * (KC × NR floats, 16 KiB) stays in L1 while the A block (MC × KC, 96 KiB) streams from L2. The
- * blocking only decides when each output's k-steps run, never their order or grouping: each
- * output still sees fmaf(a_k, b_k, acc) for k = 0, 1, ..., K-1, from acc = +0.
+ * between blocks, exactly) → blocks of MC rows of A → B panels of NR → A micro-blocks of MR rows
+ * → the MR × NR tile kernel. A packed B micro-panel (KC × NR floats, 16 KiB) stays in L1 while
+ * the MC × KC block of A (96 KiB) is reused from L2 across the panels. A is read in place (rows
+ * of stride lda): copying it into blocks measured no faster, as the kernel's six row streams
+ * prefetch well. The blocking only decides when each output's k-steps run, never their order
+ * or grouping: each output still sees fmaf(a_k, b_k, acc) for k = 0, 1, ..., K-1, from +0.
+ * imc_gemm_nt packs NC rows of B at a time; with few A rows (<= FEW_ROWS, where packing costs
+ * more than the products) one panel × KC at a time, used while it is in L1.
  */
 #include <math.h>
 #include <string.h>
@@ -16,12 +19,13 @@
 #include "kernels/cpu/gemm_impl.h"
 
 #define KC 256 // k-steps per block
-#define MC 96  // A rows per packed block (a multiple of MR)
+#define MC 96  // A rows per block (a multiple of MR)
 #define NC 256 // B rows packed at a time by imc_gemm_nt
+#define FEW_ROWS 32 // imc_gemm_nt with at most this many A rows packs B one L1 block at a time
 
 // The generic tile: the specification of gemm_impl.h written with fmaf.
-static void tile_generic(int mr, int64_t kc, const float *ap, const float *bp, float *c,
-                         int64_t ldc, bool load)
+static void tile_generic(int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
+                         float *c, int64_t ldc, bool load)
 {
     float acc[IMC_GEMM_MR][IMC_GEMM_NR];
     for (int i = 0; i < mr; i++) {
@@ -32,9 +36,9 @@ static void tile_generic(int mr, int64_t kc, const float *ap, const float *bp, f
     for (int64_t kk = 0; kk < kc; kk++) {
         const float *b = bp + kk * IMC_GEMM_NR;
         for (int i = 0; i < mr; i++) {
-            const float a = ap[kk * IMC_GEMM_MR + i];
+            const float ai = a[i * lda + kk];
             for (int j = 0; j < IMC_GEMM_NR; j++) {
-                acc[i][j] = fmaf(a, b[j], acc[i][j]);
+                acc[i][j] = fmaf(ai, b[j], acc[i][j]);
             }
         }
     }
@@ -112,69 +116,46 @@ void imc_gemm_pack_b(enum imc_gemm_path path, float *bp, const float *b, int64_t
     }
 }
 
-int64_t imc_gemm_work_floats(void)
-{
-    return MC * KC + 16;
-}
-
-// ap[(i / MR)·MR·kc + kk·MR + i % MR] = a[i·lda + kk] for i < mc, kk < kc. Lanes of rows >= mc
-// in the last micro-panel are left as they are: the tile kernel reads only its mr rows.
-static void pack_a(float *ap, const float *a, int64_t lda, int64_t mc, int64_t kc)
-{
-    for (int64_t i0 = 0; i0 < mc; i0 += IMC_GEMM_MR) {
-        const int64_t mr = mc - i0 < IMC_GEMM_MR ? mc - i0 : IMC_GEMM_MR;
-        float *p = ap + i0 * kc;
-        for (int64_t i = 0; i < mr; i++) {
-            const float *row = a + (i0 + i) * lda;
-            for (int64_t kk = 0; kk < kc; kk++) {
-                p[kk * IMC_GEMM_MR + i] = row[kk];
-            }
-        }
-    }
-}
-
 // One mr × nr tile; a partial panel (nr < NR) goes through a full-width local tile whose extra
 // lanes (zero B rows) are discarded.
 static void run_tile(const struct imc_gemm_kernels *kern, int mr, int64_t nr, int64_t kc,
-                     const float *ap, const float *bp, float *c, int64_t ldc, bool load)
+                     const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, bool load)
 {
     if (nr == IMC_GEMM_NR) {
-        kern->tile(mr, kc, ap, bp, c, ldc, load);
+        kern->tile(mr, kc, a, lda, bp, c, ldc, load);
         return;
     }
     float t[IMC_GEMM_MR * IMC_GEMM_NR] = {0};
     for (int i = 0; load && i < mr; i++) {
         memcpy(t + i * IMC_GEMM_NR, c + i * ldc, (size_t)nr * sizeof(float));
     }
-    kern->tile(mr, kc, ap, bp, t, IMC_GEMM_NR, load);
+    kern->tile(mr, kc, a, lda, bp, t, IMC_GEMM_NR, load);
     for (int i = 0; i < mr; i++) {
         memcpy(c + i * ldc, t + i * IMC_GEMM_NR, (size_t)nr * sizeof(float));
     }
 }
 
 void imc_gemm_packed(enum imc_gemm_path path, float *c, int64_t ldc, const float *a, int64_t lda,
-                     int64_t m, const float *bp, int64_t n, int64_t k, float *work)
+                     int64_t m, const float *bp, int64_t n, int64_t k, bool accumulate)
 {
     const struct imc_gemm_kernels *kern = kernels_of(path);
-    if (k <= 0) {
+    if (k <= 0 && !accumulate) {
         for (int64_t i = 0; i < m; i++) {
             memset(c + i * ldc, 0, (size_t)(n > 0 ? n : 0) * sizeof(float));
         }
         return;
     }
-    float *ap = imc_gemm_align(work);
     for (int64_t kb = 0; kb < k; kb += KC) {
         const int64_t kc = k - kb < KC ? k - kb : KC;
         for (int64_t ic = 0; ic < m; ic += MC) {
             const int64_t mc = m - ic < MC ? m - ic : MC;
-            pack_a(ap, a + ic * lda + kb, lda, mc, kc);
             for (int64_t j = 0; j < n; j += IMC_GEMM_NR) {
                 const int64_t nr = n - j < IMC_GEMM_NR ? n - j : IMC_GEMM_NR;
                 const float *bpan = bp + j * k + kb * IMC_GEMM_NR;
-                for (int64_t ir = 0; ir < mc; ir += IMC_GEMM_MR) {
-                    const int mr = (int)(mc - ir < IMC_GEMM_MR ? mc - ir : IMC_GEMM_MR);
-                    run_tile(kern, mr, nr, kc, ap + ir * kc, bpan, c + (ic + ir) * ldc + j, ldc,
-                             kb > 0);
+                for (int64_t ir = ic; ir < ic + mc; ir += IMC_GEMM_MR) {
+                    const int mr = (int)(ic + mc - ir < IMC_GEMM_MR ? ic + mc - ir : IMC_GEMM_MR);
+                    run_tile(kern, mr, nr, kc, a + ir * lda + kb, lda, bpan, c + ir * ldc + j,
+                             ldc, kb > 0 || accumulate);
                 }
             }
         }
@@ -183,16 +164,29 @@ void imc_gemm_packed(enum imc_gemm_path path, float *c, int64_t ldc, const float
 
 int64_t imc_gemm_nt_work_floats(int64_t k)
 {
-    return imc_gemm_work_floats() + imc_gemm_packed_floats(NC, k) + 16;
+    return imc_gemm_packed_floats(NC, k) + 16;
 }
 
 void imc_gemm_nt(enum imc_gemm_path path, float *c, int64_t ldc, const float *a, int64_t lda,
                  int64_t m, const float *b, int64_t ldb, int64_t n, int64_t k, float *work)
 {
-    float *bp = imc_gemm_align(work + imc_gemm_work_floats());
+    float *bp = imc_gemm_align(work);
+    if (m <= FEW_ROWS) {
+        // Few A rows: pack one panel × KC at a time (L1) and continue the chains in C.
+        const struct imc_gemm_kernels *kern = kernels_of(path);
+        for (int64_t j = 0; j < n; j += IMC_GEMM_NR) {
+            const int64_t nr = n - j < IMC_GEMM_NR ? n - j : IMC_GEMM_NR;
+            for (int64_t kb = 0; kb < k || kb == 0; kb += KC) {
+                const int64_t kc = k - kb < KC ? k - kb : KC;
+                kern->pack_panel(bp, b + j * ldb + kb, ldb, nr, kc);
+                imc_gemm_packed(path, c + j, ldc, a + kb, lda, m, bp, nr, kc, kb > 0);
+            }
+        }
+        return;
+    }
     for (int64_t j0 = 0; j0 < n; j0 += NC) {
         const int64_t nc = n - j0 < NC ? n - j0 : NC;
         imc_gemm_pack_b(path, bp, b + j0 * ldb, ldb, nc, k);
-        imc_gemm_packed(path, c + j0, ldc, a, lda, m, bp, nc, k, work);
+        imc_gemm_packed(path, c + j0, ldc, a, lda, m, bp, nc, k, false);
     }
 }

@@ -21,10 +21,10 @@
  *
  * Layout: B is used packed (BLIS style): panels of IMC_GEMM_NR rows, panel p holding B rows
  * 16p .. 16p+15 k-major, element (k, r) at bp[p·NR·K + k·NR + r]; lanes of rows >= N are zero
- * and their results are discarded. The driver packs A in blocks of IMC_GEMM_MR rows into the
- * caller's work buffer and runs an MR × NR register-blocked micro-kernel (6 × 16: 12 ymm
- * accumulators); edge rows use the same kernel with fewer rows. Pointers need no alignment
- * (64-byte alignment of packed panels is faster: imc_gemm_align).
+ * and their results are discarded. A is read in place. The driver runs an MR × NR
+ * register-blocked micro-kernel (6 × 16: 12 ymm accumulators) over blocks of A rows and B panels;
+ * edge rows use the same kernel with fewer rows. Pointers need no alignment (64-byte alignment
+ * of packed panels is faster: imc_gemm_align).
  *
  * Workload assumptions: A = activations (M tokens, 1 .. thousands), B = weight rows (a tile of
  * <= 256 rows in matmul), K up to ~20k. One call is single-threaded; callers split M and N.
@@ -61,14 +61,13 @@ void imc_gemm_pack_panel(enum imc_gemm_path path, float *dst, const float *src, 
 void imc_gemm_pack_b(enum imc_gemm_path path, float *bp, const float *b, int64_t ldb, int64_t n,
                      int64_t k);
 
-// Floats of work imc_gemm_packed needs (packed A blocks), alignment slack included.
-int64_t imc_gemm_work_floats(void);
-
 // C = A · B^T with B packed (bp from imc_gemm_pack_b of n rows of k); A rows have stride lda,
-// C rows ldc. work: imc_gemm_work_floats() floats, borrowed for the call. k = 0 gives C = 0.
-// path must be supported (asserted).
+// C rows ldc. accumulate: every accumulator starts from the float in C instead of +0, i.e. the
+// call continues the chains of an earlier call over the preceding columns of the same A and B
+// rows; splitting K into ascending ranges this way gives the bits of one call over all of K.
+// k = 0 gives C = 0 (C unchanged when accumulating). path must be supported (asserted).
 void imc_gemm_packed(enum imc_gemm_path path, float *c, int64_t ldc, const float *a, int64_t lda,
-                     int64_t m, const float *bp, int64_t n, int64_t k, float *work);
+                     int64_t m, const float *bp, int64_t n, int64_t k, bool accumulate);
 
 // Floats of work imc_gemm_nt needs for rows of k.
 int64_t imc_gemm_nt_work_floats(int64_t k);

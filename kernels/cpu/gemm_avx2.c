@@ -29,7 +29,7 @@
     }
 #define ROW_STEP(i)                                                                                \
     if (mr > (i)) {                                                                                \
-        const __m256 a##i = _mm256_broadcast_ss(ap + (i));                                         \
+        const __m256 a##i = _mm256_broadcast_ss(a + (i) * lda);                                         \
         c##i##0 = _mm256_fmadd_ps(a##i, b0, c##i##0);                                              \
         c##i##1 = _mm256_fmadd_ps(a##i, b1, c##i##1);                                              \
     }
@@ -39,8 +39,8 @@
         _mm256_storeu_ps(c + (i) * ldc + 8, c##i##1);                                              \
     }
 
-INLINE AVX2 void tile_rows(const int mr, int64_t kc, const float *ap, const float *bp, float *c,
-                           int64_t ldc, bool load)
+INLINE AVX2 void tile_rows(const int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
+                           float *c, int64_t ldc, bool load)
 {
     ROW_INIT(0)
     ROW_INIT(1)
@@ -48,6 +48,7 @@ INLINE AVX2 void tile_rows(const int mr, int64_t kc, const float *ap, const floa
     ROW_INIT(3)
     ROW_INIT(4)
     ROW_INIT(5)
+#pragma GCC unroll 4
     for (int64_t kk = 0; kk < kc; kk++) {
         const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
         ROW_STEP(0)
@@ -56,7 +57,7 @@ INLINE AVX2 void tile_rows(const int mr, int64_t kc, const float *ap, const floa
         ROW_STEP(3)
         ROW_STEP(4)
         ROW_STEP(5)
-        ap += MR;
+        a++;
         bp += NR;
     }
     ROW_STORE(0)
@@ -69,10 +70,10 @@ INLINE AVX2 void tile_rows(const int mr, int64_t kc, const float *ap, const floa
 
 // tile_rows with a constant row count, one function per count (tile_kernels[mr]).
 #define DEFINE_TILE(n)                                                                             \
-    AVX2 static void tile_##n(int64_t kc, const float *ap, const float *bp, float *c,             \
+    AVX2 static void tile_##n(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,  \
                               int64_t ldc, bool load)                                              \
     {                                                                                              \
-        tile_rows(n, kc, ap, bp, c, ldc, load);                                                    \
+        tile_rows(n, kc, a, lda, bp, c, ldc, load);                                                \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -81,37 +82,46 @@ DEFINE_TILE(4)
 DEFINE_TILE(5)
 DEFINE_TILE(6)
 
-typedef void (*tile_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                        bool load);
+typedef void (*tile_fn)(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                        int64_t ldc, bool load);
 static const tile_fn tile_kernels[MR + 1] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
-static void tile_avx2(int mr, int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                      bool load)
+static void tile_avx2(int mr, int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                      int64_t ldc, bool load)
 {
-    tile_kernels[mr](kc, ap, bp, c, ldc, load);
+    tile_kernels[mr](kc, a, lda, bp, c, ldc, load);
 }
 
-// dst[kk·NR + r] = src[r·lds + kk] for r, kk < 8 (an 8 × 8 transpose into a panel).
+// dst[kk·NR + r] = src[r·lds + kk] for r, kk < 8 (an 8 × 8 transpose into a panel). Named
+// registers, not arrays: gcc -O2 does not unroll loops over ymm arrays and spills them.
 INLINE AVX2 void transpose8(float *dst, const float *src, int64_t lds)
 {
-    __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm256_loadu_ps(src + i * lds);
-    }
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     // a0 b0 a1 b1 | a4 b4 a5 b5
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); // a2 b2 a3 b3 | a6 b6 a7 b7
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));     // k 0 | 4
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2)); // k 1 | 5
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); // k 2 | 6
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); // k 3 | 7
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * NR, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * NR, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
+    const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+    const __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    const __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    const __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    // rows a, b: a0 b0 a1 b1 | a4 b4 a5 b5 (lo) and a2 b2 a3 b3 | a6 b6 a7 b7 (hi)
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    // rows 0-3 (u0-u3) and 4-7 (u4-u7) of column k | k + 4, for k = 0, 1, 2, 3
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
 AVX2 static void pack_avx2(float *dst, const float *src, int64_t lds, int64_t nr, int64_t kn)

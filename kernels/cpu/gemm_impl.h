@@ -13,10 +13,10 @@
 #include "kernels/cpu/gemm.h"
 
 struct imc_gemm_kernels {
-    // C[i][0:NR] (rows i < mr <= MR, stride ldc) = (load ? C : 0) + Σ_kk ap[kk·MR + i] ·
-    // bp[kk·NR + 0:NR], kk ascending, one fmaf per element and step.
-    void (*tile)(int mr, int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                 bool load);
+    // C[i][0:NR] (rows i < mr <= MR, stride ldc) = (load ? C : 0) + Σ_kk a[i·lda + kk] ·
+    // bp[kk·NR + 0:NR] for kk < kc ascending, one fmaf per element and step.
+    void (*tile)(int mr, int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                 int64_t ldc, bool load);
     // As imc_gemm_pack_panel.
     void (*pack_panel)(float *dst, const float *src, int64_t lds, int64_t nr, int64_t kn);
 };

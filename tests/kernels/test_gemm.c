@@ -9,7 +9,8 @@
  *   - bitwise AVX2 == generic (skipped with a note on CPUs without AVX2/FMA);
  *   - row invariance: row m computed alone equals row m inside a batch of any M at any position;
  *   - column invariance: output n does not depend on N or on n's position among the B rows;
- *   - the packed API (imc_gemm_pack_b + imc_gemm_packed) equals imc_gemm_nt bitwise.
+ *   - the packed API (imc_gemm_pack_b + imc_gemm_packed) equals imc_gemm_nt bitwise, also with
+ *     K split into ascending ranges whose chains continue through C (accumulate).
  *
  * Tolerance vs the double reference: |c - ref| <= 8·2^-24·sqrt(K)·Σ_k |a_k b_k| (the bound of
  * test_matmul: K float roundings of random sign grow ~sqrt(K)·2^-24 relative to the magnitude;
@@ -213,20 +214,27 @@ static void invariance(struct krng *r, enum imc_gemm_path p, bool rows)
     free_data(&d);
 }
 
-// imc_gemm_pack_b + imc_gemm_packed (unaligned buffers) give the bits of imc_gemm_nt.
+// imc_gemm_pack_b + imc_gemm_packed (unaligned panels) give the bits of imc_gemm_nt, in one
+// call and with K split into ascending ranges continued through C (accumulate).
 static void packed_api(struct krng *r, enum imc_gemm_path p)
 {
     struct gdata d = make_data(r, (struct gcase){19, 45, 531}, 1);
     float *nt = new_c(&d), *c = new_c(&d);
     gemm_sub(p, &d, nt, d.ldc, 0, d.g.m, 0, d.g.n);
     float *bp = malloc((size_t)(imc_gemm_packed_floats(d.g.n, d.g.k) + 1) * sizeof(float));
-    float *work = malloc((size_t)(imc_gemm_work_floats() + 1) * sizeof(float));
     imc_gemm_pack_b(p, bp + 1, d.b, d.ldb, d.g.n, d.g.k);
-    imc_gemm_packed(p, c, d.ldc, d.a, d.lda, d.g.m, bp + 1, d.g.n, d.g.k, work + 1);
+    imc_gemm_packed(p, c, d.ldc, d.a, d.lda, d.g.m, bp + 1, d.g.n, d.g.k, false);
     CHECK(count_diff(&d, c, nt) == 0, "%s: packed API differs from imc_gemm_nt",
           imc_gemm_path_name(p));
+    const int64_t cuts[] = {0, 1, 7, 100, 256, 300, 531};
+    for (size_t q = 0; q + 1 < sizeof cuts / sizeof cuts[0]; q++) {
+        const int64_t k0 = cuts[q], kn = cuts[q + 1] - k0;
+        imc_gemm_pack_b(p, bp + 1, d.b + k0, d.ldb, d.g.n, kn);
+        imc_gemm_packed(p, c, d.ldc, d.a + k0, d.lda, d.g.m, bp + 1, d.g.n, kn, k0 > 0);
+    }
+    CHECK(count_diff(&d, c, nt) == 0, "%s: K split into ranges (accumulate) differs from one call",
+          imc_gemm_path_name(p));
     free(bp);
-    free(work);
     free(nt);
     free(c);
     free_data(&d);
