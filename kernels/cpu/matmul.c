@@ -1,12 +1,15 @@
 /*
  * kernels/cpu/matmul: y = W x and the row lookup on the pool (kernels/kernels.h).
  *
- * The output is cut into tiles of TILE rows of W × a chunk of tokens. A task packs its W rows
- * into the panels of our GEMM (kernels/cpu/gemm.h) in per-thread scratch: quantized rows are
- * dequantized SEG elements at a time, a panel's 16 rows together, into a small buffer that is
- * transposed into the panel; f32 rows are packed straight from the mapping. It then runs
- * imc_gemm_packed for its tokens. Tokens are chunked (TOK_CHUNK) only when W has fewer than
- * MANY_TILES tiles, so large weights are dequantized once per call.
+ * The output is cut into tiles of W rows × a chunk of tokens. Tiles are whole GEMM panels
+ * (kernels/cpu/gemm.h: 16 rows, k-major), within a 2 MiB budget and small enough that W has
+ * MANY_TILES tiles where it can; tokens are chunked (TOK_CHUNK) only when W has fewer tiles, so
+ * each weight row is dequantized once per call. A task packs its W rows into panels in
+ * per-thread scratch: quantized rows are dequantized SEG elements at a time, a panel's 16 rows
+ * together, into a small buffer transposed into the panel; f32 rows are packed straight from
+ * the mapping. With many tokens it packs the whole tile, then runs one imc_gemm_packed; with at
+ * most FUSED_TOKS tokens (decode-sized calls, MoE experts) it multiplies each 16 × SEG block as
+ * soon as it is packed, continuing the accumulators through y.
  *
  * Invariant (bitwise): y[t][o] is one float accumulator updated by fmaf(x[t][i], W[o][i], acc)
  * for i = 0, 1, ..., n_in - 1 (gemm.h), so it depends only on x[t], W row o and n_in: never on
@@ -30,6 +33,7 @@
 #define TOK_CHUNK 126 // a multiple of IMC_GEMM_MR
 #define MANY_TILES 32
 #define SEG 256 // elements of a row dequantized at a time (rounded to a multiple of the block)
+#define FUSED_TOKS 32 // token counts up to this multiply each weight segment as it is packed
 
 struct mm_job {
     float *y;
@@ -48,31 +52,64 @@ struct mm_job {
     int failed; // set (to 1) by a task whose scratch allocation failed
 };
 
-static int64_t tile_rows(int64_t n_in)
+// Rows per tile: within the TILE_BYTES budget, and small enough that W has MANY_TILES tiles
+// where it can (n_out >= MANY_TILES · TILE_MIN), so tokens need no chunking and each tile is
+// dequantized once per call.
+static int64_t tile_rows(int64_t n_out, int64_t n_in)
 {
     int64_t r = TILE_BYTES / (4 * (n_in > 0 ? n_in : 1));
+    const int64_t spread = n_out / MANY_TILES;
+    r = spread < r ? spread : r;
     r = r < TILE_MIN ? TILE_MIN : r > TILE_MAX ? TILE_MAX : r;
     return r / TILE_MIN * TILE_MIN;
 }
 
-// Packs W rows o0 .. o0+rows-1 into bp (panels of NR, gemm.h); deq: NR × seg floats.
-static void mm_pack(const struct mm_job *j, int64_t o0, int64_t rows, float *bp, float *deq)
+// Packs columns [k0, k0 + kn) of the nr <= NR W rows from row o into the panel slice dst
+// (dst[kk·NR + r], gemm.h); quantized rows are dequantized into deq (NR × seg floats) first.
+static void pack_seg(const struct mm_job *j, int64_t o, int64_t nr, int64_t k0, int64_t kn,
+                     float *dst, float *deq)
+{
+    const uint8_t *w = j->w + (uint64_t)o * j->row_bytes;
+    if (!j->to_float) {
+        imc_gemm_pack_panel(j->path, dst, (const float *)w + k0, j->n_in, nr, kn);
+        return;
+    }
+    const uint64_t off = (uint64_t)(k0 / j->block_size) * j->type_size;
+    for (int64_t r = 0; r < nr; r++) {
+        j->to_float(w + (uint64_t)r * j->row_bytes + off, deq + r * j->seg, kn);
+    }
+    imc_gemm_pack_panel(j->path, dst, deq, j->seg, nr, kn);
+}
+
+// Many tokens: packs the whole tile (rows W rows from o0, panels of NR × n_in) into bp, then
+// multiplies it with the tokens in one call.
+static void mm_tile(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
+                    float *bp, float *deq)
 {
     for (int64_t p = 0; p < rows; p += IMC_GEMM_NR) {
         const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
-        const uint8_t *w = j->w + (uint64_t)(o0 + p) * j->row_bytes;
-        float *panel = bp + p * j->n_in;
-        if (!j->to_float) {
-            imc_gemm_pack_panel(j->path, panel, (const float *)w, j->n_in, nr, j->n_in);
-            continue;
-        }
         for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
             const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
-            const uint64_t off = (uint64_t)(k0 / j->block_size) * j->type_size;
-            for (int64_t r = 0; r < nr; r++) {
-                j->to_float(w + (uint64_t)r * j->row_bytes + off, deq + r * j->seg, kn);
-            }
-            imc_gemm_pack_panel(j->path, panel + k0 * IMC_GEMM_NR, deq, j->seg, nr, kn);
+            pack_seg(j, o0 + p, nr, k0, kn, bp + p * j->n_in + k0 * IMC_GEMM_NR, deq);
+        }
+    }
+    imc_gemm_packed(j->path, j->y + t0 * j->ldy + o0, j->ldy, j->x + t0 * j->ldx, j->ldx, toks,
+                    bp, rows, j->n_in, false);
+}
+
+// Few tokens: one panel × seg columns at a time is packed and multiplied at once, so the
+// weights never leave L1; the accumulators continue through y from one segment to the next
+// (exact, gemm.h), so the bits are those of mm_tile.
+static void mm_fused(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
+                     float *bp, float *deq)
+{
+    for (int64_t p = 0; p < rows; p += IMC_GEMM_NR) {
+        const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
+        for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
+            const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
+            pack_seg(j, o0 + p, nr, k0, kn, bp, deq);
+            imc_gemm_packed(j->path, j->y + t0 * j->ldy + o0 + p, j->ldy,
+                            j->x + t0 * j->ldx + k0, j->ldx, toks, bp, nr, kn, k0 > 0);
         }
     }
 }
@@ -83,17 +120,19 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
-    const int64_t nb = imc_gemm_packed_floats(rows, j->n_in) + 16, nw = imc_gemm_work_floats();
+    const bool fused = toks <= FUSED_TOKS;
+    const int64_t nb = (fused ? IMC_GEMM_NR * j->seg : imc_gemm_packed_floats(rows, j->n_in)) + 16;
     const int64_t nd = j->to_float ? IMC_GEMM_NR * j->seg : 0;
-    float *buf = imc_exec_scratch(j->ex, thread, nb + nw + nd);
+    float *buf = imc_exec_scratch(j->ex, thread, nb + nd);
     if (!buf) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         return;
     }
-    float *bp = imc_gemm_align(buf);
-    mm_pack(j, o0, rows, bp, buf + nb + nw);
-    imc_gemm_packed(j->path, j->y + t0 * j->ldy + o0, j->ldy, j->x + t0 * j->ldx, j->ldx, toks,
-                    bp, rows, j->n_in, buf + nb);
+    if (fused) {
+        mm_fused(j, o0, rows, t0, toks, imc_gemm_align(buf), buf + nb);
+    } else {
+        mm_tile(j, o0, rows, t0, toks, imc_gemm_align(buf), buf + nb);
+    }
 }
 
 enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
@@ -117,7 +156,7 @@ enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy,
     struct mm_job j = {.y = y, .ldy = ldy, .w = w, .row_bytes = rb,
                        .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float, .block_size = bs,
                        .type_size = tr->type_size, .seg = bs >= SEG ? bs : SEG / bs * bs,
-                       .n_out = n_out, .n_in = n_in, .n_tok = n_tok, .tile = tile_rows(n_in),
+                       .n_out = n_out, .n_in = n_in, .n_tok = n_tok, .tile = tile_rows(n_out, n_in),
                        .x = x, .ldx = ldx, .ex = ex, .path = imc_exec_gemm_path(ex)};
     j.n_tiles = (n_out + j.tile - 1) / j.tile;
     j.chunk = j.n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
