@@ -17,8 +17,8 @@
  * The collectors fold slot 0, 1, … after the call, i.e. in chunk order. Together with the
  * engine's row-count-independent matmul (kernels/cpu/matmul.c over kernels/cpu/gemm.h: each
  * output is one fmaf chain over its own input row and weight row, so a row's result does not
- * depend on the other rows of the call or its position among them) the output is bitwise the same for any chunks-per-call and for a
- * run resumed at any chunk. Memory: each slot's collector holds a double partial per imatrix
+ * depend on the other rows of the call or its position among them) the output is bitwise the
+ * same for any chunks-per-call and for a run resumed at any chunk. Memory: each slot's collector holds a double partial per imatrix
  * value, so a run holds (1 + n_seq) doubles per value.
  */
 #ifndef IMC_COORDINATOR_IMATRIX_PRIV_H

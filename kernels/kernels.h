@@ -10,9 +10,11 @@
  * o * row_bytes(t, n_in). y = W x means y[o] = Σ_i W[o][i] x[i] (ggml_mul_mat).
  *
  * Threads: every imc_cpu_* op takes a const struct imc_exec *ex (not NULL; one thread is
- * imc_exec_init(&ex, 1)). Work is cut into tasks whose boundaries do not depend on the thread count, and each
- * output element is computed by one task in a fixed order, so results are bitwise identical for
- * any number of threads. The pool is not reentrant: one op at a time per imc_exec.
+ * imc_exec_init(&ex, 1)). Work is cut into tasks whose boundaries do not depend on the thread
+ * count, and each output element is computed by one task in a fixed order, so results are
+ * bitwise identical for any number of threads. The pool is not reentrant: one op at a time per
+ * imc_exec. imc_cpu_matmul goes further: each output is one fmaf chain over its input row
+ * (kernels/cpu/gemm.h), so a token's row does not depend on the other tokens of the call.
  */
 #ifndef IMC_KERNELS_H
 #define IMC_KERNELS_H

@@ -29,7 +29,7 @@
     }
 #define ROW_STEP(i)                                                                                \
     if (mr > (i)) {                                                                                \
-        const __m256 a##i = _mm256_broadcast_ss(a + (i) * lda);                                         \
+        const __m256 a##i = _mm256_broadcast_ss(a + (i) * lda);                                    \
         c##i##0 = _mm256_fmadd_ps(a##i, b0, c##i##0);                                              \
         c##i##1 = _mm256_fmadd_ps(a##i, b1, c##i##1);                                              \
     }

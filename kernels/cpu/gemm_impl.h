@@ -12,6 +12,13 @@
 
 #include "kernels/cpu/gemm.h"
 
+// Reassociation or flush-to-zero would break the bitwise contract of gemm.h. (Contraction cannot:
+// the kernels compute only through fmaf and FMA intrinsics; the build is -std=c17, so
+// -ffp-contract=off.)
+#ifdef __FAST_MATH__
+#error "kernels/cpu/gemm must not be built with -ffast-math"
+#endif
+
 struct imc_gemm_kernels {
     // C[i][0:NR] (rows i < mr <= MR, stride ldc) = (load ? C : 0) + Σ_kk a[i·lda + kk] ·
     // bp[kk·NR + 0:NR] for kk < kc ascending, one fmaf per element and step.
