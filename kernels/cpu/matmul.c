@@ -81,36 +81,29 @@ static void pack_seg(const struct mm_job *j, int64_t o, int64_t nr, int64_t k0, 
     imc_gemm_pack_panel(j->path, dst, deq, j->seg, nr, kn);
 }
 
-// Many tokens: packs the whole tile (rows W rows from o0, panels of NR × n_in) into bp, then
-// multiplies it with the tokens in one call.
-static void mm_tile(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
-                    float *bp, float *deq)
+// Packs W rows o0 .. o0+rows-1 (panels of NR × n_in) into bp and multiplies them with tokens
+// t0 .. t0+toks-1. Many tokens: the whole tile is packed, then multiplied in one call. Few
+// tokens (fused): each panel × seg block is multiplied as soon as it is packed into bp, so the
+// weights never leave L1; the accumulators continue through y from one block to the next
+// (exact, gemm.h), so the bits are the same either way.
+static void mm_run(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
+                   bool fused, float *bp, float *deq)
 {
+    float *y = j->y + t0 * j->ldy + o0;
+    const float *x = j->x + t0 * j->ldx;
     for (int64_t p = 0; p < rows; p += IMC_GEMM_NR) {
         const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
         for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
             const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
-            pack_seg(j, o0 + p, nr, k0, kn, bp + p * j->n_in + k0 * IMC_GEMM_NR, deq);
+            pack_seg(j, o0 + p, nr, k0, kn, fused ? bp : bp + p * j->n_in + k0 * IMC_GEMM_NR,
+                     deq);
+            if (fused) {
+                imc_gemm_packed(j->path, y + p, j->ldy, x + k0, j->ldx, toks, bp, nr, kn, k0 > 0);
+            }
         }
     }
-    imc_gemm_packed(j->path, j->y + t0 * j->ldy + o0, j->ldy, j->x + t0 * j->ldx, j->ldx, toks,
-                    bp, rows, j->n_in, false);
-}
-
-// Few tokens: one panel × seg columns at a time is packed and multiplied at once, so the
-// weights never leave L1; the accumulators continue through y from one segment to the next
-// (exact, gemm.h), so the bits are those of mm_tile.
-static void mm_fused(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
-                     float *bp, float *deq)
-{
-    for (int64_t p = 0; p < rows; p += IMC_GEMM_NR) {
-        const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
-        for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
-            const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
-            pack_seg(j, o0 + p, nr, k0, kn, bp, deq);
-            imc_gemm_packed(j->path, j->y + t0 * j->ldy + o0 + p, j->ldy,
-                            j->x + t0 * j->ldx + k0, j->ldx, toks, bp, nr, kn, k0 > 0);
-        }
+    if (!fused) {
+        imc_gemm_packed(j->path, y, j->ldy, x, j->ldx, toks, bp, rows, j->n_in, false);
     }
 }
 
@@ -128,11 +121,7 @@ static void mm_task(void *ctx, int64_t task, int thread)
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         return;
     }
-    if (fused) {
-        mm_fused(j, o0, rows, t0, toks, imc_gemm_align(buf), buf + nb);
-    } else {
-        mm_tile(j, o0, rows, t0, toks, imc_gemm_align(buf), buf + nb);
-    }
+    mm_run(j, o0, rows, t0, toks, fused, imc_gemm_align(buf), buf + nb);
 }
 
 enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
