@@ -10,10 +10,12 @@
  * hook's tok: sequence = tok / n_ctx; rows come in ascending token order, dense weights with
  * every token of the call, routed experts with the tokens routed to them).
  * The collectors fold slot 0, 1, … after the call, i.e. in chunk order. Together with the
- * engine's row-count-independent matmul (a row's result does not depend on the other rows of
- * the call) the output is bitwise the same for any chunks-per-call, for a run resumed at any
- * chunk, and for any split of the batch over expert shards. Memory: each slot's collector holds
- * a double partial per imatrix value, so a run holds (1 + n_seq) doubles per value.
+ * engine's row-count-independent matmul (kernels/cpu/matmul.c over kernels/cpu/gemm.h: each
+ * output is one fmaf chain over its own input row and weight row, so a row's result does not
+ * depend on the other rows of the call or its position among them) the output is bitwise the
+ * same for any chunks-per-call, for a run resumed at any chunk, and for any split of the batch
+ * over expert shards. Memory: each slot's collector holds a double partial per imatrix value,
+ * so a run holds (1 + n_seq) doubles per value.
  */
 #ifndef IMC_COORDINATOR_IMATRIX_PRIV_H
 #define IMC_COORDINATOR_IMATRIX_PRIV_H

@@ -52,7 +52,7 @@ struct imc_backend {
                   int64_t ldx, int64_t n_rows, int64_t n_in);
 };
 
-// The production CPU backend (pool + OpenBLAS).
+// The production CPU backend (pool, imc's deterministic GEMM, OpenBLAS for attention).
 const struct imc_backend *imc_backend_cpu(void);
 // The scalar references behind the backend signatures (ignore ex; single-threaded).
 const struct imc_backend *imc_backend_ref(void);

@@ -1,7 +1,8 @@
 /*
  * kernels: the compute ops of the forward pass, no I/O (DESIGN.md §2 kernels/, §5). Each op has
  * a scalar reference imc_ref_<op> (kernels/ref/, double accumulation, obviously correct: the
- * spec, used by tests) and an optimized imc_cpu_<op> (kernels/cpu/: pthread pool, OpenBLAS).
+ * spec, used by tests) and an optimized imc_cpu_<op> (kernels/cpu/: pthread pool, our own
+ * deterministic GEMM for matmul, OpenBLAS for the per-sequence attention products).
  * tests/kernels/test_<op>.c compares them; tolerances are listed there in one table.
  *
  * Layout conventions: f32, row-major, one row per token. A matrix W "of type t" is n_out rows of
@@ -9,9 +10,11 @@
  * o * row_bytes(t, n_in). y = W x means y[o] = Σ_i W[o][i] x[i] (ggml_mul_mat).
  *
  * Threads: every imc_cpu_* op takes a const struct imc_exec *ex (not NULL; one thread is
- * imc_exec_init(&ex, 1)). Work is cut into tasks whose boundaries do not depend on the thread count, and each
- * output element is computed by one task in a fixed order, so results are bitwise identical for
- * any number of threads. The pool is not reentrant: one op at a time per imc_exec.
+ * imc_exec_init(&ex, 1)). Work is cut into tasks whose boundaries do not depend on the thread
+ * count, and each output element is computed by one task in a fixed order, so results are
+ * bitwise identical for any number of threads. The pool is not reentrant: one op at a time per
+ * imc_exec. imc_cpu_matmul goes further: each output is one fmaf chain over its input row
+ * (kernels/cpu/gemm.h), so a token's row does not depend on the other tokens of the call.
  */
 #ifndef IMC_KERNELS_H
 #define IMC_KERNELS_H
@@ -32,6 +35,15 @@ struct imc_exec;
 enum imc_status imc_exec_init(struct imc_exec **out, int n_threads);
 void imc_exec_free(struct imc_exec *ex); // NULL is a no-op
 int imc_exec_n_threads(const struct imc_exec *ex); // 1 for NULL
+
+// The code path of the f32 GEMM under imc_cpu_matmul (kernels/cpu/gemm.h). Both give the same
+// bits; AVX2 needs a CPU with AVX2 and FMA, generic runs anywhere.
+enum imc_gemm_path { IMC_GEMM_GENERIC = 0, IMC_GEMM_AVX2 = 1 };
+// The path ex's kernels use: the fastest the CPU supports, chosen once by imc_exec_init.
+enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex);
+// Forces path (tests, benchmarks; call between ops). IMC_ERR_UNSUPPORTED (logged) when the CPU
+// cannot run it.
+enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path path);
 
 // Runs fn(ctx, task, thread) for task in [0, n_tasks) on the pool, returns when all are done.
 // thread in [0, n_threads) names the worker (for per-thread scratch).

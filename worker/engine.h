@@ -9,9 +9,12 @@
  * tokens each, laid out one after another; positions restart at 0 in every sequence.
  *
  * Compute: weights stay in the GGUF mapping in their stored type; each matmul dequantizes a tile
- * of weight rows to f32 and runs cblas_sgemm on it (kernels/cpu). Work is split over the
- * engine's own pthread pool in tiles whose boundaries do not depend on the thread count, and
- * OpenBLAS runs single-threaded inside them, so results are bitwise identical for any n_threads.
+ * of weight rows to f32 into packed panels and runs imc's own GEMM on it (kernels/cpu/gemm.h),
+ * which computes every output as one fmaf chain over the input in ascending order: a token's
+ * output row depends only on that token's input and the weight, never on the other tokens of
+ * the call, its position among them, the tiling or the thread count. Work is split over the
+ * engine's own pthread pool (attention's per-sequence products use OpenBLAS, single-threaded
+ * inside the tasks), so results are bitwise identical for any n_threads.
  *
  * Expert shards (ep_comm): the shards of a stage each run the layers on their own sequences
  * (attention, router, shared experts: data-parallel over sequences) and exchange the routed

@@ -1,34 +1,39 @@
 /*
  * kernels/cpu/matmul: y = W x and the row lookup on the pool (kernels/kernels.h).
  *
- * The output is cut into tiles of TILE rows of W × a chunk of tokens. A task dequantizes its W
- * rows to f32 into per-thread scratch (f32 weights are used in place) and runs single-threaded
- * cblas_sgemm calls y[t][o0:o1] = x[t] · W[o0:o1]^T over token tiles of exactly TOK_TILE rows.
- * Tokens are chunked (TOK_CHUNK) only when W has fewer than MANY_TILES tiles, so large weights
- * are dequantized once per call.
+ * The output is cut into tiles of W rows × a chunk of tokens. Tiles are whole GEMM panels
+ * (kernels/cpu/gemm.h: 16 rows, k-major), within a 2 MiB budget and small enough that W has
+ * MANY_TILES tiles where it can; tokens are chunked (TOK_CHUNK) only when W has fewer tiles, so
+ * each weight row is dequantized once per call. A task packs its W rows into panels in
+ * per-thread scratch: quantized rows are dequantized SEG elements at a time, a panel's 16 rows
+ * together, into a small buffer transposed into the panel; f32 rows are packed straight from
+ * the mapping. With many tokens it packs the whole tile, then runs one imc_gemm_packed; with at
+ * most FUSED_TOKS tokens (decode-sized calls, MoE experts) it multiplies each 16 × SEG block as
+ * soon as it is packed, continuing the accumulators through y.
  *
- * Invariant (bitwise): y[t][o] depends only on x[t], W and the shapes of W, never on the thread
- * count, on n_tok or on the other tokens. OpenBLAS picks its kernel (small-matrix kernel, packed
- * micro-kernels and their remainder paths) from M, N, K, so a varying token count M changed the
- * summation order of a row; here every sgemm call has M = TOK_TILE and N, K fixed by W's shape
- * and tile index. A last partial token tile is copied into zero-padded scratch and its valid
- * rows copied out. MoE experts, which see a varying number of routed tokens, rely on this.
+ * Invariant (bitwise): y[t][o] is one float accumulator updated by fmaf(x[t][i], W[o][i], acc)
+ * for i = 0, 1, ..., n_in - 1 (gemm.h), so it depends only on x[t], W row o and n_in: never on
+ * the thread count, on n_tok, on the other tokens or t's position among them, on the tile, nor
+ * on the GEMM path (AVX2 or generic). MoE experts, which see a varying number of routed tokens,
+ * and the batch-size and rank-count invariance of imatrix and perplexity rely on this. (OpenBLAS
+ * does not give it: its sgemm result for a row depends on the row's position within the call.)
  *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
- * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a dequantized tile ≤ 2 MiB.
+ * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a packed tile <= 2 MiB.
  */
-#include <cblas.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 
 #define TILE_BYTES (2 << 20)
-#define TILE_MIN 16
+#define TILE_MIN IMC_GEMM_NR // tiles are whole GEMM panels (but the last tile of W)
 #define TILE_MAX 256
-#define TOK_CHUNK 128 // a multiple of TOK_TILE
-#define TOK_TILE 16 // every sgemm call has M = TOK_TILE (a multiple of micro-kernel heights)
+#define TOK_CHUNK 126 // a multiple of IMC_GEMM_MR
 #define MANY_TILES 32
+#define SEG 256 // elements of a row dequantized at a time (rounded to a multiple of the block)
+#define FUSED_TOKS 32 // token counts up to this multiply each weight segment as it is packed
 
 struct mm_job {
     float *y;
@@ -36,47 +41,69 @@ struct mm_job {
     const uint8_t *w;
     uint64_t row_bytes;
     imc_to_float_fn to_float; // NULL for f32
+    int64_t block_size;       // elements per block of W's type
+    uint64_t type_size;       // bytes per block
+    int64_t seg;              // elements dequantized per row at a time (a multiple of block_size)
     int64_t n_out, n_in, n_tok, tile, n_tiles, chunk;
     const float *x;
     int64_t ldx;
     const struct imc_exec *ex;
+    enum imc_gemm_path path;
     int failed; // set (to 1) by a task whose scratch allocation failed
 };
 
-static int64_t tile_rows(int64_t n_in)
+// Rows per tile: within the TILE_BYTES budget, and small enough that W has MANY_TILES tiles
+// where it can (n_out >= MANY_TILES · TILE_MIN), so tokens need no chunking and each tile is
+// dequantized once per call.
+static int64_t tile_rows(int64_t n_out, int64_t n_in)
 {
     int64_t r = TILE_BYTES / (4 * (n_in > 0 ? n_in : 1));
+    const int64_t spread = n_out / MANY_TILES;
+    r = spread < r ? spread : r;
     r = r < TILE_MIN ? TILE_MIN : r > TILE_MAX ? TILE_MAX : r;
     return r / TILE_MIN * TILE_MIN;
 }
 
-// y[t0 + k][0:rows] = x[t0 + k] · wt^T for k < toks (toks <= TOK_TILE) with one sgemm of
-// M = TOK_TILE; a partial tile goes through pad (TOK_TILE × (n_in + rows) floats).
-static void mm_tokens(const struct mm_job *j, const float *wt, int64_t rows, int64_t t0,
-                      int64_t toks, float *y, float *pad)
+// Packs columns [k0, k0 + kn) of the nr <= NR W rows from row o into the panel slice dst
+// (dst[kk·NR + r], gemm.h); quantized rows are dequantized into deq (NR × seg floats) first.
+static void pack_seg(const struct mm_job *j, int64_t o, int64_t nr, int64_t k0, int64_t kn,
+                     float *dst, float *deq)
 {
+    const uint8_t *w = j->w + (uint64_t)o * j->row_bytes;
+    if (!j->to_float) {
+        imc_gemm_pack_panel(j->path, dst, (const float *)w + k0, j->n_in, nr, kn);
+        return;
+    }
+    const uint64_t off = (uint64_t)(k0 / j->block_size) * j->type_size;
+    for (int64_t r = 0; r < nr; r++) {
+        j->to_float(w + (uint64_t)r * j->row_bytes + off, deq + r * j->seg, kn);
+    }
+    imc_gemm_pack_panel(j->path, dst, deq, j->seg, nr, kn);
+}
+
+// Packs W rows o0 .. o0+rows-1 (panels of NR × n_in) into bp and multiplies them with tokens
+// t0 .. t0+toks-1. Many tokens: the whole tile is packed, then multiplied in one call. Few
+// tokens (fused): each panel × seg block is multiplied as soon as it is packed into bp, so the
+// weights never leave L1; the accumulators continue through y from one block to the next
+// (exact, gemm.h), so the bits are the same either way.
+static void mm_run(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0, int64_t toks,
+                   bool fused, float *bp, float *deq)
+{
+    float *y = j->y + t0 * j->ldy + o0;
     const float *x = j->x + t0 * j->ldx;
-    int64_t ldx = j->ldx, ldy = j->ldy;
-    float *yt = y + t0 * j->ldy;
-    const int padded = toks < TOK_TILE;
-    if (padded) {
-        float *xp = pad, *yp = pad + TOK_TILE * j->n_in;
-        for (int64_t k = 0; k < TOK_TILE; k++) {
-            if (k < toks) {
-                memcpy(xp + k * j->n_in, x + k * j->ldx, (size_t)j->n_in * sizeof(float));
-            } else {
-                memset(xp + k * j->n_in, 0, (size_t)j->n_in * sizeof(float));
+    for (int64_t p = 0; p < rows; p += IMC_GEMM_NR) {
+        const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
+        for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
+            const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
+            pack_seg(j, o0 + p, nr, k0, kn, fused ? bp : bp + p * j->n_in + k0 * IMC_GEMM_NR,
+                     deq);
+            if (fused) {
+                imc_gemm_packed(j->path, y + p, j->ldy, x + k0, j->ldx, toks, bp, nr, kn, k0 > 0);
             }
         }
-        x = xp;
-        yt = yp;
-        ldx = j->n_in;
-        ldy = rows;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TOK_TILE, (int)rows, (int)j->n_in, 1.0f,
-                x, (int)ldx, wt, (int)j->n_in, 0.0f, yt, (int)ldy);
-    for (int64_t k = 0; padded && k < toks; k++) {
-        memcpy(y + (t0 + k) * j->ldy, yt + k * rows, (size_t)rows * sizeof(float));
+    if (!fused) {
+        imc_gemm_packed(j->path, y, j->ldy, x, j->ldx, toks, bp, rows, j->n_in, false);
     }
 }
 
@@ -86,23 +113,15 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
-    const int64_t wn = j->to_float ? rows * j->n_in : 0;
-    float *buf = imc_exec_scratch(j->ex, thread, wn + TOK_TILE * (j->n_in + rows));
+    const bool fused = toks <= FUSED_TOKS;
+    const int64_t nb = (fused ? IMC_GEMM_NR * j->seg : imc_gemm_packed_floats(rows, j->n_in)) + 16;
+    const int64_t nd = j->to_float ? IMC_GEMM_NR * j->seg : 0;
+    float *buf = imc_exec_scratch(j->ex, thread, nb + nd);
     if (!buf) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         return;
     }
-    const float *wt = (const float *)(j->w + (uint64_t)o0 * j->row_bytes);
-    if (j->to_float) {
-        for (int64_t r = 0; r < rows; r++) {
-            j->to_float(j->w + (uint64_t)(o0 + r) * j->row_bytes, buf + r * j->n_in, j->n_in);
-        }
-        wt = buf;
-    }
-    for (int64_t k = 0; k < toks; k += TOK_TILE) {
-        mm_tokens(j, wt, rows, t0 + k, toks - k < TOK_TILE ? toks - k : TOK_TILE, j->y + o0,
-                  buf + wn);
-    }
+    mm_run(j, o0, rows, t0, toks, fused, imc_gemm_align(buf), buf + nb);
 }
 
 enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
@@ -117,16 +136,17 @@ enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy,
                     (long long)n_in, imc_type_name((uint32_t)type));
         return IMC_ERR_UNSUPPORTED;
     }
-    if (n_in > INT32_MAX || n_out > INT32_MAX || n_tok > INT32_MAX || ldx > INT32_MAX ||
-        ldy > INT32_MAX) {
-        IMC_LOG_ERR("matmul: shape %lld x %lld exceeds the BLAS int range", (long long)n_out,
-                    (long long)n_in);
+    if (n_in > INT32_MAX) {
+        IMC_LOG_ERR("matmul: rows of %lld elements exceed the supported %d", (long long)n_in,
+                    INT32_MAX);
         return IMC_ERR_UNSUPPORTED;
     }
+    const int64_t bs = tr->block_size;
     struct mm_job j = {.y = y, .ldy = ldy, .w = w, .row_bytes = rb,
-                       .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float, .n_out = n_out,
-                       .n_in = n_in, .n_tok = n_tok, .tile = tile_rows(n_in), .x = x, .ldx = ldx,
-                       .ex = ex};
+                       .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float, .block_size = bs,
+                       .type_size = tr->type_size, .seg = bs >= SEG ? bs : SEG / bs * bs,
+                       .n_out = n_out, .n_in = n_in, .n_tok = n_tok, .tile = tile_rows(n_out, n_in),
+                       .x = x, .ldx = ldx, .ex = ex, .path = imc_exec_gemm_path(ex)};
     j.n_tiles = (n_out + j.tile - 1) / j.tile;
     j.chunk = j.n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
     imc_exec_run(ex, j.n_tiles * ((n_tok + j.chunk - 1) / j.chunk), mm_task, &j);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "core/log.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 
 struct scratch {
@@ -26,6 +27,7 @@ struct scratch {
 
 struct imc_exec {
     int n_threads;
+    enum imc_gemm_path gemm_path; // GEMM kernels of matmul (set once at init, or by tests)
     pthread_t *threads;     // n_threads - 1 workers
     int n_started;          // workers actually started
     pthread_mutex_t mu;
@@ -116,6 +118,7 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
         return IMC_ERR_NOMEM;
     }
     ex->n_threads = n_threads;
+    ex->gemm_path = imc_gemm_path_best();
     ex->threads = calloc((size_t)n_threads, sizeof(*ex->threads));
     ex->scratch = calloc((size_t)n_threads, sizeof(*ex->scratch));
     pthread_mutex_init(&ex->mu, NULL);
@@ -164,6 +167,22 @@ void imc_exec_free(struct imc_exec *ex)
 int imc_exec_n_threads(const struct imc_exec *ex)
 {
     return ex ? ex->n_threads : 1;
+}
+
+enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex)
+{
+    return ex ? ex->gemm_path : imc_gemm_path_best();
+}
+
+enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path path)
+{
+    if (!imc_gemm_path_supported(path)) {
+        IMC_LOG_ERR("exec: GEMM path %s (%d) cannot run on this CPU (avx2 needs AVX2 and FMA)",
+                    imc_gemm_path_name(path), (int)path);
+        return IMC_ERR_UNSUPPORTED;
+    }
+    ex->gemm_path = path;
+    return IMC_OK;
 }
 
 void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, void *ctx)

@@ -13,8 +13,9 @@
  *   attention  2e-5    2e-5    float sgemm scores over dk <= 96 (~sqrt(dk)·eps·|q||k|), float softmax, float P·V
  *   moe_route  0 (ids) 1e-5    ids exact where the selection margin exceeds 1e-5; weights from float expf/sigmoid
  *   sqacc      0       0       same double arithmetic in the same row order (columns split over threads)
- *   matmul     see test_matmul.c: |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i|W_oi x_ti| (float summation of
- *              n_in products, blocked as sgemm sums; dequantization is the same table function in both)
+ *   matmul     see test_matmul.c: |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i|W_oi x_ti| (one float fma chain
+ *              over n_in products; dequantization is the same table function in both)
+ *   gemm       see test_gemm.c: the same bound with K for n_in, plus bitwise equality to the fmaf chain
  */
 #ifndef IMC_TESTS_KCHECK_H
 #define IMC_TESTS_KCHECK_H

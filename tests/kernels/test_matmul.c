@@ -4,15 +4,17 @@
  * partial weight tiles and token chunks, and strided x/y; bitwise equality across thread counts;
  * bitwise batch invariance (row t of y is the same whether token t is computed alone or among
  * n tokens, so MoE experts give the same bits whatever number of tokens they are routed);
+ * bitwise equality of the AVX2 and generic GEMM paths;
  * imc_cpu_get_rows against the reference (exact: same dequantizer).
  *
  * Tolerance: per element |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i |W_oi x_ti|: the reference sums in
- * double, sgemm sums n_in float products in blocks (error grows ~sqrt(n_in) for random signs;
- * 8 is the margin for blocked partial sums). Both use the same dequantized weights.
+ * double, the GEMM (kernels/cpu/gemm.h) accumulates n_in fused products in one float (error
+ * grows ~sqrt(n_in) for random signs; 8 is margin). Both use the same dequantized weights.
  */
 #include <math.h>
 
 #include "kcheck.h"
+#include "kernels/cpu/gemm.h"
 
 struct mcase {
     int64_t n_out, n_in, n_tok;
@@ -118,7 +120,7 @@ static void determinism(struct krng *r)
 }
 
 // Row t of y computed inside a batch of n tokens equals row t computed alone (bitwise), for
-// token counts around the sgemm micro-kernel sizes and the token chunk, over a weight with a
+// token counts around the GEMM micro-kernel height (6) and the token chunk, over a weight with a
 // partial last tile. The batch uses strided x/y (ldx, ldy), the token alone contiguous rows.
 static void batch_invariance(struct imc_exec *ex, struct krng *r, uint32_t t)
 {
@@ -154,6 +156,34 @@ static void batch_invariance(struct imc_exec *ex, struct krng *r, uint32_t t)
     free(x1);
     free(alone);
     free(y);
+}
+
+// The generic GEMM path (forced on a second pool) gives the bits of the default path.
+static void gemm_paths(struct imc_exec *ex, struct krng *r, uint32_t t)
+{
+    if (imc_exec_gemm_path(ex) == IMC_GEMM_GENERIC) {
+        printf("note: no AVX2/FMA on this CPU: matmul runs the generic GEMM path only\n");
+        return;
+    }
+    const int64_t n_out = 70, n_in = 512, n_tok = 13;
+    float *deq = NULL;
+    void *w = make_weights(r, t, n_out, n_in, &deq);
+    float *x = kalloc_rand(r, n_tok * n_in, 1.0f);
+    float *y = malloc((size_t)(n_tok * n_out) * 4), *yg = malloc((size_t)(n_tok * n_out) * 4);
+    struct imc_exec *eg = kexec(2);
+    CHECK(imc_exec_set_gemm_path(eg, IMC_GEMM_GENERIC) == IMC_OK, "force the generic path");
+    CHECK(imc_cpu_matmul(ex, y, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) ==
+              IMC_OK, "matmul %s", imc_gemm_path_name(imc_exec_gemm_path(ex)));
+    CHECK(imc_cpu_matmul(eg, yg, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) ==
+              IMC_OK, "matmul generic");
+    CHECK(memcmp(y, yg, (size_t)(n_tok * n_out) * 4) == 0, "%s: generic and %s paths differ",
+          imc_type_name(t), imc_gemm_path_name(imc_exec_gemm_path(ex)));
+    imc_exec_free(eg);
+    free(deq);
+    free(w);
+    free(x);
+    free(y);
+    free(yg);
 }
 
 static void get_rows(struct imc_exec *ex, struct krng *r)
@@ -207,6 +237,7 @@ int main(void)
                                   IMC_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof inv_types / sizeof inv_types[0]; i++) {
         batch_invariance(ex, &r, inv_types[i]);
+        gemm_paths(ex, &r, inv_types[i]);
     }
     get_rows(ex, &r);
     imc_exec_free(ex);
