@@ -9,6 +9,7 @@
 #     resumes under mpirun;
 #   - faults: a rank killed (SIGKILL) or stopped (SIGSTOP: a node that vanishes) ends the job
 #     non-zero within 30 s, naming the rank; no output file is left;
+#   - other batch sizes (-b: chunks per engine call) give the same bytes;
 #   - the automatic layout and bad layouts.
 # shellcheck source=tests/mpi/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +68,9 @@ job ds3 ds3.ep2dp2 4 ep=2,dp=2 ds2-tiny-3d "${A[@]}"
 job ds3 ds3.pp2ep2dp2 8 pp=2,ep=2,dp=2 ds2-tiny-3d "${A[@]}"
 job ds3 ds3.pp2dp2tcp 4 pp=2,dp=2 ds2-tiny-3d "${A[@]}"
 job ds3 ds3.ep2tcp 2 ep=2 ds2-tiny-3d "${A[@]}"
+# other batch sizes: one chunk per call, all 7 in one call
+job ds3 ds3.pp2ep2b64 4 pp=2,ep=2 ds2-tiny-3d --ctx 64 --chunks 7 -b 64
+job ds3 ds3.ep2b448 2 ep=2 ds2-tiny-3d --ctx 64 --chunks 7 -b 448
 
 single ik ds2-tiny-ik "${A[@]}" --attn non-absorbed
 job ik ik.pp2ep2 4 pp=2,ep=2 ds2-tiny-ik "${A[@]}" --attn non-absorbed
@@ -93,8 +97,8 @@ R=(-m "$MPI_TMP/ds2-tiny-ik.gguf" -f "$long" --ctx 64 --format both --save-every
 "$IMC_BIN" imatrix "${R[@]}" -q -o "$MPI_TMP/full" >"$MPI_TMP/full.out" 2>/dev/null
 mpi_check "checkpoints: uninterrupted single-process run exits 0" test $? -eq 0
 
-# kill_after_ckpt TAG N LAYOUT: starts the job in the background and stops it with SIGTERM to
-# mpirun once TAG.ckpt exists; leaves a copy in TAG.ckpt.saved.
+# kill_after_ckpt TAG N LAYOUT: starts the job in the background and kills its ranks (SIGKILL,
+# at once) once TAG.ckpt exists; leaves a copy in TAG.ckpt.saved.
 kill_after_ckpt() {
     local tag=$1 n=$2 layout=$3
     "$MPIEXEC" -n "$n" --oversubscribe "$IMC_BIN" imatrix "${R[@]}" -q -o "$MPI_TMP/$tag" \
@@ -105,7 +109,8 @@ kill_after_ckpt() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.005
     done
-    kill -TERM "$pid" 2>/dev/null
+    # shellcheck disable=SC2046 # the list of rank pids
+    kill -KILL $(pgrep -P "$pid") 2>/dev/null
     wait "$pid" 2>/dev/null
     local rc=$?
     sleep 0.2 # let every rank go
