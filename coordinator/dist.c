@@ -33,7 +33,7 @@ struct dist {
     double *nll;              // [n_chunk][n_scored], the caller's
     struct imc_dist_times t;
     struct imc_rank_place place;
-    struct imc_slice slice;   // this rank's weights
+    struct imc_slice slice; // this rank's weights
 };
 
 enum imc_status imc_dist_stage_layers(const struct imc_model *m, const struct imc_layout *l,
@@ -82,8 +82,8 @@ static enum imc_status check_layout(const struct imc_dist_job *j)
     if (imc_comm_group_size(j->comm, IMC_GROUP_PIPELINE) != l->pp ||
         imc_comm_group_size(j->comm, IMC_GROUP_EXPERT) != l->ep ||
         imc_comm_group_size(j->comm, IMC_GROUP_REPLICA) != l->dp) {
-        IMC_LOG_ERR("dist: communicators are not split into layout pp=%d,ep=%d,dp=%d", l->pp,
-                    l->ep, l->dp);
+        IMC_LOG_ERR("dist: communicators are not split into layout pp=%d,ep=%d,dp=%d", l->pp, l->ep,
+                    l->dp);
         return IMC_ERR_ARG;
     }
     if (j->chunk0 < 0 || j->chunk_end > j->ch->n_chunk || j->chunk0 > j->chunk_end ||
@@ -114,10 +114,11 @@ static enum imc_status place_slice(struct dist *d, int64_t lb, int64_t le)
 {
     const struct imc_dist_job *j = d->j;
     IMC_TRY(imc_rank_place(j->comm, j->n_threads, &d->place));
-    struct imc_slice_spec sp = {.layer_begin = lb, .layer_end = le, .embedding = d->stage == 0,
+    struct imc_slice_spec sp = {.layer_begin = lb,
+                                .layer_end = le,
+                                .embedding = d->stage == 0,
                                 .head = d->stage + 1 == d->pp};
-    imc_plan_expert_range(j->model->hp.n_expert, d->ep, d->shard, &sp.expert_begin,
-                          &sp.expert_end);
+    imc_plan_expert_range(j->model->hp.n_expert, d->ep, d->shard, &sp.expert_begin, &sp.expert_end);
     IMC_TRY(imc_slice_init(&d->slice, j->model, &sp));
     d->t.slice_bytes = (double)d->slice.bytes;
     d->t.numa_node = d->place.node;
@@ -135,8 +136,12 @@ static void measure_resident(struct dist *d)
 {
     const struct imc_model *m = d->j->model;
     struct imc_slice all;
-    struct imc_slice_spec sp = {.layer_begin = 0, .layer_end = m->hp.n_layer, .expert_begin = 0,
-                                .expert_end = m->hp.n_expert, .embedding = true, .head = true};
+    struct imc_slice_spec sp = {.layer_begin = 0,
+                                .layer_end = m->hp.n_layer,
+                                .expert_begin = 0,
+                                .expert_end = m->hp.n_expert,
+                                .embedding = true,
+                                .head = true};
     uint64_t a = 0, b = 0;
     if (imc_slice_resident(&d->slice, &a) == IMC_OK) {
         d->t.resident_slice = (double)a;
@@ -189,8 +194,7 @@ static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, in
 {
     const int64_t hb = d->j->head_begin;
     for (int64_t s = s0; s < s1; s++) {
-        IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb,
-                                d->logits));
+        IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, d->logits));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
         double *dst = d->nll + (c0 + s) * d->n_scored;
         for (int64_t pos = d->first; pos < d->n_ctx - 1; pos++) {
@@ -263,8 +267,8 @@ static enum imc_status run_rounds(struct dist *d)
             st = stage_batch(d, b, k);
         }
         const int64_t c0 = j->chunk0 + k * d->dp * j->n_seq;
-        const int64_t c1 = c0 + d->dp * j->n_seq < j->chunk_end ? c0 + d->dp * j->n_seq
-                                                                 : j->chunk_end;
+        const int64_t c1 =
+            c0 + d->dp * j->n_seq < j->chunk_end ? c0 + d->dp * j->n_seq : j->chunk_end;
         if (st == IMC_OK && j->after_round) {
             st = j->after_round(j->user, k, c0, c1);
         }
@@ -294,9 +298,9 @@ static void log_roles(const struct dist *d)
         imc_plan_expert_range(j->model->hp.n_expert, d->ep, co.shard, &eb, &ee);
         IMC_LOG_INF("dist: rank %d: stage %d (layers %lld..%lld%s%s), shard %d (experts %lld..%lld)"
                     ", replica %d (batches b %% %d == %d)",
-                    r, co.stage, (long long)lb, (long long)le - 1, co.stage == 0 ? ", embedding" : "",
-                    co.stage + 1 == d->pp ? ", head" : "", co.shard, (long long)eb,
-                    (long long)ee - 1, co.replica, d->dp, co.replica);
+                    r, co.stage, (long long)lb, (long long)le - 1,
+                    co.stage == 0 ? ", embedding" : "", co.stage + 1 == d->pp ? ", head" : "",
+                    co.shard, (long long)eb, (long long)ee - 1, co.replica, d->dp, co.replica);
     }
 }
 
@@ -343,7 +347,7 @@ enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_di
         IMC_LOG_ERR("dist: out of memory for the timing table of %d ranks", size);
         return IMC_ERR_NOMEM;
     }
-    const double mine[N] = {t->total,          t->compute,        t->wait, t->slice_bytes,
+    const double mine[N] = {t->total,          t->compute,        t->wait,     t->slice_bytes,
                             t->resident_slice, t->resident_model, t->numa_node};
     memcpy(v + rank * N, mine, sizeof(mine));
     enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * N);

@@ -89,13 +89,12 @@ struct imc_imatrix_result {
 };
 
 // Runs it (under MPI: collectively, every rank with the same options; `out` and res matter on
-// world rank 0 only). Every failure is logged once where found and returned: IMC_ERR_ARG (bad sizes: ctx,
-// too little text, from_chunk beyond the text, a checkpoint of other options, an in-file whose
-// shapes do not fit), IMC_ERR_IO (unreadable input, unwritable output — checked before the first
-// chunk; no partial output file is left), IMC_ERR_FORMAT, IMC_ERR_NUMERIC, IMC_ERR_NOMEM; under
-// MPI also IMC_ERR_MPI. A failure on one rank leaves the others waiting: end the job with
-// imc_fatal.
-// res may be NULL.
+// world rank 0 only). Every failure is logged once where found and returned: IMC_ERR_ARG (bad
+// sizes: ctx, too little text, from_chunk beyond the text, a checkpoint of other options, an
+// in-file whose shapes do not fit), IMC_ERR_IO (unreadable input, unwritable output — checked
+// before the first chunk; no partial output file is left), IMC_ERR_FORMAT, IMC_ERR_NUMERIC,
+// IMC_ERR_NOMEM; under MPI also IMC_ERR_MPI. A failure on one rank leaves the others waiting:
+// end the job with imc_fatal. res may be NULL.
 enum imc_status imc_imatrix_run(const struct imc_imatrix_opts *o, FILE *out,
                                 struct imc_imatrix_result *res);
 

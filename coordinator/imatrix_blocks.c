@@ -55,8 +55,8 @@ void imx_blocks_free(struct imx_blocks *b)
 }
 
 // Matrices [*m0, *m1) of entry e in a block of kind k; false when e is not in such a block.
-static bool block_mats(const struct imx_block_ent *e, enum imx_block_kind k, int64_t eb,
-                       int64_t ee, int64_t *m0, int64_t *m1)
+static bool block_mats(const struct imx_block_ent *e, enum imx_block_kind k, int64_t eb, int64_t ee,
+                       int64_t *m0, int64_t *m1)
 {
     if (e->expert != (k == IMX_BLOCK_EXPERTS)) {
         return false;
@@ -92,8 +92,8 @@ static struct imc_imatrix_entry *entry_of(const struct imx_block_ent *be,
 {
     struct imc_imatrix_entry *e = imc_imatrix_find(im, be->name);
     if (!e || e->n_per_row != be->n_per_row || e->n_mat != be->n_mat) {
-        IMC_LOG_ERR("imatrix: entry '%s' missing or not %lldx%lld where a block needs it",
-                    be->name, (long long)be->n_per_row, (long long)be->n_mat);
+        IMC_LOG_ERR("imatrix: entry '%s' missing or not %lldx%lld where a block needs it", be->name,
+                    (long long)be->n_per_row, (long long)be->n_mat);
         return NULL;
     }
     return e;

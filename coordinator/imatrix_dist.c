@@ -51,10 +51,10 @@ struct imd {
     double *buf;                   // a dense or an expert block
     size_t n_dense, n_exp;         // doubles of this stage's blocks
     struct imc_dist_job job;
-    double *nll;                   // [ch.n_chunk][n_scored]
-    int64_t folded;                // chunks of the run folded into the totals
-    int64_t nll_done;              // chunks of the run whose NLLs rank 0 has recorded
-    uint32_t chunk_count0;         // r->im.chunk_count when the loop started
+    double *nll;           // [ch.n_chunk][n_scored]
+    int64_t folded;        // chunks of the run folded into the totals
+    int64_t nll_done;      // chunks of the run whose NLLs rank 0 has recorded
+    uint32_t chunk_count0; // r->im.chunk_count when the loop started
 };
 
 static bool is_owner(const struct imd *d)
@@ -155,9 +155,9 @@ static enum imc_status rank0_block(struct imd *d, bool gather, int s, int i,
     } else {
         st = imx_blocks_pack(&d->all[s], kind, eb, ee, &r->im, b);
         if (st == IMC_OK) {
-            st = peer == 0 ? imx_blocks_add(&d->sb, kind, eb, ee, &d->T, b)
-                           : imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, peer, TAG_SCATTER, b,
-                                                 n * 8);
+            st = peer == 0
+                     ? imx_blocks_add(&d->sb, kind, eb, ee, &d->T, b)
+                     : imc_xfer_send_bytes(d->c, IMC_GROUP_WORLD, peer, TAG_SCATTER, b, n * 8);
         }
     }
     free(b);
@@ -376,12 +376,20 @@ enum imc_status imx_run_dist(struct imx_run *r)
         }
         imc_progress_init(&r->prog, stderr, "imatrix", r->n_chunk - r->start,
                           r->o->quiet || !r->rank0);
-        d.job = (struct imc_dist_job){
-            .comm = d.c, .layout = d.l, .model = r->tr.m, .ch = &r->tr.ch,
-            .chunk0 = r->first + r->start, .chunk_end = r->first + r->n_chunk,
-            .n_seq = r->n_seq, .n_threads = r->o->n_threads, .attn = r->o->attn,
-            .head_begin = r->out_begin, .hooks = &r->hooks,
-            .prog = r->rank0 ? &r->prog : NULL, .after_round = after_round, .user = &d};
+        d.job = (struct imc_dist_job){.comm = d.c,
+                                      .layout = d.l,
+                                      .model = r->tr.m,
+                                      .ch = &r->tr.ch,
+                                      .chunk0 = r->first + r->start,
+                                      .chunk_end = r->first + r->n_chunk,
+                                      .n_seq = r->n_seq,
+                                      .n_threads = r->o->n_threads,
+                                      .attn = r->o->attn,
+                                      .head_begin = r->out_begin,
+                                      .hooks = &r->hooks,
+                                      .prog = r->rank0 ? &r->prog : NULL,
+                                      .after_round = after_round,
+                                      .user = &d};
         struct imc_dist_times t;
         st = imc_dist_run(&d.job, d.nll, &t);
         if (st == IMC_OK) {

@@ -66,8 +66,8 @@ int imc_cli_job_layout(struct imc_comm *comm, const char *cmd, const char *model
         return 1;
     }
     if (comm && imc_comm_rank(comm) == 0 && size > 1) {
-        IMC_LOG_INF("%s: %d ranks, layout pp=%d,ep=%d,dp=%d (%s)", cmd, size, l->pp, l->ep,
-                    l->dp, given ? "--layout" : "automatic, as imc plan prints it");
+        IMC_LOG_INF("%s: %d ranks, layout pp=%d,ep=%d,dp=%d (%s)", cmd, size, l->pp, l->ep, l->dp,
+                    given ? "--layout" : "automatic, as imc plan prints it");
     }
     return 0;
 }

@@ -52,18 +52,18 @@ struct pair_rec {
 };
 
 struct moe_pairs {
-    int64_t n_pair;         // n * k pairs of this engine's tokens
-    int32_t *ids;           // [n][k] selected experts
-    float *w;               // [n][k] their weights
-    int32_t *order;         // [n_pair] pair index t*k+s in dispatch order (grouped by owner)
-    uint64_t *send_cnt;     // [ep] pairs to each shard
-    uint64_t *recv_cnt;     // [ep] pairs from each shard
-    int64_t n_recv;         // pairs this shard computes
-    struct pair_rec *rec;   // [n_recv] their records, in arrival order
-    const float *rows;      // rows the received pairs read: h (one engine) or the received rows
-    int32_t *src;           // [n_recv] row of each received pair in rows
-    float *out;             // [n_recv][d] expert output of each received pair (unweighted)
-    const float *back;      // [n_pair][d] outputs in dispatch order (out for one engine)
+    int64_t n_pair;       // n * k pairs of this engine's tokens
+    int32_t *ids;         // [n][k] selected experts
+    float *w;             // [n][k] their weights
+    int32_t *order;       // [n_pair] pair index t*k+s in dispatch order (grouped by owner)
+    uint64_t *send_cnt;   // [ep] pairs to each shard
+    uint64_t *recv_cnt;   // [ep] pairs from each shard
+    int64_t n_recv;       // pairs this shard computes
+    struct pair_rec *rec; // [n_recv] their records, in arrival order
+    const float *rows;    // rows the received pairs read: h (one engine) or the received rows
+    int32_t *src;         // [n_recv] row of each received pair in rows
+    float *out;           // [n_recv][d] expert output of each received pair (unweighted)
+    const float *back;    // [n_pair][d] outputs in dispatch order (out for one engine)
 };
 
 // Pairs in dispatch order and per-shard counts; for one engine also the received side.
@@ -156,9 +156,9 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
 }
 
 // Step 3 for expert ex: its received pairs, in arrival order, through the expert.
-static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex,
-                                  struct moe_pairs *p, int32_t *sel, int32_t *tok, float *xe,
-                                  float *g, float *u, float *ye)
+static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex, struct moe_pairs *p,
+                                  int32_t *sel, int32_t *tok, float *xe, float *g, float *u,
+                                  float *ye)
 {
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp;
@@ -257,12 +257,15 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(eng_matmul(e, il, l->ffn_gate_inp, -1, ne, logits, ne, h, d, n));
-    const struct imc_route_cfg rc = {
-        .n_expert = ne, .n_used = k,
-        .gating = hp->gating == IMC_GATING_SIGMOID ? IMC_ROUTE_SIGMOID : IMC_ROUTE_SOFTMAX,
-        .bias = e->lv[il].exp_probs_b, .n_group = e->opts.plain_topk ? 0 : hp->n_group,
-        .n_group_used = hp->n_group_used, .norm = hp->expert_weights_norm,
-        .scale = hp->expert_weights_scale};
+    const struct imc_route_cfg rc = {.n_expert = ne,
+                                     .n_used = k,
+                                     .gating = hp->gating == IMC_GATING_SIGMOID ? IMC_ROUTE_SIGMOID
+                                                                                : IMC_ROUTE_SOFTMAX,
+                                     .bias = e->lv[il].exp_probs_b,
+                                     .n_group = e->opts.plain_topk ? 0 : hp->n_group,
+                                     .n_group_used = hp->n_group_used,
+                                     .norm = hp->expert_weights_norm,
+                                     .scale = hp->expert_weights_scale};
     if (n > 0) {
         IMC_TRY(e->be->moe_route(e->ex, &rc, logits, n, p.ids, p.w));
     }

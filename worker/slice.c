@@ -57,11 +57,28 @@ static enum imc_status add_experts(struct build *b, const struct imc_tensor_info
 static enum imc_status add_layer(struct build *b, const struct imc_layer *l,
                                  const struct imc_slice_spec *sp)
 {
-    const struct imc_tensor_info *t[] = {
-        l->attn_norm, l->wq, l->wk, l->wv, l->wo, l->wq_a, l->q_a_norm, l->wq_b, l->wkv_a_mqa,
-        l->kv_a_norm, l->wkv_b, l->wk_b, l->wv_b, l->ffn_norm, l->ffn_gate, l->ffn_up,
-        l->ffn_down, l->ffn_gate_inp, l->ffn_exp_probs_b, l->ffn_gate_shexp, l->ffn_up_shexp,
-        l->ffn_down_shexp};
+    const struct imc_tensor_info *t[] = {l->attn_norm,
+                                         l->wq,
+                                         l->wk,
+                                         l->wv,
+                                         l->wo,
+                                         l->wq_a,
+                                         l->q_a_norm,
+                                         l->wq_b,
+                                         l->wkv_a_mqa,
+                                         l->kv_a_norm,
+                                         l->wkv_b,
+                                         l->wk_b,
+                                         l->wv_b,
+                                         l->ffn_norm,
+                                         l->ffn_gate,
+                                         l->ffn_up,
+                                         l->ffn_down,
+                                         l->ffn_gate_inp,
+                                         l->ffn_exp_probs_b,
+                                         l->ffn_gate_shexp,
+                                         l->ffn_up_shexp,
+                                         l->ffn_down_shexp};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         IMC_TRY(add_tensor(b, t[i]));
     }
