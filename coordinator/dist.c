@@ -266,13 +266,13 @@ static enum imc_status run_rounds(struct dist *d)
         if (b < n_batch) {
             st = stage_batch(d, b, k);
         }
-        const int64_t c0 = j->chunk0 + k * d->dp * j->n_seq;
-        const int64_t c1 =
-            c0 + d->dp * j->n_seq < j->chunk_end ? c0 + d->dp * j->n_seq : j->chunk_end;
         if (st == IMC_OK && j->after_round) {
-            st = j->after_round(j->user, k, c0, c1);
+            st = j->after_round(j->user, k);
         }
         if (st == IMC_OK && j->prog) {
+            int64_t c0, c1; // the round's last chunk ends it
+            imc_dist_batch_chunks(j, (k + 1) * d->dp < n_batch ? (k + 1) * d->dp - 1 : n_batch - 1,
+                                  &c0, &c1);
             imc_progress_update(j->prog, c1 - j->chunk0, (c1 - j->chunk0) * d->n_ctx);
         }
     }

@@ -18,7 +18,7 @@
  *            them by all-to-all (worker/engine.h "Expert shards"). Shard i of stage s sends to
  *            shard i of stage s+1.
  *
- * After every round, every rank calls job->after_round (when set) with the round's chunks:
+ * After every round, every rank calls job->after_round (when set) with the round's index:
  * the imatrix gathers its statistics there (coordinator/imatrix_dist.c). Rounds are the same
  * on every rank, also where a replica has no batch in the last round.
  *
@@ -63,8 +63,8 @@ struct imc_dist_job {
                                    //   imc_ppl_first(n_ctx), or 0 to feed output's stats
     const struct imc_stats_hooks *hooks; // the engines' stats hooks (borrowed) or NULL
     struct imc_progress *prog;     // progress of this rank's chunks, or NULL; borrowed
-    // Called on every rank after round k, whose batches cover chunks [c0, c1). Non-OK stops.
-    enum imc_status (*after_round)(void *user, int64_t round, int64_t c0, int64_t c1);
+    // Called on every rank after round k (batches k*dp .. k*dp+dp-1). Non-OK stops.
+    enum imc_status (*after_round)(void *user, int64_t round);
     void *user;
 };
 

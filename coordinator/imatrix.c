@@ -208,11 +208,8 @@ enum imc_status imx_checkpoint(struct imx_run *r)
     return IMC_OK;
 }
 
-void imx_record_chunk(struct imx_run *r, const double *nll)
+void imx_chunk_scored(struct imx_run *r)
 {
-    for (int64_t k = 0; k < imc_ppl_n_scored(r->tr.n_ctx); k++) {
-        imc_ppl_add(&r->acc, nll[k]);
-    }
     r->ppl[r->done] = imc_ppl_value(&r->acc);
     imc_progress_clear(&r->prog);
     imc_textrun_print_ppl(r->out, r->done + 1, r->ppl[r->done]);
@@ -229,20 +226,11 @@ bool imx_checkpoint_due(const struct imx_run *r)
 static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *logits)
 {
     const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
-    const int64_t first = imc_ppl_first(n_ctx);
-    const int32_t *text = imc_chunks_text(&r->tr.ch, r->first + r->done);
+    const int64_t skip = imc_ppl_first(n_ctx) - r->out_begin; // rows before the scored ones
     IMC_TRY(imx_hook_end_chunk(&r->hook, s));
-    double *nll = malloc((size_t)imc_ppl_n_scored(n_ctx) * sizeof(double));
-    if (!nll) {
-        IMC_LOG_ERR("imatrix: out of memory");
-        return IMC_ERR_NOMEM;
-    }
-    for (int64_t pos = first; pos < n_ctx - 1; pos++) {
-        const float *row = logits + (pos - r->out_begin) * n_vocab;
-        nll[pos - first] = imc_ppl_nll_row(row, n_vocab, text[pos + 1]);
-    }
-    imx_record_chunk(r, nll);
-    free(nll);
+    imc_ppl_add_chunk(&r->acc, logits + skip * n_vocab, n_ctx, n_vocab,
+                      imc_chunks_text(&r->tr.ch, r->first + r->done));
+    imx_chunk_scored(r);
     return imx_checkpoint_due(r) ? imx_checkpoint(r) : IMC_OK;
 }
 

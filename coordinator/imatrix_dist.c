@@ -118,7 +118,10 @@ static enum imc_status gather_nll(struct imd *d)
     const size_t n = (size_t)((d->folded - d->nll_done) * ns);
     IMC_TRY(imc_reduce_sum_f64(d->c, IMC_GROUP_WORLD, seg, seg, n));
     for (int64_t i = 0; r->rank0 && i < d->folded - d->nll_done; i++) {
-        imx_record_chunk(r, seg + i * ns);
+        for (int64_t k = 0; k < ns; k++) {
+            imc_ppl_add(&r->acc, seg[i * ns + k]);
+        }
+        imx_chunk_scored(r);
     }
     d->nll_done = d->folded;
     return IMC_OK;
@@ -219,13 +222,11 @@ static enum imc_status checkpoint(struct imd *d)
 
 // ---- the round callback --------------------------------------------------------------------
 
-static enum imc_status after_round(void *user, int64_t k, int64_t c0, int64_t c1)
+static enum imc_status after_round(void *user, int64_t k)
 {
     struct imd *d = user;
     const struct imc_dist_job *j = &d->job;
     const int64_t n_batch = imc_dist_n_batch(j);
-    (void)c0;
-    (void)c1;
     const int64_t mine = k * d->l.dp + d->replica;
     if (mine < n_batch) {
         int64_t b0, b1;
@@ -305,7 +306,6 @@ static enum imc_status setup(struct imd *d)
     d->shard = imc_comm_group_rank(d->c, IMC_GROUP_EXPERT);
     d->replica = imc_comm_group_rank(d->c, IMC_GROUP_REPLICA);
     d->me = imc_comm_group_rank(d->c, IMC_GROUP_STAGE);
-    const struct imc_model *m0 = NULL;
     enum imc_status st = imx_setup_common(r, NULL);
     // Every rank learns how far a resumed run got (or that rank 0 failed: then the job ends).
     int64_t state[2] = {st == IMC_OK ? 0 : 1, r->done};
@@ -315,8 +315,7 @@ static enum imc_status setup(struct imd *d)
         return IMC_ERR_ARG; // rank 0 failed and logged why
     }
     r->done = r->start = state[1];
-    m0 = r->tr.m;
-    imc_plan_expert_range(m0->hp.n_expert, d->l.ep, d->shard, &d->eb, &d->ee);
+    imc_plan_expert_range(r->tr.m->hp.n_expert, d->l.ep, d->shard, &d->eb, &d->ee);
     IMC_TRY(declare_all(d));
     d->n_dense = imx_blocks_len(&d->sb, IMX_BLOCK_DENSE, 0, 0);
     d->n_exp = imx_blocks_len(&d->sb, IMX_BLOCK_EXPERTS, d->eb, d->ee);

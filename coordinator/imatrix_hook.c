@@ -17,7 +17,6 @@ enum imc_status imx_hook_init(struct imx_hook *h, const struct imc_model *m,
     memset(h, 0, sizeof(*h));
     h->m = m;
     h->n_ctx = n_ctx;
-    h->n_seq = n_col;
     h->process_output = process_output;
     h->layer_end = m->hp.n_layer;
     h->head = true;

@@ -38,7 +38,6 @@ struct imx_hook {
     const struct imc_model *m;         // borrowed
     struct imc_stats_collect **col;    // [n_col] one collector per sequence slot (owned)
     int64_t n_col;                     // sequence slots (most chunks per engine call)
-    int64_t n_seq;                     // unused (kept 0 .. n_col for messages)
     int64_t n_ctx;                     // tokens per sequence
     bool process_output;               // collect output.weight
     int64_t layer_begin, layer_end;    // layers whose weights are declared (default: all)
@@ -122,9 +121,9 @@ struct imx_run {
 // the dataset, the fingerprint and, with --resume, adopts the checkpoint (im, acc, ppl, done).
 // attn is the attention path name for the fingerprint.
 enum imc_status imx_setup_common(struct imx_run *r, const char *attn);
-// Rank 0: chunk r->done's NLL values (imc_ppl_n_scored of them) into the running PPL, prints
-// "[i]ppl," and counts the chunk done.
-void imx_record_chunk(struct imx_run *r, const double *nll);
+// Rank 0, once chunk r->done's NLLs are in r->acc: keeps and prints its running PPL "[i]ppl,"
+// and counts the chunk done.
+void imx_chunk_scored(struct imx_run *r);
 // Rank 0: writes r->im as the partial output and the checkpoint after r->done chunks.
 enum imc_status imx_checkpoint(struct imx_run *r);
 // True when a checkpoint is due after r->done chunks.
