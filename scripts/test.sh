@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command of README.md (and of CI): installs dependencies, builds with warnings as
 # errors, runs every ctest test, then builds and runs the unit, kernel and GGUF tests again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
+# under AddressSanitizer + UndefinedBehaviorSanitizer. After each ctest run, tests/skips.sh
+# lists the skipped tests with their reasons and fails on any skip tests/skips.txt does not
+# expect on this machine (a skip is never a silent pass).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -9,10 +11,13 @@ bash "$root/scripts/deps.sh"
 
 cmake -S "$root" -B "$root/build" -DIMC_WERROR=ON >/dev/null
 cmake --build "$root/build" -j"$jobs"
-ctest --test-dir "$root/build" --output-on-failure
+ctest --test-dir "$root/build" --output-on-failure --output-junit junit.xml
+bash "$root/tests/skips.sh" "$root/build/junit.xml"
 
 cmake -S "$root" -B "$root/build-asan" -DIMC_WERROR=ON -DIMC_CUDA=OFF \
       -DIMC_SANITIZE=address,undefined >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir "$root/build-asan" -L 'unit|kernels|gguf' --output-on-failure
+    ctest --test-dir "$root/build-asan" -L 'unit|kernels|gguf' --output-on-failure \
+    --output-junit junit.xml
+bash "$root/tests/skips.sh" "$root/build-asan/junit.xml"

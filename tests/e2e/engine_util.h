@@ -82,8 +82,8 @@ static inline double trel_err(const float *a, const float *b, int64_t n)
 {
     double md = 0.0, mb = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
+        md = check_worst(md, fabs((double)a[i] - b[i]));
+        mb = check_worst(mb, fabs((double)b[i]));
         if (isnan(a[i]) != isnan(b[i])) {
             return INFINITY;
         }

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/e2e/lib.sh - the shared start of the tests/e2e/test_*.sh scripts (sourced): required
-# variables, a temporary folder removed at exit ($tmp), PASS/FAIL bookkeeping and the summary.
+# variables, a temporary folder removed at exit ($tmp), and the harness of tests/check.sh
+# (check, check_skip, check_done: exit 0 or 1, check_skip_test: exit 77).
 #   . "$(dirname "$0")/lib.sh" NAME     (NAME: the temporary folder's prefix)
 set -u
 : "${IMC_BIN:?IMC_BIN must point to the imc binary}"
@@ -9,21 +10,9 @@ set -u
 text="$IMC_SOURCE_DIR/data/text/calibration.txt"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_${1:-e2e}.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fail=0
-
-# check DESCRIPTION COMMAND...: one PASS/FAIL line; failures are counted.
-check() {
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/check.sh
+. "$IMC_SOURCE_DIR/tests/check.sh"
 
 # run ARGS...: imc with LeakSanitizer off (perplexity / imatrix start MPI and hwloc, whose
 # one-time allocations a -DIMC_SANITIZE build reports; leaks are not these tests' subject).
 run() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$IMC_BIN" "$@"; }
-
-# e2e_summary: prints the failure count and exits with it.
-e2e_summary() {
-    echo "$fail failure(s)"
-    exit "$fail"
-}

@@ -3,13 +3,8 @@
 # bytes whatever the batch size and thread count (DESIGN.md §4 "Perplexity"). MoE experts see a
 # number of routed tokens that depends on the batch, so this fails unless a token's matmul output
 # is bitwise independent of the other tokens in the call (kernels/cpu/matmul.c).
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-: "${IMC_SOURCE_DIR:?IMC_SOURCE_DIR must point to the source tree}"
-text="$IMC_SOURCE_DIR/data/text/calibration.txt"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_batchinv.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" batchinv
 m=$tmp/m.gguf
 if ! "$IMC_BIN" gen-model --preset ds2-tiny-3d -o "$m" >/dev/null; then
     echo "FAIL gen-model ds2-tiny-3d"
@@ -42,4 +37,4 @@ for v in "b128 -b 128" "b192 -b 192" "b2048 -b 2048" "b64t1 -b 64 -t 1" "b192t3 
         fail=$((fail + 1))
     fi
 done
-exit "$fail"
+check_done

@@ -2,16 +2,8 @@
 # tests/e2e/test_gen_model: `imc gen-model` is deterministic (same preset and seed -> identical
 # bytes), every preset loads with `imc info`, options and bad arguments behave.
 # ds2-bench (~245 MB) only with IMC_TEST_BENCH=1.
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_gen_model.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" gen_model
 
 gen() { "$IMC_BIN" gen-model "$@" >/dev/null; }
 
@@ -51,4 +43,4 @@ for args in "--preset nope -o $tmp/x.gguf" "--preset llama-tiny -o $tmp/x.gguf -
 done
 
 echo "$fail failed"
-exit "$fail"
+check_done

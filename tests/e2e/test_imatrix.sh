@@ -8,18 +8,8 @@
 # skip); --in-file; --stats; the ik-layout log line; mla-3d (info shows 3d, same PPL output,
 # per-head entries);
 # bad input failing with one error line, a nonzero exit and no file left behind.
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-: "${IMC_SOURCE_DIR:?IMC_SOURCE_DIR must point to the source tree}"
-text="$IMC_SOURCE_DIR/data/text/calibration.txt"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_imatrix.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" imatrix
 imx() { "$IMC_BIN" imatrix "$@"; }
 final_ppl() { sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$1"; }
 # stat_row FILE TENSOR: "n_mat values" of TENSOR in an --stats table
@@ -105,6 +95,15 @@ check "--in-file: chunk counts add to 4" grep -q "4 chunks of 64 tokens" "$tmp/h
 imx -m "$ds" -f "$text" -o "$tmp/w.gguf" -c 64 --chunks 2 --in-file "$tmp/h1.gguf:0.5" -q \
     >/dev/null 2>&1
 check "--in-file F:0.5: exit 0" test $? -eq 0
+# the same 2 chunks again plus half of them: every sum(x^2) is 1.5x h1's (to the 6 digits
+# --stats prints), every per-column mean unchanged, on all 35 entries
+imx --stats "$tmp/h1.gguf" >"$tmp/h1.stats" 2>/dev/null
+imx --stats "$tmp/w.gguf" >"$tmp/w.stats" 2>/dev/null
+check "--in-file F:0.5: sums 1.5x, means unchanged, 35 entries" awk '
+    FNR == NR && $1 ~ /weight$/ { sum[$1] = $4; mean[$1] = $5; next }
+    $1 ~ /weight$/ { n++; r = $4 / (1.5 * sum[$1]); if (!(r > 1 - 1e-5 && r < 1 + 1e-5) ||
+                                                       $5 != mean[$1]) bad++ }
+    END { exit !(n == 35 && bad == 0) }' "$tmp/h1.stats" "$tmp/w.stats"
 
 # ---- ik layout: the per-head note, mla-3d -----------------------------------------------------
 imx -m "$ik" -f "$text" -o "$tmp/ik.gguf" -c 64 --chunks 2 >"$tmp/ik.out" 2>"$tmp/ik.err"
@@ -119,10 +118,21 @@ check "ik layout: attn_kv_b one matrix of kv_lora" \
 check "mla-3d: exit 0" test $? -eq 0
 "$IMC_BIN" info "$tmp/ik3d.gguf" >"$tmp/info.out" 2>/dev/null
 check "mla-3d: imc info shows MLA layout 3d" grep -Eq '^MLA layout: +3d' "$tmp/info.out"
-check "mla-3d: same file size (same bytes, new header)" \
-    test "$(stat -c %s "$tmp/ik3d.gguf")" -ge "$(stat -c %s "$ik")"
+# the tensor data (the sum of `imc info`'s bytes column: every tensor of the tiny preset is a
+# multiple of the 32-byte alignment, so no padding) ends both files, byte for byte; only the
+# header differs, by less than a page
+data_bytes=$("$IMC_BIN" info "$ik" | awk '/^tensors:/ { t = 1; next } t && $3 ~ /^\[/ {
+                                               s += $NF } END { print s + 0 }')
+check "mla-3d: same tensor data ($data_bytes bytes), new header" \
+    cmp -s <(tail -c "$data_bytes" "$ik") <(tail -c "$data_bytes" "$tmp/ik3d.gguf")
+check "mla-3d: tensor data is most of the file" test "$data_bytes" -gt 1000000
+check "mla-3d: header grew by under 4 KiB" test "$(($(stat -c %s "$tmp/ik3d.gguf") - \
+    $(stat -c %s "$ik")))" -ge 0 -a "$(($(stat -c %s "$tmp/ik3d.gguf") - $(stat -c %s "$ik")))" \
+    -lt 4096
 "$IMC_BIN" perplexity -m "$ik" -f "$text" -c 64 --chunks 2 -q >"$tmp/p1.out" 2>/dev/null
 "$IMC_BIN" perplexity -m "$tmp/ik3d.gguf" -f "$text" -c 64 --chunks 2 -q >"$tmp/p2.out" 2>/dev/null
+check "mla-3d: perplexity on the 2D file prints a final estimate" \
+    grep -q '^Final estimate: PPL = [0-9]' "$tmp/p1.out"
 check "mla-3d: identical perplexity output" cmp -s "$tmp/p1.out" "$tmp/p2.out"
 imx -m "$tmp/ik3d.gguf" -f "$text" -o "$tmp/ik3d.imatrix.gguf" -c 64 --chunks 2 -q >/dev/null 2>&1
 imx --stats "$tmp/ik3d.imatrix.gguf" >"$tmp/ik3d.stats" 2>/dev/null
@@ -168,4 +178,4 @@ imx -m "$ds" -f "$text" -o x --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
 echo "$fail failed"
-exit "$fail"
+check_done

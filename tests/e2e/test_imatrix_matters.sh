@@ -45,4 +45,4 @@ for t in q2_k q3_k q4_0; do
         "$(change "${k0:-0}" "${k1:-0}")"
     check "$t: mean KLD with imatrix ($k1) < without ($k0)" less "${k1:-x}" "${k0:-x}"
 done
-e2e_summary
+check_done

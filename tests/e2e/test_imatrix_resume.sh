@@ -8,18 +8,10 @@
 # -b 2048), so a resume that restarts mid-group does too; a resume with other options is
 # refused with one error line; --resume without a checkpoint starts from the first chunk with a
 # warning.
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-: "${IMC_SOURCE_DIR:?IMC_SOURCE_DIR must point to the source tree}"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_imatrix_resume.XXXXXX")
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" imatrix_resume
 pid=
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
 # a text long enough that the run lasts a while after its first checkpoint (~45k tokens)
 text=$tmp/text.txt
 for _ in 1 2 3; do cat "$IMC_SOURCE_DIR/data/text/calibration.txt"; done >"$text"
@@ -81,4 +73,4 @@ check "--resume without a checkpoint: warning" grep -q "no checkpoint" "$tmp/n.e
 check "--resume without a checkpoint: same output" cmp -s "$tmp/n.gguf" "$tmp/ref.gguf"
 
 echo "$fail failed"
-exit "$fail"
+check_done

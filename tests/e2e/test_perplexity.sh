@@ -4,18 +4,8 @@
 # the llama-perplexity output lines, batch-size invariance, --kld-save/--kld-base round trip
 # (against itself: KLD 0, same top p 100%), both MLA attention paths giving the same PPL, and
 # bad input failing with one error line naming the file, without leaving output files.
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-: "${IMC_SOURCE_DIR:?IMC_SOURCE_DIR must point to the source tree}"
-text="$IMC_SOURCE_DIR/data/text/calibration.txt"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_perplexity.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" perplexity
 ppl() { "$IMC_BIN" perplexity "$@"; }
 # final_ppl FILE: the PPL of the "Final estimate" line
 final_ppl() { sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$1"; }
@@ -132,4 +122,4 @@ ppl -m "$m" -f "$text" --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
 echo "$fail failed"
-exit "$fail"
+check_done

@@ -1,18 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # the helpers below are called through check
 # tests/e2e/test_plan: `imc plan` on generated tiny models over a synthetic hwloc topology
 # (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
 # shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
 # summing to 100%, the automatic layout, and the errors (one line, exit 1).
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_plan.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" plan
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
 export HWLOC_SYNTHETIC="pack:2 numa:2 core:2 pu:1"
 unset HWLOC_XMLFILE
@@ -81,7 +74,10 @@ check "6 ranks on 4 nodes: ranks share nodes" test \
     "$(rows "$tmp/r.txt" | awk '{print $7}' | sort -u | wc -l)" -eq 4
 "$IMC_BIN" plan "$ds2" --ranks 8 --hosts 2 --layout pp=2,ep=2,dp=2 >"$tmp/h.txt" 2>&1
 check "2 hosts: host column" has "$tmp/h.txt" '^host rank'
-check "2 hosts: 8 rows" test "$(grep -cE '^ +1 +[4-7] ' "$tmp/h.txt")" -eq 4
+check "2 hosts: 8 rows, ranks 0-7" test "$(awk '$1 ~ /^[01]$/ && $2 ~ /^[0-7]$/ { print $2 }' \
+    "$tmp/h.txt" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 "
+check "2 hosts: ranks 0-3 on host 0, 4-7 on host 1" test "$(awk '$1 ~ /^[01]$/ &&
+    $2 ~ /^[0-7]$/ && $1 != int($2 / 4) { bad++ } END { print bad + 0 }' "$tmp/h.txt")" = 0
 
 # ---- dense model: pp = N when it has >= N layers, replicas beyond ----
 llama=$tmp/llama-tiny.gguf
@@ -121,4 +117,4 @@ err_case "no --ranks" 'missing --ranks' "$ds2"
 err_case "--ranks 0" 'option --ranks must be at least 1' "$ds2" --ranks 0
 
 echo "$fail failed"
-exit "$fail"
+check_done

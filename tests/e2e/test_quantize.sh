@@ -7,24 +7,9 @@
 # iq4_nl: the tiny models' rows are 64 wide, so 256-block types would fall back to these anyway)
 # the mean KL divergence to the f32 model is lower with an imatrix than without. The imatrix is
 # computed on the first half of the bundled text and the KLD on the second half (held out).
-# The KEY check needs `imc imatrix`; without it the other checks still run and the test exits 77
-# (skip) if they pass.
-set -u
-: "${IMC_BIN:?IMC_BIN must point to the imc binary}"
-: "${IMC_SOURCE_DIR:?IMC_SOURCE_DIR must point to the source tree}"
-text="$IMC_SOURCE_DIR/data/text/calibration.txt"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_quantize.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; fail=$((fail + 1)); fi
-}
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" quantize
 q() { "$IMC_BIN" quantize "$@"; }
-# perplexity / imatrix start MPI and hwloc, whose allocations LeakSanitizer reports under
-# -DIMC_SANITIZE; leaks are not this test's subject there (quantize runs keep leak checks on)
-run() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$IMC_BIN" "$@"; }
 final_ppl() { sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$1"; }
 mean_kld() { awk '/^Mean +KLD:/ { print $3; exit }' "$1"; }
 # close A B REL: |A - B| <= REL * |B|
@@ -128,11 +113,6 @@ check "missing entries: warned per tensor" grep -q "no imatrix entry for tensor 
     "$tmp/f.err"
 
 # ---- THE KEY CHECK: imatrix lowers the KL divergence at 4 bits ------------------------------------
-if ! run imatrix --help >/dev/null 2>&1; then
-    echo "SKIP imatrix-weighted KLD: 'imc imatrix' is not in this build"
-    [ "$fail" -eq 0 ] && exit 77
-    exit 1
-fi
 n=$(wc -l <"$text")
 head -n $((n / 2)) "$text" >"$tmp/calib.txt" # imatrix text
 tail -n +$((n / 2 + 1)) "$text" >"$tmp/eval.txt" # held-out KLD text
@@ -155,5 +135,4 @@ for c in "llama-tiny iq4_nl" "ds2-tiny-3d q4_0"; do
     check "$m $t: mean KLD with imatrix < without" less "$k1" "$k0"
 done
 
-echo "$fail failure(s)"
-[ "$fail" -eq 0 ]
+check_done

@@ -102,4 +102,4 @@ expect_fail "bad TYPE word" "TYPE 'q4 0' is not a type name" 'q4 0' \
 expect_fail "unknown rule type" "unknown type 'q9_z'" q4_0 --custom-q 'attn=q9_z' \
     --external "cp {model} {out} {rules} {type}"
 
-e2e_summary
+check_done

@@ -132,4 +132,4 @@ expect_fail "failing recipe" "recipe 'uses-imatrix' .* failed" "$tmp/o5" --rules
 check "failing recipe: the summary names it" grep -q "1 of 2 recipe(s) failed.*: uses-imatrix" \
     "$tmp/f.err"
 check "failing recipe: the other recipe's result is kept" test -s "$tmp/o5/plain.result"
-e2e_summary
+check_done

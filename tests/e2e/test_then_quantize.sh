@@ -56,6 +56,8 @@ if command -v "${MPIEXEC:-mpiexec}" >/dev/null; then
     check "under mpirun -n 2: exit 0" test $? -eq 0
     check "under mpirun -n 2: quantized once (rank 0)" \
         test "$(wc -l <"$tmp/fake.count" 2>/dev/null)" = 1
+else
+    check_skip "--then-quantize under mpirun -n 2" "no ${MPIEXEC:-mpiexec} on this machine"
 fi
 
 # refused before the run: exit 2, no imatrix written
@@ -86,4 +88,4 @@ check "failing external: exit 1" test $? -eq 1
 check "failing external: message" grep -q "exit status 4" "$tmp/y.err"
 check "failing external: the imatrix is kept" test -s "$tmp/y.imat.gguf"
 check "failing external: no model" test ! -e "$tmp/y.gguf"
-e2e_summary
+check_done

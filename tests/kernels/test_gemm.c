@@ -6,7 +6,7 @@
  *     block), with strided A, B and C; the padding of C is left untouched;
  *   - exactly (bitwise) against the contract itself: one float accumulator per element, from +0,
  *     acc = fmaf(A[m][k], B[n][k], acc) for k ascending;
- *   - bitwise AVX2 == generic (skipped with a note on CPUs without AVX2/FMA);
+ *   - bitwise AVX2 == generic (a SKIP line on CPUs without AVX2/FMA);
  *   - row invariance: row m computed alone equals row m inside a batch of any M at any position;
  *   - column invariance: output n does not depend on N or on n's position among the B rows;
  *   - the packed API (imc_gemm_pack_b + imc_gemm_packed) equals imc_gemm_nt bitwise, also with
@@ -246,8 +246,7 @@ int main(void)
     enum imc_gemm_path paths[2] = {IMC_GEMM_GENERIC, IMC_GEMM_AVX2};
     int n_paths = 2;
     if (!imc_gemm_path_supported(IMC_GEMM_AVX2)) {
-        printf("note: this CPU has no AVX2/FMA: testing the generic path only, AVX2 == generic "
-               "skipped\n");
+        CHECK_SKIP("GEMM AVX2 path (== generic, invariance)", "this CPU has no AVX2/FMA");
         n_paths = 1;
     }
     CHECK(imc_gemm_path_best() == paths[n_paths - 1], "best path is %s",

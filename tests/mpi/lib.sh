@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # tests/mpi/lib.sh: helpers for the tests/mpi/test_*.sh wrappers, which run the C test programs
 # (built as $IMC_BUILD_DIR/test_mpi_<name>) under mpirun for several rank counts, over shared
-# memory and once over TCP on loopback. Sourced, not run. Each check prints PASS/FAIL; the
-# wrapper ends with `mpi_summary`, whose exit code is the failure count.
+# memory and once over TCP on loopback. Sourced, not run. The harness is tests/check.sh: each
+# check prints PASS/FAIL; the wrapper ends with `mpi_summary` (check_done: exit 0 or 1).
 set -u
 : "${IMC_BUILD_DIR:?IMC_BUILD_DIR must point to the build directory}"
 MPIEXEC=${MPIEXEC:-mpiexec}
@@ -12,7 +12,8 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 MPI_TCP_ARGS=(--mca btl "tcp,self" --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo)
 MPI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/imc_mpi.XXXXXX")
 trap 'rm -rf "$MPI_TMP"' EXIT
-mpi_fail=0
+# shellcheck source=tests/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../check.sh"
 
 # mpi_sanitizer_env: under -DIMC_SANITIZE, Open MPI's one-time allocations are not leaks of imc
 # (tests/mpi/lsan.h has the same list for the C tests); other builds ignore these variables.
@@ -23,11 +24,7 @@ mpi_sanitizer_env() {
     export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 }
 
-mpi_check() { # mpi_check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "PASS $what"; else echo "FAIL $what"; mpi_fail=$((mpi_fail + 1)); fi
-}
+mpi_check() { check "$@"; } # mpi_check DESCRIPTION COMMAND...
 
 mpi_exe() { # mpi_exe NAME: path of test_mpi_NAME, or exit 1
     local exe="$IMC_BUILD_DIR/test_mpi_$1"
@@ -74,7 +71,4 @@ mpi_test_program() {
     done
 }
 
-mpi_summary() {
-    echo "$mpi_fail failed"
-    exit "$mpi_fail"
-}
+mpi_summary() { check_done; }

@@ -44,7 +44,7 @@ mpi_check "assert: MPI_Abort ended the job with IMC_ERR_INTERNAL (12), was $faul
 IMC_MPI_TIMEOUT=3 mpi_run clean 3 -- "$exe"
 mpi_check "no fault: exit 0 and a clean summary" \
     grep -qE '^[0-9]+ passed, 0 failed$' "$MPI_TMP/clean.out"
-if [ "$mpi_fail" -ne 0 ]; then
+if [ "$fail" -ne 0 ]; then
     for m in kill hang fatal assert clean; do
         echo "--- stderr of $m"
         head -30 "$MPI_TMP/$m.err"

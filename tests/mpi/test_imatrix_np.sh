@@ -86,7 +86,9 @@ job dense dense.pp2dp2 4 pp=2,dp=2 llama-tiny --ctx 64 --chunks 5 -b 64
 # automatic layout (ds2-tiny-3d, 3 layers, 3 ranks: pp=3)
 mpi_run auto 3 -- "$IMC_BIN" imatrix -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" \
     -o "$MPI_TMP/auto" --format both "${A[@]}"
-mpi_check "automatic layout: exit 0, logged as pp=3" grep -q 'layout pp=3,ep=1,dp=1 (automatic' \
+rc=$?
+mpi_check "automatic layout: exit 0 (was $rc)" test "$rc" -eq 0
+mpi_check "automatic layout: logged as pp=3" grep -q 'layout pp=3,ep=1,dp=1 (automatic' \
     "$MPI_TMP/auto.err"
 mpi_check "automatic layout: identical output" same_as ds3 auto
 
@@ -199,7 +201,7 @@ mpi_run epdense 2 -- "$IMC_BIN" imatrix -m "$MPI_TMP/llama-tiny.gguf" -f "$TEXT"
     -o "$MPI_TMP/bad.gguf" --layout ep=2
 mpi_check "ep=2 on a dense model: nonzero exit, says why" bash -c \
     "[ $? -ne 0 ] && grep -q 'needs a MoE model' '$MPI_TMP/epdense.err'"
-if [ "$mpi_fail" -ne 0 ]; then
+if [ "$fail" -ne 0 ]; then
     for f in "$MPI_TMP"/*.err; do
         echo "--- $f"
         grep -v '^\[' "$f" | tail -5

@@ -21,6 +21,8 @@ model_bytes=$(stat -c %s "$M")
 P=(perplexity -m "$M" -f "$TEXT" --ctx 64 --chunks 4 -v)
 "$IMC_BIN" "${P[@]}" -q >"$MPI_TMP/single.out" 2>/dev/null
 mpi_check "single process: exit 0" test $? -eq 0
+mpi_check "single process: a final estimate (the output the ranks must match)" \
+    grep -q '^Final estimate: PPL = [0-9]' "$MPI_TMP/single.out"
 
 # ranks TAG: "rank slice resident model node" per rank, from rank 0's summary lines (MiB).
 ranks() {
@@ -33,7 +35,8 @@ ranks() {
 slices() {
     local tag=$1 n=$2 layout=$3 max=$4
     mpi_run "$tag" "$n" -- "$IMC_BIN" "${P[@]}" --layout "$layout"
-    mpi_check "$tag: np=$n $layout exits 0" test $? -eq 0
+    local rc=$?
+    mpi_check "$tag: np=$n $layout exits 0 (was $rc)" test "$rc" -eq 0
     mpi_check "$tag: output identical to the single process" cmp -s "$MPI_TMP/single.out" \
         "$MPI_TMP/$tag.out"
     mpi_check "$tag: a summary line for each of the $n ranks" test "$(ranks "$tag" | wc -l)" -eq "$n"
@@ -53,11 +56,13 @@ slices pp2 2 pp=2 0.70
 
 HWLOC_SYNTHETIC="node:2 core:2 pu:1" mpi_run synth 4 -x HWLOC_SYNTHETIC -- "$IMC_BIN" "${P[@]}" \
     --layout pp=2,ep=2
-mpi_check "synthetic 2-node host: exit 0, output identical" cmp -s "$MPI_TMP/single.out" \
+rc=$?
+mpi_check "synthetic 2-node host: exit 0 (was $rc)" test "$rc" -eq 0
+mpi_check "synthetic 2-node host: output identical" cmp -s "$MPI_TMP/single.out" \
     "$MPI_TMP/synth.out"
 mpi_check "synthetic 2-node host: ranks on NUMA nodes 0 1 0 1" \
     test "$(ranks synth | awk '{ printf "%s ", $5 }')" = "0 1 0 1 "
 mpi_check "synthetic 2-node host: not bound (not this machine)" \
     grep -q 'PUs [0-9].*(the topology is not this machine)' "$MPI_TMP/synth.err"
-[ "$mpi_fail" -ne 0 ] && grep -E 'dist: rank|place' "$MPI_TMP"/*.err | head -20
+[ "$fail" -ne 0 ] && grep -E 'dist: rank|place' "$MPI_TMP"/*.err | head -20
 mpi_summary

@@ -7,22 +7,12 @@
 
 slurm_test_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IMC_SOURCE_DIR=${IMC_SOURCE_DIR:-$(cd "$slurm_test_here/../.." && pwd)}
-slurm_test_fail=0
-
-# check DESCRIPTION COMMAND...: one PASS/FAIL line; failures are counted.
-check() {
-    local what=$1
-    shift
-    if "$@"; then
-        echo "PASS $what"
-    else
-        echo "FAIL $what"
-        slurm_test_fail=$((slurm_test_fail + 1))
-    fi
-}
+# the harness: check, check_skip, check_done (exit 0 or 1), check_skip_test (exit 77)
+# shellcheck source-path=SCRIPTDIR source=../check.sh
+. "$slurm_test_here/../check.sh"
 
 # slurm_test_up: make sure the local Slurm cluster runs and load its environment
-# (/etc/slurm/local-slurm.env). On failure prints "SKIP: ..." with the reason and returns 1.
+# (/etc/slurm/local-slurm.env). On failure prints the reason and returns 1.
 # Concurrent tests are serialised with a lock; a cluster already running in another mode
 # (--nodes N, --netns) is kept as it is.
 slurm_test_up() {
@@ -32,7 +22,7 @@ slurm_test_up() {
         if [ -r "$env" ] && . "$env" && timeout 10 sinfo -h >/dev/null 2>&1; then
             return 0
         fi
-        echo "SKIP: Slurm cannot be started here: not root, and no local Slurm is running" \
+        echo "NOTE Slurm cannot be started here: not root, and no local Slurm is running" \
             "(as root: bash tests/slurm/local-slurm.sh start)"
         return 1
     fi
@@ -51,13 +41,25 @@ slurm_test_up() {
         rc=$?
     fi
     if [ "$rc" != 0 ]; then
-        echo "SKIP: Slurm cannot be started here: local-slurm.sh start failed:"
+        echo "NOTE local-slurm.sh start failed:"
         tail -n 5 <<<"$log"
         return 1
     fi
     # shellcheck source=/dev/null
     . "$env"
     echo "${log##*$'\n'}"
+}
+
+# slurm_test_require: slurm_test_up, or end the test. A skip (exit 77) only where this user
+# cannot start Slurm (not root, none running) outside CI; as root (scripts/test.sh installs
+# Slurm) or under CI a cluster that does not start is a failure (exit 1).
+slurm_test_require() {
+    slurm_test_up && return 0
+    if [ "$(id -u)" != 0 ] && ! check_in_ci; then
+        check_skip_test "Slurm cannot be started by this user (not root, none running)"
+    fi
+    check_fail "the local Slurm cluster started"
+    check_done
 }
 
 # slurm_submit DIR NAME [VAR=VALUE...] -- SBATCH-ARGS...: submit a batch job with the

@@ -5,22 +5,15 @@
 # PMIx). The job's `Final estimate: PPL = ...` line must match a direct single-process
 # `imc perplexity` within 1e-3 relative, and the job's imatrix must be a GGUF file identical to
 # a direct single-process `imc imatrix` (DESIGN §6: the same imatrix for any layout).
-# 1 rank each where a node has a single CPU. Exit 77 while the binary lacks `imc perplexity` or
-# `imc imatrix`, or when Slurm cannot be started here.
+# 1 rank each where a node has a single CPU. A binary without `imc perplexity` or `imc imatrix`
+# fails; Slurm that cannot be started: see slurm_test_require (common.sh).
 set -u
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 : "${IMC_BIN:?IMC_BIN must point to the imc binary}"
 sd=$IMC_SOURCE_DIR/slurm
 
-cmds=$("$IMC_BIN" --help 2>/dev/null | awk 'NR > 1 && NF { print $1 }')
-for c in perplexity imatrix; do
-    if ! grep -qx "$c" <<<"$cmds"; then
-        echo "SKIP: $IMC_BIN has no '$c' command yet (it has: $(tr '\n' ' ' <<<"$cmds"))"
-        exit 77
-    fi
-done
-slurm_test_up || exit 77
+slurm_test_require
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_slurm_sbatch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -79,13 +72,10 @@ check "imatrix job: the file is GGUF" test "$(head -c 4 "$out" 2>/dev/null)" = G
 check "imatrix job: same bytes as the direct run" cmp "$out" "$tmp/ref.imatrix.gguf"
 check "imatrix job: no temporary file left" \
     test -z "$(find "$tmp" -maxdepth 1 -name 'slurm.imatrix.gguf?*')"
-if grep -qx merge <<<"$cmds"; then
-    check "imatrix job: imc merge reads the file" \
-        "$IMC_BIN" merge "$out" -o "$tmp/reread.imatrix.gguf" -q
-fi
+check "imatrix job: imc merge reads the file" \
+    "$IMC_BIN" merge "$out" -o "$tmp/reread.imatrix.gguf" -q
 
-if [ "$slurm_test_fail" -gt 0 ]; then
+if [ "$fail" -gt 0 ]; then
     show_job "$J" ppl imx
 fi
-echo "$slurm_test_fail failed"
-exit "$slurm_test_fail"
+check_done

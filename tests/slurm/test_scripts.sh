@@ -6,7 +6,7 @@
 # mpirun and srun (with labels), argument quoting, CPU binding options that the launchers must
 # accept, exit status, missing variables and commands, dry runs, lib.sh found from a relative
 # submission, and a 3-task sweep array with one distinct recipe per task.
-# Exit 77 only when Slurm cannot be started here (after the checks that need no Slurm).
+# Slurm that cannot be started (after the checks that need no Slurm): see slurm_test_require.
 set -u
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
@@ -40,10 +40,7 @@ for s in "${scripts[@]}"; do
     check "$s.sbatch outside Slurm: says so" grep -q "not inside a Slurm job" "$tmp/guard.out"
 done
 
-if ! slurm_test_up; then
-    [ "$slurm_test_fail" -eq 0 ] || exit "$slurm_test_fail"
-    exit 77
-fi
+slurm_test_require
 
 # ---- sbatch --test-only: the #SBATCH lines are valid for this Slurm
 for s in "${scripts[@]}"; do
@@ -193,9 +190,8 @@ check "dry run: prints the command" \
     has "$J/dry.out" "dry-run: mpirun -np 2 --tag-output --bind-to none $IMC_BIN imatrix"
 check "dry run: imc not started" test "$(count "$J/dry.out" "fake-imc")" = 0
 
-if [ "$slurm_test_fail" -gt 0 ]; then
+if [ "$fail" -gt 0 ]; then
     show_job "$J" ppl imx core-mpirun core-srun sweep array array-range no-text \
         no-cmd status bad-bind dry
 fi
-echo "$slurm_test_fail failed"
-exit "$slurm_test_fail"
+check_done

@@ -5,19 +5,15 @@
 # model (gen-model llama-k-tiny) with 2 recipes. The job's results.csv, results.md and
 # results.svg must be byte-identical to a direct single-process `imc sweep`; the array's
 # per-recipe results.csv files, joined as slurm/README.md shows, must equal the direct one.
-# 1 rank where a node has a single CPU. Exit 77 while the binary lacks `imc sweep`, or when
-# Slurm cannot be started here.
+# 1 rank where a node has a single CPU. Slurm that cannot be started: see slurm_test_require
+# (common.sh).
 set -u
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 : "${IMC_BIN:?IMC_BIN must point to the imc binary}"
 sd=$IMC_SOURCE_DIR/slurm
 
-if ! "$IMC_BIN" --help 2>/dev/null | awk 'NR > 1 { print $1 }' | grep -qx sweep; then
-    echo "SKIP: $IMC_BIN has no 'sweep' command yet"
-    exit 77
-fi
-slurm_test_up || exit 77
+slurm_test_require
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/imc_slurm_sweep.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -75,8 +71,7 @@ awk 'FNR > 1 || NR == 1' "$tmp"/arr/*/results.csv >"$tmp/arr.csv"
 check "sweep array: the joined results.csv equals the direct one" cmp "$tmp/ref/results.csv" \
     "$tmp/arr.csv"
 
-if [ "$slurm_test_fail" -gt 0 ]; then
+if [ "$fail" -gt 0 ]; then
     show_job "$J" sweep array
 fi
-echo "$slurm_test_fail failed"
-exit "$slurm_test_fail"
+check_done

@@ -262,9 +262,9 @@ static void check_split_layer(const struct imc_layer *l, const struct imc_hparam
         }
         matvec(vb + kvl * vh * h, kvl, vh, c, v1);
         memcpy(v2, knope + nope, (size_t)vh * sizeof(float));
-        worst = fabs(s1 - s2) > worst ? fabs(s1 - s2) : worst;
+        worst = check_worst(worst, fabs(s1 - s2));
         for (int64_t j = 0; j < vh; j++) {
-            worst = fabs((double)v1[j] - v2[j]) > worst ? fabs((double)v1[j] - v2[j]) : worst;
+            worst = check_worst(worst, fabs((double)v1[j] - v2[j]));
         }
     }
     CHECK(worst < 1e-4, "absorbed and non-absorbed paths differ by %g", worst);

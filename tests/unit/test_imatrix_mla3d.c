@@ -135,7 +135,7 @@ static void check_heads_sum(const struct imc_imatrix *ik, const struct imc_imatr
         for (int64_t h = 0; h < b->n_mat; h++) {
             s += b->sums[h * b->n_per_row + j];
         }
-        worst = fmax(worst, fabs(s - a->sums[j]) / a->sums[j]);
+        worst = check_worst(worst, fabs(s - a->sums[j]) / a->sums[j]);
     }
     for (int64_t h = 0; h < b->n_mat; h++) {
         CHECK(b->counts[h] == a->counts[0], "'%s' head %lld count", name, (long long)h);

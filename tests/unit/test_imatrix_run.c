@@ -207,7 +207,7 @@ static void same_imatrix(const char *what, const struct imc_imatrix *a, const st
             CHECK(x->counts[k] == y->counts[k], "%s: '%s' count", what, x->name);
             for (int64_t j = 0; j < x->n_per_row; j++) {
                 const double p = x->sums[k * x->n_per_row + j], q = y->sums[k * x->n_per_row + j];
-                worst = fmax(worst, q == 0 ? fabs(p) : fabs(p - q) / fabs(q));
+                worst = check_worst(worst, q == 0 ? fabs(p) : fabs(p - q) / fabs(q));
             }
         }
     }

@@ -148,7 +148,7 @@ static void check_entry(const struct imc_imatrix *im, const char *name, int64_t 
               e->counts[k], count);
         for (int64_t j = 0; j < n; j++) {
             const double a = e->sums[k * n + j], b = want[k * n + j];
-            worst = fmax(worst, fabs(a - b) / fabs(b));
+            worst = check_worst(worst, fabs(a - b) / fabs(b));
         }
     }
     CHECK(worst <= rtol, "'%s': worst relative difference %.3g > %.1g", name, worst, rtol);
