@@ -64,7 +64,6 @@ static void test_table(void)
         CHECK(t->block_size == e->bs, "%s: block %ld", e->name, (long)t->block_size);
         CHECK(t->type_size == e->ts, "%s: size %zu vs %zu", e->name, t->type_size, e->ts);
         CHECK(t->to_float && t->from_float, "%s: functions", e->name);
-        CHECK(t->tol_rmse >= 0 && t->tol_rmse < 0.5, "%s: tol %g", e->name, t->tol_rmse);
         CHECK(imc_type_from_name(e->name) == (int)e->id, "%s", e->name);
         char upper[16];
         size_t k = 0;
@@ -102,6 +101,53 @@ static void test_table(void)
     CHECK(imc_type_from_name("") == -1, "empty name");
     CHECK(imc_type_from_name("q4_k_m") == -1, "file type name is not a tensor type");
     CHECK(imc_type_from_name("unknown") == -1, "the name of unknown ids");
+}
+
+// model/types.def's round-trip tolerances against the independent figures of ggml's reference
+// quantizers (tests/data/reference/quant_rmse.tsv): ref <= tol <= 1.05 ref for every type the
+// file names, and every quantized type of the table named there (f32 is exact: tol 0).
+static void test_tol_vs_reference(void)
+{
+    const char *src = getenv("IMC_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/data/reference/quant_rmse.tsv", src ? src : ".");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot open %s (set IMC_SOURCE_DIR)", path);
+    if (!f) {
+        return;
+    }
+    bool seen[64] = {false};
+    char line[256], name[32];
+    unsigned id;
+    double ref;
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (line[0] == '#' || line[0] == '\n') {
+            continue;
+        }
+        CHECK(sscanf(line, "%31s %u %lf", name, &id, &ref) == 3, "%s: bad line '%s'", path, line);
+        const struct imc_type_traits *t = imc_type_traits(id);
+        CHECK(t != NULL && strcmp(t->name, name) == 0, "%s: id %u is not '%s' here", path, id,
+              name);
+        if (!t || id >= 64) {
+            continue;
+        }
+        seen[id] = true;
+        n++;
+        CHECK(ref > 0 && t->tol_rmse >= ref && t->tol_rmse <= 1.05 * ref,
+              "%s: tol_rmse %g outside [ref, 1.05 ref] of ggml's reference rmse/rms %g", name,
+              t->tol_rmse, ref);
+    }
+    fclose(f);
+    for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+        const struct imc_type_traits *t = imc_type_traits(expected[i].id);
+        if (expected[i].id == 0) {
+            CHECK(t && t->tol_rmse == 0, "f32 round trip is exact: tol %g", t ? t->tol_rmse : -1);
+        } else {
+            CHECK(seen[expected[i].id], "%s has no reference rmse in %s", expected[i].name, path);
+        }
+    }
+    CHECK(n >= 14, "%d reference figures in %s", n, path);
 }
 
 static void test_fp16_to_fp32(void)
@@ -216,6 +262,7 @@ static void test_bf16(void)
 int main(void)
 {
     test_table();
+    test_tol_vs_reference();
     test_fp16_to_fp32();
     test_fp32_to_fp16();
     test_bf16();
