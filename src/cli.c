@@ -1,51 +1,48 @@
+/*
+ * src/cli: the command table and what every command shares (src/cli.h): argument parsing with
+ * rank 0 reporting, starting MPI under a launcher, muting the other ranks.
+ */
 #include "src/cli.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "mpi/comm.h"
 
-int imc_cli_need_value(const char *cmd, int argc, char **argv, int i)
+static const struct imc_cli_cmd *const commands[] = {
+    &imc_cmd_info, &imc_cmd_tokenize, &imc_cmd_gen_model, &imc_cmd_merge,   &imc_cmd_perplexity,
+    &imc_cmd_plan, &imc_cmd_quantize, &imc_cmd_sweep,     &imc_cmd_imatrix, &imc_cmd_mla_3d,
+};
+
+const struct imc_cli_cmd *const *imc_cli_commands(size_t *n)
 {
-    if (i + 1 >= argc) {
-        IMC_LOG_ERR("%s: option %s needs a value", cmd, argv[i]);
-        return 1;
-    }
-    return 0;
+    *n = sizeof(commands) / sizeof(commands[0]);
+    return commands;
 }
 
-long imc_cli_parse_long(const char *cmd, const char *opt, const char *value)
+int imc_cli_threads(const struct imc_opt_common *c)
 {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno != 0 || end == value || *end != '\0' || v < 0) {
-        IMC_LOG_ERR("%s: option %s expects a non-negative integer, got '%s'", cmd, opt, value);
-        return -1;
-    }
-    return v;
+    return c->threads <= 0 ? 1 : c->threads > 1024 ? 1024 : (int)c->threads;
 }
 
-int imc_cli_log_option(int argc, char **argv, int i)
+int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
+                  struct imc_opt_common *common, const struct imc_comm *comm, char ***pos,
+                  int *n_pos)
 {
-    if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
-        imc_log_set_level(IMC_LOG_DEBUG);
-        return 1;
+    const bool rank0 = !comm || imc_comm_rank(comm) == 0;
+    imc_cli_ranks_mute(comm);
+    int rc =
+        imc_opt_parse(c->name, c->opts, argc, argv, own, common, rank0 ? stdout : NULL, pos, n_pos);
+    if (rc == 0 && c->check) {
+        rc = c->check(own, common, *pos, *n_pos, comm);
     }
-    if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
-        imc_log_set_level(IMC_LOG_WARN);
-        return 1;
+    const enum imc_log_level level = imc_log_get_level();
+    imc_cli_ranks_unmute(comm);
+    if (c->ranks_inform) {
+        imc_log_set_level(level);
     }
-    if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-        int l = imc_log_parse_level(argv[i + 1]);
-        if (l >= 0) {
-            imc_log_set_level((enum imc_log_level)l);
-        }
-        return 2;
-    }
-    return 0;
+    return rc;
 }
 
 int imc_cli_mpi_start(struct imc_comm **out)
@@ -68,7 +65,19 @@ static void drop_line(enum imc_log_level level, const char *line, void *user)
     (void)user;
 }
 
-void imc_cli_mute(bool mute)
+void imc_cli_ranks_mute(const struct imc_comm *comm)
 {
-    imc_log_set_sink(mute ? drop_line : NULL, NULL);
+    if (comm && imc_comm_rank(comm) != 0) {
+        imc_log_set_sink(drop_line, NULL);
+    }
+}
+
+void imc_cli_ranks_unmute(const struct imc_comm *comm)
+{
+    if (comm && imc_comm_rank(comm) != 0) {
+        imc_log_set_sink(NULL, NULL);
+        if (imc_log_get_level() > IMC_LOG_WARN) {
+            imc_log_set_level(IMC_LOG_WARN);
+        }
+    }
 }

@@ -1,7 +1,8 @@
 /*
  * src/cli: the imc command table (DESIGN.md §3). Each subcommand lives in src/cmd_<name>.c and
- * exports one `const struct imc_cli_cmd imc_cmd_<name>`; main.c lists them. A command parses its
- * arguments, calls into the modules, and maps the status to an exit code: nothing more.
+ * exports one `const struct imc_cli_cmd imc_cmd_<name>` with its option table (src/opt.h);
+ * src/cli.c lists them. A command parses its arguments, calls into the modules, and maps the
+ * status to an exit code: nothing more.
  */
 #ifndef IMC_SRC_CLI_H
 #define IMC_SRC_CLI_H
@@ -9,39 +10,81 @@
 #include <stdbool.h>
 
 #include "core/status.h"
+#include "src/opt.h"
 
 struct imc_comm;
 struct imc_layout;
 
 struct imc_cli_cmd {
-    const char *name;    // subcommand word
-    const char *summary; // one line for `imc --help`
+    const char *name;                // subcommand word
+    const char *summary;             // one line for `imc --help`
+    const struct imc_opt_spec *opts; // its options (help and parsing)
+    bool ranks_inform;               // ranks other than 0 keep info lines (sweep: their recipes)
+    // After the options parsed: moves them into the command's own settings and checks what is
+    // required and their combination (on every rank of a job, muted but on rank 0); returns 0,
+    // or 2 after logging the usage error. NULL: nothing to check.
+    int (*check)(void *own, const struct imc_opt_common *c, char **pos, int n_pos,
+                 const struct imc_comm *comm);
     // Runs the command; argv[0] is the subcommand name. Returns the process exit code.
     int (*run)(int argc, char **argv);
 };
 
-// Shared helpers for commands.
-// Returns 1 (and logs "<cmd>: option <opt> needs a value") when i+1 is past argc.
-int imc_cli_need_value(const char *cmd, int argc, char **argv, int i);
-// Parses a non-negative integer option value; logs and returns -1 on error.
-long imc_cli_parse_long(const char *cmd, const char *opt, const char *value);
-// Applies -v / -q / --log-level X at argv[i]; returns how many arguments it consumed (0 if none).
-int imc_cli_log_option(int argc, char **argv, int i);
+// The commands (src/cmd_<name>.c).
+extern const struct imc_cli_cmd imc_cmd_info;
+extern const struct imc_cli_cmd imc_cmd_tokenize;
+extern const struct imc_cli_cmd imc_cmd_gen_model;
+extern const struct imc_cli_cmd imc_cmd_merge;
+extern const struct imc_cli_cmd imc_cmd_perplexity;
+extern const struct imc_cli_cmd imc_cmd_plan;
+extern const struct imc_cli_cmd imc_cmd_quantize;
+extern const struct imc_cli_cmd imc_cmd_sweep;
+extern const struct imc_cli_cmd imc_cmd_imatrix;
+extern const struct imc_cli_cmd imc_cmd_mla_3d;
+
+// Every command, in `imc --help` order; *n receives the count.
+const struct imc_cli_cmd *const *imc_cli_commands(size_t *n);
+
+// Parses the arguments of command c (imc_opt_parse into own and common, then c->check) on every
+// rank of comm (NULL: a plain process). Only rank 0 reports errors and prints --help; the other
+// ranks are muted while parsing and log warnings and errors only afterwards (they decide
+// alike). Returns
+// 0 to run, -1 after --help, 2 on a usage error; the positional arguments in (*pos)[0..*n_pos).
+// With c->ranks_inform the other ranks keep the log level the options set.
+int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
+                  struct imc_opt_common *common, const struct imc_comm *comm, char ***pos,
+                  int *n_pos);
 
 // Starts MPI when a launcher started this process (imc_comm_launched) and sets the rank log
 // prefix; *out stays NULL in a plain run (free with imc_comm_free). Returns 0, or 1 when MPI
 // cannot start (logged).
 int imc_cli_mpi_start(struct imc_comm **out);
-// mute = true drops every log line (ranks other than 0 while parsing: arguments are checked
-// alike on every rank and rank 0 reports the errors); false restores the stderr sink.
-void imc_cli_mute(bool mute);
+// The thread count of -t (1 when not given; at most 1024).
+int imc_cli_threads(const struct imc_opt_common *c);
+
+// Copies the shared run options of c into o, a struct imc_perplexity_opts or imc_imatrix_opts
+// (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), threads,
+// layout (pp 0: automatic), attention path, and quiet (also on every rank but 0 of comm).
+#define IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm)                                                      \
+    do {                                                                                           \
+        (o)->model = (c)->model;                                                                   \
+        (o)->text = (c)->text;                                                                     \
+        (o)->n_ctx = (c)->n_ctx ? (c)->n_ctx : (o)->n_ctx;                                         \
+        (o)->max_chunks = (c)->max_chunks ? (c)->max_chunks : (o)->max_chunks;                     \
+        (o)->n_batch = (c)->n_batch ? (c)->n_batch : (o)->n_batch;                                 \
+        (o)->n_threads = imc_cli_threads(c);                                                       \
+        (o)->layout = (c)->layout;                                                                 \
+        (o)->attn = (enum imc_attn_path)(c)->attn;                                                 \
+        (o)->quiet = (c)->quiet || ((comm) && imc_comm_rank(comm) != 0);                           \
+    } while (0)
+
+// Bracket work that every rank of comm does alike and rank 0 reports (argument and layout
+// checks): the other ranks' logs are dropped meanwhile and warnings-only afterwards. No-ops
+// for comm NULL and on rank 0.
+void imc_cli_ranks_mute(const struct imc_comm *comm);
+void imc_cli_ranks_unmute(const struct imc_comm *comm);
 
 // ---- commands that run as one MPI job (src/cli_job.c) ----
 
-// Bracket argument parsing with these: every rank parses, only rank 0 reports (the others'
-// logs are dropped meanwhile and warnings-only afterwards).
-void imc_cli_job_parse_begin(const struct imc_comm *comm);
-void imc_cli_job_parse_end(const struct imc_comm *comm);
 // Resolves *l (pp = 0: the automatic layout for the model at path, coordinator/layout_auto.h;
 // 1x1x1 without MPI), checks it against the job size and splits comm (may be NULL) into it.
 // Returns 0, 2 for a layout that does not fit (rank 0 logs "layout ... needs N ranks, the job

@@ -11,23 +11,6 @@
 #include "mpi/fatal.h"
 #include "src/cli.h"
 
-void imc_cli_job_parse_begin(const struct imc_comm *comm)
-{
-    if (comm && imc_comm_rank(comm) != 0) {
-        imc_cli_mute(true);
-    }
-}
-
-void imc_cli_job_parse_end(const struct imc_comm *comm)
-{
-    if (comm && imc_comm_rank(comm) != 0) {
-        imc_cli_mute(false);
-        if (imc_log_get_level() > IMC_LOG_WARN) {
-            imc_log_set_level(IMC_LOG_WARN);
-        }
-    }
-}
-
 // The automatic layout for the model at path (its header only).
 static enum imc_status auto_layout(const char *path, int size, struct imc_layout *l)
 {
@@ -56,9 +39,9 @@ int imc_cli_job_layout(struct imc_comm *comm, const char *cmd, const char *model
             return 1;
         }
     }
-    imc_cli_job_parse_begin(comm);
+    imc_cli_ranks_mute(comm);
     enum imc_status st = imc_layout_check(l, size);
-    imc_cli_job_parse_end(comm);
+    imc_cli_ranks_unmute(comm);
     if (st != IMC_OK) {
         return 2;
     }

@@ -9,6 +9,8 @@
  * (../data, ../../data) or the source tree this binary was built from.
  */
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,71 +28,59 @@ struct gen_args {
     const char *out;
     const char *type;
     const char *text;
-    long seed;
+    int64_t seed;
     bool no_text;
     bool list;
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: imc gen-model --preset NAME -o OUT [--type TYPE] [--seed N]\n"
-               "                     [--text FILE | --no-text]\n"
-               "       imc gen-model --list\n"
-               "  --type TYPE  matmul weight type (f32, f16, bf16, q8_0, q4_k, ...); rows that\n"
-               "               do not fit the block fall back to a 32-block type or f16\n"
-               "  --text FILE  BPE training text (default: the bundled %s)\n"
-               "  --no-text    byte-level vocabulary only (no merges)\n",
-            TEXT_REL);
-}
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct gen_args, field))
 
-// Option taking a value: returns the slot it fills, or NULL when o is not one.
-static const char **value_slot(struct gen_args *a, const char *o)
-{
-    if (strcmp(o, "--preset") == 0) {
-        return &a->preset;
-    }
-    if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0) {
-        return &a->out;
-    }
-    if (strcmp(o, "--type") == 0) {
-        return &a->type;
-    }
-    if (strcmp(o, "--text") == 0) {
-        return &a->text;
-    }
-    return NULL;
-}
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("preset", 0, IMC_OPT_STR, OWN(preset), "NAME",
+            "the model to write (--list shows them)"),
+    IMC_OPT("output", 'o', IMC_OPT_STR, OWN(out), "OUT", "the GGUF file to write"),
+    IMC_OPT("type", 0, IMC_OPT_STR, OWN(type), "TYPE",
+            "matmul weight type (f32, f16, bf16, q8_0, q4_k, ...); rows that\ndo not fit the "
+            "block fall "
+            "back to a 32-block type or f16"),
+    IMC_OPT("seed", 0, IMC_OPT_UINT, OWN(seed), "N", "weights' random seed (default 0)"),
+    IMC_OPT("text", 0, IMC_OPT_STR, OWN(text), "FILE",
+            "BPE training text (default: the bundled " TEXT_REL ")"),
+    IMC_OPT("no-text", 0, IMC_OPT_FLAG, OWN(no_text), NULL,
+            "byte-level vocabulary only (no merges)"),
+    IMC_OPT("list", 0, IMC_OPT_FLAG, OWN(list), NULL, "list the presets"),
+    IMC_OPT_END,
+};
 
-// Returns 0 to run, 1 on a bad argument (logged), -1 after printing help.
+static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "--preset NAME -o OUT [--type TYPE] [--seed N] [--text FILE | --no-text]\n--list",
+    .groups = groups,
+    .notes = "The same preset, type and seed give the same bytes.",
+};
+
+// Returns 0 to run, 2 on a bad argument (logged), -1 after printing help.
 static int parse(int argc, char **argv, struct gen_args *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char **slot = value_slot(a, o);
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            usage(stdout);
-            return -1;
-        } else if (strcmp(o, "--list") == 0) {
-            a->list = true;
-        } else if (strcmp(o, "--no-text") == 0) {
-            a->no_text = true;
-        } else if (slot || strcmp(o, "--seed") == 0) {
-            if (imc_cli_need_value("gen-model", argc, argv, i)) {
-                return 1;
-            }
-            const char *v = argv[++i];
-            if (slot) {
-                *slot = v;
-            } else if ((a->seed = imc_cli_parse_long("gen-model", o, v)) < 0) {
-                return 1;
-            }
-        } else {
-            IMC_LOG_ERR("gen-model: unknown argument '%s' (see imc gen-model --help)", o);
-            return 1;
-        }
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int rc = imc_cli_parse(&imc_cmd_gen_model, argc, argv, a, &c, NULL, &pos, &n_pos);
+    if (rc != 0 || a->list) {
+        return rc;
+    }
+    struct imc_synth_cfg cfg;
+    if (!a->preset || !a->out) {
+        IMC_LOG_ERR("gen-model: --preset NAME and -o OUT are required (--list shows presets)");
+        return 2;
+    }
+    if (imc_synth_preset(&cfg, a->preset) != IMC_OK) {
+        return 2; // logged
+    }
+    if (a->type && imc_type_from_name(a->type) < 0) {
+        IMC_LOG_ERR("gen-model: option --type: unknown weight type '%s'", a->type);
+        return 2;
     }
     return 0;
 }
@@ -169,8 +159,8 @@ static enum imc_status run_gen(const struct gen_args *a)
     enum imc_status st = imc_synth_write(&cfg, a->out);
     free(text);
     if (st == IMC_OK) {
-        printf("wrote %s: preset %s, %s, weights %s, seed %ld\n", a->out, a->preset,
-               imc_arch_name(cfg.arch), imc_type_name(cfg.wtype), a->seed);
+        printf("wrote %s: preset %s, %s, weights %s, seed %lld\n", a->out, a->preset,
+               imc_arch_name(cfg.arch), imc_type_name(cfg.wtype), (long long)a->seed);
     }
     return st;
 }
@@ -180,15 +170,11 @@ static int gen_model_run(int argc, char **argv)
     struct gen_args a = {0};
     int pr = parse(argc, argv, &a);
     if (pr != 0) {
-        return pr < 0 ? 0 : 1;
+        return pr < 0 ? 0 : pr;
     }
     if (a.list) {
         list_presets();
         return 0;
-    }
-    if (!a.preset || !a.out) {
-        IMC_LOG_ERR("gen-model: --preset NAME and -o OUT are required (--list shows presets)");
-        return 1;
     }
     return run_gen(&a) == IMC_OK ? 0 : 1;
 }
@@ -196,5 +182,6 @@ static int gen_model_run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_gen_model = {
     .name = "gen-model",
     .summary = "write a deterministic synthetic GGUF model (presets: --list)",
+    .opts = &spec,
     .run = gen_model_run,
 };

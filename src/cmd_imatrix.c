@@ -3,11 +3,7 @@
  * output (DESIGN.md §3, §4; coordinator/imatrix.h), and statistics of an imatrix file
  * (coordinator/imatrix_stats.h).
  *
- *   imc imatrix -m MODEL -f TEXT -o OUT [-c N] [--chunks N] [--from-chunk N] [-b N] [-t N]
- *               [--save-every N] [--resume] [--in-file F[:weight]]... [--format gguf|dat|both]
- *               [--dat-zero one|skip|zero|mean] [--process-output] [--parse-special]
- *               [--attn auto|absorbed|non-absorbed] [--layout pp=A,ep=B,dp=C] [-q]
- *               [--then-quantize RULES TYPE OUT [--then-external CMD]]
+ *   imc imatrix -m MODEL -f TEXT -o OUT [options]   (options: the table below; --help)
  *   imc imatrix --stats FILE
  *
  * Results go to stdout, progress and logs to stderr. Exit 0 on success, 1 when the run fails
@@ -18,6 +14,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,93 +26,32 @@
 #include "numa/plan.h"
 #include "src/cli.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: imc imatrix -m MODEL -f TEXT -o OUT [options]\n"
-               "       imc imatrix --stats FILE\n"
-               "  -m, --model MODEL       GGUF model\n"
-               "  -f, --file TEXT         calibration text (at least 2*ctx tokens)\n"
-               "  -o, --output OUT        imatrix to write (.gguf; .dat = legacy form)\n"
-               "  -c, --ctx N             tokens per chunk (default 512, n_ctx_train if smaller)\n"
-               "  --chunks N              process at most N chunks (default: all)\n"
-               "  --from-chunk N          skip the first N chunks of the text (alias --chunk)\n"
-               "  -b, --batch N           tokens per engine call; batch >= 2*ctx runs batch/ctx\n"
-               "                          chunks per call (default 2048; the output does not\n"
-               "                          depend on it)\n"
-               "  -t, --threads N         compute threads (default 1)\n"
-               "  --save-every N          every N chunks write OUT and the state OUT.ckpt\n"
-               "  --resume                continue from OUT.ckpt (same options required)\n"
-               "  --in-file F[:W]         merge the imatrix F (GGUF or .dat) into the output, its\n"
-               "                          sums and counts times W (default 1); repeatable\n"
-               "  --format FMT            gguf | dat | both (default: by the extension of OUT)\n"
-               "  --dat-zero POLICY       .dat values of experts without tokens: one (llama.cpp,\n"
-               "                          default) | skip (drop the tensor) | zero | mean\n"
-               "  --process-output        also collect output.weight\n"
-               "  --parse-special         tokenize special-token texts in TEXT\n"
-               "  --attn PATH             deepseek2 attention: auto, absorbed or non-absorbed\n"
-               "  --layout pp=A,ep=B,dp=C MPI job layout: pipeline stages x expert shards x\n"
-               "                          replicas, product = ranks (default: automatic, as\n"
-               "                          imc plan MODEL --ranks N prints it)\n"
-               "  --then-quantize RULES TYPE OUT\n"
-               "                          once the imatrix is written, quantize MODEL with it\n"
-               "                          (imc quantize MODEL OUT TYPE --imatrix <the imatrix>\n"
-               "                          --rules RULES; RULES '-': none); checked before the run\n"
-               "  --then-external CMD     quantize with this external command instead (as imc\n"
-               "                          quantize --external)\n"
-               "  --stats FILE            print per-tensor and per-layer statistics of FILE\n"
-               "  -q, --quiet             no progress lines, warnings and errors only\n"
-               "  -v, --log-level LEVEL\n");
-}
-
 struct args {
     struct imc_imatrix_opts o;
     struct imc_imatrix_in_file *in; // [argc] room for every --in-file
     char **owned;                   // [argc] paths cut from "F:W" values (owned)
     int n_owned;
-    const char *stats; // --stats FILE
-    int64_t threads;
-    int64_t batch;                 // -b (no effect, see usage)
+    const char *stats;             // --stats FILE
     struct imc_quantize_then then; // --then-quantize / --then-external
 };
 
-// --then-quantize RULES TYPE OUT / --then-external CMD at argv[i]: the arguments used, 0 when
-// argv[i] is neither, -1 on a missing value (logged).
-static int parse_then(struct args *a, int argc, char **argv, int i)
+// --then-quantize RULES TYPE OUT (RULES "-": none).
+static int parse_then(const char *cmd, const char *opt, char **v, void *slot)
 {
-    int need = strcmp(argv[i], "--then-quantize") == 0   ? 3
-               : strcmp(argv[i], "--then-external") == 0 ? 1
-                                                         : 0;
-    if (need > 0 && i + need >= argc) {
-        IMC_LOG_ERR("imatrix: %s needs %s", argv[i], need == 3 ? "RULES TYPE OUT" : "a command");
-        return -1;
-    }
-    if (need == 3) {
-        a->then.rules = strcmp(argv[i + 1], "-") == 0 ? NULL : argv[i + 1];
-        a->then.type = argv[i + 2];
-        a->then.out = argv[i + 3];
-    } else if (need == 1) {
-        a->then.external = argv[i + 1];
-    }
-    return need > 0 ? need + 1 : 0;
-}
-
-static int parse_attn(const char *s, enum imc_attn_path *out)
-{
-    static const enum imc_attn_path paths[] = {IMC_ATTN_AUTO, IMC_ATTN_ABSORBED,
-                                               IMC_ATTN_NON_ABSORBED};
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        if (strcmp(s, imc_attn_path_name(paths[i])) == 0) {
-            *out = paths[i];
-            return 0;
-        }
-    }
-    IMC_LOG_ERR("imatrix: --attn expects auto, absorbed or non-absorbed, got '%s'", s);
-    return 2;
+    (void)cmd;
+    (void)opt;
+    struct args *a = slot;
+    a->then.rules = strcmp(v[0], "-") == 0 ? NULL : v[0];
+    a->then.type = v[1];
+    a->then.out = v[2];
+    return 0;
 }
 
 // "F" or "F:W" with W a finite number >= 0 (a suffix that is not a number stays in the path).
-static int parse_in_file(struct args *a, const char *v)
+static int parse_in_file(const char *cmd, const char *opt, char **values, void *slot)
 {
+    struct args *a = slot;
+    const char *v = values[0];
     struct imc_imatrix_in_file *f = &a->in[a->o.n_in_files++];
     f->path = v;
     f->weight = 1.0;
@@ -130,7 +66,7 @@ static int parse_in_file(struct args *a, const char *v)
         return 0; // a ':' inside the file name
     }
     if (!isfinite(w) || w < 0) {
-        IMC_LOG_ERR("imatrix: --in-file %s: weight must be a finite number >= 0", v);
+        IMC_LOG_ERR("%s: option --%s %s: weight must be a finite number >= 0", cmd, opt, v);
         return 2;
     }
     char *path = strndup(v, (size_t)(colon - v));
@@ -143,179 +79,72 @@ static int parse_in_file(struct args *a, const char *v)
     return 0;
 }
 
-static const char **str_slot(struct args *a, const char *s)
-{
-    static const char *const names[] = {"-m", "--model",  "-f",     "--file",
-                                        "-o", "--output", "--stats"};
-    const char **slots[] = {&a->o.model, &a->o.model, &a->o.text, &a->o.text,
-                            &a->o.out,   &a->o.out,   &a->stats};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(s, names[i]) == 0) {
-            return slots[i];
-        }
-    }
-    return NULL;
-}
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct args, field))
 
-// Integer options: slot and the smallest value allowed.
-static int64_t *int_slot(struct args *a, const char *s, long *min)
-{
-    const struct {
-        const char *name;
-        int64_t *slot;
-    } opts[] = {
-        {"-c", &a->o.n_ctx},
-        {"--ctx", &a->o.n_ctx},
-        {"--ctx-size", &a->o.n_ctx},
-        {"--chunks", &a->o.max_chunks},
-        {"--from-chunk", &a->o.from_chunk},
-        {"--chunk", &a->o.from_chunk},
-        {"-b", &a->o.n_batch},
-        {"--batch", &a->o.n_batch},
-        {"--batch-size", &a->o.n_batch},
-        {"-t", &a->threads},
-        {"--threads", &a->threads},
-        {"--save-every", &a->o.save_every},
-    };
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-        if (strcmp(s, opts[i].name) == 0) {
-            *min = opts[i].slot == &a->o.from_chunk ? 0 : 1;
-            return opts[i].slot;
-        }
-    }
-    return NULL;
-}
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("output", 'o', IMC_OPT_STR, OWN(o.out), "OUT",
+            "imatrix to write (.gguf; .dat = legacy form)"),
+    IMC_OPT("from-chunk", 0, IMC_OPT_UINT, OWN(o.from_chunk), "N",
+            "skip the first N chunks of the text (alias --chunk)", .alias = "chunk"),
+    IMC_OPT("save-every", 0, IMC_OPT_POS, OWN(o.save_every), "N",
+            "every N chunks write OUT and the state OUT.ckpt"),
+    IMC_OPT("resume", 0, IMC_OPT_FLAG, OWN(o.resume), NULL,
+            "continue from OUT.ckpt (same options required)"),
+    IMC_OPT("in-file", 0, IMC_OPT_FN, IMC_OPT_SLOT(IMC_OPT_OWN, 0), "F[:W]",
+            "merge the imatrix F (GGUF or .dat) into the output, its\nsums and counts times W "
+            "(default 1); repeatable",
+            .fn = parse_in_file,
+            .repeat = true), // slot: the whole struct args (o is its first member)
+    IMC_OPT("format", 0, IMC_OPT_ENUM, OWN(o.format), "FMT",
+            "auto | gguf | dat | both (default auto: by the extension of OUT)",
+            .choices = imc_opt_imatrix_formats),
+    IMC_OPT("dat-zero", 0, IMC_OPT_ENUM, OWN(o.dat_zero), "POLICY",
+            ".dat values of experts without tokens: one (llama.cpp,\ndefault) | skip (drop the "
+            "tensor) "
+            "| zero | mean",
+            .choices = imc_opt_dat_zero_policies),
+    IMC_OPT("process-output", 0, IMC_OPT_FLAG, OWN(o.process_output), NULL,
+            "also collect output.weight"),
+    IMC_OPT("parse-special", 0, IMC_OPT_FLAG, OWN(o.parse_special), NULL,
+            "tokenize special-token texts in TEXT"),
+    IMC_OPT("then-quantize", 0, IMC_OPT_FN, IMC_OPT_SLOT(IMC_OPT_OWN, 0), "RULES TYPE OUT",
+            "once the imatrix is written, quantize MODEL with it\n(imc quantize MODEL OUT TYPE "
+            "--imatrix "
+            "<the imatrix>\n--rules RULES; RULES '-': none); checked before the run",
+            .fn = parse_then, .n_values = 3),
+    IMC_OPT("then-external", 0, IMC_OPT_STR, OWN(then.external), "CMD",
+            "quantize with this external command instead (as imc\nquantize --external)"),
+    IMC_OPT("stats", 0, IMC_OPT_STR, OWN(stats), "FILE",
+            "print per-tensor and per-layer statistics of FILE"),
+    IMC_OPT_END,
+};
 
-static int parse_enum(const char *opt, const char *v, int parsed, int *out)
-{
-    if (parsed < 0) {
-        IMC_LOG_ERR("imatrix: %s: unknown value '%s' (see imc imatrix --help)", opt, v);
-        return 2;
-    }
-    *out = parsed;
-    return 0;
-}
+static const struct imc_opt *const groups[] = {imc_opt_group_model,
+                                               imc_opt_group_text,
+                                               own_opts,
+                                               imc_opt_group_chunks,
+                                               imc_opt_group_batch,
+                                               imc_opt_group_threads,
+                                               imc_opt_group_attn,
+                                               imc_opt_group_layout,
+                                               imc_opt_group_log,
+                                               NULL};
 
-static bool takes_value(struct args *a, const char *s)
-{
-    static const char *const others[] = {"--in-file", "--attn", "--format", "--dat-zero",
-                                         "--layout"};
-    long min;
-    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
-        if (strcmp(s, others[i]) == 0) {
-            return true;
-        }
-    }
-    return str_slot(a, s) || int_slot(a, s, &min);
-}
+static const struct imc_opt_spec spec = {
+    .usage = "-m MODEL -f TEXT -o OUT [options]\n--stats FILE",
+    .groups = groups,
+    .notes = "The output does not depend on -b, -t or the layout.",
+};
 
-// Parses option s (one that takes_value) with value v; returns 0, or 2 on error (logged).
-static int parse_value(struct args *a, const char *s, const char *v)
+// Moves the shared options into a->o and checks the combination; returns 0 or 2 (logged).
+static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_pos,
+                  const struct imc_comm *comm)
 {
-    const char **str = str_slot(a, s);
-    long min = 0;
-    int64_t *n = int_slot(a, s, &min);
-    int e = 0;
-    if (str) {
-        *str = v;
-    } else if (n) {
-        long x = imc_cli_parse_long("imatrix", s, v);
-        if (x < min) {
-            if (x >= 0) {
-                IMC_LOG_ERR("imatrix: option %s must be at least %ld", s, min);
-            }
-            return 2;
-        }
-        *n = x;
-    } else if (strcmp(s, "--in-file") == 0) {
-        return parse_in_file(a, v);
-    } else if (strcmp(s, "--attn") == 0) {
-        return parse_attn(v, &a->o.attn);
-    } else if (strcmp(s, "--layout") == 0) {
-        return imc_layout_parse(v, &a->o.layout) == IMC_OK ? 0 : 2;
-    } else if (strcmp(s, "--format") == 0) {
-        int rc = parse_enum(s, v, imc_imatrix_parse_format(v), &e);
-        a->o.format = (enum imc_imatrix_format)e;
-        return rc;
-    } else if (strcmp(s, "--dat-zero") == 0) {
-        int rc = parse_enum(s, v, imc_imatrix_parse_zero_policy(v), &e);
-        a->o.dat_zero = (enum imc_dat_zero_policy)e;
-        return rc;
-    }
-    return 0;
-}
-
-static int parse_flag(struct args *a, const char *s)
-{
-    if (strcmp(s, "--resume") == 0) {
-        a->o.resume = true;
-    } else if (strcmp(s, "--process-output") == 0) {
-        a->o.process_output = true;
-    } else if (strcmp(s, "--parse-special") == 0) {
-        a->o.parse_special = true;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-static int check_required(const struct args *a)
-{
-    const char *err = a->stats      ? NULL
-                      : !a->o.model ? "missing -m MODEL"
-                      : !a->o.text  ? "missing -f TEXT"
-                      : !a->o.out   ? "missing -o OUT"
-                                    : NULL;
-    if (err) {
-        IMC_LOG_ERR("imatrix: %s", err);
-        usage(stderr);
-        return 2;
-    }
-    return 0;
-}
-
-// Returns 0 to run, 2 on a bad argument (logged), -1 after printing help.
-static int parse(int argc, char **argv, struct args *a)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if (strcmp(s, "-q") == 0 || strcmp(s, "--quiet") == 0) {
-            a->o.quiet = true;
-        }
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-            continue;
-        }
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            usage(stdout);
-            return -1;
-        }
-        if (parse_flag(a, s) == 0) {
-            continue;
-        }
-        int then = parse_then(a, argc, argv, i);
-        if (then != 0) {
-            if (then < 0) {
-                return 2;
-            }
-            i += then - 1;
-            continue;
-        }
-        if (!takes_value(a, s)) {
-            IMC_LOG_ERR("imatrix: unknown argument '%s' (see imc imatrix --help)", s);
-            return 2;
-        }
-        if (imc_cli_need_value("imatrix", argc, argv, i)) {
-            return 2;
-        }
-        int rc = parse_value(a, s, argv[i + 1]);
-        if (rc != 0) {
-            return rc;
-        }
-        i++;
-    }
-    a->o.n_threads = a->threads > 1024 ? 1024 : (int)a->threads;
+    struct args *a = own;
+    (void)pos;
+    (void)n_pos;
+    struct imc_imatrix_opts *o = &a->o;
+    IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm);
     if (a->then.external && !a->then.out) {
         IMC_LOG_ERR("imatrix: --then-external needs --then-quantize RULES TYPE OUT");
         return 2;
@@ -326,7 +155,16 @@ static int parse(int argc, char **argv, struct args *a)
         }
         return 2;
     }
-    return check_required(a);
+    const char *err = a->stats    ? NULL
+                      : !o->model ? "missing -m MODEL"
+                      : !o->text  ? "missing -f TEXT"
+                      : !o->out   ? "missing -o OUT"
+                                  : NULL;
+    if (err) {
+        IMC_LOG_ERR("imatrix: %s (see imc imatrix --help)", err);
+        return 2;
+    }
+    return 0;
 }
 
 // The quantization after a successful run, with the imatrix just written (its GGUF form when
@@ -356,9 +194,6 @@ static int run_job(struct args *a, struct imc_comm *comm)
     }
     a->o.comm = comm;
     const bool rank0 = !comm || imc_comm_rank(comm) == 0;
-    if (!rank0) {
-        a->o.quiet = true;
-    }
     enum imc_status st = imc_imatrix_run(&a->o, rank0 ? stdout : NULL, NULL);
     fflush(stdout);
     if (st == IMC_OK) {
@@ -372,8 +207,6 @@ static int run(int argc, char **argv)
     struct args a;
     memset(&a, 0, sizeof(a));
     imc_imatrix_opts_default(&a.o);
-    a.o.layout.pp = 0; // not given: automatic
-    a.threads = 1;
     a.in = calloc((size_t)argc, sizeof(*a.in));
     a.owned = calloc((size_t)argc, sizeof(*a.owned));
     struct imc_comm *comm = NULL;
@@ -383,9 +216,10 @@ static int run(int argc, char **argv)
         return 1;
     }
     a.o.in_files = a.in;
-    imc_cli_job_parse_begin(comm);
-    int rc = parse(argc, argv, &a);
-    imc_cli_job_parse_end(comm);
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int rc = imc_cli_parse(&imc_cmd_imatrix, argc, argv, &a, &c, comm, &pos, &n_pos);
     if (rc == 0 && a.stats) {
         const bool rank0 = !comm || imc_comm_rank(comm) == 0;
         rc = !rank0 || imc_imstat_print_file(a.stats, stdout) == IMC_OK ? 0 : 1;
@@ -406,5 +240,7 @@ static int run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_imatrix = {
     .name = "imatrix",
     .summary = "importance matrix over calibration text (llama-imatrix compatible); --stats",
+    .opts = &spec,
+    .check = finish,
     .run = run,
 };

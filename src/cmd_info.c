@@ -37,8 +37,7 @@ static void print_file(const struct imc_gguf *g)
     printf("file:          %s\n", imc_gguf_path(g));
     printf("format:        GGUF v%" PRIu32 ", %d split(s), %" PRIu64 " bytes, alignment %" PRIu32
            "\n",
-           imc_gguf_version(g), imc_gguf_n_splits(g), imc_gguf_file_size(g),
-           imc_gguf_alignment(g));
+           imc_gguf_version(g), imc_gguf_n_splits(g), imc_gguf_file_size(g), imc_gguf_alignment(g));
     printf("architecture:  %s\n", arch ? arch : "(none)");
     if (name) {
         printf("name:          %s\n", name);
@@ -69,7 +68,7 @@ static void print_token_types(const struct imc_gguf *g)
         imc_gguf_arr_type(g, k) != IMC_GGUF_INT32) {
         return;
     }
-    static const char *const names[] = {"undefined", "normal", "unknown", "control",
+    static const char *const names[] = {"undefined",    "normal", "unknown", "control",
                                         "user-defined", "unused", "byte"};
     uint64_t counts[7] = {0}, other = 0, n = imc_gguf_arr_n(g, k);
     const uint8_t *data = imc_gguf_arr_data(g, k);
@@ -101,8 +100,8 @@ static void print_tokenizer(const struct imc_gguf *g)
     const char *pre = imc_gguf_get_str(g, "tokenizer.ggml.pre");
     int64_t kt = imc_gguf_find_key(g, "tokenizer.ggml.tokens");
     int64_t km = imc_gguf_find_key(g, "tokenizer.ggml.merges");
-    bool add_bos = false, has_add_bos = imc_gguf_get_bool(g, "tokenizer.ggml.add_bos_token",
-                                                          &add_bos);
+    bool add_bos = false,
+         has_add_bos = imc_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos);
     printf("tokenizer:     model %s, pre %s, %" PRIu64 " tokens, %" PRIu64 " merges%s\n", model,
            pre ? pre : "(none)",
            kt >= 0 && imc_gguf_kv_type(g, kt) == IMC_GGUF_ARRAY ? imc_gguf_arr_n(g, kt) : 0,
@@ -145,8 +144,8 @@ static void print_hparams(const struct imc_model *m)
     printf("  MoE: %" PRId64 " experts, %" PRId64 " used, %" PRId64 " shared, n_ff_exp %" PRId64
            ", leading dense layers %" PRId64 "\n",
            h->n_expert, h->n_expert_used, h->n_expert_shared, h->n_ff_exp, h->n_layer_dense);
-    printf("  routing: %s, weights %s, scale %g", h->gating == IMC_GATING_SIGMOID ? "sigmoid"
-                                                                                 : "softmax",
+    printf("  routing: %s, weights %s, scale %g",
+           h->gating == IMC_GATING_SIGMOID ? "sigmoid" : "softmax",
            h->expert_weights_norm ? "normalized" : "not normalized",
            (double)h->expert_weights_scale);
     if (h->n_group > 1) {
@@ -212,8 +211,8 @@ static void print_tensors(const struct imc_gguf *g)
 // ---- imatrix targets (DESIGN.md §4) -------------------------------------------------------------
 
 struct targets {
-    int64_t n;      // entries
-    uint64_t vals;  // values over all entries
+    int64_t n;     // entries
+    uint64_t vals; // values over all entries
 };
 
 static void target(struct targets *tg, const struct imc_tensor_info *t, int64_t per_row,
@@ -288,30 +287,40 @@ static void print_targets(const struct imc_model *m, bool process_output)
     printf("  total: %" PRId64 " entries, %" PRIu64 " values\n", tg.n, tg.vals);
 }
 
+struct info_args {
+    bool process_output; // --process-output
+};
+
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("process-output", 0, IMC_OPT_FLAG,
+            IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct info_args, process_output)), NULL,
+            "list output.weight among the imatrix targets"),
+    IMC_OPT_END,
+};
+
+static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "MODEL [--process-output]",
+    .groups = groups,
+    .notes = "MODEL: a GGUF model, or a vocab-only GGUF (tokenizer only).",
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_name = "MODEL",
+};
+
 static int info_run(int argc, char **argv)
 {
-    const char *path = NULL;
-    bool process_output = false;
-    for (int i = 1; i < argc; i++) {
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(argv[i], "--process-output") == 0) {
-            process_output = true;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: imc info MODEL [--process-output]\n");
-            return 0;
-        } else if (argv[i][0] == '-' || path) {
-            IMC_LOG_ERR("info: unexpected argument '%s' (usage: imc info MODEL)", argv[i]);
-            return 1;
-        } else {
-            path = argv[i];
-        }
+    struct info_args a = {false};
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int pr = imc_cli_parse(&imc_cmd_info, argc, argv, &a, &c, NULL, &pos, &n_pos);
+    if (pr != 0) {
+        return pr < 0 ? 0 : pr;
     }
-    if (!path) {
-        IMC_LOG_ERR("info: missing MODEL (usage: imc info MODEL [--process-output])");
-        return 1;
-    }
+    const char *path = pos[0];
+    const bool process_output = a.process_output;
     struct imc_gguf *g = NULL;
     if (imc_gguf_open(&g, path) != IMC_OK) {
         return 1;
@@ -340,5 +349,6 @@ static int info_run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_info = {
     .name = "info",
     .summary = "tensors, sizes, architecture, MLA layout and imatrix targets of a GGUF file",
+    .opts = &spec,
     .run = info_run,
 };

@@ -13,6 +13,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +23,41 @@
 #include "model/imatrix_file.h"
 #include "src/cli.h"
 
-#define USAGE                                                                                      \
-    "usage: imc merge A [B ...] -o OUT [--weights w1,w2,...] [--format auto|gguf|dat|both]\n"      \
-    "                 [--dat-zero one|skip|zero|mean] [--chunk-size N]\n"
-
 struct merge_args {
-    const char **inputs; // [n_inputs] borrowed from argv
-    int n_inputs;
     const char *out;
     const char *weights; // comma-separated, or NULL
-    enum imc_imatrix_format fmt;
-    enum imc_dat_zero_policy zero;
-    long chunk_size;
+    int fmt;             // enum imc_imatrix_format
+    int zero;            // enum imc_dat_zero_policy
+    int64_t chunk_size;  // 0: IMC_IMATRIX_DEFAULT_CHUNK_SIZE
+};
+
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct merge_args, field))
+
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("output", 'o', IMC_OPT_STR, OWN(out), "OUT", "the merged imatrix"),
+    IMC_OPT("weights", 0, IMC_OPT_STR, OWN(weights), "w1,w2,...",
+            "one finite weight >= 0 per input (default: all 1)"),
+    IMC_OPT("format", 0, IMC_OPT_ENUM, OWN(fmt), "FMT",
+            "auto | gguf | dat | both (default auto: by the extension of OUT)",
+            .choices = imc_opt_imatrix_formats),
+    IMC_OPT("dat-zero", 0, IMC_OPT_ENUM, OWN(zero), "POLICY",
+            ".dat values of experts without tokens: one (default) | skip |\nzero | mean",
+            .choices = imc_opt_dat_zero_policies),
+    IMC_OPT("chunk-size", 0, IMC_OPT_POS, OWN(chunk_size), "N",
+            "chunk size assumed for a .dat input (default 512)"),
+    IMC_OPT_END,
+};
+
+static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "A [B ...] -o OUT [--weights w1,w2,...] [options]",
+    .groups = groups,
+    .notes = "Inputs are GGUF or .dat imatrix files; the sums and counts add exactly. One input\n"
+             "converts between the forms.",
+    .min_pos = 1,
+    .max_pos = -1,
+    .pos_name = "input files",
 };
 
 // Parses n comma-separated finite weights >= 0 into w.
@@ -46,109 +71,63 @@ static int parse_weights(const char *s, double *w, int n)
         bool last = i == n - 1;
         if (end == p || errno != 0 || !isfinite(w[i]) || w[i] < 0.0 ||
             *end != (last ? '\0' : ',')) {
-            IMC_LOG_ERR("merge: --weights '%s': expected %d comma-separated numbers >= 0", s, n);
-            return 1;
+            IMC_LOG_ERR("merge: option --weights '%s': expected %d comma-separated numbers >= 0", s,
+                        n);
+            return 2;
         }
         p = end + 1;
     }
     return 0;
 }
 
-// Handles one option at argv[i]; returns the arguments consumed, or -1 on error.
-static int parse_option(struct merge_args *a, int argc, char **argv, int i)
-{
-    const char *o = argv[i];
-    bool with_value = strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0 ||
-                      strcmp(o, "--weights") == 0 || strcmp(o, "--format") == 0 ||
-                      strcmp(o, "--dat-zero") == 0 || strcmp(o, "--chunk-size") == 0;
-    if (!with_value) {
-        IMC_LOG_ERR("merge: unknown option '%s'\n%s", o, USAGE);
-        return -1;
-    }
-    if (imc_cli_need_value("merge", argc, argv, i)) {
-        return -1;
-    }
-    const char *v = argv[i + 1];
-    int k = 0;
-    if (strcmp(o, "--format") == 0) {
-        k = imc_imatrix_parse_format(v);
-        a->fmt = (enum imc_imatrix_format)k;
-    } else if (strcmp(o, "--dat-zero") == 0) {
-        k = imc_imatrix_parse_zero_policy(v);
-        a->zero = (enum imc_dat_zero_policy)k;
-    } else if (strcmp(o, "--chunk-size") == 0) {
-        a->chunk_size = imc_cli_parse_long("merge", o, v);
-        if (a->chunk_size < 0) {
-            return -1; // logged
-        }
-        k = a->chunk_size > 0 && a->chunk_size <= UINT32_MAX ? 0 : -1;
-    } else if (strcmp(o, "--weights") == 0) {
-        a->weights = v;
-    } else {
-        a->out = v;
-    }
-    if (k < 0) {
-        IMC_LOG_ERR("merge: bad value '%s' for %s\n%s", v, o, USAGE);
-        return -1;
-    }
-    return 2;
-}
-
-static int parse_args(struct merge_args *a, int argc, char **argv)
-{
-    for (int i = 1; i < argc;) {
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used == 0 && argv[i][0] == '-' && argv[i][1] != '\0') {
-            used = parse_option(a, argc, argv, i);
-        } else if (used == 0) {
-            a->inputs[a->n_inputs++] = argv[i];
-            used = 1;
-        }
-        if (used < 0) {
-            return 1;
-        }
-        i += used;
-    }
-    if (a->n_inputs < 1 || !a->out) {
-        IMC_LOG_ERR("merge: need at least one input and -o OUT\n%s", USAGE);
-        return 1;
-    }
-    return 0;
-}
-
 static int merge_run(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("%s", USAGE);
-            return 0;
-        }
+    struct merge_args a = {0};
+    struct imc_opt_common c;
+    char **inputs = NULL;
+    int n_inputs = 0;
+    int rc = imc_cli_parse(&imc_cmd_merge, argc, argv, &a, &c, NULL, &inputs, &n_inputs);
+    if (rc == 0 && !a.out) {
+        IMC_LOG_ERR("merge: missing -o OUT (see imc merge --help)");
+        rc = 2;
     }
-    struct merge_args a = {.inputs = calloc((size_t)argc, sizeof(char *)),
-                           .chunk_size = IMC_IMATRIX_DEFAULT_CHUNK_SIZE};
-    double *w = calloc((size_t)argc, sizeof(double));
-    int rc = 1;
+    if (rc == 0 && a.chunk_size > UINT32_MAX) {
+        IMC_LOG_ERR("merge: option --chunk-size expects at most %u, got %lld", UINT32_MAX,
+                    (long long)a.chunk_size);
+        rc = 2;
+    }
+    double *w = rc == 0 ? calloc((size_t)n_inputs, sizeof(double)) : NULL;
+    if (rc == 0 && !w) {
+        IMC_LOG_ERR("merge: out of memory");
+        rc = 1;
+    }
+    if (rc == 0 && a.weights) {
+        rc = parse_weights(a.weights, w, n_inputs);
+    }
+    if (rc != 0) {
+        free(w);
+        return rc < 0 ? 0 : rc;
+    }
     struct imc_imatrix im;
     imc_imatrix_init(&im);
-    if (!a.inputs || !w) {
-        IMC_LOG_ERR("merge: out of memory");
-    } else if (parse_args(&a, argc, argv) == 0 &&
-               (!a.weights || parse_weights(a.weights, w, a.n_inputs) == 0) &&
-               imc_imatrix_merge_files(&im, a.inputs, a.weights ? w : NULL, a.n_inputs,
-                                       (uint32_t)a.chunk_size) == IMC_OK &&
-               imc_imatrix_write(&im, a.out, a.fmt, a.zero) == IMC_OK) {
-        printf("merged %d file(s): %lld entries, %u chunks, %lld dataset(s) -> %s\n", a.n_inputs,
+    const uint32_t cs = a.chunk_size ? (uint32_t)a.chunk_size : IMC_IMATRIX_DEFAULT_CHUNK_SIZE;
+    rc = 1;
+    if (imc_imatrix_merge_files(&im, (const char *const *)inputs, a.weights ? w : NULL, n_inputs,
+                                cs) == IMC_OK &&
+        imc_imatrix_write(&im, a.out, (enum imc_imatrix_format)a.fmt,
+                          (enum imc_dat_zero_policy)a.zero) == IMC_OK) {
+        printf("merged %d file(s): %lld entries, %u chunks, %lld dataset(s) -> %s\n", n_inputs,
                (long long)im.n_entries, im.chunk_count, (long long)im.n_datasets, a.out);
         rc = 0;
     }
     imc_imatrix_free(&im);
     free(w);
-    free(a.inputs);
     return rc;
 }
 
 const struct imc_cli_cmd imc_cmd_merge = {
     .name = "merge",
     .summary = "add imatrix files (GGUF or .dat, optional weights) into one; converts forms",
+    .opts = &spec,
     .run = merge_run,
 };

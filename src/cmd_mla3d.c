@@ -9,6 +9,7 @@
  * 2 on bad usage.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,45 +17,45 @@
 #include "model/mla3d.h"
 #include "src/cli.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: imc mla-3d IN OUT [--drop-kv-b]\n"
-               "  IN           deepseek2 GGUF with 2D (ik_llama.cpp) attn_k_b/attn_v_b\n"
-               "  OUT          the same model with 3D attn_k_b/attn_v_b and mainline MLA keys\n"
-               "  --drop-kv-b  leave attn_kv_b out (mainline llama.cpp loads only k_b/v_b)\n");
-}
+struct mla3d_args {
+    bool drop; // --drop-kv-b
+};
+
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("drop-kv-b", 0, IMC_OPT_FLAG,
+            IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct mla3d_args, drop)), NULL,
+            "leave attn_kv_b out (mainline llama.cpp loads only k_b/v_b)"),
+    IMC_OPT_END,
+};
+
+static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "IN OUT [--drop-kv-b]",
+    .groups = groups,
+    .notes = "IN: a deepseek2 GGUF with 2D (ik_llama.cpp) attn_k_b/attn_v_b; OUT: the same model\n"
+             "with 3D attn_k_b/attn_v_b and mainline MLA keys (same tensor bytes).",
+    .min_pos = 2,
+    .max_pos = 2,
+    .pos_name = "IN and OUT",
+};
 
 static int run(int argc, char **argv)
 {
-    const char *pos[2] = {NULL, NULL};
+    struct mla3d_args a = {false};
+    struct imc_opt_common c;
+    char **pos = NULL;
     int n_pos = 0;
-    bool drop = false;
-    for (int i = 1; i < argc; i++) {
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--drop-kv-b") == 0) {
-            drop = true;
-        } else if (argv[i][0] == '-' || n_pos == 2) {
-            IMC_LOG_ERR("mla-3d: unexpected argument '%s' (see imc mla-3d --help)", argv[i]);
-            return 2;
-        } else {
-            pos[n_pos++] = argv[i];
-        }
+    int rc = imc_cli_parse(&imc_cmd_mla_3d, argc, argv, &a, &c, NULL, &pos, &n_pos);
+    if (rc != 0) {
+        return rc < 0 ? 0 : rc;
     }
-    if (n_pos != 2) {
-        IMC_LOG_ERR("mla-3d: need IN and OUT");
-        usage(stderr);
-        return 2;
-    }
-    return imc_mla3d_convert(pos[0], pos[1], drop) == IMC_OK ? 0 : 1;
+    return imc_mla3d_convert(pos[0], pos[1], a.drop) == IMC_OK ? 0 : 1;
 }
 
 const struct imc_cli_cmd imc_cmd_mla_3d = {
     .name = "mla-3d",
     .summary = "rewrite a 2D (ik) MLA deepseek2 GGUF into the 3D layout (same bytes)",
+    .opts = &spec,
     .run = run,
 };

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
 #include "coordinator/layout_auto.h"
 #include "coordinator/model_cost.h"
+#include "core/log.h"
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "numa/plan.h"
@@ -40,9 +40,9 @@
 
 struct plan_args {
     const char *model;
-    long ranks;       // N
-    long gpus;        // per host; -1: from the topology
-    long hosts;       // H
+    int64_t ranks;      // N
+    int64_t gpus;       // per host; -1: from the topology
+    int64_t hosts;      // H
     const char *layout; // NULL: automatic
 };
 
@@ -51,11 +51,11 @@ struct plan_ctx {
     struct imc_model_cost cost;
     double total_bytes, total_flops; // the model's, each weight once
     struct imc_layout l;
-    char why[128];                   // how the layout was chosen
-    int n;                           // ranks
-    struct imc_rank_plan *rp;        // [n]
-    double *mem_per_rank;            // [n] bytes of node memory per rank, 0 unknown / GPU
-    double rank_flops;               // sum of the ranks' FLOPs per token (dp x the model's)
+    char why[128];            // how the layout was chosen
+    int n;                    // ranks
+    struct imc_rank_plan *rp; // [n]
+    double *mem_per_rank;     // [n] bytes of node memory per rank, 0 unknown / GPU
+    double rank_flops;        // sum of the ranks' FLOPs per token (dp x the model's)
 };
 
 // Share of the job's FLOPs computed by rank r (sums to 1 over all ranks).
@@ -64,62 +64,53 @@ static double share(const struct plan_ctx *pc, int r)
     return pc->rank_flops > 0 ? pc->rp[r].flops / pc->rank_flops : 1.0 / pc->n;
 }
 
-#define PLAN_USAGE "usage: imc plan MODEL --ranks N [--gpus G] [--hosts H] [--layout pp=A,ep=B,dp=C]"
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct plan_args, field))
 
-static int parse_num(const char *opt, const char *v, long min, long *out)
-{
-    long x = imc_cli_parse_long("plan", opt, v);
-    if (x < min) {
-        if (x >= 0) {
-            IMC_LOG_ERR("plan: option %s must be at least %ld, got %ld", opt, min, x);
-        }
-        return 1;
-    }
-    *out = x;
-    return 0;
-}
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("ranks", 0, IMC_OPT_POS, OWN(ranks), "N",
+            "MPI ranks of the job (a multiple of --hosts)"),
+    IMC_OPT("gpus", 0, IMC_OPT_UINT, OWN(gpus), "G",
+            "GPUs per host (default: as the topology shows)"),
+    IMC_OPT("hosts", 0, IMC_OPT_POS, OWN(hosts), "H",
+            "hosts of the job, all like this one (default 1)"),
+    IMC_OPT("layout", 0, IMC_OPT_STR, OWN(layout), "pp=A,ep=B,dp=C",
+            "pipeline stages x expert shards x replicas, product = N\n(default: the automatic "
+            "layout)"),
+    IMC_OPT_END,
+};
 
-// Returns 0 to go on, 1 on error (logged), 2 after --help.
+static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "MODEL --ranks N [--gpus G] [--hosts H] [--layout pp=A,ep=B,dp=C]",
+    .groups = groups,
+    .notes = "From the tensor shapes and this host's topology (hwloc; HWLOC_SYNTHETIC or\n"
+             "HWLOC_XMLFILE describe another), before anything loads.",
+    .min_pos = 1,
+    .max_pos = 1,
+    .pos_name = "MODEL",
+};
+
+// Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
     *a = (struct plan_args){NULL, 0, -1, 1, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            printf("%s\n", PLAN_USAGE);
-            return 2;
-        } else if (strcmp(o, "--ranks") == 0 || strcmp(o, "--gpus") == 0 ||
-                   strcmp(o, "--hosts") == 0 || strcmp(o, "--layout") == 0) {
-            if (imc_cli_need_value("plan", argc, argv, i)) {
-                return 1;
-            }
-            const char *v = argv[++i];
-            if ((strcmp(o, "--ranks") == 0 && parse_num(o, v, 1, &a->ranks)) ||
-                (strcmp(o, "--gpus") == 0 && parse_num(o, v, 0, &a->gpus)) ||
-                (strcmp(o, "--hosts") == 0 && parse_num(o, v, 1, &a->hosts))) {
-                return 1;
-            }
-            if (strcmp(o, "--layout") == 0) {
-                a->layout = v;
-            }
-        } else if (o[0] == '-' || a->model) {
-            IMC_LOG_ERR("plan: unexpected argument '%s' (%s)", o, PLAN_USAGE);
-            return 1;
-        } else {
-            a->model = o;
-        }
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int rc = imc_cli_parse(&imc_cmd_plan, argc, argv, a, &c, NULL, &pos, &n_pos);
+    if (rc != 0) {
+        return rc;
     }
-    if (!a->model || a->ranks < 1) {
-        IMC_LOG_ERR("plan: missing %s (%s)", a->model ? "--ranks N" : "MODEL", PLAN_USAGE);
-        return 1;
+    a->model = pos[0];
+    if (a->ranks < 1) {
+        IMC_LOG_ERR("plan: missing --ranks N (see imc plan --help)");
+        return 2;
     }
     if (a->ranks > 1 << 20 || a->ranks % a->hosts != 0) {
-        IMC_LOG_ERR("plan: --ranks %ld must be a multiple of --hosts %ld (at most %d)", a->ranks,
-                    a->hosts, 1 << 20);
-        return 1;
+        IMC_LOG_ERR("plan: --ranks %lld must be a multiple of --hosts %lld (at most %d)",
+                    (long long)a->ranks, (long long)a->hosts, 1 << 20);
+        return 2;
     }
     return 0;
 }
@@ -144,8 +135,8 @@ static enum imc_status set_layout(struct plan_ctx *pc, const struct plan_args *a
     IMC_TRY(imc_layout_parse(a->layout, &pc->l));
     long long need = (long long)pc->l.pp * pc->l.ep * pc->l.dp;
     if (need != pc->n) {
-        IMC_LOG_ERR("layout pp=%d,ep=%d,dp=%d needs %lld ranks, --ranks is %d", pc->l.pp,
-                    pc->l.ep, pc->l.dp, need, pc->n);
+        IMC_LOG_ERR("layout pp=%d,ep=%d,dp=%d needs %lld ranks, --ranks is %d", pc->l.pp, pc->l.ep,
+                    pc->l.dp, need, pc->n);
         return IMC_ERR_ARG;
     }
     snprintf(pc->why, sizeof(pc->why), "--layout");
@@ -188,7 +179,8 @@ static enum imc_status place(struct plan_ctx *pc, const struct imc_topo *t,
     }
     if (p->oversubscribed) {
         IMC_LOG_WRN("plan: %d ranks per host oversubscribe the cores of a NUMA node: ranks share "
-                    "cores", per_host);
+                    "cores",
+                    per_host);
     }
     if (p->gpus_shared) {
         IMC_LOG_WRN("plan: %d ranks per host share fewer GPUs", per_host);
@@ -232,8 +224,12 @@ static void print_header(const struct plan_ctx *pc, const struct imc_topo *t,
     const char *syn = getenv("HWLOC_SYNTHETIC"), *xml = getenv("HWLOC_XMLFILE");
     printf("topology:  %d NUMA nodes, %d cores, %d PUs, %d GPUs per host (%s%s)\n", t->n_nodes,
            t->n_cores, t->n_pus, t->n_gpus,
-           syn && *syn ? "HWLOC_SYNTHETIC " : xml && *xml ? "HWLOC_XMLFILE " : "this machine",
-           syn && *syn ? syn : xml && *xml ? xml : "");
+           syn && *syn   ? "HWLOC_SYNTHETIC "
+           : xml && *xml ? "HWLOC_XMLFILE "
+                         : "this machine",
+           syn && *syn   ? syn
+           : xml && *xml ? xml
+                         : "");
     printf("layout:    pp=%d,ep=%d,dp=%d (%s)\n", pc->l.pp, pc->l.ep, pc->l.dp, pc->why);
     printf("ranks:     %d on %ld host(s), %ld per host\n\n", pc->n, a->hosts, pc->n / a->hosts);
 }
@@ -248,8 +244,8 @@ static void print_rows(const struct plan_ctx *pc, const struct plan_args *a)
     if (a->hosts > 1) {
         printf("%4s ", "host");
     }
-    printf("%4s %5s %5s %7s %-9s %-9s %12s %4s %-*s %4s %7s\n", "rank", "stage", "shard",
-           "replica", "layers", "experts", "weights", "node", w, "cpus", "gpu", "share");
+    printf("%4s %5s %5s %7s %-9s %-9s %12s %4s %-*s %4s %7s\n", "rank", "stage", "shard", "replica",
+           "layers", "experts", "weights", "node", w, "cpus", "gpu", "share");
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         char lay[32], exp[32], wb[32], gpu[16];
@@ -261,8 +257,7 @@ static void print_rows(const struct plan_ctx *pc, const struct plan_args *a)
                p->co.shard, p->co.replica, range(p->layer_begin, p->layer_end, lay, sizeof(lay)),
                pc->cost.n_expert ? range(p->expert_begin, p->expert_end, exp, sizeof(exp)) : "-",
                human((double)p->weight_bytes, wb, sizeof(wb)), p->numa_node, w,
-               p->cpus[0] ? p->cpus : "-", p->gpu >= 0 ? gpu : "-",
-               100 * share(pc, r));
+               p->cpus[0] ? p->cpus : "-", p->gpu >= 0 ? gpu : "-", 100 * share(pc, r));
     }
 }
 
@@ -334,7 +329,7 @@ static int plan_run(int argc, char **argv)
     struct plan_args a;
     int pr = parse_args(argc, argv, &a);
     if (pr) {
-        return pr == 2 ? 0 : 1;
+        return pr < 0 ? 0 : pr;
     }
     struct imc_gguf *g = NULL;
     struct imc_model *m = NULL;
@@ -356,5 +351,6 @@ static int plan_run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_plan = {
     .name = "plan",
     .summary = "placement per rank (layers, experts, weights, NUMA node, cores) before loading",
+    .opts = &spec,
     .run = plan_run,
 };

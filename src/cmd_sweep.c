@@ -10,6 +10,7 @@
  * sweep fails (the failing recipe named), 2 on bad usage. Under mpirun / srun the recipes are
  * spread over the ranks; every rank exits with world rank 0's verdict.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,115 +22,70 @@
 #include "mpi/reduce.h"
 #include "src/cli.h"
 
-static void usage(FILE *f)
+static int parse_type(const char *cmd, const char *opt, char **v, void *slot)
 {
-    fprintf(f, "usage: imc sweep --base MODEL [--imatrix F] --rules-dir DIR -f TEXT [options]\n"
-               "  --base MODEL      the model every recipe quantizes (f32/f16/bf16 best)\n"
-               "  --imatrix F       imatrix for the quantizations (GGUF or .dat)\n"
-               "  --rules-dir DIR   one recipe per file: 'regex=type' lines as for imc quantize\n"
-               "                    --rules, plus '!type TYPE' (default type) and '!imatrix no';\n"
-               "                    the recipe's name is the file name without its extension\n"
-               "  -f, --file TEXT   text to score each recipe on (PPL, KLD against the base)\n"
-               "  --out-dir DIR     where the models, per-recipe results and results.csv/.md/\n"
-               "                    .svg go (default .; created)\n"
-               "  --type T          default type of recipes without !type (default q8_0)\n"
-               "  -c, --ctx N       tokens per chunk (default 512, n_ctx_train if smaller)\n"
-               "  --chunks N        score at most N chunks (default: all)\n"
-               "  -t, --threads N   threads per rank (default 1)\n"
-               "  --keep-models     keep each recipe's GGUF (default: deleted once scored)\n"
-               "  -q, --quiet       warnings and errors only\n"
-               "A rerun skips the recipes whose result is up to date (same recipe and inputs).\n"
-               "Under mpirun/srun the recipes are spread over the ranks.\n");
-}
-
-static const char **str_slot(struct imc_sweep_opts *o, const char *a)
-{
-    static const char *const names[] = {"--base", "--imatrix", "--rules-dir",
-                                        "-f",     "--file",    "--out-dir"};
-    const char **slots[] = {&o->base, &o->imatrix, &o->rules_dir, &o->text, &o->text, &o->out_dir};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(a, names[i]) == 0) {
-            return slots[i];
-        }
+    char where[64];
+    snprintf(where, sizeof(where), "%s: option --%s", cmd, opt);
+    const int t = imc_quant_type_parse(v[0], where);
+    if (t < 0) {
+        return 2;
     }
-    return NULL;
-}
-
-static int64_t *int_slot(struct imc_sweep_opts *o, int64_t *threads, const char *a)
-{
-    if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx") == 0 || strcmp(a, "--ctx-size") == 0) {
-        return &o->n_ctx;
-    }
-    if (strcmp(a, "--chunks") == 0) {
-        return &o->max_chunks;
-    }
-    return strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0 ? threads : NULL;
-}
-
-// Parses option a with value v; returns 0, or 2 on error (logged).
-static int parse_value(struct imc_sweep_opts *o, int64_t *threads, const char *a, const char *v)
-{
-    const char **s = str_slot(o, a);
-    int64_t *n = int_slot(o, threads, a);
-    if (s) {
-        *s = v;
-    } else if (strcmp(a, "--type") == 0) {
-        int t = imc_quant_type_parse(v, "sweep: --type");
-        if (t < 0) {
-            return 2;
-        }
-        o->type = (enum imc_type)t;
-    } else {
-        long x = imc_cli_parse_long("sweep", a, v);
-        if (x <= 0) {
-            if (x == 0) {
-                IMC_LOG_ERR("sweep: option %s must be positive", a);
-            }
-            return 2;
-        }
-        *n = x;
-    }
+    *(enum imc_type *)slot = (enum imc_type)t;
     return 0;
 }
 
-static bool takes_value(struct imc_sweep_opts *o, const char *a)
-{
-    int64_t dummy = 0;
-    return str_slot(o, a) || int_slot(o, &dummy, a) || strcmp(a, "--type") == 0;
-}
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct imc_sweep_opts, field))
 
-// Returns 0 to run, 2 on a bad argument (logged), -1 after printing help (rank 0 only).
-static int parse(int argc, char **argv, struct imc_sweep_opts *o, bool rank0)
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("base", 0, IMC_OPT_STR, OWN(base), "MODEL",
+            "the model every recipe quantizes (f32/f16/bf16 best)"),
+    IMC_OPT("imatrix", 0, IMC_OPT_STR, OWN(imatrix), "F",
+            "imatrix for the quantizations (GGUF or .dat)"),
+    IMC_OPT(
+        "rules-dir", 0, IMC_OPT_STR, OWN(rules_dir), "DIR",
+        "one recipe per file: 'regex=type' lines as for imc quantize\n--rules, plus '!type TYPE' "
+        "(default type) and '!imatrix no';\nthe recipe's name is the file name without its "
+        "extension"),
+    IMC_OPT(
+        "out-dir", 0, IMC_OPT_STR, OWN(out_dir), "DIR",
+        "where the models, per-recipe results and results.csv/.md/\n.svg go (default .; created)"),
+    IMC_OPT("type", 0, IMC_OPT_FN, OWN(type), "T",
+            "default type of recipes without !type (default q8_0)", .fn = parse_type),
+    IMC_OPT("keep-models", 0, IMC_OPT_FLAG, OWN(keep_models), NULL,
+            "keep each recipe's GGUF (default: deleted once scored)"),
+    IMC_OPT_END,
+};
+
+static const struct imc_opt *const groups[] = {
+    own_opts, imc_opt_group_text, imc_opt_group_chunks, imc_opt_group_threads, imc_opt_group_log,
+    NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "--base MODEL [--imatrix F] --rules-dir DIR -f TEXT [options]",
+    .groups = groups,
+    .notes = "-f TEXT is scored with each recipe (PPL, KLD against the base). A rerun skips the\n"
+             "recipes whose result is up to date (same recipe and inputs). Under mpirun/srun\n"
+             "the recipes are spread over the ranks; -t is per rank.",
+};
+
+// Moves the shared options into o and checks what is required; returns 0 or 2 (logged).
+static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_pos,
+                  const struct imc_comm *comm)
 {
-    int64_t threads = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            if (rank0) {
-                usage(stdout);
-            }
-            return -1;
-        } else if (strcmp(a, "--keep-models") == 0) {
-            o->keep_models = true;
-        } else if (!takes_value(o, a)) {
-            IMC_LOG_ERR("sweep: unknown argument '%s' (see imc sweep --help)", a);
-            return 2;
-        } else if (imc_cli_need_value("sweep", argc, argv, i) ||
-                   parse_value(o, &threads, a, argv[++i])) {
-            return 2;
-        }
-    }
-    o->n_threads = threads > 1024 ? 1024 : (int)threads;
+    struct imc_sweep_opts *o = own;
+    (void)pos;
+    (void)n_pos;
+    (void)comm;
+    o->text = c->text;
+    o->n_ctx = c->n_ctx ? c->n_ctx : o->n_ctx;
+    o->max_chunks = c->max_chunks ? c->max_chunks : o->max_chunks;
+    o->n_threads = imc_cli_threads(c);
     const char *err = !o->base        ? "missing --base MODEL"
                       : !o->rules_dir ? "missing --rules-dir DIR"
                       : !o->text      ? "missing -f TEXT"
                                       : NULL;
     if (err) {
-        IMC_LOG_ERR("sweep: %s", err);
-        usage(stderr);
+        IMC_LOG_ERR("sweep: %s (see imc sweep --help)", err);
         return 2;
     }
     return 0;
@@ -161,9 +117,10 @@ static int run(int argc, char **argv)
     const int rank = comm ? imc_comm_rank(comm) : 0;
     struct imc_sweep_opts o;
     imc_sweep_opts_default(&o);
-    imc_cli_mute(rank != 0);
-    int rc = parse(argc, argv, &o, rank == 0);
-    imc_cli_mute(false);
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int rc = imc_cli_parse(&imc_cmd_sweep, argc, argv, &o, &c, comm, &pos, &n_pos);
     if (rc == 0) {
         o.comm = comm;
         struct imc_sweep *s = NULL;
@@ -185,5 +142,8 @@ static int run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_sweep = {
     .name = "sweep",
     .summary = "quantize with every recipe of a folder; PPL/KLD of each; results.csv/.md/.svg",
+    .opts = &spec,
+    .check = finish,
+    .ranks_inform = true,
     .run = run,
 };

@@ -8,6 +8,8 @@
  * default), unless --no-bos. --parse-special also turns control-token texts ("<|endoftext|>")
  * into their ids. Exit 0 on success, 1 when the model or file cannot be read, 2 on bad usage.
  */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,57 +27,46 @@ struct opts {
     bool no_bos, ids_only, parse_special;
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: imc tokenize -m MODEL [--no-bos] [--ids] [--parse-special] (TEXT | -f FILE)\n"
-               "  -m, --model MODEL   GGUF file with the tokenizer (a vocab-only file will do)\n"
-               "  -f, --file FILE     tokenize the contents of FILE instead of TEXT\n"
-               "  --no-bos            do not put the BOS token first\n"
-               "  --ids               print only the ids, space-separated, on one line\n"
-               "  --parse-special     split out control tokens written in the text\n"
-               "  -v, -q, --log-level LEVEL\n");
-}
+#define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct opts, field))
+
+static const struct imc_opt own_opts[] = {
+    IMC_OPT("file", 'f', IMC_OPT_STR, OWN(file), "FILE",
+            "tokenize the contents of FILE instead of TEXT"),
+    IMC_OPT("no-bos", 0, IMC_OPT_FLAG, OWN(no_bos), NULL, "do not put the BOS token first"),
+    IMC_OPT("ids", 0, IMC_OPT_FLAG, OWN(ids_only), NULL,
+            "print only the ids, space-separated, on one line"),
+    IMC_OPT("parse-special", 0, IMC_OPT_FLAG, OWN(parse_special), NULL,
+            "split out control tokens written in the text"),
+    IMC_OPT_END,
+};
+
+static const struct imc_opt *const groups[] = {imc_opt_group_model, own_opts, imc_opt_group_log,
+                                               NULL};
+
+static const struct imc_opt_spec spec = {
+    .usage = "-m MODEL [--no-bos] [--ids] [--parse-special] (TEXT | -f FILE)",
+    .groups = groups,
+    .notes = "MODEL may be a vocab-only GGUF. A TEXT that starts with '-' goes after --.",
+    .min_pos = 0,
+    .max_pos = 1,
+    .pos_name = "TEXT",
+};
 
 // Returns 0 to run, 2 on a bad argument (logged), -1 after printing help.
 static int parse(int argc, char **argv, struct opts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int used = imc_cli_log_option(argc, argv, i);
-        if (used > 0) {
-            i += used - 1;
-        } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (imc_cli_need_value("tokenize", argc, argv, i)) {
-                return 2;
-            }
-            o->model = argv[++i];
-        } else if (strcmp(a, "-f") == 0 || strcmp(a, "--file") == 0) {
-            if (imc_cli_need_value("tokenize", argc, argv, i)) {
-                return 2;
-            }
-            o->file = argv[++i];
-        } else if (strcmp(a, "--no-bos") == 0) {
-            o->no_bos = true;
-        } else if (strcmp(a, "--ids") == 0) {
-            o->ids_only = true;
-        } else if (strcmp(a, "--parse-special") == 0) {
-            o->parse_special = true;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return -1;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            IMC_LOG_ERR("tokenize: unknown option '%s' (see imc tokenize --help)", a);
-            return 2;
-        } else if (!o->text) {
-            o->text = a;
-        } else {
-            IMC_LOG_ERR("tokenize: more than one TEXT argument ('%s'); quote the text", a);
-            return 2;
-        }
+    struct imc_opt_common c;
+    char **pos = NULL;
+    int n_pos = 0;
+    int rc = imc_cli_parse(&imc_cmd_tokenize, argc, argv, o, &c, NULL, &pos, &n_pos);
+    if (rc != 0) {
+        return rc;
     }
+    o->model = c.model;
+    o->text = n_pos > 0 ? pos[0] : NULL;
     if (!o->model || (!o->text == !o->file)) {
-        IMC_LOG_ERR("tokenize: %s", !o->model ? "missing -m MODEL" : "give either TEXT or -f FILE");
-        usage(stderr);
+        IMC_LOG_ERR("tokenize: %s (see imc tokenize --help)",
+                    !o->model ? "missing -m MODEL" : "give either TEXT or -f FILE");
         return 2;
     }
     return 0;
@@ -143,5 +134,6 @@ static int run(int argc, char **argv)
 const struct imc_cli_cmd imc_cmd_tokenize = {
     .name = "tokenize",
     .summary = "print the token ids of a text (llama.cpp-compatible tokenizer)",
+    .opts = &spec,
     .run = run,
 };

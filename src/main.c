@@ -7,35 +7,12 @@
 
 #include "src/cli.h"
 
-#define IMC_CMD_DECL(n) extern const struct imc_cli_cmd n
-IMC_CMD_DECL(imc_cmd_info);
-IMC_CMD_DECL(imc_cmd_tokenize);
-IMC_CMD_DECL(imc_cmd_gen_model);
-IMC_CMD_DECL(imc_cmd_merge);
-IMC_CMD_DECL(imc_cmd_perplexity);
-IMC_CMD_DECL(imc_cmd_plan);
-IMC_CMD_DECL(imc_cmd_quantize);
-IMC_CMD_DECL(imc_cmd_sweep);
-IMC_CMD_DECL(imc_cmd_imatrix);
-IMC_CMD_DECL(imc_cmd_mla_3d);
-
-static const struct imc_cli_cmd *const commands[] = {
-    &imc_cmd_info,
-    &imc_cmd_tokenize,
-    &imc_cmd_gen_model,
-    &imc_cmd_merge,
-    &imc_cmd_perplexity,
-    &imc_cmd_plan,
-    &imc_cmd_quantize,
-    &imc_cmd_sweep,
-    &imc_cmd_imatrix,
-    &imc_cmd_mla_3d,
-};
-
 static void usage(FILE *f)
 {
+    size_t n = 0;
+    const struct imc_cli_cmd *const *commands = imc_cli_commands(&n);
     fprintf(f, "usage: imc COMMAND [options]   (imc COMMAND --help for its options)\n\n");
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    for (size_t i = 0; i < n; i++) {
         fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
     }
 }
@@ -46,7 +23,9 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    size_t n = 0;
+    const struct imc_cli_cmd *const *commands = imc_cli_commands(&n);
+    for (size_t i = 0; i < n; i++) {
         if (strcmp(argv[1], commands[i]->name) == 0) {
             return commands[i]->run(argc - 1, argv + 1);
         }

@@ -31,16 +31,15 @@ check "--type q4_k falls back for 64-wide rows" \
     bash -c "'$IMC_BIN' gen-model --preset llama-tiny -o '$tmp/q4k.gguf' --type q4_k >/dev/null &&
              '$IMC_BIN' info '$tmp/q4k.gguf' | grep -q 'blk.0.attn_q.weight *q5_0'"
 
-# bad arguments: exit 1, one error line, no output file
+# bad arguments: exit 2 (usage), one error line, no output file
 for args in "--preset nope -o $tmp/x.gguf" "--preset llama-tiny -o $tmp/x.gguf --type q9_z" \
             "--preset llama-tiny" "--preset llama-tiny -o $tmp/x.gguf --seed -3"; do
     # shellcheck disable=SC2086
     "$IMC_BIN" gen-model $args >/dev/null 2>"$tmp/err"
     rc=$?
-    check "gen-model $args: exit 1" test "$rc" -eq 1
+    check "gen-model $args: exit 2 (was $rc)" test "$rc" -eq 2
     check "gen-model $args: one error line" test "$(wc -l <"$tmp/err")" -eq 1
     check "gen-model $args: no file" test ! -e "$tmp/x.gguf"
 done
 
-echo "$fail failed"
 check_done

@@ -177,5 +177,4 @@ check "--format xml: usage error 2" test $? -eq 2
 imx -m "$ds" -f "$text" -o x --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
-echo "$fail failed"
 check_done

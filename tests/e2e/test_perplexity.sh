@@ -121,5 +121,4 @@ check "--kld-save with --kld-base: usage error 2" test $? -eq 2
 ppl -m "$m" -f "$text" --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
-echo "$fail failed"
 check_done

@@ -94,27 +94,29 @@ HWLOC_SYNTHETIC="pack:2 numa:2(memory=100kB) core:2 pu:1" \
 check "small nodes: still exit 0" test $? -eq 0
 check "small nodes: warning per rank" test "$(grep -c 'needs .* of weights; its NUMA node has' "$tmp/m.err")" -eq 4
 
-# ---- errors: exit 1, one line on stderr ----
-err_case() { # err_case NAME REGEX ARGS...
-    local name=$1 re=$2
-    shift 2
+# ---- errors: exit 1 (a plan that cannot be made) or 2 (bad usage), one line on stderr ----
+err_case() { # err_case NAME EXIT REGEX ARGS...
+    local name=$1 want=$2 re=$3
+    shift 3
     "$IMC_BIN" plan "$@" >"$tmp/out" 2>"$tmp/err"
     local rc=$?
-    check "$name: exit 1" test "$rc" -eq 1
+    check "$name: exit $want (was $rc)" test "$rc" -eq "$want"
     check "$name: one line" test "$(wc -l <"$tmp/err")" -eq 1
     check "$name: message" grep -qE -- "$re" "$tmp/err"
     check "$name: no stdout" test ! -s "$tmp/out"
 }
-err_case "layout/ranks mismatch" 'layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4' \
+err_case "layout/ranks mismatch" 1 'layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4' \
     "$ds2" --ranks 4 --layout pp=2,ep=1,dp=3
-err_case "more stages than layers" 'pp=4 needs at least 4 layers, the model has 3' \
+err_case "more stages than layers" 1 'pp=4 needs at least 4 layers, the model has 3' \
     "$ds2" --ranks 4 --layout pp=4
-err_case "ep > experts" 'ep=16 exceeds the 8 experts' "$ds2" --ranks 16 --layout ep=16
-err_case "ep on a dense model" 'ep=2 needs a MoE model' "$llama" --ranks 2 --layout ep=2
-err_case "bad layout text" "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
-err_case "missing model" "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
-err_case "no --ranks" 'missing --ranks' "$ds2"
-err_case "--ranks 0" 'option --ranks must be at least 1' "$ds2" --ranks 0
-
-echo "$fail failed"
+err_case "ep > experts" 1 'ep=16 exceeds the 8 experts' "$ds2" --ranks 16 --layout ep=16
+err_case "ep on a dense model" 1 'ep=2 needs a MoE model' "$llama" --ranks 2 --layout ep=2
+err_case "bad layout text" 1 "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
+err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
+err_case "no --ranks" 2 'missing --ranks' "$ds2"
+err_case "--ranks 0" 2 "option --ranks expects a positive integer, got '0'" "$ds2" --ranks 0
+err_case "--ranks=x" 2 "option --ranks expects a positive integer, got 'x'" "$ds2" --ranks=x
+err_case "no MODEL" 2 'missing MODEL' --ranks 2
+err_case "two MODELs" 2 'too many arguments' "$ds2" "$ds2" --ranks 2
+err_case "--ranks twice" 2 'option --ranks given twice' "$ds2" --ranks 2 --ranks 4
 check_done

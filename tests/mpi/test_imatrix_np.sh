@@ -142,7 +142,7 @@ resume() {
 
 kill_after_ckpt k4 4 pp=2,dp=2
 cp "$MPI_TMP/k4.ckpt.saved" "$MPI_TMP/k4.ckpt"
-"$IMC_BIN" imatrix "${R[@]}" -o "$MPI_TMP/k4" --resume -q --ctx 32 >/dev/null \
+"$IMC_BIN" imatrix "${R[@]/#64/32}" -o "$MPI_TMP/k4" --resume -q >/dev/null \
     2>"$MPI_TMP/k4.refused.err"
 mpi_check "k4: a resume with other options is refused (exit $?)" test $? -ne 0
 mpi_check "k4: ... naming the option" grep -q 'checkpoint written for --ctx 64, but this run' \
