@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# bench/bench_perplexity: tokens/s of `imc perplexity` on a model of a few hundred MB with 1 and
-# 2 threads, measured side by side in one run (a benchmark, not a test).
+# bench/bench_perplexity: tokens/s of `imc perplexity` on a model of a few hundred MB with the
+# default thread count (auto: this machine's physical cores), 1 and 2 threads, measured side by
+# side in one run (a benchmark, not a test).
 #
-#   bench/bench_perplexity.sh [--preset ds2-bench] [--ctx 256] [--chunks 4] [--threads "1 2"]
+#   bench/bench_perplexity.sh [--preset ds2-bench] [--ctx 256] [--chunks 4] [--threads "auto 1 2"]
 #
 # The model is generated once into $IMC_BENCH_DIR (default ${TMPDIR:-/tmp}/imc_bench). tok/s is
 # read from the last progress line (model loading excluded). IMC_BIN selects the binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${IMC_BIN:-$here/build/imc}
-preset=ds2-bench ctx=256 chunks=4 threads="1 2"
+preset=ds2-bench ctx=256 chunks=4 threads="auto 1 2"
 while [ $# -gt 0 ]; do
     case $1 in
         --preset) preset=$2 ;;

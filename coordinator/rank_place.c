@@ -3,6 +3,7 @@
  */
 #include "coordinator/rank_place.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "mpi/comm.h"
 #include "numa/pin.h"
 #include "numa/plan.h"
+#include "numa/threads.h"
 #include "numa/topo.h"
 
 static void place_one(const struct imc_comm *c, const struct imc_topo *t,
@@ -61,4 +63,31 @@ enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct i
     imc_placement_free(pl);
     imc_topo_free(t);
     return st;
+}
+
+int imc_rank_threads(const struct imc_comm *c, int requested, int per_core)
+{
+    const int local = c ? imc_comm_group_rank(c, IMC_GROUP_NODE) : 0;
+    const int n_local = c ? imc_comm_group_size(c, IMC_GROUP_NODE) : 1;
+    struct imc_topo *t = NULL;
+    struct imc_placement *pl = NULL;
+    if (imc_topo_load(&t) != IMC_OK) {
+        t = NULL; // logged; the mask's PUs then
+    }
+    const int *cpus = NULL;
+    int n_cpus = 0;
+    if (t && n_local > 1 && imc_place_plan(t, n_local, 0, &pl) == IMC_OK) {
+        cpus = pl->ranks[local].cpus;
+        n_cpus = pl->ranks[local].n_cpus;
+    }
+    const int def = imc_threads_default(t, cpus, n_cpus, per_core);
+    const int pus = imc_threads_default(t, cpus, n_cpus, INT_MAX);
+    if (requested > pus) {
+        IMC_LOG_WRN("threads: -t %d exceeds the %d hardware thread(s) this %s may use: threads "
+                    "will share cores",
+                    requested, pus, c && imc_comm_size(c) > 1 ? "rank" : "process");
+    }
+    imc_placement_free(pl);
+    imc_topo_free(t);
+    return requested > 0 ? requested : def;
 }

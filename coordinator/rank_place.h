@@ -32,4 +32,11 @@ struct imc_rank_place {
 // never wrong, so it is no reason to stop. Always returns IMC_OK except IMC_ERR_NOMEM.
 enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct imc_rank_place *out);
 
+// The compute threads of this rank (of c; NULL: a plain process): requested when > 0, else the
+// default of numa/threads.h for the rank's share of its host — the cores of its placement
+// among the ranks on this host (the plan imc_rank_place pins to), within the affinity mask —
+// with per_core threads per core (>= 1). Warns when requested exceeds the PUs of that share
+// (threads then share cores). A topology that cannot be read counts the mask's PUs. >= 1.
+int imc_rank_threads(const struct imc_comm *c, int requested, int per_core);
+
 #endif // IMC_COORDINATOR_RANK_PLACE_H

@@ -49,6 +49,26 @@ enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path p
 // thread in [0, n_threads) names the worker (for per-thread scratch).
 typedef void (*imc_task_fn)(void *ctx, int64_t task, int thread);
 void imc_exec_run(const struct imc_exec *ex, int64_t n_tasks, imc_task_fn fn, void *ctx);
+// A record of the pool's work, for bench/bench_pool_sim.c (which simulates larger pools from
+// it): while set on a 1-thread pool, every imc_exec_run adds one job — the durations of its
+// tasks, which run one after another on the caller — and the caller's time since the previous
+// job ended (the serial work between parallel jobs). Growing stops (truncated = true) when
+// memory runs out. Owned by the caller; free its arrays with imc_exec_trace_free.
+struct imc_exec_trace {
+    int64_t n_jobs;     // jobs recorded
+    int64_t *job_first; // [n_jobs + 1] index in task_s of each job's first task
+    double *serial_s;   // [n_jobs] seconds on the caller since the previous job (or the start)
+    int64_t n_tasks;    // tasks recorded
+    double *task_s;     // [n_tasks] seconds per task
+    int64_t cap_jobs;   // allocated jobs
+    int64_t cap_tasks;  // allocated tasks
+    double last;        // clock (core/clock.h) at the end of the last job, or the start
+    bool truncated;     // a growth failed: the record stops there
+};
+// Starts recording into tr (emptied first) from now; NULL stops. ex must have 1 thread.
+void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr);
+void imc_exec_trace_free(struct imc_exec_trace *tr); // frees the arrays; tr itself is the caller's
+
 // Per-thread scratch of at least n floats, valid until the next call from the same thread
 // with a larger n or imc_exec_free. NULL on allocation failure or a bad thread index.
 float *imc_exec_scratch(const struct imc_exec *ex, int thread, int64_t n);

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "numa/plan.h"
+#include "numa/threads.h"
 
 // ---- layouts ----
 
@@ -279,8 +280,7 @@ enum imc_status imc_place_plan(const struct imc_topo *t, int n_ranks, int n_gpus
         }
     }
     if (nc == 0) {
-        IMC_LOG_ERR("topology has no NUMA node with cores: nothing to place %d ranks on",
-                    n_ranks);
+        IMC_LOG_ERR("topology has no NUMA node with cores: nothing to place %d ranks on", n_ranks);
         st = IMC_ERR_NUMA;
         goto out_free;
     }
@@ -315,4 +315,5 @@ void imc_plan_set_place(struct imc_rank_plan *rp, const struct imc_topo *t,
     rp->numa_node = t->nodes[p->node].os_index;
     rp->gpu = p->gpu;
     imc_place_cpulist(p->cpus, p->n_cpus, rp->cpus, sizeof(rp->cpus));
+    rp->threads = imc_threads_on(t, p->cpus, p->n_cpus, 1, NULL);
 }

@@ -126,6 +126,8 @@ struct imc_rank_plan {
     int numa_node;                // OS node number, -1 until placed
     int gpu;                      // GPU index, -1 for a CPU rank (or not placed)
     char cpus[64];                // PU list "0-3,8-11", "" until placed
+    int threads;                  // its default -t: the physical cores of cpus (numa/threads.h),
+                                  // 0 until placed
 };
 
 // Experts [*begin, *end) of shard `shard` of ep (0 <= shard < ep <= n_expert): the split above.

@@ -173,10 +173,25 @@ imc_slurm_setup() {
         "bind $IMC_SLURM_BIND, imc $IMC_BIN"
 }
 
-# imc_slurm_launch ARG...: run `imc ARG...` on every rank through the launcher; returns imc's
-# exit status. With IMC_DRY_RUN=1 it prints the command line on stdout instead.
+# imc_slurm_threads ARG...: prints the thread count to pass to imc (nothing when imc's own
+# default should apply or ARG... already has -t / --threads): IMC_THREADS, else the job's
+# SLURM_CPUS_PER_TASK (each rank one task), else nothing (imc then takes the physical cores of
+# each rank's share of its node, within the CPUs Slurm allows it).
+imc_slurm_threads() {
+    local a n=${IMC_THREADS:-${SLURM_CPUS_PER_TASK:-}}
+    for a in "$@"; do
+        case $a in -t* | --threads | --threads=*) return 0 ;; esac
+    done
+    [ -z "$n" ] || { imc_slurm_check_uint IMC_THREADS "$n"; echo "$n"; }
+}
+
+# imc_slurm_launch ARG...: run `imc ARG...` on every rank through the launcher, with
+# --threads from imc_slurm_threads; returns imc's exit status. With IMC_DRY_RUN=1 it prints the
+# command line on stdout instead.
 imc_slurm_launch() {
-    local cmd=("${IMC_SLURM_LAUNCHER[@]}" "$IMC_BIN" "$@") t0 rc=0
+    local threads t0 rc=0
+    threads=$(imc_slurm_threads "$@") || exit 1
+    local cmd=("${IMC_SLURM_LAUNCHER[@]}" "$IMC_BIN" "$@" ${threads:+--threads "$threads"})
     if [ "$IMC_DRY_RUN" = 1 ]; then
         printf 'dry-run:'
         printf ' %q' "${cmd[@]}"

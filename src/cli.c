@@ -23,7 +23,7 @@ const struct imc_cli_cmd *const *imc_cli_commands(size_t *n)
 
 int imc_cli_threads(const struct imc_opt_common *c)
 {
-    return c->threads <= 0 ? 1 : c->threads > 1024 ? 1024 : (int)c->threads;
+    return c->threads <= 0 ? 0 : c->threads > 1024 ? 1024 : (int)c->threads;
 }
 
 int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,

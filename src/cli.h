@@ -58,11 +58,17 @@ int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
 // prefix; *out stays NULL in a plain run (free with imc_comm_free). Returns 0, or 1 when MPI
 // cannot start (logged).
 int imc_cli_mpi_start(struct imc_comm **out);
-// The thread count of -t (1 when not given; at most 1024).
+// The thread count of -t: 0 (automatic) when not given or 0/auto, else at most 1024.
 int imc_cli_threads(const struct imc_opt_common *c);
+// This rank's thread count (coordinator/rank_place.h imc_rank_threads: -t, else the cores of
+// its share of the host, --threads-per-core per core). Collective under MPI: rank 0 then logs
+// every rank's count ("<cmd>: threads per rank: 2 2 1 1").
+int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
+                            const struct imc_opt_common *c);
 
 // Copies the shared run options of c into o, a struct imc_perplexity_opts or imc_imatrix_opts
-// (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), threads,
+// (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), threads (0:
+// automatic, for imc_cli_threads_resolve),
 // layout (pp 0: automatic), attention path, and quiet (also on every rank but 0 of comm).
 #define IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm)                                                      \
     do {                                                                                           \

@@ -1,14 +1,19 @@
 /*
- * src/cli_job: what the commands that run as one MPI job (perplexity, imatrix) share: parsing on
- * every rank with rank 0 reporting, the layout (given or automatic) and the one fatal exit
- * (src/cli.h). MPI itself starts through imc_cli_mpi_start.
+ * src/cli_job: what the commands that run over MPI ranks share: the layout (given or automatic),
+ * each rank's thread count and the one fatal exit (src/cli.h). MPI itself starts through
+ * imc_cli_mpi_start.
  */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "coordinator/layout_auto.h"
+#include "coordinator/rank_place.h"
 #include "core/log.h"
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "mpi/comm.h"
 #include "mpi/fatal.h"
+#include "mpi/reduce.h"
 #include "src/cli.h"
 
 // The automatic layout for the model at path (its header only).
@@ -62,4 +67,34 @@ int imc_cli_job_end(struct imc_comm *comm, enum imc_status st, const char *cmd)
     }
     imc_comm_free(comm);
     return st == IMC_OK ? 0 : 1;
+}
+
+int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
+                            const struct imc_opt_common *c)
+{
+    const int per_core = c->threads_per_core > 0 ? (int)c->threads_per_core : 1;
+    const int n = imc_rank_threads(comm, imc_cli_threads(c), per_core);
+    const int size = comm ? imc_comm_size(comm) : 1;
+    if (size <= 1) {
+        IMC_LOG_DBG("%s: %d thread(s) (%s)", cmd, n, c->threads > 0 ? "-t" : "automatic");
+        return n;
+    }
+    int *all = calloc((size_t)size, sizeof(int));
+    if (!all) {
+        return n; // the log line only
+    }
+    all[imc_comm_rank(comm)] = n;
+    if (imc_reduce_all_sum_int(comm, IMC_GROUP_WORLD, all, size) == IMC_OK &&
+        imc_comm_rank(comm) == 0) {
+        char line[512];
+        size_t len = 0;
+        for (int r = 0; r < size && len + 16 < sizeof(line); r++) {
+            len += (size_t)snprintf(line + len, sizeof(line) - len, " %d", all[r]);
+        }
+        IMC_LOG_INF("%s: threads per rank:%s%s (%s)", cmd, line,
+                    len + 16 >= sizeof(line) ? " ..." : "",
+                    c->threads > 0 ? "-t" : "automatic: the cores of each rank's share");
+    }
+    free(all);
+    return n;
 }

@@ -225,6 +225,7 @@ static int run(int argc, char **argv)
         rc = !rank0 || imc_imstat_print_file(a.stats, stdout) == IMC_OK ? 0 : 1;
         imc_comm_free(comm);
     } else if (rc == 0) {
+        a.o.n_threads = imc_cli_threads_resolve(comm, "imatrix", &c);
         rc = run_job(&a, comm);
     } else {
         imc_comm_free(comm);

@@ -91,6 +91,9 @@ static int run(int argc, char **argv)
     if (rc == 0) {
         rc = imc_cli_job_layout(comm, "perplexity", o.model, &o.layout);
     }
+    if (rc == 0) {
+        o.n_threads = imc_cli_threads_resolve(comm, "perplexity", &c);
+    }
     if (rc != 0) {
         imc_comm_free(comm);
         return rc < 0 ? 0 : rc;

@@ -244,8 +244,8 @@ static void print_rows(const struct plan_ctx *pc, const struct plan_args *a)
     if (a->hosts > 1) {
         printf("%4s ", "host");
     }
-    printf("%4s %5s %5s %7s %-9s %-9s %12s %4s %-*s %4s %7s\n", "rank", "stage", "shard", "replica",
-           "layers", "experts", "weights", "node", w, "cpus", "gpu", "share");
+    printf("%4s %5s %5s %7s %-9s %-9s %12s %4s %-*s %7s %4s %7s\n", "rank", "stage", "shard",
+           "replica", "layers", "experts", "weights", "node", w, "cpus", "threads", "gpu", "share");
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         char lay[32], exp[32], wb[32], gpu[16];
@@ -253,11 +253,12 @@ static void print_rows(const struct plan_ctx *pc, const struct plan_args *a)
         if (a->hosts > 1) {
             printf("%4ld ", r / (pc->n / a->hosts));
         }
-        printf("%4d %5d %5d %7d %-9s %-9s %12s %4d %-*s %4s %6.2f%%\n", p->rank, p->co.stage,
+        printf("%4d %5d %5d %7d %-9s %-9s %12s %4d %-*s %7d %4s %6.2f%%\n", p->rank, p->co.stage,
                p->co.shard, p->co.replica, range(p->layer_begin, p->layer_end, lay, sizeof(lay)),
                pc->cost.n_expert ? range(p->expert_begin, p->expert_end, exp, sizeof(exp)) : "-",
                human((double)p->weight_bytes, wb, sizeof(wb)), p->numa_node, w,
-               p->cpus[0] ? p->cpus : "-", p->gpu >= 0 ? gpu : "-", 100 * share(pc, r));
+               p->cpus[0] ? p->cpus : "-", p->threads, p->gpu >= 0 ? gpu : "-",
+               100 * share(pc, r));
     }
 }
 

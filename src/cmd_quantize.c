@@ -122,6 +122,7 @@ static int quantize_main(int argc, char **argv)
     }
     if (rc == 0) {
         a.j.o.comm = comm;
+        a.j.o.n_threads = imc_cli_threads_resolve(comm, "quantize", &c);
         struct imc_quantize_stats s = {0};
         enum imc_status st = imc_quantize_job_run(&a.j, &s);
         if (st != IMC_OK && size > 1) {

@@ -123,6 +123,7 @@ static int run(int argc, char **argv)
     int rc = imc_cli_parse(&imc_cmd_sweep, argc, argv, &o, &c, comm, &pos, &n_pos);
     if (rc == 0) {
         o.comm = comm;
+        o.n_threads = imc_cli_threads_resolve(comm, "sweep", &c);
         struct imc_sweep *s = NULL;
         enum imc_status st = init_all(&s, &o);
         if (st == IMC_OK) {

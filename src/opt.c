@@ -68,9 +68,31 @@ const struct imc_opt imc_opt_group_batch[] = {
     IMC_OPT_END,
 };
 
+// -t N, -t 0 or -t auto (0: automatic).
+static int parse_threads(const char *cmd, const char *opt, char **values, void *slot)
+{
+    const char *v = values[0];
+    char *end = NULL;
+    errno = 0;
+    const long long x = strcmp(v, "auto") == 0 ? 0 : strtoll(v, &end, 10);
+    if (strcmp(v, "auto") != 0 && (errno != 0 || end == v || *end != '\0' || x < 0)) {
+        IMC_LOG_ERR("%s: option --%s expects a non-negative integer or auto, got '%s'", cmd, opt,
+                    v);
+        return 2;
+    }
+    *(int64_t *)slot = x;
+    return 0;
+}
+
 const struct imc_opt imc_opt_group_threads[] = {
-    IMC_OPT("threads", 't', IMC_OPT_POS, COMMON(threads), "N",
-            "compute threads (default 1; results do not depend on it)"),
+    IMC_OPT("threads", 't', IMC_OPT_FN, COMMON(threads), "N",
+            "compute threads per rank; 0 or auto (default): the physical cores\n"
+            "of the rank's share of the host, within its CPU affinity; results\n"
+            "do not depend on it",
+            .fn = parse_threads),
+    IMC_OPT("threads-per-core", 0, IMC_OPT_POS, COMMON(threads_per_core), "K",
+            "with the automatic -t: K threads per core where a core has K\n"
+            "hardware threads (default 1)"),
     IMC_OPT_END,
 };
 

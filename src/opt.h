@@ -86,7 +86,8 @@ struct imc_opt_common {
     int64_t n_ctx;            // -c, --ctx
     int64_t max_chunks;       // --chunks
     int64_t n_batch;          // -b, --batch
-    int64_t threads;          // -t, --threads
+    int64_t threads;          // -t, --threads: 0 (or "auto") = automatic
+    int64_t threads_per_core; // --threads-per-core (0: 1)
     struct imc_layout layout; // --layout; pp = 0: automatic
     int attn;                 // --attn: index into imc_opt_attn_names (0 = auto)
     bool quiet;               // -q, --quiet
@@ -100,7 +101,7 @@ extern const struct imc_opt imc_opt_group_model[];   // -m
 extern const struct imc_opt imc_opt_group_text[];    // -f
 extern const struct imc_opt imc_opt_group_chunks[];  // -c, --chunks
 extern const struct imc_opt imc_opt_group_batch[];   // -b
-extern const struct imc_opt imc_opt_group_threads[]; // -t
+extern const struct imc_opt imc_opt_group_threads[]; // -t, --threads-per-core
 extern const struct imc_opt imc_opt_group_layout[];  // --layout
 extern const struct imc_opt imc_opt_group_attn[];    // --attn
 extern const struct imc_opt imc_opt_group_log[];     // -q, -v, --log-level, -h

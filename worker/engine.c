@@ -33,6 +33,11 @@ const struct imc_model *imc_engine_model(const struct imc_engine *e)
     return e->m;
 }
 
+struct imc_exec *imc_engine_exec(struct imc_engine *e)
+{
+    return e->ex;
+}
+
 enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e)
 {
     return e->m->arch == IMC_ARCH_DEEPSEEK2 ? e->path : IMC_ATTN_AUTO;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
@@ -28,19 +29,20 @@ struct scratch {
 struct imc_exec {
     int n_threads;
     enum imc_gemm_path gemm_path; // GEMM kernels of matmul (set once at init, or by tests)
-    pthread_t *threads;     // n_threads - 1 workers
-    int n_started;          // workers actually started
+    pthread_t *threads;           // n_threads - 1 workers
+    int n_started;                // workers actually started
     pthread_mutex_t mu;
     pthread_cond_t cv_work; // a new job or stop
     pthread_cond_t cv_done; // the last worker left the job
     uint64_t generation;    // bumped per job
     bool stop;
-    int n_busy;             // workers still inside the current job
+    int n_busy; // workers still inside the current job
     imc_task_fn fn;
     void *ctx;
     int64_t n_tasks;
-    atomic_int_fast64_t next; // next unclaimed task
-    struct scratch *scratch;  // [n_threads]
+    atomic_int_fast64_t next;     // next unclaimed task
+    struct scratch *scratch;      // [n_threads]
+    struct imc_exec_trace *trace; // recording (1 thread only), or NULL
 };
 
 struct worker_arg {
@@ -185,12 +187,85 @@ enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path p
     return IMC_OK;
 }
 
+void imc_exec_trace_free(struct imc_exec_trace *tr)
+{
+    if (tr) {
+        free(tr->job_first);
+        free(tr->serial_s);
+        free(tr->task_s);
+        *tr = (struct imc_exec_trace){0};
+    }
+}
+
+void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr)
+{
+    IMC_ASSERT(!tr || ex->n_threads == 1);
+    if (tr) {
+        imc_exec_trace_free(tr);
+        tr->last = imc_clock_now();
+    }
+    ex->trace = tr;
+}
+
+// Room for one more job of n tasks in tr; false (truncated) when memory runs out.
+static bool trace_grow(struct imc_exec_trace *tr, int64_t n)
+{
+    if (tr->truncated) {
+        return false;
+    }
+    if (tr->n_jobs + 2 > tr->cap_jobs) {
+        int64_t cap = tr->cap_jobs ? 2 * tr->cap_jobs : 1024;
+        int64_t *f = realloc(tr->job_first, (size_t)cap * sizeof(*f));
+        tr->job_first = f ? f : tr->job_first;
+        double *s = f ? realloc(tr->serial_s, (size_t)cap * sizeof(*s)) : NULL;
+        tr->serial_s = s ? s : tr->serial_s;
+        tr->cap_jobs = f && s ? cap : tr->cap_jobs;
+        tr->truncated = !f || !s;
+    }
+    while (!tr->truncated && tr->n_tasks + n > tr->cap_tasks) {
+        int64_t cap = tr->cap_tasks ? 2 * tr->cap_tasks : 65536;
+        double *t = realloc(tr->task_s, (size_t)cap * sizeof(*t));
+        tr->task_s = t ? t : tr->task_s;
+        tr->cap_tasks = t ? cap : tr->cap_tasks;
+        tr->truncated = !t;
+    }
+    return !tr->truncated;
+}
+
+// Runs a job on the caller, timing each task into the trace.
+static void run_traced(struct imc_exec *ex, int64_t n_tasks, imc_task_fn fn, void *ctx)
+{
+    struct imc_exec_trace *tr = ex->trace;
+    const bool rec = trace_grow(tr, n_tasks);
+    double t = imc_clock_now();
+    if (rec) {
+        tr->serial_s[tr->n_jobs] = t - tr->last;
+        tr->job_first[tr->n_jobs] = tr->n_tasks;
+    }
+    for (int64_t i = 0; i < n_tasks; i++) {
+        fn(ctx, i, 0);
+        const double t1 = imc_clock_now();
+        if (rec) {
+            tr->task_s[tr->n_tasks++] = t1 - t;
+        }
+        t = t1;
+    }
+    if (rec) {
+        tr->job_first[++tr->n_jobs] = tr->n_tasks;
+    }
+    tr->last = t;
+}
+
 void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, void *ctx)
 {
     IMC_ASSERT(cex != NULL);
     // The pool's synchronization state is private; callers see it as a read-only handle.
     struct imc_exec *ex = (struct imc_exec *)cex;
     if (n_tasks <= 0) {
+        return;
+    }
+    if (ex->trace) {
+        run_traced(ex, n_tasks, fn, ctx);
         return;
     }
     if (ex->n_threads == 1 || n_tasks == 1) {

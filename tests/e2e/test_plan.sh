@@ -17,7 +17,9 @@ ds2=$tmp/ds2-tiny-3d.gguf
 
 # Rank rows as "rank stage shard replica layers experts node cpus share" (weights dropped).
 rows() { awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +\[/ {
-    print $1, $2, $3, $4, $5, $6, $9, $10, $12 }' "$1"; }
+    print $1, $2, $3, $4, $5, $6, $9, $10, $13 }' "$1"; }
+# "cpus threads" of the rank rows
+threads_col() { awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +\[/ { print $10, $11 }' "$1"; }
 
 # Expands "0-2,5" to one number per line.
 expand_cpus() {
@@ -52,6 +54,11 @@ check "4 distinct NUMA nodes" test "$(rows "$tmp/p4.txt" | awk '{print $7}' | so
 cpus=$(rows "$tmp/p4.txt" | while read -r _ _ _ _ _ _ _ c _; do expand_cpus "$c"; done)
 check "8 cores assigned" test "$(echo "$cpus" | wc -l)" -eq 8
 check "cores disjoint" test "$(echo "$cpus" | sort -u | wc -l)" -eq 8
+check "threads column: each rank's default -t is the 2 cores of its node" \
+    test "$(threads_col "$tmp/p4.txt" | awk '{ print $2 }' | tr '\n' ' ')" = "2 2 2 2 "
+HWLOC_SYNTHETIC="pack:1 numa:1 core:4 pu:2" "$IMC_BIN" plan "$ds2" --ranks 2 >"$tmp/smt.txt" 2>&1
+check "threads column with 2 PUs per core: one thread per core (4 PUs = 2 cores each)" \
+    test "$(threads_col "$tmp/smt.txt" | awk '{ print $2 }' | tr '\n' ' ')" = "2 2 "
 check "layers tile [0,3) per (replica, shard)" tiles "$tmp/p4.txt" 4,3 5 3
 check "experts tile [0,8) per (replica, stage)" tiles "$tmp/p4.txt" 4,2 6 8
 check "shares sum to 100%" shares_100 "$tmp/p4.txt"

@@ -53,9 +53,16 @@ slurm_submit "$J" ppl IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_TEXT="$text" IMC_
 slurm_submit "$J" imx IMC_LAUNCH=srun IMC_MODEL="$model" IMC_TEXT="$text" \
     IMC_OUT="$tmp/slurm.imatrix.gguf" IMC_CTX=64 IMC_CHUNKS=4 -- \
     --ntasks="$ranks" "$sd/imatrix.sbatch" &
+# threads: --cpus-per-task=2 gives the rank 2 threads; IMC_THREADS overrides it
+slurm_submit "$J" cpt2 IMC_LAUNCH=srun IMC_MODEL="$model" IMC_TEXT="$text" IMC_CTX=64 -- \
+    --ntasks=1 --cpus-per-task=2 "$sd/perplexity.sbatch" &
+slurm_submit "$J" cpt2t1 IMC_THREADS=1 IMC_MODEL="$model" IMC_TEXT="$text" IMC_CTX=64 -- \
+    --ntasks=1 --cpus-per-task=2 "$sd/perplexity.sbatch" &
 wait
-echo "2 jobs with $ranks rank(s) each took $((SECONDS - t0)) s"
+echo "4 jobs ($ranks rank(s), $ranks rank(s), 1 rank x 2 CPUs twice) took $((SECONDS - t0)) s"
 
+# shellcheck disable=SC2317 # called through check
+has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
 ppl_of() { sed -n 's/.*Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$1" | head -n 1; }
 ref=$(ppl_of "$tmp/ref-ppl.out")
 got=$(ppl_of "$J/ppl.out")
@@ -64,6 +71,13 @@ check "perplexity job: exit 0" test "$(slurm_rc "$J" ppl)" = 0
 check "perplexity job: 'Final estimate: PPL =' in the job output" test -n "$got"
 check "perplexity job: PPL $got = direct run $ref (1e-3 relative)" \
     awk -v a="$got" -v b="$ref" 'BEGIN { d = a - b; exit !(b > 0 && d * d <= 1e-6 * b * b) }'
+
+check "--cpus-per-task=2: exit 0" test "$(slurm_rc "$J" cpt2)" = 0
+check "--cpus-per-task=2: imc started with --threads 2" has "$J/cpt2.err" "perplexity.*--threads 2"
+check "--cpus-per-task=2: the rank ran 2 threads (its log)" has "$J/cpt2.err" " 2 thread\(s\)"
+check "--cpus-per-task=2: same PPL as the direct run" test "$(ppl_of "$J/cpt2.out")" = "$ref"
+check "IMC_THREADS=1 overrides --cpus-per-task: exit 0" test "$(slurm_rc "$J" cpt2t1)" = 0
+check "IMC_THREADS=1: 1 thread" has "$J/cpt2t1.err" " 1 thread\(s\)"
 
 out=$tmp/slurm.imatrix.gguf
 check "imatrix job: exit 0" test "$(slurm_rc "$J" imx)" = 0
@@ -76,6 +90,6 @@ check "imatrix job: imc merge reads the file" \
     "$IMC_BIN" merge "$out" -o "$tmp/reread.imatrix.gguf" -q
 
 if [ "$fail" -gt 0 ]; then
-    show_job "$J" ppl imx
+    show_job "$J" ppl imx cpt2 cpt2t1
 fi
 check_done

@@ -148,6 +148,8 @@ check "IMC_BIND=core, mpirun: exit 0" test "$(slurm_rc "$J" core-mpirun)" = 0
 check "IMC_BIND=core, mpirun: 2 cores per rank" \
     has "$J/core-mpirun.err" "--bind-to core --map-by slot:PE=2"
 check "IMC_BIND=core, mpirun: imc ran" has "$J/core-mpirun.out" "fake-imc rank=0"
+check "IMC_BIND=core, mpirun: --threads 2 from --cpus-per-task=2" \
+    has "$J/core-mpirun.out" "[--threads] [2]"
 check "IMC_BIND=core, srun: exit 0" test "$(slurm_rc "$J" core-srun)" = 0
 check "IMC_BIND=core, srun: cores, cpus per task passed on" \
     has "$J/core-srun.err" "--cpu-bind=cores --cpus-per-task=2"

@@ -1,0 +1,156 @@
+/*
+ * bench/bench_pool_sim: how the engine's thread pool would scale beyond this machine's cores.
+ * One batched forward pass of a generated model (perplexity's work: layers and the output head)
+ * runs on a 1-thread pool that records every parallel job's task durations and the serial time
+ * between jobs (kernels.h imc_exec_trace). The record is then replayed for N threads as the pool
+ * schedules it (tasks claimed in order by the first free thread, a barrier at the end of each
+ * job, serial time on one thread): simulated time, speed-up, the idle share of the N threads,
+ * the share of serial time, and the work per thread (max / mean). A benchmark, not a test.
+ *
+ *   bench_pool_sim [--preset ds2-mid] [--seqs 4] [--ctx 256] [--threads "1 2 8 32 64"]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "kernels/kernels.h"
+#include "model/arch.h"
+#include "model/gguf.h"
+#include "model/synth.h"
+#include "worker/engine.h"
+
+struct sim {
+    double time;     // simulated seconds
+    double busy;     // thread-seconds of work (serial included)
+    double serial;   // seconds of serial time
+    double max_work; // the busiest thread's seconds
+};
+
+// Replays tr on n threads.
+static struct sim simulate(const struct imc_exec_trace *tr, int n, double tail)
+{
+    struct sim s = {0};
+    double *free_at = calloc((size_t)n, sizeof(double)), *work = calloc((size_t)n, sizeof(double));
+    if (!free_at || !work) {
+        free(free_at);
+        free(work);
+        return s;
+    }
+    for (int64_t j = 0; j < tr->n_jobs; j++) {
+        s.time += tr->serial_s[j];
+        s.serial += tr->serial_s[j];
+        work[0] += tr->serial_s[j];
+        for (int k = 0; k < n; k++) {
+            free_at[k] = s.time;
+        }
+        double end = s.time;
+        for (int64_t t = tr->job_first[j]; t < tr->job_first[j + 1]; t++) {
+            int best = 0;
+            for (int k = 1; k < n; k++) {
+                best = free_at[k] < free_at[best] ? k : best;
+            }
+            free_at[best] += tr->task_s[t];
+            work[best] += tr->task_s[t];
+            end = free_at[best] > end ? free_at[best] : end;
+        }
+        s.time = end;
+    }
+    s.time += tail;
+    s.serial += tail;
+    work[0] += tail;
+    for (int k = 0; k < n; k++) {
+        s.busy += work[k];
+        s.max_work = work[k] > s.max_work ? work[k] : s.max_work;
+    }
+    free(free_at);
+    free(work);
+    return s;
+}
+
+static int run(const char *preset, int64_t n_seq, int64_t n_ctx, const char *threads)
+{
+    char path[] = "/tmp/imc_pool_sim_XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    struct imc_synth_cfg cfg;
+    struct imc_gguf *g = NULL;
+    struct imc_model *m = NULL;
+    struct imc_engine *e = NULL;
+    struct imc_engine_opts eo = imc_engine_opts_default();
+    eo.n_threads = 1;
+    if (fd < 0 || imc_synth_preset(&cfg, preset) != IMC_OK ||
+        imc_synth_write(&cfg, path) != IMC_OK || imc_gguf_open(&g, path) != IMC_OK ||
+        imc_model_load(&m, g) != IMC_OK || imc_engine_init(&e, m, &eo) != IMC_OK) {
+        fprintf(stderr, "bench_pool_sim: cannot make or load preset %s\n", preset);
+        return 1;
+    }
+    const int64_t n = n_seq * n_ctx, out_begin = n_ctx / 2;
+    int32_t *tok = malloc((size_t)n * sizeof(int32_t));
+    float *lg = malloc((size_t)(n_seq * (n_ctx - out_begin) * m->hp.n_vocab) * sizeof(float));
+    uint64_t seed = 1;
+    for (int64_t i = 0; tok && i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)(1 + (seed >> 33) % (uint64_t)(m->hp.n_vocab - 1));
+    }
+    struct imc_exec_trace tr = {0};
+    imc_engine_forward_batch(e, tok, n_seq, n_ctx, out_begin, lg); // warm-up (page faults)
+    imc_exec_trace_set(imc_engine_exec(e), &tr);
+    const double t0 = imc_clock_now();
+    enum imc_status st = imc_engine_forward_batch(e, tok, n_seq, n_ctx, out_begin, lg);
+    const double total = imc_clock_now() - t0, tail = imc_clock_now() - tr.last;
+    imc_exec_trace_set(imc_engine_exec(e), NULL);
+    if (st == IMC_OK && !tr.truncated) {
+        double work = 0;
+        for (int64_t i = 0; i < tr.n_tasks; i++) {
+            work += tr.task_s[i];
+        }
+        printf("preset %s, %lld sequences of %lld tokens, 1-thread forward %.3f s: %lld jobs, "
+               "%lld tasks (%.3f s), serial between jobs %.3f s (%.1f%%)\n",
+               preset, (long long)n_seq, (long long)n_ctx, total, (long long)tr.n_jobs,
+               (long long)tr.n_tasks, work, total - work, 100 * (total - work) / total);
+        printf("%8s %12s %9s %7s %8s %14s\n", "threads", "time (s)", "speed-up", "idle %",
+               "serial %", "max/mean work");
+        char *list = strdup(threads);
+        for (char *w = strtok(list, " ,"); w; w = strtok(NULL, " ,")) {
+            const int k = atoi(w);
+            if (k < 1) {
+                continue;
+            }
+            const struct sim s = simulate(&tr, k, tail);
+            printf("%8d %12.4f %9.2f %7.1f %8.1f %14.2f\n", k, s.time, total / s.time,
+                   100 * (1 - s.busy / (k * s.time)), 100 * s.serial / s.time,
+                   s.max_work / (s.busy / k));
+        }
+        free(list);
+    }
+    imc_exec_trace_free(&tr);
+    free(tok);
+    free(lg);
+    imc_engine_free(e);
+    imc_model_free(m);
+    imc_gguf_free(g);
+    unlink(path);
+    return st == IMC_OK && !tr.truncated ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *preset = "ds2-mid", *threads = "1 2 8 32 64";
+    int64_t n_seq = 4, n_ctx = 256;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--preset") == 0) {
+            preset = argv[i + 1];
+        } else if (strcmp(argv[i], "--seqs") == 0) {
+            n_seq = atoll(argv[i + 1]);
+        } else if (strcmp(argv[i], "--ctx") == 0) {
+            n_ctx = atoll(argv[i + 1]);
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            threads = argv[i + 1];
+        } else {
+            fprintf(stderr, "bench_pool_sim: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    return run(preset, n_seq > 0 ? n_seq : 1, n_ctx > 1 ? n_ctx : 2, threads);
+}
