@@ -7,7 +7,8 @@
  * job, serial time on one thread): simulated time, speed-up, the idle share of the N threads,
  * the share of serial time, and the work per thread (max / mean). A benchmark, not a test.
  *
- *   bench_pool_sim [--preset ds2-mid] [--seqs 4] [--ctx 256] [--threads "1 2 8 32 64"]
+ *   bench_pool_sim [--preset ds2-mid | --model FILE] [--seqs 4] [--ctx 256]
+ *                  [--threads "1 2 8 32 64"]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,20 +70,24 @@ static struct sim simulate(const struct imc_exec_trace *tr, int n, double tail)
     return s;
 }
 
-static int run(const char *preset, int64_t n_seq, int64_t n_ctx, const char *threads)
+static int run(const char *preset, const char *model, int64_t n_seq, int64_t n_ctx,
+               const char *threads)
 {
-    char path[] = "/tmp/imc_pool_sim_XXXXXX.gguf";
-    int fd = mkstemps(path, 5);
+    char tmp[] = "/tmp/imc_pool_sim_XXXXXX.gguf";
+    const int fd = model ? 0 : mkstemps(tmp, 5);
+    const char *path = model ? model : tmp;
     struct imc_synth_cfg cfg;
     struct imc_gguf *g = NULL;
     struct imc_model *m = NULL;
     struct imc_engine *e = NULL;
     struct imc_engine_opts eo = imc_engine_opts_default();
     eo.n_threads = 1;
-    if (fd < 0 || imc_synth_preset(&cfg, preset) != IMC_OK ||
-        imc_synth_write(&cfg, path) != IMC_OK || imc_gguf_open(&g, path) != IMC_OK ||
-        imc_model_load(&m, g) != IMC_OK || imc_engine_init(&e, m, &eo) != IMC_OK) {
-        fprintf(stderr, "bench_pool_sim: cannot make or load preset %s\n", preset);
+    if (fd < 0 ||
+        (!model &&
+         (imc_synth_preset(&cfg, preset) != IMC_OK || imc_synth_write(&cfg, path) != IMC_OK)) ||
+        imc_gguf_open(&g, path) != IMC_OK || imc_model_load(&m, g) != IMC_OK ||
+        imc_engine_init(&e, m, &eo) != IMC_OK) {
+        fprintf(stderr, "bench_pool_sim: cannot make or load %s\n", path);
         return 1;
     }
     const int64_t n = n_seq * n_ctx, out_begin = n_ctx / 2;
@@ -105,10 +110,11 @@ static int run(const char *preset, int64_t n_seq, int64_t n_ctx, const char *thr
         for (int64_t i = 0; i < tr.n_tasks; i++) {
             work += tr.task_s[i];
         }
-        printf("preset %s, %lld sequences of %lld tokens, 1-thread forward %.3f s: %lld jobs, "
+        printf("%s, %lld sequences of %lld tokens, 1-thread forward %.3f s: %lld jobs, "
                "%lld tasks (%.3f s), serial between jobs %.3f s (%.1f%%)\n",
-               preset, (long long)n_seq, (long long)n_ctx, total, (long long)tr.n_jobs,
-               (long long)tr.n_tasks, work, total - work, 100 * (total - work) / total);
+               model ? model : preset, (long long)n_seq, (long long)n_ctx, total,
+               (long long)tr.n_jobs, (long long)tr.n_tasks, work, total - work,
+               100 * (total - work) / total);
         printf("%8s %12s %9s %7s %8s %14s\n", "threads", "time (s)", "speed-up", "idle %",
                "serial %", "max/mean work");
         char *list = strdup(threads);
@@ -130,17 +136,21 @@ static int run(const char *preset, int64_t n_seq, int64_t n_ctx, const char *thr
     imc_engine_free(e);
     imc_model_free(m);
     imc_gguf_free(g);
-    unlink(path);
+    if (!model) {
+        unlink(tmp);
+    }
     return st == IMC_OK && !tr.truncated ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-    const char *preset = "ds2-mid", *threads = "1 2 8 32 64";
+    const char *preset = "ds2-mid", *model = NULL, *threads = "1 2 8 32 64";
     int64_t n_seq = 4, n_ctx = 256;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--preset") == 0) {
             preset = argv[i + 1];
+        } else if (strcmp(argv[i], "--model") == 0) {
+            model = argv[i + 1];
         } else if (strcmp(argv[i], "--seqs") == 0) {
             n_seq = atoll(argv[i + 1]);
         } else if (strcmp(argv[i], "--ctx") == 0) {
@@ -152,5 +162,5 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    return run(preset, n_seq > 0 ? n_seq : 1, n_ctx > 1 ? n_ctx : 2, threads);
+    return run(preset, model, n_seq > 0 ? n_seq : 1, n_ctx > 1 ? n_ctx : 2, threads);
 }

@@ -215,7 +215,10 @@ void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, cons
 // ---- checks ------------------------------------------------------------------------------------
 
 // Index of the first non-finite value among n_rows rows of n (stride ld), or -1 (flat index
-// r*n + i).
+// r*n + i). imc_find_nonfinite is the reference; imc_cpu_find_nonfinite scans blocks of rows on
+// the pool (a branch-free scan of the exponent bits) and returns the same index.
 int64_t imc_find_nonfinite(const float *x, int64_t ld, int64_t n_rows, int64_t n);
+int64_t imc_cpu_find_nonfinite(const struct imc_exec *ex, const float *x, int64_t ld,
+                               int64_t n_rows, int64_t n);
 
 #endif // IMC_KERNELS_H

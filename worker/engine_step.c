@@ -76,7 +76,7 @@ float *eng_f32_zero(struct imc_engine *e, int64_t n)
 enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
                           const float *x, int64_t ld, int64_t n_rows, int64_t n)
 {
-    int64_t bad = imc_find_nonfinite(x, ld, n_rows, n);
+    int64_t bad = imc_cpu_find_nonfinite(e->ex, x, ld, n_rows, n);
     if (bad < 0) {
         return IMC_OK;
     }

@@ -155,22 +155,18 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     return IMC_OK;
 }
 
-// Step 3 for expert ex: its received pairs, in arrival order, through the expert.
+// Step 3 for expert ex: its received pairs sel[0..cnt) (in arrival order) through the expert.
 static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex, struct moe_pairs *p,
-                                  int32_t *sel, int32_t *tok, float *xe, float *g, float *u,
-                                  float *ye)
+                                  const int32_t *sel, int64_t cnt, int32_t *tok, float *xe,
+                                  float *g, float *u, float *ye)
 {
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp;
-    int64_t cnt = 0;
-    for (int64_t q = 0; q < p->n_recv; q++) {
-        if (p->rec[q].expert == ex) {
-            sel[cnt] = (int32_t)q;
-            tok[cnt++] = p->rec[q].tok;
-        }
-    }
     if (cnt == 0) {
         return IMC_OK;
+    }
+    for (int64_t r = 0; r < cnt; r++) {
+        tok[r] = p->rec[sel[r]].tok;
     }
     for (int64_t r = 0; r < cnt; r++) {
         memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r]] * d, (size_t)d * sizeof(float));
@@ -195,8 +191,30 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     if (!p->out || !sel || !tok || !xe || !g || !u || !ye) {
         return IMC_ERR_NOMEM;
     }
-    for (int64_t ex = e->expert_begin; ex < e->expert_end; ex++) {
-        IMC_TRY(run_expert(e, il, ex, p, sel, tok, xe, g, u, ye));
+    // the received pairs grouped by expert, arrival order kept within each (a counting sort:
+    // one pass, whatever the number of experts)
+    const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
+    int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
+    if (!first) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t q = 0; q < nr; q++) {
+        first[p->rec[q].expert - eb + 1]++;
+    }
+    for (int64_t x = 0; x < n_own; x++) {
+        first[x + 1] += first[x];
+    }
+    for (int64_t q = 0; q < nr; q++) {
+        sel[first[p->rec[q].expert - eb]++] = (int32_t)q;
+    }
+    for (int64_t x = n_own; x > 0; x--) { // back to the start of each group
+        first[x] = first[x - 1];
+    }
+    first[0] = 0;
+    for (int64_t ex = eb; ex < e->expert_end; ex++) {
+        const int32_t *s = sel + first[ex - eb];
+        IMC_TRY(
+            run_expert(e, il, ex, p, s, first[ex - eb + 1] - first[ex - eb], tok, xe, g, u, ye));
     }
     return IMC_OK;
 }
@@ -217,9 +235,42 @@ static enum imc_status combine(struct imc_engine *e, struct moe_pairs *p, float 
     return IMC_OK;
 }
 
-// y_t = Σ_s w[t][s] · out[t][s], slots in order.
+#define TOKS_PER_TASK 16
+
+struct wsum_job {
+    const struct moe_pairs *p;
+    const int32_t *pos; // [n_pair] dispatch position of pair (t, s)
+    float *y;           // [n][d]
+    const float *add;   // [n][d] added after the sum (the shared expert), or NULL
+    int64_t n, k, d;
+};
+
+// Tokens [task*16, +16): y_t = Σ_s w[t][s] · out[t][s] in slot order, then + add_t.
+static void wsum_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct wsum_job *j = ctx;
+    const int64_t t1 = (task + 1) * TOKS_PER_TASK < j->n ? (task + 1) * TOKS_PER_TASK : j->n;
+    for (int64_t t = task * TOKS_PER_TASK; t < t1; t++) {
+        float *yt = j->y + t * j->d;
+        for (int64_t s = 0; s < j->k; s++) {
+            const float wt = j->p->w[t * j->k + s];
+            const float *src = j->p->back + (int64_t)j->pos[t * j->k + s] * j->d;
+            for (int64_t i = 0; i < j->d; i++) {
+                const float v = wt * src[i];
+                yt[i] = s == 0 ? v : yt[i] + v;
+            }
+        }
+        for (int64_t i = 0; j->add && i < j->d; i++) {
+            yt[i] += j->add[t * j->d + i];
+        }
+    }
+}
+
+// y_t = Σ_s w[t][s] · out[t][s], slots in order, plus add_t when add is given; on the pool,
+// each token's arithmetic the same as on one thread.
 static enum imc_status weighted_sum(struct imc_engine *e, const struct moe_pairs *p, float *y,
-                                    int64_t n)
+                                    const float *add, int64_t n)
 {
     const int64_t k = e->m->hp.n_expert_used, d = e->m->hp.n_embd;
     int32_t *pos = (int32_t *)eng_f32(e, p->n_pair);
@@ -229,17 +280,8 @@ static enum imc_status weighted_sum(struct imc_engine *e, const struct moe_pairs
     for (int64_t q = 0; q < p->n_pair; q++) {
         pos[p->order[q]] = (int32_t)q;
     }
-    for (int64_t t = 0; t < n; t++) {
-        float *yt = y + t * d;
-        for (int64_t s = 0; s < k; s++) {
-            const float wt = p->w[t * k + s];
-            const float *src = p->back + (int64_t)pos[t * k + s] * d;
-            for (int64_t i = 0; i < d; i++) {
-                const float v = wt * src[i];
-                yt[i] = s == 0 ? v : yt[i] + v;
-            }
-        }
-    }
+    struct wsum_job j = {.p = p, .pos = pos, .y = y, .add = add, .n = n, .k = k, .d = d};
+    imc_exec_run(e->ex, (n + TOKS_PER_TASK - 1) / TOKS_PER_TASK, wsum_task, &j);
     return IMC_OK;
 }
 
@@ -276,18 +318,15 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
     }
     IMC_TRY(run_experts(e, il, &p));
     IMC_TRY(combine(e, &p, send_rows));
-    IMC_TRY(weighted_sum(e, &p, y, n));
+    float *ys = NULL; // the shared expert, added to each token's weighted sum
     if (l->ffn_gate_shexp) {
-        float *ys = eng_f32(e, n * d);
+        ys = eng_f32(e, n * d);
         if (!ys) {
             return IMC_ERR_NOMEM;
         }
         IMC_TRY(dense(e, il, l->ffn_gate_shexp, l->ffn_up_shexp, l->ffn_down_shexp, h, ys, n));
-        for (int64_t i = 0; i < n * d; i++) {
-            y[i] += ys[i];
-        }
     }
-    return IMC_OK;
+    return weighted_sum(e, &p, y, ys, n);
 }
 
 enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n)

@@ -1,9 +1,12 @@
 /*
- * kernels/cpu/elementwise: RMSNorm, softmax, SwiGLU and the squared-activation accumulation on
- * the pool (kernels/kernels.h). Rows (or, for sqacc, columns) are cut into fixed-size tasks, so
- * every output is computed the same way for any thread count.
+ * kernels/cpu/elementwise: RMSNorm, softmax, SwiGLU, the squared-activation accumulation and the
+ * non-finite check on the pool (kernels/kernels.h). Rows (or, for sqacc, columns) are cut into
+ * fixed-size tasks, so every output is computed the same way for any thread count.
  */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu_priv.h"
 #include "kernels/kernels.h"
@@ -27,8 +30,8 @@ static int64_t n_row_tasks(int64_t n_rows)
 static void rmsnorm_task(void *ctx, int64_t task, int thread)
 {
     const struct rows_job *j = ctx;
-    const int64_t r1 = (task + 1) * ROWS_PER_TASK < j->n_rows ? (task + 1) * ROWS_PER_TASK
-                                                              : j->n_rows;
+    const int64_t r1 =
+        (task + 1) * ROWS_PER_TASK < j->n_rows ? (task + 1) * ROWS_PER_TASK : j->n_rows;
     for (int64_t r = task * ROWS_PER_TASK; r < r1; r++) {
         const float *xr = j->x + r * j->n;
         float *yr = j->y + r * j->n;
@@ -79,8 +82,14 @@ static void swiglu_task(void *ctx, int64_t task, int thread)
 void imc_cpu_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const float *gate,
                     int64_t ldg, const float *up, int64_t ldu, int64_t n_rows, int64_t n)
 {
-    struct rows_job j = {.y = out, .ldy = ldo, .x = gate, .ldx = ldg, .up = up, .ldu = ldu,
-                         .n_rows = n_rows, .n = n};
+    struct rows_job j = {.y = out,
+                         .ldy = ldo,
+                         .x = gate,
+                         .ldx = ldg,
+                         .up = up,
+                         .ldu = ldu,
+                         .n_rows = n_rows,
+                         .n = n};
     imc_exec_run(ex, n_row_tasks(n_rows), swiglu_task, &j);
 }
 
@@ -104,4 +113,69 @@ void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, cons
     struct rows_job j = {.x = x, .ldx = ldx, .n_rows = n_rows, .n = n_in, .sum2 = sum2};
     imc_exec_run(ex, (n_in + COLS_PER_TASK - 1) / COLS_PER_TASK, sqacc_task, &j);
     *count += n_rows;
+}
+
+struct nonfinite_job {
+    const float *x;
+    int64_t ld, n_rows, n;
+    atomic_int_fast64_t first; // smallest flat index found, INT64_MAX while none
+};
+
+// True when row x[0..n) holds a NaN or an infinity: all exponent bits set, so adding one to
+// the exponent carries into bit 31. Integer OR of independent lanes, no early exit: the loop
+// vectorizes at -O2.
+static bool row_nonfinite(const float *x, int64_t n)
+{
+    uint32_t lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t u[8];
+        memcpy(u, x + i, sizeof(u));
+        for (int k = 0; k < 8; k++) {
+            lane[k] |= (u[k] & 0x7f800000u) + 0x00800000u;
+        }
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof(u));
+        lane[0] |= (u & 0x7f800000u) + 0x00800000u;
+    }
+    uint32_t any = 0;
+    for (int k = 0; k < 8; k++) {
+        any |= lane[k];
+    }
+    return (any & 0x80000000u) != 0;
+}
+
+static void nonfinite_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    struct nonfinite_job *j = ctx;
+    for (int64_t r = task * ROWS_PER_TASK; r < j->n_rows && r < (task + 1) * ROWS_PER_TASK; r++) {
+        const float *xr = j->x + r * j->ld;
+        if (!row_nonfinite(xr, j->n)) {
+            continue;
+        }
+        int64_t i = 0;
+        while (isfinite(xr[i])) {
+            i++;
+        }
+        int_fast64_t idx = r * j->n + i, cur = atomic_load(&j->first);
+        while (idx < cur && !atomic_compare_exchange_weak(&j->first, &cur, idx)) {
+        }
+        return; // later rows of this task come after idx
+    }
+}
+
+int64_t imc_cpu_find_nonfinite(const struct imc_exec *ex, const float *x, int64_t ld,
+                               int64_t n_rows, int64_t n)
+{
+    if (n_rows <= 0 || n <= 0) {
+        return -1;
+    }
+    struct nonfinite_job j = {.x = x, .ld = ld, .n_rows = n_rows, .n = n};
+    atomic_init(&j.first, INT64_MAX);
+    imc_exec_run(ex, n_row_tasks(n_rows), nonfinite_task, &j);
+    const int64_t first = (int64_t)atomic_load(&j.first);
+    return first == INT64_MAX ? -1 : first;
 }
