@@ -11,6 +11,7 @@
 #include "numa/threads.h"
 #include "numa/topo.h"
 #include "tests/check.h"
+#include "tests/mpi/lsan.h"
 
 static void test_synthetic(void)
 {
