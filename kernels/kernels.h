@@ -66,7 +66,12 @@ struct imc_exec_trace {
     bool truncated;     // a growth failed: the record stops there
 };
 // Starts recording into tr (emptied first) from now; NULL stops. ex must have 1 thread.
-void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr);
+// cut_threads: the thread count the kernels cut their work for while recording (what a pool of
+// that many threads would get; imc_exec_cut_threads), so the record can be replayed for it.
+void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr, int cut_threads);
+// The thread count kernels size their tasks for: ex's threads, or cut_threads while tracing.
+// Results never depend on it (tasks cut differently compute every output the same way).
+int imc_exec_cut_threads(const struct imc_exec *ex);
 void imc_exec_trace_free(struct imc_exec_trace *tr); // frees the arrays; tr itself is the caller's
 
 // Per-thread scratch of at least n floats, valid until the next call from the same thread

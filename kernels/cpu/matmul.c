@@ -3,7 +3,9 @@
  *
  * The output is cut into tiles of W rows × a chunk of tokens. Tiles are whole GEMM panels
  * (kernels/cpu/gemm.h: 16 rows, k-major), within a 2 MiB budget and small enough that W has
- * MANY_TILES tiles where it can; tokens are chunked (TOK_CHUNK) only when W has fewer tiles, so
+ * MANY_TILES tiles where it can (twice the pool's threads when that is more: an expert's
+ * few-token matmul still feeds every thread); tokens are chunked (TOK_CHUNK) only when W has
+ * fewer than MANY_TILES tiles, so
  * each weight row is dequantized once per call. A task packs its W rows into panels in
  * per-thread scratch: quantized rows are dequantized SEG elements at a time, a panel's 16 rows
  * together, into a small buffer transposed into the panel; f32 rows are packed straight from
@@ -52,13 +54,14 @@ struct mm_job {
     int failed; // set (to 1) by a task whose scratch allocation failed
 };
 
-// Rows per tile: within the TILE_BYTES budget, and small enough that W has MANY_TILES tiles
-// where it can (n_out >= MANY_TILES · TILE_MIN), so tokens need no chunking and each tile is
-// dequantized once per call.
-static int64_t tile_rows(int64_t n_out, int64_t n_in)
+// Rows per tile: within the TILE_BYTES budget, and small enough that W has `many` tiles where
+// it can (n_out >= many · TILE_MIN), so tokens need no chunking and each tile is dequantized
+// once per call. many = MANY_TILES, or twice the pool's threads when that is more (a matmul of
+// few tokens, as an expert's, is then still enough tasks for every thread).
+static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many)
 {
     int64_t r = TILE_BYTES / (4 * (n_in > 0 ? n_in : 1));
-    const int64_t spread = n_out / MANY_TILES;
+    const int64_t spread = n_out / many;
     r = spread < r ? spread : r;
     r = r < TILE_MIN ? TILE_MIN : r > TILE_MAX ? TILE_MAX : r;
     return r / TILE_MIN * TILE_MIN;
@@ -95,8 +98,7 @@ static void mm_run(const struct mm_job *j, int64_t o0, int64_t rows, int64_t t0,
         const int64_t nr = rows - p < IMC_GEMM_NR ? rows - p : IMC_GEMM_NR;
         for (int64_t k0 = 0; k0 < j->n_in; k0 += j->seg) {
             const int64_t kn = j->n_in - k0 < j->seg ? j->n_in - k0 : j->seg;
-            pack_seg(j, o0 + p, nr, k0, kn, fused ? bp : bp + p * j->n_in + k0 * IMC_GEMM_NR,
-                     deq);
+            pack_seg(j, o0 + p, nr, k0, kn, fused ? bp : bp + p * j->n_in + k0 * IMC_GEMM_NR, deq);
             if (fused) {
                 imc_gemm_packed(j->path, y + p, j->ldy, x + k0, j->ldx, toks, bp, nr, kn, k0 > 0);
             }
@@ -142,11 +144,23 @@ enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy,
         return IMC_ERR_UNSUPPORTED;
     }
     const int64_t bs = tr->block_size;
-    struct mm_job j = {.y = y, .ldy = ldy, .w = w, .row_bytes = rb,
-                       .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float, .block_size = bs,
-                       .type_size = tr->type_size, .seg = bs >= SEG ? bs : SEG / bs * bs,
-                       .n_out = n_out, .n_in = n_in, .n_tok = n_tok, .tile = tile_rows(n_out, n_in),
-                       .x = x, .ldx = ldx, .ex = ex, .path = imc_exec_gemm_path(ex)};
+    struct mm_job j = {.y = y,
+                       .ldy = ldy,
+                       .w = w,
+                       .row_bytes = rb,
+                       .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float,
+                       .block_size = bs,
+                       .type_size = tr->type_size,
+                       .seg = bs >= SEG ? bs : SEG / bs * bs,
+                       .n_out = n_out,
+                       .n_in = n_in,
+                       .n_tok = n_tok,
+                       .x = x,
+                       .ldx = ldx,
+                       .ex = ex,
+                       .path = imc_exec_gemm_path(ex)};
+    const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
+    j.tile = tile_rows(n_out, n_in, cut > MANY_TILES ? cut : MANY_TILES);
     j.n_tiles = (n_out + j.tile - 1) / j.tile;
     j.chunk = j.n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
     imc_exec_run(ex, j.n_tiles * ((n_tok + j.chunk - 1) / j.chunk), mm_task, &j);

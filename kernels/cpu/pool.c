@@ -43,6 +43,7 @@ struct imc_exec {
     atomic_int_fast64_t next;     // next unclaimed task
     struct scratch *scratch;      // [n_threads]
     struct imc_exec_trace *trace; // recording (1 thread only), or NULL
+    int cut_threads;              // while tracing: the thread count kernels cut work for
 };
 
 struct worker_arg {
@@ -197,7 +198,7 @@ void imc_exec_trace_free(struct imc_exec_trace *tr)
     }
 }
 
-void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr)
+void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr, int cut_threads)
 {
     IMC_ASSERT(!tr || ex->n_threads == 1);
     if (tr) {
@@ -205,6 +206,12 @@ void imc_exec_trace_set(struct imc_exec *ex, struct imc_exec_trace *tr)
         tr->last = imc_clock_now();
     }
     ex->trace = tr;
+    ex->cut_threads = tr && cut_threads > 0 ? cut_threads : ex->n_threads;
+}
+
+int imc_exec_cut_threads(const struct imc_exec *ex)
+{
+    return !ex ? 1 : ex->trace ? ex->cut_threads : ex->n_threads;
 }
 
 // Room for one more job of n tasks in tr; false (truncated) when memory runs out.

@@ -119,6 +119,35 @@ static void determinism(struct krng *r)
     free(y4);
 }
 
+// Many threads cut W into more, smaller tiles (twice the threads, kernels/cpu/matmul.c): a
+// 24-thread pool tiles a 4096-row weight differently from 1 thread, with the same bits, for few
+// tokens (an expert's matmul) and many.
+static void thread_tiling(struct krng *r)
+{
+    const int64_t n_out = 4096, n_in = 96, toks[2] = {3, 70};
+    float *deq = NULL;
+    void *w = make_weights(r, IMC_TYPE_Q8_0, n_out, n_in, &deq);
+    float *x = kalloc_rand(r, 70 * n_in, 1.0f);
+    float *y1 = malloc((size_t)(70 * n_out) * 4), *y24 = malloc((size_t)(70 * n_out) * 4);
+    struct imc_exec *e1 = kexec(1), *e24 = kexec(24);
+    for (int i = 0; i < 2 && w && x && y1 && y24 && e1 && e24; i++) {
+        CHECK(imc_cpu_matmul(e1, y1, n_out, w, IMC_TYPE_Q8_0, n_out, n_in, x, n_in, toks[i]) ==
+                      IMC_OK &&
+                  imc_cpu_matmul(e24, y24, n_out, w, IMC_TYPE_Q8_0, n_out, n_in, x, n_in,
+                                 toks[i]) == IMC_OK,
+              "matmul 1 and 24 threads");
+        CHECK(memcmp(y1, y24, (size_t)(toks[i] * n_out) * 4) == 0,
+              "%lld tokens: 24 threads (finer tiles) differ from 1", (long long)toks[i]);
+    }
+    imc_exec_free(e1);
+    imc_exec_free(e24);
+    free(deq);
+    free(w);
+    free(x);
+    free(y1);
+    free(y24);
+}
+
 // Row t of y computed inside a batch of n tokens equals row t computed alone (bitwise), for
 // token counts around the GEMM micro-kernel height (6) and the token chunk, over a weight with a
 // partial last tile. The batch uses strided x/y (ldx, ldy), the token alone contiguous rows.
@@ -233,6 +262,7 @@ int main(void)
     run_case(ex, &r, IMC_TYPE_F32, (struct mcase){5, 4096, 1});  // long rows, small tile
     run_case(ex, &r, IMC_TYPE_F16, (struct mcase){2070, 8192, 3}); // >= 32 tiles: no token chunks
     determinism(&r);
+    thread_tiling(&r);
     const uint32_t inv_types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
                                   IMC_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof inv_types / sizeof inv_types[0]; i++) {
