@@ -18,6 +18,7 @@ static const struct imc_backend cpu_backend = {
     .name = "cpu",
     .supports = cpu_supports,
     .matmul = imc_cpu_matmul,
+    .matmul_group = imc_cpu_matmul_group,
     .get_rows = imc_cpu_get_rows,
     .rmsnorm = imc_cpu_rmsnorm,
     .rope = imc_cpu_rope,
@@ -35,6 +36,18 @@ static enum imc_status ref_matmul(const struct imc_exec *ex, float *y, int64_t l
                                   int64_t ldx, int64_t n_tok)
 {
     return imc_ref_matmul(y, ldy, w, type, n_out, n_in, x, ldx, n_tok);
+}
+
+static enum imc_status ref_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm,
+                                        int64_t n)
+{
+    (void)ex;
+    for (int64_t i = 0; i < n; i++) {
+        const struct imc_mm *m = &mm[i];
+        IMC_TRY(imc_ref_matmul(m->y, m->ldy, m->w, m->type, m->n_out, m->n_in, m->x, m->ldx,
+                               m->n_tok));
+    }
+    return IMC_OK;
 }
 
 static enum imc_status ref_get_rows(const struct imc_exec *ex, float *out, const void *w,
@@ -89,6 +102,7 @@ static const struct imc_backend ref_backend = {
     .name = "ref",
     .supports = cpu_supports,
     .matmul = ref_matmul,
+    .matmul_group = ref_matmul_group,
     .get_rows = ref_get_rows,
     .rmsnorm = ref_rmsnorm,
     .rope = ref_rope,

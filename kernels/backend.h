@@ -35,6 +35,9 @@ struct imc_backend {
     enum imc_status (*matmul)(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
                               enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                               int64_t ldx, int64_t n_tok);
+    // y = W x for each of n matmuls (an MoE layer's experts), in one go where the backend can.
+    enum imc_status (*matmul_group)(const struct imc_exec *ex, const struct imc_mm *mm,
+                                    int64_t n);
     enum imc_status (*get_rows)(const struct imc_exec *ex, float *out, const void *w,
                                 enum imc_type type, int64_t n_in, const int32_t *ids, int64_t n);
     void (*rmsnorm)(const struct imc_exec *ex, float *y, const float *x, const float *w,

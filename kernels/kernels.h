@@ -130,6 +130,25 @@ enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy,
                                enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                                int64_t ldx, int64_t n_tok);
 
+// One matmul of a group: y = W x with imc_cpu_matmul's arguments.
+struct imc_mm {
+    float *y;           // [n_tok][ldy]
+    int64_t ldy;        // row stride of y
+    const void *w;      // [n_out] rows of n_in values of type
+    enum imc_type type; // W's type
+    int64_t n_out;      // rows of W
+    int64_t n_in;       // columns of W
+    const float *x;     // [n_tok][ldx]
+    int64_t ldx;        // row stride of x
+    int64_t n_tok;      // tokens (rows of x and y)
+};
+// The n matmuls mm[0..n) as one pool job, their tiles the tasks: every y the bits
+// imc_cpu_matmul gives it alone (the same tiling and arithmetic), but small matmuls (an MoE
+// layer's experts, each of few tokens) keep every thread busy together. Errors as
+// imc_cpu_matmul's.
+enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm,
+                                     int64_t n);
+
 // out[t] = row ids[t] of W (dequantized), rows of n_in: the embedding lookup. Ids must be valid.
 enum imc_status imc_ref_get_rows(float *out, const void *w, enum imc_type type, int64_t n_in,
                                  const int32_t *ids, int64_t n);

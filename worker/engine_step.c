@@ -124,20 +124,23 @@ enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_te
     return eng_matmul_rows(e, il, w, slice, n_out, y, ldy, x, ldx, n_tok, e->tok);
 }
 
-enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
-                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok)
+// The data of slice `slice` (rows slice*n_out ..) of w; w's data for slice < 0.
+static const uint8_t *slice_data(const struct imc_tensor_info *w, int64_t slice, int64_t n_out)
 {
-    const int64_t n_in = w->ne[0];
     const uint8_t *data = w->data;
     if (slice >= 0) {
         uint64_t rb = 0;
-        IMC_ASSERT(imc_type_row_bytes((uint32_t)w->type, n_in, &rb));
+        IMC_ASSERT(imc_type_row_bytes((uint32_t)w->type, w->ne[0], &rb));
         IMC_ASSERT((slice + 1) * n_out <= w->ne[1] * w->ne[2]);
         data += (uint64_t)slice * (uint64_t)n_out * rb;
     }
-    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
-    IMC_TRY(e->be->matmul(e->ex, y, ldy, data, w->type, n_out, n_in, x, ldx, n_tok));
+    return data;
+}
+
+static enum imc_status check_output(const struct imc_engine *e, int64_t il,
+                                    const struct imc_tensor_info *w, int64_t slice,
+                                    const float *y, int64_t ldy, int64_t n_tok, int64_t n_out)
+{
     char what[160];
     if (slice >= 0) {
         snprintf(what, sizeof(what), "the output of '%s' (slice %" PRId64 ")", w->name, slice);
@@ -145,6 +148,52 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
         snprintf(what, sizeof(what), "the output of '%s'", w->name);
     }
     return eng_check(e, il, what, y, ldy, n_tok, n_out);
+}
+
+enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
+                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok)
+{
+    const int64_t n_in = w->ne[0];
+    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
+    IMC_TRY(e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out, n_in, x,
+                          ldx, n_tok));
+    return check_output(e, il, w, slice, y, ldy, n_tok, n_out);
+}
+
+enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
+                                  const struct imc_tensor_info *w, int64_t n_out, float *y,
+                                  int64_t ldy, const float *x, int64_t ldx, const int32_t *first,
+                                  int64_t n, const int32_t *tok)
+{
+    const int64_t n_in = w->ne[0], eb = e->expert_begin;
+    struct eng_mark mk = eng_mark(e);
+    struct imc_mm *mm = (struct imc_mm *)eng_f32(e, n * (int64_t)(sizeof(*mm) / 4) + 1);
+    if (!mm) {
+        return IMC_ERR_NOMEM;
+    }
+    int64_t k = 0;
+    enum imc_status st = IMC_OK;
+    for (int64_t i = 0; i < n && st == IMC_OK; i++) {
+        const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
+        if (cnt > 0) {
+            st = eng_report(e, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in, tok + r0);
+            mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,  slice_data(w, eb + i, n_out),
+                                      w->type,      n_out, n_in,
+                                      x + r0 * ldx, ldx,  cnt};
+        }
+    }
+    if (st == IMC_OK) {
+        st = e->be->matmul_group(e->ex, mm, k);
+    }
+    for (int64_t i = 0; i < n && st == IMC_OK; i++) {
+        const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
+        if (cnt > 0) {
+            st = check_output(e, il, w, eb + i, y + r0 * ldy, ldy, cnt, n_out);
+        }
+    }
+    eng_release(e, mk);
+    return st;
 }
 
 enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a0)

@@ -14,7 +14,8 @@
  *      shards, each pair's row h[t] and its (token, expert) record go to that shard (all-to-all);
  *      a single engine reads its pairs' rows from h directly;
  *   3. every owned expert, ascending, runs once over the pairs it received, in arrival order:
- *      source shard ascending, then token order. Shards own ascending sequence ranges, so that
+ *      source shard ascending, then token order (gate, up and down each one backend call over
+ *      all experts, whose tiles then run together). Shards own ascending sequence ranges, so that
  *      is the global token order, the rows a single engine gathers for the expert; the hooks
  *      see exactly those rows with their batch token indices;
  *   4. combine: the expert outputs return to the token's shard in dispatch order (all-to-all);
@@ -155,47 +156,21 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     return IMC_OK;
 }
 
-// Step 3 for expert ex: its received pairs sel[0..cnt) (in arrival order) through the expert.
-static enum imc_status run_expert(struct imc_engine *e, int64_t il, int64_t ex, struct moe_pairs *p,
-                                  const int32_t *sel, int64_t cnt, int32_t *tok, float *xe,
-                                  float *g, float *u, float *ye)
-{
-    const struct imc_layer *l = &e->m->layers[il];
-    const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp;
-    if (cnt == 0) {
-        return IMC_OK;
-    }
-    for (int64_t r = 0; r < cnt; r++) {
-        tok[r] = p->rec[sel[r]].tok;
-    }
-    for (int64_t r = 0; r < cnt; r++) {
-        memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r]] * d, (size_t)d * sizeof(float));
-    }
-    IMC_TRY(eng_matmul_rows(e, il, l->ffn_gate_exps, ex, fe, g, fe, xe, d, cnt, tok));
-    IMC_TRY(eng_matmul_rows(e, il, l->ffn_up_exps, ex, fe, u, fe, xe, d, cnt, tok));
-    e->be->swiglu(e->ex, g, fe, g, fe, u, fe, cnt, fe);
-    IMC_TRY(eng_matmul_rows(e, il, l->ffn_down_exps, ex, d, ye, d, g, fe, cnt, tok));
-    for (int64_t r = 0; r < cnt; r++) {
-        memcpy(p->out + (int64_t)sel[r] * d, ye + r * d, (size_t)d * sizeof(float));
-    }
-    return IMC_OK;
-}
-
+// Step 3: every owned expert, ascending, over the pairs it received (arrival order kept): the
+// pairs grouped by expert (a counting sort, one pass whatever the number of experts), their
+// rows gathered in that order, then gate, up and down each as one call over all experts (their
+// tiles run together, so experts of few tokens still keep every thread busy).
 static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_pairs *p)
 {
+    const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp, nr = p->n_recv;
+    const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
     p->out = eng_f32(e, nr * d);
     int32_t *sel = (int32_t *)eng_f32(e, nr), *tok = (int32_t *)eng_f32(e, nr);
+    int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
     float *xe = eng_f32(e, nr * d), *g = eng_f32(e, nr * fe), *u = eng_f32(e, nr * fe);
     float *ye = eng_f32(e, nr * d);
-    if (!p->out || !sel || !tok || !xe || !g || !u || !ye) {
-        return IMC_ERR_NOMEM;
-    }
-    // the received pairs grouped by expert, arrival order kept within each (a counting sort:
-    // one pass, whatever the number of experts)
-    const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
-    int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
-    if (!first) {
+    if (!p->out || !sel || !tok || !first || !xe || !g || !u || !ye) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t q = 0; q < nr; q++) {
@@ -211,10 +186,16 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
         first[x] = first[x - 1];
     }
     first[0] = 0;
-    for (int64_t ex = eb; ex < e->expert_end; ex++) {
-        const int32_t *s = sel + first[ex - eb];
-        IMC_TRY(
-            run_expert(e, il, ex, p, s, first[ex - eb + 1] - first[ex - eb], tok, xe, g, u, ye));
+    for (int64_t r = 0; r < nr; r++) {
+        tok[r] = p->rec[sel[r]].tok;
+        memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r]] * d, (size_t)d * sizeof(float));
+    }
+    IMC_TRY(eng_matmul_slices(e, il, l->ffn_gate_exps, fe, g, fe, xe, d, first, n_own, tok));
+    IMC_TRY(eng_matmul_slices(e, il, l->ffn_up_exps, fe, u, fe, xe, d, first, n_own, tok));
+    e->be->swiglu(e->ex, g, fe, g, fe, u, fe, nr, fe);
+    IMC_TRY(eng_matmul_slices(e, il, l->ffn_down_exps, d, ye, d, g, fe, first, n_own, tok));
+    for (int64_t r = 0; r < nr; r++) {
+        memcpy(p->out + (int64_t)sel[r] * d, ye + r * d, (size_t)d * sizeof(float));
     }
     return IMC_OK;
 }

@@ -23,6 +23,7 @@
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
  * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a packed tile <= 2 MiB.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -126,50 +127,119 @@ static void mm_task(void *ctx, int64_t task, int thread)
     mm_run(j, o0, rows, t0, toks, fused, imc_gemm_align(buf), buf + nb);
 }
 
+// Fills j for y = W x (imc_cpu_matmul's arguments); returns its task count, or -1 after
+// logging why the weights cannot be multiplied.
+static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struct imc_mm *m)
+{
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)m->type);
+    uint64_t rb = 0;
+    if (!tr || (!tr->to_float && m->type != IMC_TYPE_F32) ||
+        !imc_type_row_bytes((uint32_t)m->type, m->n_in, &rb)) {
+        IMC_LOG_ERR("matmul: rows of %lld elements of type %s cannot be dequantized",
+                    (long long)m->n_in, imc_type_name((uint32_t)m->type));
+        return -1;
+    }
+    if (m->n_in > INT32_MAX) {
+        IMC_LOG_ERR("matmul: rows of %lld elements exceed the supported %d", (long long)m->n_in,
+                    INT32_MAX);
+        return -1;
+    }
+    const int64_t bs = tr->block_size, n_tok = m->n_tok;
+    *j = (struct mm_job){.y = m->y,
+                         .ldy = m->ldy,
+                         .w = m->w,
+                         .row_bytes = rb,
+                         .to_float = m->type == IMC_TYPE_F32 ? NULL : tr->to_float,
+                         .block_size = bs,
+                         .type_size = tr->type_size,
+                         .seg = bs >= SEG ? bs : SEG / bs * bs,
+                         .n_out = m->n_out,
+                         .n_in = m->n_in,
+                         .n_tok = n_tok,
+                         .x = m->x,
+                         .ldx = m->ldx,
+                         .ex = ex,
+                         .path = imc_exec_gemm_path(ex)};
+    const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
+    j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES);
+    j->n_tiles = (m->n_out + j->tile - 1) / j->tile;
+    j->chunk = j->n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
+    return j->n_tiles * ((n_tok + j->chunk - 1) / j->chunk);
+}
+
+static enum imc_status mm_status(const struct mm_job *j)
+{
+    if (j->failed) {
+        IMC_LOG_ERR("matmul: out of memory for a %lld x %lld weight tile", (long long)j->tile,
+                    (long long)j->n_in);
+        return IMC_ERR_NOMEM;
+    }
+    return IMC_OK;
+}
+
 enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
                                enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                                int64_t ldx, int64_t n_tok)
 {
-    const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
-    uint64_t rb = 0;
-    if (!tr || (!tr->to_float && type != IMC_TYPE_F32) ||
-        !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
-        IMC_LOG_ERR("matmul: rows of %lld elements of type %s cannot be dequantized",
-                    (long long)n_in, imc_type_name((uint32_t)type));
+    const struct imc_mm m = {y, ldy, w, type, n_out, n_in, x, ldx, n_tok};
+    struct mm_job j;
+    const int64_t n_tasks = mm_setup(&j, ex, &m);
+    if (n_tasks < 0) {
         return IMC_ERR_UNSUPPORTED;
     }
-    if (n_in > INT32_MAX) {
-        IMC_LOG_ERR("matmul: rows of %lld elements exceed the supported %d", (long long)n_in,
-                    INT32_MAX);
-        return IMC_ERR_UNSUPPORTED;
+    imc_exec_run(ex, n_tasks, mm_task, &j);
+    return mm_status(&j);
+}
+
+struct group_job {
+    struct mm_job *jobs; // [n]
+    int64_t *first;      // [n + 1] first task of each matmul
+    int64_t n;
+};
+
+// Task t of the group: task t - first[i] of the matmul i whose range holds t.
+static void group_task(void *ctx, int64_t task, int thread)
+{
+    const struct group_job *g = ctx;
+    int64_t lo = 0, hi = g->n - 1;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (g->first[mid] <= task) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
     }
-    const int64_t bs = tr->block_size;
-    struct mm_job j = {.y = y,
-                       .ldy = ldy,
-                       .w = w,
-                       .row_bytes = rb,
-                       .to_float = type == IMC_TYPE_F32 ? NULL : tr->to_float,
-                       .block_size = bs,
-                       .type_size = tr->type_size,
-                       .seg = bs >= SEG ? bs : SEG / bs * bs,
-                       .n_out = n_out,
-                       .n_in = n_in,
-                       .n_tok = n_tok,
-                       .x = x,
-                       .ldx = ldx,
-                       .ex = ex,
-                       .path = imc_exec_gemm_path(ex)};
-    const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
-    j.tile = tile_rows(n_out, n_in, cut > MANY_TILES ? cut : MANY_TILES);
-    j.n_tiles = (n_out + j.tile - 1) / j.tile;
-    j.chunk = j.n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
-    imc_exec_run(ex, j.n_tiles * ((n_tok + j.chunk - 1) / j.chunk), mm_task, &j);
-    if (j.failed) {
-        IMC_LOG_ERR("matmul: out of memory for a %lld x %lld weight tile", (long long)j.tile,
-                    (long long)n_in);
-        return IMC_ERR_NOMEM;
+    mm_task(&g->jobs[lo], task - g->first[lo], thread);
+}
+
+enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
+{
+    if (n <= 0) {
+        return IMC_OK;
     }
-    return IMC_OK;
+    struct group_job g = {.jobs = malloc((size_t)n * sizeof(*g.jobs)),
+                          .first = malloc((size_t)(n + 1) * sizeof(*g.first)),
+                          .n = n};
+    enum imc_status st = g.jobs && g.first ? IMC_OK : IMC_ERR_NOMEM;
+    if (st != IMC_OK) {
+        IMC_LOG_ERR("matmul: out of memory for a group of %lld matmuls", (long long)n);
+    }
+    g.first[0] = 0;
+    for (int64_t i = 0; st == IMC_OK && i < n; i++) {
+        const int64_t k = mm_setup(&g.jobs[i], ex, &mm[i]);
+        st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
+        g.first[i + 1] = g.first[i] + (k > 0 ? k : 0);
+    }
+    if (st == IMC_OK) {
+        imc_exec_run(ex, g.first[n], group_task, &g);
+    }
+    for (int64_t i = 0; st == IMC_OK && i < n; i++) {
+        st = mm_status(&g.jobs[i]);
+    }
+    free(g.jobs);
+    free(g.first);
+    return st;
 }
 
 struct rows_job {

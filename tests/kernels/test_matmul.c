@@ -76,14 +76,15 @@ static void run_case(struct imc_exec *ex, struct krng *r, uint32_t t, struct mca
     const int64_t ldx = c.n_in + 5, ldy = c.n_out + 3;
     float *x = kalloc_rand(r, c.n_tok * ldx, 1.0f);
     float *y = calloc((size_t)(c.n_tok * ldy), 4), *ref = calloc((size_t)(c.n_tok * ldy), 4);
-    CHECK(imc_ref_matmul(ref, ldy, w, (enum imc_type)t, c.n_out, c.n_in, x, ldx, c.n_tok) ==
-              IMC_OK, "ref matmul failed");
+    CHECK(imc_ref_matmul(ref, ldy, w, (enum imc_type)t, c.n_out, c.n_in, x, ldx, c.n_tok) == IMC_OK,
+          "ref matmul failed");
     CHECK(imc_cpu_matmul(ex, y, ldy, w, (enum imc_type)t, c.n_out, c.n_in, x, ldx, c.n_tok) ==
-              IMC_OK, "cpu matmul failed");
+              IMC_OK,
+          "cpu matmul failed");
     double tol = 0.0;
     int bad = count_bad(y, ref, x, deq, c, ldx, ldy, &tol);
-    CHECK(bad == 0, "matmul %s %lldx%lld tok %lld: %d elements outside the bound",
-          imc_type_name(t), (long long)c.n_out, (long long)c.n_in, (long long)c.n_tok, bad);
+    CHECK(bad == 0, "matmul %s %lldx%lld tok %lld: %d elements outside the bound", imc_type_name(t),
+          (long long)c.n_out, (long long)c.n_in, (long long)c.n_tok, bad);
     const int64_t mid = c.n_out / 2; // self-check: a perturbation of 10 bounds is caught
     const float keep = y[mid];
     y[mid] = (float)(ref[mid] + 10.0 * tol);
@@ -148,6 +149,50 @@ static void thread_tiling(struct krng *r)
     free(y24);
 }
 
+// A group of matmuls (experts: slices of one weight, few and uneven token counts, one with no
+// token; other types beside) gives each y the bits of imc_cpu_matmul alone, on 3 threads.
+static void group(struct krng *r)
+{
+    enum { N = 6 };
+    const int64_t n_out = 96, n_in = 64, toks[N] = {1, 0, 5, 2, 33, 7};
+    const uint32_t types[N] = {IMC_TYPE_Q8_0, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
+                               IMC_TYPE_F16,  IMC_TYPE_F32,  IMC_TYPE_Q8_0};
+    struct imc_mm mm[N];
+    void *w[N] = {0};
+    float *deq[N] = {0}, *x[N] = {0}, *y[N] = {0}, *alone[N] = {0};
+    struct imc_exec *ex = kexec(3);
+    bool ok = ex != NULL;
+    for (int i = 0; i < N && ok; i++) {
+        const int64_t in = types[i] == IMC_TYPE_Q4_K ? 256 : n_in, nt = toks[i] > 0 ? toks[i] : 1;
+        w[i] = make_weights(r, types[i], n_out, in, &deq[i]);
+        x[i] = kalloc_rand(r, nt * in, 1.0f);
+        y[i] = malloc((size_t)(nt * n_out) * 4);
+        alone[i] = malloc((size_t)(nt * n_out) * 4);
+        ok = w[i] && x[i] && y[i] && alone[i];
+        if (ok) {
+            mm[i] = (struct imc_mm){y[i], n_out, w[i],   (enum imc_type)types[i], n_out, in,
+                                    x[i], in,    toks[i]};
+            ok = imc_cpu_matmul(ex, alone[i], n_out, w[i], (enum imc_type)types[i], n_out, in, x[i],
+                                in, toks[i]) == IMC_OK;
+        }
+    }
+    CHECK(ok && imc_cpu_matmul_group(ex, mm, N) == IMC_OK, "group of %d matmuls", N);
+    for (int i = 0; i < N && ok; i++) {
+        CHECK(memcmp(y[i], alone[i], (size_t)(toks[i] * n_out) * 4) == 0,
+              "matmul %d of the group (%s, %lld tokens) differs from it alone", i,
+              imc_type_name(types[i]), (long long)toks[i]);
+    }
+    CHECK(imc_cpu_matmul_group(ex, mm, 0) == IMC_OK, "empty group");
+    for (int i = 0; i < N; i++) {
+        free(w[i]);
+        free(deq[i]);
+        free(x[i]);
+        free(y[i]);
+        free(alone[i]);
+    }
+    imc_exec_free(ex);
+}
+
 // Row t of y computed inside a batch of n tokens equals row t computed alone (bitwise), for
 // token counts around the GEMM micro-kernel height (6) and the token chunk, over a weight with a
 // partial last tile. The batch uses strided x/y (ldx, ldy), the token alone contiguous rows.
@@ -166,7 +211,8 @@ static void batch_invariance(struct imc_exec *ex, struct krng *r, uint32_t t)
     for (int64_t k = 0; k < n_max; k++) {
         memcpy(x1, x + k * ldx, (size_t)n_in * 4);
         CHECK(imc_cpu_matmul(ex, alone + k * n_out, n_out, w, (enum imc_type)t, n_out, n_in, x1,
-                             n_in, 1) == IMC_OK, "matmul alone");
+                             n_in, 1) == IMC_OK,
+              "matmul alone");
     }
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         const int64_t n = counts[c];
@@ -201,10 +247,10 @@ static void gemm_paths(struct imc_exec *ex, struct krng *r, uint32_t t)
     float *y = malloc((size_t)(n_tok * n_out) * 4), *yg = malloc((size_t)(n_tok * n_out) * 4);
     struct imc_exec *eg = kexec(2);
     CHECK(imc_exec_set_gemm_path(eg, IMC_GEMM_GENERIC) == IMC_OK, "force the generic path");
-    CHECK(imc_cpu_matmul(ex, y, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) ==
-              IMC_OK, "matmul %s", imc_gemm_path_name(imc_exec_gemm_path(ex)));
-    CHECK(imc_cpu_matmul(eg, yg, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) ==
-              IMC_OK, "matmul generic");
+    CHECK(imc_cpu_matmul(ex, y, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) == IMC_OK,
+          "matmul %s", imc_gemm_path_name(imc_exec_gemm_path(ex)));
+    CHECK(imc_cpu_matmul(eg, yg, n_out, w, (enum imc_type)t, n_out, n_in, x, n_in, n_tok) == IMC_OK,
+          "matmul generic");
     CHECK(memcmp(y, yg, (size_t)(n_tok * n_out) * 4) == 0, "%s: generic and %s paths differ",
           imc_type_name(t), imc_gemm_path_name(imc_exec_gemm_path(ex)));
     imc_exec_free(eg);
@@ -258,11 +304,12 @@ int main(void)
     }
     printf("matmul: %d weight types tested\n", n_types);
     CHECK(n_types >= 2, "expected at least f32 and f16");
-    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){1000, 7, 2});  // odd n_in, many tiles
-    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){5, 4096, 1});  // long rows, small tile
+    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){1000, 7, 2});    // odd n_in, many tiles
+    run_case(ex, &r, IMC_TYPE_F32, (struct mcase){5, 4096, 1});    // long rows, small tile
     run_case(ex, &r, IMC_TYPE_F16, (struct mcase){2070, 8192, 3}); // >= 32 tiles: no token chunks
     determinism(&r);
     thread_tiling(&r);
+    group(&r);
     const uint32_t inv_types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
                                   IMC_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof inv_types / sizeof inv_types[0]; i++) {
