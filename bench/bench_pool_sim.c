@@ -75,7 +75,10 @@ static int run(const char *preset, const char *model, int64_t n_seq, int64_t n_c
                const char *threads)
 {
     char tmp[] = "/tmp/imc_pool_sim_XXXXXX.gguf";
-    const int fd = model ? 0 : mkstemps(tmp, 5);
+    const int fd = model ? 0 : mkstemps(tmp, 5); // a unique name; the generator rewrites it
+    if (fd > 0) {
+        close(fd);
+    }
     const char *path = model ? model : tmp;
     struct imc_synth_cfg cfg;
     struct imc_gguf *g = NULL;

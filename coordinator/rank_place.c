@@ -15,7 +15,7 @@
 #include "numa/topo.h"
 
 static void place_one(const struct imc_comm *c, const struct imc_topo *t,
-                      const struct imc_placement *pl, int n_threads, struct imc_rank_place *out)
+                      const struct imc_placement *pl, struct imc_rank_place *out)
 {
     const int local = imc_comm_group_rank(c, IMC_GROUP_NODE);
     const struct imc_place *p = &pl->ranks[local];
@@ -34,26 +34,34 @@ static void place_one(const struct imc_comm *c, const struct imc_topo *t,
     }
     IMC_LOG_DBG("place: local rank %d of %d on this host: NUMA node %d, PUs %s (%s)", local,
                 pl->n_ranks, out->node, out->cpus, out->pinned ? "bound" : out->why);
-    if (n_threads > p->n_cpus && p->n_cpus > 0) {
-        IMC_LOG_WRN("place: %d threads on %d PUs (%s): threads will share cores; use -t %d",
-                    n_threads, p->n_cpus, out->cpus, p->n_cpus);
-    } else if (pl->oversubscribed && local == 0) {
+    if (pl->oversubscribed && local == 0) {
         IMC_LOG_WRN("place: %d ranks share this host's cores (oversubscribed)", pl->n_ranks);
     }
 }
 
-enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct imc_rank_place *out)
+// This host's topology and the plan of its ranks of c (NULL: one process). The caller frees
+// both (also on failure, where they may be NULL).
+static enum imc_status host_plan(const struct imc_comm *c, struct imc_topo **t,
+                                 struct imc_placement **pl)
+{
+    *t = NULL;
+    *pl = NULL;
+    enum imc_status st = imc_topo_load(t);
+    if (st == IMC_OK) {
+        st = imc_place_plan(*t, c ? imc_comm_group_size(c, IMC_GROUP_NODE) : 1, 0, pl);
+    }
+    return st;
+}
+
+enum imc_status imc_rank_place(const struct imc_comm *c, struct imc_rank_place *out)
 {
     memset(out, 0, sizeof(*out));
     out->node = -1;
     struct imc_topo *t = NULL;
     struct imc_placement *pl = NULL;
-    enum imc_status st = imc_topo_load(&t);
+    enum imc_status st = host_plan(c, &t, &pl);
     if (st == IMC_OK) {
-        st = imc_place_plan(t, imc_comm_group_size(c, IMC_GROUP_NODE), 0, &pl);
-    }
-    if (st == IMC_OK) {
-        place_one(c, t, pl, n_threads, out);
+        place_one(c, t, pl, out);
     } else if (st != IMC_ERR_NOMEM) {
         snprintf(out->why, sizeof(out->why), "no topology (%s)", imc_status_str(st));
         IMC_LOG_WRN("place: cannot read this host's topology (%s); running unplaced",
@@ -68,15 +76,11 @@ enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct i
 int imc_rank_threads(const struct imc_comm *c, int requested, int per_core)
 {
     const int local = c ? imc_comm_group_rank(c, IMC_GROUP_NODE) : 0;
-    const int n_local = c ? imc_comm_group_size(c, IMC_GROUP_NODE) : 1;
     struct imc_topo *t = NULL;
     struct imc_placement *pl = NULL;
-    if (imc_topo_load(&t) != IMC_OK) {
-        t = NULL; // logged; the mask's PUs then
-    }
-    const int *cpus = NULL;
+    const int *cpus = NULL; // a single process has the whole mask: no plan
     int n_cpus = 0;
-    if (t && n_local > 1 && imc_place_plan(t, n_local, 0, &pl) == IMC_OK) {
+    if (host_plan(c, &t, &pl) == IMC_OK && pl->n_ranks > 1) {
         cpus = pl->ranks[local].cpus;
         n_cpus = pl->ranks[local].n_cpus;
     }

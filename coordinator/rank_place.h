@@ -27,10 +27,11 @@ struct imc_rank_place {
 };
 
 // Plans and pins this rank (above; local: no communication). Logs its placement at DEBUG and
-// warns when n_threads exceeds its PUs or the host is oversubscribed. A topology that cannot
-// be read is a warning and leaves the rank unplaced (node -1): placement makes a run faster,
-// never wrong, so it is no reason to stop. Always returns IMC_OK except IMC_ERR_NOMEM.
-enum imc_status imc_rank_place(const struct imc_comm *c, int n_threads, struct imc_rank_place *out);
+// warns when the host is oversubscribed (imc_rank_threads warns about too many threads). A
+// topology that cannot be read is a warning and leaves the rank unplaced (node -1): placement
+// makes a run faster, never wrong, so it is no reason to stop. Always returns IMC_OK except
+// IMC_ERR_NOMEM.
+enum imc_status imc_rank_place(const struct imc_comm *c, struct imc_rank_place *out);
 
 // The compute threads of this rank (of c; NULL: a plain process): requested when > 0, else the
 // default of numa/threads.h for the rank's share of its host — the cores of its placement

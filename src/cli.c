@@ -21,11 +21,6 @@ const struct imc_cli_cmd *const *imc_cli_commands(size_t *n)
     return commands;
 }
 
-int imc_cli_threads(const struct imc_opt_common *c)
-{
-    return c->threads <= 0 ? 0 : c->threads > 1024 ? 1024 : (int)c->threads;
-}
-
 int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
                   struct imc_opt_common *common, const struct imc_comm *comm, char ***pos,
                   int *n_pos)

@@ -47,8 +47,8 @@ const struct imc_cli_cmd *const *imc_cli_commands(size_t *n);
 // Parses the arguments of command c (imc_opt_parse into own and common, then c->check) on every
 // rank of comm (NULL: a plain process). Only rank 0 reports errors and prints --help; the other
 // ranks are muted while parsing and log warnings and errors only afterwards (they decide
-// alike). Returns
-// 0 to run, -1 after --help, 2 on a usage error; the positional arguments in (*pos)[0..*n_pos).
+// alike). Returns 0 to run, -1 after --help, 2 on a usage error; the positional arguments in
+// (*pos)[0..*n_pos).
 // With c->ranks_inform the other ranks keep the log level the options set.
 int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
                   struct imc_opt_common *common, const struct imc_comm *comm, char ***pos,
@@ -58,8 +58,6 @@ int imc_cli_parse(const struct imc_cli_cmd *c, int argc, char **argv, void *own,
 // prefix; *out stays NULL in a plain run (free with imc_comm_free). Returns 0, or 1 when MPI
 // cannot start (logged).
 int imc_cli_mpi_start(struct imc_comm **out);
-// The thread count of -t: 0 (automatic) when not given or 0/auto, else at most 1024.
-int imc_cli_threads(const struct imc_opt_common *c);
 // This rank's thread count (coordinator/rank_place.h imc_rank_threads: -t, else the cores of
 // its share of the host, --threads-per-core per core). Collective under MPI: rank 0 then logs
 // every rank's count ("<cmd>: threads per rank: 2 2 1 1").
@@ -67,9 +65,9 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
                             const struct imc_opt_common *c);
 
 // Copies the shared run options of c into o, a struct imc_perplexity_opts or imc_imatrix_opts
-// (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), threads (0:
-// automatic, for imc_cli_threads_resolve),
-// layout (pp 0: automatic), attention path, and quiet (also on every rank but 0 of comm).
+// (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), layout (pp
+// 0: automatic), attention path, and quiet (also on every rank but 0 of comm). The thread count
+// comes later, from imc_cli_threads_resolve.
 #define IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm)                                                      \
     do {                                                                                           \
         (o)->model = (c)->model;                                                                   \
@@ -77,7 +75,6 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
         (o)->n_ctx = (c)->n_ctx ? (c)->n_ctx : (o)->n_ctx;                                         \
         (o)->max_chunks = (c)->max_chunks ? (c)->max_chunks : (o)->max_chunks;                     \
         (o)->n_batch = (c)->n_batch ? (c)->n_batch : (o)->n_batch;                                 \
-        (o)->n_threads = imc_cli_threads(c);                                                       \
         (o)->layout = (c)->layout;                                                                 \
         (o)->attn = (enum imc_attn_path)(c)->attn;                                                 \
         (o)->quiet = (c)->quiet || ((comm) && imc_comm_rank(comm) != 0);                           \

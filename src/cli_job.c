@@ -69,11 +69,17 @@ int imc_cli_job_end(struct imc_comm *comm, enum imc_status st, const char *cmd)
     return st == IMC_OK ? 0 : 1;
 }
 
+// The thread count of -t: 0 (automatic) when not given or 0/auto, else at most 1024.
+static int requested_threads(const struct imc_opt_common *c)
+{
+    return c->threads <= 0 ? 0 : c->threads > 1024 ? 1024 : (int)c->threads;
+}
+
 int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
                             const struct imc_opt_common *c)
 {
     const int per_core = c->threads_per_core > 0 ? (int)c->threads_per_core : 1;
-    const int n = imc_rank_threads(comm, imc_cli_threads(c), per_core);
+    const int n = imc_rank_threads(comm, requested_threads(c), per_core);
     const int size = comm ? imc_comm_size(comm) : 1;
     if (size <= 1) {
         IMC_LOG_DBG("%s: %d thread(s) (%s)", cmd, n, c->threads > 0 ? "-t" : "automatic");

@@ -80,6 +80,10 @@ static int parse_in_file(const char *cmd, const char *opt, char **values, void *
 }
 
 #define OWN(field) IMC_OPT_SLOT(IMC_OPT_OWN, offsetof(struct args, field))
+// --format and --dat-zero are IMC_OPT_ENUM rows, which store an int into these enum fields.
+_Static_assert(sizeof(enum imc_imatrix_format) == sizeof(int) &&
+                   sizeof(enum imc_dat_zero_policy) == sizeof(int),
+               "the enums of --format and --dat-zero are int-sized");
 
 static const struct imc_opt own_opts[] = {
     IMC_OPT("output", 'o', IMC_OPT_STR, OWN(o.out), "OUT",

@@ -79,7 +79,6 @@ static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_p
     if (a->dat_chunk_size > 0) {
         a->j.o.dat_chunk_size = (uint32_t)a->dat_chunk_size;
     }
-    a->j.o.n_threads = imc_cli_threads(c);
     a->j.o.model = pos[0];
     a->j.o.out = pos[1];
     a->j.type_name = pos[2];

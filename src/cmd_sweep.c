@@ -79,7 +79,6 @@ static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_p
     o->text = c->text;
     o->n_ctx = c->n_ctx ? c->n_ctx : o->n_ctx;
     o->max_chunks = c->max_chunks ? c->max_chunks : o->max_chunks;
-    o->n_threads = imc_cli_threads(c);
     const char *err = !o->base        ? "missing --base MODEL"
                       : !o->rules_dir ? "missing --rules-dir DIR"
                       : !o->text      ? "missing -f TEXT"

@@ -69,18 +69,31 @@ const struct imc_opt imc_opt_group_batch[] = {
 };
 
 // -t N, -t 0 or -t auto (0: automatic).
+// A whole decimal integer >= min in v (no sign tricks, no trailing text, no overflow).
+static bool int_at_least(const char *v, long long min, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    const long long x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < min) {
+        return false;
+    }
+    *out = (int64_t)x;
+    return true;
+}
+
 static int parse_threads(const char *cmd, const char *opt, char **values, void *slot)
 {
     const char *v = values[0];
-    char *end = NULL;
-    errno = 0;
-    const long long x = strcmp(v, "auto") == 0 ? 0 : strtoll(v, &end, 10);
-    if (strcmp(v, "auto") != 0 && (errno != 0 || end == v || *end != '\0' || x < 0)) {
+    if (strcmp(v, "auto") == 0) {
+        *(int64_t *)slot = 0;
+        return 0;
+    }
+    if (!int_at_least(v, 0, slot)) {
         IMC_LOG_ERR("%s: option --%s expects a non-negative integer or auto, got '%s'", cmd, opt,
                     v);
         return 2;
     }
-    *(int64_t *)slot = x;
     return 0;
 }
 
@@ -148,15 +161,11 @@ static void *slot_of(const struct imc_opt *o, void *own, struct imc_opt_common *
 static int parse_int(const char *cmd, const struct imc_opt *o, const char *v, int64_t *out)
 {
     const int64_t min = o->kind == IMC_OPT_POS ? 1 : 0;
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || x < min) {
+    if (!int_at_least(v, min, out)) {
         IMC_LOG_ERR("%s: option --%s expects %s integer, got '%s'", cmd, o->name,
                     min == 1 ? "a positive" : "a non-negative", v);
         return 2;
     }
-    *out = (int64_t)x;
     return 0;
 }
 
@@ -272,10 +281,10 @@ static void unknown(const char *cmd, const struct table *t, const char *arg, int
     }
     const char *s = arg && strncmp(arg, "--", 2) == 0 ? arg + 2 : arg ? arg : "";
     snprintf(name, sizeof(name), "%.*s", (int)strcspn(s, "="), s);
-    const char *other = owner_of(cmd, name);
+    const char *other = NULL;
     if (*name && prefix_matches(t, name, list, sizeof(list)) > 1) {
         IMC_LOG_ERR("%s: option --%s is ambiguous (%s)", cmd, name, list);
-    } else if (other) {
+    } else if ((other = owner_of(cmd, name)) != NULL) {
         IMC_LOG_ERR("%s: --%s is not an option of %s (it is one of %s)", cmd, name, cmd, other);
     } else {
         IMC_LOG_ERR("%s: unknown option '%s' (see imc %s --help)", cmd, arg ? arg : "?", cmd);

@@ -168,7 +168,8 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
 {
     const int64_t n_in = w->ne[0], eb = e->expert_begin;
     struct eng_mark mk = eng_mark(e);
-    struct imc_mm *mm = (struct imc_mm *)eng_f32(e, n * (int64_t)(sizeof(*mm) / 4) + 1);
+    const size_t mm_bytes = (size_t)n * sizeof(struct imc_mm);
+    struct imc_mm *mm = (struct imc_mm *)eng_f32(e, (int64_t)((mm_bytes + 3) / sizeof(float)));
     if (!mm) {
         return IMC_ERR_NOMEM;
     }
