@@ -196,11 +196,8 @@ static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, in
     for (int64_t s = s0; s < s1; s++) {
         IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, d->logits));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
-        double *dst = d->nll + (c0 + s) * d->n_scored;
-        for (int64_t pos = d->first; pos < d->n_ctx - 1; pos++) {
-            const float *row = d->logits + (pos - hb) * d->n_vocab;
-            dst[pos - d->first] = imc_ppl_nll_row(row, d->n_vocab, text[pos + 1]);
-        }
+        imc_ppl_chunk_nll(imc_engine_exec(d->e), d->logits + (d->first - hb) * d->n_vocab,
+                          d->n_ctx, d->n_vocab, text, d->nll + (c0 + s) * d->n_scored);
     }
     return IMC_OK;
 }

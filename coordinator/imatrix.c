@@ -228,7 +228,7 @@ static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *l
     const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
     const int64_t skip = imc_ppl_first(n_ctx) - r->out_begin; // rows before the scored ones
     IMC_TRY(imx_hook_end_chunk(&r->hook, s));
-    imc_ppl_add_chunk(&r->acc, logits + skip * n_vocab, n_ctx, n_vocab,
+    imc_ppl_add_chunk(imc_engine_exec(r->e), &r->acc, logits + skip * n_vocab, n_ctx, n_vocab,
                       imc_chunks_text(&r->tr.ch, r->first + r->done));
     imx_chunk_scored(r);
     return imx_checkpoint_due(r) ? imx_checkpoint(r) : IMC_OK;

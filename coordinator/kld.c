@@ -10,6 +10,7 @@
 #include "coordinator/ppl.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "kernels/kernels.h"
 
 #define HEADER_BYTES 20 // magic + 3 × int32
 
@@ -113,13 +114,26 @@ enum imc_status imc_kld_writer_open(struct imc_kld_writer *w, const char *path, 
     return st;
 }
 
-enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const float *logits)
+struct encode_job {
+    const float *logits;
+    int64_t n_vocab, len;
+    uint16_t *rows;
+};
+
+static void encode_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct encode_job *j = ctx;
+    imc_kld_encode_row(j->logits + task * j->n_vocab, j->n_vocab, j->rows + task * j->len);
+}
+
+enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const struct imc_exec *ex,
+                                        const float *logits)
 {
     IMC_ASSERT(w->n_done < w->n_chunk);
     const int64_t n = imc_ppl_n_scored(w->n_ctx), len = imc_kld_row_len(w->n_vocab);
-    for (int64_t r = 0; r < n; r++) {
-        imc_kld_encode_row(logits + r * w->n_vocab, w->n_vocab, w->rows + r * len);
-    }
+    struct encode_job j = {logits, w->n_vocab, len, w->rows};
+    imc_exec_run(ex, n, encode_task, &j);
     w->n_done++;
     return imc_afile_write(&w->af, w->rows, (size_t)(n * len) * sizeof(uint16_t));
 }

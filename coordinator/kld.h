@@ -34,6 +34,8 @@
 #include "core/file.h"
 #include "core/status.h"
 
+struct imc_exec; // kernels/kernels.h
+
 #define IMC_KLD_MAGIC "_logits_"
 
 // uint16 elements per row for n_vocab tokens: 2·((n_vocab+1)/2) + 4.
@@ -60,9 +62,10 @@ struct imc_kld_writer {
 enum imc_status imc_kld_writer_open(struct imc_kld_writer *w, const char *path, int64_t n_ctx,
                                     int64_t n_vocab, int64_t n_chunk, const int32_t *tokens);
 // Appends the next chunk: logits rows [n_ctx − n_ctx/2][n_vocab] for positions n_ctx/2 … n_ctx−1
-// (borrowed; as for imc_ppl_add_chunk, the last row is not used). Returns IMC_ERR_IO on a write
-// failure (the writer must then be aborted).
-enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const float *logits);
+// (borrowed; as for imc_ppl_add_chunk, the last row is not used), the rows encoded on ex's pool
+// (NULL: this thread). Returns IMC_ERR_IO on a write failure (the writer must then be aborted).
+enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const struct imc_exec *ex,
+                                        const float *logits);
 // Renames the file into place. Returns IMC_ERR_INTERNAL (logged) if fewer chunks than announced
 // were added, or the commit's IMC_ERR_IO. Always releases w.
 enum imc_status imc_kld_writer_commit(struct imc_kld_writer *w);
@@ -121,9 +124,11 @@ void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab
                      const uint16_t *base_row, int32_t target);
 // Adds a chunk: logits rows [n_ctx − n_ctx/2][n_vocab] for positions n_ctx/2 … n_ctx−1,
 // base_rows as returned by imc_kld_base_rows, tokens the chunk's n_ctx tokens (targets are
-// tokens[pos + 1]).
-void imc_kld_add_chunk(struct imc_kld_acc *a, const float *logits, int64_t n_ctx, int64_t n_vocab,
-                       const uint16_t *base_rows, const int32_t *tokens);
+// tokens[pos + 1]). The rows are computed on ex's pool (NULL: this thread) and added in
+// position order, as imc_kld_add_row would: the same bits for any thread count.
+void imc_kld_add_chunk(const struct imc_exec *ex, struct imc_kld_acc *a, const float *logits,
+                       int64_t n_ctx, int64_t n_vocab, const uint16_t *base_rows,
+                       const int32_t *tokens);
 
 struct imc_kld_mean {
     double val; // mean

@@ -3,12 +3,14 @@
  * (coordinator/kld.h, "statistics"). The file format lives in kld.c.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/kld.h"
 #include "coordinator/ppl.h"
 #include "core/log.h"
+#include "kernels/kernels.h"
 
 enum imc_status imc_kld_acc_init(struct imc_kld_acc *a, int64_t cap)
 {
@@ -52,10 +54,16 @@ static double new_log_norm(const float *logits, int64_t n_vocab, double *max, in
     return log(sum);
 }
 
-void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab,
-                     const uint16_t *base_row, int32_t target)
+// One token's values, computed from its row alone (so rows can run in parallel).
+struct kld_row {
+    double nll, nll_base, kld, p_diff;
+    bool same_top;
+};
+
+static struct kld_row kld_row(const float *logits, int64_t n_vocab, const uint16_t *base_row,
+                              int32_t target)
 {
-    IMC_ASSERT(a->count < a->cap && target >= 0 && target < n_vocab);
+    IMC_ASSERT(target >= 0 && target < n_vocab);
     double max;
     int64_t imax, imax_base = 0;
     const double lse = new_log_norm(logits, n_vocab, &max, &imax);
@@ -72,9 +80,18 @@ void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab
             kld += (double)expf(lp) * ((double)lp - ((double)logits[i] - shift));
         }
     }
-    const double nll = shift - (double)logits[target];
-    const double nll_base = -(double)imc_kld_row_logp(base_row, target);
-    const double p_diff = exp(-nll) - exp(-nll_base);
+    struct kld_row r = {.nll = shift - (double)logits[target],
+                        .nll_base = -(double)imc_kld_row_logp(base_row, target),
+                        .kld = kld,
+                        .same_top = imax == imax_base};
+    r.p_diff = exp(-r.nll) - exp(-r.nll_base);
+    return r;
+}
+
+static void fold_row(struct imc_kld_acc *a, const struct kld_row *r)
+{
+    IMC_ASSERT(a->count < a->cap);
+    const double nll = r->nll, nll_base = r->nll_base, kld = r->kld, p_diff = r->p_diff;
     a->sum_nll += nll;
     a->sum_nll2 += nll * nll;
     a->sum_nll_base += nll_base;
@@ -86,19 +103,51 @@ void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab
     a->sum_p_diff2 += p_diff * p_diff;
     a->sum_p_diff4 += p_diff * p_diff * p_diff * p_diff;
     a->max_p_diff = fmax(a->max_p_diff, fabs(p_diff));
-    a->n_same_top += imax == imax_base;
+    a->n_same_top += r->same_top;
     a->kld[a->count] = (float)kld;
     a->p_diff[a->count] = (float)p_diff;
     a->count++;
 }
 
-void imc_kld_add_chunk(struct imc_kld_acc *a, const float *logits, int64_t n_ctx, int64_t n_vocab,
-                       const uint16_t *base_rows, const int32_t *tokens)
+void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab,
+                     const uint16_t *base_row, int32_t target)
 {
-    const int64_t first = imc_ppl_first(n_ctx), len = imc_kld_row_len(n_vocab);
-    for (int64_t pos = first; pos < n_ctx - 1; pos++) {
-        imc_kld_add_row(a, logits + (pos - first) * n_vocab, n_vocab,
-                        base_rows + (pos - first) * len, tokens[pos + 1]);
+    const struct kld_row r = kld_row(logits, n_vocab, base_row, target);
+    fold_row(a, &r);
+}
+
+struct kld_job {
+    const float *logits;
+    const uint16_t *base_rows;
+    const int32_t *targets;
+    int64_t n_vocab, len;
+    struct kld_row *out;
+};
+
+static void kld_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct kld_job *j = ctx;
+    j->out[task] = kld_row(j->logits + task * j->n_vocab, j->n_vocab,
+                           j->base_rows + task * j->len, j->targets[task]);
+}
+
+void imc_kld_add_chunk(const struct imc_exec *ex, struct imc_kld_acc *a, const float *logits,
+                       int64_t n_ctx, int64_t n_vocab, const uint16_t *base_rows,
+                       const int32_t *tokens)
+{
+    enum { BLOCK = 256 }; // rows per pool job: their values on the stack, not the heap
+    const int64_t first = imc_ppl_first(n_ctx), n = imc_ppl_n_scored(n_ctx);
+    const int64_t len = imc_kld_row_len(n_vocab);
+    struct kld_row rows[BLOCK];
+    for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
+        struct kld_job j = {logits + r0 * n_vocab, base_rows + r0 * len, tokens + first + 1 + r0,
+                            n_vocab, len, rows};
+        imc_exec_run(ex, nb, kld_task, &j);
+        for (int64_t r = 0; r < nb; r++) {
+            fold_row(a, &rows[r]);
+        }
     }
 }
 

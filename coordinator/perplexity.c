@@ -201,9 +201,10 @@ static enum imc_status setup(struct run *r)
 static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits)
 {
     const int32_t *text = imc_chunks_text(&r->ch, c);
+    const struct imc_exec *ex = imc_engine_exec(r->e); // idle between forward passes
     if (r->o->kld_base) {
-        imc_kld_add_chunk(&r->kacc, logits, r->n_ctx, r->n_vocab, imc_kld_base_rows(&r->base, c),
-                          text);
+        imc_kld_add_chunk(ex, &r->kacc, logits, r->n_ctx, r->n_vocab,
+                          imc_kld_base_rows(&r->base, c), text);
         imc_progress_clear(&r->prog);
         if (c == 0) {
             imc_kld_print_header(r->out);
@@ -211,9 +212,9 @@ static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits
         imc_kld_print_chunk(r->out, &r->kacc, c + 1);
         return IMC_OK;
     }
-    imc_ppl_add_chunk(&r->acc, logits, r->n_ctx, r->n_vocab, text);
+    imc_ppl_add_chunk(ex, &r->acc, logits, r->n_ctx, r->n_vocab, text);
     if (r->writing) {
-        IMC_TRY(imc_kld_writer_add_chunk(&r->w, logits));
+        IMC_TRY(imc_kld_writer_add_chunk(&r->w, ex, logits));
     }
     imc_progress_clear(&r->prog);
     fprintf(r->out, "[%lld]%.4f,", (long long)(c + 1), imc_ppl_value(&r->acc));

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "core/log.h"
+#include "kernels/kernels.h"
 
 void imc_ppl_init(struct imc_ppl_acc *a)
 {
@@ -47,13 +48,40 @@ int64_t imc_ppl_n_scored(int64_t n_ctx)
     return n_ctx - 1 - n_ctx / 2;
 }
 
-void imc_ppl_add_chunk(struct imc_ppl_acc *a, const float *logits, int64_t n_ctx, int64_t n_vocab,
-                       const int32_t *tokens)
+struct nll_job {
+    const float *logits;
+    const int32_t *targets; // tokens[first + 1 ..]
+    int64_t n_vocab;
+    double *nll;
+};
+
+static void nll_task(void *ctx, int64_t task, int thread)
 {
-    const int64_t first = imc_ppl_first(n_ctx);
-    for (int64_t pos = first; pos < n_ctx - 1; pos++) {
-        const float *row = logits + (pos - first) * n_vocab;
-        imc_ppl_add(a, imc_ppl_nll_row(row, n_vocab, tokens[pos + 1]));
+    (void)thread;
+    const struct nll_job *j = ctx;
+    j->nll[task] = imc_ppl_nll_row(j->logits + task * j->n_vocab, j->n_vocab, j->targets[task]);
+}
+
+void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                       int64_t n_vocab, const int32_t *tokens, double *nll)
+{
+    struct nll_job j = {logits, tokens + imc_ppl_first(n_ctx) + 1, n_vocab, nll};
+    imc_exec_run(ex, imc_ppl_n_scored(n_ctx), nll_task, &j);
+}
+
+void imc_ppl_add_chunk(const struct imc_exec *ex, struct imc_ppl_acc *a, const float *logits,
+                       int64_t n_ctx, int64_t n_vocab, const int32_t *tokens)
+{
+    enum { BLOCK = 512 }; // rows per pool job: nll values on the stack, not the heap
+    const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
+    double nll[BLOCK];
+    for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
+        struct nll_job j = {logits + r0 * n_vocab, tokens + first + 1 + r0, n_vocab, nll};
+        imc_exec_run(ex, nb, nll_task, &j);
+        for (int64_t r = 0; r < nb; r++) {
+            imc_ppl_add(a, nll[r]);
+        }
     }
 }
 

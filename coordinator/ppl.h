@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+struct imc_exec; // kernels/kernels.h
+
 struct imc_ppl_acc {
     double sum_nll;  // Σ nll
     double sum_nll2; // Σ nll²
@@ -41,8 +43,14 @@ int64_t imc_ppl_n_scored(int64_t n_ctx);
 // (first = imc_ppl_first(n_ctx); what imc_engine_forward_batch gives with out_begin = first; the
 // last row is not used) and tokens the chunk's n_ctx tokens as in the text (targets are
 // tokens[pos + 1]). Adds the imc_ppl_n_scored(n_ctx) values in position order. Borrows both.
-void imc_ppl_add_chunk(struct imc_ppl_acc *a, const float *logits, int64_t n_ctx, int64_t n_vocab,
-                       const int32_t *tokens);
+// The rows' nll values are computed on ex's pool (NULL: this thread), each row as by
+// imc_ppl_nll_row, and added in position order: the same bits for any thread count.
+void imc_ppl_add_chunk(const struct imc_exec *ex, struct imc_ppl_acc *a, const float *logits,
+                       int64_t n_ctx, int64_t n_vocab, const int32_t *tokens);
+// nll[i] = the nll of position first + i for the n = imc_ppl_n_scored(n_ctx) scored positions,
+// logits and tokens as for imc_ppl_add_chunk, rows on ex's pool (NULL: this thread).
+void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                       int64_t n_vocab, const int32_t *tokens, double *nll);
 
 // exp(mean nll); NAN when count is 0.
 double imc_ppl_value(const struct imc_ppl_acc *a);

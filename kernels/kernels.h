@@ -46,7 +46,8 @@ enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex);
 enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path path);
 
 // Runs fn(ctx, task, thread) for task in [0, n_tasks) on the pool, returns when all are done.
-// thread in [0, n_threads) names the worker (for per-thread scratch).
+// thread in [0, n_threads) names the worker (for per-thread scratch). ex NULL: the tasks in
+// order on the calling thread (thread 0), for callers whose pool is optional.
 typedef void (*imc_task_fn)(void *ctx, int64_t task, int thread);
 void imc_exec_run(const struct imc_exec *ex, int64_t n_tasks, imc_task_fn fn, void *ctx);
 // A record of the pool's work, for bench/bench_pool_sim.c (which simulates larger pools from

@@ -81,7 +81,8 @@ void imc_engine_free(struct imc_engine *e); // NULL is a no-op
 const struct imc_model *imc_engine_model(const struct imc_engine *e);
 // The path deepseek2 layers use (AUTO resolved); IMC_ATTN_AUTO for llama.
 enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e);
-// The engine's CPU pool (borrowed; for bench/bench_pool_sim.c's trace).
+// The engine's CPU pool (borrowed), idle between calls: for the scoring of its logits (NLL,
+// KLD) and bench/bench_pool_sim.c's trace.
 struct imc_exec *imc_engine_exec(struct imc_engine *e);
 const char *imc_attn_path_name(enum imc_attn_path p); // "auto", "absorbed", "non-absorbed"
 // The path an engine for m would use when asked for req (AUTO resolved as above; AUTO for

@@ -101,20 +101,7 @@ enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_te
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
-    if (ldx == n_in) {
-        return hk->on_input(hk->user, w, il, slice, x, n_rows, n_in, tok);
-    }
-    struct eng_mark mk = eng_mark(e);
-    float *g = eng_f32(e, n_rows * n_in);
-    if (!g) {
-        return IMC_ERR_NOMEM;
-    }
-    for (int64_t r = 0; r < n_rows; r++) {
-        memcpy(g + r * n_in, x + r * ldx, (size_t)n_in * sizeof(float));
-    }
-    enum imc_status st = hk->on_input(hk->user, w, il, slice, g, n_rows, n_in, tok);
-    eng_release(e, mk);
-    return st;
+    return hk->on_input(hk->user, e->ex, w, il, slice, x, ldx, n_rows, n_in, tok);
 }
 
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "kernels/kernels.h"
 
 struct slice_acc {
     pthread_mutex_t lock; // serializes accumulation into this slice
@@ -103,12 +104,13 @@ void imc_stats_collect_free(struct imc_stats_collect *c)
 }
 
 // The engine hook: rows arrive in token order, which is all the collector needs of tok.
-static enum imc_status hook_on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
-                                     int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+static enum imc_status hook_on_input(void *user, const struct imc_exec *ex,
+                                     const struct imc_tensor_info *w, int64_t layer, int64_t slice,
+                                     const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                      const int32_t *tok)
 {
     (void)tok;
-    return imc_stats_collect_on_input(user, w, layer, slice, x, n_rows, n_in);
+    return imc_stats_collect_add(user, ex, w, layer, slice, x, ldx, n_rows, n_in);
 }
 
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c)
@@ -268,23 +270,31 @@ static enum imc_status fail(struct imc_stats_collect *c, enum imc_status st)
 
 // Logs the first non-finite value of x in column col.
 static void report_nonfinite(const struct imc_stats_collect *c, const struct imc_tensor_info *w,
-                             int64_t layer, int64_t slice, const float *x, int64_t n_rows,
-                             int64_t n_in, int64_t col)
+                             int64_t layer, int64_t slice, const float *x, int64_t ldx,
+                             int64_t n_rows, int64_t col)
 {
     int64_t row = 0;
-    while (row < n_rows - 1 && isfinite(x[row * n_in + col])) {
+    while (row < n_rows - 1 && isfinite(x[row * ldx + col])) {
         row++;
     }
     IMC_LOG_ERR("tensor '%s' (layer %" PRId64 ", slice %" PRId64 "), chunk %" PRId64
                 ": non-finite activation %g in column %" PRId64 " (row %" PRId64 " of this call)",
-                w->name, layer, slice, c->chunk, (double)x[row * n_in + col], col, row);
+                w->name, layer, slice, c->chunk, (double)x[row * ldx + col], col, row);
 }
 
 enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_info *w,
                                            int64_t layer, int64_t slice, const float *x,
                                            int64_t n_rows, int64_t n_in)
 {
-    struct imc_stats_collect *c = user;
+    return imc_stats_collect_add(user, NULL, w, layer, slice, x, n_in, n_rows, n_in);
+}
+
+enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct imc_exec *ex,
+                                      const struct imc_tensor_info *w, int64_t layer,
+                                      int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                                      int64_t n_in)
+{
+    IMC_ASSERT(ldx >= n_in);
     enum imc_status st = check_call(w, slice, n_rows, n_in);
     if (st != IMC_OK) {
         return fail(c, st);
@@ -300,10 +310,15 @@ enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_i
         return fail(c, st);
     }
     pthread_mutex_lock(&a->lock);
-    for (int64_t r = 0; r < n_rows; r++) {
-        const float *xr = x + r * n_in;
-        for (int64_t j = 0; j < n_in; j++) {
-            a->sum[j] += (double)xr[j] * (double)xr[j];
+    if (ex) {
+        int64_t count = 0;
+        imc_cpu_sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in); // the loop below, by columns
+    } else {
+        for (int64_t r = 0; r < n_rows; r++) {
+            const float *xr = x + r * ldx;
+            for (int64_t j = 0; j < n_in; j++) {
+                a->sum[j] += (double)xr[j] * (double)xr[j];
+            }
         }
     }
     a->rows += (double)n_rows;
@@ -313,7 +328,7 @@ enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_i
     }
     pthread_mutex_unlock(&a->lock);
     if (bad >= 0) {
-        report_nonfinite(c, w, layer, slice, x, n_rows, n_in, bad);
+        report_nonfinite(c, w, layer, slice, x, ldx, n_rows, bad);
         return fail(c, IMC_ERR_NUMERIC);
     }
     return IMC_OK;

@@ -55,6 +55,13 @@ struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c);
 enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_info *w,
                                            int64_t layer, int64_t slice, const float *x,
                                            int64_t n_rows, int64_t n_in);
+// The same for rows of stride ldx >= n_in, the sums computed on ex's pool by columns
+// (imc_cpu_sqacc; the same bits as without) when ex is not NULL. ex must not be running another
+// job: the engine's hook passes its pool, idle during the call (worker/stats.h).
+enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct imc_exec *ex,
+                                      const struct imc_tensor_info *w, int64_t layer,
+                                      int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                                      int64_t n_in);
 
 // The shape of w's imatrix entry (table above): n_per_row = ne[0]; n_mat = ne[2] for a 3D
 // weight, else 1.

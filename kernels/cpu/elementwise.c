@@ -1,7 +1,9 @@
 /*
  * kernels/cpu/elementwise: RMSNorm, softmax, SwiGLU, the squared-activation accumulation and the
- * non-finite check on the pool (kernels/kernels.h). Rows (or, for sqacc, columns) are cut into
- * fixed-size tasks, so every output is computed the same way for any thread count.
+ * non-finite check on the pool (kernels/kernels.h). Rows are cut into fixed-size tasks, so every
+ * output is computed the same way for any thread count. sqacc cuts columns, into at least two
+ * tasks per thread where the width allows: each column's sum is the same additions in row order
+ * however the columns are grouped.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -12,7 +14,8 @@
 #include "kernels/kernels.h"
 
 #define ROWS_PER_TASK 16
-#define COLS_PER_TASK 256
+#define COLS_PER_TASK 256 // the most columns of an sqacc task
+#define COLS_MIN 32        // the fewest (a cache line of doubles, four of floats)
 
 struct rows_job {
     float *y;
@@ -20,6 +23,7 @@ struct rows_job {
     int64_t n_rows, n, ldy, ldx, ldu;
     float eps;
     double *sum2;
+    int64_t cols; // sqacc: columns per task
 };
 
 static int64_t n_row_tasks(int64_t n_rows)
@@ -96,8 +100,8 @@ void imc_cpu_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const fl
 static void sqacc_task(void *ctx, int64_t task, int thread)
 {
     const struct rows_job *j = ctx;
-    const int64_t c0 = task * COLS_PER_TASK;
-    const int64_t c1 = c0 + COLS_PER_TASK < j->n ? c0 + COLS_PER_TASK : j->n;
+    const int64_t c0 = task * j->cols;
+    const int64_t c1 = c0 + j->cols < j->n ? c0 + j->cols : j->n;
     for (int64_t r = 0; r < j->n_rows; r++) {
         const float *xr = j->x + r * j->ldx;
         for (int64_t i = c0; i < c1; i++) {
@@ -110,8 +114,12 @@ static void sqacc_task(void *ctx, int64_t task, int thread)
 void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
                    int64_t ldx, int64_t n_rows, int64_t n_in)
 {
-    struct rows_job j = {.x = x, .ldx = ldx, .n_rows = n_rows, .n = n_in, .sum2 = sum2};
-    imc_exec_run(ex, (n_in + COLS_PER_TASK - 1) / COLS_PER_TASK, sqacc_task, &j);
+    const int64_t want = 2 * (int64_t)imc_exec_cut_threads(ex);
+    int64_t cols = ((n_in + want - 1) / want + COLS_MIN - 1) / COLS_MIN * COLS_MIN;
+    cols = cols < COLS_MIN ? COLS_MIN : cols > COLS_PER_TASK ? COLS_PER_TASK : cols;
+    struct rows_job j = {
+        .x = x, .ldx = ldx, .n_rows = n_rows, .n = n_in, .sum2 = sum2, .cols = cols};
+    imc_exec_run(ex, (n_in + cols - 1) / cols, sqacc_task, &j);
     *count += n_rows;
 }
 

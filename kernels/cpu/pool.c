@@ -265,10 +265,15 @@ static void run_traced(struct imc_exec *ex, int64_t n_tasks, imc_task_fn fn, voi
 
 void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, void *ctx)
 {
-    IMC_ASSERT(cex != NULL);
     // The pool's synchronization state is private; callers see it as a read-only handle.
     struct imc_exec *ex = (struct imc_exec *)cex;
     if (n_tasks <= 0) {
+        return;
+    }
+    if (!ex) {
+        for (int64_t t = 0; t < n_tasks; t++) {
+            fn(ctx, t, 0);
+        }
         return;
     }
     if (ex->trace) {

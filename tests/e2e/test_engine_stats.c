@@ -31,10 +31,12 @@ struct rec {
                     // 0..N_TOK-1 for a weight that sees every token
 };
 
-static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int64_t layer,
-                                int64_t slice, const float *x, int64_t n_rows, int64_t n_in,
+static enum imc_status on_input(void *user, const struct imc_exec *ex,
+                                const struct imc_tensor_info *w, int64_t layer, int64_t slice,
+                                const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                 const int32_t *tok)
 {
+    (void)ex;
     struct rec *r = user;
     if (++r->calls == r->fail_after) {
         return IMC_ERR_CANCELLED;
@@ -59,8 +61,10 @@ static enum imc_status on_input(void *user, const struct imc_tensor_info *w, int
     }
     e->rows += n_rows;
     e->calls++;
-    for (int64_t i = 0; i < n_rows * n_in; i++) {
-        e->sum2 += (double)x[i] * x[i];
+    for (int64_t i = 0; i < n_rows; i++) {
+        for (int64_t j = 0; j < n_in; j++) {
+            e->sum2 += (double)x[i * ldx + j] * x[i * ldx + j];
+        }
     }
     return IMC_OK;
 }

@@ -1,8 +1,9 @@
 /*
  * tests/kernels/test_sqacc: imc_cpu_sqacc against imc_ref_sqacc (bitwise: same double
- * arithmetic, same row order; columns split over threads) over column counts 1, odd, not a
- * multiple of the column task (256) and large, with strided rows and accumulation over calls;
- * and the reference against exactly representable sums.
+ * arithmetic, same row order; columns split over threads, the column task sized by the thread
+ * count) on pools of 1, 3 and 8 threads over column counts 1, odd, not a multiple of any column
+ * task and large, with strided rows and accumulation over calls; and the reference against
+ * exactly representable sums.
  */
 #include "kcheck.h"
 
@@ -29,13 +30,17 @@ static void run_case(struct imc_exec *ex, struct krng *r, int64_t rows, int64_t 
 int main(void)
 {
     struct krng r = {6};
-    struct imc_exec *ex = kexec(3);
-    const int64_t ns[] = {1, 7, 256, 300, 7168};
+    const int pools[] = {1, 3, 8};
+    const int64_t ns[] = {1, 7, 256, 300, 2000, 7168};
     const int64_t rows[] = {1, 5, 64};
-    for (size_t i = 0; i < 5; i++) {
-        for (size_t j = 0; j < 3; j++) {
-            run_case(ex, &r, rows[j], ns[i]);
+    for (size_t p = 0; p < 3; p++) {
+        struct imc_exec *ex = kexec(pools[p]);
+        for (size_t i = 0; i < 6; i++) {
+            for (size_t j = 0; j < 3; j++) {
+                run_case(ex, &r, rows[j], ns[i]);
+            }
         }
+        imc_exec_free(ex);
     }
     // Spec: x = [[1, 2], [3, -0.5]] -> sums [10, 4.25], count 2.
     const float x[4] = {1.0f, 2.0f, 3.0f, -0.5f};
@@ -44,6 +49,5 @@ int main(void)
     imc_ref_sqacc(s, &c, x, 2, 2, 2);
     CHECK(s[0] == 10.0 && s[1] == 4.25 && c == 2, "sums %g %g count %lld", s[0], s[1],
           (long long)c);
-    imc_exec_free(ex);
     return check_summary();
 }

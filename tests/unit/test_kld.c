@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_kld: the `_logits_` base file (write -> read round trip, byte layout, bad
- * files) and the KL-divergence statistics (coordinator/kld.h) on hand-computed inputs.
+ * files) and the KL-divergence statistics (coordinator/kld.h) on hand-computed inputs; chunk
+ * scoring (NLL, KLD, base rows) on pools of 1-4 threads equal bitwise to the row-by-row path.
  */
 #include <math.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include "coordinator/kld.h"
 #include "coordinator/ppl.h"
 #include "core/file.h"
+#include "kernels/kernels.h"
 #include "tests/check.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -107,9 +109,9 @@ static void test_file(const char *dir)
 
     struct imc_kld_writer w;
     CHECK(imc_kld_writer_open(&w, path, CTX, V, NCH, tokens) == IMC_OK, "open writer");
-    CHECK(imc_kld_writer_add_chunk(&w, &logits[0][0][0]) == IMC_OK, "chunk 0");
+    CHECK(imc_kld_writer_add_chunk(&w, NULL, &logits[0][0][0]) == IMC_OK, "chunk 0");
     CHECK(access(path, F_OK) != 0, "nothing at the final path before commit");
-    CHECK(imc_kld_writer_add_chunk(&w, &logits[1][0][0]) == IMC_OK, "chunk 1");
+    CHECK(imc_kld_writer_add_chunk(&w, NULL, &logits[1][0][0]) == IMC_OK, "chunk 1");
     CHECK(imc_kld_writer_commit(&w) == IMC_OK, "commit");
 
     struct imc_map m;
@@ -145,7 +147,7 @@ static void test_file(const char *dir)
     char path2[512];
     snprintf(path2, sizeof(path2), "%s/short.kld", dir);
     CHECK(imc_kld_writer_open(&w, path2, CTX, V, NCH, tokens) == IMC_OK, "open writer 2");
-    CHECK(imc_kld_writer_add_chunk(&w, &logits[0][0][0]) == IMC_OK, "chunk 0");
+    CHECK(imc_kld_writer_add_chunk(&w, NULL, &logits[0][0][0]) == IMC_OK, "chunk 0");
     CHECK(imc_kld_writer_commit(&w) != IMC_OK, "commit with a chunk missing fails");
     CHECK(access(path2, F_OK) != 0, "no file after a failed commit");
 }
@@ -309,6 +311,96 @@ static void test_percentiles(void)
     CHECK(imc_kld_cov(1, 1, 1, 9) == 0.0, "n < 10: no covariance");
 }
 
+static bool file_bytes_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF; ) {
+        ca = fgetc(fa);
+        cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (fa) {
+        fclose(fa);
+    }
+    if (fb) {
+        fclose(fb);
+    }
+    return same;
+}
+
+// A chunk long enough for several pool jobs (599 scored rows: blocks of 512 and 256), scored
+// row by row (the specification) and by the chunk functions on no pool and pools of 1-4
+// threads: every sum, every per-token value and every byte of the base file the same.
+static void test_pooled(const char *dir)
+{
+    enum { CTX = 1200, V = 37, NS = CTX - 1 - CTX / 2, LEN = 2 * ((V + 1) / 2) + 4 };
+    static float logits[(CTX - CTX / 2) * V], base[(CTX - CTX / 2) * V];
+    static uint16_t rows[(CTX - CTX / 2) * LEN];
+    static int32_t tokens[CTX];
+    static double nll[NS];
+    fill_random(logits, (CTX - CTX / 2) * V, 6.0f);
+    fill_random(base, (CTX - CTX / 2) * V, 6.0f);
+    for (int i = 0; i < CTX; i++) {
+        tokens[i] = (int32_t)((i * 7919u + 13u) % V);
+    }
+    for (int r = 0; r < NS; r++) {
+        imc_kld_encode_row(base + r * V, V, rows + r * LEN);
+    }
+    struct imc_ppl_acc pref;
+    struct imc_kld_acc kref;
+    imc_ppl_init(&pref);
+    CHECK(imc_kld_acc_init(&kref, NS) == IMC_OK, "acc init");
+    for (int r = 0; r < NS; r++) {
+        const int32_t t = tokens[CTX / 2 + r + 1];
+        imc_ppl_add(&pref, imc_ppl_nll_row(logits + r * V, V, t));
+        imc_kld_add_row(&kref, logits + r * V, V, rows + r * LEN, t);
+    }
+    char ref_path[512], path[512];
+    snprintf(ref_path, sizeof(ref_path), "%s/pooled_ref.kld", dir);
+    snprintf(path, sizeof(path), "%s/pooled.kld", dir);
+    for (int nt = 0; nt <= 4; nt++) {
+        struct imc_exec *ex = NULL;
+        if (nt > 0) {
+            CHECK(imc_exec_init(&ex, nt) == IMC_OK, "pool of %d", nt);
+        }
+        struct imc_ppl_acc p;
+        struct imc_kld_acc k;
+        imc_ppl_init(&p);
+        CHECK(imc_kld_acc_init(&k, NS) == IMC_OK, "acc init");
+        imc_ppl_add_chunk(ex, &p, logits, CTX, V, tokens);
+        imc_kld_add_chunk(ex, &k, logits, CTX, V, rows, tokens);
+        imc_ppl_chunk_nll(ex, logits, CTX, V, tokens, nll);
+        bool nll_same = true;
+        for (int r = 0; r < NS; r++) {
+            nll_same = nll_same && nll[r] == imc_ppl_nll_row(logits + r * V, V,
+                                                             tokens[CTX / 2 + r + 1]);
+        }
+        CHECK(nll_same, "%d threads: imc_ppl_chunk_nll differs from imc_ppl_nll_row", nt);
+        CHECK(memcmp(&p, &pref, sizeof(p)) == 0, "%d threads: PPL sums differ", nt);
+        CHECK(k.count == NS && memcmp(k.kld, kref.kld, sizeof(float) * NS) == 0 &&
+                  memcmp(k.p_diff, kref.p_diff, sizeof(float) * NS) == 0 &&
+                  k.sum_nll == kref.sum_nll && k.sum_nll2 == kref.sum_nll2 &&
+                  k.sum_nll_base == kref.sum_nll_base && k.sum_nll_base2 == kref.sum_nll_base2 &&
+                  k.sum_nll_nll_base == kref.sum_nll_nll_base && k.sum_kld == kref.sum_kld &&
+                  k.sum_kld2 == kref.sum_kld2 && k.sum_p_diff == kref.sum_p_diff &&
+                  k.sum_p_diff2 == kref.sum_p_diff2 && k.sum_p_diff4 == kref.sum_p_diff4 &&
+                  k.max_p_diff == kref.max_p_diff && k.n_same_top == kref.n_same_top,
+              "%d threads: KLD values differ from the row-by-row path", nt);
+        imc_kld_acc_free(&k);
+        struct imc_kld_writer w;
+        CHECK(imc_kld_writer_open(&w, nt ? path : ref_path, CTX, V, 1, tokens) == IMC_OK &&
+                  imc_kld_writer_add_chunk(&w, ex, logits) == IMC_OK &&
+                  imc_kld_writer_commit(&w) == IMC_OK,
+              "%d threads: write a base file", nt);
+        if (nt > 0) {
+            CHECK(file_bytes_equal(path, ref_path), "%d threads: base file bytes differ", nt);
+        }
+        imc_exec_free(ex);
+    }
+    imc_kld_acc_free(&kref);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/imc_test_kld_XXXXXX";
@@ -322,6 +414,7 @@ int main(void)
     test_identical();
     test_hand();
     test_percentiles();
+    test_pooled(dir);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) {

@@ -50,7 +50,7 @@ static void test_three_tokens(void)
 
     struct imc_ppl_acc a;
     imc_ppl_init(&a);
-    imc_ppl_add_chunk(&a, &rows[0][0], 8, 3, tokens);
+    imc_ppl_add_chunk(NULL, &a, &rows[0][0], 8, 3, tokens);
     CHECK(a.count == 3, "count %lld", (long long)a.count);
 
     const double x[3] = {log(4.0), log(8.0 / 3.0), log(3.0)};

@@ -3,7 +3,8 @@
  * §6 per-chunk double accumulation). Hand-computed sums and counts for a dense 2D weight,
  * routed experts with an unused expert, MLA 3D per-head and 2D ik-layout (added over heads);
  * bitwise determinism over batch splits and threads; NaN/Inf detection naming tensor, chunk and
- * column; contract violations.
+ * column; contract violations; imc_stats_collect_add on a pool with strided rows (what the
+ * engine hands the hook) equal to the serial contiguous sums bitwise.
  */
 #include <math.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "kernels/kernels.h"
 #include "model/imatrix_file.h"
 #include "tests/check.h"
 #include "worker/stats_collect.h"
@@ -82,7 +84,7 @@ static void test_hand_cases(void)
     const struct imc_tensor_info dense = tinfo("blk.0.attn_q.weight", 3, 5, 1);
     const float xd1[6] = {1, 2, 3, 4, 5, 6}, xd2[3] = {1, 1, 1};
     const int32_t tok[2] = {0, 1};
-    CHECK(h.on_input(h.user, &dense, 0, -1, xd1, 2, 3, tok) == IMC_OK, "dense 1 (hook)");
+    CHECK(h.on_input(h.user, NULL, &dense, 0, -1, xd1, 3, 2, 3, tok) == IMC_OK, "dense 1 (hook)");
     CHECK(imc_stats_collect_on_input(c, &dense, 0, -1, xd2, 1, 3) == IMC_OK, "dense 2");
 
     // Experts [2, 4, 3]: e0 {1,2}; e2 {3,0},{1,1}; e1 unused → {1,4 | 0,0 | 10,1}, c {1,0,2}.
@@ -346,9 +348,57 @@ static void test_determinism(void)
     imc_imatrix_free(&ref);
 }
 
+// imc_stats_collect_add on pools of 1..4 threads, rows of stride ld > n_in, against the serial
+// contiguous path: the same bits (imc_cpu_sqacc adds each column's rows in order, in double).
+static void test_pool_strided(void)
+{
+    enum { N_IN = 300, LD = 333, ROWS = 37 };
+    static float wide[ROWS * LD], dense[ROWS * N_IN];
+    unsigned s = 4242;
+    for (int i = 0; i < ROWS * LD; i++) {
+        wide[i] = ((float)lcg(&s) / 32768.0f - 0.5f) * 7.0f;
+    }
+    for (int r = 0; r < ROWS; r++) {
+        memcpy(dense + r * N_IN, wide + r * LD + 5, sizeof(float) * N_IN);
+    }
+    const struct imc_tensor_info w = tinfo("blk.0.ffn_down.weight", N_IN, 8, 1);
+    struct imc_imatrix ref;
+    imc_imatrix_init(&ref);
+    struct imc_stats_collect *c;
+    CHECK(imc_stats_collect_init(&c, &ref) == IMC_OK, "init");
+    CHECK(imc_stats_collect_on_input(c, &w, 0, -1, dense, 20, N_IN) == IMC_OK &&
+              imc_stats_collect_on_input(c, &w, 0, -1, dense + 20 * N_IN, ROWS - 20, N_IN) ==
+                  IMC_OK &&
+              imc_stats_collect_end_chunk(c) == IMC_OK,
+          "serial");
+    imc_stats_collect_free(c);
+    for (int nt = 1; nt <= 4; nt++) {
+        struct imc_exec *ex;
+        CHECK(imc_exec_init(&ex, nt) == IMC_OK, "pool of %d", nt);
+        struct imc_imatrix im;
+        imc_imatrix_init(&im);
+        CHECK(imc_stats_collect_init(&c, &im) == IMC_OK, "init");
+        CHECK(imc_stats_collect_add(c, ex, &w, 0, -1, wide + 5, LD, 20, N_IN) == IMC_OK &&
+                  imc_stats_collect_add(c, ex, &w, 0, -1, wide + 20 * LD + 5, LD, ROWS - 20,
+                                        N_IN) == IMC_OK &&
+                  imc_stats_collect_end_chunk(c) == IMC_OK,
+              "pooled, %d threads", nt);
+        const struct imc_imatrix_entry *a = imc_imatrix_find(&ref, w.name);
+        const struct imc_imatrix_entry *b = imc_imatrix_find(&im, w.name);
+        CHECK(a && b && memcmp(a->sums, b->sums, sizeof(double) * N_IN) == 0 &&
+                  a->counts[0] == b->counts[0] && b->counts[0] == ROWS,
+              "%d threads, stride %d: sums or count differ from the serial path", nt, LD);
+        imc_stats_collect_free(c);
+        imc_imatrix_free(&im);
+        imc_exec_free(ex);
+    }
+    imc_imatrix_free(&ref);
+}
+
 int main(void)
 {
     test_hand_cases();
+    test_pool_strided();
     test_contract();
     test_nonfinite();
     test_determinism();
