@@ -124,7 +124,7 @@ enum imc_status imc_ckpt_fp_check(const char *path, const struct imc_ckpt_fp *a,
                        b->process_output ? "on" : "off");
     }
     if (strcmp(a->attn, b->attn) != 0) {
-        return differs(path, "attention path", a->attn, b->attn);
+        return differs(path, "attention path and matmul", a->attn, b->attn);
     }
     return IMC_OK;
 }

@@ -26,6 +26,7 @@ void imc_imatrix_opts_default(struct imc_imatrix_opts *o)
     o->format = IMC_IMATRIX_FMT_AUTO;
     o->dat_zero = IMC_DAT_ZERO_ONE;
     o->attn = IMC_ATTN_AUTO;
+    o->matmul = IMC_MATMUL_F32;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
@@ -86,6 +87,7 @@ static enum imc_status make_engine(struct imx_run *r)
     struct imc_engine_opts eo = imc_engine_opts_default();
     eo.n_threads = r->o->n_threads > 0 ? r->o->n_threads : 1;
     eo.attn = r->o->attn;
+    eo.matmul = r->o->matmul;
     eo.hooks = &r->hooks;
     return imc_engine_init(&r->e, r->tr.m, &eo);
 }
@@ -126,7 +128,10 @@ static enum imc_status fingerprint(struct imx_run *r, const char *attn)
     fp->from_chunk = r->first;
     fp->n_chunk = r->n_chunk;
     fp->process_output = r->o->process_output ? 1 : 0;
-    fp->attn = strdup(attn);
+    // the matmul changes every value after the first layer: a q8 run's checkpoint says so
+    char what[96];
+    snprintf(what, sizeof(what), "%s%s", attn, r->o->matmul == IMC_MATMUL_Q8 ? ", q8 matmul" : "");
+    fp->attn = strdup(what);
     r->ckpt_path = imc_ckpt_path(r->o->out);
     if (!fp->attn || !r->ckpt_path) {
         IMC_LOG_ERR("imatrix: out of memory");
@@ -261,10 +266,11 @@ static void log_plan(const struct imx_run *r)
     const struct imc_imatrix_opts *o = r->o;
     const struct imc_model *m = r->tr.m;
     IMC_LOG_INF("imatrix: %lld tokens, chunks %lld..%lld of %lld tokens, %lld per engine "
-                "call, %s attention, MLA layout %s, %d thread(s)%s",
+                "call, %s attention, MLA layout %s, %s matmul, %d thread(s)%s",
                 (long long)r->tr.ch.n_tokens, (long long)r->first + 1,
                 (long long)(r->first + r->n_chunk), (long long)r->tr.n_ctx, (long long)r->n_seq,
-                attn_name(r), imc_mla_layout_name(m->mla), o->n_threads > 0 ? o->n_threads : 1,
+                attn_name(r), imc_mla_layout_name(m->mla), imc_matmul_mode_name(o->matmul),
+                o->n_threads > 0 ? o->n_threads : 1,
                 o->process_output ? ", collecting output.weight" : "");
 }
 

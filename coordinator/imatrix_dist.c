@@ -384,6 +384,7 @@ enum imc_status imx_run_dist(struct imx_run *r)
                                       .n_seq = r->n_seq,
                                       .n_threads = r->o->n_threads,
                                       .attn = r->o->attn,
+                                      .matmul = r->o->matmul,
                                       .head_begin = r->out_begin,
                                       .hooks = &r->hooks,
                                       .prog = r->rank0 ? &r->prog : NULL,

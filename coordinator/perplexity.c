@@ -28,6 +28,7 @@ void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
     o->n_batch = DEFAULT_BATCH;
     o->n_threads = 1;
     o->attn = IMC_ATTN_AUTO;
+    o->matmul = IMC_MATMUL_F32;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
@@ -188,6 +189,7 @@ static enum imc_status setup(struct run *r)
     struct imc_engine_opts eo = imc_engine_opts_default();
     eo.n_threads = o->n_threads > 0 ? o->n_threads : 1;
     eo.attn = o->attn;
+    eo.matmul = o->matmul;
     IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
     if (o->kld_save) {
         IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
@@ -263,6 +265,7 @@ static enum imc_status run_dist(struct run *r)
         .n_seq = b / r->n_ctx > 1 ? b / r->n_ctx : 1,
         .n_threads = r->o->n_threads,
         .attn = r->o->attn,
+        .matmul = r->o->matmul,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
     };
@@ -313,9 +316,10 @@ static void log_plan(const struct run *r)
     if (r->dist) {
         const struct imc_layout *l = &r->o->layout;
         IMC_LOG_INF("perplexity: %lld tokens, %lld chunks of %lld over %d ranks, layout "
-                    "pp=%d,ep=%d,dp=%d, %d thread(s) per rank",
+                    "pp=%d,ep=%d,dp=%d, %s matmul, %d thread(s) per rank",
                     (long long)r->ch.n_tokens, (long long)r->ch.n_chunk, (long long)r->n_ctx,
                     imc_comm_size(r->o->comm), l->pp, l->ep, l->dp,
+                    imc_matmul_mode_name(r->o->matmul),
                     r->o->n_threads > 0 ? r->o->n_threads : 1);
         return;
     }
@@ -323,9 +327,10 @@ static void log_plan(const struct run *r)
                            ? imc_attn_path_name(imc_engine_attn_path(r->e))
                            : "standard";
     IMC_LOG_INF("perplexity: %lld tokens, %lld chunks of %lld, %lld chunk(s) per engine call, "
-                "%s attention, %d thread(s)%s%s",
+                "%s attention, %s matmul, %d thread(s)%s%s",
                 (long long)r->ch.n_tokens, (long long)r->ch.n_chunk, (long long)r->n_ctx,
-                (long long)r->n_seq, attn, r->o->n_threads > 0 ? r->o->n_threads : 1,
+                (long long)r->n_seq, attn, imc_matmul_mode_name(r->o->matmul),
+                r->o->n_threads > 0 ? r->o->n_threads : 1,
                 r->o->kld_base ? ", KLD against " : "", r->o->kld_base ? r->o->kld_base : "");
 }
 

@@ -29,6 +29,7 @@ void imc_sweep_opts_default(struct imc_sweep_opts *o)
     o->out_dir = ".";
     o->type = IMC_TYPE_Q8_0;
     o->n_threads = 1;
+    o->matmul = IMC_MATMUL_F32;
 }
 
 // Creates out_dir when missing and proves it writable with a probe file.
@@ -134,6 +135,7 @@ static enum imc_status run_base(struct imc_sweep *s)
     po.n_ctx = s->o.n_ctx;
     po.max_chunks = s->o.max_chunks;
     po.n_threads = s->o.n_threads;
+    po.matmul = s->o.matmul;
     po.kld_save = s->base_logits;
     struct imc_perplexity_result res;
     double t0 = imc_clock_now();
@@ -190,6 +192,7 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.kld_base = s->base_logits; // tokens and ctx come from the base file
     po.max_chunks = s->o.max_chunks;
     po.n_threads = s->o.n_threads;
+    po.matmul = s->o.matmul;
     po.quiet = quiet;
     struct imc_perplexity_result res;
     IMC_TRY(run_ppl(&po, report, &res));

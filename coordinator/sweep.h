@@ -61,6 +61,7 @@
 #include <stdio.h>
 
 #include "core/status.h"
+#include "kernels/kernels.h"
 #include "model/types.h"
 
 struct imc_comm;
@@ -75,6 +76,7 @@ struct imc_sweep_opts {
     int64_t n_ctx;         // tokens per chunk (0: perplexity's default)
     int64_t max_chunks;    // <= 0: all chunks
     int n_threads;         // threads per rank (>= 1)
+    enum imc_matmul_mode matmul; // how the quantized recipes are multiplied (default f32)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
 };

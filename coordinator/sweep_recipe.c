@@ -283,7 +283,8 @@ enum imc_status imc_sweep_compute_keys(struct imc_sweep *s)
     char nums[64];
     snprintf(nums, sizeof(nums), "%lld/%lld", (long long)o->n_ctx,
              (long long)(o->max_chunks > 0 ? o->max_chunks : 0));
-    s->base_key = mix_str(b, "ctx/chunks", nums);
+    b = mix_str(b, "ctx/chunks", nums);
+    s->base_key = mix_str(b, "matmul", imc_matmul_mode_name(o->matmul));
     uint64_t im = IMC_HASH_FNV_INIT;
     if (o->imatrix) {
         IMC_TRY(mix_file_id(&im, "imatrix", o->imatrix));

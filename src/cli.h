@@ -77,6 +77,7 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
         (o)->n_batch = (c)->n_batch ? (c)->n_batch : (o)->n_batch;                                 \
         (o)->layout = (c)->layout;                                                                 \
         (o)->attn = (enum imc_attn_path)(c)->attn;                                                 \
+        (o)->matmul = (enum imc_matmul_mode)(c)->matmul;                                           \
         (o)->quiet = (c)->quiet || ((comm) && imc_comm_rank(comm) != 0);                           \
     } while (0)
 

@@ -130,6 +130,7 @@ static const struct imc_opt *const groups[] = {imc_opt_group_model,
                                                imc_opt_group_batch,
                                                imc_opt_group_threads,
                                                imc_opt_group_attn,
+                                               imc_opt_group_matmul,
                                                imc_opt_group_layout,
                                                imc_opt_group_log,
                                                NULL};

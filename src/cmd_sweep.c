@@ -57,8 +57,8 @@ static const struct imc_opt own_opts[] = {
 };
 
 static const struct imc_opt *const groups[] = {
-    own_opts, imc_opt_group_text, imc_opt_group_chunks, imc_opt_group_threads, imc_opt_group_log,
-    NULL};
+    own_opts,           imc_opt_group_text, imc_opt_group_chunks, imc_opt_group_threads,
+    imc_opt_group_matmul, imc_opt_group_log, NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "--base MODEL [--imatrix F] --rules-dir DIR -f TEXT [options]",
@@ -123,6 +123,7 @@ static int run(int argc, char **argv)
     if (rc == 0) {
         o.comm = comm;
         o.n_threads = imc_cli_threads_resolve(comm, "sweep", &c);
+        o.matmul = (enum imc_matmul_mode)c.matmul;
         struct imc_sweep *s = NULL;
         enum imc_status st = init_all(&s, &o);
         if (st == IMC_OK) {

@@ -19,6 +19,7 @@
 #define COMMON(field) IMC_OPT_SLOT(IMC_OPT_COMMON, offsetof(struct imc_opt_common, field))
 
 const char *const imc_opt_attn_names[] = {"auto", "absorbed", "non-absorbed", NULL};
+const char *const imc_opt_matmul_names[] = {"f32", "q8", NULL};
 const char *const imc_opt_imatrix_formats[] = {"auto", "gguf", "dat", "both", NULL};
 const char *const imc_opt_dat_zero_policies[] = {"one", "skip", "zero", "mean", NULL};
 
@@ -122,6 +123,16 @@ const struct imc_opt imc_opt_group_attn[] = {
     IMC_OPT("attn", 0, IMC_OPT_ENUM, COMMON(attn), "PATH",
             "deepseek2 attention path: auto, absorbed or non-absorbed",
             .choices = imc_opt_attn_names),
+    IMC_OPT_END,
+};
+
+const struct imc_opt imc_opt_group_matmul[] = {
+    IMC_OPT("matmul", 0, IMC_OPT_ENUM, COMMON(matmul), "MODE",
+            "quantized weights: f32 dequantizes them (exact; default); q8\n"
+            "quantizes the activations to 8 bits per block of 32 and\n"
+            "multiplies q8_0/q4_0 weights as integers, as llama.cpp does on\n"
+            "the CPU",
+            .choices = imc_opt_matmul_names),
     IMC_OPT_END,
 };
 

@@ -270,6 +270,9 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
     }
     if (st == IMC_OK) {
         st = imc_exec_init(&e->ex, e->opts.n_threads);
+        if (st == IMC_OK) {
+            imc_exec_set_matmul(e->ex, e->opts.matmul);
+        }
     }
     if (st != IMC_OK) {
         imc_engine_free(e);

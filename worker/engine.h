@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "kernels/kernels.h"
 #include "model/arch.h"
 #include "worker/stats.h"
 
@@ -54,6 +55,7 @@ struct imc_engine_opts {
     int n_threads;                 // compute threads, >= 1 (0 means 1)
     const struct imc_backend *backend; // NULL = imc_backend_cpu(); imc_backend_ref() for tests
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
+    enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32, default) or q8 (qmm.h)
     bool plain_topk;               // route by plain top-k even when the model has groups
     int64_t layer_begin;           // run layers [layer_begin, layer_end); both 0 = all layers
     int64_t layer_end;

@@ -20,6 +20,11 @@
  * and the batch-size and rank-count invariance of imatrix and perplexity rely on this. (OpenBLAS
  * does not give it: its sgemm result for a row depends on the row's position within the call.)
  *
+ * Q8 mode (imc_exec_set_matmul): for weight types with an integer route (kernels/cpu/qmm.h),
+ * each call first quantizes its token rows (a pool job over all the group's rows), then the same
+ * tiles run imc_qmm_tile on the weights as they lie in the mapping: nothing is dequantized or
+ * packed. Each output then depends on W row o and x row t only (qmm.h), the same invariant.
+ *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
  * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a packed tile <= 2 MiB.
  */
@@ -28,6 +33,7 @@
 
 #include "core/log.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/qmm.h"
 #include "kernels/kernels.h"
 
 #define TILE_BYTES (2 << 20)
@@ -52,6 +58,9 @@ struct mm_job {
     int64_t ldx;
     const struct imc_exec *ex;
     enum imc_gemm_path path;
+    enum imc_type type;
+    bool q8;                 // the integer route (qmm.h): xq holds the quantized x rows
+    struct imc_q8x *xq;      // [n_tok][n_in / 32], owned by the group call
     int failed; // set (to 1) by a task whose scratch allocation failed
 };
 
@@ -116,6 +125,12 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
+    if (j->q8) {
+        const int64_t ldq = j->n_in / IMC_QMM_BLOCK;
+        imc_qmm_tile(j->path, j->type, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
+                     j->xq + t0 * ldq, ldq, toks, j->n_in, j->y + t0 * j->ldy + o0, j->ldy);
+        return;
+    }
     const bool fused = toks <= FUSED_TOKS;
     const int64_t nb = (fused ? IMC_GEMM_NR * j->seg : imc_gemm_packed_floats(rows, j->n_in)) + 16;
     const int64_t nd = j->to_float ? IMC_GEMM_NR * j->seg : 0;
@@ -159,7 +174,10 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .x = m->x,
                          .ldx = m->ldx,
                          .ex = ex,
-                         .path = imc_exec_gemm_path(ex)};
+                         .path = imc_exec_gemm_path(ex),
+                         .type = m->type,
+                         .q8 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 &&
+                               imc_qmm_supports(m->type, m->n_in) && n_tok > 0};
     const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
     j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES);
     j->n_tiles = (m->n_out + j->tile - 1) / j->tile;
@@ -182,13 +200,7 @@ enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy,
                                int64_t ldx, int64_t n_tok)
 {
     const struct imc_mm m = {y, ldy, w, type, n_out, n_in, x, ldx, n_tok};
-    struct mm_job j;
-    const int64_t n_tasks = mm_setup(&j, ex, &m);
-    if (n_tasks < 0) {
-        return IMC_ERR_UNSUPPORTED;
-    }
-    imc_exec_run(ex, n_tasks, mm_task, &j);
-    return mm_status(&j);
+    return imc_cpu_matmul_group(ex, &m, 1);
 }
 
 struct group_job {
@@ -197,20 +209,76 @@ struct group_job {
     int64_t n;
 };
 
-// Task t of the group: task t - first[i] of the matmul i whose range holds t.
-static void group_task(void *ctx, int64_t task, int thread)
+// The i whose range [first[i], first[i + 1]) holds task (the last such i: empty ranges skipped).
+static int64_t range_of(const int64_t *first, int64_t n, int64_t task)
 {
-    const struct group_job *g = ctx;
-    int64_t lo = 0, hi = g->n - 1;
+    int64_t lo = 0, hi = n - 1;
     while (lo < hi) {
         const int64_t mid = (lo + hi + 1) / 2;
-        if (g->first[mid] <= task) {
+        if (first[mid] <= task) {
             lo = mid;
         } else {
             hi = mid - 1;
         }
     }
-    mm_task(&g->jobs[lo], task - g->first[lo], thread);
+    return lo;
+}
+
+// Task t of the group: task t - first[i] of the matmul i whose range holds t.
+static void group_task(void *ctx, int64_t task, int thread)
+{
+    const struct group_job *g = ctx;
+    const int64_t i = range_of(g->first, g->n, task);
+    mm_task(&g->jobs[i], task - g->first[i], thread);
+}
+
+#define QUANT_ROWS 8 // token rows quantized per task
+
+// Task t of the quantization job: QUANT_ROWS x rows of the q8 matmul whose range holds t.
+static void quant_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct group_job *g = ctx;
+    const int64_t i = range_of(g->first, g->n, task);
+    const struct mm_job *j = &g->jobs[i];
+    const int64_t t0 = (task - g->first[i]) * QUANT_ROWS, ldq = j->n_in / IMC_QMM_BLOCK;
+    for (int64_t t = t0; t < j->n_tok && t < t0 + QUANT_ROWS; t++) {
+        imc_qmm_quantize_row(j->x + t * j->ldx, j->n_in, j->xq + t * ldq);
+    }
+}
+
+// Quantizes the x rows of the group's q8 matmuls into one buffer (*buf, owned by the caller),
+// as one pool job. IMC_ERR_NOMEM (logged).
+static enum imc_status quantize_group(const struct imc_exec *ex, struct group_job *g,
+                                      struct imc_q8x **buf)
+{
+    int64_t blocks = 0;
+    for (int64_t i = 0; i < g->n; i++) {
+        blocks += g->jobs[i].q8 ? g->jobs[i].n_tok * (g->jobs[i].n_in / IMC_QMM_BLOCK) : 0;
+    }
+    *buf = NULL;
+    if (blocks == 0) {
+        return IMC_OK;
+    }
+    *buf = malloc((size_t)blocks * sizeof(**buf));
+    int64_t *first = malloc((size_t)(g->n + 1) * sizeof(*first));
+    if (!*buf || !first) {
+        IMC_LOG_ERR("matmul: out of memory for %lld quantized activation blocks",
+                    (long long)blocks);
+        free(first);
+        return IMC_ERR_NOMEM;
+    }
+    first[0] = 0;
+    for (int64_t i = 0, at = 0; i < g->n; i++) {
+        struct mm_job *j = &g->jobs[i];
+        j->xq = j->q8 ? *buf + at : NULL;
+        at += j->q8 ? j->n_tok * (j->n_in / IMC_QMM_BLOCK) : 0;
+        first[i + 1] = first[i] + (j->q8 ? (j->n_tok + QUANT_ROWS - 1) / QUANT_ROWS : 0);
+    }
+    struct group_job q = {.jobs = g->jobs, .first = first, .n = g->n};
+    imc_exec_run(ex, first[g->n], quant_task, &q);
+    free(first);
+    return IMC_OK;
 }
 
 enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
@@ -231,12 +299,17 @@ enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc
         st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
         g.first[i + 1] = g.first[i] + (k > 0 ? k : 0);
     }
+    struct imc_q8x *xq = NULL;
+    if (st == IMC_OK) {
+        st = quantize_group(ex, &g, &xq);
+    }
     if (st == IMC_OK) {
         imc_exec_run(ex, g.first[n], group_task, &g);
     }
     for (int64_t i = 0; st == IMC_OK && i < n; i++) {
         st = mm_status(&g.jobs[i]);
     }
+    free(xq);
     free(g.jobs);
     free(g.first);
     return st;

@@ -29,6 +29,7 @@ struct scratch {
 struct imc_exec {
     int n_threads;
     enum imc_gemm_path gemm_path; // GEMM kernels of matmul (set once at init, or by tests)
+    enum imc_matmul_mode matmul;  // how matmul multiplies quantized weights
     pthread_t *threads;           // n_threads - 1 workers
     int n_started;                // workers actually started
     pthread_mutex_t mu;
@@ -175,6 +176,21 @@ int imc_exec_n_threads(const struct imc_exec *ex)
 enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex)
 {
     return ex ? ex->gemm_path : imc_gemm_path_best();
+}
+
+void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode)
+{
+    ex->matmul = mode;
+}
+
+enum imc_matmul_mode imc_exec_matmul(const struct imc_exec *ex)
+{
+    return ex ? ex->matmul : IMC_MATMUL_F32;
+}
+
+const char *imc_matmul_mode_name(enum imc_matmul_mode mode)
+{
+    return mode == IMC_MATMUL_Q8 ? "q8" : "f32";
 }
 
 enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path path)

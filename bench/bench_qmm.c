@@ -1,0 +1,97 @@
+/*
+ * bench/bench_qmm: imc_cpu_matmul with quantized weights, F32 mode (dequantize + f32 GEMM) against
+ * Q8 mode (8-bit activations, integer dot products: kernels/cpu/qmm.h), side by side in one run,
+ * for Q8_0 and Q4_0 weights and token counts from a decode step to a prompt batch. Prints
+ * GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
+ *
+ *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "kernels/kernels.h"
+#include "model/types.h"
+
+static double gmacs(struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_type type,
+                    const uint8_t *w, int64_t n_out, int64_t n_in, const float *x, int64_t n_tok,
+                    float *y, int reps)
+{
+    imc_exec_set_matmul(ex, mode);
+    if (imc_cpu_matmul(ex, y, n_out, w, type, n_out, n_in, x, n_in, n_tok) != IMC_OK) {
+        return 0; // warm-up; an error was logged
+    }
+    const double t0 = imc_clock_now();
+    for (int k = 0; k < reps; k++) {
+        imc_cpu_matmul(ex, y, n_out, w, type, n_out, n_in, x, n_in, n_tok);
+    }
+    const double t = (imc_clock_now() - t0) / reps;
+    return (double)n_out * (double)n_in * (double)n_tok / t / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t n_out = 2048, n_in = 2048;
+    int threads = 1, reps = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--out") == 0) {
+            n_out = atoll(argv[i + 1]);
+        } else if (strcmp(argv[i], "--in") == 0) {
+            n_in = atoll(argv[i + 1]);
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            threads = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--reps") == 0) {
+            reps = atoi(argv[i + 1]);
+        } else {
+            fprintf(stderr, "bench_qmm: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    const int64_t toks[] = {1, 8, 64, 512};
+    const int64_t max_tok = 512;
+    float *wf = malloc((size_t)(n_out * n_in) * sizeof(float));
+    float *x = malloc((size_t)(max_tok * n_in) * sizeof(float));
+    float *y = malloc((size_t)(max_tok * n_out) * sizeof(float));
+    struct imc_exec *ex = NULL;
+    if (!wf || !x || !y || n_in % 32 != 0 || imc_exec_init(&ex, threads) != IMC_OK) {
+        fprintf(stderr, "bench_qmm: bad sizes (--in a multiple of 32) or out of memory\n");
+        return 1;
+    }
+    uint64_t s = 1;
+    for (int64_t i = 0; i < n_out * n_in; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        wf[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
+    }
+    for (int64_t i = 0; i < max_tok * n_in; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
+    }
+    printf("W %lld x %lld, %d thread(s), GEMM path %s\n", (long long)n_out, (long long)n_in,
+           threads, imc_exec_gemm_path(ex) == IMC_GEMM_AVX2 ? "avx2" : "generic");
+    printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0};
+    for (int ti = 0; ti < 2; ti++) {
+        const struct imc_type_traits *tr = imc_type_traits((uint32_t)types[ti]);
+        uint64_t rb = 0;
+        imc_type_row_bytes((uint32_t)types[ti], n_in, &rb);
+        uint8_t *w = malloc((size_t)(rb * (uint64_t)n_out));
+        for (int64_t r = 0; w && r < n_out; r++) {
+            tr->from_float(wf + r * n_in, w + (uint64_t)r * rb, n_in, NULL);
+        }
+        for (int k = 0; w && k < 4; k++) {
+            const double f =
+                gmacs(ex, IMC_MATMUL_F32, types[ti], w, n_out, n_in, x, toks[k], y, reps);
+            const double q =
+                gmacs(ex, IMC_MATMUL_Q8, types[ti], w, n_out, n_in, x, toks[k], y, reps);
+            printf("%6s %7lld %12.1f %12.1f %8.2f\n", tr->name, (long long)toks[k], f, q,
+                   f > 0 ? q / f : 0.0);
+        }
+        free(w);
+    }
+    imc_exec_free(ex);
+    free(wf);
+    free(x);
+    free(y);
+    return 0;
+}
