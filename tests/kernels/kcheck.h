@@ -16,6 +16,8 @@
  *   matmul     see test_matmul.c: |y - ref| <= 8·2^-24·sqrt(n_in)·Σ_i|W_oi x_ti| (one float fma chain
  *              over n_in products; dequantization is the same table function in both)
  *   gemm       see test_gemm.c: the same bound with K for n_in, plus bitwise equality to the fmaf chain
+ *   qmm        see test_qmm.c: the activation rounding itself plus 2^-22·(n/32 + 4)·Σ|w·x_q|; the AVX2
+ *              path bitwise equal to the generic one
  */
 #ifndef IMC_TESTS_KCHECK_H
 #define IMC_TESTS_KCHECK_H
