@@ -117,6 +117,8 @@ struct imc_rope {
     float beta_fast;    // YaRN ramp corners (32, 1)
     float beta_slow;
     int64_t n_ctx_orig; // rope.scaling.original_context_length
+    bool neox;          // pairs (i, i + n_dims/2) (llama.cpp's NEOX mode: qwen3) instead of
+                        // adjacent pairs (2i, 2i + 1) (normal mode: llama, deepseek2)
 };
 
 // The YaRN correction dims [corr0, corr1] of p.

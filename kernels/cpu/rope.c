@@ -1,7 +1,7 @@
 /*
- * kernels/cpu/rope: RoPE ("normal" mode, YaRN) on the pool (kernels/kernels.h). Tokens are cut
- * into fixed chunks; each (token, pair) angle is computed once in double and applied to every
- * head in float.
+ * kernels/cpu/rope: RoPE (normal and NEOX modes, YaRN) on the pool (kernels/kernels.h). Tokens
+ * are cut into fixed chunks; each (token, pair) angle is computed once in double and applied to
+ * every head in float.
  */
 #include <math.h>
 
@@ -41,11 +41,12 @@ static void rope_task(void *ctx, int64_t task, int thread)
         for (int64_t i = 0; 2 * i < j->p->n_dims; i++) {
             const double theta = pair_theta(j, i, j->pos[t]);
             const float c = (float)(cos(theta) * j->mag), s = (float)(sin(theta) * j->mag);
-            float *v = j->x + t * j->ld_tok + 2 * i;
+            float *v = j->x + t * j->ld_tok + (j->p->neox ? i : 2 * i);
+            const int64_t o = j->p->neox ? j->p->n_dims / 2 : 1; // the pair's second element
             for (int64_t h = 0; h < j->n_head; h++, v += j->ld_head) {
-                const float x0 = v[0], x1 = v[1];
+                const float x0 = v[0], x1 = v[o];
                 v[0] = x0 * c - x1 * s;
-                v[1] = x0 * s + x1 * c;
+                v[o] = x0 * s + x1 * c;
             }
         }
     }

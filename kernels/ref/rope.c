@@ -1,7 +1,8 @@
 /*
- * kernels/ref/rope: scalar reference of RoPE in llama.cpp's "normal" mode (adjacent pairs) with
- * YaRN (kernels/kernels.h). Angles in double; the YaRN correction dims in float exactly as ggml
- * computes them, because their floor/ceil decides which pairs are interpolated.
+ * kernels/ref/rope: scalar reference of RoPE in llama.cpp's "normal" mode (adjacent pairs) and
+ * NEOX mode (pairs i, i + n_dims/2) with YaRN (kernels/kernels.h). Angles in double; the YaRN
+ * correction dims in float exactly as ggml computes them, because their floor/ceil decides which
+ * pairs are interpolated.
  */
 #include <math.h>
 
@@ -45,10 +46,11 @@ void imc_ref_rope(const struct imc_rope *p, float *x, int64_t n_tok, int64_t n_h
             }
             const double c = cos(theta) * mag, s = sin(theta) * mag;
             for (int64_t h = 0; h < n_head; h++) {
-                float *v = x + t * ld_tok + h * ld_head + 2 * i;
-                const double x0 = v[0], x1 = v[1];
+                float *v = x + t * ld_tok + h * ld_head + (p->neox ? i : 2 * i);
+                const int64_t o = p->neox ? p->n_dims / 2 : 1; // the pair's second element
+                const double x0 = v[0], x1 = v[o];
                 v[0] = (float)(x0 * c - x1 * s);
-                v[1] = (float)(x0 * s + x1 * c);
+                v[o] = (float)(x0 * s + x1 * c);
             }
         }
     }

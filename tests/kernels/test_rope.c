@@ -2,7 +2,8 @@
  * tests/kernels/test_rope: imc_cpu_rope against imc_ref_rope over a sweep of head sizes,
  * rotated widths, strides and scaling modes, and the reference against the spec: plain
  * rotation angles, the YaRN ramp ends (extrapolated below corr0, interpolated above corr1), the
- * YaRN magnitude, untouched tail dims, and the DeepSeek-V3 correction dims computed by hand.
+ * YaRN magnitude, untouched tail dims, and the DeepSeek-V3 correction dims computed by hand;
+ * NEOX mode (qwen3) in the same sweep and by hand: it rotates elements (i, i + n_dims/2).
  */
 #include <math.h>
 
@@ -86,6 +87,22 @@ static void spec_checks(void)
     CHECK_CLOSE(wrap(th - (0.025 * ex * (1 - mix) + ex * mix)), 0.0, 1e-6, 0);
 }
 
+// NEOX by hand: n_dims 8, position 3, x = e_1 (element 1). Pair 1 is (1, 5) with theta 0.3:
+// element 1 becomes cos 0.3, element 5 sin 0.3, the rest stay 0. Normal mode would pair (0, 1)
+// with theta 3 (pair 0) instead.
+static void neox_by_hand(void)
+{
+    struct imc_rope p = plain;
+    p.neox = true;
+    float x[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+    const int32_t pos = 3;
+    imc_ref_rope(&p, x, 1, 1, 8, 8, &pos);
+    CHECK_CLOSE(x[1], cos(0.3), 1e-6, 0);
+    CHECK_CLOSE(x[5], sin(0.3), 1e-6, 0);
+    CHECK(x[0] == 0 && x[2] == 0 && x[3] == 0 && x[4] == 0 && x[6] == 0 && x[7] == 0,
+          "neox: only the pair (1, 5) moves");
+}
+
 int main(void)
 {
     struct krng r = {3};
@@ -96,10 +113,12 @@ int main(void)
     yarn.ext_factor = 1.0f;
     yarn.attn_factor = 0.8f;
     yarn.n_ctx_orig = 64;
-    const struct imc_rope modes[] = {plain, lin, yarn};
+    struct imc_rope neox = plain, neox_yarn = yarn;
+    neox.neox = neox_yarn.neox = true;
+    const struct imc_rope modes[] = {plain, lin, yarn, neox, neox_yarn};
     const int64_t toks[] = {1, 9, 40};
     const int64_t dims[][2] = {{2, 2}, {8, 16}, {64, 64}, {16, 24}, {128, 128}};
-    for (size_t m = 0; m < 3; m++) {
+    for (size_t m = 0; m < 5; m++) {
         for (size_t t = 0; t < 3; t++) {
             for (size_t d = 0; d < 5; d++) {
                 struct imc_rope p = modes[m];
@@ -109,6 +128,7 @@ int main(void)
         }
     }
     spec_checks();
+    neox_by_hand();
     imc_exec_free(ex);
     return check_summary();
 }
