@@ -362,8 +362,8 @@ static enum imc_status global_tensors(const struct imc_arch_ld *ld, struct imc_m
 
 static enum imc_status load_arch(const struct imc_arch_ld *ld, struct imc_model *m)
 {
-    if (m->arch == IMC_ARCH_LLAMA) {
-        IMC_TRY(imc_arch_llama_hparams(ld, &m->hp));
+    if (imc_arch_is_gqa(m->arch)) {
+        IMC_TRY(imc_arch_llama_hparams(ld, &m->hp)); // qwen3's keys are llama's
     } else {
         IMC_TRY(imc_arch_ds2_hparams(ld, &m->hp));
     }
@@ -373,10 +373,12 @@ static enum imc_status load_arch(const struct imc_arch_ld *ld, struct imc_model 
         IMC_LOG_ERR("%s: out of memory for %" PRId64 " layers", ld->path, m->hp.n_layer);
         return IMC_ERR_NOMEM;
     }
-    if (m->arch == IMC_ARCH_LLAMA) {
-        return imc_arch_llama_tensors(ld, m);
+    switch (m->arch) {
+    case IMC_ARCH_LLAMA: return imc_arch_llama_tensors(ld, m);
+    case IMC_ARCH_QWEN3:
+    case IMC_ARCH_QWEN3MOE: return imc_arch_qwen3_tensors(ld, m);
+    default: return imc_arch_ds2_tensors(ld, m);
     }
-    return imc_arch_ds2_tensors(ld, m);
 }
 
 enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
@@ -395,7 +397,8 @@ enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
         }
     }
     if (a == IMC_ARCH_COUNT) {
-        IMC_LOG_ERR("%s: architecture '%s' is not supported (supported: llama, deepseek2)",
+        IMC_LOG_ERR("%s: architecture '%s' is not supported (supported: llama, deepseek2, "
+                    "qwen3, qwen3moe)",
                     ld.path, ld.arch);
         return IMC_ERR_UNSUPPORTED;
     }
@@ -429,8 +432,15 @@ const char *imc_arch_name(enum imc_arch a)
     switch (a) {
     case IMC_ARCH_LLAMA: return "llama";
     case IMC_ARCH_DEEPSEEK2: return "deepseek2";
+    case IMC_ARCH_QWEN3: return "qwen3";
+    case IMC_ARCH_QWEN3MOE: return "qwen3moe";
     default: return "unknown";
     }
+}
+
+bool imc_arch_is_gqa(enum imc_arch a)
+{
+    return a == IMC_ARCH_LLAMA || a == IMC_ARCH_QWEN3 || a == IMC_ARCH_QWEN3MOE;
 }
 
 const char *imc_mla_layout_name(enum imc_mla_layout l)

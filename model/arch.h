@@ -2,8 +2,10 @@
  * model/arch: architecture descriptions read from GGUF metadata — hyper-parameters and the
  * tensors of each layer, by exact GGUF name (DESIGN.md §4, §5). No compute.
  *
- * Supported: "llama" (GQA, RoPE, optional MoE) and "deepseek2" (MLA, optional q_lora, dense
- * leading layers, MoE with shared experts, softmax/sigmoid gating, exp_probs_b, groups).
+ * Supported: "llama" (GQA, RoPE, optional MoE), "qwen3" and "qwen3moe" (llama's attention with
+ * an RMS norm per head on q and k, NEOX RoPE; qwen3moe: softmax router, top-k renormalized, no
+ * shared expert) and "deepseek2" (MLA, optional q_lora, dense leading layers, MoE with shared
+ * experts, softmax/sigmoid gating, exp_probs_b, groups).
  *
  * MLA layouts of deepseek2 (ggml ne order, ne[0] = contiguous input dim):
  *   IMC_MLA_3D   mainline: attn_k_b [qk_nope, kv_lora, n_head], attn_v_b [kv_lora, v_head, n_head]
@@ -23,7 +25,13 @@
 #include "core/status.h"
 #include "model/gguf.h"
 
-enum imc_arch { IMC_ARCH_LLAMA, IMC_ARCH_DEEPSEEK2, IMC_ARCH_COUNT };
+enum imc_arch {
+    IMC_ARCH_LLAMA,
+    IMC_ARCH_DEEPSEEK2,
+    IMC_ARCH_QWEN3,
+    IMC_ARCH_QWEN3MOE,
+    IMC_ARCH_COUNT
+};
 enum imc_mla_layout { IMC_MLA_NONE, IMC_MLA_3D, IMC_MLA_2D, IMC_MLA_KVB };
 enum imc_gating { IMC_GATING_SOFTMAX = 1, IMC_GATING_SIGMOID = 2 }; // GGUF expert_gating_func
 enum imc_rope_scaling { IMC_ROPE_SCALING_NONE, IMC_ROPE_SCALING_LINEAR, IMC_ROPE_SCALING_YARN };
@@ -72,6 +80,7 @@ struct imc_layer {
     // llama attention
     const struct imc_tensor_info *wq, *wk, *wv; // wq is also deepseek2-lite's attn_q
     const struct imc_tensor_info *wo;           // attn_output
+    const struct imc_tensor_info *q_norm, *k_norm; // qwen3: attn_q_norm/attn_k_norm [head_dim]
     // deepseek2 MLA
     const struct imc_tensor_info *wq_a, *q_a_norm, *wq_b;
     const struct imc_tensor_info *wkv_a_mqa, *kv_a_norm;
@@ -109,6 +118,8 @@ enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
 void imc_model_free(struct imc_model *m);
 
 const char *imc_arch_name(enum imc_arch a);
+// True for the architectures with llama's GQA attention (llama, qwen3, qwen3moe).
+bool imc_arch_is_gqa(enum imc_arch a);
 const char *imc_mla_layout_name(enum imc_mla_layout l); // "none", "3d", "2d (ik)", "kv_b only"
 
 #endif // IMC_MODEL_ARCH_H

@@ -82,6 +82,7 @@ enum imc_status imc_arch_llama_hparams(const struct imc_arch_ld *ld, struct imc_
 enum imc_status imc_arch_llama_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
 enum imc_status imc_arch_ds2_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp);
 enum imc_status imc_arch_ds2_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
+enum imc_status imc_arch_qwen3_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
 // Shared MoE/dense FFN tensors of layer il (both architectures use the same names).
 enum imc_status imc_arch_ffn_tensors(const struct imc_arch_ld *ld, const struct imc_hparams *hp,
                                      int il, struct imc_layer *l);

@@ -46,6 +46,31 @@ static void llama_moe_tiny(struct imc_synth_cfg *c)
     c->tied_output = true;
 }
 
+// Qwen3 dense: llama-tiny's shapes with head_dim 32 != n_embd / n_head (as Qwen3's 128 for
+// its widths), the per-head q/k norms, NEOX RoPE at base 1e6.
+static void qwen3_tiny(struct imc_synth_cfg *c)
+{
+    llama_tiny(c);
+    c->arch = IMC_ARCH_QWEN3;
+    c->hp.head_dim = 32;
+    c->hp.n_rot = 32;
+    c->hp.rms_eps = 1e-6f;
+    c->hp.rope_freq_base = 1000000.0f;
+}
+
+// Qwen3-MoE: qwen3-tiny's attention, 8 experts of width 32 (2 used), softmax router with the
+// top-k weights renormalized, no shared expert, every layer MoE.
+static void qwen3moe_tiny(struct imc_synth_cfg *c)
+{
+    qwen3_tiny(c);
+    c->arch = IMC_ARCH_QWEN3MOE;
+    c->hp.n_ff = 96;
+    c->hp.n_ff_exp = 32;
+    c->hp.n_expert = 8;
+    c->hp.n_expert_used = 2;
+    c->hp.expert_weights_norm = true;
+}
+
 // DeepSeek-V3-like: q_lora, 1 leading dense layer, 8 experts (2 used, 1 shared), sigmoid gating
 // with exp_probs_b (expert 7 never routed), 2 groups (1 used), YaRN.
 static void ds2_tiny(struct imc_synth_cfg *c)
@@ -160,6 +185,10 @@ static const struct {
     {"llama-k-tiny", "llama, n_embd 256, n_ff 512: rows fit the 256-blocks of the K types",
      llama_k_tiny},
     {"llama-moe-tiny", "llama MoE, 4 experts (2 used), tied output, f32", llama_moe_tiny},
+    {"qwen3-tiny", "qwen3: q/k norms per head, head_dim 32 != n_embd/n_head, NEOX RoPE, f32",
+     qwen3_tiny},
+    {"qwen3moe-tiny", "qwen3moe: qwen3-tiny attention, 8 experts of 32 (2 used), f32",
+     qwen3moe_tiny},
     {"ds2-tiny-3d", "deepseek2 mainline layout: 3D attn_k_b/attn_v_b, no attn_kv_b", ds2_tiny_3d},
     {"ds2-tiny-ik", "deepseek2 ik_llama.cpp layout: attn_kv_b + 2D attn_k_b/attn_v_b, older keys",
      ds2_tiny_ik},

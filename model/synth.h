@@ -31,7 +31,7 @@
 
 struct imc_synth_cfg {
     const char *name;      // general.name
-    enum imc_arch arch;    // llama or deepseek2
+    enum imc_arch arch;    // llama, qwen3, qwen3moe or deepseek2
     // Hyper-parameters as imc_model_load reports them. Used: n_vocab (tokens including BOS and
     // EOS, >= 258), n_ctx_train, n_embd, n_layer, n_head, n_head_kv (llama), n_ff, rms_eps,
     // rope_freq_base, head_dim (llama; n_embd / n_head when 0), n_rot (llama; head_dim when 0),
@@ -54,8 +54,9 @@ struct imc_synth_cfg {
     size_t text_len;       // padded with unused tokens up to n_vocab)
 };
 
-// Presets: "llama-tiny", "llama-k-tiny", "llama-moe-tiny", "ds2-tiny-3d", "ds2-tiny-ik",
-// "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i in [0, imc_synth_n_presets()).
+// Presets: "llama-tiny", "llama-k-tiny", "llama-moe-tiny", "qwen3-tiny", "qwen3moe-tiny",
+// "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i
+// in [0, imc_synth_n_presets()).
 int imc_synth_n_presets(void);
 const char *imc_synth_preset_name(int i);
 const char *imc_synth_preset_desc(int i); // one line

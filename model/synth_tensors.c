@@ -215,6 +215,10 @@ static enum imc_status llama_attn(struct gen *g, int il)
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_q.weight"), 2, d, q, 1, 1.0));
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_k.weight"), 2, d, kv, 1, 1.0));
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_v.weight"), 2, d, kv, 1, 1.0));
+    if (g->cfg->arch == IMC_ARCH_QWEN3 || g->cfg->arch == IMC_ARCH_QWEN3MOE) {
+        IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_q_norm.weight"), hp->head_dim, -1));
+        IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_k_norm.weight"), hp->head_dim, -1));
+    }
     return weight(g, lname(nm, sizeof(nm), il, "attn_output.weight"), 2, q, d, 1, g->res_scale);
 }
 
@@ -357,7 +361,7 @@ enum imc_status imc_synth_add_tensors(const struct imc_synth_cfg *cfg,
     IMC_TRY(weight(&g, "token_embd.weight", 2, hp->n_embd, hp->n_vocab, 1, 1.0));
     for (int il = 0; il < hp->n_layer; il++) {
         IMC_TRY(vec_f32(&g, lname(nm, sizeof(nm), il, "attn_norm.weight"), hp->n_embd, -1));
-        if (cfg->arch == IMC_ARCH_LLAMA) {
+        if (imc_arch_is_gqa(cfg->arch)) {
             IMC_TRY(llama_attn(&g, il));
         } else {
             IMC_TRY(ds2_attn(&g, il));

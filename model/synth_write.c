@@ -40,9 +40,12 @@ static enum imc_status check_llama(struct imc_hparams *hp, const struct imc_synt
     if (hp->n_ff_exp == 0) {
         hp->n_ff_exp = hp->n_ff;
     }
-    CFG_CHECK(hp->n_expert == 0 || (hp->n_ff_exp == hp->n_ff && hp->expert_weights_norm &&
-                                    hp->expert_weights_scale == 1.0f),
-              "synth: llama MoE experts have width n_ff and renormalized, unscaled weights");
+    // qwen3moe files say the experts' width (expert_feed_forward_length); llama's use n_ff
+    CFG_CHECK(hp->n_expert == 0 ||
+                  ((hp->n_ff_exp == hp->n_ff || c->arch == IMC_ARCH_QWEN3MOE) &&
+                   hp->expert_weights_norm && hp->expert_weights_scale == 1.0f),
+              "synth: llama MoE experts have width n_ff (qwen3moe: any) and renormalized, "
+              "unscaled weights");
     return IMC_OK;
 }
 
@@ -96,7 +99,7 @@ static enum imc_status check_moe(struct imc_hparams *hp, const struct imc_synth_
 static enum imc_status check_cfg(struct imc_synth_cfg *c)
 {
     struct imc_hparams *hp = &c->hp;
-    CFG_CHECK(c->arch == IMC_ARCH_LLAMA || c->arch == IMC_ARCH_DEEPSEEK2, "synth: bad arch");
+    CFG_CHECK(c->arch >= 0 && c->arch < IMC_ARCH_COUNT, "synth: bad arch");
     CFG_CHECK(hp->n_embd >= 1 && hp->n_embd <= MAXD && hp->n_layer >= 1 &&
                   hp->n_layer <= 4096 && hp->n_head >= 1 && hp->n_head <= 4096 &&
                   hp->n_ctx_train >= 1 && hp->n_ff >= 0 && hp->n_ff <= MAXD,
@@ -114,7 +117,7 @@ static enum imc_status check_cfg(struct imc_synth_cfg *c)
         IMC_LOG_ERR("synth: weight type %s has no quantizer", imc_type_name(c->wtype));
         return IMC_ERR_UNSUPPORTED;
     }
-    if (c->arch == IMC_ARCH_LLAMA) {
+    if (imc_arch_is_gqa(c->arch)) {
         IMC_TRY(check_llama(hp, c));
     } else {
         IMC_TRY(check_ds2(hp, c));
@@ -186,7 +189,7 @@ static enum imc_status set_arch(const struct meta *m, const struct imc_synth_cfg
 {
     const struct imc_hparams *hp = &c->hp;
     char k[128];
-    if (c->arch == IMC_ARCH_LLAMA) {
+    if (imc_arch_is_gqa(c->arch)) {
         IMC_TRY(set_u32(m, "attention.key_length", hp->head_dim));
         IMC_TRY(set_u32(m, "attention.value_length", hp->head_dim));
     } else {
@@ -208,8 +211,11 @@ static enum imc_status set_arch(const struct meta *m, const struct imc_synth_cfg
     }
     IMC_TRY(set_u32(m, "expert_count", hp->n_expert));
     IMC_TRY(set_u32(m, "expert_used_count", hp->n_expert_used));
-    if (c->arch == IMC_ARCH_LLAMA) {
-        return IMC_OK;
+    if (imc_arch_is_gqa(c->arch)) {
+        // qwen3moe: experts have their own width (llama's Mixtral files use feed_forward_length)
+        return c->arch == IMC_ARCH_QWEN3MOE
+                   ? set_u32(m, "expert_feed_forward_length", hp->n_ff_exp)
+                   : IMC_OK;
     }
     IMC_TRY(set_u32(m, "expert_feed_forward_length", hp->n_ff_exp));
     IMC_TRY(set_u32(m, "expert_shared_count", hp->n_expert_shared));

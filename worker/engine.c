@@ -77,7 +77,9 @@ static void rope_setup(struct imc_engine *e)
                                 .freq_base = hp->rope_freq_base, .freq_scale = fs,
                                 .ext_factor = ext, .attn_factor = attn,
                                 .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
-                                .n_ctx_orig = hp->rope_orig_ctx};
+                                .n_ctx_orig = hp->rope_orig_ctx,
+                                .neox = e->m->arch == IMC_ARCH_QWEN3 ||
+                                        e->m->arch == IMC_ARCH_QWEN3MOE};
     if (ds2) {
         const float attn_org = attn * (1.0f + 0.1f * logf(f));
         const float mscale = attn_org * (1.0f + 0.1f * log_mul * logf(f));
@@ -130,6 +132,8 @@ static enum imc_status copy_vectors(struct imc_engine *e)
         IMC_TRY(vec_copy(l->kv_a_norm, &v->kv_a_norm));
         IMC_TRY(vec_copy(l->ffn_norm, &v->ffn_norm));
         IMC_TRY(vec_copy(l->ffn_exp_probs_b, &v->exp_probs_b));
+        IMC_TRY(vec_copy(l->q_norm, &v->q_norm));
+        IMC_TRY(vec_copy(l->k_norm, &v->k_norm));
     }
     return vec_copy(m->output_norm, &e->output_norm);
 }
@@ -296,6 +300,8 @@ void imc_engine_free(struct imc_engine *e)
         free(v->kv_a_norm);
         free(v->ffn_norm);
         free(v->exp_probs_b);
+        free(v->q_norm);
+        free(v->k_norm);
     }
     free(e->lv);
     free(e->output_norm);

@@ -34,6 +34,7 @@ struct eng_mark {
 // f32 copies of a layer's vectors (NULL when the tensor is absent).
 struct eng_layer {
     float *attn_norm, *q_a_norm, *kv_a_norm, *ffn_norm, *exp_probs_b;
+    float *q_norm, *k_norm; // qwen3: per-head RMS norm weights of q and k
 };
 
 struct imc_engine {

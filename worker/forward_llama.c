@@ -1,8 +1,10 @@
 /*
- * worker/forward_llama: the attention block of the llama architecture (GQA, RoPE in llama.cpp's
- * normal mode, scores scaled by 1/sqrt(head_dim)). The FFN is worker/moe.c.
+ * worker/forward_llama: the GQA attention block of llama, qwen3 and qwen3moe (RoPE in llama.cpp's
+ * normal mode for llama, NEOX mode for qwen3; scores scaled by 1/sqrt(head_dim)). The FFN is
+ * worker/moe.c.
  *
  *   h = RMSNorm(x; attn_norm);  q = W_q h, k = W_k h, v = W_v h   (per head: head_dim)
+ *   qwen3: q_h = RMSNorm(q_h; attn_q_norm), k_g = RMSNorm(k_g; attn_k_norm) for every head
  *   q, k = RoPE(q, k);  o_h = softmax(q_h k_g^T / sqrt(head_dim), causal) v_g, g = h / (H/H_kv)
  *   x += W_o [o_1 … o_H]
  */
@@ -23,6 +25,10 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
+    if (e->lv[il].q_norm) { // rows of head_dim: every head of every token
+        e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps);
+        e->be->rmsnorm(e->ex, k, k, e->lv[il].k_norm, n * hp->n_head_kv, hd, hp->rms_eps);
+    }
     e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos);
     e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos);
     const struct imc_attn_args a = {

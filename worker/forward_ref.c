@@ -85,7 +85,7 @@ static double dot(const float *a, const float *b, int64_t n)
 }
 
 static enum imc_status llama_attn(struct ref *r, int64_t il, const float *h, int64_t t,
-                                  float *out, double *s)
+                                  float *out, double *s, float *tmp)
 {
     const struct imc_hparams *hp = r->hp;
     const struct imc_layer *l = &r->m->layers[il];
@@ -94,6 +94,12 @@ static enum imc_status llama_attn(struct ref *r, int64_t il, const float *h, int
     IMC_TRY(mv(l->wq, 0, hp->n_head * hd, h, q));
     IMC_TRY(mv(l->wk, 0, nkv, h, k));
     IMC_TRY(mv(l->wv, 0, nkv, h, v));
+    for (int64_t i = 0; l->q_norm && i < hp->n_head; i++) { // qwen3: RMS norm per head
+        rmsnorm(l->q_norm, q + i * hd, hd, hp->rms_eps, tmp);
+    }
+    for (int64_t i = 0; l->k_norm && i < hp->n_head_kv; i++) {
+        rmsnorm(l->k_norm, k + i * hd, hd, hp->rms_eps, tmp);
+    }
     const int32_t pos = (int32_t)t;
     imc_ref_rope(&r->rope, q, 1, hp->n_head, 0, hd, &pos);
     imc_ref_rope(&r->rope, k, 1, hp->n_head_kv, 0, hd, &pos);
@@ -224,7 +230,9 @@ static void ref_rope(struct ref *r)
                                 .freq_base = hp->rope_freq_base, .freq_scale = (float)fs,
                                 .ext_factor = yarn ? 1.0f : 0.0f, .attn_factor = (float)attn,
                                 .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
-                                .n_ctx_orig = hp->rope_orig_ctx};
+                                .n_ctx_orig = hp->rope_orig_ctx,
+                                .neox = r->m->arch == IMC_ARCH_QWEN3 ||
+                                        r->m->arch == IMC_ARCH_QWEN3MOE};
     if (ds2) {
         const double mscale = 1.0 + hp->yarn_log_mul * log(1.0 / fs);
         r->kq_scale = (float)(mscale * mscale / sqrt((double)(hp->qk_nope + hp->qk_rope)));
@@ -308,7 +316,7 @@ static enum imc_status ref_token(struct ref *r, int32_t tok, int64_t t, float *l
         if (r->m->arch == IMC_ARCH_DEEPSEEK2) {
             IMC_TRY(mla_attn(r, il, h, t, att, s, tmp));
         } else {
-            IMC_TRY(llama_attn(r, il, h, t, att, s));
+            IMC_TRY(llama_attn(r, il, h, t, att, s, tmp));
         }
         IMC_TRY(mv(l->wo, 0, d, att, y));
         for (int64_t i = 0; i < d; i++) {

@@ -17,8 +17,8 @@
 
 #define N_TOK 40
 
-static const char *const presets[] = {"llama-tiny", "ds2-tiny-3d", "ds2-lite-tiny",
-                                      "llama-moe-tiny"};
+static const char *const presets[] = {"llama-tiny",     "ds2-tiny-3d", "ds2-lite-tiny",
+                                      "llama-moe-tiny", "qwen3-tiny",  "qwen3moe-tiny"};
 
 static void threads(const char *preset, const struct imc_model *m)
 {
@@ -190,8 +190,9 @@ int main(void)
 {
     char dir[256];
     tmkdir(dir, sizeof(dir), "engine");
-    struct tmodel t[4];
-    for (int i = 0; i < 4; i++) {
+    enum { N = sizeof(presets) / sizeof(presets[0]) };
+    struct tmodel t[N];
+    for (int i = 0; i < N; i++) {
         if (tmodel_open(&t[i], dir, presets[i]) != 0) {
             printf("FAIL: preset %s\n", presets[i]);
             return 1;
@@ -199,14 +200,16 @@ int main(void)
     }
     threads("llama-tiny", t[0].m);
     threads("ds2-tiny-3d", t[1].m);
+    threads("qwen3moe-tiny", t[5].m);
     split(t[0].m);
     split(t[1].m);
     batch(t[1].m);
+    batch(t[5].m);
     bad_args(t[2].m, t[0].m);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N; i++) {
         tmodel_close(&t[i]);
     }
     numeric(dir); // rewrites llama-tiny.gguf
-    trmdir(dir, presets, 4);
+    trmdir(dir, presets, N);
     return check_summary();
 }

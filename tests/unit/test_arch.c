@@ -149,6 +149,39 @@ static void check_llama(const struct env *e)
     }
 }
 
+// qwen3moe-tiny: llama's keys and GQA tensors plus the per-head q/k norms, experts of their own
+// width (expert_feed_forward_length), renormalized softmax routing, every layer MoE.
+static void check_qwen3(const struct env *e)
+{
+    char p[320];
+    struct imc_gguf *g = NULL;
+    struct imc_model *m = NULL;
+    CHECK(gen(e, "qwen3moe-tiny", (enum imc_type)-1, 0,
+              tmp_path(e, "qwen3moe.gguf", p, sizeof(p))) == IMC_OK,
+          "generate qwen3moe-tiny");
+    CHECK(load(p, &g, &m) == IMC_OK, "load qwen3moe-tiny");
+    if (!m) {
+        return;
+    }
+    const struct imc_hparams *h = &m->hp;
+    CHECK(m->arch == IMC_ARCH_QWEN3MOE && strcmp(imc_arch_name(m->arch), "qwen3moe") == 0 &&
+              imc_arch_is_gqa(m->arch),
+          "architecture qwen3moe");
+    CHECK(h->head_dim == 32 && h->n_embd == 64 && h->n_head == 4 && h->n_head_kv == 2,
+          "head_dim 32 from attention.key_length (not n_embd / n_head)");
+    CHECK(h->n_expert == 8 && h->n_expert_used == 2 && h->n_ff_exp == 32 && h->n_ff == 96 &&
+              h->expert_weights_norm && h->gating == IMC_GATING_SOFTMAX &&
+              h->n_expert_shared == 0,
+          "experts: 8 of width 32, 2 used, renormalized softmax, no shared expert");
+    for (int il = 0; il < h->n_layer; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        CHECK(l->is_moe && l->q_norm && l->k_norm && l->q_norm->ne[0] == 32 &&
+                  l->k_norm->ne[0] == 32 && l->wq->ne[1] == 128 && l->ffn_gate_exps->ne[1] == 32,
+              "layer %d: MoE, q/k norms [32], attn_q [64, 128], experts [64, 32, 8]", il);
+    }
+    unload(g, m);
+}
+
 struct ds2_expect {
     const char *preset;
     enum imc_mla_layout mla;
@@ -505,6 +538,11 @@ static void check_corrupt(const struct env *e)
          .ne = {64, 64}, .want = IMC_ERR_FORMAT,
          .msg = {"'blk.1.attn_k.weight'", "[64, 32]", "[64, 64]"}},
         {"drop output (tied)", "llama.gguf", .drop_tensor = "output.weight", .want = IMC_OK},
+        {"drop qwen3 attn_k_norm", "qwen3moe.gguf", .drop_tensor = "blk.1.attn_k_norm.weight",
+         .want = IMC_ERR_FORMAT, .msg = {"'blk.1.attn_k_norm.weight'", "missing", "[32]"}},
+        {"reshape qwen3 attn_q_norm", "qwen3moe.gguf", .reshape = "blk.0.attn_q_norm.weight",
+         .n_dims = 1, .ne = {64}, .want = IMC_ERR_FORMAT,
+         .msg = {"'blk.0.attn_q_norm.weight'", "[32]", "[64]"}},
     };
     for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
         const struct edit *ed = &edits[i];
@@ -555,7 +593,7 @@ static void check_bad_cfg(const struct env *e)
 static void cleanup(const struct env *e)
 {
     static const char *const names[] = {
-        "llama.gguf", "llama-moe.gguf", "ds2-tiny-3d.gguf", "ds2-tiny-ik.gguf",
+        "llama.gguf", "llama-moe.gguf", "qwen3moe.gguf", "ds2-tiny-3d.gguf", "ds2-tiny-ik.gguf",
         "ds2-tiny-all.gguf", "ds2-lite-tiny.gguf", "det-a.gguf", "det-b.gguf", "det-c.gguf",
         "type-f16.gguf", "type-q8_0.gguf", "type-q4_k.gguf", "corrupt.gguf"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -583,6 +621,7 @@ int main(void)
         }
     }
     check_llama(&e);
+    check_qwen3(&e);
     check_ds2(&e);
     check_split(&e);
     check_determinism(&e);
