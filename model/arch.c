@@ -284,8 +284,15 @@ enum imc_status imc_arch_tensor(const struct imc_arch_ld *ld, const char *name, 
 enum imc_status imc_arch_ffn_tensors(const struct imc_arch_ld *ld, const struct imc_hparams *hp,
                                      int il, struct imc_layer *l)
 {
+    IMC_TRY(imc_arch_tensor(ld, "blk.%d.ffn_norm.weight", il, imc_shape1(hp->n_embd), true,
+                            &l->ffn_norm));
+    return imc_arch_ffn_body(ld, hp, il, l);
+}
+
+enum imc_status imc_arch_ffn_body(const struct imc_arch_ld *ld, const struct imc_hparams *hp,
+                                  int il, struct imc_layer *l)
+{
     const int64_t d = hp->n_embd;
-    IMC_TRY(imc_arch_tensor(ld, "blk.%d.ffn_norm.weight", il, imc_shape1(d), true, &l->ffn_norm));
     l->is_moe = hp->n_expert > 0 && il >= hp->n_layer_dense;
     if (!l->is_moe) {
         IMC_TRY(imc_arch_tensor(ld, "blk.%d.ffn_gate.weight", il, imc_shape2(d, hp->n_ff), true,
@@ -360,25 +367,35 @@ static enum imc_status global_tensors(const struct imc_arch_ld *ld, struct imc_m
     return IMC_OK;
 }
 
+// The architectures: one row each (its reader is model/arch_<name>.c; the attention and rope
+// flags pick the engine's attention block, worker/forward_llama.c or forward_deepseek2.c).
+static const struct arch_desc {
+    const char *name; // general.architecture
+    enum imc_status (*hparams)(const struct imc_arch_ld *ld, struct imc_hparams *hp);
+    enum imc_status (*tensors)(const struct imc_arch_ld *ld, struct imc_model *m);
+    bool gqa;  // llama's GQA attention (else MLA)
+    bool neox; // RoPE pairs (i, i + n_rot/2)
+} archs[IMC_ARCH_COUNT] = {
+    [IMC_ARCH_LLAMA] = {"llama", imc_arch_llama_hparams, imc_arch_llama_tensors, true, false},
+    [IMC_ARCH_DEEPSEEK2] = {"deepseek2", imc_arch_ds2_hparams, imc_arch_ds2_tensors, false,
+                            false},
+    [IMC_ARCH_QWEN3] = {"qwen3", imc_arch_llama_hparams, imc_arch_qwen3_tensors, true, true},
+    [IMC_ARCH_QWEN3MOE] = {"qwen3moe", imc_arch_llama_hparams, imc_arch_qwen3_tensors, true,
+                           true},
+    [IMC_ARCH_GLM4MOE] = {"glm4moe", imc_arch_glm4moe_hparams, imc_arch_glm4moe_tensors, true,
+                          true},
+};
+
 static enum imc_status load_arch(const struct imc_arch_ld *ld, struct imc_model *m)
 {
-    if (imc_arch_is_gqa(m->arch)) {
-        IMC_TRY(imc_arch_llama_hparams(ld, &m->hp)); // qwen3's keys are llama's
-    } else {
-        IMC_TRY(imc_arch_ds2_hparams(ld, &m->hp));
-    }
+    IMC_TRY(archs[m->arch].hparams(ld, &m->hp));
     IMC_TRY(global_tensors(ld, m));
     m->layers = calloc((size_t)m->hp.n_layer, sizeof(*m->layers));
     if (!m->layers) {
         IMC_LOG_ERR("%s: out of memory for %" PRId64 " layers", ld->path, m->hp.n_layer);
         return IMC_ERR_NOMEM;
     }
-    switch (m->arch) {
-    case IMC_ARCH_LLAMA: return imc_arch_llama_tensors(ld, m);
-    case IMC_ARCH_QWEN3:
-    case IMC_ARCH_QWEN3MOE: return imc_arch_qwen3_tensors(ld, m);
-    default: return imc_arch_ds2_tensors(ld, m);
-    }
+    return archs[m->arch].tensors(ld, m);
 }
 
 enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
@@ -397,9 +414,13 @@ enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
         }
     }
     if (a == IMC_ARCH_COUNT) {
-        IMC_LOG_ERR("%s: architecture '%s' is not supported (supported: llama, deepseek2, "
-                    "qwen3, qwen3moe)",
-                    ld.path, ld.arch);
+        char list[160] = "";
+        for (int i = 0; i < IMC_ARCH_COUNT; i++) {
+            const size_t n = strlen(list);
+            snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", archs[i].name);
+        }
+        IMC_LOG_ERR("%s: architecture '%s' is not supported (supported: %s)", ld.path, ld.arch,
+                    list);
         return IMC_ERR_UNSUPPORTED;
     }
     struct imc_model *m = calloc(1, sizeof(*m));
@@ -429,18 +450,17 @@ void imc_model_free(struct imc_model *m)
 
 const char *imc_arch_name(enum imc_arch a)
 {
-    switch (a) {
-    case IMC_ARCH_LLAMA: return "llama";
-    case IMC_ARCH_DEEPSEEK2: return "deepseek2";
-    case IMC_ARCH_QWEN3: return "qwen3";
-    case IMC_ARCH_QWEN3MOE: return "qwen3moe";
-    default: return "unknown";
-    }
+    return a >= 0 && a < IMC_ARCH_COUNT ? archs[a].name : "unknown";
 }
 
 bool imc_arch_is_gqa(enum imc_arch a)
 {
-    return a == IMC_ARCH_LLAMA || a == IMC_ARCH_QWEN3 || a == IMC_ARCH_QWEN3MOE;
+    return a >= 0 && a < IMC_ARCH_COUNT && archs[a].gqa;
+}
+
+bool imc_arch_rope_neox(enum imc_arch a)
+{
+    return a >= 0 && a < IMC_ARCH_COUNT && archs[a].neox;
 }
 
 const char *imc_mla_layout_name(enum imc_mla_layout l)

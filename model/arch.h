@@ -5,7 +5,9 @@
  * Supported: "llama" (GQA, RoPE, optional MoE), "qwen3" and "qwen3moe" (llama's attention with
  * an RMS norm per head on q and k, NEOX RoPE; qwen3moe: softmax router, top-k renormalized, no
  * shared expert) and "deepseek2" (MLA, optional q_lora, dense leading layers, MoE with shared
- * experts, softmax/sigmoid gating, exp_probs_b, groups).
+ * experts, softmax/sigmoid gating, exp_probs_b, groups) and "glm4moe" (GQA with q/k/v biases,
+ * optional per-head q/k norms, partial NEOX RoPE, leading dense layers, sigmoid routing with
+ * exp_probs_b, a shared expert; its trailing NextN/MTP layers are not part of the model here).
  *
  * MLA layouts of deepseek2 (ggml ne order, ne[0] = contiguous input dim):
  *   IMC_MLA_3D   mainline: attn_k_b [qk_nope, kv_lora, n_head], attn_v_b [kv_lora, v_head, n_head]
@@ -30,6 +32,7 @@ enum imc_arch {
     IMC_ARCH_DEEPSEEK2,
     IMC_ARCH_QWEN3,
     IMC_ARCH_QWEN3MOE,
+    IMC_ARCH_GLM4MOE,
     IMC_ARCH_COUNT
 };
 enum imc_mla_layout { IMC_MLA_NONE, IMC_MLA_3D, IMC_MLA_2D, IMC_MLA_KVB };
@@ -40,7 +43,8 @@ struct imc_hparams {
     int64_t n_vocab;      // rows of token_embd
     int64_t n_ctx_train;  // <arch>.context_length
     int64_t n_embd;       // <arch>.embedding_length
-    int64_t n_layer;      // <arch>.block_count
+    int64_t n_layer;      // <arch>.block_count, less the NextN layers (the layers that run)
+    int64_t n_layer_nextn; // glm4moe: <arch>.nextn_predict_layers, trailing layers not run
     int64_t n_head;       // <arch>.attention.head_count
     int64_t n_head_kv;    // <arch>.attention.head_count_kv (llama GQA; 1 or n_head for MLA)
     int64_t n_ff;         // <arch>.feed_forward_length (dense FFN width)
@@ -81,6 +85,7 @@ struct imc_layer {
     const struct imc_tensor_info *wq, *wk, *wv; // wq is also deepseek2-lite's attn_q
     const struct imc_tensor_info *wo;           // attn_output
     const struct imc_tensor_info *q_norm, *k_norm; // qwen3: attn_q_norm/attn_k_norm [head_dim]
+    const struct imc_tensor_info *bq, *bk, *bv;    // glm4moe: attn_{q,k,v}.bias, or NULL
     // deepseek2 MLA
     const struct imc_tensor_info *wq_a, *q_a_norm, *wq_b;
     const struct imc_tensor_info *wkv_a_mqa, *kv_a_norm;
@@ -118,8 +123,10 @@ enum imc_status imc_model_load(struct imc_model **out, const struct imc_gguf *g)
 void imc_model_free(struct imc_model *m);
 
 const char *imc_arch_name(enum imc_arch a);
-// True for the architectures with llama's GQA attention (llama, qwen3, qwen3moe).
+// True for the architectures with llama's GQA attention (llama, qwen3, qwen3moe, glm4moe).
 bool imc_arch_is_gqa(enum imc_arch a);
+// True for the architectures whose RoPE rotates pairs (i, i + n_rot/2) (qwen3, qwen3moe, glm4moe).
+bool imc_arch_rope_neox(enum imc_arch a);
 const char *imc_mla_layout_name(enum imc_mla_layout l); // "none", "3d", "2d (ik)", "kv_b only"
 
 #endif // IMC_MODEL_ARCH_H

@@ -67,9 +67,8 @@ enum imc_status imc_arch_expert_hparams(const struct imc_arch_ld *ld, struct imc
     return IMC_OK;
 }
 
-enum imc_status imc_arch_llama_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp)
+enum imc_status imc_arch_gqa_heads(const struct imc_arch_ld *ld, struct imc_hparams *hp)
 {
-    IMC_TRY(imc_arch_common_hparams(ld, hp));
     if (hp->n_head % hp->n_head_kv != 0) {
         IMC_LOG_ERR("%s: key '%s.attention.head_count' (%" PRId64
                     ") is not a multiple of head_count_kv (%" PRId64 ")",
@@ -83,12 +82,24 @@ enum imc_status imc_arch_llama_hparams(const struct imc_arch_ld *ld, struct imc_
     IMC_TRY(imc_arch_get_int(ld, "attention.value_length", false, hp->head_dim, 1, MAXD, &vlen));
     if (vlen != hp->head_dim) {
         IMC_LOG_ERR("%s: key '%s.attention.value_length' = %" PRId64
-                    " differs from key_length %" PRId64 ": not supported for llama",
-                    ld->path, ld->arch, vlen, hp->head_dim);
+                    " differs from key_length %" PRId64 ": not supported for %s",
+                    ld->path, ld->arch, vlen, hp->head_dim, ld->arch);
         return IMC_ERR_UNSUPPORTED;
     }
     IMC_TRY(imc_arch_get_int(ld, "rope.dimension_count", false, hp->head_dim, 2, hp->head_dim,
                              &hp->n_rot));
+    if (hp->n_rot % 2 != 0) {
+        IMC_LOG_ERR("%s: key '%s.rope.dimension_count' = %" PRId64 " is odd", ld->path, ld->arch,
+                    hp->n_rot);
+        return IMC_ERR_FORMAT;
+    }
+    return IMC_OK;
+}
+
+enum imc_status imc_arch_llama_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp)
+{
+    IMC_TRY(imc_arch_common_hparams(ld, hp));
+    IMC_TRY(imc_arch_gqa_heads(ld, hp));
     IMC_TRY(imc_arch_get_rope_scaling(ld, hp));
     IMC_TRY(imc_arch_get_int(ld, "feed_forward_length", true, 0, 1, MAXD, &hp->n_ff));
     hp->expert_weights_scale = 1.0f;

@@ -77,14 +77,23 @@ enum imc_status imc_arch_common_hparams(const struct imc_arch_ld *ld, struct imc
 // for a dense model.
 enum imc_status imc_arch_expert_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp);
 
+// GQA head keys (llama, qwen3, glm4moe): head_count a multiple of head_count_kv,
+// attention.key_length (head_dim; n_embd / n_head when absent) equal to value_length, and
+// rope.dimension_count (n_rot, even, <= head_dim; head_dim when absent).
+enum imc_status imc_arch_gqa_heads(const struct imc_arch_ld *ld, struct imc_hparams *hp);
 // Per-architecture readers: fill m->hp (keys) and then the tensors of m.
 enum imc_status imc_arch_llama_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp);
 enum imc_status imc_arch_llama_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
 enum imc_status imc_arch_ds2_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp);
 enum imc_status imc_arch_ds2_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
 enum imc_status imc_arch_qwen3_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
-// Shared MoE/dense FFN tensors of layer il (both architectures use the same names).
+enum imc_status imc_arch_glm4moe_hparams(const struct imc_arch_ld *ld, struct imc_hparams *hp);
+enum imc_status imc_arch_glm4moe_tensors(const struct imc_arch_ld *ld, struct imc_model *m);
+// Shared MoE/dense FFN tensors of layer il (every architecture uses the same names), with
+// blk.N.ffn_norm; imc_arch_ffn_body without the norm (glm4moe names it post_attention_norm).
 enum imc_status imc_arch_ffn_tensors(const struct imc_arch_ld *ld, const struct imc_hparams *hp,
                                      int il, struct imc_layer *l);
+enum imc_status imc_arch_ffn_body(const struct imc_arch_ld *ld, const struct imc_hparams *hp,
+                                  int il, struct imc_layer *l);
 
 #endif // IMC_MODEL_ARCH_PRIV_H

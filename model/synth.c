@@ -71,6 +71,69 @@ static void qwen3moe_tiny(struct imc_synth_cfg *c)
     c->hp.expert_weights_norm = true;
 }
 
+// GLM-4.5-like: GQA 4/2 with head_dim 32, q/k/v biases and per-head norms, NEOX RoPE over 16 of
+// the 32 (partial), one leading dense layer, then 8 experts of 32 (2 used) and a shared expert,
+// sigmoid routing with exp_probs_b (expert 7 never routed), weights normalized and scaled by
+// 2.5; one NextN layer after the 3 that run.
+static void glm4moe_tiny(struct imc_synth_cfg *c)
+{
+    llama_tiny(c);
+    c->arch = IMC_ARCH_GLM4MOE;
+    c->hp.n_layer = 3;
+    c->hp.head_dim = 32;
+    c->hp.n_rot = 16;
+    c->hp.rope_freq_base = 1000000.0f;
+    c->hp.n_ff = 96;
+    c->hp.n_ff_exp = 32;
+    c->hp.n_expert = 8;
+    c->hp.n_expert_used = 2;
+    c->hp.n_expert_shared = 1;
+    c->hp.n_layer_dense = 1;
+    c->hp.gating = IMC_GATING_SIGMOID;
+    c->hp.expert_weights_norm = true;
+    c->hp.expert_weights_scale = 2.5f;
+    c->exp_probs_b = true;
+    c->dead_expert = 7; // its exp_probs_b keeps it out of every top-k, as in the ds2 presets
+    c->n_nextn = 1;
+    c->attn_bias = true;
+    c->qk_norm = true;
+}
+
+// Benchmark sizes of the two families at ds2-bench's widths (n_embd 1024, vocab 3072, q8_0) with
+// fewer layers (~140 MB): head_dim 128 of 16 heads (4 KV heads), 16 experts of 512.
+// ds2-bench's widths for the GQA families (n_embd 1024, vocab 3072, q8_0), 4 layers (~140 MB):
+// head_dim 128 of 16 heads (4 KV heads), 16 experts of 512 (4 used), dense n_ff 2816.
+static void gqa_bench(struct imc_synth_cfg *c)
+{
+    c->hp.n_vocab = 3072;
+    c->hp.n_ctx_train = 4096;
+    c->hp.n_embd = 1024;
+    c->hp.n_layer = 4;
+    c->hp.n_head = 16;
+    c->hp.n_head_kv = 4;
+    c->hp.head_dim = 128;
+    c->hp.n_ff = 2816;
+    c->hp.n_ff_exp = 512;
+    c->hp.n_expert = 16;
+    c->hp.n_expert_used = 4;
+    c->dead_expert = -1;
+    c->wtype = IMC_TYPE_Q8_0;
+}
+
+static void qwen3moe_bench(struct imc_synth_cfg *c)
+{
+    qwen3moe_tiny(c);
+    gqa_bench(c);
+    c->hp.n_rot = 128;
+}
+
+static void glm4moe_bench(struct imc_synth_cfg *c)
+{
+    glm4moe_tiny(c);
+    gqa_bench(c);
+    c->hp.n_rot = 64; // partial, as GLM-4.5
+}
+
 // DeepSeek-V3-like: q_lora, 1 leading dense layer, 8 experts (2 used, 1 shared), sigmoid gating
 // with exp_probs_b (expert 7 never routed), 2 groups (1 used), YaRN.
 static void ds2_tiny(struct imc_synth_cfg *c)
@@ -189,6 +252,14 @@ static const struct {
      qwen3_tiny},
     {"qwen3moe-tiny", "qwen3moe: qwen3-tiny attention, 8 experts of 32 (2 used), f32",
      qwen3moe_tiny},
+    {"glm4moe-tiny", "glm4moe: biases, q/k norms, partial NEOX RoPE, 1 dense + 2 MoE layers "
+     "(8 experts, 1 shared, sigmoid), 1 NextN layer, f32",
+     glm4moe_tiny},
+    {"qwen3moe-bench", "qwen3moe, n_embd 1024, 4 layers, 16 experts of 512 (4 used), q8_0",
+     qwen3moe_bench},
+    {"glm4moe-bench", "glm4moe, n_embd 1024, 1 dense + 3 MoE layers (16 experts of 512, 4 used, "
+     "1 shared) + NextN, q8_0",
+     glm4moe_bench},
     {"ds2-tiny-3d", "deepseek2 mainline layout: 3D attn_k_b/attn_v_b, no attn_kv_b", ds2_tiny_3d},
     {"ds2-tiny-ik", "deepseek2 ik_llama.cpp layout: attn_kv_b + 2D attn_k_b/attn_v_b, older keys",
      ds2_tiny_ik},

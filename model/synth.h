@@ -31,7 +31,7 @@
 
 struct imc_synth_cfg {
     const char *name;      // general.name
-    enum imc_arch arch;    // llama, qwen3, qwen3moe or deepseek2
+    enum imc_arch arch;    // llama, qwen3, qwen3moe, glm4moe or deepseek2
     // Hyper-parameters as imc_model_load reports them. Used: n_vocab (tokens including BOS and
     // EOS, >= 258), n_ctx_train, n_embd, n_layer, n_head, n_head_kv (llama), n_ff, rms_eps,
     // rope_freq_base, head_dim (llama; n_embd / n_head when 0), n_rot (llama; head_dim when 0),
@@ -47,6 +47,10 @@ struct imc_synth_cfg {
     bool exp_probs_b;      // write blk.N.exp_probs_b.bias (f32) in MoE layers
     int64_t dead_expert;   // expert whose exp_probs_b is -1e4 so it is never routed; -1 = none
     bool tied_output;      // no output.weight (output = token_embd)
+    int64_t n_nextn;       // glm4moe: NextN layers written after hp.n_layer (block_count and
+                           // nextn_predict_layers count them; imc_model_load leaves them out)
+    bool attn_bias;        // glm4moe: attn_{q,k,v}.bias
+    bool qk_norm;          // glm4moe: attn_q_norm/attn_k_norm (qwen3 always has them)
     enum imc_type wtype;   // type of matmul weights; per-tensor fallback when a row length is
                            // not a multiple of its block (K/IQ4_XS -> 32-block type -> f16)
     uint64_t seed;         // PRNG seed
@@ -55,6 +59,7 @@ struct imc_synth_cfg {
 };
 
 // Presets: "llama-tiny", "llama-k-tiny", "llama-moe-tiny", "qwen3-tiny", "qwen3moe-tiny",
+// "glm4moe-tiny", "qwen3moe-bench", "glm4moe-bench",
 // "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i
 // in [0, imc_synth_n_presets()).
 int imc_synth_n_presets(void);

@@ -215,7 +215,12 @@ static enum imc_status llama_attn(struct gen *g, int il)
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_q.weight"), 2, d, q, 1, 1.0));
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_k.weight"), 2, d, kv, 1, 1.0));
     IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "attn_v.weight"), 2, d, kv, 1, 1.0));
-    if (g->cfg->arch == IMC_ARCH_QWEN3 || g->cfg->arch == IMC_ARCH_QWEN3MOE) {
+    if (g->cfg->attn_bias) {
+        IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_q.bias"), q, 0.1));
+        IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_k.bias"), kv, 0.1));
+        IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_v.bias"), kv, 0.1));
+    }
+    if (g->cfg->arch == IMC_ARCH_QWEN3 || g->cfg->arch == IMC_ARCH_QWEN3MOE || g->cfg->qk_norm) {
         IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_q_norm.weight"), hp->head_dim, -1));
         IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "attn_k_norm.weight"), hp->head_dim, -1));
     }
@@ -333,7 +338,11 @@ static enum imc_status ffn(struct gen *g, int il)
     const int64_t d = hp->n_embd, ff = hp->n_ff, fe = hp->n_ff_exp, ne = hp->n_expert;
     const double rs = g->res_scale;
     char nm[96];
-    IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "ffn_norm.weight"), d, -1));
+    IMC_TRY(vec_f32(g,
+                    lname(nm, sizeof(nm), il,
+                          g->cfg->arch == IMC_ARCH_GLM4MOE ? "post_attention_norm.weight"
+                                                           : "ffn_norm.weight"),
+                    d, -1));
     if (hp->n_expert == 0 || il < hp->n_layer_dense) {
         IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "ffn_gate.weight"), 2, d, ff, 1, 1.0));
         IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "ffn_up.weight"), 2, d, ff, 1, 1.0));
@@ -352,6 +361,17 @@ static enum imc_status ffn(struct gen *g, int il)
     return weight(g, lname(nm, sizeof(nm), il, "ffn_down_shexp.weight"), 2, fs, d, 1, rs);
 }
 
+// The extra tensors of a NextN (multi-token prediction) layer, as llama.cpp names them.
+static enum imc_status nextn(struct gen *g, int il)
+{
+    const int64_t d = g->cfg->hp.n_embd;
+    char nm[96];
+    IMC_TRY(weight(g, lname(nm, sizeof(nm), il, "nextn.eh_proj.weight"), 2, 2 * d, d, 1, 1.0));
+    IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "nextn.enorm.weight"), d, -1));
+    IMC_TRY(vec_f32(g, lname(nm, sizeof(nm), il, "nextn.hnorm.weight"), d, -1));
+    return vec_f32(g, lname(nm, sizeof(nm), il, "nextn.shared_head_norm.weight"), d, -1);
+}
+
 enum imc_status imc_synth_add_tensors(const struct imc_synth_cfg *cfg,
                                       struct imc_gguf_writer *w, struct imc_synth_bufs *bufs)
 {
@@ -359,7 +379,7 @@ enum imc_status imc_synth_add_tensors(const struct imc_synth_cfg *cfg,
     struct gen g = {cfg, w, bufs, 1.0 / sqrt(2.0 * (double)hp->n_layer)};
     char nm[96];
     IMC_TRY(weight(&g, "token_embd.weight", 2, hp->n_embd, hp->n_vocab, 1, 1.0));
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = 0; il < hp->n_layer + cfg->n_nextn; il++) {
         IMC_TRY(vec_f32(&g, lname(nm, sizeof(nm), il, "attn_norm.weight"), hp->n_embd, -1));
         if (imc_arch_is_gqa(cfg->arch)) {
             IMC_TRY(llama_attn(&g, il));
@@ -367,6 +387,9 @@ enum imc_status imc_synth_add_tensors(const struct imc_synth_cfg *cfg,
             IMC_TRY(ds2_attn(&g, il));
         }
         IMC_TRY(ffn(&g, il));
+        if (il >= hp->n_layer) {
+            IMC_TRY(nextn(&g, il));
+        }
     }
     IMC_TRY(vec_f32(&g, "output_norm.weight", hp->n_embd, -1));
     if (cfg->tied_output) {

@@ -33,15 +33,16 @@ static enum imc_status check_llama(struct imc_hparams *hp, const struct imc_synt
     CFG_CHECK(hp->head_dim <= MAXD && hp->n_rot % 2 == 0 && hp->n_rot <= hp->head_dim,
               "synth: bad llama head dims (head_dim %lld, n_rot %lld)", (long long)hp->head_dim,
               (long long)hp->n_rot);
-    CFG_CHECK(!c->exp_probs_b && hp->n_expert_shared == 0 && hp->n_group <= 1 &&
-                  hp->gating == IMC_GATING_SOFTMAX && hp->n_layer_dense == 0,
+    CFG_CHECK(c->arch == IMC_ARCH_GLM4MOE ||
+                  (!c->exp_probs_b && hp->n_expert_shared == 0 && hp->n_group <= 1 &&
+                   hp->gating == IMC_GATING_SOFTMAX && hp->n_layer_dense == 0),
               "synth: llama models have softmax routing without bias, groups, shared experts "
               "or leading dense layers");
     if (hp->n_ff_exp == 0) {
         hp->n_ff_exp = hp->n_ff;
     }
     // qwen3moe files say the experts' width (expert_feed_forward_length); llama's use n_ff
-    CFG_CHECK(hp->n_expert == 0 ||
+    CFG_CHECK(hp->n_expert == 0 || c->arch == IMC_ARCH_GLM4MOE ||
                   ((hp->n_ff_exp == hp->n_ff || c->arch == IMC_ARCH_QWEN3MOE) &&
                    hp->expert_weights_norm && hp->expert_weights_scale == 1.0f),
               "synth: llama MoE experts have width n_ff (qwen3moe: any) and renormalized, "
@@ -162,7 +163,7 @@ static enum imc_status set_common(const struct meta *m, const struct imc_synth_c
     IMC_TRY(set_u32(m, "vocab_size", hp->n_vocab));
     IMC_TRY(set_u32(m, "context_length", hp->n_ctx_train));
     IMC_TRY(set_u32(m, "embedding_length", hp->n_embd));
-    IMC_TRY(set_u32(m, "block_count", hp->n_layer));
+    IMC_TRY(set_u32(m, "block_count", hp->n_layer + c->n_nextn));
     if (hp->n_ff > 0) {
         IMC_TRY(set_u32(m, "feed_forward_length", hp->n_ff));
     }
@@ -192,6 +193,10 @@ static enum imc_status set_arch(const struct meta *m, const struct imc_synth_cfg
     if (imc_arch_is_gqa(c->arch)) {
         IMC_TRY(set_u32(m, "attention.key_length", hp->head_dim));
         IMC_TRY(set_u32(m, "attention.value_length", hp->head_dim));
+        if (c->arch == IMC_ARCH_GLM4MOE) {
+            IMC_TRY(set_u32(m, "leading_dense_block_count", hp->n_layer_dense));
+            IMC_TRY(set_u32(m, "nextn_predict_layers", c->n_nextn));
+        }
     } else {
         IMC_TRY(set_u32(m, "leading_dense_block_count", hp->n_layer_dense));
         // written even when 0 (lite): llama.cpp requires the key unless n_layer is 27
@@ -211,7 +216,7 @@ static enum imc_status set_arch(const struct meta *m, const struct imc_synth_cfg
     }
     IMC_TRY(set_u32(m, "expert_count", hp->n_expert));
     IMC_TRY(set_u32(m, "expert_used_count", hp->n_expert_used));
-    if (imc_arch_is_gqa(c->arch)) {
+    if (imc_arch_is_gqa(c->arch) && c->arch != IMC_ARCH_GLM4MOE) {
         // qwen3moe: experts have their own width (llama's Mixtral files use feed_forward_length)
         return c->arch == IMC_ARCH_QWEN3MOE
                    ? set_u32(m, "expert_feed_forward_length", hp->n_ff_exp)

@@ -27,13 +27,15 @@ trap 'rm -rf "$tmp"' EXIT
 # mainline llama.cpp (f32 KV cache, flash attention off) is the tight reference: ctx 128, 10
 # chunks; ds2-tiny-ik and ds2-tiny-all hold ds2-tiny-3d's weights in layouts mainline does not
 # load, so they are pinned to its figure for ds2-tiny-3d (imc gives the three the same bytes).
-mainline=(llama-tiny llama-k-tiny llama-moe-tiny qwen3-tiny qwen3moe-tiny ds2-tiny-3d ds2-lite-tiny)
+mainline=(llama-tiny llama-k-tiny llama-moe-tiny qwen3-tiny qwen3moe-tiny glm4moe-tiny ds2-tiny-3d
+    ds2-lite-tiny)
 same_as_3d=(ds2-tiny-ik ds2-tiny-all)
 # ik_llama.cpp pads n_ctx to 256 and keeps V in f16 on the CPU (its flash attention takes no f32
 # KV; without it V must be f16): ctx 256, 8 chunks, K in f32. It agrees with mainline on the
 # dense presets only (see README.md), which are the ones recorded from it.
 ik_ppl=(llama-tiny llama-k-tiny qwen3-tiny)
-ik_imatrix=("llama-tiny" "llama-k-tiny" "llama-moe-tiny blk.0." "qwen3-tiny" "qwen3moe-tiny blk.0.")
+ik_imatrix=("llama-tiny" "llama-k-tiny" "llama-moe-tiny blk.0." "qwen3-tiny" "qwen3moe-tiny blk.0."
+    "glm4moe-tiny blk.0.")
 ik_args=(-c 256 --chunks 8 -b 256 -ctk f32 -no-fa -t 2)
 
 record_presets() {

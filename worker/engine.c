@@ -78,8 +78,7 @@ static void rope_setup(struct imc_engine *e)
                                 .ext_factor = ext, .attn_factor = attn,
                                 .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
                                 .n_ctx_orig = hp->rope_orig_ctx,
-                                .neox = e->m->arch == IMC_ARCH_QWEN3 ||
-                                        e->m->arch == IMC_ARCH_QWEN3MOE};
+                                .neox = imc_arch_rope_neox(e->m->arch)};
     if (ds2) {
         const float attn_org = attn * (1.0f + 0.1f * logf(f));
         const float mscale = attn_org * (1.0f + 0.1f * log_mul * logf(f));
@@ -134,6 +133,9 @@ static enum imc_status copy_vectors(struct imc_engine *e)
         IMC_TRY(vec_copy(l->ffn_exp_probs_b, &v->exp_probs_b));
         IMC_TRY(vec_copy(l->q_norm, &v->q_norm));
         IMC_TRY(vec_copy(l->k_norm, &v->k_norm));
+        IMC_TRY(vec_copy(l->bq, &v->bq));
+        IMC_TRY(vec_copy(l->bk, &v->bk));
+        IMC_TRY(vec_copy(l->bv, &v->bv));
     }
     return vec_copy(m->output_norm, &e->output_norm);
 }
@@ -302,6 +304,9 @@ void imc_engine_free(struct imc_engine *e)
         free(v->exp_probs_b);
         free(v->q_norm);
         free(v->k_norm);
+        free(v->bq);
+        free(v->bk);
+        free(v->bv);
     }
     free(e->lv);
     free(e->output_norm);

@@ -34,7 +34,8 @@ struct eng_mark {
 // f32 copies of a layer's vectors (NULL when the tensor is absent).
 struct eng_layer {
     float *attn_norm, *q_a_norm, *kv_a_norm, *ffn_norm, *exp_probs_b;
-    float *q_norm, *k_norm; // qwen3: per-head RMS norm weights of q and k
+    float *q_norm, *k_norm; // qwen3, glm4moe: per-head RMS norm weights of q and k
+    float *bq, *bk, *bv;    // glm4moe: q/k/v biases
 };
 
 struct imc_engine {

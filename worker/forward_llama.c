@@ -1,14 +1,24 @@
 /*
- * worker/forward_llama: the GQA attention block of llama, qwen3 and qwen3moe (RoPE in llama.cpp's
- * normal mode for llama, NEOX mode for qwen3; scores scaled by 1/sqrt(head_dim)). The FFN is
- * worker/moe.c.
+ * worker/forward_llama: the GQA attention block of llama, qwen3, qwen3moe and glm4moe (RoPE in
+ * llama.cpp's normal mode for llama, NEOX mode for the others, over the first n_rot elements of
+ * each head; scores scaled by 1/sqrt(head_dim)). The FFN is worker/moe.c.
  *
- *   h = RMSNorm(x; attn_norm);  q = W_q h, k = W_k h, v = W_v h   (per head: head_dim)
- *   qwen3: q_h = RMSNorm(q_h; attn_q_norm), k_g = RMSNorm(k_g; attn_k_norm) for every head
+ *   h = RMSNorm(x; attn_norm);  q = W_q h (+ b_q), k = W_k h (+ b_k), v = W_v h (+ b_v)
+ *   qwen3, glm4moe: q_h = RMSNorm(q_h; attn_q_norm), k_g = RMSNorm(k_g; attn_k_norm) per head
  *   q, k = RoPE(q, k);  o_h = softmax(q_h k_g^T / sqrt(head_dim), causal) v_g, g = h / (H/H_kv)
  *   x += W_o [o_1 … o_H]
  */
 #include "worker/engine_priv.h"
+
+// y[t][0..w) += b for each of the n rows (nothing when b is NULL).
+static void add_bias(float *y, int64_t w, int64_t n, const float *b)
+{
+    for (int64_t t = 0; b && t < n; t++) {
+        for (int64_t i = 0; i < w; i++) {
+            y[t * w + i] += b[i];
+        }
+    }
+}
 
 enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64_t n)
 {
@@ -25,6 +35,9 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
+    add_bias(q, nq, n, e->lv[il].bq);
+    add_bias(k, nkv, n, e->lv[il].bk);
+    add_bias(v, nkv, n, e->lv[il].bv);
     if (e->lv[il].q_norm) { // rows of head_dim: every head of every token
         e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps);
         e->be->rmsnorm(e->ex, k, k, e->lv[il].k_norm, n * hp->n_head_kv, hd, hp->rms_eps);

@@ -53,6 +53,18 @@ static void rmsnorm(const struct imc_tensor_info *w, float *x, int64_t n, float 
     imc_ref_rmsnorm(x, x, tmp, 1, n, eps);
 }
 
+// x[0..n) += the f32 values of bias tensor b (nothing when b is NULL); tmp: n floats of scratch.
+static void add_bias(const struct imc_tensor_info *b, float *x, int64_t n, float *tmp)
+{
+    if (!b) {
+        return;
+    }
+    vec(b, tmp, n);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] += tmp[i];
+    }
+}
+
 // ---- attention ---------------------------------------------------------------------------------
 
 // Softmax-weighted sum over cached positions 0..t: out[d] = Σ p_u val(u), scores s[u] given.
@@ -94,6 +106,9 @@ static enum imc_status llama_attn(struct ref *r, int64_t il, const float *h, int
     IMC_TRY(mv(l->wq, 0, hp->n_head * hd, h, q));
     IMC_TRY(mv(l->wk, 0, nkv, h, k));
     IMC_TRY(mv(l->wv, 0, nkv, h, v));
+    add_bias(l->bq, q, hp->n_head * hd, tmp); // glm4moe
+    add_bias(l->bk, k, nkv, tmp);
+    add_bias(l->bv, v, nkv, tmp);
     for (int64_t i = 0; l->q_norm && i < hp->n_head; i++) { // qwen3: RMS norm per head
         rmsnorm(l->q_norm, q + i * hd, hd, hp->rms_eps, tmp);
     }
@@ -231,8 +246,7 @@ static void ref_rope(struct ref *r)
                                 .ext_factor = yarn ? 1.0f : 0.0f, .attn_factor = (float)attn,
                                 .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
                                 .n_ctx_orig = hp->rope_orig_ctx,
-                                .neox = r->m->arch == IMC_ARCH_QWEN3 ||
-                                        r->m->arch == IMC_ARCH_QWEN3MOE};
+                                .neox = imc_arch_rope_neox(r->m->arch)};
     if (ds2) {
         const double mscale = 1.0 + hp->yarn_log_mul * log(1.0 / fs);
         r->kq_scale = (float)(mscale * mscale / sqrt((double)(hp->qk_nope + hp->qk_rope)));

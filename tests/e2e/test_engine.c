@@ -18,7 +18,8 @@
 #define N_TOK 40
 
 static const char *const presets[] = {"llama-tiny",     "ds2-tiny-3d", "ds2-lite-tiny",
-                                      "llama-moe-tiny", "qwen3-tiny",  "qwen3moe-tiny"};
+                                      "llama-moe-tiny", "qwen3-tiny",  "qwen3moe-tiny",
+                                      "glm4moe-tiny"};
 
 static void threads(const char *preset, const struct imc_model *m)
 {
@@ -201,10 +202,12 @@ int main(void)
     threads("llama-tiny", t[0].m);
     threads("ds2-tiny-3d", t[1].m);
     threads("qwen3moe-tiny", t[5].m);
+    threads("glm4moe-tiny", t[6].m);
     split(t[0].m);
     split(t[1].m);
     batch(t[1].m);
     batch(t[5].m);
+    batch(t[6].m);
     bad_args(t[2].m, t[0].m);
     for (int i = 0; i < N; i++) {
         tmodel_close(&t[i]);

@@ -173,8 +173,8 @@ int main(void)
     char dir[256];
     tmkdir(dir, sizeof(dir), "engine_stats");
     static const char *const presets[] = {"ds2-tiny-all", "ds2-tiny-ik", "llama-moe-tiny",
-                                          "qwen3moe-tiny"};
-    for (int p = 0; p < 4; p++) {
+                                          "qwen3moe-tiny", "glm4moe-tiny"};
+    for (int p = 0; p < 5; p++) {
         struct tmodel t;
         if (tmodel_open(&t, dir, presets[p]) != 0) {
             CHECK(0, "preset %s", presets[p]);

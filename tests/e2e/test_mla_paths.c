@@ -19,7 +19,7 @@
 
 static const char *const presets[] = {"llama-tiny",    "llama-moe-tiny", "ds2-tiny-3d",
                                       "ds2-tiny-ik",   "ds2-tiny-all",   "ds2-lite-tiny",
-                                      "qwen3-tiny",    "qwen3moe-tiny"};
+                                      "qwen3-tiny",    "qwen3moe-tiny",  "glm4moe-tiny"};
 #define N_PRESETS ((int)(sizeof(presets) / sizeof(presets[0])))
 
 static void paths_agree(const char *preset, const struct imc_model *m)

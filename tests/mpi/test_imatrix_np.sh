@@ -3,7 +3,8 @@
 # §6) writes the same bytes as the single-process run — GGUF imatrix, legacy .dat and stdout —
 # for pipeline stages (pp), expert shards (ep), replicas (dp) and their combinations at np 1, 2,
 # 3, 4 and 8, over shared memory and over TCP, on MLA models in both layouts (3D, and 2D ik with
-# heads folded), a llama MoE with --process-output, a qwen3moe, and a dense llama. Also:
+# heads folded), a llama MoE with --process-output, a qwen3moe, a glm4moe (with a NextN layer),
+# and a dense llama. Also:
 #   - checkpoints: a job killed after its first checkpoint resumes on another rank count (and as
 #     a single process) to the bytes of an uninterrupted run; a single-process checkpoint
 #     resumes under mpirun;
@@ -17,7 +18,7 @@
 TEXT="$IMC_SOURCE_DIR/data/text/calibration.txt"
 mpi_sanitizer_env
 
-for preset in ds2-tiny-3d ds2-tiny-ik llama-moe-tiny llama-tiny qwen3moe-tiny; do
+for preset in ds2-tiny-3d ds2-tiny-ik llama-moe-tiny llama-tiny qwen3moe-tiny glm4moe-tiny; do
     if ! "$IMC_BIN" gen-model --preset "$preset" -o "$MPI_TMP/$preset.gguf" >/dev/null 2>&1; then
         echo "FAIL gen-model --preset $preset"
         exit 1
@@ -83,6 +84,9 @@ job moe moe.ep2dp2 4 ep=2,dp=2 llama-moe-tiny "${A[@]}" --process-output
 single q3moe qwen3moe-tiny "${A[@]}"
 job q3moe q3moe.pp2ep2 4 pp=2,ep=2 qwen3moe-tiny "${A[@]}"
 job q3moe q3moe.ep2dp2 4 ep=2,dp=2 qwen3moe-tiny "${A[@]}"
+single glm glm4moe-tiny "${A[@]}"
+job glm glm.pp3 3 pp=3 glm4moe-tiny "${A[@]}"
+job glm glm.pp2ep2 4 pp=2,ep=2 glm4moe-tiny "${A[@]}"
 
 single dense llama-tiny --ctx 64 --chunks 5 -b 64
 job dense dense.pp2dp2 4 pp=2,dp=2 llama-tiny --ctx 64 --chunks 5 -b 64

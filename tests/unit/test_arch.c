@@ -182,6 +182,40 @@ static void check_qwen3(const struct env *e)
     unload(g, m);
 }
 
+// glm4moe-tiny: block_count 4 of which 1 NextN layer (not part of the model), biases, q/k norms,
+// partial rope, post_attention_norm as the FFN norm, 1 dense layer, sigmoid routing with
+// exp_probs_b, a shared expert, scale 2.5.
+static void check_glm4moe(const struct env *e)
+{
+    char p[320];
+    struct imc_gguf *g = NULL;
+    struct imc_model *m = NULL;
+    CHECK(gen(e, "glm4moe-tiny", (enum imc_type)-1, 0,
+              tmp_path(e, "glm4moe.gguf", p, sizeof(p))) == IMC_OK,
+          "generate glm4moe-tiny");
+    CHECK(load(p, &g, &m) == IMC_OK, "load glm4moe-tiny");
+    if (!m) {
+        return;
+    }
+    const struct imc_hparams *h = &m->hp;
+    CHECK(m->arch == IMC_ARCH_GLM4MOE && imc_arch_is_gqa(m->arch) && imc_arch_rope_neox(m->arch),
+          "architecture glm4moe: GQA, NEOX rope");
+    CHECK(h->n_layer == 3 && h->n_layer_nextn == 1 &&
+              imc_gguf_find_tensor(g, "blk.3.attn_q.weight"),
+          "block_count 4 = 3 layers that run + 1 NextN layer (its tensors stay in the file)");
+    CHECK(h->head_dim == 32 && h->n_rot == 16 && h->n_layer_dense == 1 && h->n_expert == 8 &&
+              h->n_expert_shared == 1 && h->n_ff_exp == 32 && h->gating == IMC_GATING_SIGMOID &&
+              h->expert_weights_norm && h->expert_weights_scale == 2.5f,
+          "partial rope 16/32, 1 dense layer, 8 experts + 1 shared, sigmoid, norm, scale 2.5");
+    const struct imc_layer *l0 = &m->layers[0], *l2 = &m->layers[2];
+    CHECK(!l0->is_moe && l0->ffn_gate && l2->is_moe && l2->ffn_exp_probs_b && l2->ffn_up_shexp,
+          "layer 0 dense, layer 2 MoE with exp_probs_b and a shared expert");
+    CHECK(l2->bq && l2->bq->ne[0] == 128 && l2->bk && l2->bv && l2->q_norm && l2->k_norm &&
+              l2->ffn_norm && strcmp(l2->ffn_norm->name, "blk.2.post_attention_norm.weight") == 0,
+          "q/k/v biases, q/k norms, FFN norm = post_attention_norm");
+    unload(g, m);
+}
+
 struct ds2_expect {
     const char *preset;
     enum imc_mla_layout mla;
@@ -538,6 +572,11 @@ static void check_corrupt(const struct env *e)
          .ne = {64, 64}, .want = IMC_ERR_FORMAT,
          .msg = {"'blk.1.attn_k.weight'", "[64, 32]", "[64, 64]"}},
         {"drop output (tied)", "llama.gguf", .drop_tensor = "output.weight", .want = IMC_OK},
+        {"glm4moe without expert_gating_func (sigmoid)", "glm4moe.gguf",
+         .drop_key = "glm4moe.expert_gating_func", .want = IMC_OK},
+        {"drop glm4moe post_attention_norm", "glm4moe.gguf",
+         .drop_tensor = "blk.2.post_attention_norm.weight", .want = IMC_ERR_FORMAT,
+         .msg = {"'blk.2.post_attention_norm.weight'", "missing", "[64]"}},
         {"drop qwen3 attn_k_norm", "qwen3moe.gguf", .drop_tensor = "blk.1.attn_k_norm.weight",
          .want = IMC_ERR_FORMAT, .msg = {"'blk.1.attn_k_norm.weight'", "missing", "[32]"}},
         {"reshape qwen3 attn_q_norm", "qwen3moe.gguf", .reshape = "blk.0.attn_q_norm.weight",
@@ -566,7 +605,9 @@ static void check_corrupt(const struct env *e)
             CHECK(!ed->msg[k] || (strstr(cap.text, ed->msg[k]) && strstr(cap.text, out)),
                   "%s: message lacks \"%s\" or the path: %s", ed->what, ed->msg[k], cap.text);
         }
-        if (m) {
+        if (m && m->arch == IMC_ARCH_GLM4MOE) {
+            CHECK(m->hp.gating == IMC_GATING_SIGMOID, "%s: sigmoid routing", ed->what);
+        } else if (m) {
             CHECK(m->output == m->tok_embd, "%s: output tied to token_embd", ed->what);
         }
         unload(g, m);
@@ -593,7 +634,8 @@ static void check_bad_cfg(const struct env *e)
 static void cleanup(const struct env *e)
 {
     static const char *const names[] = {
-        "llama.gguf", "llama-moe.gguf", "qwen3moe.gguf", "ds2-tiny-3d.gguf", "ds2-tiny-ik.gguf",
+        "llama.gguf", "llama-moe.gguf", "qwen3moe.gguf", "glm4moe.gguf", "ds2-tiny-3d.gguf",
+        "ds2-tiny-ik.gguf",
         "ds2-tiny-all.gguf", "ds2-lite-tiny.gguf", "det-a.gguf", "det-b.gguf", "det-c.gguf",
         "type-f16.gguf", "type-q8_0.gguf", "type-q4_k.gguf", "corrupt.gguf"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -622,6 +664,7 @@ int main(void)
     }
     check_llama(&e);
     check_qwen3(&e);
+    check_glm4moe(&e);
     check_ds2(&e);
     check_split(&e);
     check_determinism(&e);
