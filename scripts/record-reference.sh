@@ -32,10 +32,10 @@ mainline=(llama-tiny llama-k-tiny llama-moe-tiny qwen3-tiny qwen3moe-tiny glm4mo
 same_as_3d=(ds2-tiny-ik ds2-tiny-all)
 # ik_llama.cpp pads n_ctx to 256 and keeps V in f16 on the CPU (its flash attention takes no f32
 # KV; without it V must be f16): ctx 256, 8 chunks, K in f32. It agrees with mainline on the
-# dense presets only (see README.md), which are the ones recorded from it.
-ik_ppl=(llama-tiny llama-k-tiny qwen3-tiny)
-ik_imatrix=("llama-tiny" "llama-k-tiny" "llama-moe-tiny blk.0." "qwen3-tiny" "qwen3moe-tiny blk.0."
-    "glm4moe-tiny blk.0.")
+# presets recorded from it, not on llama-moe-tiny and deepseek2 (see README.md).
+ik_ppl=(llama-tiny llama-k-tiny qwen3-tiny qwen3moe-tiny glm4moe-tiny)
+ik_imatrix=("llama-tiny" "llama-k-tiny" "llama-moe-tiny blk.0." "qwen3-tiny"
+    "qwen3moe-tiny blk.0." "glm4moe-tiny")
 ik_args=(-c 256 --chunks 8 -b 256 -ctk f32 -no-fa -t 2)
 
 record_presets() {
