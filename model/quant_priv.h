@@ -149,7 +149,11 @@ static inline int clampi(int v, int lo, int hi)
 
 static inline int round_clamp(float v, int lo, int hi)
 {
-    return clampi((int)lrintf(fmaxf(fminf(v, 1e6f), -1e6f)), lo, hi);
+    // lrintf(fmaxf(fminf(v, 1e6f), -1e6f)) without the library calls (this runs per element of
+    // every scale trial): NaN goes to 1e6 as fminf sends it; below 2^22 adding and subtracting
+    // 1.5·2^23 rounds to nearest even, as lrintf does in the default rounding mode.
+    const float c = v != v ? 1e6f : v < -1e6f ? -1e6f : v > 1e6f ? 1e6f : v;
+    return clampi((int)((c + 0x1.8p23f) - 0x1.8p23f), lo, hi);
 }
 
 #endif // IMC_MODEL_QUANT_PRIV_H

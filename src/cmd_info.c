@@ -132,6 +132,11 @@ static void print_hparams(const struct imc_model *m)
                (double)h->rope_scale_factor, h->rope_orig_ctx, (double)h->yarn_log_mul);
     }
     printf("\n");
+    if (h->n_layer_nextn > 0) {
+        printf("  NextN layers %" PRId64 " (blk.%" PRId64 "..%" PRId64
+               "): multi-token prediction, not run; no imatrix entries\n",
+               h->n_layer_nextn, h->n_layer, h->n_layer + h->n_layer_nextn - 1);
+    }
     if (m->arch == IMC_ARCH_DEEPSEEK2) {
         printf("  MLA: q_lora %" PRId64 "%s, kv_lora %" PRId64 ", qk_nope %" PRId64
                ", qk_rope %" PRId64 ", v_head %" PRId64 "\n",

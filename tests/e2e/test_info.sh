@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/e2e/test_info: `imc info` on every tiny preset (architecture, MLA layout, attention
+# tests/e2e/test_info: `imc info` on the tiny presets (architecture, MLA layout, attention
 # paths, imatrix targets per DESIGN.md §4), on every vocab-only GGUF in
 # $IMC_SHARED_DIR/data/tokenizer, and on bad files (exit 1, one line naming the file).
 # shellcheck source=tests/e2e/lib.sh
@@ -7,7 +7,8 @@
 # shellcheck disable=SC2317
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
 
-for p in llama-tiny llama-moe-tiny ds2-tiny-3d ds2-tiny-ik ds2-tiny-all ds2-lite-tiny; do
+for p in llama-tiny llama-moe-tiny qwen3moe-tiny glm4moe-tiny ds2-tiny-3d ds2-tiny-ik ds2-tiny-all \
+    ds2-lite-tiny; do
     "$IMC_BIN" gen-model --preset "$p" -o "$tmp/$p.gguf" >/dev/null || { echo "FAIL gen $p"; exit 1; }
     "$IMC_BIN" info "$tmp/$p.gguf" >"$tmp/$p.txt" 2>"$tmp/$p.err"
     check "$p: exit 0" test $? -eq 0
@@ -26,6 +27,21 @@ check "llama: --process-output" has "$tmp/po.txt" '^  output\.weight +64 x 1 += 
 check "llama-moe: expert target" has "$tmp/llama-moe-tiny.txt" \
     'blk\.0\.ffn_down_exps\.weight +64 x 4 += +256'
 check "llama-moe: tied output" has "$tmp/llama-moe-tiny.txt" 'tied to token_embd'
+
+t=$tmp/qwen3moe-tiny.txt
+check "qwen3moe: arch" has "$t" '^architecture: +qwen3moe$'
+check "qwen3moe: head_dim 32 from key_length" has "$t" 'n_head 4, n_head_kv 2, head_dim 32'
+check "qwen3moe: experts of their own width" has "$t" \
+    'blk\.1\.ffn_down_exps\.weight +32 x 8 += +256'
+check "qwen3moe: no target for the q/k norms" \
+    bash -c "! grep -qE '^  blk\.[0-9]+\.attn_[qk]_norm\.weight +[0-9]+ x ' '$t'"
+t=$tmp/glm4moe-tiny.txt
+check "glm4moe: arch" has "$t" '^architecture: +glm4moe$'
+check "glm4moe: NextN layer named, not run" has "$t" 'NextN layers 1 \(blk\.3\.\.3\): .*not run'
+check "glm4moe: dense layer 0" has "$t" 'blk\.0\.ffn_down\.weight +96 x 1 += +96'
+check "glm4moe: shared expert" has "$t" 'blk\.2\.ffn_up_shexp\.weight +64 x 1 += +64'
+check "glm4moe: no target in the NextN layer" bash -c "! grep -qE '^  blk\.3\..* +[0-9]+ x ' '$t'"
+check "glm4moe: a target in the last layer that runs" has "$t" 'blk\.2\.attn_q\.weight +64 x 1 += +64'
 
 t=$tmp/ds2-tiny-3d.txt
 check "3d: layout" has "$t" '^MLA layout: +3d$'
