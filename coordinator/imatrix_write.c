@@ -17,6 +17,7 @@
 #include "coordinator/imatrix_priv.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/tmpfile.h"
 #include "model/gguf.h"
 
 static char *side_name(const char *path)
@@ -67,6 +68,7 @@ static enum imc_status write_gguf(const struct imc_imatrix *im, const struct imc
         IMC_LOG_ERR("%s: out of memory", path);
         return IMC_ERR_NOMEM;
     }
+    const int slot = imc_tmp_register(side); // removed on a signal too
     enum imc_status st = imc_imatrix_write_gguf(im, side);
     struct imc_gguf *g = NULL;
     if (st == IMC_OK) {
@@ -77,6 +79,7 @@ static enum imc_status write_gguf(const struct imc_imatrix *im, const struct imc
     }
     imc_gguf_free(g);
     unlink(side);
+    imc_tmp_unregister(slot);
     free(side);
     return st;
 }

@@ -15,6 +15,7 @@
 #include "coordinator/quantize.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/tmpfile.h"
 #include "mpi/comm.h"
 
 // A growing NUL-terminated string.
@@ -269,6 +270,8 @@ enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const c
         return IMC_ERR_NOMEM;
     }
     snprintf(tmp, k, "%s.tmp.%ld", o->out, (long)getpid());
+    imc_tmp_sweep_stale(o->out);
+    const int slot = imc_tmp_register(tmp); // the child writes it; a signal removes it
     enum imc_status st = imc_quantize_ext_rules(o->rules, &rules);
     if (st == IMC_OK) {
         struct imc_quantize_ext_args a = {.model = o->model,
@@ -292,6 +295,7 @@ enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const c
     } else {
         unlink(tmp);
     }
+    imc_tmp_unregister(slot);
     free(cmd);
     free(rules);
     free(tmp);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/tmpfile.h"
 
 enum imc_status imc_map_open(struct imc_map *m, const char *path)
 {
@@ -51,6 +53,8 @@ void imc_map_close(struct imc_map *m)
 
 static void afile_release(struct imc_afile *a)
 {
+    imc_tmp_unregister(a->tmp_slot - 1);
+    a->tmp_slot = 0;
     free(a->path);
     free(a->tmp_path);
     a->path = a->tmp_path = NULL;
@@ -60,6 +64,7 @@ static void afile_release(struct imc_afile *a)
 enum imc_status imc_afile_open(struct imc_afile *a, const char *path)
 {
     memset(a, 0, sizeof(*a));
+    imc_tmp_sweep_stale(path);
     size_t n = strlen(path) + 32;
     a->path = strdup(path);
     a->tmp_path = malloc(n);
@@ -68,6 +73,7 @@ enum imc_status imc_afile_open(struct imc_afile *a, const char *path)
         return IMC_ERR_NOMEM;
     }
     snprintf(a->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    a->tmp_slot = imc_tmp_register(a->tmp_path) + 1;
     a->f = fopen(a->tmp_path, "wb");
     if (!a->f) {
         IMC_LOG_ERR("%s: cannot create output file: %s", path, strerror(errno));
@@ -161,12 +167,27 @@ enum imc_status imc_file_read_all(const char *path, char **out, size_t *size)
         IMC_LOG_ERR("%s: cannot open: %s", path, strerror(errno));
         return IMC_ERR_IO;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+        IMC_LOG_ERR("%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+        fclose(f);
+        return IMC_ERR_IO;
+    }
+    const bool stream = !S_ISREG(st.st_mode); // a FIFO, device or socket: bounded
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1) {
             break;
+        }
+        if (stream && n >= IMC_FILE_STREAM_MAX) {
+            IMC_LOG_ERR("%s: not a regular file, and it gave more than %zu MiB without ending; "
+                        "pass the text as a regular file",
+                        path, IMC_FILE_STREAM_MAX >> 20);
+            free(buf);
+            fclose(f);
+            return IMC_ERR_IO;
         }
         char *nb = realloc(buf, cap * 2);
         if (!nb) {

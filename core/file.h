@@ -3,7 +3,9 @@
  *
  * Atomic output: imc_afile_open creates "<path>.tmp.<pid>"; imc_afile_commit flushes, fsyncs,
  * renames it over <path> and fsyncs the directory; imc_afile_abort removes it. A crash therefore
- * never leaves a half-written <path>.
+ * never leaves a half-written <path>. The temporary is registered with core/tmpfile (removed on
+ * SIGINT/SIGTERM/SIGHUP), and opening sweeps away the temporaries of <path> that dead processes
+ * of this host left (after a SIGKILL or a crash).
  */
 #ifndef IMC_CORE_FILE_H
 #define IMC_CORE_FILE_H
@@ -28,6 +30,7 @@ struct imc_afile {
     FILE *f;        // the temporary file, open for writing
     char *path;     // final path (owned)
     char *tmp_path; // temporary path (owned)
+    int tmp_slot;   // core/tmpfile registration + 1; 0 when none (so a zeroed struct has none)
 };
 
 // Opens a temporary file beside path. Returns IMC_ERR_IO (logged, naming path) on failure.
@@ -46,6 +49,9 @@ enum imc_status imc_afile_write(struct imc_afile *a, const void *buf, size_t n);
 enum imc_status imc_file_commit_rename(const char *tmp_path, const char *path);
 
 // Reads a whole file into a new NUL-terminated buffer (free with free()). *size excludes the NUL.
+// A directory is an error; so is a FIFO, device or socket that gives more than
+// IMC_FILE_STREAM_MAX bytes (/dev/urandom would never end), naming the file and the cause.
+#define IMC_FILE_STREAM_MAX ((size_t)256 << 20)
 enum imc_status imc_file_read_all(const char *path, char **out, size_t *size);
 
 #endif // IMC_CORE_FILE_H

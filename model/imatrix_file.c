@@ -210,6 +210,34 @@ static enum imc_status merge_check(const struct imc_imatrix *dst, const struct i
     return IMC_OK;
 }
 
+// Warns when dst already holds entries and the two name sets differ: files of different
+// models (or of different tensor selections) are usually a mistake to add up.
+static void warn_entry_sets(const struct imc_imatrix *dst, const struct imc_imatrix *src)
+{
+    if (dst->n_entries == 0 || src->n_entries == 0) {
+        return;
+    }
+    int64_t only_src = 0, only_dst = 0;
+    const char *first_src = NULL, *first_dst = NULL;
+    for (int64_t i = 0; i < src->n_entries; i++) {
+        if (!imc_imatrix_find(dst, src->entries[i].name)) {
+            first_src = only_src++ ? first_src : src->entries[i].name;
+        }
+    }
+    for (int64_t i = 0; i < dst->n_entries; i++) {
+        if (!imc_imatrix_find(src, dst->entries[i].name)) {
+            first_dst = only_dst++ ? first_dst : dst->entries[i].name;
+        }
+    }
+    if (only_src + only_dst > 0) {
+        IMC_LOG_WRN("imatrix merge: '%s' has %" PRId64 " entries the files before it lack (%s%s) "
+                    "and lacks %" PRId64 " of theirs (%s%s): are they of the same model?",
+                    origin_name(src, 0), only_src, only_src ? "first " : "none",
+                    only_src ? first_src : "", only_dst, only_dst ? "first " : "none",
+                    only_dst ? first_dst : "");
+    }
+}
+
 // d += w·s, where s has d's shape or is one matrix of as many values (its count broadcast).
 static void add_entry(struct imc_imatrix_entry *d, const struct imc_imatrix_entry *s, double w)
 {
@@ -251,6 +279,7 @@ enum imc_status imc_imatrix_merge(struct imc_imatrix *dst, const struct imc_imat
         return IMC_ERR_ARG;
     }
     IMC_TRY(merge_check(dst, src));
+    warn_entry_sets(dst, src);
     if (dst->chunk_size == 0) {
         dst->chunk_size = src->chunk_size;
     } else if (src->chunk_size != 0 && src->chunk_size != dst->chunk_size) {

@@ -47,7 +47,7 @@ static const struct imc_opt own_opts[] = {
         "(default type) and '!imatrix no';\nthe recipe's name is the file name without its "
         "extension"),
     IMC_OPT(
-        "out-dir", 0, IMC_OPT_STR, OWN(out_dir), "DIR",
+        "out-dir", 'o', IMC_OPT_STR, OWN(out_dir), "DIR",
         "where the models, per-recipe results and results.csv/.md/\n.svg go (default .; created)"),
     IMC_OPT("type", 0, IMC_OPT_FN, OWN(type), "T",
             "default type of recipes without !type (default q8_0)", .fn = parse_type),

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/tmpfile.h"
 #include "src/cli.h"
 
 static void usage(FILE *f)
 {
+    imc_tmp_install_handlers(); // a signal removes the temporaries of unfinished outputs
     size_t n = 0;
     const struct imc_cli_cmd *const *commands = imc_cli_commands(&n);
     fprintf(f, "usage: imc COMMAND [options]   (imc COMMAND --help for its options)\n\n");

@@ -177,4 +177,24 @@ check "--format xml: usage error 2" test $? -eq 2
 imx -m "$ds" -f "$text" -o x --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
+# ---- merge of files of different models ----------------------------------------------------------
+imx -m "$tmp/llama-tiny.gguf" -f "$text" -o "$tmp/ll.gguf" -c 64 --chunks 2 -q >/dev/null 2>&1
+"$IMC_BIN" merge "$tmp/a.gguf" "$tmp/ll.gguf" -o "$tmp/mixed.gguf" 2>"$tmp/mixed.err" >/dev/null
+check "merge ds2 + llama imatrix: runs (no same-name shape clash)" test -s "$tmp/mixed.gguf"
+check "merge ds2 + llama imatrix: warns that the entry sets differ" \
+    grep -q "warning: imatrix merge: .*ll.gguf' has [0-9]* entries the files before it lack.*same" \
+    "$tmp/mixed.err"
+"$IMC_BIN" merge "$tmp/a.gguf" "$tmp/a.gguf" -o "$tmp/twice.gguf" 2>"$tmp/twice.err" >/dev/null
+check "merge of one model's files: no warning" test ! -s "$tmp/twice.err"
+"$IMC_BIN" gen-model --preset llama-k-tiny -o "$tmp/lk.gguf" >/dev/null 2>&1
+imx -m "$tmp/lk.gguf" -f "$text" -o "$tmp/lk.imatrix.gguf" -c 64 --chunks 2 -q >/dev/null 2>&1
+"$IMC_BIN" merge "$tmp/ll.gguf" "$tmp/lk.imatrix.gguf" -o "$tmp/clash.gguf" 2>"$tmp/clash.err" \
+    >/dev/null
+check "merge with a same-name shape clash: exit 1" test $? -eq 1
+check "merge with a same-name shape clash: names the tensor and both files" \
+    grep -q "tensor 'blk.0.attn_k.weight': imatrix shape .*ll.gguf.*lk.imatrix.gguf" \
+    "$tmp/clash.err"
+check "merge with a same-name shape clash: no output" test ! -e "$tmp/clash.gguf"
+check "merge: no temporaries left" no_leftovers
+
 check_done

@@ -121,4 +121,13 @@ check "--kld-save with --kld-base: usage error 2" test $? -eq 2
 ppl -m "$m" -f "$text" --attn sideways >/dev/null 2>&1
 check "--attn sideways: usage error 2" test $? -eq 2
 
+# a text that never ends (a device, a FIFO without end) is refused with a message, not read
+# forever (core/file.h IMC_FILE_STREAM_MAX); a directory at once
+run perplexity -m "$m" -f /dev/zero >/dev/null 2>"$tmp/zero.err"
+check "-f /dev/zero: exit 1" test $? -eq 1
+check "-f /dev/zero: names the file and what to do" \
+    grep -q "/dev/zero: not a regular file.*pass the text as a regular file" "$tmp/zero.err"
+run perplexity -m "$m" -f "$tmp" >/dev/null 2>"$tmp/dir.err"
+check "-f DIR: exit 1" test $? -eq 1
+check "-f DIR: says it is a directory" grep -q "is a directory" "$tmp/dir.err"
 check_done

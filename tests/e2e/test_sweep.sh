@@ -81,8 +81,8 @@ check "q3-mix: size = the file by hand" \
 # ---- resume ----------------------------------------------------------------------------------
 cp "$O/results.csv" "$tmp/r1.csv"
 cp "$O/results.svg" "$tmp/r1.svg"
-sw --rules-dir "$R" --out-dir "$O" >"$tmp/s2.out" 2>"$tmp/s2.err"
-check "rerun: exit 0" test $? -eq 0
+sw --rules-dir "$R" -o "$O" >"$tmp/s2.out" 2>"$tmp/s2.err" # -o is --out-dir
+check "rerun (-o for --out-dir): exit 0" test $? -eq 0
 check "rerun: every recipe 'finished earlier'" \
     test "$(grep -c 'finished earlier' "$tmp/s2.err")" -eq 3
 check "rerun: the base not recomputed" one_line "$tmp/s2.err" 'base: .* up to date'
