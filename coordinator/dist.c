@@ -197,8 +197,12 @@ static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, in
     for (int64_t s = s0; s < s1; s++) {
         IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, d->logits));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
-        imc_ppl_chunk_nll(imc_engine_exec(d->e), d->logits + (d->first - hb) * d->n_vocab,
-                          d->n_ctx, d->n_vocab, text, d->nll + (c0 + s) * d->n_scored);
+        const float *rows = d->logits + (d->first - hb) * d->n_vocab;
+        imc_ppl_chunk_nll(imc_engine_exec(d->e), rows, d->n_ctx, d->n_vocab, text,
+                          d->nll + (c0 + s) * d->n_scored);
+        if (d->j->on_logits) {
+            IMC_TRY(d->j->on_logits(d->j->user, c0 + s, rows, imc_engine_exec(d->e)));
+        }
     }
     return IMC_OK;
 }
@@ -300,6 +304,26 @@ static void log_roles(const struct dist *d)
                     co.stage == 0 ? ", embedding" : "", co.stage + 1 == d->pp ? ", head" : "",
                     co.shard, (long long)eb, (long long)ee - 1, co.replica, d->dp, co.replica);
     }
+}
+
+int imc_dist_head_rank(const struct imc_dist_job *j, int64_t c)
+{
+    const int64_t b = (c - j->chunk0) / j->n_seq; // the batch of c
+    int64_t c0, c1, s0, s1;
+    imc_dist_batch_chunks(j, b, &c0, &c1);
+    int shard = 0;
+    for (int i = 0; i < j->layout.ep; i++) {
+        imc_plan_seq_range(c1 - c0, j->layout.ep, i, &s0, &s1);
+        shard = c - c0 >= s0 && c - c0 < s1 ? i : shard;
+    }
+    const int n = j->layout.pp * j->layout.ep * j->layout.dp;
+    for (int r = 0; r < n; r++) {
+        const struct imc_coords co = imc_layout_coords(&j->layout, r);
+        if (co.stage == j->layout.pp - 1 && co.shard == shard && co.replica == b % j->layout.dp) {
+            return r;
+        }
+    }
+    return 0; // not reached for a layout of pp x ep x dp ranks
 }
 
 static void dist_free(struct dist *d)

@@ -66,8 +66,16 @@ struct imc_dist_job {
     struct imc_progress *prog;     // progress of this rank's chunks, or NULL; borrowed
     // Called on every rank after round k (batches k*dp .. k*dp+dp-1). Non-OK stops.
     enum imc_status (*after_round)(void *user, int64_t round);
+    // Called on the head-stage shard that scored chunk c (c counted in ch), after its NLLs,
+    // with the logits rows of positions imc_ppl_first(n_ctx) .. n_ctx-1 ([rows][n_vocab],
+    // borrowed for the call) and the engine's pool (idle during the call). NULL: none.
+    enum imc_status (*on_logits)(void *user, int64_t chunk, const float *logits,
+                                 const struct imc_exec *ex);
     void *user;
 };
+
+// The world rank of the head-stage shard that scores chunk c (c in [chunk0, chunk_end)).
+int imc_dist_head_rank(const struct imc_dist_job *j, int64_t c);
 
 // Where the time of one rank went and what it held (for logs, tests and bench/).
 struct imc_dist_times {

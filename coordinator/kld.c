@@ -127,15 +127,26 @@ static void encode_task(void *ctx, int64_t task, int thread)
     imc_kld_encode_row(j->logits + task * j->n_vocab, j->n_vocab, j->rows + task * j->len);
 }
 
-enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const struct imc_exec *ex,
-                                        const float *logits)
+void imc_kld_encode_chunk(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                          int64_t n_vocab, uint16_t *rows)
+{
+    struct encode_job j = {logits, n_vocab, imc_kld_row_len(n_vocab), rows};
+    imc_exec_run(ex, imc_ppl_n_scored(n_ctx), encode_task, &j);
+}
+
+enum imc_status imc_kld_writer_add_encoded(struct imc_kld_writer *w, const uint16_t *rows)
 {
     IMC_ASSERT(w->n_done < w->n_chunk);
     const int64_t n = imc_ppl_n_scored(w->n_ctx), len = imc_kld_row_len(w->n_vocab);
-    struct encode_job j = {logits, w->n_vocab, len, w->rows};
-    imc_exec_run(ex, n, encode_task, &j);
     w->n_done++;
-    return imc_afile_write(&w->af, w->rows, (size_t)(n * len) * sizeof(uint16_t));
+    return imc_afile_write(&w->af, rows, (size_t)(n * len) * sizeof(uint16_t));
+}
+
+enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const struct imc_exec *ex,
+                                        const float *logits)
+{
+    imc_kld_encode_chunk(ex, logits, w->n_ctx, w->n_vocab, w->rows);
+    return imc_kld_writer_add_encoded(w, w->rows);
 }
 
 enum imc_status imc_kld_writer_commit(struct imc_kld_writer *w)

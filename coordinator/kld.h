@@ -28,6 +28,7 @@
 #ifndef IMC_COORDINATOR_KLD_H
 #define IMC_COORDINATOR_KLD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -66,6 +67,12 @@ enum imc_status imc_kld_writer_open(struct imc_kld_writer *w, const char *path, 
 // (NULL: this thread). Returns IMC_ERR_IO on a write failure (the writer must then be aborted).
 enum imc_status imc_kld_writer_add_chunk(struct imc_kld_writer *w, const struct imc_exec *ex,
                                         const float *logits);
+// The same for rows already encoded (imc_kld_encode_chunk): [n_scored][imc_kld_row_len].
+enum imc_status imc_kld_writer_add_encoded(struct imc_kld_writer *w, const uint16_t *rows);
+// Encodes the n_scored logits rows of one chunk into rows[n_scored][imc_kld_row_len(n_vocab)]
+// on ex's pool (NULL: this thread): what the writer stores.
+void imc_kld_encode_chunk(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                          int64_t n_vocab, uint16_t *rows);
 // Renames the file into place. Returns IMC_ERR_INTERNAL (logged) if fewer chunks than announced
 // were added, or the commit's IMC_ERR_IO. Always releases w.
 enum imc_status imc_kld_writer_commit(struct imc_kld_writer *w);
@@ -117,6 +124,18 @@ struct imc_kld_acc {
 // Prepares an accumulator for up to cap tokens. Returns IMC_ERR_NOMEM (logged) on failure.
 enum imc_status imc_kld_acc_init(struct imc_kld_acc *a, int64_t cap);
 void imc_kld_acc_free(struct imc_kld_acc *a); // safe on a zeroed accumulator
+
+// One token's figures, computed from its row alone; imc_kld_add_row folds exactly these.
+struct imc_kld_row {
+    double nll, nll_base, kld, p_diff;
+    bool same_top;
+};
+// The rows of one chunk (arguments as imc_kld_add_chunk) into out[imc_ppl_n_scored(n_ctx)], on
+// ex's pool (NULL: this thread); imc_kld_add_rows then folds them as imc_kld_add_chunk would.
+void imc_kld_chunk_rows(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                        int64_t n_vocab, const uint16_t *base_rows, const int32_t *tokens,
+                        struct imc_kld_row *out);
+void imc_kld_add_rows(struct imc_kld_acc *a, const struct imc_kld_row *rows, int64_t n);
 
 // Adds one token: logits[n_vocab] of the new model, base_row its encoded base distribution,
 // target the token that follows. Requires count < cap (programmer bug otherwise).

@@ -54,13 +54,7 @@ static double new_log_norm(const float *logits, int64_t n_vocab, double *max, in
     return log(sum);
 }
 
-// One token's values, computed from its row alone (so rows can run in parallel).
-struct kld_row {
-    double nll, nll_base, kld, p_diff;
-    bool same_top;
-};
-
-static struct kld_row kld_row(const float *logits, int64_t n_vocab, const uint16_t *base_row,
+static struct imc_kld_row kld_row(const float *logits, int64_t n_vocab, const uint16_t *base_row,
                               int32_t target)
 {
     IMC_ASSERT(target >= 0 && target < n_vocab);
@@ -80,7 +74,7 @@ static struct kld_row kld_row(const float *logits, int64_t n_vocab, const uint16
             kld += (double)expf(lp) * ((double)lp - ((double)logits[i] - shift));
         }
     }
-    struct kld_row r = {.nll = shift - (double)logits[target],
+    struct imc_kld_row r = {.nll = shift - (double)logits[target],
                         .nll_base = -(double)imc_kld_row_logp(base_row, target),
                         .kld = kld,
                         .same_top = imax == imax_base};
@@ -88,7 +82,7 @@ static struct kld_row kld_row(const float *logits, int64_t n_vocab, const uint16
     return r;
 }
 
-static void fold_row(struct imc_kld_acc *a, const struct kld_row *r)
+static void fold_row(struct imc_kld_acc *a, const struct imc_kld_row *r)
 {
     IMC_ASSERT(a->count < a->cap);
     const double nll = r->nll, nll_base = r->nll_base, kld = r->kld, p_diff = r->p_diff;
@@ -112,7 +106,7 @@ static void fold_row(struct imc_kld_acc *a, const struct kld_row *r)
 void imc_kld_add_row(struct imc_kld_acc *a, const float *logits, int64_t n_vocab,
                      const uint16_t *base_row, int32_t target)
 {
-    const struct kld_row r = kld_row(logits, n_vocab, base_row, target);
+    const struct imc_kld_row r = kld_row(logits, n_vocab, base_row, target);
     fold_row(a, &r);
 }
 
@@ -121,7 +115,7 @@ struct kld_job {
     const uint16_t *base_rows;
     const int32_t *targets;
     int64_t n_vocab, len;
-    struct kld_row *out;
+    struct imc_kld_row *out;
 };
 
 static void kld_task(void *ctx, int64_t task, int thread)
@@ -132,6 +126,22 @@ static void kld_task(void *ctx, int64_t task, int thread)
                            j->base_rows + task * j->len, j->targets[task]);
 }
 
+void imc_kld_chunk_rows(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
+                        int64_t n_vocab, const uint16_t *base_rows, const int32_t *tokens,
+                        struct imc_kld_row *out)
+{
+    struct kld_job j = {logits,  base_rows, tokens + imc_ppl_first(n_ctx) + 1, n_vocab,
+                        imc_kld_row_len(n_vocab), out};
+    imc_exec_run(ex, imc_ppl_n_scored(n_ctx), kld_task, &j);
+}
+
+void imc_kld_add_rows(struct imc_kld_acc *a, const struct imc_kld_row *rows, int64_t n)
+{
+    for (int64_t r = 0; r < n; r++) {
+        fold_row(a, &rows[r]);
+    }
+}
+
 void imc_kld_add_chunk(const struct imc_exec *ex, struct imc_kld_acc *a, const float *logits,
                        int64_t n_ctx, int64_t n_vocab, const uint16_t *base_rows,
                        const int32_t *tokens)
@@ -139,15 +149,13 @@ void imc_kld_add_chunk(const struct imc_exec *ex, struct imc_kld_acc *a, const f
     enum { BLOCK = 256 }; // rows per pool job: their values on the stack, not the heap
     const int64_t first = imc_ppl_first(n_ctx), n = imc_ppl_n_scored(n_ctx);
     const int64_t len = imc_kld_row_len(n_vocab);
-    struct kld_row rows[BLOCK];
+    struct imc_kld_row rows[BLOCK];
     for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
         const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
         struct kld_job j = {logits + r0 * n_vocab, base_rows + r0 * len, tokens + first + 1 + r0,
                             n_vocab, len, rows};
         imc_exec_run(ex, nb, kld_task, &j);
-        for (int64_t r = 0; r < nb; r++) {
-            fold_row(a, &rows[r]);
-        }
+        imc_kld_add_rows(a, rows, nb);
     }
 }
 

@@ -18,6 +18,7 @@
 #include "model/vocab.h"
 #include "mpi/comm.h"
 #include "mpi/reduce.h"
+#include "mpi/xfer.h"
 
 #define DEFAULT_CTX 512
 #define DEFAULT_BATCH 2048
@@ -243,7 +244,170 @@ static enum imc_status run_chunks(struct run *r)
     return IMC_OK;
 }
 
-// The MPI job: every rank runs its part; rank 0 replays the NLLs in chunk order (dist.h).
+// KLD under MPI (dist.h on_logits, after_round). --kld-base: the head shard that scores a chunk
+// computes its rows' figures against the base file (open on every rank) into vals, zeros
+// elsewhere; summed over the world they are every row's figures, which rank 0 folds in chunk
+// order as one process does. --kld-save: the head shard encodes its chunks' rows; after each
+// round rank 0 receives them in chunk order and writes them.
+enum { KLD_FIELDS = 5 }; // nll, nll_base, kld, p_diff, same_top per row
+
+struct dist_kld {
+    struct run *r;
+    const struct imc_dist_job *j;
+    int64_t n_scored, row_len;
+    double *vals;            // kld_base: [n_chunk][n_scored][KLD_FIELDS]
+    struct imc_kld_row *tmp; // kld_base: [n_scored]
+    uint16_t *enc;           // kld_save: [slots][n_scored][row_len], this round's chunks
+    int64_t *enc_chunk;      // [slots]: which chunk each slot holds
+    int64_t n_enc, slots;
+    uint16_t *rbuf;          // rank 0: one received chunk's rows
+};
+
+static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
+                                     const struct imc_exec *ex)
+{
+    struct dist_kld *k = user;
+    struct run *r = k->r;
+    if (r->o->kld_base) {
+        imc_kld_chunk_rows(ex, logits, r->n_ctx, r->n_vocab, imc_kld_base_rows(&r->base, c),
+                           imc_chunks_text(&r->ch, c), k->tmp);
+        double *v = k->vals + c * k->n_scored * KLD_FIELDS;
+        for (int64_t i = 0; i < k->n_scored; i++, v += KLD_FIELDS) {
+            const struct imc_kld_row *t = &k->tmp[i];
+            v[0] = t->nll;
+            v[1] = t->nll_base;
+            v[2] = t->kld;
+            v[3] = t->p_diff;
+            v[4] = t->same_top ? 1.0 : 0.0;
+        }
+        return IMC_OK;
+    }
+    if (k->n_enc >= k->slots) {
+        IMC_LOG_ERR("perplexity: more chunks in one round than this rank can hold (%lld)",
+                    (long long)k->slots);
+        return IMC_ERR_INTERNAL;
+    }
+    imc_kld_encode_chunk(ex, logits, r->n_ctx, r->n_vocab,
+                         k->enc + k->n_enc * k->n_scored * k->row_len);
+    k->enc_chunk[k->n_enc++] = c;
+    return IMC_OK;
+}
+
+// This rank's encoded rows of chunk c (scored this round), or NULL.
+static const uint16_t *kld_slot(const struct dist_kld *k, int64_t c)
+{
+    for (int64_t i = 0; i < k->n_enc; i++) {
+        if (k->enc_chunk[i] == c) {
+            return k->enc + i * k->n_scored * k->row_len;
+        }
+    }
+    return NULL;
+}
+
+static enum imc_status kld_after_round(void *user, int64_t round)
+{
+    struct dist_kld *k = user;
+    const struct imc_dist_job *j = k->j;
+    const struct imc_comm *comm = j->comm;
+    const int me = imc_comm_rank(comm), dp = j->layout.dp;
+    const int64_t n_batch = imc_dist_n_batch(j);
+    const size_t bytes = (size_t)(k->n_scored * k->row_len) * sizeof(uint16_t);
+    enum imc_status st = IMC_OK;
+    for (int64_t b = round * dp; st == IMC_OK && b < (round + 1) * dp && b < n_batch; b++) {
+        int64_t c0, c1;
+        imc_dist_batch_chunks(j, b, &c0, &c1);
+        for (int64_t c = c0; st == IMC_OK && c < c1; c++) {
+            const int src = imc_dist_head_rank(j, c);
+            const int tag = imc_xfer_tag(comm, c);
+            if (me == 0) {
+                const uint16_t *rows = src == 0 ? kld_slot(k, c) : k->rbuf;
+                if (src != 0) {
+                    st = imc_xfer_recv_bytes(comm, IMC_GROUP_WORLD, src, tag, k->rbuf, bytes);
+                }
+                if (st == IMC_OK) {
+                    st = rows ? imc_kld_writer_add_encoded(&k->r->w, rows) : IMC_ERR_INTERNAL;
+                }
+            } else if (me == src) {
+                const uint16_t *rows = kld_slot(k, c);
+                st = rows ? imc_xfer_send_bytes(comm, IMC_GROUP_WORLD, 0, tag, rows, bytes)
+                          : IMC_ERR_INTERNAL;
+            }
+        }
+    }
+    k->n_enc = 0;
+    return st;
+}
+
+static void kld_free(struct dist_kld *k)
+{
+    free(k->vals);
+    free(k->tmp);
+    free(k->enc);
+    free(k->enc_chunk);
+    free(k->rbuf);
+}
+
+static enum imc_status kld_setup(struct dist_kld *k, struct run *r, struct imc_dist_job *j)
+{
+    memset(k, 0, sizeof(*k));
+    k->r = r;
+    k->j = j;
+    k->n_scored = imc_ppl_n_scored(r->n_ctx);
+    k->row_len = imc_kld_row_len(r->n_vocab);
+    j->on_logits = kld_on_logits;
+    j->user = k;
+    bool ok = true;
+    if (r->o->kld_base) {
+        k->vals = calloc((size_t)(r->ch.n_chunk * k->n_scored * KLD_FIELDS), sizeof(double));
+        k->tmp = malloc((size_t)k->n_scored * sizeof(*k->tmp));
+        ok = k->vals && k->tmp;
+    } else {
+        j->after_round = kld_after_round;
+        k->slots = (j->n_seq + j->layout.ep - 1) / j->layout.ep; // a head shard's chunks a round
+        k->enc = malloc((size_t)(k->slots * k->n_scored * k->row_len) * sizeof(uint16_t));
+        k->enc_chunk = malloc((size_t)k->slots * sizeof(int64_t));
+        k->rbuf = malloc((size_t)(k->n_scored * k->row_len) * sizeof(uint16_t));
+        ok = k->enc && k->enc_chunk && k->rbuf;
+        if (ok && r->rank0) {
+            enum imc_status st = imc_kld_writer_open(&r->w, r->o->kld_save, r->n_ctx, r->n_vocab,
+                                                     r->ch.n_chunk, r->ch.tokens);
+            if (st != IMC_OK) {
+                return st;
+            }
+            r->writing = true;
+        }
+    }
+    if (!ok) {
+        IMC_LOG_ERR("perplexity: out of memory for the KLD rows of %lld chunks",
+                    (long long)r->ch.n_chunk);
+        return IMC_ERR_NOMEM;
+    }
+    return IMC_OK;
+}
+
+// --kld-base: rank 0 folds the summed figures chunk by chunk and prints each chunk's line.
+static enum imc_status kld_report_chunks(struct run *r, struct dist_kld *k)
+{
+    const int64_t n = r->ch.n_chunk * k->n_scored;
+    IMC_TRY(imc_reduce_sum_f64(r->o->comm, IMC_GROUP_WORLD, k->vals, k->vals,
+                               (size_t)(n * KLD_FIELDS)));
+    for (int64_t c = 0; r->rank0 && c < r->ch.n_chunk; c++) {
+        for (int64_t i = 0; i < k->n_scored; i++) {
+            const double *v = k->vals + (c * k->n_scored + i) * KLD_FIELDS;
+            k->tmp[i] = (struct imc_kld_row){v[0], v[1], v[2], v[3], v[4] != 0.0};
+        }
+        imc_kld_add_rows(&r->kacc, k->tmp, k->n_scored);
+        imc_progress_clear(&r->prog);
+        if (c == 0) {
+            imc_kld_print_header(r->out);
+        }
+        imc_kld_print_chunk(r->out, &r->kacc, c + 1);
+    }
+    return IMC_OK;
+}
+
+// The MPI job: every rank runs its part; rank 0 replays the NLLs (or the KLD figures) in chunk
+// order (dist.h).
 static enum imc_status run_dist(struct run *r)
 {
     const int64_t n_chunk = r->ch.n_chunk, n_scored = imc_ppl_n_scored(r->n_ctx);
@@ -269,20 +433,27 @@ static enum imc_status run_dist(struct run *r)
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
     };
+    struct dist_kld k;
+    memset(&k, 0, sizeof(k));
+    enum imc_status st = r->o->kld_base || r->o->kld_save ? kld_setup(&k, r, &j) : IMC_OK;
     struct imc_dist_times t;
-    enum imc_status st = imc_dist_run(&j, nll, &t);
+    if (st == IMC_OK) {
+        st = imc_dist_run(&j, nll, &t);
+    }
     if (st == IMC_OK) {
         imc_dist_log_times(r->o->comm, &t);
-        st = imc_reduce_sum_f64(r->o->comm, IMC_GROUP_WORLD, nll, nll,
-                                (size_t)(n_chunk * n_scored));
+        st = r->o->kld_base ? kld_report_chunks(r, &k)
+                            : imc_reduce_sum_f64(r->o->comm, IMC_GROUP_WORLD, nll, nll,
+                                                 (size_t)(n_chunk * n_scored));
     }
-    for (int64_t c = 0; st == IMC_OK && r->rank0 && c < n_chunk; c++) {
-        for (int64_t k = 0; k < n_scored; k++) {
-            imc_ppl_add(&r->acc, nll[c * n_scored + k]);
+    for (int64_t c = 0; st == IMC_OK && !r->o->kld_base && r->rank0 && c < n_chunk; c++) {
+        for (int64_t i = 0; i < n_scored; i++) {
+            imc_ppl_add(&r->acc, nll[c * n_scored + i]);
         }
         imc_progress_clear(&r->prog);
         fprintf(r->out, "[%lld]%.4f,", (long long)(c + 1), imc_ppl_value(&r->acc));
     }
+    kld_free(&k);
     free(nll);
     return st;
 }
@@ -364,12 +535,6 @@ enum imc_status imc_perplexity_run(const struct imc_perplexity_opts *o, FILE *ou
     memset(res, 0, sizeof(*res));
     r.dist = o->comm && imc_comm_size(o->comm) > 1;
     r.rank0 = !o->comm || imc_comm_rank(o->comm) == 0;
-    if (r.dist && (o->kld_save || o->kld_base)) {
-        IMC_LOG_ERR("perplexity: --kld-save and --kld-base run on one rank only (this job has "
-                    "%d); run them without mpirun",
-                    imc_comm_size(o->comm));
-        return IMC_ERR_UNSUPPORTED;
-    }
     enum imc_status st = setup(&r);
     if (st == IMC_OK) {
         log_plan(&r);

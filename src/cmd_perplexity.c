@@ -56,7 +56,6 @@ static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_p
     struct imc_perplexity_opts *o = own;
     (void)pos;
     (void)n_pos;
-    const int size = comm ? imc_comm_size(comm) : 1;
     IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm);
     const char *err = !o->model                    ? "missing -m MODEL"
                       : !o->text && !o->kld_base   ? "missing -f TEXT"
@@ -64,12 +63,6 @@ static int finish(void *own, const struct imc_opt_common *c, char **pos, int n_p
                                                    : NULL;
     if (err) {
         IMC_LOG_ERR("perplexity: %s (see imc perplexity --help)", err);
-        return 2;
-    }
-    if (size > 1 && (o->kld_save || o->kld_base)) {
-        IMC_LOG_ERR("perplexity: --kld-save and --kld-base run on one rank only (this job has "
-                    "%d); run them without mpirun",
-                    size);
         return 2;
     }
     return 0;

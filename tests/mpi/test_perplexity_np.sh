@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/mpi/test_perplexity_np: `imc perplexity` as one MPI job (coordinator/dist.h; DESIGN.md §6)
 # gives stdout byte-identical to the single-process run, for replicas (dp), pipeline stages (pp)
-# expert shards (ep) and combinations, over shared memory and over TCP; a deepseek2 MoE model and a llama model. Also:
+# expert shards (ep) and combinations, over shared memory and over TCP; a deepseek2 MoE model and
+# a llama model. KL-divergence too: --kld-save writes a base file byte-identical to one
+# process's, and --kld-base prints the same figures (every chunk line and the summary), in pp,
+# ep, dp and mixed layouts and over TCP. Also:
 # bad layouts and options under mpirun exit nonzero with their message, a failure inside the run
 # ends every rank (no hang), and ranks other than 0 print nothing to stdout.
 # shellcheck source=tests/mpi/lib.sh
@@ -81,6 +84,33 @@ mpi_check "np=3 default layout (dp=3): exit 0" test $? -eq 0
 mpi_check "np=3 default layout: stdout identical" cmp -s "$MPI_TMP/ds2.b64.out" \
     "$MPI_TMP/ds2.default.out"
 
+# ---- KL-divergence under MPI -----------------------------------------------------------------
+D=(-m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 128)
+"$IMC_BIN" perplexity "${D[@]}" --kld-save "$MPI_TMP/base.single.kld" -q \
+    >"$MPI_TMP/kld.save.single.out" 2>/dev/null
+mpi_check "kld: single-process base file" test -s "$MPI_TMP/base.single.kld"
+"$IMC_BIN" quantize "$MPI_TMP/ds2-tiny-3d.gguf" "$MPI_TMP/q.gguf" q8_0 -q >/dev/null 2>&1
+Q=(-m "$MPI_TMP/q.gguf" --kld-base "$MPI_TMP/base.single.kld" -b 128)
+"$IMC_BIN" perplexity "${Q[@]}" -q >"$MPI_TMP/kld.base.single.out" 2>/dev/null
+mpi_check "kld: single-process --kld-base prints the summary" \
+    grep -q '^Mean    KLD:' "$MPI_TMP/kld.base.single.out"
+for case in "pp2 2 pp=2" "ep2 2 ep=2" "dp2 2 dp=2" "pp2ep2 4 pp=2,ep=2" "ep2dp2 4 ep=2,dp=2" \
+    "dp3 3 dp=3" "ep2tcp 2 ep=2"; do
+    read -r tag n layout <<<"$case"
+    opts=()
+    [ "${tag%tcp}" != "$tag" ] && opts=("${MPI_TCP_ARGS[@]}")
+    mpi_run "kld.save.$tag" "$n" "${opts[@]}" -- "$IMC_BIN" perplexity "${D[@]}" -t 1 \
+        --layout "$layout" --kld-save "$MPI_TMP/base.$tag.kld"
+    mpi_check "kld-save np=$n $layout: exit 0, same stdout" \
+        cmp -s "$MPI_TMP/kld.save.single.out" "$MPI_TMP/kld.save.$tag.out"
+    mpi_check "kld-save np=$n $layout: base file byte-identical" \
+        cmp -s "$MPI_TMP/base.single.kld" "$MPI_TMP/base.$tag.kld"
+    mpi_run "kld.base.$tag" "$n" "${opts[@]}" -- "$IMC_BIN" perplexity "${Q[@]}" -t 1 \
+        --layout "$layout"
+    mpi_check "kld-base np=$n $layout: every chunk line and the summary identical" \
+        cmp -s "$MPI_TMP/kld.base.single.out" "$MPI_TMP/kld.base.$tag.out"
+done
+
 # expect_fail TAG N MESSAGE [mpirun options] -- imc args: exit nonzero, MESSAGE on stderr, no
 # stdout.
 expect_fail() {
@@ -104,9 +134,6 @@ expect_fail bad_count_single 0 "layout pp=1,ep=1,dp=2 needs 2 ranks, the job has
     -- "$IMC_BIN" perplexity "${M[@]}" --layout dp=2
 expect_fail ep_dense 2 "needs a MoE model; this one has no routed experts" \
     -- "$IMC_BIN" perplexity "${M[@]}" --layout ep=2
-expect_fail kld 2 "--kld-save and --kld-base run on one rank only" \
-    -- "$IMC_BIN" perplexity "${M[@]}" --kld-save "$MPI_TMP/base.kld"
-mpi_check "kld: no base file left" test ! -e "$MPI_TMP/base.kld"
 # llama-tiny has fewer layers than 3 stages: found inside the run, on every rank -> imc_fatal.
 n_layer=$("$IMC_BIN" info "$MPI_TMP/llama-tiny.gguf" 2>/dev/null |
     grep -oE 'n_layer [0-9]+' | grep -oE '[0-9]+$' | head -1)
