@@ -14,6 +14,7 @@
 #ifndef IMC_COORDINATOR_CHUNKS_H
 #define IMC_COORDINATOR_CHUNKS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -48,5 +49,13 @@ void imc_chunks_input(const struct imc_chunks *c, int64_t i, int32_t *dst);
 const int32_t *imc_chunks_text(const struct imc_chunks *c, int64_t i);
 
 void imc_chunks_free(struct imc_chunks *c); // safe on a zeroed or freed struct
+
+// In an MPI job of several ranks (comm, else a no-op returning st): rank 0 has built c (st its
+// status; the other ranks pass IMC_OK and a zeroed c) and broadcasts the outcome and the
+// tokens, so only rank 0 reads and tokenizes the text (chunks_share.c). Returns rank 0's
+// status on every rank (logged by rank 0), IMC_ERR_NOMEM or IMC_ERR_MPI. Collective.
+struct imc_comm;
+enum imc_status imc_chunks_share(struct imc_chunks *c, const struct imc_comm *comm,
+                                 enum imc_status st);
 
 #endif // IMC_COORDINATOR_CHUNKS_H

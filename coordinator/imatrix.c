@@ -49,7 +49,11 @@ static enum imc_status cut_chunks(struct imx_run *r)
 {
     const struct imc_imatrix_opts *o = r->o;
     const int64_t want = o->max_chunks > 0 ? o->from_chunk + o->max_chunks : 0;
-    IMC_TRY(imc_textrun_load_text(&r->tr, o->text, want, o->parse_special));
+    // under MPI only rank 0 reads and tokenizes the text; the tokens are broadcast
+    const bool reader = !o->comm || imc_comm_rank(o->comm) == 0;
+    IMC_TRY(imc_chunks_share(&r->tr.ch, o->comm,
+                             reader ? imc_textrun_load_text(&r->tr, o->text, want, o->parse_special)
+                                    : IMC_OK));
     if (o->from_chunk >= r->tr.ch.n_chunk) {
         IMC_LOG_ERR("%s: text has %lld chunks of %lld tokens; --from-chunk %lld leaves none",
                     o->text, (long long)(r->tr.ch.n_tokens / r->tr.n_ctx), (long long)r->tr.n_ctx,

@@ -181,7 +181,11 @@ static enum imc_status setup(struct run *r)
                         o->model, DEFAULT_CTX, (long long)r->n_ctx);
         }
         IMC_TRY(check_ctx(r));
-        IMC_TRY(imc_chunks_from_file(&r->ch, r->v, o->text, r->n_ctx, o->max_chunks));
+        // under MPI only rank 0 reads and tokenizes the text; the tokens are broadcast
+        enum imc_status st = !r->dist || r->rank0 ? imc_chunks_from_file(&r->ch, r->v, o->text,
+                                                                         r->n_ctx, o->max_chunks)
+                                                  : IMC_OK;
+        IMC_TRY(imc_chunks_share(&r->ch, r->dist ? o->comm : NULL, st));
     }
     if (r->dist) {
         return IMC_OK; // coordinator/dist.c builds its stage engine and buffers

@@ -4,7 +4,7 @@
 # for pipeline stages (pp), expert shards (ep), replicas (dp) and their combinations at np 1, 2,
 # 3, 4 and 8, over shared memory and over TCP, on MLA models in both layouts (3D, and 2D ik with
 # heads folded), a llama MoE with --process-output, a qwen3moe, a glm4moe (with a NextN layer),
-# and a dense llama. Also:
+# and a dense llama; only rank 0 reads the text. Also:
 #   - checkpoints: a job killed after its first checkpoint resumes on another rank count (and as
 #     a single process) to the bytes of an uninterrupted run; a single-process checkpoint
 #     resumes under mpirun;
@@ -90,6 +90,18 @@ job glm glm.pp2ep2 4 pp=2,ep=2 glm4moe-tiny "${A[@]}"
 
 single dense llama-tiny --ctx 64 --chunks 5 -b 64
 job dense dense.pp2dp2 4 pp=2,dp=2 llama-tiny --ctx 64 --chunks 5 -b 64
+# only rank 0 reads the text: the other ranks start in a folder without it (the file records the
+# text's path as given, so the reference runs from rank 0's folder too)
+mkdir -p "$MPI_TMP/i0" "$MPI_TMP/i1"
+cp "$TEXT" "$MPI_TMP/i0/text.txt"
+(cd "$MPI_TMP/i0" && "$IMC_BIN" imatrix -m "$MPI_TMP/llama-tiny.gguf" -f text.txt \
+    -o "$MPI_TMP/d0" --format both -q --ctx 64 --chunks 5 -b 64 >"$MPI_TMP/d0.out" 2>/dev/null)
+mpi_run d0.np2 2 -- bash -c 'cd "$1/i$OMPI_COMM_WORLD_RANK" && shift && exec "$@"' _ "$MPI_TMP" \
+    "$IMC_BIN" imatrix -m "$MPI_TMP/llama-tiny.gguf" -f text.txt -o "$MPI_TMP/d0.np2" \
+    --format both --layout pp=2 --ctx 64 --chunks 5 -b 64
+mpi_check "text only where rank 0 runs: GGUF, .dat and stdout identical" same_as d0 d0.np2
+mpi_check "text only where rank 0 runs: no other rank tried to open it" \
+    bash -c "! grep -q 'text.txt: cannot open' '$MPI_TMP/d0.np2.err'"
 
 # automatic layout (ds2-tiny-3d, 3 layers, 3 ranks: pp=3)
 mpi_run auto 3 -- "$IMC_BIN" imatrix -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" \

@@ -6,7 +6,8 @@
 # process's, and --kld-base prints the same figures (every chunk line and the summary), in pp,
 # ep, dp and mixed layouts and over TCP. Also:
 # bad layouts and options under mpirun exit nonzero with their message, a failure inside the run
-# ends every rank (no hang), and ranks other than 0 print nothing to stdout.
+# ends every rank (no hang), and ranks other than 0 print nothing to stdout; only rank 0 reads
+# the text (the other ranks run where it does not exist).
 # shellcheck source=tests/mpi/lib.sh
 . "$(dirname "$0")/lib.sh"
 : "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
@@ -83,6 +84,17 @@ mpi_check "np=3 default layout (dp=3): exit 0" test $? -eq 0
     >"$MPI_TMP/ds2.b64.out" 2>/dev/null
 mpi_check "np=3 default layout: stdout identical" cmp -s "$MPI_TMP/ds2.b64.out" \
     "$MPI_TMP/ds2.default.out"
+
+# ---- only rank 0 reads the text: the other ranks start in a folder without it ------------------
+mkdir -p "$MPI_TMP/r0" "$MPI_TMP/r1"
+cp "$TEXT" "$MPI_TMP/r0/text.txt"
+mpi_run only0 2 -- bash -c 'cd "$1/r$OMPI_COMM_WORLD_RANK" && shift && exec "$@"' _ "$MPI_TMP" \
+    "$IMC_BIN" perplexity -m "$MPI_TMP/llama-tiny.gguf" -f text.txt "${ARGS[@]}" -b 128 \
+    --layout dp=2 -t 1
+mpi_check "text only where rank 0 runs: exit 0, stdout identical (its tokens are broadcast)" \
+    cmp -s "$MPI_TMP/llama-tiny.single-b 128.out" "$MPI_TMP/only0.out"
+mpi_check "text only where rank 0 runs: no other rank tried to open it" \
+    bash -c "! grep -q 'text.txt: cannot open' '$MPI_TMP/only0.err'"
 
 # ---- KL-divergence under MPI -----------------------------------------------------------------
 D=(-m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 128)
