@@ -352,6 +352,9 @@ enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
         st = run_rounds(&d);
     }
     measure_resident(&d);
+    if (d.e) {
+        imc_engine_profile(d.e, d.t.prof);
+    }
     dist_free(&d);
     d.t.total = imc_clock_now() - t0;
     if (times) {
@@ -362,16 +365,17 @@ enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,
 
 enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_dist_times *t)
 {
-    enum { N = 7 };
+    enum { N = 7 + IMC_PROF_COUNT };
     const int size = imc_comm_size(c), rank = imc_comm_rank(c);
     double *v = calloc((size_t)size * N, sizeof(double));
     if (!v) {
         IMC_LOG_ERR("dist: out of memory for the timing table of %d ranks", size);
         return IMC_ERR_NOMEM;
     }
-    const double mine[N] = {t->total,          t->compute,        t->wait,     t->slice_bytes,
+    const double mine[7] = {t->total,          t->compute,        t->wait,     t->slice_bytes,
                             t->resident_slice, t->resident_model, t->numa_node};
     memcpy(v + rank * N, mine, sizeof(mine));
+    memcpy(v + rank * N + 7, t->prof, sizeof(t->prof));
     enum imc_status st = imc_reduce_sum_f64(c, IMC_GROUP_WORLD, v, v, (size_t)size * N);
     double lo = 100.0, hi = 0.0, sum = 0.0;
     for (int r = 0; st == IMC_OK && rank == 0 && r < size; r++) {
@@ -384,6 +388,9 @@ enum imc_status imc_dist_log_times(const struct imc_comm *c, const struct imc_di
                     "idle %.1f%%; weights resident %.2f MiB of its slice of %.2f MiB, "
                     "%.2f MiB of the model mapped; NUMA node %.0f",
                     r, x[0], x[1], x[2], idle, x[4] / mib, x[3] / mib, x[5] / mib, x[6]);
+        char line[512];
+        imc_prof_format(x + 7, line, sizeof(line));
+        IMC_LOG_DBG("dist: rank %d: profile: %s", r, line);
     }
     if (st == IMC_OK && rank == 0) {
         IMC_LOG_INF("dist: %d ranks idle (pipeline bubble, exchanges, waits) %.1f%% on average, "

@@ -86,6 +86,7 @@ struct imc_dist_times {
     double resident_slice;  // bytes of the slice's pages mapped in this process at the end
     double resident_model;  // bytes of all the model's tensor pages mapped in this process
     int numa_node;          // the rank's NUMA node (OS number), -1 unknown
+    double prof[IMC_PROF_COUNT]; // the engine's seconds per kind of operation (engine.h)
 };
 
 // Stage `stage`'s layer range [*begin, *end) of m under layout l: numa/plan.h's imc_plan_stages

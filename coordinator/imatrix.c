@@ -301,6 +301,9 @@ enum imc_status imx_report(struct imx_run *r, struct imc_imatrix_result *res)
 
 static void run_free(struct imx_run *r)
 {
+    if (r->e) {
+        imc_engine_log_profile(r->e, "imatrix: "); // -v
+    }
     imc_engine_free(r->e);
     imx_hook_free(&r->hook);
     imc_imatrix_free(&r->im);

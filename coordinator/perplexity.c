@@ -519,6 +519,9 @@ static void run_free(struct run *r)
     imc_kld_acc_free(&r->kacc);
     imc_kld_base_close(&r->base);
     imc_chunks_free(&r->ch);
+    if (r->e) {
+        imc_engine_log_profile(r->e, "perplexity: "); // -v
+    }
     imc_engine_free(r->e);
     imc_vocab_free(r->v);
     imc_model_free(r->m);

@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -355,8 +356,8 @@ static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_
     return IMC_OK;
 }
 
-enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
-                                 float *hidden)
+static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                  float *hidden)
 {
     const struct imc_tensor_info *te = e->m->tok_embd;
     for (int64_t t = 0; t < n_tokens; t++) {
@@ -367,12 +368,25 @@ enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, in
             return IMC_ERR_ARG;
         }
     }
-    IMC_TRY(e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens, n_tokens));
+    enum imc_status st;
+    ENG_TIMED(e, IMC_PROF_EMBED,
+              st = e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens,
+                                   n_tokens));
+    IMC_TRY(st);
     return eng_check(e, -1, "the token embeddings", hidden, te->ne[0], n_tokens, te->ne[0]);
 }
 
-enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
-                                  int64_t n_ctx, int64_t seq0)
+enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
+                                 float *hidden)
+{
+    const double t0 = imc_clock_now();
+    const enum imc_status st = embed_impl(e, tokens, n_tokens, hidden);
+    e->prof_total += imc_clock_now() - t0;
+    return st;
+}
+
+static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t n_seq,
+                                   int64_t n_ctx, int64_t seq0)
 {
     IMC_TRY(set_shape(e, n_seq, n_ctx, seq0));
     const int64_t n = n_seq * n_ctx;
@@ -390,8 +404,17 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
     return IMC_OK;
 }
 
-enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
-                                int64_t n_rows, float *logits)
+enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
+                                  int64_t n_ctx, int64_t seq0)
+{
+    const double t0 = imc_clock_now();
+    const enum imc_status st = layers_impl(e, hidden, n_seq, n_ctx, seq0);
+    e->prof_total += imc_clock_now() - t0;
+    return st;
+}
+
+static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int64_t row0,
+                                 int64_t n_rows, float *logits)
 {
     const struct imc_model *m = e->m;
     const int64_t d = m->hp.n_embd;
@@ -406,10 +429,21 @@ enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64
     if (!xn) {
         return IMC_ERR_NOMEM;
     }
-    e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d, m->hp.rms_eps);
+    ENG_TIMED(e, IMC_PROF_NORM,
+              e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d,
+                             m->hp.rms_eps));
     enum imc_status st = eng_matmul_rows(e, -1, m->output, -1, m->hp.n_vocab, logits,
                                          m->hp.n_vocab, xn, d, n_rows, e->tok + row0);
     eng_release(e, mk);
+    return st;
+}
+
+enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
+                                int64_t n_rows, float *logits)
+{
+    const double t0 = imc_clock_now();
+    const enum imc_status st = head_impl(e, hidden, row0, n_rows, logits);
+    e->prof_total += imc_clock_now() - t0;
     return st;
 }
 
@@ -464,4 +498,57 @@ enum imc_status imc_engine_forward(struct imc_engine *e, const int32_t *tokens, 
                                    float *logits)
 {
     return imc_engine_forward_batch(e, tokens, 1, n_tokens, 0, logits);
+}
+
+const char *imc_prof_name(enum imc_prof k)
+{
+    static const char *const names[IMC_PROF_COUNT] = {
+        "matmul", "attention", "norm", "rope", "swiglu", "route", "embed",
+        "hooks",  "checks",    "exchange", "other"};
+    return k >= 0 && k < IMC_PROF_COUNT ? names[k] : "unknown";
+}
+
+void imc_engine_profile(const struct imc_engine *e, double seconds[IMC_PROF_COUNT])
+{
+    double known = 0;
+    for (int k = 0; k < IMC_PROF_OTHER; k++) {
+        seconds[k] = e->prof[k];
+        known += e->prof[k];
+    }
+    seconds[IMC_PROF_OTHER] = e->prof_total > known ? e->prof_total - known : 0.0;
+}
+
+void imc_prof_format(const double seconds[IMC_PROF_COUNT], char *buf, size_t size)
+{
+    double total = 0;
+    for (int k = 0; k < IMC_PROF_COUNT; k++) {
+        total += seconds[k];
+    }
+    size_t n = 0;
+    buf[0] = '\0';
+    bool used[IMC_PROF_COUNT] = {false};
+    for (int i = 0; total > 0 && i < IMC_PROF_COUNT; i++) { // kinds by decreasing time
+        int best = -1;
+        for (int k = 0; k < IMC_PROF_COUNT; k++) {
+            best = !used[k] && (best < 0 || seconds[k] > seconds[best]) ? k : best;
+        }
+        used[best] = true;
+        if (seconds[best] / total >= 0.0005 && n + 64 < size) {
+            n += (size_t)snprintf(buf + n, size - n, "%s%s %.1f%% (%.3f s)", n ? ", " : "",
+                                  imc_prof_name((enum imc_prof)best),
+                                  100.0 * seconds[best] / total, seconds[best]);
+        }
+    }
+    if (n + 32 < size) {
+        snprintf(buf + n, size - n, "%s%.3f s in all", n ? "; " : "", total);
+    }
+}
+
+void imc_engine_log_profile(const struct imc_engine *e, const char *who)
+{
+    double t[IMC_PROF_COUNT];
+    char line[512];
+    imc_engine_profile(e, t);
+    imc_prof_format(t, line, sizeof(line));
+    IMC_LOG_DBG("%sprofile: %s", who, line);
 }

@@ -83,6 +83,31 @@ void imc_engine_free(struct imc_engine *e); // NULL is a no-op
 const struct imc_model *imc_engine_model(const struct imc_engine *e);
 // The path deepseek2 layers use (AUTO resolved); IMC_ATTN_AUTO for llama.
 enum imc_attn_path imc_engine_attn_path(const struct imc_engine *e);
+// Where an engine's time went, by kind of operation: wall seconds of the calling thread inside
+// each kind (the pool's work included), summed over every call since imc_engine_init. OTHER is
+// what the forward calls spent outside the kinds (scratch, residual adds, bias, gathers).
+enum imc_prof {
+    IMC_PROF_MATMUL,    // matmuls and grouped expert matmuls (the backend's matmul ops)
+    IMC_PROF_ATTENTION, // the attention kernel (scores, softmax, values)
+    IMC_PROF_NORM,      // RMS norms
+    IMC_PROF_ROPE,      // RoPE
+    IMC_PROF_FFN_ACT,   // SwiGLU
+    IMC_PROF_ROUTE,     // the MoE router's top-k and weights
+    IMC_PROF_EMBED,     // token embedding rows
+    IMC_PROF_HOOKS,     // the statistics hooks (imatrix)
+    IMC_PROF_CHECK,     // the non-finite checks of outputs
+    IMC_PROF_EXCHANGE,  // expert shards' all-to-all (dispatch and combine)
+    IMC_PROF_OTHER,
+    IMC_PROF_COUNT
+};
+const char *imc_prof_name(enum imc_prof k); // "matmul", "attention", ...
+void imc_engine_profile(const struct imc_engine *e, double seconds[IMC_PROF_COUNT]);
+// Formats seconds[IMC_PROF_COUNT] as "matmul 61.2% (1.234 s), attention ...; 2.016 s in all":
+// the kinds of at least 0.05% of the total, in decreasing order.
+void imc_prof_format(const double seconds[IMC_PROF_COUNT], char *buf, size_t size);
+// Logs one debug line (-v): "<who>profile: " and the format above.
+void imc_engine_log_profile(const struct imc_engine *e, const char *who);
+
 // The engine's CPU pool (borrowed), idle between calls: for the scoring of its logits (NLL,
 // KLD) and bench/bench_pool_sim.c's trace.
 struct imc_exec *imc_engine_exec(struct imc_engine *e);

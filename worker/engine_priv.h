@@ -10,6 +10,7 @@
 #define IMC_WORKER_ENGINE_PRIV_H
 
 #include "kernels/backend.h"
+#include "core/clock.h"
 #include "worker/engine.h"
 
 #define IMC_ENG_MAX_BLOCKS 32
@@ -56,7 +57,17 @@ struct imc_engine {
     int64_t expert_begin, expert_end; // routed experts run here
     int ep_rank, ep_size;            // this shard and the shards of the stage (1 without ep_comm)
     int32_t *expert_owner;           // [n_expert] shard owning each expert
+    double prof[IMC_PROF_COUNT];     // seconds per kind of operation (engine.h imc_engine_profile)
+    double prof_total;               // seconds inside the forward calls (embed, layers, head)
 };
+
+// Runs the statement `call` and adds its wall time to e->prof[kind].
+#define ENG_TIMED(e, kind, call)                                                                   \
+    do {                                                                                           \
+        const double eng_t0_ = imc_clock_now();                                                    \
+        call;                                                                                      \
+        (e)->prof[kind] += imc_clock_now() - eng_t0_;                                              \
+    } while (0)
 
 // ---- scratch -------------------------------------------------------------------------------------
 

@@ -142,10 +142,15 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
                                 const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok)
 {
     const int64_t n_in = w->ne[0];
-    IMC_TRY(eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
-    IMC_TRY(e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out, n_in, x,
-                          ldx, n_tok));
-    return check_output(e, il, w, slice, y, ldy, n_tok, n_out);
+    enum imc_status st;
+    ENG_TIMED(e, IMC_PROF_HOOKS, st = eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
+    IMC_TRY(st);
+    ENG_TIMED(e, IMC_PROF_MATMUL,
+              st = e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out,
+                                 n_in, x, ldx, n_tok));
+    IMC_TRY(st);
+    ENG_TIMED(e, IMC_PROF_CHECK, st = check_output(e, il, w, slice, y, ldy, n_tok, n_out));
+    return st;
 }
 
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
@@ -165,19 +170,21 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
         const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
-            st = eng_report(e, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in, tok + r0);
+            ENG_TIMED(e, IMC_PROF_HOOKS,
+                      st = eng_report(e, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in, tok + r0));
             mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,  slice_data(w, eb + i, n_out),
                                       w->type,      n_out, n_in,
                                       x + r0 * ldx, ldx,  cnt};
         }
     }
     if (st == IMC_OK) {
-        st = e->be->matmul_group(e->ex, mm, k);
+        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be->matmul_group(e->ex, mm, k));
     }
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
         const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
-            st = check_output(e, il, w, eb + i, y + r0 * ldy, ldy, cnt, n_out);
+            ENG_TIMED(e, IMC_PROF_CHECK,
+                      st = check_output(e, il, w, eb + i, y + r0 * ldy, ldy, cnt, n_out));
         }
     }
     eng_release(e, mk);
@@ -197,7 +204,9 @@ enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *
             a.v2 = a0->v2 + off * a0->v2_ld_tok;
             a.out2 = a0->out2 + off * a0->o2_ld_tok;
         }
-        IMC_TRY(e->be->attention(e->ex, &a));
+        enum imc_status st;
+        ENG_TIMED(e, IMC_PROF_ATTENTION, st = e->be->attention(e->ex, &a));
+        IMC_TRY(st);
     }
     return IMC_OK;
 }

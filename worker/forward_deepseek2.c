@@ -113,14 +113,16 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
     if (!h) {
         return IMC_ERR_NOMEM;
     }
-    e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, hp->n_embd, hp->rms_eps);
+    ENG_TIMED(e, IMC_PROF_NORM,
+              e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, hp->n_embd, hp->rms_eps));
     if (hp->q_lora > 0) {
         float *qa = eng_f32(e, n * hp->q_lora);
         if (!qa) {
             return IMC_ERR_NOMEM;
         }
         IMC_TRY(eng_matmul(e, il, l->wq_a, -1, hp->q_lora, qa, hp->q_lora, h, hp->n_embd, n));
-        e->be->rmsnorm(e->ex, qa, qa, e->lv[il].q_a_norm, n, hp->q_lora, hp->rms_eps);
+        ENG_TIMED(e, IMC_PROF_NORM,
+                  e->be->rmsnorm(e->ex, qa, qa, e->lv[il].q_a_norm, n, hp->q_lora, hp->rms_eps));
         IMC_TRY(eng_matmul(e, il, l->wq_b, -1, d.H * d.qk, q, d.H * d.qk, qa, hp->q_lora, n));
     } else {
         IMC_TRY(eng_matmul(e, il, l->wq, -1, d.H * d.qk, q, d.H * d.qk, h, hp->n_embd, n));
@@ -129,7 +131,8 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
     for (int64_t t = 0; t < n; t++) {
         memcpy(c + t * d.kvl, kva + t * d.kd, (size_t)d.kvl * sizeof(float));
     }
-    e->be->rmsnorm(e->ex, c, c, e->lv[il].kv_a_norm, n, d.kvl, hp->rms_eps);
+    ENG_TIMED(e, IMC_PROF_NORM,
+              e->be->rmsnorm(e->ex, c, c, e->lv[il].kv_a_norm, n, d.kvl, hp->rms_eps));
     for (int64_t t = 0; t < n; t++) {
         memcpy(kva + t * d.kd, c + t * d.kvl, (size_t)d.kvl * sizeof(float));
     }
@@ -147,8 +150,9 @@ enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(project(e, il, x, q, kva, c, n));
-    e->be->rope(e->ex, &e->rope, q + d.nope, n, d.H, d.H * d.qk, d.qk, e->pos); // (4)
-    e->be->rope(e->ex, &e->rope, kva + d.kvl, n, 1, d.kd, 0, e->pos);
+    ENG_TIMED(e, IMC_PROF_ROPE,
+              e->be->rope(e->ex, &e->rope, q + d.nope, n, d.H, d.H * d.qk, d.qk, e->pos)); // (4)
+    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, kva + d.kvl, n, 1, d.kd, 0, e->pos));
     if (e->path == IMC_ATTN_ABSORBED) {
         IMC_TRY(absorbed(e, il, q, kva, o, n));
     } else {

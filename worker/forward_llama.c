@@ -31,7 +31,8 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     if (!h || !q || !k || !v || !o || !y) {
         return IMC_ERR_NOMEM;
     }
-    e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, d, hp->rms_eps);
+    ENG_TIMED(e, IMC_PROF_NORM,
+              e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, d, hp->rms_eps));
     IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
@@ -39,11 +40,14 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     add_bias(k, nkv, n, e->lv[il].bk);
     add_bias(v, nkv, n, e->lv[il].bv);
     if (e->lv[il].q_norm) { // rows of head_dim: every head of every token
-        e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps);
-        e->be->rmsnorm(e->ex, k, k, e->lv[il].k_norm, n * hp->n_head_kv, hd, hp->rms_eps);
+        ENG_TIMED(e, IMC_PROF_NORM,
+                  e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps));
+        ENG_TIMED(e, IMC_PROF_NORM,
+                  e->be->rmsnorm(e->ex, k, k, e->lv[il].k_norm, n * hp->n_head_kv, hd,
+                                 hp->rms_eps));
     }
-    e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos);
-    e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos);
+    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos));
+    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos));
     const struct imc_attn_args a = {
         .n_tok = e->n_ctx, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hd,
         .scale = e->kq_scale, .q = q, .q_ld_tok = nq, .q_ld_head = hd, .k = k, .k_ld_tok = nkv,

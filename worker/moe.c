@@ -42,7 +42,7 @@ static enum imc_status dense(struct imc_engine *e, int64_t il, const struct imc_
     }
     IMC_TRY(eng_matmul(e, il, wg, -1, ff, g, ff, h, d, n));
     IMC_TRY(eng_matmul(e, il, wu, -1, ff, u, ff, h, d, n));
-    e->be->swiglu(e->ex, g, ff, g, ff, u, ff, n, ff);
+    ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, ff, g, ff, u, ff, n, ff));
     return eng_matmul(e, il, wd, -1, d, y, d, g, ff, n);
 }
 
@@ -192,7 +192,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     }
     IMC_TRY(eng_matmul_slices(e, il, l->ffn_gate_exps, fe, g, fe, xe, d, first, n_own, tok));
     IMC_TRY(eng_matmul_slices(e, il, l->ffn_up_exps, fe, u, fe, xe, d, first, n_own, tok));
-    e->be->swiglu(e->ex, g, fe, g, fe, u, fe, nr, fe);
+    ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, nr, fe));
     IMC_TRY(eng_matmul_slices(e, il, l->ffn_down_exps, d, ye, d, g, fe, first, n_own, tok));
     for (int64_t r = 0; r < nr; r++) {
         memcpy(p->out + (int64_t)sel[r] * d, ye + r * d, (size_t)d * sizeof(float));
@@ -290,15 +290,20 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
                                      .norm = hp->expert_weights_norm,
                                      .scale = hp->expert_weights_scale};
     if (n > 0) {
-        IMC_TRY(e->be->moe_route(e->ex, &rc, logits, n, p.ids, p.w));
+        enum imc_status st;
+        ENG_TIMED(e, IMC_PROF_ROUTE, st = e->be->moe_route(e->ex, &rc, logits, n, p.ids, p.w));
+        IMC_TRY(st);
     }
     IMC_TRY(plan_pairs(e, &p, h, n));
     float *send_rows = NULL;
+    enum imc_status st = IMC_OK;
     if (e->ep_size > 1) {
-        IMC_TRY(dispatch(e, &p, h, &send_rows));
+        ENG_TIMED(e, IMC_PROF_EXCHANGE, st = dispatch(e, &p, h, &send_rows));
+        IMC_TRY(st);
     }
     IMC_TRY(run_experts(e, il, &p));
-    IMC_TRY(combine(e, &p, send_rows));
+    ENG_TIMED(e, IMC_PROF_EXCHANGE, st = combine(e, &p, send_rows));
+    IMC_TRY(st);
     float *ys = NULL; // the shared expert, added to each token's weighted sum
     if (l->ffn_gate_shexp) {
         ys = eng_f32(e, n * d);
@@ -319,7 +324,7 @@ enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n)
     if (!h || !y) {
         return IMC_ERR_NOMEM;
     }
-    e->be->rmsnorm(e->ex, h, x, e->lv[il].ffn_norm, n, d, hp->rms_eps);
+    ENG_TIMED(e, IMC_PROF_NORM, e->be->rmsnorm(e->ex, h, x, e->lv[il].ffn_norm, n, d, hp->rms_eps));
     if (l->is_moe) {
         IMC_TRY(moe(e, il, h, y, n));
     } else {

@@ -130,4 +130,14 @@ check "-f /dev/zero: names the file and what to do" \
 run perplexity -m "$m" -f "$tmp" >/dev/null 2>"$tmp/dir.err"
 check "-f DIR: exit 1" test $? -eq 1
 check "-f DIR: says it is a directory" grep -q "is a directory" "$tmp/dir.err"
+# -v: where the time went, by kind of operation (engine.h imc_prof), shares summing to 100%
+run perplexity -m "$m" -f "$text" --ctx 64 --chunks 2 -v >/dev/null 2>"$tmp/prof.err"
+check "-v: a profile line led by the matmuls' share" \
+    grep -qE '^perplexity: profile: .*matmul [0-9.]+% \([0-9.]+ s\).*s in all$' "$tmp/prof.err"
+sum=$(sed -n 's/^perplexity: profile: //p' "$tmp/prof.err" | grep -oE '[0-9.]+%' | tr -d % |
+    awk '{ s += $1 } END { print s + 0 }')
+check "-v: the shares sum to 100% ($sum; kinds under 0.05% left out)" \
+    awk -v s="$sum" 'BEGIN { exit !(s >= 99.0 && s <= 100.6) }'
+run perplexity -m "$m" -f "$text" --ctx 64 --chunks 2 >/dev/null 2>"$tmp/noprof.err"
+check "without -v: no profile line" bash -c "! grep -q 'profile:' '$tmp/noprof.err'"
 check_done

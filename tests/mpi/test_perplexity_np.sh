@@ -96,6 +96,13 @@ mpi_check "text only where rank 0 runs: exit 0, stdout identical (its tokens are
 mpi_check "text only where rank 0 runs: no other rank tried to open it" \
     bash -c "! grep -q 'text.txt: cannot open' '$MPI_TMP/only0.err'"
 
+# ---- -v: a profile line per rank, gathered to rank 0 ---------------------------------------------
+mpi_run prof 2 -- "$IMC_BIN" perplexity -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" \
+    --layout pp=2 -t 1 -v
+mpi_check "-v under mpirun: rank 0 logs the profile of rank 0 and of rank 1" \
+    bash -c "grep -q 'dist: rank 0: profile: .*matmul' '$MPI_TMP/prof.err' &&
+             grep -q 'dist: rank 1: profile: .*matmul' '$MPI_TMP/prof.err'"
+
 # ---- KL-divergence under MPI -----------------------------------------------------------------
 D=(-m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 128)
 "$IMC_BIN" perplexity "${D[@]}" --kld-save "$MPI_TMP/base.single.kld" -q \
