@@ -195,14 +195,6 @@ static enum imc_status mm_status(const struct mm_job *j)
     return IMC_OK;
 }
 
-enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
-                               enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
-                               int64_t ldx, int64_t n_tok)
-{
-    const struct imc_mm m = {y, ldy, w, type, n_out, n_in, x, ldx, n_tok};
-    return imc_cpu_matmul_group(ex, &m, 1);
-}
-
 struct group_job {
     struct mm_job *jobs; // [n]
     int64_t *first;      // [n + 1] first task of each matmul
@@ -281,6 +273,43 @@ static enum imc_status quantize_group(const struct imc_exec *ex, struct group_jo
     return IMC_OK;
 }
 
+// Sets up and runs the n = g->n matmuls mm as one pool job (after quantizing their rows for the
+// q8 route); g's arrays (n jobs, n + 1 task offsets) are the caller's.
+static enum imc_status run_group(const struct imc_exec *ex, struct group_job *g,
+                                 const struct imc_mm *mm)
+{
+    enum imc_status st = IMC_OK;
+    g->first[0] = 0;
+    for (int64_t i = 0; st == IMC_OK && i < g->n; i++) {
+        const int64_t k = mm_setup(&g->jobs[i], ex, &mm[i]);
+        st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
+        g->first[i + 1] = g->first[i] + (k > 0 ? k : 0);
+    }
+    struct imc_q8x *xq = NULL;
+    if (st == IMC_OK) {
+        st = quantize_group(ex, g, &xq);
+    }
+    if (st == IMC_OK) {
+        imc_exec_run(ex, g->first[g->n], group_task, g);
+    }
+    for (int64_t i = 0; st == IMC_OK && i < g->n; i++) {
+        st = mm_status(&g->jobs[i]);
+    }
+    free(xq);
+    return st;
+}
+
+enum imc_status imc_cpu_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
+                               enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
+                               int64_t ldx, int64_t n_tok)
+{
+    const struct imc_mm m = {y, ldy, w, type, n_out, n_in, x, ldx, n_tok};
+    struct mm_job job;
+    int64_t first[2];
+    struct group_job g = {.jobs = &job, .first = first, .n = 1}; // nothing on the heap
+    return run_group(ex, &g, &m);
+}
+
 enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
 {
     if (n <= 0) {
@@ -289,27 +318,12 @@ enum imc_status imc_cpu_matmul_group(const struct imc_exec *ex, const struct imc
     struct group_job g = {.jobs = malloc((size_t)n * sizeof(*g.jobs)),
                           .first = malloc((size_t)(n + 1) * sizeof(*g.first)),
                           .n = n};
-    enum imc_status st = g.jobs && g.first ? IMC_OK : IMC_ERR_NOMEM;
-    if (st != IMC_OK) {
+    enum imc_status st = IMC_ERR_NOMEM;
+    if (g.jobs && g.first) {
+        st = run_group(ex, &g, mm);
+    } else {
         IMC_LOG_ERR("matmul: out of memory for a group of %lld matmuls", (long long)n);
     }
-    g.first[0] = 0;
-    for (int64_t i = 0; st == IMC_OK && i < n; i++) {
-        const int64_t k = mm_setup(&g.jobs[i], ex, &mm[i]);
-        st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
-        g.first[i + 1] = g.first[i] + (k > 0 ? k : 0);
-    }
-    struct imc_q8x *xq = NULL;
-    if (st == IMC_OK) {
-        st = quantize_group(ex, &g, &xq);
-    }
-    if (st == IMC_OK) {
-        imc_exec_run(ex, g.first[n], group_task, &g);
-    }
-    for (int64_t i = 0; st == IMC_OK && i < n; i++) {
-        st = mm_status(&g.jobs[i]);
-    }
-    free(xq);
     free(g.jobs);
     free(g.first);
     return st;
