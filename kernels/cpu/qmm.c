@@ -37,11 +37,6 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out)
     }
 }
 
-static uint64_t block_bytes(enum imc_type type)
-{
-    return type == IMC_TYPE_Q8_0 ? 34 : 18; // f16 scale + 32 int8, or + 16 bytes of nibbles
-}
-
 // The 32 integer weights of a block and its scale.
 static float weight_block(enum imc_type type, const uint8_t *blk, int8_t wq[IMC_QMM_BLOCK])
 {
@@ -66,7 +61,7 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
                            const struct imc_q8x *xq, int64_t ldq, int nt, int64_t nb, float *y,
                            int64_t ldy)
 {
-    const uint64_t bb = block_bytes(type);
+    const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
     for (int r = 0; r < nr; r++) {
         float acc[IMC_QMM_NT][8] = {{0}};
         for (int64_t b = 0; b < nb; b++) {

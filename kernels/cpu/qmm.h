@@ -47,7 +47,8 @@ bool imc_qmm_supports(enum imc_type t, int64_t n);
 // on every path).
 void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 
-// y[t·ldy + r] for r < nr, t < nt = the outputs of W rows w + r·row_bytes (type t, n elements)
+// y[t·ldy + r] for r < nr, t < nt = the outputs of W rows w + r·row_bytes (type t, n elements;
+// row_bytes is the row's size, imc_type_row_bytes: the kernels take the block size from it)
 // against the quantized token rows xq + t·ldq (blocks). Any nr, nt >= 1; path must be supported.
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                   int64_t nr, const struct imc_q8x *xq, int64_t ldq, int64_t nt, int64_t n,

@@ -46,7 +46,7 @@ AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                       const struct imc_q8x *xq, int64_t ldq, int64_t nb, float *y, int64_t ldy,
                       const int R, const int T)
 {
-    const uint64_t bb = type == IMC_TYPE_Q8_0 ? 34 : 18;
+    const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
 #pragma GCC unroll 4
