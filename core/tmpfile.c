@@ -105,10 +105,13 @@ static long temporary_of(const char *name, const char *base)
         return 0;
     }
     if (*s == '\0') {
-        return pid;
+        return pid; // "<base>.tmp.<pid>" or "<base>.part.<pid>"
     }
-    return part && strncmp(s, ".tmp.", 5) == 0 && (s += 5, parse_pid(&s, &pid2)) && *s == '\0' ? pid
-                                                                                               : 0;
+    if (!part || strncmp(s, ".tmp.", 5) != 0) {
+        return 0;
+    }
+    s += 5; // "<base>.part.<pid>.tmp.<pid2>": the side file's own temporary
+    return parse_pid(&s, &pid2) && *s == '\0' ? pid : 0;
 }
 
 int imc_tmp_sweep_stale(const char *path)
