@@ -12,7 +12,7 @@
 
 #include "core/clock.h"
 #include "kernels/kernels.h"
-#include "model/types.h"
+#include "types/types.h"
 
 static double gmacs(struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_type type,
                     const uint8_t *w, int64_t n_out, int64_t n_in, const float *x, int64_t n_tok,

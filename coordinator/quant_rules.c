@@ -31,7 +31,8 @@ void imc_quant_type_list(char *buf, size_t size)
     size_t off = 0;
     buf[0] = '\0';
     for (uint32_t t = 0; t < IMC_TYPE_MAX_ID; t++) {
-        if (!imc_type_is_known(t) || off >= size) {
+        const struct imc_type_traits *tr = imc_type_traits(t);
+        if (!tr || !tr->from_float || off >= size) {
             continue;
         }
         int k = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", imc_type_name(t));
@@ -45,8 +46,15 @@ void imc_quant_type_list(char *buf, size_t size)
 int imc_quant_type_parse(const char *name, const char *where)
 {
     int t = imc_type_from_name(name);
-    if (t >= 0 && imc_type_traits((uint32_t)t) && imc_type_traits((uint32_t)t)->from_float) {
+    if (t >= 0 && imc_type_traits((uint32_t)t)->from_float) {
         return t;
+    }
+    if (t >= 0) {
+        IMC_LOG_ERR("%s: imc reads type %s but cannot write it; quantize to it with a reference "
+                    "quantizer through --external (e.g. --external 'llama-quantize --imatrix "
+                    "{imatrix} {model} {out} {type}' with the type %s)",
+                    where, imc_type_name((uint32_t)t), imc_type_name((uint32_t)t));
+        return -1;
     }
     char list[512];
     imc_quant_type_list(list, sizeof(list));

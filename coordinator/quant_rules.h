@@ -14,7 +14,7 @@
  *   --rules FILE                        one `regex=type` per line; blank lines and lines whose
  *                                       first non-blank character is '#' are skipped; leading
  *                                       and trailing blanks are trimmed; ',' allowed
- * Type names are ggml's ("q4_k", case-insensitive) from model/types.def.
+ * Type names are ggml's ("q4_k", case-insensitive) from types/types.def.
  *
  * Invariants: every rule holds a compiled regex and a known type; rules keep their order.
  */
@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
-#include "model/types.h"
+#include "types/types.h"
 
 struct imc_quant_rule {
     char *pattern;      // the regex text (owned)

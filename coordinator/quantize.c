@@ -225,7 +225,7 @@ static enum imc_status plan_tensor(struct imc_qtensor *q, const struct imc_quant
         return IMC_OK;
     }
     const struct imc_type_traits *src = imc_type_traits(t->type);
-    if (!src || !src->to_float) {
+    if (!imc_type_can_decode(src)) {
         IMC_LOG_ERR("%s: tensor '%s': cannot dequantize type %s", o->model, t->name,
                     imc_type_name(t->type));
         return IMC_ERR_UNSUPPORTED;
@@ -261,7 +261,7 @@ static void run_rows(const struct imc_qtensor *q, int64_t b, int64_t e, float *b
         if (t->type == IMC_TYPE_F32) {
             x = (const float *)(const void *)in;
         } else {
-            src->to_float(in, buf, ne0);
+            imc_type_decode(src, t->data, r, ne0, 0, ne0, buf);
         }
         int64_t m = q->n_mat > 1 ? r / t->ne[1] : 0;
         const float *qw = q->qw && q->has_qw[m] ? q->qw + m * ne0 : NULL;

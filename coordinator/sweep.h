@@ -62,7 +62,7 @@
 
 #include "core/status.h"
 #include "kernels/kernels.h"
-#include "model/types.h"
+#include "types/types.h"
 
 struct imc_comm;
 

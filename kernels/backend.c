@@ -11,7 +11,7 @@ static bool cpu_supports(enum imc_op op, enum imc_type t)
         return true;
     }
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
-    return tr && (tr->to_float || t == IMC_TYPE_F32);
+    return imc_type_can_decode(tr);
 }
 
 static const struct imc_backend cpu_backend = {

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
-#include "model/types.h"
+#include "types/types.h"
 
 // ---- execution context (kernels/cpu/pool.c) ----------------------------------------------------
 

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
-#include "model/types.h"
+#include "types/types.h"
 
 enum imc_gguf_vtype {
     IMC_GGUF_UINT8 = 0,

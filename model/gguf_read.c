@@ -373,7 +373,13 @@ static bool read_tensor_info(struct rd *r, struct imc_tensor_info *t, int64_t i)
         return false;
     }
     if (!imc_type_is_known(type)) {
-        IMC_LOG_ERR("%s: tensor '%s' has unknown type %" PRIu32, r->name, name, type);
+        const char *fn = imc_type_foreign_name(type);
+        if (fn) {
+            IMC_LOG_ERR("%s: tensor '%s' has type %" PRIu32 " (%s in the llama.cpp family), "
+                        "which imc cannot read", r->name, name, type, fn);
+        } else {
+            IMC_LOG_ERR("%s: tensor '%s' has unknown type %" PRIu32, r->name, name, type);
+        }
         return false;
     }
     t->type = (enum imc_type)type;
@@ -388,6 +394,13 @@ static bool read_tensor_info(struct rd *r, struct imc_tensor_info *t, int64_t i)
         IMC_LOG_ERR("%s: tensor '%s' row length %" PRId64 " is not a multiple of the %s block "
                     "size %" PRId64, r->name, name, t->ne[0], imc_type_name(type),
                     imc_type_traits(type)->block_size);
+        return false;
+    }
+    const int group = imc_type_traits(type)->rows;
+    if (group > 1 && (t->ne[1] % group != 0)) {
+        IMC_LOG_ERR("%s: tensor '%s' of type %s has %" PRId64 " rows, not a multiple of the %d "
+                    "rows the type interleaves", r->name, name, imc_type_name(type), t->ne[1],
+                    group);
         return false;
     }
     if (!imc_size_mul(rows, row_bytes, &t->nbytes)) {

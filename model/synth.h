@@ -27,7 +27,7 @@
 
 #include "core/status.h"
 #include "model/arch.h"
-#include "model/types.h"
+#include "types/types.h"
 
 struct imc_synth_cfg {
     const char *name;      // general.name

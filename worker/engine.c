@@ -98,7 +98,7 @@ static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
     }
     const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)t->type);
-    if (!tr || (!tr->to_float && t->type != IMC_TYPE_F32) || n % tr->block_size != 0) {
+    if (!imc_type_can_decode(tr) || t->ne[0] % tr->block_size != 0) {
         IMC_LOG_ERR("engine: tensor '%s' of type %s cannot be converted to f32", t->name,
                     imc_type_name((uint32_t)t->type));
         return IMC_ERR_UNSUPPORTED;
@@ -111,7 +111,7 @@ static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
     if (t->type == IMC_TYPE_F32) {
         memcpy(*out, t->data, (size_t)n * sizeof(float));
     } else {
-        tr->to_float(t->data, *out, n);
+        imc_type_decode_rows(tr, t->data, 0, n / t->ne[0], t->ne[0], *out);
     }
     return IMC_OK;
 }

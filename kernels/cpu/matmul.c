@@ -49,9 +49,8 @@ struct mm_job {
     int64_t ldy;
     const uint8_t *w;
     uint64_t row_bytes;
-    imc_to_float_fn to_float; // NULL for f32
+    const struct imc_type_traits *tr; // W's type; NULL for f32 (packed as it is)
     int64_t block_size;       // elements per block of W's type
-    uint64_t type_size;       // bytes per block
     int64_t seg;              // elements dequantized per row at a time (a multiple of block_size)
     int64_t n_out, n_in, n_tok, tile, n_tiles, chunk;
     const float *x;
@@ -82,14 +81,13 @@ static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many)
 static void pack_seg(const struct mm_job *j, int64_t o, int64_t nr, int64_t k0, int64_t kn,
                      float *dst, float *deq)
 {
-    const uint8_t *w = j->w + (uint64_t)o * j->row_bytes;
-    if (!j->to_float) {
+    if (!j->tr) {
+        const uint8_t *w = j->w + (uint64_t)o * j->row_bytes;
         imc_gemm_pack_panel(j->path, dst, (const float *)w + k0, j->n_in, nr, kn);
         return;
     }
-    const uint64_t off = (uint64_t)(k0 / j->block_size) * j->type_size;
     for (int64_t r = 0; r < nr; r++) {
-        j->to_float(w + (uint64_t)r * j->row_bytes + off, deq + r * j->seg, kn);
+        imc_type_decode(j->tr, j->w, o + r, j->n_in, k0, kn, deq + r * j->seg);
     }
     imc_gemm_pack_panel(j->path, dst, deq, j->seg, nr, kn);
 }
@@ -133,7 +131,7 @@ static void mm_task(void *ctx, int64_t task, int thread)
     }
     const bool fused = toks <= FUSED_TOKS;
     const int64_t nb = (fused ? IMC_GEMM_NR * j->seg : imc_gemm_packed_floats(rows, j->n_in)) + 16;
-    const int64_t nd = j->to_float ? IMC_GEMM_NR * j->seg : 0;
+    const int64_t nd = j->tr ? IMC_GEMM_NR * j->seg : 0;
     float *buf = imc_exec_scratch(j->ex, thread, nb + nd);
     if (!buf) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
@@ -148,8 +146,7 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
 {
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)m->type);
     uint64_t rb = 0;
-    if (!tr || (!tr->to_float && m->type != IMC_TYPE_F32) ||
-        !imc_type_row_bytes((uint32_t)m->type, m->n_in, &rb)) {
+    if (!imc_type_can_decode(tr) || !imc_type_row_bytes((uint32_t)m->type, m->n_in, &rb)) {
         IMC_LOG_ERR("matmul: rows of %lld elements of type %s cannot be dequantized",
                     (long long)m->n_in, imc_type_name((uint32_t)m->type));
         return -1;
@@ -164,9 +161,8 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .ldy = m->ldy,
                          .w = m->w,
                          .row_bytes = rb,
-                         .to_float = m->type == IMC_TYPE_F32 ? NULL : tr->to_float,
+                         .tr = m->type == IMC_TYPE_F32 ? NULL : tr,
                          .block_size = bs,
-                         .type_size = tr->type_size,
                          .seg = bs >= SEG ? bs : SEG / bs * bs,
                          .n_out = m->n_out,
                          .n_in = m->n_in,
@@ -333,7 +329,7 @@ struct rows_job {
     float *out;
     const uint8_t *w;
     uint64_t row_bytes;
-    imc_to_float_fn to_float;
+    const struct imc_type_traits *tr;
     int64_t n_in, n;
     const int32_t *ids;
 };
@@ -342,7 +338,7 @@ static void rows_task(void *ctx, int64_t task, int thread)
 {
     const struct rows_job *j = ctx;
     for (int64_t t = task * 16; t < j->n && t < (task + 1) * 16; t++) {
-        j->to_float(j->w + (uint64_t)j->ids[t] * j->row_bytes, j->out + t * j->n_in, j->n_in);
+        imc_type_decode(j->tr, j->w, j->ids[t], j->n_in, 0, j->n_in, j->out + t * j->n_in);
     }
 }
 
@@ -351,12 +347,12 @@ enum imc_status imc_cpu_get_rows(const struct imc_exec *ex, float *out, const vo
 {
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
     uint64_t rb = 0;
-    if (!tr || !tr->to_float || !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
+    if (!imc_type_can_decode(tr) || !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
         IMC_LOG_ERR("get_rows: rows of %lld elements of type %s cannot be dequantized",
                     (long long)n_in, imc_type_name((uint32_t)type));
         return IMC_ERR_UNSUPPORTED;
     }
-    struct rows_job j = {out, w, rb, tr->to_float, n_in, n, ids};
+    struct rows_job j = {out, w, rb, tr, n_in, n, ids};
     imc_exec_run(ex, (n + 15) / 16, rows_task, &j);
     return IMC_OK;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "model/types.h"
+#include "types/types.h"
 
 // Token rows per pass over a tile's W rows: their blocks (~36 bytes per 32 elements) stay in
 // L2 while every W row pair of the tile runs over them.

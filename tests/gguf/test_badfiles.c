@@ -272,6 +272,12 @@ static void c_type_unknown(struct gb *b)
     one_tensor(b, 1, ne, 4, 0, 64); // 4 was Q4_2, removed from ggml
 }
 
+static void c_type_unnamed(struct gb *b)
+{
+    const uint64_t ne[1] = {32};
+    one_tensor(b, 1, ne, 1000, 0, 64); // no type of the llama.cpp family has this id
+}
+
 static void c_type_huge(struct gb *b)
 {
     const uint64_t ne[1] = {32};
@@ -373,7 +379,9 @@ static const struct bad_case cases[] = {
     {"ne_overflow", c_ne_overflow, "element count overflows"},
     {"rows_overflow", c_rows_overflow, "row count overflows"},
     {"byte_size_overflow", c_byte_size_overflow, "byte size overflows"},
-    {"type_unknown", c_type_unknown, "unknown type 4"},
+    {"type_unknown", c_type_unknown,
+     "has type 4 (q4_2 in the llama.cpp family), which imc cannot read"},
+    {"type_unnamed", c_type_unnamed, "has unknown type 1000"},
     {"type_huge", c_type_huge, "unknown type 4294967295"},
     {"ne0_block", c_ne0_block, "row length 33 is not a multiple of the q8_0 block size 32"},
     {"offset_unaligned", c_offset_unaligned, "offset 8 is not a multiple of the alignment 32"},

@@ -19,7 +19,7 @@
 #include "kcheck.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/qmm.h"
-#include "model/types.h"
+#include "types/types.h"
 
 static uint8_t *quantize_rows(enum imc_type type, const float *w, int64_t rows, int64_t n,
                               uint64_t *rb)

@@ -4,7 +4,7 @@
  * decoder written here from ggml's format description (sequential walks over the block, not the
  * library's loop structure), on random block bytes with chosen fp16 scales.
  */
-#include "model/types.h"
+#include "types/types.h"
 #include "tests/check.h"
 
 #include <string.h>

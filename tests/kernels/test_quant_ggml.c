@@ -7,7 +7,7 @@
  * Σ qw·(x - x̂)² when quantizing with qw. We check that imc decodes ggml's bytes to the same
  * values, and that imc's quantizers are at least as good as ggml's on the same row.
  */
-#include "model/types.h"
+#include "types/types.h"
 #include "tests/check.h"
 
 #include <stdint.h>

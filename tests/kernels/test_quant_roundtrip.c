@@ -4,7 +4,7 @@
  * Σ qw·(x - x̂)² against qw = NULL; representable blocks come back exactly; edge rows (zeros,
  * constants, outliers) stay finite; the tolerance checker fails on a perturbed element.
  */
-#include "model/types.h"
+#include "types/types.h"
 #include "tests/check.h"
 
 #include <stdint.h>

@@ -1,12 +1,12 @@
 /*
- * model/quant_kfit.c: fitting a 256-element K-quant super-block (q2_k..q6_k, iq4_xs): per
+ * types/quant_kfit.c: fitting a 256-element K-quant super-block (q2_k..q6_k, iq4_xs): per
  * sub-block scale (and min) searches, then the sub-block scales quantized against their
  * importance (Σ w·v(L)² for a scale, Σ w for a min), then alternating least-squares refits of
  * the super-block scales with nearest levels, and a final per-sub-block local search of the
  * integer scales against the fp16-rounded super-block scales. Everything minimizes
  * Σ w·(x - x̂)². DESIGN.md §4.
  */
-#include "model/quant_priv.h"
+#include "types/quant_priv.h"
 
 struct sb_spec {
     int nsub, len;       // sub-blocks and their length

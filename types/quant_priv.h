@@ -1,6 +1,6 @@
 /*
- * model/quant_priv.h: private to model/types.c and model/quant_*.c. Declares the per-type row
- * dequantizers/quantizers (generated from model/types.def), the one generic row loop for each
+ * types/quant_priv.h: private to types/types.c and model/quant_*.c. Declares the per-type row
+ * dequantizers/quantizers (generated from types/types.def), the one generic row loop for each
  * direction, and the scale searches shared by the quantizers. DESIGN.md §4.
  *
  * Byte layouts (ggml's, little-endian; fp16 = IEEE half):
@@ -18,21 +18,28 @@
  *   iq4_xs {fp16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]}  x = d*(ls-32)*kvalues[q]
  * The element order inside each block is documented at its decode function.
  */
-#ifndef IMC_MODEL_QUANT_PRIV_H
-#define IMC_MODEL_QUANT_PRIV_H
+#ifndef IMC_TYPES_QUANT_PRIV_H
+#define IMC_TYPES_QUANT_PRIV_H
 
-#include "model/types.h"
+#include "types/types.h"
 
 #include <math.h>
 #include <string.h>
 
 #define IMC_QK_K 256 // elements per K-quant super-block
 
-// Row functions of every type: imc_dequant_row_<NAME> and imc_quant_row_<NAME>.
-#define X(NAME, id, name, bs, ts, tol)                                                            \
-    void imc_dequant_row_##NAME(const void *src, float *dst, int64_t n);                          \
+// Row functions of every type (types.def): imc_dequant_row_<NAME> (dec ROW) or
+// imc_decode_<NAME> (dec SEG), and imc_quant_row_<NAME> (quant Q).
+#define IMC_DECL_DEC_ROW(NAME) void imc_dequant_row_##NAME(const void *src, float *dst, int64_t n);
+#define IMC_DECL_DEC_SEG(NAME)                                                                     \
+    void imc_decode_##NAME(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0,           \
+                           int64_t kn, float *dst);
+#define IMC_DECL_Q_Q(NAME)                                                                         \
     void imc_quant_row_##NAME(const float *src, void *dst, int64_t n, const float *qw);
-#include "model/types.def"
+#define IMC_DECL_Q_NONE(NAME)
+#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                    \
+    IMC_DECL_DEC_##dec(NAME) IMC_DECL_Q_##quant(NAME)
+#include "types/types.def"
 #undef X
 
 // The non-linear 4-bit grid of iq4_nl / iq4_xs.
@@ -104,7 +111,7 @@ typedef void (*block_encode_fn)(const float *x, const float *w, uint8_t *blk);
 void imc_qz_encode_rows(const float *src, void *dst, int64_t n, int64_t bs, size_t ts,
                         const float *qw, block_encode_fn enc);
 
-// --- scale searches (model/quant_search.c); each minimizes Σ w·(x - x̂)² over candidates ---
+// --- scale searches (types/quant_search.c); each minimizes Σ w·(x - x̂)² over candidates ---
 
 // Uniform grid with one scale: x̂ = d·L, L integer in [lo, hi]. Candidate inverse scales
 // (ref + step·k) / x_m for k in [-ntry, ntry], x_m the element of largest |x|; each candidate
@@ -120,7 +127,7 @@ float imc_qz_affine(int n, const float *x, const float *w, int hi, bool nonpos_m
 // Non-linear grid (16 sorted values g): x̂ = d·g[L]. Writes L (0..15), returns d.
 float imc_qz_grid(int n, const float *x, const float *w, const int8_t *g, int ntry, uint8_t *L);
 
-// --- K-quant super-blocks (model/quant_kfit.c) ---
+// --- K-quant super-blocks (types/quant_kfit.c) ---
 
 // A K-quant super-block (256 elements in nsub sub-blocks) as fitted by imc_qz_sb_*: element i of
 // sub-block j = i / (256 / nsub) decodes to d·sc[j]·v(L[i]) - dmin·mn[j], v(L) = L or grid[L].
@@ -156,4 +163,4 @@ static inline int round_clamp(float v, int lo, int hi)
     return clampi((int)((c + 0x1.8p23f) - 0x1.8p23f), lo, hi);
 }
 
-#endif // IMC_MODEL_QUANT_PRIV_H
+#endif // IMC_TYPES_QUANT_PRIV_H

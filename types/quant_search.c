@@ -1,10 +1,10 @@
 /*
- * model/quant_search.c: the weighted scale searches shared by every quantizer, and the one
+ * types/quant_search.c: the weighted scale searches shared by every quantizer, and the one
  * quantization row loop. Each search minimizes Σ w·(x - x̂)² over a small set of candidate
  * scales around the max-abs (or range) scale, refitting each candidate by least squares and
  * then polishing the best one by alternating "nearest level" and "refit" steps. DESIGN.md §4.
  */
-#include "model/quant_priv.h"
+#include "types/quant_priv.h"
 
 #include <float.h>
 

@@ -5,7 +5,7 @@
  * iq4_xs sub-block scale ib: low 4 bits are nibble ib % 2 of scales_l[ib / 2], top 2 bits are
  * bits 2·ib of scales_h; stored with offset 32. DESIGN.md §4.
  */
-#include "model/quant_priv.h"
+#include "types/quant_priv.h"
 
 const int8_t imc_iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                  1,    13,   25,  38,  53,  69,  89,  113};

@@ -1,7 +1,7 @@
 /*
- * model/quant_k.c: the K-quants q2_k, q3_k, q4_k, q5_k, q6_k (256-element super-blocks; byte
- * layouts in model/quant_priv.h). One decode and one encode function per type; the row loops
- * are decode_rows / imc_qz_encode_rows and the fits imc_qz_sb_* (model/quant_kfit.c).
+ * types/quant_k.c: the K-quants q2_k, q3_k, q4_k, q5_k, q6_k (256-element super-blocks; byte
+ * layouts in types/quant_priv.h). One decode and one encode function per type; the row loops
+ * are decode_rows / imc_qz_encode_rows and the fits imc_qz_sb_* (types/quant_kfit.c).
  * DESIGN.md §4.
  *
  * Element order. q2_k and q3_k: element e = 128·h + 32·j + l (h < 2, j < 4, l < 32) is bits
@@ -11,7 +11,7 @@
  * ql[64·h + 32·(k & 1) + l], bits 4-5 from bits 2k..2k+1 of qh[32·h + l]. Sub-block of e:
  * e / 16 (q2, q3, q6), e / 32 (q4, q5).
  */
-#include "model/quant_priv.h"
+#include "types/quant_priv.h"
 
 // 6-bit scale and min j (< 8) of q4_k / q5_k from the 12 packed bytes: j < 4 sit in the low 6
 // bits of bytes j (scale) and j + 4 (min); j >= 4 take their low 4 bits from byte j + 4 and

@@ -1,9 +1,9 @@
 /*
- * model/quant_legacy.c: f32, f16, bf16 and the 32-element block types q4_0, q4_1, q5_0, q5_1,
- * q8_0 (byte layouts in model/quant_priv.h). One decode and one encode function per type; the
+ * types/quant_legacy.c: f32, f16, bf16 and the 32-element block types q4_0, q4_1, q5_0, q5_1,
+ * q8_0 (byte layouts in types/quant_priv.h). One decode and one encode function per type; the
  * row loops are decode_rows / imc_qz_encode_rows. DESIGN.md §4.
  */
-#include "model/quant_priv.h"
+#include "types/quant_priv.h"
 
 // --- plain floats (block size 1; quantization weights do not apply) ---
 
