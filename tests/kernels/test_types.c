@@ -4,6 +4,7 @@
  * round to nearest even, exhaustive round trips). Block decoding: test_quant_decode.c; quantizer
  * quality: test_quant_roundtrip.c.
  */
+#include "types/nl_tables.h"
 #include "types/types.h"
 #include "tests/check.h"
 
@@ -277,8 +278,40 @@ static void test_bf16(void)
     CHECK(bad == 0, "%d bf16 values do not round trip", bad);
 }
 
+// The non-linear grids (types/nl_tables.c): each second half is the first shifted by the
+// constant of its type; the first half of iq4k is iq4_nl's grid; each half rises; mxfp4's
+// negative half mirrors the positive one.
+static void test_nl_tables(void)
+{
+    struct {
+        const int8_t *v;
+        int half, shift;
+        const char *name;
+    } g[] = {{imc_iq2nl_values, 4, 5, "iq2nl"},
+             {imc_iq3nl_values, 8, 4, "iq3nl"},
+             {imc_iq4k_values, 16, 4, "iq4k"},
+             {imc_iq5nl_values, 32, 2, "iq5nl"},
+             {imc_iq6nl_values, 64, 1, "iq6nl"}};
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+        int bad = 0;
+        for (int k = 0; k < g[i].half; k++) {
+            bad += g[i].v[g[i].half + k] != g[i].v[k] + g[i].shift;
+            bad += k > 0 && g[i].v[k] <= g[i].v[k - 1];
+        }
+        CHECK(bad == 0, "%s: %d entries break the pattern", g[i].name, bad);
+    }
+    const int8_t nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    CHECK(memcmp(imc_iq4k_values, nl, 16) == 0, "iq4k starts with iq4_nl's grid");
+    int bad = 0;
+    for (int k = 0; k < 8; k++) {
+        bad += imc_mxfp4_values[8 + k] != -imc_mxfp4_values[k];
+    }
+    CHECK(bad == 0, "mxfp4 values mirror");
+}
+
 int main(void)
 {
+    test_nl_tables();
     test_table();
     test_tol_vs_reference();
     test_fp16_to_fp32();
