@@ -1,5 +1,6 @@
 # Tests (STYLE b.7): tests/<kind>/test_<name>.c -> executable, ctest "<kind>.<name>", label kind;
-# tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped.
+# tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped. tests/<kind>/tool_<name>.c ->
+# executable tool_<name> in the build folder, which tests run (stand-ins), not a test.
 set(IMC_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "the steering repo's shared/")
 
 function(imc_add_tests)
@@ -20,6 +21,14 @@ function(imc_add_tests)
             add_test(NAME ${kind}.${name} COMMAND ${exe})
             set_tests_properties(${kind}.${name} PROPERTIES LABELS ${kind}
                 SKIP_RETURN_CODE 77 ENVIRONMENT "${env}" TIMEOUT 600)
+        endforeach()
+        # tests/<kind>/tool_<name>.c: a program the tests run (a stand-in), not a test itself
+        file(GLOB tools CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${kind}/tool_*.c)
+        foreach(src ${tools})
+            get_filename_component(base ${src} NAME_WE)
+            add_executable(${base} ${src})
+            target_link_libraries(${base} PRIVATE imc_cli)
+            imc_project_warnings(${base})
         endforeach()
         file(GLOB shsrcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${kind}/test_*.sh)
         foreach(src ${shsrcs})

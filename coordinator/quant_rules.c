@@ -69,7 +69,8 @@ enum imc_status imc_quant_rules_add(struct imc_quant_rules *r, const char *patte
         IMC_LOG_ERR("%s: empty regex before '=%s'", where, type_name);
         return IMC_ERR_ARG;
     }
-    int t = imc_quant_type_parse(type_name, where);
+    int t = r->any_known ? imc_type_from_name(type_name) : -1;
+    t = t >= 0 ? t : imc_quant_type_parse(type_name, where);
     if (t < 0) {
         return IMC_ERR_ARG;
     }

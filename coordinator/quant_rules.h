@@ -22,6 +22,7 @@
 #define IMC_COORDINATOR_QUANT_RULES_H
 
 #include <regex.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,8 @@ struct imc_quant_rules {
     struct imc_quant_rule *rules; // [n] in priority order (owned)
     int64_t n;
     int64_t cap;
+    bool any_known; // accept the types imc reads but cannot write (rules for an external
+                    // quantizer); set after imc_quant_rules_init
 };
 
 // Empties *r (no allocation).
@@ -66,8 +69,9 @@ enum imc_status imc_quant_rules_read_file(struct imc_quant_rules *r, const char 
 // Index of the first rule matching name, or -1.
 int64_t imc_quant_rules_match(const struct imc_quant_rules *r, const char *name);
 
-// Type id for a ggml type name known to imc (case-insensitive), or -1 after logging
-// "<where>: unknown type 'x' (valid: f32, f16, ...)".
+// Type id for a ggml type name imc can write (case-insensitive), or -1 after logging
+// "<where>: unknown type 'x' (valid: f32, f16, ...)", or, for a type imc reads but cannot write,
+// that it cannot and how to quantize to it (--external).
 int imc_quant_type_parse(const char *name, const char *where);
 // Writes the valid type names, comma-separated, into buf (always NUL-terminated).
 void imc_quant_type_list(char *buf, size_t size);

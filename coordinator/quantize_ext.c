@@ -341,6 +341,7 @@ enum imc_status imc_quantize_job_run(const struct imc_quantize_job *j,
     o.type = t >= 0 ? (enum imc_type)t : o.type;
     struct imc_quant_rules rules;
     imc_quant_rules_init(&rules);
+    rules.any_known = j->external != NULL; // it may write types imc only reads
     enum imc_status s = IMC_OK;
     if (j->rules_file) {
         s = imc_quant_rules_read_file(&rules, j->rules_file);
@@ -364,6 +365,7 @@ enum imc_status imc_quantize_then_check(const struct imc_quantize_then *t)
     }
     struct imc_quant_rules rules;
     imc_quant_rules_init(&rules);
+    rules.any_known = t->external != NULL;
     enum imc_status st = t->rules ? imc_quant_rules_read_file(&rules, t->rules) : IMC_OK;
     char *list = NULL, *cmd = NULL;
     if (st == IMC_OK && t->external) {

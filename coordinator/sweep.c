@@ -91,6 +91,7 @@ void imc_sweep_free(struct imc_sweep *s)
     for (int64_t i = 0; i < s->n; i++) {
         free(s->rec[i].name);
         free(s->rec[i].path);
+        free(s->rec[i].external);
         imc_quant_rules_free(&s->rec[i].rules);
     }
     free(s->rec);
@@ -179,6 +180,9 @@ static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct i
     qo.rules = &r->rules;
     qo.n_threads = s->o.n_threads;
     qo.quiet = true;
+    if (r->external) {
+        return imc_quantize_external(&qo, r->external, imc_sweep_recipe_type(r));
+    }
     return imc_quantize_run(&qo, NULL);
 }
 
@@ -218,7 +222,7 @@ static enum imc_status run_recipe(const struct imc_sweep *s, int64_t i, int rank
     memset(f, 0, sizeof(*f));
     if (st == IMC_OK) {
         IMC_LOG_INF("sweep: [%lld/%lld] %s: quantizing (default %s, %lld rule(s), %s imatrix)",
-                    (long long)i + 1, (long long)s->n, r->name, imc_type_name(r->type),
+                    (long long)i + 1, (long long)s->n, r->name, imc_sweep_recipe_type(r),
                     (long long)r->rules.n, r->use_imatrix ? "with" : "without");
         st = quantize_recipe(s, r, model);
     }

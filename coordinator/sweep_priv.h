@@ -21,7 +21,10 @@ struct imc_sweep_recipe {
     char *name;                   // recipe name (owned)
     char *path;                   // its file (owned)
     struct imc_quant_rules rules; // the regex=type lines (owned)
-    enum imc_type type;           // default type (!type, else the sweep's)
+    enum imc_type type;           // default type (!type, else the sweep's); built-in only
+    char type_name[32];           // the default type as the recipe writes it (!type), or ""
+    int type_line;                // the line of its !type, for the message
+    char *external;               // !external command template (owned), or NULL: built-in
     bool use_imatrix;             // !imatrix (and an imatrix was given)
     uint64_t hash;                // key of its figures (sweep.h "Resume")
 };
@@ -51,6 +54,10 @@ struct imc_sweep {
 };
 
 // ---- sweep_recipe.c ------------------------------------------------------------------------
+
+// The recipe's type as the results show it: its !type as written for an external quantizer,
+// else the type's ggml name.
+const char *imc_sweep_recipe_type(const struct imc_sweep_recipe *r);
 
 // Lists the recipe files of s->o.rules_dir and parses them into s->rec. Errors as imc_sweep_init.
 enum imc_status imc_sweep_load_recipes(struct imc_sweep *s);

@@ -115,10 +115,42 @@ static char *recipe_name(const char *dir, const char *file)
     return name;
 }
 
-// One directive line "!word value" (s after the '!'); where = "path:line".
+const char *imc_sweep_recipe_type(const struct imc_sweep_recipe *r)
+{
+    return r->external && r->type_name[0] ? r->type_name : imc_type_name(r->type);
+}
+
+// "!external CMD": the rest of the line (s after "external"), trimmed, is the command template.
+static enum imc_status parse_external(struct imc_sweep_recipe *r, const char *s,
+                                      const char *where, unsigned *seen)
+{
+    s += strspn(s, " \t");
+    size_t n = strlen(s);
+    while (n > 0 && strchr(" \t\r", s[n - 1])) {
+        n--;
+    }
+    if (n == 0 || (*seen & 4u)) {
+        IMC_LOG_ERR("%s: %s", where,
+                    n ? "the directive is given twice"
+                      : "expected '!external CMD' (a command template, as quantize --external's)");
+        return IMC_ERR_ARG;
+    }
+    *seen |= 4u;
+    if (!(r->external = strndup(s, n))) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    return IMC_OK;
+}
+
+// One directive line "!word value" (s after the '!'); where = "path:line". !type is checked
+// once all directives are read (an external quantizer takes it verbatim).
 static enum imc_status parse_directive(struct imc_sweep_recipe *r, char *s, const char *where,
                                        unsigned *seen)
 {
+    if (strncmp(s, "external", 8) == 0 && (s[8] == '\0' || strchr(" \t\r", s[8]))) {
+        return parse_external(r, s + 8, where, seen);
+    }
     char *save = NULL, *word = strtok_r(s, " \t\r", &save);
     char *value = word ? strtok_r(NULL, " \t\r", &save) : NULL;
     char *extra = value ? strtok_r(NULL, " \t\r", &save) : NULL;
@@ -126,8 +158,9 @@ static enum imc_status parse_directive(struct imc_sweep_recipe *r, char *s, cons
                    : word && strcmp(word, "imatrix") == 0 ? 2u
                                                           : 0u;
     if (!bit) {
-        IMC_LOG_ERR("%s: unknown directive '!%s' (known: !type TYPE, !imatrix yes|no)", where,
-                    word ? word : "");
+        IMC_LOG_ERR("%s: unknown directive '!%s' (known: !type TYPE, !imatrix yes|no, "
+                    "!external CMD)",
+                    where, word ? word : "");
         return IMC_ERR_ARG;
     }
     if (!value || extra || (*seen & bit)) {
@@ -139,9 +172,14 @@ static enum imc_status parse_directive(struct imc_sweep_recipe *r, char *s, cons
     }
     *seen |= bit;
     if (bit == 1) {
-        int t = imc_quant_type_parse(value, where);
-        r->type = (enum imc_type)(t < 0 ? 0 : t);
-        return t < 0 ? IMC_ERR_ARG : IMC_OK;
+        size_t k = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+        if (value[k] != '\0' || k >= sizeof(r->type_name)) {
+            IMC_LOG_ERR("%s: '!type %s': a type name is letters, digits and '_'", where, value);
+            return IMC_ERR_ARG;
+        }
+        snprintf(r->type_name, sizeof(r->type_name), "%s", value);
+        r->type_line = atoi(strrchr(where, ':') + 1);
+        return IMC_OK;
     }
     if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
         IMC_LOG_ERR("%s: expected '!imatrix yes' or '!imatrix no', got '%s'", where, value);
@@ -171,6 +209,14 @@ static enum imc_status parse_recipe(struct imc_sweep_recipe *r, char *text)
         }
         p = nl ? nl + 1 : NULL;
     }
+    if (st == IMC_OK && r->type_name[0] && !r->external) {
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%d", r->path, r->type_line);
+        int t = imc_quant_type_parse(r->type_name, where);
+        r->type = (enum imc_type)(t < 0 ? 0 : t);
+        st = t < 0 ? IMC_ERR_ARG : IMC_OK;
+    }
+    r->rules.any_known = r->external != NULL; // it may write types imc only reads
     if (st == IMC_OK) {
         st = imc_quant_rules_parse_text(&r->rules, text, r->path);
     }
@@ -293,7 +339,8 @@ enum imc_status imc_sweep_compute_keys(struct imc_sweep *s)
         struct imc_sweep_recipe *r = &s->rec[i];
         uint64_t h = mix(s->base_key, "base-key", &s->base_key, sizeof(s->base_key));
         IMC_TRY(mix_file_bytes(&h, "recipe", r->path));
-        h = mix_str(h, "type", imc_type_name(r->type));
+        h = mix_str(h, "type", imc_sweep_recipe_type(r));
+        h = r->external ? mix_str(h, "external", r->external) : h;
         h = mix_str(h, "imatrix", r->use_imatrix ? "yes" : "no");
         r->hash = r->use_imatrix ? mix(h, "imatrix-id", &im, sizeof(im)) : h;
     }

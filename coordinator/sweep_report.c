@@ -27,7 +27,7 @@ static enum imc_status write_csv(FILE *f, const struct imc_sweep *s,
         const struct imc_sweep_recipe *r = &s->rec[i];
         const struct imc_sweep_figures *x = &fig[i];
         fprintf(f, "%s,%s,%s,%llu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", r->name,
-                imc_type_name(r->type), r->use_imatrix ? "yes" : "no",
+                imc_sweep_recipe_type(r), r->use_imatrix ? "yes" : "no",
                 (unsigned long long)x->size_bytes, x->bpw, x->ppl, x->ppl_err, x->kld, x->kld_err,
                 100.0 * x->same_top, 100.0 * x->same_top_err);
     }
@@ -46,7 +46,7 @@ static enum imc_status write_md(FILE *f, const struct imc_sweep *s,
         const struct imc_sweep_recipe *r = &s->rec[i];
         const struct imc_sweep_figures *x = &fig[i];
         fprintf(f, "| %s | %s | %s | %.2f | %.3f | %.4f ± %.5f | %.6f ± %.6f | %.3f ± %.3f |\n",
-                r->name, imc_type_name(r->type), r->use_imatrix ? "yes" : "no",
+                r->name, imc_sweep_recipe_type(r), r->use_imatrix ? "yes" : "no",
                 (double)x->size_bytes / MIB, x->bpw, x->ppl, x->ppl_err, x->kld, x->kld_err,
                 100.0 * x->same_top, 100.0 * x->same_top_err);
     }
