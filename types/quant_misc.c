@@ -1,0 +1,92 @@
+/*
+ * types/quant_misc.c: decoders of four plain types outside the legacy / K / i-quant families
+ * (read only: imc does not write them). DESIGN.md §4.
+ *   q8_k   256-element blocks of 296 bytes {f32 d; f32 sum; i8 qs[256]; i16 bsums[16]}:
+ *          x[j] = d·qs[j]; sum and bsums (sums of the quants) are for dot products only.
+ *   mxfp4  32-element blocks of 17 bytes {u8 e; u8 qs[16]}: e an E8M0 exponent; the scale is
+ *          s = 2^(e - 128), half of 2^(e - 127) as the grid is stored doubled;
+ *          x[j] = s·v[lo(qs[j])], x[j + 16] = s·v[hi(qs[j])], v the doubled e2m1 values of
+ *          types/nl_tables.h.
+ *   q6_0   32-element blocks of 26 bytes {fp16 d; u8 qh[8]; u8 qs[16]}: 6-bit quants with
+ *          offset 32; x[j] = d·(q - 32) (details at dec_q6_0).
+ *   q8_kv  ik_llama.cpp's row-scaled int8: each row is 8 bytes of meta {f32 d; i32 sum of the
+ *          quants} and then one i8 per element; x[j] = d·q[j]. The block size (32) only fixes
+ *          the row length's granularity.
+ */
+#include "types/nl_tables.h"
+#include "types/quant_priv.h"
+
+static inline float load_f32(const uint8_t *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return bits_to_f32(u);
+}
+
+// q8_k: d, then the 256 quants from byte 8.
+static void dec_q8_k(const uint8_t *restrict b, float *restrict y)
+{
+    const float d = load_f32(b);
+    const int8_t *qs = (const int8_t *)(b + 8);
+    for (int j = 0; j < IMC_QK_K; j++) {
+        y[j] = d * (float)qs[j];
+    }
+}
+
+void imc_dequant_row_Q8_K(const void *src, float *dst, int64_t n)
+{
+    decode_rows(src, dst, n, IMC_QK_K, 296, dec_q8_k);
+}
+
+// mxfp4: the E8M0 half scale as float bits. e >= 2 gives the normal 2^(e - 128), exponent field
+// e - 1; e = 1 and e = 0 give the subnormals 2^-127 and 2^-128 (mantissa bits 22 and 21).
+static inline float e8m0_half(uint8_t e)
+{
+    return bits_to_f32(e >= 2 ? (uint32_t)(e - 1) << 23 : 0x200000u << e);
+}
+
+static void dec_mxfp4(const uint8_t *restrict b, float *restrict y)
+{
+    const float s = e8m0_half(b[0]);
+    const uint8_t *qs = b + 1;
+    for (int j = 0; j < 16; j++) {
+        y[j] = s * (float)imc_mxfp4_values[qs[j] & 15];
+        y[j + 16] = s * (float)imc_mxfp4_values[qs[j] >> 4];
+    }
+}
+
+void imc_dequant_row_MXFP4(const void *src, float *dst, int64_t n)
+{
+    decode_rows(src, dst, n, 32, 17, dec_mxfp4);
+}
+
+// q6_0: element j < 16 takes its low 4 bits from the low nibble of qs[j], element j + 16 from
+// the high nibble. Their bits 4-5 sit in byte qh[j % 8], in its low nibble for j < 8 and its
+// high nibble for j >= 8: bits 0-1 of that nibble for element j, bits 2-3 for element j + 16.
+static void dec_q6_0(const uint8_t *restrict b, float *restrict y)
+{
+    const float d = load_fp16(b);
+    const uint8_t *qh = b + 2, *qs = b + 10;
+    for (int j = 0; j < 16; j++) {
+        const int h = qh[j % 8] >> (4 * (j / 8));
+        y[j] = (float)(((qs[j] & 15) | (h & 3) << 4) - 32) * d;
+        y[j + 16] = (float)(((qs[j] >> 4) | (h & 12) << 2) - 32) * d;
+    }
+}
+
+void imc_dequant_row_Q6_0(const void *src, float *dst, int64_t n)
+{
+    decode_rows(src, dst, n, 32, 26, dec_q6_0);
+}
+
+// q8_kv: the row is its own group (rows == 1): d at byte 0, quant k at byte 8 + k.
+void imc_decode_Q8_KV(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
+                      float *dst)
+{
+    const float d = load_f32(grp);
+    const int8_t *restrict q = (const int8_t *)(grp + 8) + k0;
+    float *restrict y = dst;
+    for (int64_t j = 0; j < kn; j++) {
+        y[j] = d * (float)q[j];
+    }
+}
