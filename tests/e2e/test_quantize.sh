@@ -86,6 +86,10 @@ expect_fail() { # expect_fail NAME PATTERN ARGS...
     check "$name: no output" test ! -e "$tmp/bad.gguf"
 }
 expect_fail "unknown type" "unknown type 'q7_7' (valid: .*q4_k" "$ll" "$tmp/bad.gguf" q7_7
+expect_fail "read-only type" "TYPE: imc reads type iq2_xxs but cannot write it.*--external" \
+    "$ll" "$tmp/bad.gguf" IQ2_XXS
+expect_fail "read-only type in a rule" "--custom-q: imc reads type iq4_ks_r4 but cannot write it" \
+    "$ll" "$tmp/bad.gguf" q8_0 --custom-q 'attn=iq4_ks_r4'
 expect_fail "bad regex" "bad regex 'attn_(q'" "$ll" "$tmp/bad.gguf" q8_0 --custom-q 'attn_(q=q4_0'
 expect_fail "missing model" "$tmp/nope.gguf" "$tmp/nope.gguf" "$tmp/bad.gguf" q8_0
 expect_fail "missing imatrix" "$tmp/nope.dat" "$ll" "$tmp/bad.gguf" q8_0 --imatrix "$tmp/nope.dat"

@@ -290,6 +290,18 @@ static void c_ne0_block(struct gb *b)
     one_tensor(b, 2, ne, T_Q8_0, 0, 64);
 }
 
+static void c_rows_interleave(struct gb *b)
+{
+    const uint64_t ne[2] = {32, 3}; // q4_0_r8 (202) stores groups of 8 rows
+    one_tensor(b, 2, ne, 202, 0, 8 * 18);
+}
+
+static void c_data_past_end_meta(struct gb *b)
+{
+    const uint64_t ne[2] = {256, 2}; // iq4_ks (144): 4 bytes of row scale + 136 per row
+    one_tensor(b, 2, ne, 144, 0, 2 * 136);
+}
+
 static void c_offset_unaligned(struct gb *b)
 {
     const uint64_t ne[1] = {4};
@@ -383,6 +395,9 @@ static const struct bad_case cases[] = {
      "has type 4 (q4_2 in the llama.cpp family), which imc cannot read"},
     {"type_unnamed", c_type_unnamed, "has unknown type 1000"},
     {"type_huge", c_type_huge, "unknown type 4294967295"},
+    {"rows_interleave", c_rows_interleave,
+     "tensor 't' of type q4_0_r8 has 3 rows, not a multiple of the 8 rows the type interleaves"},
+    {"data_past_end_meta", c_data_past_end_meta, "data [0, +280) lies outside the file"},
     {"ne0_block", c_ne0_block, "row length 33 is not a multiple of the q8_0 block size 32"},
     {"offset_unaligned", c_offset_unaligned, "offset 8 is not a multiple of the alignment 32"},
     {"offset_unaligned_64", c_offset_unaligned_64, "offset 32 is not a multiple of the alignment 64"},
