@@ -115,10 +115,11 @@ record_ref() {
 }
 
 # Every tensor type ik_llama.cpp's llama-quantize writes, as its file types (--pure: every matrix
-# in that type where the row fits its block): llama-k-tiny (rows of 256) quantized by the
+# in that type where the row fits its block; token_embd q8_0, which the i-quants could not take
+# without an imatrix entry): llama-k-tiny (rows of 256) quantized by the
 # reference with its own imatrix, scored by the reference and by imc on the same file, and KLD
 # of imc's logits against the reference's base logits of the f32 model.
-ik_types=(Q4_0 Q4_1 Q5_0 Q5_1 Q6_0 Q8_0 MXFP4 IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M IQ1_BN IQ2_BN Q2_K
+ik_types=(Q4_0 Q4_1 Q5_0 Q5_1 Q6_0 Q8_0 MXFP4 IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ1_S IQ1_M IQ1_BN IQ2_BN Q2_K
     IQ3_XXS IQ3_S Q3_K IQ1_KT IQ2_KT IQ3_KT IQ4_KT IQ4_NL IQ4_XS Q8_KV IQ4_KS IQ5_KS IQ4_KSS IQ2_K
     IQ2_KS IQ2_KL IQ3_KS IQ3_K IQ4_K IQ5_K IQ6_K Q4_K Q5_K Q6_K BF16 F16
     Q4_0_R8 Q5_0_R4 Q6_0_R4 Q8_0_R8 MXFP4_R8 IQ2_XXS_R4 IQ2_XS_R4 IQ2_M_R4 IQ1_S_R4 IQ1_M_R4
@@ -128,14 +129,18 @@ ik_types=(Q4_0 Q4_1 Q5_0 Q5_1 Q6_0 Q8_0 MXFP4 IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M I
 # The value after "label" on the reference's or imc's output (first match).
 grab() { sed -n "s/^$1 *\([-0-9.e]*\).*/\1/p" | head -1; }
 
+# (a - b) / b, or "-" when either is missing.
+rel() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2e", (a - b) / b; else print "-" }'; }
+
 record_types() {
-    local ik=$1 t d=$tmp/types ippl ikld ppl kld kinds
+    local ik=$1 t d=$tmp/types ippl ikld ppl kld kinds dppl skld
     for b in llama-quantize llama-perplexity llama-imatrix; do
         [ -x "$ik/$b" ] || { echo "record-reference: no $b in $ik" >&2; exit 1; }
     done
     mkdir -p "$d"
     "$bin" gen-model --preset llama-k-tiny -o "$d/base.gguf" >/dev/null
-    (cd "$d" && "$ik/llama-imatrix" -m base.gguf -f "$text" "${ik_args[@]}" -o imatrix.dat \
+    (cd "$d" && "$ik/llama-imatrix" -m base.gguf -f "$text" "${ik_args[@]}" --process-output \
+        -o imatrix.dat \
         >imatrix.log 2>&1) || { tail -5 "$d/imatrix.log" >&2; exit 1; }
     (cd "$d" && "$ik/llama-perplexity" -m base.gguf -f "$text" "${ik_args[@]}" \
         --kl-divergence-base base.kld >base.log 2>&1) || { tail -5 "$d/base.log" >&2; exit 1; }
@@ -143,25 +148,37 @@ record_types() {
         echo "# Every type ik_llama.cpp's llama-quantize writes: llama-k-tiny quantized by it"
         echo "# (--pure, its own imatrix), ctx 256, 8 chunks of data/text/calibration.txt. ik: its"
         echo "# llama-perplexity (8-bit activations, f16 V cache); imc: imc perplexity (f32). kld:"
-        echo "# mean KLD against the reference's base logits of the f32 model. Recorded by"
-        echo "# scripts/record-reference.sh types IK_BIN (tests/data/reference/README.md)."
-        echo "# ftype	tensor types	ppl ik	ppl imc	rel diff	kld ik	kld imc"
+        echo "# mean KLD against the reference's base logits of the f32 model. ppl ik deq: its"
+        echo "# llama-perplexity on the f32 model its llama-quantize dequantizes the file to"
+        echo "# (--allow-requantize ... F32: its to_float, the decoder of the golden blocks). kld same:"
+        echo "# mean KLD of imc's logits against the reference's saved logits of the same file."
+        echo "# Recorded by scripts/record-reference.sh types IK_BIN (tests/data/reference/README.md)."
+        echo "# ftype	tensor types	ppl ik	ppl imc	rel diff	kld ik	kld imc	ppl ik deq	rel diff deq	kld same"
         for t in "${ik_types[@]}"; do
-            (cd "$d" && "$ik/llama-quantize" --pure --imatrix imatrix.dat base.gguf "q.gguf" "$t" 2 \
+            (cd "$d" && "$ik/llama-quantize" --pure --token-embedding-type q8_0 \
+                --imatrix imatrix.dat base.gguf "q.gguf" "$t" 2 \
                 >"q.log" 2>&1) || { echo "record-reference: quantizing to $t failed" >&2; exit 1; }
             ippl=$(cd "$d" && "$ik/llama-perplexity" -m q.gguf -f "$text" "${ik_args[@]}" 2>&1 |
-                sed -n 's/^Final estimate: PPL over .* = \([0-9.]*\) .*/\1/p')
+                sed -n 's/^Final estimate: PPL over .* = \([0-9.]*\) .*/\1/p') || true
             ikld=$(cd "$d" && "$ik/llama-perplexity" -m q.gguf --kl-divergence-base base.kld \
-                --kl-divergence "${ik_args[@]}" 2>&1 | grep -a 'Mean    KLD' | awk '{ print $3 }')
+                --kl-divergence "${ik_args[@]}" 2>&1 | grep -a 'Mean    KLD' | awk '{ print $3 }') ||
+                true
             kinds=$("$bin" info "$d/q.gguf" 2>/dev/null | awk '/^tensors:/ { t = 1; next }
-                t && NF >= 4 && $1 != "name" { print $2 }' | sort -u | paste -sd, -) || true
+                t && $3 ~ /^\[/ { print $2 }' | sort -u | paste -sd, -) || true
             ppl=$("$bin" perplexity -m "$d/q.gguf" -f "$text" --ctx 256 --chunks 8 2>&1 |
                 sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p') || true
             kld=$("$bin" perplexity -m "$d/q.gguf" --kld-base "$d/base.kld" 2>&1 |
                 grep -a 'Mean    KLD' | awk '{ print $3 }') || true
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${kinds:--}" "${ippl:--}" "${ppl:--}" \
-                "$(awk -v a="${ppl:-0}" -v b="${ippl:-0}" 'BEGIN { if (b > 0 && a > 0)
-                    printf "%.2e", (a - b) / b; else print "-" }')" "${ikld:--}" "${kld:--}"
+            dppl=$(cd "$d" && "$ik/llama-quantize" --allow-requantize q.gguf deq.gguf F32 2 \
+                >deq.log 2>&1 && "$ik/llama-perplexity" -m deq.gguf -f "$text" "${ik_args[@]}" 2>&1 |
+                sed -n 's/^Final estimate: PPL over .* = \([0-9.]*\) .*/\1/p') || true
+            rm -f "$d/deq.gguf" "$d/q.kld"
+            skld=$(cd "$d" && "$ik/llama-perplexity" -m q.gguf -f "$text" "${ik_args[@]}" \
+                --kl-divergence-base q.kld >/dev/null 2>&1 && "$bin" perplexity -m q.gguf \
+                --kld-base q.kld 2>&1 | grep -a 'Mean    KLD' | awk '{ print $3 }') || true
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${kinds:--}" \
+                "${ippl:--}" "${ppl:--}" "$(rel "${ppl:-0}" "${ippl:-0}")" "${ikld:--}" \
+                "${kld:--}" "${dppl:--}" "$(rel "${ppl:-0}" "${dppl:-0}")" "${skld:--}"
         done
     } >"$tmp/types.tsv"
     rm -f "$d"/llama.log

@@ -1,7 +1,8 @@
 /*
  * tests/golden.h: the reader of the golden-block files of tests/data/types (format:
- * tests/data/types/README.md), shared by kernels.types_golden and the stand-in quantizer
- * tests/e2e/tool_golden_quantize.c. Header-only.
+ * tests/data/types/README.md) and the tiling of their rows into larger matrices, shared by
+ * kernels.types_golden, the stand-in quantizer tests/e2e/tool_golden_quantize.c and
+ * bench/bench_types.c. Header-only.
  */
 #ifndef IMC_TESTS_GOLDEN_H
 #define IMC_TESTS_GOLDEN_H
@@ -87,6 +88,36 @@ static inline bool read_golden(const char *path, struct golden *g)
     g->values = (float *)(void *)vals; // realloc'd: aligned for float
     g->n_values = n_vals / 4;
     return ok && have == 7 && n_vals % 4 == 0 && g->n_per_row > 0 && g->n_rows > 0;
+}
+
+// The bytes of a matrix of n_rows rows of n_per_row elements (n_per_row a multiple of the golden
+// row length, n_rows of the type's interleaved rows) tiled from g: group k of the matrix's
+// interleaved rows (a row, for plain types) takes the per-row meta of golden group k and, for its
+// c-th stretch of golden row length, the blocks of golden group k + c (modulo the golden
+// groups). A new buffer (free()); *size gets its length. NULL when the shape does not fit or
+// memory runs out.
+static inline uint8_t *golden_tile(const struct golden *g, int64_t n_per_row, int64_t n_rows,
+                                   uint64_t *size)
+{
+    const uint64_t r = (uint64_t)g->rows, meta = r * (uint64_t)g->meta;
+    const uint64_t grow = (uint64_t)(g->n_per_row / g->block * g->size + g->meta);
+    const uint64_t trow = (uint64_t)(n_per_row / g->block * g->size + g->meta);
+    if (n_per_row % g->n_per_row != 0 || n_rows % g->rows != 0) {
+        return NULL;
+    }
+    const uint64_t blocks = r * grow - meta; // the blocks of one golden group
+    const int64_t n_groups = g->n_rows / g->rows, k = n_per_row / g->n_per_row;
+    *size = trow * (uint64_t)n_rows;
+    uint8_t *out = malloc(*size);
+    for (int64_t grp = 0; out && grp < n_rows / g->rows; grp++) {
+        uint8_t *dst = out + (uint64_t)grp * r * trow;
+        memcpy(dst, g->bytes + (uint64_t)(grp % n_groups) * r * grow, meta);
+        for (int64_t c = 0; c < k; c++) {
+            const uint64_t src = (uint64_t)((grp + c) % n_groups) * r * grow + meta;
+            memcpy(dst + meta + (uint64_t)c * blocks, g->bytes + src, blocks);
+        }
+    }
+    return out;
 }
 
 #endif // IMC_TESTS_GOLDEN_H

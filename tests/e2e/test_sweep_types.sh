@@ -5,7 +5,8 @@
 # stands in for llama-quantize and writes the reference's golden blocks of the type (an i-quant,
 # a trellis type, a type with per-row meta and interleaved rows, a row-interleaved legacy type).
 # Each row of results.csv carries the type as the recipe wrote it, a finite PPL, and the figures
-# `imc perplexity --kld-base` gives by hand on the stand-in's output (bytes compared); an
+# `imc perplexity --kld-base` gives by hand on the stand-in's output (bytes compared); imc
+# quantize reads such a file (to f32: the same PPL, bit for bit); an
 # external recipe's rules may name a type imc only reads, and reach the command as the
 # {rules} list. Bad input: a built-in recipe with such a type (the message points to
 # --external), an empty !external, !external twice, a !type that is not a type name: exit 1
@@ -67,6 +68,16 @@ for t in "${types[@]}" iq3_s; do
     check "$r: size = the file by hand" \
         test "$(col "$O/results.csv" "$r" size_bytes)" = "$(stat -c %s "$tmp/$t.gguf")"
 done
+
+# imc quantize reads these types too: IQ4_KS_R4 (per-row meta, interleaved rows) to f32 scores
+# the same PPL, bit for bit, as the file itself
+"$IMC_BIN" quantize "$tmp/IQ4_KS_R4.gguf" "$tmp/deq.gguf" f32 -q >/dev/null 2>&1
+for f in IQ4_KS_R4 deq; do
+    run perplexity -m "$tmp/$f.gguf" -f "$text" --ctx 64 --chunks 4 -q 2>/dev/null |
+        sed -n 's/^Final estimate: PPL = //p' >"$tmp/$f.ppl"
+done
+check "quantize IQ4_KS_R4 -> f32: the same PPL $(cat "$tmp/deq.ppl")" \
+    test -s "$tmp/deq.ppl" -a "$(cat "$tmp/deq.ppl")" = "$(cat "$tmp/IQ4_KS_R4.ppl")"
 
 # ---- bad input ---------------------------------------------------------------------------------
 expect_fail() { # expect_fail NAME PATTERN RECIPE-TEXT

@@ -22,30 +22,6 @@ static bool fits(const struct imc_tensor_info *t, const struct golden *g)
            t->ne[1] % g->rows == 0;
 }
 
-// The bytes of t as TYPE: the tiling described above. NULL when out of memory.
-static uint8_t *tile(const struct imc_tensor_info *t, const struct golden *g, uint64_t *size)
-{
-    uint64_t grow = 0, trow = 0;
-    if (!imc_type_row_bytes(g->id, g->n_per_row, &grow) ||
-        !imc_type_row_bytes(g->id, t->ne[0], &trow)) {
-        return NULL;
-    }
-    const uint64_t r = (uint64_t)g->rows, meta = r * (uint64_t)g->meta;
-    const uint64_t gblocks = r * grow - meta; // blocks of one golden group
-    const int64_t n_groups = g->n_rows / g->rows, k = t->ne[0] / g->n_per_row;
-    *size = trow * (uint64_t)t->ne[1];
-    uint8_t *out = malloc(*size);
-    for (int64_t grp = 0; out && grp < t->ne[1] / g->rows; grp++) {
-        uint8_t *dst = out + (uint64_t)grp * r * trow;
-        memcpy(dst, g->bytes + (uint64_t)(grp % n_groups) * r * grow, meta);
-        for (int64_t c = 0; c < k; c++) {
-            const uint64_t src = (uint64_t)((grp + c) % n_groups) * r * grow + meta;
-            memcpy(dst + meta + (uint64_t)c * gblocks, g->bytes + src, gblocks);
-        }
-    }
-    return out;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -84,7 +60,7 @@ int main(int argc, char **argv)
         const void *data = t->data;
         uint64_t size = 0;
         if (fits(t, &g)) {
-            ok = (owned[i] = tile(t, &g, &size)) != NULL;
+            ok = (owned[i] = golden_tile(&g, t->ne[0], t->ne[1], &size)) != NULL;
             type = (enum imc_type)g.id;
             data = owned[i];
             replaced++;
