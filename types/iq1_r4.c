@@ -42,28 +42,5 @@ static void dec_iq1_m_r4(const uint8_t *restrict b, int k, float d, float *restr
     }
 }
 
-// Columns [k0, k0 + kn) of row `lane`: its scale from the group's meta, then its share of each
-// block of bsz bytes.
-static inline void decode_r4(const uint8_t *grp, int lane, int64_t k0, int64_t kn, float *dst,
-                             size_t bsz, void (*dec)(const uint8_t *, int, float, float *))
-{
-    const float d = load_fp16(grp + 2 * lane);
-    const uint8_t *blocks = grp + 8;
-    for (int64_t ib = k0 / 32; ib < (k0 + kn) / 32; ib++, dst += 32) {
-        dec(blocks + (size_t)ib * bsz, lane, d, dst);
-    }
-}
-
-void imc_decode_IQ1_S_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, dst, 4 * 6, dec_iq1_s_r4);
-}
-
-void imc_decode_IQ1_M_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, dst, 4 * 7, dec_iq1_m_r4);
-}
+IMC_DEFINE_DECODE(IQ1_S_R4, dec_iq1_s_r4)
+IMC_DEFINE_DECODE(IQ1_M_R4, dec_iq1_m_r4)

@@ -25,7 +25,7 @@ static inline float r4_d(const uint8_t *blk, int k)
     return 0.125f * load_fp16(blk + 2 * k);
 }
 
-static void dec_iq2_xxs_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq2_xxs_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = r4_d(b, k);
     const uint8_t *sas = b + 8, *q = b + 136;
@@ -40,7 +40,7 @@ static void dec_iq2_xxs_r4(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-static void dec_iq2_xs_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq2_xs_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = r4_d(b, k);
     const uint8_t *q = b + 8, *sc = b + 264;
@@ -55,7 +55,7 @@ static void dec_iq2_xs_r4(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-static void dec_iq2_s_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq2_s_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = r4_d(b, k);
     const uint8_t *qs = b + 8, *qh = b + 136, *signs = b + 168, *sc = b + 296;
@@ -70,36 +70,6 @@ static void dec_iq2_s_r4(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-// Columns [k0, k0 + kn) of row `lane` of the group at grp: super-blocks k0 / 256 on, each an
-// interleaved block of 4·ts bytes.
-typedef void (*r4_decode_fn)(const uint8_t *blk, int k, float *y);
-static inline __attribute__((always_inline)) void decode_r4(const uint8_t *grp, int lane,
-                                                            int64_t k0, int64_t kn, size_t ts,
-                                                            float *dst, r4_decode_fn dec)
-{
-    const uint8_t *b = grp + (size_t)(k0 / IMC_QK_K) * 4 * ts;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += 4 * ts) {
-        dec(b, lane, dst + i);
-    }
-}
-
-void imc_decode_IQ2_XXS_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                           float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, 66, dst, dec_iq2_xxs_r4);
-}
-
-void imc_decode_IQ2_XS_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, 74, dst, dec_iq2_xs_r4);
-}
-
-void imc_decode_IQ2_S_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, 82, dst, dec_iq2_s_r4);
-}
+IMC_DEFINE_DECODE(IQ2_XXS_R4, dec_iq2_xxs_r4)
+IMC_DEFINE_DECODE(IQ2_XS_R4, dec_iq2_xs_r4)
+IMC_DEFINE_DECODE(IQ2_S_R4, dec_iq2_s_r4)

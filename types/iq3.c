@@ -6,11 +6,6 @@
 #include "types/iq3_grids.h"
 #include "types/quant_priv.h"
 
-static inline uint32_t load_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 // The sign byte of 7 stored sign bits s: bit 7 makes the number of negative elements of the
 // 8 even (what ggml's ksigns_iq2xs table holds).
 static inline unsigned even_signs(unsigned s)

@@ -7,11 +7,6 @@
 #include "types/iq3_grids.h"
 #include "types/quant_priv.h"
 
-static inline uint32_t load_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /*
  * iq3_xxs_r4, 392 bytes per block of 4 rows: {fp16 d[4]; u32 sas[32]; u8 qs[256]}. Row k,
  * sub-block ib: word w = sas[4·ib + k]; bit 8i of w is bit i of the scale s (i < 4), and the
@@ -19,7 +14,7 @@ static inline uint32_t load_u32(const uint8_t *p)
  * the sub-block is grid entry qs[32·ib + 8k + i] byte j, negative where bit 4i + j of w is
  * set. The sub-block scale is (0.25·d[k])·(2s + 1).
  */
-static void dec_iq3_xxs_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq3_xxs_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = 0.25f * load_fp16(b + 2 * k);
     for (int ib = 0; ib < 8; ib++) {
@@ -42,7 +37,7 @@ static void dec_iq3_xxs_r4(const uint8_t *restrict b, int k, float *restrict y)
  * qs[32·ib + 8·(g % 4) + 4·(g / 4) + k] | bit g of qh[l] << 8; element 4g + j is negative where
  * bit g of signs[16·ib + 4k + j] is set.
  */
-static void dec_iq3_s_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq3_s_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k);
     for (int ib = 0; ib < 8; ib++) {
@@ -61,25 +56,5 @@ static void dec_iq3_s_r4(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-// Columns [k0, k0 + kn) of row `lane` of a group of 4 interleaved rows of blocks of bsz bytes.
-static inline void decode_r4(const uint8_t *grp, int lane, int64_t k0, int64_t kn, float *dst,
-                             size_t bsz, void (*dec)(const uint8_t *, int, float *))
-{
-    for (int64_t ibl = k0 / IMC_QK_K; ibl < (k0 + kn) / IMC_QK_K; ibl++, dst += IMC_QK_K) {
-        dec(grp + (size_t)ibl * bsz, lane, dst);
-    }
-}
-
-void imc_decode_IQ3_XXS_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                           float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, dst, 4 * 98, dec_iq3_xxs_r4);
-}
-
-void imc_decode_IQ3_S_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, dst, 4 * 110, dec_iq3_s_r4);
-}
+IMC_DEFINE_DECODE(IQ3_XXS_R4, dec_iq3_xxs_r4)
+IMC_DEFINE_DECODE(IQ3_S_R4, dec_iq3_s_r4)

@@ -74,7 +74,7 @@ static inline void put_sub(const uint8_t *restrict q, const int8_t *const v[2], 
     }
 }
 
-static void dec_iq2_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_iq2_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r);
     const uint8_t *extra = b + 8, *sc = b + 16, *qs = b + 48;
@@ -91,7 +91,7 @@ static void dec_iq2_k_r4(const uint8_t *restrict b, int r, float *restrict y)
     }
 }
 
-static void dec_iq3_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_iq3_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r);
     const uint8_t *extra = b + 8, *sh = b + 16, *sl = b + 24, *qs = b + 56, *qh = b + 312;
@@ -128,7 +128,7 @@ static inline void scales45(const uint8_t *b, int r, int s, const int8_t *grid, 
     }
 }
 
-static void dec_iq4_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_iq4_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const uint8_t *qs = b + 64;
     for (int s = 0; s < 8; s++) {
@@ -141,7 +141,7 @@ static void dec_iq4_k_r4(const uint8_t *restrict b, int r, float *restrict y)
     }
 }
 
-static void dec_iq5_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_iq5_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const uint8_t *qs = b + 64, *qh = b + 576;
     for (int s = 0; s < 8; s++) {
@@ -162,39 +162,7 @@ static void dec_iq5_k_r4(const uint8_t *restrict b, int r, float *restrict y)
     }
 }
 
-// The blocks of columns [k0, k0 + kn) of row `lane` of the group at grp, ts bytes per block of
-// one row (group blocks of 4·ts).
-typedef void (*r4_block_fn)(const uint8_t *blk, int r, float *y);
-static inline __attribute__((always_inline)) void decode_r4(const uint8_t *grp, int lane,
-                                                            int64_t k0, int64_t kn, size_t ts,
-                                                            r4_block_fn dec, float *dst)
-{
-    const uint8_t *b = grp + (uint64_t)(k0 / IMC_QK_K) * 4 * ts;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += 4 * ts) {
-        dec(b, lane, dst + i);
-    }
-}
-
-void imc_decode_IQ2_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    decode_r4(grp, lane, k0, kn, 76, dec_iq2_k_r4, dst);
-}
-
-void imc_decode_IQ3_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    decode_r4(grp, lane, k0, kn, 110, dec_iq3_k_r4, dst);
-}
-
-void imc_decode_IQ4_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    decode_r4(grp, lane, k0, kn, 144, dec_iq4_k_r4, dst);
-}
-
-void imc_decode_IQ5_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    decode_r4(grp, lane, k0, kn, 176, dec_iq5_k_r4, dst);
-}
+IMC_DEFINE_DECODE(IQ2_K_R4, dec_iq2_k_r4)
+IMC_DEFINE_DECODE(IQ3_K_R4, dec_iq3_k_r4)
+IMC_DEFINE_DECODE(IQ4_K_R4, dec_iq4_k_r4)
+IMC_DEFINE_DECODE(IQ5_K_R4, dec_iq5_k_r4)

@@ -13,7 +13,7 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-static void dec_iq2_kl(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq2_kl(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const unsigned sh = b[0] | b[1] << 8;
     const uint8_t *sl = b + 2, *qs = b + 6, *qh = b + 70;
@@ -30,14 +30,4 @@ static void dec_iq2_kl(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-void imc_decode_IQ2_KL(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    const float d = load_fp16(grp);
-    const uint8_t *b = grp + 2 + (size_t)(k0 / IMC_QK_K) * 86;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += 86) {
-        dec_iq2_kl(b, d, dst + i);
-    }
-}
+IMC_DEFINE_DECODE(IQ2_KL, dec_iq2_kl)

@@ -24,13 +24,7 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-static inline float load_f32(const uint8_t *p)
-{
-    return bits_to_f32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24);
-}
-
-static void dec_iq2_ks(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq2_ks(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const unsigned extra = b[0] | b[1] << 8;
     const uint8_t *sc = b + 2, *qs = b + 6;
@@ -46,7 +40,7 @@ static void dec_iq2_ks(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq3_ks(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq3_ks(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const unsigned extra = b[0] | b[1] << 8;
     const uint8_t *sc = b + 2, *qs = b + 6, *qh = b + 70;
@@ -62,7 +56,7 @@ static void dec_iq3_ks(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq4_ks(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq4_ks(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *qs = b + 8;
     for (int s = 0; s < 8; s++) {
@@ -76,7 +70,7 @@ static void dec_iq4_ks(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq5_ks(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq5_ks(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *qs = b + 8, *qh = b + 136;
     for (int s = 0; s < 8; s++) {
@@ -90,47 +84,7 @@ static void dec_iq5_ks(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-// The row loop of a type with one row scale d: super-blocks of ts bytes from the first one of
-// column k0 on, kn columns.
-typedef void (*ks_block_fn)(const uint8_t *blk, float d, float *y);
-static inline __attribute__((always_inline)) void decode_ks(const uint8_t *blocks, float d,
-                                                            int64_t k0, int64_t kn, size_t ts,
-                                                            float *dst, ks_block_fn dec)
-{
-    const uint8_t *b = blocks + (size_t)(k0 / IMC_QK_K) * ts;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += ts) {
-        dec(b, d, dst + i);
-    }
-}
-
-void imc_decode_IQ2_KS(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    decode_ks(grp + 2, load_fp16(grp), k0, kn, 70, dst, dec_iq2_ks);
-}
-
-void imc_decode_IQ3_KS(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    decode_ks(grp + 2, load_fp16(grp), k0, kn, 102, dst, dec_iq3_ks);
-}
-
-void imc_decode_IQ4_KS(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    decode_ks(grp + 4, load_f32(grp), k0, kn, 136, dst, dec_iq4_ks);
-}
-
-void imc_decode_IQ5_KS(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    decode_ks(grp + 4, load_f32(grp), k0, kn, 168, dst, dec_iq5_ks);
-}
+IMC_DEFINE_DECODE(IQ2_KS, dec_iq2_ks)
+IMC_DEFINE_DECODE(IQ3_KS, dec_iq3_ks)
+IMC_DEFINE_DECODE(IQ4_KS, dec_iq4_ks)
+IMC_DEFINE_DECODE(IQ5_KS, dec_iq5_ks)

@@ -15,12 +15,6 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-static inline float load_f32(const uint8_t *p)
-{
-    return bits_to_f32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24);
-}
-
 // Row r of the interleaved super-block b; with_qh: iq5_ks_r4 (5-bit codes, grid iq5nl).
 static inline __attribute__((always_inline)) void
 dec_ks_r4(const uint8_t *restrict b, int r, float d, bool with_qh, float *restrict y)
@@ -48,28 +42,15 @@ dec_ks_r4(const uint8_t *restrict b, int r, float d, bool with_qh, float *restri
     }
 }
 
-// The group loop: row `lane`'s scale, then its part of each interleaved super-block of 4 x ts
-// bytes from column k0 on.
-static inline __attribute__((always_inline)) void
-decode_r4(const uint8_t *grp, int lane, int64_t k0, int64_t kn, size_t ts, bool with_qh, float *dst)
+static void dec_iq4_ks_r4(const uint8_t *restrict b, int r, float d, float *restrict y)
 {
-    const float d = load_f32(grp + 4 * lane);
-    const uint8_t *b = grp + 16 + (size_t)(k0 / IMC_QK_K) * 4 * ts;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += 4 * ts) {
-        dec_ks_r4(b, lane, d, with_qh, dst + i);
-    }
+    dec_ks_r4(b, r, d, false, y);
 }
 
-void imc_decode_IQ4_KS_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
+static void dec_iq5_ks_r4(const uint8_t *restrict b, int r, float d, float *restrict y)
 {
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, 136, false, dst);
+    dec_ks_r4(b, r, d, true, y);
 }
 
-void imc_decode_IQ5_KS_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
-{
-    (void)n_per_row;
-    decode_r4(grp, lane, k0, kn, 168, true, dst);
-}
+IMC_DEFINE_DECODE(IQ4_KS_R4, dec_iq4_ks_r4)
+IMC_DEFINE_DECODE(IQ5_KS_R4, dec_iq5_ks_r4)

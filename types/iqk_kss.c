@@ -13,7 +13,7 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-static void dec_iq4_kss(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq4_kss(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     for (int s = 0; s < 8; s++, b += 16, y += 32) {
         uint8_t p[16];
@@ -33,15 +33,4 @@ static void dec_iq4_kss(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-void imc_decode_IQ4_KSS(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    const float d = bits_to_f32((uint32_t)grp[0] | (uint32_t)grp[1] << 8 | (uint32_t)grp[2] << 16 |
-                                (uint32_t)grp[3] << 24);
-    const uint8_t *b = grp + 4 + (size_t)(k0 / IMC_QK_K) * 128;
-    for (int64_t i = 0; i < kn; i += IMC_QK_K, b += 128) {
-        dec_iq4_kss(b, d, dst + i);
-    }
-}
+IMC_DEFINE_DECODE(IQ4_KSS, dec_iq4_kss)

@@ -33,13 +33,6 @@
 #define KT_MUL 0xCBAC1FEDu    // the generator's multiplier
 #define KT_BASE 4096u         // added to every seed
 #define KT_BASE_HI 36864u     // iq4_kt's other base (4096 + 32768)
-#define KT_SB IMC_QK_K        // elements per super-block
-#define KT_META 4             // bytes of the row scale
-
-static inline uint32_t load_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static inline unsigned load_u16(const uint8_t *p)
 {
@@ -81,7 +74,7 @@ static inline __attribute__((always_inline)) void kt_group8(uint32_t x, float sl
     }
 }
 
-static void dec_iq1_kt(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq1_kt(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *sh = b, *ql = b + 8, *qh = b + 40;
     for (int ib = 0; ib < 8; ib++) {
@@ -95,7 +88,7 @@ static void dec_iq1_kt(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq2_kt(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq2_kt(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *seed = b + 4;
     for (int h = 0; h < 2; h++) {
@@ -109,7 +102,7 @@ static void dec_iq2_kt(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq3_kt(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq3_kt(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *seed = b + 4, *qh = b + 68;
     for (int h = 0; h < 2; h++) {
@@ -129,7 +122,7 @@ static void dec_iq3_kt(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-static void dec_iq4_kt(const uint8_t *restrict b, float d, float *restrict y)
+static void dec_iq4_kt(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
     const uint8_t *ql = b + 32, *qh = b + 96;
     for (int ib = 0; ib < 8; ib++) {
@@ -149,47 +142,7 @@ static void dec_iq4_kt(const uint8_t *restrict b, float d, float *restrict y)
     }
 }
 
-// The one segment loop of the four types: the row scale, then super-blocks k0 / 256 onwards.
-typedef void (*kt_block_fn)(const uint8_t *b, float d, float *y);
-static inline __attribute__((always_inline)) void kt_decode(const uint8_t *row, int64_t k0,
-                                                            int64_t kn, size_t ts,
-                                                            kt_block_fn dec, float *dst)
-{
-    const float d = bits_to_f32(load_u32(row));
-    const uint8_t *b = row + KT_META + (size_t)(k0 / KT_SB) * ts;
-    for (int64_t i = 0; i < kn; i += KT_SB, b += ts) {
-        dec(b, d, dst + i);
-    }
-}
-
-void imc_decode_IQ1_KT(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    kt_decode(grp, k0, kn, 56, dec_iq1_kt, dst);
-}
-
-void imc_decode_IQ2_KT(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    kt_decode(grp, k0, kn, 68, dec_iq2_kt, dst);
-}
-
-void imc_decode_IQ3_KT(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    kt_decode(grp, k0, kn, 100, dec_iq3_kt, dst);
-}
-
-void imc_decode_IQ4_KT(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
-{
-    (void)lane;
-    (void)n_per_row;
-    kt_decode(grp, k0, kn, 128, dec_iq4_kt, dst);
-}
+IMC_DEFINE_DECODE(IQ1_KT, dec_iq1_kt)
+IMC_DEFINE_DECODE(IQ2_KT, dec_iq2_kt)
+IMC_DEFINE_DECODE(IQ3_KT, dec_iq3_kt)
+IMC_DEFINE_DECODE(IQ4_KT, dec_iq4_kt)

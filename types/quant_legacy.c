@@ -75,11 +75,6 @@ static void dec_q4_1(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-static inline uint32_t load_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 // 1 << j (a table rather than a variable shift, so that the q5 loops vectorize on SSE2).
 static const uint32_t bit32[32] = {
     1u << 0,  1u << 1,  1u << 2,  1u << 3,  1u << 4,  1u << 5,  1u << 6,  1u << 7,

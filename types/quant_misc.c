@@ -16,13 +16,6 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-static inline float load_f32(const uint8_t *p)
-{
-    uint32_t u;
-    memcpy(&u, p, 4);
-    return bits_to_f32(u);
-}
-
 // q8_k: d, then the 256 quants from byte 8.
 static void dec_q8_k(const uint8_t *restrict b, float *restrict y)
 {
@@ -79,14 +72,14 @@ void imc_dequant_row_Q6_0(const void *src, float *dst, int64_t n)
     decode_rows(src, dst, n, 32, 26, dec_q6_0);
 }
 
-// q8_kv: the row is its own group (rows == 1): d at byte 0, quant k at byte 8 + k.
-void imc_decode_Q8_KV(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                      float *dst)
+// q8_kv: the row is its own group (rows == 1): d at byte 0, quant k at byte 8 + k, taken in
+// blocks of 32.
+static void dec_q8_kv(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
-    const float d = load_f32(grp);
-    const int8_t *restrict q = (const int8_t *)(grp + 8) + k0;
-    float *restrict y = dst;
-    for (int64_t j = 0; j < kn; j++) {
+    const int8_t *q = (const int8_t *)b;
+    for (int j = 0; j < 32; j++) {
         y[j] = d * (float)q[j];
     }
 }
+
+IMC_DEFINE_DECODE(Q8_KV, dec_q8_kv)

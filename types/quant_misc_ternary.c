@@ -66,42 +66,31 @@ void imc_dequant_row_TQ2_0(const void *src, float *dst, int64_t n)
 // iq1_bn: a row is {fp16 d} and then 13-byte blocks {u8 ql[12]; u8 extra} of 64 elements. In
 // quarter i (< 4) of a block, element 16·i + 5·k + j (k < 3, j < 5) is trit 4 - j of
 // ql[3·i + k] and element 16·i + 15 is trit 4 - i of extra. x = d·(t - 1).
-void imc_decode_IQ1_BN(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
+static void dec_iq1_bn(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
-    const float d = load_fp16(grp);
-    const uint8_t *blk = grp + 2 + k0 / 64 * 13;
-    for (int64_t i = 0; i < kn; i += 64, blk += 13) {
-        float *restrict y = dst + i;
-        unsigned p3 = 1; // 3^n: trit n is element j = 4 - n
-        for (int n = 0; n < 5; n++, p3 *= 3) {
-            for (int q = 0; q < 4; q++) {
-                for (int k = 0; k < 3; k++) {
-                    y[16 * q + 5 * k + 4 - n] = d * (float)(trit(blk[3 * q + k], p3) - 1);
-                }
+    unsigned p3 = 1; // 3^n: trit n is element j = 4 - n
+    for (int n = 0; n < 5; n++, p3 *= 3) {
+        for (int q = 0; q < 4; q++) {
+            for (int k = 0; k < 3; k++) {
+                y[16 * q + 5 * k + 4 - n] = d * (float)(trit(b[3 * q + k], p3) - 1);
             }
-            if (n > 0) {
-                y[16 * (4 - n) + 15] = d * (float)(trit(blk[12], p3) - 1);
-            }
+        }
+        if (n > 0) {
+            y[16 * (4 - n) + 15] = d * (float)(trit(b[12], p3) - 1);
         }
     }
 }
 
 // iq2_bn: a row is {f32 d} and then 16-byte blocks of 64 elements: element 16·l + j (l < 4,
 // j < 16) is bits 2l..2l+1 of byte j. x = d·(q - 1).
-void imc_decode_IQ2_BN(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                       float *dst)
+static void dec_iq2_bn(const uint8_t *restrict b, int lane, float d, float *restrict y)
 {
-    uint32_t u;
-    memcpy(&u, grp, 4);
-    const float d = bits_to_f32(u);
-    const uint8_t *blk = grp + 4 + k0 / 64 * 16;
-    for (int64_t i = 0; i < kn; i += 64, blk += 16) {
-        float *restrict y = dst + i;
-        for (int l = 0; l < 4; l++) {
-            for (int j = 0; j < 16; j++) {
-                y[16 * l + j] = d * (float)(((blk[j] >> (2 * l)) & 3) - 1);
-            }
+    for (int l = 0; l < 4; l++) {
+        for (int j = 0; j < 16; j++) {
+            y[16 * l + j] = d * (float)(((b[j] >> (2 * l)) & 3) - 1);
         }
     }
 }
+
+IMC_DEFINE_DECODE(IQ1_BN, dec_iq1_bn)
+IMC_DEFINE_DECODE(IQ2_BN, dec_iq2_bn)

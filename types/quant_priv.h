@@ -1,7 +1,8 @@
 /*
- * types/quant_priv.h: private to types/types.c and model/quant_*.c. Declares the per-type row
+ * types/quant_priv.h: private to the .c files of types/. Declares the per-type row
  * dequantizers/quantizers (generated from types/types.def), the one generic row loop for each
- * direction, and the scale searches shared by the quantizers. DESIGN.md §4.
+ * direction, the one segment loop of the interleaved and row-meta types (decode_seg,
+ * IMC_DEFINE_DECODE), and the scale searches shared by the quantizers. DESIGN.md §4.
  *
  * Byte layouts (ggml's, little-endian; fp16 = IEEE half):
  *   q4_0   {fp16 d; u8 qs[16]}                      x[j] = d*(lo(qs[j])-8), x[j+16] = d*(hi-8)
@@ -101,6 +102,68 @@ static inline __attribute__((always_inline)) void decode_rows(const void *src, f
         dec(b, dst + i);
     }
 }
+
+// --- the types with interleaved rows or per-row meta (types.def: SEG) ---
+//
+// A group of R = rows rows (R = 1: one row with its meta) stores the R rows' meta first, meta
+// bytes each (row k's at k·meta), then per bs columns one interleaved block of R x ts bytes that
+// holds those columns' blocks of the R rows. Where a type has meta, it starts with the row's
+// scale: fp16 when meta is 2 bytes, f32 when it is 4 or 8 (q8_kv: then an i32 sum).
+
+// Each type's geometry from types.def: IMC_BS_<NAME>, IMC_TS_<NAME>, IMC_ROWS_<NAME>,
+// IMC_META_<NAME>.
+#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                    \
+    enum { IMC_BS_##NAME = bs, IMC_TS_##NAME = ts, IMC_ROWS_##NAME = rows, IMC_META_##NAME = meta };
+#include "types/types.def"
+#undef X
+
+static inline uint32_t load_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// A little-endian fp32 (the per-row scales of the meta bytes), at any alignment.
+static inline float load_f32(const uint8_t *p)
+{
+    return bits_to_f32(load_u32(p));
+}
+
+// Lane decoder: the bs values of row `lane` (0 when rows == 1) that the interleaved block at blk
+// holds, into y; d is the row's scale from its meta (0 for a type without meta; unused there).
+typedef void (*lane_decode_fn)(const uint8_t *blk, int lane, float d, float *y);
+
+// The scale of row `lane` of a group with meta bytes per row (0: none).
+static inline __attribute__((always_inline)) float row_scale(const uint8_t *grp, int lane,
+                                                             size_t meta)
+{
+    const uint8_t *p = grp + (size_t)lane * meta;
+    return meta == 0 ? 0.0f : meta == 2 ? load_fp16(p) : load_f32(p);
+}
+
+// The one segment loop: columns [k0, k0 + kn) (multiples of bs) of row `lane` of the group at
+// grp, with dec over the interleaved blocks k0 / bs on. Inlined so that dec is inlined too.
+static inline __attribute__((always_inline)) void decode_seg(const uint8_t *grp, int lane,
+                                                             int64_t k0, int64_t kn, float *dst,
+                                                             int rows, size_t meta, int64_t bs,
+                                                             size_t ts, lane_decode_fn dec)
+{
+    const float d = row_scale(grp, lane, meta);
+    const size_t gts = (size_t)rows * ts;
+    const uint8_t *b = grp + (size_t)rows * meta + (size_t)(k0 / bs) * gts;
+    for (int64_t i = 0; i < kn; i += bs, b += gts) {
+        dec(b, lane, d, dst + i);
+    }
+}
+
+// Defines imc_decode_NAME (types.def: SEG) as decode_seg over NAME's geometry with lane decoder
+// dec.
+#define IMC_DEFINE_DECODE(NAME, dec)                                                               \
+    void imc_decode_##NAME(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0,           \
+                           int64_t kn, float *dst)                                                 \
+    {                                                                                              \
+        decode_seg(grp, lane, k0, kn, dst, IMC_ROWS_##NAME, IMC_META_##NAME, IMC_BS_##NAME,       \
+                   IMC_TS_##NAME, dec);                                                            \
+    }
 
 // Block encoder: x (bs values) with per-element weights w (>= 0, not all zero unless x is) -> blk.
 typedef void (*block_encode_fn)(const float *x, const float *w, uint8_t *blk);

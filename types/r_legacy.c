@@ -10,16 +10,10 @@
 #include "types/nl_tables.h"
 #include "types/quant_priv.h"
 
-// Block ib of a group of `rows` interleaved rows of blocks of ts bytes (per row).
-static inline const uint8_t *group_block(const uint8_t *grp, int64_t ib, int rows, size_t ts)
-{
-    return grp + (size_t)ib * (size_t)rows * ts;
-}
-
 // q4_0_r8 (144 bytes: fp16 d[8]; u8 qs[128]). Chunk c (0..3) of 32 bytes holds 4 bytes per row;
 // byte i (0..3) of row k's run, qs[32c + 4k + i], carries column 4c + i in its low nibble and
 // column 4c + i + 16 in its high one; x = d·(q - 8).
-static void dec_q4_0_r8(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_q4_0_r8(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k);
     const uint8_t *qs = b + 16 + 4 * k;
@@ -35,7 +29,7 @@ static void dec_q4_0_r8(const uint8_t *restrict b, int k, float *restrict y)
 // q8_0_r8 (272 bytes: fp16 d[8]; i8 qs[256]). Columns 0..15 lie in the first 128 bytes, 16..31
 // in the second: column 4c + i of row k is qs[32c + 4k + i], column 4c + i + 16 is 128 further
 // on; x = d·q.
-static void dec_q8_0_r8(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_q8_0_r8(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k);
     const int8_t *qs = (const int8_t *)(b + 16 + 4 * k);
@@ -58,7 +52,7 @@ static inline int r4_col(int c, int i)
 // q5_0_r4 (88 bytes: fp16 d[4]; u8 qh[16]; u8 qs[64]). Byte i of row k's run in chunk c is
 // qs[16c + 4k + i]: its nibbles are the low 4 bits of columns r4_col(c, i) and that + 8; their
 // 5th bits are bits c and c + 4 of qh[4k + i]; x = d·q - 16·d (the reference's form).
-static void dec_q5_0_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_q5_0_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k), m = -16.0f * d;
     const uint8_t *qh = b + 8 + 4 * k, *qs = b + 24 + 4 * k;
@@ -75,7 +69,7 @@ static void dec_q5_0_r4(const uint8_t *restrict b, int k, float *restrict y)
 // q6_0_r4 (104 bytes: fp16 d[4]; u8 qh[32]; u8 qs[64]). Low 4 bits as in q5_0_r4; the top two
 // bits of the two columns of byte qs[16c + 4k + i] are bits 2(c/2) and 2(c/2) + 4 (2 each) of
 // qh[16(c%2) + 4k + i]; x = d·q - 32·d.
-static void dec_q6_0_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_q6_0_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k), m = -32.0f * d;
     const uint8_t *qh = b + 8 + 4 * k, *qs = b + 40 + 4 * k;
@@ -93,7 +87,7 @@ static void dec_q6_0_r4(const uint8_t *restrict b, int k, float *restrict y)
 
 // iq4_nl_r4 (72 bytes: fp16 d[4]; u8 qs[64]). Nibbles placed as in q5_0_r4 (no 5th bit);
 // x = d·grid[q], the iq4_nl grid.
-static void dec_iq4_nl_r4(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq4_nl_r4(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k);
     const uint8_t *qs = b + 8 + 4 * k;
@@ -114,7 +108,7 @@ static inline float e8m0_half(uint8_t e)
 
 // mxfp4_r8 (136 bytes: u8 e[8]; u8 qs[128]). Nibbles placed as in q4_0_r8;
 // x = 2^(e - 128)·v[q], v the doubled e2m1 values (sign in bit 3).
-static void dec_mxfp4_r8(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_mxfp4_r8(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = e8m0_half(b[k]);
     const uint8_t *qs = b + 8 + 4 * k;
@@ -126,56 +120,9 @@ static void dec_mxfp4_r8(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-// The one segment loop of these types: blocks k0/32 .. (k0+kn)/32 of row `lane`.
-typedef void (*lane_decode_fn)(const uint8_t *blk, int lane, float *y);
-static inline __attribute__((always_inline)) void decode_lane(const uint8_t *grp, int lane,
-                                                              int64_t k0, int64_t kn, int rows,
-                                                              size_t ts, lane_decode_fn dec,
-                                                              float *dst)
-{
-    for (int64_t ib = k0 / 32; ib < (k0 + kn) / 32; ib++) {
-        dec(group_block(grp, ib, rows, ts), lane, dst + (ib * 32 - k0));
-    }
-}
-
-void imc_decode_Q4_0_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 8, 18, dec_q4_0_r8, dst);
-}
-
-void imc_decode_Q5_0_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 4, 22, dec_q5_0_r4, dst);
-}
-
-void imc_decode_Q6_0_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 4, 26, dec_q6_0_r4, dst);
-}
-
-void imc_decode_Q8_0_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 8, 34, dec_q8_0_r8, dst);
-}
-
-void imc_decode_IQ4_NL_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 4, 18, dec_iq4_nl_r4, dst);
-}
-
-void imc_decode_MXFP4_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, k0, kn, 8, 17, dec_mxfp4_r8, dst);
-}
+IMC_DEFINE_DECODE(Q4_0_R8, dec_q4_0_r8)
+IMC_DEFINE_DECODE(Q5_0_R4, dec_q5_0_r4)
+IMC_DEFINE_DECODE(Q6_0_R4, dec_q6_0_r4)
+IMC_DEFINE_DECODE(Q8_0_R8, dec_q8_0_r8)
+IMC_DEFINE_DECODE(IQ4_NL_R4, dec_iq4_nl_r4)
+IMC_DEFINE_DECODE(MXFP4_R8, dec_mxfp4_r8)

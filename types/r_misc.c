@@ -11,7 +11,7 @@
 // are nibble s/32 of scales_l[s % 32], top 2 bits the pair at bit 2(s/16) of scales_h[s % 16];
 // its scale is d[k]·(ls - 32). Its quants are 4 runs of 4 bytes, qs[128j + 32l + 4k + i]
 // (l, i = 0..3): low nibble column 32j + 8l + i, high nibble 4 further on; x = scale·grid[q].
-static void dec_iq4_xs_r8(const uint8_t *restrict b, int k, float *restrict y)
+static void dec_iq4_xs_r8(const uint8_t *restrict b, int k, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * k);
     const uint8_t *sh = b + 16, *sl = b + 32, *qs = b + 64 + 4 * k;
@@ -30,17 +30,11 @@ static void dec_iq4_xs_r8(const uint8_t *restrict b, int k, float *restrict y)
     }
 }
 
-void imc_decode_IQ4_XS_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
-{
-    (void)n_per_row;
-    for (int64_t ib = k0 / IMC_QK_K; ib < (k0 + kn) / IMC_QK_K; ib++) {
-        dec_iq4_xs_r8(grp + (size_t)ib * 1088, lane, dst + (ib * IMC_QK_K - k0));
-    }
-}
+IMC_DEFINE_DECODE(IQ4_XS_R8, dec_iq4_xs_r8)
 
 // bf16_r16: the 16 rows' values in pairs of columns: columns 2p, 2p + 1 of row k are the bf16
 // values (u16, little-endian) number 32p + 2k and 32p + 2k + 1 of the group; x = bits << 16.
+// Its own loop: a block is one column (types.def), but the layout goes by pairs of columns.
 void imc_decode_BF16_R16(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
                          float *dst)
 {

@@ -6,22 +6,19 @@
  * 64u + 16l + 4j + i (l, j, i < 4) of row r is bits 2j..2j+1 of byte 16 + 64u + 16l + 4r + i;
  * x = d·(q - 1).
  */
-#include "types/rk_priv.h"
+#include "types/quant_priv.h"
 
-void imc_decode_IQ2_BN_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                          float *dst)
+static void dec_iq2_bn_r4(const uint8_t *restrict b, int r, float d, float *restrict y)
 {
-    (void)n_per_row;
-    const float d = load_f32(grp + 4 * lane);
-    const uint8_t *q = grp + 16 + k0 + 4 * lane;
-    for (int64_t u = 0; u < kn / 64; u++, q += 64) {
-        for (int l = 0; l < 4; l++) {
-            for (int j = 0; j < 4; j++) {
-                for (int i = 0; i < 4; i++) {
-                    const int v = (q[16 * l + i] >> (2 * j)) & 3;
-                    dst[64 * u + 16 * l + 4 * j + i] = d * (float)(v - 1);
-                }
+    const uint8_t *q = b + 4 * r;
+    for (int l = 0; l < 4; l++) {
+        for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < 4; i++) {
+                const int v = (q[16 * l + i] >> (2 * j)) & 3;
+                y[16 * l + 4 * j + i] = d * (float)(v - 1);
             }
         }
     }
 }
+
+IMC_DEFINE_DECODE(IQ2_BN_R4, dec_iq2_bn_r4)

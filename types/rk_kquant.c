@@ -7,7 +7,7 @@
  * are the plain K-quants' (types/quant_k.c): same scales and formulas, other places.
  * DESIGN.md §4.
  */
-#include "types/rk_priv.h"
+#include "types/quant_priv.h"
 
 /*
  * q2_k_r4, 336 bytes: fp16 d[4] @0, fp16 dmin[4] @8, u8 scales[64] @16, u8 qs[256] @80.
@@ -15,7 +15,7 @@
  * min). Element 16s + 4j + i (i, j < 4): bits 2j..2j+1 of qs[16s + 4r + i].
  * x = d·sc·q - dmin·m.
  */
-static void dec_q2_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q2_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r), dmin = load_fp16(b + 8 + 2 * r);
     for (int s = 0; s < 16; s++) {
@@ -37,7 +37,7 @@ static void dec_q2_k_r4(const uint8_t *restrict b, int r, float *restrict y)
  * Element 16s + 4j + i: low 2 bits are bits 2j..2j+1 of qs[16s + 4r + i], bit 2 is bit
  * 4·(s % 2) + j of qh[16·(s / 2) + 4r + i]. x = d·(sc - 32)·(q - 4).
  */
-static void dec_q3_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q3_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r);
     const uint8_t *sh = b + 8, *sl = b + 24;
@@ -73,7 +73,7 @@ static inline void k_r4_scale_min(const uint8_t *b, int ib, int r, int *sc, int 
  * qs[64·ib + 16c + 4r + i] (i < 4) is element 32·ib + 16·(c % 2) + 4·(c / 2) + 8n + i.
  * x = d·sc·q - dmin·m.
  */
-static void dec_q4_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q4_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r), dmin = load_fp16(b + 8 + 2 * r);
     for (int ib = 0; ib < 8; ib++) {
@@ -95,7 +95,7 @@ static void dec_q4_k_r4(const uint8_t *restrict b, int r, float *restrict y)
  * q5_k_r4, 704 bytes: as q4_k_r4 with u8 qh[128] @64 and qs[512] @192. Bit 4 of the element of
  * nibble n of qs[64·ib + 16c + 4r + i] is bit 4·(c % 2) + 2·(c / 2) + n of qh[16·ib + 4r + i].
  */
-static void dec_q5_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q5_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r), dmin = load_fp16(b + 8 + 2 * r);
     for (int ib = 0; ib < 8; ib++) {
@@ -123,7 +123,7 @@ static void dec_q5_k_r4(const uint8_t *restrict b, int r, float *restrict y)
  * i has low 4 bits nibble n of ql[64·ib + 16c + 4r + i], bits 4-5 bits 2·(2·(c / 2) + n) of
  * qh[32·ib + 16·(c % 2) + 4r + i], scale scales[8·ib + 4·(c % 2) + r]. x = d·sc·(q - 32).
  */
-static void dec_q6_k_r4(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q6_k_r4(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r);
     for (int ib = 0; ib < 8; ib++) {
@@ -143,37 +143,8 @@ static void dec_q6_k_r4(const uint8_t *restrict b, int r, float *restrict y)
     }
 }
 
-void imc_decode_Q2_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 4 * 84, k0, kn, dst, dec_q2_k_r4);
-}
-
-void imc_decode_Q3_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 4 * 110, k0, kn, dst, dec_q3_k_r4);
-}
-
-void imc_decode_Q4_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 4 * 144, k0, kn, dst, dec_q4_k_r4);
-}
-
-void imc_decode_Q5_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 4 * 176, k0, kn, dst, dec_q5_k_r4);
-}
-
-void imc_decode_Q6_K_R4(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 4 * 210, k0, kn, dst, dec_q6_k_r4);
-}
+IMC_DEFINE_DECODE(Q2_K_R4, dec_q2_k_r4)
+IMC_DEFINE_DECODE(Q3_K_R4, dec_q3_k_r4)
+IMC_DEFINE_DECODE(Q4_K_R4, dec_q4_k_r4)
+IMC_DEFINE_DECODE(Q5_K_R4, dec_q5_k_r4)
+IMC_DEFINE_DECODE(Q6_K_R4, dec_q6_k_r4)

@@ -4,13 +4,13 @@
  * All three store the rows' int8 quants in runs of 4 consecutive columns per row, the rows of the
  * group one after the other. Layouts at the decoders (r: the row inside the group). DESIGN.md §4.
  */
-#include "types/rk_priv.h"
+#include "types/quant_priv.h"
 
 /*
  * q8_k_r8, 2064 bytes per 256 columns of 8 rows: fp16 d[8] @0, i8 qs[2048] @16. Element 4u + i
  * (u < 64, i < 4) of row r is qs[32u + 4r + i]; x = d·q.
  */
-static void dec_q8_k_r8(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q8_k_r8(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r);
     const uint8_t *q = b + 16 + 4 * r;
@@ -27,7 +27,7 @@ static void dec_q8_k_r8(const uint8_t *restrict b, int r, float *restrict y)
  * stores q + 128 only where it has AVX512; its dequantizer, whose values these are, always
  * subtracts the 128.)
  */
-static void dec_q8_k_r16(const uint8_t *restrict b, int r, float *restrict y)
+static void dec_q8_k_r16(const uint8_t *restrict b, int r, float row_d, float *restrict y)
 {
     const float d = load_fp16(b + 2 * r), m = -128.0f * d;
     const uint8_t *q = b + 32 + 4 * r;
@@ -38,35 +38,22 @@ static void dec_q8_k_r16(const uint8_t *restrict b, int r, float *restrict y)
     }
 }
 
-void imc_decode_Q8_K_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                        float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 8 * 258, k0, kn, dst, dec_q8_k_r8);
-}
-
-void imc_decode_Q8_K_R16(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
-{
-    (void)n_per_row;
-    decode_lane(grp, lane, IMC_QK_K, 16 * 258, k0, kn, dst, dec_q8_k_r16);
-}
-
 /*
  * q8_kv_r8, a group of 8 rows: fp32 d[8] @0 (the rows' meta), then per 16 columns 128 bytes of
  * i8: column 16u + 4l + i (l, i < 4) of row r is byte 32 + 128u + 32l + 4r + i. x = d·q.
  */
-void imc_decode_Q8_KV_R8(const uint8_t *grp, int lane, int64_t n_per_row, int64_t k0, int64_t kn,
-                         float *dst)
+static void dec_q8_kv_r8(const uint8_t *restrict b, int r, float d, float *restrict y)
 {
-    (void)n_per_row;
-    const float d = load_f32(grp + 4 * lane);
-    const uint8_t *q = grp + 32 + 8 * k0 + 4 * lane;
-    for (int64_t u = 0; u < kn / 16; u++, q += 128) {
+    const uint8_t *q = b + 4 * r;
+    for (int u = 0; u < 2; u++, q += 128) {
         for (int l = 0; l < 4; l++) {
             for (int i = 0; i < 4; i++) {
-                dst[16 * u + 4 * l + i] = d * (float)(int8_t)q[32 * l + i];
+                y[16 * u + 4 * l + i] = d * (float)(int8_t)q[32 * l + i];
             }
         }
     }
 }
+
+IMC_DEFINE_DECODE(Q8_K_R8, dec_q8_k_r8)
+IMC_DEFINE_DECODE(Q8_K_R16, dec_q8_k_r16)
+IMC_DEFINE_DECODE(Q8_KV_R8, dec_q8_kv_r8)

@@ -68,7 +68,8 @@ static const struct imc_type_traits traits[IMC_TYPE_MAX_ID] = {
 };
 
 // Geometry the code relies on: plain ROW decoders take no meta and no interleave; block sizes
-// are those of ggml's families.
+// are those of ggml's families; row meta, where there is any, is an fp16 (2 bytes) or f32 (4 or
+// 8) row scale first (quant_priv.h: row_scale).
 #define IMC_TR_IS_ROW_ROW 1
 #define IMC_TR_IS_ROW_SEG 0
 #define X(NAME, id, nm, bs, ts, rows, meta, dec, quant, tol)                                      \
@@ -76,7 +77,8 @@ static const struct imc_type_traits traits[IMC_TYPE_MAX_ID] = {
                                             bs == IMC_QK_K),                                    \
                    nm);                                                                            \
     _Static_assert(!IMC_TR_IS_ROW_##dec || (rows == 1 && meta == 0), nm);                        \
-    _Static_assert(rows == 1 || rows == 4 || rows == 8 || rows == 16, nm);
+    _Static_assert(rows == 1 || rows == 4 || rows == 8 || rows == 16, nm);                      \
+    _Static_assert(meta == 0 || meta == 2 || meta == 4 || meta == 8, nm);
 #include "types/types.def"
 #undef X
 
