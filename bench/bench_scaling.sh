@@ -29,14 +29,11 @@ while [ $# -gt 0 ]; do
     esac
     shift 2
 done
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-dir=${IMC_BENCH_DIR:-${TMPDIR:-/tmp}/imc_bench}
-mkdir -p "$dir"
-model="$dir/$preset.gguf"
-[ -f "$model" ] || "$bin" gen-model --preset "$preset" -o "$model" >&2
-text="$dir/scaling.txt"
-for _ in 1 2 3 4; do cat "$here/data/text/calibration.txt"; done >"$text"
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
+dir=$bench_dir
+model=$(bench_model "$preset")
+text=$(bench_text scaling.txt 4)
 printf 'model %s (%s bytes), ctx %s, chunks %s, batch %s, %s core(s)\n' "$model" \
     "$(stat -c %s "$model")" "$ctx" "$chunks" "$batch" "$(nproc)"
 printf '%6s %-14s %8s %10s %8s %8s %s\n' ranks layout threads tok/s speedup idle% imatrix

@@ -18,6 +18,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "mpi/comm.h"
+#include "mpi/reduce.h"
 #include "mpi/xfer.h"
 
 #define BASE_NAME "_base"
@@ -109,10 +110,14 @@ const char *imc_sweep_recipe_name(const struct imc_sweep *s, int64_t i)
     return i >= 0 && i < s->n ? s->rec[i].name : NULL;
 }
 
-// Runs perplexity with its report in the file report_path (atomic); res gets the figures.
+// Runs perplexity with its report in the file report_path (atomic); res gets the figures. A
+// rank of a distributed run other than its rank 0 passes report_path NULL (no report there).
 static enum imc_status run_ppl(const struct imc_perplexity_opts *po, const char *report_path,
                                struct imc_perplexity_result *res)
 {
+    if (!report_path) {
+        return imc_perplexity_run(po, NULL, res);
+    }
     struct imc_afile af;
     IMC_TRY(imc_afile_open(&af, report_path));
     enum imc_status st = imc_perplexity_run(po, af.f, res);
@@ -123,9 +128,9 @@ static enum imc_status run_ppl(const struct imc_perplexity_opts *po, const char 
     return imc_afile_commit(&af);
 }
 
-// World rank 0: the base logits (_base.logits), its PPL report and _base.result.
-static enum imc_status run_base(struct imc_sweep *s)
+enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm)
 {
+    const bool lead = !comm || imc_comm_rank(comm) == 0;
     char *report = imc_sweep_path(s, BASE_NAME, ".ppl.txt");
     char *result = imc_sweep_path(s, BASE_NAME, ".result");
     enum imc_status st = report && result ? IMC_OK : IMC_ERR_NOMEM;
@@ -138,25 +143,31 @@ static enum imc_status run_base(struct imc_sweep *s)
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
     po.kld_save = s->base_logits;
+    po.comm = comm;
+    if (st == IMC_OK && comm) {
+        st = imc_sweep_split_layout(comm, s->o.base, &po.layout);
+    }
     struct imc_perplexity_result res;
     double t0 = imc_clock_now();
     if (st == IMC_OK) {
-        IMC_LOG_INF("sweep: base logits of %s -> %s", s->o.base, s->base_logits);
-        st = run_ppl(&po, report, &res);
+        if (lead) {
+            IMC_LOG_INF("sweep: base logits of %s -> %s", s->o.base, s->base_logits);
+        }
+        st = run_ppl(&po, lead ? report : NULL, &res);
     }
     struct imc_sweep_figures *f = &s->base;
     memset(f, 0, sizeof(*f));
-    if (st == IMC_OK) {
+    if (st == IMC_OK && lead) {
         st = imc_sweep_measure(s->o.base, f);
     }
-    if (st == IMC_OK) {
+    if (st == IMC_OK && lead) {
         f->hash = s->base_key;
         f->ppl = res.ppl;
         f->ppl_err = res.ppl_err;
         f->done = 1;
         st = imc_sweep_result_write(result, BASE_NAME, f);
     }
-    if (st == IMC_OK) {
+    if (st == IMC_OK && lead) {
         char t[32];
         IMC_LOG_INF("sweep: base: PPL %.4f +/- %.5f, %lld chunks of %lld (%s)", f->ppl, f->ppl_err,
                     (long long)res.n_chunk, (long long)res.n_ctx,
@@ -167,9 +178,10 @@ static enum imc_status run_base(struct imc_sweep *s)
     return st;
 }
 
-// Quantizes recipe r into model (its own process: no MPI).
+// Quantizes recipe r into model: in this process (grp NULL) or over the group (the built-in
+// quantizer on every rank of it, an external one on its rank 0 only).
 static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct imc_sweep_recipe *r,
-                                       const char *model)
+                                       const char *model, const struct imc_comm *grp)
 {
     struct imc_quantize_opts qo;
     imc_quantize_opts_default(&qo);
@@ -181,14 +193,19 @@ static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct i
     qo.n_threads = s->o.n_threads;
     qo.quiet = true;
     if (r->external) {
-        return imc_quantize_external(&qo, r->external, imc_sweep_recipe_type(r));
+        return !grp || imc_comm_rank(grp) == 0
+                   ? imc_quantize_external(&qo, r->external, imc_sweep_recipe_type(r))
+                   : IMC_OK;
     }
+    qo.comm = grp;
     return imc_quantize_run(&qo, NULL);
 }
 
-// Scores the quantized model against the base logits into f.
+// Scores the quantized model against the base logits into f (report: NULL on the ranks of a
+// group other than its rank 0, whose f stays as it is).
 static enum imc_status score_recipe(const struct imc_sweep *s, const char *model,
-                                    const char *report, bool quiet, struct imc_sweep_figures *f)
+                                    const char *report, bool quiet, struct imc_comm *grp,
+                                    struct imc_sweep_figures *f)
 {
     struct imc_perplexity_opts po;
     imc_perplexity_opts_default(&po);
@@ -198,39 +215,78 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
     po.quiet = quiet;
+    po.comm = grp;
+    if (grp) {
+        IMC_TRY(imc_sweep_split_layout(grp, model, &po.layout));
+    }
     struct imc_perplexity_result res;
     IMC_TRY(run_ppl(&po, report, &res));
-    f->ppl = res.ppl;
-    f->ppl_err = res.ppl_err;
-    f->kld = res.kld;
-    f->kld_err = res.kld_err;
-    f->same_top = res.same_top;
-    f->same_top_err = res.same_top_err;
+    if (report) {
+        f->ppl = res.ppl;
+        f->ppl_err = res.ppl_err;
+        f->kld = res.kld;
+        f->kld_err = res.kld_err;
+        f->same_top = res.same_top;
+        f->same_top_err = res.same_top_err;
+    }
     return IMC_OK;
 }
 
-// One recipe on this rank: quantize, measure, score, result file; the model is removed after.
-static enum imc_status run_recipe(const struct imc_sweep *s, int64_t i, int rank,
-                                  struct imc_sweep_figures *f)
+// Every rank of the group learns whether all of them got IMC_OK (st of this rank). A rank that
+// failed keeps its status; the others get IMC_ERR_ARG (the failing rank logged why).
+static enum imc_status group_agree(struct imc_comm *grp, enum imc_status st, bool unwatched)
+{
+    if (!grp || imc_comm_size(grp) < 2) {
+        return st;
+    }
+    const double timeout = imc_comm_timeout(grp);
+    if (unwatched) {
+        imc_comm_set_timeout(grp, NO_WATCHDOG_S);
+    }
+    int bad = st != IMC_OK;
+    enum imc_status rst = imc_reduce_all_sum_int(grp, IMC_GROUP_WORLD, &bad, 1);
+    imc_comm_set_timeout(grp, timeout);
+    if (rst != IMC_OK) {
+        return rst;
+    }
+    return st != IMC_OK ? st : bad ? IMC_ERR_ARG : IMC_OK;
+}
+
+enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int rank,
+                                     struct imc_comm *grp, struct imc_sweep_figures *f)
 {
     const struct imc_sweep_recipe *r = &s->rec[i];
+    const bool lead = !grp || imc_comm_rank(grp) == 0;
     char *model = imc_sweep_path(s, r->name, ".gguf");
     char *report = imc_sweep_path(s, r->name, ".kld.txt");
     char *result = imc_sweep_path(s, r->name, ".result");
     enum imc_status st = model && report && result ? IMC_OK : IMC_ERR_NOMEM;
     double t0 = imc_clock_now();
     memset(f, 0, sizeof(*f));
-    if (st == IMC_OK) {
-        IMC_LOG_INF("sweep: [%lld/%lld] %s: quantizing (default %s, %lld rule(s), %s imatrix)",
+    if (st == IMC_OK && lead) {
+        IMC_LOG_INF("sweep: [%lld/%lld] %s: quantizing (default %s, %lld rule(s), %s imatrix%s)",
                     (long long)i + 1, (long long)s->n, r->name, imc_sweep_recipe_type(r),
-                    (long long)r->rules.n, r->use_imatrix ? "with" : "without");
-        st = quantize_recipe(s, r, model);
+                    (long long)r->rules.n, r->use_imatrix ? "with" : "without",
+                    grp ? ", a group of ranks" : "");
+    }
+    if (st == IMC_OK) {
+        st = quantize_recipe(s, r, model, grp);
+    }
+    // the group waits for its rank 0 to write the model: local work, however long it takes
+    st = group_agree(grp, st, true);
+    if (st == IMC_OK) {
+        st = score_recipe(s, model, lead ? report : NULL, rank != 0, grp, f);
+    }
+    st = group_agree(grp, st, false);
+    if (!lead) {
+        memset(f, 0, sizeof(*f)); // the group's rank 0 reports the recipe
+        free(model);
+        free(report);
+        free(result);
+        return st;
     }
     if (st == IMC_OK) {
         st = imc_sweep_measure(model, f);
-    }
-    if (st == IMC_OK) {
-        st = score_recipe(s, model, report, rank != 0, f);
     }
     if (model && !s->o.keep_models) {
         unlink(model);
@@ -313,39 +369,44 @@ static void run_share(const struct imc_sweep *s, const uint8_t *todo,
         if (!todo[i]) {
             continue;
         }
-        if (j++ % size == rank && run_recipe(s, i, rank, &figs[i]) != IMC_OK) {
+        if (j++ % size == rank && imc_sweep_run_recipe(s, i, rank, NULL, &figs[i]) != IMC_OK) {
             return;
         }
     }
 }
 
-// Sends every rank's figures to world rank 0, which keeps figs[i] from the rank that ran it.
-static enum imc_status gather(const struct imc_sweep *s, const uint8_t *todo,
-                              struct imc_sweep_figures *figs, int rank, int size)
+// Sends every rank's figures to world rank 0, which keeps figs[i] from the rank that ran it
+// (figs[i].rank). The wait lasts as long as the slowest rank's (or group's) last recipe.
+static enum imc_status gather(const struct imc_sweep *s, struct imc_sweep_figures *figs, int rank,
+                              int size)
 {
     size_t bytes = (size_t)s->n * sizeof(*figs);
-    const struct imc_comm *c = s->o.comm;
+    struct imc_comm *c = s->o.comm;
+    const double timeout = imc_comm_timeout(c);
+    imc_comm_set_timeout(c, NO_WATCHDOG_S);
     if (rank != 0) {
         struct imc_xfer *x = NULL;
-        IMC_TRY(imc_xfer_isend_bytes(c, IMC_GROUP_WORLD, 0, 0, figs, bytes, &x));
-        return imc_xfer_wait(x);
+        enum imc_status st = imc_xfer_isend_bytes(c, IMC_GROUP_WORLD, 0, 0, figs, bytes, &x);
+        st = st == IMC_OK ? imc_xfer_wait(x) : st;
+        imc_comm_set_timeout(c, timeout);
+        return st;
     }
     struct imc_sweep_figures *tmp = malloc(bytes ? bytes : 1);
+    enum imc_status st = tmp ? IMC_OK : IMC_ERR_NOMEM;
     if (!tmp) {
         IMC_LOG_ERR("sweep: out of memory");
-        return IMC_ERR_NOMEM;
     }
-    enum imc_status st = IMC_OK;
     for (int r = 1; st == IMC_OK && r < size; r++) {
         struct imc_xfer *x = NULL;
         st = imc_xfer_irecv_bytes(c, IMC_GROUP_WORLD, r, 0, tmp, bytes, &x);
         st = st == IMC_OK ? imc_xfer_wait(x) : st;
-        for (int64_t i = 0, j = 0; st == IMC_OK && i < s->n; i++) {
-            if (todo[i] && j++ % size == r) {
+        for (int64_t i = 0; st == IMC_OK && i < s->n; i++) {
+            if (tmp[i].rank == r && (tmp[i].done || tmp[i].status != IMC_OK)) {
                 figs[i] = tmp[i];
             }
         }
     }
+    imc_comm_set_timeout(c, timeout);
     free(tmp);
     return st;
 }
@@ -370,29 +431,59 @@ static enum imc_status check_done(const struct imc_sweep *s, const struct imc_sw
     return IMC_OK;
 }
 
+// One rank per recipe (G = 1): the base on world rank 0 alone (the others wait for it, however
+// long it takes), the recipes dealt in turn.
+static enum imc_status run_single(struct imc_sweep *s, struct imc_sweep_figures *figs,
+                                  const uint8_t *todo, bool need_base, int rank, int size)
+{
+    int32_t base_st = IMC_OK;
+    if (rank == 0 && need_base) {
+        base_st = imc_sweep_run_base(s, NULL);
+    }
+    struct imc_comm *c = s->o.comm;
+    const double timeout = c ? imc_comm_timeout(c) : 0;
+    if (c) {
+        imc_comm_set_timeout(c, NO_WATCHDOG_S);
+    }
+    enum imc_status st = bcast(s, &base_st, sizeof(base_st));
+    if (c) {
+        imc_comm_set_timeout(c, timeout);
+    }
+    IMC_TRY(st);
+    if (base_st != IMC_OK) {
+        return (enum imc_status)base_st; // logged on rank 0
+    }
+    run_share(s, todo, figs, rank, size);
+    return IMC_OK;
+}
+
 // The parts that need every rank: base, recipes, gather. Returns this rank's status.
 static enum imc_status run_ranks(struct imc_sweep *s, struct imc_sweep_figures *figs, uint8_t *todo,
                                  int rank, int size)
 {
+    const int g = imc_sweep_group_size(s);
     bool need_base = false;
     int64_t n_todo = rank == 0 ? scan_results(s, figs, todo, &need_base) : 0;
+    if (rank == 0 && g > 1) {
+        imc_sweep_claims_clear(s); // before anyone claims: every rank waits for the bcast
+    }
     uint8_t flag = need_base;
     IMC_TRY(bcast(s, todo, (size_t)s->n));
     IMC_TRY(bcast(s, &flag, 1));
-    int32_t base_st = IMC_OK;
-    if (rank == 0 && flag) {
-        base_st = run_base(s);
-    }
-    IMC_TRY(bcast(s, &base_st, sizeof(base_st)));
-    if (base_st != IMC_OK) {
-        return (enum imc_status)base_st; // logged on rank 0
-    }
     if (rank == 0) {
-        IMC_LOG_INF("sweep: %lld recipe(s), %lld to compute on %d rank(s), results in %s",
-                    (long long)s->n, (long long)n_todo, size, s->o.out_dir);
+        IMC_LOG_INF("sweep: %lld recipe(s), %lld to compute on %d rank(s)%s, results in %s",
+                    (long long)s->n, (long long)n_todo, size,
+                    g > 1 ? " in groups" : "", s->o.out_dir);
     }
-    run_share(s, todo, figs, rank, size);
-    return size > 1 ? gather(s, todo, figs, rank, size) : IMC_OK;
+    enum imc_status st = g > 1 ? imc_sweep_run_groups(s, figs, todo, flag != 0)
+                               : run_single(s, figs, todo, flag != 0, rank, size);
+    if (st == IMC_OK && size > 1) {
+        st = gather(s, figs, rank, size);
+    }
+    if (st == IMC_OK && rank == 0 && g > 1) {
+        imc_sweep_claims_clear(s);
+    }
+    return st;
 }
 
 enum imc_status imc_sweep_run(struct imc_sweep *s, FILE *out)
@@ -407,13 +498,9 @@ enum imc_status imc_sweep_run(struct imc_sweep *s, FILE *out)
         IMC_LOG_ERR("sweep: out of memory");
         return IMC_ERR_NOMEM;
     }
-    const double timeout = c ? imc_comm_timeout(c) : 0;
-    if (c) {
-        imc_comm_set_timeout(c, NO_WATCHDOG_S);
-    }
-    enum imc_status st = run_ranks(s, figs, todo, rank, size);
-    if (c) {
-        imc_comm_set_timeout(c, timeout);
+    enum imc_status st = imc_sweep_check_groups(s);
+    if (st == IMC_OK) {
+        st = run_ranks(s, figs, todo, rank, size);
     }
     if (st == IMC_OK && rank == 0) {
         st = check_done(s, figs);

@@ -16,10 +16,11 @@
  * the file and line.
  *
  * Work (out_dir; it must be on a file system every rank sees):
- *   1. base: `imc perplexity --kld-save` of the base model on the text, once, on world rank 0:
+ *   1. base: `imc perplexity --kld-save` of the base model on the text, once, on world rank 0
+ *      (all ranks together with G > 1, below):
  *      _base.logits (llama.cpp's `_logits_` file), _base.ppl.txt (its output), _base.result.
- *   2. recipes still to do are dealt to the ranks in turn (the j-th pending recipe on rank
- *      j mod size); each rank, alone, quantizes (coordinator/quantize.h, the base's tensors
+ *   2. (G = 1) recipes still to do are dealt to the ranks in turn (the j-th pending recipe on
+ *      rank j mod size); each rank, alone, quantizes (coordinator/quantize.h, the base's tensors
  *      with the recipe's rules and the imatrix) into <name>.gguf, scores it with
  *      `--kld-base _base.logits` (<name>.kld.txt: the full KLD report), writes <name>.result,
  *      and deletes <name>.gguf unless keep_models.
@@ -28,6 +29,19 @@
  * Every file is written atomically (temp + rename, core/file.h); a failed recipe fails the sweep
  * with its name and nothing of step 3 is written.
  *
+ * Recipe groups (ranks_per_recipe G > 1; G must divide the ranks, else IMC_ERR_ARG on every
+ * rank, logged on world rank 0, before any work): step 1 runs on all ranks as one distributed
+ * perplexity (automatic layout of the base over the world; world rank 0 writes the files); then
+ * the ranks split into groups of G consecutive world ranks, each a world of its own
+ * (imc_comm_split_world), and every group in turn claims the first recipe no group has claimed
+ * (<name>.claim created with O_CREAT|O_EXCL in out_dir; world rank 0 removes every claim before
+ * the groups start and after the gather), quantizes it over its ranks (quantize.h with the
+ * group as comm: its rank 0 writes <name>.gguf; an !external recipe runs on that rank only),
+ * scores it as one distributed perplexity job against the base logits (automatic layout of the
+ * quantized model over G ranks) and writes <name>.result from its rank 0. A group that fails a
+ * recipe stops (as a single rank does); the others go on. Results and reports are the same bytes
+ * as with G = 1 and as one process (distributed perplexity gives the same figures in every
+ * layout).
  * Resume: <name>.result holds a hash (FNV-1a 64) of everything the figures depend on: the
  * recipe file's bytes, its default type and imatrix choice, the imatrix (real path, size,
  * mtime), and the base's key: the base model (real path, size, mtime), the text's bytes, ctx
@@ -49,9 +63,13 @@
  * the base's PPL as a dashed line) and mean KLD (log scale) against size, one labelled point per
  * recipe, hand-written SVG 1.1.
  *
- * MPI: every rank reads the recipes (init); the waits for the base and for the other ranks'
- * recipes last as long as that work, so the sweep lifts the watchdog (IMC_MPI_TIMEOUT) for
- * them; a rank that dies ends the job through the launcher (mpirun, srun --kill-on-bad-exit).
+ * MPI: every rank reads the recipes (init). Waits that last as long as another rank's work run
+ * without the watchdog (IMC_MPI_TIMEOUT): with G = 1 the wait for the base on rank 0, and the
+ * final gather (for the slowest rank's or group's last recipe); with G > 1 also a group's wait
+ * for its rank 0 to write the quantized model. Every other wait (the distributed base, a group's
+ * quantize and perplexity, its claims) is watched: a hung but live rank there ends the job with
+ * a message naming the waiting rank and its peer. A rank that dies ends the job through the
+ * launcher (mpirun, srun --kill-on-bad-exit).
  */
 #ifndef IMC_COORDINATOR_SWEEP_H
 #define IMC_COORDINATOR_SWEEP_H
@@ -79,6 +97,7 @@ struct imc_sweep_opts {
     enum imc_matmul_mode matmul; // how the quantized recipes are multiplied (default f32)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
+    int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: 1, one rank per recipe)
 };
 
 // Fills o with the defaults: out_dir ".", type q8_0, 1 thread, all chunks.

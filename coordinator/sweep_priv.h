@@ -53,6 +53,42 @@ struct imc_sweep {
     char *base_logits;             // <out_dir>/_base.logits (owned)
 };
 
+// ---- sweep.c -------------------------------------------------------------------------------
+
+struct imc_comm;
+struct imc_layout;
+
+// The base logits (_base.logits), its PPL report and _base.result, computed in this process
+// (comm NULL) or by every rank of comm as one distributed job (layout split here; its rank 0
+// writes the files and gets s->base). Errors of perplexity, measure and the result file.
+enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm);
+// Recipe i: quantize, score against the base logits, <name>.result; in this process (grp NULL)
+// or by every rank of the group grp (quantized and scored distributed; every rank learns the
+// outcome). f (figures, status, f->rank = rank, the world rank) is set on the group's rank 0
+// only, zeroed on the others. Returns the outcome (failures logged).
+enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int rank,
+                                     struct imc_comm *grp, struct imc_sweep_figures *f);
+
+// ---- sweep_group.c -------------------------------------------------------------------------
+
+// G of --ranks-per-recipe (1 when not given).
+int imc_sweep_group_size(const struct imc_sweep *s);
+// Before any work, on every rank: IMC_ERR_ARG (logged on world rank 0) when G does not divide
+// the job's ranks.
+enum imc_status imc_sweep_check_groups(const struct imc_sweep *s);
+// Removes every recipe's claim file (<out_dir>/<name>.claim); world rank 0 only, before the
+// groups start and after the gather.
+void imc_sweep_claims_clear(const struct imc_sweep *s);
+// The automatic layout for model over c's world (as `imc perplexity` chooses it), split into c.
+enum imc_status imc_sweep_split_layout(struct imc_comm *c, const char *model,
+                                       struct imc_layout *l);
+// The G > 1 run on every rank: the base over the world when need_base, then groups of G
+// consecutive ranks claim the recipes with todo[i] in turn. figs[i] is set on the rank 0 of the
+// group that ran recipe i. Returns a status every rank shares (a failed recipe is recorded in
+// figs only) or IMC_ERR_MPI.
+enum imc_status imc_sweep_run_groups(struct imc_sweep *s, struct imc_sweep_figures *figs,
+                                     const uint8_t *todo, bool need_base);
+
 // ---- sweep_recipe.c ------------------------------------------------------------------------
 
 // The recipe's type as the results show it: its !type as written for an external quantizer,

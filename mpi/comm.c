@@ -84,11 +84,24 @@ static enum imc_status adopt(struct imc_comm *c, enum imc_comm_group g, MPI_Comm
     return IMC_OK;
 }
 
-static enum imc_status build_base(struct imc_comm *c)
+// A new set with every communicator MPI_COMM_NULL (logged when out of memory).
+static struct imc_comm *comm_new(void)
+{
+    struct imc_comm *c = calloc(1, sizeof(*c));
+    if (!c) {
+        IMC_LOG_ERR("out of memory allocating the communicator set");
+        return NULL;
+    }
+    for (int g = 0; g < IMC_GROUP_COUNT; g++) {
+        c->group[g] = MPI_COMM_NULL;
+    }
+    return c;
+}
+
+// Builds the node group and the one-rank layout groups of a set whose world is built.
+static enum imc_status build_groups(struct imc_comm *c)
 {
     MPI_Comm comm = MPI_COMM_NULL;
-    IMC_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
-    IMC_TRY(adopt(c, IMC_GROUP_WORLD, comm));
     IMC_MPI(MPI_Comm_split_type(c->group[IMC_GROUP_WORLD], MPI_COMM_TYPE_SHARED,
                                 c->rank[IMC_GROUP_WORLD], MPI_INFO_NULL, &comm));
     IMC_TRY(adopt(c, IMC_GROUP_NODE, comm));
@@ -96,6 +109,16 @@ static enum imc_status build_base(struct imc_comm *c)
         IMC_MPI(MPI_Comm_dup(MPI_COMM_SELF, &comm));
         IMC_TRY(adopt(c, (enum imc_comm_group)g, comm));
     }
+    return IMC_OK;
+}
+
+static enum imc_status build_base(struct imc_comm *c)
+{
+    MPI_Comm comm = MPI_COMM_NULL;
+    IMC_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
+    IMC_TRY(adopt(c, IMC_GROUP_WORLD, comm));
+    c->job_rank = c->rank[IMC_GROUP_WORLD];
+    IMC_TRY(build_groups(c));
     int len = 0;
     IMC_MPI(MPI_Get_processor_name(c->host, &len));
     c->host[len < 0 ? 0 : len] = '\0';
@@ -113,16 +136,12 @@ enum imc_status imc_comm_init(struct imc_comm **out, int *argc, char ***argv)
     IMC_TRY(read_timeout(&timeout));
     int owns = 0;
     IMC_TRY(start_mpi(argc, argv, &owns));
-    struct imc_comm *c = calloc(1, sizeof(*c));
+    struct imc_comm *c = comm_new();
     if (!c) {
-        IMC_LOG_ERR("out of memory allocating the communicator set");
         if (owns) {
             MPI_Finalize();
         }
         return IMC_ERR_NOMEM;
-    }
-    for (int g = 0; g < IMC_GROUP_COUNT; g++) {
-        c->group[g] = MPI_COMM_NULL;
     }
     c->owns_mpi = owns;
     c->timeout = timeout;
@@ -157,6 +176,34 @@ void imc_comm_free(struct imc_comm *c)
         }
     }
     free(c);
+}
+
+enum imc_status imc_comm_split_world(const struct imc_comm *c, int color, int key,
+                                     struct imc_comm **out)
+{
+    *out = NULL;
+    MPI_Comm comm = MPI_COMM_NULL;
+    IMC_MPI(MPI_Comm_split(c->group[IMC_GROUP_WORLD], color, key, &comm));
+    struct imc_comm *s = comm_new();
+    if (!s) {
+        MPI_Comm_free(&comm);
+        return IMC_ERR_NOMEM;
+    }
+    memcpy(s->host, c->host, sizeof(s->host));
+    s->timeout = c->timeout;
+    s->max_msg_bytes = c->max_msg_bytes;
+    s->chunk_bytes = c->chunk_bytes;
+    s->tag_ub = c->tag_ub;
+    s->job_rank = c->job_rank;
+    s->owns_mpi = 0; // imc_comm_free frees its communicators only
+    enum imc_status st = adopt(s, IMC_GROUP_WORLD, comm);
+    st = st == IMC_OK ? build_groups(s) : st;
+    if (st != IMC_OK) {
+        imc_comm_free(s);
+        return st;
+    }
+    *out = s;
+    return IMC_OK;
 }
 
 // Splits world into one layout group: ranks with equal color, ordered by key.
@@ -272,7 +319,7 @@ void imc_comm_set_log_prefix(const struct imc_comm *c)
         return;
     }
     char prefix[sizeof(c->host) + 32];
-    snprintf(prefix, sizeof(prefix), "imc[r%d@%s] ", c->rank[IMC_GROUP_WORLD], c->host);
+    snprintf(prefix, sizeof(prefix), "imc[r%d@%s] ", c->job_rank, c->host);
     imc_log_set_prefix(prefix);
 }
 

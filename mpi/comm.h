@@ -56,8 +56,18 @@ bool imc_comm_launched(void);
 // IMC_MPI_TIMEOUT (seconds, default 300) for the watchdog. Returns IMC_ERR_MPI (logged) when MPI
 // cannot start or IMC_ERR_ARG for a malformed IMC_MPI_TIMEOUT.
 enum imc_status imc_comm_init(struct imc_comm **out, int *argc, char ***argv);
-// Frees the sub-communicators and, if imc_comm_init started MPI, finalizes it. NULL is a no-op.
+// Frees the communicators and, if imc_comm_init started MPI, finalizes it (never for a set made by
+// imc_comm_split_world). NULL is a no-op.
 void imc_comm_free(struct imc_comm *c);
+
+// A new set whose world is the ranks of c's world that pass the same color (>= 0), ordered by
+// key (MPI_Comm_split), with its own node group and one-rank layout groups; it inherits c's
+// timeout, message and chunk sizes, and messages (imc_fatal, log prefix) still name the rank in
+// the whole job. Collective over c's world. Free with imc_comm_free, which then frees its
+// communicators only (MPI stays up). The existing distributed code runs on it unchanged (the
+// sweep's recipe groups). IMC_ERR_MPI or IMC_ERR_NOMEM (logged).
+enum imc_status imc_comm_split_world(const struct imc_comm *c, int color, int key,
+                                     struct imc_comm **out);
 
 // Splits the layout pp x ep x dp (each >= 1) into the pipeline, expert, replica and stage groups.
 // Collective over world: every rank must call it with the same values. Returns IMC_ERR_ARG,

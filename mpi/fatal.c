@@ -37,7 +37,7 @@ _Noreturn void imc_fatal(const struct imc_comm *c, enum imc_status st, const cha
     int rank = -1;
     int running = mpi_is_running();
     if (c) {
-        rank = c->rank[IMC_GROUP_WORLD];
+        rank = c->job_rank;
         snprintf(host, sizeof(host), "%s", c->host);
     } else if (running) {
         int len = 0;

@@ -25,6 +25,8 @@ struct imc_comm {
     size_t chunk_bytes;              // pipeline chunk of imc_reduce_*
     int tag_ub;                      // MPI_TAG_UB - 1: largest tag of imc_xfer_*
     int owns_mpi;                    // 1 when imc_comm_init called MPI_Init_thread
+    int job_rank;                    // rank in MPI_COMM_WORLD (messages; differs from
+                                     //   rank[IMC_GROUP_WORLD] in a imc_comm_split_world set)
 };
 
 // Logs "<file>:<line>: <call> failed: <MPI error string>" and returns IMC_ERR_MPI.

@@ -4,11 +4,12 @@
  * coordinator/sweep.h has the recipe format, the files and the definitions).
  *
  *   imc sweep --base MODEL [--imatrix F] --rules-dir DIR -f TEXT [--out-dir DIR] [--type T]
- *             [-c N] [--chunks N] [-t N] [--keep-models] [-q]
+ *             [-c N] [--chunks N] [-t N] [--ranks-per-recipe G] [--keep-models] [-q]
  *
  * The Markdown table goes to stdout, progress and logs to stderr. Exit 0 on success, 1 when the
  * sweep fails (the failing recipe named), 2 on bad usage. Under mpirun / srun the recipes are
- * spread over the ranks; every rank exits with world rank 0's verdict.
+ * spread over the ranks (or over groups of G ranks, each recipe distributed over its group); every
+ * rank exits with world rank 0's verdict.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -51,6 +52,9 @@ static const struct imc_opt own_opts[] = {
         "where the models, per-recipe results and results.csv/.md/\n.svg go (default .; created)"),
     IMC_OPT("type", 0, IMC_OPT_FN, OWN(type), "T",
             "default type of recipes without !type (default q8_0)", .fn = parse_type),
+    IMC_OPT("ranks-per-recipe", 0, IMC_OPT_POS, OWN(ranks_per_recipe), "G",
+            "MPI: ranks per recipe group (default 1); G > 1: the base on\nall ranks, each recipe "
+            "quantized and scored by G ranks;\nG must divide the ranks"),
     IMC_OPT("keep-models", 0, IMC_OPT_FLAG, OWN(keep_models), NULL,
             "keep each recipe's GGUF (default: deleted once scored)"),
     IMC_OPT_END,
@@ -65,7 +69,8 @@ static const struct imc_opt_spec spec = {
     .groups = groups,
     .notes = "-f TEXT is scored with each recipe (PPL, KLD against the base). A rerun skips the\n"
              "recipes whose result is up to date (same recipe and inputs). Under mpirun/srun\n"
-             "the recipes are spread over the ranks; -t is per rank.",
+             "the recipes are spread over the ranks (--ranks-per-recipe: over groups of\n"
+             "ranks); -t is per rank.",
 };
 
 // Moves the shared options into o and checks what is required; returns 0 or 2 (logged).

@@ -4,7 +4,10 @@
  * size, this rank's group rank must be its coordinate as numa/plan.h computes it, and the
  * members must be exactly the world ranks that share the other two coordinates (checked with
  * an all-reduce of 1 << world rank inside the group). A layout that does not fit fails with
- * "layout pp=2,ep=1,dp=3 needs 6 ranks, the job has 4"-style messages. Also the node group.
+ * "layout pp=2,ep=1,dp=3 needs 6 ranks, the job has 4"-style messages. Also the node group, and
+ * imc_comm_split_world: a set whose world is half of the job (the sweep's recipe groups) has the
+ * right members, its own node group and layouts, the job's timeout, and freeing it leaves MPI
+ * and the job's set usable.
  */
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +87,32 @@ static void test_node(const struct imc_comm *c)
     CHECK(imc_comm_host(c)[0] != '\0', "host name");
 }
 
+static void test_split_world(struct imc_comm *c)
+{
+    const int me = imc_comm_rank(c), n = imc_comm_size(c);
+    const int g = n >= 2 ? n / 2 : 1; // halves (the last group takes an odd rank count's rest)
+    const int color = me / g < n / g ? me / g : n / g - 1;
+    const int first = color * g, size = color == n / g - 1 ? n - first : g;
+    struct imc_comm *sub = NULL;
+    CHECK(imc_comm_split_world(c, color, me, &sub) == IMC_OK, "split world into groups of %d", g);
+    if (!sub) {
+        return;
+    }
+    CHECK(imc_comm_size(sub) == size && imc_comm_rank(sub) == me - first,
+          "sub-world rank %d of %d, expected %d of %d", imc_comm_rank(sub), imc_comm_size(sub),
+          me - first, size);
+    int mask = 1 << me;
+    CHECK(imc_reduce_all_sum_int(sub, IMC_GROUP_WORLD, &mask, 1) == IMC_OK, "sub all-reduce");
+    CHECK(mask == ((1 << (first + size)) - (1 << first)), "sub-world members 0x%x", mask);
+    CHECK(imc_comm_timeout(sub) == imc_comm_timeout(c), "timeout inherited");
+    CHECK(strcmp(imc_comm_host(sub), imc_comm_host(c)) == 0, "host inherited");
+    test_node(sub);
+    CHECK(imc_comm_group_size(sub, IMC_GROUP_NODE) <= size, "node group inside the sub-world");
+    check_layout(sub, size, 1, 1);
+    imc_comm_free(sub); // must not finalize MPI
+    CHECK(imc_comm_barrier(c, IMC_GROUP_WORLD) == IMC_OK, "the job's world after the free");
+}
+
 int main(int argc, char **argv)
 {
     struct imc_comm *c = mpitest_init(&argc, &argv);
@@ -100,5 +129,6 @@ int main(int argc, char **argv)
         check_layout(c, 1, 2, 2);
     }
     test_invalid(c);
+    test_split_world(c);
     return mpitest_finish(c);
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/slurm/test_sweep: the real `imc sweep` through slurm/sweep.sbatch (2 ranks under mpirun:
-# the two recipes run on different ranks) and slurm/sweep-array.sbatch (a job array, one recipe
-# per task, 1 rank each) on the local Slurm cluster (STYLE b.7, kind slurm), on a tiny generated
-# model (gen-model llama-k-tiny) with 2 recipes. The job's results.csv, results.md and
-# results.svg must be byte-identical to a direct single-process `imc sweep`; the array's
-# per-recipe results.csv files, joined as slurm/README.md shows, must equal the direct one.
+# the two recipes run on different ranks), sweep.sbatch with IMC_RANKS_PER_RECIPE=2 (one group
+# of 2 ranks: every recipe quantized and scored over both) and slurm/sweep-array.sbatch (a job
+# array, one recipe per task, 1 rank each) on the local Slurm cluster (STYLE b.7, kind slurm),
+# on a tiny generated model (gen-model llama-k-tiny) with 2 recipes. The jobs' results.csv,
+# results.md and results.svg must be byte-identical to a direct single-process `imc sweep`; the
+# array's per-recipe results.csv files, joined as slurm/README.md shows, must equal the direct one.
 # 1 rank where a node has a single CPU. Slurm that cannot be started: see slurm_test_require
 # (common.sh).
 set -u
@@ -44,11 +45,17 @@ t0=$SECONDS
 slurm_submit "$J" sweep IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_IMATRIX="$tmp/imat.gguf" \
     IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" IMC_OUT_DIR="$tmp/job" -- \
     --ntasks="$ranks" "$sd/sweep.sbatch" "${args[@]}" &
+if [ "$ranks" = 2 ]; then # recipe groups: the base over both ranks, each recipe over both
+    slurm_submit "$J" group IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_IMATRIX="$tmp/imat.gguf" \
+        IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" IMC_OUT_DIR="$tmp/group" \
+        IMC_RANKS_PER_RECIPE=2 -- --ntasks=2 "$sd/sweep.sbatch" "${args[@]}" &
+fi
 slurm_submit "$J" array IMC_LAUNCH=none IMC_NTASKS=1 IMC_MODEL="$model" \
     IMC_IMATRIX="$tmp/imat.gguf" IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" \
     IMC_OUT_DIR="$tmp/arr" -- --ntasks=1 --array=0-1 "$sd/sweep-array.sbatch" "${args[@]}" &
 wait
-echo "2 jobs ($ranks rank(s); an array of 2 tasks) took $((SECONDS - t0)) s"
+n_jobs=$(find "$J" -name '*.rc' | wc -l)
+echo "$n_jobs jobs ($ranks rank(s); an array of 2 tasks) took $((SECONDS - t0)) s"
 
 check "sweep job: exit 0" test "$(slurm_rc "$J" sweep)" = 0
 for f in results.csv results.md results.svg; do
@@ -62,6 +69,15 @@ if [ "$ranks" = 2 ]; then
 fi
 check "sweep job: no model left (deleted after scoring)" \
     test -z "$(find "$tmp/job" -name '*.gguf')"
+if [ "$ranks" = 2 ]; then
+    check "sweep job, IMC_RANKS_PER_RECIPE=2: exit 0" test "$(slurm_rc "$J" group)" = 0
+    for f in results.csv results.md results.svg; do
+        check "sweep job, IMC_RANKS_PER_RECIPE=2: $f identical to the direct imc sweep" \
+            cmp "$tmp/ref/$f" "$tmp/group/$f"
+    done
+    check "sweep job, IMC_RANKS_PER_RECIPE=2: each recipe quantized over 2 ranks" \
+        test "$(grep -c 'quantize: .* 2 rank(s)' "$J/group.err")" -ge 2
+fi
 
 check "sweep array: exit 0" test "$(slurm_rc "$J" array)" = 0
 for r in q2.rules q4-attn8.rules; do # the task folders are named after the recipe files
@@ -72,6 +88,6 @@ check "sweep array: the joined results.csv equals the direct one" cmp "$tmp/ref/
     "$tmp/arr.csv"
 
 if [ "$fail" -gt 0 ]; then
-    show_job "$J" sweep array
+    show_job "$J" sweep array group
 fi
 check_done
