@@ -60,7 +60,8 @@ struct imc_synth_cfg {
 
 // Presets: "llama-tiny", "llama-k-tiny", "llama-moe-tiny", "qwen3-tiny", "qwen3moe-tiny",
 // "glm4moe-tiny", "qwen3moe-bench", "glm4moe-bench",
-// "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench". Index i
+// "ds2-tiny-3d", "ds2-tiny-ik", "ds2-tiny-all", "ds2-lite-tiny", "ds2-mid", "ds2-bench",
+// "ds3-width". Index i
 // in [0, imc_synth_n_presets()).
 int imc_synth_n_presets(void);
 const char *imc_synth_preset_name(int i);

@@ -46,9 +46,11 @@ record_presets() {
     {
         echo "# sha256 of \`imc gen-model --preset NAME -o NAME.gguf\` (default type and seed)."
         echo "# Recorded by scripts/record-reference.sh presets; checked by tests/e2e/test_reference.sh."
+        echo "# A third field 'large': a preset of GBs, which the test does not generate."
         for p in $("$bin" gen-model --list | awk '{ print $1 }'); do
             "$bin" gen-model --preset "$p" -o "$tmp/$p.gguf" >/dev/null
-            echo "$(sha256sum <"$tmp/$p.gguf" | cut -d' ' -f1)  $p"
+            printf '%s  %s%s\n' "$(sha256sum <"$tmp/$p.gguf" | cut -d' ' -f1)" "$p" \
+                "$("$bin" gen-model --list | awk -v p="$p" '$1 == p && /large:/ { print "  large" }')"
             rm -f "$tmp/$p.gguf"
         done
     } >"$tmp/presets.sha256"
