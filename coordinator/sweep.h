@@ -29,8 +29,13 @@
  * Every file is written atomically (temp + rename, core/file.h); a failed recipe fails the sweep
  * with its name and nothing of step 3 is written.
  *
- * Recipe groups (ranks_per_recipe G > 1; G must divide the ranks, else IMC_ERR_ARG on every
- * rank, logged on world rank 0, before any work): step 1 runs on all ranks as one distributed
+ * Group size: ranks_per_recipe, or (<= 0) automatic: the smallest divisor G of the ranks whose
+ * groups hold the largest model of the sweep (the base, of which every recipe is a quantization)
+ * in mem_per_rank each (base bytes / G <= mem per rank). World rank 0 decides and tells every
+ * rank (logged). A G that does not divide the ranks, or whose groups cannot hold the base (also
+ * when no divisor can), is IMC_ERR_ARG on every rank, logged on world rank 0 with the numbers,
+ * before any work. One process: G = 1 (the memory is not checked).
+ * Recipe groups (G > 1): step 1 runs on all ranks as one distributed
  * perplexity (automatic layout of the base over the world; world rank 0 writes the files); then
  * the ranks split into groups of G consecutive world ranks, each a world of its own
  * (imc_comm_split_world), and every group in turn claims the first recipe no group has claimed
@@ -97,7 +102,9 @@ struct imc_sweep_opts {
     enum imc_matmul_mode matmul; // how the quantized recipes are multiplied (default f32)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
-    int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: 1, one rank per recipe)
+    int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: automatic, see below)
+    double mem_per_rank_gib;  // memory a rank may give a model, GiB (<= 0: the node's memory
+                              // divided by its ranks)
 };
 
 // Fills o with the defaults: out_dir ".", type q8_0, 1 thread, all chunks.

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coordinator/layout_auto.h"
@@ -35,20 +36,61 @@ int imc_sweep_group_size(const struct imc_sweep *s)
     return s->o.ranks_per_recipe > 1 ? (int)s->o.ranks_per_recipe : 1;
 }
 
-enum imc_status imc_sweep_check_groups(const struct imc_sweep *s)
+// Memory a rank may give a model, bytes: the option's, or this node's memory over its ranks.
+static double mem_per_rank(const struct imc_sweep *s)
 {
-    const int g = imc_sweep_group_size(s);
-    const int size = s->o.comm ? imc_comm_size(s->o.comm) : 1;
-    const int rank = s->o.comm ? imc_comm_rank(s->o.comm) : 0;
-    if (size % g == 0) {
-        return IMC_OK;
+    if (s->o.mem_per_rank_gib > 0) {
+        return s->o.mem_per_rank_gib * 1073741824.0;
     }
-    if (rank == 0) {
+    const double node = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    const int here = s->o.comm ? imc_comm_group_size(s->o.comm, IMC_GROUP_NODE) : 1;
+    return node / (here > 0 ? here : 1);
+}
+
+// World rank 0's choice of G (sweep.h "Group size"), or 0 after logging why there is none.
+static int choose_group(const struct imc_sweep *s, int size)
+{
+    struct stat sb;
+    const double bytes = stat(s->o.base, &sb) == 0 ? (double)sb.st_size : 0.0;
+    const double mem = mem_per_rank(s), gib = 1073741824.0;
+    const char *why = s->o.mem_per_rank_gib > 0 ? "--mem-per-rank" : "the node's memory / ranks";
+    int g = (int)s->o.ranks_per_recipe;
+    if (g > 0 && size % g != 0) {
         IMC_LOG_ERR("sweep: --ranks-per-recipe %d does not divide the job's %d rank(s): groups "
                     "of %d consecutive ranks would leave %d rank(s) over (use a divisor of %d)",
                     g, size, g, size % g, size);
+        return 0;
     }
-    return IMC_ERR_ARG;
+    for (int d = 1; g <= 0 && d <= size; d++) {
+        g = size % d == 0 && bytes / d <= mem ? d : 0;
+    }
+    if (g <= 0 || bytes / g > mem) {
+        IMC_LOG_ERR("sweep: the base %s (%.2f GiB) needs %.2f GiB per rank in groups of %d "
+                    "rank(s), more than the %.2f GiB a rank has (%s); %s",
+                    s->o.base, bytes / gib, bytes / gib / (g > 0 ? g : size), g > 0 ? g : size,
+                    mem / gib, why,
+                    g > 0 ? "use a larger --ranks-per-recipe" : "the job has too few ranks");
+        return 0;
+    }
+    IMC_LOG_INF("sweep: ranks per recipe: %d (%s; the base %.2f GiB, %.2f GiB per rank of %.2f "
+                "from %s)",
+                g, s->o.ranks_per_recipe > 0 ? "--ranks-per-recipe" : "automatic", bytes / gib,
+                bytes / gib / g, mem / gib, why);
+    return g;
+}
+
+enum imc_status imc_sweep_check_groups(struct imc_sweep *s)
+{
+    const int size = s->o.comm ? imc_comm_size(s->o.comm) : 1;
+    const int rank = s->o.comm ? imc_comm_rank(s->o.comm) : 0;
+    if (size == 1) {
+        s->o.ranks_per_recipe = 1;
+        return IMC_OK;
+    }
+    int32_t g = rank == 0 ? choose_group(s, size) : 0;
+    IMC_TRY(imc_xfer_bcast(s->o.comm, IMC_GROUP_WORLD, 0, &g, sizeof(g)));
+    s->o.ranks_per_recipe = g;
+    return g > 0 ? IMC_OK : IMC_ERR_ARG;
 }
 
 void imc_sweep_claims_clear(const struct imc_sweep *s)

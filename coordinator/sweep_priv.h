@@ -71,11 +71,12 @@ enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int r
 
 // ---- sweep_group.c -------------------------------------------------------------------------
 
-// G of --ranks-per-recipe (1 when not given).
+// G, the ranks of a recipe group (1 until imc_sweep_check_groups has chosen it).
 int imc_sweep_group_size(const struct imc_sweep *s);
-// Before any work, on every rank: IMC_ERR_ARG (logged on world rank 0) when G does not divide
-// the job's ranks.
-enum imc_status imc_sweep_check_groups(const struct imc_sweep *s);
+// Before any work, collective: world rank 0 chooses G (sweep.h "Group size") and every rank
+// stores it in s->o.ranks_per_recipe; IMC_ERR_ARG on every rank (logged on world rank 0) when
+// G does not divide the ranks or its groups cannot hold the base; IMC_ERR_MPI.
+enum imc_status imc_sweep_check_groups(struct imc_sweep *s);
 // Removes every recipe's claim file (<out_dir>/<name>.claim); world rank 0 only, before the
 // groups start and after the gather.
 void imc_sweep_claims_clear(const struct imc_sweep *s);

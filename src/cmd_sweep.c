@@ -53,8 +53,12 @@ static const struct imc_opt own_opts[] = {
     IMC_OPT("type", 0, IMC_OPT_FN, OWN(type), "T",
             "default type of recipes without !type (default q8_0)", .fn = parse_type),
     IMC_OPT("ranks-per-recipe", 0, IMC_OPT_POS, OWN(ranks_per_recipe), "G",
-            "MPI: ranks per recipe group (default 1); G > 1: the base on\nall ranks, each recipe "
-            "quantized and scored by G ranks;\nG must divide the ranks"),
+            "MPI: ranks per recipe group (default: the fewest whose\nranks hold the base in "
+            "--mem-per-rank each); G > 1: the\nbase on all ranks, each recipe quantized and "
+            "scored by G\nranks; G must divide the ranks"),
+    IMC_OPT("mem-per-rank", 0, IMC_OPT_FLOAT, OWN(mem_per_rank_gib), "GIB",
+            "MPI: memory a rank may give a model, GiB (default: the\nnode's memory divided by "
+            "its ranks)"),
     IMC_OPT("keep-models", 0, IMC_OPT_FLAG, OWN(keep_models), NULL,
             "keep each recipe's GGUF (default: deleted once scored)"),
     IMC_OPT_END,

@@ -7,7 +7,9 @@
 # results written; only rank 0 prints the table. Recipe groups (--ranks-per-recipe G): np 4 with
 # G = 2 and G = 4 gives the same files (base over all ranks, each recipe quantized and scored by
 # a group), stale claim files of a killed run do not block it, a rerun resumes, a failing recipe
-# is named, and a G that does not divide the ranks fails on rank 0 before any work.
+# is named, and a G that does not divide the ranks fails on rank 0 before any work. Automatic G
+# (--mem-per-rank): the fewest ranks whose groups hold the base; too small a G, or a job too
+# small for any, fails on rank 0 with the numbers.
 # shellcheck source=tests/mpi/lib.sh
 . "$(dirname "$0")/lib.sh"
 : "${IMC_BIN:?}" "${IMC_SOURCE_DIR:?}"
@@ -83,6 +85,27 @@ mpi_check "np=4 G=3: rank 0 names the numbers" \
     grep -q "imc\[r0@.*ranks-per-recipe 3 does not divide the job's 4 rank" "$T/g3.err"
 mpi_check "np=4 G=3: said once" test "$(grep -c 'does not divide' "$T/g3.err")" -eq 1
 mpi_check "np=4 G=3: no work done" test ! -e "$T/g3/_base.logits"
+# automatic G: the fewest ranks whose groups hold the base in --mem-per-rank each
+mb=$(awk -v b="$(stat -c %s "$m")" 'BEGIN { printf "%.9f", b / 2.5 / 1073741824 }')
+mpi_run gauto 4 -- "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/gauto" --mem-per-rank "$mb"
+rc=$?
+mpi_check "np=4 automatic G (base / 2.5 per rank): exit 0 (was $rc)" test "$rc" -eq 0
+mpi_check "automatic G: 4 (2 ranks would hold base / 2 each)" \
+    grep -q "imc\[r0@.*ranks per recipe: 4 (automatic; the base" "$T/gauto.err"
+mpi_check "automatic G: results.csv identical to one process" \
+    cmp "$T/one/results.csv" "$T/gauto/results.csv"
+mpi_run gbig 4 -- "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/gbig" --ranks-per-recipe 2 \
+    --mem-per-rank "$mb"
+rc=$?
+mpi_check "np=4 G=2 too small for the base: exit 1 (was $rc)" test "$rc" -eq 1
+pat="imc\[r0@.*needs .* GiB per rank in groups of 2 rank(s), more than the .* GiB a rank"
+pat="$pat has (--mem-per-rank); use a larger --ranks-per-recipe"
+mpi_check "G too small: rank 0 gives the numbers" grep -q "$pat" "$T/gbig.err"
+mpi_check "G too small: no work done" test ! -e "$T/gbig/_base.logits"
+mpi_run gnone 2 -- "$IMC_BIN" sweep "${ARGS[@]}" --out-dir "$T/gnone" --mem-per-rank "$mb"
+rc=$?
+mpi_check "np=2, no group holds the base: exit 1 (was $rc)" test "$rc" -eq 1
+mpi_check "no group holds the base: said" grep -q "the job has too few ranks" "$T/gnone.err"
 
 # the second recipe (rank 1 at np 2) uses an imatrix of another model: the job fails by name
 "$IMC_BIN" gen-model --preset llama-tiny -o "$T/other.gguf" >/dev/null 2>&1
