@@ -6,6 +6,8 @@
 # on a tiny generated model (gen-model llama-k-tiny) with 2 recipes. The jobs' results.csv,
 # results.md and results.svg must be byte-identical to a direct single-process `imc sweep`; the
 # array's per-recipe results.csv files, joined as slurm/README.md shows, must equal the direct one.
+# Where the local Slurm has fake nodes (local-slurm.sh --nodes N), a group of 2 ranks on 2 nodes
+# (IMC_RANKS_PER_RECIPE=2, --ntasks-per-node=1) must give the same files too.
 # 1 rank where a node has a single CPU. Slurm that cannot be started: see slurm_test_require
 # (common.sh).
 set -u
@@ -50,6 +52,13 @@ if [ "$ranks" = 2 ]; then # recipe groups: the base over both ranks, each recipe
         IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" IMC_OUT_DIR="$tmp/group" \
         IMC_RANKS_PER_RECIPE=2 -- --ntasks=2 "$sd/sweep.sbatch" "${args[@]}" &
 fi
+n_nodes=$(sinfo -h -o %D 2>/dev/null | awk '{ n += $1 } END { print n + 0 }')
+if [ "$n_nodes" -ge 2 ]; then # a recipe group across two nodes (local-slurm.sh --nodes N)
+    slurm_submit "$J" nodes IMC_LAUNCH=mpirun IMC_MODEL="$model" IMC_IMATRIX="$tmp/imat.gguf" \
+        IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" IMC_OUT_DIR="$tmp/nodes" \
+        IMC_RANKS_PER_RECIPE=2 -- --nodes=2 --ntasks=2 --ntasks-per-node=1 "$sd/sweep.sbatch" \
+        "${args[@]}" &
+fi
 slurm_submit "$J" array IMC_LAUNCH=none IMC_NTASKS=1 IMC_MODEL="$model" \
     IMC_IMATRIX="$tmp/imat.gguf" IMC_RULES_DIR="$tmp/rules" IMC_TEXT="$text" \
     IMC_OUT_DIR="$tmp/arr" -- --ntasks=1 --array=0-1 "$sd/sweep-array.sbatch" "${args[@]}" &
@@ -79,6 +88,18 @@ if [ "$ranks" = 2 ]; then
         test "$(grep -c 'quantize: .* 2 rank(s)' "$J/group.err")" -ge 2
 fi
 
+if [ "$n_nodes" -ge 2 ]; then
+    check "sweep job, a group over 2 nodes: exit 0" test "$(slurm_rc "$J" nodes)" = 0
+    for f in results.csv results.md results.svg; do
+        check "sweep job, a group over 2 nodes: $f identical to the direct imc sweep" \
+            cmp "$tmp/ref/$f" "$tmp/nodes/$f"
+    done
+    hosts=$(grep -o 'imc\[r[01]@[^]]*\]' "$J/nodes.err" | sort -u | sed 's/.*@//' | sort -u |
+        wc -l)
+    check "sweep job, a group over 2 nodes: its ranks ran on 2 hosts ($hosts)" test "$hosts" -eq 2
+else
+    check_skip "a recipe group over 2 nodes" "the local Slurm has one node (--nodes 3 gives 3)"
+fi
 check "sweep array: exit 0" test "$(slurm_rc "$J" array)" = 0
 for r in q2.rules q4-attn8.rules; do # the task folders are named after the recipe files
     check "sweep array: task of '$r' wrote its results.csv" test -s "$tmp/arr/$r/results.csv"
@@ -88,6 +109,6 @@ check "sweep array: the joined results.csv equals the direct one" cmp "$tmp/ref/
     "$tmp/arr.csv"
 
 if [ "$fail" -gt 0 ]; then
-    show_job "$J" sweep array group
+    show_job "$J" sweep array group nodes
 fi
 check_done
