@@ -1,10 +1,11 @@
 /*
  * bench/bench_qmm: imc_cpu_matmul with quantized weights, F32 mode (dequantize + f32 GEMM) against
  * Q8 mode (8-bit activations, integer dot products: kernels/cpu/qmm.h), side by side in one run,
- * for Q8_0 and Q4_0 weights and token counts from a decode step to a prompt batch. Prints
- * GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
+ * for every weight type of the integer route (Q8_0, Q4_0, IQ4_NL, the K-quants, IQ4_XS; a
+ * 256-block type is skipped when --in is not a multiple of 256) and token counts from a decode step
+ * to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
  *
- *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3]
+ *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3] [--type NAME (default: all)]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
 {
     int64_t n_out = 2048, n_in = 2048;
     int threads = 1, reps = 3;
+    const char *only = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--out") == 0) {
             n_out = atoll(argv[i + 1]);
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--reps") == 0) {
             reps = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--type") == 0) {
+            only = argv[i + 1];
         } else {
             fprintf(stderr, "bench_qmm: unknown option '%s'\n", argv[i]);
             return 2;
@@ -70,9 +74,14 @@ int main(int argc, char **argv)
     printf("W %lld x %lld, %d thread(s), GEMM path %s\n", (long long)n_out, (long long)n_in,
            threads, imc_exec_gemm_path(ex) == IMC_GEMM_AVX2 ? "avx2" : "generic");
     printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0};
-    for (int ti = 0; ti < 2; ti++) {
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+                                   IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
+                                   IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
+    for (int ti = 0; ti < (int)(sizeof(types) / sizeof(types[0])); ti++) {
         const struct imc_type_traits *tr = imc_type_traits((uint32_t)types[ti]);
+        if (n_in % tr->block_size != 0 || (only && strcmp(only, tr->name) != 0)) {
+            continue;
+        }
         uint64_t rb = 0;
         imc_type_row_bytes((uint32_t)types[ti], n_in, &rb);
         uint8_t *w = malloc((size_t)(rb * (uint64_t)n_out));

@@ -9,6 +9,14 @@
  * (exact), _mm256_cvtepi32_ps and _mm256_fmadd_ps with the broadcast product dw·dx are, per
  * lane, (float)I and fmaf of the generic kernel. The final sum adds the halves, then the
  * pairs, then the two remaining values: the reduction order qmm.h states.
+ *
+ * 256-block types: per super-block, row and token, the 32 weights of each sub-block j are
+ * unpacked into one register (unsigned for q2_k, q4_k, q5_k, which go straight into maddubs;
+ * signed for the others, through the sign trick), _mm256_madd_epi16 with the sub-block's scales
+ * (one int16 per 128-bit half: elements 32j..32j+15 and 32j+16..32j+31) leaves sc · (elements
+ * 4l..4l+3) in lane l, summed over j in int32: I_l of qmm.h. The mins are one madd of the
+ * duplicated mins with the token's 16 block sums: M_l. Then fmadd and fnmadd with the broadcast
+ * scale products, the two fmaf of the generic kernel.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -16,21 +24,44 @@
 #include <stdbool.h>
 
 #include "kernels/cpu/qmm.h"
+#include "types/nl_tables.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-// The 32 signed weights of a block (nibbles − 8 for Q4_0) and its scale.
+// The 32 nibbles of 16 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
+AVX2 INLINE __m256i nibbles(const uint8_t *p)
+{
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    const __m128i m = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    return _mm256_set_m128i(hi, lo);
+}
+
+// The iq4 grid in both 128-bit halves, for _mm256_shuffle_epi8.
+AVX2 INLINE __m256i iq4_grid(void)
+{
+    const __m128i g = _mm_loadu_si128((const __m128i *)imc_iq4k_values);
+    return _mm256_set_m128i(g, g);
+}
+
+AVX2 INLINE float f16(const uint8_t *p)
+{
+    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
+}
+
+// The 32 signed weights of a block (nibbles − 8 for Q4_0, the grid for IQ4_NL) and its scale.
 AVX2 INLINE __m256i weights(enum imc_type type, const uint8_t *blk, float *d)
 {
-    *d = _cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8));
+    *d = f16(blk);
     if (type == IMC_TYPE_Q8_0) {
         return _mm256_loadu_si256((const __m256i *)(blk + 2));
     }
-    const __m128i b = _mm_loadu_si128((const __m128i *)(blk + 2));
-    const __m128i m = _mm_set1_epi8(0x0F);
-    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
-    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+    const __m256i v = nibbles(blk + 2);
+    if (type == IMC_TYPE_IQ4_NL) {
+        return _mm256_shuffle_epi8(iq4_grid(), v);
+    }
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
 }
 
 AVX2 INLINE float reduce8(__m256 v)
@@ -40,15 +71,8 @@ AVX2 INLINE float reduce8(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
-// The R × T micro-tile (R <= IMC_QMM_MR, T <= IMC_QMM_NT constants: the loops unroll into
-// registers; 2 × 4 measured fastest of 1-4 × 1-4 on an AMD EPYC with AVX2).
-AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
-                      const struct imc_q8x *xq, int64_t ldq, int64_t nb, float *y, int64_t ldy,
-                      const int R, const int T)
+AVX2 INLINE void zero_acc(__m256 acc[IMC_QMM_MR][IMC_QMM_NT], const int R, const int T)
 {
-    const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
 #pragma GCC unroll 4
@@ -56,6 +80,30 @@ AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             acc[r][t] = _mm256_setzero_ps();
         }
     }
+}
+
+// y[t·ldy + r] = the reduced lanes of acc[r][t].
+AVX2 INLINE void store_acc(__m256 acc[IMC_QMM_MR][IMC_QMM_NT], float *y, int64_t ldy, const int R,
+                           const int T)
+{
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            y[t * ldy + r] = reduce8(acc[r][t]);
+        }
+    }
+}
+
+// The R × T micro-tile (R <= IMC_QMM_MR, T <= IMC_QMM_NT constants: the loops unroll into
+// registers; 2 × 4 measured fastest of 1-4 × 1-4 on an AMD EPYC with AVX2).
+AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
+                      uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
+{
+    const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
+    zero_acc(acc, R, T);
     for (int64_t b = 0; b < nb; b++) {
         __m256i wv[IMC_QMM_MR], ax[IMC_QMM_MR];
         __m256 dw[IMC_QMM_MR];
@@ -68,7 +116,7 @@ AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
         }
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            const struct imc_q8x *xb = xq + t * ldq + b;
+            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
             const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->q);
             const __m256 dx = _mm256_broadcast_ss(&xb->d);
 #pragma GCC unroll 4
@@ -79,41 +127,161 @@ AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             }
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            y[t * ldy + r] = reduce8(acc[r][t]);
-        }
-    }
+    store_acc(acc, y, ldy, R, T);
 }
 
-#define TILE_FN(R, T)                                                                              \
-    AVX2 static void tile_##R##_##T(enum imc_type type, const uint8_t *w, uint64_t rb,             \
-                                    const struct imc_q8x *xq, int64_t ldq, int64_t nb, float *y,   \
-                                    int64_t ldy)                                                   \
-    {                                                                                              \
-        tile(type, w, rb, xq, ldq, nb, y, ldy, R, T);                                              \
+// The 32 weights of sub-block j (< 8) of a K super-block b, in element order (qmm.h): unsigned
+// for q2_k, q4_k, q5_k; signed for q3_k, q6_k, iq4_xs. j is a constant after unrolling.
+AVX2 INLINE __m256i ksub(enum imc_type type, const uint8_t *b, int j)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const int h = j / 4, k = j % 4;
+#define LD(off) _mm256_loadu_si256((const __m256i *)(b + (off)))
+#define BITS(v, sh, m) _mm256_and_si256(_mm256_srli_epi16((v), (sh)), (m))
+    switch (type) {
+    case IMC_TYPE_Q2_K:
+        return BITS(LD(16 + 32 * h), 2 * k, m2);
+    case IMC_TYPE_Q3_K: {
+        const __m256i hb = _mm256_slli_epi16(BITS(LD(0), 4 * h + k, m1), 2);
+        return _mm256_sub_epi8(_mm256_or_si256(BITS(LD(32 + 32 * h), 2 * k, m2), hb),
+                               _mm256_set1_epi8(4));
     }
-TILE_FN(1, 1)
-TILE_FN(1, 2)
-TILE_FN(1, 3)
-TILE_FN(1, 4)
-TILE_FN(2, 1)
-TILE_FN(2, 2)
-TILE_FN(2, 3)
-TILE_FN(2, 4)
-_Static_assert(IMC_QMM_MR == 2 && IMC_QMM_NT == 4, "the table below covers 2 x 4 micro-tiles");
+    case IMC_TYPE_Q4_K:
+        return BITS(LD(16 + 32 * (j / 2)), 4 * (j % 2), m4);
+    case IMC_TYPE_Q5_K: {
+        const __m256i hb = _mm256_slli_epi16(BITS(LD(16), j, m1), 4);
+        return _mm256_or_si256(BITS(LD(48 + 32 * (j / 2)), 4 * (j % 2), m4), hb);
+    }
+    case IMC_TYPE_Q6_K: {
+        const __m256i hb = _mm256_slli_epi16(BITS(LD(128 + 32 * h), 2 * k, m2), 4);
+        const __m256i lo = BITS(LD(64 * h + 32 * (k & 1)), 4 * (k >> 1), m4);
+        return _mm256_sub_epi8(_mm256_or_si256(lo, hb), _mm256_set1_epi8(32));
+    }
+    default: // IQ4_XS
+        return _mm256_shuffle_epi8(iq4_grid(), nibbles(b + 8 + 16 * j));
+    }
+#undef LD
+#undef BITS
+}
 
-typedef void (*tile_fn)(enum imc_type, const uint8_t *, uint64_t, const struct imc_q8x *, int64_t,
+AVX2 INLINE bool ksigned(enum imc_type type)
+{
+    return type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
+}
+
+// The R × T micro-tile of a K type (a constant: one copy per type).
+AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
+                       uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
+{
+    const uint64_t bb = row_bytes / (uint64_t)nb;
+    const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
+    __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
+    zero_acc(acc, R, T);
+    for (int64_t b = 0; b < nb; b++) {
+        int16_t sc[IMC_QMM_MR][16], mn[IMC_QMM_MR][16];
+        float d[IMC_QMM_MR], dmin[IMC_QMM_MR];
+        const uint8_t *blk[IMC_QMM_MR];
+        const struct imc_q8k *xb[IMC_QMM_NT];
+        __m256i is[IMC_QMM_MR][IMC_QMM_NT];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            blk[r] = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
+            imc_qmm_kscales(type, blk[r], sc[r], mn[r]);
+            d[r] = f16(blk[r] + imc_qmm_kd_offset(type));
+            dmin[r] = mins ? f16(blk[r] + imc_qmm_kd_offset(type) + 2) : 0.0f;
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                is[r][t] = _mm256_setzero_si256();
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            xb[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m256i wv[IMC_QMM_MR], ax[IMC_QMM_MR], sv[IMC_QMM_MR];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                wv[r] = ksub(type, blk[r], j);
+                ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
+                sv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
+                                         _mm_set1_epi16(sc[r][2 * j]));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->q + 32 * j));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    const __m256i p =
+                        _mm256_maddubs_epi16(ax[r], sgn ? _mm256_sign_epi8(xv, wv[r]) : xv);
+                    is[r][t] = _mm256_add_epi32(is[r][t], _mm256_madd_epi16(p, sv[r]));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i mv = _mm256_loadu_si256((const __m256i *)mn[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const float dx = xb[t]->d;
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[r][t]), _mm256_set1_ps(d[r] * dx),
+                                            acc[r][t]);
+                if (mins) {
+                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsum);
+                    const __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mv, bs));
+                    acc[r][t] = _mm256_fnmadd_ps(m, _mm256_set1_ps(dmin[r] * dx), acc[r][t]);
+                }
+            }
+        }
+    }
+    store_acc(acc, y, ldy, R, T);
+}
+
+typedef void (*tile_fn)(enum imc_type, const uint8_t *, uint64_t, const uint8_t *, uint64_t,
                         int64_t, float *, int64_t);
 
+// One function per (type, R, T): FN(name, body-call) for the 2 × 4 shapes.
+#define TILE_FN(NAME, CALL, TYPE, R, T)                                                            \
+    AVX2 static void NAME##_##R##_##T(enum imc_type type, const uint8_t *w, uint64_t rb,           \
+                                      const uint8_t *xq, uint64_t ldq, int64_t nb, float *y,       \
+                                      int64_t ldy)                                                 \
+    {                                                                                              \
+        (void)type;                                                                                \
+        CALL(TYPE, w, rb, xq, ldq, nb, y, ldy, R, T);                                              \
+    }
+#define TILES(NAME, CALL, TYPE)                                                                    \
+    TILE_FN(NAME, CALL, TYPE, 1, 1)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 1, 2)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 1, 3)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 1, 4)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 2, 1)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 2, 2)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 2, 3)                                                                \
+    TILE_FN(NAME, CALL, TYPE, 2, 4)                                                                \
+    static const tile_fn NAME[IMC_QMM_MR][IMC_QMM_NT] = {                                          \
+        {NAME##_1_1, NAME##_1_2, NAME##_1_3, NAME##_1_4},                                          \
+        {NAME##_2_1, NAME##_2_2, NAME##_2_3, NAME##_2_4}};
+_Static_assert(IMC_QMM_MR == 2 && IMC_QMM_NT == 4, "the tables below cover 2 x 4 micro-tiles");
+
+TILES(t32, tile, type)
+TILES(tq2k, ktile, IMC_TYPE_Q2_K)
+TILES(tq3k, ktile, IMC_TYPE_Q3_K)
+TILES(tq4k, ktile, IMC_TYPE_Q4_K)
+TILES(tq5k, ktile, IMC_TYPE_Q5_K)
+TILES(tq6k, ktile, IMC_TYPE_Q6_K)
+TILES(tiq4xs, ktile, IMC_TYPE_IQ4_XS)
+
 static void kernel_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
-                        const struct imc_q8x *xq, int64_t ldq, int nt, int64_t nb, float *y,
-                        int64_t ldy)
+                        const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y, int64_t ldy)
 {
-    static const tile_fn tiles[IMC_QMM_MR][IMC_QMM_NT] = {{tile_1_1, tile_1_2, tile_1_3, tile_1_4},
-                                                          {tile_2_1, tile_2_2, tile_2_3, tile_2_4}};
+    const tile_fn(*tiles)[IMC_QMM_NT] = type == IMC_TYPE_Q2_K     ? tq2k
+                                        : type == IMC_TYPE_Q3_K   ? tq3k
+                                        : type == IMC_TYPE_Q4_K   ? tq4k
+                                        : type == IMC_TYPE_Q5_K   ? tq5k
+                                        : type == IMC_TYPE_Q6_K   ? tq6k
+                                        : type == IMC_TYPE_IQ4_XS ? tiq4xs
+                                                                  : t32;
     tiles[nr - 1][nt - 1](type, w, row_bytes, xq, ldq, nb, y, ldy);
 }
 
