@@ -169,12 +169,14 @@ AVX2 INLINE bool ksigned(enum imc_type type)
     return type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
 }
 
-// The R × T micro-tile of a K type (a constant: one copy per type).
+// The R × T micro-tile of a K type (a constant: one copy per type). Scales per 16 elements
+// (s16) differ between the 128-bit halves; per 32 they are one broadcast.
 AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
                        uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
 {
     const uint64_t bb = row_bytes / (uint64_t)nb;
     const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
+    const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
     zero_acc(acc, R, T);
     for (int64_t b = 0; b < nb; b++) {
@@ -205,8 +207,9 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             for (int r = 0; r < R; r++) {
                 wv[r] = ksub(type, blk[r], j);
                 ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
-                sv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
-                                         _mm_set1_epi16(sc[r][2 * j]));
+                sv[r] = s16 ? _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
+                                               _mm_set1_epi16(sc[r][2 * j]))
+                            : _mm256_set1_epi16(sc[r][2 * j]);
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
@@ -241,7 +244,8 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
 typedef void (*tile_fn)(enum imc_type, const uint8_t *, uint64_t, const uint8_t *, uint64_t,
                         int64_t, float *, int64_t);
 
-// One function per (type, R, T): FN(name, body-call) for the 2 × 4 shapes.
+// One function per (type, R, T): NAME_R_T calls CALL (tile or ktile) with constant shapes;
+// TILES makes the 2 × 4 table of a name.
 #define TILE_FN(NAME, CALL, TYPE, R, T)                                                            \
     AVX2 static void NAME##_##R##_##T(enum imc_type type, const uint8_t *w, uint64_t rb,           \
                                       const uint8_t *xq, uint64_t ldq, int64_t nb, float *y,       \
@@ -262,27 +266,41 @@ typedef void (*tile_fn)(enum imc_type, const uint8_t *, uint64_t, const uint8_t 
     static const tile_fn NAME[IMC_QMM_MR][IMC_QMM_NT] = {                                          \
         {NAME##_1_1, NAME##_1_2, NAME##_1_3, NAME##_1_4},                                          \
         {NAME##_2_1, NAME##_2_2, NAME##_2_3, NAME##_2_4}};
+// The K types' tiles are one row high (1 × T): at 2 × T the integer sums spill registers, and
+// one row at a time measured 5-25% faster on an AMD EPYC with AVX2.
+#define KTILES(NAME, TYPE)                                                                         \
+    TILE_FN(NAME, ktile, TYPE, 1, 1)                                                               \
+    TILE_FN(NAME, ktile, TYPE, 1, 2)                                                               \
+    TILE_FN(NAME, ktile, TYPE, 1, 3)                                                               \
+    TILE_FN(NAME, ktile, TYPE, 1, 4)                                                               \
+    static const tile_fn NAME[IMC_QMM_NT] = {NAME##_1_1, NAME##_1_2, NAME##_1_3, NAME##_1_4};
 _Static_assert(IMC_QMM_MR == 2 && IMC_QMM_NT == 4, "the tables below cover 2 x 4 micro-tiles");
 
 TILES(t32, tile, type)
-TILES(tq2k, ktile, IMC_TYPE_Q2_K)
-TILES(tq3k, ktile, IMC_TYPE_Q3_K)
-TILES(tq4k, ktile, IMC_TYPE_Q4_K)
-TILES(tq5k, ktile, IMC_TYPE_Q5_K)
-TILES(tq6k, ktile, IMC_TYPE_Q6_K)
-TILES(tiq4xs, ktile, IMC_TYPE_IQ4_XS)
+KTILES(tq2k, IMC_TYPE_Q2_K)
+KTILES(tq3k, IMC_TYPE_Q3_K)
+KTILES(tq4k, IMC_TYPE_Q4_K)
+KTILES(tq5k, IMC_TYPE_Q5_K)
+KTILES(tq6k, IMC_TYPE_Q6_K)
+KTILES(tiq4xs, IMC_TYPE_IQ4_XS)
 
 static void kernel_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
                         const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y, int64_t ldy)
 {
-    const tile_fn(*tiles)[IMC_QMM_NT] = type == IMC_TYPE_Q2_K     ? tq2k
-                                        : type == IMC_TYPE_Q3_K   ? tq3k
-                                        : type == IMC_TYPE_Q4_K   ? tq4k
-                                        : type == IMC_TYPE_Q5_K   ? tq5k
-                                        : type == IMC_TYPE_Q6_K   ? tq6k
-                                        : type == IMC_TYPE_IQ4_XS ? tiq4xs
-                                                                  : t32;
-    tiles[nr - 1][nt - 1](type, w, row_bytes, xq, ldq, nb, y, ldy);
+    const tile_fn *ktiles = type == IMC_TYPE_Q2_K     ? tq2k
+                            : type == IMC_TYPE_Q3_K   ? tq3k
+                            : type == IMC_TYPE_Q4_K   ? tq4k
+                            : type == IMC_TYPE_Q5_K   ? tq5k
+                            : type == IMC_TYPE_Q6_K   ? tq6k
+                            : type == IMC_TYPE_IQ4_XS ? tiq4xs
+                                                      : NULL;
+    if (ktiles) {
+        for (int r = 0; r < nr; r++) {
+            ktiles[nt - 1](type, w + (uint64_t)r * row_bytes, row_bytes, xq, ldq, nb, y + r, ldy);
+        }
+        return;
+    }
+    t32[nr - 1][nt - 1](type, w, row_bytes, xq, ldq, nb, y, ldy);
 }
 
 imc_qmm_kernel_fn imc_qmm_kernel_avx2(void)
