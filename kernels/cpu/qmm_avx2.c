@@ -22,6 +22,7 @@
 
 #include <immintrin.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "kernels/cpu/qmm.h"
 #include "types/nl_tables.h"
@@ -164,6 +165,24 @@ AVX2 INLINE __m256i ksub(enum imc_type type, const uint8_t *b, int j)
 #undef BITS
 }
 
+// q4_k / q5_k: the 8 scales as int16 in both 128-bit halves (*sc8) and the 8 mins, each twice,
+// as 16 int16 (*mn16), from the 12 packed bytes by 32-bit word arithmetic: the integers of
+// imc_qmm_kscales, without its per-scale loop.
+AVX2 INLINE void kscales_q45(const uint8_t *blk, __m256i *sc8, __m256i *mn16)
+{
+    uint32_t a, b, c;
+    memcpy(&a, blk + 4, 4);
+    memcpy(&b, blk + 8, 4);
+    memcpy(&c, blk + 12, 4);
+    const uint32_t slo = a & 0x3f3f3f3f, mlo = b & 0x3f3f3f3f;
+    const uint32_t shi = (c & 0x0f0f0f0f) | ((a >> 6) & 0x03030303) << 4;
+    const uint32_t mhi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 6) & 0x03030303) << 4;
+    const __m128i sm = _mm_set_epi32((int)mhi, (int)mlo, (int)shi, (int)slo);
+    *sc8 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    const __m128i dup = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    *mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup));
+}
+
 AVX2 INLINE bool ksigned(enum imc_type type)
 {
     return type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
@@ -177,10 +196,12 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
     const uint64_t bb = row_bytes / (uint64_t)nb;
     const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
     const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
+    const bool q45 = type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K;
     __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
     zero_acc(acc, R, T);
     for (int64_t b = 0; b < nb; b++) {
         int16_t sc[IMC_QMM_MR][16], mn[IMC_QMM_MR][16];
+        __m256i sc8[IMC_QMM_MR], mn16[IMC_QMM_MR];
         float d[IMC_QMM_MR], dmin[IMC_QMM_MR];
         const uint8_t *blk[IMC_QMM_MR];
         const struct imc_q8k *xb[IMC_QMM_NT];
@@ -188,7 +209,11 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             blk[r] = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
-            imc_qmm_kscales(type, blk[r], sc[r], mn[r]);
+            if (q45) {
+                kscales_q45(blk[r], &sc8[r], &mn16[r]);
+            } else {
+                imc_qmm_kscales(type, blk[r], sc[r], mn[r]);
+            }
             d[r] = f16(blk[r] + imc_qmm_kd_offset(type));
             dmin[r] = mins ? f16(blk[r] + imc_qmm_kd_offset(type) + 2) : 0.0f;
 #pragma GCC unroll 4
@@ -207,9 +232,15 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             for (int r = 0; r < R; r++) {
                 wv[r] = ksub(type, blk[r], j);
                 ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
-                sv[r] = s16 ? _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
-                                               _mm_set1_epi16(sc[r][2 * j]))
-                            : _mm256_set1_epi16(sc[r][2 * j]);
+                if (q45) { // int16 j of sc8 in every lane
+                    sv[r] = _mm256_shuffle_epi8(sc8[r],
+                                                _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+                } else if (s16) {
+                    sv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
+                                             _mm_set1_epi16(sc[r][2 * j]));
+                } else {
+                    sv[r] = _mm256_set1_epi16(sc[r][2 * j]);
+                }
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
@@ -224,7 +255,7 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256i mv = _mm256_loadu_si256((const __m256i *)mn[r]);
+            const __m256i mv = q45 ? mn16[r] : _mm256_loadu_si256((const __m256i *)mn[r]);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
                 const float dx = xb[t]->d;
