@@ -16,7 +16,9 @@
  * (one int16 per 128-bit half: elements 32j..32j+15 and 32j+16..32j+31) leaves sc · (elements
  * 4l..4l+3) in lane l, summed over j in int32: I_l of qmm.h. The mins are one madd of the
  * duplicated mins with the token's 16 block sums: M_l. Then fmadd and fnmadd with the broadcast
- * scale products, the two fmaf of the generic kernel.
+ * scale products, the two fmaf of the generic kernel. The sub-block scales and mins are unpacked
+ * per super-block into int16 vectors by word and byte-shuffle arithmetic (q2_k, q4_k, q5_k,
+ * q6_k, iq4_xs; q3_k through imc_qmm_kscales): the same integers as the generic kernel's.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -183,6 +185,46 @@ AVX2 INLINE void kscales_q45(const uint8_t *blk, __m256i *sc8, __m256i *mn16)
     *mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup));
 }
 
+// iq4_xs: the 8 scales ls − 32 as int16 in both 128-bit halves, from scales_l (4 bytes of two
+// nibbles) and scales_h (u16 of 2-bit pairs) by word arithmetic: imc_qmm_kscales' integers.
+AVX2 INLINE __m256i kscales_iq4xs(const uint8_t *blk)
+{
+    uint32_t l;
+    memcpy(&l, blk + 4, 4);
+    uint32_t h = (uint32_t)blk[2] | (uint32_t)blk[3] << 16; // byte 2i: scales_h nibbles 2i, 2i+1
+    h = (h | h << 4) & 0x0F0F0F0F;                          // byte i = nibble i of scales_h
+    const uint32_t even = (l & 0x0f0f0f0f) | (h & 0x03030303) << 4;
+    const uint32_t odd = ((l >> 4) & 0x0f0f0f0f) | ((h >> 2) & 0x03030303) << 4;
+    const __m128i ls = _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd));
+    return _mm256_broadcastsi128_si256(_mm_sub_epi16(_mm_cvtepu8_epi16(ls), _mm_set1_epi16(32)));
+}
+
+// q2_k / q6_k: the 16 scales (per 16 elements) as int16, 0..7 in both halves of *lo and 8..15
+// in both halves of *hi; q2_k's 16 mins in order as 16 int16 (*mn16; zero for q6_k).
+AVX2 INLINE void kscales_16(enum imc_type type, const uint8_t *blk, __m256i *lo, __m256i *hi,
+                            __m256i *mn16)
+{
+    __m256i sc;
+    if (type == IMC_TYPE_Q6_K) {
+        sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+        *mn16 = _mm256_setzero_si256(); // (no mins)
+    } else {
+        const __m128i b = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
+        sc = _mm256_cvtepu8_epi16(_mm_and_si128(b, m4));
+        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), m4));
+    }
+    *lo = _mm256_permute2x128_si256(sc, sc, 0x00);
+    *hi = _mm256_permute2x128_si256(sc, sc, 0x11);
+}
+
+// The shuffle that puts int16 2j' (j' = j % 4) of a 128-bit half in every int16 of the low half
+// and int16 2j' + 1 in every int16 of the high half.
+AVX2 INLINE __m256i pick_pair(int j)
+{
+    const short a = (short)(0x0100 + 0x0404 * (j % 4)), b = (short)(a + 0x0202);
+    return _mm256_set_epi16(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
+}
+
 AVX2 INLINE bool ksigned(enum imc_type type)
 {
     return type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
@@ -197,11 +239,13 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
     const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
     const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     const bool q45 = type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K;
+    const bool vsc = q45 || type == IMC_TYPE_IQ4_XS;                 // scales as a vector (sc8)
+    const bool v16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q6_K; // as two (slo, shi)
     __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
     zero_acc(acc, R, T);
     for (int64_t b = 0; b < nb; b++) {
         int16_t sc[IMC_QMM_MR][16], mn[IMC_QMM_MR][16];
-        __m256i sc8[IMC_QMM_MR], mn16[IMC_QMM_MR];
+        __m256i sc8[IMC_QMM_MR], mn16[IMC_QMM_MR], slo[IMC_QMM_MR], shi[IMC_QMM_MR];
         float d[IMC_QMM_MR], dmin[IMC_QMM_MR];
         const uint8_t *blk[IMC_QMM_MR];
         const struct imc_q8k *xb[IMC_QMM_NT];
@@ -211,6 +255,10 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             blk[r] = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
             if (q45) {
                 kscales_q45(blk[r], &sc8[r], &mn16[r]);
+            } else if (vsc) {
+                sc8[r] = kscales_iq4xs(blk[r]);
+            } else if (v16) {
+                kscales_16(type, blk[r], &slo[r], &shi[r], &mn16[r]);
             } else {
                 imc_qmm_kscales(type, blk[r], sc[r], mn[r]);
             }
@@ -232,9 +280,11 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             for (int r = 0; r < R; r++) {
                 wv[r] = ksub(type, blk[r], j);
                 ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
-                if (q45) { // int16 j of sc8 in every lane
+                if (vsc) { // int16 j of sc8 in every lane
                     sv[r] = _mm256_shuffle_epi8(sc8[r],
                                                 _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+                } else if (v16) {
+                    sv[r] = _mm256_shuffle_epi8(j < 4 ? slo[r] : shi[r], pick_pair(j));
                 } else if (s16) {
                     sv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
                                              _mm_set1_epi16(sc[r][2 * j]));
@@ -255,7 +305,8 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256i mv = q45 ? mn16[r] : _mm256_loadu_si256((const __m256i *)mn[r]);
+            const __m256i mv =
+                q45 || type == IMC_TYPE_Q2_K ? mn16[r] : _mm256_loadu_si256((const __m256i *)mn[r]);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
                 const float dx = xb[t]->d;
