@@ -14,11 +14,12 @@
  * unpacked into one register (unsigned for q2_k, q4_k, q5_k, which go straight into maddubs;
  * signed for the others, through the sign trick), _mm256_madd_epi16 with the sub-block's scales
  * (one int16 per 128-bit half: elements 32j..32j+15 and 32j+16..32j+31) leaves sc · (elements
- * 4l..4l+3) in lane l, summed over j in int32: I_l of qmm.h. The mins are one madd of the
- * duplicated mins with the token's 16 block sums: M_l. Then fmadd and fnmadd with the broadcast
- * scale products, the two fmaf of the generic kernel. The sub-block scales and mins are unpacked
- * per super-block into int16 vectors by word and byte-shuffle arithmetic (q2_k, q4_k, q5_k,
- * q6_k, iq4_xs; q3_k through imc_qmm_kscales): the same integers as the generic kernel's.
+ * 4l..4l+3) in lane l, summed over j in int32: I_l of qmm.h (pairs <= 2·127·127 < 2^15, lane
+ * sums < 2^24: no saturation, no overflow). Tiles are one W row × up to 4 tokens. The mins are one
+ * madd of the duplicated mins with the token's 16 block sums: M_l. Then fmadd and fnmadd with the
+ * broadcast scale products, the two fmaf of the generic kernel. The sub-block scales and mins are
+ * unpacked per super-block into int16 vectors by word and byte-shuffle arithmetic: the same
+ * integers as imc_qmm_kscales gives the generic kernel.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -199,8 +200,8 @@ AVX2 INLINE __m256i kscales_iq4xs(const uint8_t *blk)
     return _mm256_broadcastsi128_si256(_mm_sub_epi16(_mm_cvtepu8_epi16(ls), _mm_set1_epi16(32)));
 }
 
-// q2_k / q6_k: the 16 scales (per 16 elements) as int16, 0..7 in both halves of *lo and 8..15
-// in both halves of *hi; q2_k's 16 mins in order as 16 int16 (*mn16; zero for q6_k).
+// q2_k / q3_k / q6_k: the 16 scales (per 16 elements) as int16, 0..7 in both halves of *lo and
+// 8..15 in both halves of *hi; q2_k's 16 mins in order as 16 int16 (*mn16; zero for the others).
 AVX2 INLINE void kscales_16(enum imc_type type, const uint8_t *blk, __m256i *lo, __m256i *hi,
                             __m256i *mn16)
 {
@@ -208,6 +209,18 @@ AVX2 INLINE void kscales_16(enum imc_type type, const uint8_t *blk, __m256i *lo,
     if (type == IMC_TYPE_Q6_K) {
         sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
         *mn16 = _mm256_setzero_si256(); // (no mins)
+    } else if (type == IMC_TYPE_Q3_K) { // 4 bits of bytes 0-7, top 2 bits of bytes 8-11
+        uint32_t a, b, c;
+        memcpy(&a, blk + 96, 4);
+        memcpy(&b, blk + 100, 4);
+        memcpy(&c, blk + 104, 4);
+        const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
+        const __m128i v =
+            _mm_set_epi32((int)(((b >> 4) & m4) | ((c >> 6) & m2) << 4),
+                          (int)(((a >> 4) & m4) | ((c >> 4) & m2) << 4),
+                          (int)((b & m4) | ((c >> 2) & m2) << 4), (int)((a & m4) | (c & m2) << 4));
+        sc = _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+        *mn16 = _mm256_setzero_si256();
     } else {
         const __m128i b = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
         sc = _mm256_cvtepu8_epi16(_mm_and_si128(b, m4));
@@ -231,20 +244,18 @@ AVX2 INLINE bool ksigned(enum imc_type type)
 }
 
 // The R × T micro-tile of a K type (a constant: one copy per type). Scales per 16 elements
-// (s16) differ between the 128-bit halves; per 32 they are one broadcast.
+// (s16) differ between the 128-bit halves; per 32 they are the same in both.
 AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
                        uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
 {
     const uint64_t bb = row_bytes / (uint64_t)nb;
     const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
-    const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     const bool q45 = type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K;
-    const bool vsc = q45 || type == IMC_TYPE_IQ4_XS;                 // scales as a vector (sc8)
-    const bool v16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q6_K; // as two (slo, shi)
+    const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
     zero_acc(acc, R, T);
     for (int64_t b = 0; b < nb; b++) {
-        int16_t sc[IMC_QMM_MR][16], mn[IMC_QMM_MR][16];
+        // scales: per 32 elements all in sc8 (both halves); per 16 in slo and shi (kscales_16)
         __m256i sc8[IMC_QMM_MR], mn16[IMC_QMM_MR], slo[IMC_QMM_MR], shi[IMC_QMM_MR];
         float d[IMC_QMM_MR], dmin[IMC_QMM_MR];
         const uint8_t *blk[IMC_QMM_MR];
@@ -255,12 +266,11 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             blk[r] = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
             if (q45) {
                 kscales_q45(blk[r], &sc8[r], &mn16[r]);
-            } else if (vsc) {
-                sc8[r] = kscales_iq4xs(blk[r]);
-            } else if (v16) {
+            } else if (s16) {
                 kscales_16(type, blk[r], &slo[r], &shi[r], &mn16[r]);
             } else {
-                imc_qmm_kscales(type, blk[r], sc[r], mn[r]);
+                sc8[r] = kscales_iq4xs(blk[r]);
+                mn16[r] = _mm256_setzero_si256(); // (no mins)
             }
             d[r] = f16(blk[r] + imc_qmm_kd_offset(type));
             dmin[r] = mins ? f16(blk[r] + imc_qmm_kd_offset(type) + 2) : 0.0f;
@@ -280,16 +290,11 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
             for (int r = 0; r < R; r++) {
                 wv[r] = ksub(type, blk[r], j);
                 ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
-                if (vsc) { // int16 j of sc8 in every lane
+                if (s16) { // scales 2j, 2j + 1 in the low, high half
+                    sv[r] = _mm256_shuffle_epi8(j < 4 ? slo[r] : shi[r], pick_pair(j));
+                } else { // int16 j of sc8 in every lane
                     sv[r] = _mm256_shuffle_epi8(sc8[r],
                                                 _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
-                } else if (v16) {
-                    sv[r] = _mm256_shuffle_epi8(j < 4 ? slo[r] : shi[r], pick_pair(j));
-                } else if (s16) {
-                    sv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][2 * j + 1]),
-                                             _mm_set1_epi16(sc[r][2 * j]));
-                } else {
-                    sv[r] = _mm256_set1_epi16(sc[r][2 * j]);
                 }
             }
 #pragma GCC unroll 4
@@ -305,8 +310,7 @@ AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256i mv =
-                q45 || type == IMC_TYPE_Q2_K ? mn16[r] : _mm256_loadu_si256((const __m256i *)mn[r]);
+            const __m256i mv = mn16[r];
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
                 const float dx = xb[t]->d;
