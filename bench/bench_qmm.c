@@ -1,20 +1,33 @@
 /*
  * bench/bench_qmm: imc_cpu_matmul with quantized weights, F32 mode (dequantize + f32 GEMM) against
  * Q8 mode (8-bit activations, integer dot products: kernels/cpu/qmm.h), side by side in one run,
- * for Q8_0 and Q4_0 weights and token counts from a decode step to a prompt batch. Prints
- * GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
+ * for every weight type of the integer route (Q8_0, Q4_0, IQ4_NL, the K-quants, IQ4_XS; a
+ * 256-block type is skipped when --in is not a multiple of 256) and token counts from a decode step
+ * to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
  *
- *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3]
+ *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3] [--type NAME (default: all)]
+ *             [--cpu-clock]
+ * --cpu-clock times by the process's CPU clock instead of the wall clock: steadier on a machine
+ * shared with other jobs, meaningful with --threads 1 only (the pool's threads add up).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "kernels/kernels.h"
 #include "types/types.h"
 
-static double gmacs(struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_type type,
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double gmacs(bool cpu, struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_type type,
                     const uint8_t *w, int64_t n_out, int64_t n_in, const float *x, int64_t n_tok,
                     float *y, int reps)
 {
@@ -22,11 +35,11 @@ static double gmacs(struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_typ
     if (imc_cpu_matmul(ex, y, n_out, w, type, n_out, n_in, x, n_in, n_tok) != IMC_OK) {
         return 0; // warm-up; an error was logged
     }
-    const double t0 = imc_clock_now();
+    const double t0 = cpu ? cpu_now() : imc_clock_now();
     for (int k = 0; k < reps; k++) {
         imc_cpu_matmul(ex, y, n_out, w, type, n_out, n_in, x, n_in, n_tok);
     }
-    const double t = (imc_clock_now() - t0) / reps;
+    const double t = ((cpu ? cpu_now() : imc_clock_now()) - t0) / reps;
     return (double)n_out * (double)n_in * (double)n_tok / t / 1e9;
 }
 
@@ -34,8 +47,16 @@ int main(int argc, char **argv)
 {
     int64_t n_out = 2048, n_in = 2048;
     int threads = 1, reps = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--out") == 0) {
+    const char *only = NULL;
+    bool cpu = false;
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--cpu-clock") == 0) {
+            cpu = true;
+            i--; // no value
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "bench_qmm: option '%s' needs a value\n", argv[i]);
+            return 2;
+        } else if (strcmp(argv[i], "--out") == 0) {
             n_out = atoll(argv[i + 1]);
         } else if (strcmp(argv[i], "--in") == 0) {
             n_in = atoll(argv[i + 1]);
@@ -43,6 +64,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--reps") == 0) {
             reps = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--type") == 0) {
+            only = argv[i + 1];
         } else {
             fprintf(stderr, "bench_qmm: unknown option '%s'\n", argv[i]);
             return 2;
@@ -67,12 +90,18 @@ int main(int argc, char **argv)
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
     }
-    printf("W %lld x %lld, %d thread(s), GEMM path %s\n", (long long)n_out, (long long)n_in,
-           threads, imc_exec_gemm_path(ex) == IMC_GEMM_AVX2 ? "avx2" : "generic");
+    printf("W %lld x %lld, %d thread(s), GEMM path %s, %s clock\n", (long long)n_out,
+           (long long)n_in, threads, imc_exec_gemm_path(ex) == IMC_GEMM_AVX2 ? "avx2" : "generic",
+           cpu ? "CPU" : "wall");
     printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0};
-    for (int ti = 0; ti < 2; ti++) {
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+                                   IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
+                                   IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
+    for (int ti = 0; ti < (int)(sizeof(types) / sizeof(types[0])); ti++) {
         const struct imc_type_traits *tr = imc_type_traits((uint32_t)types[ti]);
+        if (n_in % tr->block_size != 0 || (only && strcmp(only, tr->name) != 0)) {
+            continue;
+        }
         uint64_t rb = 0;
         imc_type_row_bytes((uint32_t)types[ti], n_in, &rb);
         uint8_t *w = malloc((size_t)(rb * (uint64_t)n_out));
@@ -81,9 +110,9 @@ int main(int argc, char **argv)
         }
         for (int k = 0; w && k < 4; k++) {
             const double f =
-                gmacs(ex, IMC_MATMUL_F32, types[ti], w, n_out, n_in, x, toks[k], y, reps);
+                gmacs(cpu, ex, IMC_MATMUL_F32, types[ti], w, n_out, n_in, x, toks[k], y, reps);
             const double q =
-                gmacs(ex, IMC_MATMUL_Q8, types[ti], w, n_out, n_in, x, toks[k], y, reps);
+                gmacs(cpu, ex, IMC_MATMUL_Q8, types[ti], w, n_out, n_in, x, toks[k], y, reps);
             printf("%6s %7lld %12.1f %12.1f %8.2f\n", tr->name, (long long)toks[k], f, q,
                    f > 0 ? q / f : 0.0);
         }

@@ -59,7 +59,8 @@ struct mm_job {
     enum imc_gemm_path path;
     enum imc_type type;
     bool q8;                 // the integer route (qmm.h): xq holds the quantized x rows
-    struct imc_q8x *xq;      // [n_tok][n_in / 32], owned by the group call
+    uint8_t *xq;             // n_tok quantized x rows of ldq bytes, owned by the group call
+    uint64_t ldq;            // bytes per xq row: imc_qmm_xrow_bytes(type, n_in)
     int failed; // set (to 1) by a task whose scratch allocation failed
 };
 
@@ -124,9 +125,9 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
     if (j->q8) {
-        const int64_t ldq = j->n_in / IMC_QMM_BLOCK;
         imc_qmm_tile(j->path, j->type, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
-                     j->xq + t0 * ldq, ldq, toks, j->n_in, j->y + t0 * j->ldy + o0, j->ldy);
+                     j->xq + (uint64_t)t0 * j->ldq, j->ldq, toks, j->n_in, j->y + t0 * j->ldy + o0,
+                     j->ldy);
         return;
     }
     const bool fused = toks <= FUSED_TOKS;
@@ -229,30 +230,31 @@ static void quant_task(void *ctx, int64_t task, int thread)
     const struct group_job *g = ctx;
     const int64_t i = range_of(g->first, g->n, task);
     const struct mm_job *j = &g->jobs[i];
-    const int64_t t0 = (task - g->first[i]) * QUANT_ROWS, ldq = j->n_in / IMC_QMM_BLOCK;
+    const int64_t t0 = (task - g->first[i]) * QUANT_ROWS;
     for (int64_t t = t0; t < j->n_tok && t < t0 + QUANT_ROWS; t++) {
-        imc_qmm_quantize_row(j->x + t * j->ldx, j->n_in, j->xq + t * ldq);
+        imc_qmm_quantize(j->type, j->x + t * j->ldx, j->n_in, j->xq + (uint64_t)t * j->ldq);
     }
 }
 
 // Quantizes the x rows of the group's q8 matmuls into one buffer (*buf, owned by the caller),
 // as one pool job. IMC_ERR_NOMEM (logged).
-static enum imc_status quantize_group(const struct imc_exec *ex, struct group_job *g,
-                                      struct imc_q8x **buf)
+static enum imc_status quantize_group(const struct imc_exec *ex, struct group_job *g, uint8_t **buf)
 {
-    int64_t blocks = 0;
+    uint64_t bytes = 0;
     for (int64_t i = 0; i < g->n; i++) {
-        blocks += g->jobs[i].q8 ? g->jobs[i].n_tok * (g->jobs[i].n_in / IMC_QMM_BLOCK) : 0;
+        struct mm_job *j = &g->jobs[i];
+        j->ldq = j->q8 ? imc_qmm_xrow_bytes(j->type, j->n_in) : 0;
+        bytes += (uint64_t)j->n_tok * j->ldq;
     }
     *buf = NULL;
-    if (blocks == 0) {
+    if (bytes == 0) {
         return IMC_OK;
     }
-    *buf = malloc((size_t)blocks * sizeof(**buf));
+    *buf = malloc((size_t)bytes);
     int64_t *first = malloc((size_t)(g->n + 1) * sizeof(*first));
     if (!*buf || !first) {
-        IMC_LOG_ERR("matmul: out of memory for %lld quantized activation blocks",
-                    (long long)blocks);
+        IMC_LOG_ERR("matmul: out of memory for %llu bytes of quantized activations",
+                    (unsigned long long)bytes);
         free(first);
         return IMC_ERR_NOMEM;
     }
@@ -260,7 +262,7 @@ static enum imc_status quantize_group(const struct imc_exec *ex, struct group_jo
     for (int64_t i = 0, at = 0; i < g->n; i++) {
         struct mm_job *j = &g->jobs[i];
         j->xq = j->q8 ? *buf + at : NULL;
-        at += j->q8 ? j->n_tok * (j->n_in / IMC_QMM_BLOCK) : 0;
+        at += j->n_tok * (int64_t)j->ldq;
         first[i + 1] = first[i] + (j->q8 ? (j->n_tok + QUANT_ROWS - 1) / QUANT_ROWS : 0);
     }
     struct group_job q = {.jobs = g->jobs, .first = first, .n = g->n};
@@ -281,7 +283,7 @@ static enum imc_status run_group(const struct imc_exec *ex, struct group_job *g,
         st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
         g->first[i + 1] = g->first[i] + (k > 0 ? k : 0);
     }
-    struct imc_q8x *xq = NULL;
+    uint8_t *xq = NULL;
     if (st == IMC_OK) {
         st = quantize_group(ex, g, &xq);
     }

@@ -1,7 +1,8 @@
 /*
  * kernels/cpu/qmm: activation quantization, the generic micro-tile and the tile driver of the
- * quantized-activation matmul (kernels/cpu/qmm.h). The generic micro-tile is the specification
- * in plain C: per block, the eight lane sums as int32, then one fmaf per lane.
+ * quantized-activation matmul (kernels/cpu/qmm.h). The generic micro-tiles are the
+ * specification in plain C: per block (32-block types) or super-block (256-block types), the
+ * eight lane sums as int32, then one fmaf per lane (two with mins).
  */
 #include "kernels/cpu/qmm.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "types/nl_tables.h"
 #include "types/types.h"
 
 // Token rows per pass over a tile's W rows: their blocks (~36 bytes per 32 elements) stay in
@@ -17,19 +19,45 @@
 
 bool imc_qmm_supports(enum imc_type t, int64_t n)
 {
-    return (t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0) && n > 0 && n % IMC_QMM_BLOCK == 0;
+    const bool b32 = t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0 || t == IMC_TYPE_IQ4_NL;
+    const int64_t bs = imc_qmm_is_k(t) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
+    return (b32 || imc_qmm_is_k(t)) && n > 0 && n % bs == 0;
+}
+
+uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
+{
+    return imc_qmm_is_k(t) ? (uint64_t)(n / IMC_QMM_KBLOCK) * sizeof(struct imc_q8k)
+                           : (uint64_t)(n / IMC_QMM_BLOCK) * sizeof(struct imc_q8x);
+}
+
+void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out)
+{
+    if (imc_qmm_is_k(t)) {
+        imc_qmm_quantize_row_k(x, n, out);
+    } else {
+        imc_qmm_quantize_row(x, n, out);
+    }
+}
+
+// d = amax / 127 of x[0..n) and its reciprocal (0 for an all-zero block).
+static float block_scale(const float *x, int n, float *id)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        amax = a > amax ? a : amax;
+    }
+    const float d = amax / 127.0f;
+    *id = d != 0.0f ? 1.0f / d : 0.0f;
+    return d;
 }
 
 void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out)
 {
     for (int64_t b = 0; b < n / IMC_QMM_BLOCK; b++) {
         const float *xb = x + b * IMC_QMM_BLOCK;
-        float amax = 0.0f;
-        for (int i = 0; i < IMC_QMM_BLOCK; i++) {
-            const float a = fabsf(xb[i]);
-            amax = a > amax ? a : amax;
-        }
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        float id;
+        const float d = block_scale(xb, IMC_QMM_BLOCK, &id);
         out[b].d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
         for (int i = 0; i < IMC_QMM_BLOCK; i++) {
             out[b].q[i] = (int8_t)roundf(xb[i] * id);
@@ -37,12 +65,40 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out)
     }
 }
 
+void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out)
+{
+    for (int64_t b = 0; b < n / IMC_QMM_KBLOCK; b++) {
+        const float *xb = x + b * IMC_QMM_KBLOCK;
+        float id;
+        out[b].d = block_scale(xb, IMC_QMM_KBLOCK, &id);
+        for (int k = 0; k < 16; k++) {
+            int sum = 0;
+            for (int i = 16 * k; i < 16 * k + 16; i++) {
+                const float v = roundf(xb[i] * id); // (x·id can exceed 127 by an ulp: clamp)
+                out[b].q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+                sum += out[b].q[i];
+            }
+            out[b].bsum[k] = (int16_t)sum;
+        }
+    }
+}
+
+static float f16_at(const uint8_t *p)
+{
+    return imc_fp16_to_fp32((uint16_t)(p[0] | p[1] << 8));
+}
+
 // The 32 integer weights of a block and its scale.
 static float weight_block(enum imc_type type, const uint8_t *blk, int8_t wq[IMC_QMM_BLOCK])
 {
-    const float d = imc_fp16_to_fp32((uint16_t)(blk[0] | blk[1] << 8));
+    const float d = f16_at(blk);
     if (type == IMC_TYPE_Q8_0) {
         memcpy(wq, blk + 2, IMC_QMM_BLOCK);
+    } else if (type == IMC_TYPE_IQ4_NL) {
+        for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
+            wq[j] = imc_iq4k_values[blk[2 + j] & 0x0F];
+            wq[j + IMC_QMM_BLOCK / 2] = imc_iq4k_values[blk[2 + j] >> 4];
+        }
     } else {
         for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
             wq[j] = (int8_t)((blk[2 + j] & 0x0F) - 8);
@@ -57,9 +113,9 @@ static float reduce8(const float a[8])
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
-                           const struct imc_q8x *xq, int64_t ldq, int nt, int64_t nb, float *y,
-                           int64_t ldy)
+static void kernel_generic32(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
+                             const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
+                             int64_t ldy)
 {
     const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
     for (int r = 0; r < nr; r++) {
@@ -68,7 +124,7 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
             int8_t wq[IMC_QMM_BLOCK];
             const float dw = weight_block(type, w + (uint64_t)r * row_bytes + (uint64_t)b * bb, wq);
             for (int t = 0; t < nt; t++) {
-                const struct imc_q8x *xb = xq + t * ldq + b;
+                const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
                 const float s = dw * xb->d;
                 for (int l = 0; l < 8; l++) {
                     int32_t sum = 0;
@@ -85,22 +141,104 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
     }
 }
 
+// The 256 integer weights wq[e] of a K super-block in element order (qmm.h; bit layouts at the
+// decoders in types/quant_k.c and types/quant_iq4.c).
+static void kweights(enum imc_type type, const uint8_t *b, int8_t wq[IMC_QMM_KBLOCK])
+{
+    for (int e = 0; e < IMC_QMM_KBLOCK; e++) {
+        const int h = e / 128, j = (e / 32) % 4, l = e % 32, p = e / 64, k = (e / 32) % 2;
+        int v;
+        switch (type) {
+        case IMC_TYPE_Q2_K: // bits 2j of qs[32h + l]
+            v = (b[16 + 32 * h + l] >> (2 * j)) & 3;
+            break;
+        case IMC_TYPE_Q3_K: // + bit 4h + j of hmask[l] as bit 2, offset 4
+            v = (((b[32 + 32 * h + l] >> (2 * j)) & 3) | ((b[l] >> (4 * h + j)) & 1) << 2) - 4;
+            break;
+        case IMC_TYPE_Q4_K: // nibble k of qs[32p + l]
+            v = (b[16 + 32 * p + l] >> (4 * k)) & 15;
+            break;
+        case IMC_TYPE_Q5_K: // + bit 2p + k of qh[l] as bit 4
+            v = ((b[48 + 32 * p + l] >> (4 * k)) & 15) | ((b[16 + l] >> (2 * p + k)) & 1) << 4;
+            break;
+        case IMC_TYPE_Q6_K: // nibble j / 2 of ql[64h + 32(j % 2) + l], bits 2j of qh[32h + l]
+            v = (((b[64 * h + 32 * (j % 2) + l] >> (4 * (j / 2))) & 15) |
+                 ((b[128 + 32 * h + l] >> (2 * j)) & 3) << 4) -
+                32;
+            break;
+        default: // IQ4_XS: sub-block e / 32, element l < 16 low nibble of qs[l], else high
+            v = imc_iq4k_values[(b[8 + 16 * (e / 32) + l % 16] >> (4 * (l / 16))) & 15];
+            break;
+        }
+        wq[e] = (int8_t)v;
+    }
+}
+
+static void kernel_generic_k(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
+                             const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
+                             int64_t ldy)
+{
+    const uint64_t bb = row_bytes / (uint64_t)nb;
+    const bool mins = imc_qmm_has_mins(type);
+    for (int r = 0; r < nr; r++) {
+        float acc[IMC_QMM_NT][8] = {{0}};
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
+            int8_t wq[IMC_QMM_KBLOCK];
+            int16_t sc[16], mn[16];
+            kweights(type, blk, wq);
+            imc_qmm_kscales(type, blk, sc, mn);
+            const float d = f16_at(blk + imc_qmm_kd_offset(type));
+            const float dmin = mins ? f16_at(blk + imc_qmm_kd_offset(type) + 2) : 0.0f;
+            for (int t = 0; t < nt; t++) {
+                const struct imc_q8k *xb = (const struct imc_q8k *)(xq + t * ldq) + b;
+                for (int l = 0; l < 8; l++) {
+                    int32_t is = 0;
+                    for (int j = 0; j < IMC_QMM_KBLOCK / 32; j++) {
+                        for (int e = 32 * j + 4 * l; e < 32 * j + 4 * l + 4; e++) {
+                            is += sc[e / 16] * ((int32_t)wq[e] * (int32_t)xb->q[e]);
+                        }
+                    }
+                    acc[t][l] = fmaf((float)is, d * xb->d, acc[t][l]);
+                    if (mins) {
+                        const int32_t m =
+                            mn[2 * l] * xb->bsum[2 * l] + mn[2 * l + 1] * xb->bsum[2 * l + 1];
+                        acc[t][l] = fmaf(-(float)m, dmin * xb->d, acc[t][l]);
+                    }
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            y[t * ldy + r] = reduce8(acc[t]);
+        }
+    }
+}
+
+static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
+                           const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
+                           int64_t ldy)
+{
+    (imc_qmm_is_k(type) ? kernel_generic_k : kernel_generic32)(type, w, row_bytes, nr, xq, ldq, nt,
+                                                               nb, y, ldy);
+}
+
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
-                  int64_t nr, const struct imc_q8x *xq, int64_t ldq, int64_t nt, int64_t n,
-                  float *y, int64_t ldy)
+                  int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
+                  int64_t ldy)
 {
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
     imc_qmm_kernel_fn k = path == IMC_GEMM_AVX2 ? imc_qmm_kernel_avx2() : NULL;
     k = k ? k : kernel_generic; // (an AVX2 CPU without F16C: the generic path, the same bits)
-    const int64_t nb = n / IMC_QMM_BLOCK;
+    const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
+    const uint8_t *x = xq;
     for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
         const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
         for (int64_t r = 0; r < nr; r += IMC_QMM_MR) {
             const int rn = nr - r < IMC_QMM_MR ? (int)(nr - r) : IMC_QMM_MR;
             for (int64_t t = t0; t < t1; t += IMC_QMM_NT) {
                 const int tn = t1 - t < IMC_QMM_NT ? (int)(t1 - t) : IMC_QMM_NT;
-                k(type, w + (uint64_t)r * row_bytes, row_bytes, rn, xq + t * ldq, ldq, tn, nb,
-                  y + t * ldy + r, ldy);
+                k(type, w + (uint64_t)r * row_bytes, row_bytes, rn, x + (uint64_t)t * ldq, ldq, tn,
+                  nb, y + t * ldy + r, ldy);
             }
         }
     }

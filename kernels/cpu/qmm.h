@@ -9,10 +9,11 @@
  * scale kept as q8_0 stores it, rounded to f16 (d = 0 and q = 0 for an all-zero block). So
  * |q_i| <= 127 and x_i ≈ d · q_i within d/2 + 127·2^-11·d.
  *
- * Weights: Q8_0 (q_i int8, d f16) and Q4_0 (q_i = nibble − 8, d f16), blocks of 32.
+ * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16) and IQ4_NL
+ * (q_i = the iq4 grid value of the nibble, d f16).
  *
- * Arithmetic (bitwise, every path): output y[t][o] = Σ over blocks b in ascending order, kept in
- * eight float lanes acc[0..8) that start at +0:
+ * Arithmetic of the 32-block types (bitwise, every path): output y[t][o] = Σ over blocks b in
+ * ascending order, kept in eight float lanes acc[0..8) that start at +0:
  *     s = dw_b · dx_b                                    (one float multiply)
  *     acc[l] = fmaf((float)I_bl, s, acc[l])              for l = 0..7
  *     I_bl = Σ_{e = 4l}^{4l+3} wq_b[e] · xq_b[e]          (exact, int32)
@@ -21,6 +22,25 @@
  * leave in 32-bit lane l, so the vector paths need no horizontal sum per block and the generic
  * path computes the same float operations in the same order. y depends only on W row o, x row t
  * and n: never on the batch, the tiling, the thread count or the path.
+ *
+ * The 256-block types (K-quants Q2_K..Q6_K, IQ4_XS) take the activations in a q8_K-like form
+ * (struct imc_q8k): per 256 elements one float scale d = amax / 127 (not rounded to f16, as
+ * q8_K keeps it), q_i = roundf(x_i · (1 / d)), and the sums of q over each 16 elements. A weight
+ * super-block is read as integers wq[e] (e < 256, in element order), one integer scale per 16
+ * elements sc[k] (k = e / 16; types with 32-element sub-blocks repeat it), for Q2_K, Q4_K, Q5_K
+ * one integer min per 16 elements mn[k], and the f16 scales d (and dmin):
+ *     weight e = d · sc[e / 16] · wq[e] − dmin · mn[e / 16]
+ *       q2_k: wq 0..3, sc 0..15, mn 0..15     q3_k: wq −4..3, sc −32..31
+ *       q4_k: wq 0..15, sc, mn 0..63          q5_k: wq 0..31, sc, mn 0..63
+ *       q6_k: wq −32..31, sc −128..127        iq4_xs: wq the grid (−127..113), sc −32..31
+ * Per super-block b, in ascending order, and lane l = 0..7 (elements 4l..4l+3 of each 32):
+ *     I_l = Σ_{j<8} Σ_{e = 32j+4l}^{32j+4l+3} sc[e / 16] · wq[e] · xq[e]   (exact, int32)
+ *     M_l = mn[2l] · bsum[2l] + mn[2l+1] · bsum[2l+1]                    (exact, int32)
+ *     acc[l] = fmaf((float)I_l, d · dx, acc[l])
+ *     acc[l] = fmaf(−(float)M_l, dmin · dx, acc[l])      (types with mins only)
+ * and y is reduced from the eight lanes as above. AVX2 gets I_l from maddubs, then madd with
+ * the sub-block's scales (int16, one per 128-bit half), summed over the eight sub-blocks; M_l is
+ * one madd of the duplicated mins with the 16 block sums; fnmadd is the second fmaf.
  *
  * Workload: n up to ~20k, called on tiles of up to a few hundred W rows × token chunks.
  */
@@ -31,8 +51,10 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "types/types.h"
 
-#define IMC_QMM_BLOCK 32
+#define IMC_QMM_BLOCK 32   // elements per activation block of the 32-block types
+#define IMC_QMM_KBLOCK 256 // elements per activation super-block of the 256-block types
 
 // One quantized activation block (36 bytes; q needs no alignment).
 struct imc_q8x {
@@ -40,19 +62,39 @@ struct imc_q8x {
     int8_t q[IMC_QMM_BLOCK];
 };
 
-// True when W of type t can be multiplied on the q8 route (rows of n, n a multiple of 32).
+// One quantized activation super-block of the 256-block types (292 bytes).
+struct imc_q8k {
+    float d;          // amax / 127 (0 for an all-zero block)
+    int16_t bsum[16]; // bsum[k] = Σ q[16k .. 16k+15]
+    int8_t q[IMC_QMM_KBLOCK];
+};
+
+// True when W of type t can be multiplied on the q8 route (rows of n, n a multiple of t's
+// block size).
 bool imc_qmm_supports(enum imc_type t, int64_t n);
+
+// Bytes of one quantized activation row of n elements for weights of type t (supported):
+// n / 32 struct imc_q8x or n / 256 struct imc_q8k.
+uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n);
+
+// Quantizes x[0..n) into the activation form of weight type t (supported) at out
+// (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below.
+void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out);
 
 // Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the same
 // on every path).
 void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 
+// Quantizes x[0..n) (n a multiple of 256) into n / 256 super-blocks with their block sums.
+void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out);
+
 // y[t·ldy + r] for r < nr, t < nt = the outputs of W rows w + r·row_bytes (type t, n elements;
 // row_bytes is the row's size, imc_type_row_bytes: the kernels take the block size from it)
-// against the quantized token rows xq + t·ldq (blocks). Any nr, nt >= 1; path must be supported.
+// against the quantized token rows xq + t·ldq (bytes; rows of imc_qmm_quantize). Any nr,
+// nt >= 1; path must be supported.
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
-                  int64_t nr, const struct imc_q8x *xq, int64_t ldq, int64_t nt, int64_t n,
-                  float *y, int64_t ldy);
+                  int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
+                  int64_t ldy);
 
 // ---- private to qmm.c and qmm_avx2.c ----------------------------------------------------------
 
@@ -60,10 +102,70 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
 #define IMC_QMM_NT 4 // token rows of a micro-tile
 
 // The micro-tile of a path: outputs of nr <= IMC_QMM_MR W rows × nt <= IMC_QMM_NT tokens over nb
-// blocks, stored to y[t·ldy + r].
+// blocks (of the type's size), stored to y[t·ldy + r]; xq rows ldq bytes apart.
 typedef void (*imc_qmm_kernel_fn)(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
-                                  const struct imc_q8x *xq, int64_t ldq, int nt, int64_t nb,
-                                  float *y, int64_t ldy);
+                                  const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
+                                  int64_t ldy);
+
+// True for the 256-block types (activations struct imc_q8k).
+static inline bool imc_qmm_is_k(enum imc_type t)
+{
+    return t == IMC_TYPE_Q2_K || t == IMC_TYPE_Q3_K || t == IMC_TYPE_Q4_K || t == IMC_TYPE_Q5_K ||
+           t == IMC_TYPE_Q6_K || t == IMC_TYPE_IQ4_XS;
+}
+
+static inline bool imc_qmm_has_mins(enum imc_type t)
+{
+    return t == IMC_TYPE_Q2_K || t == IMC_TYPE_Q4_K || t == IMC_TYPE_Q5_K;
+}
+
+// Byte offset of the f16 scale d in a K super-block (dmin, where the type has mins, follows it).
+static inline int imc_qmm_kd_offset(enum imc_type t)
+{
+    return t == IMC_TYPE_Q6_K ? 208 : t == IMC_TYPE_Q2_K ? 80 : t == IMC_TYPE_Q3_K ? 108 : 0;
+}
+
+// The integer scales sc[k] and mins mn[k] (k < 16, one per 16 elements; mn 0 for types without
+// mins) of a K super-block blk (byte layouts: types/quant_priv.h). Scalar, shared by every path
+// (inlined where the type is a constant).
+static inline void imc_qmm_kscales(enum imc_type t, const uint8_t *blk, int16_t sc[16],
+                                   int16_t mn[16])
+{
+    for (int k = 0; k < 16; k++) {
+        mn[k] = 0;
+    }
+    if (t == IMC_TYPE_Q4_K || t == IMC_TYPE_Q5_K) { // 8 × (6-bit scale, 6-bit min), 12 bytes
+        const uint8_t *s = blk + 4;
+        for (int j = 0; j < 8; j++) {
+            const int a = j < 4 ? s[j] & 63 : (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+            const int m = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+            sc[2 * j] = sc[2 * j + 1] = (int16_t)a;
+            mn[2 * j] = mn[2 * j + 1] = (int16_t)m;
+        }
+    } else if (t == IMC_TYPE_Q6_K) { // 16 int8 scales at 192
+        for (int k = 0; k < 16; k++) {
+            sc[k] = (int8_t)blk[192 + k];
+        }
+    } else if (t == IMC_TYPE_Q2_K) { // 16 bytes: scale low nibble, min high nibble
+        for (int k = 0; k < 16; k++) {
+            sc[k] = blk[k] & 15;
+            mn[k] = blk[k] >> 4;
+        }
+    } else if (t == IMC_TYPE_Q3_K) { // 16 × 6 bits at 96, offset 32
+        const uint8_t *s = blk + 96;
+        for (int k = 0; k < 16; k++) {
+            const int lo = (s[k % 8] >> (4 * (k / 8))) & 15,
+                      hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+            sc[k] = (int16_t)((lo | hi << 4) - 32);
+        }
+    } else { // IQ4_XS: 8 × 6 bits (low nibbles at 4, top pairs in the u16 at 2), offset 32
+        const unsigned sh = blk[2] | blk[3] << 8;
+        for (int j = 0; j < 8; j++) {
+            const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | ((sh >> (2 * j)) & 3) << 4;
+            sc[2 * j] = sc[2 * j + 1] = (int16_t)(ls - 32);
+        }
+    }
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 // The AVX2 micro-tile (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.

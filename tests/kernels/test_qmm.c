@@ -1,16 +1,20 @@
 /*
  * tests/kernels/test_qmm: the quantized-activation matmul (kernels/cpu/qmm.h, imc_cpu_matmul in
- * Q8 mode) for Q8_0 and Q4_0 weights.
+ * Q8 mode) for every weight type of the integer route: Q8_0, Q4_0, IQ4_NL (32-blocks) and
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (256-blocks, q8_K-like activations).
  *
  *   - paths: the AVX2 micro-tiles (where the CPU has them) give the generic kernel's bits, for
- *     every edge of the 2 × 4 micro-tile and the 32-token pass;
- *   - tolerance against the scalar reference (dequantized W times the f32 x, in double):
- *       |y − ref| <= Σ_i |w_i|·|x_i − d_b·q_i|  +  2^-22·(n/32 + 4)·Σ_i |w_i·d_b·q_i|
- *     the first term is the activation quantization error itself (computed exactly), the second
- *     the float rounding of one fma per block per lane (n/32 of them), the scale product and the
- *     three adds of the reduction, each <= 2^-24 of the sum of magnitudes (4× margin);
+ *     every edge of the 2 × 4 micro-tile and the 32-token pass, with strided x and y;
+ *   - tolerance against the double product of the dequantized W and the ROUNDED activations
+ *     (xr_i = d_b·q_i):
+ *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
+ *     (nb blocks; for the 32-block types the min term is 0 and d·sc·wq_i = w_i): per block and
+ *     lane at most two fmaf (the scale, the mins), the scale products, the reduction's three
+ *     adds and the decoder's own float rounding of W (three operations), each <= 2^-24 of the
+ *     sum of term magnitudes, with a 4× margin. For the 32-block types also against the f32 x:
+ *       |y − ref_f32| <= Σ_i |w_i|·|x_i − xr_i|  +  the bound above;
  *   - quantization: |q| <= 127, an all-zero block gives d = 0, x ≈ d·q within d/2 plus the f16
- *     rounding of d (127·2^-11·d);
+ *     rounding of d (127·2^-11·d) for 32-blocks; within d/2 and exact block sums for 256-blocks;
  *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1 and 37 tokens, on pools
  *     of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
  */
@@ -66,6 +70,23 @@ static void test_quantize(void)
     CHECK(ok, "quantized blocks within half a step (and the f16 scale's rounding), |q| <= 127");
     CHECK(q[1].d == 0.0f && q[1].q[0] == 0 && q[1].q[31] == 0, "zero block: d = 0, q = 0");
     free(x);
+    float *xk = make_x(&r, 1, 512);
+    memset(xk + 256, 0, 256 * sizeof(float));
+    struct imc_q8k k[2];
+    imc_qmm_quantize_row_k(xk, 512, k);
+    ok = k[1].d == 0.0f && k[1].bsum[15] == 0;
+    for (int i = 0; i < 256; i++) {
+        ok = ok && k[0].q[i] != -128 && fabsf(xk[i] - k[0].d * k[0].q[i]) <= 0.501f * k[0].d;
+    }
+    for (int g = 0; g < 16; g++) {
+        int sum = 0;
+        for (int i = 0; i < 16; i++) {
+            sum += k[0].q[16 * g + i];
+        }
+        ok = ok && sum == k[0].bsum[g];
+    }
+    CHECK(ok, "256-blocks: within half a step, |q| <= 127, exact block sums, zero block d = 0");
+    free(xk);
 }
 
 struct qcase {
@@ -73,36 +94,86 @@ struct qcase {
     int64_t n, nr, nt;
 };
 
+// The magnitude Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i| of one output (the bound's scale):
+// for 256-blocks from the super-block's scales (qmm.h), else from the decoded weights.
+static double term_mag(enum imc_type type, const uint8_t *wrow, uint64_t rb, const float *wd,
+                       const float *xr, int64_t n)
+{
+    double mag = 0;
+    if (!imc_qmm_is_k(type)) {
+        for (int64_t i = 0; i < n; i++) {
+            mag += fabs((double)wd[i] * xr[i]);
+        }
+        return mag;
+    }
+    const uint64_t bb = rb / (uint64_t)(n / 256);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *blk = wrow + (uint64_t)b * bb;
+        int16_t sc[16], mn[16];
+        imc_qmm_kscales(type, blk, sc, mn);
+        const int off = imc_qmm_kd_offset(type) + 2; // dmin (read only for types with mins)
+        const float dmin =
+            imc_qmm_has_mins(type) ? imc_fp16_to_fp32(blk[off] | blk[off + 1] << 8) : 0.0f;
+        for (int i = 0; i < 256; i++) {
+            // |d·sc·wq| = |w + dmin·mn| (w decoded), |wq| <= 127
+            const double m = fabs((double)dmin * mn[i / 16]);
+            mag += (fabs((double)wd[b * 256 + i]) + 2 * m) * fabs((double)xr[b * 256 + i]);
+        }
+    }
+    return mag;
+}
+
+// The rounded activations d·q of a quantized row (either form).
+static void dequant_x(enum imc_type type, const uint8_t *xq, int64_t n, float *xr)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (imc_qmm_is_k(type)) {
+            const struct imc_q8k *b = (const struct imc_q8k *)xq + i / 256;
+            xr[i] = b->d * (float)b->q[i % 256];
+        } else {
+            const struct imc_q8x *b = (const struct imc_q8x *)xq + i / 32;
+            xr[i] = b->d * (float)b->q[i % 32];
+        }
+    }
+}
+
+// y from both paths (strided: x rows ldq = row + 1 block apart, y rows nr + 3 apart), the
+// bound against the rounded and (32-blocks) the f32 activations, and the bits path to path.
 static void run_paths(struct krng *r, const struct qcase *c)
 {
     float *wf = kalloc_rand(r, c->nr * c->n, 0.5f), *x = make_x(r, c->nt, c->n);
     uint64_t rb;
     uint8_t *w = quantize_rows(c->type, wf, c->nr, c->n, &rb);
-    const int64_t nb = c->n / 32;
-    struct imc_q8x *xq = malloc((size_t)(c->nt * nb) * sizeof(*xq));
+    const uint64_t ldq = imc_qmm_xrow_bytes(c->type, c->n) + (imc_qmm_is_k(c->type) ? 292 : 36);
+    const int64_t ldy = c->nr + 3, nb = c->n / (imc_qmm_is_k(c->type) ? 256 : 32);
+    uint8_t *xq = malloc((size_t)((uint64_t)c->nt * ldq));
     for (int64_t t = 0; t < c->nt; t++) {
-        imc_qmm_quantize_row(x + t * c->n, c->n, xq + t * nb);
+        imc_qmm_quantize(c->type, x + t * c->n, c->n, xq + (uint64_t)t * ldq);
     }
-    float *y = calloc((size_t)(c->nr * c->nt), 4), *y2 = calloc((size_t)(c->nr * c->nt), 4);
-    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, nb, c->nt, c->n, y, c->nr);
-    // the reference: dequantized W times the f32 x, in double, and the stated bound
+    float *y = calloc((size_t)(ldy * c->nt), 4), *y2 = calloc((size_t)(ldy * c->nt), 4);
+    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y, ldy);
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)c->type);
-    float *wd = malloc((size_t)c->n * 4);
+    float *wd = malloc((size_t)c->n * 4), *xr = malloc((size_t)c->n * 4);
     int bad = 0;
     double worst = 0;
     for (int64_t o = 0; o < c->nr; o++) {
         tr->to_float(w + (uint64_t)o * rb, wd, c->n);
         for (int64_t t = 0; t < c->nt; t++) {
-            double ref = 0, qerr = 0, mag = 0;
+            dequant_x(c->type, xq + (uint64_t)t * ldq, c->n, xr);
+            double ref = 0, ref32 = 0, qerr = 0;
             for (int64_t i = 0; i < c->n; i++) {
-                const struct imc_q8x *b = &xq[t * nb + i / 32];
-                const double xqv = (double)b->d * b->q[i % 32];
-                ref += (double)wd[i] * x[t * c->n + i];
-                qerr += fabs((double)wd[i]) * fabs((double)x[t * c->n + i] - xqv);
-                mag += fabs((double)wd[i] * xqv);
+                ref += (double)wd[i] * xr[i];
+                ref32 += (double)wd[i] * x[t * c->n + i];
+                qerr += fabs((double)wd[i]) * fabs((double)x[t * c->n + i] - xr[i]);
             }
-            const double bound = qerr + 0x1p-22 * (double)(nb + 4) * mag + 1e-30;
-            const double e = fabs((double)y[t * c->nr + o] - ref) / bound;
+            const double mag = term_mag(c->type, w + (uint64_t)o * rb, rb, wd, xr, c->n);
+            const double bound = 0x1p-22 * (double)(2 * nb + 8) * mag + 1e-30;
+            const double yv = y[t * ldy + o];
+            double e = fabs(yv - ref) / bound;
+            if (!imc_qmm_is_k(c->type)) {
+                const double e32 = fabs(yv - ref32) / (qerr + bound);
+                e = e32 > e ? e32 : e;
+            }
             bad += !(e <= 1.0);
             worst = check_worst(worst, e);
         }
@@ -111,13 +182,14 @@ static void run_paths(struct krng *r, const struct qcase *c)
           imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr, (long long)c->nt,
           bad, worst);
     if (imc_gemm_path_supported(IMC_GEMM_AVX2)) {
-        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, nb, c->nt, c->n, y2, c->nr);
-        CHECK(memcmp(y, y2, (size_t)(c->nr * c->nt) * 4) == 0,
+        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy);
+        CHECK(memcmp(y, y2, (size_t)(ldy * c->nt) * 4) == 0,
               "%s n=%lld %lldx%lld: avx2 bits differ from generic",
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
     }
     free(wd);
+    free(xr);
     free(y);
     free(y2);
     free(xq);
@@ -126,18 +198,23 @@ static void run_paths(struct krng *r, const struct qcase *c)
     free(x);
 }
 
+static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+                                          IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
+                                          IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
+#define N_TYPES ((int)(sizeof(all_types) / sizeof(all_types[0])))
+
 static void test_paths(void)
 {
     struct krng r = {11};
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0};
-    const int64_t ns[] = {32, 96, 4096};
+    const int64_t ns[] = {32, 96, 4096}, nks[] = {256, 768, 4096};
     const int64_t nrs[] = {1, 2, 3, 5};
     const int64_t nts[] = {1, 3, 4, 9, 37};
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < N_TYPES; ti++) {
         for (int ni = 0; ni < 3; ni++) {
             for (int ri = 0; ri < 4; ri++) {
                 for (int ki = 0; ki < 5; ki++) {
-                    const struct qcase c = {types[ti], ns[ni], nrs[ri], nts[ki]};
+                    const int64_t n = imc_qmm_is_k(all_types[ti]) ? nks[ni] : ns[ni];
+                    const struct qcase c = {all_types[ti], n, nrs[ri], nts[ki]};
                     run_paths(&r, &c);
                 }
             }
@@ -146,17 +223,18 @@ static void test_paths(void)
 }
 
 // imc_cpu_matmul in Q8 mode: row t of a 37-token call equals a 1-token call of row t, on pools
-// of 1 and 3 threads and both paths; F16 weights (no integer route) give the F32 mode's bits.
+// of 1 and 3 threads and both paths, for every type; F16 weights (no integer route) give the F32
+// mode's bits.
 static void test_matmul(void)
 {
     enum { N_IN = 512, N_OUT = 70, N_TOK = 37 };
     struct krng r = {5};
     float *wf = kalloc_rand(&r, N_OUT * N_IN, 0.5f), *x = make_x(&r, N_TOK, N_IN);
     float *y = malloc(N_TOK * N_OUT * 4), *y1 = malloc(N_OUT * 4), *yf = malloc(N_TOK * N_OUT * 4);
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_F16};
-    for (int ti = 0; ti < 3; ti++) {
+    for (int ti = 0; ti <= N_TYPES; ti++) {
+        const enum imc_type type = ti < N_TYPES ? all_types[ti] : IMC_TYPE_F16;
         uint64_t rb;
-        uint8_t *w = quantize_rows(types[ti], wf, N_OUT, N_IN, &rb);
+        uint8_t *w = quantize_rows(type, wf, N_OUT, N_IN, &rb);
         for (int nt = 1; nt <= 3; nt += 2) {
             struct imc_exec *ex = kexec(nt);
             for (int p = 0; p < 2; p++) {
@@ -164,21 +242,20 @@ static void test_matmul(void)
                     continue;
                 }
                 imc_exec_set_matmul(ex, IMC_MATMUL_Q8);
-                CHECK(imc_cpu_matmul(ex, y, N_OUT, w, types[ti], N_OUT, N_IN, x, N_IN, N_TOK) ==
-                          IMC_OK,
+                CHECK(imc_cpu_matmul(ex, y, N_OUT, w, type, N_OUT, N_IN, x, N_IN, N_TOK) == IMC_OK,
                       "matmul");
                 bool same = true;
                 for (int t = 0; t < N_TOK; t++) {
-                    imc_cpu_matmul(ex, y1, N_OUT, w, types[ti], N_OUT, N_IN, x + t * N_IN, N_IN, 1);
+                    imc_cpu_matmul(ex, y1, N_OUT, w, type, N_OUT, N_IN, x + t * N_IN, N_IN, 1);
                     same = same && memcmp(y1, y + t * N_OUT, N_OUT * 4) == 0;
                 }
                 CHECK(same, "%s, %d threads, path %d: a row's bits depend on the batch",
-                      imc_type_name((uint32_t)types[ti]), nt, p);
+                      imc_type_name((uint32_t)type), nt, p);
                 imc_exec_set_matmul(ex, IMC_MATMUL_F32);
-                imc_cpu_matmul(ex, yf, N_OUT, w, types[ti], N_OUT, N_IN, x, N_IN, N_TOK);
+                imc_cpu_matmul(ex, yf, N_OUT, w, type, N_OUT, N_IN, x, N_IN, N_TOK);
                 const bool differs = memcmp(yf, y, N_TOK * N_OUT * 4) != 0;
-                CHECK(differs == imc_qmm_supports(types[ti], N_IN), "%s: q8 mode %s the f32 bits",
-                      imc_type_name((uint32_t)types[ti]), differs ? "changed" : "kept");
+                CHECK(differs == imc_qmm_supports(type, N_IN), "%s: q8 mode %s the f32 bits",
+                      imc_type_name((uint32_t)type), differs ? "changed" : "kept");
             }
             imc_exec_free(ex);
         }
