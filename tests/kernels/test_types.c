@@ -300,7 +300,8 @@ static void test_nl_tables(void)
         }
         CHECK(bad == 0, "%s: %d entries break the pattern", g[i].name, bad);
     }
-    const int8_t nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    const int8_t nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                           1,    13,   25,  38,  53,  69,  89,  113};
     CHECK(memcmp(imc_iq4k_values, nl, 16) == 0, "iq4k starts with iq4_nl's grid");
     int bad = 0;
     for (int k = 0; k < 8; k++) {
