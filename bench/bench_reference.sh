@@ -40,7 +40,7 @@ model_of() { # model_of TYPE: the model file of TYPE
         q4_k_m)
             local m="$bench_dir/ds3-width-q4_k_m.gguf"
             [ -f "$m" ] || "$bin" quantize "$q8" "$m" q4_k --custom-q 'attn_v=q6_k,ffn_down=q6_k' \
-                -q >&2
+                -q >"$bench_dir/quantize.log" 2>&1 || { tail -3 "$bench_dir/quantize.log" >&2; exit 1; }
             echo "$m" ;;
         *) echo "bench_reference: unknown type '$1' (q8_0, q4_k_m)" >&2; exit 2 ;;
     esac
