@@ -40,7 +40,8 @@ model_of() { # model_of TYPE: the model file of TYPE
         q4_k_m)
             local m="$bench_dir/ds3-width-q4_k_m.gguf"
             [ -f "$m" ] || "$bin" quantize "$q8" "$m" q4_k --custom-q 'attn_v=q6_k,ffn_down=q6_k' \
-                -q >"$bench_dir/quantize.log" 2>&1 || { tail -3 "$bench_dir/quantize.log" >&2; exit 1; }
+                -q >"$bench_dir/quantize.log" 2>&1 ||
+                { tail -3 "$bench_dir/quantize.log" >&2; exit 1; }
             echo "$m" ;;
         *) echo "bench_reference: unknown type '$1' (q8_0, q4_k_m)" >&2; exit 2 ;;
     esac
@@ -74,8 +75,9 @@ for ty in $types; do
             if [ $run = perplexity ]; then si=$s_ppl sr=$r_ppl; else si=$s_im sr=$r_im; fi
             awk -v ty="$ty" -v run="$run" -v t="$t" -v n="$tokens" -v si="$si" -v sr="$sr" \
                 'BEGIN { ti = n / si; tr = sr != "" ? n / sr : 0
-                         printf "%-7s %-10s %3s %12.2f %12s %12s\n", ty, run, t, ti,
-                                tr ? sprintf("%.2f", tr) : "-", tr ? sprintf("%.2fx", ti / tr) : "-" }'
+                         r = tr ? sprintf("%.2f", tr) : "-"
+                         x = tr ? sprintf("%.2fx", ti / tr) : "-"
+                         printf "%-7s %-10s %3s %12.2f %12s %12s\n", ty, run, t, ti, r, x }'
         done
     done
 done
