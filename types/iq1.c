@@ -58,12 +58,5 @@ static void dec_iq1_m(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_IQ1_S(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 50, dec_iq1_s);
-}
-
-void imc_dequant_row_IQ1_M(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 56, dec_iq1_m);
-}
+IMC_DEFINE_DEQUANT_ROW(IQ1_S, dec_iq1_s)
+IMC_DEFINE_DEQUANT_ROW(IQ1_M, dec_iq1_m)

@@ -65,17 +65,6 @@ static void dec_iq2_s(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_IQ2_XXS(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 66, dec_iq2_xxs);
-}
-
-void imc_dequant_row_IQ2_XS(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 74, dec_iq2_xs);
-}
-
-void imc_dequant_row_IQ2_S(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 82, dec_iq2_s);
-}
+IMC_DEFINE_DEQUANT_ROW(IQ2_XXS, dec_iq2_xxs)
+IMC_DEFINE_DEQUANT_ROW(IQ2_XS, dec_iq2_xs)
+IMC_DEFINE_DEQUANT_ROW(IQ2_S, dec_iq2_s)

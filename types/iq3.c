@@ -56,12 +56,5 @@ static void dec_iq3_s(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_IQ3_XXS(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 98, dec_iq3_xxs);
-}
-
-void imc_dequant_row_IQ3_S(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 110, dec_iq3_s);
-}
+IMC_DEFINE_DEQUANT_ROW(IQ3_XXS, dec_iq3_xxs)
+IMC_DEFINE_DEQUANT_ROW(IQ3_S, dec_iq3_s)

@@ -118,25 +118,10 @@ static void dec_iq5_k(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_IQ2_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 76, dec_iq2_k);
-}
-
-void imc_dequant_row_IQ3_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 110, dec_iq3_k);
-}
-
-void imc_dequant_row_IQ4_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 144, dec_iq4_k);
-}
-
-void imc_dequant_row_IQ5_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 176, dec_iq5_k);
-}
+IMC_DEFINE_DEQUANT_ROW(IQ2_K, dec_iq2_k)
+IMC_DEFINE_DEQUANT_ROW(IQ3_K, dec_iq3_k)
+IMC_DEFINE_DEQUANT_ROW(IQ4_K, dec_iq4_k)
+IMC_DEFINE_DEQUANT_ROW(IQ5_K, dec_iq5_k)
 
 // iq6_k's levels: the cubic a + q·(b + q·(c + q·e)) of the reference (its coefficients, data
 // from ik_llama.cpp's iqk_quantize.cpp), evaluated as the reference's build does, with fused

@@ -33,15 +33,8 @@ static void dec_iq4_xs(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_IQ4_NL(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 18, dec_iq4_nl);
-}
-
-void imc_dequant_row_IQ4_XS(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 136, dec_iq4_xs);
-}
+IMC_DEFINE_DEQUANT_ROW(IQ4_NL, dec_iq4_nl)
+IMC_DEFINE_DEQUANT_ROW(IQ4_XS, dec_iq4_xs)
 
 static void pack_grid32(const int8_t *L, uint8_t *qs)
 {
@@ -80,12 +73,5 @@ static void enc_iq4_xs(const float *x, const float *w, uint8_t *b)
     b[3] = (uint8_t)(sh >> 8);
 }
 
-void imc_quant_row_IQ4_NL(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 18, qw, enc_iq4_nl);
-}
-
-void imc_quant_row_IQ4_XS(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 136, qw, enc_iq4_xs);
-}
+IMC_DEFINE_QUANT_ROW(IQ4_NL, enc_iq4_nl)
+IMC_DEFINE_QUANT_ROW(IQ4_XS, enc_iq4_xs)

@@ -122,30 +122,11 @@ static void dec_q6_k(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_Q2_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 84, dec_q2_k);
-}
-
-void imc_dequant_row_Q3_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 110, dec_q3_k);
-}
-
-void imc_dequant_row_Q4_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 144, dec_q4_k);
-}
-
-void imc_dequant_row_Q5_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 176, dec_q5_k);
-}
-
-void imc_dequant_row_Q6_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 210, dec_q6_k);
-}
+IMC_DEFINE_DEQUANT_ROW(Q2_K, dec_q2_k)
+IMC_DEFINE_DEQUANT_ROW(Q3_K, dec_q3_k)
+IMC_DEFINE_DEQUANT_ROW(Q4_K, dec_q4_k)
+IMC_DEFINE_DEQUANT_ROW(Q5_K, dec_q5_k)
+IMC_DEFINE_DEQUANT_ROW(Q6_K, dec_q6_k)
 
 // --- encoders: the inverse of the decoders' element order ---
 
@@ -228,27 +209,8 @@ static void enc_q6_k(const float *x, const float *w, uint8_t *b)
     store_fp16(b + 208, f.d);
 }
 
-void imc_quant_row_Q2_K(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 84, qw, enc_q2_k);
-}
-
-void imc_quant_row_Q3_K(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 110, qw, enc_q3_k);
-}
-
-void imc_quant_row_Q4_K(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 144, qw, enc_q4_k);
-}
-
-void imc_quant_row_Q5_K(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 176, qw, enc_q5_k);
-}
-
-void imc_quant_row_Q6_K(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, IMC_QK_K, 210, qw, enc_q6_k);
-}
+IMC_DEFINE_QUANT_ROW(Q2_K, enc_q2_k)
+IMC_DEFINE_QUANT_ROW(Q3_K, enc_q3_k)
+IMC_DEFINE_QUANT_ROW(Q4_K, enc_q4_k)
+IMC_DEFINE_QUANT_ROW(Q5_K, enc_q5_k)
+IMC_DEFINE_QUANT_ROW(Q6_K, enc_q6_k)

@@ -119,30 +119,11 @@ static void dec_q8_0(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_Q4_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 18, dec_q4_0);
-}
-
-void imc_dequant_row_Q4_1(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 20, dec_q4_1);
-}
-
-void imc_dequant_row_Q5_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 22, dec_q5_0);
-}
-
-void imc_dequant_row_Q5_1(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 24, dec_q5_1);
-}
-
-void imc_dequant_row_Q8_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 34, dec_q8_0);
-}
+IMC_DEFINE_DEQUANT_ROW(Q4_0, dec_q4_0)
+IMC_DEFINE_DEQUANT_ROW(Q4_1, dec_q4_1)
+IMC_DEFINE_DEQUANT_ROW(Q5_0, dec_q5_0)
+IMC_DEFINE_DEQUANT_ROW(Q5_1, dec_q5_1)
+IMC_DEFINE_DEQUANT_ROW(Q8_0, dec_q8_0)
 
 // --- encoders ---
 
@@ -228,27 +209,8 @@ static void enc_q8_0(const float *x, const float *w, uint8_t *b)
     }
 }
 
-void imc_quant_row_Q4_0(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 18, qw, enc_q4_0);
-}
-
-void imc_quant_row_Q4_1(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 20, qw, enc_q4_1);
-}
-
-void imc_quant_row_Q5_0(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 22, qw, enc_q5_0);
-}
-
-void imc_quant_row_Q5_1(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 24, qw, enc_q5_1);
-}
-
-void imc_quant_row_Q8_0(const float *src, void *dst, int64_t n, const float *qw)
-{
-    imc_qz_encode_rows(src, dst, n, 32, 34, qw, enc_q8_0);
-}
+IMC_DEFINE_QUANT_ROW(Q4_0, enc_q4_0)
+IMC_DEFINE_QUANT_ROW(Q4_1, enc_q4_1)
+IMC_DEFINE_QUANT_ROW(Q5_0, enc_q5_0)
+IMC_DEFINE_QUANT_ROW(Q5_1, enc_q5_1)
+IMC_DEFINE_QUANT_ROW(Q8_0, enc_q8_0)

@@ -26,10 +26,7 @@ static void dec_q8_k(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_Q8_K(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 296, dec_q8_k);
-}
+IMC_DEFINE_DEQUANT_ROW(Q8_K, dec_q8_k)
 
 // mxfp4: the E8M0 half scale as float bits. e >= 2 gives the normal 2^(e - 128), exponent field
 // e - 1; e = 1 and e = 0 give the subnormals 2^-127 and 2^-128 (mantissa bits 22 and 21).
@@ -48,10 +45,7 @@ static void dec_mxfp4(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_MXFP4(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 17, dec_mxfp4);
-}
+IMC_DEFINE_DEQUANT_ROW(MXFP4, dec_mxfp4)
 
 // q6_0: element j < 16 takes its low 4 bits from the low nibble of qs[j], element j + 16 from
 // the high nibble. Their bits 4-5 sit in byte qh[j % 8], in its low nibble for j < 8 and its
@@ -67,10 +61,7 @@ static void dec_q6_0(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_Q6_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, 32, 26, dec_q6_0);
-}
+IMC_DEFINE_DEQUANT_ROW(Q6_0, dec_q6_0)
 
 // q8_kv: the row is its own group (rows == 1): d at byte 0, quant k at byte 8 + k, taken in
 // blocks of 32.

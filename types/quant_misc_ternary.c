@@ -39,10 +39,7 @@ static void dec_tq1_0(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_TQ1_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 54, dec_tq1_0);
-}
+IMC_DEFINE_DEQUANT_ROW(TQ1_0, dec_tq1_0)
 
 // tq2_0 {u8 qs[64]; fp16 d}, 256 elements: element 128·h + 32·l + m (h < 2, l < 4, m < 32) is
 // bits 2l..2l+1 of qs[32·h + m]. x = (q - 1)·d.
@@ -58,10 +55,7 @@ static void dec_tq2_0(const uint8_t *restrict b, float *restrict y)
     }
 }
 
-void imc_dequant_row_TQ2_0(const void *src, float *dst, int64_t n)
-{
-    decode_rows(src, dst, n, IMC_QK_K, 66, dec_tq2_0);
-}
+IMC_DEFINE_DEQUANT_ROW(TQ2_0, dec_tq2_0)
 
 // iq1_bn: a row is {fp16 d} and then 13-byte blocks {u8 ql[12]; u8 extra} of 64 elements. In
 // quarter i (< 4) of a block, element 16·i + 5·k + j (k < 3, j < 5) is trit 4 - j of

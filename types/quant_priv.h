@@ -1,8 +1,10 @@
 /*
  * types/quant_priv.h: private to the .c files of types/. Declares the per-type row
  * dequantizers/quantizers (generated from types/types.def), the one generic row loop for each
- * direction, the one segment loop of the interleaved and row-meta types (decode_seg,
- * IMC_DEFINE_DECODE), and the scale searches shared by the quantizers. DESIGN.md §4.
+ * direction (IMC_DEFINE_DEQUANT_ROW, IMC_DEFINE_QUANT_ROW), the one segment loop of the
+ * interleaved and row-meta types (decode_seg, IMC_DEFINE_DECODE), all three taking a type's
+ * block size and bytes from its types.def row, and the scale searches shared by the
+ * quantizers. DESIGN.md §4.
  *
  * Byte layouts (ggml's, little-endian; fp16 = IEEE half):
  *   q4_0   {fp16 d; u8 qs[16]}                      x[j] = d*(lo(qs[j])-8), x[j+16] = d*(hi-8)
@@ -165,6 +167,14 @@ static inline __attribute__((always_inline)) void decode_seg(const uint8_t *grp,
                    IMC_TS_##NAME, dec);                                                            \
     }
 
+// Defines imc_dequant_row_NAME of a plain type (types.def dec ROW) from its block decoder dec,
+// with the block size and bytes of its types.def row.
+#define IMC_DEFINE_DEQUANT_ROW(NAME, dec)                                                          \
+    void imc_dequant_row_##NAME(const void *src, float *dst, int64_t n)                           \
+    {                                                                                              \
+        decode_rows(src, dst, n, IMC_BS_##NAME, IMC_TS_##NAME, dec);                               \
+    }
+
 // Block encoder: x (bs values) with per-element weights w (>= 0, not all zero unless x is) -> blk.
 typedef void (*block_encode_fn)(const float *x, const float *w, uint8_t *blk);
 
@@ -173,6 +183,13 @@ typedef void (*block_encode_fn)(const float *x, const float *w, uint8_t *blk);
 // or else the default σ² + x² (σ² = mean x² of the block); then enc.
 void imc_qz_encode_rows(const float *src, void *dst, int64_t n, int64_t bs, size_t ts,
                         const float *qw, block_encode_fn enc);
+// Defines imc_quant_row_NAME (types.def quant Q) from its block encoder enc, with the block size
+// and bytes of its types.def row.
+#define IMC_DEFINE_QUANT_ROW(NAME, enc)                                                            \
+    void imc_quant_row_##NAME(const float *src, void *dst, int64_t n, const float *qw)            \
+    {                                                                                              \
+        imc_qz_encode_rows(src, dst, n, IMC_BS_##NAME, IMC_TS_##NAME, qw, enc);                    \
+    }
 
 // --- scale searches (types/quant_search.c); each minimizes Σ w·(x - x̂)² over candidates ---
 
