@@ -112,6 +112,8 @@ enum imc_status imc_quantize_ext_expand(const char *tmpl, const struct imc_quant
 // The --custom-q list of r ("re=type,..."; NULL when r is NULL or empty) in a new string.
 // IMC_ERR_ARG (logged) when a regex contains ',' (the list could not carry it), IMC_ERR_NOMEM.
 enum imc_status imc_quantize_ext_rules(const struct imc_quant_rules *r, char **out);
+// TYPE for an external quantizer: a type name of letters, digits and '_' (Q4_K_M, IQ2_XXS, ...).
+bool imc_quantize_is_type_word(const char *s);
 // Runs the external quantizer for o (model, out, imatrix, rules; o->type is not used: the
 // command gets type_name). Errors, all logged with the command line: IMC_ERR_ARG (template),
 // IMC_ERR_IO (cannot run, non-zero exit or a signal, no output file, rename failed),

@@ -302,8 +302,7 @@ enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const c
     return st;
 }
 
-// TYPE for an external quantizer: a type name of letters, digits and '_' (Q4_K_M, IQ2_XXS, ...).
-static bool is_type_word(const char *s)
+bool imc_quantize_is_type_word(const char *s)
 {
     for (const char *p = s; *p; p++) {
         if (!(*p == '_' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
@@ -323,7 +322,7 @@ static int check_type(const char *type, bool external, const char *what)
         snprintf(where, sizeof(where), "%s: TYPE", what);
         return imc_quant_type_parse(type, where);
     }
-    if (!is_type_word(type)) {
+    if (!imc_quantize_is_type_word(type)) {
         IMC_LOG_ERR("%s: TYPE '%s' is not a type name (letters, digits and '_')", what, type);
         return -1;
     }

@@ -172,13 +172,11 @@ static enum imc_status parse_directive(struct imc_sweep_recipe *r, char *s, cons
     }
     *seen |= bit;
     if (bit == 1) {
-        size_t k = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-        if (value[k] != '\0' || k >= sizeof(r->type_name)) {
+        if (!imc_quantize_is_type_word(value) || strlen(value) >= sizeof(r->type_name)) {
             IMC_LOG_ERR("%s: '!type %s': a type name is letters, digits and '_'", where, value);
             return IMC_ERR_ARG;
         }
         snprintf(r->type_name, sizeof(r->type_name), "%s", value);
-        r->type_line = atoi(strrchr(where, ':') + 1);
         return IMC_OK;
     }
     if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
@@ -203,7 +201,9 @@ static enum imc_status parse_recipe(struct imc_sweep_recipe *r, char *text)
             char where[PATH_MAX + 32];
             snprintf(where, sizeof(where), "%s:%d", r->path, line);
             char *dir = strndup(p + lead + 1, len - lead - 1);
+            const unsigned before = seen;
             st = dir ? parse_directive(r, dir, where, &seen) : IMC_ERR_NOMEM;
+            r->type_line = (seen & ~before & 1u) ? line : r->type_line; // !type, checked below
             free(dir);
             memset(p, ' ', len); // the rules parser sees a blank line
         }
