@@ -244,6 +244,7 @@ static enum imc_status run_chunks(struct run *r)
             IMC_TRY(score_chunk(r, c0 + s, r->logits + s * per_seq));
         }
         imc_progress_update(&r->prog, c0 + ns, (c0 + ns) * r->n_ctx);
+        imc_pulse_emit(&r->o->pulse);
     }
     return IMC_OK;
 }
@@ -436,6 +437,7 @@ static enum imc_status run_dist(struct run *r)
         .matmul = r->o->matmul,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
+        .pulse = r->o->pulse,
     };
     struct dist_kld k;
     memset(&k, 0, sizeof(k));

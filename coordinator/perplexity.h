@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/pulse.h"
 #include "core/status.h"
 #include "numa/plan.h"
 #include "worker/engine.h"
@@ -48,6 +49,9 @@ struct imc_perplexity_opts {
     // kld_save / kld_base are refused (IMC_ERR_UNSUPPORTED).
     const struct imc_comm *comm;
     struct imc_layout layout;
+    // Called after every batch of chunks (on every rank of an MPI job): proof of progress for
+    // ranks that wait for this run (mpi/beat.h). Default: none.
+    struct imc_pulse pulse;
 };
 
 // Fills o with the defaults (n_ctx 0, all chunks, n_batch 2048, 1 thread, AUTO path).

@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "coordinator/quant_rules.h"
+#include "core/pulse.h"
 #include "core/status.h"
 #include "model/gguf.h"
 
@@ -65,6 +66,10 @@ struct imc_quantize_opts {
     // elements) and sends it to world rank 0, which alone writes the output: the same bytes
     // as one process. Collective over the world; a failure on any rank must end the job.
     const struct imc_comm *comm;
+    // Called on real progress (a job of rows quantized on the calling thread, a tensor written;
+    // an external quantizer's output growing), for ranks that wait for this run (mpi/beat.h).
+    // Default: none.
+    struct imc_pulse pulse;
 };
 
 struct imc_quantize_stats {

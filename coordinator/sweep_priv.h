@@ -16,6 +16,7 @@
 
 #include "coordinator/quant_rules.h"
 #include "coordinator/sweep.h"
+#include "core/pulse.h"
 
 struct imc_sweep_recipe {
     char *name;                   // recipe name (owned)
@@ -51,21 +52,30 @@ struct imc_sweep {
     uint64_t base_key;             // hash of the base's inputs (model, text, ctx, chunks)
     struct imc_sweep_figures base; // the base model's figures (rank 0, after the run)
     char *base_logits;             // <out_dir>/_base.logits (owned)
+    // This rank's heartbeat (mpi/beat.h) while the recipes run, from their opening to the
+    // gather: world rank 0's to every other rank, another rank's to world rank 0 (owned; NULL
+    // in one process or outside that span).
+    struct imc_beat *beat;
 };
 
 // ---- sweep.c -------------------------------------------------------------------------------
 
+struct imc_beat;
 struct imc_comm;
 struct imc_layout;
 
 // The base logits (_base.logits), its PPL report and _base.result, computed in this process
 // (comm NULL) or by every rank of comm as one distributed job (layout split here; its rank 0
-// writes the files and gets s->base). Errors of perplexity, measure and the result file.
-enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm);
+// writes the files and gets s->base); pulse (may be NULL) is called on progress. Errors of
+// perplexity, measure and the result file.
+enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
+                                   const struct imc_pulse *pulse);
 // Recipe i: quantize, score against the base logits, <name>.result; in this process (grp NULL)
 // or by every rank of the group grp (quantized and scored distributed; every rank learns the
-// outcome). f (figures, status, f->rank = rank, the world rank) is set on the group's rank 0
-// only, zeroed on the others. Returns the outcome (failures logged).
+// outcome; the group's other ranks wait for its rank 0 to write the model under the watchdog,
+// fed by its heartbeat). Progress pulses s->beat. f (figures, status, f->rank = rank, the world
+// rank) is set on the group's rank 0 only, zeroed on the others. Returns the outcome (failures
+// logged).
 enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int rank,
                                      struct imc_comm *grp, struct imc_sweep_figures *f);
 

@@ -71,4 +71,22 @@ mpi_test_program() {
     done
 }
 
+# mpi_wait_rank PATTERN RANK LOG LINE: waits (up to ~30 s) until a process whose command line
+# matches PATTERN (pgrep -f) runs as world rank RANK and LOG holds LINE (grep); prints its pid,
+# or nothing when none came.
+mpi_wait_rank() {
+    local pattern=$1 rank=$2 log=$3 line=$4 victim='' p
+    for _ in $(seq 1 3000); do
+        for p in $(pgrep -f "$pattern" 2>/dev/null); do
+            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+                grep -qx "OMPI_COMM_WORLD_RANK=$rank"; then
+                victim=$p
+            fi
+        done
+        [ -n "$victim" ] && grep -q "$line" "$log" 2>/dev/null && break
+        sleep 0.01
+    done
+    echo "$victim"
+}
+
 mpi_summary() { check_done; }
