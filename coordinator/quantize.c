@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "coordinator/quantize_priv.h"
+#include "coordinator/share.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/imatrix_file.h"
@@ -550,6 +551,27 @@ static enum imc_status compute(struct imc_qtensor *tens, int64_t n,
     return s != IMC_OK ? s : f;
 }
 
+// The imatrix: from its image when given; else in one process read from its file, under MPI
+// read by world rank 0 and sent to every rank (coordinator/share.h), so that it need not be
+// visible on the other hosts.
+static enum imc_status read_imatrix(const struct imc_quantize_opts *o, struct imc_imatrix *im)
+{
+    if (o->imatrix_image) {
+        return imc_imatrix_read_memory(o->imatrix_image, o->imatrix_image_size, o->imatrix,
+                                       o->dat_chunk_size, im);
+    }
+    if (!o->comm || imc_comm_size(o->comm) < 2) {
+        return imc_imatrix_read(o->imatrix, o->dat_chunk_size, im);
+    }
+    char *bytes = NULL;
+    size_t n = 0;
+    imc_imatrix_init(im);
+    IMC_TRY(imc_share_file(o->comm, o->imatrix, &bytes, &n));
+    enum imc_status st = imc_imatrix_read_memory(bytes, n, o->imatrix, o->dat_chunk_size, im);
+    free(bytes);
+    return st;
+}
+
 enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_quantize_stats *st)
 {
     struct imc_quantize_stats local;
@@ -564,7 +586,7 @@ enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_q
     IMC_TRY(imc_gguf_open(&g, o->model));
     enum imc_status s = IMC_OK;
     if (o->imatrix) {
-        s = imc_imatrix_read(o->imatrix, o->dat_chunk_size, &im);
+        s = read_imatrix(o, &im);
     }
     int64_t n = imc_gguf_n_tensors(g);
     struct imc_qtensor *tens = NULL;

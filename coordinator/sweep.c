@@ -13,6 +13,7 @@
 
 #include "coordinator/perplexity.h"
 #include "coordinator/quantize.h"
+#include "coordinator/share.h"
 #include "coordinator/sweep_priv.h"
 #include "core/clock.h"
 #include "core/file.h"
@@ -70,6 +71,9 @@ enum imc_status imc_sweep_init(struct imc_sweep **out, const struct imc_sweep_op
     if (st == IMC_OK) {
         st = imc_sweep_compute_keys(s);
     }
+    if (st == IMC_OK && o->imatrix) { // every rank quantizes from rank 0's bytes
+        st = imc_share_file(o->comm, o->imatrix, &s->imatrix, &s->imatrix_size);
+    }
     if (st == IMC_OK) {
         st = prepare_out_dir(o->out_dir);
     }
@@ -92,11 +96,13 @@ void imc_sweep_free(struct imc_sweep *s)
     for (int64_t i = 0; i < s->n; i++) {
         free(s->rec[i].name);
         free(s->rec[i].path);
+        free(s->rec[i].text);
         free(s->rec[i].external);
         imc_quant_rules_free(&s->rec[i].rules);
     }
     free(s->rec);
     free(s->base_logits);
+    free(s->imatrix);
     imc_beat_close(s->beat); // only on a failure before the gather; the job is ending then
     free(s);
 }
@@ -193,6 +199,8 @@ static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct i
     qo.out = model;
     qo.type = r->type;
     qo.imatrix = r->use_imatrix ? s->o.imatrix : NULL;
+    qo.imatrix_image = r->use_imatrix ? s->imatrix : NULL;
+    qo.imatrix_image_size = s->imatrix_size;
     qo.rules = &r->rules;
     qo.n_threads = s->o.n_threads;
     qo.quiet = true;

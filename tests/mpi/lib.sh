@@ -89,4 +89,12 @@ mpi_wait_rank() {
     echo "$victim"
 }
 
+# MPI_HIDE DIR PROGRAM [args...] (as "${MPI_HIDE[@]}" after mpi_run's --): runs PROGRAM with
+# DIR replaced by an empty tmpfs on every rank but world rank 0 (a mount namespace of its own:
+# unshare -m, as root), so that only rank 0 can read the inputs DIR holds.
+# shellcheck disable=SC2016,SC2034 # expanded by the ranks' shells; used by the tests
+MPI_HIDE=(bash -c 'd=$1; shift; if [ "${OMPI_COMM_WORLD_RANK:-0}" != 0 ]; then
+    exec unshare -m sh -c '"'"'mount -t tmpfs none "$0" && exec "$@"'"'"' "$d" "$@"; fi
+    exec "$@"' mpi_hide)
+
 mpi_summary() { check_done; }
