@@ -8,7 +8,9 @@
  * the end mark. A waiting rank calls imc_beat_await: each beat starts the watchdog's clock anew,
  * so work that keeps progressing may last any time, while a rank that is alive but stuck (or
  * stopped) sends nothing and the waiting rank ends the job after IMC_MPI_TIMEOUT seconds with a
- * line naming the silent rank (its rank in the whole job) and what it was doing.
+ * line naming the silent rank (its rank in the whole job) and what it was doing. The grain of
+ * progress is the work's own (single-process perplexity: a batch of chunks, -b tokens), so one
+ * step that lasts longer than IMC_MPI_TIMEOUT needs a larger timeout, as for the other waits.
  *
  * Beats travel on a communicator of their own (a duplicate of the set's world), so they never
  * match another message. Sessions between the same two ranks follow each other in order: each
