@@ -15,7 +15,7 @@
  * Beats travel on a communicator of their own (a duplicate of the set's world), so they never
  * match another message. Sessions between the same two ranks follow each other in order: each
  * await consumes the beats of one session up to its end mark. A pulse sends at most every
- * min(timeout / 4, 1 s), and not before the previous beats left, so a fast loop costs nothing
+ * timeout / 4 s, and not before the previous beats left, so a fast loop costs nothing
  * and a waiting rank never faces a flood.
  *
  * Threads: as mpi/comm (MPI_THREAD_FUNNELED): open, pulse, close and await on the thread that
