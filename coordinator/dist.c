@@ -271,6 +271,9 @@ static enum imc_status run_rounds(struct dist *d)
         if (st == IMC_OK && j->after_round) {
             st = j->after_round(j->user, k);
         }
+        if (st == IMC_OK) {
+            imc_pulse_emit(&j->pulse);
+        }
         if (st == IMC_OK && j->prog) {
             int64_t c0, c1; // the round's last chunk ends it
             imc_dist_batch_chunks(j, (k + 1) * d->dp < n_batch ? (k + 1) * d->dp - 1 : n_batch - 1,

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/pulse.h"
 #include "core/status.h"
 #include "numa/plan.h"
 #include "worker/engine.h"
@@ -64,6 +65,7 @@ struct imc_dist_job {
                                    //   imc_ppl_first(n_ctx), or 0 to feed output's stats
     const struct imc_stats_hooks *hooks; // the engines' stats hooks (borrowed) or NULL
     struct imc_progress *prog;     // progress of this rank's chunks, or NULL; borrowed
+    struct imc_pulse pulse;        // called on every rank after every round (core/pulse.h)
     // Called on every rank after round k (batches k*dp .. k*dp+dp-1). Non-OK stops.
     enum imc_status (*after_round)(void *user, int64_t round);
     // Called on the head-stage shard that scored chunk c (c counted in ch), after its NLLs,

@@ -172,7 +172,11 @@ static enum imc_status setup(struct run *r)
     IMC_TRY(imc_vocab_load(&r->v, r->g));
     r->n_vocab = r->m->hp.n_vocab;
     if (o->kld_base) {
-        IMC_TRY(open_base(r));
+        // under MPI only rank 0 reads the base file (and the text it is checked against); the
+        // tokens are broadcast, the rows sent to their head shards round by round (run_dist)
+        enum imc_status st = !r->dist || r->rank0 ? open_base(r) : IMC_OK;
+        IMC_TRY(imc_chunks_share(&r->ch, r->dist ? o->comm : NULL, st));
+        r->n_ctx = r->ch.n_ctx;
     } else {
         r->n_ctx = o->n_ctx > 0 ? o->n_ctx : DEFAULT_CTX;
         if (o->n_ctx <= 0 && r->m->hp.n_ctx_train > 0 && r->n_ctx > r->m->hp.n_ctx_train) {
@@ -244,15 +248,19 @@ static enum imc_status run_chunks(struct run *r)
             IMC_TRY(score_chunk(r, c0 + s, r->logits + s * per_seq));
         }
         imc_progress_update(&r->prog, c0 + ns, (c0 + ns) * r->n_ctx);
+        imc_pulse_emit(&r->o->pulse);
     }
     return IMC_OK;
 }
 
-// KLD under MPI (dist.h on_logits, after_round). --kld-base: the head shard that scores a chunk
-// computes its rows' figures against the base file (open on every rank) into vals, zeros
-// elsewhere; summed over the world they are every row's figures, which rank 0 folds in chunk
-// order as one process does. --kld-save: the head shard encodes its chunks' rows; after each
-// round rank 0 receives them in chunk order and writes them.
+// KLD under MPI (dist.h on_logits, after_round). --kld-base: only rank 0 opens the base file;
+// before each round (at the setup for round 0, after round k for round k + 1) it sends each
+// chunk's base rows, in chunk order and straight from its mapping, to the head-stage shard that
+// will score the chunk, which has posted a receive for it; no rank holds more than a round's
+// rows. The head shard computes its rows' figures into vals, zeros elsewhere; summed over the
+// world they are every row's figures, which rank 0 folds in chunk order as one process does.
+// --kld-save: the head shard encodes its chunks' rows; after each round rank 0 receives them in
+// chunk order and writes them.
 enum { KLD_FIELDS = 5 }; // nll, nll_base, kld, p_diff, same_top per row
 
 struct dist_kld {
@@ -265,7 +273,100 @@ struct dist_kld {
     int64_t *enc_chunk;      // [slots]: which chunk each slot holds
     int64_t n_enc, slots;
     uint16_t *rbuf;          // rank 0: one received chunk's rows
+    // kld_base: the base rows of the round's chunks. On a head shard, per slot: its chunk, the
+    // receive in flight (NULL once waited, and for rank 0's own chunks, read from the mapping)
+    // and its buffer (enc); on rank 0 the sends of the round in flight.
+    int64_t *base_chunk;     // [slots]
+    struct imc_xfer **recv;  // [slots]
+    struct imc_xfer **send;  // rank 0: [send_cap]
+    int64_t n_base, n_send, send_cap;
 };
+
+// The batches of round k: [*b0, *b1).
+static void round_batches(const struct imc_dist_job *j, int64_t k, int64_t *b0, int64_t *b1)
+{
+    const int64_t n_batch = imc_dist_n_batch(j);
+    *b0 = k * j->layout.dp < n_batch ? k * j->layout.dp : n_batch;
+    *b1 = (k + 1) * j->layout.dp < n_batch ? (k + 1) * j->layout.dp : n_batch;
+}
+
+// --kld-base: rank 0 starts sending the base rows of round k's chunks to their head shards,
+// which start receiving them.
+static enum imc_status base_post_round(struct dist_kld *k, int64_t round)
+{
+    const struct imc_dist_job *j = k->j;
+    const struct imc_comm *comm = j->comm;
+    const int me = imc_comm_rank(comm);
+    const size_t bytes = (size_t)(k->n_scored * k->row_len) * sizeof(uint16_t);
+    int64_t b0, b1;
+    round_batches(j, round, &b0, &b1);
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t c0, c1;
+        imc_dist_batch_chunks(j, b, &c0, &c1);
+        for (int64_t c = c0; c < c1; c++) {
+            const int head = imc_dist_head_rank(j, c);
+            const int tag = imc_xfer_tag(comm, c);
+            if (me == 0 && head != 0) {
+                IMC_ASSERT(k->n_send < k->send_cap);
+                IMC_TRY(imc_xfer_isend_bytes(comm, IMC_GROUP_WORLD, head, tag,
+                                             imc_kld_base_rows(&k->r->base, c), bytes,
+                                             &k->send[k->n_send++]));
+            }
+            if (me != head) {
+                continue;
+            }
+            IMC_ASSERT(k->n_base < k->slots);
+            const int64_t s = k->n_base++;
+            k->base_chunk[s] = c;
+            k->recv[s] = NULL;
+            if (me != 0) {
+                IMC_TRY(imc_xfer_irecv_bytes(comm, IMC_GROUP_WORLD, 0, tag,
+                                             k->enc + s * k->n_scored * k->row_len, bytes,
+                                             &k->recv[s]));
+            }
+        }
+    }
+    return IMC_OK;
+}
+
+// --kld-base: the base rows of chunk c on its head shard, once they have arrived.
+static enum imc_status base_rows_of(struct dist_kld *k, int64_t c, const uint16_t **rows)
+{
+    if (imc_comm_rank(k->j->comm) == 0) {
+        *rows = imc_kld_base_rows(&k->r->base, c);
+        return IMC_OK;
+    }
+    for (int64_t s = 0; s < k->n_base; s++) {
+        if (k->base_chunk[s] == c) {
+            enum imc_status st = imc_xfer_wait(k->recv[s]);
+            k->recv[s] = NULL;
+            *rows = k->enc + s * k->n_scored * k->row_len;
+            return st;
+        }
+    }
+    IMC_LOG_ERR("perplexity: the base rows of chunk %lld were not announced to this rank",
+                (long long)c);
+    return IMC_ERR_INTERNAL;
+}
+
+// --kld-base, after round k: the round's sends and receives are complete; round k + 1 starts.
+static enum imc_status base_after_round(void *user, int64_t round)
+{
+    struct dist_kld *k = user;
+    enum imc_status st = IMC_OK;
+    for (int64_t i = 0; i < k->n_send; i++) {
+        enum imc_status w = imc_xfer_wait(k->send[i]);
+        k->send[i] = NULL;
+        st = st == IMC_OK ? w : st;
+    }
+    for (int64_t s = 0; s < k->n_base; s++) { // every slot was consumed by on_logits
+        enum imc_status w = imc_xfer_wait(k->recv[s]);
+        k->recv[s] = NULL;
+        st = st == IMC_OK ? w : st;
+    }
+    k->n_send = k->n_base = 0;
+    return st == IMC_OK ? base_post_round(k, round + 1) : st;
+}
 
 static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
                                      const struct imc_exec *ex)
@@ -273,8 +374,10 @@ static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
     struct dist_kld *k = user;
     struct run *r = k->r;
     if (r->o->kld_base) {
-        imc_kld_chunk_rows(ex, logits, r->n_ctx, r->n_vocab, imc_kld_base_rows(&r->base, c),
-                           imc_chunks_text(&r->ch, c), k->tmp);
+        const uint16_t *base = NULL;
+        IMC_TRY(base_rows_of(k, c, &base));
+        imc_kld_chunk_rows(ex, logits, r->n_ctx, r->n_vocab, base, imc_chunks_text(&r->ch, c),
+                           k->tmp);
         double *v = k->vals + c * k->n_scored * KLD_FIELDS;
         for (int64_t i = 0; i < k->n_scored; i++, v += KLD_FIELDS) {
             const struct imc_kld_row *t = &k->tmp[i];
@@ -344,6 +447,12 @@ static enum imc_status kld_after_round(void *user, int64_t round)
 
 static void kld_free(struct dist_kld *k)
 {
+    for (int64_t s = 0; k->recv && s < k->n_base; s++) {
+        imc_xfer_cancel(k->recv[s]); // a failed run: the job ends
+    }
+    free(k->base_chunk);
+    free(k->recv);
+    free(k->send); // sends left behind by a failed run: the job ends
     free(k->vals);
     free(k->tmp);
     free(k->enc);
@@ -361,13 +470,23 @@ static enum imc_status kld_setup(struct dist_kld *k, struct run *r, struct imc_d
     j->on_logits = kld_on_logits;
     j->user = k;
     bool ok = true;
+    k->slots = (j->n_seq + j->layout.ep - 1) / j->layout.ep; // a head shard's chunks a round
     if (r->o->kld_base) {
+        j->after_round = base_after_round;
         k->vals = calloc((size_t)(r->ch.n_chunk * k->n_scored * KLD_FIELDS), sizeof(double));
         k->tmp = malloc((size_t)k->n_scored * sizeof(*k->tmp));
-        ok = k->vals && k->tmp;
+        k->send_cap = r->rank0 ? j->n_seq * j->layout.dp : 0;
+        k->send = calloc((size_t)(k->send_cap > 0 ? k->send_cap : 1), sizeof(*k->send));
+        k->base_chunk = calloc((size_t)k->slots, sizeof(*k->base_chunk));
+        k->recv = calloc((size_t)k->slots, sizeof(*k->recv));
+        const size_t slot_bytes = (size_t)(k->n_scored * k->row_len) * sizeof(uint16_t);
+        k->enc = r->rank0 ? NULL : malloc((size_t)k->slots * slot_bytes);
+        ok = k->vals && k->tmp && k->send && k->base_chunk && k->recv && (r->rank0 || k->enc);
+        if (ok) {
+            return base_post_round(k, 0);
+        }
     } else {
         j->after_round = kld_after_round;
-        k->slots = (j->n_seq + j->layout.ep - 1) / j->layout.ep; // a head shard's chunks a round
         k->enc = malloc((size_t)(k->slots * k->n_scored * k->row_len) * sizeof(uint16_t));
         k->enc_chunk = malloc((size_t)k->slots * sizeof(int64_t));
         k->rbuf = malloc((size_t)(k->n_scored * k->row_len) * sizeof(uint16_t));
@@ -436,6 +555,7 @@ static enum imc_status run_dist(struct run *r)
         .matmul = r->o->matmul,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
+        .pulse = r->o->pulse,
     };
     struct dist_kld k;
     memset(&k, 0, sizeof(k));

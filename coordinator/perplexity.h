@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/pulse.h"
 #include "core/status.h"
 #include "numa/plan.h"
 #include "worker/engine.h"
@@ -44,10 +45,14 @@ struct imc_perplexity_opts {
     enum imc_attn_path attn; // deepseek2 attention path
     enum imc_matmul_mode matmul; // quantized weights: f32 (default) or q8 activations
     // MPI job (coordinator/dist.h): NULL or a world of one rank runs in this process. With more
-    // ranks, comm must be split into layout already; only world rank 0 prints to `out`, and
-    // kld_save / kld_base are refused (IMC_ERR_UNSUPPORTED).
+    // ranks, comm must be split into layout already; only world rank 0 prints to `out`, reads
+    // the text and kld_base (each chunk's base rows go to the rank that scores the chunk, round
+    // by round) and writes kld_save.
     const struct imc_comm *comm;
     struct imc_layout layout;
+    // Called after every batch of chunks (on every rank of an MPI job): proof of progress for
+    // ranks that wait for this run (mpi/beat.h). Default: none.
+    struct imc_pulse pulse;
 };
 
 // Fills o with the defaults (n_ctx 0, all chunks, n_batch 2048, 1 thread, AUTO path).

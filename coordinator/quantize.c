@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "coordinator/quantize_priv.h"
+#include "coordinator/share.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "model/imatrix_file.h"
@@ -37,6 +38,7 @@ struct qpool {
     atomic_int failed; // 1: out of memory, 2: poll failed
     imc_qpoll_fn poll; // main thread's callback between jobs, or NULL
     void *poll_user;
+    const struct imc_pulse *pulse; // main thread's progress report after each job, or NULL
     enum imc_status poll_st; // poll's failure (main thread only)
 };
 
@@ -287,6 +289,9 @@ static void pool_loop(struct qpool *p, bool main)
         if (main && p->poll && (p->poll_st = p->poll(p->poll_user)) != IMC_OK) {
             atomic_store(&p->failed, 2);
         }
+        if (main) {
+            imc_pulse_emit(p->pulse);
+        }
     }
     free(buf);
 }
@@ -329,9 +334,10 @@ static struct qjob *make_jobs(struct imc_qtensor *tens, int64_t n, int rank, int
 }
 
 enum imc_status imc_qrun_pool(struct imc_qtensor *tens, int64_t n, int n_threads, int rank,
-                              imc_qpoll_fn poll, void *poll_user)
+                              imc_qpoll_fn poll, void *poll_user, const struct imc_pulse *pulse)
 {
-    struct qpool p = {.tens = tens, .poll = poll, .poll_user = poll_user, .poll_st = IMC_OK};
+    struct qpool p = {
+        .tens = tens, .poll = poll, .poll_user = poll_user, .pulse = pulse, .poll_st = IMC_OK};
     struct qjob *jobs = make_jobs(tens, n, rank, &p.n_jobs, &p.max_ne0);
     if (!jobs) {
         IMC_LOG_ERR("quantize: out of memory");
@@ -408,7 +414,7 @@ static enum imc_status write_out(const struct imc_gguf *g, struct imc_qtensor *t
         st->bytes_out += tens[i].convert ? imc_qtensor_bytes(&tens[i]) : t->nbytes;
     }
     if (s == IMC_OK) {
-        s = imc_gguf_write(w, o->out);
+        s = imc_gguf_write_pulse(w, o->out, &o->pulse);
     } else {
         IMC_LOG_ERR("%s: cannot build the output (%s)", o->out, imc_status_str(s));
     }
@@ -535,14 +541,35 @@ static enum imc_status compute(struct imc_qtensor *tens, int64_t n,
                                const struct imc_quantize_opts *o, int rank, int size)
 {
     if (size <= 1) {
-        return imc_qrun_pool(tens, n, o->n_threads, 0, NULL, NULL);
+        return imc_qrun_pool(tens, n, o->n_threads, 0, NULL, NULL, &o->pulse);
     }
     struct imc_qdist *d = NULL;
     IMC_TRY(imc_qdist_start(o->comm, tens, n, &d));
     enum imc_status s =
-        imc_qrun_pool(tens, n, o->n_threads, rank, rank == 0 ? imc_qdist_poll : NULL, d);
+        imc_qrun_pool(tens, n, o->n_threads, rank, rank == 0 ? imc_qdist_poll : NULL, d, &o->pulse);
     enum imc_status f = imc_qdist_finish(d, s == IMC_OK);
     return s != IMC_OK ? s : f;
+}
+
+// The imatrix: from its image when given; else in one process read from its file, under MPI
+// read by world rank 0 and sent to every rank (coordinator/share.h), so that it need not be
+// visible on the other hosts.
+static enum imc_status read_imatrix(const struct imc_quantize_opts *o, struct imc_imatrix *im)
+{
+    if (o->imatrix_image) {
+        return imc_imatrix_read_memory(o->imatrix_image, o->imatrix_image_size, o->imatrix,
+                                       o->dat_chunk_size, im);
+    }
+    if (!o->comm || imc_comm_size(o->comm) < 2) {
+        return imc_imatrix_read(o->imatrix, o->dat_chunk_size, im);
+    }
+    char *bytes = NULL;
+    size_t n = 0;
+    imc_imatrix_init(im);
+    IMC_TRY(imc_share_file(o->comm, o->imatrix, &bytes, &n));
+    enum imc_status st = imc_imatrix_read_memory(bytes, n, o->imatrix, o->dat_chunk_size, im);
+    free(bytes);
+    return st;
 }
 
 enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_quantize_stats *st)
@@ -559,7 +586,7 @@ enum imc_status imc_quantize_run(const struct imc_quantize_opts *o, struct imc_q
     IMC_TRY(imc_gguf_open(&g, o->model));
     enum imc_status s = IMC_OK;
     if (o->imatrix) {
-        s = imc_imatrix_read(o->imatrix, o->dat_chunk_size, &im);
+        s = read_imatrix(o, &im);
     }
     int64_t n = imc_gguf_n_tensors(g);
     struct imc_qtensor *tens = NULL;

@@ -43,9 +43,11 @@
 #define IMC_COORDINATOR_QUANTIZE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "coordinator/quant_rules.h"
+#include "core/pulse.h"
 #include "core/status.h"
 #include "model/gguf.h"
 
@@ -56,6 +58,11 @@ struct imc_quantize_opts {
     const char *out;                     // output GGUF path
     enum imc_type type;                  // default type of target weights
     const char *imatrix;                 // GGUF or .dat imatrix, or NULL
+    // The imatrix file's bytes (borrowed), read instead of the file when set (imatrix still
+    // names it): a sweep's ranks get them from rank 0 (coordinator/share.h). Under MPI without
+    // them, world rank 0 reads the file and sends it to the other ranks.
+    const void *imatrix_image;
+    size_t imatrix_image_size;
     uint32_t dat_chunk_size;             // chunk size assumed for a .dat (0 = 512)
     const struct imc_quant_rules *rules; // borrowed; NULL = none
     int n_threads;                       // >= 1
@@ -65,6 +72,10 @@ struct imc_quantize_opts {
     // elements) and sends it to world rank 0, which alone writes the output: the same bytes
     // as one process. Collective over the world; a failure on any rank must end the job.
     const struct imc_comm *comm;
+    // Called on real progress (a job of rows quantized on the calling thread, a tensor written;
+    // an external quantizer's output growing), for ranks that wait for this run (mpi/beat.h).
+    // Default: none.
+    struct imc_pulse pulse;
 };
 
 struct imc_quantize_stats {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coordinator/quantize.h"
@@ -17,6 +18,8 @@
 #include "core/log.h"
 #include "core/tmpfile.h"
 #include "mpi/comm.h"
+
+enum { WAIT_POLL_NS = 20000000 }; // how often a pulsed wait looks at the child (20 ms)
 
 // A growing NUL-terminated string.
 struct sbuf {
@@ -187,8 +190,37 @@ static char **child_env(void)
     return env;
 }
 
-// Runs cmd with /bin/sh -c, its stdout on our stderr; *status gets waitpid's status.
-static enum imc_status run_shell(const char *cmd, int *status)
+// Waits for the child pid (status as waitpid's); while it runs, pulse is called each time the
+// file out grows (its progress: a stopped or stuck quantizer writes nothing).
+static enum imc_status wait_child(pid_t pid, int *status, const char *out,
+                                  const struct imc_pulse *pulse)
+{
+    off_t size = -1;
+    for (;;) {
+        pid_t r = waitpid(pid, status, pulse && pulse->fn ? WNOHANG : 0);
+        if (r == pid) {
+            return IMC_OK;
+        }
+        if (r < 0 && errno != EINTR) {
+            IMC_LOG_ERR("--external: waiting for the command failed: %s", strerror(errno));
+            return IMC_ERR_IO;
+        }
+        struct stat sb;
+        if (r == 0 && stat(out, &sb) == 0 && sb.st_size != size) {
+            size = sb.st_size;
+            imc_pulse_emit(pulse);
+        }
+        if (r == 0) {
+            struct timespec ts = {0, WAIT_POLL_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+// Runs cmd with /bin/sh -c, its stdout on our stderr; *status gets waitpid's status. pulse: as
+// wait_child, for the file out.
+static enum imc_status run_shell(const char *cmd, int *status, const char *out,
+                                 const struct imc_pulse *pulse)
 {
     char **env = child_env();
     if (!env) {
@@ -210,13 +242,7 @@ static enum imc_status run_shell(const char *cmd, int *status)
         _exit(127);
     }
     free(env);
-    while (waitpid(pid, status, 0) < 0) {
-        if (errno != EINTR) {
-            IMC_LOG_ERR("--external: waiting for the command failed: %s", strerror(errno));
-            return IMC_ERR_IO;
-        }
-    }
-    return IMC_OK;
+    return wait_child(pid, status, out, pulse);
 }
 
 // Checks how the command ended and what it left at tmp.
@@ -285,7 +311,7 @@ enum imc_status imc_quantize_external(const struct imc_quantize_opts *o, const c
     if (st == IMC_OK) {
         unlink(tmp);
         IMC_LOG_INF("--external: running /bin/sh -c %s", cmd);
-        st = run_shell(cmd, &status);
+        st = run_shell(cmd, &status, tmp, &o->pulse);
     }
     if (st == IMC_OK) {
         st = check_result(cmd, status, tmp);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/pulse.h"
 #include "core/status.h"
 #include "model/gguf.h"
 
@@ -40,10 +41,10 @@ uint64_t imc_qtensor_bytes(const struct imc_qtensor *q);
 typedef enum imc_status (*imc_qpoll_fn)(void *user);
 
 // Quantizes the rows of every converted tensor owned by rank on n_threads threads (the calling
-// thread included), calling poll (may be NULL) after each job of the calling thread. Returns
-// IMC_ERR_NOMEM (logged) or poll's status.
+// thread included), calling poll (may be NULL), then pulse (may be NULL; core/pulse.h), after each
+// job of the calling thread. Returns IMC_ERR_NOMEM (logged) or poll's status.
 enum imc_status imc_qrun_pool(struct imc_qtensor *tens, int64_t n, int n_threads, int rank,
-                              imc_qpoll_fn poll, void *poll_user);
+                              imc_qpoll_fn poll, void *poll_user, const struct imc_pulse *pulse);
 
 // ---- quantize_dist.c: tensors over MPI ranks --------------------------------------------------
 

@@ -13,16 +13,17 @@
 
 #include "coordinator/perplexity.h"
 #include "coordinator/quantize.h"
+#include "coordinator/share.h"
 #include "coordinator/sweep_priv.h"
 #include "core/clock.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "mpi/beat.h"
 #include "mpi/comm.h"
 #include "mpi/reduce.h"
 #include "mpi/xfer.h"
 
 #define BASE_NAME "_base"
-#define NO_WATCHDOG_S 1e9 // the waits for peers' recipes last as long as those take
 
 void imc_sweep_opts_default(struct imc_sweep_opts *o)
 {
@@ -70,6 +71,9 @@ enum imc_status imc_sweep_init(struct imc_sweep **out, const struct imc_sweep_op
     if (st == IMC_OK) {
         st = imc_sweep_compute_keys(s);
     }
+    if (st == IMC_OK && o->imatrix) { // every rank quantizes from rank 0's bytes
+        st = imc_share_file(o->comm, o->imatrix, &s->imatrix, &s->imatrix_size);
+    }
     if (st == IMC_OK) {
         st = prepare_out_dir(o->out_dir);
     }
@@ -92,11 +96,14 @@ void imc_sweep_free(struct imc_sweep *s)
     for (int64_t i = 0; i < s->n; i++) {
         free(s->rec[i].name);
         free(s->rec[i].path);
+        free(s->rec[i].text);
         free(s->rec[i].external);
         imc_quant_rules_free(&s->rec[i].rules);
     }
     free(s->rec);
     free(s->base_logits);
+    free(s->imatrix);
+    imc_beat_close(s->beat); // only on a failure before the gather; the job is ending then
     free(s);
 }
 
@@ -128,7 +135,8 @@ static enum imc_status run_ppl(const struct imc_perplexity_opts *po, const char 
     return imc_afile_commit(&af);
 }
 
-enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm)
+enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
+                                   const struct imc_pulse *pulse)
 {
     const bool lead = !comm || imc_comm_rank(comm) == 0;
     char *report = imc_sweep_path(s, BASE_NAME, ".ppl.txt");
@@ -144,6 +152,7 @@ enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm)
     po.matmul = s->o.matmul;
     po.kld_save = s->base_logits;
     po.comm = comm;
+    po.pulse = pulse ? *pulse : (struct imc_pulse){0};
     if (st == IMC_OK && comm) {
         st = imc_sweep_split_layout(comm, s->o.base, &po.layout);
     }
@@ -181,7 +190,8 @@ enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm)
 // Quantizes recipe r into model: in this process (grp NULL) or over the group (the built-in
 // quantizer on every rank of it, an external one on its rank 0 only).
 static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct imc_sweep_recipe *r,
-                                       const char *model, const struct imc_comm *grp)
+                                       const char *model, const struct imc_comm *grp,
+                                       const struct imc_pulse *pulse)
 {
     struct imc_quantize_opts qo;
     imc_quantize_opts_default(&qo);
@@ -189,9 +199,12 @@ static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct i
     qo.out = model;
     qo.type = r->type;
     qo.imatrix = r->use_imatrix ? s->o.imatrix : NULL;
+    qo.imatrix_image = r->use_imatrix ? s->imatrix : NULL;
+    qo.imatrix_image_size = s->imatrix_size;
     qo.rules = &r->rules;
     qo.n_threads = s->o.n_threads;
     qo.quiet = true;
+    qo.pulse = *pulse;
     if (r->external) {
         return !grp || imc_comm_rank(grp) == 0
                    ? imc_quantize_external(&qo, r->external, imc_sweep_recipe_type(r))
@@ -205,7 +218,7 @@ static enum imc_status quantize_recipe(const struct imc_sweep *s, const struct i
 // group other than its rank 0, whose f stays as it is).
 static enum imc_status score_recipe(const struct imc_sweep *s, const char *model,
                                     const char *report, bool quiet, struct imc_comm *grp,
-                                    struct imc_sweep_figures *f)
+                                    const struct imc_pulse *pulse, struct imc_sweep_figures *f)
 {
     struct imc_perplexity_opts po;
     imc_perplexity_opts_default(&po);
@@ -216,6 +229,7 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.matmul = s->o.matmul;
     po.quiet = quiet;
     po.comm = grp;
+    po.pulse = *pulse;
     if (grp) {
         IMC_TRY(imc_sweep_split_layout(grp, model, &po.layout));
     }
@@ -234,22 +248,74 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
 
 // Every rank of the group learns whether all of them got IMC_OK (st of this rank). A rank that
 // failed keeps its status; the others get IMC_ERR_ARG (the failing rank logged why).
-static enum imc_status group_agree(struct imc_comm *grp, enum imc_status st, bool unwatched)
+static enum imc_status group_agree(struct imc_comm *grp, enum imc_status st)
 {
     if (!grp || imc_comm_size(grp) < 2) {
         return st;
     }
-    const double timeout = imc_comm_timeout(grp);
-    if (unwatched) {
-        imc_comm_set_timeout(grp, NO_WATCHDOG_S);
-    }
     int bad = st != IMC_OK;
     enum imc_status rst = imc_reduce_all_sum_int(grp, IMC_GROUP_WORLD, &bad, 1);
-    imc_comm_set_timeout(grp, timeout);
     if (rst != IMC_OK) {
         return rst;
     }
     return st != IMC_OK ? st : bad ? IMC_ERR_ARG : IMC_OK;
+}
+
+// Opens a heartbeat of this rank towards every other rank of c's world (a new one in *out).
+static enum imc_status beat_to_all(const struct imc_comm *c, struct imc_beat **out)
+{
+    const int n = imc_comm_size(c), me = imc_comm_rank(c);
+    int *to = malloc((size_t)n * sizeof(*to));
+    if (!to) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        to[k] = r;
+        k += r != me;
+    }
+    enum imc_status st = imc_beat_open(c, to, k, out);
+    free(to);
+    return st;
+}
+
+// The progress of a recipe goes to this rank's world beat and, on a group's rank 0 while it
+// quantizes, to the group's beat (either may be NULL).
+struct recipe_beats {
+    struct imc_beat *world, *group;
+};
+
+static void recipe_pulse(void *user)
+{
+    const struct recipe_beats *b = user;
+    imc_beat_pulse(b->world);
+    imc_beat_pulse(b->group);
+}
+
+// Quantizes recipe r into model. In a group, its rank 0 quantizes (and writes) with a heartbeat
+// to the group's other ranks, which wait for it under the watchdog after their own share.
+static enum imc_status quantize_in_group(const struct imc_sweep *s,
+                                         const struct imc_sweep_recipe *r, const char *model,
+                                         struct imc_comm *grp, struct recipe_beats *b)
+{
+    const struct imc_pulse pulse = {recipe_pulse, b};
+    if (!grp || imc_comm_size(grp) < 2) {
+        return quantize_recipe(s, r, model, grp, &pulse);
+    }
+    if (imc_comm_rank(grp) != 0) {
+        enum imc_status st = quantize_recipe(s, r, model, grp, &pulse);
+        const struct imc_pulse relay = {recipe_pulse, b}; // b->group is NULL here
+        enum imc_status wst = imc_beat_await(grp, 0, &relay, "group rank 0 writing %s", model);
+        return st != IMC_OK ? st : wst;
+    }
+    enum imc_status st = beat_to_all(grp, &b->group);
+    if (st == IMC_OK) {
+        st = quantize_recipe(s, r, model, grp, &pulse);
+    }
+    enum imc_status cst = imc_beat_close(b->group); // the end mark, also after a failure
+    b->group = NULL;
+    return st != IMC_OK ? st : cst;
 }
 
 enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int rank,
@@ -269,15 +335,17 @@ enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int r
                     (long long)r->rules.n, r->use_imatrix ? "with" : "without",
                     grp ? ", a group of ranks" : "");
     }
+    struct recipe_beats beats = {s->beat, NULL};
+    const struct imc_pulse pulse = {recipe_pulse, &beats};
+    imc_pulse_emit(&pulse);
     if (st == IMC_OK) {
-        st = quantize_recipe(s, r, model, grp);
+        st = quantize_in_group(s, r, model, grp, &beats);
     }
-    // the group waits for its rank 0 to write the model: local work, however long it takes
-    st = group_agree(grp, st, true);
+    st = group_agree(grp, st);
     if (st == IMC_OK) {
-        st = score_recipe(s, model, lead ? report : NULL, rank != 0, grp, f);
+        st = score_recipe(s, model, lead ? report : NULL, rank != 0, grp, &pulse, f);
     }
-    st = group_agree(grp, st, false);
+    st = group_agree(grp, st);
     if (!lead) {
         memset(f, 0, sizeof(*f)); // the group's rank 0 reports the recipe
         free(model);
@@ -376,37 +444,47 @@ static void run_share(const struct imc_sweep *s, const uint8_t *todo,
 }
 
 // Sends every rank's figures to world rank 0, which keeps figs[i] from the rank that ran it
-// (figs[i].rank). The wait lasts as long as the slowest rank's (or group's) last recipe.
-static enum imc_status gather(const struct imc_sweep *s, struct imc_sweep_figures *figs, int rank,
+// (figs[i].rank). Rank 0 first posts a receive from every rank and ends its own heartbeat; then
+// it waits for each rank's heartbeat to end (as long as that rank's last recipe progresses),
+// while the others wait for rank 0's to end before they send.
+static enum imc_status gather(struct imc_sweep *s, struct imc_sweep_figures *figs, int rank,
                               int size)
 {
-    size_t bytes = (size_t)s->n * sizeof(*figs);
+    const size_t bytes = (size_t)s->n * sizeof(*figs);
     struct imc_comm *c = s->o.comm;
-    const double timeout = imc_comm_timeout(c);
-    imc_comm_set_timeout(c, NO_WATCHDOG_S);
+    struct imc_beat *beat = s->beat;
+    s->beat = NULL;
     if (rank != 0) {
-        struct imc_xfer *x = NULL;
-        enum imc_status st = imc_xfer_isend_bytes(c, IMC_GROUP_WORLD, 0, 0, figs, bytes, &x);
-        st = st == IMC_OK ? imc_xfer_wait(x) : st;
-        imc_comm_set_timeout(c, timeout);
-        return st;
+        enum imc_status st = imc_beat_close(beat);
+        st = st == IMC_OK ? imc_beat_await(c, 0, NULL, "its recipes") : st;
+        return st == IMC_OK ? imc_xfer_send_bytes(c, IMC_GROUP_WORLD, 0, 0, figs, bytes) : st;
     }
-    struct imc_sweep_figures *tmp = malloc(bytes ? bytes : 1);
-    enum imc_status st = tmp ? IMC_OK : IMC_ERR_NOMEM;
-    if (!tmp) {
+    struct imc_sweep_figures *tmp = malloc((size_t)size * (bytes ? bytes : 1));
+    struct imc_xfer **x = calloc((size_t)size, sizeof(*x));
+    enum imc_status st = tmp && x ? IMC_OK : IMC_ERR_NOMEM;
+    if (st != IMC_OK) {
         IMC_LOG_ERR("sweep: out of memory");
     }
     for (int r = 1; st == IMC_OK && r < size; r++) {
-        struct imc_xfer *x = NULL;
-        st = imc_xfer_irecv_bytes(c, IMC_GROUP_WORLD, r, 0, tmp, bytes, &x);
-        st = st == IMC_OK ? imc_xfer_wait(x) : st;
+        st = imc_xfer_irecv_bytes(c, IMC_GROUP_WORLD, r, 0, tmp + (size_t)r * (size_t)s->n,
+                                  bytes, &x[r]);
+    }
+    enum imc_status cst = imc_beat_close(beat);
+    st = st == IMC_OK ? cst : st;
+    for (int r = 1; st == IMC_OK && r < size; r++) {
+        st = imc_beat_await(c, r, NULL, "its recipes");
+    }
+    for (int r = 1; st == IMC_OK && r < size; r++) {
+        st = imc_xfer_wait(x[r]);
+        x[r] = NULL;
+        const struct imc_sweep_figures *t = tmp + (size_t)r * (size_t)s->n;
         for (int64_t i = 0; st == IMC_OK && i < s->n; i++) {
-            if (tmp[i].rank == r && (tmp[i].done || tmp[i].status != IMC_OK)) {
-                figs[i] = tmp[i];
+            if (t[i].rank == r && (t[i].done || t[i].status != IMC_OK)) {
+                figs[i] = t[i];
             }
         }
     }
-    imc_comm_set_timeout(c, timeout);
+    free(x); // on failure transfers are left behind: the caller ends the job
     free(tmp);
     return st;
 }
@@ -431,25 +509,23 @@ static enum imc_status check_done(const struct imc_sweep *s, const struct imc_sw
     return IMC_OK;
 }
 
-// One rank per recipe (G = 1): the base on world rank 0 alone (the others wait for it, however
-// long it takes), the recipes dealt in turn.
+// One rank per recipe (G = 1): the base on world rank 0 alone, with a heartbeat to the other
+// ranks, which wait for it under the watchdog; then the recipes dealt in turn.
 static enum imc_status run_single(struct imc_sweep *s, struct imc_sweep_figures *figs,
                                   const uint8_t *todo, bool need_base, int rank, int size)
 {
+    struct imc_comm *c = s->o.comm;
     int32_t base_st = IMC_OK;
     if (rank == 0 && need_base) {
-        base_st = imc_sweep_run_base(s, NULL);
+        struct imc_beat *b = NULL;
+        enum imc_status st = c && size > 1 ? beat_to_all(c, &b) : IMC_OK;
+        const struct imc_pulse pulse = {imc_beat_pulse, b};
+        base_st = st == IMC_OK ? imc_sweep_run_base(s, NULL, &pulse) : st;
+        IMC_TRY(imc_beat_close(b));
+    } else if (need_base) {
+        IMC_TRY(imc_beat_await(c, 0, NULL, "the base logits %s", s->base_logits));
     }
-    struct imc_comm *c = s->o.comm;
-    const double timeout = c ? imc_comm_timeout(c) : 0;
-    if (c) {
-        imc_comm_set_timeout(c, NO_WATCHDOG_S);
-    }
-    enum imc_status st = bcast(s, &base_st, sizeof(base_st));
-    if (c) {
-        imc_comm_set_timeout(c, timeout);
-    }
-    IMC_TRY(st);
+    IMC_TRY(bcast(s, &base_st, sizeof(base_st)));
     if (base_st != IMC_OK) {
         return (enum imc_status)base_st; // logged on rank 0
     }
@@ -475,10 +551,24 @@ static enum imc_status run_ranks(struct imc_sweep *s, struct imc_sweep_figures *
                     (long long)s->n, (long long)n_todo, size,
                     g > 1 ? " in groups" : "", s->o.out_dir);
     }
-    enum imc_status st = g > 1 ? imc_sweep_run_groups(s, figs, todo, flag != 0)
-                               : run_single(s, figs, todo, flag != 0, rank, size);
+    enum imc_status st = IMC_OK;
+    // The recipes' heartbeat, ended by the gather. It sends nothing before the recipes start,
+    // so a G = 1 base's own heartbeat (from rank 0 too) ends before its first beat.
+    if (size > 1) {
+        const int zero = 0;
+        st = rank == 0 ? beat_to_all(s->o.comm, &s->beat)
+                       : imc_beat_open(s->o.comm, &zero, 1, &s->beat);
+    }
+    if (st == IMC_OK) {
+        st = g > 1 ? imc_sweep_run_groups(s, figs, todo, flag != 0)
+                   : run_single(s, figs, todo, flag != 0, rank, size);
+    }
     if (st == IMC_OK && size > 1) {
         st = gather(s, figs, rank, size);
+    }
+    if (s->beat) { // a failure before the gather: the job ends, the waiting ranks learn it
+        imc_beat_close(s->beat);
+        s->beat = NULL;
     }
     if (st == IMC_OK && rank == 0 && g > 1) {
         imc_sweep_claims_clear(s);

@@ -68,13 +68,21 @@
  * the base's PPL as a dashed line) and mean KLD (log scale) against size, one labelled point per
  * recipe, hand-written SVG 1.1.
  *
- * MPI: every rank reads the recipes (init). Waits that last as long as another rank's work run
- * without the watchdog (IMC_MPI_TIMEOUT): with G = 1 the wait for the base on rank 0, and the
- * final gather (for the slowest rank's or group's last recipe); with G > 1 also a group's wait
- * for its rank 0 to write the quantized model. Every other wait (the distributed base, a group's
- * quantize and perplexity, its claims) is watched: a hung but live rank there ends the job with
- * a message naming the waiting rank and its peer. A rank that dies ends the job through the
- * launcher (mpirun, srun --kill-on-bad-exit).
+ * MPI: world rank 0 reads the recipes, the text and the imatrix (init; coordinator/share.h) and
+ * sends them (the recipes' bytes, the keys, the imatrix's bytes, which every rank quantizes
+ * from); only the base model and out_dir must be visible on every rank. Every wait runs under
+ * the watchdog (IMC_MPI_TIMEOUT). The waits that last as long as another rank's work of one
+ * process are fed by that rank's heartbeat (mpi/beat.h), sent on real progress only (a batch
+ * of chunks scored, a job of rows quantized, a tensor written, an external quantizer's output
+ * growing): with G = 1 the other ranks' wait for the base on world rank 0; the final gather
+ * (world rank 0 waits for each rank's last recipe, the others for rank 0's); with G > 1 a
+ * group's wait for its rank 0 to quantize and write the model (its beats also count as the
+ * waiting ranks' own progress towards the gather). So slow work that progresses may last any
+ * time, while a rank that is alive but stuck (or stopped) ends the job after IMC_MPI_TIMEOUT
+ * seconds with "gave up after N s waiting for progress from world rank R (what it was doing)".
+ * The other waits (the distributed base, a group's quantize and perplexity, its claims) are
+ * watched per message as in imatrix. A rank that dies ends the job through the launcher
+ * (mpirun, srun --kill-on-bad-exit).
  */
 #ifndef IMC_COORDINATOR_SWEEP_H
 #define IMC_COORDINATOR_SWEEP_H

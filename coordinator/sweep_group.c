@@ -164,7 +164,7 @@ enum imc_status imc_sweep_split_layout(struct imc_comm *c, const char *model,
 static enum imc_status base_all(struct imc_sweep *s)
 {
     struct imc_comm *c = s->o.comm;
-    enum imc_status st = imc_sweep_run_base(s, c);
+    enum imc_status st = imc_sweep_run_base(s, c, NULL);
     if (st == IMC_ERR_MPI) {
         imc_fatal(c, st, "sweep: base logits");
     }

@@ -16,10 +16,13 @@
 
 #include "coordinator/quant_rules.h"
 #include "coordinator/sweep.h"
+#include "core/pulse.h"
 
 struct imc_sweep_recipe {
     char *name;                   // recipe name (owned)
     char *path;                   // its file (owned)
+    char *text;                   // the file's bytes as world rank 0 read them (owned)
+    size_t text_len;              // their count
     struct imc_quant_rules rules; // the regex=type lines (owned)
     enum imc_type type;           // default type (!type, else the sweep's); built-in only
     char type_name[32];           // the default type as the recipe writes it (!type), or ""
@@ -51,21 +54,32 @@ struct imc_sweep {
     uint64_t base_key;             // hash of the base's inputs (model, text, ctx, chunks)
     struct imc_sweep_figures base; // the base model's figures (rank 0, after the run)
     char *base_logits;             // <out_dir>/_base.logits (owned)
+    char *imatrix;                 // the imatrix file's bytes from world rank 0, or NULL (owned)
+    size_t imatrix_size;
+    // This rank's heartbeat (mpi/beat.h) while the recipes run, from their opening to the
+    // gather: world rank 0's to every other rank, another rank's to world rank 0 (owned; NULL
+    // in one process or outside that span).
+    struct imc_beat *beat;
 };
 
 // ---- sweep.c -------------------------------------------------------------------------------
 
+struct imc_beat;
 struct imc_comm;
 struct imc_layout;
 
 // The base logits (_base.logits), its PPL report and _base.result, computed in this process
 // (comm NULL) or by every rank of comm as one distributed job (layout split here; its rank 0
-// writes the files and gets s->base). Errors of perplexity, measure and the result file.
-enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm);
+// writes the files and gets s->base); pulse (may be NULL) is called on progress. Errors of
+// perplexity, measure and the result file.
+enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
+                                   const struct imc_pulse *pulse);
 // Recipe i: quantize, score against the base logits, <name>.result; in this process (grp NULL)
 // or by every rank of the group grp (quantized and scored distributed; every rank learns the
-// outcome). f (figures, status, f->rank = rank, the world rank) is set on the group's rank 0
-// only, zeroed on the others. Returns the outcome (failures logged).
+// outcome; the group's other ranks wait for its rank 0 to write the model under the watchdog,
+// fed by its heartbeat). Progress pulses s->beat. f (figures, status, f->rank = rank, the world
+// rank) is set on the group's rank 0 only, zeroed on the others. Returns the outcome (failures
+// logged).
 enum imc_status imc_sweep_run_recipe(const struct imc_sweep *s, int64_t i, int rank,
                                      struct imc_comm *grp, struct imc_sweep_figures *f);
 
@@ -96,9 +110,13 @@ enum imc_status imc_sweep_run_groups(struct imc_sweep *s, struct imc_sweep_figur
 // else the type's ggml name.
 const char *imc_sweep_recipe_type(const struct imc_sweep_recipe *r);
 
-// Lists the recipe files of s->o.rules_dir and parses them into s->rec. Errors as imc_sweep_init.
+// Lists the recipe files of s->o.rules_dir and parses them into s->rec. Under MPI world rank 0
+// reads the folder and sends the files to every rank (coordinator/share.h), which parses them;
+// collective. Errors as imc_sweep_init (logged on rank 0), the same on every rank.
 enum imc_status imc_sweep_load_recipes(struct imc_sweep *s);
-// Computes s->base_key and every recipe's hash. IMC_ERR_IO (logged) for an unreadable input.
+// Computes s->base_key and every recipe's hash: on world rank 0 (which reads the text and
+// stats the imatrix), then sent to every rank; collective. IMC_ERR_IO (logged on rank 0) for an
+// unreadable input, the same on every rank.
 enum imc_status imc_sweep_compute_keys(struct imc_sweep *s);
 // "<out_dir>/<name><suffix>" in a new string (free()), or NULL when out of memory (logged).
 char *imc_sweep_path(const struct imc_sweep *s, const char *name, const char *suffix);

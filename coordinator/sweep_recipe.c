@@ -16,11 +16,13 @@
 #include <sys/stat.h>
 
 #include "coordinator/quantize.h"
+#include "coordinator/share.h"
 #include "coordinator/sweep_priv.h"
 #include "core/file.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "model/gguf.h"
+#include "mpi/comm.h"
 
 #define RESULT_MAGIC "imc-sweep-result 1"
 
@@ -223,7 +225,9 @@ static enum imc_status parse_recipe(struct imc_sweep_recipe *r, char *text)
     return st;
 }
 
-static enum imc_status load_one(struct imc_sweep *s, struct imc_sweep_recipe *r, const char *file)
+// Recipe r from its file name and bytes (copied).
+static enum imc_status load_one(struct imc_sweep *s, struct imc_sweep_recipe *r, const char *file,
+                                const char *bytes, size_t len)
 {
     imc_quant_rules_init(&r->rules);
     r->type = s->o.type;
@@ -231,36 +235,120 @@ static enum imc_status load_one(struct imc_sweep *s, struct imc_sweep_recipe *r,
     if (!(r->name = recipe_name(s->o.rules_dir, file))) {
         return IMC_ERR_ARG;
     }
-    if (!(r->path = join(s->o.rules_dir, file, ""))) {
+    r->path = join(s->o.rules_dir, file, "");
+    r->text = malloc(len + 1);
+    char *text = malloc(len + 1); // parse_recipe blanks the directives of its copy
+    if (!r->path || !r->text || !text) {
+        free(text);
         IMC_LOG_ERR("sweep: out of memory");
         return IMC_ERR_NOMEM;
     }
-    char *text = NULL;
-    size_t size = 0;
-    IMC_TRY(imc_file_read_all(r->path, &text, &size));
+    memcpy(r->text, bytes, len);
+    r->text[len] = '\0';
+    r->text_len = len;
+    memcpy(text, r->text, len + 1);
     enum imc_status st = parse_recipe(r, text);
     free(text);
     return st;
 }
 
-enum imc_status imc_sweep_load_recipes(struct imc_sweep *s)
+// A packed folder: per recipe file, in name order, its name and its bytes, each as a uint64
+// length (native order: every rank runs the same binary) and the bytes.
+struct pack {
+    char *p;
+    size_t n, cap;
+};
+
+static bool pack_put(struct pack *k, const void *data, size_t len)
+{
+    const uint64_t l = len;
+    if (k->n + sizeof(l) + len > k->cap) {
+        size_t cap = (k->cap + sizeof(l) + len) * 2;
+        char *np = realloc(k->p, cap);
+        if (!np) {
+            return false;
+        }
+        k->p = np;
+        k->cap = cap;
+    }
+    memcpy(k->p + k->n, &l, sizeof(l));
+    memcpy(k->p + k->n + sizeof(l), data, len);
+    k->n += sizeof(l) + len;
+    return true;
+}
+
+// The next field of a pack at *off (its bytes in *data, *len); false at the end.
+static bool pack_get(const char *p, size_t n, size_t *off, const char **data, size_t *len)
+{
+    uint64_t l = 0;
+    if (n - *off < sizeof(l)) {
+        return false;
+    }
+    memcpy(&l, p + *off, sizeof(l));
+    IMC_ASSERT(l <= n - *off - sizeof(l));
+    *data = p + *off + sizeof(l);
+    *len = (size_t)l;
+    *off += sizeof(l) + (size_t)l;
+    return true;
+}
+
+// Reads the recipe files of dir into a new pack (*out, free() its p) holding *n recipes.
+static enum imc_status read_folder(const char *dir, struct pack *out, int64_t *n)
 {
     char **files = NULL;
-    int64_t n = 0;
-    IMC_TRY(list_dir(s->o.rules_dir, &files, &n));
+    IMC_TRY(list_dir(dir, &files, n));
     enum imc_status st = IMC_OK;
-    if (n == 0) {
+    if (*n == 0) {
         IMC_LOG_ERR("sweep: --rules-dir %s holds no recipe file (names starting with '.' are "
                     "skipped)",
-                    s->o.rules_dir);
+                    dir);
         st = IMC_ERR_ARG;
-    } else if (!(s->rec = calloc((size_t)n, sizeof(*s->rec)))) {
-        IMC_LOG_ERR("sweep: out of memory");
-        st = IMC_ERR_NOMEM;
     }
-    for (int64_t i = 0; st == IMC_OK && i < n; i++) {
+    for (int64_t i = 0; st == IMC_OK && i < *n; i++) {
+        char *path = join(dir, files[i], ""), *text = NULL;
+        size_t len = 0;
+        st = path ? imc_file_read_all(path, &text, &len) : IMC_ERR_NOMEM;
+        if (st == IMC_OK && !(pack_put(out, files[i], strlen(files[i])) &&
+                              pack_put(out, text, len))) {
+            st = IMC_ERR_NOMEM;
+        }
+        if (st == IMC_ERR_NOMEM) {
+            IMC_LOG_ERR("sweep: out of memory reading %s", dir);
+        }
+        free(text);
+        free(path);
+    }
+    for (int64_t i = 0; i < *n; i++) {
+        free(files[i]);
+    }
+    free(files);
+    return st;
+}
+
+// Parses the recipes of a pack into s->rec.
+static enum imc_status parse_folder(struct imc_sweep *s, const char *p, size_t size)
+{
+    int64_t n = 0;
+    const char *d = NULL;
+    size_t len = 0;
+    for (size_t off = 0; pack_get(p, size, &off, &d, &len);) {
+        n++;
+    }
+    if (!(s->rec = calloc((size_t)(n / 2 > 0 ? n / 2 : 1), sizeof(*s->rec)))) {
+        IMC_LOG_ERR("sweep: out of memory");
+        return IMC_ERR_NOMEM;
+    }
+    enum imc_status st = IMC_OK;
+    size_t off = 0;
+    for (int64_t i = 0; st == IMC_OK && i < n / 2; i++) {
+        const char *name = NULL, *text = NULL;
+        size_t name_len = 0, text_len = 0;
+        pack_get(p, size, &off, &name, &name_len);
+        pack_get(p, size, &off, &text, &text_len);
+        char *file = strndup(name, name_len);
         s->n = i + 1;
-        st = load_one(s, &s->rec[i], files[i]);
+        st = file ? load_one(s, &s->rec[i], file, text, text_len) : IMC_ERR_NOMEM;
+        free(file);
         for (int64_t j = 0; st == IMC_OK && j < i; j++) {
             if (strcmp(s->rec[j].name, s->rec[i].name) == 0) {
                 IMC_LOG_ERR("sweep: %s and %s give the same recipe name '%s'", s->rec[j].path,
@@ -269,10 +357,24 @@ enum imc_status imc_sweep_load_recipes(struct imc_sweep *s)
             }
         }
     }
-    for (int64_t i = 0; i < n; i++) {
-        free(files[i]);
+    return st;
+}
+
+enum imc_status imc_sweep_load_recipes(struct imc_sweep *s)
+{
+    const bool root = !s->o.comm || imc_comm_rank(s->o.comm) == 0;
+    struct pack k = {0};
+    int64_t n = 0;
+    enum imc_status st = IMC_OK;
+    if (root) { // rank 0 parses first, so that a bad recipe is reported once
+        st = read_folder(s->o.rules_dir, &k, &n);
+        st = st == IMC_OK ? parse_folder(s, k.p, k.n) : st;
     }
-    free(files);
+    st = imc_share_bytes(s->o.comm, st, &k.p, &k.n);
+    if (st == IMC_OK && !root) {
+        st = parse_folder(s, k.p, k.n);
+    }
+    free(k.p);
     return st;
 }
 
@@ -320,7 +422,8 @@ static enum imc_status mix_file_bytes(uint64_t *h, const char *tag, const char *
     return IMC_OK;
 }
 
-enum imc_status imc_sweep_compute_keys(struct imc_sweep *s)
+// The keys, computed here (world rank 0 or one process).
+static enum imc_status compute_keys(struct imc_sweep *s)
 {
     const struct imc_sweep_opts *o = &s->o;
     uint64_t b = mix_str(IMC_HASH_FNV_INIT, "imc-sweep", "1");
@@ -338,13 +441,41 @@ enum imc_status imc_sweep_compute_keys(struct imc_sweep *s)
     for (int64_t i = 0; i < s->n; i++) {
         struct imc_sweep_recipe *r = &s->rec[i];
         uint64_t h = mix(s->base_key, "base-key", &s->base_key, sizeof(s->base_key));
-        IMC_TRY(mix_file_bytes(&h, "recipe", r->path));
+        h = mix(h, "recipe", r->text, r->text_len); // the bytes of its file
         h = mix_str(h, "type", imc_sweep_recipe_type(r));
         h = r->external ? mix_str(h, "external", r->external) : h;
         h = mix_str(h, "imatrix", r->use_imatrix ? "yes" : "no");
         r->hash = r->use_imatrix ? mix(h, "imatrix-id", &im, sizeof(im)) : h;
     }
     return IMC_OK;
+}
+
+enum imc_status imc_sweep_compute_keys(struct imc_sweep *s)
+{
+    const bool root = !s->o.comm || imc_comm_rank(s->o.comm) == 0;
+    size_t n = (size_t)(s->n + 1) * sizeof(uint64_t);
+    uint64_t *keys = root ? malloc(n) : NULL;
+    enum imc_status st = root && !keys ? IMC_ERR_NOMEM : IMC_OK;
+    if (root && st == IMC_OK && (st = compute_keys(s)) == IMC_OK) {
+        keys[0] = s->base_key;
+        for (int64_t i = 0; i < s->n; i++) {
+            keys[i + 1] = s->rec[i].hash;
+        }
+    }
+    if (st == IMC_ERR_NOMEM) {
+        IMC_LOG_ERR("sweep: out of memory");
+    }
+    char *bytes = (char *)keys;
+    st = imc_share_bytes(s->o.comm, st, &bytes, &n);
+    if (st == IMC_OK && !root) {
+        IMC_ASSERT(n == (size_t)(s->n + 1) * sizeof(uint64_t));
+        memcpy(&s->base_key, bytes, sizeof(uint64_t));
+        for (int64_t i = 0; i < s->n; i++) {
+            memcpy(&s->rec[i].hash, bytes + (size_t)(i + 1) * sizeof(uint64_t), sizeof(uint64_t));
+        }
+    }
+    free(bytes);
+    return st;
 }
 
 enum imc_status imc_sweep_result_write(const char *path, const char *name,

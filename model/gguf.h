@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/pulse.h"
 #include "core/status.h"
 #include "types/types.h"
 
@@ -142,6 +143,9 @@ enum imc_status imc_gguf_add_tensor(struct imc_gguf_writer *w, const char *name,
 
 // Writes one file atomically (temp + rename). Alignment from general.alignment if set, else 32.
 enum imc_status imc_gguf_write(const struct imc_gguf_writer *w, const char *path);
+// The same, calling pulse (may be NULL) after each tensor's bytes are written (core/pulse.h).
+enum imc_status imc_gguf_write_pulse(const struct imc_gguf_writer *w, const char *path,
+                                     const struct imc_pulse *pulse);
 // Writes n_split files "<base>-%05d-of-%05d.gguf" (tensors spread in order, all keys in the
 // first part, split.* keys in every part), each atomically.
 enum imc_status imc_gguf_write_split(const struct imc_gguf_writer *w, const char *base,

@@ -389,7 +389,7 @@ static void build_header(const struct imc_gguf_writer *w, struct buf *h, int64_t
 // Writes tensors [t0, t1) of w with the extra keys (and w's keys when with_kv), atomically.
 static enum imc_status write_file(const struct imc_gguf_writer *w, const char *path, int64_t t0,
                                   int64_t t1, bool with_kv, const struct extra_kv *extra,
-                                  int n_extra)
+                                  int n_extra, const struct imc_pulse *pulse)
 {
     static const uint8_t zeros[256];
     uint32_t align = writer_alignment(w);
@@ -415,6 +415,9 @@ static enum imc_status write_file(const struct imc_gguf_writer *w, const char *p
         for (size_t k = 0; k < pad && st == IMC_OK; k += sizeof(zeros)) {
             st = imc_afile_write(&a, zeros, pad - k < sizeof(zeros) ? pad - k : sizeof(zeros));
         }
+        if (st == IMC_OK) {
+            imc_pulse_emit(pulse);
+        }
     }
     if (st != IMC_OK) {
         imc_afile_abort(&a);
@@ -425,7 +428,13 @@ static enum imc_status write_file(const struct imc_gguf_writer *w, const char *p
 
 enum imc_status imc_gguf_write(const struct imc_gguf_writer *w, const char *path)
 {
-    return write_file(w, path, 0, w->n_t, true, NULL, 0);
+    return write_file(w, path, 0, w->n_t, true, NULL, 0, NULL);
+}
+
+enum imc_status imc_gguf_write_pulse(const struct imc_gguf_writer *w, const char *path,
+                                     const struct imc_pulse *pulse)
+{
+    return write_file(w, path, 0, w->n_t, true, NULL, 0, pulse);
 }
 
 static void extra_scalar(struct extra_kv *e, const char *key, enum imc_gguf_vtype t,
@@ -458,7 +467,7 @@ static enum imc_status write_part(const struct imc_gguf_writer *w, const char *p
     for (int k = 0; k < n_e; k++) {
         oom |= e[k].val.oom;
     }
-    enum imc_status st = oom ? IMC_ERR_NOMEM : write_file(w, path, t0, t1, p == 0, e, n_e);
+    enum imc_status st = oom ? IMC_ERR_NOMEM : write_file(w, path, t0, t1, p == 0, e, n_e, NULL);
     for (int k = 0; k < n_e; k++) {
         free(e[k].val.p);
     }

@@ -135,6 +135,10 @@ enum imc_status imc_imatrix_merge_files(struct imc_imatrix *out, const char *con
 // Reads a GGUF imatrix into *out (initialized here). Returns IMC_ERR_IO / IMC_ERR_FORMAT /
 // IMC_ERR_NOMEM with one logged line "<path>: <cause>"; *out is then empty.
 enum imc_status imc_imatrix_read_gguf(const char *path, struct imc_imatrix *out);
+// The same from an image of the file in memory (data borrowed for the call; path names it in
+// messages and as the source).
+enum imc_status imc_imatrix_read_gguf_memory(const void *data, uint64_t size, const char *path,
+                                             struct imc_imatrix *out);
 // Writes im as a GGUF imatrix, atomically. Returns IMC_ERR_NUMERIC if a value overflows F32.
 enum imc_status imc_imatrix_write_gguf(const struct imc_imatrix *im, const char *path);
 
@@ -153,6 +157,10 @@ enum imc_status imc_imatrix_write_dat(const struct imc_imatrix *im, const char *
                                       enum imc_dat_zero_policy policy);
 
 // Reads either form, chosen by the file's first 4 bytes ("GGUF" → GGUF, else .dat).
+// imc_imatrix_read_memory: the same from an image of the file in memory (borrowed for the call;
+// path names it in messages and as the source: the file rank 0 read, coordinator/share.h).
+enum imc_status imc_imatrix_read_memory(const void *data, uint64_t size, const char *path,
+                                        uint32_t dat_chunk_size, struct imc_imatrix *out);
 enum imc_status imc_imatrix_read(const char *path, uint32_t dat_chunk_size,
                                  struct imc_imatrix *out);
 

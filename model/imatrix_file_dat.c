@@ -160,19 +160,16 @@ static enum imc_status read_body(struct cur *c, uint32_t cs, struct imc_imatrix 
     return read_trailer(c, max_ncall, im);
 }
 
-enum imc_status imc_imatrix_read_dat(const char *path, uint32_t chunk_size,
-                                     struct imc_imatrix *out)
+// Reads the .dat image data[0..size) of the file path into *out (initialized).
+static enum imc_status read_dat_image(const void *data, uint64_t size, const char *path,
+                                      uint32_t chunk_size, struct imc_imatrix *out)
 {
-    imc_imatrix_init(out);
-    struct imc_map m;
-    IMC_TRY(imc_map_open(&m, path));
-    struct cur c = {.p = m.data, .size = m.size, .off = 0, .path = path};
+    struct cur c = {.p = data, .size = size, .off = 0, .path = path};
     out->chunk_size = chunk_size ? chunk_size : IMC_IMATRIX_DEFAULT_CHUNK_SIZE;
     enum imc_status st = read_body(&c, out->chunk_size, out);
     if (st == IMC_OK) {
         st = imc_imatrix_set_source(out, path);
     }
-    imc_map_close(&m);
     if (st == IMC_ERR_NOMEM) {
         IMC_LOG_ERR("%s: out of memory", path);
     }
@@ -180,6 +177,27 @@ enum imc_status imc_imatrix_read_dat(const char *path, uint32_t chunk_size,
         imc_imatrix_free(out);
     }
     return st;
+}
+
+enum imc_status imc_imatrix_read_dat(const char *path, uint32_t chunk_size,
+                                     struct imc_imatrix *out)
+{
+    imc_imatrix_init(out);
+    struct imc_map m;
+    IMC_TRY(imc_map_open(&m, path));
+    enum imc_status st = read_dat_image(m.data, m.size, path, chunk_size, out);
+    imc_map_close(&m);
+    return st;
+}
+
+enum imc_status imc_imatrix_read_memory(const void *data, uint64_t size, const char *path,
+                                        uint32_t dat_chunk_size, struct imc_imatrix *out)
+{
+    imc_imatrix_init(out);
+    if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
+        return imc_imatrix_read_gguf_memory(data, size, path, out);
+    }
+    return read_dat_image(data, size, path, dat_chunk_size, out);
 }
 
 enum imc_status imc_imatrix_read(const char *path, uint32_t dat_chunk_size,

@@ -175,11 +175,9 @@ static enum imc_status read_tensors(const struct imc_gguf *g, const char *path,
     return IMC_OK;
 }
 
-enum imc_status imc_imatrix_read_gguf(const char *path, struct imc_imatrix *out)
+// Reads the opened GGUF g (of the file path) into *out and frees g.
+static enum imc_status read_reader(struct imc_gguf *g, const char *path, struct imc_imatrix *out)
 {
-    imc_imatrix_init(out);
-    struct imc_gguf *g;
-    IMC_TRY(imc_gguf_open(&g, path));
     enum imc_status st = read_keys(g, path, out);
     if (st == IMC_OK) {
         st = read_tensors(g, path, out);
@@ -192,6 +190,23 @@ enum imc_status imc_imatrix_read_gguf(const char *path, struct imc_imatrix *out)
         imc_imatrix_free(out);
     }
     return st;
+}
+
+enum imc_status imc_imatrix_read_gguf(const char *path, struct imc_imatrix *out)
+{
+    imc_imatrix_init(out);
+    struct imc_gguf *g;
+    IMC_TRY(imc_gguf_open(&g, path));
+    return read_reader(g, path, out);
+}
+
+enum imc_status imc_imatrix_read_gguf_memory(const void *data, uint64_t size, const char *path,
+                                             struct imc_imatrix *out)
+{
+    imc_imatrix_init(out);
+    struct imc_gguf *g;
+    IMC_TRY(imc_gguf_open_memory(&g, data, size, path));
+    return read_reader(g, path, out);
 }
 
 // ---- writer ---------------------------------------------------------------------------------

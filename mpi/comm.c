@@ -95,13 +95,17 @@ static struct imc_comm *comm_new(void)
     for (int g = 0; g < IMC_GROUP_COUNT; g++) {
         c->group[g] = MPI_COMM_NULL;
     }
+    c->beat = MPI_COMM_NULL;
     return c;
 }
 
-// Builds the node group and the one-rank layout groups of a set whose world is built.
+// Builds the node group, the one-rank layout groups and the beat communicator of a set whose
+// world is built.
 static enum imc_status build_groups(struct imc_comm *c)
 {
     MPI_Comm comm = MPI_COMM_NULL;
+    IMC_MPI(MPI_Comm_dup(c->group[IMC_GROUP_WORLD], &c->beat));
+    IMC_MPI(MPI_Comm_set_errhandler(c->beat, MPI_ERRORS_RETURN));
     IMC_MPI(MPI_Comm_split_type(c->group[IMC_GROUP_WORLD], MPI_COMM_TYPE_SHARED,
                                 c->rank[IMC_GROUP_WORLD], MPI_INFO_NULL, &comm));
     IMC_TRY(adopt(c, IMC_GROUP_NODE, comm));
@@ -169,6 +173,9 @@ void imc_comm_free(struct imc_comm *c)
             if (c->group[g] != MPI_COMM_NULL) {
                 MPI_Comm_free(&c->group[g]);
             }
+        }
+        if (c->beat != MPI_COMM_NULL) {
+            MPI_Comm_free(&c->beat);
         }
         if (c->owns_mpi) {
             imc_set_abort_hook(NULL);

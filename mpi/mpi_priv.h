@@ -17,6 +17,7 @@
 
 struct imc_comm {
     MPI_Comm group[IMC_GROUP_COUNT]; // owned communicators; MPI_COMM_NULL when not built
+    MPI_Comm beat;                   // a duplicate of group[IMC_GROUP_WORLD] for mpi/beat only
     int rank[IMC_GROUP_COUNT];       // this process's rank in each group
     int size[IMC_GROUP_COUNT];       // ranks in each group
     char host[MPI_MAX_PROCESSOR_NAME + 1]; // MPI_Get_processor_name

@@ -40,8 +40,9 @@ int imc_cli_job_layout(struct imc_comm *comm, const char *cmd, const char *model
     const bool given = l->pp > 0;
     if (!given) {
         *l = (struct imc_layout){1, 1, 1};
-        if (size > 1 && auto_layout(model, size, l) != IMC_OK) {
-            return 1;
+        enum imc_status ast = size > 1 ? auto_layout(model, size, l) : IMC_OK;
+        if (ast != IMC_OK) { // logged with this rank's host and the path (a model not visible
+            imc_fatal(comm, ast, cmd); // here); the other ranks would wait in the split below
         }
     }
     imc_cli_ranks_mute(comm);

@@ -71,4 +71,30 @@ mpi_test_program() {
     done
 }
 
+# mpi_wait_rank PATTERN RANK LOG LINE: waits (up to ~30 s) until a process whose command line
+# matches PATTERN (pgrep -f) runs as world rank RANK and LOG holds LINE (grep); prints its pid,
+# or nothing when none came.
+mpi_wait_rank() {
+    local pattern=$1 rank=$2 log=$3 line=$4 victim='' p
+    for _ in $(seq 1 3000); do
+        for p in $(pgrep -f "$pattern" 2>/dev/null); do
+            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+                grep -qx "OMPI_COMM_WORLD_RANK=$rank"; then
+                victim=$p
+            fi
+        done
+        [ -n "$victim" ] && grep -q "$line" "$log" 2>/dev/null && break
+        sleep 0.01
+    done
+    echo "$victim"
+}
+
+# MPI_HIDE DIR PROGRAM [args...] (as "${MPI_HIDE[@]}" after mpi_run's --): runs PROGRAM with
+# DIR replaced by an empty tmpfs on every rank but world rank 0 (a mount namespace of its own:
+# unshare -m, as root), so that only rank 0 can read the inputs DIR holds.
+# shellcheck disable=SC2016,SC2034 # expanded by the ranks' shells; used by the tests
+MPI_HIDE=(bash -c 'd=$1; shift; if [ "${OMPI_COMM_WORLD_RANK:-0}" != 0 ]; then
+    exec unshare -m sh -c '"'"'mount -t tmpfs none "$0" && exec "$@"'"'"' "$d" "$@"; fi
+    exec "$@"' mpi_hide)
+
 mpi_summary() { check_done; }

@@ -181,16 +181,8 @@ fault() {
     IMC_MPI_TIMEOUT=3 timeout 60 "$MPIEXEC" -n 4 --oversubscribe "$IMC_BIN" imatrix \
         -m "$MPI_TMP/ds2-tiny-ik.gguf" -f "$long" --ctx 64 -o "$MPI_TMP/$tag.gguf" \
         --layout pp=2,dp=2 >"$MPI_TMP/$tag.out" 2>"$MPI_TMP/$tag.err" &
-    local pid=$! victim= i p
-    for i in $(seq 1 2000); do
-        for p in $(pgrep -P "$pid" 2>/dev/null) $(pgrep -f "imc imatrix" 2>/dev/null); do
-            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=2'; then
-                victim=$p
-            fi
-        done
-        [ -n "$victim" ] && grep -q 'imatrix: chunk' "$MPI_TMP/$tag.err" 2>/dev/null && break
-        sleep 0.01
-    done
+    local pid=$! victim
+    victim=$(mpi_wait_rank "imc imatrix" 2 "$MPI_TMP/$tag.err" 'imatrix: chunk')
     mpi_check "$tag: found world rank 2 (pid ${victim:-none}) while the job runs" test -n "$victim"
     [ -n "$victim" ] && kill "-$sig" "$victim"
     wait "$pid"

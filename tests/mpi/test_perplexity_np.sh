@@ -4,7 +4,8 @@
 # expert shards (ep) and combinations, over shared memory and over TCP; a deepseek2 MoE model and
 # a llama model. KL-divergence too: --kld-save writes a base file byte-identical to one
 # process's, and --kld-base prints the same figures (every chunk line and the summary), in pp,
-# ep, dp and mixed layouts and over TCP. Also:
+# ep, dp and mixed layouts and over TCP, with the base file visible to rank 0 only (it reads
+# each chunk's rows and sends them to the rank that scores the chunk). Also:
 # bad layouts and options under mpirun exit nonzero with their message, a failure inside the run
 # ends every rank (no hang), and ranks other than 0 print nothing to stdout; only rank 0 reads
 # the text (the other ranks run where it does not exist).
@@ -109,7 +110,12 @@ D=(-m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 128)
     >"$MPI_TMP/kld.save.single.out" 2>/dev/null
 mpi_check "kld: single-process base file" test -s "$MPI_TMP/base.single.kld"
 "$IMC_BIN" quantize "$MPI_TMP/ds2-tiny-3d.gguf" "$MPI_TMP/q.gguf" q8_0 -q >/dev/null 2>&1
-Q=(-m "$MPI_TMP/q.gguf" --kld-base "$MPI_TMP/base.single.kld" -b 128)
+# the base file in a folder that only rank 0 sees (MPI_HIDE: an empty tmpfs on the others)
+mkdir -p "$MPI_TMP/only0"
+cp "$MPI_TMP/base.single.kld" "$MPI_TMP/only0/base.kld"
+mpi_run hide 2 -- "${MPI_HIDE[@]}" "$MPI_TMP/only0" test -s "$MPI_TMP/only0/base.kld"
+mpi_check "kld: the hidden folder is empty on rank 1" test $? -ne 0
+Q=(-m "$MPI_TMP/q.gguf" --kld-base "$MPI_TMP/only0/base.kld" -b 128)
 "$IMC_BIN" perplexity "${Q[@]}" -q >"$MPI_TMP/kld.base.single.out" 2>/dev/null
 mpi_check "kld: single-process --kld-base prints the summary" \
     grep -q '^Mean    KLD:' "$MPI_TMP/kld.base.single.out"
@@ -124,8 +130,8 @@ for case in "pp2 2 pp=2" "ep2 2 ep=2" "dp2 2 dp=2" "pp2ep2 4 pp=2,ep=2" "ep2dp2 
         cmp -s "$MPI_TMP/kld.save.single.out" "$MPI_TMP/kld.save.$tag.out"
     mpi_check "kld-save np=$n $layout: base file byte-identical" \
         cmp -s "$MPI_TMP/base.single.kld" "$MPI_TMP/base.$tag.kld"
-    mpi_run "kld.base.$tag" "$n" "${opts[@]}" -- "$IMC_BIN" perplexity "${Q[@]}" -t 1 \
-        --layout "$layout"
+    mpi_run "kld.base.$tag" "$n" "${opts[@]}" -- "${MPI_HIDE[@]}" "$MPI_TMP/only0" \
+        "$IMC_BIN" perplexity "${Q[@]}" -t 1 --layout "$layout"
     mpi_check "kld-base np=$n $layout: every chunk line and the summary identical" \
         cmp -s "$MPI_TMP/kld.base.single.out" "$MPI_TMP/kld.base.$tag.out"
 done
