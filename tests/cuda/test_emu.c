@@ -288,9 +288,13 @@ static void conversions(void)
     for (int i = 0; i < 65536; i++) { // every half, and the midpoint to its successor (ties)
         float a = imc_fp16_to_fp32((uint16_t)i);
         f[k++] = a;
+        if ((i & 0x7c00) == 0) { // subnormal: (m + 1/2) * 2^-24, exact in f32
+            f[k++] = ldexpf((float)(i & 0x3ff) + 0.5f, -24) * ((i & 0x8000) ? -1.0f : 1.0f);
+            continue;
+        }
         uint32_t bits;
         memcpy(&bits, &a, 4);
-        bits += 1u << 12; // halfway between half neighbours in float bits (normals)
+        bits += 1u << 12; // normal: halfway to the next half in f32 bits
         memcpy(&f[k++], &bits, 4);
     }
     const float edge[N_EDGE] = {
