@@ -167,7 +167,7 @@ extern "C" enum imc_status imc_cuemu_test_dyn_reverse(const float *x, float *out
 
 // Broken kernels, one per mode: 0 threads exit before a barrier, 1 two barriers, 2 a lane not
 // in its mask, 3 a shuffle reading a lane outside the mask, 4 lanes at different warp ops,
-// 5 a mask naming lanes the block lacks.
+// 5 a mask naming lanes the block lacks, 6 a shuffle waiting for lanes that exited.
 static __global__ void broken_kernel(int mode, int *out)
 {
     unsigned t = threadIdx.x;
@@ -190,8 +190,10 @@ static __global__ void broken_kernel(int mode, int *out)
         }
     } else if (mode == 4) {
         out[t] = t < 8 ? __any_sync(0xffffffffu, 1) : __all_sync(0xffffffffu, 1);
-    } else {
+    } else if (mode == 5) {
         out[t] = __ballot_sync(0xffffffffu, 1);
+    } else if (t < 16) {
+        out[t] = __shfl_sync(0xffffffffu, (int)t, 0);
     }
 }
 

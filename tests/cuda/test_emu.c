@@ -252,17 +252,19 @@ static void dyn_shared(void)
 // Each broken kernel fails with its message in every order, and the emulator recovers.
 static void broken(void)
 {
-    static const char *const want[6][2] = {
+    static const char *const want[7][2] = {
         {"deadlock", "16 threads exited"},
         {"barrier divergence", "__syncthreads at"},
         {"leaves the lane out", "mask 0x00000001"},
         {"reads lane 16, which is not in the mask 0x0000ffff", "__shfl_down_sync"},
         {"warp divergence", "__a"},
         {"names lanes warp 1 lacks", "16 threads"},
+        {"warp 0 lanes 0x0000ffff wait at __shfl_sync with mask 0xffffffff for lanes 0xffff0000",
+         "16 threads exited"},
     };
-    static const int nthreads[6] = {32, 64, 32, 32, 32, 48};
+    static const int nthreads[7] = {32, 64, 32, 32, 32, 48, 32};
     int *out = dev(64 * sizeof(int));
-    for (int mode = 0; mode < 6; mode++) {
+    for (int mode = 0; mode < 7; mode++) {
         for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
             cuemu_set_order((enum cuemu_order)o, 11);
             struct logcap cap;

@@ -331,11 +331,10 @@ unsigned next_rand(unsigned &s)
 std::string describe_deadlock(block *b)
 {
     std::vector<fiber> &fs = *b->f;
-    unsigned at_bar = 0, at_warp = 0;
+    unsigned at_bar = 0; // the waiters at warp ops are listed per warp below
     const fiber *first_done = nullptr;
     for (const fiber &f : fs) {
         at_bar += f.state == fstate::barrier;
-        at_warp += f.state == fstate::warp;
         if (f.state == fstate::done && !first_done) {
             first_done = &f;
         }
