@@ -87,7 +87,7 @@ namespace
 {
 
 constexpr unsigned k_max_threads = 1024;
-constexpr size_t k_stack = CUEMU_ASAN ? 512 * 1024 : 128 * 1024; // per fiber, guard page incl.
+constexpr size_t k_stack = CUEMU_ASAN ? 512 * 1024 : 256 * 1024; // per fiber, guard included
 constexpr size_t k_guard = 64 * 1024;                            // a multiple of any page size
 constexpr size_t k_dyn_default = 48 * 1024;
 constexpr size_t k_dyn_optin_max = 166912; // sm_80: 163 KiB
