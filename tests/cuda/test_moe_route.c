@@ -4,7 +4,8 @@
  * 8 groups of which 4 are kept, top 8, sigmoid, exp_probs_b, norm, scale 2.5), a Kimi-K2-like
  * (384 experts, one group) and a Qwen3-like (128, softmax, norm) routing, over random logits and
  * over tie cases: logits on a grid of 0.5 with a bias of 0 or 0.125 (many exact ties of scores
- * and of group scores), and tokens whose logits are all zero (every expert tied). Emulated in
+ * and of group scores), tokens whose logits are all zero (every expert tied), and sigmoid tokens
+ * with logits near -16 whose selected weights sum to less than the normalization floor. Emulated in
  * every resume order and on the GPU where there is one (tests/cuda/ccheck.h).
  *
  * Tolerance: the kernel does the reference's operations in the reference's order (scores in
@@ -24,7 +25,8 @@
 struct rcase {
     struct imc_route_cfg c;
     int64_t n_tok;
-    int ties; // 1: logits on the 0.5 grid (and every 5th token all zero), bias 0 / 0.125
+    int ties;    // 1: logits on the 0.5 grid (and every 5th token all zero), bias 0 / 0.125
+    float shift; // added to the logits of every other token (sigmoid weights under the floor)
 };
 
 #define MAX_EXPERT 384
@@ -43,6 +45,9 @@ static void run_case(const struct cdev *d, const struct rctx *x, struct rcase rc
         for (int64_t i = 0; i < T * E; i++) {
             l[i] = (i / E) % 5 == 4 ? 0.0f : (float)(krng_next(&r) % 7) * 0.5f;
         }
+    }
+    for (int64_t i = 0; i < T * E; i++) {
+        l[i] += (i / E) % 2 ? rc.shift : 0.0f;
     }
     const float *hbias = c.bias ? (rc.ties ? x->tie_bias : x->bias) : NULL;
     int32_t *ids = malloc((size_t)(T * K) * 4), *rids = malloc((size_t)(T * K) * 4);
@@ -87,33 +92,35 @@ static void run(const struct cdev *d, void *ctx)
     const struct rctx *x = ctx;
     const float *B = x->bias; // placeholder: run_case picks the random or the tie bias
     const struct rcase cases[] = {
-        {{.n_expert = 8, .n_used = 2, .gating = IMC_ROUTE_SOFTMAX, .scale = 1.0f}, 5, 0},
+        {{.n_expert = 8, .n_used = 2, .gating = IMC_ROUTE_SOFTMAX, .scale = 1.0f}, 5, 0, 0.0f},
         {{.n_expert = 7, .n_used = 3, .gating = IMC_ROUTE_SOFTMAX, .norm = true, .scale = 1.0f},
-         37, 0},
+         37, 0, 0.0f},
         {{.n_expert = 16, .n_used = 4, .gating = IMC_ROUTE_SIGMOID, .bias = B, .n_group = 4,
           .n_group_used = 2, .norm = true, .scale = 2.5f},
-         9, 1},
-        {{.n_expert = 5, .n_used = 5, .gating = IMC_ROUTE_SIGMOID, .scale = 1.0f}, 3, 0},
+         9, 1, 0.0f},
+        {{.n_expert = 5, .n_used = 5, .gating = IMC_ROUTE_SIGMOID, .scale = 1.0f}, 3, 0, 0.0f},
         {{.n_expert = 6, .n_used = 2, .gating = IMC_ROUTE_SIGMOID, .bias = B, .n_group = 6,
           .n_group_used = 3, .norm = true, .scale = 1.0f},
-         11, 1}, // groups of one expert: the group score is that expert's
+         11, 1, 0.0f}, // groups of one expert: the group score is that expert's
         {{.n_expert = 64, .n_used = 6, .gating = IMC_ROUTE_SOFTMAX, .n_group = 8,
           .n_group_used = 3, .norm = false, .scale = 1.0f},
-         20, 1},
+         20, 1, 0.0f},
         {{.n_expert = 256, .n_used = 8, .gating = IMC_ROUTE_SIGMOID, .bias = B, .n_group = 8,
           .n_group_used = 4, .norm = true, .scale = 2.5f},
-         40, 0}, // DeepSeek-V3
+         40, 0, 0.0f}, // DeepSeek-V3
+        {{.n_expert = 64, .n_used = 8, .gating = IMC_ROUTE_SIGMOID, .norm = true, .scale = 1.0f},
+         12, 0, -16.0f}, // every other token's top-8 sum under the norm floor 6.103515625e-5
         {{.n_expert = 256, .n_used = 8, .gating = IMC_ROUTE_SIGMOID, .bias = B, .n_group = 8,
           .n_group_used = 4, .norm = true, .scale = 2.5f},
-         25, 1},
+         25, 1, 0.0f},
         {{.n_expert = 384, .n_used = 8, .gating = IMC_ROUTE_SIGMOID, .bias = B, .n_group = 1,
           .norm = true, .scale = 2.827f},
-         17, 0}, // Kimi-K2-like
+         17, 0, 0.0f}, // Kimi-K2-like
         {{.n_expert = 128, .n_used = 8, .gating = IMC_ROUTE_SOFTMAX, .norm = true, .scale = 1.0f},
-         13, 1}, // Qwen3-like
+         13, 1, 0.0f}, // Qwen3-like
         {{.n_expert = 4, .n_used = 2, .gating = IMC_ROUTE_SOFTMAX, .norm = true,
           .scale = 1.0f},
-         1, 1},
+         1, 1, 0.0f},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         run_case(d, x, cases[i], 50u + (unsigned)i);
