@@ -63,13 +63,9 @@ static __device__ void route_groups(const route_args &a, const double *sel, unsi
     const int64_t per = a.n_expert / a.n_group;
     for (int64_t g = threadIdx.x; g < a.n_group; g += 32) {
         double b1 = -INFINITY, b2 = -INFINITY;
-        for (int64_t i = g * per; i < (g + 1) * per; i++) {
-            if (sel[i] > b1) {
-                b2 = b1;
-                b1 = sel[i];
-            } else if (sel[i] > b2) {
-                b2 = sel[i];
-            }
+        for (int64_t i = g * per; i < (g + 1) * per; i++) { // b1 >= b2: the two largest so far
+            b2 = fmax(b2, fmin(b1, sel[i]));                   // branch-free
+            b1 = fmax(b1, sel[i]);
         }
         gscore[g] = per >= 2 ? b1 + b2 : b1;
         gok[g] = 1;
