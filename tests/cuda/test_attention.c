@@ -2,7 +2,7 @@
  * tests/cuda/test_attention: kernels/cuda/attention.cu against imc_ref_attention for MHA, GQA
  * (n_head_kv < n_head) and the MLA shapes (absorbed: one kv head, dk 576, values inside the keys
  * dv 512, plus a second value set of 512; non-absorbed: dk 192, dv 128, a one-head second value
- * set), token counts 1 .. 70 around the query tile (8) and key tile (16), padded token rows and
+ * set; and a second value set of 3 heads shared by 6), token counts 1 .. 70 around the query tile (8) and key tile (16), padded token rows and
  * padded output rows whose padding must stay untouched; emulated in every resume order and on
  * the GPU where there is one (tests/cuda/ccheck.h). Also: the result is bitwise the same in
  * every resume order and run to run (fixed summation order, no atomics).
@@ -25,17 +25,18 @@
 struct acase {
     int64_t n_tok, n_head, n_head_kv, dk, dv;
     bool shared_kv;    // values are the first dv elements of the keys (MLA absorbed)
-    int64_t dv2;       // second value set with one head (0: none)
+    int64_t dv2;       // second value set (0: none)
     float scale;
+    int64_t n_head_v2; // its heads (0 or 1: one head, head stride 0)
 };
 
 static const struct acase cases[] = {
-    {1, 4, 4, 16, 16, false, 0, 0.3f},     {7, 4, 4, 16, 16, false, 0, 0.3f},
-    {8, 6, 2, 24, 20, false, 0, 0.3f},     {9, 6, 2, 24, 20, false, 0, 0.3f},
-    {17, 6, 3, 24, 20, false, 12, 0.3f},   {33, 4, 2, 40, 32, true, 0, 0.3f},
-    {70, 8, 2, 64, 48, false, 0, 0.2f},    {70, 4, 4, 192, 128, false, 512, 0.08f},
-    {1, 4, 1, 576, 512, true, 512, 0.1f},  {9, 4, 1, 576, 512, true, 512, 0.1f},
-    {70, 3, 1, 576, 512, true, 512, 0.1f},
+    {1, 4, 4, 16, 16, false, 0, 0.3f, 0},     {7, 4, 4, 16, 16, false, 0, 0.3f, 0},
+    {8, 6, 2, 24, 20, false, 0, 0.3f, 0},     {9, 6, 2, 24, 20, false, 0, 0.3f, 0},
+    {17, 6, 3, 24, 20, false, 12, 0.3f, 3},   {33, 4, 2, 40, 32, true, 0, 0.3f, 0},
+    {70, 8, 2, 64, 48, false, 0, 0.2f, 0},    {70, 4, 4, 192, 128, false, 512, 0.08f, 0},
+    {1, 4, 1, 576, 512, true, 512, 0.1f, 0},  {9, 4, 1, 576, 512, true, 512, 0.1f, 0},
+    {70, 3, 1, 576, 512, true, 512, 0.1f, 0},
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -125,9 +126,10 @@ static void run_case(const struct cdev *d, struct actx *x, size_t ci)
     const struct acase c = cases[ci];
     struct krng r = {100 + ci};
     const int64_t T = c.n_tok, H = c.n_head, HK = c.n_head_kv, dv2 = c.dv2 ? c.dv2 : 1;
+    const int64_t H2 = c.n_head_v2 > 1 ? c.n_head_v2 : 1, v2_ld = H2 > 1 ? H2 * dv2 + 1 : dv2;
     const int64_t q_ld = H * c.dk + 1, k_ld = HK * c.dk + 2, v_ld = HK * c.dv + 3;
     const int64_t o_ld = H * c.dv + 5, o2_ld = H * dv2 + 4;
-    const int64_t nq = T * q_ld, nk = T * k_ld, nv = T * v_ld, nv2 = T * dv2;
+    const int64_t nq = T * q_ld, nk = T * k_ld, nv = T * v_ld, nv2 = T * v2_ld;
     const int64_t no = T * o_ld, no2 = T * o2_ld;
     float *q = kalloc_rand(&r, nq, 1.0f), *k = kalloc_rand(&r, nk, 1.0f);
     float *v = kalloc_rand(&r, nv, 1.0f), *v2 = kalloc_rand(&r, nv2, 1.0f);
@@ -137,7 +139,8 @@ static void run_case(const struct cdev *d, struct actx *x, size_t ci)
         .q = q, .q_ld_tok = q_ld, .q_ld_head = c.dk, .k = k, .k_ld_tok = k_ld, .k_ld_head = c.dk,
         .v = c.shared_kv ? k : v, .v_ld_tok = c.shared_kv ? k_ld : v_ld,
         .v_ld_head = c.shared_kv ? c.dk : c.dv, .out = ref, .o_ld_tok = o_ld, .o_ld_head = c.dv,
-        .v2 = c.dv2 ? v2 : NULL, .n_head_v2 = 1, .dv2 = dv2, .v2_ld_tok = dv2, .v2_ld_head = 0,
+        .v2 = c.dv2 ? v2 : NULL, .n_head_v2 = H2, .dv2 = dv2, .v2_ld_tok = v2_ld,
+        .v2_ld_head = H2 > 1 ? dv2 : 0,
         .out2 = ref2, .o2_ld_tok = o2_ld, .o2_ld_head = dv2};
     CHECK(imc_ref_attention(&a) == IMC_OK, "ref attention");
     launch(d, &a, nq, nk, nv, nv2, no, no2, o, o2);
@@ -152,7 +155,9 @@ static void run_case(const struct cdev *d, struct actx *x, size_t ci)
     kcompare(what, o, ref, no, tol, 0.0);
     if (c.dv2) {
         const double tol2 = attn_tol(&a, max_abs(v2, nv2));
-        kcompare("  second value set", o2, ref2, no2, tol2, 0.0);
+        char what2[200];
+        snprintf(what2, sizeof(what2), "%s, second value set", what);
+        kcompare(what2, o2, ref2, no2, tol2, 0.0);
     }
     // Bitwise determinism: every emulated order as the first; the device run to run.
     float *again = sentinel(no), *again2 = sentinel(no2);
