@@ -49,3 +49,16 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, i
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 // *n = the number of visible devices (0 without a driver or device; the emulator has 1).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(device_count)(int *n);
+
+// ---- attention.cu, moe_route.cu: the twins of imc_ref_attention and imc_ref_moe_route ---------
+struct imc_attn_args;  // kernels/kernels.h
+struct imc_route_cfg;  // kernels/kernels.h
+// Causal attention; a on the host, every pointer in it on the device. IMC_ERR_ARG for heads
+// that do not divide evenly, IMC_ERR_UNSUPPORTED for dk/dv/dv2 whose tiles exceed shared memory.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(attention)(void *stream,
+                                                       const struct imc_attn_args *a);
+// MoE routing of n_tok tokens; c on the host with c->bias (or NULL) on the device, logits
+// [n_tok][n_expert], ids and weights [n_tok][n_used] on the device. IMC_ERR_ARG for a bad config.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(moe_route)(void *stream, const struct imc_route_cfg *c,
+                                                       const float *logits, int64_t n_tok,
+                                                       int32_t *ids, float *weights);

@@ -7,16 +7,7 @@
  */
 #include "kernels/cuda/cuda_common.cuh"
 
-// kernels.h is C: its _Noreturn spelled for C++, and types.h's function named like its struct
-// (imc_type_traits) is fine in C but shadows the constructor in C++.
-#define _Noreturn __attribute__((noreturn))
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-extern "C" {
-#include "kernels/kernels.h"
-}
-#pragma GCC diagnostic pop
-#undef _Noreturn
+#include "kernels/cuda/kernels_c.cuh"
 #include "kernels/cuda/kern_decl.h"
 #include "kernels/cuda/reduce.cuh"
 
