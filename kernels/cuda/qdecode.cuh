@@ -1,6 +1,7 @@
 /*
  * kernels/cuda/qdecode.cuh: the device twins of the block decoders of types/quant_legacy.c,
- * types/quant_k.c and types/quant_iq4.c, shared by dequant.cu, get_rows.cu and mmv.cu.
+ * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, of the lattice
+ * i-quants of types/iq1.c, iq2.c, iq3.c), shared by dequant.cu and mmv.cu.
  * DESIGN.md §4; issue 13.
  *
  * Contract: a decoder D has BS (elements per block), TS (bytes per block), both from
@@ -338,6 +339,8 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
 
 } // namespace qdec
 
+#include "kernels/cuda/qgrids.cuh"
+
 // The types with a device decoder (types.def name, decoder).
 #define IMC_CUDA_TYPES(X)                                                                          \
     X(F32, qdec::F32)                                                                              \
@@ -354,7 +357,14 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(Q5_K, qdec::Q5_K)                                                                            \
     X(Q6_K, qdec::Q6_K)                                                                            \
     X(IQ4_NL, qdec::IQ4_NL)                                                                        \
-    X(IQ4_XS, qdec::IQ4_XS)
+    X(IQ4_XS, qdec::IQ4_XS)                                                                        \
+    X(IQ2_XXS, qdec::IQ2_XXS)                                                                      \
+    X(IQ2_XS, qdec::IQ2_XS)                                                                        \
+    X(IQ2_S, qdec::IQ2_S)                                                                          \
+    X(IQ3_XXS, qdec::IQ3_XXS)                                                                      \
+    X(IQ3_S, qdec::IQ3_S)                                                                          \
+    X(IQ1_S, qdec::IQ1_S)                                                                          \
+    X(IQ1_M, qdec::IQ1_M)
 
 namespace qdec {
 

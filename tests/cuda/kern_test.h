@@ -138,6 +138,9 @@ static const struct kt_fp16_fields kt_fields[] = {
     {IMC_TYPE_Q5_1, 2, {0, 2}},   {IMC_TYPE_Q8_0, 1, {0, 0}},   {IMC_TYPE_Q2_K, 2, {80, 82}},
     {IMC_TYPE_Q3_K, 1, {108, 0}}, {IMC_TYPE_Q4_K, 2, {0, 2}},   {IMC_TYPE_Q5_K, 2, {0, 2}},
     {IMC_TYPE_Q6_K, 1, {208, 0}}, {IMC_TYPE_IQ4_NL, 1, {0, 0}}, {IMC_TYPE_IQ4_XS, 1, {0, 0}},
+    {IMC_TYPE_IQ2_XXS, 1, {0, 0}}, {IMC_TYPE_IQ2_XS, 1, {0, 0}}, {IMC_TYPE_IQ2_S, 1, {0, 0}},
+    {IMC_TYPE_IQ3_XXS, 1, {0, 0}}, {IMC_TYPE_IQ3_S, 1, {0, 0}},   {IMC_TYPE_IQ1_S, 1, {0, 0}},
+    {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 
 static inline const struct kt_fp16_fields *kt_fields_of(enum imc_type type)
@@ -182,11 +185,15 @@ static inline uint8_t *kt_weights(struct krng *r, enum imc_type type, int64_t ro
             row[j] = (uint8_t)krng_next(r);
         }
         for (int64_t b = 0; b < n / tr->block_size; b++) {
+            uint8_t *blk = row + (size_t)b * tr->type_size;
             for (int f = 0; f < ff->n; f++) {
                 const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.01f));
-                uint8_t *p = row + (size_t)b * tr->type_size + ff->off[f];
-                p[0] = (uint8_t)h;
-                p[1] = (uint8_t)(h >> 8);
+                blk[ff->off[f]] = (uint8_t)h;
+                blk[ff->off[f] + 1] = (uint8_t)(h >> 8);
+            }
+            const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.01f));
+            for (int k = 0; type == IMC_TYPE_IQ1_M && k < 4; k++) {
+                blk[49 + 2 * k] = (uint8_t)((blk[49 + 2 * k] & 15) | ((h >> 4 * k) & 15) << 4);
             }
         }
     }
