@@ -1,6 +1,7 @@
 # Tests (STYLE b.7): tests/<kind>/test_<name>.c -> executable, ctest "<kind>.<name>", label kind;
 # tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped. tests/<kind>/tool_<name>.c ->
 # executable tool_<name> in the build folder, which tests run (stand-ins), not a test.
+# Kind cuda also links imc_cuda_emu (cmake/imc_cuda.cmake) and tests/cuda/kern_<name>.cu.
 set(IMC_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "the steering repo's shared/")
 
 function(imc_add_tests)
@@ -16,6 +17,14 @@ function(imc_add_tests)
             set(exe test_${kind}_${name})
             add_executable(${exe} ${src})
             target_link_libraries(${exe} PRIVATE imc_cli)
+            if(kind STREQUAL "cuda")
+                # the emulated kernels, and tests/cuda/kern_<name>.cu: kernels of this test only
+                file(GLOB kcu CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/kern_${name}.cu)
+                imc_cuemu_sources(kgen ${kcu})
+                target_sources(${exe} PRIVATE ${kgen})
+                target_link_libraries(${exe} PRIVATE imc_cuda_emu)
+                imc_cuemu_target(${exe})
+            endif()
             target_compile_options(${exe} PRIVATE -UNDEBUG)
             imc_project_warnings(${exe})
             add_test(NAME ${kind}.${name} COMMAND ${exe})

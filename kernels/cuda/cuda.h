@@ -1,10 +1,15 @@
 /*
- * kernels/cuda: the CUDA backend's entry points (extern "C" launchers in kernels/cuda/*.cu).
- * Every function exists in every build: without CUDA (IMC_HAVE_CUDA == 0) they are static inline
- * stubs that report IMC_ERR_UNSUPPORTED, so callers need no #if (STYLE b.10 #18).
+ * kernels/cuda: the CUDA backend's entry points for C callers. The kernels live in
+ * kernels/cuda/<op>.cu, each with an extern "C" launcher IMC_CUDA_FN(<op>) (kernels/cuda/launch.h)
+ * declared in kernels/cuda/kern_decl.h; nvcc builds them as imc_cuda_<op> into imc_kernels when
+ * the build has CUDA (IMC_HAVE_CUDA), and every build with tests compiles the same sources for
+ * the CPU emulator (kernels/cuda/emu, library imc_cuda_emu) as imc_cuemu_<op>, which the tests
+ * in tests/cuda compare against kernels/ref (`ctest -L cuda`; README "Tests").
+ * The functions here exist in every build: without CUDA they are static inline stubs that report
+ * IMC_ERR_UNSUPPORTED, so callers need no #if (STYLE b.10 #18).
  *
- * Status: no device kernels are written yet; with CUDA the launchers are declared here and
- * must be provided by kernels/cuda/*.cu before a CUDA build links a caller of them.
+ * Status: the memory helpers exist as launchers (mem.cu); there is no device op table
+ * (imc_cuda_backend is NULL) and no caller in the engine yet (issue 13).
  */
 #ifndef IMC_KERNELS_CUDA_H
 #define IMC_KERNELS_CUDA_H
@@ -17,35 +22,34 @@
 
 #if IMC_HAVE_CUDA
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "kernels/cuda/kern_decl.h"
+
 // Number of visible CUDA devices (0 when none or on error).
-int imc_cuda_device_count(void);
-// The CUDA op table, or NULL when no device kernels are available.
-const struct imc_backend *imc_cuda_backend(void);
-#ifdef __cplusplus
+static inline int imc_cuda_devices(void)
+{
+    int n = 0;
+    return imc_cuda_device_count(&n) == IMC_OK ? n : 0;
 }
-#endif
 
 #else
 
-static inline int imc_cuda_device_count(void)
+static inline int imc_cuda_devices(void)
 {
     return 0;
 }
 
+#endif // IMC_HAVE_CUDA
+
+// The CUDA op table, or NULL when no device kernels are available (none yet).
 static inline const struct imc_backend *imc_cuda_backend(void)
 {
     return NULL;
 }
 
-#endif // IMC_HAVE_CUDA
-
 // Returns IMC_OK when a CUDA backend can run here, else IMC_ERR_UNSUPPORTED.
 static inline enum imc_status imc_cuda_available(void)
 {
-    return imc_cuda_backend() && imc_cuda_device_count() > 0 ? IMC_OK : IMC_ERR_UNSUPPORTED;
+    return imc_cuda_backend() && imc_cuda_devices() > 0 ? IMC_OK : IMC_ERR_UNSUPPORTED;
 }
 
 #endif // IMC_KERNELS_CUDA_H

@@ -90,7 +90,7 @@ enum imc_status launch_out(void *stream, const void *w, int64_t n_per_row, int64
         return launch<D, __nv_bfloat16>(stream, w, n_per_row, r0, nr, ids, n_rows, dst);
     default:
         IMC_LOG_ERR("cuda dequantize: output type %s: expected f32, f16 or bf16",
-                    imc_type_name((uint32_t)dst_type));
+                    qdec::type_name(dst_type));
         return IMC_ERR_UNSUPPORTED;
     }
 }

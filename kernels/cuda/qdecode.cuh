@@ -26,9 +26,7 @@
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_common.cuh"
-extern "C" {
-#include "types/types.h"
-}
+#include "kernels/cuda/kern_decl.h" // and types/types.h
 
 namespace qdec {
 
@@ -381,19 +379,47 @@ static inline bool has_decoder(enum imc_type type)
     }
 }
 
+// The types.def name of type ("unknown" for an id it lacks); here rather than imc_type_name so
+// that the emulated kernels need only imc_core.
+static inline const char *type_name(enum imc_type type)
+{
+    switch ((int)type) {
+#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                    \
+    case id:                                                                                       \
+        return name;
+#include "types/types.def"
+#undef X
+    default:
+        return "unknown";
+    }
+}
+
+// Elements per block of a type with a device decoder.
+static inline int64_t block_size(enum imc_type type)
+{
+    switch (type) {
+#define X(NAME, D)                                                                                 \
+    case IMC_TYPE_##NAME:                                                                          \
+        return D::BS;
+        IMC_CUDA_TYPES(X)
+#undef X
+    default:
+        return 0;
+    }
+}
+
 // IMC_OK when rows of n_per_row elements of type have a device decoder and whole blocks;
 // else logs why (prefixed by what) and returns IMC_ERR_UNSUPPORTED or IMC_ERR_ARG.
 static inline enum imc_status check_shape(const char *what, enum imc_type type, int64_t n_per_row)
 {
-    const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
     if (!has_decoder(type)) {
-        IMC_LOG_ERR("%s: type %s (id %d) has no device kernel", what,
-                    imc_type_name((uint32_t)type), (int)type);
+        IMC_LOG_ERR("%s: type %s (id %d) has no device kernel", what, type_name(type), (int)type);
         return IMC_ERR_UNSUPPORTED;
     }
-    if (n_per_row <= 0 || n_per_row % tr->block_size != 0) {
+    const int64_t bs = block_size(type);
+    if (n_per_row <= 0 || n_per_row % bs != 0) {
         IMC_LOG_ERR("%s: rows of %lld elements: expected a positive multiple of %s's block of "
-                    "%lld", what, (long long)n_per_row, tr->name, (long long)tr->block_size);
+                    "%lld", what, (long long)n_per_row, type_name(type), (long long)bs);
         return IMC_ERR_ARG;
     }
     return IMC_OK;

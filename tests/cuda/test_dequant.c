@@ -4,7 +4,7 @@
  *
  *   - f32 output bitwise equal to imc_type_decode_rows (the CPU decoders are the spec), f16 and
  *     bf16 output bitwise equal to imc_fp32_to_fp16 / imc_fp32_to_bf16 of it (round to nearest
- *     even); weights from imc's quantizers and random valid blocks (tests/cuda/kern_test.h);
+ *     even); weights from imc's quantizers and random valid blocks (tests/cuda/qtest.h);
  *   - shapes: 1, 5 and 37 rows from row offsets 0, 3, 1; rows of 1, 13, 77 elements for the
  *     float types, else of 1, 3, 5 blocks (odd counts: 160 elements of q8_0, 1280 of q4_k);
  *   - every type the CPU decodes but the device does not: supports_type false and
@@ -12,7 +12,7 @@
  *   - the checker itself: one flipped bit in the output must be reported.
  */
 #include "../logcap.h"
-#include "kern_test.h"
+#include "qtest.h"
 
 #define N_OUT_TYPES 3
 static const enum imc_type out_types[N_OUT_TYPES] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_BF16};

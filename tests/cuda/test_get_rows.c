@@ -12,7 +12,7 @@
 #include <math.h>
 
 #include "../logcap.h"
-#include "kern_test.h"
+#include "qtest.h"
 
 // n_ids lookups into an n_rows x n table of type; bad_id >= 0 puts an out-of-range id there.
 // Returns the number of wrong elements.

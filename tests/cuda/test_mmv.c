@@ -20,7 +20,7 @@
 #include <math.h>
 
 #include "../logcap.h"
-#include "kern_test.h"
+#include "qtest.h"
 
 struct mcase {
     int64_t n_out, n_in;

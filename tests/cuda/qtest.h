@@ -1,5 +1,5 @@
 /*
- * tests/cuda/kern_test.h: shared pieces of the weight-kernel tests (test_dequant, test_get_rows,
+ * tests/cuda/qtest.h: shared pieces of the weight-kernel tests (test_dequant, test_get_rows,
  * test_mmv): the ways to run the kernels (the emulator in each thread order, the device when
  * there is one), device buffers, and weight matrices of every type made valid per type.
  *
@@ -7,8 +7,8 @@
  * outlier; odd rows are random bytes whose fp16 scale fields are overwritten with finite values
  * (so every code, sub-scale and sign pattern occurs, not only those a quantizer picks).
  */
-#ifndef IMC_TESTS_CUDA_KERN_TEST_H
-#define IMC_TESTS_CUDA_KERN_TEST_H
+#ifndef IMC_TESTS_CUDA_QTEST_H
+#define IMC_TESTS_CUDA_QTEST_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +20,7 @@
 #include "kernels/cuda/emu/cuemu_api.h"
 #include "types/types.h"
 
+#undef IMC_CUDA_FN // launch.h's default, if an earlier header brought it
 #define IMC_CUDA_FN(name) imc_cuemu_##name
 #include "kernels/cuda/kern_decl.h"
 #undef IMC_CUDA_FN
@@ -241,4 +242,4 @@ static inline int kt_cmp_bits16(const char *what, const uint16_t *a, const uint1
     return bad;
 }
 
-#endif // IMC_TESTS_CUDA_KERN_TEST_H
+#endif // IMC_TESTS_CUDA_QTEST_H

@@ -1,0 +1,35 @@
+/*
+ * kernels/cuda/emu/cuemu_api: the CUDA emulator's controls for tests (plain C).
+ *
+ * The emulator (kernels/cuda/emu/cuemu.h, fiber.cc, runtime.cc) runs the kernels of
+ * kernels/cuda/<op>.cu on the CPU for tests; see cuemu.h. A test picks the order in which the
+ * threads of a block are resumed (forward, reverse, or a seeded shuffle); a kernel that lacks a
+ * __syncthreads gives a wrong result in at least one order, so the tests run every kernel in
+ * all of them. The order is per calling host thread (test infrastructure state, kept here).
+ */
+#ifndef IMC_KERNELS_CUDA_EMU_CUEMU_API_H
+#define IMC_KERNELS_CUDA_EMU_CUEMU_API_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum cuemu_order {
+    CUEMU_FORWARD, // threads resumed in increasing linear threadIdx (the default)
+    CUEMU_REVERSE, // decreasing linear threadIdx
+    CUEMU_SHUFFLE, // a new pseudo-random permutation per pass, from the seed
+};
+#define CUEMU_ORDER_COUNT 3
+
+// Sets the resume order of the calling host thread's later launches; seed drives SHUFFLE.
+void cuemu_set_order(enum cuemu_order order, unsigned seed);
+// "forward", "reverse", "shuffle".
+const char *cuemu_order_name(enum cuemu_order order);
+// Context switches the calling host thread's launches made so far (for cost figures).
+unsigned long long cuemu_switch_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // IMC_KERNELS_CUDA_EMU_CUEMU_API_H

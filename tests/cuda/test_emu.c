@@ -1,0 +1,357 @@
+/*
+ * tests/cuda/test_emu: the CUDA emulator's own tests (kernels/cuda/emu; kernels in
+ * tests/cuda/kern_emu.cu): a barrier-dependent block reduction in every resume order, a kernel
+ * missing a __syncthreads that one order exposes, every shuffle and vote against values
+ * computed here, disjoint-mask warp ops, atomics, dynamic shared memory (poison, opt-in limit),
+ * the messages of each divergence and deadlock and of bad launch dimensions, and the fp16/bf16
+ * conversions bit for bit against types/ over all 65536 half values and edge floats (NaN: both
+ * sides NaN; the device writes the canonical 0x7fff). Needs no GPU.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "../logcap.h"
+#include "kernels/cuda/emu/cuemu_api.h"
+#include "kernels/cuda/kern_decl.h"
+#include "types/types.h"
+
+enum imc_status imc_cuemu_test_block_sum(const int *x, int *out, int blocks, int n, int racy);
+enum imc_status imc_cuemu_test_warp_ops(const int *v, int *out, int bx, int by);
+enum imc_status imc_cuemu_test_half_warp(const int *v, int *out);
+enum imc_status imc_cuemu_test_atomics(int *acc, int blocks, int n);
+enum imc_status imc_cuemu_test_dyn_reverse(const float *x, float *out, int *first, int blocks,
+                                           int n, size_t shmem, int optin);
+enum imc_status imc_cuemu_test_broken(int mode, int *out, int n);
+enum imc_status imc_cuemu_test_launch_dims(int *out, unsigned gx, unsigned gy, unsigned bx,
+                                           unsigned by, unsigned bz);
+enum imc_status imc_cuemu_test_convert(const float *f, unsigned short *h16, unsigned short *b16,
+                                       float *fh, float *fb, int n);
+
+static uint32_t rng = 12345;
+static uint32_t next_u32(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+static void *dev(size_t bytes)
+{
+    void *p = NULL;
+    CHECK(imc_cuemu_dev_alloc(bytes, &p) == IMC_OK && p, "dev_alloc %zu", bytes);
+    return p;
+}
+
+// Returns the number of orders in which the block sums came out right.
+static int block_sums(int blocks, int n, int racy)
+{
+    int *x = dev((size_t)blocks * n * sizeof(int)), *out = dev((size_t)blocks * sizeof(int));
+    int right = 0;
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order((enum cuemu_order)o, 7);
+        long want_total = 0;
+        for (int i = 0; i < blocks * n; i++) {
+            x[i] = (int)(next_u32() % 1000) - 300;
+        }
+        CHECK(imc_cuemu_test_block_sum(x, out, blocks, n, racy) == IMC_OK, "launch");
+        int ok = 1;
+        for (int b = 0; b < blocks; b++) {
+            long want = 0;
+            for (int i = 0; i < n; i++) {
+                want += x[b * n + i];
+            }
+            want_total += want;
+            ok &= out[b] == want;
+        }
+        right += ok;
+        if (!racy) {
+            CHECK(ok, "block sums, %d blocks of %d, order %s", blocks, n,
+                  cuemu_order_name((enum cuemu_order)o));
+        }
+        (void)want_total;
+    }
+    imc_cuemu_dev_free(x);
+    imc_cuemu_dev_free(out);
+    return right;
+}
+
+static int src_or_own(int l, int src, int lo, int hi)
+{
+    return src >= lo && src < hi ? src : l;
+}
+
+static void warp_ops(int bx, int by)
+{
+    int n = bx * by;
+    int *v = dev((size_t)n * sizeof(int)), *out = dev((size_t)n * 12 * sizeof(int));
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order((enum cuemu_order)o, 99);
+        for (int i = 0; i < n; i++) {
+            v[i] = (int)(next_u32() % 105) - 5;
+        }
+        CHECK(imc_cuemu_test_warp_ops(v, out, bx, by) == IMC_OK, "launch");
+        int bad = 0;
+        for (int t = 0; t < n && !bad; t++) {
+            int l = t % 32, b = t - l;
+            const int *w = v + b;
+            unsigned ballot = 0;
+            int any = 0, all = 1, sum = 0;
+            for (int k = 0; k < 32; k++) {
+                ballot |= (unsigned)(w[k] & 1) << k;
+                any |= w[k] > 90;
+                all &= w[k] >= 0;
+                sum += w[k];
+            }
+            int want[12] = {
+                w[5],
+                w[(l & ~7) + ((l + 3) & 7)],
+                w[src_or_own(l, l - 3, 0, 32)],
+                w[src_or_own(l, l - 2, l & ~15, 32)],
+                w[src_or_own(l, l + 7, 0, 32)],
+                w[src_or_own(l, l + 1, 0, (l & ~3) + 4)],
+                w[l ^ 16],
+                w[l ^ 3],
+                (int)ballot,
+                any,
+                all,
+                sum,
+            };
+            for (int k = 0; k < 12; k++) {
+                if (out[12 * t + k] != want[k]) {
+                    CHECK(0, "warp op %d, thread %d of %dx%d, order %s: %d, want %d", k, t, bx,
+                          by, cuemu_order_name((enum cuemu_order)o), out[12 * t + k], want[k]);
+                    bad = 1;
+                    break;
+                }
+            }
+        }
+        CHECK(!bad, "warp ops %dx%d", bx, by);
+    }
+    int *hv = v, *hout = out;
+    for (int i = 0; i < 32; i++) {
+        hv[i] = i * i;
+    }
+    CHECK(imc_cuemu_test_half_warp(hv, hout) == IMC_OK, "half-warp launch");
+    int lo = 0, hi = 0;
+    for (int i = 0; i < 16; i++) {
+        lo += i * i;
+        hi += (i + 16) * (i + 16);
+    }
+    int ok = 1;
+    for (int i = 0; i < 32; i++) {
+        ok &= hout[i] == (i < 16 ? lo : hi);
+    }
+    CHECK(ok, "disjoint-mask half-warp sums: %d %d, want %d %d", hout[0], hout[16], lo, hi);
+    imc_cuemu_dev_free(v);
+    imc_cuemu_dev_free(out);
+}
+
+static void atomics(void)
+{
+    int *acc = dev(10 * sizeof(int));
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order((enum cuemu_order)o, 3);
+        CHECK(imc_cuemu_dev_memset(NULL, acc, 0, 10 * sizeof(int)) == IMC_OK, "memset");
+        acc[8] = -1;
+        acc[9] = 1000000;
+        CHECK(imc_cuemu_test_atomics(acc, 3, 100) == IMC_OK, "launch");
+        unsigned long long u64;
+        float f;
+        double d;
+        memcpy(&u64, &acc[2], 8);
+        memcpy(&f, &acc[4], 4);
+        memcpy(&d, &acc[6], 8);
+        int mx = 0;
+        for (int g = 0; g < 300; g++) {
+            mx = g * 7 % 1000 > mx ? g * 7 % 1000 : mx;
+        }
+        CHECK(acc[0] == 299 * 300 / 2 && (unsigned)acc[1] == 600u && u64 == 300ull << 33 &&
+                  f == 150.0f && d == 75.0 && acc[8] == mx && acc[9] == 701,
+              "atomics: %d %u %llu %g %g %d %d", acc[0], (unsigned)acc[1], u64, f, d, acc[8],
+              acc[9]);
+    }
+    imc_cuemu_dev_free(acc);
+}
+
+static void dyn_shared(void)
+{
+    int blocks = 3, n = 64;
+    float *x = dev((size_t)blocks * n * 4), *out = dev((size_t)blocks * n * 4);
+    int *first = dev((size_t)blocks * sizeof(int));
+    float *hx = malloc((size_t)blocks * n * 4);
+    for (int i = 0; i < blocks * n; i++) {
+        hx[i] = (float)i * 0.5f;
+    }
+    CHECK(imc_cuemu_copy_to_dev(NULL, x, hx, (size_t)blocks * n * 4) == IMC_OK, "copy");
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order((enum cuemu_order)o, 5);
+        CHECK(imc_cuemu_test_dyn_reverse(x, out, first, blocks, n, (size_t)n * 4, 0) == IMC_OK,
+              "launch");
+        int ok = 1;
+        for (int b = 0; b < blocks; b++) {
+            ok &= first[b] == 0xff;
+            for (int t = 0; t < n; t++) {
+                ok &= out[b * n + t] == hx[b * n + n - 1 - t];
+            }
+        }
+        CHECK(ok, "dynamic shared reverse and 0xFF poison, order %s",
+              cuemu_order_name((enum cuemu_order)o));
+    }
+    struct logcap cap;
+    logcap_start(&cap);
+    enum imc_status st = imc_cuemu_test_dyn_reverse(x, out, first, 1, n, 49 * 1024, 0);
+    logcap_stop();
+    CHECK(st == IMC_ERR_CUDA && strstr(cap.text, "dyn_reverse_kernel") &&
+              strstr(cap.text, "50176 bytes of dynamic shared memory") &&
+              strstr(cap.text, "cudaFuncSetAttribute"),
+          "49 KiB of dynamic shared memory without opt-in: %s", cap.text);
+    CHECK(imc_cuemu_test_dyn_reverse(x, out, first, 1, n, 64 * 1024, 64 * 1024) == IMC_OK,
+          "64 KiB after opting in");
+    logcap_start(&cap);
+    st = imc_cuemu_test_dyn_reverse(x, out, first, 1, n, 64 * 1024, 200000);
+    logcap_stop();
+    CHECK(st == IMC_ERR_CUDA && strstr(cap.text, "the most is"), "opt-in past 163 KiB: %s",
+          cap.text);
+    free(hx);
+    imc_cuemu_dev_free(x);
+    imc_cuemu_dev_free(out);
+    imc_cuemu_dev_free(first);
+}
+
+// Each broken kernel fails with its message in every order, and the emulator recovers.
+static void broken(void)
+{
+    static const char *const want[6][2] = {
+        {"deadlock", "16 threads exited"},
+        {"barrier divergence", "__syncthreads at"},
+        {"leaves the lane out", "mask 0x00000001"},
+        {"reads lane 16, which is not in the mask 0x0000ffff", "__shfl_down_sync"},
+        {"warp divergence", "__a"},
+        {"names lanes warp 1 lacks", "16 threads"},
+    };
+    static const int nthreads[6] = {32, 64, 32, 32, 32, 48};
+    int *out = dev(64 * sizeof(int));
+    for (int mode = 0; mode < 6; mode++) {
+        for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+            cuemu_set_order((enum cuemu_order)o, 11);
+            struct logcap cap;
+            logcap_start(&cap);
+            enum imc_status st = imc_cuemu_test_broken(mode, out, nthreads[mode]);
+            logcap_stop();
+            if (o == CUEMU_FORWARD) {
+                printf("broken mode %d: %s", mode, cap.text);
+            }
+            CHECK(st == IMC_ERR_CUDA && cap.n_err == 1 && strstr(cap.text, "broken_kernel") &&
+                      strstr(cap.text, "block (0,0,0)") && strstr(cap.text, want[mode][0]) &&
+                      strstr(cap.text, want[mode][1]),
+                  "broken mode %d, order %s: status %d, log: %s", mode,
+                  cuemu_order_name((enum cuemu_order)o), (int)st, cap.text);
+        }
+    }
+    static const unsigned dims[4][5] = {
+        {1, 1, 1025, 1, 1}, {1, 1, 32, 32, 2}, {1, 65536, 32, 1, 1}, {0, 1, 32, 1, 1}};
+    for (int k = 0; k < 4; k++) {
+        struct logcap cap;
+        logcap_start(&cap);
+        const unsigned *d = dims[k];
+        enum imc_status st = imc_cuemu_test_launch_dims(out, d[0], d[1], d[2], d[3], d[4]);
+        logcap_stop();
+        CHECK(st == IMC_ERR_CUDA && strstr(cap.text, "outside the limits"),
+              "grid (%u,%u) block (%u,%u,%u): %s", d[0], d[1], d[2], d[3], d[4], cap.text);
+    }
+    CHECK(block_sums(2, 128, 0) == CUEMU_ORDER_COUNT, "a good launch after the failed ones");
+    imc_cuemu_dev_free(out);
+}
+
+static int same_f32(float a, float b)
+{
+    return isnan(a) ? isnan(b) != 0 : memcmp(&a, &b, 4) == 0;
+}
+
+static int half_is_nan(unsigned short h)
+{
+    return (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+}
+
+static void conversions(void)
+{
+    enum { N_EDGE = 40, N_RAND = 200000 };
+    int n = 2 * 65536 + N_EDGE + N_RAND;
+    float *f = dev((size_t)n * 4), *fh = dev(65536 * 4), *fb = dev(65536 * 4);
+    unsigned short *h16 = dev((size_t)n * 2), *b16 = dev((size_t)n * 2);
+    int k = 0;
+    for (int i = 0; i < 65536; i++) { // every half, and the midpoint to its successor (ties)
+        float a = imc_fp16_to_fp32((uint16_t)i);
+        f[k++] = a;
+        uint32_t bits;
+        memcpy(&bits, &a, 4);
+        bits += 1u << 12; // halfway between half neighbours in float bits (normals)
+        memcpy(&f[k++], &bits, 4);
+    }
+    const float edge[N_EDGE] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, FLT_MAX, -FLT_MAX,
+                                FLT_MIN, -FLT_MIN, 1e-45f, -1e-45f, 65504.0f, 65519.996f,
+                                65520.0f, -65520.0f, 5.9604645e-8f, 2.9802322e-8f,
+                                2.9802326e-8f, 8.940697e-8f, 6.097555e-5f, 6.1035156e-5f,
+                                1.0f, -1.0f, 1.0009766f, 1.00048828125f, 1.0014648f,
+                                3.3895314e38f, 3.3961776e38f, 1e-40f, 0.1f, 3.14159265f,
+                                2047.5f, 2048.5f, 4097.0f, 65536.0f, 1e10f, -1e-10f,
+                                5.96e-8f, 1.5e-5f};
+    for (int i = 0; i < N_EDGE; i++) {
+        f[k++] = edge[i];
+    }
+    for (int i = 0; i < N_RAND; i++) {
+        uint32_t bits = next_u32();
+        memcpy(&f[k++], &bits, 4);
+    }
+    CHECK(imc_cuemu_test_convert(f, h16, b16, fh, fb, n) == IMC_OK, "launch");
+    int bad_h = 0, bad_b = 0, bad_fh = 0, bad_fb = 0;
+    for (int i = 0; i < n; i++) {
+        uint16_t rh = imc_fp32_to_fp16(f[i]), rb = imc_fp32_to_bf16(f[i]);
+        int ok_h = isnan(f[i]) ? h16[i] == 0x7fff && half_is_nan(rh) : h16[i] == rh;
+        int ok_b = isnan(f[i]) ? b16[i] == 0x7fff && (rb & 0x7f80) == 0x7f80 && (rb & 0x7f)
+                               : b16[i] == rb;
+        if (!ok_h && bad_h++ < 5) {
+            printf("f32->f16 %a: 0x%04x, types/ 0x%04x\n", f[i], h16[i], rh);
+        }
+        if (!ok_b && bad_b++ < 5) {
+            printf("f32->bf16 %a: 0x%04x, types/ 0x%04x\n", f[i], b16[i], rb);
+        }
+    }
+    for (int i = 0; i < 65536; i++) {
+        bad_fh += !same_f32(fh[i], imc_fp16_to_fp32((uint16_t)i));
+        bad_fb += !same_f32(fb[i], imc_bf16_to_fp32((uint16_t)i));
+    }
+    CHECK(bad_h == 0, "f32->f16: %d of %d differ from imc_fp32_to_fp16", bad_h, n);
+    CHECK(bad_b == 0, "f32->bf16: %d of %d differ from imc_fp32_to_bf16", bad_b, n);
+    CHECK(bad_fh == 0, "f16->f32: %d of 65536 differ from imc_fp16_to_fp32", bad_fh);
+    CHECK(bad_fb == 0, "bf16->f32: %d of 65536 differ from imc_bf16_to_fp32", bad_fb);
+    imc_cuemu_dev_free(f);
+    imc_cuemu_dev_free(fh);
+    imc_cuemu_dev_free(fb);
+    imc_cuemu_dev_free(h16);
+    imc_cuemu_dev_free(b16);
+}
+
+int main(void)
+{
+    int devs = 0;
+    CHECK(imc_cuemu_device_count(&devs) == IMC_OK && devs == 1, "one emulated device: %d", devs);
+    CHECK(block_sums(5, 256, 0) == CUEMU_ORDER_COUNT, "barrier reduction in every order");
+    CHECK(block_sums(3, 64, 0) == CUEMU_ORDER_COUNT, "barrier reduction, 64 threads");
+    int racy = block_sums(5, 256, 1);
+    CHECK(racy < CUEMU_ORDER_COUNT, "the kernel missing a __syncthreads is exposed (right in %d "
+          "of %d orders)", racy, CUEMU_ORDER_COUNT);
+    warp_ops(32, 2);
+    warp_ops(8, 8);
+    atomics();
+    dyn_shared();
+    broken();
+    conversions();
+    printf("emulator: %llu context switches\n", cuemu_switch_count());
+    return check_summary();
+}
