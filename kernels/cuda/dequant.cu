@@ -13,7 +13,8 @@
 
 #include "kernels/cuda/kern_decl.h"
 
-namespace {
+namespace
+{
 
 constexpr int DQ_THREADS = 256;
 constexpr int64_t DQ_MAX_BLOCKS = 1 << 20;
@@ -125,16 +126,18 @@ IMC_CUDA_EXTERN bool IMC_CUDA_FN(supports_type)(enum imc_type type)
 }
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dequantize)(void *stream, enum imc_type type,
-                                                   const void *w, int64_t n_per_row, int64_t r0,
-                                                   int64_t nr, enum imc_type dst_type, void *dst)
+                                                        const void *w, int64_t n_per_row,
+                                                        int64_t r0, int64_t nr,
+                                                        enum imc_type dst_type, void *dst)
 {
-    return dispatch("cuda dequantize", stream, type, w, n_per_row, r0, nr, NULL, r0 + nr,
-                    dst_type, dst);
+    return dispatch("cuda dequantize", stream, type, w, n_per_row, r0, nr, NULL, r0 + nr, dst_type,
+                    dst);
 }
 
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_type type, const void *w,
-                                                 int64_t n_rows, int64_t n_per_row,
-                                                 const int32_t *ids, int64_t n_ids, float *dst)
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_type type,
+                                                      const void *w, int64_t n_rows,
+                                                      int64_t n_per_row, const int32_t *ids,
+                                                      int64_t n_ids, float *dst)
 {
     return dispatch("cuda get_rows", stream, type, w, n_per_row, 0, n_ids, ids, n_rows,
                     IMC_TYPE_F32, dst);

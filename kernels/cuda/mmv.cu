@@ -23,7 +23,8 @@
 
 #include "kernels/cuda/kern_decl.h"
 
-namespace {
+namespace
+{
 
 constexpr int MMV_WARPS = 4;
 constexpr int MAXT = IMC_CUDA_MMV_MAX_TOK;
@@ -87,8 +88,8 @@ enum imc_status launch(void *stream, const void *w, int64_t n_out, int64_t n_in,
 } // namespace
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type type, const void *w,
-                                            int64_t n_out, int64_t n_in, const float *x,
-                                            int n_tok, float *y)
+                                                 int64_t n_out, int64_t n_in, const float *x,
+                                                 int n_tok, float *y)
 {
     IMC_TRY(qdec::check_shape("cuda mmv", type, n_in));
     if (n_tok < 1 || n_tok > MAXT || n_out < 0) {

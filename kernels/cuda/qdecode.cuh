@@ -28,10 +28,11 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/kern_decl.h" // and types/types.h
 
-namespace qdec {
+namespace qdec
+{
 
 // Each type's geometry from types/types.def: BS_<NAME>, TS_<NAME>.
-#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                    \
+#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                     \
     constexpr int BS_##NAME = bs, TS_##NAME = ts;
 #include "types/types.def"
 #undef X
@@ -364,7 +365,8 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(IQ1_S, qdec::IQ1_S)                                                                          \
     X(IQ1_M, qdec::IQ1_M)
 
-namespace qdec {
+namespace qdec
+{
 
 // Whether type has a device decoder.
 static inline bool has_decoder(enum imc_type type)
@@ -384,7 +386,7 @@ static inline bool has_decoder(enum imc_type type)
 static inline const char *type_name(enum imc_type type)
 {
     switch ((int)type) {
-#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                    \
+#define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                     \
     case id:                                                                                       \
         return name;
 #include "types/types.def"
@@ -419,7 +421,8 @@ static inline enum imc_status check_shape(const char *what, enum imc_type type, 
     const int64_t bs = block_size(type);
     if (n_per_row <= 0 || n_per_row % bs != 0) {
         IMC_LOG_ERR("%s: rows of %lld elements: expected a positive multiple of %s's block of "
-                    "%lld", what, (long long)n_per_row, type_name(type), (long long)bs);
+                    "%lld",
+                    what, (long long)n_per_row, type_name(type), (long long)bs);
         return IMC_ERR_ARG;
     }
     return IMC_OK;

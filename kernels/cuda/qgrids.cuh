@@ -13,7 +13,8 @@
 #ifndef IMC_KERNELS_CUDA_QGRIDS_CUH
 #define IMC_KERNELS_CUDA_QGRIDS_CUH
 
-namespace qdec {
+namespace qdec
+{
 
 static __device__ const uint64_t iq2xxs_grid[256] = {
 #include "types/iq2xxs_grid.inc"
@@ -65,8 +66,7 @@ struct IQ2_XXS { // {d; u8 q[64]}: q[8ib..8ib+3] grid indices, u32 at q[8ib+4] s
         const int ib = e0 >> 5, l = (e0 >> 3) & 3;
         const uint8_t *q = b + 2 + 8 * ib;
         const uint32_t a = ld_u32(q + 4);
-        iq2_put8(y, iq2_dl(ld_fp16(b), a >> 28), iq2xxs_grid[q[l]],
-                 even_signs((a >> 7 * l) & 127));
+        iq2_put8(y, iq2_dl(ld_fp16(b), a >> 28), iq2xxs_grid[q[l]], even_signs((a >> 7 * l) & 127));
     }
 };
 
@@ -121,8 +121,8 @@ struct IQ3_S { // {d; qs[64]; qh[8]; signs[32]; scales[4]}: groups g = 2k, 2k + 
     static __device__ __forceinline__ void dec(const uint8_t *b, int e0, float *y)
     {
         const int ib = e0 >> 5, k = (e0 >> 3) & 3;
-        const float db = mul_rn(ld_fp16(b),
-                                (float)(1 + 2 * ((b[106 + ib / 2] >> 4 * (ib % 2)) & 15)));
+        const float db =
+            mul_rn(ld_fp16(b), (float)(1 + 2 * ((b[106 + ib / 2] >> 4 * (ib % 2)) & 15)));
         const unsigned signs = b[74 + 4 * ib + k], qh = b[66 + ib];
         for (int h = 0; h < 2; h++) {
             const int g = 2 * k + h;

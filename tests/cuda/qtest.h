@@ -40,18 +40,19 @@ struct kt_backend {
     enum imc_status (*sync)(void *stream);
     bool (*supports_type)(enum imc_type type);
     enum imc_status (*dequantize)(void *stream, enum imc_type type, const void *w,
-                                  int64_t n_per_row, int64_t r0, int64_t nr,
-                                  enum imc_type dst_type, void *dst);
+                                  int64_t n_per_row, int64_t r0, int64_t nr, enum imc_type dst_type,
+                                  void *dst);
     enum imc_status (*get_rows)(void *stream, enum imc_type type, const void *w, int64_t n_rows,
-                                int64_t n_per_row, const int32_t *ids, int64_t n_ids,
-                                float *dst);
+                                int64_t n_per_row, const int32_t *ids, int64_t n_ids, float *dst);
     enum imc_status (*mmv)(void *stream, enum imc_type type, const void *w, int64_t n_out,
                            int64_t n_in, const float *x, int n_tok, float *y);
 };
 
 #define KT_BACKEND(label, p)                                                                       \
-    {label,            p##dev_alloc,     p##dev_free,   p##copy_to_dev, p##copy_to_host,           \
-     p##sync,          p##supports_type, p##dequantize, p##get_rows,    p##mmv}
+    {                                                                                              \
+        label, p##dev_alloc, p##dev_free, p##copy_to_dev, p##copy_to_host, p##sync,                \
+            p##supports_type, p##dequantize, p##get_rows, p##mmv                                   \
+    }
 
 static const struct kt_backend kt_emu = KT_BACKEND("emu", imc_cuemu_);
 
@@ -71,7 +72,7 @@ static inline const struct kt_backend *kt_device(void)
 
 // The emulator orders every emulated case runs in.
 static const enum cuemu_order kt_orders[CUEMU_ORDER_COUNT] = {CUEMU_FORWARD, CUEMU_REVERSE,
-                                                               CUEMU_SHUFFLE};
+                                                              CUEMU_SHUFFLE};
 
 // The first type id >= t that b has kernels for, or IMC_TYPE_MAX_ID: iterate with
 // for (t = kt_next_type(b, 0); t < IMC_TYPE_MAX_ID; t = kt_next_type(b, t + 1)).
@@ -126,7 +127,6 @@ static inline enum imc_status kt_download(const struct kt_backend *b, void *dst,
     return b->sync(NULL);
 }
 
-
 // Byte offsets of the fp16 fields of one block (the rest of a block is codes and small scales).
 struct kt_fp16_fields {
     enum imc_type type;
@@ -135,12 +135,12 @@ struct kt_fp16_fields {
 };
 
 static const struct kt_fp16_fields kt_fields[] = {
-    {IMC_TYPE_Q4_0, 1, {0, 0}},   {IMC_TYPE_Q4_1, 2, {0, 2}},   {IMC_TYPE_Q5_0, 1, {0, 0}},
-    {IMC_TYPE_Q5_1, 2, {0, 2}},   {IMC_TYPE_Q8_0, 1, {0, 0}},   {IMC_TYPE_Q2_K, 2, {80, 82}},
-    {IMC_TYPE_Q3_K, 1, {108, 0}}, {IMC_TYPE_Q4_K, 2, {0, 2}},   {IMC_TYPE_Q5_K, 2, {0, 2}},
-    {IMC_TYPE_Q6_K, 1, {208, 0}}, {IMC_TYPE_IQ4_NL, 1, {0, 0}}, {IMC_TYPE_IQ4_XS, 1, {0, 0}},
+    {IMC_TYPE_Q4_0, 1, {0, 0}},    {IMC_TYPE_Q4_1, 2, {0, 2}},   {IMC_TYPE_Q5_0, 1, {0, 0}},
+    {IMC_TYPE_Q5_1, 2, {0, 2}},    {IMC_TYPE_Q8_0, 1, {0, 0}},   {IMC_TYPE_Q2_K, 2, {80, 82}},
+    {IMC_TYPE_Q3_K, 1, {108, 0}},  {IMC_TYPE_Q4_K, 2, {0, 2}},   {IMC_TYPE_Q5_K, 2, {0, 2}},
+    {IMC_TYPE_Q6_K, 1, {208, 0}},  {IMC_TYPE_IQ4_NL, 1, {0, 0}}, {IMC_TYPE_IQ4_XS, 1, {0, 0}},
     {IMC_TYPE_IQ2_XXS, 1, {0, 0}}, {IMC_TYPE_IQ2_XS, 1, {0, 0}}, {IMC_TYPE_IQ2_S, 1, {0, 0}},
-    {IMC_TYPE_IQ3_XXS, 1, {0, 0}}, {IMC_TYPE_IQ3_S, 1, {0, 0}},   {IMC_TYPE_IQ1_S, 1, {0, 0}},
+    {IMC_TYPE_IQ3_XXS, 1, {0, 0}}, {IMC_TYPE_IQ3_S, 1, {0, 0}},  {IMC_TYPE_IQ1_S, 1, {0, 0}},
     {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 
@@ -230,8 +230,7 @@ static inline int kt_cmp_bits32(const char *what, const void *a, const void *b, 
     return bad;
 }
 
-static inline int kt_cmp_bits16(const char *what, const uint16_t *a, const uint16_t *b,
-                                int64_t n)
+static inline int kt_cmp_bits16(const char *what, const uint16_t *a, const uint16_t *b, int64_t n)
 {
     int bad = 0;
     for (int64_t i = 0; i < n; i++) {

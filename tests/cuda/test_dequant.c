@@ -73,8 +73,8 @@ static void run_type(const struct kt_backend *b, enum imc_type type, const char 
     const int64_t bs = imc_type_traits((uint32_t)type)->block_size;
     for (int s = 0; s < 3; s++) {
         const int64_t nb = bs == 1 ? float_len[s] : shapes[s][2];
-        const int bad = run_case(b, type, shapes[s][0], shapes[s][1], nb * bs,
-                                 (uint64_t)(type * 100 + s));
+        const int bad =
+            run_case(b, type, shapes[s][0], shapes[s][1], nb * bs, (uint64_t)(type * 100 + s));
         CHECK(bad == 0, "%s %s: %lld x %lld from row %lld: %d elements differ", how,
               imc_type_name(type), (long long)shapes[s][1], (long long)(nb * bs),
               (long long)shapes[s][0], bad);

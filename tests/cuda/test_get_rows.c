@@ -84,8 +84,8 @@ static void test_edges(const struct kt_backend *b)
     float sentinel[4] = {1, 2, 3, 4}, back[4];
     void *dy = kt_upload(b, sentinel, sizeof(sentinel));
     struct logcap cap;
-    CHECK(b->get_rows(NULL, IMC_TYPE_F32, dy, 4, 1, NULL, 0, dy) == IMC_OK,
-          "%s: no ids is a no-op", b->name);
+    CHECK(b->get_rows(NULL, IMC_TYPE_F32, dy, 4, 1, NULL, 0, dy) == IMC_OK, "%s: no ids is a no-op",
+          b->name);
     logcap_start(&cap);
     CHECK(b->get_rows(NULL, IMC_TYPE_IQ2_K, dy, 1, 256, dy, 1, dy) == IMC_ERR_UNSUPPORTED &&
               cap.n_err == 1 && strstr(cap.text, "cuda get_rows: type iq2_k") != NULL,

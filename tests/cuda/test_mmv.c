@@ -113,8 +113,7 @@ static void run_case(const struct kt_backend *dev, enum imc_type type, struct mc
     }
     if (dev) {
         const enum imc_status st = run_mmv(dev, type, w, rb * (uint64_t)c.n_out, x, c, y);
-        CHECK(st == IMC_OK && check_tol(what, y, ref, tol, ny) == 0, "gpu %s: within bound",
-              what);
+        CHECK(st == IMC_OK && check_tol(what, y, ref, tol, ny) == 0, "gpu %s: within bound", what);
         CHECK(st == IMC_OK && kt_cmp_bits32(what, y, y0, ny) == 0, "gpu %s: the emulator's bits",
               what);
     }
