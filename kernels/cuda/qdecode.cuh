@@ -1,7 +1,8 @@
 /*
  * kernels/cuda/qdecode.cuh: the device twins of the block decoders of types/quant_legacy.c,
- * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, of the lattice
- * i-quants of types/iq1.c, iq2.c, iq3.c), shared by dequant.cu and mmv.cu.
+ * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh and qgrids_k.cuh,
+ * of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the K types of types/iqk_k.c),
+ * shared by dequant.cu and mmv.cu.
  * DESIGN.md §4; issue 13.
  *
  * Contract: a decoder D has BS (elements per block), TS (bytes per block), both from
@@ -27,6 +28,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/kern_decl.h" // and types/types.h
+#include "types/nl_values.h"
 
 namespace qdec
 {
@@ -86,14 +88,13 @@ static __device__ __forceinline__ uint32_t ld_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-// The non-linear 4-bit grid of iq4_nl / iq4_xs (a device copy of types/quant_iq4.c
-// imc_iq4_grid; test_dequant compares every code against the CPU decoder).
-static __device__ const int8_t iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                               1,    13,   25,  38,  53,  69,  89,  113};
+// The non-linear 4-bit grids of iq4_k: its first half is iq4_nl's and iq4_xs's grid
+// (types/quant_iq4.c imc_iq4_grid; kernels.types checks the two agree).
+static __device__ const int8_t iq4k_values[32] = {IMC_IQ4K_VALUES};
 
 static __device__ __forceinline__ float iq4_level(int q)
 {
-    return (float)iq4_grid[q];
+    return (float)iq4k_values[q];
 }
 
 // The 4-bit codes of elements e0 .. e0 + 7 (e0 % 8 == 0) of a 32-element run whose element
@@ -339,6 +340,7 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
 } // namespace qdec
 
 #include "kernels/cuda/qgrids.cuh"
+#include "kernels/cuda/qgrids_k.cuh"
 
 // The types with a device decoder (types.def name, decoder).
 #define IMC_CUDA_TYPES(X)                                                                          \
@@ -363,7 +365,12 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(IQ3_XXS, qdec::IQ3_XXS)                                                                      \
     X(IQ3_S, qdec::IQ3_S)                                                                          \
     X(IQ1_S, qdec::IQ1_S)                                                                          \
-    X(IQ1_M, qdec::IQ1_M)
+    X(IQ1_M, qdec::IQ1_M)                                                                          \
+    X(IQ2_K, qdec::IQ2_K)                                                                          \
+    X(IQ3_K, qdec::IQ3_K)                                                                          \
+    X(IQ4_K, qdec::IQ4_K)                                                                          \
+    X(IQ5_K, qdec::IQ5_K)                                                                          \
+    X(IQ6_K, qdec::IQ6_K)
 
 namespace qdec
 {

@@ -135,12 +135,29 @@ struct kt_fp16_fields {
 };
 
 static const struct kt_fp16_fields kt_fields[] = {
-    {IMC_TYPE_Q4_0, 1, {0, 0}},    {IMC_TYPE_Q4_1, 2, {0, 2}},   {IMC_TYPE_Q5_0, 1, {0, 0}},
-    {IMC_TYPE_Q5_1, 2, {0, 2}},    {IMC_TYPE_Q8_0, 1, {0, 0}},   {IMC_TYPE_Q2_K, 2, {80, 82}},
-    {IMC_TYPE_Q3_K, 1, {108, 0}},  {IMC_TYPE_Q4_K, 2, {0, 2}},   {IMC_TYPE_Q5_K, 2, {0, 2}},
-    {IMC_TYPE_Q6_K, 1, {208, 0}},  {IMC_TYPE_IQ4_NL, 1, {0, 0}}, {IMC_TYPE_IQ4_XS, 1, {0, 0}},
-    {IMC_TYPE_IQ2_XXS, 1, {0, 0}}, {IMC_TYPE_IQ2_XS, 1, {0, 0}}, {IMC_TYPE_IQ2_S, 1, {0, 0}},
-    {IMC_TYPE_IQ3_XXS, 1, {0, 0}}, {IMC_TYPE_IQ3_S, 1, {0, 0}},  {IMC_TYPE_IQ1_S, 1, {0, 0}},
+    {IMC_TYPE_Q4_0, 1, {0, 0}},
+    {IMC_TYPE_Q4_1, 2, {0, 2}},
+    {IMC_TYPE_Q5_0, 1, {0, 0}},
+    {IMC_TYPE_Q5_1, 2, {0, 2}},
+    {IMC_TYPE_Q8_0, 1, {0, 0}},
+    {IMC_TYPE_Q2_K, 2, {80, 82}},
+    {IMC_TYPE_Q3_K, 1, {108, 0}},
+    {IMC_TYPE_Q4_K, 2, {0, 2}},
+    {IMC_TYPE_Q5_K, 2, {0, 2}},
+    {IMC_TYPE_Q6_K, 1, {208, 0}},
+    {IMC_TYPE_IQ4_NL, 1, {0, 0}},
+    {IMC_TYPE_IQ4_XS, 1, {0, 0}},
+    {IMC_TYPE_IQ2_XXS, 1, {0, 0}},
+    {IMC_TYPE_IQ2_XS, 1, {0, 0}},
+    {IMC_TYPE_IQ2_S, 1, {0, 0}},
+    {IMC_TYPE_IQ3_XXS, 1, {0, 0}},
+    {IMC_TYPE_IQ3_S, 1, {0, 0}},
+    {IMC_TYPE_IQ1_S, 1, {0, 0}},
+    {IMC_TYPE_IQ2_K, 1, {0, 0}},
+    {IMC_TYPE_IQ3_K, 1, {0, 0}},
+    {IMC_TYPE_IQ4_K, 1, {0, 0}},
+    {IMC_TYPE_IQ5_K, 1, {0, 0}},
+    {IMC_TYPE_IQ6_K, 1, {0, 0}},
     {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 
