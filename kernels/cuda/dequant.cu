@@ -66,7 +66,7 @@ enum imc_status launch(void *stream, const void *w, int64_t n_per_row, int64_t r
 {
     const int64_t total = nr * (n_per_row / D::CH);
     const int64_t blocks = (total + DQ_THREADS - 1) / DQ_THREADS;
-    const size_t row_bytes = (size_t)(n_per_row / D::BS) * D::TS;
+    const size_t row_bytes = qdec::row_bytes<D>(n_per_row);
     if (total == 0) {
         return IMC_OK;
     }

@@ -72,7 +72,7 @@ template <class D>
 enum imc_status launch(void *stream, const void *w, int64_t n_out, int64_t n_in, const float *x,
                        int n_tok, float *y)
 {
-    const size_t row_bytes = (size_t)(n_in / D::BS) * D::TS;
+    const size_t row_bytes = qdec::row_bytes<D>(n_in);
     const int64_t blocks = (n_out + MMV_WARPS - 1) / MMV_WARPS;
     if (blocks > 0x7fffffff) {
         IMC_LOG_ERR("cuda mmv: %lld output rows: more than the grid holds", (long long)n_out);

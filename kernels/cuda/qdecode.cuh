@@ -1,14 +1,16 @@
 /*
  * kernels/cuda/qdecode.cuh: the device twins of the block decoders of types/quant_legacy.c,
- * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh and qgrids_k.cuh,
- * of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the K types of types/iqk_k.c),
- * shared by dequant.cu and mmv.cu.
+ * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, qgrids_k.cuh and
+ * qgrids_ks.cuh, of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the K types of
+ * types/iqk_k.c, iqk_ks.c, iqk_kss.c, iqk_kl.c), shared by dequant.cu and mmv.cu.
  * DESIGN.md §4; issue 13.
  *
  * Contract: a decoder D has BS (elements per block), TS (bytes per block), both from
  * types/types.def, and CH (elements one call decodes: 8 for the block types, 1 for f32, f16,
  * bf16); D::dec(blk, e0, y) writes elements e0 .. e0 + CH - 1 (e0 a multiple of CH) of the block
- * at blk into y. Every value is bit-identical to imc_type_decode: the same float operations in
+ * at blk into y. A type whose rows start with META bytes of row scale (types.def meta) has
+ * D::META and D::dec(blk, d, e0, y) instead, d the row's scale (dec_chunk passes it). Every
+ * value is bit-identical to imc_type_decode: the same float operations in
  * the same order, each rounded on its own (mul_rn / sub_rn / add_rn keep nvcc from fusing a
  * product and a sum into one fma, which the C decoders, built with -std=c17, never do).
  * Every 8-element chunk of a block lies inside one sub-block (sub-blocks are 16 or 32
@@ -33,9 +35,9 @@
 namespace qdec
 {
 
-// Each type's geometry from types/types.def: BS_<NAME>, TS_<NAME>.
+// Each type's geometry from types/types.def: BS_<NAME>, TS_<NAME>, META_<NAME>.
 #define X(NAME, id, name, bs, ts, rows, meta, dec, quant, tol)                                     \
-    constexpr int BS_##NAME = bs, TS_##NAME = ts;
+    constexpr int BS_##NAME = bs, TS_##NAME = ts, META_##NAME = meta;
 #include "types/types.def"
 #undef X
 
@@ -329,18 +331,46 @@ struct IQ4_XS { // {d; scales_h; scales_l[4]; qs[128]}: d·(ls - 32)·grid[q], i
     }
 };
 
-// Elements [c·CH, c·CH + CH) of a row that starts at row (c: the chunk index in the row).
-template <class D>
-static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, float *y)
-{
-    constexpr int per_block = D::BS / D::CH;
-    D::dec(row + (c / per_block) * D::TS, (int)(c % per_block) * D::CH, y);
-}
-
 } // namespace qdec
 
 #include "kernels/cuda/qgrids.cuh"
 #include "kernels/cuda/qgrids_k.cuh"
+#include "kernels/cuda/qgrids_ks.cuh"
+
+namespace qdec
+{
+
+// D::META (bytes of row meta ahead of the blocks; 0 where D has none).
+template <class D, class = void> struct meta_of {
+    static constexpr int value = 0;
+};
+template <class D> struct meta_of<D, decltype((void)D::META)> {
+    static constexpr int value = D::META;
+};
+
+// Bytes of a row of n elements of D (n a multiple of D::BS).
+template <class D> static inline size_t row_bytes(int64_t n)
+{
+    return (size_t)meta_of<D>::value + (size_t)(n / D::BS) * D::TS;
+}
+
+// Elements [c·CH, c·CH + CH) of a row that starts at row (c: the chunk index in the row); a row
+// with meta bytes passes its scale (fp16 for 2 bytes, f32 for 4) to the decoder.
+template <class D>
+static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, float *y)
+{
+    constexpr int per_block = D::BS / D::CH, meta = meta_of<D>::value;
+    const uint8_t *blk = row + meta + (c / per_block) * D::TS;
+    const int e0 = (int)(c % per_block) * D::CH;
+    if constexpr (meta == 0) {
+        D::dec(blk, e0, y);
+    } else {
+        static_assert(meta == 2 || meta == 4, "row scale: fp16 or f32");
+        D::dec(blk, meta == 2 ? ld_fp16(row) : __uint_as_float(ld_u32(row)), e0, y);
+    }
+}
+
+} // namespace qdec
 
 // The types with a device decoder (types.def name, decoder).
 #define IMC_CUDA_TYPES(X)                                                                          \
@@ -370,7 +400,13 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(IQ3_K, qdec::IQ3_K)                                                                          \
     X(IQ4_K, qdec::IQ4_K)                                                                          \
     X(IQ5_K, qdec::IQ5_K)                                                                          \
-    X(IQ6_K, qdec::IQ6_K)
+    X(IQ6_K, qdec::IQ6_K)                                                                          \
+    X(IQ2_KS, qdec::IQ2_KS)                                                                        \
+    X(IQ3_KS, qdec::IQ3_KS)                                                                        \
+    X(IQ4_KS, qdec::IQ4_KS)                                                                        \
+    X(IQ5_KS, qdec::IQ5_KS)                                                                        \
+    X(IQ4_KSS, qdec::IQ4_KSS)                                                                      \
+    X(IQ2_KL, qdec::IQ2_KL)
 
 namespace qdec
 {

@@ -158,6 +158,12 @@ static const struct kt_fp16_fields kt_fields[] = {
     {IMC_TYPE_IQ4_K, 1, {0, 0}},
     {IMC_TYPE_IQ5_K, 1, {0, 0}},
     {IMC_TYPE_IQ6_K, 1, {0, 0}},
+    {IMC_TYPE_IQ2_KS, 0, {0, 0}}, // these six: the row scale (row meta) is set instead
+    {IMC_TYPE_IQ3_KS, 0, {0, 0}},
+    {IMC_TYPE_IQ4_KS, 0, {0, 0}},
+    {IMC_TYPE_IQ5_KS, 0, {0, 0}},
+    {IMC_TYPE_IQ4_KSS, 0, {0, 0}},
+    {IMC_TYPE_IQ2_KL, 0, {0, 0}},
     {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 
@@ -175,7 +181,7 @@ static inline const struct kt_fp16_fields *kt_fields_of(enum imc_type type)
 static inline bool kt_can_make(enum imc_type type)
 {
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
-    return tr && tr->rows == 1 && tr->row_meta == 0 && (tr->from_float || kt_fields_of(type));
+    return tr && tr->rows == 1 && (tr->from_float || kt_fields_of(type));
 }
 
 // Returns a new matrix of rows x n elements of type (free with free); *rb: bytes per row.
@@ -202,8 +208,13 @@ static inline uint8_t *kt_weights(struct krng *r, enum imc_type type, int64_t ro
         for (uint64_t j = 0; j < *rb; j++) {
             row[j] = (uint8_t)krng_next(r);
         }
+        if (tr->row_meta > 0) { // a finite row scale: fp16 (2 bytes) or f32
+            const float d = krng_normal(r, 0.01f);
+            const uint16_t h = imc_fp32_to_fp16(d);
+            memcpy(row, tr->row_meta == 2 ? (const void *)&h : (const void *)&d, tr->row_meta);
+        }
         for (int64_t b = 0; b < n / tr->block_size; b++) {
-            uint8_t *blk = row + (size_t)b * tr->type_size;
+            uint8_t *blk = row + tr->row_meta + (size_t)b * tr->type_size;
             for (int f = 0; f < ff->n; f++) {
                 const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.01f));
                 blk[ff->off[f]] = (uint8_t)h;
