@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md (and of CI): installs dependencies, builds with warnings as
 # errors, runs every ctest test, then builds and runs the unit, kernel and GGUF tests again
-# under AddressSanitizer + UndefinedBehaviorSanitizer. After each ctest run, tests/skips.sh
+# under AddressSanitizer + UndefinedBehaviorSanitizer (with the emulated CUDA kernels: the
+# emulator announces its fiber switches to ASan). After each ctest run, tests/skips.sh
 # lists the skipped tests with their reasons and fails on any skip tests/skips.txt does not
 # expect on this machine (a skip is never a silent pass).
 set -euo pipefail
@@ -18,6 +19,6 @@ cmake -S "$root" -B "$root/build-asan" -DIMC_WERROR=ON -DIMC_CUDA=OFF \
       -DIMC_SANITIZE=address,undefined >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir "$root/build-asan" -L 'unit|kernels|gguf' --output-on-failure \
+    ctest --test-dir "$root/build-asan" -L 'unit|kernels|gguf|cuda' --output-on-failure \
     --output-junit junit.xml
 bash "$root/tests/skips.sh" "$root/build-asan/junit.xml"

@@ -16,11 +16,10 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_alloc)(size_t bytes, void **p);
 // Frees p (NULL is fine).
 IMC_CUDA_EXTERN void IMC_CUDA_FN(dev_free)(void *p);
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(copy_to_dev)(void *stream, void *dst, const void *src,
-                                                        size_t bytes);
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(copy_to_host)(void *stream, void *dst,
-                                                         const void *src, size_t bytes);
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, int v,
-                                                       size_t bytes);
+                                                         size_t bytes);
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(copy_to_host)(void *stream, void *dst, const void *src,
+                                                          size_t bytes);
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, int v, size_t bytes);
 // Waits for the stream's work.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 // *n = the number of visible devices (0 without a driver or device; the emulator has 1).

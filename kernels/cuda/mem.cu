@@ -28,18 +28,16 @@ extern "C" void IMC_CUDA_FN(dev_free)(void *p)
 }
 
 extern "C" enum imc_status IMC_CUDA_FN(copy_to_dev)(void *stream, void *dst, const void *src,
-                                                   size_t bytes)
+                                                    size_t bytes)
 {
-    IMC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
-                                   (cudaStream_t)stream));
+    IMC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)stream));
     return IMC_OK;
 }
 
 extern "C" enum imc_status IMC_CUDA_FN(copy_to_host)(void *stream, void *dst, const void *src,
-                                                    size_t bytes)
+                                                     size_t bytes)
 {
-    IMC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost,
-                                   (cudaStream_t)stream));
+    IMC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, (cudaStream_t)stream));
     IMC_CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)stream));
     return IMC_OK;
 }

@@ -188,8 +188,7 @@ static __global__ void convert_kernel(const float *f, unsigned short *h16, unsig
 }
 
 extern "C" enum imc_status imc_cuemu_test_convert(const float *f, unsigned short *h16,
-                                                  unsigned short *b16, float *fh, float *fb,
-                                                  int n)
+                                                  unsigned short *b16, float *fh, float *fb, int n)
 {
     IMC_LAUNCH(convert_kernel, (n + 255) / 256, 256, 0, NULL, f, h16, b16, fh, fb, n);
     return imc_cuda_check_launch("convert_kernel");

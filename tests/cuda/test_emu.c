@@ -123,8 +123,8 @@ static void warp_ops(int bx, int by)
             };
             for (int k = 0; k < 12; k++) {
                 if (out[12 * t + k] != want[k]) {
-                    CHECK(0, "warp op %d, thread %d of %dx%d, order %s: %d, want %d", k, t, bx,
-                          by, cuemu_order_name((enum cuemu_order)o), out[12 * t + k], want[k]);
+                    CHECK(0, "warp op %d, thread %d of %dx%d, order %s: %d, want %d", k, t, bx, by,
+                          cuemu_order_name((enum cuemu_order)o), out[12 * t + k], want[k]);
                     bad = 1;
                     break;
                 }
@@ -288,19 +288,23 @@ static void conversions(void)
     for (int i = 0; i < 65536; i++) { // every half, and the midpoint to its successor (ties)
         float a = imc_fp16_to_fp32((uint16_t)i);
         f[k++] = a;
+        if ((i & 0x7c00) == 0) { // subnormal: (m + 1/2) * 2^-24, exact in f32
+            f[k++] = ldexpf((float)(i & 0x3ff) + 0.5f, -24) * ((i & 0x8000) ? -1.0f : 1.0f);
+            continue;
+        }
         uint32_t bits;
         memcpy(&bits, &a, 4);
-        bits += 1u << 12; // halfway between half neighbours in float bits (normals)
+        bits += 1u << 12; // normal: halfway to the next half in f32 bits
         memcpy(&f[k++], &bits, 4);
     }
-    const float edge[N_EDGE] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, FLT_MAX, -FLT_MAX,
-                                FLT_MIN, -FLT_MIN, 1e-45f, -1e-45f, 65504.0f, 65519.996f,
-                                65520.0f, -65520.0f, 5.9604645e-8f, 2.9802322e-8f,
-                                2.9802326e-8f, 8.940697e-8f, 6.097555e-5f, 6.1035156e-5f,
-                                1.0f, -1.0f, 1.0009766f, 1.00048828125f, 1.0014648f,
-                                3.3895314e38f, 3.3961776e38f, 1e-40f, 0.1f, 3.14159265f,
-                                2047.5f, 2048.5f, 4097.0f, 65536.0f, 1e10f, -1e-10f,
-                                5.96e-8f, 1.5e-5f};
+    const float edge[N_EDGE] = {
+        0.0f,          -0.0f,          INFINITY,     -INFINITY,     NAN,           -NAN,
+        FLT_MAX,       -FLT_MAX,       FLT_MIN,      -FLT_MIN,      1e-45f,        -1e-45f,
+        65504.0f,      65519.996f,     65520.0f,     -65520.0f,     5.9604645e-8f, 2.9802322e-8f,
+        2.9802326e-8f, 8.940697e-8f,   6.097555e-5f, 6.1035156e-5f, 1.0f,          -1.0f,
+        1.0009766f,    1.00048828125f, 1.0014648f,   3.3895314e38f, 3.3961776e38f, 1e-40f,
+        0.1f,          3.14159265f,    2047.5f,      2048.5f,       4097.0f,       65536.0f,
+        1e10f,         -1e-10f,        5.96e-8f,     1.5e-5f};
     for (int i = 0; i < N_EDGE; i++) {
         f[k++] = edge[i];
     }
@@ -313,8 +317,8 @@ static void conversions(void)
     for (int i = 0; i < n; i++) {
         uint16_t rh = imc_fp32_to_fp16(f[i]), rb = imc_fp32_to_bf16(f[i]);
         int ok_h = isnan(f[i]) ? h16[i] == 0x7fff && half_is_nan(rh) : h16[i] == rh;
-        int ok_b = isnan(f[i]) ? b16[i] == 0x7fff && (rb & 0x7f80) == 0x7f80 && (rb & 0x7f)
-                               : b16[i] == rb;
+        int ok_b =
+            isnan(f[i]) ? b16[i] == 0x7fff && (rb & 0x7f80) == 0x7f80 && (rb & 0x7f) : b16[i] == rb;
         if (!ok_h && bad_h++ < 5) {
             printf("f32->f16 %a: 0x%04x, types/ 0x%04x\n", f[i], h16[i], rh);
         }
@@ -344,8 +348,10 @@ int main(void)
     CHECK(block_sums(5, 256, 0) == CUEMU_ORDER_COUNT, "barrier reduction in every order");
     CHECK(block_sums(3, 64, 0) == CUEMU_ORDER_COUNT, "barrier reduction, 64 threads");
     int racy = block_sums(5, 256, 1);
-    CHECK(racy < CUEMU_ORDER_COUNT, "the kernel missing a __syncthreads is exposed (right in %d "
-          "of %d orders)", racy, CUEMU_ORDER_COUNT);
+    CHECK(racy < CUEMU_ORDER_COUNT,
+          "the kernel missing a __syncthreads is exposed (right in %d "
+          "of %d orders)",
+          racy, CUEMU_ORDER_COUNT);
     warp_ops(32, 2);
     warp_ops(8, 8);
     atomics();

@@ -69,8 +69,12 @@ struct uint3 {
 };
 struct dim3 {
     unsigned x, y, z;
-    constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
-    constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+    constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz)
+    {
+    }
+    constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z)
+    {
+    }
 };
 struct float2 {
     float x, y;
@@ -148,7 +152,8 @@ cudaError_t cudaGetLastError(void);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t err);
 
-namespace cuemu {
+namespace cuemu
+{
 
 // One launch (fiber.cc). kernel_id identifies the kernel for cudaFuncSetAttribute.
 using invoke_fn = void (*)(void *closure);
@@ -447,7 +452,7 @@ inline unsigned short cuemu_f32_to_f16(float f)
     if (ax >= 0x477ff000u) { // rounds to >= 65520: inf
         return (unsigned short)(sign | 0x7c00u);
     }
-    if (ax < 0x38800000u) { // half subnormal or zero: round m * 2^(e-126) to an integer
+    if (ax < 0x38800000u) {      // half subnormal or zero: round m * 2^(e-126) to an integer
         if (ax <= 0x33000000u) { // <= 2^-25: ties to even give 0
             return (unsigned short)sign;
         }
@@ -495,7 +500,9 @@ inline float cuemu_bf16_to_f32(unsigned short h)
     struct T {                                                                                     \
         unsigned short __x;                                                                        \
         T() = default;                                                                             \
-        T(float f) : __x(to16(f)) {}                                                               \
+        T(float f) : __x(to16(f))                                                                  \
+        {                                                                                          \
+        }                                                                                          \
         operator float() const                                                                     \
         {                                                                                          \
             return to32(__x);                                                                      \

@@ -30,11 +30,13 @@
 #define CUEMU_ASAN 0
 #endif
 
-namespace cuemu {
+namespace cuemu
+{
 
 void set_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-namespace {
+namespace
+{
 
 constexpr unsigned k_max_threads = 1024;
 constexpr size_t k_stack = CUEMU_ASAN ? 512 * 1024 : 128 * 1024; // per fiber, guard page incl.
@@ -88,6 +90,7 @@ struct block {
     unsigned n_done;
     bool failed;
     std::string msg;
+    char err[512]; // a failed check's message, written by the fiber
 };
 
 // A thread's fiber stacks: k_max_threads stacks, mapped once on first use (pages on touch).
@@ -128,9 +131,9 @@ std::unordered_map<const void *, size_t> g_max_dyn; // kernel -> opted-in dynami
 
 const char *kind_name(warp_kind k)
 {
-    static const char *const names[] = {"__shfl_sync",   "__shfl_up_sync",  "__shfl_down_sync",
-                                        "__shfl_xor_sync", "__ballot_sync", "__any_sync",
-                                        "__all_sync",    "__syncwarp"};
+    static const char *const names[] = {"__shfl_sync",     "__shfl_up_sync", "__shfl_down_sync",
+                                        "__shfl_xor_sync", "__ballot_sync",  "__any_sync",
+                                        "__all_sync",      "__syncwarp"};
     return names[k];
 }
 
@@ -185,10 +188,15 @@ void yield_to_sched(block *b)
 }
 
 // Aborts the block from inside a fiber: records the message, never returns to the fiber.
-[[noreturn]] void fail(block *b, const std::string &m)
+// Formats into b->err without temporaries: the fiber's frames are never unwound.
+[[noreturn]] void fail(block *b, const char *f, ...) __attribute__((format(printf, 2, 3)));
+[[noreturn]] void fail(block *b, const char *f, ...)
 {
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b->err, sizeof(b->err), f, ap);
+    va_end(ap);
     b->failed = true;
-    b->msg = where(b) + ": " + m;
     yield_to_sched(b);
     abort(); // the scheduler never resumes a failed block
 }
@@ -243,8 +251,8 @@ std::string describe_deadlock(block *b)
     for (size_t wi = 0; wi < b->w->size(); wi++) {
         for (const wgroup &g : (*b->w)[wi].g) {
             if (g.mask) {
-                m += fmt(" warp %zu lanes 0x%08x wait at %s with mask 0x%08x for lanes 0x%08x;",
-                         wi, g.arrived, kind_name(g.kind), g.mask, g.mask & ~g.arrived);
+                m += fmt(" warp %zu lanes 0x%08x wait at %s with mask 0x%08x for lanes 0x%08x;", wi,
+                         g.arrived, kind_name(g.kind), g.mask, g.mask & ~g.arrived);
             }
         }
     }
@@ -255,22 +263,28 @@ std::string describe_deadlock(block *b)
     return m;
 }
 
+// A fresh fiber for thread i (getcontext only fills ctx: nothing ever returns to it here).
+__attribute__((noinline)) void init_fiber(block *b, unsigned i)
+{
+    fiber &f = (*b->f)[i];
+    f.lin = i;
+    f.tid = {i % b->bdim.x, i / b->bdim.x % b->bdim.y, i / (b->bdim.x * b->bdim.y)};
+    f.state = fstate::runnable;
+    f.fake_stack = nullptr;
+    f.stack = t_pool.get(i);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack + page;
+    f.ctx.uc_stack.ss_size = k_stack - page;
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, fiber_entry, 0);
+}
+
 bool run_block(block *b)
 {
     std::vector<fiber> &fs = *b->f;
     for (unsigned i = 0; i < b->n; i++) {
-        fiber &f = fs[i];
-        f.lin = i;
-        f.tid = {i % b->bdim.x, i / b->bdim.x % b->bdim.y, i / (b->bdim.x * b->bdim.y)};
-        f.state = fstate::runnable;
-        f.fake_stack = nullptr;
-        f.stack = t_pool.get(i);
-        long page = sysconf(_SC_PAGESIZE);
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack + page;
-        f.ctx.uc_stack.ss_size = k_stack - (size_t)page;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_entry, 0);
+        init_fiber(b, i);
     }
     for (warp &w : *b->w) {
         for (wgroup &g : w.g) {
@@ -297,6 +311,7 @@ bool run_block(block *b)
                 ran = true;
                 resume(b, &fs[i]);
                 if (b->failed) {
+                    b->msg = where(b) + ": " + b->err;
                     return false;
                 }
             }
@@ -353,8 +368,8 @@ void complete_group(block *b, warp &w, wgroup &g, unsigned base_lane)
         }
         if (g.kind <= W_SHFL_XOR) {
             if (src < 0 || src > 31 || !(g.mask >> src & 1u)) {
-                fail(b, fmt("%s: lane %u reads lane %d, which is not in the mask 0x%08x",
-                            kind_name(g.kind), l, src, g.mask));
+                fail(b, "%s: lane %u reads lane %d, which is not in the mask 0x%08x",
+                     kind_name(g.kind), l, src, g.mask);
             }
             w.out[l] = w.val[src];
         }
@@ -395,9 +410,10 @@ void syncthreads(const char *file, int line)
     block *b = t_blk;
     fiber *f = b->cur;
     if (b->bar_arrived > 0 && (line != b->bar_line || strcmp(file, b->bar_file) != 0)) {
-        fail(b, fmt("barrier divergence: threadIdx %s reached __syncthreads at %s:%d while %u "
-                    "threads wait at the one at %s:%d",
-                    tid_str(*f).c_str(), file, line, b->bar_arrived, b->bar_file, b->bar_line));
+        fail(b,
+             "barrier divergence: threadIdx (%u,%u,%u) reached __syncthreads at %s:%d while %u "
+             "threads wait at the one at %s:%d",
+             f->tid.x, f->tid.y, f->tid.z, file, line, b->bar_arrived, b->bar_file, b->bar_line);
     }
     b->bar_file = file;
     b->bar_line = line;
@@ -421,15 +437,16 @@ uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t val, int param, int wid
     unsigned exists = nl == 32 ? 0xffffffffu : (1u << nl) - 1u;
     const char *op = kind_name(kind);
     if (!(mask >> lane & 1u)) {
-        fail(b, fmt("%s: lane %u of warp %u (threadIdx %s) calls it with mask 0x%08x, which "
-                    "leaves the lane out", op, lane, wi, tid_str(*f).c_str(), mask));
+        fail(b,
+             "%s: lane %u of warp %u (threadIdx (%u,%u,%u)) calls it with mask 0x%08x, which "
+             "leaves the lane out",
+             op, lane, wi, f->tid.x, f->tid.y, f->tid.z, mask);
     }
     if (mask & ~exists) {
-        fail(b, fmt("%s: mask 0x%08x names lanes warp %u lacks (it has %u threads)", op, mask,
-                    wi, nl));
+        fail(b, "%s: mask 0x%08x names lanes warp %u lacks (it has %u threads)", op, mask, wi, nl);
     }
     if (width < 1 || width > 32 || (width & (width - 1))) {
-        fail(b, fmt("%s: width %d is not a power of two in [1, 32]", op, width));
+        fail(b, "%s: width %d is not a power of two in [1, 32]", op, width);
     }
     warp &w = (*b->w)[wi];
     wgroup *g = nullptr;
@@ -437,14 +454,17 @@ uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t val, int param, int wid
         if (c.mask == mask) {
             g = &c;
         } else if (c.mask & mask) {
-            fail(b, fmt("warp divergence: lane %u of warp %u calls %s with mask 0x%08x while "
-                        "lanes 0x%08x wait at %s with mask 0x%08x", lane, wi, op, mask,
-                        c.arrived, kind_name(c.kind), c.mask));
+            fail(b,
+                 "warp divergence: lane %u of warp %u calls %s with mask 0x%08x while "
+                 "lanes 0x%08x wait at %s with mask 0x%08x",
+                 lane, wi, op, mask, c.arrived, kind_name(c.kind), c.mask);
         }
     }
     if (g && g->kind != kind) {
-        fail(b, fmt("warp divergence: lane %u of warp %u calls %s while lanes 0x%08x wait at %s "
-                    "(mask 0x%08x)", lane, wi, op, g->arrived, kind_name(g->kind), mask));
+        fail(b,
+             "warp divergence: lane %u of warp %u calls %s while lanes 0x%08x wait at %s "
+             "(mask 0x%08x)",
+             lane, wi, op, g->arrived, kind_name(g->kind), mask);
     }
     if (!g) {
         for (wgroup &c : w.g) {
@@ -454,7 +474,7 @@ uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t val, int param, int wid
             }
         }
         if (!g) {
-            fail(b, fmt("warp %u: more than %d warp ops pending at once", wi, k_max_groups));
+            fail(b, "warp %u: more than %d warp ops pending at once", wi, k_max_groups);
         }
         g->mask = mask;
         g->arrived = 0;
@@ -486,8 +506,8 @@ cudaError_t set_max_dyn_shared(const void *kernel_id, int bytes)
 {
     if (bytes < 0 || (size_t)bytes > k_dyn_optin_max) {
         set_error(cudaErrorInvalidValue,
-                  "cudaFuncSetAttribute: %d bytes of dynamic shared memory, the most is %zu",
-                  bytes, k_dyn_optin_max);
+                  "cudaFuncSetAttribute: %d bytes of dynamic shared memory, the most is %zu", bytes,
+                  k_dyn_optin_max);
         return cudaErrorInvalidValue;
     }
     std::lock_guard<std::mutex> lk(g_attr_mu);
@@ -510,14 +530,15 @@ void launch(const char *name, const void *kernel_id, dim3 grid, dim3 bdim, size_
         nt > k_max_threads) {
         set_error(cudaErrorInvalidConfiguration,
                   "block dims (%u,%u,%u) outside the limits (each >= 1, <= (1024,1024,64), "
-                  "<= 1024 threads)", bdim.x, bdim.y, bdim.z);
+                  "<= 1024 threads)",
+                  bdim.x, bdim.y, bdim.z);
         return;
     }
-    if (!grid.x || !grid.y || !grid.z || grid.x > 0x7fffffffu || grid.y > 65535 ||
-        grid.z > 65535) {
+    if (!grid.x || !grid.y || !grid.z || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
         set_error(cudaErrorInvalidConfiguration,
                   "grid dims (%u,%u,%u) outside the limits (each >= 1, <= "
-                  "(2^31-1,65535,65535))", grid.x, grid.y, grid.z);
+                  "(2^31-1,65535,65535))",
+                  grid.x, grid.y, grid.z);
         return;
     }
     size_t dyn_max = max_dyn_shared(kernel_id);

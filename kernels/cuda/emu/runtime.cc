@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-namespace cuemu {
+namespace cuemu
+{
 
-namespace {
+namespace
+{
 thread_local cudaError_t t_err = cudaSuccess; // sticky until cudaGetLastError
 thread_local cudaError_t t_msg_err = cudaSuccess;
 thread_local char t_msg[1024];
@@ -37,8 +39,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     *p = malloc(bytes ? bytes : 1);
     if (!*p) {
-        cuemu::set_error(cudaErrorMemoryAllocation, "cudaMalloc: out of memory (%zu bytes)",
-                         bytes);
+        cuemu::set_error(cudaErrorMemoryAllocation, "cudaMalloc: out of memory (%zu bytes)", bytes);
         return cudaErrorMemoryAllocation;
     }
     memset(*p, 0xff, bytes);
