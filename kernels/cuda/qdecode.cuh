@@ -1,8 +1,9 @@
 /*
  * kernels/cuda/qdecode.cuh: the device twins of the block decoders of types/quant_legacy.c,
- * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, qgrids_k.cuh and
- * qgrids_ks.cuh, of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the K types of
- * types/iqk_k.c, iqk_ks.c, iqk_kss.c, iqk_kl.c), shared by dequant.cu and mmv.cu.
+ * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, qgrids_k.cuh,
+ * qgrids_ks.cuh, qgrids_kt.cuh, of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the
+ * K and trellis types of types/iqk_k.c, iqk_ks.c, iqk_kss.c, iqk_kl.c, kt.c), shared by
+ * dequant.cu and mmv.cu.
  * DESIGN.md §4; issue 13.
  *
  * Contract: a decoder D has BS (elements per block), TS (bytes per block), both from
@@ -336,6 +337,7 @@ struct IQ4_XS { // {d; scales_h; scales_l[4]; qs[128]}: d·(ls - 32)·grid[q], i
 #include "kernels/cuda/qgrids.cuh"
 #include "kernels/cuda/qgrids_k.cuh"
 #include "kernels/cuda/qgrids_ks.cuh"
+#include "kernels/cuda/qgrids_kt.cuh"
 
 namespace qdec
 {
@@ -406,7 +408,11 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(IQ4_KS, qdec::IQ4_KS)                                                                        \
     X(IQ5_KS, qdec::IQ5_KS)                                                                        \
     X(IQ4_KSS, qdec::IQ4_KSS)                                                                      \
-    X(IQ2_KL, qdec::IQ2_KL)
+    X(IQ2_KL, qdec::IQ2_KL)                                                                        \
+    X(IQ1_KT, qdec::IQ1_KT)                                                                        \
+    X(IQ2_KT, qdec::IQ2_KT)                                                                        \
+    X(IQ3_KT, qdec::IQ3_KT)                                                                        \
+    X(IQ4_KT, qdec::IQ4_KT)
 
 namespace qdec
 {

@@ -158,12 +158,16 @@ static const struct kt_fp16_fields kt_fields[] = {
     {IMC_TYPE_IQ4_K, 1, {0, 0}},
     {IMC_TYPE_IQ5_K, 1, {0, 0}},
     {IMC_TYPE_IQ6_K, 1, {0, 0}},
-    {IMC_TYPE_IQ2_KS, 0, {0, 0}}, // these six: the row scale (row meta) is set instead
+    {IMC_TYPE_IQ2_KS, 0, {0, 0}}, // these ten: the row scale (row meta) is set instead
     {IMC_TYPE_IQ3_KS, 0, {0, 0}},
     {IMC_TYPE_IQ4_KS, 0, {0, 0}},
     {IMC_TYPE_IQ5_KS, 0, {0, 0}},
     {IMC_TYPE_IQ4_KSS, 0, {0, 0}},
     {IMC_TYPE_IQ2_KL, 0, {0, 0}},
+    {IMC_TYPE_IQ1_KT, 0, {0, 0}},
+    {IMC_TYPE_IQ2_KT, 0, {0, 0}},
+    {IMC_TYPE_IQ3_KT, 0, {0, 0}},
+    {IMC_TYPE_IQ4_KT, 0, {0, 0}},
     {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 

@@ -87,9 +87,9 @@ static void test_edges(const struct kt_backend *b)
     CHECK(b->get_rows(NULL, IMC_TYPE_F32, dy, 4, 1, NULL, 0, dy) == IMC_OK, "%s: no ids is a no-op",
           b->name);
     logcap_start(&cap);
-    CHECK(b->get_rows(NULL, IMC_TYPE_IQ2_KT, dy, 1, 256, dy, 1, dy) == IMC_ERR_UNSUPPORTED &&
-              cap.n_err == 1 && strstr(cap.text, "cuda get_rows: type iq2_kt") != NULL,
-          "%s: iq2_kt refused with one message: %.100s", b->name, cap.text);
+    CHECK(b->get_rows(NULL, IMC_TYPE_IQ2_XXS_R4, dy, 1, 256, dy, 1, dy) == IMC_ERR_UNSUPPORTED &&
+              cap.n_err == 1 && strstr(cap.text, "cuda get_rows: type iq2_xxs_r4") != NULL,
+          "%s: iq2_xxs_r4 refused with one message: %.100s", b->name, cap.text);
     logcap_stop();
     CHECK(dy && kt_download(b, back, dy, sizeof(back)) == IMC_OK &&
               memcmp(back, sentinel, sizeof(back)) == 0,

@@ -148,8 +148,8 @@ static void test_rejects(const struct kt_backend *b)
           "%s: %d tokens refused", b->name, IMC_CUDA_MMV_MAX_TOK + 1);
     CHECK(b->mmv(NULL, IMC_TYPE_Q4_0, d, 1, 48, d, 1, d) == IMC_ERR_ARG,
           "%s: a q4_0 row of 48 refused", b->name);
-    CHECK(b->mmv(NULL, IMC_TYPE_IQ2_KT, d, 1, 256, d, 1, d) == IMC_ERR_UNSUPPORTED,
-          "%s: iq2_kt refused", b->name);
+    CHECK(b->mmv(NULL, IMC_TYPE_IQ2_XXS_R4, d, 1, 256, d, 1, d) == IMC_ERR_UNSUPPORTED,
+          "%s: iq2_xxs_r4 refused", b->name);
     logcap_stop();
     CHECK(cap.n_err == 4 && strstr(cap.text, "cuda mmv: 9 tokens, 1 rows: expected 1..8 tokens"),
           "%s: one message each: %.300s", b->name, cap.text);
