@@ -27,5 +27,5 @@ const int8_t imc_iq6nl_values[128] = {
 
 const uint16_t imc_iq2kl_values[32] = {IMC_IQ2KL_VALUES};
 
-const int8_t imc_mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+const int8_t imc_mxfp4_values[16] = {IMC_MXFP4_VALUES};
 // clang-format on

@@ -2,8 +2,8 @@
  * kernels/cuda/qdecode.cuh: the device twins of the block decoders of types/quant_legacy.c,
  * types/quant_k.c and types/quant_iq4.c (and, through kernels/cuda/qgrids.cuh, qgrids_k.cuh,
  * qgrids_ks.cuh, qgrids_kt.cuh, of the lattice i-quants of types/iq1.c, iq2.c, iq3.c and the
- * K and trellis types of types/iqk_k.c, iqk_ks.c, iqk_kss.c, iqk_kl.c, kt.c), shared by
- * dequant.cu and mmv.cu.
+ * K and trellis types of types/iqk_k.c, iqk_ks.c, iqk_kss.c, iqk_kl.c, kt.c, and through
+ * qmisc.cuh of types/quant_misc.c), shared by dequant.cu and mmv.cu.
  * DESIGN.md §4; issue 13.
  *
  * Contract: a decoder D has BS (elements per block), TS (bytes per block), both from
@@ -338,6 +338,7 @@ struct IQ4_XS { // {d; scales_h; scales_l[4]; qs[128]}: d·(ls - 32)·grid[q], i
 #include "kernels/cuda/qgrids_k.cuh"
 #include "kernels/cuda/qgrids_ks.cuh"
 #include "kernels/cuda/qgrids_kt.cuh"
+#include "kernels/cuda/qmisc.cuh"
 
 namespace qdec
 {
@@ -357,7 +358,8 @@ template <class D> static inline size_t row_bytes(int64_t n)
 }
 
 // Elements [c·CH, c·CH + CH) of a row that starts at row (c: the chunk index in the row); a row
-// with meta bytes passes its scale (fp16 for 2 bytes, f32 for 4) to the decoder.
+// with meta bytes passes its scale (fp16 for 2 bytes, else the f32 they start with) to the
+// decoder.
 template <class D>
 static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, float *y)
 {
@@ -367,7 +369,7 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     if constexpr (meta == 0) {
         D::dec(blk, e0, y);
     } else {
-        static_assert(meta == 2 || meta == 4, "row scale: fp16 or f32");
+        static_assert(meta == 2 || meta == 4 || meta == 8, "row scale: fp16 or f32");
         D::dec(blk, meta == 2 ? ld_fp16(row) : __uint_as_float(ld_u32(row)), e0, y);
     }
 }
@@ -412,7 +414,11 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(IQ1_KT, qdec::IQ1_KT)                                                                        \
     X(IQ2_KT, qdec::IQ2_KT)                                                                        \
     X(IQ3_KT, qdec::IQ3_KT)                                                                        \
-    X(IQ4_KT, qdec::IQ4_KT)
+    X(IQ4_KT, qdec::IQ4_KT)                                                                        \
+    X(Q6_0, qdec::Q6_0)                                                                            \
+    X(Q8_K, qdec::Q8_K)                                                                            \
+    X(MXFP4, qdec::MXFP4)                                                                          \
+    X(Q8_KV, qdec::Q8_KV)
 
 namespace qdec
 {

@@ -127,51 +127,57 @@ static inline enum imc_status kt_download(const struct kt_backend *b, void *dst,
     return b->sync(NULL);
 }
 
-// Byte offsets of the fp16 fields of one block (the rest of a block is codes and small scales).
-struct kt_fp16_fields {
+// The scale fields of one block (the rest of a block is codes and small scales): where, and
+// what they hold.
+struct kt_scale_fields {
     enum imc_type type;
     int n;      // fields
     int off[2]; // their byte offsets
+    int width;  // 2: fp16, 4: f32, 1: an E8M0 exponent byte
 };
 
-static const struct kt_fp16_fields kt_fields[] = {
-    {IMC_TYPE_Q4_0, 1, {0, 0}},
-    {IMC_TYPE_Q4_1, 2, {0, 2}},
-    {IMC_TYPE_Q5_0, 1, {0, 0}},
-    {IMC_TYPE_Q5_1, 2, {0, 2}},
-    {IMC_TYPE_Q8_0, 1, {0, 0}},
-    {IMC_TYPE_Q2_K, 2, {80, 82}},
-    {IMC_TYPE_Q3_K, 1, {108, 0}},
-    {IMC_TYPE_Q4_K, 2, {0, 2}},
-    {IMC_TYPE_Q5_K, 2, {0, 2}},
-    {IMC_TYPE_Q6_K, 1, {208, 0}},
-    {IMC_TYPE_IQ4_NL, 1, {0, 0}},
-    {IMC_TYPE_IQ4_XS, 1, {0, 0}},
-    {IMC_TYPE_IQ2_XXS, 1, {0, 0}},
-    {IMC_TYPE_IQ2_XS, 1, {0, 0}},
-    {IMC_TYPE_IQ2_S, 1, {0, 0}},
-    {IMC_TYPE_IQ3_XXS, 1, {0, 0}},
-    {IMC_TYPE_IQ3_S, 1, {0, 0}},
-    {IMC_TYPE_IQ1_S, 1, {0, 0}},
-    {IMC_TYPE_IQ2_K, 1, {0, 0}},
-    {IMC_TYPE_IQ3_K, 1, {0, 0}},
-    {IMC_TYPE_IQ4_K, 1, {0, 0}},
-    {IMC_TYPE_IQ5_K, 1, {0, 0}},
-    {IMC_TYPE_IQ6_K, 1, {0, 0}},
-    {IMC_TYPE_IQ2_KS, 0, {0, 0}}, // these ten: the row scale (row meta) is set instead
-    {IMC_TYPE_IQ3_KS, 0, {0, 0}},
-    {IMC_TYPE_IQ4_KS, 0, {0, 0}},
-    {IMC_TYPE_IQ5_KS, 0, {0, 0}},
-    {IMC_TYPE_IQ4_KSS, 0, {0, 0}},
-    {IMC_TYPE_IQ2_KL, 0, {0, 0}},
-    {IMC_TYPE_IQ1_KT, 0, {0, 0}},
-    {IMC_TYPE_IQ2_KT, 0, {0, 0}},
-    {IMC_TYPE_IQ3_KT, 0, {0, 0}},
-    {IMC_TYPE_IQ4_KT, 0, {0, 0}},
-    {IMC_TYPE_IQ1_M, 0, {0, 0}}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
+static const struct kt_scale_fields kt_fields[] = {
+    {IMC_TYPE_Q4_0, 1, {0, 0}, 2},
+    {IMC_TYPE_Q4_1, 2, {0, 2}, 2},
+    {IMC_TYPE_Q5_0, 1, {0, 0}, 2},
+    {IMC_TYPE_Q5_1, 2, {0, 2}, 2},
+    {IMC_TYPE_Q8_0, 1, {0, 0}, 2},
+    {IMC_TYPE_Q2_K, 2, {80, 82}, 2},
+    {IMC_TYPE_Q3_K, 1, {108, 0}, 2},
+    {IMC_TYPE_Q4_K, 2, {0, 2}, 2},
+    {IMC_TYPE_Q5_K, 2, {0, 2}, 2},
+    {IMC_TYPE_Q6_K, 1, {208, 0}, 2},
+    {IMC_TYPE_IQ4_NL, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ4_XS, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ2_XXS, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ2_XS, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ2_S, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ3_XXS, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ3_S, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ1_S, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ2_K, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ3_K, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ4_K, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ5_K, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ6_K, 1, {0, 0}, 2},
+    {IMC_TYPE_IQ2_KS, 0, {0, 0}, 2}, // these ten and q8_kv: the row scale (row meta) is set
+    {IMC_TYPE_IQ3_KS, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ4_KS, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ5_KS, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ4_KSS, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ2_KL, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ1_KT, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ2_KT, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ3_KT, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ4_KT, 0, {0, 0}, 2},
+    {IMC_TYPE_Q6_0, 1, {0, 0}, 2},
+    {IMC_TYPE_Q8_K, 1, {0, 0}, 4},
+    {IMC_TYPE_MXFP4, 1, {0, 0}, 1},
+    {IMC_TYPE_Q8_KV, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ1_M, 0, {0, 0}, 2}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 
-static inline const struct kt_fp16_fields *kt_fields_of(enum imc_type type)
+static inline const struct kt_scale_fields *kt_fields_of(enum imc_type type)
 {
     for (size_t i = 0; i < sizeof(kt_fields) / sizeof(kt_fields[0]); i++) {
         if (kt_fields[i].type == type) {
@@ -193,7 +199,7 @@ static inline uint8_t *kt_weights(struct krng *r, enum imc_type type, int64_t ro
                                   uint64_t *rb)
 {
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
-    const struct kt_fp16_fields *ff = kt_fields_of(type);
+    const struct kt_scale_fields *ff = kt_fields_of(type);
     if (!imc_type_row_bytes((uint32_t)type, n, rb)) {
         return NULL;
     }
@@ -212,17 +218,23 @@ static inline uint8_t *kt_weights(struct krng *r, enum imc_type type, int64_t ro
         for (uint64_t j = 0; j < *rb; j++) {
             row[j] = (uint8_t)krng_next(r);
         }
-        if (tr->row_meta > 0) { // a finite row scale: fp16 (2 bytes) or f32
+        if (tr->row_meta > 0) { // a finite row scale: fp16 (2 bytes of meta) or f32 (4 or 8)
             const float d = krng_normal(r, 0.01f);
             const uint16_t h = imc_fp32_to_fp16(d);
-            memcpy(row, tr->row_meta == 2 ? (const void *)&h : (const void *)&d, tr->row_meta);
+            memcpy(row, tr->row_meta == 2 ? (const void *)&h : (const void *)&d,
+                   tr->row_meta == 2 ? 2 : 4);
         }
         for (int64_t b = 0; b < n / tr->block_size; b++) {
             uint8_t *blk = row + tr->row_meta + (size_t)b * tr->type_size;
             for (int f = 0; f < ff->n; f++) {
-                const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.01f));
-                blk[ff->off[f]] = (uint8_t)h;
-                blk[ff->off[f] + 1] = (uint8_t)(h >> 8);
+                const float d = krng_normal(r, 0.01f);
+                const uint16_t h = imc_fp32_to_fp16(d);
+                if (ff->width == 1) { // 2^(e - 128) for e in [100, 131]: 2^-28 .. 2^3
+                    blk[ff->off[f]] = (uint8_t)(100 + krng_next(r) % 32);
+                } else {
+                    memcpy(blk + ff->off[f], ff->width == 2 ? (const void *)&h : (const void *)&d,
+                           (size_t)ff->width);
+                }
             }
             const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.01f));
             for (int k = 0; type == IMC_TYPE_IQ1_M && k < 4; k++) {
