@@ -40,6 +40,6 @@ if(BUILD_TESTING)
     imc_cuemu_sources(IMC_CUEMU_GEN ${IMC_CUEMU_CU})
     add_library(imc_cuda_emu STATIC ${IMC_CUEMU_GEN} ${IMC_CUEMU_RT})
     target_include_directories(imc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
-    target_link_libraries(imc_cuda_emu PUBLIC imc_core)
+    target_link_libraries(imc_cuda_emu PUBLIC imc_kernels) # rope.cu: imc_rope_corr_dims
     imc_cuemu_target(imc_cuda_emu)
 endif()

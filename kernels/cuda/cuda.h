@@ -8,8 +8,9 @@
  * The functions here exist in every build: without CUDA they are static inline stubs that report
  * IMC_ERR_UNSUPPORTED, so callers need no #if (STYLE b.10 #18).
  *
- * Status: the memory helpers exist as launchers (mem.cu); there is no device op table
- * (imc_cuda_backend is NULL) and no caller in the engine yet (issue 13).
+ * Status: launchers exist for memory (mem.cu), RMSNorm, softmax, SwiGLU, the Σx² statistics
+ * (elementwise.cu) and RoPE/YaRN (rope.cu); there is no device op table (imc_cuda_backend is
+ * NULL) and no caller in the engine yet (issue 13).
  */
 #ifndef IMC_KERNELS_CUDA_H
 #define IMC_KERNELS_CUDA_H

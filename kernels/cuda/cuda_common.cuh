@@ -3,8 +3,9 @@
  * the CUDA headers; with IMC_CUDA_EMU (the .cu compiled by g++ as C++17 for tests) the emulator
  * (kernels/cuda/emu/cuemu.h, which documents what it models). Both provide:
  *   IMC_LAUNCH(kernel, grid, block, shmem_bytes, stream, args...)  a launch on the opaque stream
- *       (void *, NULL = default stream); a template kernel goes through a function pointer
- *       variable (the comma of its arguments would split the macro's).
+ *       (void *, NULL = default stream); a template kernel goes in parentheses, since the comma
+ *       of its arguments would split the macro's: IMC_LAUNCH((k<float, 4>), grid, ...) (both
+ *       nvcc and the emulator accept it).
  *   IMC_DYN_SHARED(T, name)  declares the block's dynamic shared memory as T *name.
  *   imc_cuda_check_launch(kernel_name)  after a launch: IMC_OK, or IMC_ERR_CUDA logged with the
  *       kernel's name and the runtime's message.

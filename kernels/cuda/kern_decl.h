@@ -7,8 +7,33 @@
  */
 #include "kernels/cuda/launch.h"
 #include <stddef.h>
+#include <stdint.h>
+
+struct imc_rope; // kernels/kernels.h
 
 #include "core/status.h"
+
+// ---- elementwise.cu: the twins of kernels/ref/elementwise.c (kernels/kernels.h) ---------------
+// y[r] = x[r] / sqrt(mean(x[r]²) + eps) · w (w may be NULL), n_rows rows of n; y may equal x.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(rmsnorm)(void *stream, float *y, const float *x,
+                                                     const float *w, int64_t n_rows, int64_t n,
+                                                     float eps);
+// In place: each of n_rows rows of n becomes exp(x - max) / Σ exp(x - max); all -inf: zeros.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(softmax)(void *stream, float *x, int64_t n_rows,
+                                                     int64_t n);
+// out = silu(gate) · up over n_rows strided rows of n; out may alias gate or up.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(swiglu)(void *stream, float *out, int64_t ldo,
+                                                    const float *gate, int64_t ldg, const float *up,
+                                                    int64_t ldu, int64_t n_rows, int64_t n);
+// sum2[i] += Σ_r x[r][i]² in double, rows in order; *count += n_rows (count on the device).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sqacc)(void *stream, double *sum2, int64_t *count,
+                                                   const float *x, int64_t ldx, int64_t n_rows,
+                                                   int64_t n_in);
+
+// ---- rope.cu: the twin of imc_ref_rope (p on the host; x and pos on the device) -------------
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(rope)(void *stream, const struct imc_rope *p, float *x,
+                                                  int64_t n_tok, int64_t n_head, int64_t ld_tok,
+                                                  int64_t ld_head, const int32_t *pos);
 
 // ---- mem.cu: device memory and the device count ----------------------------------------------
 // Allocates bytes of device memory into *p (the emulator fills it with 0xFF).

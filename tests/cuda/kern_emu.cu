@@ -32,6 +32,44 @@ extern "C" enum imc_status imc_cuemu_test_block_sum(const int *x, int *out, int 
     return imc_cuda_check_launch("block_sum_kernel");
 }
 
+// Two block sums in a row (of x, then of x²) through one shared array of warp partials. racy:
+// without the barrier before the second sum writes its partials, so a warp that runs ahead
+// overwrites partials of the first sum that other warps have not read yet (the warp-level
+// hazard the emulator's run-ahead of a warp after a warp op exposes). out[2t + k] = sum k as
+// thread t sees it.
+static __device__ int warp_sum(int v)
+{
+    for (int d = 16; d > 0; d /= 2) {
+        v += __shfl_xor_sync(0xffffffffu, v, d);
+    }
+    return v;
+}
+
+static __global__ void two_sums_kernel(const int *x, int *out, int racy)
+{
+    __shared__ int part[32];
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    const int a = x[threadIdx.x];
+    for (int k = 0; k < 2; k++) {
+        int v = warp_sum(k ? a * a : a);
+        if (!racy || k == 0) {
+            __syncthreads();
+        }
+        if (lane == 0) {
+            part[warp] = v;
+        }
+        __syncthreads();
+        v = lane < nw ? part[lane] : 0;
+        out[2 * threadIdx.x + k] = warp_sum(v);
+    }
+}
+
+extern "C" enum imc_status imc_cuemu_test_two_sums(const int *x, int *out, int n, int racy)
+{
+    IMC_LAUNCH(two_sums_kernel, 1, n, 0, NULL, x, out, racy);
+    return imc_cuda_check_launch("two_sums_kernel");
+}
+
 // Every warp op on lane values v[i]; out has 12 ints per thread (see test_emu.c: expect_warp).
 static __global__ void warp_ops_kernel(const int *v, int *out)
 {
@@ -129,7 +167,7 @@ extern "C" enum imc_status imc_cuemu_test_dyn_reverse(const float *x, float *out
 
 // Broken kernels, one per mode: 0 threads exit before a barrier, 1 two barriers, 2 a lane not
 // in its mask, 3 a shuffle reading a lane outside the mask, 4 lanes at different warp ops,
-// 5 a mask naming lanes the block lacks.
+// 5 a mask naming lanes the block lacks, 6 a shuffle waiting for lanes that exited.
 static __global__ void broken_kernel(int mode, int *out)
 {
     unsigned t = threadIdx.x;
@@ -152,8 +190,10 @@ static __global__ void broken_kernel(int mode, int *out)
         }
     } else if (mode == 4) {
         out[t] = t < 8 ? __any_sync(0xffffffffu, 1) : __all_sync(0xffffffffu, 1);
-    } else {
+    } else if (mode == 5) {
         out[t] = __ballot_sync(0xffffffffu, 1);
+    } else if (t < 16) {
+        out[t] = __shfl_sync(0xffffffffu, (int)t, 0);
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * tests/cuda/test_emu: the CUDA emulator's own tests (kernels/cuda/emu; kernels in
  * tests/cuda/kern_emu.cu): a barrier-dependent block reduction in every resume order, a kernel
- * missing a __syncthreads that one order exposes, every shuffle and vote against values
+ * missing a __syncthreads that one order exposes, a cross-warp hazard (partials overwritten by
+ * a warp that runs ahead) that one order exposes, every shuffle and vote against values
  * computed here, disjoint-mask warp ops, atomics, dynamic shared memory (poison, opt-in limit),
  * the messages of each divergence and deadlock and of bad launch dimensions, and the fp16/bf16
  * conversions bit for bit against types/ over all 65536 half values and edge floats (NaN: both
@@ -20,6 +21,7 @@
 #include "types/types.h"
 
 enum imc_status imc_cuemu_test_block_sum(const int *x, int *out, int blocks, int n, int racy);
+enum imc_status imc_cuemu_test_two_sums(const int *x, int *out, int n, int racy);
 enum imc_status imc_cuemu_test_warp_ops(const int *v, int *out, int bx, int by);
 enum imc_status imc_cuemu_test_half_warp(const int *v, int *out);
 enum imc_status imc_cuemu_test_atomics(int *acc, int blocks, int n);
@@ -74,6 +76,30 @@ static int block_sums(int blocks, int n, int racy)
                   cuemu_order_name((enum cuemu_order)o));
         }
         (void)want_total;
+    }
+    imc_cuemu_dev_free(x);
+    imc_cuemu_dev_free(out);
+    return right;
+}
+
+// Returns the number of orders in which every thread saw both sums right.
+static int two_sums(int n, int racy)
+{
+    int *x = dev((size_t)n * sizeof(int)), *out = dev((size_t)n * 2 * sizeof(int));
+    int s = 0, s2 = 0, right = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = (int)(next_u32() % 100) + 1;
+        s += x[i];
+        s2 += x[i] * x[i];
+    }
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order((enum cuemu_order)o, 21);
+        CHECK(imc_cuemu_test_two_sums(x, out, n, racy) == IMC_OK, "launch");
+        int ok = 1;
+        for (int t = 0; t < n; t++) {
+            ok &= out[2 * t] == s && out[2 * t + 1] == s2;
+        }
+        right += ok;
     }
     imc_cuemu_dev_free(x);
     imc_cuemu_dev_free(out);
@@ -226,17 +252,19 @@ static void dyn_shared(void)
 // Each broken kernel fails with its message in every order, and the emulator recovers.
 static void broken(void)
 {
-    static const char *const want[6][2] = {
+    static const char *const want[7][2] = {
         {"deadlock", "16 threads exited"},
         {"barrier divergence", "__syncthreads at"},
         {"leaves the lane out", "mask 0x00000001"},
         {"reads lane 16, which is not in the mask 0x0000ffff", "__shfl_down_sync"},
         {"warp divergence", "__a"},
         {"names lanes warp 1 lacks", "16 threads"},
+        {"warp 0 lanes 0x0000ffff wait at __shfl_sync with mask 0xffffffff for lanes 0xffff0000",
+         "16 threads exited"},
     };
-    static const int nthreads[6] = {32, 64, 32, 32, 32, 48};
+    static const int nthreads[7] = {32, 64, 32, 32, 32, 48, 32};
     int *out = dev(64 * sizeof(int));
-    for (int mode = 0; mode < 6; mode++) {
+    for (int mode = 0; mode < 7; mode++) {
         for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
             cuemu_set_order((enum cuemu_order)o, 11);
             struct logcap cap;
@@ -351,6 +379,12 @@ int main(void)
     CHECK(racy < CUEMU_ORDER_COUNT,
           "the kernel missing a __syncthreads is exposed (right in %d "
           "of %d orders)",
+          racy, CUEMU_ORDER_COUNT);
+    CHECK(two_sums(128, 0) == CUEMU_ORDER_COUNT, "two block sums through one array");
+    racy = two_sums(128, 1);
+    CHECK(racy < CUEMU_ORDER_COUNT,
+          "a warp running ahead into the second sum is exposed (right "
+          "in %d of %d orders)",
           racy, CUEMU_ORDER_COUNT);
     warp_ops(32, 2);
     warp_ops(8, 8);

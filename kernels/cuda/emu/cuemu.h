@@ -6,11 +6,14 @@
  *
  * Execution model (runtime in fiber.cc):
  *   - A launch runs synchronously on the calling host thread; its blocks run one after another
- *     (z, y, x order). The threads of a block are user-level fibers (ucontext) on lazily mapped
- *     stacks with a guard page; a block has at most 1024 threads.
- *   - The scheduler resumes the runnable fibers in the order set by cuemu_set_order (forward,
- *     reverse, seeded shuffle); a fiber runs until it exits or waits at __syncthreads or a warp
- *     op, so code that misses a barrier reads stale data in at least one order.
+ *     (z, y, x order). The threads of a block are user-level fibers (a hand-written switch on
+ *     x86-64, ucontext elsewhere) on lazily mapped stacks of 192 KiB (448 KiB under ASan) above
+ *     a 64 KiB guard: a kernel's locals past that crash on the guard; at most 1024 threads.
+ *   - A fiber runs until it exits or waits at __syncthreads or a warp op. At the start and after
+ *     each __syncthreads the threads are queued in the order set by cuemu_set_order (forward,
+ *     reverse, seeded shuffle); when a warp op completes its lanes are queued first, so a warp
+ *     runs ahead of the others up to the next barrier. Code that misses a barrier therefore
+ *     reads stale data, or data overwritten too soon, in at least one order.
  *   - __syncthreads: every thread of the block must arrive at the same call site (file:line);
  *     a thread that exits while others wait, or threads at different barriers, abort the launch
  *     with a message naming the kernel, block, sites and thread counts (no hang).

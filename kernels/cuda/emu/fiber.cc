@@ -1,24 +1,35 @@
 /*
  * kernels/cuda/emu/fiber: the CUDA emulator's launch, block scheduler, barrier and warp ops
- * (model and limits: cuemu.h). Each thread of a block is a ucontext fiber; the scheduler (the
- * launching host thread's own stack) resumes runnable fibers in the chosen order until every
+ * (model and limits: cuemu.h). Each thread of a block is a fiber; the scheduler (the
+ * launching host thread's own stack) resumes runnable fibers from a run queue until every
  * fiber exited, a check failed, or none can run (a deadlock, reported with who waits where).
+ * A fiber runs until it exits or waits. At the start and after each __syncthreads every thread
+ * is queued in the launch's order (forward, reverse, shuffled); when a warp op completes, its
+ * lanes go to the front of the queue in that order, so that a warp runs ahead of the others to
+ * the next barrier: data one warp writes after a warp op and another reads without a barrier
+ * between is then read too early (or overwritten too soon) in at least one order.
  *
  * State: the running block of each host thread (t_blk), its resume order (t_order), its fiber
  * stack pool (t_pool) and the per-kernel dynamic shared memory opt-ins (max_dyn, behind a
  * mutex): test infrastructure, thread_local so that host threads can launch independently.
  * Under AddressSanitizer every switch is announced (__sanitizer_start/finish_switch_fiber).
+ *
+ * Context switch: on x86-64 a hand-written one (callee-saved registers, MXCSR and the x87
+ * control word, as the SysV ABI requires of a call), some 20 times faster than swapcontext,
+ * whose signal-mask system call per switch dominated launches of many small blocks; elsewhere,
+ * or with -DCUEMU_UCONTEXT=1, ucontext.
  */
 #include "kernels/cuda/emu/cuemu.h"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <sys/mman.h>
 #include <ucontext.h>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -30,6 +41,43 @@
 #define CUEMU_ASAN 0
 #endif
 
+#if defined(__x86_64__) && !defined(CUEMU_UCONTEXT)
+#define CUEMU_ASM_SWITCH 1
+// cuemu_swap(save, load): saves the caller's callee-saved state on its stack and its stack
+// pointer in *save, then continues on the stack load with the state saved there.
+extern "C" void cuemu_swap(void **save, void *load);
+asm(R"(
+    .text
+    .p2align 4
+    .type cuemu_swap, @function
+cuemu_swap:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size cuemu_swap, .-cuemu_swap
+)");
+#else
+#define CUEMU_ASM_SWITCH 0
+#endif
+
 namespace cuemu
 {
 
@@ -39,15 +87,62 @@ namespace
 {
 
 constexpr unsigned k_max_threads = 1024;
-constexpr size_t k_stack = CUEMU_ASAN ? 512 * 1024 : 128 * 1024; // per fiber, guard page incl.
+constexpr size_t k_stack = CUEMU_ASAN ? 512 * 1024 : 256 * 1024; // per fiber, guard included
+constexpr size_t k_guard = 64 * 1024;                            // a multiple of any page size
 constexpr size_t k_dyn_default = 48 * 1024;
 constexpr size_t k_dyn_optin_max = 166912; // sm_80: 163 KiB
 constexpr int k_max_groups = 8;            // concurrent warp ops with disjoint masks per warp
 
 enum class fstate { runnable, barrier, warp, done };
 
+#if CUEMU_ASM_SWITCH
+struct uctx {
+    void *sp;
+};
+
+// A context that starts entry() on the stack [lo, lo + size) (lo + size 16-byte aligned).
+void ctx_make(uctx &c, char *lo, size_t size, void (*entry)())
+{
+    uintptr_t *sp = reinterpret_cast<uintptr_t *>(lo + size);
+    *--sp = 0;                                  // entry's return address: it never returns
+    *--sp = reinterpret_cast<uintptr_t>(entry); // cuemu_swap's ret goes here
+    for (int k = 0; k < 6; k++) {
+        *--sp = 0; // rbp rbx r12-r15
+    }
+    uint32_t mxcsr;
+    uint16_t fcw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fcw));
+    *--sp = (uintptr_t)mxcsr | (uintptr_t)fcw << 32;
+    c.sp = sp;
+}
+
+inline void ctx_swap(uctx &from, uctx &to)
+{
+    cuemu_swap(&from.sp, to.sp);
+}
+#else
+struct uctx {
+    ucontext_t uc;
+};
+
+__attribute__((noinline)) void ctx_make(uctx &c, char *lo, size_t size, void (*entry)())
+{
+    getcontext(&c.uc); // only fills uc: nothing ever returns to it here
+    c.uc.uc_stack.ss_sp = lo;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+
+inline void ctx_swap(uctx &from, uctx &to)
+{
+    swapcontext(&from.uc, &to.uc);
+}
+#endif // CUEMU_ASM_SWITCH
+
 struct fiber {
-    ucontext_t ctx;
+    uctx ctx;
     uint3 tid;
     unsigned lin;
     fstate state;
@@ -77,7 +172,7 @@ struct block {
     std::vector<fiber> *f;
     std::vector<warp> *w;
     fiber *cur;
-    ucontext_t sched;
+    uctx sched;
     void *sched_fake;
     const void *sched_bottom;
     size_t sched_size;
@@ -89,6 +184,9 @@ struct block {
     int bar_line;
     unsigned n_done;
     bool failed;
+    std::deque<unsigned> runq;     // runnable threads, next first
+    std::vector<unsigned> scratch; // wake's order
+    unsigned rng;                  // SHUFFLE's state
     std::string msg;
     char err[512]; // a failed check's message, written by the fiber
 };
@@ -111,9 +209,8 @@ struct stack_pool {
                 return nullptr;
             }
             base = static_cast<char *>(p);
-            long page = sysconf(_SC_PAGESIZE);
             for (unsigned k = 0; k < k_max_threads; k++) { // guard page below each stack
-                mprotect(base + k * k_stack, (size_t)page, PROT_NONE);
+                mprotect(base + k * k_stack, k_guard, PROT_NONE);
             }
         }
         return base + (size_t)i * k_stack;
@@ -183,7 +280,7 @@ void yield_to_sched(block *b)
     fiber *f = b->cur;
     t_switches++;
     asan_start(&f->fake_stack, b->sched_bottom, b->sched_size);
-    swapcontext(&f->ctx, &b->sched);
+    ctx_swap(f->ctx, b->sched);
     asan_finish(f->fake_stack, nullptr, nullptr);
 }
 
@@ -210,15 +307,15 @@ void fiber_entry()
     b->n_done++;
     t_switches++;
     asan_start(nullptr, b->sched_bottom, b->sched_size); // this fiber's fake stack ends here
-    setcontext(&b->sched);
+    ctx_swap(b->cur->ctx, b->sched);                     // never resumed
 }
 
 void resume(block *b, fiber *f)
 {
     b->cur = f;
     t_switches++;
-    asan_start(&b->sched_fake, f->stack, k_stack);
-    swapcontext(&b->sched, &f->ctx);
+    asan_start(&b->sched_fake, f->stack + k_guard, k_stack - k_guard);
+    ctx_swap(b->sched, f->ctx);
     asan_finish(b->sched_fake, nullptr, nullptr);
 }
 
@@ -234,11 +331,10 @@ unsigned next_rand(unsigned &s)
 std::string describe_deadlock(block *b)
 {
     std::vector<fiber> &fs = *b->f;
-    unsigned at_bar = 0, at_warp = 0;
+    unsigned at_bar = 0; // the waiters at warp ops are listed per warp below
     const fiber *first_done = nullptr;
     for (const fiber &f : fs) {
         at_bar += f.state == fstate::barrier;
-        at_warp += f.state == fstate::warp;
         if (f.state == fstate::done && !first_done) {
             first_done = &f;
         }
@@ -263,8 +359,8 @@ std::string describe_deadlock(block *b)
     return m;
 }
 
-// A fresh fiber for thread i (getcontext only fills ctx: nothing ever returns to it here).
-__attribute__((noinline)) void init_fiber(block *b, unsigned i)
+// A fresh fiber for thread i.
+void init_fiber(block *b, unsigned i)
 {
     fiber &f = (*b->f)[i];
     f.lin = i;
@@ -272,12 +368,40 @@ __attribute__((noinline)) void init_fiber(block *b, unsigned i)
     f.state = fstate::runnable;
     f.fake_stack = nullptr;
     f.stack = t_pool.get(i);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack + page;
-    f.ctx.uc_stack.ss_size = k_stack - page;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, fiber_entry, 0);
+    ctx_make(f.ctx, f.stack + k_guard, k_stack - k_guard, fiber_entry);
+}
+
+// Makes the threads base + lanes[k] runnable, queued in the launch's order: at the back (a new
+// phase, after a barrier) or at the front (after a warp op: the warp runs ahead).
+void wake(block *b, unsigned base, const unsigned *lanes, unsigned n, bool front)
+{
+    std::vector<unsigned> &o = b->scratch;
+    o.assign(lanes, lanes + n);
+    if (t_order == CUEMU_REVERSE) {
+        std::reverse(o.begin(), o.end());
+    } else if (t_order == CUEMU_SHUFFLE) {
+        for (unsigned i = n; i > 1; i--) {
+            std::swap(o[i - 1], o[next_rand(b->rng) % i]);
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = base + o[front ? n - 1 - k : k];
+        (*b->f)[i].state = fstate::runnable;
+        if (front) {
+            b->runq.push_front(i);
+        } else {
+            b->runq.push_back(i);
+        }
+    }
+}
+
+void wake_all(block *b)
+{
+    std::vector<unsigned> all(b->n);
+    for (unsigned i = 0; i < b->n; i++) {
+        all[i] = i;
+    }
+    wake(b, 0, all.data(), b->n, false);
 }
 
 bool run_block(block *b)
@@ -293,41 +417,28 @@ bool run_block(block *b)
     }
     b->bar_arrived = 0;
     b->n_done = 0;
-    std::vector<unsigned> order(b->n);
-    unsigned seed = t_seed * 2654435761u + b->bidx.x * 40503u + b->bidx.y * 977u + b->bidx.z + 1;
-    while (b->n_done < b->n) {
-        for (unsigned i = 0; i < b->n; i++) {
-            order[i] = t_order == CUEMU_REVERSE ? b->n - 1 - i : i;
-        }
-        if (t_order == CUEMU_SHUFFLE) {
-            for (unsigned i = b->n; i > 1; i--) {
-                unsigned j = next_rand(seed) % i;
-                std::swap(order[i - 1], order[j]);
-            }
-        }
-        bool ran = false;
-        for (unsigned i : order) {
-            if (fs[i].state == fstate::runnable) {
-                ran = true;
-                resume(b, &fs[i]);
-                if (b->failed) {
-                    b->msg = where(b) + ": " + b->err;
-                    return false;
-                }
-            }
-        }
-        if (!ran) {
-            b->msg = where(b) + ": " + describe_deadlock(b);
+    b->rng = t_seed * 2654435761u + b->bidx.x * 40503u + b->bidx.y * 977u + b->bidx.z + 1;
+    b->runq.clear();
+    wake_all(b);
+    while (!b->runq.empty()) {
+        unsigned i = b->runq.front();
+        b->runq.pop_front();
+        resume(b, &fs[i]);
+        if (b->failed) {
+            b->msg = where(b) + ": " + b->err;
             return false;
         }
+    }
+    if (b->n_done < b->n) {
+        b->msg = where(b) + ": " + describe_deadlock(b);
+        return false;
     }
     return true;
 }
 
 void complete_group(block *b, warp &w, wgroup &g, unsigned base_lane)
 {
-    std::vector<fiber> &fs = *b->f;
-    unsigned ballot = 0;
+    unsigned ballot = 0, lanes[32], n_lanes = 0;
     for (unsigned l = 0; l < 32; l++) {
         if ((g.mask >> l & 1u) && w.val[l]) {
             ballot |= 1u << l;
@@ -373,9 +484,10 @@ void complete_group(block *b, warp &w, wgroup &g, unsigned base_lane)
             }
             w.out[l] = w.val[src];
         }
-        fs[base_lane + l].state = fstate::runnable;
+        lanes[n_lanes++] = l;
     }
     g.mask = 0;
+    wake(b, base_lane, lanes, n_lanes, true);
 }
 
 } // namespace
@@ -420,10 +532,8 @@ void syncthreads(const char *file, int line)
     b->bar_arrived++;
     f->state = fstate::barrier;
     if (b->bar_arrived == b->n) {
-        for (fiber &o : *b->f) {
-            o.state = fstate::runnable;
-        }
         b->bar_arrived = 0;
+        wake_all(b);
     }
     yield_to_sched(b);
 }
