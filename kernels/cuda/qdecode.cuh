@@ -418,7 +418,11 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(Q6_0, qdec::Q6_0)                                                                            \
     X(Q8_K, qdec::Q8_K)                                                                            \
     X(MXFP4, qdec::MXFP4)                                                                          \
-    X(Q8_KV, qdec::Q8_KV)
+    X(Q8_KV, qdec::Q8_KV)                                                                          \
+    X(TQ1_0, qdec::TQ1_0)                                                                          \
+    X(TQ2_0, qdec::TQ2_0)                                                                          \
+    X(IQ1_BN, qdec::IQ1_BN)                                                                        \
+    X(IQ2_BN, qdec::IQ2_BN)
 
 namespace qdec
 {

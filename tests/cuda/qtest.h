@@ -174,6 +174,10 @@ static const struct kt_scale_fields kt_fields[] = {
     {IMC_TYPE_Q8_K, 1, {0, 0}, 4},
     {IMC_TYPE_MXFP4, 1, {0, 0}, 1},
     {IMC_TYPE_Q8_KV, 0, {0, 0}, 2},
+    {IMC_TYPE_TQ1_0, 1, {52, 0}, 2},
+    {IMC_TYPE_TQ2_0, 1, {64, 0}, 2},
+    {IMC_TYPE_IQ1_BN, 0, {0, 0}, 2},
+    {IMC_TYPE_IQ2_BN, 0, {0, 0}, 2},
     {IMC_TYPE_IQ1_M, 0, {0, 0}, 2}, // its fp16 d is the top nibbles of bytes 49, 51, 53, 55
 };
 

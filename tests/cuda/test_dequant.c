@@ -141,7 +141,7 @@ int main(void)
         CHECK(kt_can_make((enum imc_type)t), "test can make %s weights", imc_type_name(t));
         n_types++;
     }
-    CHECK(n_types >= 41, "%d types have device decoders", n_types);
+    CHECK(n_types >= 45, "%d types have device decoders", n_types);
     kt_run_types(dev, run_type);
     test_rejects(&kt_emu);
     if (dev) {
