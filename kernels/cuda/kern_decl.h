@@ -62,3 +62,44 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(attention)(void *stream,
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(moe_route)(void *stream, const struct imc_route_cfg *c,
                                                        const float *logits, int64_t n_tok,
                                                        int32_t *ids, float *weights);
+
+// ---- dequant.cu: weight rows of a GGUF type -> f32 / f16 / bf16 ----------------------------
+#ifdef __cplusplus // types.h is C: its function imc_type_traits shadows the struct's name in C++
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+extern "C" {
+#endif
+#include "types/types.h"
+#ifdef __cplusplus
+}
+#pragma GCC diagnostic pop
+#endif
+// Whether the dequantize, get_rows and mmv launchers handle weights of type.
+IMC_CUDA_EXTERN bool IMC_CUDA_FN(supports_type)(enum imc_type type);
+// Decodes rows [r0, r0 + nr) of the weight matrix w (device; rows of n_per_row elements of type,
+// row 0 at w) into dst (device; nr x n_per_row elements of dst_type: F32, bit-identical to
+// imc_type_decode, or F16 / BF16, that value rounded to nearest even). Returns
+// IMC_ERR_UNSUPPORTED for a type without a kernel (supports_type) or another dst_type,
+// IMC_ERR_ARG when n_per_row is not a positive multiple of the block, IMC_ERR_CUDA.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dequantize)(void *stream, enum imc_type type,
+                                                        const void *w, int64_t n_per_row,
+                                                        int64_t r0, int64_t nr,
+                                                        enum imc_type dst_type, void *dst);
+// Row r of dst (device, n_ids x n_per_row f32) = row ids[r] (device int32) of the n_rows x
+// n_per_row matrix w (device), bit-identical to imc_type_decode; an id outside [0, n_rows)
+// gives a row of NaN (callers check token ids on the host). Errors as dequantize.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_type type,
+                                                      const void *w, int64_t n_rows,
+                                                      int64_t n_per_row, const int32_t *ids,
+                                                      int64_t n_ids, float *dst);
+
+// ---- mmv.cu: small-batch matmul straight on the quantized weight rows ------------------------
+#define IMC_CUDA_MMV_MAX_TOK 8 // most tokens per mmv call (larger batches: dequantize + GEMM)
+// y[t][o] = Σ_i W[o][i]·x[t][i] for t < n_tok (1..IMC_CUDA_MMV_MAX_TOK), o < n_out: W (device)
+// n_out x n_in of type, x (device) n_tok x n_in f32, y (device) n_tok x n_out f32. f32
+// accumulation in a fixed order (the same bits on every run and launch). Returns
+// IMC_ERR_UNSUPPORTED (type), IMC_ERR_ARG (n_in not a positive multiple of the block, n_tok out
+// of range), IMC_ERR_CUDA.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type type, const void *w,
+                                                 int64_t n_out, int64_t n_in, const float *x,
+                                                 int n_tok, float *y);

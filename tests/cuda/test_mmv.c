@@ -1,0 +1,183 @@
+/*
+ * tests/cuda/test_mmv: the small-batch matmul on quantized weights (kernels/cuda/mmv.cu) for
+ * every type with a device decoder, in the emulator (every thread order) and on a GPU when
+ * there is one.
+ *
+ * Tolerance, per output, against the double-precision product of the CPU-decoded weights
+ * (imc_type_decode, which the kernel's decoder matches bit for bit: test_dequant) and x:
+ *     |y - Σ_i w_i·x_i| <= (m + 6)·2^-24·Σ_i |w_i·x_i|,   m = ceil(n_in / (32·CH))·CH
+ * Each lane sums its m products with one fma chain (one rounding per step) and the 32 lane
+ * sums meet in a 5-level tree: the classic bound for recursive summation gives γ(m + 5)·Σ|w·x|
+ * with γ(k) = k·u/(1 - k·u) < (k + 1)·u here (u = 2^-24, k·u < 2^-10). CH is 8 for the block
+ * types and 1 for f32/f16/bf16. A wrong weight or a lost term moves y by about |w_i·x_i|, far
+ * beyond this for the sizes tested (m <= 48).
+ *
+ * Also: every thread order gives the same bits (the reduction order is fixed), the GPU gives
+ * the emulator's bits (the same fma chain and tree, __fmaf_rn on both); the checker catches an
+ * output moved by twice its tolerance; 0 or 9 tokens, a row off the block and a type without a
+ * kernel are refused with nothing written.
+ */
+#include <math.h>
+
+#include "../logcap.h"
+#include "qtest.h"
+
+struct mcase {
+    int64_t n_out, n_in;
+    int n_tok;
+};
+
+// y (n_tok x n_out) against the double product; fills the per-output bound; returns failures.
+static int check_tol(const char *what, const float *y, const double *ref, const double *tol,
+                     int64_t n)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = fabs((double)y[i] - ref[i]);
+        if (!(d <= tol[i]) && bad++ < 3) {
+            printf("  %s [%lld]: %.9g vs ref %.9g (|d| %.3g > tol %.3g)\n", what, (long long)i,
+                   y[i], ref[i], d, tol[i]);
+        }
+    }
+    return bad;
+}
+
+// The reference product and bounds of a case.
+static void reference(enum imc_type type, const uint8_t *w, const float *x, struct mcase c,
+                      double *ref, double *tol)
+{
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
+    const int64_t ch = tr->block_size == 1 ? 1 : 8;
+    const int64_t m = (c.n_in / ch + 31) / 32 * ch;
+    float *wr = malloc((size_t)c.n_in * sizeof(float));
+    for (int64_t o = 0; wr && o < c.n_out; o++) {
+        imc_type_decode(tr, w, o, c.n_in, 0, c.n_in, wr);
+        for (int t = 0; t < c.n_tok; t++) {
+            double s = 0, sa = 0;
+            for (int64_t i = 0; i < c.n_in; i++) {
+                const double p = (double)wr[i] * (double)x[t * c.n_in + i];
+                s += p;
+                sa += fabs(p);
+            }
+            ref[t * c.n_out + o] = s;
+            tol[t * c.n_out + o] = (double)(m + 6) * 0x1p-24 * sa;
+        }
+    }
+    free(wr);
+}
+
+// Runs a case on b into y (n_tok x n_out, host); IMC_OK or the failure.
+static enum imc_status run_mmv(const struct kt_backend *b, enum imc_type type, const uint8_t *w,
+                               uint64_t w_bytes, const float *x, struct mcase c, float *y)
+{
+    const size_t nx = (size_t)(c.n_tok * c.n_in), ny = (size_t)(c.n_tok * c.n_out);
+    void *dw = kt_upload(b, w, w_bytes), *dx = kt_upload(b, x, nx * sizeof(float)), *dy = NULL;
+    enum imc_status st = IMC_ERR_NOMEM;
+    if (dw && dx && b->dev_alloc(ny * sizeof(float), &dy) == IMC_OK) {
+        st = b->mmv(NULL, type, dw, c.n_out, c.n_in, dx, c.n_tok, dy);
+        st = st == IMC_OK ? kt_download(b, y, dy, ny * sizeof(float)) : st;
+    }
+    b->dev_free(dy);
+    b->dev_free(dx);
+    b->dev_free(dw);
+    return st;
+}
+
+// One case of one type: every emulator order (and the device when dev) against the reference.
+static void run_case(const struct kt_backend *dev, enum imc_type type, struct mcase c,
+                     uint64_t seed)
+{
+    struct krng r = {seed};
+    uint64_t rb = 0;
+    const int64_t ny = c.n_tok * c.n_out;
+    uint8_t *w = kt_weights(&r, type, c.n_out, c.n_in, &rb);
+    float *x = kt_acts(&r, c.n_tok * c.n_in);
+    float *y0 = malloc((size_t)ny * sizeof(float)), *y = malloc((size_t)ny * sizeof(float));
+    double *ref = malloc((size_t)ny * sizeof(double)), *tol = malloc((size_t)ny * sizeof(double));
+    char what[96];
+    if (!w || !x || !y0 || !y || !ref || !tol) {
+        CHECK(0, "allocation");
+        goto out;
+    }
+    reference(type, w, x, c, ref, tol);
+    snprintf(what, sizeof(what), "%s %lld x %lld, %d tokens", imc_type_name(type),
+             (long long)c.n_out, (long long)c.n_in, c.n_tok);
+    for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+        cuemu_set_order(kt_orders[o], 5u + (unsigned)o);
+        float *yo = o == 0 ? y0 : y;
+        const enum imc_status st = run_mmv(&kt_emu, type, w, rb * (uint64_t)c.n_out, x, c, yo);
+        CHECK(st == IMC_OK && check_tol(what, yo, ref, tol, ny) == 0, "emu %s %s: within bound",
+              cuemu_order_name(kt_orders[o]), what);
+        CHECK(o == 0 || kt_cmp_bits32(what, y, y0, ny) == 0, "emu %s %s: the forward order's bits",
+              cuemu_order_name(kt_orders[o]), what);
+    }
+    if (dev) {
+        const enum imc_status st = run_mmv(dev, type, w, rb * (uint64_t)c.n_out, x, c, y);
+        CHECK(st == IMC_OK && check_tol(what, y, ref, tol, ny) == 0, "gpu %s: within bound", what);
+        CHECK(st == IMC_OK && kt_cmp_bits32(what, y, y0, ny) == 0, "gpu %s: the emulator's bits",
+              what);
+    }
+out:
+    free(w);
+    free(x);
+    free(y0);
+    free(y);
+    free(ref);
+    free(tol);
+}
+
+static void test_checker(void)
+{
+    const double ref[2] = {1.0, -3.0}, tol[2] = {1e-6, 2e-6};
+    float y[2] = {1.0f, -3.0f};
+    CHECK(check_tol("self", y, ref, tol, 2) == 0, "checker: exact values pass");
+    y[1] = (float)(ref[1] - 2 * tol[1]);
+    printf("  self-check of the checker (one mismatch expected below):\n");
+    CHECK(check_tol("self", y, ref, tol, 2) == 1, "checker: twice the tolerance is caught");
+}
+
+static void test_rejects(const struct kt_backend *b)
+{
+    float sentinel[4] = {1, 2, 3, 4}, back[4];
+    void *d = kt_upload(b, sentinel, sizeof(sentinel));
+    struct logcap cap;
+    logcap_start(&cap);
+    CHECK(b->mmv(NULL, IMC_TYPE_F32, d, 1, 1, d, 0, d) == IMC_ERR_ARG, "%s: 0 tokens refused",
+          b->name);
+    CHECK(b->mmv(NULL, IMC_TYPE_F32, d, 1, 1, d, IMC_CUDA_MMV_MAX_TOK + 1, d) == IMC_ERR_ARG,
+          "%s: %d tokens refused", b->name, IMC_CUDA_MMV_MAX_TOK + 1);
+    CHECK(b->mmv(NULL, IMC_TYPE_Q4_0, d, 1, 48, d, 1, d) == IMC_ERR_ARG,
+          "%s: a q4_0 row of 48 refused", b->name);
+    CHECK(b->mmv(NULL, IMC_TYPE_IQ2_XXS_R4, d, 1, 256, d, 1, d) == IMC_ERR_UNSUPPORTED,
+          "%s: iq2_xxs_r4 refused", b->name);
+    logcap_stop();
+    CHECK(cap.n_err == 4 && strstr(cap.text, "cuda mmv: 9 tokens, 1 rows: expected 1..8 tokens"),
+          "%s: one message each: %.300s", b->name, cap.text);
+    CHECK(d && kt_download(b, back, d, sizeof(back)) == IMC_OK &&
+              memcmp(back, sentinel, sizeof(back)) == 0,
+          "%s: nothing written", b->name);
+    b->dev_free(d);
+}
+
+int main(void)
+{
+    // (rows, blocks per row (elements for the float types), tokens)
+    static const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {37, 5, 8}, {6, 3, 2}};
+    static const int64_t float_len[4] = {1, 13, 333, 64};
+    const struct kt_backend *dev = kt_device();
+    test_checker();
+    for (uint32_t t = kt_next_type(&kt_emu, 0); t < IMC_TYPE_MAX_ID;
+         t = kt_next_type(&kt_emu, t + 1)) {
+        const int64_t bs = imc_type_traits(t)->block_size;
+        for (int s = 0; s < 4; s++) {
+            const struct mcase c = {shapes[s][0], bs == 1 ? float_len[s] : shapes[s][1] * bs,
+                                    (int)shapes[s][2]};
+            run_case(dev, (enum imc_type)t, c, 100u * t + (uint64_t)s);
+        }
+    }
+    test_rejects(&kt_emu);
+    if (dev) {
+        test_rejects(dev);
+    }
+    return check_summary();
+}
