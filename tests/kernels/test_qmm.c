@@ -151,7 +151,8 @@ static void run_paths(struct krng *r, const struct qcase *c)
         imc_qmm_quantize(c->type, x + t * c->n, c->n, xq + (uint64_t)t * ldq);
     }
     float *y = calloc((size_t)(ldy * c->nt), 4), *y2 = calloc((size_t)(ldy * c->nt), 4);
-    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y, ldy);
+    void *scratch = malloc((size_t)imc_qmm_scratch_bytes(c->type, c->nr, c->n));
+    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y, ldy, scratch);
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)c->type);
     float *wd = malloc((size_t)c->n * 4), *xr = malloc((size_t)c->n * 4);
     int bad = 0;
@@ -182,12 +183,14 @@ static void run_paths(struct krng *r, const struct qcase *c)
           imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr, (long long)c->nt,
           bad, worst);
     if (imc_gemm_path_supported(IMC_GEMM_AVX2)) {
-        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy);
+        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy,
+                     scratch);
         CHECK(memcmp(y, y2, (size_t)(ldy * c->nt) * 4) == 0,
               "%s n=%lld %lldx%lld: avx2 bits differ from generic",
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
     }
+    free(scratch);
     free(wd);
     free(xr);
     free(y);
