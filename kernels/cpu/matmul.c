@@ -239,7 +239,8 @@ static void quant_task(void *ctx, int64_t task, int thread)
     const struct mm_job *j = &g->jobs[i];
     const int64_t t0 = (task - g->first[i]) * QUANT_ROWS;
     for (int64_t t = t0; t < j->n_tok && t < t0 + QUANT_ROWS; t++) {
-        imc_qmm_quantize(j->type, j->x + t * j->ldx, j->n_in, j->xq + (uint64_t)t * j->ldq);
+        imc_qmm_quantize(j->path, j->type, j->x + t * j->ldx, j->n_in,
+                         j->xq + (uint64_t)t * j->ldq);
     }
 }
 

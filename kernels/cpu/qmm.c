@@ -30,9 +30,13 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
                            : (uint64_t)(n / IMC_QMM_BLOCK) * sizeof(struct imc_q8x);
 }
 
-void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out)
+void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
+                      void *out)
 {
-    if (imc_qmm_is_k(t)) {
+    const imc_qmm_quant_fn vec = path == IMC_GEMM_AVX2 ? imc_qmm_quantize_avx2() : NULL;
+    if (vec) {
+        vec(t, x, n, out);
+    } else if (imc_qmm_is_k(t)) {
         imc_qmm_quantize_row_k(x, n, out);
     } else {
         imc_qmm_quantize_row(x, n, out);

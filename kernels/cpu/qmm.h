@@ -78,11 +78,13 @@ bool imc_qmm_supports(enum imc_type t, int64_t n);
 uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n);
 
 // Quantizes x[0..n) into the activation form of weight type t (supported) at out
-// (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below.
-void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out);
+// (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below, or on the
+// AVX2 path their vector form (the same bytes).
+void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
+                      void *out);
 
-// Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the same
-// on every path).
+// Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the
+// spec the AVX2 quantizer matches byte for byte).
 void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 
 // Quantizes x[0..n) (n a multiple of 256) into n / 256 super-blocks with their block sums.
@@ -173,11 +175,19 @@ static inline void imc_qmm_kscales(enum imc_type t, const uint8_t *blk, int16_t 
     }
 }
 
+// A vector path's imc_qmm_quantize for one path (the scalar functions' bytes).
+typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, void *out);
+
 #if defined(__x86_64__) || defined(__i386__)
-// The AVX2 tile (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
+// The AVX2 tile and quantizer (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
 imc_qmm_tile_fn imc_qmm_tile_avx2(void);
+imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
 #else
 static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)
+{
+    return NULL;
+}
+static inline imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
 {
     return NULL;
 }

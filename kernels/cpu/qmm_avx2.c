@@ -28,6 +28,7 @@
 
 #include "kernels/cpu/qmm.h"
 #include "types/nl_tables.h"
+#include "types/types.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -448,6 +449,82 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
             }
         }
     }
+}
+
+// ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------
+
+// roundf(v) for |v| < 2^23: ties away from zero (v − trunc(v) is exact).
+AVX2 INLINE __m256 round_away(__m256 v)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sgn, _mm256_sub_ps(v, t));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sgn));
+    return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+// max |x_i| over n (a multiple of 8) floats: the scalar loop's value (max is exact; a NaN
+// element is skipped, as there: maxps returns its second operand when one is NaN).
+AVX2 INLINE float amax8(const float *x, int n)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        m = _mm256_max_ps(_mm256_andnot_ps(sgn, _mm256_loadu_ps(x + i)), m);
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+// The 32 int8 of roundf(x[0..32) · id), clamped to ±lim, in element order.
+AVX2 INLINE __m256i quant32(const float *x, float id, float lim)
+{
+    const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(lim), lo = _mm256_set1_ps(-lim);
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m256 r = round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
+        v[k] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(r, hi), lo));
+    }
+    const __m256i p =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+AVX2 static void quantize_avx2(enum imc_type t, const float *x, int64_t n, void *out)
+{
+    const int bs = imc_qmm_is_k(t) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float *xb = x + b * bs;
+        const float d = amax8(xb, bs) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        if (bs == IMC_QMM_BLOCK) { // (no clamp: |x·id| rounds to at most 127)
+            struct imc_q8x *o = (struct imc_q8x *)out + b;
+            o->d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
+            _mm256_storeu_si256((__m256i *)o->q, quant32(xb, id, 128.0f));
+            continue;
+        }
+        struct imc_q8k *o = (struct imc_q8k *)out + b;
+        o->d = d;
+        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+        for (int j = 0; j < 8; j++) {
+            const __m256i q = quant32(xb + 32 * j, id, 127.0f);
+            _mm256_storeu_si256((__m256i *)(o->q + 32 * j), q);
+            // 4-element sums (exact), then the two 16-element sums of this 32
+            const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+            int32_t v[8];
+            _mm256_storeu_si256((__m256i *)v, s4);
+            o->bsum[2 * j] = (int16_t)(v[0] + v[1] + v[2] + v[3]);
+            o->bsum[2 * j + 1] = (int16_t)(v[4] + v[5] + v[6] + v[7]);
+        }
+    }
+}
+
+imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
+{
+    return imc_qmm_tile_avx2() ? quantize_avx2 : NULL;
 }
 
 imc_qmm_tile_fn imc_qmm_tile_avx2(void)
