@@ -157,10 +157,50 @@ AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int
     }
 }
 
-// The two int16 a, b as one 32-bit lane (a low).
-static inline int32_t pair16(int16_t a, int16_t b)
+// The 16 integer scales (one per 16 elements) and mins of a K super-block as int16 vectors
+// (*sc, *mn; mn zero for types without mins): imc_qmm_kscales' integers, by word arithmetic.
+AVX2 INLINE void kscales16(enum imc_type type, const uint8_t *blk, __m256i *sc, __m256i *mn)
 {
-    return (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    uint32_t a, b, c;
+    *mn = _mm256_setzero_si256();
+    if (type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K) { // 8 × (6-bit scale, 6-bit min)
+        memcpy(&a, blk + 4, 4);
+        memcpy(&b, blk + 8, 4);
+        memcpy(&c, blk + 12, 4);
+        const uint32_t slo = a & 0x3f3f3f3f, mlo = b & 0x3f3f3f3f;
+        const uint32_t shi = (c & m4) | ((a >> 6) & m2) << 4;
+        const uint32_t mhi = ((c >> 4) & m4) | ((b >> 6) & m2) << 4;
+        const __m128i sm = _mm_set_epi32((int)mhi, (int)mlo, (int)shi, (int)slo);
+        const __m128i dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        *sc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup));
+        *mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, _mm_add_epi8(dup, _mm_set1_epi8(8))));
+    } else if (type == IMC_TYPE_Q6_K) { // 16 int8 at 192
+        *sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    } else if (type == IMC_TYPE_Q2_K) { // scale low nibble, min high nibble
+        const __m128i v = _mm_loadu_si128((const __m128i *)blk), k4 = _mm_set1_epi8(0x0F);
+        *sc = _mm256_cvtepu8_epi16(_mm_and_si128(v, k4));
+        *mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), k4));
+    } else if (type == IMC_TYPE_Q3_K) { // 4 bits of bytes 96-103, top 2 bits of 104-107
+        memcpy(&a, blk + 96, 4);
+        memcpy(&b, blk + 100, 4);
+        memcpy(&c, blk + 104, 4);
+        const __m128i v =
+            _mm_set_epi32((int)(((b >> 4) & m4) | ((c >> 6) & m2) << 4),
+                          (int)(((a >> 4) & m4) | ((c >> 4) & m2) << 4),
+                          (int)((b & m4) | ((c >> 2) & m2) << 4), (int)((a & m4) | (c & m2) << 4));
+        *sc = _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+    } else { // IQ4_XS: scales_l (4 bytes of two nibbles) and scales_h (u16 of 2-bit pairs)
+        memcpy(&a, blk + 4, 4);
+        uint32_t h = (uint32_t)blk[2] | (uint32_t)blk[3] << 16; // byte 2i: nibbles 2i, 2i+1
+        h = (h | h << 4) & m4;                                  // byte i = nibble i
+        const uint32_t even = (a & m4) | (h & m2) << 4;
+        const uint32_t odd = ((a >> 4) & m4) | ((h >> 2) & m2) << 4;
+        const __m128i ls =
+            _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd));
+        const __m128i s8 = _mm_sub_epi16(_mm_cvtepu8_epi16(ls), _mm_set1_epi16(32));
+        *sc = _mm256_set_m128i(_mm_unpackhi_epi16(s8, s8), _mm_unpacklo_epi16(s8, s8));
+    }
 }
 
 // Rows of a K type into nb groups of GK bytes (as repack32).
@@ -173,26 +213,32 @@ AVX2 INLINE void repackk(enum imc_type type, const uint8_t *w, uint64_t rb, int 
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *g = out + b * GK;
         float d[16] = {0}; // d[8], dmin[8]
-        int32_t sc[16][8] = {{0}}, mn[8][8] = {{0}};
+        // per row: scale pairs of groups 0-3, 8-11 (lo) and 4-7, 12-15 (hi); min pairs 0-7
+        __m256i lo[8], hi[8], mn[8];
 #pragma GCC unroll 16
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
-            int16_t s16[16], m16[16];
-            imc_qmm_kscales(type, blk, s16, m16);
-            d[r] = f16(blk + off);
-            d[8 + r] = mins ? f16(blk + off + 2) : 0.0f;
-#pragma GCC unroll 16
-            for (int k = 0; k < 16; k++) {
-                sc[k][r] = pair16(s16[k], s16[k]);
-            }
-#pragma GCC unroll 16
-            for (int i = 0; i < 8; i++) {
-                mn[i][r] = pair16(m16[2 * i], m16[2 * i + 1]);
+        for (int r = 0; r < 8; r++) {
+            lo[r] = hi[r] = mn[r] = _mm256_setzero_si256();
+            if (r < nr) {
+                const uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
+                __m256i sc;
+                kscales16(type, blk, &sc, &mn[r]);
+                lo[r] = _mm256_unpacklo_epi16(sc, sc);
+                hi[r] = _mm256_unpackhi_epi16(sc, sc);
+                d[r] = f16(blk + off);
+                d[8 + r] = mins ? f16(blk + off + 2) : 0.0f;
             }
         }
         memcpy(g, d, sizeof d);
-        memcpy(g + GK_SC, sc, sizeof sc);
-        memcpy(g + GK_MN, mn, sizeof mn);
+        transpose8(lo);
+        transpose8(hi);
+        transpose8(mn);
+#pragma GCC unroll 16
+        for (int j = 0; j < 8; j++) { // lane j of lo: group j (j < 4) or j + 4; of hi: + 4
+            const int k = j < 4 ? j : j + 4;
+            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * k), lo[j]);
+            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * (k + 4)), hi[j]);
+            _mm256_storeu_si256((__m256i *)(g + GK_MN + 32 * j), mn[j]);
+        }
 #pragma GCC unroll 8
         for (int s = 0; s < 8; s++) {
             __m256i v[8];
