@@ -3,15 +3,17 @@
  * Q8 mode) for every weight type of the integer route: Q8_0, Q4_0, IQ4_NL (32-blocks) and
  * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (256-blocks, q8_K-like activations).
  *
- *   - paths: the AVX2 micro-tiles (where the CPU has them) give the generic kernel's bits, for
- *     every edge of the 2 × 4 micro-tile and the 32-token pass, with strided x and y;
+ *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
+ *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
+ *     32-token pass, with strided x and y;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
- *     (nb blocks; for the 32-block types the min term is 0 and d·sc·wq_i = w_i): per block and
- *     lane at most two fmaf (the scale, the mins), the scale products, the reduction's three
- *     adds and the decoder's own float rounding of W (three operations), each <= 2^-24 of the
- *     sum of term magnitudes, with a 4× margin. For the 32-block types also against the f32 x:
+ *     (nb blocks; for the 32-block types the min term is 0 and d·sc·wq_i = w_i): per block at
+ *     most two fmaf (the scale, the mins), the int32 -> float rounding of the K types' sums,
+ *     the scale products and the decoder's own float rounding of W (three operations), each
+ *     <= 2^-24 of the sum of term magnitudes, with a 4× margin. For the 32-block types also
+ *     against the f32 x:
  *       |y − ref_f32| <= Σ_i |w_i|·|x_i − xr_i|  +  the bound above;
  *   - quantization: |q| <= 127, an all-zero block gives d = 0, x ≈ d·q within d/2 plus the f16
  *     rounding of d (127·2^-11·d) for 32-blocks; within d/2 and exact block sums for 256-blocks;
@@ -230,11 +232,11 @@ static void test_paths(void)
 {
     struct krng r = {11};
     const int64_t ns[] = {32, 96, 4096}, nks[] = {256, 768, 4096};
-    const int64_t nrs[] = {1, 2, 3, 5};
+    const int64_t nrs[] = {1, 2, 3, 5, 19}; // 19: 3 groups of 8 interleaved rows, one partial
     const int64_t nts[] = {1, 3, 4, 9, 37};
     for (int ti = 0; ti < N_TYPES; ti++) {
         for (int ni = 0; ni < 3; ni++) {
-            for (int ri = 0; ri < 4; ri++) {
+            for (int ri = 0; ri < 5; ri++) {
                 for (int ki = 0; ki < 5; ki++) {
                     const int64_t n = imc_qmm_is_k(all_types[ti]) ? nks[ni] : ns[ni];
                     const struct qcase c = {all_types[ti], n, nrs[ri], nts[ki]};
