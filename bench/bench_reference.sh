@@ -9,6 +9,10 @@
 # included (the file is read once before, so it comes from the page cache).
 #
 #   bench/bench_reference.sh [--ref DIR] [--chunks 2] [--threads "1 2"] [--types "q8_0 q4_k_m"]
+#                            [--matmul f32|q8]
+#
+# --matmul is imc's matmul mode (default f32, imc's own default); the reference always multiplies
+# with 8-bit activations on the CPU.
 #
 # The models are generated once into $IMC_BENCH_DIR (default ${TMPDIR:-/tmp}/imc_bench; ~5.5 GB
 # and ~3 GB; gen-model takes minutes). IMC_BIN selects the binary.
@@ -17,13 +21,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${IMC_BIN:-$here/build/imc}
 # shellcheck source=bench/lib.sh
 . "$here/bench/lib.sh"
-ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m"
+ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m" matmul=f32
 while [ $# -gt 0 ]; do
     case $1 in
         --ref) ref=$2 ;;
         --chunks) chunks=$2 ;;
         --threads) threads=$2 ;;
         --types) types=$2 ;;
+        --matmul) matmul=$2 ;;
         *) echo "bench_reference: unknown argument '$1'" >&2; exit 2 ;;
     esac
     shift 2
@@ -61,9 +66,10 @@ for ty in $types; do
     cat "$m" >/dev/null
     for t in $threads; do
         a=(-f "$text" -t "$t")
-        s_ppl=$(secs "$bin" perplexity -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" -q)
+        s_ppl=$(secs "$bin" perplexity -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" -q \
+            --matmul "$matmul")
         s_im=$(secs "$bin" imatrix -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" \
-            -o "$bench_dir/imc.imatrix.gguf" -q)
+            --matmul "$matmul" -o "$bench_dir/imc.imatrix.gguf" -q)
         r_ppl='' r_im=''
         if [ -n "$ref" ]; then
             r_ppl=$(cd "$bench_dir" && secs "$ref/llama-perplexity" -m "$m" "${a[@]}" -c 512 \

@@ -22,8 +22,9 @@
  *
  * Q8 mode (imc_exec_set_matmul): for weight types with an integer route (kernels/cpu/qmm.h),
  * each call first quantizes its token rows (a pool job over all the group's rows), then the same
- * tiles run imc_qmm_tile on the weights as they lie in the mapping: nothing is dequantized or
- * packed. Each output then depends on W row o and x row t only (qmm.h), the same invariant.
+ * tiles run imc_qmm_tile on the weights as they lie in the mapping (the AVX2 path repacks a
+ * tile's rows, 8 interleaved, into the thread's scratch: 9/8 to 45/32 bytes per weight). Each
+ * output then depends on W row o and x row t only (qmm.h), the same invariant.
  *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
  * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a packed tile <= 2 MiB.
@@ -125,9 +126,15 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
     if (j->q8) {
+        const uint64_t sb = imc_qmm_scratch_bytes(j->type, rows, j->n_in);
+        float *s = imc_exec_scratch(j->ex, thread, (int64_t)(sb / sizeof(float)) + 1);
+        if (!s) {
+            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+            return;
+        }
         imc_qmm_tile(j->path, j->type, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
                      j->xq + (uint64_t)t0 * j->ldq, j->ldq, toks, j->n_in, j->y + t0 * j->ldy + o0,
-                     j->ldy);
+                     j->ldy, s);
         return;
     }
     const bool fused = toks <= FUSED_TOKS;
@@ -232,7 +239,8 @@ static void quant_task(void *ctx, int64_t task, int thread)
     const struct mm_job *j = &g->jobs[i];
     const int64_t t0 = (task - g->first[i]) * QUANT_ROWS;
     for (int64_t t = t0; t < j->n_tok && t < t0 + QUANT_ROWS; t++) {
-        imc_qmm_quantize(j->type, j->x + t * j->ldx, j->n_in, j->xq + (uint64_t)t * j->ldq);
+        imc_qmm_quantize(j->path, j->type, j->x + t * j->ldx, j->n_in,
+                         j->xq + (uint64_t)t * j->ldq);
     }
 }
 

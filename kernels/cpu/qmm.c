@@ -2,7 +2,7 @@
  * kernels/cpu/qmm: activation quantization, the generic micro-tile and the tile driver of the
  * quantized-activation matmul (kernels/cpu/qmm.h). The generic micro-tiles are the
  * specification in plain C: per block (32-block types) or super-block (256-block types), the
- * eight lane sums as int32, then one fmaf per lane (two with mins).
+ * integer sum as int32, then one fmaf (two with mins) on the output's one float accumulator.
  */
 #include "kernels/cpu/qmm.h"
 
@@ -30,9 +30,13 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
                            : (uint64_t)(n / IMC_QMM_BLOCK) * sizeof(struct imc_q8x);
 }
 
-void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out)
+void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
+                      void *out)
 {
-    if (imc_qmm_is_k(t)) {
+    const imc_qmm_quant_fn vec = path == IMC_GEMM_AVX2 ? imc_qmm_quantize_avx2() : NULL;
+    if (vec) {
+        vec(t, x, n, out);
+    } else if (imc_qmm_is_k(t)) {
         imc_qmm_quantize_row_k(x, n, out);
     } else {
         imc_qmm_quantize_row(x, n, out);
@@ -108,35 +112,27 @@ static float weight_block(enum imc_type type, const uint8_t *blk, int8_t wq[IMC_
     return d;
 }
 
-static float reduce8(const float a[8])
-{
-    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-}
-
 static void kernel_generic32(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
                              const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
                              int64_t ldy)
 {
     const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
     for (int r = 0; r < nr; r++) {
-        float acc[IMC_QMM_NT][8] = {{0}};
+        float acc[IMC_QMM_NT] = {0};
         for (int64_t b = 0; b < nb; b++) {
             int8_t wq[IMC_QMM_BLOCK];
             const float dw = weight_block(type, w + (uint64_t)r * row_bytes + (uint64_t)b * bb, wq);
             for (int t = 0; t < nt; t++) {
                 const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
-                const float s = dw * xb->d;
-                for (int l = 0; l < 8; l++) {
-                    int32_t sum = 0;
-                    for (int e = 4 * l; e < 4 * l + 4; e++) {
-                        sum += (int32_t)wq[e] * (int32_t)xb->q[e];
-                    }
-                    acc[t][l] = fmaf((float)sum, s, acc[t][l]);
+                int32_t sum = 0;
+                for (int e = 0; e < IMC_QMM_BLOCK; e++) {
+                    sum += (int32_t)wq[e] * (int32_t)xb->q[e];
                 }
+                acc[t] = fmaf((float)sum, dw * xb->d, acc[t]);
             }
         }
         for (int t = 0; t < nt; t++) {
-            y[t * ldy + r] = reduce8(acc[t]);
+            y[t * ldy + r] = acc[t];
         }
     }
 }
@@ -181,7 +177,7 @@ static void kernel_generic_k(enum imc_type type, const uint8_t *w, uint64_t row_
     const uint64_t bb = row_bytes / (uint64_t)nb;
     const bool mins = imc_qmm_has_mins(type);
     for (int r = 0; r < nr; r++) {
-        float acc[IMC_QMM_NT][8] = {{0}};
+        float acc[IMC_QMM_NT] = {0};
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
             int8_t wq[IMC_QMM_KBLOCK];
@@ -192,24 +188,21 @@ static void kernel_generic_k(enum imc_type type, const uint8_t *w, uint64_t row_
             const float dmin = mins ? f16_at(blk + imc_qmm_kd_offset(type) + 2) : 0.0f;
             for (int t = 0; t < nt; t++) {
                 const struct imc_q8k *xb = (const struct imc_q8k *)(xq + t * ldq) + b;
-                for (int l = 0; l < 8; l++) {
-                    int32_t is = 0;
-                    for (int j = 0; j < IMC_QMM_KBLOCK / 32; j++) {
-                        for (int e = 32 * j + 4 * l; e < 32 * j + 4 * l + 4; e++) {
-                            is += sc[e / 16] * ((int32_t)wq[e] * (int32_t)xb->q[e]);
-                        }
-                    }
-                    acc[t][l] = fmaf((float)is, d * xb->d, acc[t][l]);
-                    if (mins) {
-                        const int32_t m =
-                            mn[2 * l] * xb->bsum[2 * l] + mn[2 * l + 1] * xb->bsum[2 * l + 1];
-                        acc[t][l] = fmaf(-(float)m, dmin * xb->d, acc[t][l]);
-                    }
+                int32_t is = 0, m = 0;
+                for (int e = 0; e < IMC_QMM_KBLOCK; e++) {
+                    is += sc[e / 16] * ((int32_t)wq[e] * (int32_t)xb->q[e]);
+                }
+                for (int k = 0; k < 16; k++) {
+                    m += mn[k] * xb->bsum[k];
+                }
+                acc[t] = fmaf((float)is, d * xb->d, acc[t]);
+                if (mins) {
+                    acc[t] = fmaf(-(float)m, dmin * xb->d, acc[t]);
                 }
             }
         }
         for (int t = 0; t < nt; t++) {
-            y[t * ldy + r] = reduce8(acc[t]);
+            y[t * ldy + r] = acc[t];
         }
     }
 }
@@ -222,14 +215,25 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
                                                                nb, y, ldy);
 }
 
+uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
+{
+    const uint64_t groups = (uint64_t)(nr + 7) / 8;
+    return imc_qmm_is_k(t) ? groups * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880
+                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 288;
+}
+
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                   int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
-                  int64_t ldy)
+                  int64_t ldy, void *scratch)
 {
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
-    imc_qmm_kernel_fn k = path == IMC_GEMM_AVX2 ? imc_qmm_kernel_avx2() : NULL;
-    k = k ? k : kernel_generic; // (an AVX2 CPU without F16C: the generic path, the same bits)
     const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
+    const imc_qmm_tile_fn vec = path == IMC_GEMM_AVX2 ? imc_qmm_tile_avx2() : NULL;
+    if (vec) {
+        vec(type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+        return;
+    }
+    // (an AVX2 CPU without F16C: the generic path, the same bits)
     const uint8_t *x = xq;
     for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
         const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
@@ -237,8 +241,8 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
             const int rn = nr - r < IMC_QMM_MR ? (int)(nr - r) : IMC_QMM_MR;
             for (int64_t t = t0; t < t1; t += IMC_QMM_NT) {
                 const int tn = t1 - t < IMC_QMM_NT ? (int)(t1 - t) : IMC_QMM_NT;
-                k(type, w + (uint64_t)r * row_bytes, row_bytes, rn, x + (uint64_t)t * ldq, ldq, tn,
-                  nb, y + t * ldy + r, ldy);
+                kernel_generic(type, w + (uint64_t)r * row_bytes, row_bytes, rn,
+                               x + (uint64_t)t * ldq, ldq, tn, nb, y + t * ldy + r, ldy);
             }
         }
     }

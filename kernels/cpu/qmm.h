@@ -12,16 +12,15 @@
  * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16) and IQ4_NL
  * (q_i = the iq4 grid value of the nibble, d f16).
  *
- * Arithmetic of the 32-block types (bitwise, every path): output y[t][o] = Σ over blocks b in
- * ascending order, kept in eight float lanes acc[0..8) that start at +0:
- *     s = dw_b · dx_b                                    (one float multiply)
- *     acc[l] = fmaf((float)I_bl, s, acc[l])              for l = 0..7
- *     I_bl = Σ_{e = 4l}^{4l+3} wq_b[e] · xq_b[e]          (exact, int32)
- *     y = ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7))
- * Lane l holds elements 4l..4l+3 of every block: what AVX2's maddubs + madd (and VNNI's dpbusd)
- * leave in 32-bit lane l, so the vector paths need no horizontal sum per block and the generic
- * path computes the same float operations in the same order. y depends only on W row o, x row t
- * and n: never on the batch, the tiling, the thread count or the path.
+ * Arithmetic of the 32-block types (bitwise, every path): output y[t][o] is one float
+ * accumulator that starts at +0 and takes the blocks b in ascending order:
+ *     I_b = Σ_{e<32} wq_b[e] · xq_b[e]                    (exact, int32)
+ *     acc = fmaf((float)I_b, dw_b · dx_b, acc)            (the scale product one float multiply)
+ *     y = acc
+ * The integer sum is exact, so a path may form it in any order (AVX2: rows interleaved 4 bytes
+ * at a time, one row per 32-bit lane; VNNI's dpbusd would give the same), and the float
+ * operations are the same per block on every path. y depends only on W row o, x row t and n:
+ * never on the batch, the tiling, the thread count or the path.
  *
  * The 256-block types (K-quants Q2_K..Q6_K, IQ4_XS) take the activations in a q8_K-like form
  * (struct imc_q8k): per 256 elements one float scale d = amax / 127 (not rounded to f16, as
@@ -33,14 +32,15 @@
  *       q2_k: wq 0..3, sc 0..15, mn 0..15     q3_k: wq −4..3, sc −32..31
  *       q4_k: wq 0..15, sc, mn 0..63          q5_k: wq 0..31, sc, mn 0..63
  *       q6_k: wq −32..31, sc −128..127        iq4_xs: wq the grid (−127..113), sc −32..31
- * Per super-block b, in ascending order, and lane l = 0..7 (elements 4l..4l+3 of each 32):
- *     I_l = Σ_{j<8} Σ_{e = 32j+4l}^{32j+4l+3} sc[e / 16] · wq[e] · xq[e]   (exact, int32)
- *     M_l = mn[2l] · bsum[2l] + mn[2l+1] · bsum[2l+1]                    (exact, int32)
- *     acc[l] = fmaf((float)I_l, d · dx, acc[l])
- *     acc[l] = fmaf(−(float)M_l, dmin · dx, acc[l])      (types with mins only)
- * and y is reduced from the eight lanes as above. AVX2 gets I_l from maddubs, then madd with
- * the sub-block's scales (int16, one per 128-bit half), summed over the eight sub-blocks; M_l is
- * one madd of the duplicated mins with the 16 block sums; fnmadd is the second fmaf.
+ * Per super-block b, in ascending order, one float accumulator acc (from +0):
+ *     I = Σ_{e<256} sc[e / 16] · wq[e] · xq[e]           (exact, int32: |I| < 2^28)
+ *     M = Σ_{k<16} mn[k] · bsum[k]                        (exact, int32)
+ *     acc = fmaf((float)I, d · dx, acc)                   ((float) rounds to nearest)
+ *     acc = fmaf(−(float)M, dmin · dx, acc)               (types with mins only)
+ * and y = acc. AVX2 forms I with maddubs on 8 interleaved rows (one row per 32-bit lane), the
+ * pair sums of 16 elements added as int16 where they cannot overflow, then one madd with the
+ * 16-element group's scales; M with madd of the rows' min pairs against the block-sum pairs;
+ * then one fmadd (and one fnmadd) per super-block and 8 rows.
  *
  * Workload: n up to ~20k, called on tiles of up to a few hundred W rows × token chunks.
  */
@@ -78,34 +78,42 @@ bool imc_qmm_supports(enum imc_type t, int64_t n);
 uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n);
 
 // Quantizes x[0..n) into the activation form of weight type t (supported) at out
-// (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below.
-void imc_qmm_quantize(enum imc_type t, const float *x, int64_t n, void *out);
+// (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below, or on the
+// AVX2 path their vector form (the same bytes).
+void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
+                      void *out);
 
-// Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the same
-// on every path).
+// Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the
+// spec the AVX2 quantizer matches byte for byte).
 void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 
 // Quantizes x[0..n) (n a multiple of 256) into n / 256 super-blocks with their block sums.
 void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out);
 
+// Bytes of scratch imc_qmm_tile needs for nr W rows of n elements of type t (supported): the
+// AVX2 path's copy of the rows, 8 at a time interleaved (32-block types: 9/8 of n bytes per
+// row; K types: 45/32 of n bytes per row), rows rounded up to 8.
+uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n);
+
 // y[t·ldy + r] for r < nr, t < nt = the outputs of W rows w + r·row_bytes (type t, n elements;
 // row_bytes is the row's size, imc_type_row_bytes: the kernels take the block size from it)
 // against the quantized token rows xq + t·ldq (bytes; rows of imc_qmm_quantize). Any nr,
-// nt >= 1; path must be supported.
+// nt >= 1; path must be supported; scratch holds imc_qmm_scratch_bytes(type, nr, n) bytes
+// (4-byte aligned; the generic path does not touch it).
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                   int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
-                  int64_t ldy);
+                  int64_t ldy, void *scratch);
 
 // ---- private to qmm.c and qmm_avx2.c ----------------------------------------------------------
 
-#define IMC_QMM_MR 2 // W rows of a micro-tile
-#define IMC_QMM_NT 4 // token rows of a micro-tile
+#define IMC_QMM_MR 2 // W rows of a generic micro-tile
+#define IMC_QMM_NT 4 // token rows of a generic micro-tile
 
-// The micro-tile of a path: outputs of nr <= IMC_QMM_MR W rows × nt <= IMC_QMM_NT tokens over nb
-// blocks (of the type's size), stored to y[t·ldy + r]; xq rows ldq bytes apart.
-typedef void (*imc_qmm_kernel_fn)(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
-                                  const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y,
-                                  int64_t ldy);
+// A vector path's whole tile: imc_qmm_tile's contract (nb blocks of the type's size per row),
+// with scratch of imc_qmm_scratch_bytes(type, nr, n) bytes for its repacked weights.
+typedef void (*imc_qmm_tile_fn)(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
+                                int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                                int64_t nb, float *y, int64_t ldy, void *scratch);
 
 // True for the 256-block types (activations struct imc_q8k).
 static inline bool imc_qmm_is_k(enum imc_type t)
@@ -167,11 +175,19 @@ static inline void imc_qmm_kscales(enum imc_type t, const uint8_t *blk, int16_t 
     }
 }
 
+// A vector path's imc_qmm_quantize for one path (the scalar functions' bytes).
+typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, void *out);
+
 #if defined(__x86_64__) || defined(__i386__)
-// The AVX2 micro-tile (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
-imc_qmm_kernel_fn imc_qmm_kernel_avx2(void);
+// The AVX2 tile and quantizer (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
+imc_qmm_tile_fn imc_qmm_tile_avx2(void);
+imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
 #else
-static inline imc_qmm_kernel_fn imc_qmm_kernel_avx2(void)
+static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)
+{
+    return NULL;
+}
+static inline imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
 {
     return NULL;
 }

@@ -1,25 +1,24 @@
 /*
- * kernels/cpu/qmm_avx2: the AVX2 micro-tile of the quantized-activation matmul
- * (kernels/cpu/qmm.h). Compiled for AVX2+FMA+F16C by target attributes only; handed out when
- * the CPU has all three.
+ * kernels/cpu/qmm_avx2: the AVX2 tile of the quantized-activation matmul (kernels/cpu/qmm.h).
+ * Compiled for AVX2+FMA+F16C by target attributes only; handed out when the CPU has all three.
  *
- * Per block and (row, token) pair: |w| as unsigned bytes and x with w's sign (sign trick), so
- * _mm256_maddubs_epi16 gives the 16 pair sums w·x (|pair| <= 2·128·127 < 2^15: no saturation),
- * _mm256_madd_epi16 with ones adds neighbouring pairs into 32-bit lane l = elements 4l..4l+3
- * (exact), _mm256_cvtepi32_ps and _mm256_fmadd_ps with the broadcast product dw·dx are, per
- * lane, (float)I and fmaf of the generic kernel. The final sum adds the halves, then the
- * pairs, then the two remaining values: the reduction order qmm.h states.
+ * A tile's W rows are first repacked, 8 at a time, into scratch (rows past nr as zeros): per
+ * block the 8 rows' integer weights (decoded from the type to int8) interleaved 4 bytes at a
+ * time, so 32-bit lane r of a vector holds row r's elements 4j..4j+3, and the rows' scales
+ * (32-block types: the f32 d; K types: d, dmin, each 16-element group's integer scale as an
+ * int16 pair, the integer mins as pairs). The repack is once per tile and call; every token of
+ * the call then runs against it.
  *
- * 256-block types: per super-block, row and token, the 32 weights of each sub-block j are
- * unpacked into one register (unsigned for q2_k, q4_k, q5_k, which go straight into maddubs;
- * signed for the others, through the sign trick), _mm256_madd_epi16 with the sub-block's scales
- * (one int16 per 128-bit half: elements 32j..32j+15 and 32j+16..32j+31) leaves sc · (elements
- * 4l..4l+3) in lane l, summed over j in int32: I_l of qmm.h (pairs <= 2·127·127 < 2^15, lane
- * sums < 2^24: no saturation, no overflow). Tiles are one W row × up to 4 tokens. The mins are one
- * madd of the duplicated mins with the token's 16 block sums: M_l. Then fmadd and fnmadd with the
- * broadcast scale products, the two fmaf of the generic kernel. The sub-block scales and mins are
- * unpacked per super-block into int16 vectors by word and byte-shuffle arithmetic: the same
- * integers as imc_qmm_kscales gives the generic kernel.
+ * Per block and token the activation's 16-byte halves are broadcast, each 4-byte group j to
+ * every lane (shuffle), given the weights' signs (sign trick: |w| as unsigned bytes), and
+ * _mm256_maddubs_epi16 gives per lane two pair sums w·x (|pair| <= 2·128·127 < 2^15). For
+ * 32-block types these are widened by madd with ones (exact) and added: lane r = I_b of row r
+ * (Q4_0, |w| <= 8: four results first added as int16). For K types up to 4 maddubs results of
+ * a 16-element group are added as int16 where no sum can overflow (|w| <= 32: 8·32·127 < 2^15;
+ * not iq4_xs), then one madd with the group's scales and int32 adds: lane r = I of row r
+ * (qmm.h). Then one cvtepi32_ps and one fmadd with the rows' scales times the token's scale
+ * (and for the mins one fnmadd) per block, token and 8 rows: per lane exactly the generic
+ * kernel's float operations.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -29,6 +28,7 @@
 
 #include "kernels/cpu/qmm.h"
 #include "types/nl_tables.h"
+#include "types/types.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -68,72 +68,6 @@ AVX2 INLINE __m256i weights(enum imc_type type, const uint8_t *blk, float *d)
     return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
 }
 
-AVX2 INLINE float reduce8(__m256 v)
-{
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-
-AVX2 INLINE void zero_acc(__m256 acc[IMC_QMM_MR][IMC_QMM_NT], const int R, const int T)
-{
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            acc[r][t] = _mm256_setzero_ps();
-        }
-    }
-}
-
-// y[t·ldy + r] = the reduced lanes of acc[r][t].
-AVX2 INLINE void store_acc(__m256 acc[IMC_QMM_MR][IMC_QMM_NT], float *y, int64_t ldy, const int R,
-                           const int T)
-{
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            y[t * ldy + r] = reduce8(acc[r][t]);
-        }
-    }
-}
-
-// The R × T micro-tile (R <= IMC_QMM_MR, T <= IMC_QMM_NT constants: the loops unroll into
-// registers; 2 × 4 measured fastest of 1-4 × 1-4 on an AMD EPYC with AVX2).
-AVX2 INLINE void tile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
-                      uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
-{
-    const uint64_t bb = row_bytes / (uint64_t)nb; // the type's block size (types.def)
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
-    zero_acc(acc, R, T);
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wv[IMC_QMM_MR], ax[IMC_QMM_MR];
-        __m256 dw[IMC_QMM_MR];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            float d;
-            wv[r] = weights(type, w + (uint64_t)r * row_bytes + (uint64_t)b * bb, &d);
-            ax[r] = _mm256_sign_epi8(wv[r], wv[r]);
-            dw[r] = _mm256_set1_ps(d);
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->q);
-            const __m256 dx = _mm256_broadcast_ss(&xb->d);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_maddubs_epi16(ax[r], _mm256_sign_epi8(xv, wv[r]));
-                const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[r][t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dw[r], dx), acc[r][t]);
-            }
-        }
-    }
-    store_acc(acc, y, ldy, R, T);
-}
-
 // The 32 weights of sub-block j (< 8) of a K super-block b, in element order (qmm.h): unsigned
 // for q2_k, q4_k, q5_k; signed for q3_k, q6_k, iq4_xs. j is a constant after unrolling.
 AVX2 INLINE __m256i ksub(enum imc_type type, const uint8_t *b, int j)
@@ -168,233 +102,483 @@ AVX2 INLINE __m256i ksub(enum imc_type type, const uint8_t *b, int j)
 #undef BITS
 }
 
-// q4_k / q5_k: the 8 scales as int16 in both 128-bit halves (*sc8) and the 8 mins, each twice,
-// as 16 int16 (*mn16), from the 12 packed bytes by 32-bit word arithmetic: the integers of
-// imc_qmm_kscales, without its per-scale loop.
-AVX2 INLINE void kscales_q45(const uint8_t *blk, __m256i *sc8, __m256i *mn16)
+#define NTOK 4      // token rows per kernel call
+#define TOK_PASS 32 // token rows per pass over the tile's repacked rows (their blocks stay in L2)
+#define G32 288     // bytes of 8 interleaved rows per 32-block: d[8], q[8 groups][8 rows][4]
+#define GK 2880     // ... per K super-block: d[8], dmin[8], sc[16][8], mn[8][8], q[8][8][8][4]
+#define GK_SC 64    // offsets in a K group
+#define GK_MN 576
+#define GK_Q 832
+
+// The 8 × 8 transpose of 32-bit lanes: v[j] lane r = v[r] lane j before.
+AVX2 INLINE void transpose8(__m256i v[8])
 {
+    __m256i t[8], u[8];
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
+// Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of G32 bytes at out.
+AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                          uint8_t *out)
+{
+    const uint64_t bb = rb / (uint64_t)nb;
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *g = out + b * G32;
+        float d[8];
+        __m256i v[8];
+#pragma GCC unroll 16
+        for (int r = 0; r < 8; r++) {
+            d[r] = 0.0f;
+            v[r] = r < nr ? weights(type, w + (uint64_t)r * rb + (uint64_t)b * bb, &d[r])
+                          : _mm256_setzero_si256();
+        }
+        transpose8(v);
+        _mm256_storeu_ps((float *)g, _mm256_loadu_ps(d));
+#pragma GCC unroll 16
+        for (int j = 0; j < 8; j++) {
+            _mm256_storeu_si256((__m256i *)(g + 32 + 32 * j), v[j]);
+        }
+    }
+}
+
+// The 16 integer scales (one per 16 elements) and mins of a K super-block as int16 vectors
+// (*sc, *mn; mn zero for types without mins): imc_qmm_kscales' integers, by word arithmetic.
+AVX2 INLINE void kscales16(enum imc_type type, const uint8_t *blk, __m256i *sc, __m256i *mn)
+{
+    const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
     uint32_t a, b, c;
-    memcpy(&a, blk + 4, 4);
-    memcpy(&b, blk + 8, 4);
-    memcpy(&c, blk + 12, 4);
-    const uint32_t slo = a & 0x3f3f3f3f, mlo = b & 0x3f3f3f3f;
-    const uint32_t shi = (c & 0x0f0f0f0f) | ((a >> 6) & 0x03030303) << 4;
-    const uint32_t mhi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 6) & 0x03030303) << 4;
-    const __m128i sm = _mm_set_epi32((int)mhi, (int)mlo, (int)shi, (int)slo);
-    *sc8 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-    const __m128i dup = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
-    *mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup));
-}
-
-// iq4_xs: the 8 scales ls − 32 as int16 in both 128-bit halves, from scales_l (4 bytes of two
-// nibbles) and scales_h (u16 of 2-bit pairs) by word arithmetic: imc_qmm_kscales' integers.
-AVX2 INLINE __m256i kscales_iq4xs(const uint8_t *blk)
-{
-    uint32_t l;
-    memcpy(&l, blk + 4, 4);
-    uint32_t h = (uint32_t)blk[2] | (uint32_t)blk[3] << 16; // byte 2i: scales_h nibbles 2i, 2i+1
-    h = (h | h << 4) & 0x0F0F0F0F;                          // byte i = nibble i of scales_h
-    const uint32_t even = (l & 0x0f0f0f0f) | (h & 0x03030303) << 4;
-    const uint32_t odd = ((l >> 4) & 0x0f0f0f0f) | ((h >> 2) & 0x03030303) << 4;
-    const __m128i ls = _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd));
-    return _mm256_broadcastsi128_si256(_mm_sub_epi16(_mm_cvtepu8_epi16(ls), _mm_set1_epi16(32)));
-}
-
-// q2_k / q3_k / q6_k: the 16 scales (per 16 elements) as int16, 0..7 in both halves of *lo and
-// 8..15 in both halves of *hi; q2_k's 16 mins in order as 16 int16 (*mn16; zero for the others).
-AVX2 INLINE void kscales_16(enum imc_type type, const uint8_t *blk, __m256i *lo, __m256i *hi,
-                            __m256i *mn16)
-{
-    __m256i sc;
-    if (type == IMC_TYPE_Q6_K) {
-        sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
-        *mn16 = _mm256_setzero_si256(); // (no mins)
-    } else if (type == IMC_TYPE_Q3_K) { // 4 bits of bytes 0-7, top 2 bits of bytes 8-11
-        uint32_t a, b, c;
+    *mn = _mm256_setzero_si256();
+    if (type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K) { // 8 × (6-bit scale, 6-bit min)
+        memcpy(&a, blk + 4, 4);
+        memcpy(&b, blk + 8, 4);
+        memcpy(&c, blk + 12, 4);
+        const uint32_t slo = a & 0x3f3f3f3f, mlo = b & 0x3f3f3f3f;
+        const uint32_t shi = (c & m4) | ((a >> 6) & m2) << 4;
+        const uint32_t mhi = ((c >> 4) & m4) | ((b >> 6) & m2) << 4;
+        const __m128i sm = _mm_set_epi32((int)mhi, (int)mlo, (int)shi, (int)slo);
+        const __m128i dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        *sc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup));
+        *mn = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, _mm_add_epi8(dup, _mm_set1_epi8(8))));
+    } else if (type == IMC_TYPE_Q6_K) { // 16 int8 at 192
+        *sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    } else if (type == IMC_TYPE_Q2_K) { // scale low nibble, min high nibble
+        const __m128i v = _mm_loadu_si128((const __m128i *)blk), k4 = _mm_set1_epi8(0x0F);
+        *sc = _mm256_cvtepu8_epi16(_mm_and_si128(v, k4));
+        *mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), k4));
+    } else if (type == IMC_TYPE_Q3_K) { // 4 bits of bytes 96-103, top 2 bits of 104-107
         memcpy(&a, blk + 96, 4);
         memcpy(&b, blk + 100, 4);
         memcpy(&c, blk + 104, 4);
-        const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
         const __m128i v =
             _mm_set_epi32((int)(((b >> 4) & m4) | ((c >> 6) & m2) << 4),
                           (int)(((a >> 4) & m4) | ((c >> 4) & m2) << 4),
                           (int)((b & m4) | ((c >> 2) & m2) << 4), (int)((a & m4) | (c & m2) << 4));
-        sc = _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
-        *mn16 = _mm256_setzero_si256();
-    } else {
-        const __m128i b = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0F);
-        sc = _mm256_cvtepu8_epi16(_mm_and_si128(b, m4));
-        *mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), m4));
+        *sc = _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+    } else { // IQ4_XS: scales_l (4 bytes of two nibbles) and scales_h (u16 of 2-bit pairs)
+        memcpy(&a, blk + 4, 4);
+        uint32_t h = (uint32_t)blk[2] | (uint32_t)blk[3] << 16; // byte 2i: nibbles 2i, 2i+1
+        h = (h | h << 4) & m4;                                  // byte i = nibble i
+        const uint32_t even = (a & m4) | (h & m2) << 4;
+        const uint32_t odd = ((a >> 4) & m4) | ((h >> 2) & m2) << 4;
+        const __m128i ls =
+            _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd));
+        const __m128i s8 = _mm_sub_epi16(_mm_cvtepu8_epi16(ls), _mm_set1_epi16(32));
+        *sc = _mm256_set_m128i(_mm_unpackhi_epi16(s8, s8), _mm_unpacklo_epi16(s8, s8));
     }
-    *lo = _mm256_permute2x128_si256(sc, sc, 0x00);
-    *hi = _mm256_permute2x128_si256(sc, sc, 0x11);
 }
 
-// The shuffle that puts int16 2j' (j' = j % 4) of a 128-bit half in every int16 of the low half
-// and int16 2j' + 1 in every int16 of the high half.
-AVX2 INLINE __m256i pick_pair(int j)
+// Rows of a K type into nb groups of GK bytes (as repack32).
+AVX2 INLINE void repackk(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                         uint8_t *out)
 {
-    const short a = (short)(0x0100 + 0x0404 * (j % 4)), b = (short)(a + 0x0202);
-    return _mm256_set_epi16(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
-}
-
-AVX2 INLINE bool ksigned(enum imc_type type)
-{
-    return type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
-}
-
-// The R × T micro-tile of a K type (a constant: one copy per type). Scales per 16 elements
-// (s16) differ between the 128-bit halves; per 32 they are the same in both.
-AVX2 INLINE void ktile(enum imc_type type, const uint8_t *w, uint64_t row_bytes, const uint8_t *xq,
-                       uint64_t ldq, int64_t nb, float *y, int64_t ldy, const int R, const int T)
-{
-    const uint64_t bb = row_bytes / (uint64_t)nb;
-    const bool sgn = ksigned(type), mins = imc_qmm_has_mins(type);
-    const bool q45 = type == IMC_TYPE_Q4_K || type == IMC_TYPE_Q5_K;
-    const bool s16 = type == IMC_TYPE_Q2_K || type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
-    __m256 acc[IMC_QMM_MR][IMC_QMM_NT];
-    zero_acc(acc, R, T);
+    const uint64_t bb = rb / (uint64_t)nb;
+    const bool mins = imc_qmm_has_mins(type);
+    const int off = imc_qmm_kd_offset(type);
     for (int64_t b = 0; b < nb; b++) {
-        // scales: per 32 elements all in sc8 (both halves); per 16 in slo and shi (kscales_16)
-        __m256i sc8[IMC_QMM_MR], mn16[IMC_QMM_MR], slo[IMC_QMM_MR], shi[IMC_QMM_MR];
-        float d[IMC_QMM_MR], dmin[IMC_QMM_MR];
-        const uint8_t *blk[IMC_QMM_MR];
-        const struct imc_q8k *xb[IMC_QMM_NT];
-        __m256i is[IMC_QMM_MR][IMC_QMM_NT];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            blk[r] = w + (uint64_t)r * row_bytes + (uint64_t)b * bb;
-            if (q45) {
-                kscales_q45(blk[r], &sc8[r], &mn16[r]);
-            } else if (s16) {
-                kscales_16(type, blk[r], &slo[r], &shi[r], &mn16[r]);
-            } else {
-                sc8[r] = kscales_iq4xs(blk[r]);
-                mn16[r] = _mm256_setzero_si256(); // (no mins)
-            }
-            d[r] = f16(blk[r] + imc_qmm_kd_offset(type));
-            dmin[r] = mins ? f16(blk[r] + imc_qmm_kd_offset(type) + 2) : 0.0f;
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                is[r][t] = _mm256_setzero_si256();
+        uint8_t *g = out + b * GK;
+        float d[16] = {0}; // d[8], dmin[8]
+        // per row: scale pairs of groups 0-3, 8-11 (lo) and 4-7, 12-15 (hi); min pairs 0-7
+        __m256i lo[8], hi[8], mn[8];
+#pragma GCC unroll 16
+        for (int r = 0; r < 8; r++) {
+            lo[r] = hi[r] = mn[r] = _mm256_setzero_si256();
+            if (r < nr) {
+                const uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
+                __m256i sc;
+                kscales16(type, blk, &sc, &mn[r]);
+                lo[r] = _mm256_unpacklo_epi16(sc, sc);
+                hi[r] = _mm256_unpackhi_epi16(sc, sc);
+                d[r] = f16(blk + off);
+                d[8 + r] = mins ? f16(blk + off + 2) : 0.0f;
             }
         }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            xb[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
+        memcpy(g, d, sizeof d);
+        transpose8(lo);
+        transpose8(hi);
+        transpose8(mn);
+#pragma GCC unroll 16
+        for (int j = 0; j < 8; j++) { // lane j of lo: group j (j < 4) or j + 4; of hi: + 4
+            const int k = j < 4 ? j : j + 4;
+            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * k), lo[j]);
+            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * (k + 4)), hi[j]);
+            _mm256_storeu_si256((__m256i *)(g + GK_MN + 32 * j), mn[j]);
         }
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            __m256i wv[IMC_QMM_MR], ax[IMC_QMM_MR], sv[IMC_QMM_MR];
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                wv[r] = ksub(type, blk[r], j);
-                ax[r] = sgn ? _mm256_sign_epi8(wv[r], wv[r]) : wv[r];
-                if (s16) { // scales 2j, 2j + 1 in the low, high half
-                    sv[r] = _mm256_shuffle_epi8(j < 4 ? slo[r] : shi[r], pick_pair(j));
-                } else { // int16 j of sc8 in every lane
-                    sv[r] = _mm256_shuffle_epi8(sc8[r],
-                                                _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
-                }
+        for (int s = 0; s < 8; s++) {
+            __m256i v[8];
+#pragma GCC unroll 16
+            for (int r = 0; r < 8; r++) {
+                v[r] = r < nr ? ksub(type, w + (uint64_t)r * rb + (uint64_t)b * bb, s)
+                              : _mm256_setzero_si256();
             }
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->q + 32 * j));
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) {
-                    const __m256i p =
-                        _mm256_maddubs_epi16(ax[r], sgn ? _mm256_sign_epi8(xv, wv[r]) : xv);
-                    is[r][t] = _mm256_add_epi32(is[r][t], _mm256_madd_epi16(p, sv[r]));
-                }
-            }
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m256i mv = mn16[r];
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const float dx = xb[t]->d;
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[r][t]), _mm256_set1_ps(d[r] * dx),
-                                            acc[r][t]);
-                if (mins) {
-                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsum);
-                    const __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mv, bs));
-                    acc[r][t] = _mm256_fnmadd_ps(m, _mm256_set1_ps(dmin[r] * dx), acc[r][t]);
-                }
+            transpose8(v);
+#pragma GCC unroll 16
+            for (int j = 0; j < 8; j++) {
+                _mm256_storeu_si256((__m256i *)(g + GK_Q + 256 * s + 32 * j), v[j]);
             }
         }
     }
-    store_acc(acc, y, ldy, R, T);
 }
 
-typedef void (*tile_fn)(enum imc_type, const uint8_t *, uint64_t, const uint8_t *, uint64_t,
-                        int64_t, float *, int64_t);
+// y[t·ldy + r] = lane r of acc[t], r < nr.
+AVX2 INLINE void store8(const __m256 *acc, float *y, int64_t ldy, int nr, const int T)
+{
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        if (nr == 8) {
+            _mm256_storeu_ps(y + t * ldy, acc[t]);
+        } else {
+            float v[8];
+            _mm256_storeu_ps(v, acc[t]);
+            memcpy(y + t * ldy, v, (size_t)nr * sizeof(float));
+        }
+    }
+}
 
-// One function per (type, R, T): NAME_R_T calls CALL (tile or ktile) with constant shapes;
-// TILES makes the 2 × 4 table of a name.
-#define TILE_FN(NAME, CALL, TYPE, R, T)                                                            \
-    AVX2 static void NAME##_##R##_##T(enum imc_type type, const uint8_t *w, uint64_t rb,           \
-                                      const uint8_t *xq, uint64_t ldq, int64_t nb, float *y,       \
-                                      int64_t ldy)                                                 \
+// The products of 4 interleaved weight vectors qx (signed; sx = |qx|, or unsigned qx = sx when
+// !sgn) with groups 0..3 of the 16 activation bytes at q: 4 maddubs results, each 16 int16 pairs.
+AVX2 INLINE void dot4(const __m256i qx[4], const __m256i sx[4], const int8_t *q, bool sgn,
+                      __m256i p[4])
+{
+    const __m256i y = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+    const __m256i y0 = _mm256_shuffle_epi32(y, 0x00), y1 = _mm256_shuffle_epi32(y, 0x55);
+    const __m256i y2 = _mm256_shuffle_epi32(y, 0xaa), y3 = _mm256_shuffle_epi32(y, 0xff);
+    p[0] = _mm256_maddubs_epi16(sx[0], sgn ? _mm256_sign_epi8(y0, qx[0]) : y0);
+    p[1] = _mm256_maddubs_epi16(sx[1], sgn ? _mm256_sign_epi8(y1, qx[1]) : y1);
+    p[2] = _mm256_maddubs_epi16(sx[2], sgn ? _mm256_sign_epi8(y2, qx[2]) : y2);
+    p[3] = _mm256_maddubs_epi16(sx[3], sgn ? _mm256_sign_epi8(y3, qx[3]) : y3);
+}
+
+// Loads groups j0 .. j0+3 of interleaved weights at g (qx) and their magnitudes (sx).
+AVX2 INLINE void load4(const uint8_t *g, int j0, bool sgn, __m256i qx[4], __m256i sx[4])
+{
+#pragma GCC unroll 16
+    for (int j = 0; j < 4; j++) {
+        qx[j] = _mm256_loadu_si256((const __m256i *)(g + 32 * (j0 + j)));
+        sx[j] = sgn ? _mm256_sign_epi8(qx[j], qx[j]) : qx[j];
+    }
+}
+
+// Sums of the 4 maddubs results: as int32 by madd with m (16-bit pairs: ones, or the group's
+// scales); when s16, first as int16 (no overflow: see the file header), then one madd.
+AVX2 INLINE __m256i widen4(const __m256i p[4], __m256i m, bool s16)
+{
+    if (s16) {
+        const __m256i s =
+            _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
+        return _mm256_madd_epi16(s, m);
+    }
+    return _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(p[0], m), _mm256_madd_epi16(p[1], m)),
+        _mm256_add_epi32(_mm256_madd_epi16(p[2], m), _mm256_madd_epi16(p[3], m)));
+}
+
+AVX2 INLINE void zero_acc(__m256 *acc, const int T)
+{
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm256_setzero_ps();
+    }
+}
+
+// 8 repacked rows of a 32-block type (nb groups at g; nr of them real) × T tokens.
+AVX2 INLINE void kern32(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
+                        int64_t ldy, int nr, bool s16, const int T)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NTOK];
+    zero_acc(acc, T);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = g + b * G32;
+        __m256i is[NTOK], qx[4], sx[4], p[4];
+        load4(gb + 32, 0, true, qx, sx);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            dot4(qx, sx, ((const struct imc_q8x *)(xq + t * ldq) + b)->q, true, p);
+            is[t] = widen4(p, ones, s16);
+        }
+        load4(gb + 32, 4, true, qx, sx);
+        const __m256 dw = _mm256_loadu_ps((const float *)gb);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
+            dot4(qx, sx, xb->q + 16, true, p);
+            is[t] = _mm256_add_epi32(is[t], widen4(p, ones, s16));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]),
+                                     _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[t]);
+        }
+    }
+    store8(acc, y, ldy, nr, T);
+}
+
+// 8 repacked rows of a K type × T tokens (the type a constant).
+AVX2 INLINE void kernk(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq,
+                       uint64_t ldq, float *y, int64_t ldy, int nr, const int T)
+{
+    const bool sgn = type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
+    const bool s16 = type != IMC_TYPE_IQ4_XS, mins = imc_qmm_has_mins(type);
+    __m256 acc[NTOK];
+    zero_acc(acc, T);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = g + b * GK;
+        __m256i is[NTOK];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            is[t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++) { // 16-element groups: sub-block k / 2, half k % 2
+            __m256i qx[4], sx[4], p[4];
+            load4(gb + GK_Q + 128 * k, 0, sgn, qx, sx);
+            const __m256i sv = _mm256_loadu_si256((const __m256i *)(gb + GK_SC + 32 * k));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const struct imc_q8k *xb = (const struct imc_q8k *)(xq + t * ldq) + b;
+                dot4(qx, sx, xb->q + 16 * k, sgn, p);
+                is[t] = _mm256_add_epi32(is[t], widen4(p, sv, s16));
+            }
+        }
+        const __m256 d = _mm256_loadu_ps((const float *)gb);
+        const __m256 dmin = _mm256_loadu_ps((const float *)gb + 8);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const struct imc_q8k *xb = (const struct imc_q8k *)(xq + t * ldq) + b;
+            const __m256 dx = _mm256_set1_ps(xb->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(d, dx), acc[t]);
+            if (mins) {
+                __m256i m = _mm256_setzero_si256();
+#pragma GCC unroll 16
+                for (int i = 0; i < 8; i++) {
+                    int32_t bs;
+                    memcpy(&bs, &xb->bsum[2 * i], 4);
+                    const __m256i mv = _mm256_loadu_si256((const __m256i *)(gb + GK_MN + 32 * i));
+                    m = _mm256_add_epi32(m, _mm256_madd_epi16(mv, _mm256_set1_epi32(bs)));
+                }
+                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, dx), acc[t]);
+            }
+        }
+    }
+    store8(acc, y, ldy, nr, T);
+}
+
+typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
+                        int64_t ldy, int nr);
+
+// One function per (kind, T): NAME_T calls CALL with T a constant; KERNS makes the table.
+#define KERN_FN(NAME, CALL, T)                                                                     \
+    AVX2 static void NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,     \
+                                float *y, int64_t ldy, int nr)                                     \
+    {                                                                                              \
+        CALL(g, nb, xq, ldq, y, ldy, nr, T);                                                       \
+    }
+#define KERNS(NAME, CALL)                                                                          \
+    KERN_FN(NAME, CALL, 1)                                                                         \
+    KERN_FN(NAME, CALL, 2)                                                                         \
+    KERN_FN(NAME, CALL, 3)                                                                         \
+    KERN_FN(NAME, CALL, 4)                                                                         \
+    static const kern_fn NAME[NTOK] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
+_Static_assert(NTOK == 4, "the tables below cover 1 to 4 tokens");
+
+#define K32(g, nb, xq, ldq, y, ldy, nr, T) kern32(g, nb, xq, ldq, y, ldy, nr, false, T)
+#define K32S(g, nb, xq, ldq, y, ldy, nr, T) kern32(g, nb, xq, ldq, y, ldy, nr, true, T)
+#define KQ2(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q2_K, g, nb, xq, ldq, y, ldy, nr, T)
+#define KQ3(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q3_K, g, nb, xq, ldq, y, ldy, nr, T)
+#define KQ4(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q4_K, g, nb, xq, ldq, y, ldy, nr, T)
+#define KQ5(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q5_K, g, nb, xq, ldq, y, ldy, nr, T)
+#define KQ6(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q6_K, g, nb, xq, ldq, y, ldy, nr, T)
+#define KIQ4(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_IQ4_XS, g, nb, xq, ldq, y, ldy, nr, T)
+KERNS(k32, K32)
+KERNS(k32s, K32S)
+KERNS(kq2, KQ2)
+KERNS(kq3, KQ3)
+KERNS(kq4, KQ4)
+KERNS(kq5, KQ5)
+KERNS(kq6, KQ6)
+KERNS(kiq4, KIQ4)
+
+// The repack of one type into its groups (the type a constant after inlining).
+#define REPACK_FN(NAME, CALL, TYPE)                                                                \
+    AVX2 static void NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,   \
+                          uint8_t *out)                                                            \
     {                                                                                              \
         (void)type;                                                                                \
-        CALL(TYPE, w, rb, xq, ldq, nb, y, ldy, R, T);                                              \
+        CALL(TYPE, w, rb, nr, nb, out);                                                            \
     }
-#define TILES(NAME, CALL, TYPE)                                                                    \
-    TILE_FN(NAME, CALL, TYPE, 1, 1)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 1, 2)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 1, 3)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 1, 4)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 2, 1)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 2, 2)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 2, 3)                                                                \
-    TILE_FN(NAME, CALL, TYPE, 2, 4)                                                                \
-    static const tile_fn NAME[IMC_QMM_MR][IMC_QMM_NT] = {                                          \
-        {NAME##_1_1, NAME##_1_2, NAME##_1_3, NAME##_1_4},                                          \
-        {NAME##_2_1, NAME##_2_2, NAME##_2_3, NAME##_2_4}};
-// The K types' tiles are one row high (1 × T): at 2 × T the integer sums spill registers, and
-// one row at a time measured 5-25% faster on an AMD EPYC with AVX2.
-#define KTILES(NAME, TYPE)                                                                         \
-    TILE_FN(NAME, ktile, TYPE, 1, 1)                                                               \
-    TILE_FN(NAME, ktile, TYPE, 1, 2)                                                               \
-    TILE_FN(NAME, ktile, TYPE, 1, 3)                                                               \
-    TILE_FN(NAME, ktile, TYPE, 1, 4)                                                               \
-    static const tile_fn NAME[IMC_QMM_NT] = {NAME##_1_1, NAME##_1_2, NAME##_1_3, NAME##_1_4};
-_Static_assert(IMC_QMM_MR == 2 && IMC_QMM_NT == 4, "the tables below cover 2 x 4 micro-tiles");
+REPACK_FN(rp32, repack32, type)
+REPACK_FN(rpq2, repackk, IMC_TYPE_Q2_K)
+REPACK_FN(rpq3, repackk, IMC_TYPE_Q3_K)
+REPACK_FN(rpq4, repackk, IMC_TYPE_Q4_K)
+REPACK_FN(rpq5, repackk, IMC_TYPE_Q5_K)
+REPACK_FN(rpq6, repackk, IMC_TYPE_Q6_K)
+REPACK_FN(rpiq4, repackk, IMC_TYPE_IQ4_XS)
 
-TILES(t32, tile, type)
-KTILES(tq2k, IMC_TYPE_Q2_K)
-KTILES(tq3k, IMC_TYPE_Q3_K)
-KTILES(tq4k, IMC_TYPE_Q4_K)
-KTILES(tq5k, IMC_TYPE_Q5_K)
-KTILES(tq6k, IMC_TYPE_Q6_K)
-KTILES(tiq4xs, IMC_TYPE_IQ4_XS)
-
-static void kernel_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int nr,
-                        const uint8_t *xq, uint64_t ldq, int nt, int64_t nb, float *y, int64_t ldy)
+static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
+                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
+                      int64_t ldy, void *scratch)
 {
-    const tile_fn *ktiles = type == IMC_TYPE_Q2_K     ? tq2k
-                            : type == IMC_TYPE_Q3_K   ? tq3k
-                            : type == IMC_TYPE_Q4_K   ? tq4k
-                            : type == IMC_TYPE_Q5_K   ? tq5k
-                            : type == IMC_TYPE_Q6_K   ? tq6k
-                            : type == IMC_TYPE_IQ4_XS ? tiq4xs
-                                                      : NULL;
-    if (ktiles) {
-        for (int r = 0; r < nr; r++) {
-            ktiles[nt - 1](type, w + (uint64_t)r * row_bytes, row_bytes, xq, ldq, nb, y + r, ldy);
-        }
-        return;
+    const kern_fn *kern;
+    void (*repack)(enum imc_type, const uint8_t *, uint64_t, int, int64_t, uint8_t *);
+    switch (type) {
+    case IMC_TYPE_Q2_K:
+        kern = kq2, repack = rpq2;
+        break;
+    case IMC_TYPE_Q3_K:
+        kern = kq3, repack = rpq3;
+        break;
+    case IMC_TYPE_Q4_K:
+        kern = kq4, repack = rpq4;
+        break;
+    case IMC_TYPE_Q5_K:
+        kern = kq5, repack = rpq5;
+        break;
+    case IMC_TYPE_Q6_K:
+        kern = kq6, repack = rpq6;
+        break;
+    case IMC_TYPE_IQ4_XS:
+        kern = kiq4, repack = rpiq4;
+        break;
+    default:
+        kern = type == IMC_TYPE_Q4_0 ? k32s : k32, repack = rp32;
+        break;
     }
-    t32[nr - 1][nt - 1](type, w, row_bytes, xq, ldq, nb, y, ldy);
+    const uint64_t gbytes = (uint64_t)nb * (imc_qmm_is_k(type) ? GK : G32);
+    uint8_t *rp = scratch;
+    for (int64_t r = 0; r < nr; r += 8) {
+        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
+               rp + (uint64_t)(r / 8) * gbytes);
+    }
+    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
+        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
+        for (int64_t r = 0; r < nr; r += 8) {
+            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+            for (int64_t t = t0; t < t1; t += NTOK) {
+                const int tn = t1 - t < NTOK ? (int)(t1 - t) : NTOK;
+                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                             y + t * ldy + r, ldy, rn);
+            }
+        }
+    }
 }
 
-imc_qmm_kernel_fn imc_qmm_kernel_avx2(void)
+// ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------
+
+// roundf(v) for |v| < 2^23: ties away from zero (v − trunc(v) is exact).
+AVX2 INLINE __m256 round_away(__m256 v)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sgn, _mm256_sub_ps(v, t));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sgn));
+    return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+// max |x_i| over n (a multiple of 8) floats: the scalar loop's value (max is exact; a NaN
+// element is skipped, as there: maxps returns its second operand when one is NaN).
+AVX2 INLINE float amax8(const float *x, int n)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        m = _mm256_max_ps(_mm256_andnot_ps(sgn, _mm256_loadu_ps(x + i)), m);
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+// The 32 int8 of roundf(x[0..32) · id), clamped to ±lim, in element order.
+AVX2 INLINE __m256i quant32(const float *x, float id, float lim)
+{
+    const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(lim), lo = _mm256_set1_ps(-lim);
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m256 r = round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
+        v[k] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(r, hi), lo));
+    }
+    const __m256i p =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+AVX2 static void quantize_avx2(enum imc_type t, const float *x, int64_t n, void *out)
+{
+    const int bs = imc_qmm_is_k(t) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float *xb = x + b * bs;
+        const float d = amax8(xb, bs) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        if (bs == IMC_QMM_BLOCK) { // (no clamp: |x·id| rounds to at most 127)
+            struct imc_q8x *o = (struct imc_q8x *)out + b;
+            o->d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
+            _mm256_storeu_si256((__m256i *)o->q, quant32(xb, id, 128.0f));
+            continue;
+        }
+        struct imc_q8k *o = (struct imc_q8k *)out + b;
+        o->d = d;
+        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+        for (int j = 0; j < 8; j++) {
+            const __m256i q = quant32(xb + 32 * j, id, 127.0f);
+            _mm256_storeu_si256((__m256i *)(o->q + 32 * j), q);
+            // 4-element sums (exact), then the two 16-element sums of this 32
+            const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+            int32_t v[8];
+            _mm256_storeu_si256((__m256i *)v, s4);
+            o->bsum[2 * j] = (int16_t)(v[0] + v[1] + v[2] + v[3]);
+            o->bsum[2 * j + 1] = (int16_t)(v[4] + v[5] + v[6] + v[7]);
+        }
+    }
+}
+
+imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
+{
+    return imc_qmm_tile_avx2() ? quantize_avx2 : NULL;
+}
+
+imc_qmm_tile_fn imc_qmm_tile_avx2(void)
 {
     __builtin_cpu_init();
     const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
-    return ok ? kernel_avx2 : NULL;
+    return ok ? tile_avx2 : NULL;
 }
 
 #endif // x86

@@ -3,18 +3,21 @@
  * Q8 mode) for every weight type of the integer route: Q8_0, Q4_0, IQ4_NL (32-blocks) and
  * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (256-blocks, q8_K-like activations).
  *
- *   - paths: the AVX2 micro-tiles (where the CPU has them) give the generic kernel's bits, for
- *     every edge of the 2 × 4 micro-tile and the 32-token pass, with strided x and y;
+ *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
+ *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
+ *     32-token pass, with strided x and y;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
- *     (nb blocks; for the 32-block types the min term is 0 and d·sc·wq_i = w_i): per block and
- *     lane at most two fmaf (the scale, the mins), the scale products, the reduction's three
- *     adds and the decoder's own float rounding of W (three operations), each <= 2^-24 of the
- *     sum of term magnitudes, with a 4× margin. For the 32-block types also against the f32 x:
+ *     (nb blocks; for the 32-block types the min term is 0 and d·sc·wq_i = w_i): per block at
+ *     most two fmaf (the scale, the mins), the int32 -> float rounding of the K types' sums,
+ *     the scale products and the decoder's own float rounding of W (three operations), each
+ *     <= 2^-24 of the sum of term magnitudes, with a 4× margin. For the 32-block types also
+ *     against the f32 x:
  *       |y − ref_f32| <= Σ_i |w_i|·|x_i − xr_i|  +  the bound above;
  *   - quantization: |q| <= 127, an all-zero block gives d = 0, x ≈ d·q within d/2 plus the f16
  *     rounding of d (127·2^-11·d) for 32-blocks; within d/2 and exact block sums for 256-blocks;
+ *     exact ties rounded away from zero; the AVX2 quantizer gives the scalar bytes;
  *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1 and 37 tokens, on pools
  *     of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
  */
@@ -54,7 +57,7 @@ static void test_quantize(void)
 {
     struct krng r = {3};
     float *x = make_x(&r, 3, 96);
-    struct imc_q8x q[3 * 3];
+    struct imc_q8x q[16];
     bool ok = true;
     for (int t = 0; t < 3; t++) {
         imc_qmm_quantize_row(x + t * 96, 96, q + t * 3);
@@ -86,6 +89,20 @@ static void test_quantize(void)
         ok = ok && sum == k[0].bsum[g];
     }
     CHECK(ok, "256-blocks: within half a step, |q| <= 127, exact block sums, zero block d = 0");
+    // exact ties (amax 127: d = 1, so x·id = x): roundf's away from zero on both paths
+    for (int i = 0; i < 512; i++) {
+        xk[i] = i % 64 == 0 ? 127.0f : (float)((i % 61) - 30) + (i % 2 ? 0.5f : -0.5f);
+    }
+    struct imc_q8k k2[2];
+    struct imc_q8x b2[16];
+    for (int p = 0; p < 2; p++) {
+        const enum imc_gemm_path path = p ? IMC_GEMM_AVX2 : IMC_GEMM_GENERIC;
+        imc_qmm_quantize(path, IMC_TYPE_Q4_K, xk, 512, p ? k2 : k);
+        imc_qmm_quantize(path, IMC_TYPE_Q8_0, xk, 512, p ? b2 : q);
+    }
+    ok = k[0].q[1] == (int8_t)roundf(xk[1]) && k[0].q[2] == (int8_t)roundf(xk[2]);
+    CHECK(ok && memcmp(k, k2, sizeof k) == 0 && memcmp(q, b2, sizeof b2) == 0,
+          "ties rounded away from zero, avx2 quantizers give the scalar bytes");
     free(xk);
 }
 
@@ -146,12 +163,17 @@ static void run_paths(struct krng *r, const struct qcase *c)
     uint8_t *w = quantize_rows(c->type, wf, c->nr, c->n, &rb);
     const uint64_t ldq = imc_qmm_xrow_bytes(c->type, c->n) + (imc_qmm_is_k(c->type) ? 292 : 36);
     const int64_t ldy = c->nr + 3, nb = c->n / (imc_qmm_is_k(c->type) ? 256 : 32);
-    uint8_t *xq = malloc((size_t)((uint64_t)c->nt * ldq));
+    uint8_t *xq = calloc((size_t)c->nt, ldq), *xq2 = calloc((size_t)c->nt, ldq);
     for (int64_t t = 0; t < c->nt; t++) {
-        imc_qmm_quantize(c->type, x + t * c->n, c->n, xq + (uint64_t)t * ldq);
+        imc_qmm_quantize(IMC_GEMM_GENERIC, c->type, x + t * c->n, c->n, xq + (uint64_t)t * ldq);
+        imc_qmm_quantize(IMC_GEMM_AVX2, c->type, x + t * c->n, c->n, xq2 + (uint64_t)t * ldq);
     }
+    CHECK(memcmp(xq, xq2, (size_t)((uint64_t)c->nt * ldq)) == 0,
+          "%s n=%lld: avx2 quantized activations differ from the scalar ones",
+          imc_type_name((uint32_t)c->type), (long long)c->n);
     float *y = calloc((size_t)(ldy * c->nt), 4), *y2 = calloc((size_t)(ldy * c->nt), 4);
-    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y, ldy);
+    void *scratch = malloc((size_t)imc_qmm_scratch_bytes(c->type, c->nr, c->n));
+    imc_qmm_tile(IMC_GEMM_GENERIC, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y, ldy, scratch);
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)c->type);
     float *wd = malloc((size_t)c->n * 4), *xr = malloc((size_t)c->n * 4);
     int bad = 0;
@@ -182,17 +204,20 @@ static void run_paths(struct krng *r, const struct qcase *c)
           imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr, (long long)c->nt,
           bad, worst);
     if (imc_gemm_path_supported(IMC_GEMM_AVX2)) {
-        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy);
+        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy,
+                     scratch);
         CHECK(memcmp(y, y2, (size_t)(ldy * c->nt) * 4) == 0,
               "%s n=%lld %lldx%lld: avx2 bits differ from generic",
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
     }
+    free(scratch);
     free(wd);
     free(xr);
     free(y);
     free(y2);
     free(xq);
+    free(xq2);
     free(w);
     free(wf);
     free(x);
@@ -207,11 +232,11 @@ static void test_paths(void)
 {
     struct krng r = {11};
     const int64_t ns[] = {32, 96, 4096}, nks[] = {256, 768, 4096};
-    const int64_t nrs[] = {1, 2, 3, 5};
+    const int64_t nrs[] = {1, 2, 3, 5, 19}; // 19: 3 groups of 8 interleaved rows, one partial
     const int64_t nts[] = {1, 3, 4, 9, 37};
     for (int ti = 0; ti < N_TYPES; ti++) {
         for (int ni = 0; ni < 3; ni++) {
-            for (int ri = 0; ri < 4; ri++) {
+            for (int ri = 0; ri < 5; ri++) {
                 for (int ki = 0; ki < 5; ki++) {
                     const int64_t n = imc_qmm_is_k(all_types[ti]) ? nks[ni] : ns[ni];
                     const struct qcase c = {all_types[ti], n, nrs[ri], nts[ki]};
