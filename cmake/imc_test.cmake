@@ -1,7 +1,8 @@
 # Tests (STYLE b.7): tests/<kind>/test_<name>.c -> executable, ctest "<kind>.<name>", label kind;
 # tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped. tests/<kind>/tool_<name>.c ->
 # executable tool_<name> in the build folder, which tests run (stand-ins), not a test.
-# Kind cuda also links imc_cuda_emu (cmake/imc_cuda.cmake) and tests/cuda/kern_<name>.cu.
+# Kind cuda also links imc_cuda_emu (cmake/imc_cuda.cmake), tests/cuda/kern_<name>.cu and
+# tcuda_support: tests/cuda/backend_*.c, C helpers the cuda tests share (the emulated op table).
 set(IMC_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "the steering repo's shared/")
 
 function(imc_add_tests)
@@ -9,6 +10,10 @@ function(imc_add_tests)
             "IMC_SHARED_DIR=${IMC_SHARED_DIR}" "IMC_BUILD_DIR=${PROJECT_BINARY_DIR}"
             "MPIEXEC=${MPIEXEC_EXECUTABLE}" "OMPI_ALLOW_RUN_AS_ROOT=1"
             "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1")
+    file(GLOB tcuda_srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/backend_*.c)
+    add_library(tcuda_support STATIC ${tcuda_srcs})
+    target_link_libraries(tcuda_support PUBLIC imc_cuda_emu imc_cli)
+    imc_project_warnings(tcuda_support)
     foreach(kind unit kernels gguf e2e mpi slurm cuda)
         file(GLOB csrcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${kind}/test_*.c)
         foreach(src ${csrcs})
@@ -22,7 +27,7 @@ function(imc_add_tests)
                 file(GLOB kcu CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/kern_${name}.cu)
                 imc_cuemu_sources(kgen ${kcu})
                 target_sources(${exe} PRIVATE ${kgen})
-                target_link_libraries(${exe} PRIVATE imc_cuda_emu)
+                target_link_libraries(${exe} PRIVATE tcuda_support imc_cuda_emu)
                 imc_cuemu_target(${exe})
             endif()
             target_compile_options(${exe} PRIVATE -UNDEBUG)
