@@ -66,7 +66,7 @@ step machine 0 INFO "${gpu:-no GPU}; sm_$arch"
 # ---- configure ----
 have_full_deps() {
     command -v mpicc >/dev/null && command -v pkg-config >/dev/null &&
-        pkg-config --exists hwloc libpcre2-8 openblas && [[ -e /usr/include/numa.h ]]
+        pkg-config --exists hwloc libpcre2-8 openblas 2>/dev/null && [[ -e /usr/include/numa.h ]]
 }
 if [[ $mode == auto ]]; then
     mode=kernels
@@ -121,7 +121,10 @@ fi
 if [[ -n $gpu && $n_skip_part -gt 0 ]]; then
     step device 0 FAIL "$n_skip_part device part(s) skipped although nvidia-smi shows a GPU"
 elif [[ -n $gpu ]]; then
-    step device 0 ok "every device part ran on the GPU (kernels vs kernels/ref)"
+    # the lines the tests print for their device ("cuda") runs: figures against kernels/ref
+    grep -E '^[0-9]+: cuda[ :/]' "$log/ctest.log" >"$log/device.txt"
+    step device 0 ok "every device part ran (vs kernels/ref); $(wc -l <"$log/device.txt") result \
+lines in $log/device.txt"
 else
     step device 0 SKIP "no GPU: $n_skip_part device part(s) skipped, emulated kernels only"
 fi
