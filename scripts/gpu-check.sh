@@ -48,7 +48,8 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --form
     2>/dev/null | head -n 1)
 nvcc=$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/local/cuda/bin/nvcc; })
 echo "gpu:    ${gpu:-none}"
-echo "nvcc:   ${nvcc:-none} $([[ -n $nvcc ]] && "$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+nvcc_version() { [[ -n $nvcc ]] && "$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'; }
+echo "nvcc:   ${nvcc:-none} $(nvcc_version)"
 echo "cmake:  $(cmake --version | head -n 1)"
 echo "cores:  $jobs"
 if [[ -z $gpu && ${IMC_GPU_CHECK_NO_GPU:-0} != 1 ]]; then
@@ -74,7 +75,7 @@ if [[ $mode == auto ]]; then
 fi
 case $mode in
 kernels) flags=(-DIMC_KERNELS_ONLY=ON) ;;
-full) flags=() ;;
+full) flags=(-DIMC_KERNELS_ONLY=OFF) ;;
 *)
     echo "gpu-check: IMC_GPU_CHECK_MODE must be auto, kernels or full, not '$mode'" >&2
     exit 1
@@ -84,7 +85,8 @@ log=$build/gpu-check
 mkdir -p "$log"
 t=$(date +%s)
 if timeout 120 cmake -S "$root" -B "$build" -DIMC_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
-    -DCMAKE_CUDA_ARCHITECTURES="$arch" -DIMC_WERROR=ON "${flags[@]}" >"$log/configure.log" 2>&1; then
+    -DCMAKE_CUDA_ARCHITECTURES="$arch" -DIMC_WERROR=ON "${flags[@]}" >"$log/configure.log" \
+    2>&1; then
     step configure $(($(date +%s) - t)) ok "$mode build, $build"
 else
     step configure $(($(date +%s) - t)) FAIL "see $log/configure.log"
@@ -98,7 +100,7 @@ t=$(date +%s)
 if timeout 330 cmake --build "$build" -j"$jobs" >"$log/build.log" 2>&1; then
     step build $(($(date +%s) - t)) ok "-j$jobs"
 else
-    step build $(($(date +%s) - t)) FAIL "see $log/build.log (killed after 330 s if it ran that long)"
+    step build $(($(date +%s) - t)) FAIL "see $log/build.log (stopped at 330 s)"
     grep -m 20 -E 'error|Error' "$log/build.log"
     print_summary
     exit 1
@@ -130,7 +132,8 @@ else
 fi
 
 # ---- what the tree cannot check yet ----
-step engine 0 SKIP "GPU vs CPU on the generated models: no engine op runs on a GPU yet (no --device)"
+step engine 0 SKIP "GPU vs CPU on the generated models: no engine op runs on a GPU yet \
+(no --device)"
 step bench 0 SKIP "tokens/s and bf16 peak on ds3-width: needs the GPU engine"
 
 print_summary
