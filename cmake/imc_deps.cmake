@@ -1,14 +1,17 @@
 # Dependencies (README "Dependencies" says why each one).
+# IMC_KERNELS_ONLY (cmake/imc_kernels_only.cmake) needs none but Threads (and CUDA if any).
 find_package(Threads REQUIRED)
-find_package(PkgConfig REQUIRED)
-find_package(MPI REQUIRED COMPONENTS C)
-pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
-pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
-pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+if(NOT IMC_KERNELS_ONLY)
+    find_package(PkgConfig REQUIRED)
+    find_package(MPI REQUIRED COMPONENTS C)
+    pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
+    pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+    pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 
-# libnuma ships no .pc file.
-find_path(NUMA_INCLUDE_DIR numa.h REQUIRED)
-find_library(NUMA_LIBRARY numa REQUIRED)
+    # libnuma ships no .pc file.
+    find_path(NUMA_INCLUDE_DIR numa.h REQUIRED)
+    find_library(NUMA_LIBRARY numa REQUIRED)
+endif()
 
 set(IMC_HAVE_CUDA 0)
 set(IMC_HAVE_NCCL 0)

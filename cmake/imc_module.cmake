@@ -1,9 +1,14 @@
-# imc_module(NAME DIR DEPS ... [SUBDIRS ...]): one static library per folder (STYLE b.8).
-# Sources are globbed so that adding a file needs no edit here.
+# imc_module(NAME DIR DEPS ... [SUBDIRS ...] [NO_TOP]): one static library per folder (STYLE b.8).
+# Sources are globbed so that adding a file needs no edit here. NO_TOP: not DIR's own .c files
+# (only its SUBDIRS and, with CUDA, DIR/cuda/*.cu).
 function(imc_module name dir)
-    cmake_parse_arguments(M "" "" "DEPS;SUBDIRS" ${ARGN})
+    cmake_parse_arguments(M "NO_TOP" "" "DEPS;SUBDIRS" ${ARGN})
     set(srcs "")
-    foreach(d ${dir} ${M_SUBDIRS})
+    set(c_dirs ${dir} ${M_SUBDIRS})
+    if(M_NO_TOP)
+        set(c_dirs ${M_SUBDIRS})
+    endif()
+    foreach(d ${c_dirs})
         file(GLOB s CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${d}/*.c)
         list(APPEND srcs ${s})
     endforeach()

@@ -156,7 +156,8 @@ enum imc_status imx_hook_end_chunk(struct imx_hook *h, int64_t s)
 
 // Feeds rows [r0, r1) of x to slot s. The collectors of slots >= 1 run with INFO muted: their
 // one-time notes (the 2D MLA line) would repeat what slot 0 logged.
-static enum imc_status feed(struct imx_hook *h, const struct imc_exec *ex, int64_t s,
+static enum imc_status feed(struct imx_hook *h, const struct imc_exec *ex,
+                            const struct imc_backend *be, int64_t s,
                             const struct imc_tensor_info *w, int64_t layer, int64_t slice,
                             const float *x, int64_t ldx, int64_t r0, int64_t r1, int64_t n_in)
 {
@@ -168,7 +169,7 @@ static enum imc_status feed(struct imx_hook *h, const struct imc_exec *ex, int64
         imc_log_set_level(IMC_LOG_WARN);
     }
     enum imc_status st =
-        imc_stats_collect_add(h->col[s], ex, w, layer, slice, x + r0 * ldx, ldx, r1 - r0, n_in);
+        imc_stats_collect_add(h->col[s], ex, be, w, layer, slice, x + r0 * ldx, ldx, r1 - r0, n_in);
     if (s > 0 && lvl > IMC_LOG_WARN) {
         imc_log_set_level(lvl);
     }
@@ -177,7 +178,7 @@ static enum imc_status feed(struct imx_hook *h, const struct imc_exec *ex, int64
 
 // Rows arrive in ascending token order (worker/stats.h): each run of rows of one sequence
 // goes to that sequence's slot.
-static enum imc_status on_input(void *user, const struct imc_exec *ex,
+static enum imc_status on_input(void *user, const struct imc_exec *ex, const struct imc_backend *be,
                                 const struct imc_tensor_info *w, int64_t layer, int64_t slice,
                                 const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                 const int32_t *tok)
@@ -196,7 +197,7 @@ static enum imc_status on_input(void *user, const struct imc_exec *ex,
                         w->name, tok[r1 < n_rows ? r1 : r], r1 < n_rows ? r1 : r, h->n_col);
             return IMC_ERR_INTERNAL;
         }
-        IMC_TRY(feed(h, ex, s, w, layer, slice, x, ldx, r, r1, n_in));
+        IMC_TRY(feed(h, ex, be, s, w, layer, slice, x, ldx, r, r1, n_in));
     }
     return IMC_OK;
 }

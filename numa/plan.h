@@ -120,6 +120,8 @@ struct imc_rank_plan {
     int layer_begin, layer_end;   // layers [begin, end) of the stage
     int expert_begin, expert_end; // routed experts [begin, end) of this shard; 0, 0 when dense
     uint64_t weight_bytes;        // weight bytes this rank holds
+    uint64_t expert_bytes;        // of weight_bytes: its routed experts (what --experts-on cpu
+                                  // keeps off a GPU)
     double flops;                 // FLOPs per token this rank computes
     double compute_share;         // flops / FLOPs per token of the whole model (sums to 1 over
                                   // the ranks of one replica)

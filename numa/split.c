@@ -174,16 +174,18 @@ enum imc_status imc_plan_stages(const struct imc_model_cost *m, const struct imc
 // A shard holds the stage's non-expert weights and its own experts; it computes the non-expert
 // part for its share (1/ep) of the sequences and its experts for every token of the stage.
 static void own_cost(const struct imc_layer_cost *c, int n_own, int n_expert, int ep,
-                     uint64_t *bytes, double *flops)
+                     struct imc_rank_plan *rp)
 {
+    uint64_t eb = c->expert_bytes;
     if (n_expert > 0) {
-        *bytes += c->bytes + c->expert_bytes / (uint64_t)n_expert * (uint64_t)n_own +
-                  c->expert_bytes % (uint64_t)n_expert * (uint64_t)n_own / (uint64_t)n_expert;
-        *flops += c->flops / ep + c->expert_flops * n_own / n_expert;
+        eb = c->expert_bytes / (uint64_t)n_expert * (uint64_t)n_own +
+             c->expert_bytes % (uint64_t)n_expert * (uint64_t)n_own / (uint64_t)n_expert;
+        rp->flops += c->flops / ep + c->expert_flops * n_own / n_expert;
     } else {
-        *bytes += c->bytes + c->expert_bytes;
-        *flops += c->flops + c->expert_flops;
+        rp->flops += c->flops + c->expert_flops;
     }
+    rp->weight_bytes += c->bytes + eb;
+    rp->expert_bytes += eb;
 }
 
 static void even_range(int64_t n, int parts, int i, int64_t *begin, int64_t *end)
@@ -218,13 +220,13 @@ static void fill_rank(const struct imc_model_cost *m, const struct imc_layout *l
     rp->expert_end = (int)ee;
     int own = rp->expert_end - rp->expert_begin;
     for (int i = rp->layer_begin; i < rp->layer_end; i++) {
-        own_cost(&m->layer[i], own, e, l->ep, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->layer[i], own, e, l->ep, rp);
     }
     if (rp->co.stage == 0) {
-        own_cost(&m->embd, own, e, l->ep, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->embd, own, e, l->ep, rp);
     }
     if (rp->co.stage == l->pp - 1) {
-        own_cost(&m->head, own, e, l->ep, &rp->weight_bytes, &rp->flops);
+        own_cost(&m->head, own, e, l->ep, rp);
     }
     rp->numa_node = -1;
     rp->gpu = -1;

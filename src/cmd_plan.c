@@ -1,7 +1,8 @@
 /*
  * imc plan: the placement plan of an MPI job, printed before anything loads (DESIGN.md §3, §6).
  *
- *   imc plan MODEL --ranks N [--gpus G] [--hosts H] [--layout pp=A,ep=B,dp=C]
+ *   imc plan MODEL --ranks N [--gpus G] [--gpu-mem GIB] [--experts-on gpu|cpu] [--hosts H]
+ *            [--layout pp=A,ep=B,dp=C]
  *
  * Reads only the GGUF header (tensor names, shapes, sizes; no tensor data) and the host topology
  * (hwloc; HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine). Prints one row per rank:
@@ -16,13 +17,23 @@
  * finds; 0 plans CPU ranks only).
  *
  * Automatic layout (no --layout): coordinator/layout_auto.h. When hwloc knows the memory of a
- * rank's NUMA node(s), a rank whose weights exceed its part of that memory (node memory / ranks
- * on the node) is reported with a warning (GPU ranks are not checked: hwloc does not tell GPU
- * memory).
+ * rank's NUMA node(s), a CPU rank whose weights exceed its part of that memory (node memory /
+ * ranks on the node) is reported with a warning.
  *
- * Errors (one line, exit 1): missing or unreadable model, a layout that does not give N ranks
- * ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than layers, ep larger
- * than the experts, bad options.
+ * GPU memory (--gpu-mem GIB per GPU, --experts-on gpu|cpu; hwloc does not tell GPU memory): a
+ * "memory" table per rank of the weight bytes on its GPU and on the CPU of its NUMA node, with
+ * what each holds per rank (the GPU's memory / ranks on that GPU; the node's / ranks on the
+ * node). --experts-on cpu puts a GPU rank's routed experts on the CPU, the rest (attention,
+ * norms, router, dense FFN, shared experts, embedding, head) on the GPU. Weights only: the
+ * engine's activations, KV cache and workspace come on top. Placement only: the engine runs
+ * neither GPU ranks nor the hybrid split yet.
+ *
+ * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does
+ * not give N ranks ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than
+ * layers, ep larger than the experts, bad options, --gpu-mem or --experts-on cpu without GPU
+ * ranks, a GPU rank whose slice fits nowhere (its GPU part above its GPU share, or the experts
+ * --experts-on cpu keeps on the CPU above its node share when hwloc knows the node's memory):
+ * the first such rank named with its slice and the bytes needed and available.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,7 +55,11 @@ struct plan_args {
     int64_t gpus;       // per host; -1: from the topology
     int64_t hosts;      // H
     const char *layout; // NULL: automatic
+    double gpu_mem_gib; // memory per GPU, GiB; < 0: not given
+    int experts_on;     // index into experts_on_names: 0 gpu, 1 cpu
 };
+
+static const char *const experts_on_names[] = {"gpu", "cpu", NULL};
 
 struct plan_ctx {
     const struct imc_model *m;
@@ -54,7 +69,8 @@ struct plan_ctx {
     char why[128];            // how the layout was chosen
     int n;                    // ranks
     struct imc_rank_plan *rp; // [n]
-    double *mem_per_rank;     // [n] bytes of node memory per rank, 0 unknown / GPU
+    double *mem_per_rank;     // [n] bytes of node memory per rank, 0 unknown
+    double *gpu_per_rank;     // [n] bytes of GPU memory per rank (--gpu-mem), 0 CPU rank
     double rank_flops;        // sum of the ranks' FLOPs per token (dp x the model's)
 };
 
@@ -71,6 +87,13 @@ static const struct imc_opt own_opts[] = {
             "MPI ranks of the job (a multiple of --hosts)"),
     IMC_OPT("gpus", 0, IMC_OPT_UINT, OWN(gpus), "G",
             "GPUs per host (default: as the topology shows)"),
+    IMC_OPT("gpu-mem", 0, IMC_OPT_FLOAT, OWN(gpu_mem_gib), "GIB",
+            "memory of each GPU, GiB: shows the bytes on each GPU and CPU\nand refuses a slice "
+            "that fits nowhere (weights only)"),
+    IMC_OPT("experts-on", 0, IMC_OPT_ENUM, OWN(experts_on), "WHERE",
+            "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
+            "rest on the GPU (placement only: the\nengine does not run it yet)",
+            .choices = experts_on_names),
     IMC_OPT("hosts", 0, IMC_OPT_POS, OWN(hosts), "H",
             "hosts of the job, all like this one (default 1)"),
     IMC_OPT("layout", 0, IMC_OPT_STR, OWN(layout), "pp=A,ep=B,dp=C",
@@ -82,7 +105,7 @@ static const struct imc_opt own_opts[] = {
 static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
 
 static const struct imc_opt_spec spec = {
-    .usage = "MODEL --ranks N [--gpus G] [--hosts H] [--layout pp=A,ep=B,dp=C]",
+    .usage = "MODEL --ranks N [options]",
     .groups = groups,
     .notes = "From the tensor shapes and this host's topology (hwloc; HWLOC_SYNTHETIC or\n"
              "HWLOC_XMLFILE describe another), before anything loads.",
@@ -94,7 +117,7 @@ static const struct imc_opt_spec spec = {
 // Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
-    *a = (struct plan_args){NULL, 0, -1, 1, NULL};
+    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0};
     struct imc_opt_common c;
     char **pos = NULL;
     int n_pos = 0;
@@ -110,6 +133,11 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
     if (a->ranks > 1 << 20 || a->ranks % a->hosts != 0) {
         IMC_LOG_ERR("plan: --ranks %lld must be a multiple of --hosts %lld (at most %d)",
                     (long long)a->ranks, (long long)a->hosts, 1 << 20);
+        return 2;
+    }
+    if (a->gpu_mem_gib != -1.0 && !(a->gpu_mem_gib > 0 && a->gpu_mem_gib < 1 << 24)) {
+        IMC_LOG_ERR("plan: option --gpu-mem expects GiB in (0, %d), got %g", 1 << 24,
+                    a->gpu_mem_gib);
         return 2;
     }
     return 0;
@@ -171,11 +199,14 @@ static enum imc_status place(struct plan_ctx *pc, const struct imc_topo *t,
     for (int r = 0; r < pc->n; r++) {
         const struct imc_place *pl = &p->ranks[r % per_host];
         imc_plan_set_place(&pc->rp[r], t, pl);
-        int sharing = 0;
+        int sharing = 0, gpu_sharing = 0;
         for (int k = 0; k < per_host; k++) {
             sharing += p->ranks[k].node == pl->node;
+            gpu_sharing += p->ranks[k].gpu == pl->gpu;
         }
-        pc->mem_per_rank[r] = pl->gpu >= 0 ? 0 : block_memory(t, pl->node, pl->n_nodes) / sharing;
+        pc->mem_per_rank[r] = block_memory(t, pl->node, pl->n_nodes) / sharing;
+        pc->gpu_per_rank[r] =
+            pl->gpu >= 0 && a->gpu_mem_gib > 0 ? a->gpu_mem_gib * 1073741824.0 / gpu_sharing : 0;
     }
     if (p->oversubscribed) {
         IMC_LOG_WRN("plan: %d ranks per host oversubscribe the cores of a NUMA node: ranks share "
@@ -281,11 +312,103 @@ static void print_totals(const struct plan_ctx *pc)
            sum_s > 0 ? max_s / (sum_s / pc->n) : 0, bytes > 0 ? max_b / (bytes / pc->n) : 0);
 }
 
+// Bytes of rank r's weights on its GPU and on its CPU (--experts-on cpu: a GPU rank's routed
+// experts on the CPU).
+static void split_bytes(const struct plan_ctx *pc, const struct plan_args *a, int r, double *gpu,
+                        double *cpu)
+{
+    const struct imc_rank_plan *p = &pc->rp[r];
+    const double all = (double)p->weight_bytes, exp = (double)p->expert_bytes;
+    *gpu = p->gpu < 0 ? 0 : a->experts_on == 1 ? all - exp : all;
+    *cpu = all - *gpu;
+}
+
+// The memory table: per rank the bytes on its GPU and CPU and what each holds for the rank.
+static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
+{
+    printf("\nmemory:    weights only (activations, KV cache and workspace come on top); routed "
+           "experts of GPU ranks on the %s\n",
+           a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
+    printf("%4s %4s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
+           "node mem");
+    for (int r = 0; r < pc->n; r++) {
+        const struct imc_rank_plan *p = &pc->rp[r];
+        double gb, cb;
+        split_bytes(pc, a, r, &gb, &cb);
+        char g[16], b1[32], b2[32], b3[32], b4[32];
+        snprintf(g, sizeof(g), "%d", p->gpu);
+        printf("%4d %4s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
+               p->gpu >= 0 ? human(gb, b1, sizeof(b1)) : "-",
+               pc->gpu_per_rank[r] > 0 ? human(pc->gpu_per_rank[r], b2, sizeof(b2)) : "-",
+               human(cb, b3, sizeof(b3)),
+               pc->mem_per_rank[r] > 0 ? human(pc->mem_per_rank[r], b4, sizeof(b4)) : "-");
+    }
+}
+
+// A GPU rank's slice must fit: its GPU part in its GPU share (with --gpu-mem), its CPU part in
+// its node share (where hwloc knows it). IMC_ERR_ARG naming the first rank that does not fit.
+static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_args *a)
+{
+    int first = -1, n_bad = 0;
+    double need = 0, have = 0;
+    const char *where = "";
+    for (int r = 0; r < pc->n; r++) {
+        double gb, cb;
+        split_bytes(pc, a, r, &gb, &cb);
+        const bool gpu_short = pc->gpu_per_rank[r] > 0 && gb > pc->gpu_per_rank[r];
+        const bool cpu_short =
+            pc->rp[r].gpu >= 0 && cb > 0 && pc->mem_per_rank[r] > 0 && cb > pc->mem_per_rank[r];
+        if ((gpu_short || cpu_short) && n_bad++ == 0) {
+            first = r;
+            need = gpu_short ? gb : cb;
+            have = gpu_short ? pc->gpu_per_rank[r] : pc->mem_per_rank[r];
+            where = gpu_short ? "GPU" : "NUMA node";
+        }
+    }
+    if (first < 0) {
+        return IMC_OK;
+    }
+    const struct imc_rank_plan *p = &pc->rp[first];
+    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "";
+    if (pc->cost.n_expert) {
+        snprintf(exp, sizeof(exp), ", experts [%d,%d)", p->expert_begin, p->expert_end);
+    }
+    if (n_bad > 1) {
+        snprintf(more, sizeof(more), " (%d more rank%s not fit either)", n_bad - 1,
+                 n_bad > 2 ? "s do" : " does");
+    }
+    IMC_LOG_ERR("plan: rank %d (layers %s%s) does not fit: it needs %s of weights on %s %d, "
+                "which has %s per rank%s%s",
+                first, range(p->layer_begin, p->layer_end, lay, sizeof(lay)), exp,
+                human(need, nb, sizeof(nb)), where, where[0] == 'G' ? p->gpu : p->numa_node,
+                human(have, hb, sizeof(hb)), more,
+                where[0] == 'G' && a->experts_on == 0 && p->expert_bytes > 0
+                    ? "; --experts-on cpu keeps its routed experts on the CPU"
+                    : "");
+    return IMC_ERR_ARG;
+}
+
+// Checks --gpu-mem and --experts-on cpu against the plan (they need GPU ranks).
+static enum imc_status check_gpu_opts(const struct plan_ctx *pc, const struct plan_args *a)
+{
+    bool any_gpu = false;
+    for (int r = 0; r < pc->n; r++) {
+        any_gpu = any_gpu || pc->rp[r].gpu >= 0;
+    }
+    if (!any_gpu && (a->gpu_mem_gib > 0 || a->experts_on == 1)) {
+        IMC_LOG_ERR("plan: %s needs GPU ranks, but the plan has none (%s)",
+                    a->gpu_mem_gib > 0 ? "--gpu-mem" : "--experts-on cpu",
+                    a->gpus == 0 ? "--gpus 0" : "the topology shows no GPU: give --gpus G");
+        return IMC_ERR_ARG;
+    }
+    return check_fit(pc, a);
+}
+
 static void check_memory(const struct plan_ctx *pc)
 {
     for (int r = 0; r < pc->n; r++) {
         double need = (double)pc->rp[r].weight_bytes, have = pc->mem_per_rank[r];
-        if (have > 0 && need > have) {
+        if (pc->rp[r].gpu < 0 && have > 0 && need > have) {
             char nb[32], hb[32];
             IMC_LOG_WRN("plan: rank %d needs %s of weights; its NUMA node has %s per rank", r,
                         human(need, nb, sizeof(nb)), human(have, hb, sizeof(hb)));
@@ -301,24 +424,30 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
     struct imc_topo *t = NULL;
     pc->rp = calloc((size_t)pc->n, sizeof(*pc->rp));
     pc->mem_per_rank = calloc((size_t)pc->n, sizeof(*pc->mem_per_rank));
+    pc->gpu_per_rank = calloc((size_t)pc->n, sizeof(*pc->gpu_per_rank));
     enum imc_status st = IMC_ERR_NOMEM;
-    if (!layers || !pc->rp || !pc->mem_per_rank) {
+    if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank) {
         IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
     } else if ((st = imc_model_cost_build(pc->m, layers, &pc->cost)) == IMC_OK) {
         imc_model_cost_totals(pc->m, &pc->cost, &pc->total_bytes, &pc->total_flops);
         if ((st = set_layout(pc, a)) == IMC_OK &&
             (st = imc_plan_split(&pc->cost, &pc->l, pc->rp)) == IMC_OK &&
-            (st = imc_topo_load(&t)) == IMC_OK && (st = place(pc, t, a)) == IMC_OK) {
+            (st = imc_topo_load(&t)) == IMC_OK && (st = place(pc, t, a)) == IMC_OK &&
+            (st = check_gpu_opts(pc, a)) == IMC_OK) {
             for (int r = 0; r < pc->n; r++) {
                 pc->rank_flops += pc->rp[r].flops;
             }
             print_header(pc, t, a);
             print_rows(pc, a);
             print_totals(pc);
+            if (a->gpu_mem_gib > 0 || a->experts_on == 1) {
+                print_memory(pc, a);
+            }
             check_memory(pc);
         }
     }
     imc_topo_free(t);
+    free(pc->gpu_per_rank);
     free(pc->mem_per_rank);
     free(pc->rp);
     free(layers);

@@ -101,7 +101,7 @@ enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_te
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
-    return hk->on_input(hk->user, e->ex, w, il, slice, x, ldx, n_rows, n_in, tok);
+    return hk->on_input(hk->user, e->ex, e->be, w, il, slice, x, ldx, n_rows, n_in, tok);
 }
 
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,

@@ -2,7 +2,8 @@
  * worker/stats: the hooks through which the engine hands the input of every matmul to a
  * statistics collector (the imatrix, DESIGN.md §4 "What each tensor gets"). The engine only
  * calls the hook; accumulation (Σx² per column in double, counts) lives in the collector, which
- * may use imc_cpu_sqacc (kernels/kernels.h).
+ * runs it through the engine's op table (be->sqacc, kernels/backend.h), so the statistics are
+ * computed by the backend that computed the activations.
  *
  * What the engine reports, for every layer it runs (and the head), whichever attention path
  * computes (the other path's inputs are computed on the side when hooks are set):
@@ -23,9 +24,9 @@
  * Invariants: the hook is called from the thread that called the engine, one call at a time,
  * in a deterministic order (layer by layer, tensors in forward order, experts ascending, heads
  * ascending), so a collector needs no locks and its sums do not depend on the thread count.
- * The engine's pool is idle during the call and is handed to the hook (ex), which may run
- * imc_cpu_* ops on it (imc_cpu_sqacc: the same bits for any thread count), so the statistics
- * do not become a serial section as the core count grows.
+ * The engine's pool is idle during the call and is handed to the hook (ex) with the engine's
+ * op table (be), whose ops the hook may run on it (the cpu table's sqacc: the same bits for any
+ * thread count), so the statistics do not become a serial section as the core count grows.
  * x is [n_rows][n_in] with row stride ldx >= n_in (a column block of a wider activation is not
  * copied), f32, finite, and borrowed for the call.
  * tok[r] is the index of row r's token in the batch (sequence s, position p: s*n_ctx + p; with
@@ -40,15 +41,16 @@
 #include "core/status.h"
 #include "model/gguf.h"
 
-struct imc_exec; // kernels/kernels.h
+struct imc_exec;    // kernels/kernels.h
+struct imc_backend; // kernels/backend.h
 
 struct imc_stats_hooks {
     void *user; // passed back to on_input
     // Called once per (weight, slice) per forward call. w: the GGUF tensor (name exactly as in
     // the file); layer: block index, -1 for the output head; slice: expert index for *_exps,
-    // head index for attn_k_b/attn_v_b, -1 otherwise. Returning anything but IMC_OK stops the
-    // forward pass, which returns that status.
-    enum imc_status (*on_input)(void *user, const struct imc_exec *ex,
+    // head index for attn_k_b/attn_v_b, -1 otherwise; be: the engine's op table (borrowed).
+    // Returning anything but IMC_OK stops the forward pass, which returns that status.
+    enum imc_status (*on_input)(void *user, const struct imc_exec *ex, const struct imc_backend *be,
                                 const struct imc_tensor_info *w, int64_t layer, int64_t slice,
                                 const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                 const int32_t *tok);

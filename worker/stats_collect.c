@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "kernels/kernels.h"
+#include "kernels/backend.h"
 
 struct slice_acc {
     pthread_mutex_t lock; // serializes accumulation into this slice
@@ -105,12 +105,12 @@ void imc_stats_collect_free(struct imc_stats_collect *c)
 
 // The engine hook: rows arrive in token order, which is all the collector needs of tok.
 static enum imc_status hook_on_input(void *user, const struct imc_exec *ex,
-                                     const struct imc_tensor_info *w, int64_t layer, int64_t slice,
-                                     const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
-                                     const int32_t *tok)
+                                     const struct imc_backend *be, const struct imc_tensor_info *w,
+                                     int64_t layer, int64_t slice, const float *x, int64_t ldx,
+                                     int64_t n_rows, int64_t n_in, const int32_t *tok)
 {
     (void)tok;
-    return imc_stats_collect_add(user, ex, w, layer, slice, x, ldx, n_rows, n_in);
+    return imc_stats_collect_add(user, ex, be, w, layer, slice, x, ldx, n_rows, n_in);
 }
 
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c)
@@ -286,13 +286,13 @@ enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_i
                                            int64_t layer, int64_t slice, const float *x,
                                            int64_t n_rows, int64_t n_in)
 {
-    return imc_stats_collect_add(user, NULL, w, layer, slice, x, n_in, n_rows, n_in);
+    return imc_stats_collect_add(user, NULL, NULL, w, layer, slice, x, n_in, n_rows, n_in);
 }
 
 enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct imc_exec *ex,
-                                      const struct imc_tensor_info *w, int64_t layer,
-                                      int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                                      int64_t n_in)
+                                      const struct imc_backend *be, const struct imc_tensor_info *w,
+                                      int64_t layer, int64_t slice, const float *x, int64_t ldx,
+                                      int64_t n_rows, int64_t n_in)
 {
     IMC_ASSERT(ldx >= n_in);
     enum imc_status st = check_call(w, slice, n_rows, n_in);
@@ -309,24 +309,22 @@ enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct 
         }
         return fail(c, st);
     }
+    be = be ? be : imc_backend_cpu();
     pthread_mutex_lock(&a->lock);
-    if (ex) {
-        int64_t count = 0;
-        imc_cpu_sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in); // the loop below, by columns
-    } else {
-        for (int64_t r = 0; r < n_rows; r++) {
-            const float *xr = x + r * ldx;
-            for (int64_t j = 0; j < n_in; j++) {
-                a->sum[j] += (double)xr[j] * (double)xr[j];
-            }
-        }
-    }
-    a->rows += (double)n_rows;
+    int64_t count = 0;
+    be->sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in);
+    a->rows += (double)count;
     int64_t bad = -1;
     for (int64_t j = 0; j < n_in && bad < 0; j++) {
         bad = isfinite(a->sum[j]) ? -1 : j;
     }
     pthread_mutex_unlock(&a->lock);
+    if (count != n_rows) {
+        IMC_LOG_ERR("tensor '%s' (layer %" PRId64 ", slice %" PRId64 "): the %s op table's sqacc "
+                    "counted %" PRId64 " rows of %" PRId64,
+                    w->name, layer, slice, be->name, count, n_rows);
+        return fail(c, IMC_ERR_INTERNAL);
+    }
     if (bad >= 0) {
         report_nonfinite(c, w, layer, slice, x, ldx, n_rows, bad);
         return fail(c, IMC_ERR_NUMERIC);

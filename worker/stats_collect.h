@@ -3,7 +3,9 @@
  * DESIGN.md §4 "What each tensor gets", §6 "accumulated per chunk in double").
  *
  * For each (weight, slice) the engine reports rows x [n_rows][n_in]; the collector adds Σx² per
- * column (in double, rows in the order given) and n_rows to a per-chunk partial. At the end of
+ * column (in double, rows in the order given) and n_rows to a per-chunk partial, through the
+ * sqacc entry of the op table the engine hands its hook (kernels/backend.h; the cpu table when
+ * called without one). At the end of
  * a chunk, imc_stats_collect_end_chunk folds the partials into the imatrix totals in a fixed
  * order and clears them. Entry shapes follow the weight:
  *   slice == -1 (dense 2D weight, attn_kv_b, output)       n_per_row = n_in, n_mat = 1
@@ -31,6 +33,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "kernels/backend.h"
 #include "model/gguf.h"
 #include "model/imatrix_file.h"
 #include "worker/stats.h"
@@ -47,21 +50,24 @@ void imc_stats_collect_free(struct imc_stats_collect *c); // NULL is a no-op
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c);
 
 // The hook (user = the collector). Adds Σx² of the n_rows rows of x to the chunk partial of
-// (w, slice) and n_rows to its count. Returns IMC_ERR_NUMERIC when x holds a NaN/Inf, logged once
-// naming the tensor, slice, chunk, column and row; the collector then stays failed. Returns
-// IMC_ERR_INTERNAL (logged) when the call breaks the contract above (n_in != ne[0], slice out of
-// range, slice -1 on a 3D weight) and IMC_ERR_FORMAT when im already holds the tensor with a
-// shape that cannot take these values. IMC_ERR_NOMEM.
+// (w, slice) and n_rows to its count (the cpu table's sqacc, serial). Returns IMC_ERR_NUMERIC
+// when x holds a NaN/Inf, logged once naming the tensor, slice, chunk, column and row; the
+// collector then stays failed. Returns IMC_ERR_INTERNAL (logged) when the call breaks the
+// contract above (n_in != ne[0], slice out of range, slice -1 on a 3D weight) and
+// IMC_ERR_FORMAT when im already holds the tensor with a shape that cannot take these values.
+// IMC_ERR_NOMEM.
 enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_info *w,
                                            int64_t layer, int64_t slice, const float *x,
                                            int64_t n_rows, int64_t n_in);
-// The same for rows of stride ldx >= n_in, the sums computed on ex's pool by columns
-// (imc_cpu_sqacc; the same bits as without) when ex is not NULL. ex must not be running another
-// job: the engine's hook passes its pool, idle during the call (worker/stats.h).
+// The same for rows of stride ldx >= n_in, the sums computed by be->sqacc on ex (be NULL: the
+// cpu table, whose sqacc splits columns over ex's pool, or runs serially for ex NULL: the same
+// bits either way). ex must not be running another job: the engine's hook passes its pool, idle
+// during the call, and its op table (worker/stats.h). IMC_ERR_INTERNAL (logged) when be's sqacc
+// counts other than n_rows rows.
 enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct imc_exec *ex,
-                                      const struct imc_tensor_info *w, int64_t layer,
-                                      int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                                      int64_t n_in);
+                                      const struct imc_backend *be, const struct imc_tensor_info *w,
+                                      int64_t layer, int64_t slice, const float *x, int64_t ldx,
+                                      int64_t n_rows, int64_t n_in);
 
 // The shape of w's imatrix entry (table above): n_per_row = ne[0]; n_mat = ne[2] for a 3D
 // weight, else 1.

@@ -12,13 +12,16 @@
  * is ~1e-6 of the largest logit (measured, printed). An MoE routing flip (a different expert chosen
  * because two router scores are within rounding) or a wrong op would be O(1e-2 .. 1).
  * Also:
- *   - the statistics the engine hands to its hooks (worker/stats.h), accumulated with each
- *     engine's own backend's sqacc (on cuda-emu: the sqacc launcher on the engine's strided
- *     activations): the same (tensor, slice) entries with the same row counts (an expert that
- *     got other tokens would show here), Σx² per column within 4e-5 of the entry's largest
- *     (squaring doubles the relative error of x; measured <= 3.2e-6). The engine's own
- *     statistics collector (worker/stats_collect.c) calls imc_cpu_sqacc itself, not the
- *     backend's sqacc, so the imatrix program's statistics do not go through this table today;
+ *   - the statistics: the engine's hooks feed the imatrix program's collector
+ *     (worker/stats_collect.c), which accumulates through the sqacc entry of the op table the
+ *     engine hands its hook (on cuda-emu: the sqacc launcher on the engine's strided
+ *     activations); one chunk folded into an imatrix per run. Against the cpu run: the same
+ *     entries with the same shapes and the same counts per matrix (an expert that got other
+ *     tokens would show here), Σx² per column within 4e-5 of the matrix's largest (squaring
+ *     doubles the relative error of x; measured <= 3.2e-6). Self-check on llama-tiny and
+ *     ds2-tiny-3d: the table with a sqacc that skips each call's last row (count right) gives the
+ *     same logits bit for bit but fails the statistics bound (so the collector uses the engine's
+ *     table);
  *   - the emulator's reverse thread order gives the same logits bit for bit (every kernel's
  *     reductions have a fixed order: no result depends on thread scheduling);
  *   - self-checks: a logit moved by 1 and a table whose attention scale is 1% off (0.013 ..
@@ -33,12 +36,13 @@
  */
 #include "../e2e/engine_util.h"
 #include "backend_emu.h"
+#include "core/log.h"
 #include "kernels/cuda/emu/cuemu_api.h"
+#include "worker/stats_collect.h"
 
 #define N_TOK 70
 #define BOUND 2e-5
 #define BOUND_STATS 4e-5 // Σx²: twice the relative error of x
-#define MAX_ENT 512
 
 struct pcase {
     const char *preset;
@@ -61,92 +65,72 @@ static enum imc_status bad_attention(const struct imc_exec *ex, const struct imc
     return tcuda_backend_emu()->attention(ex, &b);
 }
 
-// The statistics the engine hands to its hooks, accumulated with the engine's own backend's
-// sqacc (so on cuda-emu the sqacc launcher sees the engine's strided activations).
-struct sent {
-    const struct imc_tensor_info *w;
-    int64_t slice, n_in, rows;
-    double *sum; // [n_in] Σx² per column
-};
-struct srec {
-    const struct imc_backend *be;
-    int n;
-    struct sent e[MAX_ENT];
-};
-
-static enum imc_status on_input(void *user, const struct imc_exec *ex,
-                                const struct imc_tensor_info *w, int64_t layer, int64_t slice,
-                                const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
-                                const int32_t *tok)
+// The cuda-emu table with a sqacc that skips each call's last row but counts it.
+static void bad_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                      int64_t ldx, int64_t n_rows, int64_t n_in)
 {
-    (void)layer;
-    (void)tok;
-    struct srec *r = user;
-    struct sent *e = NULL;
-    for (int i = 0; i < r->n && !e; i++) {
-        e = r->e[i].w == w && r->e[i].slice == slice ? &r->e[i] : NULL;
-    }
-    if (!e && r->n < MAX_ENT) {
-        e = &r->e[r->n++];
-        *e = (struct sent){w, slice, n_in, 0, calloc((size_t)n_in, sizeof(double))};
-    }
-    if (!e || !e->sum || e->n_in != n_in) {
-        return IMC_ERR_INTERNAL;
-    }
-    r->be->sqacc(ex, e->sum, &e->rows, x, ldx, n_rows, n_in);
-    return IMC_OK;
+    tcuda_backend_emu()->sqacc(ex, sum2, count, x, ldx, n_rows - 1, n_in);
+    *count += 1;
 }
 
-static void srec_free(struct srec *r)
-{
-    for (int i = 0; r && i < r->n; i++) {
-        free(r->e[i].sum);
-    }
-    free(r);
-}
-
-// Engine logits on be (NULL: cpu) with the statistics recorded into *rec when rec is not NULL.
+// Engine logits on be (NULL: cpu); with im, the statistics of the run (one chunk) folded into
+// im by the imatrix program's collector through the engine's hooks.
 static float *run(const struct imc_model *m, enum imc_attn_path path, const struct imc_backend *be,
-                  const int32_t *tok, struct srec **rec)
+                  const int32_t *tok, struct imc_imatrix *im)
 {
     struct imc_engine_opts o = imc_engine_opts_default();
     o.n_threads = 1; // the emulator's thread order is per host thread: one thread calls the ops
     o.attn = path;
     o.backend = be;
-    struct imc_stats_hooks hk = {NULL, on_input};
-    if (rec) {
-        *rec = calloc(1, sizeof(**rec));
-        if (!*rec) {
+    struct imc_stats_collect *c = NULL;
+    struct imc_stats_hooks hk;
+    if (im) {
+        imc_imatrix_init(im);
+        if (imc_stats_collect_init(&c, im) != IMC_OK) {
             return NULL;
         }
-        (*rec)->be = be ? be : imc_backend_cpu();
-        hk.user = *rec;
+        hk = imc_stats_collect_hooks(c);
         o.hooks = &hk;
     }
-    return tforward(m, &o, tok, N_TOK);
+    float *y = tforward(m, &o, tok, N_TOK);
+    if (c && y && imc_stats_collect_end_chunk(c) != IMC_OK) {
+        free(y);
+        y = NULL;
+    }
+    imc_stats_collect_free(c);
+    return y;
 }
 
-// The statistics of the cuda-emu run against the cpu run: the same (tensor, slice) entries in
-// the same order with the same row counts (so no token was routed to another expert), Σx² per
-// column within BOUND_STATS of the entry's largest. Returns the worst relative difference.
-static double stats_cmp(const char *what, const struct srec *a, const struct srec *b)
+// The statistics of a run against the cpu run's (b): the same entries (sorted by name) with the
+// same shapes and counts per matrix (so no token was routed to another expert), Σx² per column
+// within BOUND_STATS of the matrix's largest. Returns the worst relative difference.
+static double stats_cmp(const char *what, const struct imc_imatrix *a, const struct imc_imatrix *b)
 {
-    CHECK(a->n == b->n && a->n > 0, "%s: %d vs %d statistics entries", what, a->n, b->n);
+    CHECK(a->n_entries == b->n_entries && a->n_entries > 0, "%s: %lld vs %lld statistics entries",
+          what, (long long)a->n_entries, (long long)b->n_entries);
     double worst = 0;
-    for (int i = 0; i < a->n && i < b->n; i++) {
-        const struct sent *x = &a->e[i], *y = &b->e[i];
-        if (x->w != y->w || x->slice != y->slice || x->rows != y->rows) {
-            CHECK(0, "%s: entry %d: %s[%lld] %lld rows vs %s[%lld] %lld rows", what, i, x->w->name,
-                  (long long)x->slice, (long long)x->rows, y->w->name, (long long)y->slice,
-                  (long long)y->rows);
+    for (int64_t i = 0; i < a->n_entries && i < b->n_entries; i++) {
+        const struct imc_imatrix_entry *x = &a->entries[i], *y = &b->entries[i];
+        bool same =
+            strcmp(x->name, y->name) == 0 && x->n_per_row == y->n_per_row && x->n_mat == y->n_mat;
+        for (int64_t k = 0; same && k < x->n_mat; k++) {
+            same = x->counts[k] == y->counts[k];
+        }
+        if (!same) {
+            CHECK(0, "%s: entry %lld: %s (%lld x %lld) vs %s (%lld x %lld), or counts differ", what,
+                  (long long)i, x->name, (long long)x->n_per_row, (long long)x->n_mat, y->name,
+                  (long long)y->n_per_row, (long long)y->n_mat);
             return INFINITY;
         }
-        double md = 0, mb = 0;
-        for (int64_t j = 0; j < x->n_in; j++) {
-            md = check_worst(md, fabs(x->sum[j] - y->sum[j]));
-            mb = check_worst(mb, fabs(y->sum[j]));
+        for (int64_t k = 0; k < x->n_mat; k++) {
+            const double *xs = x->sums + k * x->n_per_row, *ys = y->sums + k * y->n_per_row;
+            double md = 0, mb = 0;
+            for (int64_t j = 0; j < x->n_per_row; j++) {
+                md = check_worst(md, fabs(xs[j] - ys[j]));
+                mb = check_worst(mb, fabs(ys[j]));
+            }
+            worst = check_worst(worst, mb > 0 ? md / mb : md);
         }
-        worst = check_worst(worst, mb > 0 ? md / mb : md);
     }
     return worst;
 }
@@ -157,7 +141,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     ttokens(tok, N_TOK, m->hp.n_vocab, 7);
     const int64_t n = N_TOK * m->hp.n_vocab;
     const char *pn = imc_attn_path_name(c->path);
-    struct srec *s_cpu = NULL, *s_emu = NULL;
+    struct imc_imatrix s_cpu, s_emu;
     float *cpu = run(m, c->path, NULL, tok, &s_cpu);
     cuemu_set_order(CUEMU_FORWARD, 0);
     float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu);
@@ -173,9 +157,9 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         CHECK(memcmp(fwd, rev, (size_t)n * sizeof(float)) == 0,
               "%s %s: reverse thread order changed the logits (max rel %.3g)", c->preset, pn,
               trel_err(rev, fwd, n));
-        const double es = stats_cmp(c->preset, s_emu, s_cpu);
-        printf("%-15s %-13s statistics (%d entries, Σx² per column): max rel %.3g (bound %.0e)\n",
-               c->preset, pn, s_cpu->n, es, BOUND_STATS);
+        const double es = stats_cmp(c->preset, &s_emu, &s_cpu);
+        printf("%-15s %-13s statistics (%lld entries, Σx² per column): max rel %.3g (bound %.0e)\n",
+               c->preset, pn, (long long)s_cpu.n_entries, es, BOUND_STATS);
         CHECK(es <= BOUND_STATS, "%s %s: statistics %.3g", c->preset, pn, es);
         rev[n / 2] += 1.0f; // self-check: the comparison sees a moved logit
         CHECK(trel_err(rev, cpu, n) > BOUND, "%s %s: checker missed a perturbation", c->preset, pn);
@@ -189,9 +173,22 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
                c->preset, pn, err);
         CHECK(b && err > BOUND, "%s: a 1%% attention scale error went unnoticed", c->preset);
         free(b);
+        bad = *tcuda_backend_emu();
+        bad.sqacc = bad_sqacc;
+        struct imc_imatrix s_bad;
+        b = run(m, c->path, &bad, tok, &s_bad);
+        const double es = b ? stats_cmp(c->preset, &s_bad, &s_cpu) : INFINITY;
+        printf("%-15s %-13s self-check, sqacc skipping a row: statistics %.3g (must exceed the "
+               "bound)\n",
+               c->preset, pn, es);
+        CHECK(b && fwd && memcmp(b, fwd, (size_t)n * sizeof(float)) == 0,
+              "%s: the sqacc change moved the logits", c->preset);
+        CHECK(es > BOUND_STATS, "%s: a sqacc skipping rows went unnoticed", c->preset);
+        free(b);
+        imc_imatrix_free(&s_bad);
     }
-    srec_free(s_cpu);
-    srec_free(s_emu);
+    imc_imatrix_free(&s_cpu);
+    imc_imatrix_free(&s_emu);
     free(cpu);
     free(fwd);
     free(rev);
@@ -218,6 +215,7 @@ static void sqacc_case(void)
 
 int main(void)
 {
+    imc_log_set_level(IMC_LOG_WARN); // the collector's one-time 2D MLA note, once per ik run
     char dir[256];
     tmkdir(dir, sizeof(dir), "engine_emu");
     const char *made[N_CASES];

@@ -31,12 +31,13 @@ struct rec {
                     // 0..N_TOK-1 for a weight that sees every token
 };
 
-static enum imc_status on_input(void *user, const struct imc_exec *ex,
+static enum imc_status on_input(void *user, const struct imc_exec *ex, const struct imc_backend *be,
                                 const struct imc_tensor_info *w, int64_t layer, int64_t slice,
                                 const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                 const int32_t *tok)
 {
     (void)ex;
+    (void)be;
     struct rec *r = user;
     if (++r->calls == r->fail_after) {
         return IMC_ERR_CANCELLED;

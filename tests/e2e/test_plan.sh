@@ -3,7 +3,8 @@
 # tests/e2e/test_plan: `imc plan` on generated tiny models over a synthetic hwloc topology
 # (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
 # shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
-# summing to 100%, the automatic layout, and the errors (one line, exit 1).
+# summing to 100%, the automatic layout, GPU memory (--gpu-mem, --experts-on cpu: the bytes on
+# each GPU and CPU, a slice that fits nowhere refused) and the errors (one line, exit 1).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" plan
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
@@ -101,6 +102,39 @@ HWLOC_SYNTHETIC="pack:2 numa:2(memory=100kB) core:2 pu:1" \
 check "small nodes: still exit 0" test $? -eq 0
 check "small nodes: warning per rank" test "$(grep -c 'needs .* of weights; its NUMA node has' "$tmp/m.err")" -eq 4
 
+# ---- GPU memory: ds2-tiny-3d's ranks 0 and 1 hold 471.53 KiB, 96 KiB of them routed experts ----
+# Memory table rows "rank gpu on-gpu gpu-mem on-cpu node-mem" (sizes as "N unit").
+mem_rows() { awk '/^memory:/ { on = 1; next } on && /^ *[0-9]+ / { print }' "$1"; }
+kib() { awk -v u="$2" -v v="$1" 'BEGIN { f["B"] = 1 / 1024; f["KiB"] = 1; f["MiB"] = 1024
+                                         f["GiB"] = 1048576; printf "%.2f", v * f[u] }'; }
+# "rank on-gpu-KiB on-cpu-KiB" per row
+mem_kib() { mem_rows "$1" | while read -r r _ g gu _ _ c cu _; do
+    echo "$r $(kib "$g" "$gu") $(kib "$c" "$cu")"; done; }
+weights_kib() { awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +\[/ {
+    print $1, $7, $8 }' "$1" | while read -r r v u; do echo "$r $(kib "$v" "$u")"; done; }
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 1 >"$tmp/g.txt" 2>"$tmp/g.err"
+check "--gpu-mem 1: exit 0, nothing on stderr" test $? -eq 0 -a ! -s "$tmp/g.err"
+check "--gpu-mem 1: memory table of 4 ranks" test "$(mem_rows "$tmp/g.txt" | wc -l)" -eq 4
+check "--gpu-mem 1: each rank's weights all on its GPU, 0 B on the CPU" test \
+    "$(mem_kib "$tmp/g.txt" | awk '{ print $1, $2 }')" = "$(weights_kib "$tmp/g.txt")" -a \
+    "$(mem_kib "$tmp/g.txt" | awk '{ print $3 }' | sort -u)" = "0.00"
+check "--gpu-mem 1: 1.00 GiB per rank on GPUs 0-3" test \
+    "$(mem_rows "$tmp/g.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = \
+    "0=1.00GiB 1=1.00GiB 2=1.00GiB 3=1.00GiB "
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --experts-on cpu >"$tmp/x.txt" \
+    2>"$tmp/x.err"
+check "--experts-on cpu, 419 KiB GPUs: fits, exit 0" test $? -eq 0 -a ! -s "$tmp/x.err"
+check "--experts-on cpu: GPU + CPU bytes = the rank's weights, 96 KiB of experts on the CPU" test \
+    "$(mem_kib "$tmp/x.txt" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $3 }')" = \
+    "$(weights_kib "$tmp/x.txt" | awk '{ print $0, "96.00" }')"
+check "--experts-on cpu: says where the experts are" \
+    has "$tmp/x.txt" '^memory: .*on the CPU of their NUMA node \(--experts-on cpu\)'
+"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 1 --layout pp=2 --gpu-mem 1 >"$tmp/s.txt" 2>&1
+check "2 ranks on 1 GPU: 512 MiB each" test \
+    "$(mem_rows "$tmp/s.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = "0=512.00MiB 0=512.00MiB "
+"$IMC_BIN" plan "$ds2" --ranks 4 >"$tmp/nog.txt" 2>&1
+check "without --gpu-mem / --experts-on: no memory table" test -z "$(mem_rows "$tmp/nog.txt")"
+
 # ---- errors: exit 1 (a plan that cannot be made) or 2 (bad usage), one line on stderr ----
 err_case() { # err_case NAME EXIT REGEX ARGS...
     local name=$1 want=$2 re=$3
@@ -121,6 +155,24 @@ err_case "ep on a dense model" 1 'ep=2 needs a MoE model' "$llama" --ranks 2 --l
 err_case "bad layout text" 1 "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
 err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
 err_case "no --ranks" 2 'missing --ranks' "$ds2"
+re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights on GPU 0, '
+re+='which has 419.43 KiB per rank \(1 more rank does not fit either\); --experts-on cpu keeps'
+err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004
+err_case "GPU part above its GPU with --experts-on cpu" 1 \
+    'rank 0 .* needs 375.53 KiB of weights on GPU 0, which has 314.57 KiB per rank \(1 more' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0003 --experts-on cpu
+HWLOC_SYNTHETIC="pack:2 numa:2(memory=50kB) core:2 pu:1" err_case "experts above the node" 1 \
+    'rank 0 .* needs 96.00 KiB of weights on NUMA node 0, which has 48.83 KiB per rank \(3 more' \
+    "$ds2" --ranks 4 --gpus 4 --experts-on cpu
+err_case "dense slice above its GPU" 1 \
+    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights on GPU 0' \
+    "$llama" --ranks 2 --gpus 2 --gpu-mem 0.0001
+err_case "--gpu-mem without GPU ranks" 1 '--gpu-mem needs GPU ranks, but the plan has none' \
+    "$ds2" --ranks 2 --gpus 0 --gpu-mem 1
+err_case "--experts-on cpu without GPU ranks" 1 '--experts-on cpu needs GPU ranks' \
+    "$ds2" --ranks 2 --experts-on cpu
+err_case "--gpu-mem 0" 2 'option --gpu-mem expects GiB in \(0, ' "$ds2" --ranks 2 --gpus 1 --gpu-mem 0
+err_case "--experts-on disk" 2 "experts-on" "$ds2" --ranks 2 --experts-on disk
 err_case "--ranks 0" 2 "option --ranks expects a positive integer, got '0'" "$ds2" --ranks 0
 err_case "--ranks=x" 2 "option --ranks expects a positive integer, got 'x'" "$ds2" --ranks=x
 err_case "no MODEL" 2 'missing MODEL' --ranks 2

@@ -4,7 +4,9 @@
  * routed experts with an unused expert, MLA 3D per-head and 2D ik-layout (added over heads);
  * bitwise determinism over batch splits and threads; NaN/Inf detection naming tensor, chunk and
  * column; contract violations; imc_stats_collect_add on a pool with strided rows (what the
- * engine hands the hook) equal to the serial contiguous sums bitwise.
+ * engine hands the hook) equal to the serial contiguous sums bitwise, through the cpu and the ref
+ * op tables; the collector goes through the table it is handed (a table whose sqacc skips a row
+ * changes the sums; one whose count is off is refused).
  */
 #include <math.h>
 #include <pthread.h>
@@ -13,7 +15,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "kernels/kernels.h"
+#include "kernels/backend.h"
 #include "model/imatrix_file.h"
 #include "tests/check.h"
 #include "worker/stats_collect.h"
@@ -84,7 +86,8 @@ static void test_hand_cases(void)
     const struct imc_tensor_info dense = tinfo("blk.0.attn_q.weight", 3, 5, 1);
     const float xd1[6] = {1, 2, 3, 4, 5, 6}, xd2[3] = {1, 1, 1};
     const int32_t tok[2] = {0, 1};
-    CHECK(h.on_input(h.user, NULL, &dense, 0, -1, xd1, 3, 2, 3, tok) == IMC_OK, "dense 1 (hook)");
+    CHECK(h.on_input(h.user, NULL, NULL, &dense, 0, -1, xd1, 3, 2, 3, tok) == IMC_OK,
+          "dense 1 (hook)");
     CHECK(imc_stats_collect_on_input(c, &dense, 0, -1, xd2, 1, 3) == IMC_OK, "dense 2");
 
     // Experts [2, 4, 3]: e0 {1,2}; e2 {3,0},{1,1}; e1 unused → {1,4 | 0,0 | 10,1}, c {1,0,2}.
@@ -348,8 +351,45 @@ static void test_determinism(void)
     imc_imatrix_free(&ref);
 }
 
+// Broken op tables: sqacc skipping the last row (count right), or counting one row too many.
+static void sqacc_skip_row(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                           int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    imc_backend_ref()->sqacc(ex, sum2, count, x, ldx, n_rows - 1, n_in);
+    *count += 1;
+}
+
+static void sqacc_count_off(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                            int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    imc_backend_ref()->sqacc(ex, sum2, count, x, ldx, n_rows, n_in);
+    *count += 1;
+}
+
+// One chunk of x (ROWS rows of stride ld, in two calls) through be on ex; status of the calls.
+static enum imc_status collect_strided(struct imc_imatrix *im, const struct imc_exec *ex,
+                                       const struct imc_backend *be,
+                                       const struct imc_tensor_info *w, const float *x, int64_t ld,
+                                       int64_t rows)
+{
+    struct imc_stats_collect *c;
+    enum imc_status st = imc_stats_collect_init(&c, im);
+    if (st == IMC_OK) {
+        st = imc_stats_collect_add(c, ex, be, w, 0, -1, x, ld, 20, w->ne[0]);
+    }
+    if (st == IMC_OK) {
+        st = imc_stats_collect_add(c, ex, be, w, 0, -1, x + 20 * ld, ld, rows - 20, w->ne[0]);
+    }
+    if (st == IMC_OK) {
+        st = imc_stats_collect_end_chunk(c);
+    }
+    imc_stats_collect_free(c);
+    return st;
+}
+
 // imc_stats_collect_add on pools of 1..4 threads, rows of stride ld > n_in, against the serial
-// contiguous path: the same bits (imc_cpu_sqacc adds each column's rows in order, in double).
+// contiguous path: the same bits (imc_cpu_sqacc adds each column's rows in order, in double),
+// with the cpu table (NULL) and the ref table. Broken tables show the table is what runs.
 static void test_pool_strided(void)
 {
     enum { N_IN = 300, LD = 333, ROWS = 37 };
@@ -375,23 +415,42 @@ static void test_pool_strided(void)
     for (int nt = 1; nt <= 4; nt++) {
         struct imc_exec *ex;
         CHECK(imc_exec_init(&ex, nt) == IMC_OK, "pool of %d", nt);
-        struct imc_imatrix im;
-        imc_imatrix_init(&im);
-        CHECK(imc_stats_collect_init(&c, &im) == IMC_OK, "init");
-        CHECK(imc_stats_collect_add(c, ex, &w, 0, -1, wide + 5, LD, 20, N_IN) == IMC_OK &&
-                  imc_stats_collect_add(c, ex, &w, 0, -1, wide + 20 * LD + 5, LD, ROWS - 20,
-                                        N_IN) == IMC_OK &&
-                  imc_stats_collect_end_chunk(c) == IMC_OK,
-              "pooled, %d threads", nt);
-        const struct imc_imatrix_entry *a = imc_imatrix_find(&ref, w.name);
-        const struct imc_imatrix_entry *b = imc_imatrix_find(&im, w.name);
-        CHECK(a && b && memcmp(a->sums, b->sums, sizeof(double) * N_IN) == 0 &&
-                  a->counts[0] == b->counts[0] && b->counts[0] == ROWS,
-              "%d threads, stride %d: sums or count differ from the serial path", nt, LD);
-        imc_stats_collect_free(c);
-        imc_imatrix_free(&im);
+        for (int t = 0; t < 2; t++) {
+            const struct imc_backend *be = t ? imc_backend_ref() : NULL;
+            struct imc_imatrix im;
+            imc_imatrix_init(&im);
+            CHECK(collect_strided(&im, ex, be, &w, wide + 5, LD, ROWS) == IMC_OK,
+                  "pooled, %d threads, table %s", nt, be ? be->name : "NULL");
+            const struct imc_imatrix_entry *a = imc_imatrix_find(&ref, w.name);
+            const struct imc_imatrix_entry *b = imc_imatrix_find(&im, w.name);
+            CHECK(a && b && memcmp(a->sums, b->sums, sizeof(double) * N_IN) == 0 &&
+                      a->counts[0] == b->counts[0] && b->counts[0] == ROWS,
+                  "%d threads, stride %d, table %s: sums or count differ from the serial path", nt,
+                  LD, be ? be->name : "NULL");
+            imc_imatrix_free(&im);
+        }
         imc_exec_free(ex);
     }
+    struct imc_backend bad = *imc_backend_ref();
+    bad.sqacc = sqacc_skip_row;
+    struct imc_imatrix im;
+    imc_imatrix_init(&im);
+    CHECK(collect_strided(&im, NULL, &bad, &w, wide + 5, LD, ROWS) == IMC_OK, "skip-row table");
+    const struct imc_imatrix_entry *a = imc_imatrix_find(&ref, w.name);
+    const struct imc_imatrix_entry *b = imc_imatrix_find(&im, w.name);
+    CHECK(a && b && memcmp(a->sums, b->sums, sizeof(double) * N_IN) != 0,
+          "a table whose sqacc skips a row left the sums unchanged: the table is not used");
+    imc_imatrix_free(&im);
+    bad.sqacc = sqacc_count_off;
+    imc_imatrix_init(&im);
+    struct logcap cap;
+    cap_start(&cap);
+    const enum imc_status st = collect_strided(&im, NULL, &bad, &w, wide + 5, LD, ROWS);
+    imc_log_set_sink(NULL, NULL);
+    CHECK(st == IMC_ERR_INTERNAL && strstr(cap.text, "blk.0.ffn_down.weight") &&
+              strstr(cap.text, "counted 21 rows of 20"),
+          "a table counting one row too many: status %d, log '%s'", (int)st, cap.text);
+    imc_imatrix_free(&im);
     imc_imatrix_free(&ref);
 }
 
