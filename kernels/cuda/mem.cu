@@ -14,6 +14,7 @@ extern "C" enum imc_status IMC_CUDA_FN(dev_alloc)(size_t bytes, void **p)
     if (e != cudaSuccess) {
         IMC_LOG_ERR("cuda: cannot allocate %zu bytes of device memory: %s", bytes,
                     cudaGetErrorString(e));
+        (void)cudaGetLastError(); // reported here, not again at the next launch check
         *p = NULL;
         return IMC_ERR_NOMEM;
     }
