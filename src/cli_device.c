@@ -1,0 +1,41 @@
+/*
+ * src/cli_device: the --device check of the commands that run engines (src/cli.h), before any
+ * model is loaded: every rank checks its own build and GPUs, and all ranks agree on the result,
+ * so a rank without a GPU stops the whole job with exit 1 instead of failing alone later.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "kernels/cuda/cuda.h"
+#include "mpi/comm.h"
+#include "mpi/reduce.h"
+#include "src/cli.h"
+#include "worker/engine.h"
+
+int imc_cli_device_check(const struct imc_comm *comm, const char *cmd, int device)
+{
+    int bad = 0;
+    if (device == IMC_DEVICE_CUDA) {
+        const char *why = !imc_cuda_backend()      ? "this build has no CUDA (configure with "
+                                                     "-DIMC_CUDA=ON)"
+                          : imc_cuda_devices() < 1 ? "no CUDA device visible"
+                                                   : NULL;
+        if (why) {
+            char host[256] = "?";
+            if (comm) {
+                snprintf(host, sizeof(host), "%s", imc_comm_host(comm));
+            } else if (gethostname(host, sizeof(host) - 1) != 0) {
+                snprintf(host, sizeof(host), "?");
+            }
+            IMC_LOG_ERR("%s: --device cuda on rank %d (host %s): %s", cmd,
+                        comm ? imc_comm_rank(comm) : 0, host, why);
+            bad = 1;
+        }
+    }
+    if (comm && imc_comm_size(comm) > 1 &&
+        imc_reduce_all_sum_int(comm, IMC_GROUP_WORLD, &bad, 1) != IMC_OK) {
+        return 1;
+    }
+    return bad ? 1 : 0;
+}
