@@ -36,6 +36,13 @@ static inline int imc_cuda_devices(void)
     return imc_cuda_device_count(&n) == IMC_OK ? n : 0;
 }
 
+// Makes device dev the calling thread's device (the engine's ops run on the thread that calls
+// its forward functions). IMC_ERR_CUDA (logged) for a bad dev.
+static inline enum imc_status imc_cuda_select(int dev)
+{
+    return imc_cuda_set_device(dev);
+}
+
 // The CUDA op table (kernels/cuda/table.cu, "cuda"; kern_decl.h declares imc_cuda_backend).
 
 #else
@@ -43,6 +50,12 @@ static inline int imc_cuda_devices(void)
 static inline int imc_cuda_devices(void)
 {
     return 0;
+}
+
+static inline enum imc_status imc_cuda_select(int dev)
+{
+    (void)dev;
+    return IMC_ERR_UNSUPPORTED;
 }
 
 // The CUDA op table: NULL, this build has no CUDA.

@@ -49,6 +49,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, i
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 // *n = the number of visible devices (0 without a driver or device; the emulator has 1).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(device_count)(int *n);
+// Makes device dev (0 .. count - 1) the calling host thread's device for later calls.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(set_device)(int dev);
 
 // ---- attention.cu, moe_route.cu: the twins of imc_ref_attention and imc_ref_moe_route ---------
 struct imc_attn_args;  // kernels/kernels.h

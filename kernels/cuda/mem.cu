@@ -55,6 +55,12 @@ extern "C" enum imc_status IMC_CUDA_FN(sync)(void *stream)
     return IMC_OK;
 }
 
+extern "C" enum imc_status IMC_CUDA_FN(set_device)(int dev)
+{
+    IMC_CUDA_CHECK(cudaSetDevice(dev));
+    return IMC_OK;
+}
+
 extern "C" enum imc_status IMC_CUDA_FN(device_count)(int *n)
 {
     *n = 0;

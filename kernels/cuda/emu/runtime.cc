@@ -144,6 +144,16 @@ cudaError_t cudaGetDeviceCount(int *n)
     return cudaSuccess;
 }
 
+cudaError_t cudaSetDevice(int dev)
+{
+    if (dev != 0) {
+        cuemu::set_error(cudaErrorInvalidValue, "cudaSetDevice(%d): the emulator has device 0",
+                         dev);
+        return cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = cuemu::t_err;
