@@ -123,17 +123,10 @@ static const struct imc_opt own_opts[] = {
     IMC_OPT_END,
 };
 
-static const struct imc_opt *const groups[] = {imc_opt_group_model,
-                                               imc_opt_group_text,
-                                               own_opts,
-                                               imc_opt_group_chunks,
-                                               imc_opt_group_batch,
-                                               imc_opt_group_threads,
-                                               imc_opt_group_attn,
-                                               imc_opt_group_matmul, imc_opt_group_device,
-                                               imc_opt_group_layout,
-                                               imc_opt_group_log,
-                                               NULL};
+static const struct imc_opt *const groups[] = {
+    imc_opt_group_model,  imc_opt_group_text,    own_opts,           imc_opt_group_chunks,
+    imc_opt_group_batch,  imc_opt_group_threads, imc_opt_group_attn, imc_opt_group_matmul,
+    imc_opt_group_device, imc_opt_group_layout,  imc_opt_group_log,  NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "-m MODEL -f TEXT -o OUT [options]\n--stats FILE",

@@ -64,9 +64,14 @@ static const struct imc_opt own_opts[] = {
     IMC_OPT_END,
 };
 
-static const struct imc_opt *const groups[] = {
-    own_opts,           imc_opt_group_text, imc_opt_group_chunks, imc_opt_group_threads,
-    imc_opt_group_matmul, imc_opt_group_device, imc_opt_group_log, NULL};
+static const struct imc_opt *const groups[] = {own_opts,
+                                               imc_opt_group_text,
+                                               imc_opt_group_chunks,
+                                               imc_opt_group_threads,
+                                               imc_opt_group_matmul,
+                                               imc_opt_group_device,
+                                               imc_opt_group_log,
+                                               NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "--base MODEL [--imatrix F] --rules-dir DIR -f TEXT [options]",

@@ -43,9 +43,8 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
 }
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
-                                                       int64_t n_out, int64_t n_in,
-                                                       const float *x, int64_t n_tok, float *y,
-                                                       int64_t ldy)
+                                                       int64_t n_out, int64_t n_in, const float *x,
+                                                       int64_t n_tok, float *y, int64_t ldy)
 {
     if (n_out == 0 || n_tok == 0) {
         return IMC_OK;
@@ -62,9 +61,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *strea
                          (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     }
     if (s != CUBLAS_STATUS_SUCCESS) {
-        IMC_LOG_ERR("cuda: cublasGemmEx (%lld x %lld weights, %lld tokens): %s",
-                    (long long)n_out, (long long)n_in, (long long)n_tok,
-                    cublasGetStatusString(s));
+        IMC_LOG_ERR("cuda: cublasGemmEx (%lld x %lld weights, %lld tokens): %s", (long long)n_out,
+                    (long long)n_in, (long long)n_tok, cublasGetStatusString(s));
         return IMC_ERR_CUDA;
     }
     return IMC_OK;
@@ -84,9 +82,8 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
 }
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
-                                                       int64_t n_out, int64_t n_in,
-                                                       const float *x, int64_t n_tok, float *y,
-                                                       int64_t ldy)
+                                                       int64_t n_out, int64_t n_in, const float *x,
+                                                       int64_t n_tok, float *y, int64_t ldy)
 {
     (void)handle, (void)stream, (void)w, (void)n_out, (void)n_in, (void)x, (void)n_tok, (void)y,
         (void)ldy;

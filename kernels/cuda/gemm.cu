@@ -22,10 +22,10 @@
 namespace
 {
 
-constexpr int TS = 16;      // threads per block side
-constexpr int SUB = 4;      // outputs per thread side
+constexpr int TS = 16;       // threads per block side
+constexpr int SUB = 4;       // outputs per thread side
 constexpr int BT = TS * SUB; // 64: block tile side (outputs and tokens)
-constexpr int TK = 16;      // columns per shared-memory step
+constexpr int TK = 16;       // columns per shared-memory step
 
 __global__ void gemm_kernel(const float *w, int64_t n_out, int64_t n_in, const float *x,
                             int64_t n_tok, float *y, int64_t ldy)

@@ -119,9 +119,8 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle); // NULL is fine
 // The same product as gemm through cublasGemmEx (f32 in, f32 accumulation); IMC_ERR_UNSUPPORTED
 // for dimensions beyond int (use gemm), IMC_ERR_CUDA (logged).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
-                                                       int64_t n_out, int64_t n_in,
-                                                       const float *x, int64_t n_tok, float *y,
-                                                       int64_t ldy);
+                                                       int64_t n_out, int64_t n_in, const float *x,
+                                                       int64_t n_tok, float *y, int64_t ldy);
 
 // ---- table.cu: the op table (kernels/backend.h, named "cuda") on these launchers -------------
 struct imc_backend; // kernels/backend.h

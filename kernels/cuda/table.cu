@@ -108,8 +108,8 @@ enum imc_status map_back(const struct opmap *m)
 {
     for (int i = 0; i < m->n; i++) {
         if (m->r[i].out && m->r[i].bytes) {
-            IMC_TRY(IMC_CUDA_FN(copy_to_host)(NULL, (void *)m->r[i].host, m->r[i].dev,
-                                              m->r[i].bytes));
+            IMC_TRY(
+                IMC_CUDA_FN(copy_to_host)(NULL, (void *)m->r[i].host, m->r[i].dev, m->r[i].bytes));
         }
     }
     return IMC_OK;
@@ -170,8 +170,8 @@ enum imc_status rows_down(struct imc_cuda_ctx *c, float *y, int64_t ld, const fl
 
 // yd[n_tok][n_out] = W xdᵀ for more than IMC_CUDA_MMV_MAX_TOK tokens: dequantized row tiles
 // then GEMM.
-enum imc_status batch_mm(struct imc_cuda_ctx *c, enum imc_type type, const void *wd,
-                         int64_t n_out, int64_t n_in, const float *xd, int64_t n_tok, float *yd)
+enum imc_status batch_mm(struct imc_cuda_ctx *c, enum imc_type type, const void *wd, int64_t n_out,
+                         int64_t n_in, const float *xd, int64_t n_tok, float *yd)
 {
     int64_t rows = (int64_t)(TILE_BYTES / ((size_t)n_in * sizeof(float)));
     rows = rows < 1 ? 1 : rows > n_out ? n_out : rows;
@@ -243,8 +243,8 @@ enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *m
     return IMC_OK;
 }
 
-enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w,
-                           enum imc_type type, int64_t n_in, const int32_t *ids, int64_t n)
+enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w, enum imc_type type,
+                           int64_t n_in, const int32_t *ids, int64_t n)
 {
     uint64_t rb = 0;
     if (!IMC_CUDA_FN(supports_type)(type) || !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
@@ -282,8 +282,8 @@ enum imc_status rmsnorm_dev(const struct imc_exec *ex, float *y, const float *x,
     }
     const size_t b = (size_t)(n_rows * n) * sizeof(float);
     const float *xd = (const float *)map(&m, CT_X, x, b, true, false);
-    const float *wd = w ? (const float *)map(&m, CT_A, w, (size_t)n * sizeof(float), true, false)
-                        : NULL;
+    const float *wd =
+        w ? (const float *)map(&m, CT_A, w, (size_t)n * sizeof(float), true, false) : NULL;
     float *yd = (float *)map(&m, CT_Y, y, b, false, true);
     if (!xd || (w && !wd) || !yd) {
         return IMC_ERR_NOMEM;
@@ -292,8 +292,8 @@ enum imc_status rmsnorm_dev(const struct imc_exec *ex, float *y, const float *x,
     return map_back(&m);
 }
 
-void t_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float *w,
-               int64_t n_rows, int64_t n, float eps)
+void t_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float *w, int64_t n_rows,
+               int64_t n, float eps)
 {
     if (n_rows > 0 && rmsnorm_dev(ex, y, x, w, n_rows, n, eps) != IMC_OK) {
         poison(y, n, n_rows, n);
@@ -308,8 +308,8 @@ enum imc_status rope_dev(const struct imc_exec *ex, const struct imc_rope *p, fl
     if (!m.c) {
         return IMC_ERR_INTERNAL;
     }
-    const size_t b = (size_t)((n_tok - 1) * ld_tok + (n_head - 1) * ld_head + p->n_dims) *
-                     sizeof(float);
+    const size_t b =
+        (size_t)((n_tok - 1) * ld_tok + (n_head - 1) * ld_head + p->n_dims) * sizeof(float);
     float *xd = (float *)map(&m, CT_X, x, b, true, true);
     const int32_t *pd =
         (const int32_t *)map(&m, CT_A, pos, (size_t)n_tok * sizeof(int32_t), true, false);
@@ -360,8 +360,8 @@ enum imc_status swiglu_dev(const struct imc_exec *ex, float *out, int64_t ldo, c
         return IMC_ERR_INTERNAL;
     }
     const size_t bo = extent(n_rows, ldo, n, sizeof(float));
-    const float *gd = (const float *)map(&m, CT_A, gate, extent(n_rows, ldg, n, sizeof(float)),
-                                         true, false);
+    const float *gd =
+        (const float *)map(&m, CT_A, gate, extent(n_rows, ldg, n, sizeof(float)), true, false);
     const float *ud =
         (const float *)map(&m, CT_B, up, extent(n_rows, ldu, n, sizeof(float)), true, false);
     float *od = (float *)map(&m, CT_Y, out, bo, ldo != n, true); // gaps: uploaded

@@ -26,8 +26,8 @@ struct shape {
 };
 
 static const struct shape shapes[] = {
-    {1, 1, 1, 1}, {5, 7, 3, 5}, {64, 16, 64, 64}, {70, 33, 130, 75}, {130, 100, 9, 130},
-    {3, 300, 65, 4},
+    {1, 1, 1, 1},      {5, 7, 3, 5},       {64, 16, 64, 64},
+    {70, 33, 130, 75}, {130, 100, 9, 130}, {3, 300, 65, 4},
 };
 #define N_SHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
@@ -45,9 +45,11 @@ static void one(const struct cdev *d, void *ctx)
     }
     struct imc_exec *ex = kexec(1);
     CHECK(imc_cpu_matmul(ex, cpu, s->ldy, w, IMC_TYPE_F32, s->n_out, s->n_in, x, s->n_in,
-                         s->n_tok) == IMC_OK, "cpu matmul");
-    CHECK(imc_ref_matmul(ref, s->ldy, w, IMC_TYPE_F32, s->n_out, s->n_in, x, s->n_in,
-                         s->n_tok) == IMC_OK, "ref matmul");
+                         s->n_tok) == IMC_OK,
+          "cpu matmul");
+    CHECK(imc_ref_matmul(ref, s->ldy, w, IMC_TYPE_F32, s->n_out, s->n_in, x, s->n_in, s->n_tok) ==
+              IMC_OK,
+          "ref matmul");
     imc_exec_free(ex);
     void *dw = cdev_up(d, w, (size_t)(s->n_out * s->n_in) * 4);
     void *dx = cdev_up(d, x, (size_t)(s->n_tok * s->n_in) * 4);
@@ -91,14 +93,14 @@ static void one(const struct cdev *d, void *ctx)
         }
         CHECK(bad_bits == 0 && bad_bound == 0 && bad_gap == 0,
               "%s %s: %lldx%lld, %lld tokens, ldy %lld: %d outputs differ from imc_cpu_matmul, "
-              "%d outside the bound, %d gap values overwritten", d->name,
-              pass ? "cublas" : "gemm", (long long)s->n_out, (long long)s->n_in,
+              "%d outside the bound, %d gap values overwritten",
+              d->name, pass ? "cublas" : "gemm", (long long)s->n_out, (long long)s->n_in,
               (long long)s->n_tok, (long long)s->ldy, bad_bits, bad_bound, bad_gap);
         if (d->emu == 0 || strcmp(d->name, "emu/forward") == 0) {
             printf("%-12s %-6s %4lld x %4lld, %4lld tokens: max |y - ref| / Σ|w·x| = %.3g "
-                   "(bound (n_in + 2)·2^-24 = %.3g)\n", d->name, pass ? "cublas" : "gemm",
-                   (long long)s->n_out, (long long)s->n_in, (long long)s->n_tok, worst,
-                   (double)(s->n_in + 2) * 0x1p-24);
+                   "(bound (n_in + 2)·2^-24 = %.3g)\n",
+                   d->name, pass ? "cublas" : "gemm", (long long)s->n_out, (long long)s->n_in,
+                   (long long)s->n_tok, worst, (double)(s->n_in + 2) * 0x1p-24);
         }
         free(out);
     }

@@ -106,7 +106,8 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
     }
     CHECK(bad == 0 && bad_bits == 0 && bad_gap == 0,
           "%s matmul, %lld tokens: %d outside the bound, %d differ from imc_cpu_matmul, %d gap "
-          "values overwritten", imc_type_name(type), (long long)n_tok, bad, bad_bits, bad_gap);
+          "values overwritten",
+          imc_type_name(type), (long long)n_tok, bad, bad_bits, bad_gap);
     // Resident: the device copy, not the host bytes, is multiplied from now on.
     const struct imc_cuda_ctx *c = t->ctx;
     CHECK(c->wc.n == 1 && c->wc.bytes == rb * NO, "%s: %zu weights, %zu bytes resident",

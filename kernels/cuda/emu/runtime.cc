@@ -25,8 +25,8 @@ thread_local cudaError_t t_err = cudaSuccess; // sticky until cudaGetLastError
 thread_local cudaError_t t_msg_err = cudaSuccess;
 thread_local char t_msg[1024];
 
-constexpr size_t HDR = 16;           // size header before each block (keeps 16-byte alignment)
-std::atomic<size_t> g_used{0};       // the emulated device's allocated bytes (process-wide)
+constexpr size_t HDR = 16;     // size header before each block (keeps 16-byte alignment)
+std::atomic<size_t> g_used{0}; // the emulated device's allocated bytes (process-wide)
 
 // IMC_CUEMU_MEM_LIMIT in bytes, or 0 (no limit) when unset or not a number.
 size_t mem_limit()
@@ -65,7 +65,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
         cuemu::g_used.fetch_sub(bytes);
         cuemu::set_error(cudaErrorMemoryAllocation,
                          "cudaMalloc: out of memory (%zu bytes; %zu of IMC_CUEMU_MEM_LIMIT=%zu "
-                         "in use)", bytes, used - bytes, limit);
+                         "in use)",
+                         bytes, used - bytes, limit);
         return cudaErrorMemoryAllocation;
     }
     unsigned char *b = (unsigned char *)malloc(cuemu::HDR + (bytes ? bytes : 1));
