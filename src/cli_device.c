@@ -40,5 +40,8 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd, int devic
         imc_reduce_all_sum_int(comm, IMC_GROUP_WORLD, &bad, 1) != IMC_OK) {
         return 1;
     }
+    if (!bad && device != IMC_DEVICE_CPU && n_gpu > 0 && (!comm || imc_comm_rank(comm) == 0)) {
+        IMC_LOG_INF("%s: device cuda (weights resident on the GPU)", cmd); // cpu: as before
+    }
     return bad ? 1 : 0;
 }
