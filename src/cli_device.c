@@ -15,8 +15,10 @@
 #include "src/cli.h"
 #include "worker/engine.h"
 
-int imc_cli_device_check(const struct imc_comm *comm, const char *cmd, int device)
+int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
+                         const struct imc_opt_common *c)
 {
+    const int device = c->device;
     int bad = 0;
     const int n_gpu = imc_cuda_backend() ? imc_cuda_devices() : 0;
     if (device != IMC_DEVICE_CPU && n_gpu > 0) {
@@ -42,6 +44,9 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd, int devic
     }
     if (!bad && device != IMC_DEVICE_CPU && n_gpu > 0 && (!comm || imc_comm_rank(comm) == 0)) {
         IMC_LOG_INF("%s: device cuda (weights resident on the GPU)", cmd); // cpu: as before
+        if (c->matmul == IMC_MATMUL_Q8) {
+            IMC_LOG_WRN("%s: --matmul q8 has no GPU route: the GPU multiplies in f32", cmd);
+        }
     }
     return bad ? 1 : 0;
 }

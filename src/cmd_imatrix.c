@@ -219,7 +219,7 @@ static int run(int argc, char **argv)
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_imatrix, argc, argv, &a, &c, comm, &pos, &n_pos);
     if (rc == 0 && !a.stats) {
-        rc = imc_cli_device_check(comm, "imatrix", c.device);
+        rc = imc_cli_device_check(comm, "imatrix", &c);
     }
     if (rc == 0 && a.stats) {
         const bool rank0 = !comm || imc_comm_rank(comm) == 0;

@@ -82,7 +82,7 @@ static int run(int argc, char **argv)
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_perplexity, argc, argv, &o, &c, comm, &pos, &n_pos);
     if (rc == 0) {
-        rc = imc_cli_device_check(comm, "perplexity", c.device);
+        rc = imc_cli_device_check(comm, "perplexity", &c);
     }
     if (rc == 0) {
         rc = imc_cli_job_layout(comm, "perplexity", o.model, &o.layout);

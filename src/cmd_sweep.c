@@ -135,7 +135,7 @@ static int run(int argc, char **argv)
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_sweep, argc, argv, &o, &c, comm, &pos, &n_pos);
     if (rc == 0) {
-        rc = imc_cli_device_check(comm, "sweep", c.device);
+        rc = imc_cli_device_check(comm, "sweep", &c);
     }
     if (rc == 0) {
         o.comm = comm;
