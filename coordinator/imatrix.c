@@ -27,6 +27,7 @@ void imc_imatrix_opts_default(struct imc_imatrix_opts *o)
     o->dat_zero = IMC_DAT_ZERO_ONE;
     o->attn = IMC_ATTN_AUTO;
     o->matmul = IMC_MATMUL_F32;
+    o->device = IMC_DEVICE_AUTO;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
@@ -92,6 +93,7 @@ static enum imc_status make_engine(struct imx_run *r)
     eo.n_threads = r->o->n_threads > 0 ? r->o->n_threads : 1;
     eo.attn = r->o->attn;
     eo.matmul = r->o->matmul;
+    eo.device = r->o->device;
     eo.hooks = &r->hooks;
     return imc_engine_init(&r->e, r->tr.m, &eo);
 }

@@ -385,6 +385,7 @@ enum imc_status imx_run_dist(struct imx_run *r)
                                       .n_threads = r->o->n_threads,
                                       .attn = r->o->attn,
                                       .matmul = r->o->matmul,
+                                      .device = r->o->device,
                                       .head_begin = r->out_begin,
                                       .hooks = &r->hooks,
                                       .prog = r->rank0 ? &r->prog : NULL,

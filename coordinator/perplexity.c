@@ -30,6 +30,7 @@ void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
     o->n_threads = 1;
     o->attn = IMC_ATTN_AUTO;
     o->matmul = IMC_MATMUL_F32;
+    o->device = IMC_DEVICE_AUTO;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }
 
@@ -199,6 +200,7 @@ static enum imc_status setup(struct run *r)
     eo.n_threads = o->n_threads > 0 ? o->n_threads : 1;
     eo.attn = o->attn;
     eo.matmul = o->matmul;
+    eo.device = o->device;
     IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
     if (o->kld_save) {
         IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
@@ -553,6 +555,7 @@ static enum imc_status run_dist(struct run *r)
         .n_threads = r->o->n_threads,
         .attn = r->o->attn,
         .matmul = r->o->matmul,
+        .device = r->o->device,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
         .pulse = r->o->pulse,

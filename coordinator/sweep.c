@@ -32,6 +32,7 @@ void imc_sweep_opts_default(struct imc_sweep_opts *o)
     o->type = IMC_TYPE_Q8_0;
     o->n_threads = 1;
     o->matmul = IMC_MATMUL_F32;
+    o->device = IMC_DEVICE_AUTO;
 }
 
 // Creates out_dir when missing and proves it writable with a probe file.
@@ -150,6 +151,7 @@ enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
     po.max_chunks = s->o.max_chunks;
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
+    po.device = s->o.device;
     po.kld_save = s->base_logits;
     po.comm = comm;
     po.pulse = pulse ? *pulse : (struct imc_pulse){0};
@@ -227,6 +229,7 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.max_chunks = s->o.max_chunks;
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
+    po.device = s->o.device;
     po.quiet = quiet;
     po.comm = grp;
     po.pulse = *pulse;

@@ -94,6 +94,7 @@
 #include "core/status.h"
 #include "kernels/kernels.h"
 #include "types/types.h"
+#include "worker/engine.h"
 
 struct imc_comm;
 
@@ -108,6 +109,7 @@ struct imc_sweep_opts {
     int64_t max_chunks;    // <= 0: all chunks
     int n_threads;         // threads per rank (>= 1)
     enum imc_matmul_mode matmul; // how the quantized recipes are multiplied (default f32)
+    enum imc_device device;      // where the engines run (default auto)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
     int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: automatic, see below)

@@ -1,12 +1,19 @@
 /*
  * kernels/backend: a small table of the ops the engine calls (STYLE b.1, after ggml's backend
  * interface), so the forward pass is written once and runs on any backend that fills the
- * table. Two backends today: "cpu" (imc_cpu_*, the production kernels) and "ref" (imc_ref_*
- * behind the same signatures: the scalar spec, single-threaded, for tests). A CUDA backend fills
- * the same table later (kernels/cuda/cuda.h).
+ * table. Backends: "cpu" (imc_cpu_*, the production kernels), "ref" (imc_ref_* behind the
+ * same signatures: the scalar spec, single-threaded, for tests) and "cuda" (kernels/cuda/cuda.h:
+ * the .cu kernels, weights resident in device memory).
  *
- * Invariant: every entry is non-NULL; all pointers are host pointers to f32 activations (the
- * signatures are those of kernels/kernels.h, with the execution context first).
+ * Invariant: every entry is non-NULL except ctx_new / ctx_free, which are NULL for stateless
+ * tables (cpu, ref); all pointers are host pointers to f32 activations (the signatures are those
+ * of kernels/kernels.h, with the execution context first).
+ *
+ * State: a table with ctx_new keeps per-user state (the CUDA table: weights uploaded on first
+ * use, device buffers). Its user (the engine) creates it with ctx_new, attaches it to the exec
+ * it passes to the ops (imc_exec_set_backend_ctx), and frees it with ctx_free after detaching.
+ * Weights are then identified by their host address: they must stay at it, unchanged, while
+ * the state lives (the GGUF mapping does).
  */
 #ifndef IMC_KERNELS_BACKEND_H
 #define IMC_KERNELS_BACKEND_H
@@ -53,6 +60,9 @@ struct imc_backend {
                                  float *weights);
     void (*sqacc)(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
                   int64_t ldx, int64_t n_rows, int64_t n_in);
+    // The table's state (see "State"), or NULL entries. ctx_new logs its errors.
+    enum imc_status (*ctx_new)(void **ctx);
+    void (*ctx_free)(void *ctx); // NULL ctx is fine
 };
 
 // The production CPU backend (pool, imc's deterministic GEMM, OpenBLAS for attention).

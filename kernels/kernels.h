@@ -55,6 +55,12 @@ void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode);
 enum imc_matmul_mode imc_exec_matmul(const struct imc_exec *ex); // F32 for NULL
 const char *imc_matmul_mode_name(enum imc_matmul_mode mode);     // "f32" / "q8"
 
+// The state of the op table that runs on ex (kernels/backend.h ctx_new: a device table's
+// resident weights and buffers), borrowed: whoever owns both sets it and clears it before
+// freeing the state. NULL by default and for NULL ex.
+void imc_exec_set_backend_ctx(struct imc_exec *ex, void *ctx);
+void *imc_exec_backend_ctx(const struct imc_exec *ex);
+
 // Runs fn(ctx, task, thread) for task in [0, n_tasks) on the pool, returns when all are done.
 // thread in [0, n_threads) names the worker (for per-thread scratch). ex NULL: the tasks in
 // order on the calling thread (thread 0), for callers whose pool is optional.

@@ -64,10 +64,17 @@ int imc_cli_mpi_start(struct imc_comm **out);
 int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
                             const struct imc_opt_common *c);
 
+// Checks that every rank can run on c->device (enum imc_device: --device cuda needs a CUDA
+// build and a visible GPU). Collective under MPI. Returns 0, or 1 on every rank when one cannot
+// (that rank logs "<cmd>: --device cuda on rank R (host H): no CUDA device visible", or "...:
+// this build has no CUDA ..."). Warns that --matmul q8 has no GPU route (the GPU runs f32).
+int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
+                         const struct imc_opt_common *c);
+
 // Copies the shared run options of c into o, a struct imc_perplexity_opts or imc_imatrix_opts
 // (the same field names): model, text, n_ctx, max_chunks and n_batch (when given), layout (pp
-// 0: automatic), attention path, and quiet (also on every rank but 0 of comm). The thread count
-// comes later, from imc_cli_threads_resolve.
+// 0: automatic), attention path, matmul mode, device, and quiet (also on every rank but 0 of
+// comm). The thread count comes later, from imc_cli_threads_resolve.
 #define IMC_CLI_APPLY_RUN_OPTIONS(o, c, comm)                                                      \
     do {                                                                                           \
         (o)->model = (c)->model;                                                                   \
@@ -78,6 +85,7 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
         (o)->layout = (c)->layout;                                                                 \
         (o)->attn = (enum imc_attn_path)(c)->attn;                                                 \
         (o)->matmul = (enum imc_matmul_mode)(c)->matmul;                                           \
+        (o)->device = (enum imc_device)(c)->device;                                                \
         (o)->quiet = (c)->quiet || ((comm) && imc_comm_rank(comm) != 0);                           \
     } while (0)
 

@@ -123,17 +123,10 @@ static const struct imc_opt own_opts[] = {
     IMC_OPT_END,
 };
 
-static const struct imc_opt *const groups[] = {imc_opt_group_model,
-                                               imc_opt_group_text,
-                                               own_opts,
-                                               imc_opt_group_chunks,
-                                               imc_opt_group_batch,
-                                               imc_opt_group_threads,
-                                               imc_opt_group_attn,
-                                               imc_opt_group_matmul,
-                                               imc_opt_group_layout,
-                                               imc_opt_group_log,
-                                               NULL};
+static const struct imc_opt *const groups[] = {
+    imc_opt_group_model,  imc_opt_group_text,    own_opts,           imc_opt_group_chunks,
+    imc_opt_group_batch,  imc_opt_group_threads, imc_opt_group_attn, imc_opt_group_matmul,
+    imc_opt_group_device, imc_opt_group_layout,  imc_opt_group_log,  NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "-m MODEL -f TEXT -o OUT [options]\n--stats FILE",
@@ -225,6 +218,9 @@ static int run(int argc, char **argv)
     char **pos = NULL;
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_imatrix, argc, argv, &a, &c, comm, &pos, &n_pos);
+    if (rc == 0 && !a.stats) {
+        rc = imc_cli_device_check(comm, "imatrix", &c);
+    }
     if (rc == 0 && a.stats) {
         const bool rank0 = !comm || imc_comm_rank(comm) == 0;
         rc = !rank0 || imc_imstat_print_file(a.stats, stdout) == IMC_OK ? 0 : 1;

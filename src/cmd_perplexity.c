@@ -39,9 +39,10 @@ static const struct imc_opt own_opts[] = {
 };
 
 static const struct imc_opt *const groups[] = {
-    imc_opt_group_model, imc_opt_group_text,   imc_opt_group_chunks, imc_opt_group_batch,
-    imc_opt_group_threads, own_opts,           imc_opt_group_attn,   imc_opt_group_matmul,
-    imc_opt_group_layout,  imc_opt_group_log,  NULL};
+    imc_opt_group_model,  imc_opt_group_text,    imc_opt_group_chunks,
+    imc_opt_group_batch,  imc_opt_group_threads, own_opts,
+    imc_opt_group_attn,   imc_opt_group_matmul,  imc_opt_group_device,
+    imc_opt_group_layout, imc_opt_group_log,     NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "-m MODEL -f TEXT [options]",
@@ -80,6 +81,9 @@ static int run(int argc, char **argv)
     char **pos = NULL;
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_perplexity, argc, argv, &o, &c, comm, &pos, &n_pos);
+    if (rc == 0) {
+        rc = imc_cli_device_check(comm, "perplexity", &c);
+    }
     if (rc == 0) {
         rc = imc_cli_job_layout(comm, "perplexity", o.model, &o.layout);
     }

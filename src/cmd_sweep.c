@@ -64,9 +64,14 @@ static const struct imc_opt own_opts[] = {
     IMC_OPT_END,
 };
 
-static const struct imc_opt *const groups[] = {
-    own_opts,           imc_opt_group_text, imc_opt_group_chunks, imc_opt_group_threads,
-    imc_opt_group_matmul, imc_opt_group_log, NULL};
+static const struct imc_opt *const groups[] = {own_opts,
+                                               imc_opt_group_text,
+                                               imc_opt_group_chunks,
+                                               imc_opt_group_threads,
+                                               imc_opt_group_matmul,
+                                               imc_opt_group_device,
+                                               imc_opt_group_log,
+                                               NULL};
 
 static const struct imc_opt_spec spec = {
     .usage = "--base MODEL [--imatrix F] --rules-dir DIR -f TEXT [options]",
@@ -130,9 +135,13 @@ static int run(int argc, char **argv)
     int n_pos = 0;
     int rc = imc_cli_parse(&imc_cmd_sweep, argc, argv, &o, &c, comm, &pos, &n_pos);
     if (rc == 0) {
+        rc = imc_cli_device_check(comm, "sweep", &c);
+    }
+    if (rc == 0) {
         o.comm = comm;
         o.n_threads = imc_cli_threads_resolve(comm, "sweep", &c);
         o.matmul = (enum imc_matmul_mode)c.matmul;
+        o.device = (enum imc_device)c.device;
         struct imc_sweep *s = NULL;
         enum imc_status st = init_all(&s, &o);
         if (st == IMC_OK) {

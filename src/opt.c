@@ -20,6 +20,7 @@
 
 const char *const imc_opt_attn_names[] = {"auto", "absorbed", "non-absorbed", NULL};
 const char *const imc_opt_matmul_names[] = {"f32", "q8", NULL};
+const char *const imc_opt_device_names[] = {"auto", "cpu", "cuda", NULL};
 const char *const imc_opt_imatrix_formats[] = {"auto", "gguf", "dat", "both", NULL};
 const char *const imc_opt_dat_zero_policies[] = {"one", "skip", "zero", "mean", NULL};
 
@@ -133,6 +134,15 @@ const struct imc_opt imc_opt_group_matmul[] = {
             "multiplies q8_0/q4_0 weights as integers, as llama.cpp does on\n"
             "the CPU",
             .choices = imc_opt_matmul_names),
+    IMC_OPT_END,
+};
+
+const struct imc_opt imc_opt_group_device[] = {
+    IMC_OPT("device", 0, IMC_OPT_ENUM, COMMON(device), "DEV",
+            "where each rank computes: cpu, or cuda (kernels on its GPU,\n"
+            "the weights of its slice resident in device memory); default\n"
+            "auto: cuda when this build has CUDA and a GPU is visible, else cpu",
+            .choices = imc_opt_device_names),
     IMC_OPT_END,
 };
 

@@ -92,6 +92,7 @@ struct imc_opt_common {
     struct imc_layout layout; // --layout; pp = 0: automatic
     int attn;                 // --attn: index into imc_opt_attn_names (0 = auto)
     int matmul;               // --matmul: enum imc_matmul_mode (0 = f32)
+    int device;               // --device: enum imc_device (worker/engine.h; 0 = auto)
     bool quiet;               // -q, --quiet
     bool verbose;             // -v, --verbose
     int log_level;            // --log-level: enum imc_log_level + 1
@@ -107,6 +108,7 @@ extern const struct imc_opt imc_opt_group_threads[]; // -t, --threads-per-core
 extern const struct imc_opt imc_opt_group_layout[];  // --layout
 extern const struct imc_opt imc_opt_group_attn[];    // --attn
 extern const struct imc_opt imc_opt_group_matmul[];  // --matmul
+extern const struct imc_opt imc_opt_group_device[];  // --device
 extern const struct imc_opt imc_opt_group_log[];     // -q, -v, --log-level, -h
 // Choices, each in the order of its enum: --attn (enum imc_attn_path, worker/engine.h),
 // --format (enum imc_imatrix_format) and --dat-zero (enum imc_dat_zero_policy,
@@ -114,6 +116,8 @@ extern const struct imc_opt imc_opt_group_log[];     // -q, -v, --log-level, -h
 extern const char *const imc_opt_attn_names[];
 // --matmul (enum imc_matmul_mode, kernels/kernels.h).
 extern const char *const imc_opt_matmul_names[];
+// --device (enum imc_device, worker/engine.h).
+extern const char *const imc_opt_device_names[];
 extern const char *const imc_opt_imatrix_formats[];
 extern const char *const imc_opt_dat_zero_policies[];
 

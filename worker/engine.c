@@ -10,13 +10,15 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "kernels/cuda/cuda.h"
 #include "mpi/comm.h"
 #include "numa/plan.h"
 #include "worker/engine_priv.h"
 
 struct imc_engine_opts imc_engine_opts_default(void)
 {
-    return (struct imc_engine_opts){.n_threads = 1, .attn = IMC_ATTN_AUTO};
+    return (struct imc_engine_opts){
+        .n_threads = 1, .attn = IMC_ATTN_AUTO, .device = IMC_DEVICE_CPU};
 }
 
 const char *imc_attn_path_name(enum imc_attn_path p)
@@ -203,12 +205,33 @@ static enum imc_status resolve_experts(struct imc_engine *e)
     return IMC_OK;
 }
 
+// The op table of o: o->backend when given, else by o->device (AUTO: cuda when this build has
+// it and a device is visible, else cpu). NULL after logging what is missing for cuda.
+static const struct imc_backend *pick_backend(const struct imc_engine_opts *o)
+{
+    if (o->backend) {
+        return o->backend;
+    }
+    const struct imc_backend *cuda = imc_cuda_backend();
+    const bool gpu = cuda && imc_cuda_devices() > 0;
+    if (o->device == IMC_DEVICE_CUDA && !gpu) {
+        IMC_LOG_ERR("engine: --device cuda: %s", cuda ? "no CUDA device visible"
+                                                      : "this build has no CUDA (build with "
+                                                        "-DIMC_CUDA=ON)");
+        return NULL;
+    }
+    return o->device == IMC_DEVICE_CPU || !gpu ? imc_backend_cpu() : cuda;
+}
+
 static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engine_opts *o)
 {
     const struct imc_model *m = e->m;
     e->opts = *o;
     e->opts.n_threads = o->n_threads > 0 ? o->n_threads : 1;
-    e->be = o->backend ? o->backend : imc_backend_cpu();
+    e->be = pick_backend(o);
+    if (!e->be) {
+        return IMC_ERR_UNSUPPORTED;
+    }
     if (o->layer_begin == 0 && o->layer_end == 0) {
         e->opts.layer_end = m->hp.n_layer;
     }
@@ -281,6 +304,10 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
             imc_exec_set_matmul(e->ex, e->opts.matmul);
         }
     }
+    if (st == IMC_OK && e->be->ctx_new) { // the table's state: freed in imc_engine_free
+        st = e->be->ctx_new(&e->be_ctx);
+        imc_exec_set_backend_ctx(e->ex, e->be_ctx);
+    }
     if (st != IMC_OK) {
         imc_engine_free(e);
         return st;
@@ -294,6 +321,12 @@ void imc_engine_free(struct imc_engine *e)
 {
     if (!e) {
         return;
+    }
+    if (e->ex) {
+        imc_exec_set_backend_ctx(e->ex, NULL);
+    }
+    if (e->be && e->be->ctx_free) {
+        e->be->ctx_free(e->be_ctx);
     }
     imc_exec_free(e->ex);
     for (int64_t il = 0; e->lv && il < e->m->hp.n_layer; il++) {

@@ -48,12 +48,20 @@ enum imc_attn_path {
     IMC_ATTN_NON_ABSORBED,  // k_nope, v from attn_kv_b; needs attn_kv_b
 };
 
+// Where an engine runs (--device), when opts.backend is NULL.
+enum imc_device {
+    IMC_DEVICE_AUTO = 0, // cuda when the build has CUDA and a device is visible, else cpu
+    IMC_DEVICE_CPU,
+    IMC_DEVICE_CUDA,     // the CUDA op table (kernels/cuda/cuda.h); an error without one
+};
+
 struct imc_backend; // kernels/backend.h
 struct imc_comm;    // mpi/comm.h
 
 struct imc_engine_opts {
     int n_threads;                 // compute threads, >= 1 (0 means 1)
-    const struct imc_backend *backend; // NULL = imc_backend_cpu(); imc_backend_ref() for tests
+    const struct imc_backend *backend; // NULL: by device; imc_backend_ref() etc. for tests
+    enum imc_device device;        // used when backend is NULL
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
     enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32, default) or q8 (qmm.h)
     bool plain_topk;               // route by plain top-k even when the model has groups
@@ -68,14 +76,16 @@ struct imc_engine_opts {
 
 struct imc_engine;
 
-// Default options: 1 thread, cpu backend, AUTO path, all layers, all experts here, no hooks.
+// Default options: 1 thread, device cpu, AUTO path, all layers, all experts here, no hooks.
 struct imc_engine_opts imc_engine_opts_default(void);
 
 // Creates an engine for model m (borrowed; must outlive the engine). Copies the small f32
 // vectors (norms, exp_probs_b) and starts opts->n_threads - 1 worker threads. Returns
 // IMC_ERR_ARG (logged) for a bad layer/expert range, an attention path the file cannot run
-// (e.g. ABSORBED without attn_k_b), or a tensor type without dequantization; IMC_ERR_NOMEM.
-// Free with imc_engine_free.
+// (e.g. ABSORBED without attn_k_b), or a tensor type without dequantization; IMC_ERR_NOMEM;
+// IMC_ERR_UNSUPPORTED (logged: "--device cuda: no CUDA device visible" / "this build has no
+// CUDA") for device CUDA where it cannot run. With the CUDA table the engine owns the table's
+// state (weights resident on the device as they are first used). Free with imc_engine_free.
 enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
                                 const struct imc_engine_opts *opts);
 void imc_engine_free(struct imc_engine *e); // NULL is a no-op

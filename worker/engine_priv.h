@@ -43,6 +43,7 @@ struct imc_engine {
     const struct imc_model *m;
     struct imc_engine_opts opts;     // resolved: layer/expert ranges filled in
     const struct imc_backend *be;
+    void *be_ctx;                    // owned: be's state (be->ctx_new), attached to ex, or NULL
     struct imc_exec *ex;
     enum imc_attn_path path;         // deepseek2: ABSORBED or NON_ABSORBED
     struct imc_rope rope;            // RoPE/YaRN parameters as llama.cpp derives them

@@ -45,6 +45,7 @@ struct imc_exec {
     struct scratch *scratch;      // [n_threads]
     struct imc_exec_trace *trace; // recording (1 thread only), or NULL
     int cut_threads;              // while tracing: the thread count kernels cut work for
+    void *backend_ctx;            // borrowed: the op table's state (kernels/backend.h), or NULL
 };
 
 struct worker_arg {
@@ -186,6 +187,16 @@ void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode)
 enum imc_matmul_mode imc_exec_matmul(const struct imc_exec *ex)
 {
     return ex ? ex->matmul : IMC_MATMUL_F32;
+}
+
+void imc_exec_set_backend_ctx(struct imc_exec *ex, void *ctx)
+{
+    ex->backend_ctx = ctx;
+}
+
+void *imc_exec_backend_ctx(const struct imc_exec *ex)
+{
+    return ex ? ex->backend_ctx : NULL;
 }
 
 const char *imc_matmul_mode_name(enum imc_matmul_mode mode)

@@ -8,9 +8,13 @@
  * The functions here exist in every build: without CUDA they are static inline stubs that report
  * IMC_ERR_UNSUPPORTED, so callers need no #if (STYLE b.10 #18).
  *
- * Status: launchers exist for memory (mem.cu), RMSNorm, softmax, SwiGLU, the Σx² statistics
- * (elementwise.cu) and RoPE/YaRN (rope.cu); there is no device op table (imc_cuda_backend is
- * NULL) and no caller in the engine yet (issue 13).
+ * Status (issue 13): launchers for memory (mem.cu), RMSNorm, softmax, SwiGLU, Σx² (elementwise.cu),
+ * RoPE/YaRN (rope.cu), dequantization and embedding rows (dequant.cu), the quantized small-batch
+ * matmul (mmv.cu), the tiled f32 GEMM (gemm.cu) and cuBLAS (blas.cu), attention (attention.cu)
+ * and MoE routing (moe_route.cu); the op table on them (table.cu: imc_cuda_backend, weights
+ * resident in device memory, activations copied per op), which the engine runs with --device
+ * cuda. Not yet: device-resident activations, the NLL/KLD reductions on the device, statistics
+ * collected on the device, NCCL between GPU ranks, --experts-on, interleaved _rN types.
  */
 #ifndef IMC_KERNELS_CUDA_H
 #define IMC_KERNELS_CUDA_H
@@ -32,6 +36,15 @@ static inline int imc_cuda_devices(void)
     return imc_cuda_device_count(&n) == IMC_OK ? n : 0;
 }
 
+// Makes device dev the calling thread's device (the engine's ops run on the thread that calls
+// its forward functions). IMC_ERR_CUDA (logged) for a bad dev.
+static inline enum imc_status imc_cuda_select(int dev)
+{
+    return imc_cuda_set_device(dev);
+}
+
+// The CUDA op table (kernels/cuda/table.cu, "cuda"; kern_decl.h declares imc_cuda_backend).
+
 #else
 
 static inline int imc_cuda_devices(void)
@@ -39,13 +52,19 @@ static inline int imc_cuda_devices(void)
     return 0;
 }
 
-#endif // IMC_HAVE_CUDA
+static inline enum imc_status imc_cuda_select(int dev)
+{
+    (void)dev;
+    return IMC_ERR_UNSUPPORTED;
+}
 
-// The CUDA op table, or NULL when no device kernels are available (none yet).
+// The CUDA op table: NULL, this build has no CUDA.
 static inline const struct imc_backend *imc_cuda_backend(void)
 {
     return NULL;
 }
+
+#endif // IMC_HAVE_CUDA
 
 // Returns IMC_OK when a CUDA backend can run here, else IMC_ERR_UNSUPPORTED.
 static inline enum imc_status imc_cuda_available(void)

@@ -49,6 +49,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, i
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 // *n = the number of visible devices (0 without a driver or device; the emulator has 1).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(device_count)(int *n);
+// Makes device dev (0 .. count - 1) the calling host thread's device for later calls.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(set_device)(int dev);
 
 // ---- attention.cu, moe_route.cu: the twins of imc_ref_attention and imc_ref_moe_route ---------
 struct imc_attn_args;  // kernels/kernels.h
@@ -103,3 +105,24 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_typ
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type type, const void *w,
                                                  int64_t n_out, int64_t n_in, const float *x,
                                                  int n_tok, float *y);
+
+// ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 weight tile (the batch matmul) ----------------------
+// y[t·ldy + o] = Σ_i w[o·n_in + i]·x[t·n_in + i] for o < n_out, t < n_tok (all device, f32):
+// the tiled shared-memory kernel, one fmaf chain per output in ascending i from +0 (the bits of
+// imc_cpu_matmul's f32 path). IMC_ERR_ARG for a bad shape, IMC_ERR_CUDA.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm)(void *stream, const float *w, int64_t n_out,
+                                                  int64_t n_in, const float *x, int64_t n_tok,
+                                                  float *y, int64_t ldy);
+// A cuBLAS handle into *handle; IMC_ERR_UNSUPPORTED in the emulator (no cuBLAS).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle);
+IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle); // NULL is fine
+// The same product as gemm through cublasGemmEx (f32 in, f32 accumulation); IMC_ERR_UNSUPPORTED
+// for dimensions beyond int (use gemm), IMC_ERR_CUDA (logged).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
+                                                       int64_t n_out, int64_t n_in, const float *x,
+                                                       int64_t n_tok, float *y, int64_t ldy);
+
+// ---- table.cu: the op table (kernels/backend.h, named "cuda") on these launchers -------------
+struct imc_backend; // kernels/backend.h
+// Static and immutable; its state comes from ctx_new (see kernels/cuda/table.cu).
+IMC_CUDA_EXTERN const struct imc_backend *IMC_CUDA_FN(backend)(void);

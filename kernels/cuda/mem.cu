@@ -14,6 +14,7 @@ extern "C" enum imc_status IMC_CUDA_FN(dev_alloc)(size_t bytes, void **p)
     if (e != cudaSuccess) {
         IMC_LOG_ERR("cuda: cannot allocate %zu bytes of device memory: %s", bytes,
                     cudaGetErrorString(e));
+        (void)cudaGetLastError(); // reported here, not again at the next launch check
         *p = NULL;
         return IMC_ERR_NOMEM;
     }
@@ -51,6 +52,12 @@ extern "C" enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, int v,
 extern "C" enum imc_status IMC_CUDA_FN(sync)(void *stream)
 {
     IMC_CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)stream));
+    return IMC_OK;
+}
+
+extern "C" enum imc_status IMC_CUDA_FN(set_device)(int dev)
+{
+    IMC_CUDA_CHECK(cudaSetDevice(dev));
     return IMC_OK;
 }
 

@@ -1,13 +1,16 @@
 /*
  * tests/cuda/test_engine_emu: the engine's whole forward pass on the emulated CUDA kernels (the
- * "cuda-emu" op table, tests/cuda/backend_emu.h) against the engine on the cpu backend, on the
+ * production op table kernels/cuda/table.cu compiled for the emulator, tests/cuda/backend_emu.h;
+ * printed as "cuda-emu") against the engine on the cpu backend, on the
  * synthetic presets: llama, llama MoE, deepseek2 (mainline 3D attn_k_b absorbed; attn_kv_b
  * non-absorbed from ds2-tiny-all; the ik layout both ways), qwen3moe, glm4moe.
  *
  * Bound: max|Δ| / max|logit| <= 2e-5, the bound of tests/e2e/test_mla_paths for the cpu engine
  * against the double-precision reference forward. Both sides here accumulate in float in
- * different orders: the mmv kernel within (m + 6)·2^-24·Σ|w·x| per output (tests/cuda/test_mmv,
- * m = n_in / 32 <= 4 for these f32 weights), the attention kernel within its first-order float
+ * different orders: the matmuls of more than 8 tokens (dense layers) run the tiled GEMM, which
+ * has the cpu GEMM's bits (tests/cuda/test_gemm); the expert matmuls of <= 8 tokens run mmv,
+ * within (m + 6)·2^-24·Σ|w·x| per output (tests/cuda/test_mmv, m = n_in / 32 <= 4 for these
+ * f32 weights); the attention kernel within its first-order float
  * bounds (tests/cuda/test_attention), the cpu GEMM and attention likewise; through 2-3 layers that
  * is ~1e-6 of the largest logit (measured, printed). An MoE routing flip (a different expert chosen
  * because two router scores are within rounding) or a wrong op would be O(1e-2 .. 1).
@@ -31,8 +34,9 @@
  * packed from the wrong rows (strides only the absorbed MLA path uses) gives 1.2 .. 1.5 on the
  * absorbed ds2 cases; get_rows with a row count one short: every forward fails (NaN row);
  * sqacc ignoring ldx: statistics 1.75 on the ds2 cases and the bitwise sqacc check fails.
- * Tokens: N_TOK 70: 9 mmv groups per matmul (the last partial), > 4 key tiles of the attention
- * kernel, > rope_orig_ctx (64) of the ds2 presets; the whole test runs in ~35 s in the emulator.
+ * Tokens: N_TOK 70: dense matmuls through the GEMM path (two 64-token tiles, the last partial),
+ * > 4 key tiles of the attention kernel, > rope_orig_ctx (64) of the ds2 presets; the experts'
+ * few tokens each through mmv; the whole test runs in ~5 s in the emulator.
  */
 #include "../e2e/engine_util.h"
 #include "backend_emu.h"
@@ -207,7 +211,19 @@ static void sqacc_case(void)
         s_emu[i] = s_ref[i] = 0.25 * i;
     }
     int64_t c_emu = 3, c_ref = 3;
-    tcuda_backend_emu()->sqacc(NULL, s_emu, &c_emu, x, LD, R, N);
+    const struct imc_backend *b = tcuda_backend_emu();
+    struct imc_exec *ex = NULL;
+    void *ctx = NULL;
+    CHECK(imc_exec_init(&ex, 1) == IMC_OK && b->ctx_new(&ctx) == IMC_OK, "sqacc: context");
+    if (!ctx) {
+        imc_exec_free(ex);
+        return;
+    }
+    imc_exec_set_backend_ctx(ex, ctx);
+    b->sqacc(ex, s_emu, &c_emu, x, LD, R, N);
+    imc_exec_set_backend_ctx(ex, NULL);
+    b->ctx_free(ctx);
+    imc_exec_free(ex);
     imc_ref_sqacc(s_ref, &c_ref, x, LD, R, N);
     CHECK(memcmp(s_emu, s_ref, sizeof(s_emu)) == 0 && c_emu == c_ref,
           "sqacc: cuda-emu table differs from imc_ref_sqacc");

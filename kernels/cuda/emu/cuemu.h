@@ -151,6 +151,7 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int dev); // the emulated device is 0
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t err);

@@ -3,9 +3,15 @@
  * memory: allocation (new memory filled with 0xFF so that reads of unwritten device memory
  * show), copies, memset, synchronization (everything is synchronous), one emulated device, and
  * the sticky launch error with its message. The error state is per host thread, as in CUDA.
+ *
+ * Device memory limit: IMC_CUEMU_MEM_LIMIT=<bytes> in the environment caps the bytes allocated
+ * at once (read at each cudaMalloc; unset or 0: no cap), so that tests see cudaMalloc fail with
+ * cudaErrorMemoryAllocation as on a full device. The count of allocated bytes is process-wide,
+ * as a device's memory is; each block carries its size in a 16-byte header before the pointer.
  */
 #include "kernels/cuda/emu/cuemu.h"
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +24,21 @@ namespace
 thread_local cudaError_t t_err = cudaSuccess; // sticky until cudaGetLastError
 thread_local cudaError_t t_msg_err = cudaSuccess;
 thread_local char t_msg[1024];
+
+constexpr size_t HDR = 16;     // size header before each block (keeps 16-byte alignment)
+std::atomic<size_t> g_used{0}; // the emulated device's allocated bytes (process-wide)
+
+// IMC_CUEMU_MEM_LIMIT in bytes, or 0 (no limit) when unset or not a number.
+size_t mem_limit()
+{
+    const char *v = getenv("IMC_CUEMU_MEM_LIMIT");
+    if (!v || !*v) {
+        return 0;
+    }
+    char *end = nullptr;
+    const unsigned long long x = strtoull(v, &end, 10);
+    return *end == '\0' ? (size_t)x : 0;
+}
 } // namespace
 
 void set_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -37,19 +58,44 @@ void set_error(cudaError_t err, const char *fmt, ...)
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
-    *p = malloc(bytes ? bytes : 1);
-    if (!*p) {
+    *p = nullptr;
+    const size_t limit = cuemu::mem_limit();
+    const size_t used = cuemu::g_used.fetch_add(bytes) + bytes;
+    if (limit && used > limit) {
+        cuemu::g_used.fetch_sub(bytes);
+        cuemu::set_error(cudaErrorMemoryAllocation,
+                         "cudaMalloc: out of memory (%zu bytes; %zu of IMC_CUEMU_MEM_LIMIT=%zu "
+                         "in use)",
+                         bytes, used - bytes, limit);
+        return cudaErrorMemoryAllocation;
+    }
+    unsigned char *b = (unsigned char *)malloc(cuemu::HDR + (bytes ? bytes : 1));
+    if (!b) {
+        cuemu::g_used.fetch_sub(bytes);
         cuemu::set_error(cudaErrorMemoryAllocation, "cudaMalloc: out of memory (%zu bytes)", bytes);
         return cudaErrorMemoryAllocation;
     }
-    memset(*p, 0xff, bytes);
+    memcpy(b, &bytes, sizeof(bytes));
+    memset(b + cuemu::HDR, 0xff, bytes);
+    *p = b + cuemu::HDR;
     return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *p)
 {
-    free(p);
+    if (p) {
+        unsigned char *b = (unsigned char *)p - cuemu::HDR;
+        size_t bytes;
+        memcpy(&bytes, b, sizeof(bytes));
+        cuemu::g_used.fetch_sub(bytes);
+        free(b);
+    }
     return cudaSuccess;
+}
+
+extern "C" unsigned long long cuemu_mem_used(void)
+{
+    return cuemu::g_used.load();
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind)
@@ -96,6 +142,16 @@ cudaError_t cudaDeviceSynchronize(void)
 cudaError_t cudaGetDeviceCount(int *n)
 {
     *n = 1; // the emulated device
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int dev)
+{
+    if (dev != 0) {
+        cuemu::set_error(cudaErrorInvalidValue, "cudaSetDevice(%d): the emulator has device 0",
+                         dev);
+        return cudaErrorInvalidValue;
+    }
     return cudaSuccess;
 }
 

@@ -1,0 +1,85 @@
+/*
+ * kernels/cuda/table_ctx.cu: the CUDA op table's context (kernels/cuda/table_priv.h): creation,
+ * its scratch buffers, freeing. Host code only.
+ */
+#include "kernels/cuda/cuda_common.cuh"
+
+#include <stdlib.h>
+
+#include "kernels/cuda/kern_decl.h"
+#include "kernels/cuda/table_priv.h"
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **out)
+{
+    *out = NULL;
+    struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)calloc(1, sizeof(*c));
+    if (!c) {
+        IMC_LOG_ERR("cuda: out of host memory for the op table's context");
+        return IMC_ERR_NOMEM;
+    }
+    const enum imc_status st = IMC_CUDA_FN(blas_create)(&c->blas);
+    if (st == IMC_ERR_NOMEM) {
+        IMC_LOG_ERR("cuda: device memory exhausted: cuBLAS cannot start");
+        free(c);
+        return st;
+    }
+    if (st != IMC_OK) {
+        c->blas = NULL; // the tiled kernel of gemm.cu multiplies the batches
+        IMC_LOG_DBG("cuda: no cuBLAS here; batches use the tiled gemm kernel");
+    }
+    *out = c;
+    return IMC_OK;
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
+{
+    struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
+    if (!c) {
+        return;
+    }
+    IMC_CUDA_FN(wcache_free)(&c->wc);
+    for (int i = 0; i < CT_NSLOT; i++) {
+        IMC_CUDA_FN(dev_free)(c->dev[i]);
+    }
+    IMC_CUDA_FN(blas_free)(c->blas);
+    free(c->host);
+    free(c);
+}
+
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda_slot slot,
+                                           size_t bytes, const char *what)
+{
+    if (bytes <= c->dev_cap[slot] && c->dev[slot]) {
+        return c->dev[slot];
+    }
+    IMC_CUDA_FN(dev_free)(c->dev[slot]);
+    c->dev[slot] = NULL;
+    c->dev_cap[slot] = 0;
+    size_t have = 0;
+    for (int i = 0; i < CT_NSLOT; i++) {
+        have += c->dev_cap[i];
+    }
+    if (IMC_CUDA_FN(dev_alloc)(bytes ? bytes : 1, &c->dev[slot]) != IMC_OK) {
+        IMC_LOG_ERR("cuda: device memory exhausted: %s need %zu bytes (resident: %zu bytes of "
+                    "weights in %zu tensors, %zu bytes of other buffers)",
+                    what, bytes, c->wc.bytes, c->wc.n, have);
+        return NULL;
+    }
+    c->dev_cap[slot] = bytes;
+    return c->dev[slot];
+}
+
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes)
+{
+    if (bytes <= c->host_cap && c->host) {
+        return c->host;
+    }
+    void *p = realloc(c->host, bytes ? bytes : 1);
+    if (!p) {
+        IMC_LOG_ERR("cuda: out of host memory (%zu bytes of staging)", bytes);
+        return NULL;
+    }
+    c->host = p;
+    c->host_cap = bytes;
+    return p;
+}

@@ -1,0 +1,65 @@
+/*
+ * kernels/cuda/table_priv: the state of the CUDA op table (kernels/cuda/table.cu), shared by
+ * wcache.cu (resident weights) and table_ctx.cu (the context and its buffers). Private to
+ * kernels/cuda; included after kernels/cuda/kern_decl.h, so the functions carry the launcher
+ * names (imc_cuda_* under nvcc, imc_cuemu_* in the emulator).
+ *
+ * Ownership: one struct imc_cuda_ctx per engine (backend.h ctx_new / ctx_free). It owns
+ *   - the weight cache: a device copy of every weight matrix the ops have seen, keyed by the
+ *     weight's host address (the GGUF mapping), uploaded whole on first use in its file type
+ *     straight from the mapping (one copy per tensor, no host staging), freed by ctx_free;
+ *   - the cuBLAS handle (NULL in the emulator, or when cuBLAS cannot start: tiled gemm.cu);
+ *   - scratch: per slot one device buffer, grown to the largest request and kept, and one host
+ *     staging buffer for packing strided rows. Activations live there for one op only.
+ */
+#ifndef IMC_KERNELS_CUDA_TABLE_PRIV_H
+#define IMC_KERNELS_CUDA_TABLE_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+struct imc_cuda_went {
+    const void *host; // key; NULL: empty slot
+    void *dev;        // the device copy
+    size_t bytes;
+};
+
+struct imc_cuda_wcache {
+    struct imc_cuda_went *e; // open addressing, cap a power of two (0: none yet)
+    size_t cap, n;
+    size_t bytes; // resident bytes
+};
+
+// The device scratch slots of one op.
+enum imc_cuda_slot { CT_X, CT_Y, CT_W, CT_A, CT_B, CT_C, CT_D, CT_E, CT_NSLOT };
+
+struct imc_cuda_ctx {
+    struct imc_cuda_wcache wc;
+    void *blas; // cuBLAS handle or NULL
+    void *dev[CT_NSLOT];
+    size_t dev_cap[CT_NSLOT];
+    void *host; // staging, host_cap bytes
+    size_t host_cap;
+};
+
+// The device copy of the weight at host address w: n_rows rows of n_in values of type, uploaded
+// on first use (again when a later use needs more rows). On exhausted device memory: logged
+// with the shape, type and bytes needed, IMC_ERR_NOMEM.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(wcache_get)(struct imc_cuda_wcache *c, const void *w,
+                                                        enum imc_type type, int64_t n_rows,
+                                                        int64_t n_in, const void **dev);
+IMC_CUDA_EXTERN void IMC_CUDA_FN(wcache_free)(struct imc_cuda_wcache *c);
+
+// The context (backend.h ctx_new / ctx_free).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **ctx);
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx);
+// Slot's device buffer with at least bytes (grown; old contents lost), or NULL after logging
+// what was needed (what: "activations of <op>").
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda_slot slot,
+                                           size_t bytes, const char *what);
+// The host staging buffer with at least bytes, or NULL (logged).
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes);
+
+#endif // IMC_KERNELS_CUDA_TABLE_PRIV_H

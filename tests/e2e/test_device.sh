@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/e2e/test_device: --device cpu|cuda on perplexity, imatrix and sweep (src/cli_device.c).
+# Where --device cuda cannot run (a build without CUDA, or no GPU visible) each command exits 1
+# before loading anything, with one error naming the rank, its host and what is missing, and
+# writes no output; under mpirun every rank stops with exit 1 (no abort, no hang). --device cpu
+# gives the default's output where there is no GPU (auto = cpu there); a bad value is a usage
+# error. With CUDA and a GPU, --device cuda runs perplexity and gives a PPL.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh" device
+
+m=$tmp/m.gguf
+"$IMC_BIN" gen-model --preset llama-tiny -o "$m" >/dev/null 2>&1 || check_fail "gen-model"
+has_cuda=0
+grep -q '^CMAKE_CUDA_FLAGS:' "${IMC_BUILD_DIR:-/nonexistent}/CMakeCache.txt" 2>/dev/null &&
+    has_cuda=1
+gpu=0
+[ $has_cuda = 1 ] && nvidia-smi -L 2>/dev/null | grep -q GPU && gpu=1
+if [ $has_cuda = 1 ]; then why="no CUDA device visible"; else why="this build has no CUDA"; fi
+
+P=(perplexity -m "$m" -f "$text" --ctx 64 --chunks 3)
+run "${P[@]}" >"$tmp/default.out" 2>/dev/null
+check "perplexity, default device: exit 0" test $? -eq 0
+run "${P[@]}" --device cpu >"$tmp/cpu.out" 2>/dev/null
+check "perplexity --device cpu: exit 0" test $? -eq 0
+if [ $gpu = 0 ]; then
+    check "--device cpu: the default's output (auto is cpu without a GPU)" \
+        cmp -s "$tmp/default.out" "$tmp/cpu.out"
+fi
+
+if [ $gpu = 1 ]; then
+    run "${P[@]}" --device cuda >"$tmp/cuda.out" 2>"$tmp/cuda.err"
+    check "perplexity --device cuda on the GPU: exit 0" test $? -eq 0
+    check "perplexity --device cuda: a PPL" grep -q "^Final estimate: PPL = " "$tmp/cuda.out"
+else
+    declare -A cmds=(
+        [perplexity]="perplexity -m $m -f $text --ctx 64 --chunks 3"
+        [imatrix]="imatrix -m $m -f $text --ctx 64 --chunks 3 -o $tmp/out/im.gguf"
+        [sweep]="sweep --base $m --rules-dir $tmp --type q8_0 -f $text -o $tmp/out"
+    )
+    for c in perplexity imatrix sweep; do
+        read -r -a args <<<"${cmds[$c]}"
+        run "${args[@]}" --device cuda >"$tmp/$c.out" 2>"$tmp/$c.err"
+        check "$c --device cuda ($why): exit 1" test $? -eq 1
+        check "$c --device cuda: names the rank, its host and what is missing" \
+            grep -q "^error: $c: --device cuda on rank 0 (host .*): $why" "$tmp/$c.err"
+        check "$c --device cuda: one error line" test "$(grep -c error "$tmp/$c.err")" -eq 1
+        check "$c --device cuda: nothing written" test ! -e "$tmp/out"
+    done
+    if command -v "${MPIEXEC:-mpiexec}" >/dev/null; then
+        timeout 120 "${MPIEXEC:-mpiexec}" -n 2 --oversubscribe "$IMC_BIN" "${P[@]}" \
+            --device cuda --layout pp=2,ep=1,dp=1 >"$tmp/np2.out" 2>"$tmp/np2.err"
+        rc=$?
+        check "mpirun -n 2 --device cuda: exit 1 (rc $rc; 124 would be a hang)" test $rc -eq 1
+        for r in 0 1; do
+            check "mpirun -n 2: rank $r names itself" \
+                grep -q "imc\[r$r@.*--device cuda on rank $r (host .*): $why" "$tmp/np2.err"
+        done
+        check "mpirun -n 2: no MPI abort" bash -c "! grep -q MPI_ABORT '$tmp/np2.err'"
+    else
+        check_skip "--device cuda under mpirun" "no mpiexec"
+    fi
+fi
+
+run "${P[@]}" --device gpu >/dev/null 2>"$tmp/bad.err"
+check "--device gpu: exit 2" test $? -eq 2
+check "--device gpu: names the choices" grep -q "auto, cpu, cuda" "$tmp/bad.err"
+check_done
