@@ -9,9 +9,9 @@
 # included (the file is read once before, so it comes from the page cache).
 #
 #   bench/bench_reference.sh [--ref DIR] [--chunks 2] [--threads "1 2"] [--types "q8_0 q4_k_m"]
-#                            [--matmul f32|q8]
+#                            [--matmul q8|f32]
 #
-# --matmul is imc's matmul mode (default f32, imc's own default); the reference always multiplies
+# --matmul is imc's matmul mode (default q8, imc's own default); the reference always multiplies
 # with 8-bit activations on the CPU.
 #
 # The models are generated once into $IMC_BENCH_DIR (default ${TMPDIR:-/tmp}/imc_bench; ~5.5 GB
@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${IMC_BIN:-$here/build/imc}
 # shellcheck source=bench/lib.sh
 . "$here/bench/lib.sh"
-ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m" matmul=f32
+ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m" matmul=q8
 while [ $# -gt 0 ]; do
     case $1 in
         --ref) ref=$2 ;;

@@ -26,7 +26,7 @@ void imc_imatrix_opts_default(struct imc_imatrix_opts *o)
     o->format = IMC_IMATRIX_FMT_AUTO;
     o->dat_zero = IMC_DAT_ZERO_ONE;
     o->attn = IMC_ATTN_AUTO;
-    o->matmul = IMC_MATMUL_F32;
+    o->matmul = IMC_MATMUL_Q8;
     o->device = IMC_DEVICE_AUTO;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }

@@ -70,7 +70,7 @@ struct imc_imatrix_opts {
     bool parse_special;                // tokenize special-token texts in the text
     bool quiet;                        // no progress lines
     enum imc_attn_path attn;           // deepseek2 attention path
-    enum imc_matmul_mode matmul;       // quantized weights: f32 (default) or q8 activations
+    enum imc_matmul_mode matmul;       // quantized weights: q8 activations (default) or f32
     enum imc_device device;            // where the engine runs (default auto)
     // MPI job (coordinator/imatrix_dist.c): NULL runs in this process. Otherwise comm must be
     // split into layout already; world rank 0 is the coordinator: it alone reads the in-files

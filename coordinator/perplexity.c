@@ -29,7 +29,7 @@ void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
     o->n_batch = DEFAULT_BATCH;
     o->n_threads = 1;
     o->attn = IMC_ATTN_AUTO;
-    o->matmul = IMC_MATMUL_F32;
+    o->matmul = IMC_MATMUL_Q8;
     o->device = IMC_DEVICE_AUTO;
     o->layout = (struct imc_layout){.pp = 1, .ep = 1, .dp = 1};
 }

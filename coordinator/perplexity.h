@@ -43,7 +43,7 @@ struct imc_perplexity_opts {
     const char *kld_base;    // compare against this base file, or NULL
     bool quiet;              // no progress lines
     enum imc_attn_path attn; // deepseek2 attention path
-    enum imc_matmul_mode matmul; // quantized weights: f32 (default) or q8 activations
+    enum imc_matmul_mode matmul; // quantized weights: q8 activations (default) or f32
     enum imc_device device;      // where the engine runs (default auto)
     // MPI job (coordinator/dist.h): NULL or a world of one rank runs in this process. With more
     // ranks, comm must be split into layout already; only world rank 0 prints to `out`, reads

@@ -31,7 +31,7 @@ void imc_sweep_opts_default(struct imc_sweep_opts *o)
     o->out_dir = ".";
     o->type = IMC_TYPE_Q8_0;
     o->n_threads = 1;
-    o->matmul = IMC_MATMUL_F32;
+    o->matmul = IMC_MATMUL_Q8;
     o->device = IMC_DEVICE_AUTO;
 }
 

@@ -108,7 +108,7 @@ struct imc_sweep_opts {
     int64_t n_ctx;         // tokens per chunk (0: perplexity's default)
     int64_t max_chunks;    // <= 0: all chunks
     int n_threads;         // threads per rank (>= 1)
-    enum imc_matmul_mode matmul; // how the quantized recipes are multiplied (default f32)
+    enum imc_matmul_mode matmul; // how base and recipes multiply quantized weights (default q8)
     enum imc_device device;      // where the engines run (default auto)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process

@@ -45,12 +45,14 @@ enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex);
 // cannot run it.
 enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path path);
 
-// How imc_cpu_matmul multiplies quantized weights. F32 (an exec's default): dequantized to f32,
-// one fmaf chain per output (the exact path). Q8: the activations quantized to 8 bits per block
-// of 32 and multiplied as integers (kernels/cpu/qmm.h: llama.cpp's CPU arithmetic) where the
-// weight type has that route (q8_0, q4_0), F32 for every other type. Either way each output
-// depends only on its W row and x row, and has the same bits on every path.
-enum imc_matmul_mode { IMC_MATMUL_F32 = 0, IMC_MATMUL_Q8 = 1 };
+// How imc_cpu_matmul multiplies quantized weights. F32 (an exec's default, set by imc_exec_init):
+// dequantized to f32, one fmaf chain per output (the exact path). Q8 (the commands' default,
+// hence 0, the "not given" value of their options): the activations quantized to 8 bits per
+// block of 32 or 256 and multiplied as integers (kernels/cpu/qmm.h: llama.cpp's CPU arithmetic)
+// where the weight type has that route (imc_qmm_supports: q8_0, q4_0, iq4_nl, q2_k .. q6_k,
+// iq4_xs), F32 for every other type. Either way each output depends only on its W row and x
+// row, and has the same bits on every path.
+enum imc_matmul_mode { IMC_MATMUL_Q8 = 0, IMC_MATMUL_F32 = 1 };
 void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode);
 enum imc_matmul_mode imc_exec_matmul(const struct imc_exec *ex); // F32 for NULL
 const char *imc_matmul_mode_name(enum imc_matmul_mode mode);     // "f32" / "q8"

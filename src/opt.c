@@ -19,7 +19,7 @@
 #define COMMON(field) IMC_OPT_SLOT(IMC_OPT_COMMON, offsetof(struct imc_opt_common, field))
 
 const char *const imc_opt_attn_names[] = {"auto", "absorbed", "non-absorbed", NULL};
-const char *const imc_opt_matmul_names[] = {"f32", "q8", NULL};
+const char *const imc_opt_matmul_names[] = {"q8", "f32", NULL};
 const char *const imc_opt_device_names[] = {"auto", "cpu", "cuda", NULL};
 const char *const imc_opt_imatrix_formats[] = {"auto", "gguf", "dat", "both", NULL};
 const char *const imc_opt_dat_zero_policies[] = {"one", "skip", "zero", "mean", NULL};
@@ -129,10 +129,11 @@ const struct imc_opt imc_opt_group_attn[] = {
 
 const struct imc_opt imc_opt_group_matmul[] = {
     IMC_OPT("matmul", 0, IMC_OPT_ENUM, COMMON(matmul), "MODE",
-            "quantized weights: f32 dequantizes them (exact; default); q8\n"
-            "quantizes the activations to 8 bits per block of 32 and\n"
-            "multiplies q8_0/q4_0 weights as integers, as llama.cpp does on\n"
-            "the CPU",
+            "quantized weights: q8 (default) quantizes the activations to\n"
+            "8 bits per block (of 32, or 256 for K types) and multiplies\n"
+            "q8_0, q4_0, iq4_nl, q2_k..q6_k and iq4_xs weights as integers,\n"
+            "as llama.cpp does on the CPU (other types as f32); f32\n"
+            "dequantizes every type and multiplies in f32 (exact)",
             .choices = imc_opt_matmul_names),
     IMC_OPT_END,
 };

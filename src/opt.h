@@ -91,7 +91,7 @@ struct imc_opt_common {
     int64_t threads_per_core; // --threads-per-core (0: 1)
     struct imc_layout layout; // --layout; pp = 0: automatic
     int attn;                 // --attn: index into imc_opt_attn_names (0 = auto)
-    int matmul;               // --matmul: enum imc_matmul_mode (0 = f32)
+    int matmul;               // --matmul: enum imc_matmul_mode (0 = q8)
     int device;               // --device: enum imc_device (worker/engine.h; 0 = auto)
     bool quiet;               // -q, --quiet
     bool verbose;             // -v, --verbose

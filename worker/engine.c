@@ -18,7 +18,8 @@
 struct imc_engine_opts imc_engine_opts_default(void)
 {
     return (struct imc_engine_opts){
-        .n_threads = 1, .attn = IMC_ATTN_AUTO, .device = IMC_DEVICE_CPU};
+        .n_threads = 1, .attn = IMC_ATTN_AUTO, .device = IMC_DEVICE_CPU,
+        .matmul = IMC_MATMUL_F32};
 }
 
 const char *imc_attn_path_name(enum imc_attn_path p)

@@ -63,7 +63,7 @@ struct imc_engine_opts {
     const struct imc_backend *backend; // NULL: by device; imc_backend_ref() etc. for tests
     enum imc_device device;        // used when backend is NULL
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
-    enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32, default) or q8 (qmm.h)
+    enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32) or q8 (qmm.h)
     bool plain_topk;               // route by plain top-k even when the model has groups
     int64_t layer_begin;           // run layers [layer_begin, layer_end); both 0 = all layers
     int64_t layer_end;
@@ -76,7 +76,9 @@ struct imc_engine_opts {
 
 struct imc_engine;
 
-// Default options: 1 thread, device cpu, AUTO path, all layers, all experts here, no hooks.
+// Default options: 1 thread, device cpu, AUTO path, F32 matmul (the exact path: tests and
+// other backends start from it; the commands' run options default to Q8), all layers, all
+// experts here, no hooks.
 struct imc_engine_opts imc_engine_opts_default(void);
 
 // Creates an engine for model m (borrowed; must outlive the engine). Copies the small f32

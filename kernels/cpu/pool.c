@@ -124,6 +124,7 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
     }
     ex->n_threads = n_threads;
     ex->gemm_path = imc_gemm_path_best();
+    ex->matmul = IMC_MATMUL_F32; // exact unless the caller asks for q8
     ex->threads = calloc((size_t)n_threads, sizeof(*ex->threads));
     ex->scratch = calloc((size_t)n_threads, sizeof(*ex->scratch));
     pthread_mutex_init(&ex->mu, NULL);

@@ -54,6 +54,7 @@ static void vs_reference(const char *preset, const struct imc_model *m, enum imc
     struct imc_engine_opts o = imc_engine_opts_default();
     o.n_threads = 2;
     o.attn = path;
+    o.matmul = IMC_MATMUL_F32; // the reference forward is exact f32 (an engine's default too)
     float *cpu = tforward(m, &o, tok, N_TOK);
     o.backend = imc_backend_ref();
     float *eref = tforward(m, &o, tok, N_TOK);

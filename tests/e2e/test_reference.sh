@@ -37,6 +37,8 @@ check "every preset of gen-model --list is pinned ($presets)" test "$presets" = 
 check "presets checked: $n" test "$n" -ge 9
 
 # ---- perplexity: the reference tools' PPL ---------------------------------------------------------
+# --matmul f32 below: the pinned PPLs are the reference tools' on the f32 presets (exact f32
+# arithmetic, 1e-6); imc's exact path must meet them, whatever the default (q8) does for a type.
 # close A B RTOL: |A - B| <= RTOL * |B|, both numbers
 close() { awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b < 0) b = -b
                                                     exit !(a ~ /^[0-9.]+$/ && d <= r * b) }'; }
@@ -45,7 +47,7 @@ while IFS=$'\t' read -r p ctx chunks want rtol source; do
     case $p in '' | '#'*) continue ;; esac
     n=$((n + 1))
     "$IMC_BIN" perplexity -m "$tmp/$p.gguf" -f "$text" --ctx "$ctx" --chunks "$chunks" -q \
-        >"$tmp/ppl.out" 2>"$tmp/ppl.err"
+        --matmul f32 >"$tmp/ppl.out" 2>"$tmp/ppl.err"
     got=$(sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$tmp/ppl.out")
     check "$p ctx $ctx x $chunks: PPL ${got:-none} = $source's $want (rtol $rtol)" \
         close "$got" "$want" "$rtol"
@@ -55,7 +57,7 @@ check "PPL rows checked: $n" test "$n" -ge 9
 want=$(awk -F'\t' '$1 == "ds2-tiny-all" && $2 == 128 { print $4 }' "$ref/ppl.tsv")
 for attn in absorbed non-absorbed; do
     "$IMC_BIN" perplexity -m "$tmp/ds2-tiny-all.gguf" -f "$text" --ctx 128 --chunks 10 \
-        --attn "$attn" -q >"$tmp/ppl.out" 2>"$tmp/ppl.err"
+        --attn "$attn" --matmul f32 -q >"$tmp/ppl.out" 2>"$tmp/ppl.err"
     got=$(sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$tmp/ppl.out")
     check "ds2-tiny-all --attn $attn: PPL ${got:-none} = llama.cpp's $want (rtol 1e-6)" \
         close "$got" "$want" 1e-6

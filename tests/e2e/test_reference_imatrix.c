@@ -92,7 +92,10 @@ static int load_rows(const char *path, struct row *rows)
     return n;
 }
 
-// gen-model + imatrix for preset into dir/preset.imatrix.gguf; returns 0 on success.
+// gen-model + imatrix for preset into dir/preset.imatrix.gguf; returns 0 on success. With
+// --matmul f32: the pinned values are llama-imatrix's on the f32 preset (exact f32 arithmetic),
+// so imc's exact path is what must match them, whatever the default becomes for the preset's
+// weight type.
 static int run_imc(const char *bin, const char *src, const char *dir, const char *preset)
 {
     char cmd[4096];
@@ -100,7 +103,7 @@ static int run_imc(const char *bin, const char *src, const char *dir, const char
         snprintf(cmd, sizeof(cmd),
                  "'%s' gen-model --preset '%s' -o '%s/%s.gguf' >/dev/null && "
                  "'%s' imatrix -m '%s/%s.gguf' -f '%s/data/text/calibration.txt' -c 256 --chunks 8 "
-                 "-o '%s/%s.imatrix.gguf' -q >/dev/null 2>&1",
+                 "--matmul f32 -o '%s/%s.imatrix.gguf' -q >/dev/null 2>&1",
                  bin, preset, dir, preset, bin, dir, preset, src, dir, preset);
     return len > 0 && (size_t)len < sizeof(cmd) ? system(cmd) : -1;
 }

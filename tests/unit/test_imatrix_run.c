@@ -10,7 +10,11 @@
  *   - absorbed and non-absorbed paths (ds2-tiny-all) give the same imatrix within 1e-4;
  *   - two halves (--chunks / --from-chunk + --in-file) equal the whole run: same counts and
  *     chunk count, sums within F32 rounding (each half is rounded to F32 once more);
- *   - --process-output adds output.weight with every token.
+ *   - --process-output adds output.weight with every token;
+ *   - the statistics come from the f32 activations, before the q8 matmul quantizes them: on a
+ *     q8_0 ds2-tiny-3d, --matmul q8 (the default) and f32 give bitwise the same Σx² and counts for
+ *     layer 0's attn_q_a and attn_kv_a_mqa, whose input (attn_norm of the embedding) no matmul
+ *     has touched yet, while attn_q_b (input: attn_q_a's output) differs: q8 was taken.
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +46,7 @@ struct run_args {
     const struct imc_imatrix_in_file *in;
     int n_in;
     bool process_output;
+    enum imc_matmul_mode matmul; // 0: the default (q8)
 };
 
 static int run(const struct env *env, const struct run_args *a)
@@ -58,6 +63,7 @@ static int run(const struct env *env, const struct run_args *a)
     o.n_in_files = a->n_in;
     o.attn = a->attn;
     o.process_output = a->process_output;
+    o.matmul = a->matmul;
     o.quiet = true;
     return imc_imatrix_run(&o, env->devnull, NULL) != IMC_OK;
 }
@@ -273,6 +279,45 @@ static void test_process_output(const struct env *env)
     unlink(out);
 }
 
+// True when entry name has the same counts and bitwise the same sums in a and b.
+static bool same_bits(const struct imc_imatrix *a, const struct imc_imatrix *b, const char *name)
+{
+    const struct imc_imatrix_entry *x = imc_imatrix_find(a, name), *y = imc_imatrix_find(b, name);
+    return x && y && x->n_per_row == y->n_per_row && x->n_mat == y->n_mat &&
+           memcmp(x->counts, y->counts, (size_t)x->n_mat * sizeof(double)) == 0 &&
+           memcmp(x->sums, y->sums, (size_t)(x->n_mat * x->n_per_row) * sizeof(double)) == 0;
+}
+
+static void test_q8_stats(const struct env *env)
+{
+    char model[512], out_q8[512], out_f32[512];
+    struct imc_synth_cfg cfg;
+    snprintf(model, sizeof(model), "%s/ds2-tiny-3d-q8_0.gguf", env->dir);
+    snprintf(out_q8, sizeof(out_q8), "%s/q8.gguf", env->dir);
+    snprintf(out_f32, sizeof(out_f32), "%s/f32.gguf", env->dir);
+    const struct run_args q8 = {.model = model, .out = out_q8, .chunks = 2},
+                          f32 = {.model = model, .out = out_f32, .chunks = 2,
+                                 .matmul = IMC_MATMUL_F32};
+    struct imc_imatrix a, b;
+    if (imc_synth_preset(&cfg, "ds2-tiny-3d") != IMC_OK ||
+        (cfg.wtype = IMC_TYPE_Q8_0, imc_synth_write(&cfg, model) != IMC_OK) || run(env, &q8) ||
+        run(env, &f32) || read_back(out_q8, &a) || read_back(out_f32, &b)) {
+        CHECK(0, "q8 stats: setup and runs");
+        return;
+    }
+    static const char *const first[] = {"blk.0.attn_q_a.weight", "blk.0.attn_kv_a_mqa.weight"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(same_bits(&a, &b, first[i]), "q8 vs f32 matmul: %s statistics differ", first[i]);
+    }
+    CHECK(!same_bits(&a, &b, "blk.0.attn_q_b.weight"),
+          "q8 vs f32 matmul: attn_q_b's statistics equal (q8 route not taken?)");
+    imc_imatrix_free(&a);
+    imc_imatrix_free(&b);
+    unlink(out_q8);
+    unlink(out_f32);
+    unlink(model);
+}
+
 int main(void)
 {
     struct env env;
@@ -291,6 +336,7 @@ int main(void)
     }
     test_paths_and_halves(&env);
     test_process_output(&env);
+    test_q8_stats(&env);
     for (int i = 0; i < 3; i++) {
         char p[600];
         snprintf(p, sizeof(p), "%s/%s.gguf", env.dir, presets[i]);

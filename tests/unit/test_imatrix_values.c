@@ -109,6 +109,7 @@ static int run_imatrix(const struct env *env, const char *model, enum imc_attn_p
     o.max_chunks = N_CHUNK;
     o.quiet = true;
     o.attn = attn;
+    o.matmul = IMC_MATMUL_F32; // the sums here are exact f32 arithmetic, not the q8 default's
     o.n_threads = 2;
     int bad = imc_imatrix_run(&o, env->devnull, NULL) != IMC_OK ||
               imc_imatrix_read_gguf(out, im) != IMC_OK;
