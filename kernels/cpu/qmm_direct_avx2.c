@@ -13,7 +13,10 @@
  * per row and token, maddubs (sign trick) and one madd (with ones for the 32-block types, with
  * the 16-element groups' scales for the K types, summed over the 8 sub-blocks) leave the row's
  * block sum spread over the 8 int32 lanes of one vector. A horizontal-add tree (hsum8) turns
- * the 8 rows' vectors into one vector whose lane r is row r's exact I; the K types' M is one
+ * the 8 rows' vectors into one vector whose lane r is row r's exact I (q3_k and q6_k take their
+ * weights unsigned, wq + 4 and wq + 32, straight into maddubs, and subtract the exact
+ * 4 or 32 · Σ_k sc[k]·bsum[k] before the tree: the same integer, every partial sum < 2^29);
+ * the K types' M is one
  * madd of the row's 16 mins with the token's 16 block sums, through the same tree. Then, as in
  * the repacking tile, one cvtepi32_ps and one fmadd (one fnmadd) per block, token and 8 rows,
  * lane r the fmaf of row r. Rows past nr (a tile's last partial group) repeat row nr − 1 and
@@ -106,8 +109,10 @@ AVX2 INLINE __m256i pick_pair(__m256i sc, int j)
 AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb, int64_t nb,
                       const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy, int nr, const int T)
 {
-    const bool sgn = type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K || type == IMC_TYPE_IQ4_XS;
-    const bool mins = imc_qmm_has_mins(type);
+    // q3_k, q6_k: the weights kept unsigned (wq + 4, wq + 32: no sign trick) and the sum
+    // corrected by the exact 2^bias_sh · Σ_k sc[k]·bsum[k]; iq4_xs: the sign trick
+    const int bias_sh = type == IMC_TYPE_Q6_K ? 5 : type == IMC_TYPE_Q3_K ? 2 : 0;
+    const bool sgn = type == IMC_TYPE_IQ4_XS, mins = imc_qmm_has_mins(type);
     const int off = imc_qmm_kd_offset(type);
     __m256 acc[KTOK];
     zero_acc(acc, T);
@@ -133,7 +138,10 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
             }
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
-                const __m256i wv = ksub(type, blk[r], j);
+                __m256i wv = ksub(type, blk[r], j);
+                if (bias_sh) {
+                    wv = _mm256_add_epi8(wv, _mm256_set1_epi8((char)(1 << bias_sh)));
+                }
                 const __m256i aw = sgn ? _mm256_sign_epi8(wv, wv) : wv;
                 const __m256i sv = pick_pair(sc, j);
 #pragma GCC unroll 4
@@ -145,6 +153,11 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
+                if (bias_sh) {
+                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[t]->bsum);
+                    is[t] = _mm256_sub_epi32(is[t],
+                                             _mm256_slli_epi32(_mm256_madd_epi16(sc, bs), bias_sh));
+                }
                 s[t][r] = is[t];
             }
         }
