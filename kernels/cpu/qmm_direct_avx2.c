@@ -16,11 +16,10 @@
  * the 8 rows' vectors into one vector whose lane r is row r's exact I (q3_k and q6_k take their
  * weights unsigned, wq + 4 and wq + 32, straight into maddubs, and subtract the exact
  * 4 or 32 · Σ_k sc[k]·bsum[k] before the tree: the same integer, every partial sum < 2^29);
- * the K types' M is one
- * madd of the row's 16 mins with the token's 16 block sums, through the same tree. Then, as in
- * the repacking tile, one cvtepi32_ps and one fmadd (one fnmadd) per block, token and 8 rows,
- * lane r the fmaf of row r. Rows past nr (a tile's last partial group) repeat row nr − 1 and
- * are not stored.
+ * the K types' M is one madd of the row's 16 mins with the token's 16 block sums, through the
+ * same tree. Then, as in the repacking tile, one cvtepi32_ps and one fmadd (one fnmadd) per
+ * block, token and 8 rows, lane r the fmaf of row r. Rows past nr (a tile's last partial group)
+ * repeat row nr − 1 and are not stored.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
