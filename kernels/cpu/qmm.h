@@ -95,12 +95,23 @@ void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out);
 // Token counts up to imc_qmm_direct_toks(type) take the AVX2 tile that reads W where it lies
 // (qmm_direct_avx2.c); more tokens take the one that first repacks the tile's rows into scratch
 // (qmm_avx2.c). The same bits either way (the arithmetic above). The limits are where the direct
-// tile stopped being faster (bench_qmm, 2048 x 2048, 1 thread, AMD EPYC AVX2): q8_0 reads its
-// int8 weights as they are and gains up to 8 tokens; q4_0 and iq4_nl decode nibbles per 4
-// tokens and gain up to 4; the K types decode per 2 tokens and gain at 1 and 2.
+// tile stopped being faster (bench_qmm, 2048 x 2048, 1 thread, AMD EPYC Zen 3 AVX2, ratios
+// direct / repacking near 1.0-1.1 at the limit): q8_0 8 (its int8 weights read as they are),
+// q4_0 and iq4_nl 4, q2_k q4_k q5_k 4, q3_k q6_k 6, iq4_xs 12 (whose repacked kernel cannot add
+// maddubs results as int16).
 static inline int imc_qmm_direct_toks(enum imc_type t)
 {
-    return t == IMC_TYPE_Q8_0 ? 8 : t == IMC_TYPE_Q4_0 || t == IMC_TYPE_IQ4_NL ? 4 : 2;
+    switch (t) {
+    case IMC_TYPE_IQ4_XS:
+        return 12;
+    case IMC_TYPE_Q8_0:
+        return 8;
+    case IMC_TYPE_Q3_K:
+    case IMC_TYPE_Q6_K:
+        return 6;
+    default:
+        return 4;
+    }
 }
 
 // Bytes of scratch imc_qmm_tile needs for nr W rows of n elements of type t (supported): the

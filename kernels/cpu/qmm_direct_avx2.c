@@ -10,8 +10,9 @@
  * fmaf(−(float)M, dmin·dx, acc)). Only the order of the exact integer additions differs:
  *
  * 8 W rows at a time, each row's block decoded to int8 in element order (qmm_avx2.h);
- * per row and token, maddubs (sign trick) and one madd (with ones for the 32-block types, with
- * the 16-element groups' scales for the K types, summed over the 8 sub-blocks) leave the row's
+ * per row and token, maddubs (sign trick) and one madd (with ones for the 32-block types; for
+ * the K types with the 16-element groups' scales, after one hadd_epi16 of two sub-blocks'
+ * results but for iq4_xs, summed over the 8 sub-blocks) leave the row's
  * block sum spread over the 8 int32 lanes of one vector. A horizontal-add tree (hsum8) turns
  * the 8 rows' vectors into one vector whose lane r is row r's exact I (q3_k and q6_k take their
  * weights unsigned, wq + 4 and wq + 32, straight into maddubs, and subtract the exact
@@ -25,8 +26,7 @@
 
 #include "kernels/cpu/qmm_avx2.h"
 
-#define DTOK 4 // token rows per kernel call of the 32-block types
-#define KTOK 2 // ... of the K types (4 measured no faster: the per-token sums spill registers)
+#define DTOK 4 // token rows per kernel call
 
 // Lane r of the result = the sum of the 8 int32 lanes of v[r] (exact: |I| < 2^28, qmm.h).
 AVX2 INLINE __m256i hsum8(const __m256i v[8])
@@ -92,19 +92,42 @@ AVX2 INLINE void dir32(enum imc_type type, const uint8_t *const *row, uint64_t b
     store8(acc, y, ldy, nr, T);
 }
 
-// Scale vector of sub-block j (constant after unrolling) from the 16 int16 scales sc: scale
-// 2j in every int16 of the low 128-bit half, 2j + 1 in the high half (the halves of the
-// sub-block's 32 elements).
-AVX2 INLINE __m256i pick_pair(__m256i sc, int j)
+// The shuffle control that puts int16 i of each 128-bit half in int16 lanes (lo: l0..l7 of the
+// low half, hi: h0..h7 of the high half).
+#define B16(i) (short)(2 * (i) | (2 * (i) + 1) << 8)
+#define IDX16(l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7)                      \
+    _mm256_set_epi16(B16(h7), B16(h6), B16(h5), B16(h4), B16(h3), B16(h2), B16(h1), B16(h0),       \
+                     B16(l7), B16(l6), B16(l5), B16(l4), B16(l3), B16(l2), B16(l1), B16(l0))
+
+// The 8 int16 scales of the super-block's half holding sub-block j, in both 128-bit halves.
+AVX2 INLINE __m256i scale_half(__m256i sc, int j)
 {
-    const __m256i half =
-        j < 4 ? _mm256_permute2x128_si256(sc, sc, 0x00) : _mm256_permute2x128_si256(sc, sc, 0x11);
-    const short a = (short)(0x0100 + 0x0404 * (j % 4)), c = (short)(a + 0x0202);
-    return _mm256_shuffle_epi8(half,
-                               _mm256_set_epi16(c, c, c, c, c, c, c, c, a, a, a, a, a, a, a, a));
+    return j < 4 ? _mm256_permute2x128_si256(sc, sc, 0x00)
+                 : _mm256_permute2x128_si256(sc, sc, 0x11);
 }
 
-// 8 rows of a K type (a constant) at row[0..8) × T <= KTOK tokens.
+// Scale vector of sub-block j (constant after unrolling) from the 16 int16 scales sc (one per
+// 16-element group g): g = 2j in every int16 of the low 128-bit half, 2j + 1 in the high half
+// (the halves of the sub-block's 32 elements).
+AVX2 INLINE __m256i pick_pair(__m256i sc, int j)
+{
+    const int o = 2 * (j % 4);
+    return _mm256_shuffle_epi8(scale_half(sc, j), IDX16(o, o, o, o, o, o, o, o, o + 1, o + 1, o + 1,
+                                                        o + 1, o + 1, o + 1, o + 1, o + 1));
+}
+
+// The scales of sub-blocks j0, j0 + 1 (j0 even, a constant after unrolling) lined up with their
+// maddubs results after one hadd_epi16 (g: the super-block's 16-element groups): the low half
+// g = 2j0 four times, then 2j0 + 2; the high half 2j0 + 1, then 2j0 + 3.
+AVX2 INLINE __m256i pick_pair2(__m256i sc, int j0)
+{
+    const int o = 2 * (j0 % 4);
+    return _mm256_shuffle_epi8(scale_half(sc, j0),
+                               IDX16(o, o, o, o, o + 2, o + 2, o + 2, o + 2, o + 1, o + 1, o + 1,
+                                     o + 1, o + 3, o + 3, o + 3, o + 3));
+}
+
+// 8 rows of a K type (a constant) at row[0..8) × T <= DTOK tokens.
 AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb, int64_t nb,
                       const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy, int nr, const int T)
 {
@@ -112,20 +135,23 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
     // corrected by the exact 2^bias_sh · Σ_k sc[k]·bsum[k]; iq4_xs: the sign trick
     const int bias_sh = type == IMC_TYPE_Q6_K ? 5 : type == IMC_TYPE_Q3_K ? 2 : 0;
     const bool sgn = type == IMC_TYPE_IQ4_XS, mins = imc_qmm_has_mins(type);
+    // two sub-blocks' maddubs results added by one hadd_epi16 before one madd with their scales:
+    // |sum| <= 4·127·max|wq| < 2^15 (q6_k unsigned 63: 32004); not iq4_xs (|wq| 127)
+    const int lv = sgn ? 0 : 1;
     const int off = imc_qmm_kd_offset(type);
-    __m256 acc[KTOK];
+    __m256 acc[DTOK];
     zero_acc(acc, T);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk[8];
-        const struct imc_q8k *xb[KTOK];
-        __m256i s[KTOK][8], m[KTOK][8];
+        const struct imc_q8k *xb[DTOK];
+        __m256i s[DTOK][8], m[DTOK][8];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             xb[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
         }
         for (int r = 0; r < 8; r++) {
             blk[r] = row[r] + (uint64_t)b * bb;
-            __m256i sc, mn, is[KTOK];
+            __m256i sc, mn, is[DTOK];
             kscales16(type, blk[r], &sc, &mn);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
@@ -136,18 +162,30 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
                 }
             }
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                __m256i wv = ksub(type, blk[r], j);
-                if (bias_sh) {
-                    wv = _mm256_add_epi8(wv, _mm256_set1_epi8((char)(1 << bias_sh)));
+            for (int j0 = 0; j0 < 8; j0 += 1 << lv) {
+                __m256i wv[2], aw[2];
+#pragma GCC unroll 2
+                for (int g = 0; g < 1 << lv; g++) {
+                    wv[g] = ksub(type, blk[r], j0 + g);
+                    if (bias_sh) {
+                        wv[g] = _mm256_add_epi8(wv[g], _mm256_set1_epi8((char)(1 << bias_sh)));
+                    }
+                    aw[g] = sgn ? _mm256_sign_epi8(wv[g], wv[g]) : wv[g];
                 }
-                const __m256i aw = sgn ? _mm256_sign_epi8(wv, wv) : wv;
-                const __m256i sv = pick_pair(sc, j);
+                const __m256i sv = lv ? pick_pair2(sc, j0) : pick_pair(sc, j0);
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[t]->q + 32 * j));
-                    const __m256i p = _mm256_maddubs_epi16(aw, sgn ? _mm256_sign_epi8(xv, wv) : xv);
-                    is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(p, sv));
+                    __m256i p[2];
+#pragma GCC unroll 2
+                    for (int g = 0; g < 1 << lv; g++) {
+                        const __m256i xv =
+                            _mm256_loadu_si256((const __m256i *)(xb[t]->q + 32 * (j0 + g)));
+                        p[g] = _mm256_maddubs_epi16(aw[g], sgn ? _mm256_sign_epi8(xv, wv[g]) : xv);
+                    }
+                    if (lv) {
+                        p[0] = _mm256_hadd_epi16(p[0], p[1]);
+                    }
+                    is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(p[0], sv));
                 }
             }
 #pragma GCC unroll 4
@@ -193,19 +231,15 @@ typedef void (*dir_fn)(enum imc_type type, const uint8_t *const *row, uint64_t b
     DIR_FN(NAME, CALL, TYPE, 3)                                                                    \
     DIR_FN(NAME, CALL, TYPE, 4)                                                                    \
     static const dir_fn NAME[DTOK] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
-#define KDIRS(NAME, TYPE)                                                                          \
-    DIR_FN(NAME, dirk, TYPE, 1)                                                                    \
-    DIR_FN(NAME, dirk, TYPE, 2)                                                                    \
-    static const dir_fn NAME[KTOK] = {NAME##_1, NAME##_2};
-_Static_assert(DTOK == 4 && KTOK == 2, "the tables below cover 1 to 4 (K types: 2) tokens");
+_Static_assert(DTOK == 4, "the tables below cover 1 to 4 tokens");
 
 DIRS(d32, dir32, type)
-KDIRS(dq2, IMC_TYPE_Q2_K)
-KDIRS(dq3, IMC_TYPE_Q3_K)
-KDIRS(dq4, IMC_TYPE_Q4_K)
-KDIRS(dq5, IMC_TYPE_Q5_K)
-KDIRS(dq6, IMC_TYPE_Q6_K)
-KDIRS(diq4, IMC_TYPE_IQ4_XS)
+DIRS(dq2, dirk, IMC_TYPE_Q2_K)
+DIRS(dq3, dirk, IMC_TYPE_Q3_K)
+DIRS(dq4, dirk, IMC_TYPE_Q4_K)
+DIRS(dq5, dirk, IMC_TYPE_Q5_K)
+DIRS(dq6, dirk, IMC_TYPE_Q6_K)
+DIRS(diq4, dirk, IMC_TYPE_IQ4_XS)
 
 static void tile_direct(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                         const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
@@ -226,9 +260,8 @@ static void tile_direct(enum imc_type type, const uint8_t *w, uint64_t row_bytes
         for (int i = 0; i < 8; i++) { // (rows past nr repeat the last one, not stored)
             row[i] = w + (uint64_t)(r + (i < rn ? i : rn - 1)) * row_bytes;
         }
-        const int step = imc_qmm_is_k(type) ? KTOK : DTOK;
-        for (int64_t t = 0; t < nt; t += step) {
-            const int tn = nt - t < step ? (int)(nt - t) : step;
+        for (int64_t t = 0; t < nt; t += DTOK) {
+            const int tn = nt - t < DTOK ? (int)(nt - t) : DTOK;
             kern[tn - 1](type, row, bb, nb, xq + (uint64_t)t * ldq, ldq, y + t * ldy + r, ldy, rn);
         }
     }
