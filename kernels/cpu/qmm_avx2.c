@@ -297,12 +297,8 @@ KERNS(kiq4, KIQ4)
         CALL(TYPE, w, rb, nr, nb, out);                                                            \
     }
 REPACK_FN(rp32, repack32, type)
-REPACK_FN(rpq2, repackk, IMC_TYPE_Q2_K)
-REPACK_FN(rpq3, repackk, IMC_TYPE_Q3_K)
-REPACK_FN(rpq4, repackk, IMC_TYPE_Q4_K)
-REPACK_FN(rpq5, repackk, IMC_TYPE_Q5_K)
-REPACK_FN(rpq6, repackk, IMC_TYPE_Q6_K)
-REPACK_FN(rpiq4, repackk, IMC_TYPE_IQ4_XS)
+#define REPACK_K(NAME, TYPE) REPACK_FN(rp##NAME, repackk, TYPE)
+IMC_QMM_K_TYPES(REPACK_K)
 
 static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,

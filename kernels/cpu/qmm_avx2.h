@@ -19,6 +19,15 @@
 #include "types/nl_tables.h"
 #include "types/types.h"
 
+// The K types of the route, as X(short name, type): one instantiation per type in both tiles.
+#define IMC_QMM_K_TYPES(X)                                                                         \
+    X(q2, IMC_TYPE_Q2_K)                                                                           \
+    X(q3, IMC_TYPE_Q3_K)                                                                           \
+    X(q4, IMC_TYPE_Q4_K)                                                                           \
+    X(q5, IMC_TYPE_Q5_K)                                                                           \
+    X(q6, IMC_TYPE_Q6_K)                                                                           \
+    X(iq4, IMC_TYPE_IQ4_XS)
+
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 

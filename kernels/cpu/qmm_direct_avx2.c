@@ -234,12 +234,8 @@ typedef void (*dir_fn)(enum imc_type type, const uint8_t *const *row, uint64_t b
 _Static_assert(DTOK == 4, "the tables below cover 1 to 4 tokens");
 
 DIRS(d32, dir32, type)
-DIRS(dq2, dirk, IMC_TYPE_Q2_K)
-DIRS(dq3, dirk, IMC_TYPE_Q3_K)
-DIRS(dq4, dirk, IMC_TYPE_Q4_K)
-DIRS(dq5, dirk, IMC_TYPE_Q5_K)
-DIRS(dq6, dirk, IMC_TYPE_Q6_K)
-DIRS(diq4, dirk, IMC_TYPE_IQ4_XS)
+#define DIRK(NAME, TYPE) DIRS(d##NAME, dirk, TYPE)
+IMC_QMM_K_TYPES(DIRK)
 
 static void tile_direct(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                         const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
