@@ -6,7 +6,8 @@
  * to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
  *
  *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3] [--type NAME (default: all)]
- *             [--cpu-clock]
+ *             [--tokens 1,8,64,512] [--cpu-clock]
+ * --tokens: the token counts (up to 16 of them, each 1..4096), in the order given.
  * --cpu-clock times by the process's CPU clock instead of the wall clock: steadier on a machine
  * shared with other jobs, meaningful with --threads 1 only (the pool's threads add up).
  */
@@ -25,6 +26,28 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define MAX_TOKS 16
+
+// The token counts of a comma-separated list into toks[MAX_TOKS]; returns how many, 0 when the
+// list is malformed.
+static int parse_tokens(const char *s, int64_t *toks)
+{
+    int k = 0;
+    while (k < MAX_TOKS) {
+        char *end;
+        const long long v = strtoll(s, &end, 10);
+        if (end == s || v < 1 || v > 4096 || (*end != ',' && *end != '\0')) {
+            return 0;
+        }
+        toks[k++] = v;
+        if (*end == '\0') {
+            return k;
+        }
+        s = end + 1;
+    }
+    return 0;
 }
 
 static double gmacs(bool cpu, struct imc_exec *ex, enum imc_matmul_mode mode, enum imc_type type,
@@ -49,6 +72,8 @@ int main(int argc, char **argv)
     int threads = 1, reps = 3;
     const char *only = NULL;
     bool cpu = false;
+    int64_t toks[MAX_TOKS] = {1, 8, 64, 512};
+    int n_toks = 4;
     for (int i = 1; i < argc; i += 2) {
         if (strcmp(argv[i], "--cpu-clock") == 0) {
             cpu = true;
@@ -64,6 +89,13 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--reps") == 0) {
             reps = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--tokens") == 0) {
+            n_toks = parse_tokens(argv[i + 1], toks);
+            if (n_toks == 0) {
+                fprintf(stderr, "bench_qmm: --tokens wants up to %d counts 1..4096, as 1,8,64\n",
+                        MAX_TOKS);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--type") == 0) {
             only = argv[i + 1];
         } else {
@@ -71,8 +103,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    const int64_t toks[] = {1, 8, 64, 512};
-    const int64_t max_tok = 512;
+    int64_t max_tok = 1;
+    for (int k = 0; k < n_toks; k++) {
+        max_tok = toks[k] > max_tok ? toks[k] : max_tok;
+    }
     float *wf = malloc((size_t)(n_out * n_in) * sizeof(float));
     float *x = malloc((size_t)(max_tok * n_in) * sizeof(float));
     float *y = malloc((size_t)(max_tok * n_out) * sizeof(float));
@@ -108,7 +142,7 @@ int main(int argc, char **argv)
         for (int64_t r = 0; w && r < n_out; r++) {
             tr->from_float(wf + r * n_in, w + (uint64_t)r * rb, n_in, NULL);
         }
-        for (int k = 0; w && k < 4; k++) {
+        for (int k = 0; w && k < n_toks; k++) {
             const double f =
                 gmacs(cpu, ex, IMC_MATMUL_F32, types[ti], w, n_out, n_in, x, toks[k], y, reps);
             const double q =

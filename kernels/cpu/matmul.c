@@ -23,7 +23,8 @@
  * Q8 mode (imc_exec_set_matmul): for weight types with an integer route (kernels/cpu/qmm.h),
  * each call first quantizes its token rows (a pool job over all the group's rows), then the same
  * tiles run imc_qmm_tile on the weights as they lie in the mapping (the AVX2 path repacks a
- * tile's rows, 8 interleaved, into the thread's scratch: 9/8 to 45/32 bytes per weight). Each
+ * tile's rows, 8 interleaved, into the thread's scratch: 9/8 to 45/32 bytes per weight; for a
+ * call of at most imc_qmm_direct_toks tokens it reads them in place). Each
  * output then depends on W row o and x row t only (qmm.h), the same invariant.
  *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k

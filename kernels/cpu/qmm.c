@@ -228,7 +228,10 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
 {
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
     const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
-    const imc_qmm_tile_fn vec = path == IMC_GEMM_AVX2 ? imc_qmm_tile_avx2() : NULL;
+    const bool direct = nt <= imc_qmm_direct_toks(type);
+    const imc_qmm_tile_fn vec = path != IMC_GEMM_AVX2 ? NULL
+                                : direct              ? imc_qmm_direct_avx2()
+                                                      : imc_qmm_tile_avx2();
     if (vec) {
         vec(type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
         return;

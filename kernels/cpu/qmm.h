@@ -40,7 +40,9 @@
  * and y = acc. AVX2 forms I with maddubs on 8 interleaved rows (one row per 32-bit lane), the
  * pair sums of 16 elements added as int16 where they cannot overflow, then one madd with the
  * 16-element group's scales; M with madd of the rows' min pairs against the block-sum pairs;
- * then one fmadd (and one fnmadd) per super-block and 8 rows.
+ * then one fmadd (and one fnmadd) per super-block and 8 rows. For few tokens the AVX2 path reads
+ * the rows in place instead (qmm_direct_avx2.c): I of each row spread over 8 int32 lanes, 8 rows
+ * gathered into one vector by a horizontal-add tree, then the same fmadd per lane.
  *
  * Workload: n up to ~20k, called on tiles of up to a few hundred W rows × token chunks.
  */
@@ -90,6 +92,28 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 // Quantizes x[0..n) (n a multiple of 256) into n / 256 super-blocks with their block sums.
 void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out);
 
+// Token counts up to imc_qmm_direct_toks(type) take the AVX2 tile that reads W where it lies
+// (qmm_direct_avx2.c); more tokens take the one that first repacks the tile's rows into scratch
+// (qmm_avx2.c). The same bits either way (the arithmetic above). The limits are where the direct
+// tile stopped being faster (bench_qmm, 2048 x 2048, 1 thread, AMD EPYC Zen 3 AVX2, ratios
+// direct / repacking near 1.0-1.1 at the limit): q8_0 8 (its int8 weights read as they are),
+// q4_0 and iq4_nl 4, q2_k q4_k q5_k 4, q3_k q6_k 6, iq4_xs 12 (whose repacked kernel cannot add
+// maddubs results as int16).
+static inline int imc_qmm_direct_toks(enum imc_type t)
+{
+    switch (t) {
+    case IMC_TYPE_IQ4_XS:
+        return 12;
+    case IMC_TYPE_Q8_0:
+        return 8;
+    case IMC_TYPE_Q3_K:
+    case IMC_TYPE_Q6_K:
+        return 6;
+    default:
+        return 4;
+    }
+}
+
 // Bytes of scratch imc_qmm_tile needs for nr W rows of n elements of type t (supported): the
 // AVX2 path's copy of the rows, 8 at a time interleaved (32-block types: 9/8 of n bytes per
 // row; K types: 45/32 of n bytes per row), rows rounded up to 8.
@@ -99,7 +123,8 @@ uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n);
 // row_bytes is the row's size, imc_type_row_bytes: the kernels take the block size from it)
 // against the quantized token rows xq + t·ldq (bytes; rows of imc_qmm_quantize). Any nr,
 // nt >= 1; path must be supported; scratch holds imc_qmm_scratch_bytes(type, nr, n) bytes
-// (4-byte aligned; the generic path does not touch it).
+// (4-byte aligned; the generic path and the direct one, nt <= imc_qmm_direct_toks(type), do not
+// touch it).
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                   int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
                   int64_t ldy, void *scratch);
@@ -182,8 +207,15 @@ typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, voi
 // The AVX2 tile and quantizer (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
 imc_qmm_tile_fn imc_qmm_tile_avx2(void);
 imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
+// The AVX2 tile that reads the weights in place (qmm_direct_avx2.c; scratch unused), the
+// tile's choice for nt <= imc_qmm_direct_toks(type); NULL as imc_qmm_tile_avx2.
+imc_qmm_tile_fn imc_qmm_direct_avx2(void);
 #else
 static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)
+{
+    return NULL;
+}
+static inline imc_qmm_tile_fn imc_qmm_direct_avx2(void)
 {
     return NULL;
 }

@@ -18,8 +18,10 @@
  *   - quantization: |q| <= 127, an all-zero block gives d = 0, x ≈ d·q within d/2 plus the f16
  *     rounding of d (127·2^-11·d) for 32-blocks; within d/2 and exact block sums for 256-blocks;
  *     exact ties rounded away from zero; the AVX2 quantizer gives the scalar bytes;
- *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1 and 37 tokens, on pools
- *     of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
+ *   - the AVX2 tile that reads W in place (few tokens) bitwise equal to the generic kernel and to
+ *     the repacking AVX2 tile at 1..16 tokens, rows 1..19 (every tail of a group of 8);
+ *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1, 2..16 and 37 tokens, on
+ *     pools of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
  */
 #include <math.h>
 
@@ -247,15 +249,80 @@ static void test_paths(void)
     }
 }
 
-// imc_cpu_matmul in Q8 mode: row t of a 37-token call equals a 1-token call of row t, on pools
-// of 1 and 3 threads and both paths, for every type; F16 weights (no integer route) give the F32
-// mode's bits.
+// The AVX2 tile that reads W in place (qmm_direct_avx2.c, imc_qmm_tile's choice for at most
+// imc_qmm_direct_toks tokens) against the generic kernel, the spec, and against the repacking
+// AVX2 tile, bitwise, at every token count 1..16 (calls of 4, 2 and 1 tokens, each table entry),
+// for rows 1, 3, 7, 9, 13, 19 (groups of 8 with every tail) and strided x and y; W and x from
+// one seed per type, so each type covers 1, 2 and several blocks per row.
+static void test_direct(void)
+{
+    const imc_qmm_tile_fn direct = imc_qmm_direct_avx2(), repack = imc_qmm_tile_avx2();
+    const int64_t nrs[] = {1, 3, 7, 9, 13, 19};
+    struct krng r = {17};
+    int calls = 0;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const enum imc_type type = all_types[ti];
+        const bool k = imc_qmm_is_k(type);
+        for (int64_t nb = 1; nb <= 3; nb++) {
+            const int64_t n = nb * (k ? 256 : 32), nrmax = 19, ntmax = 16;
+            float *wf = kalloc_rand(&r, nrmax * n, 0.5f), *x = make_x(&r, ntmax, n);
+            uint64_t rb;
+            uint8_t *w = quantize_rows(type, wf, nrmax, n, &rb);
+            const uint64_t ldq = imc_qmm_xrow_bytes(type, n) + 4; // (rows stay 4-byte aligned)
+            const int64_t ldy = nrmax + 5;
+            uint8_t *xq = calloc((size_t)ntmax, ldq);
+            for (int64_t t = 0; t < ntmax; t++) {
+                imc_qmm_quantize(IMC_GEMM_GENERIC, type, x + t * n, n, xq + (uint64_t)t * ldq);
+            }
+            float *y = malloc((size_t)(ldy * ntmax) * 4), *yd = malloc((size_t)(ldy * ntmax) * 4);
+            float *yr = malloc((size_t)(ldy * ntmax) * 4);
+            void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nrmax, n));
+            bool same = true, same_rp = true, untouched = true;
+            for (int ri = 0; ri < 6; ri++) {
+                for (int64_t nt = 1; nt <= ntmax; nt++) {
+                    memset(yd, 0x7f, (size_t)(ldy * ntmax) * 4); // a canary past the tile
+                    imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nrs[ri], xq, ldq, nt, n, y, ldy,
+                                 scratch);
+                    direct(type, w, rb, nrs[ri], xq, ldq, nt, nb, yd, ldy, NULL);
+                    repack(type, w, rb, nrs[ri], xq, ldq, nt, nb, yr, ldy, scratch);
+                    for (int64_t t = 0; t < nt; t++) {
+                        same = same && memcmp(y + t * ldy, yd + t * ldy, nrs[ri] * 4) == 0;
+                        same_rp = same_rp && memcmp(yr + t * ldy, yd + t * ldy, nrs[ri] * 4) == 0;
+                        untouched =
+                            untouched && ((const uint8_t *)(yd + t * ldy + nrs[ri]))[0] == 0x7f;
+                    }
+                    calls++;
+                }
+            }
+            CHECK(same, "%s n=%lld: the direct avx2 tile's bits differ from the generic kernel",
+                  imc_type_name((uint32_t)type), (long long)n);
+            CHECK(same_rp, "%s n=%lld: the direct and the repacking avx2 tiles' bits differ",
+                  imc_type_name((uint32_t)type), (long long)n);
+            CHECK(untouched, "%s n=%lld: the direct tile wrote past its rows",
+                  imc_type_name((uint32_t)type), (long long)n);
+            free(scratch);
+            free(y);
+            free(yd);
+            free(yr);
+            free(xq);
+            free(w);
+            free(wf);
+            free(x);
+        }
+    }
+    CHECK(calls == N_TYPES * 3 * 6 * 16, "direct tile: %d calls", calls);
+}
+
+// imc_cpu_matmul in Q8 mode: row t of a 37-token call equals a 1-token call of row t and the
+// same row in calls of 2..16 tokens, on pools of 1 and 3 threads and both paths, for every type;
+// F16 weights (no integer route) give the F32 mode's bits.
 static void test_matmul(void)
 {
     enum { N_IN = 512, N_OUT = 70, N_TOK = 37 };
     struct krng r = {5};
     float *wf = kalloc_rand(&r, N_OUT * N_IN, 0.5f), *x = make_x(&r, N_TOK, N_IN);
     float *y = malloc(N_TOK * N_OUT * 4), *y1 = malloc(N_OUT * 4), *yf = malloc(N_TOK * N_OUT * 4);
+    float *ym = malloc(16 * N_OUT * 4);
     for (int ti = 0; ti <= N_TYPES; ti++) {
         const enum imc_type type = ti < N_TYPES ? all_types[ti] : IMC_TYPE_F16;
         uint64_t rb;
@@ -263,7 +330,7 @@ static void test_matmul(void)
         for (int nt = 1; nt <= 3; nt += 2) {
             struct imc_exec *ex = kexec(nt);
             for (int p = 0; p < 2; p++) {
-                if (p == 1 && imc_exec_set_gemm_path(ex, IMC_GEMM_AVX2) != IMC_OK) {
+                if (imc_exec_set_gemm_path(ex, p ? IMC_GEMM_AVX2 : IMC_GEMM_GENERIC) != IMC_OK) {
                     continue;
                 }
                 imc_exec_set_matmul(ex, IMC_MATMUL_Q8);
@@ -274,8 +341,16 @@ static void test_matmul(void)
                     imc_cpu_matmul(ex, y1, N_OUT, w, type, N_OUT, N_IN, x + t * N_IN, N_IN, 1);
                     same = same && memcmp(y1, y + t * N_OUT, N_OUT * 4) == 0;
                 }
-                CHECK(same, "%s, %d threads, path %d: a row's bits depend on the batch",
-                      imc_type_name((uint32_t)type), nt, p);
+                // calls of 2..16 tokens (the direct tile up to imc_qmm_direct_toks, then the
+                // repacking one) from odd positions of the batch
+                static const int ms[] = {2, 3, 5, 8, 9, 16};
+                for (int mi = 0; mi < 6; mi++) {
+                    const int m = ms[mi], t0 = (7 * m) % (N_TOK - m);
+                    imc_cpu_matmul(ex, ym, N_OUT, w, type, N_OUT, N_IN, x + t0 * N_IN, N_IN, m);
+                    same = same && memcmp(ym, y + t0 * N_OUT, (size_t)m * N_OUT * 4) == 0;
+                }
+                CHECK(same, "%s, %d threads, %s path: a row's bits depend on the batch",
+                      imc_type_name((uint32_t)type), nt, p ? "avx2" : "generic");
                 imc_exec_set_matmul(ex, IMC_MATMUL_F32);
                 imc_cpu_matmul(ex, yf, N_OUT, w, type, N_OUT, N_IN, x, N_IN, N_TOK);
                 const bool differs = memcmp(yf, y, N_TOK * N_OUT * 4) != 0;
@@ -290,6 +365,7 @@ static void test_matmul(void)
     free(x);
     free(y);
     free(y1);
+    free(ym);
     free(yf);
 }
 
@@ -300,6 +376,7 @@ int main(void)
         CHECK_SKIP("avx2 paths", "this CPU lacks AVX2/FMA: only the generic kernel runs");
     }
     test_paths();
+    test_direct();
     test_matmul();
     return check_summary();
 }
