@@ -73,7 +73,9 @@ mpi_test_program() {
 
 # mpi_wait_rank PATTERN RANK LOG LINE: waits (up to ~30 s) until a process whose command line
 # matches PATTERN (pgrep -f) runs as world rank RANK and LOG holds LINE (grep); prints its pid,
-# or nothing when none came.
+# or nothing when none came. PATTERN must name a path under this test's $MPI_TMP: ctest runs
+# tests in parallel, and a bare "imc imatrix" also matches another test's ranks (a signal sent
+# there failed both tests now and then).
 mpi_wait_rank() {
     local pattern=$1 rank=$2 log=$3 line=$4 victim='' p
     for _ in $(seq 1 3000); do

@@ -174,15 +174,18 @@ kill_after_ckpt k1 1 pp=1
 resume k1 4 pp=2,ep=2
 
 # ---- faults ----
-# fault TAG SIGNAL: np=4 pp=2,dp=2 on the long text; world rank 2 gets SIGNAL once the job runs.
+# fault TAG SIGNAL: np=4 pp=2,dp=2 on a long text (10 copies: still running when the signal
+# lands on a loaded machine); world rank 2 gets SIGNAL once the job runs.
+faulttext=$MPI_TMP/fault.txt
+for _ in $(seq 1 10); do cat "$TEXT"; done >"$faulttext"
 fault() {
     local tag=$1 sig=$2 start end rc
     start=$(date +%s)
     IMC_MPI_TIMEOUT=3 timeout 60 "$MPIEXEC" -n 4 --oversubscribe "$IMC_BIN" imatrix \
-        -m "$MPI_TMP/ds2-tiny-ik.gguf" -f "$long" --ctx 64 -o "$MPI_TMP/$tag.gguf" \
+        -m "$MPI_TMP/ds2-tiny-ik.gguf" -f "$faulttext" --ctx 64 -o "$MPI_TMP/$tag.gguf" \
         --layout pp=2,dp=2 >"$MPI_TMP/$tag.out" 2>"$MPI_TMP/$tag.err" &
     local pid=$! victim
-    victim=$(mpi_wait_rank "imc imatrix" 2 "$MPI_TMP/$tag.err" 'imatrix: chunk')
+    victim=$(mpi_wait_rank "imatrix .*-o $MPI_TMP/$tag.gguf" 2 "$MPI_TMP/$tag.err" 'imatrix: chunk')
     mpi_check "$tag: found world rank 2 (pid ${victim:-none}) while the job runs" test -n "$victim"
     [ -n "$victim" ] && kill "-$sig" "$victim"
     wait "$pid"
