@@ -43,7 +43,12 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
         return 1;
     }
     if (!bad && device != IMC_DEVICE_CPU && n_gpu > 0 && (!comm || imc_comm_rank(comm) == 0)) {
-        IMC_LOG_INF("%s: device cuda (weights resident on the GPU)", cmd); // cpu: as before
+        if (c->experts_on == 1) {
+            IMC_LOG_INF("%s: device cuda, routed experts on the CPU (--experts-on cpu; the other "
+                        "weights resident on the GPU)", cmd);
+        } else {
+            IMC_LOG_INF("%s: device cuda (weights resident on the GPU)", cmd); // cpu: as before
+        }
         if (c->matmul == IMC_MATMUL_Q8) {
             IMC_LOG_WRN("%s: --matmul q8 has no GPU route: the GPU multiplies in f32", cmd);
         }

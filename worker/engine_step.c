@@ -139,11 +139,11 @@ static enum imc_status check_output(const struct imc_engine *e, int64_t il,
 
 // After a failed matmul of w: the layer and tensor, since the backend knows only the shape
 // (the CUDA table's "device memory exhausted: weight q4_K [..] needs N bytes" comes first).
-static enum imc_status matmul_failed(const struct imc_engine *e, int64_t il,
+static enum imc_status matmul_failed(const struct imc_backend *be, int64_t il,
                                      const struct imc_tensor_info *w, enum imc_status st)
 {
     IMC_LOG_ERR("layer %" PRId64 ": matmul of '%s' on backend %s failed: %s", il, w->name,
-                e->be->name, imc_status_str(st));
+                be->name, imc_status_str(st));
     return st;
 }
 
@@ -159,7 +159,7 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
               st = e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out,
                                  n_in, x, ldx, n_tok));
     if (st != IMC_OK) {
-        return matmul_failed(e, il, w, st);
+        return matmul_failed(e->be, il, w, st);
     }
     ENG_TIMED(e, IMC_PROF_CHECK, st = check_output(e, il, w, slice, y, ldy, n_tok, n_out));
     return st;
@@ -190,9 +190,9 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
         }
     }
     if (st == IMC_OK) {
-        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be->matmul_group(e->ex, mm, k));
+        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be_exp->matmul_group(e->ex, mm, k));
         if (st != IMC_OK) {
-            matmul_failed(e, il, w, st);
+            matmul_failed(e->be_exp, il, w, st);
         }
     }
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
