@@ -50,7 +50,8 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
             IMC_LOG_INF("%s: device cuda (weights resident on the GPU)", cmd); // cpu: as before
         }
         if (c->matmul == IMC_MATMUL_Q8) {
-            IMC_LOG_WRN("%s: --matmul q8 has no GPU route: the GPU multiplies in f32", cmd);
+            IMC_LOG_WRN("%s: --matmul q8 has no GPU route: the GPU multiplies in f32%s", cmd,
+                        c->experts_on == 1 ? " (the routed experts on the CPU use q8)" : "");
         }
     }
     return bad ? 1 : 0;

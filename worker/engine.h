@@ -65,7 +65,8 @@ struct imc_engine_opts {
     // --experts-on cpu: the routed experts' matmuls (the backend's matmul_group, which the
     // engine calls for nothing else) run on the cpu table with this engine's thread pool, every
     // other op on the backend, so a device table never sees (nor uploads) a routed expert's
-    // weights. A no-op when the backend is the cpu table.
+    // weights; the statistics of the experts' inputs (the hooks) then use the cpu table's sqacc
+    // too. A no-op when the backend is the cpu table.
     bool experts_on_cpu;
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
     enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32, default) or q8 (qmm.h)

@@ -93,15 +93,23 @@ enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *wh
     return IMC_ERR_NUMERIC;
 }
 
-enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in, const int32_t *tok)
+// eng_report with the table be handed to the hook (its sqacc accumulates the statistics).
+static enum imc_status report_on(struct imc_engine *e, const struct imc_backend *be, int64_t il,
+                                 const struct imc_tensor_info *w, int64_t slice, const float *x,
+                                 int64_t ldx, int64_t n_rows, int64_t n_in, const int32_t *tok)
 {
     const struct imc_stats_hooks *hk = e->opts.hooks;
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
-    return hk->on_input(hk->user, e->ex, e->be, w, il, slice, x, ldx, n_rows, n_in, tok);
+    return hk->on_input(hk->user, e->ex, be, w, il, slice, x, ldx, n_rows, n_in, tok);
+}
+
+enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                           int64_t n_in, const int32_t *tok)
+{
+    return report_on(e, e->be, il, w, slice, x, ldx, n_rows, n_in, tok);
 }
 
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
@@ -183,7 +191,8 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
         const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
             ENG_TIMED(e, IMC_PROF_HOOKS,
-                      st = eng_report(e, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in, tok + r0));
+                      st = report_on(e, e->be_exp, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in,
+                                     tok + r0));
             mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,  slice_data(w, eb + i, n_out),
                                       w->type,      n_out, n_in,
                                       x + r0 * ldx, ldx,  cnt};
