@@ -34,6 +34,11 @@ run "${P[@]}" --device cpu --experts-on cpu >"$tmp/cpu_exp.out" 2>/dev/null
 check "--device cpu --experts-on cpu: exit 0" test $? -eq 0
 check "--device cpu --experts-on cpu: no effect (the --device cpu output)" \
     cmp -s "$tmp/cpu.out" "$tmp/cpu_exp.out"
+I=(imatrix -m "$m" -f "$text" --ctx 64 --chunks 3 --device cpu)
+run "${I[@]}" -o "$tmp/im.dat" >/dev/null 2>&1 &&
+    run "${I[@]}" --experts-on cpu -o "$tmp/im_exp.dat" >/dev/null 2>&1
+check "imatrix --device cpu --experts-on cpu: exit 0, the same .dat" \
+    cmp -s "$tmp/im.dat" "$tmp/im_exp.dat"
 run "${P[@]}" --experts-on disk >/dev/null 2>"$tmp/bad_exp.err"
 check "--experts-on disk: exit 2" test $? -eq 2
 check "--experts-on disk: names the choices" grep -q "gpu, cpu" "$tmp/bad_exp.err"
