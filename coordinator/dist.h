@@ -62,6 +62,7 @@ struct imc_dist_job {
     enum imc_attn_path attn;       // deepseek2 attention path
     enum imc_matmul_mode matmul;   // how quantized weights are multiplied
     enum imc_device device;        // where the engines run (--device)
+    bool experts_on_cpu;           // routed experts on the cpu table (--experts-on cpu)
     int64_t head_begin;            // first position of each chunk the head computes logits for:
                                    //   imc_ppl_first(n_ctx), or 0 to feed output's stats
     const struct imc_stats_hooks *hooks; // the engines' stats hooks (borrowed) or NULL

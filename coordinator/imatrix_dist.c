@@ -386,6 +386,7 @@ enum imc_status imx_run_dist(struct imx_run *r)
                                       .attn = r->o->attn,
                                       .matmul = r->o->matmul,
                                       .device = r->o->device,
+                                      .experts_on_cpu = r->o->experts_on_cpu,
                                       .head_begin = r->out_begin,
                                       .hooks = &r->hooks,
                                       .prog = r->rank0 ? &r->prog : NULL,

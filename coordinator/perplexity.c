@@ -201,6 +201,7 @@ static enum imc_status setup(struct run *r)
     eo.attn = o->attn;
     eo.matmul = o->matmul;
     eo.device = o->device;
+    eo.experts_on_cpu = o->experts_on_cpu;
     IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
     if (o->kld_save) {
         IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
@@ -556,6 +557,7 @@ static enum imc_status run_dist(struct run *r)
         .attn = r->o->attn,
         .matmul = r->o->matmul,
         .device = r->o->device,
+        .experts_on_cpu = r->o->experts_on_cpu,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
         .pulse = r->o->pulse,

@@ -152,6 +152,7 @@ enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
     po.device = s->o.device;
+    po.experts_on_cpu = s->o.experts_on_cpu;
     po.kld_save = s->base_logits;
     po.comm = comm;
     po.pulse = pulse ? *pulse : (struct imc_pulse){0};
@@ -230,6 +231,7 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.n_threads = s->o.n_threads;
     po.matmul = s->o.matmul;
     po.device = s->o.device;
+    po.experts_on_cpu = s->o.experts_on_cpu;
     po.quiet = quiet;
     po.comm = grp;
     po.pulse = *pulse;

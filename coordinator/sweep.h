@@ -110,6 +110,7 @@ struct imc_sweep_opts {
     int n_threads;         // threads per rank (>= 1)
     enum imc_matmul_mode matmul; // how base and recipes multiply quantized weights (default q8)
     enum imc_device device;      // where the engines run (default auto)
+    bool experts_on_cpu;         // --experts-on cpu (worker/engine.h experts_on_cpu)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
     int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: automatic, see below)

@@ -43,8 +43,14 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
         return 1;
     }
     if (!bad && device != IMC_DEVICE_CPU && n_gpu > 0 && (!comm || imc_comm_rank(comm) == 0)) {
-        // cpu: as before. q8 (the default) is a CPU route: the GPU multiplies in f32.
-        IMC_LOG_INF("%s: device cuda (weights resident on the GPU; matmul f32)", cmd);
+        // cpu: as before. q8 (the default) is a CPU route: the GPU multiplies in f32, routed
+        // experts kept on the CPU (--experts-on cpu) use the --matmul mode.
+        if (c->experts_on == 1) {
+            IMC_LOG_INF("%s: device cuda, routed experts on the CPU (--experts-on cpu; the other "
+                        "weights resident on the GPU, matmul f32)", cmd);
+        } else {
+            IMC_LOG_INF("%s: device cuda (weights resident on the GPU; matmul f32)", cmd);
+        }
     }
     return bad ? 1 : 0;
 }

@@ -92,7 +92,7 @@ static const struct imc_opt own_opts[] = {
             "that fits nowhere (weights only)"),
     IMC_OPT("experts-on", 0, IMC_OPT_ENUM, OWN(experts_on), "WHERE",
             "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
-            "rest on the GPU (placement only: the\nengine does not run it yet)",
+            "rest on the GPU (what perplexity,\nimatrix and sweep run with --experts-on cpu)",
             .choices = experts_on_names),
     IMC_OPT("hosts", 0, IMC_OPT_POS, OWN(hosts), "H",
             "hosts of the job, all like this one (default 1)"),

@@ -21,6 +21,7 @@
 const char *const imc_opt_attn_names[] = {"auto", "absorbed", "non-absorbed", NULL};
 const char *const imc_opt_matmul_names[] = {"q8", "f32", NULL};
 const char *const imc_opt_device_names[] = {"auto", "cpu", "cuda", NULL};
+const char *const imc_opt_experts_on_names[] = {"gpu", "cpu", NULL};
 const char *const imc_opt_imatrix_formats[] = {"auto", "gguf", "dat", "both", NULL};
 const char *const imc_opt_dat_zero_policies[] = {"one", "skip", "zero", "mean", NULL};
 
@@ -144,6 +145,12 @@ const struct imc_opt imc_opt_group_device[] = {
             "the weights of its slice resident in device memory); default\n"
             "auto: cuda when this build has CUDA and a GPU is visible, else cpu",
             .choices = imc_opt_device_names),
+    IMC_OPT("experts-on", 0, IMC_OPT_ENUM, COMMON(experts_on), "WHERE",
+            "with cuda: gpu (default), or cpu: the routed experts' matmuls\n"
+            "on the CPU (this rank's threads), attention, dense layers and\n"
+            "shared experts on the GPU; the experts' weights never go to\n"
+            "the device. With --device cpu: accepted, no effect",
+            .choices = imc_opt_experts_on_names),
     IMC_OPT_END,
 };
 

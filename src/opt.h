@@ -93,6 +93,7 @@ struct imc_opt_common {
     int attn;                 // --attn: index into imc_opt_attn_names (0 = auto)
     int matmul;               // --matmul: enum imc_matmul_mode (0 = q8)
     int device;               // --device: enum imc_device (worker/engine.h; 0 = auto)
+    int experts_on;           // --experts-on: index into imc_opt_experts_on_names (0 = gpu)
     bool quiet;               // -q, --quiet
     bool verbose;             // -v, --verbose
     int log_level;            // --log-level: enum imc_log_level + 1
@@ -118,6 +119,8 @@ extern const char *const imc_opt_attn_names[];
 extern const char *const imc_opt_matmul_names[];
 // --device (enum imc_device, worker/engine.h).
 extern const char *const imc_opt_device_names[];
+// --experts-on (0 gpu, 1 cpu).
+extern const char *const imc_opt_experts_on_names[];
 extern const char *const imc_opt_imatrix_formats[];
 extern const char *const imc_opt_dat_zero_policies[];
 

@@ -160,13 +160,15 @@ static enum imc_status check_types(const struct imc_engine *e)
         const struct imc_layer *l = &m->layers[il];
         const struct imc_tensor_info *t[] = {
             l->wq, l->wk, l->wv, l->wo, l->wq_a, l->wq_b, l->wkv_a_mqa, l->wkv_b, l->wk_b,
-            l->wv_b, l->ffn_gate, l->ffn_up, l->ffn_down, l->ffn_gate_inp, l->ffn_gate_exps,
-            l->ffn_up_exps, l->ffn_down_exps, l->ffn_gate_shexp, l->ffn_up_shexp,
-            l->ffn_down_shexp};
-        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-            if (t[i] && !e->be->supports(IMC_OP_MATMUL, t[i]->type)) {
+            l->wv_b, l->ffn_gate, l->ffn_up, l->ffn_down, l->ffn_gate_inp, l->ffn_gate_shexp,
+            l->ffn_up_shexp, l->ffn_down_shexp, l->ffn_gate_exps, l->ffn_up_exps,
+            l->ffn_down_exps};
+        const size_t n_t = sizeof(t) / sizeof(t[0]), first_exps = n_t - 3;
+        for (size_t i = 0; i < n_t; i++) {
+            const struct imc_backend *b = i >= first_exps ? e->be_exp : e->be;
+            if (t[i] && !b->supports(IMC_OP_MATMUL, t[i]->type)) {
                 IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s",
-                            t[i]->name, imc_type_name((uint32_t)t[i]->type), e->be->name);
+                            t[i]->name, imc_type_name((uint32_t)t[i]->type), b->name);
                 return IMC_ERR_UNSUPPORTED;
             }
         }
@@ -233,6 +235,7 @@ static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engin
     if (!e->be) {
         return IMC_ERR_UNSUPPORTED;
     }
+    e->be_exp = o->experts_on_cpu ? imc_backend_cpu() : e->be;
     if (o->layer_begin == 0 && o->layer_end == 0) {
         e->opts.layer_end = m->hp.n_layer;
     }
@@ -316,6 +319,11 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
     rope_setup(e);
     *out = e;
     return IMC_OK;
+}
+
+void *imc_engine_backend_ctx(const struct imc_engine *e)
+{
+    return e->be_ctx;
 }
 
 void imc_engine_free(struct imc_engine *e)

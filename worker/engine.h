@@ -62,6 +62,12 @@ struct imc_engine_opts {
     int n_threads;                 // compute threads, >= 1 (0 means 1)
     const struct imc_backend *backend; // NULL: by device; imc_backend_ref() etc. for tests
     enum imc_device device;        // used when backend is NULL
+    // --experts-on cpu: the routed experts' matmuls (the backend's matmul_group, which the
+    // engine calls for nothing else) run on the cpu table with this engine's thread pool, every
+    // other op on the backend, so a device table never sees (nor uploads) a routed expert's
+    // weights; the statistics of the experts' inputs (the hooks) then use the cpu table's sqacc
+    // too. A no-op when the backend is the cpu table.
+    bool experts_on_cpu;
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
     enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32) or q8 (qmm.h)
     bool plain_topk;               // route by plain top-k even when the model has groups
@@ -91,6 +97,9 @@ struct imc_engine_opts imc_engine_opts_default(void);
 enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
                                 const struct imc_engine_opts *opts);
 void imc_engine_free(struct imc_engine *e); // NULL is a no-op
+// The op table's state the engine owns (backend.h ctx_new; NULL for the cpu table), borrowed:
+// for tests that look at what a device table holds (kernels/cuda kern_decl.h ctx_resident).
+void *imc_engine_backend_ctx(const struct imc_engine *e);
 
 const struct imc_model *imc_engine_model(const struct imc_engine *e);
 // The path deepseek2 layers use (AUTO resolved); IMC_ATTN_AUTO for llama.

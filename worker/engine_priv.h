@@ -44,6 +44,8 @@ struct imc_engine {
     struct imc_engine_opts opts;     // resolved: layer/expert ranges filled in
     const struct imc_backend *be;
     void *be_ctx;                    // owned: be's state (be->ctx_new), attached to ex, or NULL
+    const struct imc_backend *be_exp; // the routed experts' matmul_group: be, or the cpu table
+                                      // (opts.experts_on_cpu; stateless, ignores be_ctx)
     struct imc_exec *ex;
     enum imc_attn_path path;         // deepseek2: ABSORBED or NON_ABSORBED
     struct imc_rope rope;            // RoPE/YaRN parameters as llama.cpp derives them

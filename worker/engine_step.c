@@ -93,15 +93,23 @@ enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *wh
     return IMC_ERR_NUMERIC;
 }
 
-enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in, const int32_t *tok)
+// eng_report with the table be handed to the hook (its sqacc accumulates the statistics).
+static enum imc_status report_on(struct imc_engine *e, const struct imc_backend *be, int64_t il,
+                                 const struct imc_tensor_info *w, int64_t slice, const float *x,
+                                 int64_t ldx, int64_t n_rows, int64_t n_in, const int32_t *tok)
 {
     const struct imc_stats_hooks *hk = e->opts.hooks;
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
-    return hk->on_input(hk->user, e->ex, e->be, w, il, slice, x, ldx, n_rows, n_in, tok);
+    return hk->on_input(hk->user, e->ex, be, w, il, slice, x, ldx, n_rows, n_in, tok);
+}
+
+enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
+                           int64_t n_in, const int32_t *tok)
+{
+    return report_on(e, e->be, il, w, slice, x, ldx, n_rows, n_in, tok);
 }
 
 enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
@@ -139,11 +147,11 @@ static enum imc_status check_output(const struct imc_engine *e, int64_t il,
 
 // After a failed matmul of w: the layer and tensor, since the backend knows only the shape
 // (the CUDA table's "device memory exhausted: weight q4_K [..] needs N bytes" comes first).
-static enum imc_status matmul_failed(const struct imc_engine *e, int64_t il,
+static enum imc_status matmul_failed(const struct imc_backend *be, int64_t il,
                                      const struct imc_tensor_info *w, enum imc_status st)
 {
     IMC_LOG_ERR("layer %" PRId64 ": matmul of '%s' on backend %s failed: %s", il, w->name,
-                e->be->name, imc_status_str(st));
+                be->name, imc_status_str(st));
     return st;
 }
 
@@ -159,7 +167,7 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
               st = e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out,
                                  n_in, x, ldx, n_tok));
     if (st != IMC_OK) {
-        return matmul_failed(e, il, w, st);
+        return matmul_failed(e->be, il, w, st);
     }
     ENG_TIMED(e, IMC_PROF_CHECK, st = check_output(e, il, w, slice, y, ldy, n_tok, n_out));
     return st;
@@ -183,16 +191,17 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
         const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
             ENG_TIMED(e, IMC_PROF_HOOKS,
-                      st = eng_report(e, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in, tok + r0));
+                      st = report_on(e, e->be_exp, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in,
+                                     tok + r0));
             mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,  slice_data(w, eb + i, n_out),
                                       w->type,      n_out, n_in,
                                       x + r0 * ldx, ldx,  cnt};
         }
     }
     if (st == IMC_OK) {
-        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be->matmul_group(e->ex, mm, k));
+        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be_exp->matmul_group(e->ex, mm, k));
         if (st != IMC_OK) {
-            matmul_failed(e, il, w, st);
+            matmul_failed(e->be_exp, il, w, st);
         }
     }
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {

@@ -14,7 +14,8 @@
  * and MoE routing (moe_route.cu); the op table on them (table.cu: imc_cuda_backend, weights
  * resident in device memory, activations copied per op), which the engine runs with --device
  * cuda. Not yet: device-resident activations, the NLL/KLD reductions on the device, statistics
- * collected on the device, NCCL between GPU ranks, --experts-on, interleaved _rN types.
+ * collected on the device, NCCL between GPU ranks, interleaved _rN types. --experts-on cpu (the
+ * routed experts on the cpu table) is the engine's (worker/engine.h experts_on_cpu).
  */
 #ifndef IMC_KERNELS_CUDA_H
 #define IMC_KERNELS_CUDA_H

@@ -126,3 +126,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *strea
 struct imc_backend; // kernels/backend.h
 // Static and immutable; its state comes from ctx_new (see kernels/cuda/table.cu).
 IMC_CUDA_EXTERN const struct imc_backend *IMC_CUDA_FN(backend)(void);
+// The weights resident in a table state ctx (from the table's ctx_new) whose host address lies in
+// [lo, hi) (lo = hi = NULL: all): their number, and their device bytes into *bytes (may be
+// NULL). For the residency checks of --experts-on cpu (tests/cuda/test_engine_emu).
+IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo, const void *hi,
+                                                 size_t *bytes);

@@ -1,6 +1,6 @@
 /*
  * kernels/cuda/table_ctx.cu: the CUDA op table's context (kernels/cuda/table_priv.h): creation,
- * its scratch buffers, freeing. Host code only.
+ * its scratch buffers, what is resident, freeing. Host code only.
  */
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -82,4 +82,23 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes
     c->host = p;
     c->host_cap = bytes;
     return p;
+}
+
+IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo, const void *hi,
+                                                 size_t *bytes)
+{
+    const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)ctx;
+    const bool all = !lo && !hi;
+    size_t n = 0, b = 0;
+    for (size_t i = 0; c && i < c->wc.cap; i++) {
+        const char *h = (const char *)c->wc.e[i].host;
+        if (h && (all || (h >= (const char *)lo && h < (const char *)hi))) {
+            n++;
+            b += c->wc.e[i].bytes;
+        }
+    }
+    if (bytes) {
+        *bytes = b;
+    }
+    return n;
 }

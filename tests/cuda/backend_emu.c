@@ -13,3 +13,8 @@ const struct imc_backend *tcuda_backend_emu(void)
 {
     return imc_cuemu_backend();
 }
+
+size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_t *bytes)
+{
+    return imc_cuemu_ctx_resident(ctx, lo, hi, bytes);
+}

@@ -12,9 +12,14 @@
 #ifndef IMC_TESTS_CUDA_BACKEND_EMU_H
 #define IMC_TESTS_CUDA_BACKEND_EMU_H
 
+#include <stddef.h>
+
 #include "kernels/backend.h"
 
 // The table, named "cuda-emu". Static, immutable.
 const struct imc_backend *tcuda_backend_emu(void);
+// Its state's resident weights with host address in [lo, hi) (NULL, NULL: all): their number,
+// their device bytes into *bytes (may be NULL) (kernels/cuda/kern_decl.h ctx_resident).
+size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_t *bytes);
 
 #endif // IMC_TESTS_CUDA_BACKEND_EMU_H

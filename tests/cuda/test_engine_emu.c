@@ -30,6 +30,14 @@
  *   - self-checks: a logit moved by 1 and a table whose attention scale is 1% off (0.013 ..
  *     0.34) both fail the bound;
  *   - the table's sqacc is bitwise equal to imc_ref_sqacc on strided rows.
+ *   - the hybrid (--experts-on cpu, worker/engine.h experts_on_cpu: routed experts' matmuls on
+ *     the cpu table, the rest on cuda-emu) on the MoE presets llama-moe, ds2-tiny-3d, qwen3moe,
+ *     glm4moe: logits and statistics against the cpu run within the same bounds (measured
+ *     <= 1.2e-6 and 1.5e-6; same entries and counts, so the same routing), and the residency
+ *     check through the table state's counters (kern_decl.h ctx_resident) at the end of the run:
+ *     no resident weight inside a routed-expert tensor and fewer resident bytes than the model's
+ *     non-expert weights. Self-check: the all-device run of the same preset (experts sent to the
+ *     device) must fail that check (it holds 24 .. 48 expert slices).
  * Broken variants of the table, run by hand and not kept: y scattered to the wrong rows or x
  * packed from the wrong rows (strides only the absorbed MLA path uses) gives 1.2 .. 1.5 on the
  * absorbed ds2 cases; get_rows with a row count one short: every forward fails (NaN row);
@@ -51,13 +59,14 @@
 struct pcase {
     const char *preset;
     enum imc_attn_path path;
+    bool hybrid; // also the hybrid run (--experts-on cpu) and its residency checks
 };
 
 static const struct pcase cases[] = {
-    {"llama-tiny", IMC_ATTN_AUTO},      {"llama-moe-tiny", IMC_ATTN_AUTO},
-    {"ds2-tiny-3d", IMC_ATTN_ABSORBED}, {"ds2-tiny-all", IMC_ATTN_NON_ABSORBED},
-    {"ds2-tiny-ik", IMC_ATTN_ABSORBED}, {"ds2-tiny-ik", IMC_ATTN_NON_ABSORBED},
-    {"qwen3moe-tiny", IMC_ATTN_AUTO},   {"glm4moe-tiny", IMC_ATTN_AUTO},
+    {"llama-tiny", IMC_ATTN_AUTO, false},      {"llama-moe-tiny", IMC_ATTN_AUTO, true},
+    {"ds2-tiny-3d", IMC_ATTN_ABSORBED, true},  {"ds2-tiny-all", IMC_ATTN_NON_ABSORBED, false},
+    {"ds2-tiny-ik", IMC_ATTN_ABSORBED, false}, {"ds2-tiny-ik", IMC_ATTN_NON_ABSORBED, false},
+    {"qwen3moe-tiny", IMC_ATTN_AUTO, true},    {"glm4moe-tiny", IMC_ATTN_AUTO, true},
 };
 #define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -77,15 +86,63 @@ static void bad_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, c
     *count += 1;
 }
 
-// Engine logits on be (NULL: cpu); with im, the statistics of the run (one chunk) folded into
-// im by the imatrix program's collector through the engine's hooks.
+// What a run's device table held at the end of the run (its state, before the engine frees it).
+struct resid {
+    size_t n_exps; // resident weights inside a routed-expert tensor (ffn_{gate,up,down}_exps)
+    size_t bytes;  // device bytes of all resident weights
+};
+
+static void resid_of(const struct imc_model *m, const void *ctx, struct resid *r)
+{
+    tcuda_emu_resident(ctx, NULL, NULL, &r->bytes);
+    r->n_exps = 0;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const struct imc_tensor_info *t[] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
+        for (int i = 0; i < 3; i++) {
+            if (t[i]) {
+                const char *lo = t[i]->data;
+                r->n_exps += tcuda_emu_resident(ctx, lo, lo + t[i]->nbytes, NULL);
+            }
+        }
+    }
+}
+
+// Bytes of the model's weights that are not routed experts.
+static uint64_t non_expert_bytes(const struct imc_model *m)
+{
+    uint64_t b = 0;
+    for (int64_t i = 0; i < imc_gguf_n_tensors(m->gguf); i++) {
+        b += imc_gguf_tensor(m->gguf, i)->nbytes;
+    }
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const struct imc_tensor_info *t[] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
+        for (int i = 0; i < 3; i++) {
+            b -= t[i] ? t[i]->nbytes : 0;
+        }
+    }
+    return b;
+}
+
+// The residency check of --experts-on cpu: no routed-expert weight on the device, and fewer
+// resident bytes than the model's weights without the routed experts.
+static bool resid_ok(const struct imc_model *m, const struct resid *r)
+{
+    return r->n_exps == 0 && r->bytes < non_expert_bytes(m);
+}
+
+// Engine logits on be (NULL: cpu), the routed experts on the cpu table with experts_cpu; with
+// im, the statistics of the run (one chunk) folded into im by the imatrix program's collector
+// through the engine's hooks; with rs, what be's state held at the end.
 static float *run(const struct imc_model *m, enum imc_attn_path path, const struct imc_backend *be,
-                  const int32_t *tok, struct imc_imatrix *im)
+                  const int32_t *tok, struct imc_imatrix *im, bool experts_cpu, struct resid *rs)
 {
     struct imc_engine_opts o = imc_engine_opts_default();
     o.n_threads = 1; // the emulator's thread order is per host thread: one thread calls the ops
     o.attn = path;
     o.backend = be;
+    o.experts_on_cpu = experts_cpu;
     struct imc_stats_collect *c = NULL;
     struct imc_stats_hooks hk;
     if (im) {
@@ -96,7 +153,17 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
         hk = imc_stats_collect_hooks(c);
         o.hooks = &hk;
     }
-    float *y = tforward(m, &o, tok, N_TOK);
+    struct imc_engine *e = NULL;
+    float *y = malloc((size_t)(N_TOK * m->hp.n_vocab) * sizeof(float));
+    if (!y || imc_engine_init(&e, m, &o) != IMC_OK ||
+        imc_engine_forward(e, tok, N_TOK, y) != IMC_OK) {
+        free(y);
+        y = NULL;
+    }
+    if (y && rs) {
+        resid_of(m, imc_engine_backend_ctx(e), rs);
+    }
+    imc_engine_free(e);
     if (c && y && imc_stats_collect_end_chunk(c) != IMC_OK) {
         free(y);
         y = NULL;
@@ -139,6 +206,41 @@ static double stats_cmp(const char *what, const struct imc_imatrix *a, const str
     return worst;
 }
 
+// The hybrid table (--experts-on cpu: routed experts on the cpu table, the rest on cuda-emu)
+// against the cpu run: the logits within BOUND, the same statistics entries and counts within
+// BOUND_STATS, and the residency check: no routed-expert weight resident, fewer bytes than the
+// non-expert weights. Self-check: the all-device run (r_dev, experts sent to the device) fails it.
+static void hybrid_case(const struct pcase *c, const struct imc_model *m, const int32_t *tok,
+                        const float *cpu, const struct imc_imatrix *s_cpu, const struct resid *r_dev)
+{
+    const int64_t n = N_TOK * m->hp.n_vocab;
+    const char *pn = imc_attn_path_name(c->path);
+    struct imc_imatrix s_hyb;
+    struct resid r = {0, 0};
+    float *hyb = run(m, c->path, tcuda_backend_emu(), tok, &s_hyb, true, &r);
+    CHECK(hyb, "%s %s: hybrid forward failed", c->preset, pn);
+    if (hyb) {
+        const double err = trel_err(hyb, cpu, n);
+        const double es = stats_cmp(c->preset, &s_hyb, s_cpu);
+        printf("%-15s %-13s hybrid (experts on cpu) vs cpu: logits %.3g (bound %.0e), statistics "
+               "%.3g (bound %.0e)\n",
+               c->preset, pn, err, BOUND, es, BOUND_STATS);
+        CHECK(err <= BOUND, "%s %s: hybrid vs cpu %.3g", c->preset, pn, err);
+        CHECK(es <= BOUND_STATS, "%s %s: hybrid statistics %.3g", c->preset, pn, es);
+        printf("%-15s %-13s resident on the device: hybrid %zu bytes, %zu in expert tensors; "
+               "experts on the device %zu bytes, %zu in expert tensors; non-expert weights %llu "
+               "bytes\n",
+               c->preset, pn, r.bytes, r.n_exps, r_dev->bytes, r_dev->n_exps,
+               (unsigned long long)non_expert_bytes(m));
+        CHECK(resid_ok(m, &r), "%s %s: the hybrid run left expert weights on the device",
+              c->preset, pn);
+        CHECK(!resid_ok(m, r_dev), "%s %s: the residency check missed experts on the device",
+              c->preset, pn);
+    }
+    imc_imatrix_free(&s_hyb);
+    free(hyb);
+}
+
 static void one_case(const struct pcase *c, const struct imc_model *m, bool self_check)
 {
     int32_t tok[N_TOK];
@@ -146,11 +248,12 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     const int64_t n = N_TOK * m->hp.n_vocab;
     const char *pn = imc_attn_path_name(c->path);
     struct imc_imatrix s_cpu, s_emu;
-    float *cpu = run(m, c->path, NULL, tok, &s_cpu);
+    struct resid r_dev = {0, 0};
+    float *cpu = run(m, c->path, NULL, tok, &s_cpu, false, NULL);
     cuemu_set_order(CUEMU_FORWARD, 0);
-    float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu);
+    float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu, false, &r_dev);
     cuemu_set_order(CUEMU_REVERSE, 0);
-    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL);
+    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, NULL);
     cuemu_set_order(CUEMU_FORWARD, 0);
     CHECK(cpu && fwd && rev, "%s %s: engine forward failed", c->preset, pn);
     if (cpu && fwd && rev) {
@@ -168,10 +271,13 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         rev[n / 2] += 1.0f; // self-check: the comparison sees a moved logit
         CHECK(trel_err(rev, cpu, n) > BOUND, "%s %s: checker missed a perturbation", c->preset, pn);
     }
+    if (c->hybrid && cpu && fwd) {
+        hybrid_case(c, m, tok, cpu, &s_cpu, &r_dev);
+    }
     if (self_check && cpu) {
         struct imc_backend bad = *tcuda_backend_emu();
         bad.attention = bad_attention;
-        float *b = run(m, c->path, &bad, tok, NULL);
+        float *b = run(m, c->path, &bad, tok, NULL, false, NULL);
         const double err = b ? trel_err(b, cpu, n) : INFINITY;
         printf("%-15s %-13s self-check, attention scale 1%% off: %.3g (must exceed the bound)\n",
                c->preset, pn, err);
@@ -180,7 +286,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         bad = *tcuda_backend_emu();
         bad.sqacc = bad_sqacc;
         struct imc_imatrix s_bad;
-        b = run(m, c->path, &bad, tok, &s_bad);
+        b = run(m, c->path, &bad, tok, &s_bad, false, NULL);
         const double es = b ? stats_cmp(c->preset, &s_bad, &s_cpu) : INFINITY;
         printf("%-15s %-13s self-check, sqacc skipping a row: statistics %.3g (must exceed the "
                "bound)\n",

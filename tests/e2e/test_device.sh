@@ -4,7 +4,10 @@
 # before loading anything, with one error naming the rank, its host and what is missing, and
 # writes no output; under mpirun every rank stops with exit 1 (no abort, no hang). --device cpu
 # gives the default's output where there is no GPU (auto = cpu there); a bad value is a usage
-# error. With CUDA and a GPU, --device cuda runs perplexity and gives a PPL.
+# error. With CUDA and a GPU, --device cuda runs perplexity and gives a PPL. --experts-on cpu
+# (routed experts on the CPU table, the rest on the GPU) is accepted with --device cpu and
+# changes nothing there (the same output); with a GPU, --device cuda --experts-on cpu on a MoE
+# model gives a PPL; a bad value is a usage error.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" device
 
@@ -27,7 +30,26 @@ if [ $gpu = 0 ]; then
         cmp -s "$tmp/default.out" "$tmp/cpu.out"
 fi
 
+run "${P[@]}" --device cpu --experts-on cpu >"$tmp/cpu_exp.out" 2>/dev/null
+check "--device cpu --experts-on cpu: exit 0" test $? -eq 0
+check "--device cpu --experts-on cpu: no effect (the --device cpu output)" \
+    cmp -s "$tmp/cpu.out" "$tmp/cpu_exp.out"
+I=(imatrix -m "$m" -f "$text" --ctx 64 --chunks 3 --device cpu)
+run "${I[@]}" -o "$tmp/im.dat" >/dev/null 2>&1 &&
+    run "${I[@]}" --experts-on cpu -o "$tmp/im_exp.dat" >/dev/null 2>&1
+check "imatrix --device cpu --experts-on cpu: exit 0, the same .dat" \
+    cmp -s "$tmp/im.dat" "$tmp/im_exp.dat"
+run "${P[@]}" --experts-on disk >/dev/null 2>"$tmp/bad_exp.err"
+check "--experts-on disk: exit 2" test $? -eq 2
+check "--experts-on disk: names the choices" grep -q "gpu, cpu" "$tmp/bad_exp.err"
+
 if [ $gpu = 1 ]; then
+    "$IMC_BIN" gen-model --preset llama-moe-tiny -o "$tmp/moe.gguf" >/dev/null 2>&1 ||
+        check_fail "gen-model llama-moe-tiny"
+    run perplexity -m "$tmp/moe.gguf" -f "$text" --ctx 64 --chunks 3 --device cuda \
+        --experts-on cpu >"$tmp/hyb.out" 2>/dev/null
+    check "perplexity --device cuda --experts-on cpu: exit 0" test $? -eq 0
+    check "--experts-on cpu: a PPL" grep -q "^Final estimate: PPL = " "$tmp/hyb.out"
     run "${P[@]}" --device cuda >"$tmp/cuda.out" 2>"$tmp/cuda.err"
     check "perplexity --device cuda on the GPU: exit 0" test $? -eq 0
     check "perplexity --device cuda: a PPL" grep -q "^Final estimate: PPL = " "$tmp/cuda.out"
