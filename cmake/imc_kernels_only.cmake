@@ -4,8 +4,9 @@
 # imc_module adds them), imc_cuda_emu, and the kernel tests of tests/cuda (ctest -L cuda): each
 # runs the emulated kernels against kernels/ref and, with CUDA and a GPU, the device kernels.
 # Not built here: the cpu kernels, the engine, MPI and the commands, hence no `imc` binary and no
-# tests/cuda test that includes their headers (test_engine_emu: the engine through
-# tests/cuda/backend_*.c and tests/e2e/engine_util.h).
+# tests/cuda test that includes their headers (test_engine_emu, test_table: the engine through
+# tests/cuda/backend_*.c and tests/e2e/engine_util.h) or calls the cpu kernels (test_gemm:
+# bitwise against imc_cpu_matmul).
 imc_module(imc_core core DEPS Threads::Threads m)
 imc_module(imc_types types DEPS imc_core m)
 imc_module(imc_kernels kernels DEPS imc_types SUBDIRS kernels/ref NO_TOP)
@@ -17,7 +18,7 @@ if(BUILD_TESTING)
     foreach(src ${srcs})
         file(READ ${src} text)
         set(engine_headers "backend_[a-z_]*\\.h|\\.\\./e2e/|worker/|coordinator/|model/|src/")
-        if(text MATCHES "#include \"(${engine_headers})")
+        if(text MATCHES "#include \"(${engine_headers})" OR text MATCHES "imc_cpu_[a-z_]+\\(")
             continue()
         endif()
         get_filename_component(base ${src} NAME_WE)

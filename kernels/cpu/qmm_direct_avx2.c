@@ -164,7 +164,6 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
 #pragma GCC unroll 8
             for (int j0 = 0; j0 < 8; j0 += 1 << lv) {
                 __m256i wv[2], aw[2];
-#pragma GCC unroll 2
                 for (int g = 0; g < 1 << lv; g++) {
                     wv[g] = ksub(type, blk[r], j0 + g);
                     if (bias_sh) {
@@ -176,7 +175,6 @@ AVX2 INLINE void dirk(enum imc_type type, const uint8_t *const *row, uint64_t bb
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     __m256i p[2];
-#pragma GCC unroll 2
                     for (int g = 0; g < 1 << lv; g++) {
                         const __m256i xv =
                             _mm256_loadu_si256((const __m256i *)(xb[t]->q + 32 * (j0 + g)));
