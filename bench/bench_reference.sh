@@ -9,7 +9,11 @@
 # included (the file is read once before, so it comes from the page cache).
 #
 #   bench/bench_reference.sh [--ref DIR] [--chunks 2] [--threads "1 2"] [--types "q8_0 q4_k_m"]
-#                            [--matmul q8|f32]
+#                            [--matmul q8|f32] [--repeat 1]
+#
+# --repeat N runs every command N times, in N rounds of (imc perplexity, imc imatrix, reference
+# perplexity, reference imatrix), and keeps each command's fastest run: on a machine shared with
+# other jobs the best of a few interleaved rounds compares the tools more fairly than one run.
 #
 # --matmul is imc's matmul mode (default q8, imc's own default); the reference always multiplies
 # with 8-bit activations on the CPU.
@@ -21,7 +25,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${IMC_BIN:-$here/build/imc}
 # shellcheck source=bench/lib.sh
 . "$here/bench/lib.sh"
-ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m" matmul=q8
+ref='' chunks=2 threads="1 2" types="q8_0 q4_k_m" matmul=q8 repeat=1
 while [ $# -gt 0 ]; do
     case $1 in
         --ref) ref=$2 ;;
@@ -29,6 +33,7 @@ while [ $# -gt 0 ]; do
         --threads) threads=$2 ;;
         --types) types=$2 ;;
         --matmul) matmul=$2 ;;
+        --repeat) repeat=$2 ;;
         *) echo "bench_reference: unknown argument '$1'" >&2; exit 2 ;;
     esac
     shift 2
@@ -37,6 +42,11 @@ if [ -n "$ref" ] && { [ ! -x "$ref/llama-perplexity" ] || [ ! -x "$ref/llama-ima
     echo "bench_reference: no llama-perplexity / llama-imatrix in $ref" >&2
     exit 2
 fi
+case $repeat in
+    '' | *[!0-9]* | 0)
+        echo "bench_reference: --repeat wants a count >= 1, not '$repeat'" >&2
+        exit 2 ;;
+esac
 text=$here/data/text/calibration.txt
 q8=$(bench_model ds3-width)
 model_of() { # model_of TYPE: the model file of TYPE
@@ -59,6 +69,8 @@ secs() {
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
+# least A B: the smaller of two second counts (A empty: B)
+least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'; }
 tokens=$((512 * chunks))
 printf '%-7s %-10s %3s %12s %12s %12s\n' type run threads "imc tok/s" "ref tok/s" "imc/ref"
 for ty in $types; do
@@ -66,17 +78,22 @@ for ty in $types; do
     cat "$m" >/dev/null
     for t in $threads; do
         a=(-f "$text" -t "$t")
-        s_ppl=$(secs "$bin" perplexity -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" -q \
-            --matmul "$matmul")
-        s_im=$(secs "$bin" imatrix -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" \
-            --matmul "$matmul" -o "$bench_dir/imc.imatrix.gguf" -q)
-        r_ppl='' r_im=''
-        if [ -n "$ref" ]; then
-            r_ppl=$(cd "$bench_dir" && secs "$ref/llama-perplexity" -m "$m" "${a[@]}" -c 512 \
+        s_ppl='' s_im='' r_ppl='' r_im=''
+        for ((i = 0; i < repeat; i++)); do # each secs its own assignment: set -e sees failures
+            x=$(secs "$bin" perplexity -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" -q \
+                --matmul "$matmul")
+            s_ppl=$(least "$s_ppl" "$x")
+            x=$(secs "$bin" imatrix -m "$m" "${a[@]}" --ctx 512 --chunks "$chunks" \
+                --matmul "$matmul" -o "$bench_dir/imc.imatrix.gguf" -q)
+            s_im=$(least "$s_im" "$x")
+            [ -n "$ref" ] || continue
+            x=$(cd "$bench_dir" && secs "$ref/llama-perplexity" -m "$m" "${a[@]}" -c 512 \
                 --chunks "$chunks" -b 512)
-            r_im=$(cd "$bench_dir" && secs "$ref/llama-imatrix" -m "$m" "${a[@]}" -c 512 \
+            r_ppl=$(least "$r_ppl" "$x")
+            x=$(cd "$bench_dir" && secs "$ref/llama-imatrix" -m "$m" "${a[@]}" -c 512 \
                 --chunks "$chunks" -b 512 -o "$bench_dir/ref.imatrix.dat")
-        fi
+            r_im=$(least "$r_im" "$x")
+        done
         for run in perplexity imatrix; do
             if [ $run = perplexity ]; then si=$s_ppl sr=$r_ppl; else si=$s_im sr=$r_im; fi
             awk -v ty="$ty" -v run="$run" -v t="$t" -v n="$tokens" -v si="$si" -v sr="$sr" \

@@ -1,10 +1,18 @@
 /*
  * kernels/cpu/attention: causal softmax attention on the pool (kernels/kernels.h).
  *
- * Tasks are (head, block of QB queries). A task computes the scores of its queries against the
- * keys they may see (0 .. last query) with one sgemm, masks and normalizes them row by row, and
- * applies them to the values (and the optional second value set) with one sgemm each. Scratch:
- * QB × n_tok floats per thread.
+ * Two task shapes, each a fixed function of the arguments (never of the thread count), so a
+ * call's bits do not depend on how many threads run it:
+ * - by head: a task is (head, block of QB queries). It computes the scores of its queries
+ *   against the keys they may see (0 .. last query) with one sgemm, masks and normalizes them row
+ *   by row, and applies them to the values (and the optional second value set) with one sgemm
+ *   each. Scratch: QB × n_tok floats per thread.
+ * - shared keys (MQA: one key/value head, the absorbed MLA path, and queries, outputs laid out
+ *   token-major with the heads of a token adjacent): a task is a block of nq tokens with all
+ *   their heads, nq · n_head ≈ MQA_ROWS rows of one query matrix (nq <= QB). The keys and values are then
+ *   packed once per MQA_ROWS rows instead of once per QB, which is what the by-head shape spends
+ *   most of its time on at 128 heads. Row i of the block is token t0 + i / n_head. Scratch:
+ *   nq · n_head × n_tok floats per thread.
  */
 #include <cblas.h>
 #include <math.h>
@@ -14,15 +22,29 @@
 #include "kernels/kernels.h"
 
 #define QB 32
+#define MQA_ROWS 256
 
 struct attn_job {
     const struct imc_attn_args *a;
     const struct imc_exec *ex;
-    int64_t n_blocks;
+    int64_t n_blocks, nq; // token blocks of nq tokens
     int failed;
 };
 
-static void attn_task(void *ctx, int64_t task, int thread)
+// Masks and normalizes nr score rows of length nk; row r sees keys 0 .. t0 + r / per_tok.
+static void softmax_causal(float *s, int64_t nr, int64_t nk, int64_t t0, int64_t per_tok)
+{
+    for (int64_t r = 0; r < nr; r++) {
+        float *row = s + r * nk;
+        const int64_t seen = t0 + r / per_tok + 1;
+        imc_cpu_softmax_row(row, seen);
+        for (int64_t u = seen; u < nk; u++) {
+            row[u] = 0.0f;
+        }
+    }
+}
+
+static void head_task(void *ctx, int64_t task, int thread)
 {
     struct attn_job *j = ctx;
     const struct imc_attn_args *a = j->a;
@@ -37,14 +59,7 @@ static void attn_task(void *ctx, int64_t task, int thread)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)a->dk, a->scale,
                 a->q + t0 * a->q_ld_tok + h * a->q_ld_head, (int)a->q_ld_tok,
                 a->k + hk * a->k_ld_head, (int)a->k_ld_tok, 0.0f, s, (int)nk);
-    for (int64_t r = 0; r < nq; r++) {
-        float *row = s + r * nk;
-        const int64_t seen = t0 + r + 1; // keys 0 .. t0 + r
-        imc_cpu_softmax_row(row, seen);
-        for (int64_t u = seen; u < nk; u++) {
-            row[u] = 0.0f;
-        }
-    }
+    softmax_causal(s, nq, nk, t0, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)a->dv, (int)nk, 1.0f, s,
                 (int)nk, a->v + hk * a->v_ld_head, (int)a->v_ld_tok, 0.0f,
                 a->out + t0 * a->o_ld_tok + h * a->o_ld_head, (int)a->o_ld_tok);
@@ -56,16 +71,64 @@ static void attn_task(void *ctx, int64_t task, int thread)
     }
 }
 
+static void mqa_task(void *ctx, int64_t task, int thread)
+{
+    struct attn_job *j = ctx;
+    const struct imc_attn_args *a = j->a;
+    const int64_t H = a->n_head, t0 = task * j->nq;
+    const int64_t t1 = t0 + j->nq < a->n_tok ? t0 + j->nq : a->n_tok, nk = t1;
+    const int64_t nr = (t1 - t0) * H;
+    float *s = imc_exec_scratch(j->ex, thread, nr * nk);
+    if (!s) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)a->dk, a->scale,
+                a->q + t0 * a->q_ld_tok, (int)a->q_ld_head, a->k, (int)a->k_ld_tok, 0.0f, s,
+                (int)nk);
+    softmax_causal(s, nr, nk, t0, H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)a->dv, (int)nk, 1.0f, s,
+                (int)nk, a->v, (int)a->v_ld_tok, 0.0f, a->out + t0 * a->o_ld_tok,
+                (int)a->o_ld_head);
+    if (a->v2) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)a->dv2, (int)nk,
+                    1.0f, s, (int)nk, a->v2, (int)a->v2_ld_tok, 0.0f, a->out2 + t0 * a->o2_ld_tok,
+                    (int)a->o2_ld_head);
+    }
+}
+
+// One key/value head (and one second value head) and every row stride the head stride: the
+// rows of a token block form one matrix of each kind.
+static bool shared_keys(const struct imc_attn_args *a)
+{
+    const int64_t H = a->n_head;
+    return a->n_head_kv == 1 && a->q_ld_tok == H * a->q_ld_head && a->q_ld_head >= a->dk &&
+           a->o_ld_tok == H * a->o_ld_head && a->o_ld_head >= a->dv &&
+           (!a->v2 || (a->n_head_v2 == 1 && a->o2_ld_tok == H * a->o2_ld_head &&
+                       a->o2_ld_head >= a->dv2));
+}
+
 enum imc_status imc_cpu_attention(const struct imc_exec *ex, const struct imc_attn_args *a)
 {
-    if (a->n_tok > INT32_MAX / QB) {
+    const bool mqa = shared_keys(a);
+    int64_t nq = QB;
+    if (mqa) {
+        nq = a->n_head < MQA_ROWS / QB ? QB : MQA_ROWS / a->n_head;
+        nq = nq < 1 ? 1 : nq;
+    }
+    if (a->n_tok > INT32_MAX / (nq * (mqa ? a->n_head : 1))) {
         IMC_LOG_ERR("attention: %lld tokens exceed the supported range", (long long)a->n_tok);
         return IMC_ERR_UNSUPPORTED;
     }
-    struct attn_job j = {.a = a, .ex = ex, .n_blocks = (a->n_tok + QB - 1) / QB};
-    imc_exec_run(ex, a->n_head * j.n_blocks, attn_task, &j);
+    struct attn_job j = {.a = a, .ex = ex, .n_blocks = (a->n_tok + nq - 1) / nq, .nq = nq};
+    if (mqa) {
+        imc_exec_run(ex, j.n_blocks, mqa_task, &j);
+    } else {
+        imc_exec_run(ex, a->n_head * j.n_blocks, head_task, &j);
+    }
     if (j.failed) {
-        IMC_LOG_ERR("attention: out of memory for %d x %lld scores", QB, (long long)a->n_tok);
+        IMC_LOG_ERR("attention: out of memory for %lld x %lld scores",
+                    (long long)(mqa ? nq * a->n_head : QB), (long long)a->n_tok);
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;

@@ -1,8 +1,10 @@
 /*
  * tests/kernels/test_attention: imc_cpu_attention against imc_ref_attention for MHA, GQA and the
  * MLA shapes (MQA with values inside the keys, a second value set), token counts 1, odd, not a
- * multiple of the query block (32) and several blocks; and the reference against the spec
- * (token 0 sees only itself; zero queries average the visible values). Tolerances: kcheck.h.
+ * multiple of the query block (32) and several blocks, each by head and (queries of a token
+ * adjacent, one key head) by token block, bitwise the same on 1 and 3 threads; and the reference
+ * against the spec (token 0 sees only itself; zero queries average the visible values).
+ * Tolerances: kcheck.h.
  */
 #include "kcheck.h"
 
@@ -10,16 +12,19 @@ struct acase {
     int64_t n_tok, n_head, n_head_kv, dk, dv;
     bool shared_kv; // values are the first dv elements of the keys (MLA absorbed)
     bool v2;        // second value set with one head (MLA non-absorbed statistics)
+    bool packed;    // query rows of a token's heads adjacent (q_ld_tok = H·dk): the MQA tasks
 };
 
-static void run_case(struct imc_exec *ex, struct krng *r, struct acase c)
+// ex1 runs one thread, ex three: the bits must not depend on it.
+static void run_case(struct imc_exec *ex1, struct imc_exec *ex, struct krng *r, struct acase c)
 {
     const int64_t T = c.n_tok, H = c.n_head, HK = c.n_head_kv, dv2 = 12;
-    const int64_t q_ld = H * c.dk + 1, k_ld = HK * c.dk + 2, v_ld = HK * c.dv + 3;
+    const int64_t q_ld = H * c.dk + (c.packed ? 0 : 1), k_ld = HK * c.dk + 2, v_ld = HK * c.dv + 3;
     float *q = kalloc_rand(r, T * q_ld, 1.0f), *k = kalloc_rand(r, T * k_ld, 1.0f);
     float *v = kalloc_rand(r, T * v_ld, 1.0f), *v2 = kalloc_rand(r, T * dv2, 1.0f);
     float *o = calloc((size_t)(T * H * c.dv), 4), *ref = calloc((size_t)(T * H * c.dv), 4);
     float *o2 = calloc((size_t)(T * H * dv2), 4), *ref2 = calloc((size_t)(T * H * dv2), 4);
+    float *o1 = calloc((size_t)(T * H * c.dv), 4), *o12 = calloc((size_t)(T * H * dv2), 4);
     struct imc_attn_args a = {
         .n_tok = T, .n_head = H, .n_head_kv = HK, .dk = c.dk, .dv = c.dv, .scale = 0.3f,
         .q = q, .q_ld_tok = q_ld, .q_ld_head = c.dk, .k = k, .k_ld_tok = k_ld, .k_ld_head = c.dk,
@@ -31,14 +36,20 @@ static void run_case(struct imc_exec *ex, struct krng *r, struct acase c)
     a.out = o;
     a.out2 = o2;
     CHECK(imc_cpu_attention(ex, &a) == IMC_OK, "cpu attention");
+    a.out = o1;
+    a.out2 = o12;
+    CHECK(imc_cpu_attention(ex1, &a) == IMC_OK, "cpu attention, 1 thread");
     char what[128];
-    snprintf(what, sizeof(what), "attention T=%lld H=%lld/%lld dk=%lld dv=%lld shared=%d",
+    snprintf(what, sizeof(what), "attention T=%lld H=%lld/%lld dk=%lld dv=%lld shared=%d packed=%d",
              (long long)T, (long long)H, (long long)HK, (long long)c.dk, (long long)c.dv,
-             c.shared_kv);
+             c.shared_kv, c.packed);
     kcompare(what, o, ref, T * H * c.dv, TOL_ATTN_ATOL, TOL_ATTN_RTOL);
+    CHECK(memcmp(o, o1, (size_t)(T * H * c.dv) * 4) == 0, "%s: 1 and 3 threads differ", what);
     if (c.v2) {
         kcompare("attention second value set", o2, ref2, T * H * dv2, TOL_ATTN_ATOL,
                  TOL_ATTN_RTOL);
+        CHECK(memcmp(o2, o12, (size_t)(T * H * dv2) * 4) == 0,
+              "%s: second value set, 1 and 3 threads differ", what);
     }
     free(q);
     free(k);
@@ -48,6 +59,8 @@ static void run_case(struct imc_exec *ex, struct krng *r, struct acase c)
     free(ref);
     free(o2);
     free(ref2);
+    free(o1);
+    free(o12);
 }
 
 // Spec: token 0 returns its own value; zero queries give the mean of the visible values.
@@ -77,17 +90,22 @@ static void spec(struct krng *r)
 int main(void)
 {
     struct krng r = {5};
-    struct imc_exec *ex = kexec(3);
+    struct imc_exec *ex = kexec(3), *ex1 = kexec(1);
     const int64_t toks[] = {1, 7, 32, 33, 100};
     for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
         const int64_t T = toks[i];
-        run_case(ex, &r, (struct acase){T, 4, 4, 16, 16, false, false});   // MHA
-        run_case(ex, &r, (struct acase){T, 4, 2, 16, 16, false, false});   // GQA
-        run_case(ex, &r, (struct acase){T, 3, 1, 40, 32, true, false});    // MLA absorbed
-        run_case(ex, &r, (struct acase){T, 4, 4, 24, 16, false, true});    // MLA non-absorbed
-        run_case(ex, &r, (struct acase){T, 2, 1, 96, 80, false, false});   // larger heads
+        run_case(ex1, ex, &r, (struct acase){T, 4, 4, 16, 16, false, false, false}); // MHA
+        run_case(ex1, ex, &r, (struct acase){T, 4, 2, 16, 16, false, false, false}); // GQA
+        run_case(ex1, ex, &r, (struct acase){T, 3, 1, 40, 32, true, false, false}); // MLA abs.
+        run_case(ex1, ex, &r, (struct acase){T, 4, 4, 24, 16, false, true, false}); // MLA non-abs.
+        run_case(ex1, ex, &r, (struct acase){T, 2, 1, 96, 80, false, false, false}); // larger
+        // MQA tasks: 3 heads (32 tokens a block), 24 (10), 300 (1); with the second value set
+        run_case(ex1, ex, &r, (struct acase){T, 3, 1, 40, 32, true, false, true});
+        run_case(ex1, ex, &r, (struct acase){T, 24, 1, 36, 32, true, true, true});
+        run_case(ex1, ex, &r, (struct acase){T, 300, 1, 20, 16, true, false, true});
     }
     spec(&r);
     imc_exec_free(ex);
+    imc_exec_free(ex1);
     return check_summary();
 }
