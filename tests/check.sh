@@ -14,6 +14,14 @@ fail=0
 check_passed=0
 check_skipped=0
 
+# The commands under test run on the CPU even where a GPU is visible: --device auto would pick
+# it, and on a GPU the bits depend on the batch shape (cuBLAS picks kernels by shape), which the
+# byte-identity tests across batch sizes, threads and layouts must not see. The GPU is tested by
+# the tests/cuda tests, e2e.device (which restores check_cuda_devices) and scripts/gpu-check.sh.
+# shellcheck disable=SC2034 # read by tests/e2e/test_device.sh
+check_cuda_devices=${CUDA_VISIBLE_DEVICES-unset}
+export CUDA_VISIBLE_DEVICES=
+
 check() {
     local what=$1
     shift

@@ -10,6 +10,12 @@
 # model gives a PPL; a bad value is a usage error.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" device
+# this test is about the GPUs: the ones the caller made visible (check.sh hid them)
+if [ "$check_cuda_devices" = unset ]; then
+    unset CUDA_VISIBLE_DEVICES
+else
+    export CUDA_VISIBLE_DEVICES=$check_cuda_devices
+fi
 
 m=$tmp/m.gguf
 "$IMC_BIN" gen-model --preset llama-tiny -o "$m" >/dev/null 2>&1 || check_fail "gen-model"
