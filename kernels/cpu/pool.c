@@ -7,9 +7,14 @@
  * is what makes results independent of the thread count (a task always computes the same
  * outputs in the same order; only which thread runs it varies).
  *
- * Protocol: imc_exec_run publishes a job (fn, ctx, n_tasks) under the mutex and bumps the
- * generation; workers and the caller claim task indices from an atomic counter; the caller waits
- * until every worker has left the job. One job at a time (the API is not reentrant).
+ * Protocol: imc_exec_run publishes a job (fn, ctx, n_tasks) under the mutex, bumps the
+ * generation and sets the claim word to (generation << 32 | 0). Workers copy the job under the
+ * mutex; the workers and the caller claim task indices by compare-and-swap on the claim word,
+ * which succeeds only while its generation is still the one the claimer copied, so a worker
+ * that wakes late (descheduled, the machine busy) claims nothing of a finished job nor of a
+ * later one it has not copied. Each finished task counts in `done`; the caller returns when
+ * done reaches n_tasks (the last finisher signals it), not when every worker has woken: a job
+ * never waits for a thread that has no task of it. One job at a time (not reentrant).
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -34,14 +39,14 @@ struct imc_exec {
     int n_started;                // workers actually started
     pthread_mutex_t mu;
     pthread_cond_t cv_work; // a new job or stop
-    pthread_cond_t cv_done; // the last worker left the job
+    pthread_cond_t cv_done; // the job's last task finished
     uint64_t generation;    // bumped per job
     bool stop;
-    int n_busy; // workers still inside the current job
     imc_task_fn fn;
     void *ctx;
     int64_t n_tasks;
-    atomic_int_fast64_t next;     // next unclaimed task
+    _Atomic uint64_t claim;       // generation << 32 | next unclaimed task
+    atomic_int_fast64_t done;     // tasks of the current job finished
     struct scratch *scratch;      // [n_threads]
     struct imc_exec_trace *trace; // recording (1 thread only), or NULL
     int cut_threads;              // while tracing: the thread count kernels cut work for
@@ -53,14 +58,36 @@ struct worker_arg {
     int thread;
 };
 
-static void work(struct imc_exec *ex, int thread)
+// A job as a thread copied it (under the mutex).
+struct job {
+    imc_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    uint64_t gen; // low 32 bits of the generation
+};
+
+// Claims and runs tasks of job j until none is left or the claim word has moved on to another
+// job; the thread that finishes the job's last task wakes the caller.
+static void work(struct imc_exec *ex, const struct job *j, int thread)
 {
+    uint64_t c = atomic_load_explicit(&ex->claim, memory_order_acquire);
     for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&ex->next, 1, memory_order_relaxed);
-        if (t >= ex->n_tasks) {
+        const uint64_t t = c & 0xffffffffu;
+        if (c >> 32 != j->gen || t >= (uint64_t)j->n_tasks) {
             return;
         }
-        ex->fn(ex->ctx, t, thread);
+        if (!atomic_compare_exchange_weak_explicit(&ex->claim, &c, c + 1, memory_order_acquire,
+                                                   memory_order_acquire)) {
+            continue; // c reloaded
+        }
+        j->fn(j->ctx, (int64_t)t, thread);
+        if (atomic_fetch_add_explicit(&ex->done, 1, memory_order_acq_rel) + 1 == j->n_tasks) {
+            pthread_mutex_lock(&ex->mu);
+            pthread_cond_signal(&ex->cv_done);
+            pthread_mutex_unlock(&ex->mu);
+            return;
+        }
+        c = atomic_load_explicit(&ex->claim, memory_order_acquire);
     }
 }
 
@@ -79,12 +106,10 @@ static void *worker_main(void *p)
             break;
         }
         seen = ex->generation;
+        const struct job j = {ex->fn, ex->ctx, ex->n_tasks, seen & 0xffffffffu};
         pthread_mutex_unlock(&ex->mu);
-        work(ex, thread);
+        work(ex, &j, thread);
         pthread_mutex_lock(&ex->mu);
-        if (--ex->n_busy == 0) {
-            pthread_cond_signal(&ex->cv_done);
-        }
     }
     pthread_mutex_unlock(&ex->mu);
     return NULL;
@@ -130,7 +155,8 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->cv_work, NULL);
     pthread_cond_init(&ex->cv_done, NULL);
-    atomic_init(&ex->next, 0);
+    atomic_init(&ex->claim, 0);
+    atomic_init(&ex->done, 0);
     if (!ex->threads || !ex->scratch) {
         IMC_LOG_ERR("exec: out of memory");
         imc_exec_free(ex);
@@ -308,7 +334,7 @@ void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, v
         run_traced(ex, n_tasks, fn, ctx);
         return;
     }
-    if (ex->n_threads == 1 || n_tasks == 1) {
+    if (ex->n_threads == 1 || n_tasks == 1 || n_tasks > 0xffffffff) { // > 2^32: not in a claim
         for (int64_t t = 0; t < n_tasks; t++) {
             fn(ctx, t, 0);
         }
@@ -318,14 +344,15 @@ void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, v
     ex->fn = fn;
     ex->ctx = ctx;
     ex->n_tasks = n_tasks;
-    atomic_store_explicit(&ex->next, 0, memory_order_relaxed);
-    ex->n_busy = ex->n_started;
     ex->generation++;
+    const struct job j = {fn, ctx, n_tasks, ex->generation & 0xffffffffu};
+    atomic_store_explicit(&ex->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&ex->claim, j.gen << 32, memory_order_release);
     pthread_cond_broadcast(&ex->cv_work);
     pthread_mutex_unlock(&ex->mu);
-    work(ex, 0);
+    work(ex, &j, 0);
     pthread_mutex_lock(&ex->mu);
-    while (ex->n_busy > 0) {
+    while (atomic_load_explicit(&ex->done, memory_order_acquire) < n_tasks) {
         pthread_cond_wait(&ex->cv_done, &ex->mu);
     }
     pthread_mutex_unlock(&ex->mu);
