@@ -113,7 +113,9 @@ static void *alloc_array(int64_t n, size_t elem, const char *what)
 static enum imc_status place_slice(struct dist *d, int64_t lb, int64_t le)
 {
     const struct imc_dist_job *j = d->j;
-    IMC_TRY(imc_rank_place(j->comm, &d->place));
+    struct imc_rank_gpus gpus;
+    imc_rank_gpus_for(j->device, &gpus);
+    IMC_TRY(imc_rank_place(j->comm, &gpus, &d->place));
     struct imc_slice_spec sp = {.layer_begin = lb,
                                 .layer_end = le,
                                 .embedding = d->stage == 0,

@@ -3,6 +3,7 @@
  */
 #include "numa/topo.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <hwloc.h>
 #include <stdio.h>
@@ -33,6 +34,38 @@ int imc_topo_node_index(const struct imc_topo *t, int os_index)
 {
     for (int i = 0; i < t->n_nodes; i++) {
         if (t->nodes[i].os_index == os_index) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+// Parses "domain:bus:device.function" (hex) into v; false for anything else.
+static bool parse_pci(const char *s, unsigned long v[4])
+{
+    char *end;
+    for (int i = 0; i < 4; i++) {
+        if (!s || !isxdigit((unsigned char)*s)) {
+            return false;
+        }
+        v[i] = strtoul(s, &end, 16);
+        const char sep = i < 2 ? ':' : i == 2 ? '.' : '\0';
+        if (*end != sep) {
+            return false;
+        }
+        s = end + 1;
+    }
+    return true;
+}
+
+int imc_topo_gpu_by_pci(const struct imc_topo *t, const char *bus)
+{
+    unsigned long want[4], have[4];
+    if (!parse_pci(bus, want)) {
+        return -1;
+    }
+    for (int i = 0; i < t->n_gpus; i++) {
+        if (parse_pci(t->gpus[i].pci, have) && memcmp(want, have, sizeof(want)) == 0) {
             return i;
         }
     }
@@ -74,9 +107,8 @@ static int gpu_matches(hwloc_obj_t o, enum gpu_source src)
 {
     switch (src) {
     case GPU_CUDA:
-        return o->type == HWLOC_OBJ_OS_DEVICE &&
-               o->attr->osdev.type == HWLOC_OBJ_OSDEV_COPROC && o->subtype &&
-               strcmp(o->subtype, "CUDA") == 0;
+        return o->type == HWLOC_OBJ_OS_DEVICE && o->attr->osdev.type == HWLOC_OBJ_OSDEV_COPROC &&
+               o->subtype && strcmp(o->subtype, "CUDA") == 0;
     case GPU_NVML:
         return o->type == HWLOC_OBJ_OS_DEVICE && o->attr->osdev.type == HWLOC_OBJ_OSDEV_GPU &&
                o->name && strncmp(o->name, "nvml", 4) == 0;
@@ -97,12 +129,24 @@ static int io_node(const struct imc_topo *t, hwloc_topology_t hw, hwloc_obj_t o)
     return imc_topo_node_index(t, hwloc_bitmap_first(anc->nodeset));
 }
 
-static void gpu_name(hwloc_obj_t o, char *buf, size_t size)
+// The PCI bus id of o or of its closest PCI ancestor (an OS device's), "" when none.
+static void gpu_pci(hwloc_obj_t o, char *buf, size_t size)
 {
-    if (o->type == HWLOC_OBJ_PCI_DEVICE) {
+    while (o && o->type != HWLOC_OBJ_PCI_DEVICE) {
+        o = o->parent;
+    }
+    buf[0] = '\0';
+    if (o) {
         snprintf(buf, size, "%04x:%02x:%02x.%01x", (unsigned)o->attr->pcidev.domain,
                  (unsigned)o->attr->pcidev.bus, (unsigned)o->attr->pcidev.dev,
                  (unsigned)o->attr->pcidev.func);
+    }
+}
+
+static void gpu_name(hwloc_obj_t o, char *buf, size_t size)
+{
+    if (o->type == HWLOC_OBJ_PCI_DEVICE) {
+        gpu_pci(o, buf, size);
     } else {
         snprintf(buf, size, "%s", o->name ? o->name : "?");
     }
@@ -140,6 +184,7 @@ static enum imc_status find_gpus(struct imc_topo *t, hwloc_topology_t hw)
             }
             struct imc_topo_gpu g = {.node = io_node(t, hw, o)};
             gpu_name(o, g.name, sizeof(g.name));
+            gpu_pci(o, g.pci, sizeof(g.pci));
             int j = t->n_gpus++;
             while (src != GPU_PCI && j > 0 &&
                    name_number(t->gpus[j - 1].name) > name_number(g.name)) {
@@ -163,8 +208,8 @@ static enum imc_status summarize(hwloc_topology_t hw, struct imc_topo **out)
     }
     t->hw = hw;
     t->is_this_system = hwloc_topology_is_thissystem(hw) != 0;
-    hwloc_obj_type_t ct = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE
-                                                                            : HWLOC_OBJ_PU;
+    hwloc_obj_type_t ct =
+        hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
     int nn = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_NUMANODE);
     int nc = hwloc_get_nbobjs_by_type(hw, ct);
     int np = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_PU);

@@ -14,7 +14,9 @@
  *
  * GPUs: OS devices "cudaN" (hwloc's CUDA plugin) if any; else "nvmlN"; else NVIDIA PCI display
  * controllers (vendor 0x10de, class 0x0300/0x0302) in PCI bus order, which is CUDA's order under
- * CUDA_DEVICE_ORDER=PCI_BUS_ID and, for identical GPUs, its default order too.
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID and, for identical GPUs, its default order too. Each GPU also
+ * carries its PCI bus id, so a caller that knows a CUDA device's bus id finds its node whatever
+ * the order (imc_topo_gpu_by_pci).
  *
  * Invariants: nodes[] in hwloc logical order; cores[] grouped by node in node order (node i owns
  * cores[nodes[i].core_begin .. + n_cores)); pus[] grouped by core the same way; n_nodes >= 1.
@@ -42,21 +44,22 @@ struct imc_topo_core {
 };
 
 struct imc_topo_gpu {
-    int node;       // index into nodes[] of the closest NUMA node, -1 when unknown
-    char name[32];  // "cuda0", "nvml0" or the PCI bus id "0000:17:00.0"
+    int node;      // index into nodes[] of the closest NUMA node, -1 when unknown
+    char name[32]; // "cuda0", "nvml0" or the PCI bus id "0000:17:00.0"
+    char pci[16];  // PCI bus id "dddd:bb:dd.f" (lower-case hex), "" when unknown
 };
 
 struct imc_topo {
-    int n_nodes;                  // NUMA nodes, >= 1
-    struct imc_topo_node *nodes;  // [n_nodes]
-    int n_cores;                  // cores of all nodes
-    struct imc_topo_core *cores;  // [n_cores]
-    int n_pus;                    // PUs of all cores
-    int *pus;                     // [n_pus] PU OS indices
-    int n_gpus;                   // GPUs found (see above)
-    struct imc_topo_gpu *gpus;    // [n_gpus]
-    bool is_this_system;          // binding with this topology is possible
-    void *hw;                     // hwloc_topology_t (owned), NULL for hand-built topologies
+    int n_nodes;                 // NUMA nodes, >= 1
+    struct imc_topo_node *nodes; // [n_nodes]
+    int n_cores;                 // cores of all nodes
+    struct imc_topo_core *cores; // [n_cores]
+    int n_pus;                   // PUs of all cores
+    int *pus;                    // [n_pus] PU OS indices
+    int n_gpus;                  // GPUs found (see above)
+    struct imc_topo_gpu *gpus;   // [n_gpus]
+    bool is_this_system;         // binding with this topology is possible
+    void *hw;                    // hwloc_topology_t (owned), NULL for hand-built topologies
 };
 
 // Reads this machine's topology (or HWLOC_XMLFILE / HWLOC_SYNTHETIC). Returns a new topology in
@@ -73,5 +76,8 @@ void imc_topo_free(struct imc_topo *t);
 
 // Index into t->nodes of the node with OS number os_index, or -1.
 int imc_topo_node_index(const struct imc_topo *t, int os_index);
+// Index into t->gpus of the GPU at PCI bus id `bus` ("domain:bus:device.function" in hex, any
+// width of domain: CUDA writes "00000000:17:00.0", hwloc "0000:17:00.0"), -1 when none is.
+int imc_topo_gpu_by_pci(const struct imc_topo *t, const char *bus);
 
 #endif // IMC_NUMA_TOPO_H

@@ -80,7 +80,9 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
                             const struct imc_opt_common *c)
 {
     const int per_core = c->threads_per_core > 0 ? (int)c->threads_per_core : 1;
-    const int n = imc_rank_threads(comm, requested_threads(c), per_core);
+    struct imc_rank_gpus gpus;
+    imc_rank_gpus_for((enum imc_device)c->device, &gpus);
+    const int n = imc_rank_threads(comm, &gpus, requested_threads(c), per_core);
     const int size = comm ? imc_comm_size(comm) : 1;
     if (size <= 1) {
         IMC_LOG_DBG("%s: %d thread(s) (%s)", cmd, n, c->threads > 0 ? "-t" : "automatic");

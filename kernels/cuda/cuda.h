@@ -44,6 +44,13 @@ static inline enum imc_status imc_cuda_select(int dev)
     return imc_cuda_set_device(dev);
 }
 
+// buf[0..len) = device dev's PCI bus id (as CUDA writes it: "00000000:17:00.0"), for finding
+// its NUMA node (numa/topo.h imc_topo_gpu_by_pci). IMC_ERR_CUDA (logged) for a bad dev.
+static inline enum imc_status imc_cuda_pci_bus(int dev, char *buf, int len)
+{
+    return imc_cuda_pci_bus_id(dev, buf, len);
+}
+
 // The CUDA op table (kernels/cuda/table.cu, "cuda"; kern_decl.h declares imc_cuda_backend).
 
 #else
@@ -56,6 +63,15 @@ static inline int imc_cuda_devices(void)
 static inline enum imc_status imc_cuda_select(int dev)
 {
     (void)dev;
+    return IMC_ERR_UNSUPPORTED;
+}
+
+static inline enum imc_status imc_cuda_pci_bus(int dev, char *buf, int len)
+{
+    (void)dev;
+    if (len > 0) {
+        buf[0] = '\0';
+    }
     return IMC_ERR_UNSUPPORTED;
 }
 

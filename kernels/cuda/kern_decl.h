@@ -51,6 +51,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(device_count)(int *n);
 // Makes device dev (0 .. count - 1) the calling host thread's device for later calls.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(set_device)(int dev);
+// buf[0..len) = the PCI bus id of device dev ("00000000:17:00.0"; the emulator's is all zeros).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(pci_bus_id)(int dev, char *buf, int len);
 
 // ---- attention.cu, moe_route.cu: the twins of imc_ref_attention and imc_ref_moe_route ---------
 struct imc_attn_args;  // kernels/kernels.h

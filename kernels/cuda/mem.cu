@@ -61,6 +61,12 @@ extern "C" enum imc_status IMC_CUDA_FN(set_device)(int dev)
     return IMC_OK;
 }
 
+extern "C" enum imc_status IMC_CUDA_FN(pci_bus_id)(int dev, char *buf, int len)
+{
+    IMC_CUDA_CHECK(cudaDeviceGetPCIBusId(buf, len, dev));
+    return IMC_OK;
+}
+
 extern "C" enum imc_status IMC_CUDA_FN(device_count)(int *n)
 {
     *n = 0;

@@ -373,6 +373,11 @@ int main(void)
 {
     int devs = 0;
     CHECK(imc_cuemu_device_count(&devs) == IMC_OK && devs == 1, "one emulated device: %d", devs);
+    char bus[20] = "";
+    CHECK(imc_cuemu_pci_bus_id(0, bus, (int)sizeof(bus)) == IMC_OK &&
+              strcmp(bus, "00000000:00:00.0") == 0,
+          "device 0's PCI bus id: '%s'", bus);
+    CHECK(imc_cuemu_pci_bus_id(1, bus, (int)sizeof(bus)) != IMC_OK, "no device 1");
     CHECK(block_sums(5, 256, 0) == CUEMU_ORDER_COUNT, "barrier reduction in every order");
     CHECK(block_sums(3, 64, 0) == CUEMU_ORDER_COUNT, "barrier reduction, 64 threads");
     int racy = block_sums(5, 256, 1);

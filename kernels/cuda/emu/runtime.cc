@@ -155,6 +155,17 @@ cudaError_t cudaSetDevice(int dev)
     return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetPCIBusId(char *buf, int len, int dev)
+{
+    if (dev != 0 || len < 1) {
+        cuemu::set_error(cudaErrorInvalidValue,
+                         "cudaDeviceGetPCIBusId(%d, len %d): the emulator has device 0", dev, len);
+        return cudaErrorInvalidValue;
+    }
+    snprintf(buf, (size_t)len, "00000000:00:00.0");
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = cuemu::t_err;
