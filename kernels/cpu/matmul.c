@@ -5,13 +5,13 @@
  * (kernels/cpu/gemm.h: 16 rows, k-major), within a 2 MiB budget and small enough that W has
  * MANY_TILES tiles where it can (twice the pool's threads when that is more: an expert's
  * few-token matmul still feeds every thread); tokens are chunked (TOK_CHUNK) only when W has
- * fewer than MANY_TILES tiles, so
- * each weight row is dequantized once per call. A task packs its W rows into panels in
- * per-thread scratch: quantized rows are dequantized SEG elements at a time, a panel's 16 rows
- * together, into a small buffer transposed into the panel; f32 rows are packed straight from
- * the mapping. With many tokens it packs the whole tile, then runs one imc_gemm_packed; with at
- * most FUSED_TOKS tokens (decode-sized calls, MoE experts) it multiplies each 16 × SEG block as
- * soon as it is packed, continuing the accumulators through y.
+ * fewer than MANY_TILES tiles, so each weight row is dequantized once per call. A task packs
+ * its W rows into panels in per-thread scratch: quantized rows are dequantized SEG elements at
+ * a time, a panel's 16 rows together, into a small buffer transposed into the panel (f16 and
+ * bf16 rows by half.h's vector decoders on AVX2: the same floats); f32 rows are packed straight
+ * from the mapping. With many tokens it packs the whole tile, then runs one imc_gemm_packed;
+ * with at most FUSED_TOKS tokens (decode-sized calls, MoE experts) it multiplies each 16 × SEG
+ * block as soon as it is packed, continuing the accumulators through y.
  *
  * Invariant (bitwise): y[t][o] is one float accumulator updated by fmaf(x[t][i], W[o][i], acc)
  * for i = 0, 1, ..., n_in - 1 (gemm.h), so it depends only on x[t], W row o and n_in: never on
@@ -35,6 +35,7 @@
 
 #include "core/log.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/half.h"
 #include "kernels/cpu/qmm.h"
 #include "kernels/kernels.h"
 
@@ -52,18 +53,19 @@ struct mm_job {
     const uint8_t *w;
     uint64_t row_bytes;
     const struct imc_type_traits *tr; // W's type; NULL for f32 (packed as it is)
-    int64_t block_size;       // elements per block of W's type
-    int64_t seg;              // elements dequantized per row at a time (a multiple of block_size)
+    imc_half_fn half;                 // f16/bf16 rows' vector decoder (half.h), or NULL
+    int64_t block_size;               // elements per block of W's type
+    int64_t seg; // elements dequantized per row at a time (a multiple of block_size)
     int64_t n_out, n_in, n_tok, tile, n_tiles, chunk;
     const float *x;
     int64_t ldx;
     const struct imc_exec *ex;
     enum imc_gemm_path path;
     enum imc_type type;
-    bool q8;                 // the integer route (qmm.h): xq holds the quantized x rows
-    uint8_t *xq;             // n_tok quantized x rows of ldq bytes, owned by the group call
-    uint64_t ldq;            // bytes per xq row: imc_qmm_xrow_bytes(type, n_in)
-    int failed; // set (to 1) by a task whose scratch allocation failed
+    bool q8;      // the integer route (qmm.h): xq holds the quantized x rows
+    uint8_t *xq;  // n_tok quantized x rows of ldq bytes, owned by the group call
+    uint64_t ldq; // bytes per xq row: imc_qmm_xrow_bytes(type, n_in)
+    int failed;   // set (to 1) by a task whose scratch allocation failed
 };
 
 // Rows per tile: within the TILE_BYTES budget, and small enough that W has `many` tiles where
@@ -90,7 +92,12 @@ static void pack_seg(const struct mm_job *j, int64_t o, int64_t nr, int64_t k0, 
         return;
     }
     for (int64_t r = 0; r < nr; r++) {
-        imc_type_decode(j->tr, j->w, o + r, j->n_in, k0, kn, deq + r * j->seg);
+        if (j->half) {
+            const uint8_t *w = j->w + (uint64_t)(o + r) * j->row_bytes;
+            j->half((const uint16_t *)w + k0, deq + r * j->seg, kn);
+        } else {
+            imc_type_decode(j->tr, j->w, o + r, j->n_in, k0, kn, deq + r * j->seg);
+        }
     }
     imc_gemm_pack_panel(j->path, dst, deq, j->seg, nr, kn);
 }
@@ -181,6 +188,7 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .ex = ex,
                          .path = imc_exec_gemm_path(ex),
                          .type = m->type,
+                         .half = imc_cpu_half_decoder(m->type, imc_exec_gemm_path(ex)),
                          .q8 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 &&
                                imc_qmm_supports(m->type, m->n_in) && n_tok > 0};
     const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
