@@ -6,7 +6,7 @@
  * to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
  *
  *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3] [--type NAME (default: all)]
- *             [--tokens 1,8,64,512] [--cpu-clock]
+ *             [--tokens 1,8,64,512] [--cpu-clock] [--path generic|avx2|vnni (default: best)]
  * --tokens: the token counts (up to 16 of them, each 1..4096), in the order given.
  * --cpu-clock times by the process's CPU clock instead of the wall clock: steadier on a machine
  * shared with other jobs, meaningful with --threads 1 only (the pool's threads add up).
@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 #include "types/types.h"
 
@@ -70,7 +71,7 @@ int main(int argc, char **argv)
 {
     int64_t n_out = 2048, n_in = 2048;
     int threads = 1, reps = 3;
-    const char *only = NULL;
+    const char *only = NULL, *path = NULL;
     bool cpu = false;
     int64_t toks[MAX_TOKS] = {1, 8, 64, 512};
     int n_toks = 4;
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--type") == 0) {
             only = argv[i + 1];
+        } else if (strcmp(argv[i], "--path") == 0) {
+            path = argv[i + 1];
         } else {
             fprintf(stderr, "bench_qmm: unknown option '%s'\n", argv[i]);
             return 2;
@@ -115,6 +118,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_qmm: bad sizes (--in a multiple of 32) or out of memory\n");
         return 1;
     }
+    if (path) {
+        enum imc_gemm_path p = IMC_GEMM_GENERIC;
+        while (p <= IMC_GEMM_VNNI && strcmp(imc_gemm_path_name(p), path) != 0) {
+            p++;
+        }
+        if (p > IMC_GEMM_VNNI || imc_exec_set_gemm_path(ex, p) != IMC_OK) {
+            fprintf(stderr, "bench_qmm: --path '%s': generic, avx2 or vnni, as the CPU allows\n",
+                    path);
+            return 2;
+        }
+    }
     uint64_t s = 1;
     for (int64_t i = 0; i < n_out * n_in; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -125,7 +139,7 @@ int main(int argc, char **argv)
         x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
     }
     printf("W %lld x %lld, %d thread(s), GEMM path %s, %s clock\n", (long long)n_out,
-           (long long)n_in, threads, imc_exec_gemm_path(ex) == IMC_GEMM_AVX2 ? "avx2" : "generic",
+           (long long)n_in, threads, imc_gemm_path_name(imc_exec_gemm_path(ex)),
            cpu ? "CPU" : "wall");
     printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
     const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,

@@ -36,9 +36,11 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads);
 void imc_exec_free(struct imc_exec *ex); // NULL is a no-op
 int imc_exec_n_threads(const struct imc_exec *ex); // 1 for NULL
 
-// The code path of the f32 GEMM under imc_cpu_matmul (kernels/cpu/gemm.h). Both give the same
-// bits; AVX2 needs a CPU with AVX2 and FMA, generic runs anywhere.
-enum imc_gemm_path { IMC_GEMM_GENERIC = 0, IMC_GEMM_AVX2 = 1 };
+// The code path of the kernels under imc_cpu_matmul (kernels/cpu/gemm.h, qmm.h). All give the
+// same bits; AVX2 needs a CPU with AVX2 and FMA (and F16C for the q8 route's and f16's vector
+// code), generic runs anywhere; VNNI is the AVX2 path with VNNI dot products (AVX512-VNNI+VL or
+// AVX-VNNI) in the q8 route's 32-block tile.
+enum imc_gemm_path { IMC_GEMM_GENERIC = 0, IMC_GEMM_AVX2 = 1, IMC_GEMM_VNNI = 2 };
 // The path ex's kernels use: the fastest the CPU supports, chosen once by imc_exec_init.
 enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex);
 // Forces path (tests, benchmarks; call between ops). IMC_ERR_UNSUPPORTED (logged) when the CPU

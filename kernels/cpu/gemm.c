@@ -17,15 +17,16 @@
 
 #include "core/log.h"
 #include "kernels/cpu/gemm_impl.h"
+#include "kernels/cpu/qmm.h"
 
-#define KC 256 // k-steps per block
-#define MC 96  // A rows per block (a multiple of MR)
-#define NC 256 // B rows packed at a time by imc_gemm_nt
+#define KC 256      // k-steps per block
+#define MC 96       // A rows per block (a multiple of MR)
+#define NC 256      // B rows packed at a time by imc_gemm_nt
 #define FEW_ROWS 32 // imc_gemm_nt with at most this many A rows packs B one L1 block at a time
 
 // The generic tile: the specification of gemm_impl.h written with fmaf.
-static void tile_generic(int mr, int64_t kc, const float *a, int64_t lda, const float *bp,
-                         float *c, int64_t ldc, bool load)
+static void tile_generic(int mr, int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                         int64_t ldc, bool load)
 {
     float acc[IMC_GEMM_MR][IMC_GEMM_NR];
     for (int i = 0; i < mr; i++) {
@@ -64,7 +65,7 @@ static const struct imc_gemm_kernels generic_kernels = {
 
 static const struct imc_gemm_kernels *kernels_of(enum imc_gemm_path path)
 {
-    if (path == IMC_GEMM_AVX2) {
+    if (path == IMC_GEMM_AVX2 || path == IMC_GEMM_VNNI) { // VNNI: the AVX2 GEMM
         const struct imc_gemm_kernels *k = imc_gemm_kernels_avx2();
         IMC_ASSERT(k != NULL);
         return k;
@@ -75,17 +76,24 @@ static const struct imc_gemm_kernels *kernels_of(enum imc_gemm_path path)
 
 bool imc_gemm_path_supported(enum imc_gemm_path path)
 {
-    return path == IMC_GEMM_GENERIC || (path == IMC_GEMM_AVX2 && imc_gemm_kernels_avx2());
+    return path == IMC_GEMM_GENERIC || (path == IMC_GEMM_AVX2 && imc_gemm_kernels_avx2()) ||
+           (path == IMC_GEMM_VNNI && imc_gemm_kernels_avx2() &&
+            imc_qmm_tile_vnni(IMC_QMM_VNNI_BEST));
 }
 
 enum imc_gemm_path imc_gemm_path_best(void)
 {
-    return imc_gemm_kernels_avx2() ? IMC_GEMM_AVX2 : IMC_GEMM_GENERIC;
+    return imc_gemm_path_supported(IMC_GEMM_VNNI)   ? IMC_GEMM_VNNI
+           : imc_gemm_path_supported(IMC_GEMM_AVX2) ? IMC_GEMM_AVX2
+                                                    : IMC_GEMM_GENERIC;
 }
 
 const char *imc_gemm_path_name(enum imc_gemm_path path)
 {
-    return path == IMC_GEMM_AVX2 ? "avx2" : path == IMC_GEMM_GENERIC ? "generic" : "unknown";
+    return path == IMC_GEMM_VNNI      ? "vnni"
+           : path == IMC_GEMM_AVX2    ? "avx2"
+           : path == IMC_GEMM_GENERIC ? "generic"
+                                      : "unknown";
 }
 
 float *imc_gemm_align(float *p)
@@ -154,8 +162,8 @@ void imc_gemm_packed(enum imc_gemm_path path, float *c, int64_t ldc, const float
                 const float *bpan = bp + j * k + kb * IMC_GEMM_NR;
                 for (int64_t ir = ic; ir < ic + mc; ir += IMC_GEMM_MR) {
                     const int mr = (int)(ic + mc - ir < IMC_GEMM_MR ? ic + mc - ir : IMC_GEMM_MR);
-                    run_tile(kern, mr, nr, kc, a + ir * lda + kb, lda, bpan, c + ir * ldc + j,
-                             ldc, kb > 0 || accumulate);
+                    run_tile(kern, mr, nr, kc, a + ir * lda + kb, lda, bpan, c + ir * ldc + j, ldc,
+                             kb > 0 || accumulate);
                 }
             }
         }

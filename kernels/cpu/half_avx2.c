@@ -47,7 +47,7 @@ AVX2 static void bf16_avx2(const uint16_t *src, float *dst, int64_t n)
 
 imc_half_fn imc_cpu_half_decoder(enum imc_type type, enum imc_gemm_path path)
 {
-    if (path != IMC_GEMM_AVX2 || !__builtin_cpu_supports("avx2") ||
+    if (path == IMC_GEMM_GENERIC || !__builtin_cpu_supports("avx2") ||
         !__builtin_cpu_supports("f16c")) {
         return NULL;
     }

@@ -33,7 +33,7 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
 void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
                       void *out)
 {
-    const imc_qmm_quant_fn vec = path == IMC_GEMM_AVX2 ? imc_qmm_quantize_avx2() : NULL;
+    const imc_qmm_quant_fn vec = path != IMC_GEMM_GENERIC ? imc_qmm_quantize_avx2() : NULL;
     if (vec) {
         vec(t, x, n, out);
     } else if (imc_qmm_is_k(t)) {
@@ -219,7 +219,7 @@ uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
 {
     const uint64_t groups = (uint64_t)(nr + 7) / 8;
     return imc_qmm_is_k(t) ? groups * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880
-                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 288;
+                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 320; // VNNI's groups
 }
 
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
@@ -229,9 +229,11 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
     const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
     const bool direct = nt <= imc_qmm_direct_toks(type);
-    const imc_qmm_tile_fn vec = path != IMC_GEMM_AVX2 ? NULL
-                                : direct              ? imc_qmm_direct_avx2()
-                                                      : imc_qmm_tile_avx2();
+    const bool vnni = path == IMC_GEMM_VNNI && !direct && !imc_qmm_is_k(type);
+    const imc_qmm_tile_fn vec = path == IMC_GEMM_GENERIC ? NULL
+                                : vnni                   ? imc_qmm_tile_vnni(IMC_QMM_VNNI_BEST)
+                                : direct                 ? imc_qmm_direct_avx2()
+                                                         : imc_qmm_tile_avx2();
     if (vec) {
         vec(type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
         return;

@@ -18,8 +18,8 @@
  *     acc = fmaf((float)I_b, dw_b · dx_b, acc)            (the scale product one float multiply)
  *     y = acc
  * The integer sum is exact, so a path may form it in any order (AVX2: rows interleaved 4 bytes
- * at a time, one row per 32-bit lane; VNNI's dpbusd would give the same), and the float
- * operations are the same per block on every path. y depends only on W row o, x row t and n:
+ * at a time, one row per 32-bit lane; VNNI: dpbusd on x + 128, minus 128·Σw: qmm_vnni.c), and the
+ * float operations are the same per block on every path. y depends only on W row o, x row t and n:
  * never on the batch, the tiling, the thread count or the path.
  *
  * The 256-block types (K-quants Q2_K..Q6_K, IQ4_XS) take the activations in a q8_K-like form
@@ -115,8 +115,8 @@ static inline int imc_qmm_direct_toks(enum imc_type t)
 }
 
 // Bytes of scratch imc_qmm_tile needs for nr W rows of n elements of type t (supported): the
-// AVX2 path's copy of the rows, 8 at a time interleaved (32-block types: 9/8 of n bytes per
-// row; K types: 45/32 of n bytes per row), rows rounded up to 8.
+// AVX2 and VNNI paths' copy of the rows, 8 at a time interleaved (32-block types: 10/8 of n
+// bytes per row, VNNI's groups; K types: 45/32 of n bytes per row), rows rounded up to 8.
 uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n);
 
 // y[t·ldy + r] for r < nr, t < nt = the outputs of W rows w + r·row_bytes (type t, n elements;
@@ -137,8 +137,8 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
 // A vector path's whole tile: imc_qmm_tile's contract (nb blocks of the type's size per row),
 // with scratch of imc_qmm_scratch_bytes(type, nr, n) bytes for its repacked weights.
 typedef void (*imc_qmm_tile_fn)(enum imc_type type, const uint8_t *w, uint64_t row_bytes,
-                                int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
-                                int64_t nb, float *y, int64_t ldy, void *scratch);
+                                int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
+                                float *y, int64_t ldy, void *scratch);
 
 // True for the 256-block types (activations struct imc_q8k).
 static inline bool imc_qmm_is_k(enum imc_type t)
@@ -200,6 +200,9 @@ static inline void imc_qmm_kscales(enum imc_type t, const uint8_t *blk, int16_t 
     }
 }
 
+// The encodings of the VNNI tile: AVX512-VNNI with AVX512VL (EVEX) or AVX-VNNI (VEX).
+enum imc_qmm_vnni { IMC_QMM_VNNI_BEST = 0, IMC_QMM_VNNI_EVEX = 1, IMC_QMM_VNNI_VEX = 2 };
+
 // A vector path's imc_qmm_quantize for one path (the scalar functions' bytes).
 typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, void *out);
 
@@ -210,6 +213,10 @@ imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
 // The AVX2 tile that reads the weights in place (qmm_direct_avx2.c; scratch unused), the
 // tile's choice for nt <= imc_qmm_direct_toks(type); NULL as imc_qmm_tile_avx2.
 imc_qmm_tile_fn imc_qmm_direct_avx2(void);
+// The VNNI repacking tile of the 32-block types (qmm_vnni.c; the K types keep the AVX2 tile) in
+// encoding enc, BEST: EVEX where the CPU has it, else VEX; NULL when the CPU lacks that encoding
+// (or AVX2, FMA, F16C).
+imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc);
 #else
 static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)
 {
@@ -221,6 +228,11 @@ static inline imc_qmm_tile_fn imc_qmm_direct_avx2(void)
 }
 static inline imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
 {
+    return NULL;
+}
+static inline imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc)
+{
+    (void)enc;
     return NULL;
 }
 #endif

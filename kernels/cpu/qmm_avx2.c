@@ -35,29 +35,6 @@
 #define GK_MN 576
 #define GK_Q 832
 
-// The 8 × 8 transpose of 32-bit lanes: v[j] lane r = v[r] lane j before.
-AVX2 INLINE void transpose8(__m256i v[8])
-{
-    __m256i t[8], u[8];
-#pragma GCC unroll 16
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
-        t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < 4; i++) {
-        v[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
-        v[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
-    }
-}
-
 // Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of G32 bytes at out.
 AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                           uint8_t *out)

@@ -161,6 +161,29 @@ AVX2 INLINE void store8(const __m256 *acc, float *y, int64_t ldy, int nr, const 
     }
 }
 
+// The 8 × 8 transpose of 32-bit lanes: v[j] lane r = v[r] lane j before.
+AVX2 INLINE void transpose8(__m256i v[8])
+{
+    __m256i t[8], u[8];
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
 AVX2 INLINE void zero_acc(__m256 *acc, const int T)
 {
 #pragma GCC unroll 16

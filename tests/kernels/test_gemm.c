@@ -243,8 +243,12 @@ static void packed_api(struct krng *r, enum imc_gemm_path p)
 int main(void)
 {
     struct krng r = {11};
-    enum imc_gemm_path paths[2] = {IMC_GEMM_GENERIC, IMC_GEMM_AVX2};
-    int n_paths = 2;
+    enum imc_gemm_path paths[3] = {IMC_GEMM_GENERIC, IMC_GEMM_AVX2, IMC_GEMM_VNNI};
+    int n_paths = 3; // vnni runs the AVX2 GEMM: checked as a path of its own all the same
+    if (!imc_gemm_path_supported(IMC_GEMM_VNNI)) {
+        CHECK_SKIP("vnni path", "this CPU has no AVX512-VNNI+VL or AVX-VNNI");
+        n_paths = 2;
+    }
     if (!imc_gemm_path_supported(IMC_GEMM_AVX2)) {
         CHECK_SKIP("GEMM AVX2 path (== generic, invariance)", "this CPU has no AVX2/FMA");
         n_paths = 1;

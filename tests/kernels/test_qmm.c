@@ -5,7 +5,9 @@
  *
  *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
  *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
- *     32-token pass, with strided x and y;
+ *     32-token pass, with strided x and y; so do the VNNI tiles of the 32-block types in both
+ *     encodings (AVX512-VNNI+VL, AVX-VNNI) where the CPU has them (a SKIP line names a missing
+ *     one), and the matmul on the vnni path;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
@@ -206,12 +208,26 @@ static void run_paths(struct krng *r, const struct qcase *c)
           imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr, (long long)c->nt,
           bad, worst);
     if (imc_gemm_path_supported(IMC_GEMM_AVX2)) {
-        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy,
-                     scratch);
+        imc_qmm_tile(IMC_GEMM_AVX2, c->type, w, rb, c->nr, xq, ldq, c->nt, c->n, y2, ldy, scratch);
         CHECK(memcmp(y, y2, (size_t)(ldy * c->nt) * 4) == 0,
               "%s n=%lld %lldx%lld: avx2 bits differ from generic",
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
+    }
+    // the VNNI tile of the 32-block types in each encoding the CPU has (main reports the others)
+    for (int e = IMC_QMM_VNNI_EVEX; e <= IMC_QMM_VNNI_VEX && !imc_qmm_is_k(c->type); e++) {
+        const imc_qmm_tile_fn vt = imc_qmm_tile_vnni((enum imc_qmm_vnni)e);
+        if (vt) {
+            memset(y2, 0, (size_t)(ldy * c->nt) * 4);
+            vt(c->type, w, rb, c->nr, xq, ldq, c->nt, nb, y2, ldy, scratch);
+            bool same = true;
+            for (int64_t t = 0; t < c->nt; t++) {
+                same = same && memcmp(y + t * ldy, y2 + t * ldy, (size_t)c->nr * 4) == 0;
+            }
+            CHECK(same, "%s n=%lld %lldx%lld: vnni (%s) bits differ from generic",
+                  imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
+                  (long long)c->nt, e == IMC_QMM_VNNI_EVEX ? "evex" : "vex");
+        }
     }
     free(scratch);
     free(wd);
@@ -329,8 +345,11 @@ static void test_matmul(void)
         uint8_t *w = quantize_rows(type, wf, N_OUT, N_IN, &rb);
         for (int nt = 1; nt <= 3; nt += 2) {
             struct imc_exec *ex = kexec(nt);
-            for (int p = 0; p < 2; p++) {
-                if (imc_exec_set_gemm_path(ex, p ? IMC_GEMM_AVX2 : IMC_GEMM_GENERIC) != IMC_OK) {
+            static const enum imc_gemm_path paths[] = {IMC_GEMM_GENERIC, IMC_GEMM_AVX2,
+                                                       IMC_GEMM_VNNI};
+            for (int p = 0; p < 3; p++) {
+                if (!imc_gemm_path_supported(paths[p]) ||
+                    imc_exec_set_gemm_path(ex, paths[p]) != IMC_OK) {
                     continue;
                 }
                 imc_exec_set_matmul(ex, IMC_MATMUL_Q8);
@@ -350,7 +369,7 @@ static void test_matmul(void)
                     same = same && memcmp(ym, y + t0 * N_OUT, (size_t)m * N_OUT * 4) == 0;
                 }
                 CHECK(same, "%s, %d threads, %s path: a row's bits depend on the batch",
-                      imc_type_name((uint32_t)type), nt, p ? "avx2" : "generic");
+                      imc_type_name((uint32_t)type), nt, imc_gemm_path_name(paths[p]));
                 imc_exec_set_matmul(ex, IMC_MATMUL_F32);
                 imc_cpu_matmul(ex, yf, N_OUT, w, type, N_OUT, N_IN, x, N_IN, N_TOK);
                 const bool differs = memcmp(yf, y, N_TOK * N_OUT * 4) != 0;
@@ -374,6 +393,12 @@ int main(void)
     test_quantize();
     if (!imc_gemm_path_supported(IMC_GEMM_AVX2)) {
         CHECK_SKIP("avx2 paths", "this CPU lacks AVX2/FMA: only the generic kernel runs");
+    }
+    if (!imc_qmm_tile_vnni(IMC_QMM_VNNI_EVEX)) {
+        CHECK_SKIP("vnni evex tile", "this CPU lacks AVX512-VNNI/VL (or AVX2, FMA, F16C)");
+    }
+    if (!imc_qmm_tile_vnni(IMC_QMM_VNNI_VEX)) {
+        CHECK_SKIP("vnni vex tile", "this CPU lacks AVX-VNNI (or AVX2, FMA, F16C)");
     }
     test_paths();
     test_direct();

@@ -1,0 +1,172 @@
+/*
+ * kernels/cpu/qmm_vnni: the repacking tile of the 32-block types (q8_0, q4_0, iq4_nl) on CPUs
+ * with VNNI dot products (kernels/cpu/qmm.h): vpdpbusd adds the 4 products of 4 unsigned
+ * bytes by 4 signed bytes into each int32 lane, with no intermediate int16 (which is what makes
+ * AVX2 spend a sign and a widening madd on every maddubs). The activations enter as unsigned
+ * u = x + 128 (x ^ 0x80; |x| <= 127, so 1 <= u <= 255), the weights as they are, and
+ *     I_b = Σ u·w − 128·Σ w
+ * with the correction 128·Σ_e w_e of each row and block computed once, at repack. The integer
+ * is the same exact I_b, so the float operations and the bits are those of every other path.
+ *
+ * Two encodings of the same instruction, chosen at run time: AVX512-VNNI with AVX512VL (EVEX,
+ * ymm registers, 32 of them) and AVX-VNNI (VEX). Repacked group of 8 rows per block (GV bytes):
+ * d[8] (f32), −128·Σw per row (int32), then the weights as in qmm_avx2.c (lane r of vector j =
+ * row r's elements 4j .. 4j+3). Compiled by target attributes only.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include "kernels/cpu/qmm_avx2.h"
+
+#define NTOK 4      // token rows per kernel call
+#define TOK_PASS 32 // token rows per pass over the repacked rows (their groups stay in L2)
+#define GV 320      // bytes of 8 interleaved rows per 32-block: d[8], nc[8], q[8 groups][8 rows][4]
+#define GV_NC 32
+#define GV_Q 64
+
+_Static_assert(GV <= 2 * 160, "imc_qmm_scratch_bytes: 10/8 of a byte per weight");
+
+#define VNNI_VEX __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define VNNI_EVEX __attribute__((target("avx2,fma,f16c,avx512vnni,avx512vl")))
+
+// Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of GV bytes at out.
+AVX2 static void repack(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                        uint8_t *out)
+{
+    const uint64_t bb = rb / (uint64_t)nb;
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *g = out + b * GV;
+        float d[8];
+        __m256i v[8];
+        for (int r = 0; r < 8; r++) {
+            d[r] = 0.0f;
+            v[r] = r < nr ? weights(type, w + (uint64_t)r * rb + (uint64_t)b * bb, &d[r])
+                          : _mm256_setzero_si256();
+        }
+        transpose8(v);
+        __m256i s = _mm256_setzero_si256(); // lane r: Σ w of row r (exact: |Σ| <= 32·128)
+        for (int j = 0; j < 8; j++) {
+            _mm256_storeu_si256((__m256i *)(g + GV_Q + 32 * j), v[j]);
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v[j]), ones16));
+        }
+        _mm256_storeu_ps((float *)g, _mm256_loadu_ps(d));
+        _mm256_storeu_si256((__m256i *)(g + GV_NC),
+                            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s, 7)));
+    }
+}
+
+// 8 repacked rows (nb groups at g; nr of them real) × T tokens, DP the encoding's vpdpbusd.
+#define DEFINE_KERN(NAME, TARGET, DP)                                                              \
+    TARGET static inline __attribute__((always_inline)) void NAME(                                 \
+        const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,      \
+        int nr, const int T)                                                                       \
+    {                                                                                              \
+        const __m256i bias = _mm256_set1_epi8((char)0x80);                                         \
+        __m256 acc[NTOK];                                                                          \
+        zero_acc(acc, T);                                                                          \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            const uint8_t *gb = g + b * GV;                                                        \
+            const __m256i nc = _mm256_loadu_si256((const __m256i *)(gb + GV_NC));                  \
+            const __m256 dw = _mm256_loadu_ps((const float *)gb);                                  \
+            _Pragma("GCC unroll 16") for (int t = 0; t < T; t++)                                   \
+            {                                                                                      \
+                const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;             \
+                __m256i is = nc;                                                                   \
+                _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                \
+                {                                                                                  \
+                    const __m256i u =                                                              \
+                        _mm256_xor_si256(_mm256_broadcastsi128_si256(                              \
+                                             _mm_loadu_si128((const __m128i *)(xb->q + 16 * h))),  \
+                                         bias);                                                    \
+                    const __m256i *q = (const __m256i *)(gb + GV_Q + 128 * h);                     \
+                    is = DP(is, _mm256_shuffle_epi32(u, 0x00), _mm256_loadu_si256(q));             \
+                    is = DP(is, _mm256_shuffle_epi32(u, 0x55), _mm256_loadu_si256(q + 1));         \
+                    is = DP(is, _mm256_shuffle_epi32(u, 0xaa), _mm256_loadu_si256(q + 2));         \
+                    is = DP(is, _mm256_shuffle_epi32(u, 0xff), _mm256_loadu_si256(q + 3));         \
+                }                                                                                  \
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),                                   \
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[t]);        \
+            }                                                                                      \
+        }                                                                                          \
+        store8(acc, y, ldy, nr, T);                                                                \
+    }
+DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
+DEFINE_KERN(kern_evex, VNNI_EVEX, _mm256_dpbusd_epi32)
+
+typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
+                        int64_t ldy, int nr);
+
+// One function per (encoding, T): NAME_T calls CALL with T a constant.
+#define KERN_FN(NAME, TARGET, CALL, T)                                                             \
+    TARGET static void NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,   \
+                                  float *y, int64_t ldy, int nr)                                   \
+    {                                                                                              \
+        CALL(g, nb, xq, ldq, y, ldy, nr, T);                                                       \
+    }
+#define KERNS(NAME, TARGET, CALL)                                                                  \
+    KERN_FN(NAME, TARGET, CALL, 1)                                                                 \
+    KERN_FN(NAME, TARGET, CALL, 2)                                                                 \
+    KERN_FN(NAME, TARGET, CALL, 3)                                                                 \
+    KERN_FN(NAME, TARGET, CALL, 4)                                                                 \
+    static const kern_fn NAME[NTOK] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
+_Static_assert(NTOK == 4, "the tables below cover 1 to 4 tokens");
+KERNS(kv, VNNI_VEX, kern_vex)
+KERNS(ke, VNNI_EVEX, kern_evex)
+
+static void tile(const kern_fn *kern, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
+                 int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
+                 int64_t ldy, void *scratch)
+{
+    const uint64_t gbytes = (uint64_t)nb * GV;
+    uint8_t *rp = scratch;
+    for (int64_t r = 0; r < nr; r += 8) {
+        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
+               rp + (uint64_t)(r / 8) * gbytes);
+    }
+    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
+        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
+        for (int64_t r = 0; r < nr; r += 8) {
+            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+            for (int64_t t = t0; t < t1; t += NTOK) {
+                const int tn = t1 - t < NTOK ? (int)(t1 - t) : NTOK;
+                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                             y + t * ldy + r, ldy, rn);
+            }
+        }
+    }
+}
+
+static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
+                     const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy,
+                     void *scratch)
+{
+    tile(kv, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+}
+
+static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
+                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
+                      int64_t ldy, void *scratch)
+{
+    tile(ke, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+}
+
+imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc)
+{
+    __builtin_cpu_init();
+    if (!imc_qmm_tile_avx2()) {
+        return NULL;
+    }
+    const bool evex = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    const bool vex = __builtin_cpu_supports("avxvnni");
+    switch (enc) {
+    case IMC_QMM_VNNI_EVEX:
+        return evex ? tile_evex : NULL;
+    case IMC_QMM_VNNI_VEX:
+        return vex ? tile_vex : NULL;
+    default:
+        return evex ? tile_evex : vex ? tile_vex : NULL;
+    }
+}
+
+#endif // x86
