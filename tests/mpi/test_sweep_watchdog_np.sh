@@ -16,7 +16,11 @@ mpi_sanitizer_env
 T=$MPI_TMP
 m=$T/model.gguf
 text=$T/long.txt
-for _ in 1 2 3 4 5 6 7 8; do cat "$IMC_SOURCE_DIR/data/text/calibration.txt"; done >"$text"
+# the slow base: SLOW chunks of ctx 256, several seconds even on a fast idle machine (200 chunks
+# took under 3 s on a 2-core Zen 4/5 EPYC: the check below that the base outlasted the timeout
+# then failed)
+SLOW=400
+for _ in $(seq 16); do cat "$IMC_SOURCE_DIR/data/text/calibration.txt"; done >"$text"
 if ! "$IMC_BIN" gen-model --preset llama-k-tiny -o "$m" >/dev/null 2>&1; then
     echo "FAIL gen-model"
     exit 1
@@ -49,14 +53,14 @@ printf "$stop" >"$T/stop1/b-stop"
 printf "$stop" >"$T/stop0/b-stop"
 ARGS=(--base "$m" -f "$text" --ctx 256)
 
-"$IMC_BIN" sweep "${ARGS[@]}" --chunks 200 --rules-dir "$T/slow" --out-dir "$T/one" \
+"$IMC_BIN" sweep "${ARGS[@]}" --chunks "$SLOW" --rules-dir "$T/slow" --out-dir "$T/one" \
     >"$T/one.out" 2>"$T/one.err"
 mpi_check "single process: exit 0" test $? -eq 0
 
 # ---- slow but progressing: not killed ----
 for g in 1 2; do
     start=$(date +%s.%N)
-    IMC_MPI_TIMEOUT=$TMO mpi_run "slow$g" 2 -- "$IMC_BIN" sweep "${ARGS[@]}" --chunks 200 \
+    IMC_MPI_TIMEOUT=$TMO mpi_run "slow$g" 2 -- "$IMC_BIN" sweep "${ARGS[@]}" --chunks "$SLOW" \
         --rules-dir "$T/slow" --out-dir "$T/slow$g" --ranks-per-recipe "$g"
     rc=$?
     secs=$(echo "$(date +%s.%N) - $start" | bc)
@@ -106,7 +110,7 @@ check_stuck stop_group "(c) the group's rank 1 names its stuck rank 0 writing th
 
 # (b): the test stops world rank 0 once it computes the base
 IMC_MPI_TIMEOUT=$TMO timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$IMC_BIN" sweep "${ARGS[@]}" \
-    --chunks 200 --rules-dir "$T/stop1" --out-dir "$T/stop_base" >"$T/stop_base.out" \
+    --chunks "$SLOW" --rules-dir "$T/stop1" --out-dir "$T/stop_base" >"$T/stop_base.out" \
     2>"$T/stop_base.err" &
 pid=$!
 victim=$(mpi_wait_rank "imc sweep --base $m" 0 "$T/stop_base.err" 'sweep: base logits of')
