@@ -8,8 +8,9 @@
  * with the correction 128·Σ_e w_e of each row and block computed once, at repack. The integer
  * is the same exact I_b, so the float operations and the bits are those of every other path.
  *
- * Two encodings of the same instruction, chosen at run time: AVX512-VNNI with AVX512VL (EVEX,
- * ymm registers, 32 of them) and AVX-VNNI (VEX). Repacked group of 8 rows per block (GV bytes):
+ * Two kernels, chosen at run time: AVX512-VNNI (EVEX, 512-bit: two tokens per vector, up to 8
+ * tokens per call, the 32 registers holding a block's weights) and AVX-VNNI (VEX, 256-bit, 4
+ * tokens per call). Repacked group of 8 rows per block (GV bytes):
  * d[8] (f32), −128·Σw per row (int32), then the weights as in qmm_avx2.c (lane r of vector j =
  * row r's elements 4j .. 4j+3). Compiled by target attributes only.
  */
@@ -26,7 +27,8 @@
 _Static_assert(GV <= 2 * 160, "imc_qmm_scratch_bytes: 10/8 of a byte per weight");
 
 #define VNNI_VEX __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define VNNI_EVEX __attribute__((target("avx2,fma,f16c,avx512vnni,avx512vl")))
+#define VNNI_EVEX                                                                                  \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 
 // Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of GV bytes at out.
 AVX2 static void repack(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
@@ -91,7 +93,74 @@ AVX2 static void repack(enum imc_type type, const uint8_t *w, uint64_t rb, int n
         store8(acc, y, ldy, nr, T);                                                                \
     }
 DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
-DEFINE_KERN(kern_evex, VNNI_EVEX, _mm256_dpbusd_epi32)
+
+// The EVEX kernel: two tokens per 512-bit vector, lanes 0-7 token t's 8 rows and lanes 8-15
+// token t + 1's (the weights of a group loaded into both halves once per block, 8 registers of
+// the 32), so each vpdpbusd does 2 tokens' work; then per block one cvt, one multiply and one
+// fmadd per lane, the same float operations per (row, token) as the other paths. T (<= NTOK_E)
+// a constant; an odd T's last pair computes its token twice and stores it once.
+#define NTOK_E 8
+VNNI_EVEX static inline __attribute__((always_inline)) __m512i
+pair_x(const struct imc_q8x *a, const struct imc_q8x *b, int h)
+{
+    const __m256i lo =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a->q + 16 * h)));
+    const __m256i hi =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->q + 16 * h)));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                            _mm512_set1_epi8((char)0x80));
+}
+
+VNNI_EVEX static inline __attribute__((always_inline)) void
+kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,
+          int nr, const int T)
+{
+    const int P = (T + 1) / 2; // token pairs
+    __m512 acc[NTOK_E / 2];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) {
+        acc[p] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = g + b * GV;
+        __m512i q[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            q[j] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gb + GV_Q) + j));
+        }
+        const __m512i nc =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gb + GV_NC)));
+        const __m512 dw = _mm512_castpd_ps(
+            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb))));
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) {
+            const int t0 = 2 * p, t1 = 2 * p + 1 < T ? 2 * p + 1 : 2 * p;
+            const struct imc_q8x *x0 = (const struct imc_q8x *)(xq + t0 * ldq) + b;
+            const struct imc_q8x *x1 = (const struct imc_q8x *)(xq + t1 * ldq) + b;
+            __m512i is = nc;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m512i u = pair_x(x0, x1, h);
+                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0x00), q[4 * h]);
+                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0x55), q[4 * h + 1]);
+                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0xaa), q[4 * h + 2]);
+                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0xff), q[4 * h + 3]);
+            }
+            const __m512 dx = _mm512_castps256_ps512(_mm256_set1_ps(x0->d));
+            const __m512 dxx = _mm512_insertf32x8(dx, _mm256_set1_ps(x1->d), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, dxx), acc[p]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) {
+        float v[16];
+        _mm512_storeu_ps(v, acc[p]);
+        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
+        if (2 * p + 1 < T) {
+            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
+        }
+    }
+}
 
 typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
                         int64_t ldy, int nr);
@@ -107,15 +176,20 @@ typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_
     KERN_FN(NAME, TARGET, CALL, 1)                                                                 \
     KERN_FN(NAME, TARGET, CALL, 2)                                                                 \
     KERN_FN(NAME, TARGET, CALL, 3)                                                                 \
-    KERN_FN(NAME, TARGET, CALL, 4)                                                                 \
-    static const kern_fn NAME[NTOK] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
-_Static_assert(NTOK == 4, "the tables below cover 1 to 4 tokens");
+    KERN_FN(NAME, TARGET, CALL, 4)
+_Static_assert(NTOK == 4 && NTOK_E == 8, "the tables below cover 1 to 4 and 1 to 8 tokens");
 KERNS(kv, VNNI_VEX, kern_vex)
+static const kern_fn kv[NTOK] = {kv_1, kv_2, kv_3, kv_4};
 KERNS(ke, VNNI_EVEX, kern_evex)
+KERN_FN(ke, VNNI_EVEX, kern_evex, 5)
+KERN_FN(ke, VNNI_EVEX, kern_evex, 6)
+KERN_FN(ke, VNNI_EVEX, kern_evex, 7)
+KERN_FN(ke, VNNI_EVEX, kern_evex, 8)
+static const kern_fn ke[NTOK_E] = {ke_1, ke_2, ke_3, ke_4, ke_5, ke_6, ke_7, ke_8};
 
-static void tile(const kern_fn *kern, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
-                 int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
-                 int64_t ldy, void *scratch)
+static void tile(const kern_fn *kern, int ntok, enum imc_type type, const uint8_t *w,
+                 uint64_t row_bytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                 int64_t nb, float *y, int64_t ldy, void *scratch)
 {
     const uint64_t gbytes = (uint64_t)nb * GV;
     uint8_t *rp = scratch;
@@ -128,8 +202,8 @@ static void tile(const kern_fn *kern, enum imc_type type, const uint8_t *w, uint
         const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
         for (int64_t r = 0; r < nr; r += 8) {
             const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-            for (int64_t t = t0; t < t1; t += NTOK) {
-                const int tn = t1 - t < NTOK ? (int)(t1 - t) : NTOK;
+            for (int64_t t = t0; t < t1; t += ntok) {
+                const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
                 kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
                              y + t * ldy + r, ldy, rn);
             }
@@ -141,14 +215,14 @@ static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, i
                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy,
                      void *scratch)
 {
-    tile(kv, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+    tile(kv, NTOK, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
 }
 
 static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
                       int64_t ldy, void *scratch)
 {
-    tile(ke, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+    tile(ke, NTOK_E, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc)
