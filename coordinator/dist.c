@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "kernels/kernels.h"
 #include "model/arch.h"
 #include "mpi/comm.h"
 #include "mpi/reduce.h"
@@ -31,6 +32,7 @@ struct dist {
     struct imc_xfer *send[2]; // isend in flight from hid[k], or NULL
     float *logits;            // [n_ctx - head_begin][n_vocab] (last stage)
     double *nll;              // [n_chunk][n_scored], the caller's
+    struct imc_nll_row *sc;   // [n_scored] one chunk's scores (last stage)
     struct imc_dist_times t;
     struct imc_rank_place place;
     struct imc_slice slice; // this rank's weights
@@ -187,7 +189,8 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     d->hid[0] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
     d->hid[1] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
     d->logits = alloc_array((d->n_ctx - j->head_begin) * d->n_vocab, sizeof(float), "logits");
-    if (!d->in || !d->hid[0] || !d->hid[1] || !d->logits) {
+    d->sc = alloc_array(d->n_scored, sizeof(*d->sc), "scores");
+    if (!d->in || !d->hid[0] || !d->hid[1] || !d->logits || !d->sc) {
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -202,10 +205,13 @@ static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, in
         IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, d->logits));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
         const float *rows = d->logits + (d->first - hb) * d->n_vocab;
-        imc_ppl_chunk_nll(imc_engine_exec(d->e), rows, d->n_ctx, d->n_vocab, text,
-                          d->nll + (c0 + s) * d->n_scored);
+        IMC_TRY(imc_engine_score(d->e, d->sc, rows, d->n_scored, text + d->first + 1, NULL, 0));
+        double *nll = d->nll + (c0 + s) * d->n_scored;
+        for (int64_t k = 0; k < d->n_scored; k++) {
+            nll[k] = d->sc[k].nll;
+        }
         if (d->j->on_logits) {
-            IMC_TRY(d->j->on_logits(d->j->user, c0 + s, rows, imc_engine_exec(d->e)));
+            IMC_TRY(d->j->on_logits(d->j->user, c0 + s, rows, d->e));
         }
     }
     return IMC_OK;
@@ -341,6 +347,7 @@ static void dist_free(struct dist *d)
     free(d->hid[0]);
     free(d->hid[1]);
     free(d->logits);
+    free(d->sc);
 }
 
 enum imc_status imc_dist_run(const struct imc_dist_job *j, double *nll,

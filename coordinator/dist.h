@@ -10,8 +10,9 @@
  *   pp       stage s owns the layers numa/plan.h's imc_plan_stages gives it for the model's
  *            cost (balanced by bytes and FLOPs; coordinator/model_cost.h). Stage 0 embeds and
  *            runs its layers and sends its rows to stage 1 (tag = the batch index); the last
- *            stage runs the head and computes the per-token NLLs. Sends are nonblocking and
- *            double-buffered, so a stage computes batch b+1 while batch b travels.
+ *            stage runs the head and computes the per-token NLLs (imc_engine_score: on the
+ *            engine's op table, so on the device for --device cuda). Sends are nonblocking
+ *            and double-buffered, so a stage computes batch b+1 while batch b travels.
  *   ep       the ep shards of a stage split each batch's sequences (imc_plan_seq_range; a shard
  *            may have none) and run attention, router and shared experts on their own
  *            sequences; routed experts are sharded (imc_plan_expert_range) and tokens travel to
@@ -72,9 +73,10 @@ struct imc_dist_job {
     enum imc_status (*after_round)(void *user, int64_t round);
     // Called on the head-stage shard that scored chunk c (c counted in ch), after its NLLs,
     // with the logits rows of positions imc_ppl_first(n_ctx) .. n_ctx-1 ([rows][n_vocab],
-    // borrowed for the call) and the engine's pool (idle during the call). NULL: none.
+    // borrowed for the call) and the stage's engine (idle during the call: its pool, and
+    // imc_engine_score to score the rows on its op table). NULL: none.
     enum imc_status (*on_logits)(void *user, int64_t chunk, const float *logits,
-                                 const struct imc_exec *ex);
+                                 struct imc_engine *e);
     void *user;
 };
 

@@ -13,6 +13,7 @@
 #include "coordinator/imatrix_priv.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "kernels/kernels.h"
 #include "model/gguf.h"
 #include "mpi/comm.h"
 
@@ -78,7 +79,8 @@ static enum imc_status alloc_buffers(struct imx_run *r)
     }
     r->in = malloc((size_t)(r->n_seq * n_ctx) * sizeof(int32_t));
     r->logits = malloc((size_t)n_logits);
-    if (!r->in || !r->logits) {
+    r->sc = malloc((size_t)imc_ppl_n_scored(r->tr.n_ctx) * sizeof(*r->sc));
+    if (!r->in || !r->logits || !r->sc) {
         IMC_LOG_ERR("imatrix: out of memory for %llu bytes of logits",
                     (unsigned long long)n_logits);
         return IMC_ERR_NOMEM;
@@ -240,8 +242,11 @@ static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *l
     const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
     const int64_t skip = imc_ppl_first(n_ctx) - r->out_begin; // rows before the scored ones
     IMC_TRY(imx_hook_end_chunk(&r->hook, s));
-    imc_ppl_add_chunk(imc_engine_exec(r->e), &r->acc, logits + skip * n_vocab, n_ctx, n_vocab,
-                      imc_chunks_text(&r->tr.ch, r->first + r->done));
+    const int64_t n = imc_ppl_n_scored(n_ctx);
+    const int32_t *targets =
+        imc_chunks_text(&r->tr.ch, r->first + r->done) + imc_ppl_first(n_ctx) + 1;
+    IMC_TRY(imc_engine_score(r->e, r->sc, logits + skip * n_vocab, n, targets, NULL, 0));
+    imc_ppl_add_rows(&r->acc, r->sc, n);
     imx_chunk_scored(r);
     return imx_checkpoint_due(r) ? imx_checkpoint(r) : IMC_OK;
 }
@@ -315,6 +320,7 @@ static void run_free(struct imx_run *r)
     free(r->ckpt_path);
     free(r->in);
     free(r->logits);
+    free(r->sc);
     free(r->ppl);
     imc_textrun_free(&r->tr);
 }

@@ -60,9 +60,7 @@ void imc_kld_encode_row(const float *logits, int64_t n_vocab, uint16_t *row)
 
 float imc_kld_row_logp(const uint16_t *row, int64_t i)
 {
-    float head[2];
-    memcpy(head, row, sizeof(head));
-    return head[0] * (float)row[4 + i] + head[1];
+    return imc_nll_base_logp(row, i);
 }
 
 // ---- writer -------------------------------------------------------------------------------------

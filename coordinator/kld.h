@@ -35,7 +35,8 @@
 #include "core/file.h"
 #include "core/status.h"
 
-struct imc_exec; // kernels/kernels.h
+struct imc_exec;    // kernels/kernels.h
+struct imc_nll_row; // kernels/kernels.h
 
 #define IMC_KLD_MAGIC "_logits_"
 
@@ -136,6 +137,13 @@ void imc_kld_chunk_rows(const struct imc_exec *ex, const float *logits, int64_t 
                         int64_t n_vocab, const uint16_t *base_rows, const int32_t *tokens,
                         struct imc_kld_row *out);
 void imc_kld_add_rows(struct imc_kld_acc *a, const struct imc_kld_row *rows, int64_t n);
+// A token's figures from its scores (kernels/kernels.h imc_nll_row, with its base row): Δp =
+// exp(−nll) − exp(−nll_base), same top = top == top_base. The per-token computation of
+// imc_kld_add_row is imc_ref_nll_row then this, so scores from any op table (imc_engine_score)
+// fold as the host's would.
+struct imc_kld_row imc_kld_row_of(const struct imc_nll_row *s);
+// Folds imc_kld_row_of(&scores[r]) for r < n in order.
+void imc_kld_add_scored(struct imc_kld_acc *a, const struct imc_nll_row *scores, int64_t n);
 
 // Adds one token: logits[n_vocab] of the new model, base_row its encoded base distribution,
 // target the token that follows. Requires count < cap (programmer bug otherwise).

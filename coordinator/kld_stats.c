@@ -36,50 +36,19 @@ void imc_kld_acc_free(struct imc_kld_acc *a)
     a->cap = 0;
 }
 
-// log Σ exp(l_i − max) of the new logits, in double; *imax = first index of the maximum.
-static double new_log_norm(const float *logits, int64_t n_vocab, double *max, int64_t *imax)
+struct imc_kld_row imc_kld_row_of(const struct imc_nll_row *s)
 {
-    *max = logits[0];
-    *imax = 0;
-    for (int64_t i = 1; i < n_vocab; i++) {
-        if (logits[i] > *max) {
-            *max = logits[i];
-            *imax = i;
-        }
-    }
-    double sum = 0.0;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        sum += exp((double)logits[i] - *max);
-    }
-    return log(sum);
+    struct imc_kld_row r = {
+        .nll = s->nll, .nll_base = s->nll_base, .kld = s->kld, .same_top = s->top == s->top_base};
+    r.p_diff = exp(-r.nll) - exp(-r.nll_base);
+    return r;
 }
 
 static struct imc_kld_row kld_row(const float *logits, int64_t n_vocab, const uint16_t *base_row,
-                              int32_t target)
+                                  int32_t target)
 {
-    IMC_ASSERT(target >= 0 && target < n_vocab);
-    double max;
-    int64_t imax, imax_base = 0;
-    const double lse = new_log_norm(logits, n_vocab, &max, &imax);
-    const double shift = max + lse; // log q_i = l_i − shift
-    double kld = 0.0;
-    float logp_base_max = 0.0f;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        const float lp = imc_kld_row_logp(base_row, i);
-        if (i == 0 || lp > logp_base_max) {
-            logp_base_max = lp;
-            imax_base = i;
-        }
-        if (lp > -16.0f) {
-            kld += (double)expf(lp) * ((double)lp - ((double)logits[i] - shift));
-        }
-    }
-    struct imc_kld_row r = {.nll = shift - (double)logits[target],
-                        .nll_base = -(double)imc_kld_row_logp(base_row, target),
-                        .kld = kld,
-                        .same_top = imax == imax_base};
-    r.p_diff = exp(-r.nll) - exp(-r.nll_base);
-    return r;
+    const struct imc_nll_row s = imc_ref_nll_row(logits, n_vocab, target, base_row);
+    return imc_kld_row_of(&s);
 }
 
 static void fold_row(struct imc_kld_acc *a, const struct imc_kld_row *r)
@@ -139,6 +108,14 @@ void imc_kld_add_rows(struct imc_kld_acc *a, const struct imc_kld_row *rows, int
 {
     for (int64_t r = 0; r < n; r++) {
         fold_row(a, &rows[r]);
+    }
+}
+
+void imc_kld_add_scored(struct imc_kld_acc *a, const struct imc_nll_row *scores, int64_t n)
+{
+    for (int64_t r = 0; r < n; r++) {
+        const struct imc_kld_row k = imc_kld_row_of(&scores[r]);
+        fold_row(a, &k);
     }
 }
 

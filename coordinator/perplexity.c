@@ -13,6 +13,7 @@
 #include "coordinator/progress.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "kernels/kernels.h"
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "model/vocab.h"
@@ -51,6 +52,7 @@ struct run {
     int64_t n_seq;            // chunks per engine call
     int32_t *in;              // [n_seq][n_ctx] engine input
     float *logits;            // [n_seq][n_ctx - n_ctx/2][n_vocab]
+    struct imc_nll_row *sc;   // [n_scored] one chunk's scores (imc_engine_score)
     struct imc_progress prog; // stderr progress
     bool dist;                // an MPI job of several ranks (coordinator/dist.h)
     bool rank0;               // world rank 0 (or no MPI job): prints
@@ -157,7 +159,8 @@ static enum imc_status alloc_buffers(struct run *r)
     }
     r->in = malloc((size_t)(r->n_seq * r->n_ctx) * sizeof(int32_t));
     r->logits = malloc((size_t)n_logits);
-    if (!r->in || !r->logits) {
+    r->sc = malloc((size_t)imc_ppl_n_scored(r->n_ctx) * sizeof(*r->sc));
+    if (!r->in || !r->logits || !r->sc) {
         IMC_LOG_ERR("perplexity: out of memory for %llu bytes of logits",
                     (unsigned long long)n_logits);
         return IMC_ERR_NOMEM;
@@ -214,11 +217,13 @@ static enum imc_status setup(struct run *r)
 // Scores chunk c from its logits rows (positions n_ctx/2 … n_ctx−1) and prints its line.
 static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits)
 {
-    const int32_t *text = imc_chunks_text(&r->ch, c);
+    const int32_t *targets = imc_chunks_text(&r->ch, c) + imc_ppl_first(r->n_ctx) + 1;
+    const int64_t n = imc_ppl_n_scored(r->n_ctx);
     const struct imc_exec *ex = imc_engine_exec(r->e); // idle between forward passes
     if (r->o->kld_base) {
-        imc_kld_add_chunk(ex, &r->kacc, logits, r->n_ctx, r->n_vocab,
-                          imc_kld_base_rows(&r->base, c), text);
+        IMC_TRY(imc_engine_score(r->e, r->sc, logits, n, targets, imc_kld_base_rows(&r->base, c),
+                                 imc_kld_row_len(r->n_vocab)));
+        imc_kld_add_scored(&r->kacc, r->sc, n);
         imc_progress_clear(&r->prog);
         if (c == 0) {
             imc_kld_print_header(r->out);
@@ -226,7 +231,8 @@ static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits
         imc_kld_print_chunk(r->out, &r->kacc, c + 1);
         return IMC_OK;
     }
-    imc_ppl_add_chunk(ex, &r->acc, logits, r->n_ctx, r->n_vocab, text);
+    IMC_TRY(imc_engine_score(r->e, r->sc, logits, n, targets, NULL, 0));
+    imc_ppl_add_rows(&r->acc, r->sc, n);
     if (r->writing) {
         IMC_TRY(imc_kld_writer_add_chunk(&r->w, ex, logits));
     }
@@ -272,6 +278,7 @@ struct dist_kld {
     int64_t n_scored, row_len;
     double *vals;            // kld_base: [n_chunk][n_scored][KLD_FIELDS]
     struct imc_kld_row *tmp; // kld_base: [n_scored]
+    struct imc_nll_row *sc;  // kld_base: [n_scored] one chunk's scores (imc_engine_score)
     uint16_t *enc;           // kld_save: [slots][n_scored][row_len], this round's chunks
     int64_t *enc_chunk;      // [slots]: which chunk each slot holds
     int64_t n_enc, slots;
@@ -372,18 +379,18 @@ static enum imc_status base_after_round(void *user, int64_t round)
 }
 
 static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
-                                     const struct imc_exec *ex)
+                                     struct imc_engine *e)
 {
     struct dist_kld *k = user;
     struct run *r = k->r;
     if (r->o->kld_base) {
         const uint16_t *base = NULL;
         IMC_TRY(base_rows_of(k, c, &base));
-        imc_kld_chunk_rows(ex, logits, r->n_ctx, r->n_vocab, base, imc_chunks_text(&r->ch, c),
-                           k->tmp);
+        const int32_t *targets = imc_chunks_text(&r->ch, c) + imc_ppl_first(r->n_ctx) + 1;
+        IMC_TRY(imc_engine_score(e, k->sc, logits, k->n_scored, targets, base, k->row_len));
         double *v = k->vals + c * k->n_scored * KLD_FIELDS;
         for (int64_t i = 0; i < k->n_scored; i++, v += KLD_FIELDS) {
-            const struct imc_kld_row *t = &k->tmp[i];
+            const struct imc_kld_row row = imc_kld_row_of(&k->sc[i]), *t = &row;
             v[0] = t->nll;
             v[1] = t->nll_base;
             v[2] = t->kld;
@@ -397,7 +404,7 @@ static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
                     (long long)k->slots);
         return IMC_ERR_INTERNAL;
     }
-    imc_kld_encode_chunk(ex, logits, r->n_ctx, r->n_vocab,
+    imc_kld_encode_chunk(imc_engine_exec(e), logits, r->n_ctx, r->n_vocab,
                          k->enc + k->n_enc * k->n_scored * k->row_len);
     k->enc_chunk[k->n_enc++] = c;
     return IMC_OK;
@@ -458,6 +465,7 @@ static void kld_free(struct dist_kld *k)
     free(k->send); // sends left behind by a failed run: the job ends
     free(k->vals);
     free(k->tmp);
+    free(k->sc);
     free(k->enc);
     free(k->enc_chunk);
     free(k->rbuf);
@@ -478,13 +486,15 @@ static enum imc_status kld_setup(struct dist_kld *k, struct run *r, struct imc_d
         j->after_round = base_after_round;
         k->vals = calloc((size_t)(r->ch.n_chunk * k->n_scored * KLD_FIELDS), sizeof(double));
         k->tmp = malloc((size_t)k->n_scored * sizeof(*k->tmp));
+        k->sc = malloc((size_t)k->n_scored * sizeof(*k->sc));
         k->send_cap = r->rank0 ? j->n_seq * j->layout.dp : 0;
         k->send = calloc((size_t)(k->send_cap > 0 ? k->send_cap : 1), sizeof(*k->send));
         k->base_chunk = calloc((size_t)k->slots, sizeof(*k->base_chunk));
         k->recv = calloc((size_t)k->slots, sizeof(*k->recv));
         const size_t slot_bytes = (size_t)(k->n_scored * k->row_len) * sizeof(uint16_t);
         k->enc = r->rank0 ? NULL : malloc((size_t)k->slots * slot_bytes);
-        ok = k->vals && k->tmp && k->send && k->base_chunk && k->recv && (r->rank0 || k->enc);
+        ok = k->vals && k->tmp && k->sc && k->send && k->base_chunk && k->recv &&
+             (r->rank0 || k->enc);
         if (ok) {
             return base_post_round(k, 0);
         }
@@ -641,6 +651,7 @@ static void run_free(struct run *r)
     }
     free(r->in);
     free(r->logits);
+    free(r->sc);
     imc_kld_acc_free(&r->kacc);
     imc_kld_base_close(&r->base);
     imc_chunks_free(&r->ch);

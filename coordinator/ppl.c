@@ -17,18 +17,7 @@ void imc_ppl_init(struct imc_ppl_acc *a)
 
 double imc_ppl_nll_row(const float *logits, int64_t n_vocab, int32_t target)
 {
-    IMC_ASSERT(n_vocab >= 1 && target >= 0 && target < n_vocab);
-    double max = logits[0];
-    for (int64_t i = 1; i < n_vocab; i++) {
-        if (logits[i] > max) {
-            max = logits[i];
-        }
-    }
-    double sum = 0.0;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        sum += exp((double)logits[i] - max);
-    }
-    return max + log(sum) - (double)logits[target];
+    return imc_ref_nll_row(logits, n_vocab, target, NULL).nll;
 }
 
 void imc_ppl_add(struct imc_ppl_acc *a, double nll)
@@ -48,40 +37,40 @@ int64_t imc_ppl_n_scored(int64_t n_ctx)
     return n_ctx - 1 - n_ctx / 2;
 }
 
-struct nll_job {
-    const float *logits;
-    const int32_t *targets; // tokens[first + 1 ..]
-    int64_t n_vocab;
-    double *nll;
-};
-
-static void nll_task(void *ctx, int64_t task, int thread)
-{
-    (void)thread;
-    const struct nll_job *j = ctx;
-    j->nll[task] = imc_ppl_nll_row(j->logits + task * j->n_vocab, j->n_vocab, j->targets[task]);
-}
+enum { BLOCK = 512 }; // rows per pool job: their scores on the stack, not the heap
 
 void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
                        int64_t n_vocab, const int32_t *tokens, double *nll)
 {
-    struct nll_job j = {logits, tokens + imc_ppl_first(n_ctx) + 1, n_vocab, nll};
-    imc_exec_run(ex, imc_ppl_n_scored(n_ctx), nll_task, &j);
+    const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
+    struct imc_nll_row sc[BLOCK];
+    for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
+        const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
+        imc_cpu_nll_rows(ex, sc, logits + r0 * n_vocab, nb, n_vocab, tokens + first + 1 + r0, NULL,
+                         0);
+        for (int64_t r = 0; r < nb; r++) {
+            nll[r0 + r] = sc[r].nll;
+        }
+    }
 }
 
 void imc_ppl_add_chunk(const struct imc_exec *ex, struct imc_ppl_acc *a, const float *logits,
                        int64_t n_ctx, int64_t n_vocab, const int32_t *tokens)
 {
-    enum { BLOCK = 512 }; // rows per pool job: nll values on the stack, not the heap
     const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
-    double nll[BLOCK];
+    struct imc_nll_row sc[BLOCK];
     for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
         const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
-        struct nll_job j = {logits + r0 * n_vocab, tokens + first + 1 + r0, n_vocab, nll};
-        imc_exec_run(ex, nb, nll_task, &j);
-        for (int64_t r = 0; r < nb; r++) {
-            imc_ppl_add(a, nll[r]);
-        }
+        imc_cpu_nll_rows(ex, sc, logits + r0 * n_vocab, nb, n_vocab, tokens + first + 1 + r0, NULL,
+                         0);
+        imc_ppl_add_rows(a, sc, nb);
+    }
+}
+
+void imc_ppl_add_rows(struct imc_ppl_acc *a, const struct imc_nll_row *rows, int64_t n)
+{
+    for (int64_t r = 0; r < n; r++) {
+        imc_ppl_add(a, rows[r].nll);
     }
 }
 

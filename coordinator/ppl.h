@@ -17,7 +17,8 @@
 
 #include <stdint.h>
 
-struct imc_exec; // kernels/kernels.h
+struct imc_exec;    // kernels/kernels.h
+struct imc_nll_row; // kernels/kernels.h
 
 struct imc_ppl_acc {
     double sum_nll;  // Σ nll
@@ -28,7 +29,8 @@ struct imc_ppl_acc {
 // Zeroes the accumulator.
 void imc_ppl_init(struct imc_ppl_acc *a);
 
-// nll of target under the softmax of logits[0..n_vocab), computed in double. Borrows logits.
+// nll of target under the softmax of logits[0..n_vocab), computed in double (imc_ref_nll_row:
+// the scoring lives in kernels/ref/nll.c, so every op table can run it). Borrows logits.
 // Requires n_vocab >= 1 and 0 <= target < n_vocab (programmer bugs otherwise).
 double imc_ppl_nll_row(const float *logits, int64_t n_vocab, int32_t target);
 
@@ -51,6 +53,10 @@ void imc_ppl_add_chunk(const struct imc_exec *ex, struct imc_ppl_acc *a, const f
 // logits and tokens as for imc_ppl_add_chunk, rows on ex's pool (NULL: this thread).
 void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
                        int64_t n_vocab, const int32_t *tokens, double *nll);
+
+// Adds rows[0..n).nll in order: with the rows of a chunk scored elsewhere (imc_engine_score on
+// the targets tokens[first + 1 ..]), what imc_ppl_add_chunk adds.
+void imc_ppl_add_rows(struct imc_ppl_acc *a, const struct imc_nll_row *rows, int64_t n);
 
 // exp(mean nll); NAN when count is 0.
 double imc_ppl_value(const struct imc_ppl_acc *a);

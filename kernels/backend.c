@@ -14,6 +14,14 @@ static bool cpu_supports(enum imc_op op, enum imc_type t)
     return imc_type_can_decode(tr);
 }
 
+static enum imc_status cpu_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out,
+                                    const float *logits, int64_t n_rows, int64_t n_vocab,
+                                    const int32_t *targets, const uint16_t *base, int64_t ld_base)
+{
+    imc_cpu_nll_rows(ex, out, logits, n_rows, n_vocab, targets, base, ld_base);
+    return IMC_OK;
+}
+
 static const struct imc_backend cpu_backend = {
     .name = "cpu",
     .supports = cpu_supports,
@@ -27,6 +35,7 @@ static const struct imc_backend cpu_backend = {
     .attention = imc_cpu_attention,
     .moe_route = imc_cpu_moe_route,
     .sqacc = imc_cpu_sqacc,
+    .nll_rows = cpu_nll_rows,
 };
 
 // ---- ref adapters: the reference ops take no execution context ---------------------------------
@@ -98,6 +107,14 @@ static void ref_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, c
     imc_ref_sqacc(sum2, count, x, ldx, n_rows, n_in);
 }
 
+static enum imc_status ref_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out,
+                                    const float *logits, int64_t n_rows, int64_t n_vocab,
+                                    const int32_t *targets, const uint16_t *base, int64_t ld_base)
+{
+    imc_ref_nll_rows(out, logits, n_rows, n_vocab, targets, base, ld_base);
+    return IMC_OK;
+}
+
 static const struct imc_backend ref_backend = {
     .name = "ref",
     .supports = cpu_supports,
@@ -111,6 +128,7 @@ static const struct imc_backend ref_backend = {
     .attention = ref_attention,
     .moe_route = ref_moe_route,
     .sqacc = ref_sqacc,
+    .nll_rows = ref_nll_rows,
 };
 
 const struct imc_backend *imc_backend_cpu(void)

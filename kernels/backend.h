@@ -32,6 +32,7 @@ enum imc_op {
     IMC_OP_ATTENTION,
     IMC_OP_MOE_ROUTE,
     IMC_OP_SQACC,
+    IMC_OP_NLL_ROWS,
     IMC_OP_COUNT
 };
 
@@ -60,6 +61,12 @@ struct imc_backend {
                                  float *weights);
     void (*sqacc)(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
                   int64_t ldx, int64_t n_rows, int64_t n_in);
+    // out[r] = the scores of logits row r (kernels.h imc_ref_nll_row; contiguous rows of
+    // n_vocab) against targets[r] and, when base is not NULL, base row base + r·ld_base: what
+    // the coordinator folds into PPL and KLD statistics. IMC_ERR_NOMEM (device memory).
+    enum imc_status (*nll_rows)(const struct imc_exec *ex, struct imc_nll_row *out,
+                                const float *logits, int64_t n_rows, int64_t n_vocab,
+                                const int32_t *targets, const uint16_t *base, int64_t ld_base);
     // The table's state (see "State"), or NULL entries. ctx_new logs its errors.
     enum imc_status (*ctx_new)(void **ctx);
     void (*ctx_free)(void *ctx); // NULL ctx is fine

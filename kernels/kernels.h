@@ -259,6 +259,38 @@ void imc_ref_sqacc(double *sum2, int64_t *count, const float *x, int64_t ldx, in
 void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
                    int64_t ldx, int64_t n_rows, int64_t n_in);
 
+// ---- scoring of logits rows: NLL, and KLD against an encoded base row -----------------------
+
+// One logits row l[0..n_vocab) scored against its target t (coordinator/ppl.h, kld.h):
+//   nll      = max + log Σ exp(l_i − max) − l_t  (max, the sum and the log in double)
+//   top      = the first index of max l
+// and, when the row has a base row b (llama.cpp's uint16 log-probabilities, coordinator/kld.h;
+// entry i decodes as imc_nll_base_logp(b, i), in float: scale·q_i + min_log_prob):
+//   nll_base = −logp_t,  kld = Σ_{i: logp_i > −16} expf(logp_i)·(logp_i − (l_i − max − lse)) in
+//   double (i in order), top_base = the first index of max logp.
+// Without a base row nll_base = kld = 0 and top_base = −1.
+struct imc_nll_row {
+    double nll;
+    double nll_base;
+    double kld;
+    int32_t top;
+    int32_t top_base;
+};
+
+// Decoded log-probability of entry i of an encoded base row (float, unfused multiply and add).
+float imc_nll_base_logp(const uint16_t *row, int64_t i);
+// Scores one row (above); base may be NULL. Requires n_vocab >= 1, 0 <= target < n_vocab.
+struct imc_nll_row imc_ref_nll_row(const float *logits, int64_t n_vocab, int32_t target,
+                                   const uint16_t *base);
+// out[r] = imc_ref_nll_row(logits + r·n_vocab, n_vocab, targets[r], base ? base + r·ld_base :
+// NULL) for r < n_rows. The CPU version runs rows on ex's pool (NULL: this thread): bitwise the
+// reference for any thread count.
+void imc_ref_nll_rows(struct imc_nll_row *out, const float *logits, int64_t n_rows, int64_t n_vocab,
+                      const int32_t *targets, const uint16_t *base, int64_t ld_base);
+void imc_cpu_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out, const float *logits,
+                      int64_t n_rows, int64_t n_vocab, const int32_t *targets, const uint16_t *base,
+                      int64_t ld_base);
+
 // ---- checks ------------------------------------------------------------------------------------
 
 // Index of the first non-finite value among n_rows rows of n (stride ld), or -1 (flat index

@@ -489,6 +489,13 @@ enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64
     return st;
 }
 
+enum imc_status imc_engine_score(struct imc_engine *e, struct imc_nll_row *out, const float *logits,
+                                 int64_t n_rows, const int32_t *targets, const uint16_t *base,
+                                 int64_t ld_base)
+{
+    return e->be->nll_rows(e->ex, out, logits, n_rows, e->m->hp.n_vocab, targets, base, ld_base);
+}
+
 static bool owns_all_layers(const struct imc_engine *e)
 {
     if (e->ep_size > 1) {

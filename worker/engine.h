@@ -166,4 +166,16 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
 enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
                                 int64_t n_rows, float *logits);
 
+// ---- scoring ------------------------------------------------------------------------------------
+
+struct imc_nll_row; // kernels/kernels.h
+// out[r] = the scores of logits row r of [n_rows][n_vocab] (the model's n_vocab; the rows as
+// imc_engine_head gives them) against targets[r] and, base not NULL, the encoded base row
+// base + r·ld_base (kernels/kernels.h imc_ref_nll_row): the op table's nll_rows on the
+// engine's pool (on the cpu table the reference's bits for any thread count; on cuda on the
+// device). Borrows everything. Returns IMC_ERR_NOMEM (device memory, logged).
+enum imc_status imc_engine_score(struct imc_engine *e, struct imc_nll_row *out, const float *logits,
+                                 int64_t n_rows, const int32_t *targets, const uint16_t *base,
+                                 int64_t ld_base);
+
 #endif // IMC_WORKER_ENGINE_H

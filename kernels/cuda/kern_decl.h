@@ -35,6 +35,15 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(rope)(void *stream, const struct imc
                                                   int64_t n_tok, int64_t n_head, int64_t ld_tok,
                                                   int64_t ld_head, const int32_t *pos);
 
+// ---- nll.cu: the twin of imc_ref_nll_rows (kernels/kernels.h), every pointer on the device ----
+struct imc_nll_row; // kernels/kernels.h
+// out[r] = the scores of logits row r (n_rows contiguous rows of n_vocab) against targets[r] and,
+// base not NULL, the encoded base row base + r·ld_base. One block per row.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(nll_rows)(void *stream, struct imc_nll_row *out,
+                                                      const float *logits, int64_t n_rows,
+                                                      int64_t n_vocab, const int32_t *targets,
+                                                      const uint16_t *base, int64_t ld_base);
+
 // ---- mem.cu: device memory and the device count ----------------------------------------------
 // Allocates bytes of device memory into *p (the emulator fills it with 0xFF).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_alloc)(size_t bytes, void **p);

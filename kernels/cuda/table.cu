@@ -22,8 +22,10 @@
  *   matmul_group  a loop over matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
  *                 table is never resident), uploaded and dequantized to f32 on the device.
- *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc: the launcher of that name.
- *                 sqacc uploads sum2 and count, accumulates on the device and copies them back.
+ *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows: the launcher of that
+ *                 name. sqacc uploads sum2 and count, accumulates on the device and copies them
+ *                 back. nll_rows uploads the logits rows (and the base rows), brings back one
+ *                 imc_nll_row per row.
  * Ops without a status (rmsnorm, rope, softmax, swiglu, sqacc) fill their output with NaN on
  * failure (logged), so the engine's finiteness check stops the pass; none crashes.
  * Device memory exhausted: the error names the weight's type and shape (the engine adds the
@@ -481,6 +483,34 @@ void t_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const floa
     }
 }
 
+enum imc_status t_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out, const float *logits,
+                           int64_t n_rows, int64_t n_vocab, const int32_t *targets,
+                           const uint16_t *base, int64_t ld_base)
+{
+    struct opmap m = {ctx_of(ex, "nll_rows"), "the logits of nll_rows", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    if (n_rows <= 0) {
+        return IMC_OK;
+    }
+    const float *ld =
+        (const float *)map(&m, CT_X, logits, (size_t)(n_rows * n_vocab) * 4, true, false);
+    const int32_t *td = (const int32_t *)map(&m, CT_A, targets, (size_t)n_rows * 4, true, false);
+    const uint16_t *bd = NULL;
+    if (base) {
+        bd =
+            (const uint16_t *)map(&m, CT_B, base, extent(n_rows, ld_base, ld_base, 2), true, false);
+    }
+    struct imc_nll_row *od = (struct imc_nll_row *)map(
+        &m, CT_Y, out, (size_t)n_rows * sizeof(struct imc_nll_row), false, true);
+    if (!ld || !td || (base && !bd) || !od) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(nll_rows)(NULL, od, ld, n_rows, n_vocab, td, bd, ld_base));
+    return map_back(&m);
+}
+
 struct imc_backend make_table()
 {
     struct imc_backend b;
@@ -497,6 +527,7 @@ struct imc_backend make_table()
     b.attention = t_attention;
     b.moe_route = t_moe_route;
     b.sqacc = t_sqacc;
+    b.nll_rows = t_nll_rows;
     b.ctx_new = IMC_CUDA_FN(ctx_new);
     b.ctx_free = IMC_CUDA_FN(ctx_free);
     return b;

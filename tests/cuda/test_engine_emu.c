@@ -48,6 +48,7 @@
  */
 #include "../e2e/engine_util.h"
 #include "backend_emu.h"
+#include "coordinator/kld.h"
 #include "core/log.h"
 #include "kernels/cuda/emu/cuemu_api.h"
 #include "worker/stats_collect.h"
@@ -76,6 +77,19 @@ static enum imc_status bad_attention(const struct imc_exec *ex, const struct imc
     struct imc_attn_args b = *a;
     b.scale *= 1.01f;
     return tcuda_backend_emu()->attention(ex, &b);
+}
+
+// The cuda-emu table with nll_rows one entry short of the row width.
+static enum imc_status bad_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out,
+                                    const float *logits, int64_t n_rows, int64_t n_vocab,
+                                    const int32_t *targets, const uint16_t *base, int64_t ld_base)
+{
+    for (int64_t r = 0; r < n_rows; r++) { // rows at their true stride, one entry short
+        IMC_TRY(tcuda_backend_emu()->nll_rows(ex, out + r, logits + r * n_vocab, 1, n_vocab - 1,
+                                              targets + r, base ? base + r * ld_base : NULL,
+                                              ld_base));
+    }
+    return IMC_OK;
 }
 
 // The cuda-emu table with a sqacc that skips each call's last row but counts it.
@@ -132,11 +146,41 @@ static bool resid_ok(const struct imc_model *m, const struct resid *r)
     return r->n_exps == 0 && r->bytes < non_expert_bytes(m);
 }
 
+// The run's logits scored through its engine (imc_engine_score: the table's nll_rows) against
+// the next tokens and the base rows of struct score_in, as `imc perplexity --kld-base` does.
+struct score_in {
+    const uint16_t *base; // [N_TOK - 1][imc_kld_row_len(n_vocab)]
+    int64_t len;
+};
+struct score {
+    bool ok;
+    double ln_ppl, kld; // mean nll and mean KLD over the N_TOK - 1 scored positions
+    double nll_base;    // Σ nll_base: the decoded base rows (the same bits on every table)
+};
+
+static void score_of(struct imc_engine *e, const float *y, const int32_t *tok,
+                     const struct score_in *in, struct score *sc)
+{
+    struct imc_nll_row rows[N_TOK - 1];
+    struct imc_kld_acc a;
+    sc->ok = imc_engine_score(e, rows, y, N_TOK - 1, tok + 1, in->base, in->len) == IMC_OK &&
+             imc_kld_acc_init(&a, N_TOK - 1) == IMC_OK;
+    if (sc->ok) {
+        imc_kld_add_scored(&a, rows, N_TOK - 1); // the folding of imc perplexity --kld-base
+        sc->ln_ppl = a.sum_nll / (double)a.count;
+        sc->kld = a.sum_kld / (double)a.count;
+        sc->nll_base = a.sum_nll_base;
+        imc_kld_acc_free(&a);
+    }
+}
+
 // Engine logits on be (NULL: cpu), the routed experts on the cpu table with experts_cpu; with
 // im, the statistics of the run (one chunk) folded into im by the imatrix program's collector
-// through the engine's hooks; with rs, what be's state held at the end.
+// through the engine's hooks; with rs, what be's state held at the end; with sc, the logits
+// scored through the engine (score_of).
 static float *run(const struct imc_model *m, enum imc_attn_path path, const struct imc_backend *be,
-                  const int32_t *tok, struct imc_imatrix *im, bool experts_cpu, struct resid *rs)
+                  const int32_t *tok, struct imc_imatrix *im, bool experts_cpu, struct resid *rs,
+                  const struct score_in *in, struct score *sc)
 {
     struct imc_engine_opts o = imc_engine_opts_default();
     o.n_threads = 1; // the emulator's thread order is per host thread: one thread calls the ops
@@ -162,6 +206,9 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     if (y && rs) {
         resid_of(m, imc_engine_backend_ctx(e), rs);
+    }
+    if (y && sc) {
+        score_of(e, y, tok, in, sc);
     }
     imc_engine_free(e);
     if (c && y && imc_stats_collect_end_chunk(c) != IMC_OK) {
@@ -217,7 +264,7 @@ static void hybrid_case(const struct pcase *c, const struct imc_model *m, const 
     const char *pn = imc_attn_path_name(c->path);
     struct imc_imatrix s_hyb;
     struct resid r = {0, 0};
-    float *hyb = run(m, c->path, tcuda_backend_emu(), tok, &s_hyb, true, &r);
+    float *hyb = run(m, c->path, tcuda_backend_emu(), tok, &s_hyb, true, &r, NULL, NULL);
     CHECK(hyb, "%s %s: hybrid forward failed", c->preset, pn);
     if (hyb) {
         const double err = trel_err(hyb, cpu, n);
@@ -241,6 +288,65 @@ static void hybrid_case(const struct pcase *c, const struct imc_model *m, const 
     free(hyb);
 }
 
+// Base rows for the scoring: llama.cpp's encoding (imc_kld_encode_row) of N_TOK - 1 rows of
+// pseudo-random logits (std ~2). Returns the rows (owned by the caller) and fills in.
+static uint16_t *base_rows(int64_t n_vocab, struct score_in *in)
+{
+    in->len = imc_kld_row_len(n_vocab);
+    uint16_t *b = malloc((size_t)((N_TOK - 1) * in->len) * sizeof(uint16_t));
+    float *l = malloc((size_t)n_vocab * sizeof(float));
+    uint64_t s = 99;
+    for (int64_t r = 0; b && l && r < N_TOK - 1; r++) {
+        for (int64_t i = 0; i < n_vocab; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            l[i] = (float)((double)(s >> 40) * 0x1p-24 * 8.0 - 4.0);
+        }
+        imc_kld_encode_row(l, n_vocab, b + r * in->len);
+    }
+    free(l);
+    in->base = b;
+    return b;
+}
+
+// Scores of a run (logits y) against the cpu run's (logits cpu). Bounds, derived: ln PPL is the
+// mean over tokens of lse(l) − l_t, and lse moves by at most max|Δl| (1-Lipschitz in the max
+// norm), so |Δ ln PPL| <= 2·d with d = max|Δl| over all logits (measured); the KLD of a token is
+// Σ p_i (lp_i − l_i + lse(l)), which moves by at most 2·d·P with P = Σ p_i <= 1.01 (the decoded
+// base probabilities: quantization error included). Added to each: the scoring's own rounding on
+// both sides, with L = max|l| and V = n_vocab (tests/cuda/test_nll.c, u = 2^-53, γ = γ_{V−1}):
+// nll 2·(1.01·(γ + 2u) + 3u·(3L + ln V)), KLD 2·P·(1.01·(γ + 2u) + 2u·(L + ln V)) +
+// P·(2.02γ + 6u)·(16 + 3L + ln V). want_ok: the run must pass (else it must fail: the self-check
+// with a table whose nll_rows drops each row's last entry).
+static void score_cmp(const struct pcase *c, const struct imc_model *m, const float *y,
+                      const float *cpu, const struct score *a, const struct score *b, bool want_ok)
+{
+    const int64_t v = m->hp.n_vocab, n = N_TOK * v;
+    double d = 0.0, l = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        d = check_worst(d, fabs((double)y[i] - cpu[i]));
+        l = check_worst(l, fabs((double)cpu[i]));
+    }
+    l += d;
+    const double u = 0x1p-53, g = (double)(v - 1) * u / (1 - (double)(v - 1) * u), p = 1.01;
+    const double lv = log((double)v);
+    const double b_nll = 2 * d + 2 * (1.01 * (g + 2 * u) + 3 * u * (3 * l + lv));
+    const double b_kld = 2 * d * p + 2 * p * (1.01 * (g + 2 * u) + 2 * u * (l + lv)) +
+                         p * (2.02 * g + 6 * u) * (16 + 3 * l + lv);
+    const double e_nll = fabs(a->ln_ppl - b->ln_ppl), e_kld = fabs(a->kld - b->kld);
+    const bool ok =
+        a->ok && b->ok && e_nll <= b_nll && e_kld <= b_kld && a->nll_base == b->nll_base;
+    printf("%-15s %-13s %sscored through the table: |Δ ln PPL| %.3g (bound %.3g), |Δ mean KLD| "
+           "%.3g (bound %.3g)%s\n",
+           c->preset, imc_attn_path_name(c->path),
+           want_ok ? "" : "self-check, nll_rows one entry short: ", e_nll, b_nll, e_kld, b_kld,
+           want_ok ? "" : " (must fail)");
+    CHECK(ok == want_ok,
+          "%s %s: scores through the table: ln PPL %.17g vs %.17g, KLD %.17g vs "
+          "%.17g, base %.17g vs %.17g",
+          c->preset, imc_attn_path_name(c->path), a->ln_ppl, b->ln_ppl, a->kld, b->kld, a->nll_base,
+          b->nll_base);
+}
+
 static void one_case(const struct pcase *c, const struct imc_model *m, bool self_check)
 {
     int32_t tok[N_TOK];
@@ -249,11 +355,14 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     const char *pn = imc_attn_path_name(c->path);
     struct imc_imatrix s_cpu, s_emu;
     struct resid r_dev = {0, 0};
-    float *cpu = run(m, c->path, NULL, tok, &s_cpu, false, NULL);
+    struct score_in in;
+    uint16_t *base = base_rows(m->hp.n_vocab, &in);
+    struct score sc_cpu = {0}, sc_emu = {0};
+    float *cpu = run(m, c->path, NULL, tok, &s_cpu, false, NULL, &in, &sc_cpu);
     cuemu_set_order(CUEMU_FORWARD, 0);
-    float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu, false, &r_dev);
+    float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu, false, &r_dev, &in, &sc_emu);
     cuemu_set_order(CUEMU_REVERSE, 0);
-    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, NULL);
+    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, NULL, NULL, NULL);
     cuemu_set_order(CUEMU_FORWARD, 0);
     CHECK(cpu && fwd && rev, "%s %s: engine forward failed", c->preset, pn);
     if (cpu && fwd && rev) {
@@ -268,6 +377,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         printf("%-15s %-13s statistics (%lld entries, Σx² per column): max rel %.3g (bound %.0e)\n",
                c->preset, pn, (long long)s_cpu.n_entries, es, BOUND_STATS);
         CHECK(es <= BOUND_STATS, "%s %s: statistics %.3g", c->preset, pn, es);
+        score_cmp(c, m, fwd, cpu, &sc_emu, &sc_cpu, true);
         rev[n / 2] += 1.0f; // self-check: the comparison sees a moved logit
         CHECK(trel_err(rev, cpu, n) > BOUND, "%s %s: checker missed a perturbation", c->preset, pn);
     }
@@ -277,7 +387,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     if (self_check && cpu) {
         struct imc_backend bad = *tcuda_backend_emu();
         bad.attention = bad_attention;
-        float *b = run(m, c->path, &bad, tok, NULL, false, NULL);
+        float *b = run(m, c->path, &bad, tok, NULL, false, NULL, NULL, NULL);
         const double err = b ? trel_err(b, cpu, n) : INFINITY;
         printf("%-15s %-13s self-check, attention scale 1%% off: %.3g (must exceed the bound)\n",
                c->preset, pn, err);
@@ -286,7 +396,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         bad = *tcuda_backend_emu();
         bad.sqacc = bad_sqacc;
         struct imc_imatrix s_bad;
-        b = run(m, c->path, &bad, tok, &s_bad, false, NULL);
+        b = run(m, c->path, &bad, tok, &s_bad, false, NULL, NULL, NULL);
         const double es = b ? stats_cmp(c->preset, &s_bad, &s_cpu) : INFINITY;
         printf("%-15s %-13s self-check, sqacc skipping a row: statistics %.3g (must exceed the "
                "bound)\n",
@@ -296,7 +406,18 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         CHECK(es > BOUND_STATS, "%s: a sqacc skipping rows went unnoticed", c->preset);
         free(b);
         imc_imatrix_free(&s_bad);
+        bad = *tcuda_backend_emu();
+        bad.nll_rows = bad_nll_rows;
+        struct score sc_bad = {0};
+        b = run(m, c->path, &bad, tok, NULL, false, NULL, &in, &sc_bad);
+        CHECK(b && fwd && memcmp(b, fwd, (size_t)n * sizeof(float)) == 0,
+              "%s: the nll_rows change moved the logits", c->preset);
+        if (b && fwd && cpu) {
+            score_cmp(c, m, b, cpu, &sc_bad, &sc_cpu, false);
+        }
+        free(b);
     }
+    free(base);
     imc_imatrix_free(&s_cpu);
     imc_imatrix_free(&s_emu);
     free(cpu);
