@@ -252,6 +252,7 @@ AVX2 INLINE void kern32u(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64
         for (int t = 0; t < T; t++) {
             s[t] =
                 dot4u(w, ((const struct imc_q8x *)(xq + t * ldq) + b)->q, _mm256_setzero_si256());
+            __asm__("" : "+x"(s[t])); // the sum now: GCC would keep the 4 maddubs and spill
         }
 #pragma GCC unroll 16
         for (int j = 0; j < 4; j++) {
