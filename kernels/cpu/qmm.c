@@ -218,8 +218,10 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
 uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
 {
     const uint64_t groups = (uint64_t)(nr + 7) / 8;
+    // per group of 8 rows and block: K types 2880 (qmm_avx2.c); the 32-block types 320, the
+    // most any path takes (qmm_vnni.c's groups and the AVX2 tile's q4_0; its q8_0 and iq4_nl 288)
     return imc_qmm_is_k(t) ? groups * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880
-                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 320; // VNNI's groups
+                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 320;
 }
 
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,

@@ -15,11 +15,15 @@
  * Per block and token the activation's 16-byte halves are broadcast, each 4-byte group j to
  * every lane (shuffle), given the weights' signs (sign trick: |w| as unsigned bytes), and
  * _mm256_maddubs_epi16 gives per lane two pair sums w·x (|pair| <= 2·128·127 < 2^15). For
- * 32-block types these are widened by madd with ones (exact) and added: lane r = I_b of row r
- * (Q4_0, |w| <= 8: four results first added as int16). For K types up to 4 maddubs results of
- * a 16-element group are added as int16 where no sum can overflow (|w| <= 32: 8·32·127 < 2^15;
- * not iq4_xs), then one madd with the group's scales and int32 adds: lane r = I of row r
- * (qmm.h). Then one cvtepi32_ps and one fmadd with the rows' scales times the token's scale
+ * q8_0 and iq4_nl these are widened by madd with ones (exact) and added: lane r = I_b of row r.
+ * Q4_0 (w in −8..7) needs no sign trick: the unsigned operand is the activation plus 128 (its
+ * bytes xor 0x80, per block and token), the signed one w, so each maddubs lane is a pair sum
+ * of (x + 128)·w, |pair| <= 2·255·8 = 4080; all 8 results of a block (16 products per int16
+ * lane) are added as int16, |sum| <= 16·255·8 = 32640 < 2^15, then one madd with ones; the
+ * repack stores per row −128·Σw of the block (int32), added to give exactly I_b. For K types up to
+ * 4 maddubs results of a 16-element group are added as int16 where no sum can overflow (|w| <= 32:
+ * 8·32·127 < 2^15; not iq4_xs), then one madd with the group's scales and int32 adds: lane r = I of
+ * row r (qmm.h). Then one cvtepi32_ps and one fmadd with the rows' scales times the token's scale
  * (and for the mins one fnmadd) per block, token and 8 rows: per lane exactly the generic
  * kernel's float operations.
  */
@@ -30,18 +34,21 @@
 #define NTOK 4      // token rows per kernel call
 #define TOK_PASS 32 // token rows per pass over the tile's repacked rows (their blocks stay in L2)
 #define G32 288     // bytes of 8 interleaved rows per 32-block: d[8], q[8 groups][8 rows][4]
+#define G32U 320    // ... for q4_0: d[8], −128·Σw int32[8], q[8][8][4]
 #define GK 2880     // ... per K super-block: d[8], dmin[8], sc[16][8], mn[8][8], q[8][8][8][4]
 #define GK_SC 64    // offsets in a K group
 #define GK_MN 576
 #define GK_Q 832
 
-// Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of G32 bytes at out.
+// Rows w .. w + (nr−1)·rb (nr <= 8) of a 32-block type into nb groups of G32 bytes at out
+// (q4_0: G32U, with the rows' −128·Σw of the block after d).
 AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                           uint8_t *out)
 {
     const uint64_t bb = rb / (uint64_t)nb;
+    const bool ux = type == IMC_TYPE_Q4_0;
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t *g = out + b * G32;
+        uint8_t *g = out + b * (ux ? G32U : G32);
         float d[8];
         __m256i v[8];
 #pragma GCC unroll 16
@@ -52,9 +59,19 @@ AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int
         }
         transpose8(v);
         _mm256_storeu_ps((float *)g, _mm256_loadu_ps(d));
+        __m256i sw = _mm256_setzero_si256(); // lane r: Σw of row r (int32)
+        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
 #pragma GCC unroll 16
         for (int j = 0; j < 8; j++) {
-            _mm256_storeu_si256((__m256i *)(g + 32 + 32 * j), v[j]);
+            _mm256_storeu_si256((__m256i *)(g + (ux ? 64 : 32) + 32 * j), v[j]);
+            if (ux) {
+                const __m256i s2 = _mm256_maddubs_epi16(ones8, v[j]);
+                sw = _mm256_add_epi32(sw, _mm256_madd_epi16(s2, ones16));
+            }
+        }
+        if (ux) {
+            _mm256_storeu_si256((__m256i *)(g + 32),
+                                _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sw), 7));
         }
     }
 }
@@ -150,9 +167,9 @@ AVX2 INLINE __m256i widen4(const __m256i p[4], __m256i m, bool s16)
         _mm256_add_epi32(_mm256_madd_epi16(p[2], m), _mm256_madd_epi16(p[3], m)));
 }
 
-// 8 repacked rows of a 32-block type (nb groups at g; nr of them real) × T tokens.
+// 8 repacked rows of q8_0 or iq4_nl (nb groups of G32 at g; nr of them real) × T tokens.
 AVX2 INLINE void kern32(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
-                        int64_t ldy, int nr, bool s16, const int T)
+                        int64_t ldy, int nr, const int T)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[NTOK];
@@ -164,7 +181,7 @@ AVX2 INLINE void kern32(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             dot4(qx, sx, ((const struct imc_q8x *)(xq + t * ldq) + b)->q, true, p);
-            is[t] = widen4(p, ones, s16);
+            is[t] = widen4(p, ones, false);
         }
         load4(gb + 32, 4, true, qx, sx);
         const __m256 dw = _mm256_loadu_ps((const float *)gb);
@@ -172,8 +189,60 @@ AVX2 INLINE void kern32(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_
         for (int t = 0; t < T; t++) {
             const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
             dot4(qx, sx, xb->q + 16, true, p);
-            is[t] = _mm256_add_epi32(is[t], widen4(p, ones, s16));
+            is[t] = _mm256_add_epi32(is[t], widen4(p, ones, false));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]),
+                                     _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[t]);
+        }
+    }
+    store8(acc, y, ldy, nr, T);
+}
+
+// The 4 maddubs results of the activation plus 128 (16 bytes at q, xor 0x80) with 4 interleaved
+// signed weight vectors w, added as int16 to s (bounds: the file header).
+AVX2 INLINE __m256i dot4u(const __m256i w[4], const int8_t *q, __m256i s)
+{
+    const __m256i y = _mm256_xor_si256(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q)), _mm256_set1_epi8(-128));
+    const __m256i p0 = _mm256_maddubs_epi16(_mm256_shuffle_epi32(y, 0x00), w[0]);
+    const __m256i p1 = _mm256_maddubs_epi16(_mm256_shuffle_epi32(y, 0x55), w[1]);
+    const __m256i p2 = _mm256_maddubs_epi16(_mm256_shuffle_epi32(y, 0xaa), w[2]);
+    const __m256i p3 = _mm256_maddubs_epi16(_mm256_shuffle_epi32(y, 0xff), w[3]);
+    return _mm256_add_epi16(s,
+                            _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)));
+}
+
+// 8 repacked rows of q4_0 (nb groups of G32U at g; nr of them real) × T tokens.
+AVX2 INLINE void kern32u(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
+                         int64_t ldy, int nr, const int T)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NTOK];
+    zero_acc(acc, T);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = g + b * G32U;
+        __m256i s[NTOK], w[4];
+#pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            w[j] = _mm256_loadu_si256((const __m256i *)(gb + 64 + 32 * j));
+        }
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            s[t] =
+                dot4u(w, ((const struct imc_q8x *)(xq + t * ldq) + b)->q, _mm256_setzero_si256());
+            __asm__("" : "+x"(s[t])); // the sum now: GCC would keep the 4 maddubs and spill
+        }
+#pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            w[j] = _mm256_loadu_si256((const __m256i *)(gb + 192 + 32 * j));
+        }
+        const __m256 dw = _mm256_loadu_ps((const float *)gb);
+        const __m256i corr = _mm256_loadu_si256((const __m256i *)(gb + 32));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
+            const __m256i is =
+                _mm256_add_epi32(_mm256_madd_epi16(dot4u(w, xb->q + 16, s[t]), ones), corr);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is),
                                      _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[t]);
         }
     }
@@ -248,8 +317,8 @@ typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_
     static const kern_fn NAME[NTOK] = {NAME##_1, NAME##_2, NAME##_3, NAME##_4};
 _Static_assert(NTOK == 4, "the tables below cover 1 to 4 tokens");
 
-#define K32(g, nb, xq, ldq, y, ldy, nr, T) kern32(g, nb, xq, ldq, y, ldy, nr, false, T)
-#define K32S(g, nb, xq, ldq, y, ldy, nr, T) kern32(g, nb, xq, ldq, y, ldy, nr, true, T)
+#define K32(g, nb, xq, ldq, y, ldy, nr, T) kern32(g, nb, xq, ldq, y, ldy, nr, T)
+#define K32U(g, nb, xq, ldq, y, ldy, nr, T) kern32u(g, nb, xq, ldq, y, ldy, nr, T)
 #define KQ2(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q2_K, g, nb, xq, ldq, y, ldy, nr, T)
 #define KQ3(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q3_K, g, nb, xq, ldq, y, ldy, nr, T)
 #define KQ4(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q4_K, g, nb, xq, ldq, y, ldy, nr, T)
@@ -257,7 +326,7 @@ _Static_assert(NTOK == 4, "the tables below cover 1 to 4 tokens");
 #define KQ6(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_Q6_K, g, nb, xq, ldq, y, ldy, nr, T)
 #define KIQ4(g, nb, xq, ldq, y, ldy, nr, T) kernk(IMC_TYPE_IQ4_XS, g, nb, xq, ldq, y, ldy, nr, T)
 KERNS(k32, K32)
-KERNS(k32s, K32S)
+KERNS(k32u, K32U)
 KERNS(kq2, KQ2)
 KERNS(kq3, KQ3)
 KERNS(kq4, KQ4)
@@ -303,10 +372,12 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
         kern = kiq4, repack = rpiq4;
         break;
     default:
-        kern = type == IMC_TYPE_Q4_0 ? k32s : k32, repack = rp32;
+        kern = type == IMC_TYPE_Q4_0 ? k32u : k32, repack = rp32;
         break;
     }
-    const uint64_t gbytes = (uint64_t)nb * (imc_qmm_is_k(type) ? GK : G32);
+    const uint64_t gbytes = (uint64_t)nb * (imc_qmm_is_k(type)      ? GK
+                                            : type == IMC_TYPE_Q4_0 ? G32U
+                                                                    : G32);
     uint8_t *rp = scratch;
     for (int64_t r = 0; r < nr; r += 8) {
         const int rn = nr - r < 8 ? (int)(nr - r) : 8;

@@ -22,6 +22,8 @@
  *     exact ties rounded away from zero; the AVX2 quantizer gives the scalar bytes;
  *   - the AVX2 tile that reads W in place (few tokens) bitwise equal to the generic kernel and to
  *     the repacking AVX2 tile at 1..16 tokens, rows 1..19 (every tail of a group of 8);
+ *   - the 32-block types' weights and activations at the ends of their ranges: both AVX2 tiles
+ *     and the generic kernel give the exact integer sums (catches int16 overflow);
  *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1, 2..16 and 37 tokens, on
  *     pools of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
  */
@@ -329,6 +331,100 @@ static void test_direct(void)
     CHECK(calls == N_TYPES * 3 * 6 * 16, "direct tile: %d calls", calls);
 }
 
+// One of 4 patterns of a block's 32 values from lo and hi: all lo, all hi, alternating, halves.
+static int extreme_val(int pat, int i, int lo, int hi)
+{
+    switch (pat % 4) {
+    case 0:
+        return lo;
+    case 1:
+        return hi;
+    case 2:
+        return i % 2 ? hi : lo;
+    default:
+        return i < 16 ? lo : hi;
+    }
+}
+
+// The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, iq4_nl −127
+// and 113; activations ±127), every pattern of row against token: scales 1, so each output is
+// the exact integer Σ w·x, which the generic kernel and both AVX2 tiles must give (an int16
+// overflow in a kernel shows here).
+static void test_extreme(void)
+{
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL};
+    const int64_t nb = 8, n = nb * 32, nr = 19, nt = 37, ldy = nr + 1;
+    const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q8_0, n);
+    struct imc_q8x *xq = malloc((size_t)ldq * nt);
+    for (int64_t t = 0; t < nt; t++) {
+        for (int64_t b = 0; b < nb; b++) {
+            struct imc_q8x *xb = xq + t * nb + b;
+            xb->d = 1.0f;
+            for (int i = 0; i < 32; i++) {
+                xb->q[i] = (int8_t)extreme_val((int)(t + b + t / 4), i, 127, -127);
+            }
+        }
+    }
+    for (int ti = 0; ti < 3; ti++) {
+        const enum imc_type type = types[ti];
+        uint64_t rb;
+        imc_type_row_bytes((uint32_t)type, n, &rb);
+        const uint64_t bb = rb / (uint64_t)nb;
+        uint8_t *w = calloc((size_t)nr, rb);
+        int *wi = malloc((size_t)(nr * n) * sizeof(int));
+        for (int64_t r = 0; r < nr; r++) {
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
+                blk[0] = 0x00, blk[1] = 0x3c; // d = 1 (f16)
+                for (int i = 0; i < 32; i++) {
+                    const int pat = (int)(r + 2 * b + r / 4);
+                    int v;
+                    if (type == IMC_TYPE_Q8_0) {
+                        v = extreme_val(pat, i, -128, 127);
+                        blk[2 + i] = (uint8_t)(int8_t)v;
+                    } else { // nibble 0: −8 (q4_0), −127 (iq4_nl); 15: 7, 113
+                        const int nib = extreme_val(pat, i, 0, 15);
+                        blk[2 + i % 16] |= (uint8_t)(nib << (i < 16 ? 0 : 4));
+                        v = type == IMC_TYPE_Q4_0 ? nib - 8 : (nib ? 113 : -127);
+                    }
+                    wi[r * n + b * 32 + i] = v;
+                }
+            }
+        }
+        float *y = malloc((size_t)(ldy * nt) * 4), *yd = malloc((size_t)(ldy * nt) * 4);
+        float *yr = malloc((size_t)(ldy * nt) * 4);
+        void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
+        imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
+        const uint8_t *xb = (const uint8_t *)xq;
+        imc_qmm_direct_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yd, ldy, NULL);
+        imc_qmm_tile_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yr, ldy, scratch);
+        int bad = 0, bad_d = 0, bad_r = 0;
+        for (int64_t t = 0; t < nt; t++) {
+            for (int64_t r = 0; r < nr; r++) {
+                int64_t ref = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    ref += (int64_t)wi[r * n + i] * xq[t * nb + i / 32].q[i % 32];
+                }
+                bad += y[t * ldy + r] != (float)ref;
+                bad_d += memcmp(&yd[t * ldy + r], &y[t * ldy + r], 4) != 0;
+                bad_r += memcmp(&yr[t * ldy + r], &y[t * ldy + r], 4) != 0;
+            }
+        }
+        CHECK(bad == 0, "%s extremes: %d generic outputs differ from the exact integer sum",
+              imc_type_name((uint32_t)type), bad);
+        CHECK(bad_d == 0 && bad_r == 0,
+              "%s extremes: %d direct and %d repacking avx2 outputs differ from generic",
+              imc_type_name((uint32_t)type), bad_d, bad_r);
+        free(scratch);
+        free(y);
+        free(yd);
+        free(yr);
+        free(wi);
+        free(w);
+    }
+    free(xq);
+}
+
 // imc_cpu_matmul in Q8 mode: row t of a 37-token call equals a 1-token call of row t and the
 // same row in calls of 2..16 tokens, on pools of 1 and 3 threads and both paths, for every type;
 // F16 weights (no integer route) give the F32 mode's bits.
@@ -402,6 +498,7 @@ int main(void)
     }
     test_paths();
     test_direct();
+    test_extreme();
     test_matmul();
     return check_summary();
 }
