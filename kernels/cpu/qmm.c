@@ -231,9 +231,11 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
     const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
     const bool direct = nt <= imc_qmm_direct_toks(type);
-    const bool vnni = path == IMC_GEMM_VNNI && !direct && !imc_qmm_is_k(type);
+    const bool vnni = path == IMC_GEMM_VNNI && !direct, k = imc_qmm_is_k(type);
+    const imc_qmm_tile_fn vk = vnni && k && type != IMC_TYPE_IQ4_XS ? imc_qmm_tile_vnni_k() : NULL;
     const imc_qmm_tile_fn vec = path == IMC_GEMM_GENERIC ? NULL
-                                : vnni                   ? imc_qmm_tile_vnni(IMC_QMM_VNNI_BEST)
+                                : vk                     ? vk
+                                : vnni && !k             ? imc_qmm_tile_vnni(IMC_QMM_VNNI_BEST)
                                 : direct                 ? imc_qmm_direct_avx2()
                                                          : imc_qmm_tile_avx2();
     if (vec) {

@@ -217,6 +217,9 @@ imc_qmm_tile_fn imc_qmm_direct_avx2(void);
 // encoding enc, BEST: EVEX where the CPU has it, else VEX; NULL when the CPU lacks that encoding
 // (or AVX2, FMA, F16C).
 imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc);
+// The AVX512 (BW, DQ, VL, VNNI) repacking tile of the K types but iq4_xs (qmm_vnni.c: two tokens
+// per 512-bit vector over the AVX2 tile's groups), or NULL.
+imc_qmm_tile_fn imc_qmm_tile_vnni_k(void);
 #else
 static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)
 {
@@ -233,6 +236,10 @@ static inline imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
 static inline imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc)
 {
     (void)enc;
+    return NULL;
+}
+static inline imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)
+{
     return NULL;
 }
 #endif

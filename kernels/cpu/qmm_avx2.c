@@ -30,6 +30,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include "kernels/cpu/qmm_avx2.h"
+#include "core/log.h"
 
 #define NTOK 4      // token rows per kernel call
 #define TOK_PASS 32 // token rows per pass over the tile's repacked rows (their blocks stay in L2)
@@ -345,6 +346,21 @@ KERNS(kiq4, KIQ4)
 REPACK_FN(rp32, repack32, type)
 #define REPACK_K(NAME, TYPE) REPACK_FN(rp##NAME, repackk, TYPE)
 IMC_QMM_K_TYPES(REPACK_K)
+
+void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                           uint8_t *out)
+{
+    switch (type) {
+#define REPACK_CASE(NAME, TYPE)                                                                    \
+    case TYPE:                                                                                     \
+        rp##NAME(type, w, rb, nr, nb, out);                                                        \
+        break;
+        IMC_QMM_K_TYPES(REPACK_CASE)
+#undef REPACK_CASE
+    default:
+        IMC_ASSERT(!"a K type");
+    }
+}
 
 static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,

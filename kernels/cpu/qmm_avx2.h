@@ -184,6 +184,14 @@ AVX2 INLINE void transpose8(__m256i v[8])
     }
 }
 
+// Rows w .. w + (nr−1)·rb (nr <= 8) of a K type into nb groups of 2880 bytes at out, the
+// repacking AVX2 tile's layout (qmm_avx2.c: d[8] f32, dmin[8] f32 at 32, the 16 groups' scale
+// pairs at 64 (32 bytes each), the 8 min pairs at 576, the weights at 832: 128 bytes per
+// 16-element group k, vector j lane r = row r's elements 16k + 4j .. + 3, signed for q3_k,
+// q6_k, iq4_xs); for qmm_vnni.c's K tile too.
+void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                           uint8_t *out);
+
 AVX2 INLINE void zero_acc(__m256 *acc, const int T)
 {
 #pragma GCC unroll 16

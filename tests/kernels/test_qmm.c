@@ -216,6 +216,21 @@ static void run_paths(struct krng *r, const struct qcase *c)
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
     }
+    // the AVX512 K tile (not iq4_xs) where the CPU has it
+    const imc_qmm_tile_fn vk = imc_qmm_is_k(c->type) && c->type != IMC_TYPE_IQ4_XS
+                                   ? imc_qmm_tile_vnni_k()
+                                   : NULL;
+    if (vk) {
+        memset(y2, 0, (size_t)(ldy * c->nt) * 4);
+        vk(c->type, w, rb, c->nr, xq, ldq, c->nt, nb, y2, ldy, scratch);
+        bool same = true;
+        for (int64_t t = 0; t < c->nt; t++) {
+            same = same && memcmp(y + t * ldy, y2 + t * ldy, (size_t)c->nr * 4) == 0;
+        }
+        CHECK(same, "%s n=%lld %lldx%lld: avx512 K tile bits differ from generic",
+              imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
+              (long long)c->nt);
+    }
     // the VNNI tile of the 32-block types in each encoding the CPU has (main reports the others)
     for (int e = IMC_QMM_VNNI_EVEX; e <= IMC_QMM_VNNI_VEX && !imc_qmm_is_k(c->type); e++) {
         const imc_qmm_tile_fn vt = imc_qmm_tile_vnni((enum imc_qmm_vnni)e);
@@ -492,6 +507,9 @@ int main(void)
     }
     if (!imc_qmm_tile_vnni(IMC_QMM_VNNI_EVEX)) {
         CHECK_SKIP("vnni evex tile", "this CPU lacks AVX512-VNNI/VL (or AVX2, FMA, F16C)");
+    }
+    if (!imc_qmm_tile_vnni_k()) {
+        CHECK_SKIP("avx512 K tile", "this CPU lacks AVX512 BW/DQ/VL/VNNI (or AVX2, FMA, F16C)");
     }
     if (!imc_qmm_tile_vnni(IMC_QMM_VNNI_VEX)) {
         CHECK_SKIP("vnni vex tile", "this CPU lacks AVX-VNNI (or AVX2, FMA, F16C)");
