@@ -112,6 +112,22 @@ pair_x(const struct imc_q8x *a, const struct imc_q8x *b, int h)
                             _mm512_set1_epi8((char)0x80));
 }
 
+// The T tokens' outputs of (T + 1) / 2 pair accumulators: lanes 0-7 token 2p, 8-15 token 2p + 1.
+VNNI_EVEX static inline __attribute__((always_inline)) void
+store_pairs(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
+{
+    const int P = (T + 1) / 2;
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) {
+        float v[16];
+        _mm512_storeu_ps(v, acc[p]);
+        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
+        if (2 * p + 1 < T) {
+            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,
           int nr, const int T)
@@ -152,15 +168,7 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
             acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, dxx), acc[p]);
         }
     }
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        float v[16];
-        _mm512_storeu_ps(v, acc[p]);
-        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
-        if (2 * p + 1 < T) {
-            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
-        }
-    }
+    store_pairs(acc, y, ldy, nr, T);
 }
 
 typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
@@ -371,15 +379,7 @@ kern_k512(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, u
             }
         }
     }
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        float v[16];
-        _mm512_storeu_ps(v, acc[p]);
-        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
-        if (2 * p + 1 < T) {
-            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
-        }
-    }
+    store_pairs(acc, y, ldy, nr, T);
 }
 
 // One table of NTOK_E functions per K type.
