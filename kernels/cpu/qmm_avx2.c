@@ -300,8 +300,7 @@ AVX2 INLINE void kernk(enum imc_type type, const uint8_t *g, int64_t nb, const u
     store8(acc, y, ldy, nr, T);
 }
 
-typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
-                        int64_t ldy, int nr);
+typedef imc_qmm_kern_fn kern_fn;
 
 // One function per (kind, T): NAME_T calls CALL with T a constant; KERNS makes the table.
 #define KERN_FN(NAME, CALL, T)                                                                     \
@@ -362,6 +361,23 @@ void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, in
     }
 }
 
+void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
+                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
+                        float *y, int64_t ldy)
+{
+    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
+        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
+        for (int64_t r = 0; r < nr; r += 8) {
+            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+            for (int64_t t = t0; t < t1; t += ntok) {
+                const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
+                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                             y + t * ldy + r, ldy, rn);
+            }
+        }
+    }
+}
+
 static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
                       int64_t ldy, void *scratch)
@@ -400,17 +416,7 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
         repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
                rp + (uint64_t)(r / 8) * gbytes);
     }
-    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
-        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
-        for (int64_t r = 0; r < nr; r += 8) {
-            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-            for (int64_t t = t0; t < t1; t += NTOK) {
-                const int tn = t1 - t < NTOK ? (int)(t1 - t) : NTOK;
-                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
-                             y + t * ldy + r, ldy, rn);
-            }
-        }
-    }
+    imc_qmm_run_passes(kern, NTOK, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------

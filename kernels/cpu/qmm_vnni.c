@@ -19,9 +19,8 @@
 #include "core/log.h"
 #include "kernels/cpu/qmm_avx2.h"
 
-#define NTOK 4      // token rows per kernel call
-#define TOK_PASS 32 // token rows per pass over the repacked rows (their groups stay in L2)
-#define GV 320      // bytes of 8 interleaved rows per 32-block: d[8], nc[8], q[8 groups][8 rows][4]
+#define NTOK 4 // token rows per kernel call
+#define GV 320 // bytes of 8 interleaved rows per 32-block: d[8], nc[8], q[8 groups][8 rows][4]
 #define GV_NC 32
 #define GV_Q 64
 
@@ -171,8 +170,7 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
     store_pairs(acc, y, ldy, nr, T);
 }
 
-typedef void (*kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y,
-                        int64_t ldy, int nr);
+typedef imc_qmm_kern_fn kern_fn;
 
 // One function per (encoding, T): NAME_T calls CALL with T a constant.
 #define KERN_FN(NAME, TARGET, CALL, T)                                                             \
@@ -196,25 +194,6 @@ KERN_FN(ke, VNNI_EVEX, kern_evex, 7)
 KERN_FN(ke, VNNI_EVEX, kern_evex, 8)
 static const kern_fn ke[NTOK_E] = {ke_1, ke_2, ke_3, ke_4, ke_5, ke_6, ke_7, ke_8};
 
-// The kernel calls over the repacked rows rp (groups of gbytes per 8 rows): passes of TOK_PASS
-// tokens, calls of up to ntok.
-static void run_passes(const kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
-                       int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
-                       float *y, int64_t ldy)
-{
-    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
-        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
-        for (int64_t r = 0; r < nr; r += 8) {
-            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-            for (int64_t t = t0; t < t1; t += ntok) {
-                const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
-                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
-                             y + t * ldy + r, ldy, rn);
-            }
-        }
-    }
-}
-
 static void tile(const kern_fn *kern, int ntok, enum imc_type type, const uint8_t *w,
                  uint64_t row_bytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
                  int64_t nb, float *y, int64_t ldy, void *scratch)
@@ -226,7 +205,7 @@ static void tile(const kern_fn *kern, int ntok, enum imc_type type, const uint8_
         repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
                rp + (uint64_t)(r / 8) * gbytes);
     }
-    run_passes(kern, ntok, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    imc_qmm_run_passes(kern, ntok, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
@@ -427,7 +406,7 @@ static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
             k_correction(g, nb);
         }
     }
-    run_passes(kern, NTOK_E, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    imc_qmm_run_passes(kern, NTOK_E, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)
