@@ -10,7 +10,8 @@
  * rank there);
  *   - then an engine of every layer: every weight but the embedding resident, the embedding
  *     still under half.
- * Skipped (77) where the kernel does not report pages (no pagemap) or lacks MADV_POPULATE_READ.
+ * Where the kernel does not report pages (no pagemap) or lacks MADV_POPULATE_READ, a SKIP line
+ * says so and the test passes on what it could check (the engines start).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +55,8 @@ static struct imc_slice_spec spec(int64_t l0, int64_t l1, int64_t e0, int64_t e1
 int main(void)
 {
 #ifndef MADV_POPULATE_READ
-    printf("SKIP test: this C library has no MADV_POPULATE_READ\n");
-    return CHECK_EXIT_SKIP;
+    CHECK_SKIP("prefault", "this C library has no MADV_POPULATE_READ");
+    return check_summary();
 #else
     const char *tmp = getenv("TMPDIR");
     char dir[256], path[300];
@@ -80,11 +81,25 @@ int main(void)
                                              spec(0, 0, 0, 0, true, false)};
     const char *names[3] = {"layer 0", "layers 3.. and the head", "the token embedding"};
     double size[3], len = 0;
+    const long pg = sysconf(_SC_PAGESIZE);
+    void *probe = mmap(NULL, (size_t)pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const bool populate =
+        probe != MAP_FAILED && madvise(probe, (size_t)pg, MADV_POPULATE_READ) == 0;
+    if (probe != MAP_FAILED) {
+        munmap(probe, (size_t)pg);
+    }
+    bool pagemap = true;
     for (int k = 0; k < 3; k++) {
-        if (resident(m, others[k], &size[k]) < 0) {
-            printf("SKIP test: the kernel does not report resident pages (no pagemap)\n");
-            return CHECK_EXIT_SKIP;
-        }
+        pagemap = pagemap && resident(m, others[k], &size[k]) >= 0;
+    }
+    if (!populate || !pagemap) {
+        CHECK_SKIP("prefault", "%s",
+                   !populate ? "the kernel lacks MADV_POPULATE_READ (Linux < 5.14)"
+                             : "the kernel does not report resident pages");
+        struct imc_engine *e = NULL;
+        CHECK(imc_engine_init(&e, m, NULL) == IMC_OK, "an engine starts all the same");
+        imc_engine_free(e);
+        return check_summary();
     }
     CHECK(nl >= 4 && resident(m, own, &len) < 0.5 * len,
           "ds2-mid: %lld layers, layers 1-2 mostly not mapped before an engine", (long long)nl);
