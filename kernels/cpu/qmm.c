@@ -13,7 +13,7 @@
 #include "types/nl_tables.h"
 #include "types/types.h"
 
-// Token rows per pass over a tile's W rows: their blocks (~36 bytes per 32 elements) stay in
+// Token rows per pass over a tile's W rows: their blocks (40 bytes per 32 elements) stay in
 // L2 while every W row pair of the tile runs over them.
 #define TOK_PASS 32
 
@@ -66,6 +66,7 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out)
         for (int i = 0; i < IMC_QMM_BLOCK; i++) {
             out[b].q[i] = (int8_t)roundf(xb[i] * id);
         }
+        out[b].c128 = imc_qmm_c128(out[b].q);
     }
 }
 
@@ -217,11 +218,13 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
 
 uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
 {
-    const uint64_t groups = (uint64_t)(nr + 7) / 8;
     // per group of 8 rows and block: K types 2880 (qmm_avx2.c); the 32-block types 320, the
-    // most any path takes (qmm_vnni.c's groups and the AVX2 tile's q4_0; its q8_0 and iq4_nl 288)
-    return imc_qmm_is_k(t) ? groups * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880
-                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 320;
+    // most any path takes per 8 rows (qmm_vnni.c's 256-bit groups and the AVX2 tile's q4_0; its
+    // q8_0 and iq4_nl 288), counted in pairs of groups for qmm_vnni.c's 16-row groups (576)
+    if (imc_qmm_is_k(t)) {
+        return (uint64_t)(nr + 7) / 8 * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880;
+    }
+    return (uint64_t)(nr + 15) / 16 * (uint64_t)(n / IMC_QMM_BLOCK) * 640;
 }
 
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,

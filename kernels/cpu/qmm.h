@@ -18,7 +18,8 @@
  *     acc = fmaf((float)I_b, dw_b · dx_b, acc)            (the scale product one float multiply)
  *     y = acc
  * The integer sum is exact, so a path may form it in any order (AVX2: rows interleaved 4 bytes
- * at a time, one row per 32-bit lane; VNNI: dpbusd on x + 128, minus 128·Σw: qmm_vnni.c), and the
+ * at a time, one row per 32-bit lane; AVX-VNNI: dpbusd on x + 128, minus 128·Σw; AVX512-VNNI:
+ * dpbusd of w + 128 against x, minus 128·Σx, the block's c128: qmm_vnni.c), and the
  * float operations are the same per block on every path. y depends only on W row o, x row t and n:
  * never on the batch, the tiling, the thread count or the path.
  *
@@ -58,11 +59,23 @@
 #define IMC_QMM_BLOCK 32   // elements per activation block of the 32-block types
 #define IMC_QMM_KBLOCK 256 // elements per activation super-block of the 256-block types
 
-// One quantized activation block (36 bytes; q needs no alignment).
+// One quantized activation block (40 bytes; q needs no alignment). c128 serves the kernels that
+// take the weights as unsigned bytes w + 128 (qmm_vnni.c's 512-bit tile): Σ (w + 128)·q − 128·Σ q.
 struct imc_q8x {
     float d;
+    int32_t c128; // −128 · Σ_e q[e] (exact: |Σ q| <= 32·127)
     int8_t q[IMC_QMM_BLOCK];
 };
+
+// The c128 of a block's q (what both quantizers store).
+static inline int32_t imc_qmm_c128(const int8_t q[IMC_QMM_BLOCK])
+{
+    int32_t s = 0;
+    for (int e = 0; e < IMC_QMM_BLOCK; e++) {
+        s += q[e];
+    }
+    return -128 * s;
+}
 
 // One quantized activation super-block of the 256-block types (292 bytes).
 struct imc_q8k {

@@ -361,17 +361,27 @@ void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, in
     }
 }
 
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
-                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
-                        float *y, int64_t ldy)
+void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
+                         uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp)
+{
+    for (int64_t r = 0; r < nr; r += mr) {
+        const int rn = nr - r < mr ? (int)(nr - r) : mr;
+        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
+               rp + (uint64_t)(r / mr) * gbytes);
+    }
+}
+
+void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
+                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                        int64_t nb, float *y, int64_t ldy)
 {
     for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
         const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
-        for (int64_t r = 0; r < nr; r += 8) {
-            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+        for (int64_t r = 0; r < nr; r += mr) {
+            const int rn = nr - r < mr ? (int)(nr - r) : mr;
             for (int64_t t = t0; t < t1; t += ntok) {
                 const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
-                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                kern[tn - 1](rp + (uint64_t)(r / mr) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
                              y + t * ldy + r, ldy, rn);
             }
         }
@@ -383,7 +393,7 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                       int64_t ldy, void *scratch)
 {
     const kern_fn *kern;
-    void (*repack)(enum imc_type, const uint8_t *, uint64_t, int, int64_t, uint8_t *);
+    imc_qmm_repack_fn repack;
     switch (type) {
     case IMC_TYPE_Q2_K:
         kern = kq2, repack = rpq2;
@@ -410,13 +420,8 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     const uint64_t gbytes = (uint64_t)nb * (imc_qmm_is_k(type)      ? GK
                                             : type == IMC_TYPE_Q4_0 ? G32U
                                                                     : G32);
-    uint8_t *rp = scratch;
-    for (int64_t r = 0; r < nr; r += 8) {
-        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
-               rp + (uint64_t)(r / 8) * gbytes);
-    }
-    imc_qmm_run_passes(kern, NTOK, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    imc_qmm_repack_rows(repack, 8, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(kern, NTOK, 8, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------
@@ -471,7 +476,14 @@ AVX2 static void quantize_avx2(enum imc_type t, const float *x, int64_t n, void 
         if (bs == IMC_QMM_BLOCK) { // (no clamp: |x·id| rounds to at most 127)
             struct imc_q8x *o = (struct imc_q8x *)out + b;
             o->d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
-            _mm256_storeu_si256((__m256i *)o->q, quant32(xb, id, 128.0f));
+            const __m256i q = quant32(xb, id, 128.0f);
+            _mm256_storeu_si256((__m256i *)o->q, q);
+            // Σ q = Σ (q + 128) − 32·128, the unsigned sums by sad against zero (4 × 8 bytes)
+            const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)),
+                                              _mm256_setzero_si256());
+            const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            const int32_t sum = (int32_t)_mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
+            o->c128 = -128 * (sum - 32 * 128);
             continue;
         }
         struct imc_q8k *o = (struct imc_q8k *)out + b;

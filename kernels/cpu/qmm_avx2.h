@@ -192,16 +192,26 @@ AVX2 INLINE void transpose8(__m256i v[8])
 void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                            uint8_t *out);
 
-// A repacking tile's kernel: 8 repacked rows (nb groups at g, nr of them real) × one call's
-// tokens (a constant per function), outputs y[t·ldy + r].
+// A repacking tile's kernel: a group of repacked rows (8, or 16 in qmm_vnni.c's 512-bit tile of
+// the 32-block types; nb blocks at g, nr of them real) × one call's tokens (a constant per
+// function), outputs y[t·ldy + r].
 typedef void (*imc_qmm_kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
                                 float *y, int64_t ldy, int nr);
 
-// The kernel calls of a repacking tile over its repacked rows rp (gbytes per 8 rows): passes of
-// 32 tokens (their groups stay in L2), calls of up to ntok tokens, kern[tn − 1] for tn tokens.
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
-                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
-                        float *y, int64_t ldy);
+// A tile's repack: nr <= mr rows from w (rb bytes apart) into nb blocks' groups at out.
+typedef void (*imc_qmm_repack_fn)(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,
+                                  int64_t nb, uint8_t *out);
+
+// A tile's nr rows at w into groups of mr rows, gbytes each, from rp on.
+void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
+                         uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp);
+
+// The kernel calls of a repacking tile over its repacked rows rp (groups of mr rows, gbytes
+// each): passes of 32 tokens (their blocks stay in L2), calls of up to ntok tokens, kern[tn − 1]
+// for tn tokens.
+void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
+                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                        int64_t nb, float *y, int64_t ldy);
 
 AVX2 INLINE void zero_acc(__m256 *acc, const int T)
 {

@@ -363,8 +363,8 @@ static int extreme_val(int pat, int i, int lo, int hi)
 
 // The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, iq4_nl −127
 // and 113; activations ±127), every pattern of row against token: scales 1, so each output is
-// the exact integer Σ w·x, which the generic kernel and both AVX2 tiles must give (an int16
-// overflow in a kernel shows here).
+// the exact integer Σ w·x, which the generic kernel must give and every AVX2 and VNNI tile
+// bitwise (an int16 overflow, or a 512-bit tile's w + 128 or c128 off, shows here).
 static void test_extreme(void)
 {
     const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL};
@@ -378,6 +378,7 @@ static void test_extreme(void)
             for (int i = 0; i < 32; i++) {
                 xb->q[i] = (int8_t)extreme_val((int)(t + b + t / 4), i, 127, -127);
             }
+            xb->c128 = imc_qmm_c128(xb->q);
         }
     }
     for (int ti = 0; ti < 3; ti++) {
@@ -411,8 +412,32 @@ static void test_extreme(void)
         void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
         imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
         const uint8_t *xb = (const uint8_t *)xq;
-        imc_qmm_direct_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yd, ldy, NULL);
-        imc_qmm_tile_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yr, ldy, scratch);
+        const imc_qmm_tile_fn direct = imc_qmm_direct_avx2(), rep = imc_qmm_tile_avx2();
+        const imc_qmm_tile_fn vnni[2] = {imc_qmm_tile_vnni(IMC_QMM_VNNI_EVEX),
+                                         imc_qmm_tile_vnni(IMC_QMM_VNNI_VEX)};
+        memcpy(yd, y, (size_t)(ldy * nt) * 4); // (a CPU without AVX2: generic only)
+        memcpy(yr, y, (size_t)(ldy * nt) * 4);
+        if (direct && rep) {
+            direct(type, w, rb, nr, xb, ldq, nt, nb, yd, ldy, NULL);
+            rep(type, w, rb, nr, xb, ldq, nt, nb, yr, ldy, scratch);
+        }
+        int bad_v[2] = {0, 0};
+        for (int e = 0; e < 2; e++) {
+            if (!vnni[e]) {
+                continue;
+            }
+            float *yv = malloc((size_t)(ldy * nt) * 4);
+            vnni[e](type, w, rb, nr, xb, ldq, nt, nb, yv, ldy, scratch);
+            for (int64_t t = 0; t < nt; t++) {
+                for (int64_t r = 0; r < nr; r++) {
+                    bad_v[e] += memcmp(&yv[t * ldy + r], &y[t * ldy + r], 4) != 0;
+                }
+            }
+            free(yv);
+        }
+        CHECK(bad_v[0] == 0 && bad_v[1] == 0,
+              "%s extremes: %d 512-bit and %d 256-bit vnni outputs differ from generic",
+              imc_type_name((uint32_t)type), bad_v[0], bad_v[1]);
         int bad = 0, bad_d = 0, bad_r = 0;
         for (int64_t t = 0; t < nt; t++) {
             for (int64_t r = 0; r < nr; r++) {
