@@ -221,8 +221,8 @@ uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
     // per group of 8 rows and block: K types 2880 (qmm_avx2.c); the 32-block types 320, the
     // most any path takes per 8 rows (qmm_vnni.c's 256-bit groups and the AVX2 tile's q4_0; its
     // q8_0 and iq4_nl 288), counted in pairs of groups for qmm_vnni.c's 16-row groups (576)
-    if (imc_qmm_is_k(t)) {
-        return (uint64_t)(nr + 7) / 8 * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880;
+    if (imc_qmm_is_k(t)) { // (in pairs of groups for qmm_vnni.c's 16-row groups: 5760)
+        return (uint64_t)(nr + 15) / 16 * (uint64_t)(n / IMC_QMM_KBLOCK) * 5760;
     }
     return (uint64_t)(nr + 15) / 16 * (uint64_t)(n / IMC_QMM_BLOCK) * 640;
 }

@@ -192,6 +192,19 @@ AVX2 INLINE void transpose8(__m256i v[8])
 void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                            uint8_t *out);
 
+// The same rows (nr <= 16) in groups of 16 per super-block, qmm_vnni.c's 512-bit layout
+// (IMC_QMM_GK16 bytes): d[16], dmin[16] (f32); the 16 groups' scale pairs at IMC_QMM_GK16_SC (64
+// bytes each: lane r = row r's (sc_k, sc_k)); 8 vectors of block-sum multipliers at
+// IMC_QMM_GK16_MN (lane r = row r's min pairs (mn_2i, mn_2i+1), for q3_k and q6_k
+// (−β·sc_2i, −β·sc_2i+1)); the weights at IMC_QMM_GK16_Q, 256 bytes per group k, vector j lane
+// r = row r's elements 16k + 4j .. + 3, unsigned: + β for q3_k (4) and q6_k (32).
+#define IMC_QMM_GK16 5760
+#define IMC_QMM_GK16_SC 128
+#define IMC_QMM_GK16_MN 1152
+#define IMC_QMM_GK16_Q 1664
+void imc_qmm_repack_k16_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                             uint8_t *out);
+
 // A repacking tile's kernel: a group of repacked rows (8, or 16 in qmm_vnni.c's 512-bit tile of
 // the 32-block types; nb blocks at g, nr of them real) × one call's tokens (a constant per
 // function), outputs y[t·ldy + r].

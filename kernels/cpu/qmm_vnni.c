@@ -100,22 +100,6 @@ DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
 
 #define NTOK_E 8 // token rows per 512-bit kernel call (both 512-bit tiles)
 
-// The T tokens' outputs of (T + 1) / 2 pair accumulators: lanes 0-7 token 2p, 8-15 token 2p + 1.
-VNNI_EVEX static inline __attribute__((always_inline)) void
-store_pairs(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
-{
-    const int P = (T + 1) / 2;
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        float v[16];
-        _mm512_storeu_ps(v, acc[p]);
-        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
-        if (2 * p + 1 < T) {
-            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
-        }
-    }
-}
-
 // ---- 32-block types, AVX512-VNNI: 16 rows per vector, the activations broadcast from memory ----
 //
 // The weights enter unsigned, w + 128 (w ^ 0x80: q8_0 −128..127, q4_0 −8..7, iq4_nl −127..113
@@ -244,143 +228,98 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     imc_qmm_run_passes(ke, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
-// ---- K types (AVX512 only): the AVX2 tile's repacked groups, two tokens per 512-bit vector ----
+// ---- K types but iq4_xs (AVX512 BW/DQ/VL/VNNI): 16 rows per vector ----------------------------
+//
+// As the 32-block tile: 16 rows per 512-bit vector, each 4-byte group of a token's activations
+// one broadcast load. The weights enter maddubs unsigned: q2_k, q4_k, q5_k as they are, q3_k
+// and q6_k biased by β = 4 and 32 (0..7, 0..63), the activations signed. Per 16-element group k,
+// the maddubs pair sums of its 4 byte groups added as int16 where they cannot overflow (pairs
+// <= 2·max w·127: q2_k..q5_k all 4, q6_k 2 at a time, 4·63·127 < 2^15), then vpdpwssd with the
+// rows' scale pairs (sc_k, sc_k):
+//     I = Σ_k sc_k · Σ_{e in k} (w_e + β)·x_e  −  β · Σ_k sc_k · bsum_k
+// the second term by vpdpwssd of the rows' (−β·sc_2i, −β·sc_2i+1) pairs against the token's
+// bsum pairs; for the types with mins, M = Σ_k mn_k · bsum_k the same way, from the min pairs.
+// I and M exact, then the fmadd (and fnmadd) per (row, token) of every path.
+// Repacked group of 16 rows per super-block: qmm_avx2.h's imc_qmm_repack_k16_avx2 layout.
+#define GK16 IMC_QMM_GK16
+#define GK16_SC IMC_QMM_GK16_SC
+#define GK16_MN IMC_QMM_GK16_MN
+#define GK16_Q IMC_QMM_GK16_Q
+_Static_assert(GK16 <= 2 * 2880, "imc_qmm_scratch_bytes: 2880 bytes per 8 rows and super-block");
 
-#define GK 2880  // qmm_avx2.h imc_qmm_repack_k_avx2's layout
-#define GK_NC 32 // q3_k, q6_k (no mins): −128·Σ_k sc_k·Σ w of each row, int32, in dmin's place
-#define GK_SC 64
-#define GK_MN 576
-#define GK_Q 832
-
-// After the repack, for the signed types (q3_k, q6_k): each row's 128·Σ_k sc_k · Σ_{e in k} w_e
-// of a super-block, negated, into the group's dmin slot (those types have no dmin).
-AVX2 static void k_correction(uint8_t *g, int64_t nb)
+VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast32(const void *p)
 {
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    const __m256i lo16 = _mm256_set1_epi32(0xffff);
-    for (int64_t b = 0; b < nb; b++) {
-        uint8_t *gb = g + b * GK;
-        __m256i c = _mm256_setzero_si256();
-        for (int k = 0; k < 16; k++) {
-            __m256i s = _mm256_setzero_si256(); // lane r: Σ w of group k (|s| <= 16·32)
-            for (int j = 0; j < 4; j++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(gb + GK_Q + 128 * k) + j);
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16));
-            }
-            const __m256i sv = _mm256_loadu_si256((const __m256i *)(gb + GK_SC + 32 * k));
-            c = _mm256_add_epi32(c, _mm256_madd_epi16(sv, _mm256_and_si256(s, lo16)));
-        }
-        _mm256_storeu_si256((__m256i *)(gb + GK_NC),
-                            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(c, 7)));
-    }
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
 }
 
-// Two tokens' 16 activation bytes of group k in the 128-bit lanes (a, a, b, b), as unsigned
-// x + 128 when ux.
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i
-pair_k(const struct imc_q8k *a, const struct imc_q8k *b, int k, bool ux)
-{
-    const __m256i lo =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a->q + 16 * k)));
-    const __m256i hi =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->q + 16 * k)));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    return ux ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
-}
-
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast256(const uint8_t *p)
-{
-    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-}
-
-// 8 repacked rows of a K type (not iq4_xs) × T tokens, two per vector (as kern_evex). Unsigned
-// weights (q2_k, q4_k, q5_k) times signed x: maddubs pair sums, 4 added as int16 (8·31·127 <
-// 2^15), vpdpwssd with the group's scales. Signed weights (q3_k, q6_k) times unsigned x + 128:
-// 2 added as int16 (4·255·32 < 2^15; q3_k: 4), then the row's −128·Σ sc·w. Mins as the AVX2
-// kernel: one madd of the min pairs with the block-sum pairs per 32 elements. I exact, then the
-// same fmadd (and fnmadd) per (row, token) as every path.
+// 16 repacked rows of a K type (not iq4_xs; nb groups of GK16 at g, nr real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
-kern_k512(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
-          float *y, int64_t ldy, int nr, const int T)
+kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
+         float *y, int64_t ldy, int nr, const int T)
 {
-    const bool sgn = type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     const bool two = type == IMC_TYPE_Q6_K, mins = imc_qmm_has_mins(type);
-    const int P = (T + 1) / 2;
-    __m512 acc[NTOK_E / 2];
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        acc[p] = _mm512_setzero_ps();
+    __m512 acc[NTOK_E];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *gb = g + b * GK;
-        __m512i is[NTOK_E / 2];
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            is[p] = sgn ? bcast256(gb + GK_NC) : _mm512_setzero_si512();
-        }
-        const struct imc_q8k *x0[NTOK_E / 2], *x1[NTOK_E / 2];
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            const int t1 = 2 * p + 1 < T ? 2 * p + 1 : 2 * p;
-            x0[p] = (const struct imc_q8k *)(xq + 2 * p * ldq) + b;
-            x1[p] = (const struct imc_q8k *)(xq + t1 * ldq) + b;
+        const uint8_t *gb = g + b * GK16;
+        const struct imc_q8k *x[NTOK_E];
+        __m512i is[NTOK_E], m[NTOK_E];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            x[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
+            is[t] = m[t] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 16
         for (int k = 0; k < 16; k++) {
-            const uint8_t *qk = gb + GK_Q + 128 * k;
-            const __m512i q0 = bcast256(qk), q1 = bcast256(qk + 32), q2 = bcast256(qk + 64);
-            const __m512i q3 = bcast256(qk + 96), sv = bcast256(gb + GK_SC + 32 * k);
+            const __m512i *qk = (const __m512i *)(gb + GK16_Q + 256 * k);
+            const __m512i q0 = _mm512_loadu_si512(qk), q1 = _mm512_loadu_si512(qk + 1);
+            const __m512i q2 = _mm512_loadu_si512(qk + 2), q3 = _mm512_loadu_si512(qk + 3);
+            const __m512i sv = _mm512_loadu_si512((const void *)(gb + GK16_SC + 64 * k));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const int8_t *xk = x[t]->q + 16 * k;
+                const __m512i s01 = _mm512_add_epi16(_mm512_maddubs_epi16(q0, bcast32(xk)),
+                                                     _mm512_maddubs_epi16(q1, bcast32(xk + 4)));
+                const __m512i s23 = _mm512_add_epi16(_mm512_maddubs_epi16(q2, bcast32(xk + 8)),
+                                                     _mm512_maddubs_epi16(q3, bcast32(xk + 12)));
+                is[t] = two ? _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(is[t], s01, sv), s23, sv)
+                            : _mm512_dpwssd_epi32(is[t], _mm512_add_epi16(s01, s23), sv);
+            }
+        }
 #pragma GCC unroll 8
-            for (int p = 0; p < P; p++) {
-                const __m512i u = pair_k(x0[p], x1[p], k, sgn);
-                const __m512i y0 = _mm512_shuffle_epi32(u, 0x00),
-                              y1 = _mm512_shuffle_epi32(u, 0x55);
-                const __m512i y2 = _mm512_shuffle_epi32(u, 0xaa),
-                              y3 = _mm512_shuffle_epi32(u, 0xff);
-                __m512i s01, s23;
-                if (sgn) {
-                    s01 = _mm512_add_epi16(_mm512_maddubs_epi16(y0, q0),
-                                           _mm512_maddubs_epi16(y1, q1));
-                    s23 = _mm512_add_epi16(_mm512_maddubs_epi16(y2, q2),
-                                           _mm512_maddubs_epi16(y3, q3));
+        for (int i = 0; i < 8; i++) { // the block-sum terms: M (mins) or −β·Σ sc·bsum (into I)
+            const __m512i mv = _mm512_loadu_si512((const void *)(gb + GK16_MN + 64 * i));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const __m512i bs = bcast32(&x[t]->bsum[2 * i]);
+                if (mins) {
+                    m[t] = _mm512_dpwssd_epi32(m[t], mv, bs);
                 } else {
-                    s01 = _mm512_add_epi16(_mm512_maddubs_epi16(q0, y0),
-                                           _mm512_maddubs_epi16(q1, y1));
-                    s23 = _mm512_add_epi16(_mm512_maddubs_epi16(q2, y2),
-                                           _mm512_maddubs_epi16(q3, y3));
-                }
-                if (two) {
-                    is[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(is[p], s01, sv), s23, sv);
-                } else {
-                    is[p] = _mm512_dpwssd_epi32(is[p], _mm512_add_epi16(s01, s23), sv);
+                    is[t] = _mm512_dpwssd_epi32(is[t], mv, bs);
                 }
             }
         }
-        const __m512 d = _mm512_castpd_ps(
-            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb))));
-        const __m512 dmin = _mm512_castpd_ps(
-            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb + 8))));
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            const __m512 dx = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(x0[p]->d)),
-                                                 _mm256_set1_ps(x1[p]->d), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[p]), _mm512_mul_ps(d, dx), acc[p]);
+        const __m512 d = _mm512_loadu_ps((const float *)gb);
+        const __m512 dmin = _mm512_loadu_ps((const float *)gb + 16);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const __m512 dx = _mm512_set1_ps(x[t]->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, dx), acc[t]);
             if (mins) {
-                __m512i m = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int i = 0; i < 8; i++) {
-                    int32_t b0, b1;
-                    memcpy(&b0, &x0[p]->bsum[2 * i], 4);
-                    memcpy(&b1, &x1[p]->bsum[2 * i], 4);
-                    const __m512i bs = _mm512_inserti64x4(
-                        _mm512_castsi256_si512(_mm256_set1_epi32(b0)), _mm256_set1_epi32(b1), 1);
-                    m = _mm512_add_epi32(m, _mm512_madd_epi16(bcast256(gb + GK_MN + 32 * i), bs));
-                }
-                acc[p] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), acc[p]);
+                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dmin, dx), acc[t]);
             }
         }
     }
-    store_pairs(acc, y, ldy, nr, T);
+    const __mmask16 mk = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+    }
 }
 
 // One table of NTOK_E functions per K type.
@@ -388,7 +327,7 @@ kern_k512(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, u
     VNNI_EVEX static void kk##NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq,          \
                                          uint64_t ldq, float *y, int64_t ldy, int nr)              \
     {                                                                                              \
-        kern_k512(TYPE, g, nb, xq, ldq, y, ldy, nr, T);                                            \
+        kern_k16(TYPE, g, nb, xq, ldq, y, ldy, nr, T);                                             \
     }
 #define KK_TABLE(NAME, TYPE)                                                                       \
     KK_FN(NAME, TYPE, 1)                                                                           \
@@ -418,17 +357,9 @@ static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                           : type == IMC_TYPE_Q5_K ? kkq5
                                                   : kkq6;
     IMC_ASSERT(imc_qmm_is_k(type) && type != IMC_TYPE_IQ4_XS);
-    const uint64_t gbytes = (uint64_t)nb * GK;
-    uint8_t *rp = scratch;
-    for (int64_t r = 0; r < nr; r += 8) {
-        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-        uint8_t *g = rp + (uint64_t)(r / 8) * gbytes;
-        imc_qmm_repack_k_avx2(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb, g);
-        if (type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K) {
-            k_correction(g, nb);
-        }
-    }
-    imc_qmm_run_passes(kern, NTOK_E, 8, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const uint64_t gbytes = (uint64_t)nb * GK16;
+    imc_qmm_repack_rows(imc_qmm_repack_k16_avx2, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(kern, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)

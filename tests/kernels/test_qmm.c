@@ -465,6 +465,80 @@ static void test_extreme(void)
     free(xq);
 }
 
+// The K types at the ends of their ranges: per row and super-block the weight bytes all 0x00 or
+// all 0xFF (the type's smallest or largest weight in every element: q6_k −32 or 31, iq4_xs −127
+// or 113, ...), the scales at their largest magnitude (q6_k ±127/−128 by row, the 6-bit packed
+// scales and mins 63), d = dmin = 1; activations ±127 in the patterns of test_extreme. Every
+// AVX2 and AVX512 tile bitwise against the generic kernel (an int16 sum that overflows shows).
+static void test_extreme_k(void)
+{
+    static const struct {
+        enum imc_type type;
+        int sc_off, sc_len; // the scale bytes
+    } ks[] = {{IMC_TYPE_Q2_K, 0, 16},  {IMC_TYPE_Q3_K, 96, 12},   {IMC_TYPE_Q4_K, 4, 12},
+              {IMC_TYPE_Q5_K, 4, 12},  {IMC_TYPE_Q6_K, 192, 16},  {IMC_TYPE_IQ4_XS, 2, 6}};
+    const int64_t nb = 2, n = nb * 256, nr = 19, nt = 37, ldy = nr + 1;
+    const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q4_K, n);
+    struct imc_q8k *xq = malloc((size_t)ldq * nt);
+    for (int64_t t = 0; t < nt; t++) {
+        for (int64_t b = 0; b < nb; b++) {
+            struct imc_q8k *xb = xq + t * nb + b;
+            xb->d = 1.0f;
+            for (int k = 0; k < 16; k++) {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) {
+                    xb->q[16 * k + i] = (int8_t)extreme_val((int)(t + b + k), (k % 2) * 16 + i, 127, -127);
+                    sum += xb->q[16 * k + i];
+                }
+                xb->bsum[k] = (int16_t)sum;
+            }
+        }
+    }
+    for (size_t ti = 0; ti < sizeof ks / sizeof ks[0]; ti++) {
+        const enum imc_type type = ks[ti].type;
+        uint64_t rb;
+        imc_type_row_bytes((uint32_t)type, n, &rb);
+        const uint64_t bb = rb / (uint64_t)nb;
+        uint8_t *w = malloc((size_t)(nr * rb));
+        for (int64_t r = 0; r < nr; r++) {
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
+                memset(blk, (r + b + r / 3) % 2 ? 0xFF : 0x00, bb);
+                const uint8_t scb = type != IMC_TYPE_Q6_K ? 0xFF : (r / 2) % 2 ? 0x80 : 0x7F;
+                memset(blk + ks[ti].sc_off, scb, (size_t)ks[ti].sc_len);
+                const int dof = type == IMC_TYPE_IQ4_XS ? 0 : imc_qmm_kd_offset(type);
+                blk[dof] = 0x00, blk[dof + 1] = 0x3c; // d = 1 (f16)
+                if (imc_qmm_has_mins(type)) {
+                    blk[dof + 2] = 0x00, blk[dof + 3] = 0x3c;
+                }
+            }
+        }
+        float *y = malloc((size_t)(ldy * nt) * 4), *yv = malloc((size_t)(ldy * nt) * 4);
+        void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
+        imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
+        const imc_qmm_tile_fn tiles[3] = {imc_qmm_direct_avx2(), imc_qmm_tile_avx2(),
+                                          type != IMC_TYPE_IQ4_XS ? imc_qmm_tile_vnni_k() : NULL};
+        int bad[3] = {0, 0, 0};
+        for (int p = 0; p < 3; p++) {
+            if (!tiles[p]) {
+                continue;
+            }
+            tiles[p](type, w, rb, nr, (const uint8_t *)xq, ldq, nt, nb, yv, ldy, scratch);
+            for (int64_t i = 0; i < nt * ldy; i++) {
+                bad[p] += i % ldy < nr && memcmp(&yv[i], &y[i], 4) != 0;
+            }
+        }
+        CHECK(bad[0] == 0 && bad[1] == 0 && bad[2] == 0,
+              "%s extremes: %d direct, %d repacking avx2, %d avx512 outputs differ from generic",
+              imc_type_name((uint32_t)type), bad[0], bad[1], bad[2]);
+        free(scratch);
+        free(y);
+        free(yv);
+        free(w);
+    }
+    free(xq);
+}
+
 // imc_cpu_matmul in Q8 mode: row t of a 37-token call equals a 1-token call of row t and the
 // same row in calls of 2..16 tokens, on pools of 1 and 3 threads and both paths, for every type;
 // F16 weights (no integer route) give the F32 mode's bits.
@@ -542,6 +616,7 @@ int main(void)
     test_paths();
     test_direct();
     test_extreme();
+    test_extreme_k();
     test_matmul();
     return check_summary();
 }
