@@ -9,8 +9,10 @@
  * scale kept as q8_0 stores it, rounded to f16 (d = 0 and q = 0 for an all-zero block). So
  * |q_i| <= 127 and x_i ≈ d · q_i within d/2 + 127·2^-11·d.
  *
- * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16) and IQ4_NL
- * (q_i = the iq4 grid value of the nibble, d f16).
+ * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16), Q5_0 (q_i =
+ * nibble + 16·(bit i of qh) − 16, d f16: what llama.cpp's K-quant mixes give tensors whose rows
+ * are not a multiple of 256, DeepSeek's attn_k_b) and IQ4_NL (q_i = the iq4 grid value of the
+ * nibble, d f16).
  *
  * Arithmetic of the 32-block types (bitwise, every path): output y[t][o] is one float
  * accumulator that starts at +0 and takes the blocks b in ascending order:

@@ -258,7 +258,7 @@ static void run_paths(struct krng *r, const struct qcase *c)
     free(x);
 }
 
-static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
                                           IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
                                           IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
 #define N_TYPES ((int)(sizeof(all_types) / sizeof(all_types[0])))
@@ -361,13 +361,13 @@ static int extreme_val(int pat, int i, int lo, int hi)
     }
 }
 
-// The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, iq4_nl −127
-// and 113; activations ±127), every pattern of row against token: scales 1, so each output is
+// The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, q5_0 −16
+// and 15, iq4_nl −127 and 113; activations ±127), every pattern of row against token: scales 1, so each output is
 // the exact integer Σ w·x, which the generic kernel must give and every AVX2 and VNNI tile
 // bitwise (an int16 overflow, or a 512-bit tile's w + 128 or c128 off, shows here).
 static void test_extreme(void)
 {
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL};
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL};
     const int64_t nb = 8, n = nb * 32, nr = 19, nt = 37, ldy = nr + 1;
     const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q8_0, n);
     struct imc_q8x *xq = malloc((size_t)ldq * nt);
@@ -398,6 +398,11 @@ static void test_extreme(void)
                     if (type == IMC_TYPE_Q8_0) {
                         v = extreme_val(pat, i, -128, 127);
                         blk[2 + i] = (uint8_t)(int8_t)v;
+                    } else if (type == IMC_TYPE_Q5_0) { // 0 -> −16, 31 -> 15
+                        const int q = extreme_val(pat, i, 0, 31);
+                        blk[6 + i % 16] |= (uint8_t)((q & 15) << (i < 16 ? 0 : 4));
+                        blk[2 + i / 8] |= (uint8_t)((q >> 4) << (i % 8));
+                        v = q - 16;
                     } else { // nibble 0: −8 (q4_0), −127 (iq4_nl); 15: 7, 113
                         const int nib = extreme_val(pat, i, 0, 15);
                         blk[2 + i % 16] |= (uint8_t)(nib << (i < 16 ? 0 : 4));
