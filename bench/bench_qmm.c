@@ -142,7 +142,7 @@ int main(int argc, char **argv)
            (long long)n_in, threads, imc_gemm_path_name(imc_exec_gemm_path(ex)),
            cpu ? "CPU" : "wall");
     printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
                                    IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
                                    IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
     for (int ti = 0; ti < (int)(sizeof(types) / sizeof(types[0])); ti++) {

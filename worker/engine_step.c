@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 #include "worker/engine_priv.h"
 
 #define ALIGN 64
 #define MIN_BLOCK (1u << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
 
 // ---- arena ------------------------------------------------------------------------------------
 
@@ -27,6 +29,25 @@ void eng_release(struct imc_engine *e, struct eng_mark m)
     e->arena.used = m.used;
 }
 
+// A block of cap bytes. From 2 MiB on, 2 MiB-aligned and offered to the kernel for transparent
+// huge pages: the matmul outputs first touch hundreds of MB of a block in every chunk's first
+// pass, a page fault per 4 KiB page otherwise (a tenth of a pass's time on a virtual machine
+// with 4 KiB faults, where a fault is dear). Freed with free().
+static void *block_alloc(size_t *cap)
+{
+    if (*cap < HUGE_PAGE) {
+        return aligned_alloc(ALIGN, *cap);
+    }
+    *cap = (*cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = aligned_alloc(HUGE_PAGE, *cap);
+#ifdef MADV_HUGEPAGE
+    if (p) {
+        (void)madvise(p, *cap, MADV_HUGEPAGE); // advice only: 4 KiB pages where refused
+    }
+#endif
+    return p;
+}
+
 static void *arena_alloc(struct eng_arena *a, size_t bytes)
 {
     bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
@@ -37,7 +58,7 @@ static void *arena_alloc(struct eng_arena *a, size_t bytes)
             size_t prev = b > 0 ? a->blk[b - 1].cap : 0;
             size_t cap = bytes > 2 * prev ? bytes : 2 * prev;
             cap = cap < MIN_BLOCK ? MIN_BLOCK : cap;
-            blk->p = aligned_alloc(ALIGN, cap);
+            blk->p = block_alloc(&cap);
             if (!blk->p) {
                 return NULL;
             }

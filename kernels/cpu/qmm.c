@@ -13,13 +13,14 @@
 #include "types/nl_tables.h"
 #include "types/types.h"
 
-// Token rows per pass over a tile's W rows: their blocks (~36 bytes per 32 elements) stay in
+// Token rows per pass over a tile's W rows: their blocks (40 bytes per 32 elements) stay in
 // L2 while every W row pair of the tile runs over them.
 #define TOK_PASS 32
 
 bool imc_qmm_supports(enum imc_type t, int64_t n)
 {
-    const bool b32 = t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0 || t == IMC_TYPE_IQ4_NL;
+    const bool b32 = t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0 || t == IMC_TYPE_Q5_0 ||
+                     t == IMC_TYPE_IQ4_NL;
     const int64_t bs = imc_qmm_is_k(t) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
     return (b32 || imc_qmm_is_k(t)) && n > 0 && n % bs == 0;
 }
@@ -66,6 +67,7 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out)
         for (int i = 0; i < IMC_QMM_BLOCK; i++) {
             out[b].q[i] = (int8_t)roundf(xb[i] * id);
         }
+        out[b].c128 = imc_qmm_c128(out[b].q);
     }
 }
 
@@ -102,6 +104,13 @@ static float weight_block(enum imc_type type, const uint8_t *blk, int8_t wq[IMC_
         for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
             wq[j] = imc_iq4k_values[blk[2 + j] & 0x0F];
             wq[j + IMC_QMM_BLOCK / 2] = imc_iq4k_values[blk[2 + j] >> 4];
+        }
+    } else if (type == IMC_TYPE_Q5_0) { // qh (32 bits, little-endian) at 2, nibbles at 6
+        const uint32_t qh = (uint32_t)blk[2] | (uint32_t)blk[3] << 8 | (uint32_t)blk[4] << 16 |
+                            (uint32_t)blk[5] << 24;
+        for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
+            wq[j] = (int8_t)(((blk[6 + j] & 0x0F) | ((qh >> j) & 1) << 4) - 16);
+            wq[j + IMC_QMM_BLOCK / 2] = (int8_t)(((blk[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
         }
     } else {
         for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
@@ -217,11 +226,13 @@ static void kernel_generic(enum imc_type type, const uint8_t *w, uint64_t row_by
 
 uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n)
 {
-    const uint64_t groups = (uint64_t)(nr + 7) / 8;
     // per group of 8 rows and block: K types 2880 (qmm_avx2.c); the 32-block types 320, the
-    // most any path takes (qmm_vnni.c's groups and the AVX2 tile's q4_0; its q8_0 and iq4_nl 288)
-    return imc_qmm_is_k(t) ? groups * (uint64_t)(n / IMC_QMM_KBLOCK) * 2880
-                           : groups * (uint64_t)(n / IMC_QMM_BLOCK) * 320;
+    // most any path takes per 8 rows (qmm_vnni.c's 256-bit groups and the AVX2 tile's q4_0; its
+    // q8_0 and iq4_nl 288), counted in pairs of groups for qmm_vnni.c's 16-row groups (576)
+    if (imc_qmm_is_k(t)) { // (in pairs of groups for qmm_vnni.c's 16-row groups: 5760)
+        return (uint64_t)(nr + 15) / 16 * (uint64_t)(n / IMC_QMM_KBLOCK) * 5760;
+    }
+    return (uint64_t)(nr + 15) / 16 * (uint64_t)(n / IMC_QMM_BLOCK) * 640;
 }
 
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,

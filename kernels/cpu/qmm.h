@@ -9,8 +9,10 @@
  * scale kept as q8_0 stores it, rounded to f16 (d = 0 and q = 0 for an all-zero block). So
  * |q_i| <= 127 and x_i ≈ d · q_i within d/2 + 127·2^-11·d.
  *
- * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16) and IQ4_NL
- * (q_i = the iq4 grid value of the nibble, d f16).
+ * Weights of 32-blocks: Q8_0 (q_i int8, d f16), Q4_0 (q_i = nibble − 8, d f16), Q5_0 (q_i =
+ * nibble + 16·(bit i of qh) − 16, d f16: what llama.cpp's K-quant mixes give tensors whose rows
+ * are not a multiple of 256, DeepSeek's attn_k_b) and IQ4_NL (q_i = the iq4 grid value of the
+ * nibble, d f16).
  *
  * Arithmetic of the 32-block types (bitwise, every path): output y[t][o] is one float
  * accumulator that starts at +0 and takes the blocks b in ascending order:
@@ -18,7 +20,8 @@
  *     acc = fmaf((float)I_b, dw_b · dx_b, acc)            (the scale product one float multiply)
  *     y = acc
  * The integer sum is exact, so a path may form it in any order (AVX2: rows interleaved 4 bytes
- * at a time, one row per 32-bit lane; VNNI: dpbusd on x + 128, minus 128·Σw: qmm_vnni.c), and the
+ * at a time, one row per 32-bit lane; AVX-VNNI: dpbusd on x + 128, minus 128·Σw; AVX512-VNNI:
+ * dpbusd of w + 128 against x, minus 128·Σx, the block's c128: qmm_vnni.c), and the
  * float operations are the same per block on every path. y depends only on W row o, x row t and n:
  * never on the batch, the tiling, the thread count or the path.
  *
@@ -58,11 +61,23 @@
 #define IMC_QMM_BLOCK 32   // elements per activation block of the 32-block types
 #define IMC_QMM_KBLOCK 256 // elements per activation super-block of the 256-block types
 
-// One quantized activation block (36 bytes; q needs no alignment).
+// One quantized activation block (40 bytes; q needs no alignment). c128 serves the kernels that
+// take the weights as unsigned bytes w + 128 (qmm_vnni.c's 512-bit tile): Σ (w + 128)·q − 128·Σ q.
 struct imc_q8x {
     float d;
+    int32_t c128; // −128 · Σ_e q[e] (exact: |Σ q| <= 32·127)
     int8_t q[IMC_QMM_BLOCK];
 };
+
+// The c128 of a block's q (what both quantizers store).
+static inline int32_t imc_qmm_c128(const int8_t q[IMC_QMM_BLOCK])
+{
+    int32_t s = 0;
+    for (int e = 0; e < IMC_QMM_BLOCK; e++) {
+        s += q[e];
+    }
+    return -128 * s;
+}
 
 // One quantized activation super-block of the 256-block types (292 bytes).
 struct imc_q8k {

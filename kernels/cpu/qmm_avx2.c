@@ -77,15 +77,24 @@ AVX2 INLINE void repack32(enum imc_type type, const uint8_t *w, uint64_t rb, int
     }
 }
 
-// Rows of a K type into nb groups of GK bytes (as repack32).
+// Where a K repack puts 8 rows' parts in a group: gb bytes per super-block, offsets of d[8],
+// dmin[8], the scale pairs, the min pairs and the weights, vs bytes from one 32-byte vector of a
+// part to the next, beta added to the weights (and then the min pairs are (−β·sc_2i, −β·sc_2i+1),
+// for qmm_vnni.c's 16-row groups of q3_k and q6_k). A constant after inlining.
+struct klayout {
+    uint32_t gb, d, dmin, sc, mn, q, vs;
+    int beta;
+};
+
+// Rows of a K type into nb groups of L (GK bytes in the 8-row layout; as repack32).
 AVX2 INLINE void repackk(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
-                         uint8_t *out)
+                         uint8_t *out, const struct klayout L)
 {
     const uint64_t bb = rb / (uint64_t)nb;
     const bool mins = imc_qmm_has_mins(type);
     const int off = imc_qmm_kd_offset(type);
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t *g = out + b * GK;
+        uint8_t *g = out + b * L.gb;
         float d[16] = {0}; // d[8], dmin[8]
         // per row: scale pairs of groups 0-3, 8-11 (lo) and 4-7, 12-15 (hi); min pairs 0-7
         __m256i lo[8], hi[8], mn[8];
@@ -102,16 +111,28 @@ AVX2 INLINE void repackk(enum imc_type type, const uint8_t *w, uint64_t rb, int 
                 d[8 + r] = mins ? f16(blk + off + 2) : 0.0f;
             }
         }
-        memcpy(g, d, sizeof d);
+        memcpy(g + L.d, d, 32);
+        memcpy(g + L.dmin, d + 8, 32);
         transpose8(lo);
         transpose8(hi);
         transpose8(mn);
 #pragma GCC unroll 16
         for (int j = 0; j < 8; j++) { // lane j of lo: group j (j < 4) or j + 4; of hi: + 4
             const int k = j < 4 ? j : j + 4;
-            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * k), lo[j]);
-            _mm256_storeu_si256((__m256i *)(g + GK_SC + 32 * (k + 4)), hi[j]);
-            _mm256_storeu_si256((__m256i *)(g + GK_MN + 32 * j), mn[j]);
+            _mm256_storeu_si256((__m256i *)(g + L.sc + L.vs * k), lo[j]);
+            _mm256_storeu_si256((__m256i *)(g + L.sc + L.vs * (k + 4)), hi[j]);
+            _mm256_storeu_si256((__m256i *)(g + L.mn + L.vs * j), mn[j]);
+        }
+        if (L.beta) { // the two groups' scale pairs blended: (sc_2i, sc_2i+1) per row, · −β
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(g + L.sc + L.vs * 2 * i));
+                const __m256i c =
+                    _mm256_loadu_si256((const __m256i *)(g + L.sc + L.vs * (2 * i + 1)));
+                _mm256_storeu_si256((__m256i *)(g + L.mn + L.vs * i),
+                                    _mm256_mullo_epi16(_mm256_blend_epi16(a, c, 0xAA),
+                                                       _mm256_set1_epi16((short)-L.beta)));
+            }
         }
 #pragma GCC unroll 8
         for (int s = 0; s < 8; s++) {
@@ -124,7 +145,8 @@ AVX2 INLINE void repackk(enum imc_type type, const uint8_t *w, uint64_t rb, int 
             transpose8(v);
 #pragma GCC unroll 16
             for (int j = 0; j < 8; j++) {
-                _mm256_storeu_si256((__m256i *)(g + GK_Q + 256 * s + 32 * j), v[j]);
+                _mm256_storeu_si256((__m256i *)(g + L.q + L.vs * (8 * s + j)),
+                                    _mm256_add_epi8(v[j], _mm256_set1_epi8((char)L.beta)));
             }
         }
     }
@@ -343,8 +365,43 @@ KERNS(kiq4, KIQ4)
         CALL(TYPE, w, rb, nr, nb, out);                                                            \
     }
 REPACK_FN(rp32, repack32, type)
-#define REPACK_K(NAME, TYPE) REPACK_FN(rp##NAME, repackk, TYPE)
+#define KL8 ((struct klayout){GK, 0, 32, GK_SC, GK_MN, GK_Q, 32, 0})
+#define REPACK_K(NAME, TYPE)                                                                       \
+    AVX2 static void rp##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,          \
+                              int64_t nb, uint8_t *out)                                            \
+    {                                                                                              \
+        (void)type;                                                                                \
+        repackk(TYPE, w, rb, nr, nb, out, KL8);                                                    \
+    }                                                                                              \
+    AVX2 static void rp16##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,        \
+                                int64_t nb, uint8_t *out)                                          \
+    {                                                                                              \
+        (void)type;                                                                                \
+        const int beta = TYPE == IMC_TYPE_Q3_K ? 4 : TYPE == IMC_TYPE_Q6_K ? 32 : 0;               \
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                        \
+        {                                                                                          \
+            const uint32_t o = 32 * (uint32_t)h;                                                   \
+            repackk(TYPE, nr > 8 * h ? w + (uint64_t)(8 * h) * rb : w, rb, nr - 8 * h, nb, out,     \
+                    (struct klayout){IMC_QMM_GK16, o, 64 + o, IMC_QMM_GK16_SC + o,                 \
+                                     IMC_QMM_GK16_MN + o, IMC_QMM_GK16_Q + o, 64, beta});          \
+        }                                                                                          \
+    }
 IMC_QMM_K_TYPES(REPACK_K)
+
+void imc_qmm_repack_k16_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                             uint8_t *out)
+{
+    switch (type) {
+#define REPACK_CASE(NAME, TYPE)                                                                    \
+    case TYPE:                                                                                     \
+        rp16##NAME(type, w, rb, nr, nb, out);                                                      \
+        break;
+        IMC_QMM_K_TYPES(REPACK_CASE)
+#undef REPACK_CASE
+    default:
+        IMC_ASSERT(!"a K type");
+    }
+}
 
 void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                            uint8_t *out)
@@ -361,17 +418,27 @@ void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, in
     }
 }
 
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
-                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
-                        float *y, int64_t ldy)
+void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
+                         uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp)
+{
+    for (int64_t r = 0; r < nr; r += mr) {
+        const int rn = nr - r < mr ? (int)(nr - r) : mr;
+        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
+               rp + (uint64_t)(r / mr) * gbytes);
+    }
+}
+
+void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
+                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                        int64_t nb, float *y, int64_t ldy)
 {
     for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
         const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
-        for (int64_t r = 0; r < nr; r += 8) {
-            const int rn = nr - r < 8 ? (int)(nr - r) : 8;
+        for (int64_t r = 0; r < nr; r += mr) {
+            const int rn = nr - r < mr ? (int)(nr - r) : mr;
             for (int64_t t = t0; t < t1; t += ntok) {
                 const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
-                kern[tn - 1](rp + (uint64_t)(r / 8) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                kern[tn - 1](rp + (uint64_t)(r / mr) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
                              y + t * ldy + r, ldy, rn);
             }
         }
@@ -383,7 +450,7 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                       int64_t ldy, void *scratch)
 {
     const kern_fn *kern;
-    void (*repack)(enum imc_type, const uint8_t *, uint64_t, int, int64_t, uint8_t *);
+    imc_qmm_repack_fn repack;
     switch (type) {
     case IMC_TYPE_Q2_K:
         kern = kq2, repack = rpq2;
@@ -410,13 +477,8 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     const uint64_t gbytes = (uint64_t)nb * (imc_qmm_is_k(type)      ? GK
                                             : type == IMC_TYPE_Q4_0 ? G32U
                                                                     : G32);
-    uint8_t *rp = scratch;
-    for (int64_t r = 0; r < nr; r += 8) {
-        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
-               rp + (uint64_t)(r / 8) * gbytes);
-    }
-    imc_qmm_run_passes(kern, NTOK, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    imc_qmm_repack_rows(repack, 8, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(kern, NTOK, 8, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------
@@ -471,7 +533,14 @@ AVX2 static void quantize_avx2(enum imc_type t, const float *x, int64_t n, void 
         if (bs == IMC_QMM_BLOCK) { // (no clamp: |x·id| rounds to at most 127)
             struct imc_q8x *o = (struct imc_q8x *)out + b;
             o->d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
-            _mm256_storeu_si256((__m256i *)o->q, quant32(xb, id, 128.0f));
+            const __m256i q = quant32(xb, id, 128.0f);
+            _mm256_storeu_si256((__m256i *)o->q, q);
+            // Σ q = Σ (q + 128) − 32·128, the unsigned sums by sad against zero (4 × 8 bytes)
+            const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)),
+                                              _mm256_setzero_si256());
+            const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            const int32_t sum = (int32_t)_mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
+            o->c128 = -128 * (sum - 32 * 128);
             continue;
         }
         struct imc_q8k *o = (struct imc_q8k *)out + b;

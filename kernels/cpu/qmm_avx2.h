@@ -59,6 +59,18 @@ AVX2 INLINE __m256i weights(enum imc_type type, const uint8_t *blk, float *d)
     if (type == IMC_TYPE_Q8_0) {
         return _mm256_loadu_si256((const __m256i *)(blk + 2));
     }
+    if (type == IMC_TYPE_Q5_0) { // bit e of qh (at 2) is element e's bit 4; nibbles at 6
+        uint32_t qh;
+        memcpy(&qh, blk + 2, 4);
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                             2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        const __m256i hb = _mm256_cmpeq_epi8(
+            _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), sel), bit), bit);
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles(blk + 6),
+                                               _mm256_and_si256(hb, _mm256_set1_epi8(0x10))),
+                               _mm256_set1_epi8(16));
+    }
     const __m256i v = nibbles(blk + 2);
     if (type == IMC_TYPE_IQ4_NL) {
         return _mm256_shuffle_epi8(iq4_grid(), v);
@@ -192,16 +204,39 @@ AVX2 INLINE void transpose8(__m256i v[8])
 void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
                            uint8_t *out);
 
-// A repacking tile's kernel: 8 repacked rows (nb groups at g, nr of them real) × one call's
-// tokens (a constant per function), outputs y[t·ldy + r].
+// The same rows (nr <= 16) in groups of 16 per super-block, qmm_vnni.c's 512-bit layout
+// (IMC_QMM_GK16 bytes): d[16], dmin[16] (f32); the 16 groups' scale pairs at IMC_QMM_GK16_SC (64
+// bytes each: lane r = row r's (sc_k, sc_k)); 8 vectors of block-sum multipliers at
+// IMC_QMM_GK16_MN (lane r = row r's min pairs (mn_2i, mn_2i+1), for q3_k and q6_k
+// (−β·sc_2i, −β·sc_2i+1)); the weights at IMC_QMM_GK16_Q, 256 bytes per group k, vector j lane
+// r = row r's elements 16k + 4j .. + 3, unsigned: + β for q3_k (4) and q6_k (32).
+#define IMC_QMM_GK16 5760
+#define IMC_QMM_GK16_SC 128
+#define IMC_QMM_GK16_MN 1152
+#define IMC_QMM_GK16_Q 1664
+void imc_qmm_repack_k16_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                             uint8_t *out);
+
+// A repacking tile's kernel: a group of repacked rows (8, or 16 in qmm_vnni.c's 512-bit tile of
+// the 32-block types; nb blocks at g, nr of them real) × one call's tokens (a constant per
+// function), outputs y[t·ldy + r].
 typedef void (*imc_qmm_kern_fn)(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
                                 float *y, int64_t ldy, int nr);
 
-// The kernel calls of a repacking tile over its repacked rows rp (gbytes per 8 rows): passes of
-// 32 tokens (their groups stay in L2), calls of up to ntok tokens, kern[tn − 1] for tn tokens.
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, const uint8_t *rp, uint64_t gbytes,
-                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
-                        float *y, int64_t ldy);
+// A tile's repack: nr <= mr rows from w (rb bytes apart) into nb blocks' groups at out.
+typedef void (*imc_qmm_repack_fn)(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,
+                                  int64_t nb, uint8_t *out);
+
+// A tile's nr rows at w into groups of mr rows, gbytes each, from rp on.
+void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
+                         uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp);
+
+// The kernel calls of a repacking tile over its repacked rows rp (groups of mr rows, gbytes
+// each): passes of 32 tokens (their blocks stay in L2), calls of up to ntok tokens, kern[tn − 1]
+// for tn tokens.
+void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
+                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
+                        int64_t nb, float *y, int64_t ldy);
 
 AVX2 INLINE void zero_acc(__m256 *acc, const int T)
 {

@@ -1,18 +1,22 @@
 /*
- * kernels/cpu/qmm_vnni: the repacking tile of the 32-block types (q8_0, q4_0, iq4_nl) on CPUs
- * with VNNI dot products (kernels/cpu/qmm.h): vpdpbusd adds the 4 products of 4 unsigned
- * bytes by 4 signed bytes into each int32 lane, with no intermediate int16 (which is what makes
- * AVX2 spend a sign and a widening madd on every maddubs). The activations enter as unsigned
- * u = x + 128 (x ^ 0x80; |x| <= 127, so 1 <= u <= 255), the weights as they are, and
- *     I_b = Σ u·w − 128·Σ w
- * with the correction 128·Σ_e w_e of each row and block computed once, at repack. The integer
- * is the same exact I_b, so the float operations and the bits are those of every other path.
+ * kernels/cpu/qmm_vnni: the repacking tiles of the quantized-activation matmul on CPUs with VNNI
+ * dot products (kernels/cpu/qmm.h): vpdpbusd adds the 4 products of 4 unsigned bytes by 4
+ * signed bytes into each int32 lane, with no intermediate int16 (which is what makes AVX2 spend
+ * a sign and a widening madd on every maddubs). One operand must be unsigned; the integer is
+ * the same exact I_b either way, so the float operations and the bits are those of every other
+ * path.
  *
- * Two kernels, chosen at run time: AVX512-VNNI (EVEX, 512-bit: two tokens per vector, up to 8
- * tokens per call, the 32 registers holding a block's weights) and AVX-VNNI (VEX, 256-bit, 4
- * tokens per call). Repacked group of 8 rows per block (GV bytes):
- * d[8] (f32), −128·Σw per row (int32), then the weights as in qmm_avx2.c (lane r of vector j =
- * row r's elements 4j .. 4j+3). Compiled by target attributes only.
+ * 32-block types (q8_0, q4_0, iq4_nl), two kernels chosen at run time:
+ * - AVX512-VNNI (EVEX, 512-bit): the weights unsigned (w + 128), 16 rows per vector, each
+ *   4-byte group of a token's activations one broadcast load, I_b = Σ (w + 128)·x − 128·Σ x
+ *   from the activation block's c128; up to 8 tokens per call. Repacked group of 16 rows per
+ *   block: GE bytes (below).
+ * - AVX-VNNI (VEX, 256-bit): the activations unsigned (u = x + 128; x ^ 0x80, |x| <= 127),
+ *   I_b = Σ u·w − 128·Σ w with the weights' correction computed once, at repack; 4 tokens per
+ *   call. Repacked group of 8 rows per block (GV bytes): d[8] (f32), −128·Σw per row (int32),
+ *   then the weights as in qmm_avx2.c (lane r of vector j = row r's elements 4j .. 4j+3).
+ * K types but iq4_xs (AVX512 only): the AVX2 tile's repacked groups, two tokens per vector.
+ * Compiled by target attributes only.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -94,80 +98,92 @@ AVX2 static void repack(enum imc_type type, const uint8_t *w, uint64_t rb, int n
     }
 DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
 
-// The EVEX kernel: two tokens per 512-bit vector, lanes 0-7 token t's 8 rows and lanes 8-15
-// token t + 1's (the weights of a group loaded into both halves once per block, 8 registers of
-// the 32), so each vpdpbusd does 2 tokens' work; then per block one cvt, one multiply and one
-// fmadd per lane, the same float operations per (row, token) as the other paths. T (<= NTOK_E)
-// a constant; an odd T's last pair computes its token twice and stores it once.
-#define NTOK_E 8
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i
-pair_x(const struct imc_q8x *a, const struct imc_q8x *b, int h)
-{
-    const __m256i lo =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a->q + 16 * h)));
-    const __m256i hi =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->q + 16 * h)));
-    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                            _mm512_set1_epi8((char)0x80));
-}
+#define NTOK_E 8 // token rows per 512-bit kernel call (both 512-bit tiles)
 
-// The T tokens' outputs of (T + 1) / 2 pair accumulators: lanes 0-7 token 2p, 8-15 token 2p + 1.
-VNNI_EVEX static inline __attribute__((always_inline)) void
-store_pairs(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
+// ---- 32-block types, AVX512-VNNI: 16 rows per vector, the activations broadcast from memory ----
+//
+// The weights enter unsigned, w + 128 (w ^ 0x80: q8_0 −128..127, q4_0 −8..7, iq4_nl −127..113
+// all land in 0..255), the activations signed as they are, so each 4-byte group of a token's
+// block is one broadcast load (no shuffle), and
+//     I_b = Σ (w + 128)·x − 128·Σ x
+// starts from the block's c128 (the quantizer's −128·Σ x). Repacked group of 16 rows per block
+// (GE bytes): d[16] (f32), then 8 vectors of 64 bytes, lane r of vector j = row r's bytes
+// 4j .. 4j+3 (+128). Per block and token: 8 vpdpbusd, then one cvt, one multiply and one fmadd
+// per lane, the float operations of every path.
+#define GE 576 // bytes of 16 interleaved rows per 32-block: d[16], q[8 groups][16 rows][4]
+#define GE_Q 64
+_Static_assert(GE <= 640, "imc_qmm_scratch_bytes: 640 bytes per 16 rows and block");
+
+// Rows w .. w + (nr−1)·rb (nr <= 16) of a 32-block type into nb groups of GE bytes at out
+// (rows past nr: zero weights, d 0).
+AVX2 static void repack16(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
+                          uint8_t *out)
 {
-    const int P = (T + 1) / 2;
+    const uint64_t bb = rb / (uint64_t)nb;
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *g = out + b * GE;
+        float d[16];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i v[8];
 #pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        float v[16];
-        _mm512_storeu_ps(v, acc[p]);
-        memcpy(y + 2 * p * ldy, v, (size_t)nr * sizeof(float));
-        if (2 * p + 1 < T) {
-            memcpy(y + (2 * p + 1) * ldy, v + 8, (size_t)nr * sizeof(float));
+            for (int r = 0; r < 8; r++) {
+                const int row = 8 * h + r;
+                d[row] = 0.0f;
+                v[r] = row < nr ? weights(type, w + (uint64_t)row * rb + (uint64_t)b * bb, &d[row])
+                                : _mm256_setzero_si256();
+                v[r] = _mm256_xor_si256(v[r], bias);
+            }
+            transpose8(v);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                _mm256_storeu_si256((__m256i *)(g + GE_Q + 64 * j + 32 * h), v[j]);
+            }
         }
+        memcpy(g, d, sizeof d);
     }
 }
 
+// 16 repacked rows (nb groups of GE at g; nr of them real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,
           int nr, const int T)
 {
-    const int P = (T + 1) / 2; // token pairs
-    __m512 acc[NTOK_E / 2];
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        acc[p] = _mm512_setzero_ps();
+    __m512 acc[NTOK_E];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *gb = g + b * GV;
+        const uint8_t *gb = g + b * GE;
         __m512i q[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
-            q[j] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gb + GV_Q) + j));
+            q[j] = _mm512_loadu_si512((const void *)(gb + GE_Q + 64 * j));
         }
-        const __m512i nc =
-            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gb + GV_NC)));
-        const __m512 dw = _mm512_castpd_ps(
-            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb))));
+        const __m512 dw = _mm512_loadu_ps((const float *)gb);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
+            // two chains of 4 (vpdpbusd's latency), added: the same exact integer
+            __m512i is[2] = {_mm512_set1_epi32(xb->c128), _mm512_setzero_si512()};
 #pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            const int t0 = 2 * p, t1 = 2 * p + 1 < T ? 2 * p + 1 : 2 * p;
-            const struct imc_q8x *x0 = (const struct imc_q8x *)(xq + t0 * ldq) + b;
-            const struct imc_q8x *x1 = (const struct imc_q8x *)(xq + t1 * ldq) + b;
-            __m512i is = nc;
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                const __m512i u = pair_x(x0, x1, h);
-                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0x00), q[4 * h]);
-                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0x55), q[4 * h + 1]);
-                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0xaa), q[4 * h + 2]);
-                is = _mm512_dpbusd_epi32(is, _mm512_shuffle_epi32(u, 0xff), q[4 * h + 3]);
+            for (int j = 0; j < 8; j++) {
+                int32_t x4;
+                memcpy(&x4, xb->q + 4 * j, 4);
+                is[j & 1] = _mm512_dpbusd_epi32(is[j & 1], q[j], _mm512_set1_epi32(x4));
             }
-            const __m512 dx = _mm512_castps256_ps512(_mm256_set1_ps(x0->d));
-            const __m512 dxx = _mm512_insertf32x8(dx, _mm256_set1_ps(x1->d), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, dxx), acc[p]);
+            is[0] = _mm512_add_epi32(is[0], is[1]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)),
+                                     acc[t]);
         }
     }
-    store_pairs(acc, y, ldy, nr, T);
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
+    }
 }
 
 typedef imc_qmm_kern_fn kern_fn;
@@ -194,171 +210,116 @@ KERN_FN(ke, VNNI_EVEX, kern_evex, 7)
 KERN_FN(ke, VNNI_EVEX, kern_evex, 8)
 static const kern_fn ke[NTOK_E] = {ke_1, ke_2, ke_3, ke_4, ke_5, ke_6, ke_7, ke_8};
 
-static void tile(const kern_fn *kern, int ntok, enum imc_type type, const uint8_t *w,
-                 uint64_t row_bytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
-                 int64_t nb, float *y, int64_t ldy, void *scratch)
-{
-    const uint64_t gbytes = (uint64_t)nb * GV;
-    uint8_t *rp = scratch;
-    for (int64_t r = 0; r < nr; r += 8) {
-        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-        repack(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb,
-               rp + (uint64_t)(r / 8) * gbytes);
-    }
-    imc_qmm_run_passes(kern, ntok, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
-}
-
 static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy,
                      void *scratch)
 {
-    tile(kv, NTOK, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+    const uint64_t gbytes = (uint64_t)nb * GV;
+    imc_qmm_repack_rows(repack, 8, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(kv, NTOK, 8, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
                       int64_t ldy, void *scratch)
 {
-    tile(ke, NTOK_E, type, w, row_bytes, nr, xq, ldq, nt, nb, y, ldy, scratch);
+    const uint64_t gbytes = (uint64_t)nb * GE;
+    imc_qmm_repack_rows(repack16, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(ke, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
-// ---- K types (AVX512 only): the AVX2 tile's repacked groups, two tokens per 512-bit vector ----
+// ---- K types but iq4_xs (AVX512 BW/DQ/VL/VNNI): 16 rows per vector ----------------------------
+//
+// As the 32-block tile: 16 rows per 512-bit vector, each 4-byte group of a token's activations
+// one broadcast load. The weights enter maddubs unsigned: q2_k, q4_k, q5_k as they are, q3_k
+// and q6_k biased by β = 4 and 32 (0..7, 0..63), the activations signed. Per 16-element group k,
+// the maddubs pair sums of its 4 byte groups added as int16 where they cannot overflow (pairs
+// <= 2·max w·127: q2_k..q5_k all 4, q6_k 2 at a time, 4·63·127 < 2^15), then vpdpwssd with the
+// rows' scale pairs (sc_k, sc_k):
+//     I = Σ_k sc_k · Σ_{e in k} (w_e + β)·x_e  −  β · Σ_k sc_k · bsum_k
+// the second term by vpdpwssd of the rows' (−β·sc_2i, −β·sc_2i+1) pairs against the token's
+// bsum pairs; for the types with mins, M = Σ_k mn_k · bsum_k the same way, from the min pairs.
+// I and M exact, then the fmadd (and fnmadd) per (row, token) of every path.
+// Repacked group of 16 rows per super-block: qmm_avx2.h's imc_qmm_repack_k16_avx2 layout.
+#define GK16 IMC_QMM_GK16
+#define GK16_SC IMC_QMM_GK16_SC
+#define GK16_MN IMC_QMM_GK16_MN
+#define GK16_Q IMC_QMM_GK16_Q
+_Static_assert(GK16 <= 2 * 2880, "imc_qmm_scratch_bytes: 2880 bytes per 8 rows and super-block");
 
-#define GK 2880  // qmm_avx2.h imc_qmm_repack_k_avx2's layout
-#define GK_NC 32 // q3_k, q6_k (no mins): −128·Σ_k sc_k·Σ w of each row, int32, in dmin's place
-#define GK_SC 64
-#define GK_MN 576
-#define GK_Q 832
-
-// After the repack, for the signed types (q3_k, q6_k): each row's 128·Σ_k sc_k · Σ_{e in k} w_e
-// of a super-block, negated, into the group's dmin slot (those types have no dmin).
-AVX2 static void k_correction(uint8_t *g, int64_t nb)
+VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast32(const void *p)
 {
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    const __m256i lo16 = _mm256_set1_epi32(0xffff);
-    for (int64_t b = 0; b < nb; b++) {
-        uint8_t *gb = g + b * GK;
-        __m256i c = _mm256_setzero_si256();
-        for (int k = 0; k < 16; k++) {
-            __m256i s = _mm256_setzero_si256(); // lane r: Σ w of group k (|s| <= 16·32)
-            for (int j = 0; j < 4; j++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(gb + GK_Q + 128 * k) + j);
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16));
-            }
-            const __m256i sv = _mm256_loadu_si256((const __m256i *)(gb + GK_SC + 32 * k));
-            c = _mm256_add_epi32(c, _mm256_madd_epi16(sv, _mm256_and_si256(s, lo16)));
-        }
-        _mm256_storeu_si256((__m256i *)(gb + GK_NC),
-                            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(c, 7)));
-    }
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
 }
 
-// Two tokens' 16 activation bytes of group k in the 128-bit lanes (a, a, b, b), as unsigned
-// x + 128 when ux.
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i
-pair_k(const struct imc_q8k *a, const struct imc_q8k *b, int k, bool ux)
-{
-    const __m256i lo =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a->q + 16 * k)));
-    const __m256i hi =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->q + 16 * k)));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    return ux ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
-}
-
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast256(const uint8_t *p)
-{
-    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-}
-
-// 8 repacked rows of a K type (not iq4_xs) × T tokens, two per vector (as kern_evex). Unsigned
-// weights (q2_k, q4_k, q5_k) times signed x: maddubs pair sums, 4 added as int16 (8·31·127 <
-// 2^15), vpdpwssd with the group's scales. Signed weights (q3_k, q6_k) times unsigned x + 128:
-// 2 added as int16 (4·255·32 < 2^15; q3_k: 4), then the row's −128·Σ sc·w. Mins as the AVX2
-// kernel: one madd of the min pairs with the block-sum pairs per 32 elements. I exact, then the
-// same fmadd (and fnmadd) per (row, token) as every path.
+// 16 repacked rows of a K type (not iq4_xs; nb groups of GK16 at g, nr real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
-kern_k512(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
-          float *y, int64_t ldy, int nr, const int T)
+kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
+         float *y, int64_t ldy, int nr, const int T)
 {
-    const bool sgn = type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K;
     const bool two = type == IMC_TYPE_Q6_K, mins = imc_qmm_has_mins(type);
-    const int P = (T + 1) / 2;
-    __m512 acc[NTOK_E / 2];
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-        acc[p] = _mm512_setzero_ps();
+    __m512 acc[NTOK_E];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *gb = g + b * GK;
-        __m512i is[NTOK_E / 2];
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            is[p] = sgn ? bcast256(gb + GK_NC) : _mm512_setzero_si512();
-        }
-        const struct imc_q8k *x0[NTOK_E / 2], *x1[NTOK_E / 2];
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            const int t1 = 2 * p + 1 < T ? 2 * p + 1 : 2 * p;
-            x0[p] = (const struct imc_q8k *)(xq + 2 * p * ldq) + b;
-            x1[p] = (const struct imc_q8k *)(xq + t1 * ldq) + b;
+        const uint8_t *gb = g + b * GK16;
+        const struct imc_q8k *x[NTOK_E];
+        __m512i is[NTOK_E], m[NTOK_E];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            x[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
+            is[t] = m[t] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 16
         for (int k = 0; k < 16; k++) {
-            const uint8_t *qk = gb + GK_Q + 128 * k;
-            const __m512i q0 = bcast256(qk), q1 = bcast256(qk + 32), q2 = bcast256(qk + 64);
-            const __m512i q3 = bcast256(qk + 96), sv = bcast256(gb + GK_SC + 32 * k);
+            const __m512i *qk = (const __m512i *)(gb + GK16_Q + 256 * k);
+            const __m512i q0 = _mm512_loadu_si512(qk), q1 = _mm512_loadu_si512(qk + 1);
+            const __m512i q2 = _mm512_loadu_si512(qk + 2), q3 = _mm512_loadu_si512(qk + 3);
+            const __m512i sv = _mm512_loadu_si512((const void *)(gb + GK16_SC + 64 * k));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const int8_t *xk = x[t]->q + 16 * k;
+                const __m512i s01 = _mm512_add_epi16(_mm512_maddubs_epi16(q0, bcast32(xk)),
+                                                     _mm512_maddubs_epi16(q1, bcast32(xk + 4)));
+                const __m512i s23 = _mm512_add_epi16(_mm512_maddubs_epi16(q2, bcast32(xk + 8)),
+                                                     _mm512_maddubs_epi16(q3, bcast32(xk + 12)));
+                is[t] = two ? _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(is[t], s01, sv), s23, sv)
+                            : _mm512_dpwssd_epi32(is[t], _mm512_add_epi16(s01, s23), sv);
+            }
+        }
 #pragma GCC unroll 8
-            for (int p = 0; p < P; p++) {
-                const __m512i u = pair_k(x0[p], x1[p], k, sgn);
-                const __m512i y0 = _mm512_shuffle_epi32(u, 0x00),
-                              y1 = _mm512_shuffle_epi32(u, 0x55);
-                const __m512i y2 = _mm512_shuffle_epi32(u, 0xaa),
-                              y3 = _mm512_shuffle_epi32(u, 0xff);
-                __m512i s01, s23;
-                if (sgn) {
-                    s01 = _mm512_add_epi16(_mm512_maddubs_epi16(y0, q0),
-                                           _mm512_maddubs_epi16(y1, q1));
-                    s23 = _mm512_add_epi16(_mm512_maddubs_epi16(y2, q2),
-                                           _mm512_maddubs_epi16(y3, q3));
+        for (int i = 0; i < 8; i++) { // the block-sum terms: M (mins) or −β·Σ sc·bsum (into I)
+            const __m512i mv = _mm512_loadu_si512((const void *)(gb + GK16_MN + 64 * i));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const __m512i bs = bcast32(&x[t]->bsum[2 * i]);
+                if (mins) {
+                    m[t] = _mm512_dpwssd_epi32(m[t], mv, bs);
                 } else {
-                    s01 = _mm512_add_epi16(_mm512_maddubs_epi16(q0, y0),
-                                           _mm512_maddubs_epi16(q1, y1));
-                    s23 = _mm512_add_epi16(_mm512_maddubs_epi16(q2, y2),
-                                           _mm512_maddubs_epi16(q3, y3));
-                }
-                if (two) {
-                    is[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(is[p], s01, sv), s23, sv);
-                } else {
-                    is[p] = _mm512_dpwssd_epi32(is[p], _mm512_add_epi16(s01, s23), sv);
+                    is[t] = _mm512_dpwssd_epi32(is[t], mv, bs);
                 }
             }
         }
-        const __m512 d = _mm512_castpd_ps(
-            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb))));
-        const __m512 dmin = _mm512_castpd_ps(
-            _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps((const float *)gb + 8))));
-#pragma GCC unroll 8
-        for (int p = 0; p < P; p++) {
-            const __m512 dx = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(x0[p]->d)),
-                                                 _mm256_set1_ps(x1[p]->d), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[p]), _mm512_mul_ps(d, dx), acc[p]);
+        const __m512 d = _mm512_loadu_ps((const float *)gb);
+        const __m512 dmin = _mm512_loadu_ps((const float *)gb + 16);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const __m512 dx = _mm512_set1_ps(x[t]->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, dx), acc[t]);
             if (mins) {
-                __m512i m = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int i = 0; i < 8; i++) {
-                    int32_t b0, b1;
-                    memcpy(&b0, &x0[p]->bsum[2 * i], 4);
-                    memcpy(&b1, &x1[p]->bsum[2 * i], 4);
-                    const __m512i bs = _mm512_inserti64x4(
-                        _mm512_castsi256_si512(_mm256_set1_epi32(b0)), _mm256_set1_epi32(b1), 1);
-                    m = _mm512_add_epi32(m, _mm512_madd_epi16(bcast256(gb + GK_MN + 32 * i), bs));
-                }
-                acc[p] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), acc[p]);
+                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dmin, dx), acc[t]);
             }
         }
     }
-    store_pairs(acc, y, ldy, nr, T);
+    const __mmask16 mk = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+    }
 }
 
 // One table of NTOK_E functions per K type.
@@ -366,7 +327,7 @@ kern_k512(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, u
     VNNI_EVEX static void kk##NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq,          \
                                          uint64_t ldq, float *y, int64_t ldy, int nr)              \
     {                                                                                              \
-        kern_k512(TYPE, g, nb, xq, ldq, y, ldy, nr, T);                                            \
+        kern_k16(TYPE, g, nb, xq, ldq, y, ldy, nr, T);                                             \
     }
 #define KK_TABLE(NAME, TYPE)                                                                       \
     KK_FN(NAME, TYPE, 1)                                                                           \
@@ -396,17 +357,9 @@ static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                           : type == IMC_TYPE_Q5_K ? kkq5
                                                   : kkq6;
     IMC_ASSERT(imc_qmm_is_k(type) && type != IMC_TYPE_IQ4_XS);
-    const uint64_t gbytes = (uint64_t)nb * GK;
-    uint8_t *rp = scratch;
-    for (int64_t r = 0; r < nr; r += 8) {
-        const int rn = nr - r < 8 ? (int)(nr - r) : 8;
-        uint8_t *g = rp + (uint64_t)(r / 8) * gbytes;
-        imc_qmm_repack_k_avx2(type, w + (uint64_t)r * row_bytes, row_bytes, rn, nb, g);
-        if (type == IMC_TYPE_Q3_K || type == IMC_TYPE_Q6_K) {
-            k_correction(g, nb);
-        }
-    }
-    imc_qmm_run_passes(kern, NTOK_E, rp, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const uint64_t gbytes = (uint64_t)nb * GK16;
+    imc_qmm_repack_rows(imc_qmm_repack_k16_avx2, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
+    imc_qmm_run_passes(kern, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)

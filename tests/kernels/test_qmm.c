@@ -258,7 +258,7 @@ static void run_paths(struct krng *r, const struct qcase *c)
     free(x);
 }
 
-static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL,
+static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
                                           IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
                                           IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
 #define N_TYPES ((int)(sizeof(all_types) / sizeof(all_types[0])))
@@ -361,13 +361,13 @@ static int extreme_val(int pat, int i, int lo, int hi)
     }
 }
 
-// The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, iq4_nl −127
-// and 113; activations ±127), every pattern of row against token: scales 1, so each output is
-// the exact integer Σ w·x, which the generic kernel and both AVX2 tiles must give (an int16
-// overflow in a kernel shows here).
+// The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, q5_0 −16
+// and 15, iq4_nl −127 and 113; activations ±127), every pattern of row against token: scales 1, so each output is
+// the exact integer Σ w·x, which the generic kernel must give and every AVX2 and VNNI tile
+// bitwise (an int16 overflow, or a 512-bit tile's w + 128 or c128 off, shows here).
 static void test_extreme(void)
 {
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_IQ4_NL};
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL};
     const int64_t nb = 8, n = nb * 32, nr = 19, nt = 37, ldy = nr + 1;
     const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q8_0, n);
     struct imc_q8x *xq = malloc((size_t)ldq * nt);
@@ -378,6 +378,7 @@ static void test_extreme(void)
             for (int i = 0; i < 32; i++) {
                 xb->q[i] = (int8_t)extreme_val((int)(t + b + t / 4), i, 127, -127);
             }
+            xb->c128 = imc_qmm_c128(xb->q);
         }
     }
     for (int ti = 0; ti < 3; ti++) {
@@ -397,6 +398,11 @@ static void test_extreme(void)
                     if (type == IMC_TYPE_Q8_0) {
                         v = extreme_val(pat, i, -128, 127);
                         blk[2 + i] = (uint8_t)(int8_t)v;
+                    } else if (type == IMC_TYPE_Q5_0) { // 0 -> −16, 31 -> 15
+                        const int q = extreme_val(pat, i, 0, 31);
+                        blk[6 + i % 16] |= (uint8_t)((q & 15) << (i < 16 ? 0 : 4));
+                        blk[2 + i / 8] |= (uint8_t)((q >> 4) << (i % 8));
+                        v = q - 16;
                     } else { // nibble 0: −8 (q4_0), −127 (iq4_nl); 15: 7, 113
                         const int nib = extreme_val(pat, i, 0, 15);
                         blk[2 + i % 16] |= (uint8_t)(nib << (i < 16 ? 0 : 4));
@@ -411,8 +417,32 @@ static void test_extreme(void)
         void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
         imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
         const uint8_t *xb = (const uint8_t *)xq;
-        imc_qmm_direct_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yd, ldy, NULL);
-        imc_qmm_tile_avx2()(type, w, rb, nr, xb, ldq, nt, nb, yr, ldy, scratch);
+        const imc_qmm_tile_fn direct = imc_qmm_direct_avx2(), rep = imc_qmm_tile_avx2();
+        const imc_qmm_tile_fn vnni[2] = {imc_qmm_tile_vnni(IMC_QMM_VNNI_EVEX),
+                                         imc_qmm_tile_vnni(IMC_QMM_VNNI_VEX)};
+        memcpy(yd, y, (size_t)(ldy * nt) * 4); // (a CPU without AVX2: generic only)
+        memcpy(yr, y, (size_t)(ldy * nt) * 4);
+        if (direct && rep) {
+            direct(type, w, rb, nr, xb, ldq, nt, nb, yd, ldy, NULL);
+            rep(type, w, rb, nr, xb, ldq, nt, nb, yr, ldy, scratch);
+        }
+        int bad_v[2] = {0, 0};
+        for (int e = 0; e < 2; e++) {
+            if (!vnni[e]) {
+                continue;
+            }
+            float *yv = malloc((size_t)(ldy * nt) * 4);
+            vnni[e](type, w, rb, nr, xb, ldq, nt, nb, yv, ldy, scratch);
+            for (int64_t t = 0; t < nt; t++) {
+                for (int64_t r = 0; r < nr; r++) {
+                    bad_v[e] += memcmp(&yv[t * ldy + r], &y[t * ldy + r], 4) != 0;
+                }
+            }
+            free(yv);
+        }
+        CHECK(bad_v[0] == 0 && bad_v[1] == 0,
+              "%s extremes: %d 512-bit and %d 256-bit vnni outputs differ from generic",
+              imc_type_name((uint32_t)type), bad_v[0], bad_v[1]);
         int bad = 0, bad_d = 0, bad_r = 0;
         for (int64_t t = 0; t < nt; t++) {
             for (int64_t r = 0; r < nr; r++) {
@@ -435,6 +465,80 @@ static void test_extreme(void)
         free(yd);
         free(yr);
         free(wi);
+        free(w);
+    }
+    free(xq);
+}
+
+// The K types at the ends of their ranges: per row and super-block the weight bytes all 0x00 or
+// all 0xFF (the type's smallest or largest weight in every element: q6_k −32 or 31, iq4_xs −127
+// or 113, ...), the scales at their largest magnitude (q6_k ±127/−128 by row, the 6-bit packed
+// scales and mins 63), d = dmin = 1; activations ±127 in the patterns of test_extreme. Every
+// AVX2 and AVX512 tile bitwise against the generic kernel (an int16 sum that overflows shows).
+static void test_extreme_k(void)
+{
+    static const struct {
+        enum imc_type type;
+        int sc_off, sc_len; // the scale bytes
+    } ks[] = {{IMC_TYPE_Q2_K, 0, 16},  {IMC_TYPE_Q3_K, 96, 12},   {IMC_TYPE_Q4_K, 4, 12},
+              {IMC_TYPE_Q5_K, 4, 12},  {IMC_TYPE_Q6_K, 192, 16},  {IMC_TYPE_IQ4_XS, 2, 6}};
+    const int64_t nb = 2, n = nb * 256, nr = 19, nt = 37, ldy = nr + 1;
+    const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q4_K, n);
+    struct imc_q8k *xq = malloc((size_t)ldq * nt);
+    for (int64_t t = 0; t < nt; t++) {
+        for (int64_t b = 0; b < nb; b++) {
+            struct imc_q8k *xb = xq + t * nb + b;
+            xb->d = 1.0f;
+            for (int k = 0; k < 16; k++) {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) {
+                    xb->q[16 * k + i] = (int8_t)extreme_val((int)(t + b + k), (k % 2) * 16 + i, 127, -127);
+                    sum += xb->q[16 * k + i];
+                }
+                xb->bsum[k] = (int16_t)sum;
+            }
+        }
+    }
+    for (size_t ti = 0; ti < sizeof ks / sizeof ks[0]; ti++) {
+        const enum imc_type type = ks[ti].type;
+        uint64_t rb;
+        imc_type_row_bytes((uint32_t)type, n, &rb);
+        const uint64_t bb = rb / (uint64_t)nb;
+        uint8_t *w = malloc((size_t)(nr * rb));
+        for (int64_t r = 0; r < nr; r++) {
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *blk = w + (uint64_t)r * rb + (uint64_t)b * bb;
+                memset(blk, (r + b + r / 3) % 2 ? 0xFF : 0x00, bb);
+                const uint8_t scb = type != IMC_TYPE_Q6_K ? 0xFF : (r / 2) % 2 ? 0x80 : 0x7F;
+                memset(blk + ks[ti].sc_off, scb, (size_t)ks[ti].sc_len);
+                const int dof = type == IMC_TYPE_IQ4_XS ? 0 : imc_qmm_kd_offset(type);
+                blk[dof] = 0x00, blk[dof + 1] = 0x3c; // d = 1 (f16)
+                if (imc_qmm_has_mins(type)) {
+                    blk[dof + 2] = 0x00, blk[dof + 3] = 0x3c;
+                }
+            }
+        }
+        float *y = malloc((size_t)(ldy * nt) * 4), *yv = malloc((size_t)(ldy * nt) * 4);
+        void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
+        imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
+        const imc_qmm_tile_fn tiles[3] = {imc_qmm_direct_avx2(), imc_qmm_tile_avx2(),
+                                          type != IMC_TYPE_IQ4_XS ? imc_qmm_tile_vnni_k() : NULL};
+        int bad[3] = {0, 0, 0};
+        for (int p = 0; p < 3; p++) {
+            if (!tiles[p]) {
+                continue;
+            }
+            tiles[p](type, w, rb, nr, (const uint8_t *)xq, ldq, nt, nb, yv, ldy, scratch);
+            for (int64_t i = 0; i < nt * ldy; i++) {
+                bad[p] += i % ldy < nr && memcmp(&yv[i], &y[i], 4) != 0;
+            }
+        }
+        CHECK(bad[0] == 0 && bad[1] == 0 && bad[2] == 0,
+              "%s extremes: %d direct, %d repacking avx2, %d avx512 outputs differ from generic",
+              imc_type_name((uint32_t)type), bad[0], bad[1], bad[2]);
+        free(scratch);
+        free(y);
+        free(yv);
         free(w);
     }
     free(xq);
@@ -517,6 +621,7 @@ int main(void)
     test_paths();
     test_direct();
     test_extreme();
+    test_extreme_k();
     test_matmul();
     return check_summary();
 }
