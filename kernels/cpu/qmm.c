@@ -241,12 +241,17 @@ void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w,
 {
     IMC_ASSERT(imc_qmm_supports(type, n) && nr >= 1 && nt >= 1);
     const int64_t nb = n / (imc_qmm_is_k(type) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK);
-    const bool direct = nt <= imc_qmm_direct_toks(type);
-    const bool vnni = path == IMC_GEMM_VNNI && !direct, k = imc_qmm_is_k(type);
-    const imc_qmm_tile_fn vk = vnni && k && type != IMC_TYPE_IQ4_XS ? imc_qmm_tile_vnni_k() : NULL;
+    const bool k = imc_qmm_is_k(type);
+    // the AVX512 tile of the type where the path is vnni and the CPU has it
+    const imc_qmm_tile_fn t512 = path != IMC_GEMM_VNNI ? NULL
+                                 : k                   ? imc_qmm_tile_vnni_k()
+                                                       : imc_qmm_tile_vnni(IMC_QMM_VNNI_EVEX);
+    const bool direct = nt <= imc_qmm_direct_toks(type, t512 != NULL);
+    const bool vnni = path == IMC_GEMM_VNNI && !direct;
+    const imc_qmm_tile_fn vex = vnni && !t512 && !k ? imc_qmm_tile_vnni(IMC_QMM_VNNI_VEX) : NULL;
     const imc_qmm_tile_fn vec = path == IMC_GEMM_GENERIC ? NULL
-                                : vk                     ? vk
-                                : vnni && !k             ? imc_qmm_tile_vnni(IMC_QMM_VNNI_BEST)
+                                : vnni && t512           ? t512
+                                : vex                    ? vex
                                 : direct                 ? imc_qmm_direct_avx2()
                                                          : imc_qmm_tile_avx2();
     if (vec) {

@@ -107,25 +107,28 @@ void imc_qmm_quantize_row(const float *x, int64_t n, struct imc_q8x *out);
 // Quantizes x[0..n) (n a multiple of 256) into n / 256 super-blocks with their block sums.
 void imc_qmm_quantize_row_k(const float *x, int64_t n, struct imc_q8k *out);
 
-// Token counts up to imc_qmm_direct_toks(type) take the AVX2 tile that reads W where it lies
+// Token counts up to imc_qmm_direct_toks(type, avx512) take the AVX2 tile that reads W in place
 // (qmm_direct_avx2.c); more tokens take the one that first repacks the tile's rows into scratch
 // (qmm_avx2.c). The same bits either way (the arithmetic above). The limits are where the direct
 // tile stopped being faster (bench_qmm, 2048 x 2048, 1 thread, AMD EPYC Zen 3 AVX2, ratios
 // direct / repacking near 1.0-1.1 at the limit): q8_0 8 (its int8 weights read as they are),
 // q4_0 and iq4_nl 4, q2_k q4_k q5_k 4, q3_k q6_k 6, iq4_xs 12 (whose repacked kernel cannot add
-// maddubs results as int16).
-static inline int imc_qmm_direct_toks(enum imc_type t)
+// maddubs results as int16). Against the AVX512 repacking tiles (qmm_vnni.c, 16 rows per vector)
+// the limits are lower, avx512 true: q3_k and q6_k 4, the others 2 (bench_qmm --path vnni, 1..12
+// tokens, Zen 5: at 4 tokens the 512-bit tile is 1.2-1.8x the direct one for q8_0, q4_0, q5_0,
+// iq4_nl, q2_k, q4_k, q5_k, iq4_xs; q3_k, q6_k equal at 4, 1.4x at 6).
+static inline int imc_qmm_direct_toks(enum imc_type t, bool avx512)
 {
     switch (t) {
     case IMC_TYPE_IQ4_XS:
-        return 12;
+        return avx512 ? 2 : 12;
     case IMC_TYPE_Q8_0:
-        return 8;
+        return avx512 ? 2 : 8;
     case IMC_TYPE_Q3_K:
     case IMC_TYPE_Q6_K:
-        return 6;
+        return avx512 ? 4 : 6;
     default:
-        return 4;
+        return avx512 ? 2 : 4;
     }
 }
 
@@ -138,8 +141,8 @@ uint64_t imc_qmm_scratch_bytes(enum imc_type t, int64_t nr, int64_t n);
 // row_bytes is the row's size, imc_type_row_bytes: the kernels take the block size from it)
 // against the quantized token rows xq + t·ldq (bytes; rows of imc_qmm_quantize). Any nr,
 // nt >= 1; path must be supported; scratch holds imc_qmm_scratch_bytes(type, nr, n) bytes
-// (4-byte aligned; the generic path and the direct one, nt <= imc_qmm_direct_toks(type), do not
-// touch it).
+// (4-byte aligned; the generic path and the direct one, nt <= imc_qmm_direct_toks(type, avx512),
+// do not touch it).
 void imc_qmm_tile(enum imc_gemm_path path, enum imc_type type, const uint8_t *w, uint64_t row_bytes,
                   int64_t nr, const void *xq, uint64_t ldq, int64_t nt, int64_t n, float *y,
                   int64_t ldy, void *scratch);
@@ -226,14 +229,13 @@ typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, voi
 imc_qmm_tile_fn imc_qmm_tile_avx2(void);
 imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
 // The AVX2 tile that reads the weights in place (qmm_direct_avx2.c; scratch unused), the
-// tile's choice for nt <= imc_qmm_direct_toks(type); NULL as imc_qmm_tile_avx2.
+// tile's choice for nt <= imc_qmm_direct_toks(type, avx512); NULL as imc_qmm_tile_avx2.
 imc_qmm_tile_fn imc_qmm_direct_avx2(void);
-// The VNNI repacking tile of the 32-block types (qmm_vnni.c; the K types keep the AVX2 tile) in
-// encoding enc, BEST: EVEX where the CPU has it, else VEX; NULL when the CPU lacks that encoding
-// (or AVX2, FMA, F16C).
+// The VNNI repacking tile of the 32-block types (qmm_vnni.c) in encoding enc, BEST: EVEX where
+// the CPU has it, else VEX; NULL when the CPU lacks that encoding (or AVX2, FMA, F16C).
 imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc);
-// The AVX512 (BW, DQ, VL, VNNI) repacking tile of the K types but iq4_xs (qmm_vnni.c: two tokens
-// per 512-bit vector over the AVX2 tile's groups), or NULL.
+// The AVX512 (BW, DQ, VL, VNNI) repacking tile of the K types (qmm_vnni.c: 16 rows per 512-bit
+// vector; CPUs with AVX-VNNI only keep the AVX2 tile for them), or NULL.
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void);
 #else
 static inline imc_qmm_tile_fn imc_qmm_tile_avx2(void)

@@ -377,7 +377,8 @@ REPACK_FN(rp32, repack32, type)
                                 int64_t nb, uint8_t *out)                                          \
     {                                                                                              \
         (void)type;                                                                                \
-        const int beta = TYPE == IMC_TYPE_Q3_K ? 4 : TYPE == IMC_TYPE_Q6_K ? 32 : 0;               \
+        const int beta = TYPE == IMC_TYPE_Q3_K ? 4 : TYPE == IMC_TYPE_Q6_K ? 32                   \
+                       : TYPE == IMC_TYPE_IQ4_XS ? 128 : 0;                                        \
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                        \
         {                                                                                          \
             const uint32_t o = 32 * (uint32_t)h;                                                   \

@@ -207,9 +207,9 @@ void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, in
 // The same rows (nr <= 16) in groups of 16 per super-block, qmm_vnni.c's 512-bit layout
 // (IMC_QMM_GK16 bytes): d[16], dmin[16] (f32); the 16 groups' scale pairs at IMC_QMM_GK16_SC (64
 // bytes each: lane r = row r's (sc_k, sc_k)); 8 vectors of block-sum multipliers at
-// IMC_QMM_GK16_MN (lane r = row r's min pairs (mn_2i, mn_2i+1), for q3_k and q6_k
+// IMC_QMM_GK16_MN (lane r = row r's min pairs (mn_2i, mn_2i+1), for q3_k, q6_k, iq4_xs
 // (−β·sc_2i, −β·sc_2i+1)); the weights at IMC_QMM_GK16_Q, 256 bytes per group k, vector j lane
-// r = row r's elements 16k + 4j .. + 3, unsigned: + β for q3_k (4) and q6_k (32).
+// r = row r's elements 16k + 4j .. + 3, unsigned: + β for q3_k (4), q6_k (32), iq4_xs (128).
 #define IMC_QMM_GK16 5760
 #define IMC_QMM_GK16_SC 128
 #define IMC_QMM_GK16_MN 1152

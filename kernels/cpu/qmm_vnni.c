@@ -15,7 +15,7 @@
  *   I_b = Σ u·w − 128·Σ w with the weights' correction computed once, at repack; 4 tokens per
  *   call. Repacked group of 8 rows per block (GV bytes): d[8] (f32), −128·Σw per row (int32),
  *   then the weights as in qmm_avx2.c (lane r of vector j = row r's elements 4j .. 4j+3).
- * K types but iq4_xs (AVX512 only): the AVX2 tile's repacked groups, two tokens per vector.
+ * K types (AVX512 only): 16 rows per vector likewise, the AVX2 K repack's parts interleaved.
  * Compiled by target attributes only.
  */
 #if defined(__x86_64__) || defined(__i386__)
@@ -228,7 +228,7 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     imc_qmm_run_passes(ke, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
-// ---- K types but iq4_xs (AVX512 BW/DQ/VL/VNNI): 16 rows per vector ----------------------------
+// ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector ------------------------------------------
 //
 // As the 32-block tile: 16 rows per 512-bit vector, each 4-byte group of a token's activations
 // one broadcast load. The weights enter maddubs unsigned: q2_k, q4_k, q5_k as they are, q3_k
@@ -239,6 +239,9 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 //     I = Σ_k sc_k · Σ_{e in k} (w_e + β)·x_e  −  β · Σ_k sc_k · bsum_k
 // the second term by vpdpwssd of the rows' (−β·sc_2i, −β·sc_2i+1) pairs against the token's
 // bsum pairs; for the types with mins, M = Σ_k mn_k · bsum_k the same way, from the min pairs.
+// iq4_xs (grid −127..113, β = 128: a maddubs pair would saturate) takes vpdpbusd instead: per
+// 32-element sub-block j (one scale) S_j = Σ (w + 128)·x by 8 vpdpbusd, then I += sc_j · S_j
+// (vpmulld; |S_j| <= 32·241·127, |I| < 2^31), the −128·Σ sc·bsum term as q3_k's.
 // I and M exact, then the fmadd (and fnmadd) per (row, token) of every path.
 // Repacked group of 16 rows per super-block: qmm_avx2.h's imc_qmm_repack_k16_avx2 layout.
 #define GK16 IMC_QMM_GK16
@@ -254,12 +257,13 @@ VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast32(const voi
     return _mm512_set1_epi32(v);
 }
 
-// 16 repacked rows of a K type (not iq4_xs; nb groups of GK16 at g, nr real) × T tokens.
+// 16 repacked rows of a K type (nb groups of GK16 at g, nr real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
          float *y, int64_t ldy, int nr, const int T)
 {
     const bool two = type == IMC_TYPE_Q6_K, mins = imc_qmm_has_mins(type);
+    const bool iq4 = type == IMC_TYPE_IQ4_XS;
     __m512 acc[NTOK_E];
 #pragma GCC unroll 16
     for (int t = 0; t < T; t++) {
@@ -274,8 +278,33 @@ kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, ui
             x[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
             is[t] = m[t] = _mm512_setzero_si512();
         }
+        if (iq4) { // per 32-element sub-block j: S_j by 8 vpdpbusd (two chains), then sc_j · S_j
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m512i *qj = (const __m512i *)(gb + GK16_Q + 512 * j);
+                __m512i q[8];
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) {
+                    q[v] = _mm512_loadu_si512(qj + v);
+                }
+                // sc_j as int32: the high half of group 2j's (sc, sc) pair
+                const __m512i sc = _mm512_srai_epi32(
+                    _mm512_loadu_si512((const void *)(gb + GK16_SC + 128 * j)), 16);
 #pragma GCC unroll 16
-        for (int k = 0; k < 16; k++) {
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xj = x[t]->q + 32 * j;
+                    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                    for (int v = 0; v < 4; v++) {
+                        sa = _mm512_dpbusd_epi32(sa, q[v], bcast32(xj + 4 * v));
+                        sb = _mm512_dpbusd_epi32(sb, q[4 + v], bcast32(xj + 16 + 4 * v));
+                    }
+                    is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(_mm512_add_epi32(sa, sb), sc));
+                }
+            }
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < 16 && !iq4; k++) {
             const __m512i *qk = (const __m512i *)(gb + GK16_Q + 256 * k);
             const __m512i q0 = _mm512_loadu_si512(qk), q1 = _mm512_loadu_si512(qk + 1);
             const __m512i q2 = _mm512_loadu_si512(qk + 2), q3 = _mm512_loadu_si512(qk + 3);
@@ -346,6 +375,7 @@ KK_TABLE(q3, IMC_TYPE_Q3_K)
 KK_TABLE(q4, IMC_TYPE_Q4_K)
 KK_TABLE(q5, IMC_TYPE_Q5_K)
 KK_TABLE(q6, IMC_TYPE_Q6_K)
+KK_TABLE(iq4, IMC_TYPE_IQ4_XS)
 
 static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
@@ -355,8 +385,9 @@ static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                           : type == IMC_TYPE_Q3_K ? kkq3
                           : type == IMC_TYPE_Q4_K ? kkq4
                           : type == IMC_TYPE_Q5_K ? kkq5
-                                                  : kkq6;
-    IMC_ASSERT(imc_qmm_is_k(type) && type != IMC_TYPE_IQ4_XS);
+                          : type == IMC_TYPE_Q6_K ? kkq6
+                                                  : kkiq4;
+    IMC_ASSERT(imc_qmm_is_k(type));
     const uint64_t gbytes = (uint64_t)nb * GK16;
     imc_qmm_repack_rows(imc_qmm_repack_k16_avx2, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
     imc_qmm_run_passes(kern, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);

@@ -1,13 +1,13 @@
 /*
  * tests/kernels/test_qmm: the quantized-activation matmul (kernels/cpu/qmm.h, imc_cpu_matmul in
- * Q8 mode) for every weight type of the integer route: Q8_0, Q4_0, IQ4_NL (32-blocks) and
+ * Q8 mode) for every weight type of the integer route: Q8_0, Q4_0, Q5_0, IQ4_NL (32-blocks) and
  * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (256-blocks, q8_K-like activations).
  *
  *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
  *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
  *     32-token pass, with strided x and y; so do the VNNI tiles of the 32-block types in both
- *     encodings (AVX512-VNNI+VL, AVX-VNNI) where the CPU has them (a SKIP line names a missing
- *     one), and the matmul on the vnni path;
+ *     encodings (AVX512-VNNI+VL, AVX-VNNI) and the AVX512 K tile where the CPU has them (a SKIP
+ *     line names a missing one), and the matmul on the vnni path;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
@@ -22,8 +22,10 @@
  *     exact ties rounded away from zero; the AVX2 quantizer gives the scalar bytes;
  *   - the AVX2 tile that reads W in place (few tokens) bitwise equal to the generic kernel and to
  *     the repacking AVX2 tile at 1..16 tokens, rows 1..19 (every tail of a group of 8);
- *   - the 32-block types' weights and activations at the ends of their ranges: both AVX2 tiles
- *     and the generic kernel give the exact integer sums (catches int16 overflow);
+ *   - the 32-block types' weights and activations at the ends of their ranges: the generic
+ *     kernel gives the exact integer sums, every AVX2 and VNNI tile its bits; the K types' at
+ *     theirs (weight bytes all 0x00 or 0xFF, scales at their largest): every tile the generic
+ *     kernel's bits (catches int16 overflow);
  *   - imc_cpu_matmul in Q8 mode: each output row bitwise the same for 1, 2..16 and 37 tokens, on
  *     pools of 1 and 3 threads, on both paths; types without an integer route keep the F32 bits.
  */
@@ -216,10 +218,8 @@ static void run_paths(struct krng *r, const struct qcase *c)
               imc_type_name((uint32_t)c->type), (long long)c->n, (long long)c->nr,
               (long long)c->nt);
     }
-    // the AVX512 K tile (not iq4_xs) where the CPU has it
-    const imc_qmm_tile_fn vk = imc_qmm_is_k(c->type) && c->type != IMC_TYPE_IQ4_XS
-                                   ? imc_qmm_tile_vnni_k()
-                                   : NULL;
+    // the AVX512 K tile where the CPU has it
+    const imc_qmm_tile_fn vk = imc_qmm_is_k(c->type) ? imc_qmm_tile_vnni_k() : NULL;
     if (vk) {
         memset(y2, 0, (size_t)(ldy * c->nt) * 4);
         vk(c->type, w, rb, c->nr, xq, ldq, c->nt, nb, y2, ldy, scratch);
@@ -522,7 +522,7 @@ static void test_extreme_k(void)
         void *scratch = malloc((size_t)imc_qmm_scratch_bytes(type, nr, n));
         imc_qmm_tile(IMC_GEMM_GENERIC, type, w, rb, nr, xq, ldq, nt, n, y, ldy, scratch);
         const imc_qmm_tile_fn tiles[3] = {imc_qmm_direct_avx2(), imc_qmm_tile_avx2(),
-                                          type != IMC_TYPE_IQ4_XS ? imc_qmm_tile_vnni_k() : NULL};
+                                          imc_qmm_tile_vnni_k()};
         int bad[3] = {0, 0, 0};
         for (int p = 0; p < 3; p++) {
             if (!tiles[p]) {
