@@ -19,8 +19,8 @@
 
 bool imc_qmm_supports(enum imc_type t, int64_t n)
 {
-    const bool b32 = t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0 || t == IMC_TYPE_Q5_0 ||
-                     t == IMC_TYPE_IQ4_NL;
+    const bool b32 =
+        t == IMC_TYPE_Q8_0 || t == IMC_TYPE_Q4_0 || t == IMC_TYPE_Q5_0 || t == IMC_TYPE_IQ4_NL;
     const int64_t bs = imc_qmm_is_k(t) ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
     return (b32 || imc_qmm_is_k(t)) && n > 0 && n % bs == 0;
 }
@@ -110,7 +110,8 @@ static float weight_block(enum imc_type type, const uint8_t *blk, int8_t wq[IMC_
                             (uint32_t)blk[5] << 24;
         for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {
             wq[j] = (int8_t)(((blk[6 + j] & 0x0F) | ((qh >> j) & 1) << 4) - 16);
-            wq[j + IMC_QMM_BLOCK / 2] = (int8_t)(((blk[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+            wq[j + IMC_QMM_BLOCK / 2] =
+                (int8_t)(((blk[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
         }
     } else {
         for (int j = 0; j < IMC_QMM_BLOCK / 2; j++) {

@@ -367,22 +367,24 @@ KERNS(kiq4, KIQ4)
 REPACK_FN(rp32, repack32, type)
 #define KL8 ((struct klayout){GK, 0, 32, GK_SC, GK_MN, GK_Q, 32, 0})
 #define REPACK_K(NAME, TYPE)                                                                       \
-    AVX2 static void rp##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,          \
+    AVX2 static void rp##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,           \
                               int64_t nb, uint8_t *out)                                            \
     {                                                                                              \
         (void)type;                                                                                \
         repackk(TYPE, w, rb, nr, nb, out, KL8);                                                    \
     }                                                                                              \
-    AVX2 static void rp16##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,        \
+    AVX2 static void rp16##NAME(enum imc_type type, const uint8_t *w, uint64_t rb, int nr,         \
                                 int64_t nb, uint8_t *out)                                          \
     {                                                                                              \
         (void)type;                                                                                \
-        const int beta = TYPE == IMC_TYPE_Q3_K ? 4 : TYPE == IMC_TYPE_Q6_K ? 32                   \
-                       : TYPE == IMC_TYPE_IQ4_XS ? 128 : 0;                                        \
+        const int beta = TYPE == IMC_TYPE_Q3_K     ? 4                                             \
+                         : TYPE == IMC_TYPE_Q6_K   ? 32                                            \
+                         : TYPE == IMC_TYPE_IQ4_XS ? 128                                           \
+                                                   : 0;                                            \
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                        \
         {                                                                                          \
             const uint32_t o = 32 * (uint32_t)h;                                                   \
-            repackk(TYPE, nr > 8 * h ? w + (uint64_t)(8 * h) * rb : w, rb, nr - 8 * h, nb, out,     \
+            repackk(TYPE, nr > 8 * h ? w + (uint64_t)(8 * h) * rb : w, rb, nr - 8 * h, nb, out,    \
                     (struct klayout){IMC_QMM_GK16, o, 64 + o, IMC_QMM_GK16_SC + o,                 \
                                      IMC_QMM_GK16_MN + o, IMC_QMM_GK16_Q + o, 64, beta});          \
         }                                                                                          \
@@ -539,8 +541,10 @@ AVX2 static void quantize_avx2(enum imc_type t, const float *x, int64_t n, void 
             // Σ q = Σ (q + 128) − 32·128, the unsigned sums by sad against zero (4 × 8 bytes)
             const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)),
                                               _mm256_setzero_si256());
-            const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            const int32_t sum = (int32_t)_mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
+            const __m128i h =
+                _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            const int32_t sum =
+                (int32_t)_mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)));
             o->c128 = -128 * (sum - 32 * 128);
             continue;
         }

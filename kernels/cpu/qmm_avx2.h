@@ -62,14 +62,14 @@ AVX2 INLINE __m256i weights(enum imc_type type, const uint8_t *blk, float *d)
     if (type == IMC_TYPE_Q5_0) { // bit e of qh (at 2) is element e's bit 4; nibbles at 6
         uint32_t qh;
         memcpy(&qh, blk + 2, 4);
-        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
-                                             2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                             2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
         const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
         const __m256i hb = _mm256_cmpeq_epi8(
             _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), sel), bit), bit);
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles(blk + 6),
-                                               _mm256_and_si256(hb, _mm256_set1_epi8(0x10))),
-                               _mm256_set1_epi8(16));
+        return _mm256_sub_epi8(
+            _mm256_or_si256(nibbles(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(0x10))),
+            _mm256_set1_epi8(16));
     }
     const __m256i v = nibbles(blk + 2);
     if (type == IMC_TYPE_IQ4_NL) {

@@ -175,8 +175,8 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
                 is[j & 1] = _mm512_dpbusd_epi32(is[j & 1], q[j], _mm512_set1_epi32(x4));
             }
             is[0] = _mm512_add_epi32(is[0], is[1]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)),
-                                     acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[t]);
         }
     }
     const __mmask16 m = (__mmask16)((1u << nr) - 1);
@@ -228,7 +228,7 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     imc_qmm_run_passes(ke, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
-// ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector ------------------------------------------
+// ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector -----------------------------------------
 //
 // As the 32-block tile: 16 rows per 512-bit vector, each 4-byte group of a token's activations
 // one broadcast load. The weights enter maddubs unsigned: q2_k, q4_k, q5_k as they are, q3_k
@@ -299,7 +299,8 @@ kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, ui
                         sa = _mm512_dpbusd_epi32(sa, q[v], bcast32(xj + 4 * v));
                         sb = _mm512_dpbusd_epi32(sb, q[4 + v], bcast32(xj + 16 + 4 * v));
                     }
-                    is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(_mm512_add_epi32(sa, sb), sc));
+                    is[t] =
+                        _mm512_add_epi32(is[t], _mm512_mullo_epi32(_mm512_add_epi32(sa, sb), sc));
                 }
             }
         }
@@ -340,7 +341,8 @@ kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, ui
             const __m512 dx = _mm512_set1_ps(x[t]->d);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, dx), acc[t]);
             if (mins) {
-                acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dmin, dx), acc[t]);
+                acc[t] =
+                    _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dmin, dx), acc[t]);
             }
         }
     }

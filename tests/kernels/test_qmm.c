@@ -258,9 +258,9 @@ static void run_paths(struct krng *r, const struct qcase *c)
     free(x);
 }
 
-static const enum imc_type all_types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
-                                          IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
-                                          IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
+static const enum imc_type all_types[] = {
+    IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL, IMC_TYPE_Q2_K,
+    IMC_TYPE_Q3_K, IMC_TYPE_Q4_K, IMC_TYPE_Q5_K, IMC_TYPE_Q6_K,   IMC_TYPE_IQ4_XS};
 #define N_TYPES ((int)(sizeof(all_types) / sizeof(all_types[0])))
 
 static void test_paths(void)
@@ -362,9 +362,9 @@ static int extreme_val(int pat, int i, int lo, int hi)
 }
 
 // The 32-block types at the ends of their ranges (q8_0 −128 and 127, q4_0 −8 and 7, q5_0 −16
-// and 15, iq4_nl −127 and 113; activations ±127), every pattern of row against token: scales 1, so each output is
-// the exact integer Σ w·x, which the generic kernel must give and every AVX2 and VNNI tile
-// bitwise (an int16 overflow, or a 512-bit tile's w + 128 or c128 off, shows here).
+// and 15, iq4_nl −127 and 113; activations ±127), every pattern of row against token: scales 1, so
+// each output is the exact integer Σ w·x, which the generic kernel must give and every AVX2 and
+// VNNI tile bitwise (an int16 overflow, or a 512-bit tile's w + 128 or c128 off, shows here).
 static void test_extreme(void)
 {
     const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL};
@@ -480,8 +480,8 @@ static void test_extreme_k(void)
     static const struct {
         enum imc_type type;
         int sc_off, sc_len; // the scale bytes
-    } ks[] = {{IMC_TYPE_Q2_K, 0, 16},  {IMC_TYPE_Q3_K, 96, 12},   {IMC_TYPE_Q4_K, 4, 12},
-              {IMC_TYPE_Q5_K, 4, 12},  {IMC_TYPE_Q6_K, 192, 16},  {IMC_TYPE_IQ4_XS, 2, 6}};
+    } ks[] = {{IMC_TYPE_Q2_K, 0, 16}, {IMC_TYPE_Q3_K, 96, 12},  {IMC_TYPE_Q4_K, 4, 12},
+              {IMC_TYPE_Q5_K, 4, 12}, {IMC_TYPE_Q6_K, 192, 16}, {IMC_TYPE_IQ4_XS, 2, 6}};
     const int64_t nb = 2, n = nb * 256, nr = 19, nt = 37, ldy = nr + 1;
     const uint64_t ldq = imc_qmm_xrow_bytes(IMC_TYPE_Q4_K, n);
     struct imc_q8k *xq = malloc((size_t)ldq * nt);
@@ -492,7 +492,8 @@ static void test_extreme_k(void)
             for (int k = 0; k < 16; k++) {
                 int sum = 0;
                 for (int i = 0; i < 16; i++) {
-                    xb->q[16 * k + i] = (int8_t)extreme_val((int)(t + b + k), (k % 2) * 16 + i, 127, -127);
+                    xb->q[16 * k + i] =
+                        (int8_t)extreme_val((int)(t + b + k), (k % 2) * 16 + i, 127, -127);
                     sum += xb->q[16 * k + i];
                 }
                 xb->bsum[k] = (int16_t)sum;
