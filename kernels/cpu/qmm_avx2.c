@@ -406,21 +406,6 @@ void imc_qmm_repack_k16_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, 
     }
 }
 
-void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
-                           uint8_t *out)
-{
-    switch (type) {
-#define REPACK_CASE(NAME, TYPE)                                                                    \
-    case TYPE:                                                                                     \
-        rp##NAME(type, w, rb, nr, nb, out);                                                        \
-        break;
-        IMC_QMM_K_TYPES(REPACK_CASE)
-#undef REPACK_CASE
-    default:
-        IMC_ASSERT(!"a K type");
-    }
-}
-
 void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
                          uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp)
 {

@@ -196,15 +196,8 @@ AVX2 INLINE void transpose8(__m256i v[8])
     }
 }
 
-// Rows w .. w + (nr−1)·rb (nr <= 8) of a K type into nb groups of 2880 bytes at out, the
-// repacking AVX2 tile's layout (qmm_avx2.c: d[8] f32, dmin[8] f32 at 32, the 16 groups' scale
-// pairs at 64 (32 bytes each), the 8 min pairs at 576, the weights at 832: 128 bytes per
-// 16-element group k, vector j lane r = row r's elements 16k + 4j .. + 3, signed for q3_k,
-// q6_k, iq4_xs); for qmm_vnni.c's K tile too.
-void imc_qmm_repack_k_avx2(enum imc_type type, const uint8_t *w, uint64_t rb, int nr, int64_t nb,
-                           uint8_t *out);
-
-// The same rows (nr <= 16) in groups of 16 per super-block, qmm_vnni.c's 512-bit layout
+// Rows w .. w + (nr−1)·rb (nr <= 16) of a K type into nb groups of 16 rows per super-block at
+// out (the AVX2 tile's K repack, qmm_avx2.c, writing its parts interleaved), qmm_vnni.c's layout
 // (IMC_QMM_GK16 bytes): d[16], dmin[16] (f32); the 16 groups' scale pairs at IMC_QMM_GK16_SC (64
 // bytes each: lane r = row r's (sc_k, sc_k)); 8 vectors of block-sum multipliers at
 // IMC_QMM_GK16_MN (lane r = row r's min pairs (mn_2i, mn_2i+1), for q3_k, q6_k, iq4_xs

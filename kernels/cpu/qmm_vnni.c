@@ -145,16 +145,40 @@ AVX2 static void repack16(enum imc_type type, const uint8_t *w, uint64_t rb, int
     }
 }
 
+// The 4 bytes at p in every int32 lane (a broadcast load).
+VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+VNNI_EVEX static inline __attribute__((always_inline)) void zero16(__m512 *acc, const int T)
+{
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm512_setzero_ps();
+    }
+}
+
+// Lanes 0 .. nr−1 (the group's real rows) of T accumulators to y + t·ldy.
+VNNI_EVEX static inline __attribute__((always_inline)) void
+store16(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
+{
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
+    }
+}
+
 // 16 repacked rows (nb groups of GE at g; nr of them real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,
           int nr, const int T)
 {
     __m512 acc[NTOK_E];
-#pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        acc[t] = _mm512_setzero_ps();
-    }
+    zero16(acc, T);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = g + b * GE;
         __m512i q[8];
@@ -170,20 +194,14 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
             __m512i is[2] = {_mm512_set1_epi32(xb->c128), _mm512_setzero_si512()};
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
-                int32_t x4;
-                memcpy(&x4, xb->q + 4 * j, 4);
-                is[j & 1] = _mm512_dpbusd_epi32(is[j & 1], q[j], _mm512_set1_epi32(x4));
+                is[j & 1] = _mm512_dpbusd_epi32(is[j & 1], q[j], bcast32(xb->q + 4 * j));
             }
             is[0] = _mm512_add_epi32(is[0], is[1]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]),
                                      _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[t]);
         }
     }
-    const __mmask16 m = (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
-    }
+    store16(acc, y, ldy, nr, T);
 }
 
 typedef imc_qmm_kern_fn kern_fn;
@@ -250,13 +268,6 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 #define GK16_Q IMC_QMM_GK16_Q
 _Static_assert(GK16 <= 2 * 2880, "imc_qmm_scratch_bytes: 2880 bytes per 8 rows and super-block");
 
-VNNI_EVEX static inline __attribute__((always_inline)) __m512i bcast32(const void *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
 // 16 repacked rows of a K type (nb groups of GK16 at g, nr real) × T tokens.
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
@@ -265,10 +276,7 @@ kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, ui
     const bool two = type == IMC_TYPE_Q6_K, mins = imc_qmm_has_mins(type);
     const bool iq4 = type == IMC_TYPE_IQ4_XS;
     __m512 acc[NTOK_E];
-#pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        acc[t] = _mm512_setzero_ps();
-    }
+    zero16(acc, T);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = g + b * GK16;
         const struct imc_q8k *x[NTOK_E];
@@ -346,11 +354,7 @@ kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, ui
             }
         }
     }
-    const __mmask16 mk = (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < T; t++) {
-        _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
-    }
+    store16(acc, y, ldy, nr, T);
 }
 
 // One table of NTOK_E functions per K type.
