@@ -39,15 +39,24 @@ int64_t imc_ppl_n_scored(int64_t n_ctx)
 
 enum { BLOCK = 512 }; // rows per pool job: their scores on the stack, not the heap
 
+// Scores the chunk's scored rows r0 .. r0 + BLOCK − 1 (fewer at its end) into sc; returns how
+// many.
+static int64_t score_block(const struct imc_exec *ex, struct imc_nll_row sc[BLOCK],
+                           const float *logits, int64_t n_ctx, int64_t n_vocab,
+                           const int32_t *tokens, int64_t r0)
+{
+    const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
+    const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
+    imc_cpu_nll_rows(ex, sc, logits + r0 * n_vocab, nb, n_vocab, tokens + first + 1 + r0, NULL, 0);
+    return nb;
+}
+
 void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n_ctx,
                        int64_t n_vocab, const int32_t *tokens, double *nll)
 {
-    const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
     struct imc_nll_row sc[BLOCK];
-    for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
-        const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
-        imc_cpu_nll_rows(ex, sc, logits + r0 * n_vocab, nb, n_vocab, tokens + first + 1 + r0, NULL,
-                         0);
+    for (int64_t r0 = 0, nb; r0 < imc_ppl_n_scored(n_ctx); r0 += nb) {
+        nb = score_block(ex, sc, logits, n_ctx, n_vocab, tokens, r0);
         for (int64_t r = 0; r < nb; r++) {
             nll[r0 + r] = sc[r].nll;
         }
@@ -57,12 +66,9 @@ void imc_ppl_chunk_nll(const struct imc_exec *ex, const float *logits, int64_t n
 void imc_ppl_add_chunk(const struct imc_exec *ex, struct imc_ppl_acc *a, const float *logits,
                        int64_t n_ctx, int64_t n_vocab, const int32_t *tokens)
 {
-    const int64_t n = imc_ppl_n_scored(n_ctx), first = imc_ppl_first(n_ctx);
     struct imc_nll_row sc[BLOCK];
-    for (int64_t r0 = 0; r0 < n; r0 += BLOCK) {
-        const int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;
-        imc_cpu_nll_rows(ex, sc, logits + r0 * n_vocab, nb, n_vocab, tokens + first + 1 + r0, NULL,
-                         0);
+    for (int64_t r0 = 0, nb; r0 < imc_ppl_n_scored(n_ctx); r0 += nb) {
+        nb = score_block(ex, sc, logits, n_ctx, n_vocab, tokens, r0);
         imc_ppl_add_rows(a, sc, nb);
     }
 }
