@@ -30,9 +30,9 @@ void eng_release(struct imc_engine *e, struct eng_mark m)
 }
 
 // A block of cap bytes. From 2 MiB on, 2 MiB-aligned and offered to the kernel for transparent
-// huge pages: the matmul outputs first touch hundreds of MB of a block in every chunk's first
-// pass, a page fault per 4 KiB page otherwise (a tenth of a pass's time on a virtual machine
-// with 4 KiB faults, where a fault is dear). Freed with free().
+// huge pages: the matmul outputs of the first call first touch hundreds of MB of the blocks
+// (later calls reuse them), a page fault per 4 KiB page otherwise (a tenth of a one-chunk pass's
+// time on a virtual machine where a fault is dear). Freed with free().
 static void *block_alloc(size_t *cap)
 {
     if (*cap < HUGE_PAGE) {
