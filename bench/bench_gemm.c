@@ -1,8 +1,8 @@
 /*
- * bench/bench_gemm: single-threaded GFLOP/s of our deterministic GEMM (kernels/cpu/gemm.h; AVX2
- * and generic paths) against OpenBLAS cblas_sgemm (one thread), C = A · B^T with B as plain
- * rows (packing included in both), then imc_cpu_matmul on quantized weights at 1 and 2
- * threads. Not a test (STYLE b.1 bench/).
+ * bench/bench_gemm: single-threaded GFLOP/s of our deterministic GEMM (kernels/cpu/gemm.h; AVX2,
+ * vnni (AVX-512 where the CPU has it) and generic paths) against OpenBLAS cblas_sgemm (one thread),
+ * C = A · B^T with B as plain rows (packing included in both), then imc_cpu_matmul on quantized
+ * weights at 1 and 2 threads. Not a test (STYLE b.1 bench/).
  *
  *   bench_gemm [--min-s S] [--no-generic]
  *
@@ -78,23 +78,33 @@ static void bench_shape(const struct shape *s, double min_s, int generic)
     float *c2 = malloc((size_t)(s->m * s->n) * sizeof(float));
     float *work = malloc((size_t)imc_gemm_nt_work_floats(s->k) * sizeof(float));
     const double flop = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+    const size_t bytes = (size_t)(s->m * s->n) * sizeof(float);
     struct gemm_args g = {IMC_GEMM_AVX2, s, a, b, c, work};
     const double t_blas = best_time(run_blas, &g, min_s);
-    double t_avx = NAN, t_gen = NAN;
+    double t_avx = NAN, t_vnni = NAN, t_gen = NAN;
     int same = -1;
     if (imc_gemm_path_supported(IMC_GEMM_AVX2)) {
         t_avx = best_time(run_ours, &g, min_s);
+    }
+    if (imc_gemm_path_supported(IMC_GEMM_VNNI)) {
+        g.path = IMC_GEMM_VNNI;
+        g.c = c2;
+        t_vnni = best_time(run_ours, &g, min_s);
+        same = isnan(t_avx) ? -1 : memcmp(c, c2, bytes) == 0;
     }
     if (generic) {
         g.path = IMC_GEMM_GENERIC;
         g.c = c2;
         t_gen = best_time(run_ours, &g, min_s);
-        same = isnan(t_avx) ? -1 : memcmp(c, c2, (size_t)(s->m * s->n) * sizeof(float)) == 0;
+        same = isnan(t_avx) ? -1 : same != 0 && memcmp(c, c2, bytes) == 0;
     }
-    printf("%5lld %5lld %5lld | %8.1f %8.1f %8.2f | %6.2f %6.1f | %s\n", (long long)s->m,
-           (long long)s->n, (long long)s->k, flop / t_blas * 1e-9, flop / t_avx * 1e-9,
-           flop / t_gen * 1e-9, t_avx / t_blas, t_gen / t_blas,
-           same < 0 ? "-" : same ? "yes" : "NO");
+    printf("%5lld %5lld %5lld | %8.1f %8.1f %8.1f %8.2f | %6.2f %6.2f %6.1f | %s\n",
+           (long long)s->m, (long long)s->n, (long long)s->k, flop / t_blas * 1e-9,
+           flop / t_avx * 1e-9, flop / t_vnni * 1e-9, flop / t_gen * 1e-9, t_avx / t_blas,
+           t_vnni / t_blas, t_gen / t_blas,
+           same < 0 ? "-"
+           : same   ? "yes"
+                    : "NO");
     free(a);
     free(b);
     free(c);
@@ -166,10 +176,13 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     printf("OpenBLAS %s, core %s; our best path: %s\n", openblas_get_config(),
            openblas_get_corename(), imc_gemm_path_name(imc_gemm_path_best()));
-    printf("    M     N     K |  GFLOP/s: blas     avx2  generic | avx2/blas gen/blas (time) | "
-           "avx2 == generic\n");
-    const struct shape shapes[] = {{1, 2048, 2048},   {8, 2048, 2048},  {64, 2048, 2048},
-                                   {512, 2048, 2048}, {512, 7168, 2048}};
+    printf("    M     N     K |  GFLOP/s: blas     avx2     vnni  generic | avx2/blas vnni/blas "
+           "gen/blas (time) | paths same bits\n");
+    // the last two: absorbed MLA attention's scores (256 query rows × 512 keys × 576) and
+    // its weighted latent sum (the same rows × 512 latent columns × 512 keys, B packed by key)
+    const struct shape shapes[] = {{1, 2048, 2048},   {8, 2048, 2048},   {64, 2048, 2048},
+                                   {512, 2048, 2048}, {512, 7168, 2048}, {256, 512, 576},
+                                   {256, 512, 512}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         bench_shape(&shapes[i], min_s, generic);
     }

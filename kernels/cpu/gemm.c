@@ -1,16 +1,18 @@
 /*
  * kernels/cpu/gemm: the blocked driver of the deterministic GEMM and the portable (generic)
- * kernels (kernels/cpu/gemm.h). The AVX2 kernels live in gemm_avx2.c.
+ * kernels (kernels/cpu/gemm.h). The AVX2 kernels live in gemm_avx2.c, the AVX-512 ones (the vnni
+ * path's where the CPU has AVX512F) in gemm_avx512.c.
  *
  * Loop nest of imc_gemm_packed (BLIS order): K blocks of KC (the accumulators go through C
  * between blocks, exactly) → blocks of MC rows of A → B panels of NR → A micro-blocks of MR rows
- * → the MR × NR tile kernel. A packed B micro-panel (KC × NR floats, 16 KiB) stays in L1 while
- * the MC × KC block of A (96 KiB) is reused from L2 across the panels. A is read in place (rows
- * of stride lda): copying it into blocks measured no faster, as the kernel's six row streams
- * prefetch well. The blocking only decides when each output's k-steps run, never their order
- * or grouping: each output still sees fmaf(a_k, b_k, acc) for k = 0, 1, ..., K-1, from +0.
- * imc_gemm_nt packs NC rows of B at a time; with few A rows (<= FEW_ROWS, where packing costs
- * more than the products) one panel × KC at a time, used while it is in L1.
+ * → the MR × NR tile kernel (MR × 2·NR over two panels where the path has a two-panel kernel). A
+ * packed B micro-panel (KC × NR floats, 16 KiB) stays in L1 while the MC × KC block of A (96 KiB)
+ * is reused from L2 across the panels. A is read in place (rows of stride lda): copying it into
+ * blocks measured no faster, as the kernel's six row streams prefetch well. The blocking only
+ * decides when each output's k-steps run, never their order or grouping: each output still sees
+ * fmaf(a_k, b_k, acc) for k = 0, 1, ..., K-1, from +0. imc_gemm_nt packs NC rows of B at a time;
+ * with few A rows (<= FEW_ROWS, where packing costs more than the products) one panel × KC at a
+ * time, used while it is in L1.
  */
 #include <math.h>
 #include <string.h>
@@ -65,7 +67,10 @@ static const struct imc_gemm_kernels generic_kernels = {
 
 static const struct imc_gemm_kernels *kernels_of(enum imc_gemm_path path)
 {
-    if (path == IMC_GEMM_AVX2 || path == IMC_GEMM_VNNI) { // VNNI: the AVX2 GEMM
+    if (path == IMC_GEMM_VNNI && imc_gemm_kernels_avx512()) {
+        return imc_gemm_kernels_avx512();
+    }
+    if (path == IMC_GEMM_AVX2 || path == IMC_GEMM_VNNI) { // VNNI without AVX-512: AVX2's
         const struct imc_gemm_kernels *k = imc_gemm_kernels_avx2();
         IMC_ASSERT(k != NULL);
         return k;
@@ -124,6 +129,18 @@ void imc_gemm_pack_b(enum imc_gemm_path path, float *bp, const float *b, int64_t
     }
 }
 
+void imc_gemm_pack_bt(float *bp, const float *bt, int64_t ldt, int64_t n, int64_t k)
+{
+    for (int64_t j = 0; j < n; j += IMC_GEMM_NR) {
+        const int64_t nr = n - j < IMC_GEMM_NR ? n - j : IMC_GEMM_NR;
+        float *pan = bp + j * k;
+        for (int64_t kk = 0; kk < k; kk++) {
+            memcpy(pan + kk * IMC_GEMM_NR, bt + kk * ldt + j, (size_t)nr * sizeof(float));
+            memset(pan + kk * IMC_GEMM_NR + nr, 0, (size_t)(IMC_GEMM_NR - nr) * sizeof(float));
+        }
+    }
+}
+
 // One mr × nr tile; a partial panel (nr < NR) goes through a full-width local tile whose extra
 // lanes (zero B rows) are discarded.
 static void run_tile(const struct imc_gemm_kernels *kern, int mr, int64_t nr, int64_t kc,
@@ -157,7 +174,16 @@ void imc_gemm_packed(enum imc_gemm_path path, float *c, int64_t ldc, const float
         const int64_t kc = k - kb < KC ? k - kb : KC;
         for (int64_t ic = 0; ic < m; ic += MC) {
             const int64_t mc = m - ic < MC ? m - ic : MC;
-            for (int64_t j = 0; j < n; j += IMC_GEMM_NR) {
+            int64_t j = 0;
+            for (; kern->tile2 && j + 2 * IMC_GEMM_NR <= n; j += 2 * IMC_GEMM_NR) {
+                const float *bpan = bp + j * k + kb * IMC_GEMM_NR;
+                for (int64_t ir = ic; ir < ic + mc; ir += IMC_GEMM_MR) {
+                    const int mr = (int)(ic + mc - ir < IMC_GEMM_MR ? ic + mc - ir : IMC_GEMM_MR);
+                    kern->tile2(mr, kc, a + ir * lda + kb, lda, bpan, bpan + IMC_GEMM_NR * k,
+                                c + ir * ldc + j, ldc, kb > 0 || accumulate);
+                }
+            }
+            for (; j < n; j += IMC_GEMM_NR) {
                 const int64_t nr = n - j < IMC_GEMM_NR ? n - j : IMC_GEMM_NR;
                 const float *bpan = bp + j * k + kb * IMC_GEMM_NR;
                 for (int64_t ir = ic; ir < ic + mc; ir += IMC_GEMM_MR) {

@@ -61,6 +61,11 @@ void imc_gemm_pack_panel(enum imc_gemm_path path, float *dst, const float *src, 
 void imc_gemm_pack_b(enum imc_gemm_path path, float *bp, const float *b, int64_t ldb, int64_t n,
                      int64_t k);
 
+// Packs B given transposed (k rows of n: B[r][kk] = bt[kk·ldt + r], e.g. attention's values,
+// token-major) into bp (imc_gemm_packed_floats(n, k) floats): the layout of imc_gemm_pack_b, for
+// every path.
+void imc_gemm_pack_bt(float *bp, const float *bt, int64_t ldt, int64_t n, int64_t k);
+
 // C = A · B^T with B packed (bp from imc_gemm_pack_b of n rows of k); A rows have stride lda,
 // C rows ldc. accumulate: every accumulator starts from the float in C instead of +0, i.e. the
 // call continues the chains of an earlier call over the preceding columns of the same A and B

@@ -124,7 +124,7 @@ INLINE AVX2 void transpose8(float *dst, const float *src, int64_t lds)
     _mm256_storeu_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-AVX2 static void pack_avx2(float *dst, const float *src, int64_t lds, int64_t nr, int64_t kn)
+AVX2 void imc_gemm_pack_avx2(float *dst, const float *src, int64_t lds, int64_t nr, int64_t kn)
 {
     int64_t kk = 0;
     if (nr == NR) {
@@ -140,7 +140,7 @@ AVX2 static void pack_avx2(float *dst, const float *src, int64_t lds, int64_t nr
 
 static const struct imc_gemm_kernels avx2_kernels = {
     .tile = tile_avx2,
-    .pack_panel = pack_avx2,
+    .pack_panel = imc_gemm_pack_avx2,
 };
 
 const struct imc_gemm_kernels *imc_gemm_kernels_avx2(void)
