@@ -1,5 +1,5 @@
 # The kernels-only build (-DIMC_KERNELS_ONLY=ON), for a GPU machine that has a compiler, CMake and
-# CUDA but none of MPI, hwloc, libnuma, PCRE2 or OpenBLAS (scripts/gpu-check.sh): imc_core,
+# CUDA but none of MPI, hwloc, libnuma or PCRE2 (scripts/gpu-check.sh): imc_core,
 # imc_types, imc_kernels with only kernels/ref (plus kernels/cuda/*.cu under nvcc, as
 # imc_module adds them), imc_cuda_emu, and the kernel tests of tests/cuda (ctest -L cuda): each
 # runs the emulated kernels against kernels/ref and, with CUDA and a GPU, the device kernels.

@@ -6,7 +6,7 @@
 # parts really ran (no "SKIP-PART: no GPU" while nvidia-smi shows a GPU), and prints a summary
 # with timings.
 #
-# Build: the full build when its dependencies are there (MPI, hwloc, libnuma, PCRE2, OpenBLAS:
+# Build: the full build when its dependencies are there (MPI, hwloc, libnuma, PCRE2:
 # then cuda.engine_emu runs too), else the kernels-only build (-DIMC_KERNELS_ONLY=ON,
 # cmake/imc_kernels_only.cmake), which needs only a C/C++ compiler, CMake and CUDA.
 #
@@ -88,7 +88,7 @@ step machine 0 INFO "${gpu:-no GPU}; sm_$arch"
 # ---- configure ----
 have_full_deps() {
     command -v mpicc >/dev/null && command -v pkg-config >/dev/null &&
-        pkg-config --exists hwloc libpcre2-8 openblas 2>/dev/null && [[ -e /usr/include/numa.h ]]
+        pkg-config --exists hwloc libpcre2-8 2>/dev/null && [[ -e /usr/include/numa.h ]]
 }
 if [[ $mode == auto ]]; then
     mode=kernels

@@ -16,7 +16,6 @@
  * done reaches n_tasks (the last finisher signals it), not when every worker has woken: a job
  * never waits for a thread that has no task of it. One job at a time (not reentrant).
  */
-#include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -162,8 +161,6 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
         imc_exec_free(ex);
         return IMC_ERR_NOMEM;
     }
-    // imc splits work itself; OpenBLAS must not start its own threads inside our tasks.
-    openblas_set_num_threads(1);
     enum imc_status st = start_workers(ex);
     if (st != IMC_OK) {
         imc_exec_free(ex);
