@@ -21,16 +21,18 @@
 struct imc_engine_opts imc_engine_opts_default(void)
 {
     return (struct imc_engine_opts){
-        .n_threads = 1, .attn = IMC_ATTN_AUTO, .device = IMC_DEVICE_CPU,
-        .matmul = IMC_MATMUL_F32};
+        .n_threads = 1, .attn = IMC_ATTN_AUTO, .device = IMC_DEVICE_CPU, .matmul = IMC_MATMUL_F32};
 }
 
 const char *imc_attn_path_name(enum imc_attn_path p)
 {
     switch (p) {
-    case IMC_ATTN_AUTO: return "auto";
-    case IMC_ATTN_ABSORBED: return "absorbed";
-    case IMC_ATTN_NON_ABSORBED: return "non-absorbed";
+    case IMC_ATTN_AUTO:
+        return "auto";
+    case IMC_ATTN_ABSORBED:
+        return "absorbed";
+    case IMC_ATTN_NON_ABSORBED:
+        return "non-absorbed";
     }
     return "unknown";
 }
@@ -66,7 +68,8 @@ static void rope_setup(struct imc_engine *e)
 {
     const struct imc_hparams *hp = &e->m->hp;
     const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
-    const float fs = hp->rope_scaling == IMC_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_scale_factor;
+    const float fs =
+        hp->rope_scaling == IMC_ROPE_SCALING_NONE ? 1.0f : 1.0f / hp->rope_scale_factor;
     const float f = 1.0f / fs, ext = hp->rope_scaling == IMC_ROPE_SCALING_YARN ? 1.0f : 0.0f;
     // llama.cpp reads the converter's 0.1·mscale_all_dim back as mscale_all_dim (deepseek2 only).
     const float log_mul = ds2 ? hp->yarn_log_mul / 0.1f : 0.0f;
@@ -81,9 +84,12 @@ static void rope_setup(struct imc_engine *e)
         attn *= 1.0f / (1.0f + 0.1f * logf(f)); // cancels the factor ggml's rope applies
     }
     e->rope = (struct imc_rope){.n_dims = ds2 ? hp->qk_rope : hp->n_rot,
-                                .freq_base = hp->rope_freq_base, .freq_scale = fs,
-                                .ext_factor = ext, .attn_factor = attn,
-                                .beta_fast = hp->yarn_beta_fast, .beta_slow = hp->yarn_beta_slow,
+                                .freq_base = hp->rope_freq_base,
+                                .freq_scale = fs,
+                                .ext_factor = ext,
+                                .attn_factor = attn,
+                                .beta_fast = hp->yarn_beta_fast,
+                                .beta_slow = hp->yarn_beta_slow,
                                 .n_ctx_orig = hp->rope_orig_ctx,
                                 .neox = imc_arch_rope_neox(e->m->arch)};
     if (ds2) {
@@ -161,17 +167,32 @@ static enum imc_status check_types(const struct imc_engine *e)
     }
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
         const struct imc_layer *l = &m->layers[il];
-        const struct imc_tensor_info *t[] = {
-            l->wq, l->wk, l->wv, l->wo, l->wq_a, l->wq_b, l->wkv_a_mqa, l->wkv_b, l->wk_b,
-            l->wv_b, l->ffn_gate, l->ffn_up, l->ffn_down, l->ffn_gate_inp, l->ffn_gate_shexp,
-            l->ffn_up_shexp, l->ffn_down_shexp, l->ffn_gate_exps, l->ffn_up_exps,
-            l->ffn_down_exps};
+        const struct imc_tensor_info *t[] = {l->wq,
+                                             l->wk,
+                                             l->wv,
+                                             l->wo,
+                                             l->wq_a,
+                                             l->wq_b,
+                                             l->wkv_a_mqa,
+                                             l->wkv_b,
+                                             l->wk_b,
+                                             l->wv_b,
+                                             l->ffn_gate,
+                                             l->ffn_up,
+                                             l->ffn_down,
+                                             l->ffn_gate_inp,
+                                             l->ffn_gate_shexp,
+                                             l->ffn_up_shexp,
+                                             l->ffn_down_shexp,
+                                             l->ffn_gate_exps,
+                                             l->ffn_up_exps,
+                                             l->ffn_down_exps};
         const size_t n_t = sizeof(t) / sizeof(t[0]), first_exps = n_t - 3;
         for (size_t i = 0; i < n_t; i++) {
             const struct imc_backend *b = i >= first_exps ? e->be_exp : e->be;
             if (t[i] && !b->supports(IMC_OP_MATMUL, t[i]->type)) {
-                IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s",
-                            t[i]->name, imc_type_name((uint32_t)t[i]->type), b->name);
+                IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s", t[i]->name,
+                            imc_type_name((uint32_t)t[i]->type), b->name);
                 return IMC_ERR_UNSUPPORTED;
             }
         }
@@ -447,8 +468,7 @@ static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, i
     }
     enum imc_status st;
     ENG_TIMED(e, IMC_PROF_EMBED,
-              st = e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens,
-                                   n_tokens));
+              st = e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens, n_tokens));
     IMC_TRY(st);
     return eng_check(e, -1, "the token embeddings", hidden, te->ne[0], n_tokens, te->ne[0]);
 }
@@ -470,7 +490,8 @@ static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t 
     const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
         struct eng_mark mk = eng_mark(e);
-        enum imc_status st = ds2 ? imc_ds2_attn(e, il, hidden, n) : imc_llama_attn(e, il, hidden, n);
+        enum imc_status st =
+            ds2 ? imc_ds2_attn(e, il, hidden, n) : imc_llama_attn(e, il, hidden, n);
         if (st == IMC_OK) {
             st = imc_ffn(e, il, hidden, n);
         }
@@ -481,8 +502,8 @@ static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t 
     return IMC_OK;
 }
 
-enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq,
-                                  int64_t n_ctx, int64_t seq0)
+enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq, int64_t n_ctx,
+                                  int64_t seq0)
 {
     const double t0 = imc_clock_now();
     const enum imc_status st = layers_impl(e, hidden, n_seq, n_ctx, seq0);
@@ -506,11 +527,11 @@ static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int6
     if (!xn) {
         return IMC_ERR_NOMEM;
     }
-    ENG_TIMED(e, IMC_PROF_NORM,
-              e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d,
-                             m->hp.rms_eps));
-    enum imc_status st = eng_matmul_rows(e, -1, m->output, -1, m->hp.n_vocab, logits,
-                                         m->hp.n_vocab, xn, d, n_rows, e->tok + row0);
+    ENG_TIMED(
+        e, IMC_PROF_NORM,
+        e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d, m->hp.rms_eps));
+    enum imc_status st = eng_matmul_rows(e, -1, m->output, -1, m->hp.n_vocab, logits, m->hp.n_vocab,
+                                         xn, d, n_rows, e->tok + row0);
     eng_release(e, mk);
     return st;
 }
@@ -548,9 +569,8 @@ static bool owns_all_layers(const struct imc_engine *e)
     return false;
 }
 
-enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *tokens,
-                                         int64_t n_seq, int64_t n_ctx, int64_t out_begin,
-                                         float *logits)
+enum imc_status imc_engine_forward_batch(struct imc_engine *e, const int32_t *tokens, int64_t n_seq,
+                                         int64_t n_ctx, int64_t out_begin, float *logits)
 {
     if (!owns_all_layers(e)) {
         return IMC_ERR_ARG;
@@ -586,9 +606,9 @@ enum imc_status imc_engine_forward(struct imc_engine *e, const int32_t *tokens, 
 
 const char *imc_prof_name(enum imc_prof k)
 {
-    static const char *const names[IMC_PROF_COUNT] = {
-        "matmul", "attention", "norm", "rope", "swiglu", "route", "embed",
-        "hooks",  "checks",    "exchange", "other"};
+    static const char *const names[IMC_PROF_COUNT] = {"matmul", "attention", "norm",  "rope",
+                                                      "swiglu", "route",     "embed", "hooks",
+                                                      "checks", "exchange",  "other"};
     return k >= 0 && k < IMC_PROF_COUNT ? names[k] : "unknown";
 }
 
@@ -619,8 +639,8 @@ void imc_prof_format(const double seconds[IMC_PROF_COUNT], char *buf, size_t siz
         used[best] = true;
         if (seconds[best] / total >= 0.0005 && n + 64 < size) {
             n += (size_t)snprintf(buf + n, size - n, "%s%s %.1f%% (%.3f s)", n ? ", " : "",
-                                  imc_prof_name((enum imc_prof)best),
-                                  100.0 * seconds[best] / total, seconds[best]);
+                                  imc_prof_name((enum imc_prof)best), 100.0 * seconds[best] / total,
+                                  seconds[best]);
         }
     }
     if (n + 32 < size) {

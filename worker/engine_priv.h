@@ -9,8 +9,8 @@
 #ifndef IMC_WORKER_ENGINE_PRIV_H
 #define IMC_WORKER_ENGINE_PRIV_H
 
-#include "kernels/backend.h"
 #include "core/clock.h"
+#include "kernels/backend.h"
 #include "worker/engine.h"
 
 #define IMC_ENG_MAX_BLOCKS 32
@@ -23,8 +23,8 @@ struct eng_block {
 
 struct eng_arena {
     struct eng_block blk[IMC_ENG_MAX_BLOCKS];
-    int cur;      // block being filled
-    size_t used;  // bytes used in blk[cur]
+    int cur;     // block being filled
+    size_t used; // bytes used in blk[cur]
 };
 
 struct eng_mark {
@@ -41,27 +41,27 @@ struct eng_layer {
 
 struct imc_engine {
     const struct imc_model *m;
-    struct imc_engine_opts opts;     // resolved: layer/expert ranges filled in
+    struct imc_engine_opts opts; // resolved: layer/expert ranges filled in
     const struct imc_backend *be;
-    void *be_ctx;                    // owned: be's state (be->ctx_new), attached to ex, or NULL
+    void *be_ctx;                     // owned: be's state (be->ctx_new), attached to ex, or NULL
     const struct imc_backend *be_exp; // the routed experts' matmul_group: be, or the cpu table
                                       // (opts.experts_on_cpu; stateless, ignores be_ctx)
     struct imc_exec *ex;
-    enum imc_attn_path path;         // deepseek2: ABSORBED or NON_ABSORBED
-    struct imc_rope rope;            // RoPE/YaRN parameters as llama.cpp derives them
-    float kq_scale;                  // attention score scale
-    struct eng_layer *lv;            // [n_layer]
-    float *output_norm;              // [n_embd]
+    enum imc_attn_path path; // deepseek2: ABSORBED or NON_ABSORBED
+    struct imc_rope rope;    // RoPE/YaRN parameters as llama.cpp derives them
+    float kq_scale;          // attention score scale
+    struct eng_layer *lv;    // [n_layer]
+    float *output_norm;      // [n_embd]
     struct eng_arena arena;
-    int32_t *pos;                    // [pos_cap] positions of the current call
-    int32_t *tok;                    // [pos_cap] batch token index of each row (the hooks' tok)
+    int32_t *pos; // [pos_cap] positions of the current call
+    int32_t *tok; // [pos_cap] batch token index of each row (the hooks' tok)
     int64_t pos_cap;
-    int64_t n_seq, n_ctx;            // shape of the current call
+    int64_t n_seq, n_ctx;             // shape of the current call
     int64_t expert_begin, expert_end; // routed experts run here
-    int ep_rank, ep_size;            // this shard and the shards of the stage (1 without ep_comm)
-    int32_t *expert_owner;           // [n_expert] shard owning each expert
-    double prof[IMC_PROF_COUNT];     // seconds per kind of operation (engine.h imc_engine_profile)
-    double prof_total;               // seconds inside the forward calls (embed, layers, head)
+    int ep_rank, ep_size;             // this shard and the shards of the stage (1 without ep_comm)
+    int32_t *expert_owner;            // [n_expert] shard owning each expert
+    double prof[IMC_PROF_COUNT];      // seconds per kind of operation (engine.h imc_engine_profile)
+    double prof_total;                // seconds inside the forward calls (embed, layers, head)
 };
 
 // Runs the statement `call` and adds its wall time to e->prof[kind].
@@ -72,7 +72,8 @@ struct imc_engine {
         (e)->prof[kind] += imc_clock_now() - eng_t0_;                                              \
     } while (0)
 
-// ---- scratch -------------------------------------------------------------------------------------
+// ---- scratch
+// -------------------------------------------------------------------------------------
 
 struct eng_mark eng_mark(const struct imc_engine *e);
 void eng_release(struct imc_engine *e, struct eng_mark m);
@@ -92,29 +93,29 @@ enum imc_status eng_matmul(struct imc_engine *e, int64_t il, const struct imc_te
                            int64_t ldx, int64_t n_tok);
 // The same for rows that are the tokens tok[0 .. n_tok) (gathered expert rows).
 enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
-                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok);
+                                int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
+                                int64_t ldx, int64_t n_tok, const int32_t *tok);
 // y = W_x x for the slices x of a 3D weight w that the engine owns, as one backend call (their
 // tiles run together: an MoE layer's experts of few tokens each). Slice expert_begin + i takes
 // the rows [first[i], first[i + 1]) of x and y (first: [n + 1]); tok are the rows' tokens.
 // Hooks and checks as eng_matmul_rows, slice by slice in ascending order.
-enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
-                                  const struct imc_tensor_info *w, int64_t n_out, float *y,
-                                  int64_t ldy, const float *x, int64_t ldx, const int32_t *first,
-                                  int64_t n, const int32_t *tok);
+enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                  int64_t n_out, float *y, int64_t ldy, const float *x, int64_t ldx,
+                                  const int32_t *first, int64_t n, const int32_t *tok);
 // Reports x [n_rows][n_in] (row stride ldx), the rows of tokens tok, to the hooks as the input
 // of w (gathering rows when strided). No-op without hooks or w.
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in, const int32_t *tok);
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
+                           const int32_t *tok);
 // IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value.
-enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
-                          const float *x, int64_t ld, int64_t n_rows, int64_t n);
+enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
+                          int64_t ld, int64_t n_rows, int64_t n);
 // Causal attention for every sequence of the call: a describes the first sequence (n_tok =
 // n_ctx); the pointers advance by n_ctx rows per sequence.
 enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a);
 
-// ---- per-architecture layers ---------------------------------------------------------------------
+// ---- per-architecture layers
+// ---------------------------------------------------------------------
 
 // x [n_tok][n_embd] += attention(x) for layer il (n_tok = n_seq * n_ctx of the call).
 enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64_t n_tok);

@@ -75,8 +75,8 @@ static void *arena_alloc(struct eng_arena *a, size_t bytes)
 
 float *eng_f32(struct imc_engine *e, int64_t n)
 {
-    float *p = n >= 0 && (uint64_t)n < SIZE_MAX / 8 ? arena_alloc(&e->arena, (size_t)n * 4 + 4)
-                                                     : NULL;
+    float *p =
+        n >= 0 && (uint64_t)n < SIZE_MAX / 8 ? arena_alloc(&e->arena, (size_t)n * 4 + 4) : NULL;
     if (!p) {
         IMC_LOG_ERR("engine: out of memory for a scratch buffer of %" PRId64 " floats", n);
     }
@@ -94,8 +94,8 @@ float *eng_f32_zero(struct imc_engine *e, int64_t n)
 
 // ---- shared steps ------------------------------------------------------------------------------
 
-enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what,
-                          const float *x, int64_t ld, int64_t n_rows, int64_t n)
+enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
+                          int64_t ld, int64_t n_rows, int64_t n)
 {
     int64_t bad = imc_cpu_find_nonfinite(e->ex, x, ld, n_rows, n);
     if (bad < 0) {
@@ -107,8 +107,7 @@ enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *wh
                     ", column %" PRId64,
                     il, (double)v, what, bad / n, bad % n);
     } else {
-        IMC_LOG_ERR("non-finite value (%g) in %s, token row %" PRId64
-                    ", column %" PRId64,
+        IMC_LOG_ERR("non-finite value (%g) in %s, token row %" PRId64 ", column %" PRId64,
                     (double)v, what, bad / n, bad % n);
     }
     return IMC_ERR_NUMERIC;
@@ -127,8 +126,8 @@ static enum imc_status report_on(struct imc_engine *e, const struct imc_backend 
 }
 
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows,
-                           int64_t n_in, const int32_t *tok)
+                           int64_t slice, const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
+                           const int32_t *tok)
 {
     return report_on(e, e->be, il, w, slice, x, ldx, n_rows, n_in, tok);
 }
@@ -154,8 +153,8 @@ static const uint8_t *slice_data(const struct imc_tensor_info *w, int64_t slice,
 }
 
 static enum imc_status check_output(const struct imc_engine *e, int64_t il,
-                                    const struct imc_tensor_info *w, int64_t slice,
-                                    const float *y, int64_t ldy, int64_t n_tok, int64_t n_out)
+                                    const struct imc_tensor_info *w, int64_t slice, const float *y,
+                                    int64_t ldy, int64_t n_tok, int64_t n_out)
 {
     char what[160];
     if (slice >= 0) {
@@ -171,22 +170,22 @@ static enum imc_status check_output(const struct imc_engine *e, int64_t il,
 static enum imc_status matmul_failed(const struct imc_backend *be, int64_t il,
                                      const struct imc_tensor_info *w, enum imc_status st)
 {
-    IMC_LOG_ERR("layer %" PRId64 ": matmul of '%s' on backend %s failed: %s", il, w->name,
-                be->name, imc_status_str(st));
+    IMC_LOG_ERR("layer %" PRId64 ": matmul of '%s' on backend %s failed: %s", il, w->name, be->name,
+                imc_status_str(st));
     return st;
 }
 
 enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                                int64_t slice, int64_t n_out, float *y, int64_t ldy,
-                                const float *x, int64_t ldx, int64_t n_tok, const int32_t *tok)
+                                int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
+                                int64_t ldx, int64_t n_tok, const int32_t *tok)
 {
     const int64_t n_in = w->ne[0];
     enum imc_status st;
     ENG_TIMED(e, IMC_PROF_HOOKS, st = eng_report(e, il, w, slice, x, ldx, n_tok, n_in, tok));
     IMC_TRY(st);
     ENG_TIMED(e, IMC_PROF_MATMUL,
-              st = e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out,
-                                 n_in, x, ldx, n_tok));
+              st = e->be->matmul(e->ex, y, ldy, slice_data(w, slice, n_out), w->type, n_out, n_in,
+                                 x, ldx, n_tok));
     if (st != IMC_OK) {
         return matmul_failed(e->be, il, w, st);
     }
@@ -194,10 +193,9 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
     return st;
 }
 
-enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
-                                  const struct imc_tensor_info *w, int64_t n_out, float *y,
-                                  int64_t ldy, const float *x, int64_t ldx, const int32_t *first,
-                                  int64_t n, const int32_t *tok)
+enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                  int64_t n_out, float *y, int64_t ldy, const float *x, int64_t ldx,
+                                  const int32_t *first, int64_t n, const int32_t *tok)
 {
     const int64_t n_in = w->ne[0], eb = e->expert_begin;
     struct eng_mark mk = eng_mark(e);
@@ -214,9 +212,9 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il,
             ENG_TIMED(e, IMC_PROF_HOOKS,
                       st = report_on(e, e->be_exp, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in,
                                      tok + r0));
-            mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,  slice_data(w, eb + i, n_out),
+            mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,   slice_data(w, eb + i, n_out),
                                       w->type,      n_out, n_in,
-                                      x + r0 * ldx, ldx,  cnt};
+                                      x + r0 * ldx, ldx,   cnt};
         }
     }
     if (st == IMC_OK) {

@@ -60,7 +60,8 @@ static void split(const struct imc_model *m)
     float lg1[1];
     CHECK(a && b && full, "setup");
     if (a && b && full) {
-        CHECK(imc_engine_forward(a, tok, N_TOK, lg1) == IMC_ERR_ARG, "partial engine refuses forward");
+        CHECK(imc_engine_forward(a, tok, N_TOK, lg1) == IMC_ERR_ARG,
+              "partial engine refuses forward");
         CHECK(imc_engine_embed(a, tok, N_TOK, h) == IMC_OK, "embed");
         CHECK(imc_engine_layers(a, h, 1, N_TOK, 0) == IMC_OK, "layers [0,1)");
         CHECK(imc_engine_layers(b, h, 1, N_TOK, 0) == IMC_OK, "layers [1,n)");
@@ -93,8 +94,7 @@ static void batch(const struct imc_model *m)
         if (l1) {
             const double err = trel_err(lb + s * no * nv, l1 + ob * nv, no * nv);
             CHECK(memcmp(lb + s * no * nv, l1 + ob * nv, (size_t)(no * nv) * 4) == 0,
-                  "sequence %d of the batch differs from its single forward: rel err %.3g", s,
-                  err);
+                  "sequence %d of the batch differs from its single forward: rel err %.3g", s, err);
         }
         free(l1);
     }
