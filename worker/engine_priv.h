@@ -2,9 +2,12 @@
  * worker/engine_priv: the engine's internals shared by engine.c, forward_llama.c,
  * forward_deepseek2.c and moe.c (not part of the worker API; see worker/engine.h).
  *
- * Scratch: a chunked bump arena. eng_mark / eng_release bracket a step (a layer, a head); blocks
- * are kept between calls, so after the first forward no further allocation happens for the same
- * or smaller shapes.
+ * Scratch: a bump arena. eng_mark / eng_release bracket a step (a layer, a head). Its first block
+ * is a reservation of address space as large as the machine's memory, whose pages the kernel
+ * provides as they are first touched, so the pages a pass touches are its high-water mark; where
+ * that reservation is refused (or outgrown) blocks of doubling size follow. Blocks are kept
+ * between calls, so after the first forward no further allocation happens for the same or smaller
+ * shapes.
  */
 #ifndef IMC_WORKER_ENGINE_PRIV_H
 #define IMC_WORKER_ENGINE_PRIV_H
@@ -19,6 +22,7 @@
 struct eng_block {
     char *p;
     size_t cap;
+    bool mapped; // p is a reservation (munmap), else aligned_alloc (free)
 };
 
 struct eng_arena {
@@ -26,6 +30,9 @@ struct eng_arena {
     int cur;     // block being filled
     size_t used; // bytes used in blk[cur]
 };
+
+// Frees the arena's blocks.
+void eng_arena_free(struct eng_arena *a);
 
 struct eng_mark {
     int cur;

@@ -8,9 +8,15 @@
  *     attention runs per sequence);
  *   - a NaN in a weight stops the pass with IMC_ERR_NUMERIC naming the layer and tensor;
  *   - the head of a subset of rows (row0) equals those rows of the whole head;
- *   - bad options and inputs give IMC_ERR_ARG.
+ *   - bad options and inputs give IMC_ERR_ARG;
+ *   - under an address-space limit that refuses the scratch arena's reservation (RLIMIT_AS, as
+ *     some clusters set), the engine falls back to allocated blocks: same logits, bitwise.
  */
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "core/log.h"
 #include "engine_util.h"
@@ -187,6 +193,73 @@ static void bad_args(const struct imc_model *lite, const struct imc_model *llama
     free(lg);
 }
 
+// Address space of this process now (VmSize), in bytes; 0 when unknown.
+static uint64_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    uint64_t kb = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmSize: %" SCNu64 " kB", &kb) == 1) {
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return kb * 1024;
+}
+
+// Logits of m computed in a child process whose address space may grow by only 1 GiB, which
+// refuses the arena's reservation (as large as physical memory, checked first); 0 when they are
+// bitwise those of this process.
+static void arena_fallback(const char *preset, const struct imc_model *m)
+{
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 11);
+    float *want = tforward(m, NULL, tok, N_TOK);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const size_t ram = (size_t)pages * (size_t)page, n = (size_t)(N_TOK * m->hp.n_vocab);
+    CHECK(want != NULL && pages > 0 && page > 0, "%s: forward", preset);
+    int fd[2];
+    CHECK(pipe(fd) == 0, "pipe");
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        const uint64_t vm = vm_size();
+        const struct rlimit lim = {vm + (1ull << 30), vm + (1ull << 30)};
+        int code = vm == 0 || setrlimit(RLIMIT_AS, &lim) != 0 ? 2 : 0;
+        void *probe = code ? MAP_FAILED
+                           : mmap(NULL, ram, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        code = code ? code : probe != MAP_FAILED ? 3 : 0; // the limit must refuse it
+        float *got = code ? NULL : tforward(m, NULL, tok, N_TOK);
+        code = code ? code : got == NULL ? 4 : 0;
+        for (size_t off = 0; got && off < n * sizeof(float);) {
+            const ssize_t w = write(fd[1], (const char *)got + off, n * sizeof(float) - off);
+            code = w <= 0 ? 5 : code;
+            off += w > 0 ? (size_t)w : n * sizeof(float);
+        }
+        _exit(code);
+    }
+    close(fd[1]);
+    float *got = calloc(n, sizeof(float));
+    size_t off = 0;
+    for (ssize_t r = 1; got && r > 0 && off<n * sizeof(float); off += r> 0 ? (size_t)r : 0) {
+        r = read(fd[0], (char *)got + off, n * sizeof(float) - off);
+    }
+    close(fd[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "%s: child under RLIMIT_AS exited %d (2 limit, 3 reservation not refused, 4 forward, "
+          "5 write)",
+          preset, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    CHECK(off == n * sizeof(float) && want && memcmp(got, want, n * sizeof(float)) == 0,
+          "%s: logits with the arena in blocks differ from the reserved arena's", preset);
+    free(got);
+    free(want);
+}
+
 int main(void)
 {
     char dir[256];
@@ -209,6 +282,7 @@ int main(void)
     batch(t[5].m);
     batch(t[6].m);
     bad_args(t[2].m, t[0].m);
+    arena_fallback("ds2-tiny-3d", t[1].m);
     for (int i = 0; i < N; i++) {
         tmodel_close(&t[i]);
     }
