@@ -98,6 +98,11 @@ void imc_exec_trace_free(struct imc_exec_trace *tr); // frees the arrays; tr its
 // Per-thread scratch of at least n floats, valid until the next call from the same thread
 // with a larger n or imc_exec_free. NULL on allocation failure or a bad thread index.
 float *imc_exec_scratch(const struct imc_exec *ex, int thread, int64_t n);
+// Scratch of at least n floats for the thread that submits jobs (imc_exec_run's caller), apart
+// from every task thread's, so a kernel can hand it to its tasks (e.g. matmul's quantized
+// activations, reused across calls instead of allocated per call). Valid until the next call
+// with a larger n or imc_exec_free. NULL on allocation failure.
+float *imc_exec_caller_scratch(const struct imc_exec *ex, int64_t n);
 
 // ---- RMSNorm -----------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ struct mm_job {
     enum imc_gemm_path path;
     enum imc_type type;
     bool q8;      // the integer route (qmm.h): xq holds the quantized x rows
-    uint8_t *xq;  // n_tok quantized x rows of ldq bytes, owned by the group call
+    uint8_t *xq;  // n_tok quantized x rows of ldq bytes, in the exec's caller scratch
     uint64_t ldq; // bytes per xq row: imc_qmm_xrow_bytes(type, n_in)
     int failed;   // set (to 1) by a task whose scratch allocation failed
 };
@@ -253,23 +253,26 @@ static void quant_task(void *ctx, int64_t task, int thread)
     }
 }
 
-// Quantizes the x rows of the group's q8 matmuls into one buffer (*buf, owned by the caller),
+// Quantizes the x rows of the group's q8 matmuls into one buffer, the exec's caller scratch
+// (reused from call to call: a fresh allocation of several MB per call was paid in page faults),
 // as one pool job. IMC_ERR_NOMEM (logged).
-static enum imc_status quantize_group(const struct imc_exec *ex, struct group_job *g, uint8_t **buf)
+static enum imc_status quantize_group(const struct imc_exec *ex, struct group_job *g)
 {
+    uint8_t *buf = NULL;
     uint64_t bytes = 0;
     for (int64_t i = 0; i < g->n; i++) {
         struct mm_job *j = &g->jobs[i];
         j->ldq = j->q8 ? imc_qmm_xrow_bytes(j->type, j->n_in) : 0;
         bytes += (uint64_t)j->n_tok * j->ldq;
     }
-    *buf = NULL;
     if (bytes == 0) {
         return IMC_OK;
     }
-    *buf = malloc((size_t)bytes);
+    buf = bytes <= (uint64_t)INT64_MAX - 3
+              ? (uint8_t *)imc_exec_caller_scratch(ex, (int64_t)((bytes + 3) / 4))
+              : NULL;
     int64_t *first = malloc((size_t)(g->n + 1) * sizeof(*first));
-    if (!*buf || !first) {
+    if (!buf || !first) {
         IMC_LOG_ERR("matmul: out of memory for %llu bytes of quantized activations",
                     (unsigned long long)bytes);
         free(first);
@@ -278,7 +281,7 @@ static enum imc_status quantize_group(const struct imc_exec *ex, struct group_jo
     first[0] = 0;
     for (int64_t i = 0, at = 0; i < g->n; i++) {
         struct mm_job *j = &g->jobs[i];
-        j->xq = j->q8 ? *buf + at : NULL;
+        j->xq = j->q8 ? buf + at : NULL;
         at += j->n_tok * (int64_t)j->ldq;
         first[i + 1] = first[i] + (j->q8 ? (j->n_tok + QUANT_ROWS - 1) / QUANT_ROWS : 0);
     }
@@ -300,9 +303,8 @@ static enum imc_status run_group(const struct imc_exec *ex, struct group_job *g,
         st = k < 0 ? IMC_ERR_UNSUPPORTED : IMC_OK;
         g->first[i + 1] = g->first[i] + (k > 0 ? k : 0);
     }
-    uint8_t *xq = NULL;
     if (st == IMC_OK) {
-        st = quantize_group(ex, g, &xq);
+        st = quantize_group(ex, g);
     }
     if (st == IMC_OK) {
         imc_exec_run(ex, g->first[g->n], group_task, g);
@@ -310,7 +312,6 @@ static enum imc_status run_group(const struct imc_exec *ex, struct group_job *g,
     for (int64_t i = 0; st == IMC_OK && i < g->n; i++) {
         st = mm_status(&g->jobs[i]);
     }
-    free(xq);
     return st;
 }
 

@@ -46,7 +46,7 @@ struct imc_exec {
     int64_t n_tasks;
     _Atomic uint64_t claim;       // generation << 32 | next unclaimed task
     atomic_int_fast64_t done;     // tasks of the current job finished
-    struct scratch *scratch;      // [n_threads]
+    struct scratch *scratch;      // [n_threads + 1]: the task threads', then the caller's
     struct imc_exec_trace *trace; // recording (1 thread only), or NULL
     int cut_threads;              // while tracing: the thread count kernels cut work for
     void *backend_ctx;            // borrowed: the op table's state (kernels/backend.h), or NULL
@@ -150,7 +150,7 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
     ex->gemm_path = imc_gemm_path_best();
     ex->matmul = IMC_MATMUL_F32; // exact unless the caller asks for q8
     ex->threads = calloc((size_t)n_threads, sizeof(*ex->threads));
-    ex->scratch = calloc((size_t)n_threads, sizeof(*ex->scratch));
+    ex->scratch = calloc((size_t)n_threads + 1, sizeof(*ex->scratch));
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->cv_work, NULL);
     pthread_cond_init(&ex->cv_done, NULL);
@@ -182,7 +182,7 @@ void imc_exec_free(struct imc_exec *ex)
     for (int i = 0; i < ex->n_started; i++) {
         pthread_join(ex->threads[i], NULL);
     }
-    for (int i = 0; ex->scratch && i < ex->n_threads; i++) {
+    for (int i = 0; ex->scratch && i <= ex->n_threads; i++) {
         free(ex->scratch[i].p);
     }
     pthread_cond_destroy(&ex->cv_done);
@@ -355,12 +355,10 @@ void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, v
     pthread_mutex_unlock(&ex->mu);
 }
 
-float *imc_exec_scratch(const struct imc_exec *cex, int thread, int64_t n)
+// Slot i of ex's scratch grown to n floats.
+static float *scratch_of(const struct imc_exec *cex, int i, int64_t n)
 {
-    if (!cex || thread < 0 || thread >= cex->n_threads || n < 0) {
-        return NULL;
-    }
-    struct scratch *s = &((struct imc_exec *)cex)->scratch[thread];
+    struct scratch *s = &((struct imc_exec *)cex)->scratch[i];
     if (s->n < n) {
         float *p = realloc(s->p, (size_t)n * sizeof(float));
         if (!p) {
@@ -370,4 +368,17 @@ float *imc_exec_scratch(const struct imc_exec *cex, int thread, int64_t n)
         s->n = n;
     }
     return s->p;
+}
+
+float *imc_exec_scratch(const struct imc_exec *cex, int thread, int64_t n)
+{
+    if (!cex || thread < 0 || thread >= cex->n_threads || n < 0) {
+        return NULL;
+    }
+    return scratch_of(cex, thread, n);
+}
+
+float *imc_exec_caller_scratch(const struct imc_exec *cex, int64_t n)
+{
+    return cex && n >= 0 ? scratch_of(cex, cex->n_threads, n) : NULL;
 }

@@ -7,6 +7,9 @@
  * one task sleeps 2 ms so the others finish first and idle workers go back to sleep mid-job.
  * A task that finds its job is no longer the current one counts as a late run (a failure); a
  * pool that hangs (a job whose completion is never signalled) fails by the alarm after 120 s.
+ * The caller's scratch (imc_exec_caller_scratch) is apart from every task thread's: tasks that
+ * fill their own scratch leave a pattern written into it intact, and it keeps its contents when
+ * asked again for fewer floats.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -86,6 +89,34 @@ static void run_pool(int n_threads, long n_jobs)
     imc_exec_free(ex);
 }
 
+static void caller_scratch(int n_threads)
+{
+    struct imc_exec *ex = kexec(n_threads);
+    const int64_t n = 4096;
+    float *c = imc_exec_caller_scratch(ex, n);
+    CHECK(c != NULL, "caller scratch of %lld floats", (long long)n);
+    for (int64_t i = 0; c && i < n; i++) {
+        c[i] = (float)i;
+    }
+    for (int t = 0; t < n_threads; t++) {
+        float *s = imc_exec_scratch(ex, t, n);
+        CHECK(s != NULL && s != c, "thread %d's scratch is the caller's", t);
+        for (int64_t i = 0; s && i < n; i++) {
+            s[i] = -1.0f;
+        }
+    }
+    float *again = imc_exec_caller_scratch(ex, n / 2);
+    int64_t bad = 0;
+    for (int64_t i = 0; again && i < n; i++) {
+        bad += again[i] != (float)i;
+    }
+    CHECK(again == c && bad == 0, "%d threads: caller scratch moved or changed (%lld floats)",
+          n_threads, (long long)bad);
+    CHECK(imc_exec_caller_scratch(NULL, 1) == NULL && imc_exec_caller_scratch(ex, -1) == NULL,
+          "caller scratch of a NULL exec or a negative size");
+    imc_exec_free(ex);
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
@@ -101,5 +132,7 @@ int main(void)
     run_pool(2, 20000);
     run_pool(3, 20000);
     run_pool(MAX_THREADS, 5000);
+    caller_scratch(1);
+    caller_scratch(3);
     return check_summary();
 }
