@@ -4,7 +4,8 @@
  * The products are the deterministic GEMM of kernels/cpu/gemm.h (the exec's path): each score
  * and each output element is one fmaf chain in ascending k, so the bits are the same on the
  * generic, AVX2 and AVX-512 paths and whatever the CPU (a BLAS would pick its kernels, and
- * their summation order, by CPU model). The scale is applied to the scores before the softmax.
+ * their summation order, by CPU model). The softmax (kernels/cpu/softmax_row.h: the scale, then
+ * an exp of imc's own, vectorized) is the same on every path too.
  *
  * Two task shapes, each a fixed function of the arguments (never of the thread count), so a
  * call's bits do not depend on how many threads run it:
@@ -24,6 +25,7 @@
 #include "core/log.h"
 #include "kernels/cpu/cpu_priv.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/softmax_row.h"
 #include "kernels/kernels.h"
 
 #define QB 32
@@ -39,16 +41,13 @@ struct attn_job {
 };
 
 // Scales, masks and normalizes nr score rows of length nk; row r sees keys 0 .. t0 + r / per_tok.
-static void softmax_causal(float *s, int64_t nr, int64_t nk, int64_t t0, int64_t per_tok,
-                           float scale)
+static void softmax_causal(enum imc_gemm_path path, float *s, int64_t nr, int64_t nk, int64_t t0,
+                           int64_t per_tok, float scale)
 {
     for (int64_t r = 0; r < nr; r++) {
         float *row = s + r * nk;
         const int64_t seen = t0 + r / per_tok + 1;
-        for (int64_t u = 0; u < seen; u++) {
-            row[u] *= scale;
-        }
-        imc_cpu_softmax_row(row, seen);
+        imc_cpu_softmax_scaled(path, row, seen, scale);
         for (int64_t u = seen; u < nk; u++) {
             row[u] = 0.0f;
         }
@@ -106,7 +105,7 @@ static void head_task(void *ctx, int64_t task, int thread)
     }
     imc_gemm_nt(j->path, sc.s, nk, a->q + t0 * a->q_ld_tok + h * a->q_ld_head, a->q_ld_tok, nq,
                 a->k + hk * a->k_ld_head, a->k_ld_tok, nk, a->dk, sc.work);
-    softmax_causal(sc.s, nq, nk, t0, 1, a->scale);
+    softmax_causal(j->path, sc.s, nq, nk, t0, 1, a->scale);
     apply_values(j, &sc, nq, nk, a->v + hk * a->v_ld_head, a->v_ld_tok, a->dv,
                  a->out + t0 * a->o_ld_tok + h * a->o_ld_head, a->o_ld_tok);
     if (a->v2) {
@@ -129,7 +128,7 @@ static void mqa_task(void *ctx, int64_t task, int thread)
     }
     imc_gemm_nt(j->path, sc.s, nk, a->q + t0 * a->q_ld_tok, a->q_ld_head, nr, a->k, a->k_ld_tok, nk,
                 a->dk, sc.work);
-    softmax_causal(sc.s, nr, nk, t0, H, a->scale);
+    softmax_causal(j->path, sc.s, nr, nk, t0, H, a->scale);
     apply_values(j, &sc, nr, nk, a->v, a->v_ld_tok, a->dv, a->out + t0 * a->o_ld_tok, a->o_ld_head);
     if (a->v2) {
         apply_values(j, &sc, nr, nk, a->v2, a->v2_ld_tok, a->dv2, a->out2 + t0 * a->o2_ld_tok,

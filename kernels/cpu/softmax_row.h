@@ -1,0 +1,21 @@
+/*
+ * kernels/cpu/softmax_row: the softmax of attention's score rows, the same bits on every path
+ * (not part of the kernels API; attention.c and tests/kernels use it). softmax_row.c states the
+ * arithmetic.
+ */
+#ifndef IMC_KERNELS_CPU_SOFTMAX_ROW_H
+#define IMC_KERNELS_CPU_SOFTMAX_ROW_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+// exp(x) for x <= 0 within 2 ulp (0 below −86), computed as every path computes it.
+float imc_cpu_exp_det(float x);
+
+// x[i] ← exp(s·x[i] − m) / Σ_j exp(s·x[j] − m) for i < n, m the largest s·x[i]; -INFINITY
+// entries get 0, a row entirely -INFINITY becomes all 0. The same bits on every GEMM path
+// (generic C, AVX2, AVX-512 where the vnni path has it).
+void imc_cpu_softmax_scaled(enum imc_gemm_path path, float *x, int64_t n, float scale);
+
+#endif // IMC_KERNELS_CPU_SOFTMAX_ROW_H
