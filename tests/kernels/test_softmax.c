@@ -3,8 +3,8 @@
  * shape sweep, masked (-INFINITY) entries, and properties of the references; attention's
  * softmax (kernels/cpu/softmax_row.h): its exp within 2 ulp of exp on [−86, 0] (every 257th
  * float of [−1, 0] and 4M points beyond), 0 below, NaN kept; the scaled row softmax against the
- * reference and bitwise the same on every GEMM path the CPU supports, rows of 1 .. 70, 300 and 1001
- * with masked entries and scales. Tolerances: kcheck.h.
+ * reference and bitwise the same on every GEMM path the CPU supports, rows of 1 .. 70, 300, 1001
+ * and 2^18 with masked entries and scales. Tolerances: kcheck.h.
  */
 #include <math.h>
 #include <stdint.h>
