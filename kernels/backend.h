@@ -72,7 +72,7 @@ struct imc_backend {
     void (*ctx_free)(void *ctx); // NULL ctx is fine
 };
 
-// The production CPU backend (pool, imc's deterministic GEMM, OpenBLAS for attention).
+// The production CPU backend (pool, imc's deterministic GEMM, for attention too).
 const struct imc_backend *imc_backend_cpu(void);
 // The scalar references behind the backend signatures (ignore ex; single-threaded).
 const struct imc_backend *imc_backend_ref(void);

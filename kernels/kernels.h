@@ -2,7 +2,7 @@
  * kernels: the compute ops of the forward pass, no I/O (DESIGN.md §2 kernels/, §5). Each op has
  * a scalar reference imc_ref_<op> (kernels/ref/, double accumulation, obviously correct: the
  * spec, used by tests) and an optimized imc_cpu_<op> (kernels/cpu/: pthread pool, our own
- * deterministic GEMM for matmul, OpenBLAS for the per-sequence attention products).
+ * deterministic GEMM for matmul and the per-sequence attention products).
  * tests/kernels/test_<op>.c compares them; tolerances are listed there in one table.
  *
  * Layout conventions: f32, row-major, one row per token. A matrix W "of type t" is n_out rows of
@@ -29,9 +29,8 @@
 
 struct imc_exec;
 
-// Starts n_threads - 1 workers (the caller is the n-th). Sets OpenBLAS to one thread (a
-// process-wide library setting: imc owns threading). Returns IMC_ERR_NOMEM or IMC_ERR_INTERNAL
-// (logged) when threads cannot start. Free with imc_exec_free.
+// Starts n_threads - 1 workers (the caller is the n-th). Returns IMC_ERR_NOMEM or
+// IMC_ERR_INTERNAL (logged) when threads cannot start. Free with imc_exec_free.
 enum imc_status imc_exec_init(struct imc_exec **out, int n_threads);
 void imc_exec_free(struct imc_exec *ex); // NULL is a no-op
 int imc_exec_n_threads(const struct imc_exec *ex); // 1 for NULL

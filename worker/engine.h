@@ -13,8 +13,8 @@
  * which computes every output as one fmaf chain over the input in ascending order: a token's
  * output row depends only on that token's input and the weight, never on the other tokens of
  * the call, its position among them, the tiling or the thread count. Work is split over the
- * engine's own pthread pool (attention's per-sequence products use OpenBLAS, single-threaded
- * inside the tasks), so results are bitwise identical for any n_threads.
+ * engine's own pthread pool (attention's per-sequence products run on the same GEMM inside the
+ * tasks), so results are bitwise identical for any n_threads.
  *
  * Expert shards (ep_comm): the shards of a stage each run the layers on their own sequences
  * (attention, router, shared experts: data-parallel over sequences) and exchange the routed

@@ -8,7 +8,9 @@
  * in strictly ascending k by acc = fmaf(A[m][k], B[n][k], acc). K is cut into blocks; between
  * blocks the accumulator is stored to C as a float and reloaded, which is exact. So C[m][n] is a
  * function of A row m, B row n and K only: not of M, N, of m's or n's position, of the tiling,
- * of the thread count, nor of the code path. Both paths give identical bits:
+ * of the thread count, nor of the code path. Every path gives identical bits:
+ *   - IMC_GEMM_VNNI: where the CPU has AVX512F, AVX-512 intrinsics (gemm_avx512.c: 6 rows × two
+ *     panels per kernel call), else the AVX2 kernels;
  *   - IMC_GEMM_AVX2: AVX2+FMA intrinsics (functions with target("avx2,fma"), the rest of the
  *     build stays baseline x86-64), used when the CPU has both (checked at run time);
  *   - IMC_GEMM_GENERIC: portable C, fmaf() per element in the same order (any CPU).
@@ -42,9 +44,10 @@
 
 // True when path can run on this CPU (the generic path always can).
 bool imc_gemm_path_supported(enum imc_gemm_path path);
-// The fastest supported path: AVX2 when the CPU has AVX2 and FMA, else generic.
+// The fastest supported path: vnni where the CPU has its integer tiles (AVX512-VNNI+VL or
+// AVX-VNNI) and AVX2, else AVX2 when the CPU has AVX2 and FMA, else generic.
 enum imc_gemm_path imc_gemm_path_best(void);
-// "avx2" / "generic".
+// "vnni" / "avx2" / "generic".
 const char *imc_gemm_path_name(enum imc_gemm_path path);
 
 // p rounded up to the next 64-byte boundary (at most 15 floats further).

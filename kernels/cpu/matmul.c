@@ -16,7 +16,7 @@
  * Invariant (bitwise): y[t][o] is one float accumulator updated by fmaf(x[t][i], W[o][i], acc)
  * for i = 0, 1, ..., n_in - 1 (gemm.h), so it depends only on x[t], W row o and n_in: never on
  * the thread count, on n_tok, on the other tokens or t's position among them, on the tile, nor
- * on the GEMM path (AVX2 or generic). MoE experts, which see a varying number of routed tokens,
+ * on the GEMM path (vnni, AVX2 or generic). MoE experts, which see a varying number of routed tokens,
  * and the batch-size and rank-count invariance of imatrix and perplexity rely on this. (OpenBLAS
  * does not give it: its sgemm result for a row depends on the row's position within the call.)
  *
