@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
+
 // Softmax of one row of n in place (float exp, double sum); -INFINITY entries get 0, and a row
 // that is entirely -INFINITY becomes all 0.
 static inline void imc_cpu_softmax_row(float *x, int64_t n)
@@ -31,5 +33,11 @@ static inline void imc_cpu_softmax_row(float *x, int64_t n)
         x[i] *= inv;
     }
 }
+
+// imc_cpu_sqacc's inner loop (sqacc_rows.c): s[i] += (double)x[r][i]² for rows r < n_rows in
+// order (row stride ldx) and columns c0 <= i < c1; the same bits on every path.
+typedef void (*imc_sqacc_rows_fn)(double *s, const float *x, int64_t ldx, int64_t n_rows,
+                                  int64_t c0, int64_t c1);
+imc_sqacc_rows_fn imc_cpu_sqacc_rows(enum imc_gemm_path path);
 
 #endif // IMC_KERNELS_CPU_PRIV_H

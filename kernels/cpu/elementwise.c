@@ -23,7 +23,8 @@ struct rows_job {
     int64_t n_rows, n, ldy, ldx, ldu;
     float eps;
     double *sum2;
-    int64_t cols; // sqacc: columns per task
+    int64_t cols;               // sqacc: columns per task
+    imc_sqacc_rows_fn sq_rows; // sqacc: the path's inner loop
 };
 
 static int64_t n_row_tasks(int64_t n_rows)
@@ -102,13 +103,7 @@ static void sqacc_task(void *ctx, int64_t task, int thread)
     const struct rows_job *j = ctx;
     const int64_t c0 = task * j->cols;
     const int64_t c1 = c0 + j->cols < j->n ? c0 + j->cols : j->n;
-    for (int64_t r = 0; r < j->n_rows; r++) {
-        const float *xr = j->x + r * j->ldx;
-        for (int64_t i = c0; i < c1; i++) {
-            const double v = xr[i];
-            j->sum2[i] += v * v;
-        }
-    }
+    j->sq_rows(j->sum2, j->x, j->ldx, j->n_rows, c0, c1);
 }
 
 void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
@@ -118,7 +113,13 @@ void imc_cpu_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, cons
     int64_t cols = ((n_in + want - 1) / want + COLS_MIN - 1) / COLS_MIN * COLS_MIN;
     cols = cols < COLS_MIN ? COLS_MIN : cols > COLS_PER_TASK ? COLS_PER_TASK : cols;
     struct rows_job j = {
-        .x = x, .ldx = ldx, .n_rows = n_rows, .n = n_in, .sum2 = sum2, .cols = cols};
+        .x = x,
+        .ldx = ldx,
+        .n_rows = n_rows,
+        .n = n_in,
+        .sum2 = sum2,
+        .cols = cols,
+        .sq_rows = imc_cpu_sqacc_rows(imc_exec_gemm_path(ex))};
     imc_exec_run(ex, (n_in + cols - 1) / cols, sqacc_task, &j);
     *count += n_rows;
 }

@@ -2,10 +2,12 @@
  * tests/kernels/test_sqacc: imc_cpu_sqacc against imc_ref_sqacc (bitwise: same double
  * arithmetic, same row order; columns split over threads, the column task sized by the thread
  * count) on pools of 1, 3 and 8 threads over column counts 1, odd, not a multiple of any column
- * task and large, with strided rows and accumulation over calls; and the reference against
- * exactly representable sums.
+ * task and large, with strided rows and accumulation over calls, on every path the CPU has
+ * (generic, AVX2, AVX-512: vectorized across columns); and the reference against exactly
+ * representable sums.
  */
 #include "kcheck.h"
+#include "kernels/cpu/gemm.h"
 
 static void run_case(struct imc_exec *ex, struct krng *r, int64_t rows, int64_t n)
 {
@@ -31,16 +33,24 @@ int main(void)
 {
     struct krng r = {6};
     const int pools[] = {1, 3, 8};
-    const int64_t ns[] = {1, 7, 256, 300, 2000, 7168};
+    const int64_t ns[] = {1, 7, 17, 256, 300, 2000, 7168};
     const int64_t rows[] = {1, 5, 64};
-    for (size_t p = 0; p < 3; p++) {
-        struct imc_exec *ex = kexec(pools[p]);
-        for (size_t i = 0; i < 6; i++) {
-            for (size_t j = 0; j < 3; j++) {
-                run_case(ex, &r, rows[j], ns[i]);
-            }
+    const enum imc_gemm_path paths[] = {IMC_GEMM_GENERIC, IMC_GEMM_AVX2, IMC_GEMM_VNNI};
+    for (size_t q = 0; q < 3; q++) {
+        if (!imc_gemm_path_supported(paths[q])) {
+            CHECK_SKIP(imc_gemm_path_name(paths[q]), "path not supported by this CPU");
+            continue;
         }
-        imc_exec_free(ex);
+        for (size_t p = 0; p < 3; p++) {
+            struct imc_exec *ex = kexec(pools[p]);
+            CHECK(imc_exec_set_gemm_path(ex, paths[q]) == IMC_OK, "set path");
+            for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+                for (size_t j = 0; j < 3; j++) {
+                    run_case(ex, &r, rows[j], ns[i]);
+                }
+            }
+            imc_exec_free(ex);
+        }
     }
     // Spec: x = [[1, 2], [3, -0.5]] -> sums [10, 4.25], count 2.
     const float x[4] = {1.0f, 2.0f, 3.0f, -0.5f};
