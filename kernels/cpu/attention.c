@@ -35,19 +35,20 @@ struct attn_job {
     const struct imc_attn_args *a;
     const struct imc_exec *ex;
     enum imc_gemm_path path;
-    int64_t n_blocks, nq; // token blocks of nq tokens
-    int64_t nr_max;       // score rows of a task, at most
+    imc_softmax_row_fn softmax; // the path's
+    int64_t n_blocks, nq;       // token blocks of nq tokens
+    int64_t nr_max;             // score rows of a task, at most
     int failed;
 };
 
 // Scales, masks and normalizes nr score rows of length nk; row r sees keys 0 .. t0 + r / per_tok.
-static void softmax_causal(enum imc_gemm_path path, float *s, int64_t nr, int64_t nk, int64_t t0,
+static void softmax_causal(imc_softmax_row_fn softmax, float *s, int64_t nr, int64_t nk, int64_t t0,
                            int64_t per_tok, float scale)
 {
     for (int64_t r = 0; r < nr; r++) {
         float *row = s + r * nk;
         const int64_t seen = t0 + r / per_tok + 1;
-        imc_cpu_softmax_scaled(path, row, seen, scale);
+        softmax(row, seen, scale);
         for (int64_t u = seen; u < nk; u++) {
             row[u] = 0.0f;
         }
@@ -105,7 +106,7 @@ static void head_task(void *ctx, int64_t task, int thread)
     }
     imc_gemm_nt(j->path, sc.s, nk, a->q + t0 * a->q_ld_tok + h * a->q_ld_head, a->q_ld_tok, nq,
                 a->k + hk * a->k_ld_head, a->k_ld_tok, nk, a->dk, sc.work);
-    softmax_causal(j->path, sc.s, nq, nk, t0, 1, a->scale);
+    softmax_causal(j->softmax, sc.s, nq, nk, t0, 1, a->scale);
     apply_values(j, &sc, nq, nk, a->v + hk * a->v_ld_head, a->v_ld_tok, a->dv,
                  a->out + t0 * a->o_ld_tok + h * a->o_ld_head, a->o_ld_tok);
     if (a->v2) {
@@ -128,7 +129,7 @@ static void mqa_task(void *ctx, int64_t task, int thread)
     }
     imc_gemm_nt(j->path, sc.s, nk, a->q + t0 * a->q_ld_tok, a->q_ld_head, nr, a->k, a->k_ld_tok, nk,
                 a->dk, sc.work);
-    softmax_causal(j->path, sc.s, nr, nk, t0, H, a->scale);
+    softmax_causal(j->softmax, sc.s, nr, nk, t0, H, a->scale);
     apply_values(j, &sc, nr, nk, a->v, a->v_ld_tok, a->dv, a->out + t0 * a->o_ld_tok, a->o_ld_head);
     if (a->v2) {
         apply_values(j, &sc, nr, nk, a->v2, a->v2_ld_tok, a->dv2, a->out2 + t0 * a->o2_ld_tok,
@@ -162,6 +163,7 @@ enum imc_status imc_cpu_attention(const struct imc_exec *ex, const struct imc_at
     struct attn_job j = {.a = a,
                          .ex = ex,
                          .path = imc_exec_gemm_path(ex),
+                         .softmax = imc_cpu_softmax_scaled(imc_exec_gemm_path(ex)),
                          .n_blocks = (a->n_tok + nq - 1) / nq,
                          .nq = nq,
                          .nr_max = mqa ? nq * a->n_head : QB};

@@ -67,8 +67,9 @@ static const struct imc_gemm_kernels generic_kernels = {
 
 static const struct imc_gemm_kernels *kernels_of(enum imc_gemm_path path)
 {
-    if (path == IMC_GEMM_VNNI && imc_gemm_kernels_avx512()) {
-        return imc_gemm_kernels_avx512();
+    const struct imc_gemm_kernels *k512 = path == IMC_GEMM_VNNI ? imc_gemm_kernels_avx512() : NULL;
+    if (k512) {
+        return k512;
     }
     if (path == IMC_GEMM_AVX2 || path == IMC_GEMM_VNNI) { // VNNI without AVX-512: AVX2's
         const struct imc_gemm_kernels *k = imc_gemm_kernels_avx2();

@@ -142,27 +142,11 @@ AVX512 static void exp_sum_avx512(float *x, int64_t n, float mx, double *s)
     exp_sum_generic(x + i, n - i, mx, s);
 }
 
-static exp_sum_fn exp_sum_of(enum imc_gemm_path path)
-{
-    __builtin_cpu_init();
-    if (path == IMC_GEMM_VNNI && __builtin_cpu_supports("avx512f")) {
-        return exp_sum_avx512;
-    }
-    if (path != IMC_GEMM_GENERIC && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-        return exp_sum_avx2;
-    }
-    return exp_sum_generic;
-}
-#else
-static exp_sum_fn exp_sum_of(enum imc_gemm_path path)
-{
-    (void)path;
-    return exp_sum_generic;
-}
 #endif
 
-void imc_cpu_softmax_scaled(enum imc_gemm_path path, float *x, int64_t n, float scale)
+// The row softmax around a path's exp_sum (inlined into one function per path below).
+static inline __attribute__((always_inline)) void softmax_with(exp_sum_fn exp_sum, float *x,
+                                                               int64_t n, float scale)
 {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
@@ -174,7 +158,7 @@ void imc_cpu_softmax_scaled(enum imc_gemm_path path, float *x, int64_t n, float 
         return;
     }
     double s[LANES] = {0};
-    exp_sum_of(path)(x, n, mx, s);
+    exp_sum(x, n, mx, s);
     double sum = 0.0;
     for (int k = 0; k < LANES; k++) {
         sum += s[k];
@@ -183,4 +167,37 @@ void imc_cpu_softmax_scaled(enum imc_gemm_path path, float *x, int64_t n, float 
     for (int64_t i = 0; i < n; i++) {
         x[i] *= inv;
     }
+}
+
+static void softmax_generic(float *x, int64_t n, float scale)
+{
+    softmax_with(exp_sum_generic, x, n, scale);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static void softmax_avx2(float *x, int64_t n, float scale)
+{
+    softmax_with(exp_sum_avx2, x, n, scale);
+}
+
+static void softmax_avx512(float *x, int64_t n, float scale)
+{
+    softmax_with(exp_sum_avx512, x, n, scale);
+}
+#endif
+
+imc_softmax_row_fn imc_cpu_softmax_scaled(enum imc_gemm_path path)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (path == IMC_GEMM_VNNI && __builtin_cpu_supports("avx512f")) {
+        return softmax_avx512;
+    }
+    if (path != IMC_GEMM_GENERIC && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+        return softmax_avx2;
+    }
+#endif
+    (void)path;
+    return softmax_generic;
 }

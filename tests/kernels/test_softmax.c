@@ -102,7 +102,7 @@ static void scaled_case(struct krng *r, int64_t n, float sc)
         ref[i] = ref[i] == -INFINITY ? -INFINITY : ref[i] * sc;
     }
     imc_ref_softmax(ref, 1, n);
-    imc_cpu_softmax_scaled(IMC_GEMM_GENERIC, gen, n, sc);
+    imc_cpu_softmax_scaled(IMC_GEMM_GENERIC)(gen, n, sc);
     char what[96];
     snprintf(what, sizeof(what), "softmax_scaled n=%lld scale=%g", (long long)n, (double)sc);
     kcompare(what, gen, ref, n, TOL_SOFTMAX_ATOL, TOL_SOFTMAX_RTOL);
@@ -112,7 +112,7 @@ static void scaled_case(struct krng *r, int64_t n, float sc)
             continue;
         }
         float *y = kdup(x, n);
-        imc_cpu_softmax_scaled(paths[p], y, n, sc);
+        imc_cpu_softmax_scaled(paths[p])(y, n, sc);
         CHECK(memcmp(y, gen, (size_t)n * sizeof(float)) == 0, "%s: %s path differs from generic",
               what, imc_gemm_path_name(paths[p]));
         free(y);
@@ -133,7 +133,7 @@ int main(void)
     scaled_case(&r, 1001, 2.0f);
     scaled_case(&r, 1 << 18, 1.0f); // enough elements to show a change of any fma step
     float all[5] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    imc_cpu_softmax_scaled(imc_gemm_path_best(), all, 5, 1.0f);
+    imc_cpu_softmax_scaled(imc_gemm_path_best())(all, 5, 1.0f);
     CHECK(all[0] == 0.0f && all[4] == 0.0f, "a row entirely -INFINITY becomes 0");
     struct imc_exec *ex = kexec(2);
     const int64_t rows[] = {1, 5, 33};
