@@ -9,8 +9,8 @@
  * 32-block types (q8_0, q4_0, iq4_nl), two kernels chosen at run time:
  * - AVX512-VNNI (EVEX, 512-bit): the weights unsigned (w + 128), 16 rows per vector, each
  *   4-byte group of a token's activations one broadcast load, I_b = Σ (w + 128)·x − 128·Σ x
- *   from the activation block's c128; up to 8 tokens per call. Repacked group of 16 rows per
- *   block: GE bytes (below).
+ *   from the activation block's c128; two vectors (32 rows) × up to 6 tokens per call, a last
+ *   group of 16 rows × up to 8. Repacked group of 16 rows per block: GE bytes (below).
  * - AVX-VNNI (VEX, 256-bit): the activations unsigned (u = x + 128; x ^ 0x80, |x| <= 127),
  *   I_b = Σ u·w − 128·Σ w with the weights' correction computed once, at repack; 4 tokens per
  *   call. Repacked group of 8 rows per block (GV bytes): d[8] (f32), −128·Σw per row (int32),
@@ -98,7 +98,9 @@ AVX2 static void repack(enum imc_type type, const uint8_t *w, uint64_t rb, int n
     }
 DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
 
-#define NTOK_E 8 // token rows per 512-bit kernel call (both 512-bit tiles)
+#define NTOK_E 8  // token rows per 512-bit kernel call of one 16-row panel (both 512-bit tiles)
+#define NTOK_2 6  // token rows per call of the two-panel (32-row) kernels
+#define PASS_2 30 // token rows per pass over the repacked rows, a multiple of NTOK_2
 
 // ---- 32-block types, AVX512-VNNI: 16 rows per vector, the activations broadcast from memory ----
 //
@@ -172,36 +174,60 @@ store16(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
     }
 }
 
-// 16 repacked rows (nb groups of GE at g; nr of them real) × T tokens.
+// P panels of 16 repacked rows (panel p: nb groups of GE at g + p·nb·GE, consecutive 16-row
+// groups of the tile; nr of the 16·P rows real) × T tokens. With two panels each broadcast of
+// a token's 4 activation bytes feeds two vpdpbusd: the kernel is bound by the load ports (two
+// loads per cycle, broadcasts included, against two vpdpbusd), and one panel spends a load per
+// vpdpbusd. The float operations per (row, token, block) are those of every path.
 VNNI_EVEX static inline __attribute__((always_inline)) void
 kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *y, int64_t ldy,
-          int nr, const int T)
+          int nr, const int P, const int T)
 {
-    __m512 acc[NTOK_E];
-    zero16(acc, T);
+    const uint64_t ps = (uint64_t)nb * GE; // bytes between panels
+    __m512 acc[2][NTOK_E];
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        zero16(acc[p], T);
+    }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = g + b * GE;
-        __m512i q[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            q[j] = _mm512_loadu_si512((const void *)(gb + GE_Q + 64 * j));
-        }
-        const __m512 dw = _mm512_loadu_ps((const float *)gb);
+        const struct imc_q8x *xb[NTOK_E];
+        __m512i is[2][NTOK_E];
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
-            const struct imc_q8x *xb = (const struct imc_q8x *)(xq + t * ldq) + b;
-            // two chains of 4 (vpdpbusd's latency), added: the same exact integer
-            __m512i is[2] = {_mm512_set1_epi32(xb->c128), _mm512_setzero_si512()};
+            xb[t] = (const struct imc_q8x *)(xq + t * ldq) + b;
+            is[0][t] = is[1][t] = _mm512_set1_epi32(xb[t]->c128);
+        }
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                is[j & 1] = _mm512_dpbusd_epi32(is[j & 1], q[j], bcast32(xb->q + 4 * j));
+        for (int j = 0; j < 8; j++) {
+            __m512i q[2];
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
+                q[p] = _mm512_loadu_si512((const void *)(gb + p * ps + GE_Q + 64 * j));
             }
-            is[0] = _mm512_add_epi32(is[0], is[1]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]),
-                                     _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[t]);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                const __m512i x = bcast32(xb[t]->q + 4 * j);
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) {
+                    is[p][t] = _mm512_dpbusd_epi32(is[p][t], q[p], x);
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            const __m512 dw = _mm512_loadu_ps((const float *)(gb + p * ps));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[p][t]),
+                                            _mm512_mul_ps(dw, _mm512_set1_ps(xb[t]->d)), acc[p][t]);
+            }
         }
     }
-    store16(acc, y, ldy, nr, T);
+    store16(acc[0], y, ldy, nr < 16 ? nr : 16, T);
+    if (P == 2) {
+        store16(acc[1], y + 16, ldy, nr - 16, T);
+    }
 }
 
 typedef imc_qmm_kern_fn kern_fn;
@@ -221,12 +247,40 @@ typedef imc_qmm_kern_fn kern_fn;
 _Static_assert(NTOK == 4 && NTOK_E == 8, "the tables below cover 1 to 4 and 1 to 8 tokens");
 KERNS(kv, VNNI_VEX, kern_vex)
 static const kern_fn kv[NTOK] = {kv_1, kv_2, kv_3, kv_4};
-KERNS(ke, VNNI_EVEX, kern_evex)
-KERN_FN(ke, VNNI_EVEX, kern_evex, 5)
-KERN_FN(ke, VNNI_EVEX, kern_evex, 6)
-KERN_FN(ke, VNNI_EVEX, kern_evex, 7)
-KERN_FN(ke, VNNI_EVEX, kern_evex, 8)
+#define KERN_E1(g, nb, xq, ldq, y, ldy, nr, T) kern_evex(g, nb, xq, ldq, y, ldy, nr, 1, T)
+#define KERN_E2(g, nb, xq, ldq, y, ldy, nr, T) kern_evex(g, nb, xq, ldq, y, ldy, nr, 2, T)
+KERNS(ke, VNNI_EVEX, KERN_E1)
+KERN_FN(ke, VNNI_EVEX, KERN_E1, 5)
+KERN_FN(ke, VNNI_EVEX, KERN_E1, 6)
+KERN_FN(ke, VNNI_EVEX, KERN_E1, 7)
+KERN_FN(ke, VNNI_EVEX, KERN_E1, 8)
 static const kern_fn ke[NTOK_E] = {ke_1, ke_2, ke_3, ke_4, ke_5, ke_6, ke_7, ke_8};
+_Static_assert(NTOK_2 == 6, "the table below covers 1 to 6 tokens");
+KERNS(ke2, VNNI_EVEX, KERN_E2)
+KERN_FN(ke2, VNNI_EVEX, KERN_E2, 5)
+KERN_FN(ke2, VNNI_EVEX, KERN_E2, 6)
+static const kern_fn ke2[NTOK_2] = {ke2_1, ke2_2, ke2_3, ke2_4, ke2_5, ke2_6};
+
+// The tile's rows (nr, in 16-row groups of gbytes at rp) × nt tokens, by passes of PASS_2
+// tokens over the groups (their blocks stay in L2): 32 rows at a time by ke2 (up to NTOK_2
+// tokens per call), a last group of 16 or fewer rows by ke (up to NTOK_E).
+static void run_pairs(const uint8_t *rp, uint64_t gbytes, int64_t nr, const uint8_t *xq,
+                      uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy)
+{
+    for (int64_t t0 = 0; t0 < nt; t0 += PASS_2) {
+        const int64_t t1 = t0 + PASS_2 < nt ? t0 + PASS_2 : nt;
+        for (int64_t r = 0; r < nr; r += 32) {
+            const int rn = nr - r < 32 ? (int)(nr - r) : 32;
+            const kern_fn *kern = rn > 16 ? ke2 : ke;
+            const int ntok = rn > 16 ? NTOK_2 : NTOK_E;
+            for (int64_t t = t0; t < t1; t += ntok) {
+                const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
+                kern[tn - 1](rp + (uint64_t)(r / 16) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                             y + t * ldy + r, ldy, rn);
+            }
+        }
+    }
+}
 
 static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy,
@@ -243,7 +297,7 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 {
     const uint64_t gbytes = (uint64_t)nb * GE;
     imc_qmm_repack_rows(repack16, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
-    imc_qmm_run_passes(ke, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    run_pairs(scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector -----------------------------------------

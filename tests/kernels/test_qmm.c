@@ -6,8 +6,9 @@
  *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
  *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
  *     32-token pass, with strided x and y; so do the VNNI tiles of the 32-block types in both
- *     encodings (AVX512-VNNI+VL, AVX-VNNI) and the AVX512 K tile where the CPU has them (a SKIP
- *     line names a missing one), and the matmul on the vnni path;
+ *     encodings (AVX512-VNNI+VL, AVX-VNNI; the 512-bit one's pairs of 16-row groups, a pair's
+ *     partial second group, a last group alone, its 30-token passes) and the AVX512 K tile where
+ *     the CPU has them (a SKIP line names a missing one), and the matmul on the vnni path;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
@@ -279,11 +280,13 @@ static void test_paths(void)
 {
     struct krng r = {11};
     const int64_t ns[] = {32, 96, 4096}, nks[] = {256, 768, 4096};
-    const int64_t nrs[] = {1, 2, 3, 5, 19}; // 19: 3 groups of 8 interleaved rows, one partial
+    // 19: 3 groups of 8 interleaved rows, one partial; a 16-row pair with a partial second;
+    // 40: a pair of 16-row groups, then a partial group of 16 alone
+    const int64_t nrs[] = {1, 2, 3, 5, 19, 40};
     const int64_t nts[] = {1, 3, 4, 9, 37};
     for (int ti = 0; ti < N_TYPES; ti++) {
         for (int ni = 0; ni < 3; ni++) {
-            for (int ri = 0; ri < 5; ri++) {
+            for (int ri = 0; ri < 6; ri++) {
                 for (int ki = 0; ki < 5; ki++) {
                     const int64_t n = imc_qmm_is_k(all_types[ti]) ? nks[ni] : ns[ni];
                     const struct qcase c = {all_types[ti], n, nrs[ri], nts[ki]};
