@@ -100,7 +100,8 @@ DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
 
 #define NTOK_E 8  // token rows per 512-bit kernel call of one 16-row panel (both 512-bit tiles)
 #define NTOK_2 6  // token rows per call of the two-panel (32-row) kernels
-#define PASS_2 30 // token rows per pass over the repacked rows, a multiple of NTOK_2
+#define NTOK_K2 6 // token rows per call of the K types' two-panel kernel (kern_ksub)
+#define PASS_2 32 // at most so many token rows per pass over the repacked rows (two panels)
 
 // ---- 32-block types, AVX512-VNNI: 16 rows per vector, the activations broadcast from memory ----
 //
@@ -174,6 +175,26 @@ store16(const __m512 *acc, float *y, int64_t ldy, int nr, const int T)
     }
 }
 
+// The accumulators of P panels (1 or 2) × T tokens, zeroed.
+VNNI_EVEX static inline __attribute__((always_inline)) void zero_panels(__m512 (*acc)[NTOK_E],
+                                                                        const int P, const int T)
+{
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        zero16(acc[p], T);
+    }
+}
+
+// The real rows (nr of 16·P) of P panels' accumulators to y + t·ldy.
+VNNI_EVEX static inline __attribute__((always_inline)) void
+store_panels(__m512 (*acc)[NTOK_E], float *y, int64_t ldy, int nr, const int P, const int T)
+{
+    store16(acc[0], y, ldy, nr < 16 ? nr : 16, T);
+    if (P == 2) {
+        store16(acc[1], y + 16, ldy, nr - 16, T);
+    }
+}
+
 // P panels of 16 repacked rows (panel p: nb groups of GE at g + p·nb·GE, consecutive 16-row
 // groups of the tile; nr of the 16·P rows real) × T tokens. With two panels each broadcast of
 // a token's 4 activation bytes feeds two vpdpbusd: the kernel is bound by the load ports (two
@@ -185,10 +206,7 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
 {
     const uint64_t ps = (uint64_t)nb * GE; // bytes between panels
     __m512 acc[2][NTOK_E];
-#pragma GCC unroll 2
-    for (int p = 0; p < P; p++) {
-        zero16(acc[p], T);
-    }
+    zero_panels(acc, P, T);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *gb = g + b * GE;
         const struct imc_q8x *xb[NTOK_E];
@@ -224,10 +242,7 @@ kern_evex(const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq, float *
             }
         }
     }
-    store16(acc[0], y, ldy, nr < 16 ? nr : 16, T);
-    if (P == 2) {
-        store16(acc[1], y + 16, ldy, nr - 16, T);
-    }
+    store_panels(acc, y, ldy, nr, P, T);
 }
 
 typedef imc_qmm_kern_fn kern_fn;
@@ -261,18 +276,21 @@ KERN_FN(ke2, VNNI_EVEX, KERN_E2, 5)
 KERN_FN(ke2, VNNI_EVEX, KERN_E2, 6)
 static const kern_fn ke2[NTOK_2] = {ke2_1, ke2_2, ke2_3, ke2_4, ke2_5, ke2_6};
 
-// The tile's rows (nr, in 16-row groups of gbytes at rp) × nt tokens, by passes of PASS_2
-// tokens over the groups (their blocks stay in L2): 32 rows at a time by ke2 (up to NTOK_2
-// tokens per call), a last group of 16 or fewer rows by ke (up to NTOK_E).
-static void run_pairs(const uint8_t *rp, uint64_t gbytes, int64_t nr, const uint8_t *xq,
+// The tile's rows (nr, in 16-row groups of gbytes at rp) × nt tokens, by passes of a multiple
+// of ntok2 tokens (at most PASS_2; their blocks stay in L2) over the groups: 32 rows at a time
+// by kern2 (up to ntok2 tokens per call), a last group of 16 or fewer rows by kern1 (up to
+// ntok1).
+static void run_pairs(const kern_fn *kern2, int ntok2, const kern_fn *kern1, int ntok1,
+                      const uint8_t *rp, uint64_t gbytes, int64_t nr, const uint8_t *xq,
                       uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy)
 {
-    for (int64_t t0 = 0; t0 < nt; t0 += PASS_2) {
-        const int64_t t1 = t0 + PASS_2 < nt ? t0 + PASS_2 : nt;
+    const int pass = PASS_2 / ntok2 * ntok2;
+    for (int64_t t0 = 0; t0 < nt; t0 += pass) {
+        const int64_t t1 = t0 + pass < nt ? t0 + pass : nt;
         for (int64_t r = 0; r < nr; r += 32) {
             const int rn = nr - r < 32 ? (int)(nr - r) : 32;
-            const kern_fn *kern = rn > 16 ? ke2 : ke;
-            const int ntok = rn > 16 ? NTOK_2 : NTOK_E;
+            const kern_fn *kern = rn > 16 ? kern2 : kern1;
+            const int ntok = rn > 16 ? ntok2 : ntok1;
             for (int64_t t = t0; t < t1; t += ntok) {
                 const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
                 kern[tn - 1](rp + (uint64_t)(r / 16) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
@@ -297,24 +315,22 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 {
     const uint64_t gbytes = (uint64_t)nb * GE;
     imc_qmm_repack_rows(repack16, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
-    run_pairs(scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    run_pairs(ke2, NTOK_2, ke, NTOK_E, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
-// ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector -----------------------------------------
+// ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector, two vectors per call -----------------
 //
 // As the 32-block tile: 16 rows per 512-bit vector, each 4-byte group of a token's activations
-// one broadcast load. The weights enter maddubs unsigned: q2_k, q4_k, q5_k as they are, q3_k
-// and q6_k biased by β = 4 and 32 (0..7, 0..63), the activations signed. Per 16-element group k,
-// the maddubs pair sums of its 4 byte groups added as int16 where they cannot overflow (pairs
-// <= 2·max w·127: q2_k..q5_k all 4, q6_k 2 at a time, 4·63·127 < 2^15), then vpdpwssd with the
-// rows' scale pairs (sc_k, sc_k):
-//     I = Σ_k sc_k · Σ_{e in k} (w_e + β)·x_e  −  β · Σ_k sc_k · bsum_k
-// the second term by vpdpwssd of the rows' (−β·sc_2i, −β·sc_2i+1) pairs against the token's
-// bsum pairs; for the types with mins, M = Σ_k mn_k · bsum_k the same way, from the min pairs.
-// iq4_xs (grid −127..113, β = 128: a maddubs pair would saturate) takes vpdpbusd instead: per
-// 32-element sub-block j (one scale) S_j = Σ (w + 128)·x by 8 vpdpbusd, then I += sc_j · S_j
-// (vpmulld; |S_j| <= 32·241·127, |I| < 2^31), the −128·Σ sc·bsum term as q3_k's.
-// I and M exact, then the fmadd (and fnmadd) per (row, token) of every path.
+// one broadcast load feeding the vpdpbusd of two 16-row panels. The weights enter vpdpbusd
+// unsigned: q2_k, q4_k, q5_k as they are, q3_k, q6_k and iq4_xs biased by β = 4, 32 and 128
+// (0..7, 0..63, 1..241), the activations signed. Per sub-block j of SB elements with one scale
+// (SB 32 for q4_k, q5_k, iq4_xs; 16 for the others) S_j = Σ (w + β)·x, then
+//     I = Σ_j sc_j · S_j  −  β · Σ_k sc_k · bsum_k
+// (vpmulld per sub-block), the second term by vpdpwssd of the rows' (−β·sc_2i, −β·sc_2i+1)
+// pairs against the token's bsum pairs (16-element groups k); for the types with mins,
+// M = Σ_k mn_k · bsum_k the same way, from the min pairs. I and M exact, then the fmadd (and
+// fnmadd) per (row, token) of every path. (Before: maddubs pairs summed as int16 and vpdpwssd
+// with the scale pairs, per 16 elements: two maddubs and an add where one vpdpbusd does.)
 // Repacked group of 16 rows per super-block: qmm_avx2.h's imc_qmm_repack_k16_avx2 layout.
 #define GK16 IMC_QMM_GK16
 #define GK16_SC IMC_QMM_GK16_SC
@@ -322,135 +338,176 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 #define GK16_Q IMC_QMM_GK16_Q
 _Static_assert(GK16 <= 2 * 2880, "imc_qmm_scratch_bytes: 2880 bytes per 8 rows and super-block");
 
-// 16 repacked rows of a K type (nb groups of GK16 at g, nr real) × T tokens.
+// The end of super-block gb (and of gb + ps, the second panel, where P is 2) for T tokens x:
+// the block-sum terms (M for the types with mins, −β·Σ sc·bsum into I for the others), then
+// the float operations of every path into acc.
 VNNI_EVEX static inline __attribute__((always_inline)) void
-kern_k16(enum imc_type type, const uint8_t *g, int64_t nb, const uint8_t *xq, uint64_t ldq,
-         float *y, int64_t ldy, int nr, const int T)
+k_tail(enum imc_type type, const uint8_t *gb, uint64_t ps, const struct imc_q8k *const *x,
+       __m512i (*is)[NTOK_E], __m512 (*acc)[NTOK_E], const int P, const int T)
 {
-    const bool two = type == IMC_TYPE_Q6_K, mins = imc_qmm_has_mins(type);
-    const bool iq4 = type == IMC_TYPE_IQ4_XS;
-    __m512 acc[NTOK_E];
-    zero16(acc, T);
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *gb = g + b * GK16;
-        const struct imc_q8k *x[NTOK_E];
-        __m512i is[NTOK_E], m[NTOK_E];
+    const bool mins = imc_qmm_has_mins(type);
+    __m512i m[2][NTOK_E];
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
-            x[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
-            is[t] = m[t] = _mm512_setzero_si512();
+            m[p][t] = _mm512_setzero_si512();
         }
-        if (iq4) { // per 32-element sub-block j: S_j by 8 vpdpbusd (two chains), then sc_j · S_j
+    }
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                const __m512i *qj = (const __m512i *)(gb + GK16_Q + 512 * j);
-                __m512i q[8];
-#pragma GCC unroll 8
-                for (int v = 0; v < 8; v++) {
-                    q[v] = _mm512_loadu_si512(qj + v);
-                }
-                // sc_j as int32: the high half of group 2j's (sc, sc) pair
-                const __m512i sc = _mm512_srai_epi32(
-                    _mm512_loadu_si512((const void *)(gb + GK16_SC + 128 * j)), 16);
-#pragma GCC unroll 16
-                for (int t = 0; t < T; t++) {
-                    const int8_t *xj = x[t]->q + 32 * j;
-                    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                    for (int v = 0; v < 4; v++) {
-                        sa = _mm512_dpbusd_epi32(sa, q[v], bcast32(xj + 4 * v));
-                        sb = _mm512_dpbusd_epi32(sb, q[4 + v], bcast32(xj + 16 + 4 * v));
-                    }
-                    is[t] =
-                        _mm512_add_epi32(is[t], _mm512_mullo_epi32(_mm512_add_epi32(sa, sb), sc));
-                }
-            }
+    for (int i = 0; i < 8; i++) {
+        __m512i mv[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            mv[p] = _mm512_loadu_si512((const void *)(gb + p * ps + GK16_MN + 64 * i));
         }
 #pragma GCC unroll 16
-        for (int k = 0; k < 16 && !iq4; k++) {
-            const __m512i *qk = (const __m512i *)(gb + GK16_Q + 256 * k);
-            const __m512i q0 = _mm512_loadu_si512(qk), q1 = _mm512_loadu_si512(qk + 1);
-            const __m512i q2 = _mm512_loadu_si512(qk + 2), q3 = _mm512_loadu_si512(qk + 3);
-            const __m512i sv = _mm512_loadu_si512((const void *)(gb + GK16_SC + 64 * k));
-#pragma GCC unroll 16
-            for (int t = 0; t < T; t++) {
-                const int8_t *xk = x[t]->q + 16 * k;
-                const __m512i s01 = _mm512_add_epi16(_mm512_maddubs_epi16(q0, bcast32(xk)),
-                                                     _mm512_maddubs_epi16(q1, bcast32(xk + 4)));
-                const __m512i s23 = _mm512_add_epi16(_mm512_maddubs_epi16(q2, bcast32(xk + 8)),
-                                                     _mm512_maddubs_epi16(q3, bcast32(xk + 12)));
-                is[t] = two ? _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(is[t], s01, sv), s23, sv)
-                            : _mm512_dpwssd_epi32(is[t], _mm512_add_epi16(s01, s23), sv);
-            }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) { // the block-sum terms: M (mins) or −β·Σ sc·bsum (into I)
-            const __m512i mv = _mm512_loadu_si512((const void *)(gb + GK16_MN + 64 * i));
-#pragma GCC unroll 16
-            for (int t = 0; t < T; t++) {
-                const __m512i bs = bcast32(&x[t]->bsum[2 * i]);
+        for (int t = 0; t < T; t++) {
+            const __m512i bs = bcast32(&x[t]->bsum[2 * i]);
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
                 if (mins) {
-                    m[t] = _mm512_dpwssd_epi32(m[t], mv, bs);
+                    m[p][t] = _mm512_dpwssd_epi32(m[p][t], mv[p], bs);
                 } else {
-                    is[t] = _mm512_dpwssd_epi32(is[t], mv, bs);
+                    is[p][t] = _mm512_dpwssd_epi32(is[p][t], mv[p], bs);
                 }
             }
         }
-        const __m512 d = _mm512_loadu_ps((const float *)gb);
-        const __m512 dmin = _mm512_loadu_ps((const float *)gb + 16);
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        const __m512 d = _mm512_loadu_ps((const float *)(gb + p * ps));
+        const __m512 dmin = _mm512_loadu_ps((const float *)(gb + p * ps) + 16);
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             const __m512 dx = _mm512_set1_ps(x[t]->d);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, dx), acc[t]);
+            acc[p][t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[p][t]), _mm512_mul_ps(d, dx), acc[p][t]);
             if (mins) {
-                acc[t] =
-                    _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[t]), _mm512_mul_ps(dmin, dx), acc[t]);
+                acc[p][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m[p][t]), _mm512_mul_ps(dmin, dx),
+                                             acc[p][t]);
             }
         }
     }
-    store16(acc, y, ldy, nr, T);
 }
 
-// One table of NTOK_E functions per K type.
-#define KK_FN(NAME, TYPE, T)                                                                       \
-    VNNI_EVEX static void kk##NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq,          \
-                                         uint64_t ldq, float *y, int64_t ldy, int nr)              \
-    {                                                                                              \
-        kern_k16(TYPE, g, nb, xq, ldq, y, ldy, nr, T);                                             \
+// P panels of 16 repacked rows of a K type (panel p: nb groups of GK16 at g + p·nb·GK16; nr of
+// the 16·P rows real) × T tokens, by sub-blocks of SB elements with one scale each (32: q4_k,
+// q5_k, iq4_xs; 16: the others). Per sub-block j, S_j = Σ w·x by vpdpbusd (the weights
+// unsigned, the activations signed), with two panels each broadcast of a token's 4 activation
+// bytes feeding both (as kern_evex), then I += sc_j · S_j (vpmulld). Exact: |S_j| <=
+// 32·241·127 (iq4_xs), 16·63·127 (q6_k), and |I| < 2^31 for every type (q6_k, the largest:
+// 16 · 128 · 16·63·127 plus its −32·Σ sc·bsum term).
+VNNI_EVEX static inline __attribute__((always_inline)) void
+kern_ksub(enum imc_type type, const int SB, const uint8_t *g, int64_t nb, const uint8_t *xq,
+          uint64_t ldq, float *y, int64_t ldy, int nr, const int P, const int T)
+{
+    const uint64_t ps = (uint64_t)nb * GK16; // bytes between panels
+    __m512 acc[2][NTOK_E];
+    zero_panels(acc, P, T);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *gb = g + b * GK16;
+        const struct imc_q8k *x[NTOK_E];
+        __m512i is[2][NTOK_E];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            x[t] = (const struct imc_q8k *)(xq + t * ldq) + b;
+            is[0][t] = is[1][t] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 1
+        for (int j = 0; j < 256 / SB; j++) {
+            __m512i sj[2][NTOK_E];
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                sj[0][t] = sj[1][t] = _mm512_setzero_si512();
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < SB / 4; v++) { // 16 rows × 4 bytes per vector (GK16_Q)
+                const uint8_t *q = gb + GK16_Q + 16 * SB * j + 64 * v;
+                __m512i qv[2];
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) {
+                    qv[p] = _mm512_loadu_si512((const void *)(q + p * ps));
+                }
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const __m512i xv = bcast32(x[t]->q + SB * j + 4 * v);
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++) {
+                        sj[p][t] = _mm512_dpbusd_epi32(sj[p][t], qv[p], xv);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
+                // sc_j as int32: the high half of its first 16-element group's (sc, sc) pair
+                const uint8_t *sc = gb + p * ps + GK16_SC + 4 * SB * j;
+                const __m512i scj = _mm512_srai_epi32(_mm512_loadu_si512((const void *)sc), 16);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    is[p][t] = _mm512_add_epi32(is[p][t], _mm512_mullo_epi32(sj[p][t], scj));
+                }
+            }
+        }
+        k_tail(type, gb, ps, x, is, acc, P, T);
     }
-#define KK_TABLE(NAME, TYPE)                                                                       \
-    KK_FN(NAME, TYPE, 1)                                                                           \
-    KK_FN(NAME, TYPE, 2)                                                                           \
-    KK_FN(NAME, TYPE, 3)                                                                           \
-    KK_FN(NAME, TYPE, 4)                                                                           \
-    KK_FN(NAME, TYPE, 5)                                                                           \
-    KK_FN(NAME, TYPE, 6)                                                                           \
-    KK_FN(NAME, TYPE, 7)                                                                           \
-    KK_FN(NAME, TYPE, 8)                                                                           \
-    static const kern_fn kk##NAME[NTOK_E] = {kk##NAME##_1, kk##NAME##_2, kk##NAME##_3,             \
-                                             kk##NAME##_4, kk##NAME##_5, kk##NAME##_6,             \
-                                             kk##NAME##_7, kk##NAME##_8};
-KK_TABLE(q2, IMC_TYPE_Q2_K)
-KK_TABLE(q3, IMC_TYPE_Q3_K)
-KK_TABLE(q4, IMC_TYPE_Q4_K)
-KK_TABLE(q5, IMC_TYPE_Q5_K)
-KK_TABLE(q6, IMC_TYPE_Q6_K)
-KK_TABLE(iq4, IMC_TYPE_IQ4_XS)
+    store_panels(acc, y, ldy, nr, P, T);
+}
+
+// Per K type: ks<name>, two panels (1..NTOK_K2 tokens), and ks1<name>, one (1..NTOK_E).
+#define KSUB_FN(NAME, TYPE, SB, P, T)                                                              \
+    VNNI_EVEX static void ks##P##NAME##_##T(const uint8_t *g, int64_t nb, const uint8_t *xq,       \
+                                            uint64_t ldq, float *y, int64_t ldy, int nr)           \
+    {                                                                                              \
+        kern_ksub(TYPE, SB, g, nb, xq, ldq, y, ldy, nr, P, T);                                     \
+    }
+#define KSUB_TABLES(NAME, TYPE, SB)                                                                \
+    KSUB_FN(NAME, TYPE, SB, 2, 1)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 2, 2)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 2, 3)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 2, 4)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 2, 5)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 2, 6)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 1)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 2)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 3)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 4)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 5)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 6)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 7)                                                                  \
+    KSUB_FN(NAME, TYPE, SB, 1, 8)                                                                  \
+    static const kern_fn ks2##NAME[NTOK_K2] = {ks2##NAME##_1, ks2##NAME##_2, ks2##NAME##_3,        \
+                                               ks2##NAME##_4, ks2##NAME##_5, ks2##NAME##_6};       \
+    static const kern_fn ks1##NAME[NTOK_E] = {ks1##NAME##_1, ks1##NAME##_2, ks1##NAME##_3,         \
+                                              ks1##NAME##_4, ks1##NAME##_5, ks1##NAME##_6,         \
+                                              ks1##NAME##_7, ks1##NAME##_8};
+_Static_assert(NTOK_K2 == 6 && NTOK_E == 8, "KSUB_TABLES covers 1 to 6 and 1 to 8 tokens");
+KSUB_TABLES(q2, IMC_TYPE_Q2_K, 16)
+KSUB_TABLES(q3, IMC_TYPE_Q3_K, 16)
+KSUB_TABLES(q4, IMC_TYPE_Q4_K, 32)
+KSUB_TABLES(q5, IMC_TYPE_Q5_K, 32)
+KSUB_TABLES(q6, IMC_TYPE_Q6_K, 16)
+KSUB_TABLES(iq4, IMC_TYPE_IQ4_XS, 32)
 
 static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                       const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y,
                       int64_t ldy, void *scratch)
 {
-    const kern_fn *kern = type == IMC_TYPE_Q2_K   ? kkq2
-                          : type == IMC_TYPE_Q3_K ? kkq3
-                          : type == IMC_TYPE_Q4_K ? kkq4
-                          : type == IMC_TYPE_Q5_K ? kkq5
-                          : type == IMC_TYPE_Q6_K ? kkq6
-                                                  : kkiq4;
-    IMC_ASSERT(imc_qmm_is_k(type));
+    const kern_fn *k2, *k1;
+    switch (type) {
+#define K_CASE(NAME, TYPE)                                                                         \
+    case TYPE:                                                                                     \
+        k2 = ks2##NAME, k1 = ks1##NAME;                                                            \
+        break;
+        IMC_QMM_K_TYPES(K_CASE)
+#undef K_CASE
+    default:
+        IMC_ASSERT(!"a K type");
+        return;
+    }
     const uint64_t gbytes = (uint64_t)nb * GK16;
     imc_qmm_repack_rows(imc_qmm_repack_k16_avx2, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
-    imc_qmm_run_passes(kern, NTOK_E, 16, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    run_pairs(k2, NTOK_K2, k1, NTOK_E, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)

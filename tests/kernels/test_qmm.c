@@ -6,9 +6,10 @@
  *   - paths: the AVX2 tiles (where the CPU has them) give the generic kernel's bits, for every
  *     edge of the generic 2 × 4 micro-tile, the AVX2 groups of 8 repacked rows × 4 tokens and the
  *     32-token pass, with strided x and y; so do the VNNI tiles of the 32-block types in both
- *     encodings (AVX512-VNNI+VL, AVX-VNNI; the 512-bit one's pairs of 16-row groups, a pair's
- *     partial second group, a last group alone, its 30-token passes) and the AVX512 K tile where
- *     the CPU has them (a SKIP line names a missing one), and the matmul on the vnni path;
+ *     encodings (AVX512-VNNI+VL, AVX-VNNI) and the AVX512 K tile where the CPU has them (a SKIP
+ *     line names a missing one; the 512-bit tiles' pairs of 16-row groups, a pair's partial
+ *     second group, a last group alone, passes of 30 and 32 tokens), and the matmul on the vnni
+ *     path;
  *   - tolerance against the double product of the dequantized W and the ROUNDED activations
  *     (xr_i = d_b·q_i):
  *       |y − ref| <= 2^-22·(2·nb + 8)·Σ_i (|d·sc·wq_i| + |dmin·mn_i|)·|xr_i|
