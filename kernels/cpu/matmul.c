@@ -68,17 +68,22 @@ struct mm_job {
     int failed;   // set (to 1) by a task whose scratch allocation failed
 };
 
-// Rows per tile: within the TILE_BYTES budget, and small enough that W has `many` tiles where
-// it can (n_out >= many · TILE_MIN), so tokens need no chunking and each tile is dequantized
-// once per call. many = MANY_TILES, or twice the pool's threads when that is more (a matmul of
-// few tokens, as an expert's, is then still enough tasks for every thread).
-static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many)
+// Rows per tile: within the TILE_BYTES budget (4 bytes per weight packed as f32; at most 45/32
+// repacked for the integer route, counted as 3/2), and small enough that W has `many` tiles
+// where it can (n_out >= many · TILE_MIN), so tokens need no chunking and each tile is
+// dequantized once per call. many = MANY_TILES, or twice the pool's threads when that is more
+// (a matmul of few tokens, as an expert's, is then still enough tasks for every thread). On
+// the integer route a tile of 32 rows or more is a multiple of 32: the 512-bit tiles multiply
+// pairs of 16-row groups (qmm_vnni.c), a group left alone at half their speed.
+static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many, bool q8)
 {
-    int64_t r = TILE_BYTES / (4 * (n_in > 0 ? n_in : 1));
+    const int64_t n = n_in > 0 ? n_in : 1;
+    int64_t r = q8 ? 2 * TILE_BYTES / (3 * n) : TILE_BYTES / (4 * n);
     const int64_t spread = n_out / many;
     r = spread < r ? spread : r;
     r = r < TILE_MIN ? TILE_MIN : r > TILE_MAX ? TILE_MAX : r;
-    return r / TILE_MIN * TILE_MIN;
+    const int64_t unit = q8 && r >= 2 * TILE_MIN ? 2 * TILE_MIN : TILE_MIN;
+    return r / unit * unit;
 }
 
 // Packs columns [k0, k0 + kn) of the nr <= NR W rows from row o into the panel slice dst
@@ -192,7 +197,7 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .q8 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 &&
                                imc_qmm_supports(m->type, m->n_in) && n_tok > 0};
     const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
-    j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES);
+    j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES, j->q8);
     j->n_tiles = (m->n_out + j->tile - 1) / j->tile;
     j->chunk = j->n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
     return j->n_tiles * ((n_tok + j->chunk - 1) / j->chunk);
