@@ -36,6 +36,11 @@ enum imc_status imc_map_open(struct imc_map *m, const char *path)
             m->size = 0;
             return IMC_ERR_IO;
         }
+        // Advice only: huge-page folios where the file's pages are read into the cache from
+        // here on (ext4 and others on recent kernels), mapped 2 MiB at a time. A run reads
+        // every weight once per pass; with 4 KiB pages each page's first touch costs a page walk
+        // (and, in a VM with shadow paging, a hypervisor exit: about 1 us, 0.8 s per 3 GB).
+        (void)madvise(p, (size_t)m->size, MADV_HUGEPAGE);
         m->data = p;
     }
     close(fd);
