@@ -73,8 +73,9 @@ struct mm_job {
 // where it can (n_out >= many · TILE_MIN), so tokens need no chunking and each tile is
 // dequantized once per call. many = MANY_TILES, or twice the pool's threads when that is more
 // (a matmul of few tokens, as an expert's, is then still enough tasks for every thread). On
-// the integer route a tile of 32 rows or more is a multiple of 32: the 512-bit tiles multiply
-// pairs of 16-row groups (qmm_vnni.c), a group left alone at half their speed.
+// the integer route tiles are multiples of 32 rows where W has 32 or more (the per-head
+// attn_k_b / attn_v_b matmuls of 512 and 128 rows included): the 512-bit tiles multiply pairs
+// of 16-row groups (qmm_vnni.c), a group left alone at half their speed.
 static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many, bool q8)
 {
     const int64_t n = n_in > 0 ? n_in : 1;
@@ -82,8 +83,8 @@ static int64_t tile_rows(int64_t n_out, int64_t n_in, int64_t many, bool q8)
     const int64_t spread = n_out / many;
     r = spread < r ? spread : r;
     r = r < TILE_MIN ? TILE_MIN : r > TILE_MAX ? TILE_MAX : r;
-    const int64_t unit = q8 && r >= 2 * TILE_MIN ? 2 * TILE_MIN : TILE_MIN;
-    return r / unit * unit;
+    const int64_t unit = q8 && n_out >= 2 * TILE_MIN ? 2 * TILE_MIN : TILE_MIN;
+    return r < unit ? unit : r / unit * unit;
 }
 
 // Packs columns [k0, k0 + kn) of the nr <= NR W rows from row o into the panel slice dst
