@@ -403,6 +403,9 @@ kern_ksub(enum imc_type type, const int SB, const uint8_t *g, int64_t nb, const 
           uint64_t ldq, float *y, int64_t ldy, int nr, const int P, const int T)
 {
     const uint64_t ps = (uint64_t)nb * GK16; // bytes between panels
+    // (outside the loop's condition: a division there, instrumented by UBSan, would detach
+    // the unroll pragma from the loop, which GCC reports as an error under -Werror)
+    const int n_sub = 256 / SB;
     __m512 acc[2][NTOK_E];
     zero_panels(acc, P, T);
     for (int64_t b = 0; b < nb; b++) {
@@ -415,7 +418,7 @@ kern_ksub(enum imc_type type, const int SB, const uint8_t *g, int64_t nb, const 
             is[0][t] = is[1][t] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 1
-        for (int j = 0; j < 256 / SB; j++) {
+        for (int j = 0; j < n_sub; j++) {
             __m512i sj[2][NTOK_E];
 #pragma GCC unroll 16
             for (int t = 0; t < T; t++) {
