@@ -416,17 +416,21 @@ void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, c
     }
 }
 
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
-                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
-                        int64_t nb, float *y, int64_t ldy)
+void imc_qmm_run_passes(const struct imc_qmm_calls *c, const uint8_t *rp, uint64_t gbytes,
+                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
+                        float *y, int64_t ldy)
 {
-    for (int64_t t0 = 0; t0 < nt; t0 += TOK_PASS) {
-        const int64_t t1 = t0 + TOK_PASS < nt ? t0 + TOK_PASS : nt;
-        for (int64_t r = 0; r < nr; r += mr) {
-            const int rn = nr - r < mr ? (int)(nr - r) : mr;
+    const int64_t pass = TOK_PASS / c->ntok * c->ntok;
+    for (int64_t t0 = 0; t0 < nt; t0 += pass) {
+        const int64_t t1 = t0 + pass < nt ? t0 + pass : nt;
+        for (int64_t r = 0; r < nr; r += c->mr) {
+            const int rn = nr - r < c->mr ? (int)(nr - r) : c->mr;
+            const bool lone = c->tail && rn <= c->gr;
+            const imc_qmm_kern_fn *kern = lone ? c->tail : c->kern;
+            const int ntok = lone ? c->ntok_tail : c->ntok;
             for (int64_t t = t0; t < t1; t += ntok) {
                 const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
-                kern[tn - 1](rp + (uint64_t)(r / mr) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
+                kern[tn - 1](rp + (uint64_t)(r / c->gr) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
                              y + t * ldy + r, ldy, rn);
             }
         }
@@ -466,7 +470,8 @@ static void tile_avx2(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
                                             : type == IMC_TYPE_Q4_0 ? G32U
                                                                     : G32);
     imc_qmm_repack_rows(repack, 8, type, w, row_bytes, nr, nb, gbytes, scratch);
-    imc_qmm_run_passes(kern, NTOK, 8, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const struct imc_qmm_calls calls = {.kern = kern, .ntok = NTOK, .mr = 8, .gr = 8};
+    imc_qmm_run_passes(&calls, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- activation quantization (qmm.h's rule; the scalar functions' bits) -------------------

@@ -224,12 +224,21 @@ typedef void (*imc_qmm_repack_fn)(enum imc_type type, const uint8_t *w, uint64_t
 void imc_qmm_repack_rows(imc_qmm_repack_fn repack, int mr, enum imc_type type, const uint8_t *w,
                          uint64_t row_bytes, int64_t nr, int64_t nb, uint64_t gbytes, uint8_t *rp);
 
-// The kernel calls of a repacking tile over its repacked rows rp (groups of mr rows, gbytes
-// each): passes of 32 tokens (their blocks stay in L2), calls of up to ntok tokens, kern[tn − 1]
-// for tn tokens.
-void imc_qmm_run_passes(const imc_qmm_kern_fn *kern, int ntok, int mr, const uint8_t *rp,
-                        uint64_t gbytes, int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt,
-                        int64_t nb, float *y, int64_t ldy);
+// How a repacking tile calls its kernels over its repacked rows (groups of gr rows, gbytes
+// apart): mr rows (a multiple of gr) × up to ntok tokens per call, kern[tn − 1] for tn tokens;
+// where tail is set, a last call of at most gr rows takes tail (up to ntok_tail tokens).
+struct imc_qmm_calls {
+    const imc_qmm_kern_fn *kern;
+    int ntok, mr, gr;
+    const imc_qmm_kern_fn *tail; // NULL: kern for every call
+    int ntok_tail;
+};
+
+// The kernel calls of a repacking tile over its repacked rows rp: passes of the largest multiple
+// of c->ntok tokens up to 32 (their blocks stay in L2), each over all the tile's rows.
+void imc_qmm_run_passes(const struct imc_qmm_calls *c, const uint8_t *rp, uint64_t gbytes,
+                        int64_t nr, const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb,
+                        float *y, int64_t ldy);
 
 AVX2 INLINE void zero_acc(__m256 *acc, const int T)
 {

@@ -101,7 +101,6 @@ DEFINE_KERN(kern_vex, VNNI_VEX, _mm256_dpbusd_avx_epi32)
 #define NTOK_E 8  // token rows per 512-bit kernel call of one 16-row panel (both 512-bit tiles)
 #define NTOK_2 6  // token rows per call of the two-panel (32-row) kernels
 #define NTOK_K2 6 // token rows per call of the K types' two-panel kernel (kern_ksub)
-#define PASS_2 32 // at most so many token rows per pass over the repacked rows (two panels)
 
 // ---- 32-block types, AVX512-VNNI: 16 rows per vector, the activations broadcast from memory ----
 //
@@ -276,37 +275,14 @@ KERN_FN(ke2, VNNI_EVEX, KERN_E2, 5)
 KERN_FN(ke2, VNNI_EVEX, KERN_E2, 6)
 static const kern_fn ke2[NTOK_2] = {ke2_1, ke2_2, ke2_3, ke2_4, ke2_5, ke2_6};
 
-// The tile's rows (nr, in 16-row groups of gbytes at rp) × nt tokens, by passes of a multiple
-// of ntok2 tokens (at most PASS_2; their blocks stay in L2) over the groups: 32 rows at a time
-// by kern2 (up to ntok2 tokens per call), a last group of 16 or fewer rows by kern1 (up to
-// ntok1).
-static void run_pairs(const kern_fn *kern2, int ntok2, const kern_fn *kern1, int ntok1,
-                      const uint8_t *rp, uint64_t gbytes, int64_t nr, const uint8_t *xq,
-                      uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy)
-{
-    const int pass = PASS_2 / ntok2 * ntok2;
-    for (int64_t t0 = 0; t0 < nt; t0 += pass) {
-        const int64_t t1 = t0 + pass < nt ? t0 + pass : nt;
-        for (int64_t r = 0; r < nr; r += 32) {
-            const int rn = nr - r < 32 ? (int)(nr - r) : 32;
-            const kern_fn *kern = rn > 16 ? kern2 : kern1;
-            const int ntok = rn > 16 ? ntok2 : ntok1;
-            for (int64_t t = t0; t < t1; t += ntok) {
-                const int tn = t1 - t < ntok ? (int)(t1 - t) : ntok;
-                kern[tn - 1](rp + (uint64_t)(r / 16) * gbytes, nb, xq + (uint64_t)t * ldq, ldq,
-                             y + t * ldy + r, ldy, rn);
-            }
-        }
-    }
-}
-
 static void tile_vex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                      const uint8_t *xq, uint64_t ldq, int64_t nt, int64_t nb, float *y, int64_t ldy,
                      void *scratch)
 {
     const uint64_t gbytes = (uint64_t)nb * GV;
     imc_qmm_repack_rows(repack, 8, type, w, row_bytes, nr, nb, gbytes, scratch);
-    imc_qmm_run_passes(kv, NTOK, 8, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const struct imc_qmm_calls calls = {.kern = kv, .ntok = NTOK, .mr = 8, .gr = 8};
+    imc_qmm_run_passes(&calls, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, int64_t nr,
@@ -315,7 +291,9 @@ static void tile_evex(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
 {
     const uint64_t gbytes = (uint64_t)nb * GE;
     imc_qmm_repack_rows(repack16, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
-    run_pairs(ke2, NTOK_2, ke, NTOK_E, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const struct imc_qmm_calls calls = {
+        .kern = ke2, .ntok = NTOK_2, .mr = 32, .gr = 16, .tail = ke, .ntok_tail = NTOK_E};
+    imc_qmm_run_passes(&calls, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 // ---- K types (AVX512 BW/DQ/VL/VNNI): 16 rows per vector, two vectors per call -----------------
@@ -510,7 +488,9 @@ static void tile_k512(enum imc_type type, const uint8_t *w, uint64_t row_bytes, 
     }
     const uint64_t gbytes = (uint64_t)nb * GK16;
     imc_qmm_repack_rows(imc_qmm_repack_k16_avx2, 16, type, w, row_bytes, nr, nb, gbytes, scratch);
-    run_pairs(k2, NTOK_K2, k1, NTOK_E, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
+    const struct imc_qmm_calls calls = {
+        .kern = k2, .ntok = NTOK_K2, .mr = 32, .gr = 16, .tail = k1, .ntok_tail = NTOK_E};
+    imc_qmm_run_passes(&calls, scratch, gbytes, nr, xq, ldq, nt, nb, y, ldy);
 }
 
 imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)
