@@ -255,6 +255,7 @@ static enum imc_status resolve_opts(struct imc_engine *e, const struct imc_engin
     const struct imc_model *m = e->m;
     e->opts = *o;
     e->opts.n_threads = o->n_threads > 0 ? o->n_threads : 1;
+    e->opts.block_bytes = o->block_bytes > 0 ? o->block_bytes : IMC_ENGINE_BLOCK_BYTES;
     e->be = pick_backend(o);
     if (!e->be) {
         return IMC_ERR_UNSUPPORTED;

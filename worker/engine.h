@@ -78,7 +78,13 @@ struct imc_engine_opts {
     // shard i of P owns experts imc_plan_expert_range(n_expert, P, i); see "Expert shards".
     const struct imc_comm *ep_comm;
     const struct imc_stats_hooks *hooks; // NULL = no statistics; borrowed, must outlive engine
+    // Scratch of the absorbed MLA path's blocks of heads and of the MoE layers' groups of
+    // experts, in bytes at most (at least one head / one expert whatever its size); 0 means
+    // IMC_ENGINE_BLOCK_BYTES. Smaller blocks only save memory: the bits are the same.
+    int64_t block_bytes;
 };
+
+#define IMC_ENGINE_BLOCK_BYTES ((int64_t)64 << 20)
 
 struct imc_engine;
 

@@ -103,12 +103,13 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
                                 int64_t slice, int64_t n_out, float *y, int64_t ldy, const float *x,
                                 int64_t ldx, int64_t n_tok, const int32_t *tok);
 // y = W_x x for the slices x of a 3D weight w that the engine owns, as one backend call (their
-// tiles run together: an MoE layer's experts of few tokens each). Slice expert_begin + i takes
-// the rows [first[i], first[i + 1]) of x and y (first: [n + 1]); tok are the rows' tokens.
-// Hooks and checks as eng_matmul_rows, slice by slice in ascending order.
+// tiles run together: an MoE layer's experts of few tokens each). Slice slice0 + i takes the rows
+// [first[i] - first[0], first[i + 1] - first[0]) of x, y and tok (first: [n + 1]); tok are the
+// rows' tokens. Hooks and checks as eng_matmul_rows, slice by slice in ascending order.
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                                  int64_t n_out, float *y, int64_t ldy, const float *x, int64_t ldx,
-                                  const int32_t *first, int64_t n, const int32_t *tok);
+                                  int64_t slice0, int64_t n_out, float *y, int64_t ldy,
+                                  const float *x, int64_t ldx, const int32_t *first, int64_t n,
+                                  const int32_t *tok);
 // Reports x [n_rows][n_in] (row stride ldx), the rows of tokens tok, to the hooks as the input
 // of w (gathering rows when strided). No-op without hooks or w.
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,

@@ -249,10 +249,11 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
 }
 
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
-                                  int64_t n_out, float *y, int64_t ldy, const float *x, int64_t ldx,
-                                  const int32_t *first, int64_t n, const int32_t *tok)
+                                  int64_t slice0, int64_t n_out, float *y, int64_t ldy,
+                                  const float *x, int64_t ldx, const int32_t *first, int64_t n,
+                                  const int32_t *tok)
 {
-    const int64_t n_in = w->ne[0], eb = e->expert_begin;
+    const int64_t n_in = w->ne[0];
     struct eng_mark mk = eng_mark(e);
     const size_t mm_bytes = (size_t)n * sizeof(struct imc_mm);
     struct imc_mm *mm = (struct imc_mm *)eng_f32(e, (int64_t)((mm_bytes + 3) / sizeof(float)));
@@ -262,12 +263,12 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
     int64_t k = 0;
     enum imc_status st = IMC_OK;
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
-        const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
+        const int64_t r0 = first[i] - first[0], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
             ENG_TIMED(e, IMC_PROF_HOOKS,
-                      st = report_on(e, e->be_exp, il, w, eb + i, x + r0 * ldx, ldx, cnt, n_in,
+                      st = report_on(e, e->be_exp, il, w, slice0 + i, x + r0 * ldx, ldx, cnt, n_in,
                                      tok + r0));
-            mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,   slice_data(w, eb + i, n_out),
+            mm[k++] = (struct imc_mm){y + r0 * ldy, ldy,   slice_data(w, slice0 + i, n_out),
                                       w->type,      n_out, n_in,
                                       x + r0 * ldx, ldx,   cnt};
         }
@@ -279,10 +280,10 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
         }
     }
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
-        const int64_t r0 = first[i], cnt = first[i + 1] - first[i];
+        const int64_t r0 = first[i] - first[0], cnt = first[i + 1] - first[i];
         if (cnt > 0) {
             ENG_TIMED(e, IMC_PROF_CHECK,
-                      st = check_output(e, il, w, eb + i, y + r0 * ldy, ldy, cnt, n_out));
+                      st = check_output(e, il, w, slice0 + i, y + r0 * ldy, ldy, cnt, n_out));
         }
     }
     eng_release(e, mk);

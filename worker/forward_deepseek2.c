@@ -17,6 +17,7 @@
  * the inputs of attn_kv_b (c), attn_k_b (q_nope_h) and attn_v_b (õ_h) whichever path runs: the
  * non-absorbed path computes õ_h on the side with the same probabilities (imc_attn_args.v2).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "worker/engine_priv.h"
@@ -31,34 +32,67 @@ static struct mla mla_dims(const struct imc_hparams *hp)
                         hp->kv_lora, hp->v_head, hp->kv_lora + hp->qk_rope};
 }
 
-// (5a): o [n][H*vh] from q [n][H*qk] and kva [n][kd] = [c | k_pe].
-static enum imc_status absorbed(struct imc_engine *e, int64_t il, const float *q,
-                                const float *kva, float *o, int64_t n)
+// Heads per block of the absorbed path at n tokens: as many as keep their buffers (q~ and õ)
+// within `bytes` (opts.block_bytes), at least one. All 128 heads of DeepSeek-V3 at 1024 tokens
+// would take 0.57 GB, first touched (zeroed by the kernel) by every process and then held. Heads
+// are independent (each score, probability and output row depends on its own head's rows only),
+// so the bits do not depend on the block.
+static int64_t absorbed_heads(const struct mla *d, int64_t n, int64_t bytes)
+{
+    const int64_t per_head = n * (d->kd + d->kvl) * (int64_t)sizeof(float);
+    const int64_t hb = per_head > 0 ? bytes / per_head : d->H;
+    return hb < 1 ? 1 : hb > d->H ? d->H : hb;
+}
+
+// (5a) for heads h0 .. h0 + nh: their columns of o from q and kva; qt [n][nh*kd] and
+// ot [n][nh*kvl] are the block's scratch.
+static enum imc_status absorbed_block(struct imc_engine *e, int64_t il, const float *q,
+                                      const float *kva, float *o, int64_t n, int64_t h0, int64_t nh,
+                                      float *qt, float *ot)
 {
     const struct imc_layer *l = &e->m->layers[il];
     const struct mla d = mla_dims(&e->m->hp);
-    float *qt = eng_f32(e, n * d.H * d.kd), *ot = eng_f32(e, n * d.H * d.kvl);
-    if (!qt || !ot) {
-        return IMC_ERR_NOMEM;
-    }
-    for (int64_t h = 0; h < d.H; h++) {
-        IMC_TRY(eng_matmul(e, il, l->wk_b, h, d.kvl, qt + h * d.kd, d.H * d.kd, q + h * d.qk,
+    for (int64_t i = 0; i < nh; i++) {
+        const int64_t h = h0 + i;
+        IMC_TRY(eng_matmul(e, il, l->wk_b, h, d.kvl, qt + i * d.kd, nh * d.kd, q + h * d.qk,
                            d.H * d.qk, n));
         for (int64_t t = 0; t < n; t++) {
-            memcpy(qt + (t * d.H + h) * d.kd + d.kvl, q + (t * d.H + h) * d.qk + d.nope,
+            memcpy(qt + (t * nh + i) * d.kd + d.kvl, q + (t * d.H + h) * d.qk + d.nope,
                    (size_t)d.rope * sizeof(float));
         }
     }
     const struct imc_attn_args a = {
-        .n_tok = e->n_ctx, .n_head = d.H, .n_head_kv = 1, .dk = d.kd, .dv = d.kvl,
-        .scale = e->kq_scale, .q = qt, .q_ld_tok = d.H * d.kd, .q_ld_head = d.kd, .k = kva,
+        .n_tok = e->n_ctx, .n_head = nh, .n_head_kv = 1, .dk = d.kd, .dv = d.kvl,
+        .scale = e->kq_scale, .q = qt, .q_ld_tok = nh * d.kd, .q_ld_head = d.kd, .k = kva,
         .k_ld_tok = d.kd, .k_ld_head = 0, .v = kva, .v_ld_tok = d.kd, .v_ld_head = 0, .out = ot,
-        .o_ld_tok = d.H * d.kvl, .o_ld_head = d.kvl};
+        .o_ld_tok = nh * d.kvl, .o_ld_head = d.kvl};
     IMC_TRY(eng_attention(e, &a));
-    IMC_TRY(eng_check(e, il, "the attention output (latent)", ot, d.H * d.kvl, n, d.H * d.kvl));
-    for (int64_t h = 0; h < d.H; h++) {
-        IMC_TRY(eng_matmul(e, il, l->wv_b, h, d.vh, o + h * d.vh, d.H * d.vh, ot + h * d.kvl,
-                           d.H * d.kvl, n));
+    char what[96];
+    snprintf(what, sizeof(what), "the attention output (latent) of heads %lld..%lld", (long long)h0,
+             (long long)(h0 + nh - 1));
+    IMC_TRY(eng_check(e, il, what, ot, nh * d.kvl, n, nh * d.kvl));
+    for (int64_t i = 0; i < nh; i++) {
+        const int64_t h = h0 + i;
+        IMC_TRY(eng_matmul(e, il, l->wv_b, h, d.vh, o + h * d.vh, d.H * d.vh, ot + i * d.kvl,
+                           nh * d.kvl, n));
+    }
+    return IMC_OK;
+}
+
+// (5a): o [n][H*vh] from q [n][H*qk] and kva [n][kd] = [c | k_pe], by blocks of heads.
+static enum imc_status absorbed(struct imc_engine *e, int64_t il, const float *q, const float *kva,
+                                float *o, int64_t n)
+{
+    const struct imc_layer *l = &e->m->layers[il];
+    const struct mla d = mla_dims(&e->m->hp);
+    const int64_t hb = absorbed_heads(&d, n, e->opts.block_bytes);
+    float *qt = eng_f32(e, n * hb * d.kd), *ot = eng_f32(e, n * hb * d.kvl);
+    if (!qt || !ot) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t h0 = 0; h0 < d.H; h0 += hb) {
+        const int64_t nh = hb < d.H - h0 ? hb : d.H - h0;
+        IMC_TRY(absorbed_block(e, il, q, kva, o, n, h0, nh, qt, ot));
     }
     return eng_report(e, il, l->wkv_b, -1, kva, d.kd, n, d.kvl, e->tok);
 }

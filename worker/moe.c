@@ -15,9 +15,9 @@
  *      a single engine reads its pairs' rows from h directly;
  *   3. every owned expert, ascending, runs once over the pairs it received, in arrival order:
  *      source shard ascending, then token order (gate, up and down each one backend call over
- *      all experts, whose tiles then run together). Shards own ascending sequence ranges, so that
- *      is the global token order, the rows a single engine gathers for the expert; the hooks
- *      see exactly those rows with their batch token indices;
+ *      a group of consecutive experts, whose tiles then run together). Shards own ascending
+ *      sequence ranges, so that is the global token order, the rows a single engine gathers for
+ *      the expert; the hooks see exactly those rows with their batch token indices;
  *   4. combine: the expert outputs return to the token's shard in dispatch order (all-to-all);
  *      y_t = Σ_s w[t][s] · out[t][s] in slot order (each product rounded to float, then added,
  *      as llama.cpp adds the weighted expert outputs), plus the shared expert.
@@ -156,10 +156,25 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     return IMC_OK;
 }
 
+// The end of the group of experts starting at x0: as many as keep its rows within max_rows (at
+// least one expert, whatever its rows).
+static int64_t group_end(const int32_t *first, int64_t x0, int64_t n_own, int64_t max_rows)
+{
+    int64_t x1 = x0 + 1;
+    while (x1 < n_own && first[x1 + 1] - first[x0] <= max_rows) {
+        x1++;
+    }
+    return x1;
+}
+
 // Step 3: every owned expert, ascending, over the pairs it received (arrival order kept): the
-// pairs grouped by expert (a counting sort, one pass whatever the number of experts), their
-// rows gathered in that order, then gate, up and down each as one call over all experts (their
-// tiles run together, so experts of few tokens still keep every thread busy).
+// pairs grouped by expert (a counting sort, one pass whatever the number of experts); then, by
+// groups of consecutive experts whose gathered rows, gate and up values and outputs fit
+// opts.block_bytes, their rows gathered in that order and gate, up and down each as one call
+// over the group's experts (their tiles run together, so experts of few tokens still keep every
+// thread busy). All pairs of 1024 tokens at DeepSeek-V3's widths would take 0.6 GB, first touched
+// (zeroed by the kernel) by every process and then held; rows are independent, so the bits do not
+// depend on the groups.
 static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_pairs *p)
 {
     const struct imc_layer *l = &e->m->layers[il];
@@ -168,9 +183,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     p->out = eng_f32(e, nr * d);
     int32_t *sel = (int32_t *)eng_f32(e, nr), *tok = (int32_t *)eng_f32(e, nr);
     int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
-    float *xe = eng_f32(e, nr * d), *g = eng_f32(e, nr * fe), *u = eng_f32(e, nr * fe);
-    float *ye = eng_f32(e, nr * d);
-    if (!p->out || !sel || !tok || !first || !xe || !g || !u || !ye) {
+    if (!p->out || !sel || !tok || !first) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t q = 0; q < nr; q++) {
@@ -188,14 +201,38 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     first[0] = 0;
     for (int64_t r = 0; r < nr; r++) {
         tok[r] = p->rec[sel[r]].tok;
-        memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r]] * d, (size_t)d * sizeof(float));
     }
-    IMC_TRY(eng_matmul_slices(e, il, l->ffn_gate_exps, fe, g, fe, xe, d, first, n_own, tok));
-    IMC_TRY(eng_matmul_slices(e, il, l->ffn_up_exps, fe, u, fe, xe, d, first, n_own, tok));
-    ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, nr, fe));
-    IMC_TRY(eng_matmul_slices(e, il, l->ffn_down_exps, d, ye, d, g, fe, first, n_own, tok));
-    for (int64_t r = 0; r < nr; r++) {
-        memcpy(p->out + (int64_t)sel[r] * d, ye + r * d, (size_t)d * sizeof(float));
+    const int64_t row_bytes = 2 * (d + fe) * (int64_t)sizeof(float);
+    const int64_t max_rows =
+        e->opts.block_bytes / row_bytes > 1 ? e->opts.block_bytes / row_bytes : 1;
+    int64_t g_rows = 0; // rows of the largest group
+    for (int64_t x0 = 0, x1; x0 < n_own; x0 = x1) {
+        x1 = group_end(first, x0, n_own, max_rows);
+        g_rows = first[x1] - first[x0] > g_rows ? first[x1] - first[x0] : g_rows;
+    }
+    float *xe = eng_f32(e, g_rows * d), *g = eng_f32(e, g_rows * fe), *u = eng_f32(e, g_rows * fe);
+    float *ye = eng_f32(e, g_rows * d);
+    if (!xe || !g || !u || !ye) {
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t x0 = 0, x1; x0 < n_own; x0 = x1) {
+        x1 = group_end(first, x0, n_own, max_rows);
+        const int64_t r0 = first[x0], n = first[x1] - r0;
+        for (int64_t r = 0; r < n; r++) {
+            memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r0 + r]] * d,
+                   (size_t)d * sizeof(float));
+        }
+        const int32_t *fx = first + x0, *tx = tok + r0;
+        IMC_TRY(
+            eng_matmul_slices(e, il, l->ffn_gate_exps, eb + x0, fe, g, fe, xe, d, fx, x1 - x0, tx));
+        IMC_TRY(
+            eng_matmul_slices(e, il, l->ffn_up_exps, eb + x0, fe, u, fe, xe, d, fx, x1 - x0, tx));
+        ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
+        IMC_TRY(
+            eng_matmul_slices(e, il, l->ffn_down_exps, eb + x0, d, ye, d, g, fe, fx, x1 - x0, tx));
+        for (int64_t r = 0; r < n; r++) {
+            memcpy(p->out + (int64_t)sel[r0 + r] * d, ye + r * d, (size_t)d * sizeof(float));
+        }
     }
     return IMC_OK;
 }

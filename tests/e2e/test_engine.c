@@ -6,6 +6,10 @@
  *   - forward_batch of 2 sequences with out_begin equals single-sequence forwards bitwise (the
  *     matmul's output rows do not depend on the other rows of the call, kernels/cpu/gemm.h;
  *     attention runs per sequence);
+ *   - the absorbed MLA path by blocks of heads and the MoE layers by groups of experts
+ *     (opts.block_bytes: one head and one expert per block, and 3 heads' worth: blocks of 3 and
+ *     1 heads, groups of a few experts; 10 pairs' worth without MLA) give the logits of whole
+ *     blocks, bitwise (ds2-tiny-3d, qwen3moe-tiny);
  *   - a NaN in a weight stops the pass with IMC_ERR_NUMERIC naming the layer and tensor;
  *   - the head of a subset of rows (row0) equals those rows of the whole head;
  *   - bad options and inputs give IMC_ERR_ARG;
@@ -106,6 +110,32 @@ static void batch(const struct imc_model *m)
     }
     imc_engine_free(e);
     free(lb);
+}
+
+static void blocks(const char *preset, const struct imc_model *m)
+{
+    const struct imc_hparams *hp = &m->hp;
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, hp->n_vocab, 8);
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.n_threads = 2;
+    float *whole = tforward(m, &o, tok, N_TOK);
+    const int64_t head = N_TOK * (2 * hp->kv_lora + hp->qk_rope) * (int64_t)sizeof(float);
+    const int64_t row = 2 * (hp->n_embd + hp->n_ff_exp) * (int64_t)sizeof(float); // expert pair
+    const int64_t bytes[] = {1, head > 0 ? 3 * head : 10 * row};
+    CHECK(whole != NULL, "%s: forward", preset);
+    for (int i = 0; i < 2 && whole; i++) {
+        o.block_bytes = bytes[i];
+        float *l = tforward(m, &o, tok, N_TOK);
+        CHECK(l != NULL, "%s: forward with blocks of %lld bytes", preset, (long long)bytes[i]);
+        if (l) {
+            CHECK(memcmp(l, whole, (size_t)(N_TOK * hp->n_vocab) * sizeof(float)) == 0,
+                  "%s: blocks of %lld bytes differ from whole blocks: rel err %.3g", preset,
+                  (long long)bytes[i], trel_err(l, whole, N_TOK * hp->n_vocab));
+        }
+        free(l);
+    }
+    free(whole);
 }
 
 struct logcap {
@@ -281,6 +311,8 @@ int main(void)
     batch(t[1].m);
     batch(t[5].m);
     batch(t[6].m);
+    blocks("ds2-tiny-3d", t[1].m);
+    blocks("qwen3moe-tiny", t[5].m);
     bad_args(t[2].m, t[0].m);
     arena_fallback("ds2-tiny-3d", t[1].m);
     for (int i = 0; i < N; i++) {

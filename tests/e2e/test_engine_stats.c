@@ -9,6 +9,8 @@
  *     routed experts with Σ rows = n_tok · n_used per MoE layer, the never-routed expert
  *     (preset dead_expert 7) absent; ds2-tiny-ik (2D k_b/v_b) the same per-head slices;
  *   - the rows' token indices: ascending, all tokens 0..n-1 for weights that see every token;
+ *   - by blocks of one head (absorbed path) and groups of one expert (opts.block_bytes 1): the
+ *     same entries, row counts and hook calls, and Σx² bitwise (each slice's rows are the same);
  *   - a hook returning an error stops the forward with that status.
  */
 #include "engine_util.h"
@@ -71,7 +73,7 @@ static enum imc_status on_input(void *user, const struct imc_exec *ex, const str
 }
 
 static struct rec *record(const struct imc_model *m, enum imc_attn_path path, int fail_after,
-                          enum imc_status *st)
+                          int64_t block_bytes, enum imc_status *st)
 {
     struct rec *r = calloc(1, sizeof(*r));
     r->fail_after = fail_after;
@@ -80,6 +82,7 @@ static struct rec *record(const struct imc_model *m, enum imc_attn_path path, in
     o.attn = path;
     o.n_threads = 2;
     o.hooks = &hk;
+    o.block_bytes = block_bytes;
     int32_t tok[N_TOK];
     ttokens(tok, N_TOK, m->hp.n_vocab, 9);
     float *lg = malloc((size_t)(N_TOK * m->hp.n_vocab) * 4);
@@ -169,6 +172,19 @@ static void same(const struct rec *a, const struct rec *b)
     }
 }
 
+// a and b recorded the same hook calls: entries, rows, calls and Σx² bitwise.
+static void identical(const char *preset, const struct rec *a, const struct rec *b)
+{
+    CHECK(a->n == b->n && a->calls == b->calls, "%s: entries %d vs %d, calls %d vs %d", preset,
+          a->n, b->n, a->calls, b->calls);
+    for (int i = 0; i < a->n; i++) {
+        const struct ent *x = &a->e[i], *y = find(b, x->w, x->slice);
+        CHECK(y && x->rows == y->rows && x->calls == y->calls && x->sum2 == y->sum2,
+              "%s: '%s' slice %lld differs with blocks of one head / expert", preset, x->w->name,
+              (long long)x->slice);
+    }
+}
+
 int main(void)
 {
     char dir[256];
@@ -182,22 +198,26 @@ int main(void)
             continue;
         }
         enum imc_status st;
-        struct rec *a = record(t.m, IMC_ATTN_ABSORBED, 0, &st);
+        struct rec *a = record(t.m, IMC_ATTN_ABSORBED, 0, 0, &st);
         CHECK(st == IMC_OK, "%s: forward with hooks", presets[p]);
         complete(presets[p], t.m, a);
         CHECK(a->bad_tok == 0, "%s: %d hook calls with wrong token indices", presets[p],
               a->bad_tok);
         if (t.m->has_kv_b && t.m->has_k_b) {
-            struct rec *b = record(t.m, IMC_ATTN_NON_ABSORBED, 0, &st);
+            struct rec *b = record(t.m, IMC_ATTN_NON_ABSORBED, 0, 0, &st);
             CHECK(st == IMC_OK, "%s: non-absorbed forward with hooks", presets[p]);
             complete(presets[p], t.m, b);
             same(a, b);
             free(b);
         }
+        struct rec *c = record(t.m, IMC_ATTN_ABSORBED, 0, 1, &st);
+        CHECK(st == IMC_OK, "%s: forward with hooks, blocks of one head / expert", presets[p]);
+        identical(presets[p], a, c);
+        free(c);
         printf("%s: %d (tensor, slice) entries\n", presets[p], a->n);
         free(a);
         if (p == 0) {
-            free(record(t.m, IMC_ATTN_AUTO, 5, &st));
+            free(record(t.m, IMC_ATTN_AUTO, 5, 0, &st));
             CHECK(st == IMC_ERR_CANCELLED, "hook error not propagated (%d)", (int)st);
         }
         tmodel_close(&t);
