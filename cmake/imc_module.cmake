@@ -25,7 +25,8 @@ function(imc_module name dir)
     target_compile_definitions(${name} PUBLIC IMC_HAVE_CUDA=${IMC_HAVE_CUDA}
                                               IMC_HAVE_NCCL=${IMC_HAVE_NCCL})
     if(IMC_HAVE_CUDA)
-        target_link_libraries(${name} PUBLIC CUDA::cudart CUDA::cublas)
+        # cuBLAS: opened at run time by kernels/cuda/blas.cu (dlopen), not linked
+        target_link_libraries(${name} PUBLIC CUDA::cudart ${CMAKE_DL_LIBS})
         if(IMC_HAVE_NCCL)
             target_link_libraries(${name} PUBLIC ${NCCL_LIBRARY})
             target_include_directories(${name} PUBLIC ${NCCL_INCLUDE_DIR})

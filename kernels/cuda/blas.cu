@@ -1,7 +1,9 @@
 /*
  * kernels/cuda/blas.cu: the cuBLAS GEMM of the device op table (kernels/cuda/table.cu): y = W·xᵀ
  * with W an f32 tile (dequantized on the device by dequant.cu), f32 inputs, f32 accumulation
- * (cublasGemmEx, CUBLAS_COMPUTE_32F, no TF32). A handle per op-table context (blas_create).
+ * (cublasGemmEx, CUBLAS_COMPUTE_32F, no TF32). A handle per op-table context (blas_create),
+ * which opens cuBLAS at run time (dlopen of the soname compiled against): the program does not
+ * link it, so processes without a device table never load it.
  *
  * cuBLAS is column-major: y row-major [n_tok][ldy] is the column-major n_out x n_tok matrix C
  * (ldc = ldy); W row-major [n_out][n_in] is column-major n_in x n_out, used transposed
@@ -20,25 +22,86 @@
 #ifndef IMC_CUDA_EMU
 
 #include <cublas_v2.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+
+#define BLAS_STR_(x) #x
+#define BLAS_STR(x) BLAS_STR_(x)
+// The soname of the cuBLAS this file was compiled against (libcublas.so.13).
+#define BLAS_SONAME "libcublas.so." BLAS_STR(CUBLAS_VER_MAJOR)
+
+// A handle: cuBLAS opened at run time (dlopen counts references) and its entry points. The
+// executable does not link cuBLAS, so a process that never creates a handle (a CPU-only run, a
+// CPU rank) never maps cuBLAS and cuBLASLt (~600 MB, whose relocations took 0.34 s of every
+// process start on the test VM).
+struct blas {
+    void *lib;
+    cublasHandle_t h;
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetMathMode) set_math_mode;
+    decltype(&cublasSetStream_v2) set_stream;
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                              const void *, const void *, cudaDataType, int, const void *,
+                              cudaDataType, int, const void *, void *, cudaDataType, int,
+                              cublasComputeType_t, cublasGemmAlgo_t); // (C++ overloads it)
+    decltype(&cublasGetStatusString) status_string;
+};
+
+#define BLAS_SYM(b, field, name)                                                                   \
+    (((b)->field = reinterpret_cast<decltype((b)->field)>(dlsym((b)->lib, name))) != NULL)
+
+// Opens cuBLAS into b's entry points; false (logged) where the library or a symbol is missing.
+static bool blas_open(struct blas *b)
+{
+    b->lib = dlopen(BLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!b->lib) {
+        IMC_LOG_WRN("cuda: cannot load cuBLAS (%s): batches use the tiled gemm kernel", dlerror());
+        return false;
+    }
+    if (BLAS_SYM(b, create, "cublasCreate_v2") && BLAS_SYM(b, destroy, "cublasDestroy_v2") &&
+        BLAS_SYM(b, set_math_mode, "cublasSetMathMode") &&
+        BLAS_SYM(b, set_stream, "cublasSetStream_v2") && BLAS_SYM(b, gemm_ex, "cublasGemmEx") &&
+        BLAS_SYM(b, status_string, "cublasGetStatusString")) {
+        return true;
+    }
+    IMC_LOG_WRN("cuda: %s lacks an entry point (%s): batches use the tiled gemm kernel",
+                 BLAS_SONAME, dlerror());
+    dlclose(b->lib);
+    b->lib = NULL;
+    return false;
+}
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle)
 {
-    cublasHandle_t h = NULL;
-    const cublasStatus_t s = cublasCreate(&h);
+    *handle = NULL;
+    struct blas *b = (struct blas *)calloc(1, sizeof(*b));
+    if (!b) {
+        return IMC_ERR_NOMEM;
+    }
+    if (!blas_open(b)) {
+        free(b);
+        return IMC_ERR_UNSUPPORTED;
+    }
+    const cublasStatus_t s = b->create(&b->h);
     if (s != CUBLAS_STATUS_SUCCESS) {
-        IMC_LOG_ERR("cuda: cublasCreate: %s", cublasGetStatusString(s));
-        *handle = NULL;
+        IMC_LOG_ERR("cuda: cublasCreate: %s", b->status_string(s));
+        dlclose(b->lib);
+        free(b);
         return s == CUBLAS_STATUS_ALLOC_FAILED ? IMC_ERR_NOMEM : IMC_ERR_CUDA;
     }
-    (void)cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); // no TF32 down-conversion
-    *handle = h;
+    (void)b->set_math_mode(b->h, CUBLAS_DEFAULT_MATH); // no TF32 down-conversion
+    *handle = b;
     return IMC_OK;
 }
 
 IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
 {
-    if (handle) {
-        (void)cublasDestroy((cublasHandle_t)handle);
+    struct blas *b = (struct blas *)handle;
+    if (b) {
+        (void)b->destroy(b->h);
+        dlclose(b->lib);
+        free(b);
     }
 }
 
@@ -52,17 +115,17 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *strea
     if (n_out > INT32_MAX || n_in > INT32_MAX || n_tok > INT32_MAX || ldy > INT32_MAX) {
         return IMC_ERR_UNSUPPORTED; // the caller falls back to the tiled kernel
     }
-    cublasHandle_t h = (cublasHandle_t)handle;
-    cublasStatus_t s = cublasSetStream(h, (cudaStream_t)stream);
+    const struct blas *b = (const struct blas *)handle;
+    cublasStatus_t s = b->set_stream(b->h, (cudaStream_t)stream);
     const float one = 1.0f, zero = 0.0f;
     if (s == CUBLAS_STATUS_SUCCESS) {
-        s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_out, (int)n_tok, (int)n_in, &one, w,
-                         CUDA_R_32F, (int)n_in, x, CUDA_R_32F, (int)n_in, &zero, y, CUDA_R_32F,
-                         (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        s = b->gemm_ex(b->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_out, (int)n_tok, (int)n_in, &one, w,
+                       CUDA_R_32F, (int)n_in, x, CUDA_R_32F, (int)n_in, &zero, y, CUDA_R_32F,
+                       (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     }
     if (s != CUBLAS_STATUS_SUCCESS) {
         IMC_LOG_ERR("cuda: cublasGemmEx (%lld x %lld weights, %lld tokens): %s", (long long)n_out,
-                    (long long)n_in, (long long)n_tok, cublasGetStatusString(s));
+                    (long long)n_in, (long long)n_tok, b->status_string(s));
         return IMC_ERR_CUDA;
     }
     return IMC_OK;

@@ -7,7 +7,8 @@
 # error. With CUDA and a GPU, --device cuda runs perplexity and gives a PPL. --experts-on cpu
 # (routed experts on the CPU table, the rest on the GPU) is accepted with --device cpu and
 # changes nothing there (the same output); with a GPU, --device cuda --experts-on cpu on a MoE
-# model gives a PPL; a bad value is a usage error.
+# model gives a PPL; a bad value is a usage error. A CPU run does not load cuBLAS (opened at run
+# time by a device op table only).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" device
 # this test is about the GPUs: the ones the caller made visible (check.sh hid them)
@@ -35,6 +36,12 @@ if [ $gpu = 0 ]; then
     check "--device cpu: the default's output (auto is cpu without a GPU)" \
         cmp -s "$tmp/default.out" "$tmp/cpu.out"
 fi
+
+# cuBLAS is opened at run time by a device op table (kernels/cuda/blas.cu), never linked: a CPU
+# run does not load it (LD_DEBUG=files lists every object the dynamic loader brings in)
+LD_DEBUG=files run "${P[@]}" --device cpu >/dev/null 2>"$tmp/ld.log"
+check "--device cpu: the loader brought objects in (LD_DEBUG works)" grep -q "file=" "$tmp/ld.log"
+check "--device cpu: cuBLAS not loaded" bash -c "! grep -q 'file=libcublas' '$tmp/ld.log'"
 
 run "${P[@]}" --device cpu --experts-on cpu >"$tmp/cpu_exp.out" 2>/dev/null
 check "--device cpu --experts-on cpu: exit 0" test $? -eq 0
