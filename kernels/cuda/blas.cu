@@ -66,7 +66,7 @@ static bool blas_open(struct blas *b)
         return true;
     }
     IMC_LOG_WRN("cuda: %s lacks an entry point (%s): batches use the tiled gemm kernel",
-                 BLAS_SONAME, dlerror());
+                BLAS_SONAME, dlerror());
     dlclose(b->lib);
     b->lib = NULL;
     return false;
