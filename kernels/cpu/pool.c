@@ -15,15 +15,25 @@
  * later one it has not copied. Each finished task counts in `done`; the caller returns when
  * done reaches n_tasks (the last finisher signals it), not when every worker has woken: a job
  * never waits for a thread that has no task of it. One job at a time (not reentrant).
+ *
+ * Waiting: a worker that finished a job, and the caller waiting for a job's last task, first
+ * spin (pause) for up to SPIN_S on an atomic word (the published generation; done) before they
+ * sleep on the condition variable. A forward pass posts thousands of jobs, many of a fraction of
+ * a millisecond (per-head matmuls, checks, quantization), with short serial steps between them:
+ * a sleeping worker must be woken through the kernel (a futex, an interrupt to its CPU: tens of
+ * microseconds on a virtual machine), and meanwhile the caller runs the job's tasks alone.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
+
+#define SPIN_S 100e-6 // spin before sleeping: longer than a wake through the kernel costs
 
 struct scratch {
     float *p;
@@ -37,9 +47,10 @@ struct imc_exec {
     pthread_t *threads;           // n_threads - 1 workers
     int n_started;                // workers actually started
     pthread_mutex_t mu;
-    pthread_cond_t cv_work; // a new job or stop
-    pthread_cond_t cv_done; // the job's last task finished
-    uint64_t generation;    // bumped per job
+    pthread_cond_t cv_work;  // a new job or stop
+    pthread_cond_t cv_done;  // the job's last task finished
+    uint64_t generation;     // bumped per job
+    _Atomic uint64_t posted; // generation, for spinning workers (stored after the job is set)
     bool stop;
     imc_task_fn fn;
     void *ctx;
@@ -90,6 +101,37 @@ static void work(struct imc_exec *ex, const struct job *j, int thread)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Spins until *w != old or SPIN_S has passed (the clock read every 64 pauses).
+static void spin_while_equal(_Atomic uint64_t *w, uint64_t old)
+{
+    const double t0 = imc_clock_now();
+    for (unsigned i = 1; atomic_load_explicit(w, memory_order_acquire) == old; i++) {
+        cpu_relax();
+        if (i % 64 == 0 && imc_clock_now() - t0 > SPIN_S) {
+            return;
+        }
+    }
+}
+
+// Spins until *done >= n or SPIN_S has passed.
+static void spin_until_done(atomic_int_fast64_t *done, int64_t n)
+{
+    const double t0 = imc_clock_now();
+    for (unsigned i = 1; atomic_load_explicit(done, memory_order_acquire) < n; i++) {
+        cpu_relax();
+        if (i % 64 == 0 && imc_clock_now() - t0 > SPIN_S) {
+            return;
+        }
+    }
+}
+
 static void *worker_main(void *p)
 {
     struct imc_exec *ex = ((struct worker_arg *)p)->ex;
@@ -108,6 +150,7 @@ static void *worker_main(void *p)
         const struct job j = {ex->fn, ex->ctx, ex->n_tasks, seen & 0xffffffffu};
         pthread_mutex_unlock(&ex->mu);
         work(ex, &j, thread);
+        spin_while_equal(&ex->posted, seen); // the next job, often a few µs away
         pthread_mutex_lock(&ex->mu);
     }
     pthread_mutex_unlock(&ex->mu);
@@ -156,6 +199,7 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
     pthread_cond_init(&ex->cv_done, NULL);
     atomic_init(&ex->claim, 0);
     atomic_init(&ex->done, 0);
+    atomic_init(&ex->posted, 0);
     if (!ex->threads || !ex->scratch) {
         IMC_LOG_ERR("exec: out of memory");
         imc_exec_free(ex);
@@ -345,9 +389,11 @@ void imc_exec_run(const struct imc_exec *cex, int64_t n_tasks, imc_task_fn fn, v
     const struct job j = {fn, ctx, n_tasks, ex->generation & 0xffffffffu};
     atomic_store_explicit(&ex->done, 0, memory_order_relaxed);
     atomic_store_explicit(&ex->claim, j.gen << 32, memory_order_release);
+    atomic_store_explicit(&ex->posted, ex->generation, memory_order_release);
     pthread_cond_broadcast(&ex->cv_work);
     pthread_mutex_unlock(&ex->mu);
     work(ex, &j, 0);
+    spin_until_done(&ex->done, n_tasks); // the other threads' last tasks
     pthread_mutex_lock(&ex->mu);
     while (atomic_load_explicit(&ex->done, memory_order_acquire) < n_tasks) {
         pthread_cond_wait(&ex->cv_done, &ex->mu);
