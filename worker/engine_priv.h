@@ -110,6 +110,16 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
                                   int64_t slice0, int64_t n_out, float *y, int64_t ldy,
                                   const float *x, int64_t ldx, const int32_t *first, int64_t n,
                                   const int32_t *tok);
+// y + i·y_head = W_{h0+i} · (x + i·x_head) for i < nh: slices h0 .. h0+nh of w (n_out rows
+// each; row strides ldy, ldx), as one backend call (the heads' tiles run together). Hooks per
+// head in ascending order, as eng_matmul; one non-finite check over the block's columns
+// [0, (nh-1)·y_head + n_out) of y (what lies between the heads' outputs must be finite).
+enum imc_status eng_matmul_heads(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                 int64_t h0, int64_t nh, int64_t n_out, float *y, int64_t ldy,
+                                 int64_t y_head, const float *x, int64_t ldx, int64_t x_head,
+                                 int64_t n_tok);
+// x[i] += y[i] for i < n (the residual adds), on the engine's pool.
+void eng_add(struct imc_engine *e, float *x, const float *y, int64_t n);
 // Reports x [n_rows][n_in] (row stride ldx), the rows of tokens tok, to the hooks as the input
 // of w (gathering rows when strided). No-op without hooks or w.
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,

@@ -149,6 +149,30 @@ float *eng_f32_zero(struct imc_engine *e, int64_t n)
 
 // ---- shared steps ------------------------------------------------------------------------------
 
+#define ADD_PER_TASK 65536
+
+struct add_job {
+    float *x;
+    const float *y;
+    int64_t n;
+};
+
+static void add_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct add_job *j = ctx;
+    const int64_t i1 = (task + 1) * ADD_PER_TASK < j->n ? (task + 1) * ADD_PER_TASK : j->n;
+    for (int64_t i = task * ADD_PER_TASK; i < i1; i++) {
+        j->x[i] += j->y[i];
+    }
+}
+
+void eng_add(struct imc_engine *e, float *x, const float *y, int64_t n)
+{
+    struct add_job j = {x, y, n};
+    imc_exec_run(e->ex, (n + ADD_PER_TASK - 1) / ADD_PER_TASK, add_task, &j);
+}
+
 enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
                           int64_t ld, int64_t n_rows, int64_t n)
 {
@@ -248,6 +272,13 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
     return st;
 }
 
+// Scratch for n matmul descriptors of one grouped call (in the arena, after the caller's mark).
+static struct imc_mm *mm_alloc(struct imc_engine *e, int64_t n)
+{
+    const size_t bytes = (size_t)n * sizeof(struct imc_mm);
+    return (struct imc_mm *)eng_f32(e, (int64_t)((bytes + 3) / sizeof(float)));
+}
+
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                                   int64_t slice0, int64_t n_out, float *y, int64_t ldy,
                                   const float *x, int64_t ldx, const int32_t *first, int64_t n,
@@ -255,8 +286,7 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
 {
     const int64_t n_in = w->ne[0];
     struct eng_mark mk = eng_mark(e);
-    const size_t mm_bytes = (size_t)n * sizeof(struct imc_mm);
-    struct imc_mm *mm = (struct imc_mm *)eng_f32(e, (int64_t)((mm_bytes + 3) / sizeof(float)));
+    struct imc_mm *mm = mm_alloc(e, n);
     if (!mm) {
         return IMC_ERR_NOMEM;
     }
@@ -285,6 +315,58 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
             ENG_TIMED(e, IMC_PROF_CHECK,
                       st = check_output(e, il, w, slice0 + i, y + r0 * ldy, ldy, cnt, n_out));
         }
+    }
+    eng_release(e, mk);
+    return st;
+}
+
+// The first non-finite value of a block of heads' outputs (eng_matmul_heads), named by slice.
+static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
+                                   const struct imc_tensor_info *w, int64_t h0, int64_t n_out,
+                                   const float *y, int64_t ldy, int64_t y_head, int64_t nh,
+                                   int64_t n_tok)
+{
+    const int64_t cols = (nh - 1) * y_head + n_out;
+    const int64_t bad = imc_cpu_find_nonfinite(e->ex, y, ldy, n_tok, cols);
+    if (bad < 0) {
+        return IMC_OK;
+    }
+    const int64_t r = bad / cols, c = bad % cols, i = c / y_head;
+    IMC_LOG_ERR("layer %" PRId64 ": non-finite value (%g) in the output of '%s' (slice %" PRId64
+                "), token row %" PRId64 ", column %" PRId64,
+                il, (double)y[r * ldy + c], w->name, h0 + i, r, c % y_head);
+    return IMC_ERR_NUMERIC;
+}
+
+enum imc_status eng_matmul_heads(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
+                                 int64_t h0, int64_t nh, int64_t n_out, float *y, int64_t ldy,
+                                 int64_t y_head, const float *x, int64_t ldx, int64_t x_head,
+                                 int64_t n_tok)
+{
+    const int64_t n_in = w->ne[0];
+    struct eng_mark mk = eng_mark(e);
+    struct imc_mm *mm = mm_alloc(e, nh);
+    if (!mm) {
+        return IMC_ERR_NOMEM;
+    }
+    enum imc_status st = IMC_OK;
+    for (int64_t i = 0; i < nh && st == IMC_OK; i++) {
+        const float *xi = x + i * x_head;
+        ENG_TIMED(e, IMC_PROF_HOOKS,
+                  st = eng_report(e, il, w, h0 + i, xi, ldx, n_tok, n_in, e->tok));
+        mm[i] = (struct imc_mm){
+            y + i * y_head, ldy, slice_data(w, h0 + i, n_out), w->type, n_out, n_in, xi, ldx,
+            n_tok};
+    }
+    if (st == IMC_OK) {
+        ENG_TIMED(e, IMC_PROF_MATMUL, st = e->be->matmul_group(e->ex, mm, nh));
+        if (st != IMC_OK) {
+            matmul_failed(e->be, il, w, st);
+        }
+    }
+    if (st == IMC_OK) {
+        ENG_TIMED(e, IMC_PROF_CHECK,
+                  st = check_heads(e, il, w, h0, n_out, y, ldy, y_head, nh, n_tok));
     }
     eng_release(e, mk);
     return st;

@@ -52,15 +52,14 @@ static enum imc_status absorbed_block(struct imc_engine *e, int64_t il, const fl
 {
     const struct imc_layer *l = &e->m->layers[il];
     const struct mla d = mla_dims(&e->m->hp);
-    for (int64_t i = 0; i < nh; i++) {
-        const int64_t h = h0 + i;
-        IMC_TRY(eng_matmul(e, il, l->wk_b, h, d.kvl, qt + i * d.kd, nh * d.kd, q + h * d.qk,
-                           d.H * d.qk, n));
-        for (int64_t t = 0; t < n; t++) {
-            memcpy(qt + (t * nh + i) * d.kd + d.kvl, q + (t * d.H + h) * d.qk + d.nope,
+    for (int64_t t = 0; t < n; t++) { // the rope parts first: the heads' check spans them
+        for (int64_t i = 0; i < nh; i++) {
+            memcpy(qt + (t * nh + i) * d.kd + d.kvl, q + (t * d.H + h0 + i) * d.qk + d.nope,
                    (size_t)d.rope * sizeof(float));
         }
     }
+    IMC_TRY(eng_matmul_heads(e, il, l->wk_b, h0, nh, d.kvl, qt, nh * d.kd, d.kd, q + h0 * d.qk,
+                             d.H * d.qk, d.qk, n));
     const struct imc_attn_args a = {
         .n_tok = e->n_ctx, .n_head = nh, .n_head_kv = 1, .dk = d.kd, .dv = d.kvl,
         .scale = e->kq_scale, .q = qt, .q_ld_tok = nh * d.kd, .q_ld_head = d.kd, .k = kva,
@@ -71,12 +70,8 @@ static enum imc_status absorbed_block(struct imc_engine *e, int64_t il, const fl
     snprintf(what, sizeof(what), "the attention output (latent) of heads %lld..%lld", (long long)h0,
              (long long)(h0 + nh - 1));
     IMC_TRY(eng_check(e, il, what, ot, nh * d.kvl, n, nh * d.kvl));
-    for (int64_t i = 0; i < nh; i++) {
-        const int64_t h = h0 + i;
-        IMC_TRY(eng_matmul(e, il, l->wv_b, h, d.vh, o + h * d.vh, d.H * d.vh, ot + i * d.kvl,
-                           nh * d.kvl, n));
-    }
-    return IMC_OK;
+    return eng_matmul_heads(e, il, l->wv_b, h0, nh, d.vh, o + h0 * d.vh, d.H * d.vh, d.vh, ot,
+                            nh * d.kvl, d.kvl, n);
 }
 
 // (5a): o [n][H*vh] from q [n][H*qk] and kva [n][kd] = [c | k_pe], by blocks of heads.
@@ -194,8 +189,6 @@ enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t
     }
     IMC_TRY(eng_matmul(e, il, e->m->layers[il].wo, -1, hp->n_embd, y, hp->n_embd, o,
                        d.H * d.vh, n)); // (6)
-    for (int64_t i = 0; i < n * hp->n_embd; i++) {
-        x[i] += y[i];
-    }
+    eng_add(e, x, y, n * hp->n_embd);
     return IMC_OK;
 }

@@ -56,8 +56,6 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     IMC_TRY(eng_attention(e, &a));
     IMC_TRY(eng_check(e, il, "the attention output", o, nq, n, nq));
     IMC_TRY(eng_matmul(e, il, l->wo, -1, d, y, d, o, nq, n));
-    for (int64_t i = 0; i < n * d; i++) {
-        x[i] += y[i];
-    }
+    eng_add(e, x, y, n * d);
     return IMC_OK;
 }

@@ -109,6 +109,37 @@ static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, con
     return IMC_OK;
 }
 
+#define ROWS_PER_TASK 16
+
+// dst row i = src row si (i < n) where si = src_idx[i] (gather) or, with dst_idx, dst row
+// dst_idx[i] = src row i (scatter); rows of d floats.
+struct rows_job {
+    float *dst;
+    const float *src;
+    const int32_t *src_idx, *dst_idx; // one of them
+    int64_t n, d;
+};
+
+static void rows_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const struct rows_job *j = ctx;
+    const int64_t i1 = (task + 1) * ROWS_PER_TASK < j->n ? (task + 1) * ROWS_PER_TASK : j->n;
+    for (int64_t i = task * ROWS_PER_TASK; i < i1; i++) {
+        const int64_t di = j->dst_idx ? j->dst_idx[i] : i, si = j->src_idx ? j->src_idx[i] : i;
+        memcpy(j->dst + di * j->d, j->src + si * j->d, (size_t)j->d * sizeof(float));
+    }
+}
+
+// Copies n rows of d floats on the pool (hundreds of MB per MoE layer at DeepSeek-V3's widths:
+// on one thread, the other threads would wait).
+static void copy_rows(struct imc_engine *e, float *dst, const int32_t *dst_idx, const float *src,
+                      const int32_t *src_idx, int64_t n, int64_t d)
+{
+    struct rows_job j = {dst, src, src_idx, dst_idx, n, d};
+    imc_exec_run(e->ex, (n + ROWS_PER_TASK - 1) / ROWS_PER_TASK, rows_task, &j);
+}
+
 // Byte counts of an all-to-all of pair-sized items of `unit` bytes each.
 static void item_bytes(const uint64_t *pairs, int ep, size_t unit, size_t *bytes)
 {
@@ -131,16 +162,18 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     }
     float *xs = eng_f32(e, p->n_pair * d), *xr = eng_f32(e, p->n_recv * d);
     struct pair_rec *rs = (struct pair_rec *)eng_f32(e, 2 * p->n_pair);
+    int32_t *hrow = (int32_t *)eng_f32(e, p->n_pair); // the row of h each sent row reads
     p->rec = (struct pair_rec *)eng_f32(e, 2 * p->n_recv);
     p->src = (int32_t *)eng_f32(e, p->n_recv);
-    if (!xs || !xr || !rs || !p->rec || !p->src) {
+    if (!xs || !xr || !rs || !hrow || !p->rec || !p->src) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t q = 0; q < p->n_pair; q++) {
         const int32_t pq = p->order[q];
-        memcpy(xs + q * d, h + (pq / k) * d, (size_t)d * sizeof(float));
+        hrow[q] = (int32_t)(pq / k);
         rs[q] = (struct pair_rec){e->tok[pq / k], p->ids[pq]};
     }
+    copy_rows(e, xs, NULL, h, hrow, p->n_pair, d);
     size_t sb[IMC_ENG_MAX_SHARDS], rb[IMC_ENG_MAX_SHARDS];
     item_bytes(p->send_cnt, ep, sizeof(struct pair_rec), sb);
     item_bytes(p->recv_cnt, ep, sizeof(struct pair_rec), rb);
@@ -182,8 +215,9 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
     p->out = eng_f32(e, nr * d);
     int32_t *sel = (int32_t *)eng_f32(e, nr), *tok = (int32_t *)eng_f32(e, nr);
+    int32_t *srow = (int32_t *)eng_f32(e, nr); // the row of p->rows each gathered row reads
     int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
-    if (!p->out || !sel || !tok || !first) {
+    if (!p->out || !sel || !tok || !srow || !first) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t q = 0; q < nr; q++) {
@@ -201,6 +235,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     first[0] = 0;
     for (int64_t r = 0; r < nr; r++) {
         tok[r] = p->rec[sel[r]].tok;
+        srow[r] = p->src[sel[r]];
     }
     const int64_t row_bytes = 2 * (d + fe) * (int64_t)sizeof(float);
     const int64_t max_rows =
@@ -218,10 +253,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     for (int64_t x0 = 0, x1; x0 < n_own; x0 = x1) {
         x1 = group_end(first, x0, n_own, max_rows);
         const int64_t r0 = first[x0], n = first[x1] - r0;
-        for (int64_t r = 0; r < n; r++) {
-            memcpy(xe + r * d, p->rows + (int64_t)p->src[sel[r0 + r]] * d,
-                   (size_t)d * sizeof(float));
-        }
+        copy_rows(e, xe, NULL, p->rows, srow + r0, n, d);
         const int32_t *fx = first + x0, *tx = tok + r0;
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_gate_exps, eb + x0, fe, g, fe, xe, d, fx, x1 - x0, tx));
@@ -230,9 +262,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
         ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_down_exps, eb + x0, d, ye, d, g, fe, fx, x1 - x0, tx));
-        for (int64_t r = 0; r < n; r++) {
-            memcpy(p->out + (int64_t)sel[r0 + r] * d, ye + r * d, (size_t)d * sizeof(float));
-        }
+        copy_rows(e, p->out, sel + r0, ye, NULL, n, d);
     }
     return IMC_OK;
 }
@@ -367,8 +397,6 @@ enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n)
     } else {
         IMC_TRY(dense(e, il, l->ffn_gate, l->ffn_up, l->ffn_down, h, y, n));
     }
-    for (int64_t i = 0; i < n * d; i++) {
-        x[i] += y[i];
-    }
+    eng_add(e, x, y, n * d);
     return IMC_OK;
 }

@@ -10,7 +10,8 @@
  *     (opts.block_bytes: one head and one expert per block, and 3 heads' worth: blocks of 3 and
  *     1 heads, groups of a few experts; 10 pairs' worth without MLA) give the logits of whole
  *     blocks, bitwise (ds2-tiny-3d, qwen3moe-tiny);
- *   - a NaN in a weight stops the pass with IMC_ERR_NUMERIC naming the layer and tensor;
+ *   - a NaN in a weight stops the pass with IMC_ERR_NUMERIC naming the layer and tensor (and for
+ *     attn_k_b / attn_v_b, multiplied by blocks of heads, the head and column);
  *   - the head of a subset of rows (row0) equals those rows of the whole head;
  *   - bad options and inputs give IMC_ERR_ARG;
  *   - under an address-space limit that refuses the scratch arena's reservation (RLIMIT_AS, as
@@ -152,14 +153,15 @@ static void capture(enum imc_log_level level, const char *line, void *user)
 }
 
 // Writes a NaN into element 5 of blk.1.attn_q.weight (f32) of the file at path.
-static int poison(const char *path)
+// Writes a NaN over element elem of f32 tensor `name` of the GGUF at path.
+static int poison(const char *path, const char *name, int64_t elem)
 {
     struct imc_gguf *g = NULL;
     if (imc_gguf_open(&g, path) != IMC_OK) {
         return 1;
     }
-    const struct imc_tensor_info *t = imc_gguf_find_tensor(g, "blk.1.attn_q.weight");
-    const uint64_t off = t && t->type == IMC_TYPE_F32 ? t->offset + 5 * 4 : 0;
+    const struct imc_tensor_info *t = imc_gguf_find_tensor(g, name);
+    const uint64_t off = t && t->type == IMC_TYPE_F32 ? t->offset + (uint64_t)elem * 4 : 0;
     imc_gguf_free(g);
     const uint32_t nan_bits = 0x7fc00000u;
     int fd = open(path, O_WRONLY);
@@ -170,11 +172,14 @@ static int poison(const char *path)
     return bad;
 }
 
-static void numeric(const char *dir)
+// With a NaN at element elem of tensor `name` of preset's file in dir (rewritten), the forward
+// stops with IMC_ERR_NUMERIC and its message holds `want` (layer, tensor, slice, column).
+static void numeric(const char *dir, const char *preset, const char *name, int64_t elem,
+                    int64_t block_bytes, const char *want)
 {
     char path[600];
-    snprintf(path, sizeof(path), "%s/llama-tiny.gguf", dir);
-    CHECK(poison(path) == 0, "cannot poison %s", path);
+    snprintf(path, sizeof(path), "%s/%s.gguf", dir, preset);
+    CHECK(poison(path, name, elem) == 0, "cannot poison %s", path);
     struct imc_gguf *g = NULL;
     struct imc_model *m = NULL;
     CHECK(imc_gguf_open(&g, path) == IMC_OK && imc_model_load(&m, g) == IMC_OK, "reload");
@@ -188,12 +193,14 @@ static void numeric(const char *dir)
     float *lg = malloc((size_t)(8 * m->hp.n_vocab) * 4);
     struct logcap cap = {{0}};
     imc_log_set_sink(capture, &cap);
-    CHECK(imc_engine_init(&e, m, NULL) == IMC_OK, "init");
-    CHECK(e && imc_engine_forward(e, tok, 8, lg) == IMC_ERR_NUMERIC, "NaN weight not reported");
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.block_bytes = block_bytes;
+    CHECK(imc_engine_init(&e, m, &o) == IMC_OK, "init");
+    CHECK(e && imc_engine_forward(e, tok, 8, lg) == IMC_ERR_NUMERIC, "%s: NaN weight not reported",
+          name);
     imc_log_set_sink(NULL, NULL);
     printf("logged: %s", cap.text);
-    CHECK(strstr(cap.text, "layer 1") && strstr(cap.text, "blk.1.attn_q.weight"),
-          "message names neither layer nor tensor: %s", cap.text);
+    CHECK(strstr(cap.text, want) != NULL, "message lacks '%s': %s", want, cap.text);
     imc_engine_free(e);
     free(lg);
     imc_model_free(m);
@@ -318,7 +325,23 @@ int main(void)
     for (int i = 0; i < N; i++) {
         tmodel_close(&t[i]);
     }
-    numeric(dir); // rewrites llama-tiny.gguf
+    numeric(dir, "llama-tiny", "blk.1.attn_q.weight", 5, 0, // rewrites the file
+            "layer 1: non-finite value (nan) in the output of 'blk.1.attn_q.weight'");
+    // attn_k_b [qk_nope 16, kv_lora 32, 4 heads]: row 5 of head 2; attn_v_b [kv_lora 32, v_head
+    // 16, 4 heads]: row 7 of head 3. All heads in one block, then one head per block.
+    for (int b = 0; b < 2; b++) {
+        numeric(dir, "ds2-tiny-3d", "blk.1.attn_k_b.weight", (2 * 32 + 5) * 16 + 3, b,
+                "layer 1: non-finite value (nan) in the output of 'blk.1.attn_k_b.weight' (slice "
+                "2), token row 0, column 5");
+    }
+    for (int b = 0; b < 2; b++) {
+        struct tmodel fresh; // the k_b NaN above gone
+        CHECK(tmodel_open(&fresh, dir, "ds2-tiny-3d") == 0, "rewrite ds2-tiny-3d");
+        tmodel_close(&fresh);
+        numeric(dir, "ds2-tiny-3d", "blk.1.attn_v_b.weight", (3 * 16 + 7) * 32 + 1, b,
+                "layer 1: non-finite value (nan) in the output of 'blk.1.attn_v_b.weight' (slice "
+                "3), token row 0, column 7");
+    }
     trmdir(dir, presets, N);
     return check_summary();
 }
