@@ -34,7 +34,8 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
 void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
                       void *out)
 {
-    const imc_qmm_quant_fn vec = path != IMC_GEMM_GENERIC ? imc_qmm_quantize_avx2() : NULL;
+    imc_qmm_quant_fn vec = path == IMC_GEMM_VNNI ? imc_qmm_quantize_avx512() : NULL;
+    vec = !vec && path != IMC_GEMM_GENERIC ? imc_qmm_quantize_avx2() : vec;
     if (vec) {
         vec(t, x, n, out);
     } else if (imc_qmm_is_k(t)) {

@@ -96,7 +96,8 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n);
 
 // Quantizes x[0..n) into the activation form of weight type t (supported) at out
 // (imc_qmm_xrow_bytes(t, n) bytes, 4-byte aligned): one of the two functions below, or on the
-// AVX2 path their vector form (the same bytes).
+// AVX2 and VNNI paths their vector forms (256-bit; 512-bit where the CPU has AVX-512; the same
+// bytes).
 void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
                       void *out);
 
@@ -228,6 +229,9 @@ typedef void (*imc_qmm_quant_fn)(enum imc_type t, const float *x, int64_t n, voi
 // The AVX2 tile and quantizer (qmm_avx2.c), or NULL when the CPU lacks AVX2, FMA or F16C.
 imc_qmm_tile_fn imc_qmm_tile_avx2(void);
 imc_qmm_quant_fn imc_qmm_quantize_avx2(void);
+// The 512-bit quantizer (qmm_vnni.c; the same bytes), or NULL where the CPU lacks the AVX512
+// subsets of the K types' VNNI tile (F, BW, DQ, VL, VNNI).
+imc_qmm_quant_fn imc_qmm_quantize_avx512(void);
 // The AVX2 tile that reads the weights in place (qmm_direct_avx2.c; scratch unused), the
 // tile's choice for nt <= imc_qmm_direct_toks(type, avx512); NULL as imc_qmm_tile_avx2.
 imc_qmm_tile_fn imc_qmm_direct_avx2(void);
@@ -247,6 +251,10 @@ static inline imc_qmm_tile_fn imc_qmm_direct_avx2(void)
     return NULL;
 }
 static inline imc_qmm_quant_fn imc_qmm_quantize_avx2(void)
+{
+    return NULL;
+}
+static inline imc_qmm_quant_fn imc_qmm_quantize_avx512(void)
 {
     return NULL;
 }

@@ -502,6 +502,77 @@ imc_qmm_tile_fn imc_qmm_tile_vnni_k(void)
     return ok ? tile_k512 : NULL;
 }
 
+// ---- activation quantization, 512-bit (qmm.h's rule; the scalar functions' bytes) ------------
+
+// roundf(v) for |v| < 2^23: ties away from zero (v − trunc(v) is exact), as qmm_avx2.c's.
+VNNI_EVEX static inline __m512 round_away16(__m512 v)
+{
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up =
+        _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN));
+    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x3f800000)));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+// max |x_i| over n (a multiple of 16) floats: the scalar loop's value (a NaN element skipped,
+// as there: maxps returns its second operand when one is NaN).
+VNNI_EVEX static inline float amax16(const float *x, int n)
+{
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+// roundf(x[0..16) · id) clamped to [lo, hi] (integers within int8), as int32 lanes.
+VNNI_EVEX static inline __m512i quant16(const float *x, __m512 id, __m512 lo, __m512 hi)
+{
+    const __m512 r = round_away16(_mm512_mul_ps(_mm512_loadu_ps(x), id));
+    return _mm512_cvtps_epi32(_mm512_max_ps(_mm512_min_ps(r, hi), lo));
+}
+
+// The bytes of imc_qmm_quantize_row / _row_k (qmm_avx2.c's quantize_avx2 gives the same): the
+// values clamped to [−128, 127] (32-blocks; |x·id| rounds to at most 127) or ±127 before the
+// narrowing, so no lane saturates and the int32 lanes sum to the bytes' sums.
+VNNI_EVEX static void quantize_avx512(enum imc_type t, const float *x, int64_t n, void *out)
+{
+    const bool k = imc_qmm_is_k(t);
+    const int bs = k ? IMC_QMM_KBLOCK : IMC_QMM_BLOCK;
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(k ? -127.0f : -128.0f);
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float *xb = x + b * bs;
+        const float d = amax16(xb, bs) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        if (!k) {
+            struct imc_q8x *o = (struct imc_q8x *)out + b;
+            o->d = imc_fp16_to_fp32(imc_fp32_to_fp16(d)); // the scale as q8_0 stores it
+            const __m512i q0 = quant16(xb, vid, lo, hi), q1 = quant16(xb + 16, vid, lo, hi);
+            _mm_storeu_si128((__m128i *)o->q, _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(o->q + 16), _mm512_cvtepi32_epi8(q1));
+            o->c128 = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            continue;
+        }
+        struct imc_q8k *o = (struct imc_q8k *)out + b;
+        o->d = d;
+        for (int g = 0; g < 16; g++) {
+            const __m512i q = quant16(xb + 16 * g, vid, lo, hi);
+            _mm_storeu_si128((__m128i *)(o->q + 16 * g), _mm512_cvtepi32_epi8(q));
+            o->bsum[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+    }
+}
+
+imc_qmm_quant_fn imc_qmm_quantize_avx512(void)
+{
+    __builtin_cpu_init();
+    const bool ok = imc_qmm_tile_avx2() && __builtin_cpu_supports("avx512f") &&
+                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    return ok ? quantize_avx512 : NULL;
+}
+
 imc_qmm_tile_fn imc_qmm_tile_vnni(enum imc_qmm_vnni enc)
 {
     __builtin_cpu_init();

@@ -103,16 +103,33 @@ static void test_quantize(void)
     for (int i = 0; i < 512; i++) {
         xk[i] = i % 64 == 0 ? 127.0f : (float)((i % 61) - 30) + (i % 2 ? 0.5f : -0.5f);
     }
-    struct imc_q8k k2[2];
-    struct imc_q8x b2[16];
-    for (int p = 0; p < 2; p++) {
-        const enum imc_gemm_path path = p ? IMC_GEMM_AVX2 : IMC_GEMM_GENERIC;
-        imc_qmm_quantize(path, IMC_TYPE_Q4_K, xk, 512, p ? k2 : k);
-        imc_qmm_quantize(path, IMC_TYPE_Q8_0, xk, 512, p ? b2 : q);
-    }
+    imc_qmm_quantize(IMC_GEMM_GENERIC, IMC_TYPE_Q4_K, xk, 512, k);
+    imc_qmm_quantize(IMC_GEMM_GENERIC, IMC_TYPE_Q8_0, xk, 512, q);
     ok = k[0].q[1] == (int8_t)roundf(xk[1]) && k[0].q[2] == (int8_t)roundf(xk[2]);
-    CHECK(ok && memcmp(k, k2, sizeof k) == 0 && memcmp(q, b2, sizeof b2) == 0,
-          "ties rounded away from zero, avx2 quantizers give the scalar bytes");
+    CHECK(ok, "ties rounded away from zero");
+    // every vector quantizer gives the scalar bytes: the ties above, then random rows with a
+    // zero block and a block whose amax is negative
+    float *xr = make_x(&r, 1, 512);
+    memset(xr + 32, 0, 32 * sizeof(float));
+    xr[300] = -250.0f;
+    const float *rows[2] = {xk, xr};
+    for (int p = IMC_GEMM_AVX2; p <= IMC_GEMM_VNNI; p++) {
+        if (!imc_gemm_path_supported((enum imc_gemm_path)p)) {
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            struct imc_q8k k2[2];
+            struct imc_q8x b2[16];
+            imc_qmm_quantize(IMC_GEMM_GENERIC, IMC_TYPE_Q4_K, rows[i], 512, k);
+            imc_qmm_quantize(IMC_GEMM_GENERIC, IMC_TYPE_Q8_0, rows[i], 512, q);
+            imc_qmm_quantize((enum imc_gemm_path)p, IMC_TYPE_Q4_K, rows[i], 512, k2);
+            imc_qmm_quantize((enum imc_gemm_path)p, IMC_TYPE_Q8_0, rows[i], 512, b2);
+            CHECK(memcmp(k, k2, sizeof k) == 0 && memcmp(q, b2, sizeof b2) == 0,
+                  "%s quantizer, %s: not the scalar bytes", imc_gemm_path_name(p),
+                  i ? "random row" : "ties");
+        }
+    }
+    free(xr);
     free(xk);
 }
 
