@@ -253,10 +253,9 @@ static void quant_task(void *ctx, int64_t task, int thread)
     const int64_t i = range_of(g->first, g->n, task);
     const struct mm_job *j = &g->jobs[i];
     const int64_t t0 = (task - g->first[i]) * QUANT_ROWS;
-    for (int64_t t = t0; t < j->n_tok && t < t0 + QUANT_ROWS; t++) {
-        imc_qmm_quantize(j->path, j->type, j->x + t * j->ldx, j->n_in,
-                         j->xq + (uint64_t)t * j->ldq);
-    }
+    const int64_t rows = j->n_tok - t0 < QUANT_ROWS ? j->n_tok - t0 : QUANT_ROWS;
+    imc_qmm_quantize_rows(j->path, j->type, j->x + t0 * j->ldx, j->ldx, rows, j->n_in,
+                          j->xq + (uint64_t)t0 * j->ldq, j->ldq);
 }
 
 // Quantizes the x rows of the group's q8 matmuls into one buffer, the exec's caller scratch

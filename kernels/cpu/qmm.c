@@ -31,18 +31,29 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n)
                            : (uint64_t)(n / IMC_QMM_BLOCK) * sizeof(struct imc_q8x);
 }
 
+void imc_qmm_quantize_rows(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t ldx,
+                           int64_t n_rows, int64_t n, uint8_t *out, uint64_t ldo)
+{
+    // (chosen once: the CPU checks behind each vector quantizer's lookup are not free per row)
+    imc_qmm_quant_fn vec = path == IMC_GEMM_VNNI ? imc_qmm_quantize_avx512() : NULL;
+    vec = !vec && path != IMC_GEMM_GENERIC ? imc_qmm_quantize_avx2() : vec;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *xr = x + r * ldx;
+        uint8_t *o = out + (uint64_t)r * ldo;
+        if (vec) {
+            vec(t, xr, n, o);
+        } else if (imc_qmm_is_k(t)) {
+            imc_qmm_quantize_row_k(xr, n, (struct imc_q8k *)o);
+        } else {
+            imc_qmm_quantize_row(xr, n, (struct imc_q8x *)o);
+        }
+    }
+}
+
 void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
                       void *out)
 {
-    imc_qmm_quant_fn vec = path == IMC_GEMM_VNNI ? imc_qmm_quantize_avx512() : NULL;
-    vec = !vec && path != IMC_GEMM_GENERIC ? imc_qmm_quantize_avx2() : vec;
-    if (vec) {
-        vec(t, x, n, out);
-    } else if (imc_qmm_is_k(t)) {
-        imc_qmm_quantize_row_k(x, n, out);
-    } else {
-        imc_qmm_quantize_row(x, n, out);
-    }
+    imc_qmm_quantize_rows(path, t, x, n, 1, n, out, 0);
 }
 
 // d = amax / 127 of x[0..n) and its reciprocal (0 for an all-zero block).

@@ -100,6 +100,10 @@ uint64_t imc_qmm_xrow_bytes(enum imc_type t, int64_t n);
 // bytes).
 void imc_qmm_quantize(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t n,
                       void *out);
+// imc_qmm_quantize of the n_rows rows x + r·ldx into out + r·ldo (bytes), the quantizer chosen
+// once for all of them.
+void imc_qmm_quantize_rows(enum imc_gemm_path path, enum imc_type t, const float *x, int64_t ldx,
+                           int64_t n_rows, int64_t n, uint8_t *out, uint64_t ldo);
 
 // Quantizes x[0..n) (n a multiple of 32) into n / 32 blocks (the rule above; scalar C, the
 // spec the AVX2 quantizer matches byte for byte).
