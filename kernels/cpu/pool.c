@@ -108,15 +108,20 @@ static inline void cpu_relax(void)
 #endif
 }
 
-// Spins until *w != old or SPIN_S has passed (the clock read every 64 pauses).
+// One step of a spin begun at t0: a pause; false once SPIN_S has passed (the clock read every 64
+// steps).
+static bool spin_step(double t0, unsigned *i)
+{
+    cpu_relax();
+    return ++*i % 64 != 0 || imc_clock_now() - t0 <= SPIN_S;
+}
+
+// Spins until *w != old or SPIN_S has passed.
 static void spin_while_equal(_Atomic uint64_t *w, uint64_t old)
 {
     const double t0 = imc_clock_now();
-    for (unsigned i = 1; atomic_load_explicit(w, memory_order_acquire) == old; i++) {
-        cpu_relax();
-        if (i % 64 == 0 && imc_clock_now() - t0 > SPIN_S) {
-            return;
-        }
+    for (unsigned i = 0;
+         atomic_load_explicit(w, memory_order_acquire) == old && spin_step(t0, &i);) {
     }
 }
 
@@ -124,11 +129,8 @@ static void spin_while_equal(_Atomic uint64_t *w, uint64_t old)
 static void spin_until_done(atomic_int_fast64_t *done, int64_t n)
 {
     const double t0 = imc_clock_now();
-    for (unsigned i = 1; atomic_load_explicit(done, memory_order_acquire) < n; i++) {
-        cpu_relax();
-        if (i % 64 == 0 && imc_clock_now() - t0 > SPIN_S) {
-            return;
-        }
+    for (unsigned i = 0;
+         atomic_load_explicit(done, memory_order_acquire) < n && spin_step(t0, &i);) {
     }
 }
 
