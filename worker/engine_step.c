@@ -320,7 +320,10 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
     return st;
 }
 
-// The first non-finite value of a block of heads' outputs (eng_matmul_heads), named by slice.
+// The first non-finite value of a block of heads' outputs (eng_matmul_heads): one scan of the
+// block, then check_output of the head it lies in names it (its first non-finite value is the
+// block's: no earlier row holds one). A value between two heads' outputs (none is written
+// there by w) is reported as the block's.
 static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
                                    const struct imc_tensor_info *w, int64_t h0, int64_t n_out,
                                    const float *y, int64_t ldy, int64_t y_head, int64_t nh,
@@ -331,11 +334,9 @@ static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
     if (bad < 0) {
         return IMC_OK;
     }
-    const int64_t r = bad / cols, c = bad % cols, i = c / y_head;
-    IMC_LOG_ERR("layer %" PRId64 ": non-finite value (%g) in the output of '%s' (slice %" PRId64
-                "), token row %" PRId64 ", column %" PRId64,
-                il, (double)y[r * ldy + c], w->name, h0 + i, r, c % y_head);
-    return IMC_ERR_NUMERIC;
+    const int64_t i = bad % cols / y_head;
+    const enum imc_status st = check_output(e, il, w, h0 + i, y + i * y_head, ldy, n_tok, n_out);
+    return st != IMC_OK ? st : eng_check(e, il, "the columns between heads", y, ldy, n_tok, cols);
 }
 
 enum imc_status eng_matmul_heads(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
