@@ -1,9 +1,9 @@
 /*
  * bench/bench_qmm: imc_cpu_matmul with quantized weights, F32 mode (dequantize + f32 GEMM) against
  * Q8 mode (8-bit activations, integer dot products: kernels/cpu/qmm.h), side by side in one run,
- * for every weight type of the integer route (Q8_0, Q4_0, IQ4_NL, the K-quants, IQ4_XS; a
- * 256-block type is skipped when --in is not a multiple of 256) and token counts from a decode step
- * to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
+ * for every weight type of the integer route (Q8_0, Q4_0, IQ4_NL, the K-quants, IQ4_XS; a 256-block
+ * type is skipped when --in is not a multiple of 256) and BF16 (q8 mode: bf16 activations,
+ * kernels/cpu/bmm.h), and token counts from a decode step to a prompt batch. Prints GMAC/s of each and the ratio q8 / f32. A benchmark, not a test.
  *
  *   bench_qmm [--out 2048] [--in 2048] [--threads 1] [--reps 3] [--type NAME (default: all)]
  *             [--tokens 1,8,64,512] [--cpu-clock] [--path generic|avx2|vnni (default: best)]
@@ -142,9 +142,9 @@ int main(int argc, char **argv)
            (long long)n_in, threads, imc_gemm_path_name(imc_exec_gemm_path(ex)),
            cpu ? "CPU" : "wall");
     printf("%6s %7s %12s %12s %8s\n", "type", "tokens", "f32 GMAC/s", "q8 GMAC/s", "q8/f32");
-    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0, IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
-                                   IMC_TYPE_Q2_K, IMC_TYPE_Q3_K, IMC_TYPE_Q4_K,
-                                   IMC_TYPE_Q5_K, IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS};
+    const enum imc_type types[] = {IMC_TYPE_Q8_0, IMC_TYPE_Q4_0,   IMC_TYPE_Q5_0, IMC_TYPE_IQ4_NL,
+                                   IMC_TYPE_Q2_K, IMC_TYPE_Q3_K,   IMC_TYPE_Q4_K, IMC_TYPE_Q5_K,
+                                   IMC_TYPE_Q6_K, IMC_TYPE_IQ4_XS, IMC_TYPE_BF16};
     for (int ti = 0; ti < (int)(sizeof(types) / sizeof(types[0])); ti++) {
         const struct imc_type_traits *tr = imc_type_traits((uint32_t)types[ti]);
         if (n_in % tr->block_size != 0 || (only && strcmp(only, tr->name) != 0)) {

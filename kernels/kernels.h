@@ -51,8 +51,10 @@ enum imc_status imc_exec_set_gemm_path(struct imc_exec *ex, enum imc_gemm_path p
 // hence 0, the "not given" value of their options): the activations quantized to 8 bits per
 // block of 32 or 256 and multiplied as integers (kernels/cpu/qmm.h: llama.cpp's CPU arithmetic)
 // where the weight type has that route (imc_qmm_supports: q8_0, q4_0, iq4_nl, q2_k .. q6_k,
-// iq4_xs), F32 for every other type. Either way each output depends only on its W row and x
-// row, and has the same bits on every path.
+// iq4_xs); for bf16 weights the activations rounded to bf16 and the products summed as
+// AVX512-BF16's vdpbf16ps does (kernels/cpu/bmm.h, emulated exactly where the CPU lacks it); F32
+// for every other type. Either way each output depends only on its W row and x row, and has the
+// same bits on every path.
 enum imc_matmul_mode { IMC_MATMUL_Q8 = 0, IMC_MATMUL_F32 = 1 };
 void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode);
 enum imc_matmul_mode imc_exec_matmul(const struct imc_exec *ex); // F32 for NULL

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/cpu/bmm.h"
 #include "kernels/kernels.h"
 
 // Softmax of one row of n in place (float exp, double sum); -INFINITY entries get 0, and a row
@@ -39,5 +40,9 @@ static inline void imc_cpu_softmax_row(float *x, int64_t n)
 typedef void (*imc_sqacc_rows_fn)(double *s, const float *x, int64_t ldx, int64_t n_rows,
                                   int64_t c0, int64_t c1);
 imc_sqacc_rows_fn imc_cpu_sqacc_rows(enum imc_gemm_path path);
+
+// The bf16 matmul kernel of ex's GEMM path (bmm.h: imc_bmm_kernel_for with the probe's answer
+// from imc_exec_init; NULL ex: the best path's, vdpbf16ps not trusted).
+enum imc_bmm_kernel imc_exec_bmm_kernel(const struct imc_exec *ex);
 
 #endif // IMC_KERNELS_CPU_PRIV_H

@@ -24,8 +24,10 @@
  * each call first quantizes its token rows (a pool job over all the group's rows), then the same
  * tiles run imc_qmm_tile on the weights as they lie in the mapping (the AVX2 path repacks a
  * tile's rows, 8 interleaved, into the thread's scratch: 9/8 to 45/32 bytes per weight; for a
- * call of at most imc_qmm_direct_toks tokens it reads them in place). Each
- * output then depends on W row o and x row t only (qmm.h), the same invariant.
+ * call of at most imc_qmm_direct_toks tokens it reads them in place). bf16 weights take bmm.h's
+ * route in that mode: the token rows converted (to bf16, or split into f32 for the emulations),
+ * then imc_bmm_tile on the same tiles. Each output then depends on W row o and x row t only
+ * (qmm.h, bmm.h), the same invariant.
  *
  * Workload assumptions: n_in up to ~20k (DeepSeek-V3 ffn_down 18432), n_out up to ~130k
  * (vocab), n_tok from 1 to a few thousand. The tile budget keeps a packed tile <= 2 MiB.
@@ -34,6 +36,8 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "kernels/cpu/bmm.h"
+#include "kernels/cpu/cpu_priv.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/qmm.h"
@@ -62,9 +66,10 @@ struct mm_job {
     const struct imc_exec *ex;
     enum imc_gemm_path path;
     enum imc_type type;
-    bool q8;      // the integer route (qmm.h): xq holds the quantized x rows
-    uint8_t *xq;  // n_tok quantized x rows of ldq bytes, in the exec's caller scratch
-    uint64_t ldq; // bytes per xq row: imc_qmm_xrow_bytes(type, n_in)
+    bool q8;                // the integer route (qmm.h), for bf16 W bmm.h's: xq holds the x rows
+    enum imc_bmm_kernel bk; // bf16 W on the q8 route: bmm.h's kernel
+    uint8_t *xq;            // n_tok quantized (bf16: converted) x rows of ldq bytes, caller scratch
+    uint64_t ldq; // bytes per xq row: imc_qmm_xrow_bytes(type, n_in) (bf16: imc_bmm_xrow_bytes)
     int failed;   // set (to 1) by a task whose scratch allocation failed
 };
 
@@ -139,6 +144,18 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
+    if (j->q8 && j->type == IMC_TYPE_BF16) {
+        const uint64_t sb = imc_bmm_scratch_bytes(j->bk, rows, j->n_in);
+        float *s = imc_exec_scratch(j->ex, thread, (int64_t)(sb / sizeof(float)) + 16);
+        if (!s) {
+            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+            return;
+        }
+        imc_bmm_tile(j->bk, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
+                     j->xq + (uint64_t)t0 * j->ldq, j->ldq, toks, j->n_in, j->y + t0 * j->ldy + o0,
+                     j->ldy, imc_gemm_align(s));
+        return;
+    }
     if (j->q8) {
         const uint64_t sb = imc_qmm_scratch_bytes(j->type, rows, j->n_in);
         float *s = imc_exec_scratch(j->ex, thread, (int64_t)(sb / sizeof(float)) + 1);
@@ -196,9 +213,13 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .type = m->type,
                          .half = imc_cpu_half_decoder(m->type, imc_exec_gemm_path(ex)),
                          .q8 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 &&
-                               imc_qmm_supports(m->type, m->n_in) && n_tok > 0};
+                               (imc_qmm_supports(m->type, m->n_in) || m->type == IMC_TYPE_BF16) &&
+                               n_tok > 0,
+                         .bk = imc_exec_bmm_kernel(ex)};
     const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
-    j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES, j->q8);
+    // bmm (bf16 W): the f32 route's tiles (its emulations split the rows into 4 bytes per weight)
+    j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES,
+                        j->q8 && m->type != IMC_TYPE_BF16);
     j->n_tiles = (m->n_out + j->tile - 1) / j->tile;
     j->chunk = j->n_tiles >= MANY_TILES || n_tok < 1 ? (n_tok > 0 ? n_tok : 1) : TOK_CHUNK;
     return j->n_tiles * ((n_tok + j->chunk - 1) / j->chunk);
@@ -254,8 +275,13 @@ static void quant_task(void *ctx, int64_t task, int thread)
     const struct mm_job *j = &g->jobs[i];
     const int64_t t0 = (task - g->first[i]) * QUANT_ROWS;
     const int64_t rows = j->n_tok - t0 < QUANT_ROWS ? j->n_tok - t0 : QUANT_ROWS;
-    imc_qmm_quantize_rows(j->path, j->type, j->x + t0 * j->ldx, j->ldx, rows, j->n_in,
-                          j->xq + (uint64_t)t0 * j->ldq, j->ldq);
+    if (j->type == IMC_TYPE_BF16) {
+        imc_bmm_convert_rows(j->bk, j->x + t0 * j->ldx, j->ldx, rows, j->n_in,
+                             j->xq + (uint64_t)t0 * j->ldq, j->ldq);
+    } else {
+        imc_qmm_quantize_rows(j->path, j->type, j->x + t0 * j->ldx, j->ldx, rows, j->n_in,
+                              j->xq + (uint64_t)t0 * j->ldq, j->ldq);
+    }
 }
 
 // Quantizes the x rows of the group's q8 matmuls into one buffer, the exec's caller scratch
@@ -267,7 +293,9 @@ static enum imc_status quantize_group(const struct imc_exec *ex, struct group_jo
     uint64_t bytes = 0;
     for (int64_t i = 0; i < g->n; i++) {
         struct mm_job *j = &g->jobs[i];
-        j->ldq = j->q8 ? imc_qmm_xrow_bytes(j->type, j->n_in) : 0;
+        j->ldq = !j->q8 ? 0
+                 : j->type == IMC_TYPE_BF16 ? imc_bmm_xrow_bytes(j->bk, j->n_in)
+                                            : imc_qmm_xrow_bytes(j->type, j->n_in);
         bytes += (uint64_t)j->n_tok * j->ldq;
     }
     if (bytes == 0) {

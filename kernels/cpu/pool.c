@@ -30,6 +30,8 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "kernels/cpu/bmm.h"
+#include "kernels/cpu/cpu_priv.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/kernels.h"
 
@@ -44,6 +46,7 @@ struct imc_exec {
     int n_threads;
     enum imc_gemm_path gemm_path; // GEMM kernels of matmul (set once at init, or by tests)
     enum imc_matmul_mode matmul;  // how matmul multiplies quantized weights
+    bool bf16_dot;                // vdpbf16ps passed bmm.h's probe (set once at init)
     pthread_t *threads;           // n_threads - 1 workers
     int n_started;                // workers actually started
     pthread_mutex_t mu;
@@ -194,6 +197,7 @@ enum imc_status imc_exec_init(struct imc_exec **out, int n_threads)
     ex->n_threads = n_threads;
     ex->gemm_path = imc_gemm_path_best();
     ex->matmul = IMC_MATMUL_F32; // exact unless the caller asks for q8
+    ex->bf16_dot = imc_bmm_probe();
     ex->threads = calloc((size_t)n_threads, sizeof(*ex->threads));
     ex->scratch = calloc((size_t)n_threads + 1, sizeof(*ex->scratch));
     pthread_mutex_init(&ex->mu, NULL);
@@ -247,6 +251,11 @@ int imc_exec_n_threads(const struct imc_exec *ex)
 enum imc_gemm_path imc_exec_gemm_path(const struct imc_exec *ex)
 {
     return ex ? ex->gemm_path : imc_gemm_path_best();
+}
+
+enum imc_bmm_kernel imc_exec_bmm_kernel(const struct imc_exec *ex)
+{
+    return imc_bmm_kernel_for(imc_exec_gemm_path(ex), ex && ex->bf16_dot);
 }
 
 void imc_exec_set_matmul(struct imc_exec *ex, enum imc_matmul_mode mode)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/test_matmul: --matmul q8|f32 (kernels/cpu/qmm.h) end to end on q8_0 and q4_0 models
-# and on q4_k and iq4_xs ones (the 256-block route, q8_K-like activations).
+# and on q4_k and iq4_xs ones (the 256-block route, q8_K-like activations), and on bf16 ones (bf16
+# activations, kernels/cpu/bmm.h).
 # q8 changes the numbers (the integer route is taken) but stays within 0.5% of f32's PPL (630
 # scored tokens: on the MoE preset activation rounding flips some expert choices; llama.cpp's own
 # PPL on these files lies between the two, see README); its
@@ -12,7 +13,7 @@
 ppl_of() { sed -nE 's/^Final estimate: PPL = ([0-9.]+).*/\1/p' "$1"; }
 within() { awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && b > 0 && d <= r * b) }'; }
 
-specs="llama-tiny:q8_0 llama-tiny:q4_0 ds2-tiny-3d:q8_0 llama-k-tiny:q4_k llama-k-tiny:iq4_xs"
+specs="llama-tiny:q8_0 llama-tiny:q4_0 ds2-tiny-3d:q8_0 llama-k-tiny:q4_k llama-k-tiny:iq4_xs ds2-tiny-3d:bf16"
 for spec in $specs; do
     preset=${spec%%:*} type=${spec##*:}
     m=$tmp/$preset-$type.gguf
