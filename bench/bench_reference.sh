@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/bench_reference: imc against the llama.cpp-family reference tools, side by side in one
-# run (a benchmark, not a test). On the ds3-width preset (DeepSeek-V3's real widths, q8_0) and
-# its Q4_K_M-like version (imc quantize: attn_v and ffn_down q6_k, the rest q4_k), it runs
+# run (a benchmark, not a test). On the ds3-width preset (DeepSeek-V3's real widths, q8_0), its
+# Q4_K_M-like version (imc quantize: attn_v and ffn_down q6_k, the rest q4_k) and, with --types
+# bf16, its bf16 version (gen-model --type bf16; ~11 GB), it runs
 # `imc perplexity` and `imc imatrix` at ctx 512 with 1 and 2 threads and, with --ref DIR (a
 # llama.cpp or ik_llama.cpp build's bin folder), the reference's llama-perplexity and
 # llama-imatrix with the same arguments (their defaults otherwise), and prints tokens/s and the
 # ratio imc / reference. tok/s = tokens scored / wall seconds of the command, model loading
 # included (the file is read once before, so it comes from the page cache).
 #
-#   bench/bench_reference.sh [--ref DIR] [--chunks 2] [--threads "1 2"] [--types "q8_0 q4_k_m"]
+#   bench/bench_reference.sh [--ref DIR] [--chunks 2] [--threads "1 2"]
+#                            [--types "q8_0 q4_k_m" (also bf16)]
 #                            [--matmul q8|f32] [--repeat 1]
 #
 # --repeat N runs every command N times, in N rounds of (imc perplexity, imc imatrix, reference
@@ -58,7 +60,12 @@ model_of() { # model_of TYPE: the model file of TYPE
                 -q >"$bench_dir/quantize.log" 2>&1 ||
                 { tail -3 "$bench_dir/quantize.log" >&2; exit 1; }
             echo "$m" ;;
-        *) echo "bench_reference: unknown type '$1' (q8_0, q4_k_m)" >&2; exit 2 ;;
+        bf16)
+            local m="$bench_dir/ds3-width-bf16.gguf"
+            [ -f "$m" ] || "$bin" gen-model --preset ds3-width --type bf16 -o "$m" >&2 ||
+                exit 1
+            echo "$m" ;;
+        *) echo "bench_reference: unknown type '$1' (q8_0, q4_k_m, bf16)" >&2; exit 2 ;;
     esac
 }
 # secs CMD...: runs CMD (output to $bench_dir/last.log) and prints its wall seconds

@@ -140,13 +140,13 @@ static inline float flush(float v)
     return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v;
 }
 
-static void uk_generic(const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0, int64_t c1,
-                       int64_t n, float *acc, bool init)
+static void uk_generic(const uint8_t *const *wb, const uint8_t *const *xb, int nk, int64_t c0,
+                       int64_t c1, int64_t n, float *acc, bool init)
 {
     const uint16_t *const *w = (const uint16_t *const *)wb;
     const uint16_t *const *x = (const uint16_t *const *)xb;
     for (int i = 0; i < IMC_BMM_MR; i++) {
-        for (int j = 0; j < IMC_BMM_NT; j++) {
+        for (int j = 0; j < nk; j++) {
             float *a = acc + (i * IMC_BMM_NT + j) * IMC_BMM_LANES;
             for (int l = 0; init && l < IMC_BMM_LANES; l++) {
                 a[l] = 0.0f;
@@ -237,6 +237,7 @@ void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, i
         for (int64_t c0 = 0; c0 < nc; c0 += KB) {
             const int64_t c1 = c0 + KB < nc ? c0 + KB : nc;
             for (int64_t t0 = tb; t0 < tb1; t0 += IMC_BMM_NT) {
+                const int nk = (int)(tb1 - t0 < IMC_BMM_NT ? tb1 - t0 : IMC_BMM_NT);
                 const uint8_t *xr[IMC_BMM_NT];
                 for (int j = 0; j < IMC_BMM_NT; j++) {
                     const int64_t t = t0 + j < nt ? t0 + j : nt - 1;
@@ -249,7 +250,7 @@ void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, i
                         const int64_t r = r0 + i < nr ? r0 + i : nr - 1;
                         wr[i] = wr0 + (uint64_t)r * ld;
                     }
-                    uk(wr, xr, c0, c1, n, ag + r0 * IMC_BMM_NT * IMC_BMM_LANES, c0 == 0);
+                    uk(wr, xr, nk, c0, c1, n, ag + r0 * IMC_BMM_NT * IMC_BMM_LANES, c0 == 0);
                 }
             }
         }
@@ -362,8 +363,8 @@ bool imc_bmm_probe(void)
         probe_data(round, w, x, a0);
         memcpy(a1, a0, sizeof(a0));
         memcpy(a2, a0, sizeof(a0));
-        uk_generic(wr, xr, 0, PROBE_CHUNKS, N - round % 3, a1, false);
-        dot(wr, xr, 0, PROBE_CHUNKS, N - round % 3, a2, false);
+        uk_generic(wr, xr, NT_ALL, 0, PROBE_CHUNKS, N - round % 3, a1, false);
+        dot(wr, xr, NT_ALL, 0, PROBE_CHUNKS, N - round % 3, a2, false);
         same = memcmp(a1, a2, sizeof(a1)) == 0;
     }
 #if defined(__x86_64__) || defined(__i386__)

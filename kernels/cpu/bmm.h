@@ -97,10 +97,10 @@ void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, i
 
 // Lane accumulators of rows w[0..IMC_BMM_MR) (bf16 rows of n elements, or for the emulations the
 // rows split as their activations, padded; rows past the real ones repeat the last) against
-// tokens x[0..IMC_BMM_NT) (the kernel's converted rows, same repetition), chunks [c0, c1):
-// acc[(i·IMC_BMM_NT + j)·16 + l] is row i, token j, lane l; init: they start at +0, else from
-// acc. Run with MXCSR DAZ and FTZ set (x86).
-typedef void (*imc_bmm_uk_fn)(const uint8_t *const *w, const uint8_t *const *x, int64_t c0,
+// tokens x[0..nk) (1 <= nk <= IMC_BMM_NT; the kernel's converted rows; x[nk..IMC_BMM_NT) repeat
+// the last and may be computed too), chunks [c0, c1): acc[(i·IMC_BMM_NT + j)·16 + l] is row i,
+// token j, lane l; init: they start at +0, else from acc. Run with MXCSR DAZ and FTZ set (x86).
+typedef void (*imc_bmm_uk_fn)(const uint8_t *const *w, const uint8_t *const *x, int nk, int64_t c0,
                               int64_t c1, int64_t n, float *acc, bool init);
 
 #if defined(__x86_64__) || defined(__i386__)

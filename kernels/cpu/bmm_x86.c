@@ -53,31 +53,31 @@ INLINE int64_t tails(const uint16_t *const *w, int nr, int64_t c1, int64_t n,
 
 // ---- AVX512BF16 ---------------------------------------------------------------------------------
 
-// The group's 4 × 6 lane accumulators from acc (+0 when init), and back.
-T_512 INLINE void acc_load512(__m512 a[MR][NT], const float *acc, bool init)
+// The group's lane accumulators of 4 rows × nk tokens from acc (+0 when init), and back.
+T_512 INLINE void acc_load512(int nk, __m512 a[MR][NT], const float *acc, bool init)
 {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
 #pragma GCC unroll 8
-        for (int j = 0; j < NT; j++) {
+        for (int j = 0; j < nk; j++) {
             a[i][j] = init ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + (i * NT + j) * L);
         }
     }
 }
 
-T_512 INLINE void acc_store512(__m512 a[MR][NT], float *acc)
+T_512 INLINE void acc_store512(int nk, __m512 a[MR][NT], float *acc)
 {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
 #pragma GCC unroll 8
-        for (int j = 0; j < NT; j++) {
+        for (int j = 0; j < nk; j++) {
             _mm512_storeu_ps(acc + (i * NT + j) * L, a[i][j]);
         }
     }
 }
 
-// One chunk: rows at wp[i] + we against tokens at xp[j] + xe (element offsets).
-T_BF16 INLINE void step_bf16(__m512 a[MR][NT], const uint16_t *const wp[MR], int64_t we,
+// One chunk: rows at wp[i] + we against tokens at xp[j] + xe (element offsets), j < nk.
+T_BF16 INLINE void step_bf16(int nk, __m512 a[MR][NT], const uint16_t *const wp[MR], int64_t we,
                              const uint16_t *const xp[NT], int64_t xe)
 {
     __m512i wv[MR];
@@ -86,7 +86,7 @@ T_BF16 INLINE void step_bf16(__m512 a[MR][NT], const uint16_t *const wp[MR], int
         wv[i] = _mm512_loadu_si512(wp[i] + we);
     }
 #pragma GCC unroll 8
-    for (int j = 0; j < NT; j++) {
+    for (int j = 0; j < nk; j++) {
         const __m512bh xv = (__m512bh)_mm512_loadu_si512(xp[j] + xe);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
@@ -95,8 +95,9 @@ T_BF16 INLINE void step_bf16(__m512 a[MR][NT], const uint16_t *const wp[MR], int
     }
 }
 
-T_BF16 static void uk_bf16(const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0,
-                           int64_t c1, int64_t n, float *acc, bool init)
+// 4 rows × nk tokens (a constant where inlined: the accumulators of absent tokens are left out).
+T_BF16 INLINE void body_bf16(int nk, const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0,
+                             int64_t c1, int64_t n, float *acc, bool init)
 {
     _Static_assert(MR == 4 && NT == 6, "the pointer lists below");
     const uint16_t *const *w = (const uint16_t *const *)wb;
@@ -107,30 +108,49 @@ T_BF16 static void uk_bf16(const uint8_t *const *wb, const uint8_t *const *xb, i
     const uint16_t *const tp[MR] = {tmp[0], tmp[1], tmp[2], tmp[3]};
     const uint16_t *const xp[NT] = {x[0], x[1], x[2], x[3], x[4], x[5]};
     __m512 a[MR][NT];
-    acc_load512(a, acc, init);
+    acc_load512(nk, a, acc, init);
     const int64_t e1 = (c1 < whole ? c1 : whole) * IMC_BMM_CHUNK;
     for (int64_t e = c0 * IMC_BMM_CHUNK; e < e1; e += IMC_BMM_CHUNK) {
-        step_bf16(a, wp, e, xp, e);
+        step_bf16(nk, a, wp, e, xp, e);
     }
     if (c1 > whole) {
-        step_bf16(a, tp, 0, xp, whole * IMC_BMM_CHUNK);
+        step_bf16(nk, a, tp, 0, xp, whole * IMC_BMM_CHUNK);
     }
-    acc_store512(a, acc);
+    acc_store512(nk, a, acc);
 }
 
-// ---- AVX512 emulation (split rows, p-major)
-// ------------------------------------------------------
-
-T_512 static void uk_512(const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0, int64_t c1,
-                         int64_t n, float *acc, bool init)
+T_BF16 static void uk_bf16(const uint8_t *const *w, const uint8_t *const *x, int nk, int64_t c0,
+                           int64_t c1, int64_t n, float *acc, bool init)
 {
-    (void)n; // split rows are padded
+    switch (nk) {
+    case 1:
+        body_bf16(1, w, x, c0, c1, n, acc, init);
+        break;
+    case 2:
+        body_bf16(2, w, x, c0, c1, n, acc, init);
+        break;
+    case 3:
+        body_bf16(3, w, x, c0, c1, n, acc, init);
+        break;
+    case 4:
+        body_bf16(4, w, x, c0, c1, n, acc, init);
+        break;
+    default:
+        body_bf16(NT, w, x, c0, c1, n, acc, init);
+    }
+}
+
+// ---- AVX512 emulation (split rows, p-major) -----------------------------------------------------
+
+T_512 INLINE void body_512(int nk, const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0,
+                           int64_t c1, float *acc, bool init)
+{
     const float *const *w = (const float *const *)wb;
     const float *const *x = (const float *const *)xb;
     const float *const wp[MR] = {w[0], w[1], w[2], w[3]};
     const float *const xp[NT] = {x[0], x[1], x[2], x[3], x[4], x[5]};
     __m512 a[MR][NT];
-    acc_load512(a, acc, init);
+    acc_load512(nk, a, acc, init);
     for (int64_t f = c0 * IMC_BMM_CHUNK; f < c1 * IMC_BMM_CHUNK; f += IMC_BMM_CHUNK) {
 #pragma GCC unroll 2
         for (int part = 0; part < 2; part++) { // the odd products, then the even
@@ -140,7 +160,7 @@ T_512 static void uk_512(const uint8_t *const *wb, const uint8_t *const *xb, int
                 wv[i] = _mm512_loadu_ps(wp[i] + f + 16 * part);
             }
 #pragma GCC unroll 8
-            for (int j = 0; j < NT; j++) {
+            for (int j = 0; j < nk; j++) {
                 const __m512 xv = _mm512_loadu_ps(xp[j] + f + 16 * part);
 #pragma GCC unroll 8
                 for (int i = 0; i < MR; i++) {
@@ -149,11 +169,32 @@ T_512 static void uk_512(const uint8_t *const *wb, const uint8_t *const *xb, int
             }
         }
     }
-    acc_store512(a, acc);
+    acc_store512(nk, a, acc);
 }
 
-// ---- AVX2 emulation (split rows, h-major)
-// --------------------------------------------------------
+T_512 static void uk_512(const uint8_t *const *w, const uint8_t *const *x, int nk, int64_t c0,
+                         int64_t c1, int64_t n, float *acc, bool init)
+{
+    (void)n; // split rows are padded
+    switch (nk) {
+    case 1:
+        body_512(1, w, x, c0, c1, acc, init);
+        break;
+    case 2:
+        body_512(2, w, x, c0, c1, acc, init);
+        break;
+    case 3:
+        body_512(3, w, x, c0, c1, acc, init);
+        break;
+    case 4:
+        body_512(4, w, x, c0, c1, acc, init);
+        break;
+    default:
+        body_512(NT, w, x, c0, c1, acc, init);
+    }
+}
+
+// ---- AVX2 emulation (split rows, h-major) -------------------------------------------------------
 
 // Lane half h (lanes 8h .. 8h+7) of the 4 rows × tokens j0 .. j0+2 (one pass): 12 accumulators,
 // the 3 tokens' parts held, each row's part loaded once for them.
@@ -195,7 +236,7 @@ T_AVX2 INLINE void pass_avx2(const float *const *w, const float *const *x, int h
     }
 }
 
-T_AVX2 static void uk_avx2(const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0,
+T_AVX2 static void uk_avx2(const uint8_t *const *wb, const uint8_t *const *xb, int nk, int64_t c0,
                            int64_t c1, int64_t n, float *acc, bool init)
 {
     _Static_assert(MR == 4 && NT % 3 == 0, "passes of 4 rows × 3 tokens");
@@ -203,7 +244,7 @@ T_AVX2 static void uk_avx2(const uint8_t *const *wb, const uint8_t *const *xb, i
     const float *const *w = (const float *const *)wb;
     const float *const *x = (const float *const *)xb;
     for (int h = 0; h < 2; h++) {
-        for (int j0 = 0; j0 < NT; j0 += 3) {
+        for (int j0 = 0; j0 < nk; j0 += 3) { // a pass past nk repeats a token: harmless
             pass_avx2(w, x, h, j0, c0, c1, acc, init);
         }
     }
