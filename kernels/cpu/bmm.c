@@ -133,11 +133,15 @@ void imc_bmm_convert_rows(enum imc_bmm_kernel k, const float *x, int64_t ldx, in
 }
 
 // A denormal input read as zero (sign kept), a denormal result flushed: what MXCSR's DAZ and
-// FTZ do on x86 (where they are set around the tile, and these change nothing), spelled out
-// for other CPUs.
+// FTZ do on x86, where they are set around the tile (so nothing is left to do), spelled out for
+// other CPUs.
 static inline float flush(float v)
 {
+#if defined(__x86_64__) || defined(__i386__)
+    return v;
+#else
     return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v;
+#endif
 }
 
 static void uk_generic(const uint8_t *const *wb, const uint8_t *const *xb, int nk, int64_t c0,
@@ -216,11 +220,27 @@ static const uint8_t *split_rows(enum imc_bmm_kernel k, const uint8_t *w, uint64
 #endif
 }
 
+// Reduces a token group's accumulators (rows r < nr, tokens j < nk) to y[j·ldy + r].
+static void reduce_group(const float *acc, int64_t nr, int nk, float *y, int64_t ldy)
+{
+    for (int j = 0; j < nk; j++) {
+        for (int64_t r = 0; r < nr; r++) {
+            y[j * ldy + r] = reduce(acc + (r * IMC_BMM_NT + j) * IMC_BMM_LANES);
+        }
+    }
+}
+
 void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, int64_t nr,
                   const uint8_t *xb, uint64_t ldq, int64_t nt, int64_t n, float *y, int64_t ldy,
                   void *scratch)
 {
     const imc_bmm_uk_fn uk = uk_of(k);
+#if defined(__x86_64__) || defined(__i386__)
+    const imc_bmm_red_fn vred = k != IMC_BMM_GENERIC ? imc_bmm_red_avx512() : NULL;
+    const imc_bmm_red_fn red = vred ? vred : reduce_group;
+#else
+    const imc_bmm_red_fn red = reduce_group;
+#endif
     const int64_t nc = padded(n) / IMC_BMM_CHUNK;
     float *acc = scratch;
     const int64_t rows = (nr + IMC_BMM_MR - 1) / IMC_BMM_MR * IMC_BMM_MR;
@@ -254,12 +274,9 @@ void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, i
                 }
             }
         }
-        for (int64_t t = tb; t < tb1; t++) {
-            const float *ag = acc + (t - tb) / IMC_BMM_NT * per_group;
-            for (int64_t r = 0; r < nr; r++) {
-                y[t * ldy + r] =
-                    reduce(ag + (r * IMC_BMM_NT + (t - tb) % IMC_BMM_NT) * IMC_BMM_LANES);
-            }
+        for (int64_t t0 = tb; t0 < tb1; t0 += IMC_BMM_NT) {
+            const int nk = (int)(tb1 - t0 < IMC_BMM_NT ? tb1 - t0 : IMC_BMM_NT);
+            red(acc + (t0 - tb) / IMC_BMM_NT * per_group, nr, nk, y + t0 * ldy, ldy);
         }
     }
 #if defined(__x86_64__) || defined(__i386__)

@@ -110,6 +110,11 @@ typedef void (*imc_bmm_uk_fn)(const uint8_t *const *w, const uint8_t *const *x, 
 imc_bmm_uk_fn imc_bmm_uk_x86(enum imc_bmm_kernel k);
 typedef void (*imc_bmm_cvt_fn)(const float *x, int64_t n, uint16_t *out);
 imc_bmm_cvt_fn imc_bmm_cvt_avx2(void);
+// A token group's lane accumulators (as imc_bmm_uk_fn's, rows r < nr, tokens j < nk) reduced by
+// the tree to y[j·ldy + r]; the AVX-512 form (bmm_x86.c), NULL without AVX512F. Under MXCSR
+// DAZ/FTZ.
+typedef void (*imc_bmm_red_fn)(const float *acc, int64_t nr, int nk, float *y, int64_t ldy);
+imc_bmm_red_fn imc_bmm_red_avx512(void);
 typedef void (*imc_bmm_split_fn)(const float *x, int64_t n, void *out);
 imc_bmm_split_fn imc_bmm_split_x86(enum imc_bmm_kernel k);
 // The weight row splitter of the AVX2 or AVX512 kernel (bf16 w[0..n) to the padded f32 parts at

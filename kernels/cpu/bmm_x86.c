@@ -140,6 +140,24 @@ T_BF16 static void uk_bf16(const uint8_t *const *w, const uint8_t *const *x, int
     }
 }
 
+// The tree of bmm.h on each accumulator, in registers: the halves' sum is s, its halves' sum u,
+// then u0 + u2 and u1 + u3, then their sum.
+T_512 static void red_512(const float *acc, int64_t nr, int nk, float *y, int64_t ldy)
+{
+    for (int j = 0; j < nk; j++) {
+        for (int64_t r = 0; r < nr; r++) {
+            const __m512 a = _mm512_loadu_ps(acc + (r * NT + j) * L);
+            const __m256 s8 =
+                _mm256_add_ps(_mm512_castps512_ps256(a),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+            const __m128 u4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+            const __m128 v2 = _mm_add_ps(u4, _mm_movehl_ps(u4, u4));
+            const __m128 v = _mm_add_ss(v2, _mm_shuffle_ps(v2, v2, 1));
+            y[j * ldy + r] = _mm_cvtss_f32(v);
+        }
+    }
+}
+
 // ---- AVX512 emulation (split rows, p-major) -----------------------------------------------------
 
 T_512 INLINE void body_512(int nk, const uint8_t *const *wb, const uint8_t *const *xb, int64_t c0,
@@ -373,6 +391,11 @@ imc_bmm_uk_fn imc_bmm_uk_x86(enum imc_bmm_kernel k)
     default:
         return NULL;
     }
+}
+
+imc_bmm_red_fn imc_bmm_red_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") ? red_512 : NULL;
 }
 
 imc_bmm_cvt_fn imc_bmm_cvt_avx2(void)
