@@ -23,13 +23,14 @@
  * set, and the x86 tile sets them for the reduction of every kernel). A lane update is one fused
  * multiply-add (the product is exact, so it is the rounded sum either way).
  *
- * Kernels: GENERIC (plain C: fmaf per lane; the specification), AVX2 (8 lanes per vector, each
- * pair split into its odd and even f32 by a mask and a shift, two fmadds), AVX512 (the same with
- * 16 lanes) and AVX512BF16 (vdpbf16ps). The instruction's own rounding is trusted only where a
- * probe (imc_bmm_probe, run once per exec) finds it gives the emulation's bits on lanes chosen to
- * tell the orders and the flushes apart; elsewhere the vnni path takes the AVX512 emulation.
- * Each output depends only on W row o, x row t and n: never on the batch, tiling, thread count
- * or kernel.
+ * Kernels: GENERIC (plain C: fmaf per lane; the specification), AVX2 and AVX512, the emulations
+ * (8 or 16 lanes per vector; the weights, once per tile, and the activations, once per matmul,
+ * split into each pair's odd and even f32 by a mask and a shift; two fmadds per lane and chunk),
+ * and AVX512BF16 (vdpbf16ps). The tree runs in registers where the CPU has AVX-512. The
+ * instruction's own rounding is trusted only where a probe (imc_bmm_probe, run once per exec) finds
+ * it gives the emulation's bits on lanes chosen to tell the orders and the flushes apart; elsewhere
+ * the vnni path takes the AVX512 emulation. Each output depends only on W row o, x row t and n:
+ * never on the batch, tiling, thread count or kernel.
  *
  * Workload: n up to ~20k, called on tiles of up to a few hundred W rows × token chunks.
  */
@@ -103,6 +104,10 @@ void imc_bmm_tile(enum imc_bmm_kernel k, const uint8_t *w, uint64_t row_bytes, i
 typedef void (*imc_bmm_uk_fn)(const uint8_t *const *w, const uint8_t *const *x, int nk, int64_t c0,
                               int64_t c1, int64_t n, float *acc, bool init);
 
+// A token group's lane accumulators (as imc_bmm_uk_fn's, rows r < nr, tokens j < nk) reduced by
+// the tree to y[j·ldy + r]. Under MXCSR DAZ/FTZ (x86).
+typedef void (*imc_bmm_red_fn)(const float *acc, int64_t nr, int nk, float *y, int64_t ldy);
+
 #if defined(__x86_64__) || defined(__i386__)
 // Kernel k's micro-kernel (bmm_x86.c; k AVX2, AVX512 or AVX512BF16), or NULL when the CPU cannot
 // run it; the AVX2 bf16 converter (x[0..n) to out[0..n)), or NULL; the split converter of the
@@ -110,10 +115,7 @@ typedef void (*imc_bmm_uk_fn)(const uint8_t *const *w, const uint8_t *const *x, 
 imc_bmm_uk_fn imc_bmm_uk_x86(enum imc_bmm_kernel k);
 typedef void (*imc_bmm_cvt_fn)(const float *x, int64_t n, uint16_t *out);
 imc_bmm_cvt_fn imc_bmm_cvt_avx2(void);
-// A token group's lane accumulators (as imc_bmm_uk_fn's, rows r < nr, tokens j < nk) reduced by
-// the tree to y[j·ldy + r]; the AVX-512 form (bmm_x86.c), NULL without AVX512F. Under MXCSR
-// DAZ/FTZ.
-typedef void (*imc_bmm_red_fn)(const float *acc, int64_t nr, int nk, float *y, int64_t ldy);
+// The AVX-512 imc_bmm_red_fn (bmm_x86.c), or NULL without AVX512F.
 imc_bmm_red_fn imc_bmm_red_avx512(void);
 typedef void (*imc_bmm_split_fn)(const float *x, int64_t n, void *out);
 imc_bmm_split_fn imc_bmm_split_x86(enum imc_bmm_kernel k);
