@@ -14,7 +14,8 @@
  * accumulators (24 zmm) through one pass (AVX512: the rows' parts in 4 more, the tokens' read by
  * the fmadds); AVX2 four passes, one per lane half and 3 tokens, of 4 rows × 3 tokens (12 ymm of
  * accumulators, the tokens' parts in 3 more). The passes re-read the block's weights from L1
- * (bmm.c: a K block of 4 rows is 8 KiB as bf16, 16 KiB split).
+ * (bmm.c: a K block of 4 rows is 8 KiB as bf16, 16 KiB split). The lane tree of every kernel
+ * runs in registers (red_512) where the CPU has AVX-512.
  */
 #include "kernels/cpu/bmm.h"
 
