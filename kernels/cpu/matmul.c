@@ -144,28 +144,24 @@ static void mm_task(void *ctx, int64_t task, int thread)
     const int64_t o0 = (task % j->n_tiles) * j->tile, t0 = (task / j->n_tiles) * j->chunk;
     const int64_t rows = o0 + j->tile < j->n_out ? j->tile : j->n_out - o0;
     const int64_t toks = t0 + j->chunk < j->n_tok ? j->chunk : j->n_tok - t0;
-    if (j->q8 && j->type == IMC_TYPE_BF16) {
-        const uint64_t sb = imc_bmm_scratch_bytes(j->bk, rows, j->n_in);
+    if (j->q8) { // the integer route (qmm.h) or, for bf16 W, bmm.h's
+        const bool bf = j->type == IMC_TYPE_BF16;
+        const uint64_t sb = bf ? imc_bmm_scratch_bytes(j->bk, rows, j->n_in)
+                               : imc_qmm_scratch_bytes(j->type, rows, j->n_in);
         float *s = imc_exec_scratch(j->ex, thread, (int64_t)(sb / sizeof(float)) + 16);
         if (!s) {
             __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
             return;
         }
-        imc_bmm_tile(j->bk, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
-                     j->xq + (uint64_t)t0 * j->ldq, j->ldq, toks, j->n_in, j->y + t0 * j->ldy + o0,
-                     j->ldy, imc_gemm_align(s));
-        return;
-    }
-    if (j->q8) {
-        const uint64_t sb = imc_qmm_scratch_bytes(j->type, rows, j->n_in);
-        float *s = imc_exec_scratch(j->ex, thread, (int64_t)(sb / sizeof(float)) + 1);
-        if (!s) {
-            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
-            return;
+        const uint8_t *w = j->w + (uint64_t)o0 * j->row_bytes, *xq = j->xq + (uint64_t)t0 * j->ldq;
+        float *y = j->y + t0 * j->ldy + o0;
+        if (bf) {
+            imc_bmm_tile(j->bk, w, j->row_bytes, rows, xq, j->ldq, toks, j->n_in, y, j->ldy,
+                         imc_gemm_align(s));
+        } else {
+            imc_qmm_tile(j->path, j->type, w, j->row_bytes, rows, xq, j->ldq, toks, j->n_in, y,
+                         j->ldy, s);
         }
-        imc_qmm_tile(j->path, j->type, j->w + (uint64_t)o0 * j->row_bytes, j->row_bytes, rows,
-                     j->xq + (uint64_t)t0 * j->ldq, j->ldq, toks, j->n_in, j->y + t0 * j->ldy + o0,
-                     j->ldy, s);
         return;
     }
     const bool fused = toks <= FUSED_TOKS;
@@ -214,8 +210,10 @@ static int64_t mm_setup(struct mm_job *j, const struct imc_exec *ex, const struc
                          .half = imc_cpu_half_decoder(m->type, imc_exec_gemm_path(ex)),
                          .q8 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 &&
                                (imc_qmm_supports(m->type, m->n_in) || m->type == IMC_TYPE_BF16) &&
-                               n_tok > 0,
-                         .bk = imc_exec_bmm_kernel(ex)};
+                               n_tok > 0};
+    if (m->type == IMC_TYPE_BF16) {
+        j->bk = imc_exec_bmm_kernel(ex); // (the probe's answer and the path: bmm.h)
+    }
     const int64_t cut = 2 * (int64_t)imc_exec_cut_threads(ex);
     // bmm (bf16 W): the f32 route's tiles (its emulations split the rows into 4 bytes per weight)
     j->tile = tile_rows(m->n_out, m->n_in, cut > MANY_TILES ? cut : MANY_TILES,
@@ -293,7 +291,7 @@ static enum imc_status quantize_group(const struct imc_exec *ex, struct group_jo
     uint64_t bytes = 0;
     for (int64_t i = 0; i < g->n; i++) {
         struct mm_job *j = &g->jobs[i];
-        j->ldq = !j->q8 ? 0
+        j->ldq = !j->q8                     ? 0
                  : j->type == IMC_TYPE_BF16 ? imc_bmm_xrow_bytes(j->bk, j->n_in)
                                             : imc_qmm_xrow_bytes(j->type, j->n_in);
         bytes += (uint64_t)j->n_tok * j->ldq;
