@@ -30,8 +30,6 @@
 // bytes more than their data: rows of a power-of-two size would otherwise all map to the same
 // L1 sets, and the 10 rows a micro-kernel reads at once evict each other.
 #define SKEW 16
-#define MR_ALL IMC_BMM_MR
-#define NT_ALL IMC_BMM_NT
 
 const char *imc_bmm_kernel_name(enum imc_bmm_kernel k)
 {
@@ -322,32 +320,32 @@ static void probe_data(int round, uint16_t *w, uint16_t *x, float *acc)
 {
     uint32_t s = 0x9e3779b9u ^ (uint32_t)round * 7919u;
     const int n = PROBE_CHUNKS * IMC_BMM_CHUNK, theme = round % 6;
-    for (int e = 0; e < MR_ALL * n; e++) {
+    for (int e = 0; e < IMC_BMM_MR * n; e++) {
         w[e] = theme == 2   ? (e % 3 ? probe_bf16(&s, 0, 1) : probe_bf16(&s, 100, 60))
                : theme == 1 ? probe_bf16(&s, 50, 20)
                : theme == 5 ? probe_bf16(&s, 190, 60)
                             : probe_bf16(&s, 117, 20);
     }
-    for (int e = 0; e < NT_ALL * n; e++) {
+    for (int e = 0; e < IMC_BMM_NT * n; e++) {
         x[e] = theme == 3   ? (e % 3 ? probe_bf16(&s, 0, 1) : probe_bf16(&s, 100, 60))
                : theme == 1 ? probe_bf16(&s, 50, 20)
                : theme == 5 ? probe_bf16(&s, 190, 60)
                             : probe_bf16(&s, 117, 20);
     }
-    for (int i = 0; i < MR_ALL * NT_ALL * IMC_BMM_LANES; i++) {
+    for (int i = 0; i < IMC_BMM_MR * IMC_BMM_NT * IMC_BMM_LANES; i++) {
         acc[i] = theme == 1   ? probe_f32(&s, 1, 12)
                  : theme == 4 ? probe_f32(&s, 0, 3)
                  : theme == 5 ? probe_f32(&s, 250, 5)
                               : probe_f32(&s, 110, 30);
     }
     if (theme == 4) { // odd product cancels the accumulator's top bits: a tiny sum
-        for (int i = 0; i < MR_ALL; i++) {
+        for (int i = 0; i < IMC_BMM_MR; i++) {
             for (int l = 0; l < IMC_BMM_LANES; l++) {
                 const int e = i * n + 2 * l + 1;
                 w[e] = (uint16_t)(0x3f80 | (w[e] & 0x807f)); // ±[1, 2)
             }
         }
-        for (int j = 0; j < NT_ALL; j++) {
+        for (int j = 0; j < IMC_BMM_NT; j++) {
             for (int l = 0; l < IMC_BMM_LANES; l++) {
                 x[j * n + 2 * l + 1] = (uint16_t)(0x0080 | (x[j * n + 2 * l + 1] & 0x807f));
             }
@@ -361,14 +359,14 @@ bool imc_bmm_probe(void)
         return false;
     }
     const imc_bmm_uk_fn dot = uk_of(IMC_BMM_AVX512BF16);
-    enum { N = PROBE_CHUNKS * IMC_BMM_CHUNK, ACC = MR_ALL * NT_ALL * IMC_BMM_LANES };
-    uint16_t w[MR_ALL * N], x[NT_ALL * N];
+    enum { N = PROBE_CHUNKS * IMC_BMM_CHUNK, ACC = IMC_BMM_MR * IMC_BMM_NT * IMC_BMM_LANES };
+    uint16_t w[IMC_BMM_MR * N], x[IMC_BMM_NT * N];
     float a0[ACC], a1[ACC], a2[ACC];
-    const uint8_t *wr[MR_ALL], *xr[NT_ALL];
-    for (int i = 0; i < MR_ALL; i++) {
+    const uint8_t *wr[IMC_BMM_MR], *xr[IMC_BMM_NT];
+    for (int i = 0; i < IMC_BMM_MR; i++) {
         wr[i] = (const uint8_t *)(w + i * N);
     }
-    for (int j = 0; j < NT_ALL; j++) {
+    for (int j = 0; j < IMC_BMM_NT; j++) {
         xr[j] = (const uint8_t *)(x + j * N);
     }
     bool same = true;
@@ -380,8 +378,8 @@ bool imc_bmm_probe(void)
         probe_data(round, w, x, a0);
         memcpy(a1, a0, sizeof(a0));
         memcpy(a2, a0, sizeof(a0));
-        uk_generic(wr, xr, NT_ALL, 0, PROBE_CHUNKS, N - round % 3, a1, false);
-        dot(wr, xr, NT_ALL, 0, PROBE_CHUNKS, N - round % 3, a2, false);
+        uk_generic(wr, xr, IMC_BMM_NT, 0, PROBE_CHUNKS, N - round % 3, a1, false);
+        dot(wr, xr, IMC_BMM_NT, 0, PROBE_CHUNKS, N - round % 3, a2, false);
         same = memcmp(a1, a2, sizeof(a1)) == 0;
     }
 #if defined(__x86_64__) || defined(__i386__)

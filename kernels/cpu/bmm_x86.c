@@ -120,25 +120,32 @@ T_BF16 INLINE void body_bf16(int nk, const uint8_t *const *wb, const uint8_t *co
     acc_store512(nk, a, acc);
 }
 
+// BODY(k, ...) with k nk as a constant (1..4, else NT): the micro-kernels' bodies are inlined
+// once per token count, so that absent tokens' accumulators are left out.
+#define BY_NK(nk, BODY, ...)                                                                       \
+    do {                                                                                           \
+        switch (nk) {                                                                              \
+        case 1:                                                                                    \
+            BODY(1, __VA_ARGS__);                                                                  \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            BODY(2, __VA_ARGS__);                                                                  \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            BODY(3, __VA_ARGS__);                                                                  \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            BODY(4, __VA_ARGS__);                                                                  \
+            break;                                                                                 \
+        default:                                                                                   \
+            BODY(NT, __VA_ARGS__);                                                                 \
+        }                                                                                          \
+    } while (0)
+
 T_BF16 static void uk_bf16(const uint8_t *const *w, const uint8_t *const *x, int nk, int64_t c0,
                            int64_t c1, int64_t n, float *acc, bool init)
 {
-    switch (nk) {
-    case 1:
-        body_bf16(1, w, x, c0, c1, n, acc, init);
-        break;
-    case 2:
-        body_bf16(2, w, x, c0, c1, n, acc, init);
-        break;
-    case 3:
-        body_bf16(3, w, x, c0, c1, n, acc, init);
-        break;
-    case 4:
-        body_bf16(4, w, x, c0, c1, n, acc, init);
-        break;
-    default:
-        body_bf16(NT, w, x, c0, c1, n, acc, init);
-    }
+    BY_NK(nk, body_bf16, w, x, c0, c1, n, acc, init);
 }
 
 // The tree of bmm.h on each accumulator, in registers: the halves' sum is s, its halves' sum u,
@@ -195,22 +202,7 @@ T_512 static void uk_512(const uint8_t *const *w, const uint8_t *const *x, int n
                          int64_t c1, int64_t n, float *acc, bool init)
 {
     (void)n; // split rows are padded
-    switch (nk) {
-    case 1:
-        body_512(1, w, x, c0, c1, acc, init);
-        break;
-    case 2:
-        body_512(2, w, x, c0, c1, acc, init);
-        break;
-    case 3:
-        body_512(3, w, x, c0, c1, acc, init);
-        break;
-    case 4:
-        body_512(4, w, x, c0, c1, acc, init);
-        break;
-    default:
-        body_512(NT, w, x, c0, c1, acc, init);
-    }
+    BY_NK(nk, body_512, w, x, c0, c1, acc, init);
 }
 
 // ---- AVX2 emulation (split rows, h-major) -------------------------------------------------------
