@@ -142,85 +142,77 @@ static uint16_t bf(float f)
     return b;
 }
 
+#define U 0x1p-24f // half an ulp of 1
+
 // The hand-made lanes: each case's expected float follows from bmm.h's order and flushes alone.
+// Up to 3 terms (element e of a row of 64, its weight and activation, all exact in bf16); the
+// other elements are +0.
+struct lane_case {
+    const char *what;
+    float want;
+    struct {
+        int e;
+        float w, x;
+    } t[3];
+};
+
+static const struct lane_case lane_cases[] = {
+    // lane 0: chunk 0 makes a = 1 (odd element 1); chunk 1 adds the odd 3u/2 (element 33), then
+    // the even u (element 32). Odd first: 1 + 3u/2 → 1 + 2u, + u: a tie → 1 + 4u. Even first:
+    // 1 + u → 1 (tie), + 3u/2 → 1 + 2u; one rounding: 1 + 5u/2 → 1 + 2u.
+    {"the odd product of a pair first",
+     1.0f + 4 * U,
+     {{1, 1.0f, 1.0f}, {33, 1.5f, U}, {32, 1.0f, U}}},
+    // the tree: lane 0 = 1, lane 8 = 3u/2 (element 17), lane 1 = u (element 3): s0 = 1 + 2u,
+    // s1 = u, then (1 + 2u) + u: a tie → 1 + 4u. Left to right: 1 + u → 1, + 3u/2 → 1 + 2u.
+    {"the lane tree", 1.0f + 4 * U, {{1, 1.0f, 1.0f}, {17, 1.5f, U}, {3, 1.0f, U}}},
+    // the tree's last level pairs v0 = u0 + u2 with v1 = u1 + u3: lane 0 = 1, lane 2 = u
+    // (element 5), lane 1 = 3u/2 (element 3) give 1 + u → 1, then 1 + 3u/2 → 1 + 2u (pairs 0+1,
+    // 2+3: 1 + 4u)
+    {"the tree's last pairs", 1.0f + 2 * U, {{1, 1.0f, 1.0f}, {5, 1.0f, U}, {3, 1.5f, U}}},
+    // a denormal weight (2^-133, bf16 0x0001) times 2^100: read as 0 (else 2^-33)
+    {"a denormal weight is read as zero", 0.0f, {{5, 0x1p-133f, 0x1p100f}}},
+    // a lane sum of 2^-130 (chunk 0) is flushed before chunk 1 adds 2^-126 (else 2^-126 +
+    // 2^-130, a normal float)
+    {"a denormal lane sum is flushed",
+     0x1p-126f,
+     {{0, 0x1p-70f, 0x1p-60f}, {32, 0x1p-63f, 0x1p-63f}}},
+    // a denormal activation likewise (imc_fp32_to_bf16 keeps it denormal)
+    {"a denormal activation is read as zero", 0.0f, {{9, 0x1p100f, 0x1p-130f}}},
+    // a product of 2^-130 alone in its lane: a denormal sum, flushed
+    {"a denormal lane sum alone is flushed", 0.0f, {{2, 0x1p-70f, 0x1p-60f}}},
+    // two lanes of 2^-126·1.5 and −2^-126: the tree's sum 2^-127 is flushed
+    {"a denormal tree sum is flushed",
+     0.0f,
+     {{0, 0x1.8p-63f, 0x1p-63f}, {16, -0x1p-63f, 0x1p-63f}}},
+};
+
 static void test_spec(bool probe)
 {
-    enum { N = 64 };
-    const float u = 0x1p-24f; // half an ulp of 1
+    enum { N = 64, NC = sizeof(lane_cases) / sizeof(lane_cases[0]) };
     for (int ki = 0; ki < 4; ki++) {
         const enum imc_bmm_kernel k = all_kernels[ki];
         if (!testable(k, probe)) {
             continue;
         }
         const char *kn = imc_bmm_kernel_name(k);
-        uint16_t w[N] = {0}, x[N] = {0};
-        // lane 0: chunk 0 makes a = 1 (odd element 1); chunk 1 adds the odd 3u/2 (element 33),
-        // then the even u (element 32). Odd first: 1 + 3u/2 → 1 + 2u, + u: a tie → 1 + 4u.
-        // Even first: 1 + u → 1 (tie), + 3u/2 → 1 + 2u; one rounding: 1 + 5u/2 → 1 + 2u.
-        w[1] = x[1] = bf(1.0f);
-        w[33] = bf(1.5f), x[33] = bf(u);
-        w[32] = bf(1.0f), x[32] = bf(u);
-        float y = dot1(k, w, x, N);
-        CHECK(y == 1.0f + 4 * u, "%s: the odd product of a pair first (%a, want %a)", kn, y,
-              1.0f + 4 * u);
-        // the tree: lane 0 = 1, lane 8 = 3u/2, lane 1 = u: s0 = 1 + 2u, s1 = u, then
-        // (1 + 2u) + u: a tie → 1 + 4u. Left to right: 1 + u → 1, + 3u/2 → 1 + 2u.
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[1] = x[1] = bf(1.0f);          // lane 0
-        w[17] = bf(1.5f), x[17] = bf(u); // lane 8
-        w[3] = bf(1.0f), x[3] = bf(u);   // lane 1
-        y = dot1(k, w, x, N);
-        CHECK(y == 1.0f + 4 * u, "%s: the lane tree (%a, want %a)", kn, y, 1.0f + 4 * u);
-        // the tree's last level pairs v0 = u0 + u2 with v1 = u1 + u3: lane 0 = 1, lane 2 = u,
-        // lane 1 = 3u/2 give 1 + u → 1, then 1 + 3u/2 → 1 + 2u (pairs 0+1, 2+3: 1 + 4u)
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[1] = x[1] = bf(1.0f);        // lane 0
-        w[5] = bf(1.0f), x[5] = bf(u); // lane 2
-        w[3] = bf(1.5f), x[3] = bf(u); // lane 1
-        y = dot1(k, w, x, N);
-        CHECK(y == 1.0f + 2 * u, "%s: the tree's last pairs (%a, want %a)", kn, y, 1.0f + 2 * u);
-        // a denormal weight (0x0001 = 2^-133) times 2^100: read as 0 (else 2^-33)
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[5] = 0x0001, x[5] = bf(0x1p100f);
-        y = dot1(k, w, x, N);
-        CHECK(y == 0.0f, "%s: a denormal weight is read as zero (%a)", kn, y);
-        // a lane sum of 2^-130 (chunk 0) is flushed before chunk 1 adds 2^-126 (else 2^-126 +
-        // 2^-130, a normal float)
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[0] = bf(0x1p-70f), x[0] = bf(0x1p-60f);
-        w[32] = bf(0x1p-63f), x[32] = bf(0x1p-63f);
-        y = dot1(k, w, x, N);
-        CHECK(y == 0x1p-126f, "%s: a denormal lane sum is flushed (%a)", kn, y);
-        // a denormal activation likewise (x itself denormal: imc_fp32_to_bf16 keeps it)
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[9] = bf(0x1p100f), x[9] = imc_fp32_to_bf16(0x1p-130f);
-        y = dot1(k, w, x, N);
-        CHECK(y == 0.0f, "%s: a denormal activation is read as zero (%a)", kn, y);
-        // a product of 2^-130 alone in its lane: a denormal sum, flushed
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[2] = bf(0x1p-70f), x[2] = bf(0x1p-60f);
-        y = dot1(k, w, x, N);
-        CHECK(y == 0.0f, "%s: a denormal lane sum is flushed (%a)", kn, y);
-        // two lanes of 2^-126·1.5 and −2^-126: the tree's sum 2^-127 is flushed
-        memset(w, 0, sizeof(w));
-        memset(x, 0, sizeof(x));
-        w[0] = bf(0x1.8p-63f), x[0] = bf(0x1p-63f);
-        w[16] = bf(-0x1p-63f), x[16] = bf(0x1p-63f);
-        y = dot1(k, w, x, N);
-        CHECK(y == 0.0f, "%s: a denormal tree sum is flushed (%a)", kn, y);
+        for (int ci = 0; ci < NC; ci++) {
+            const struct lane_case *c = &lane_cases[ci];
+            uint16_t w[N] = {0}, x[N] = {0};
+            for (int i = 0; i < 3 && c->t[i].w != 0.0f; i++) {
+                w[c->t[i].e] = bf(c->t[i].w);
+                x[c->t[i].e] = bf(c->t[i].x);
+            }
+            const float y = dot1(k, w, x, N);
+            CHECK(y == c->want, "%s: %s (%a, want %a)", kn, c->what, y, c->want);
+        }
         // n = 3 (a tail chunk): the weights past n are read as zero even if the row goes on
         uint16_t wl[40];
         for (int e = 0; e < 40; e++) {
             wl[e] = bf(1.0f);
         }
         uint16_t xl[32] = {bf(1.0f), bf(2.0f), bf(4.0f)};
-        y = dot1(k, wl, xl, 3);
+        const float y = dot1(k, wl, xl, 3);
         CHECK(y == 7.0f, "%s: n = 3 of a longer row (%a)", kn, y);
     }
 }
