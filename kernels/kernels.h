@@ -297,6 +297,47 @@ void imc_cpu_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out, const 
                       int64_t n_rows, int64_t n_vocab, const int32_t *targets, const uint16_t *base,
                       int64_t ld_base);
 
+// ---- moving and adding activations (kernels/ref/rows.c, kernels/cpu/rows.c) --------------------
+
+// What the engine did on the host between ops, as ops, so a table whose activations live in
+// device memory runs the whole layer there. Every output element is a copy, one add or the
+// fixed sequence of roundings stated; the CPU versions give the reference's bits for any thread
+// count.
+
+// dst (t, h)[0, n) = src (t, h)[0, n) for t < n_tok, h < n_head, each array addressed as
+// base + t·ld_tok + h·ld_head (a head stride of 0 repeats one source row in every head). The
+// destination rows must not overlap the source rows.
+struct imc_copy_args {
+    float *dst;
+    int64_t d_ld_tok, d_ld_head;
+    const float *src;
+    int64_t s_ld_tok, s_ld_head;
+    int64_t n_tok, n_head, n;
+};
+void imc_ref_copy(const struct imc_copy_args *a);
+void imc_cpu_copy(const struct imc_exec *ex, const struct imc_copy_args *a);
+
+// Rows of d floats, i < n: dst row (dst_idx ? dst_idx[i] : i) = src row (src_idx ? src_idx[i] :
+// i): a gather (src_idx), a scatter (dst_idx) or both. Indices valid and, for dst_idx, distinct.
+void imc_ref_move_rows(float *dst, const int32_t *dst_idx, const float *src,
+                       const int32_t *src_idx, int64_t n, int64_t d);
+void imc_cpu_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
+                       const float *src, const int32_t *src_idx, int64_t n, int64_t d);
+
+// x[i] += y[i] for i < n (the residual adds).
+void imc_ref_add(float *x, const float *y, int64_t n);
+void imc_cpu_add(const struct imc_exec *ex, float *x, const float *y, int64_t n);
+
+// The weighted sum of an MoE layer's expert outputs, token t < n, rows of d:
+//   v_s = w[t·k + s] · rows[pos[t·k + s]][i]   (rounded to float)
+//   y_t[i] = ((v_0 + v_1) + ...) + v_{k-1}     (slots in order, each add rounded)
+//   then y_t[i] += add_t[i] when add is not NULL (the shared expert).
+// llama.cpp adds the weighted expert outputs so. y must not overlap rows or add.
+void imc_ref_moe_wsum(float *y, const float *rows, const int32_t *pos, const float *w,
+                      const float *add, int64_t n, int64_t k, int64_t d);
+void imc_cpu_moe_wsum(const struct imc_exec *ex, float *y, const float *rows, const int32_t *pos,
+                      const float *w, const float *add, int64_t n, int64_t k, int64_t d);
+
 // ---- checks ------------------------------------------------------------------------------------
 
 // Index of the first non-finite value among n_rows rows of n (stride ld), or -1 (flat index
