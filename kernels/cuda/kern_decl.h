@@ -44,6 +44,28 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(nll_rows)(void *stream, struct imc_n
                                                       int64_t n_vocab, const int32_t *targets,
                                                       const uint16_t *base, int64_t ld_base);
 
+// ---- rows.cu: the twins of kernels/ref/rows.c and imc_find_nonfinite ----
+struct imc_copy_args; // kernels/kernels.h
+// dst/src in a on the device (a itself on the host): imc_ref_copy.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(copy)(void *stream, const struct imc_copy_args *a);
+// dst, src and the index arrays (either may be NULL) on the device: imc_ref_move_rows.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(move_rows)(void *stream, float *dst,
+                                                       const int32_t *dst_idx, const float *src,
+                                                       const int32_t *src_idx, int64_t n,
+                                                       int64_t d);
+// x += y (device): imc_ref_add.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(add)(void *stream, float *x, const float *y, int64_t n);
+// every pointer on the device: imc_ref_moe_wsum.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(moe_wsum)(void *stream, float *y, const float *rows,
+                                                      const int32_t *pos, const float *w,
+                                                      const float *add, int64_t n, int64_t k,
+                                                      int64_t d);
+// *index (device int64) = imc_find_nonfinite(x, ld, n_rows, n): the first flat index r*n + i
+// (row-major order) of a non-finite value, or -1.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(find_nonfinite)(void *stream, const float *x,
+                                                            int64_t ld, int64_t n_rows, int64_t n,
+                                                            int64_t *index);
+
 // ---- mem.cu: device memory and the device count ----------------------------------------------
 // Allocates bytes of device memory into *p (the emulator fills it with 0xFF).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_alloc)(size_t bytes, void **p);

@@ -288,6 +288,7 @@ CUEMU_ATOMIC(atomicMax, int, o > v ? o : v)
 CUEMU_ATOMIC(atomicMax, unsigned, o > v ? o : v)
 CUEMU_ATOMIC(atomicMin, int, o < v ? o : v)
 CUEMU_ATOMIC(atomicMin, unsigned, o < v ? o : v)
+CUEMU_ATOMIC(atomicMin, unsigned long long, o < v ? o : v)
 #undef CUEMU_ATOMIC
 template <class T> inline T cuemu_atomic_exch(T *p, T v)
 {
@@ -374,6 +375,16 @@ template <class T> inline T __ldg(const T *p)
 inline float __fmaf_rn(float a, float b, float c)
 {
     return std::fma(a, b, c);
+}
+// One rounding each: plain operations, which the host build (x86-64 baseline, no FMA
+// instruction) cannot contract into an fma; qdecode.cuh's mul_rn and add_rn assume the same.
+inline float __fmul_rn(float a, float b)
+{
+    return a * b;
+}
+inline float __fadd_rn(float a, float b)
+{
+    return a + b;
 }
 inline float rsqrtf(float x)
 {
