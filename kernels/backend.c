@@ -22,6 +22,52 @@ static enum imc_status cpu_nll_rows(const struct imc_exec *ex, struct imc_nll_ro
     return IMC_OK;
 }
 
+// ---- moves and adds: the cpu and ref ops cannot fail ------------------------------------------
+
+static enum imc_status cpu_copy(const struct imc_exec *ex, const struct imc_copy_args *a)
+{
+    imc_cpu_copy(ex, a);
+    return IMC_OK;
+}
+
+static enum imc_status cpu_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
+                                     const float *src, const int32_t *src_idx, int64_t n, int64_t d)
+{
+    imc_cpu_move_rows(ex, dst, dst_idx, src, src_idx, n, d);
+    return IMC_OK;
+}
+
+static enum imc_status cpu_add(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows,
+                               int64_t n, int64_t ldy)
+{
+    imc_cpu_add(ex, x, y, n_rows, n, ldy);
+    return IMC_OK;
+}
+
+static enum imc_status cpu_moe_wsum(const struct imc_exec *ex, float *y, const float *rows,
+                                    const int32_t *pos, const float *w, const float *add, int64_t n,
+                                    int64_t k, int64_t d)
+{
+    imc_cpu_moe_wsum(ex, y, rows, pos, w, add, n, k, d);
+    return IMC_OK;
+}
+
+// The value at flat index idx of rows of n at stride ld (host memory).
+static float value_at(const float *x, int64_t ld, int64_t n, int64_t idx)
+{
+    return x[(idx / n) * ld + idx % n];
+}
+
+static enum imc_status cpu_find_nonfinite(const struct imc_exec *ex, const float *x, int64_t ld,
+                                          int64_t n_rows, int64_t n, int64_t *index, float *value)
+{
+    *index = imc_cpu_find_nonfinite(ex, x, ld, n_rows, n);
+    if (*index >= 0) {
+        *value = value_at(x, ld, n, *index);
+    }
+    return IMC_OK;
+}
+
 static const struct imc_backend cpu_backend = {
     .name = "cpu",
     .supports = cpu_supports,
@@ -36,6 +82,11 @@ static const struct imc_backend cpu_backend = {
     .moe_route = imc_cpu_moe_route,
     .sqacc = imc_cpu_sqacc,
     .nll_rows = cpu_nll_rows,
+    .copy = cpu_copy,
+    .move_rows = cpu_move_rows,
+    .add = cpu_add,
+    .moe_wsum = cpu_moe_wsum,
+    .find_nonfinite = cpu_find_nonfinite,
 };
 
 // ---- ref adapters: the reference ops take no execution context ---------------------------------
@@ -115,6 +166,44 @@ static enum imc_status ref_nll_rows(const struct imc_exec *ex, struct imc_nll_ro
     return IMC_OK;
 }
 
+static enum imc_status ref_copy(const struct imc_exec *ex, const struct imc_copy_args *a)
+{
+    imc_ref_copy(a);
+    return IMC_OK;
+}
+
+static enum imc_status ref_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
+                                     const float *src, const int32_t *src_idx, int64_t n, int64_t d)
+{
+    imc_ref_move_rows(dst, dst_idx, src, src_idx, n, d);
+    return IMC_OK;
+}
+
+static enum imc_status ref_add(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows,
+                               int64_t n, int64_t ldy)
+{
+    imc_ref_add(x, y, n_rows, n, ldy);
+    return IMC_OK;
+}
+
+static enum imc_status ref_moe_wsum(const struct imc_exec *ex, float *y, const float *rows,
+                                    const int32_t *pos, const float *w, const float *add, int64_t n,
+                                    int64_t k, int64_t d)
+{
+    imc_ref_moe_wsum(y, rows, pos, w, add, n, k, d);
+    return IMC_OK;
+}
+
+static enum imc_status ref_find_nonfinite(const struct imc_exec *ex, const float *x, int64_t ld,
+                                          int64_t n_rows, int64_t n, int64_t *index, float *value)
+{
+    *index = imc_find_nonfinite(x, ld, n_rows, n);
+    if (*index >= 0) {
+        *value = value_at(x, ld, n, *index);
+    }
+    return IMC_OK;
+}
+
 static const struct imc_backend ref_backend = {
     .name = "ref",
     .supports = cpu_supports,
@@ -129,6 +218,11 @@ static const struct imc_backend ref_backend = {
     .moe_route = ref_moe_route,
     .sqacc = ref_sqacc,
     .nll_rows = ref_nll_rows,
+    .copy = ref_copy,
+    .move_rows = ref_move_rows,
+    .add = ref_add,
+    .moe_wsum = ref_moe_wsum,
+    .find_nonfinite = ref_find_nonfinite,
 };
 
 const struct imc_backend *imc_backend_cpu(void)

@@ -6,8 +6,9 @@
  * the .cu kernels, weights resident in device memory).
  *
  * Invariant: every entry is non-NULL except ctx_new / ctx_free, which are NULL for stateless
- * tables (cpu, ref); all pointers are host pointers to f32 activations (the signatures are those
- * of kernels/kernels.h, with the execution context first).
+ * tables (cpu, ref), and buf_alloc / buf_free, NULL for tables on host memory (cpu, ref); the
+ * signatures are those of kernels/kernels.h, with the execution context first. Pointers to
+ * activations are host pointers or, for a table with buf_alloc, pointers into its buffers.
  *
  * State: a table with ctx_new keeps per-user state (the CUDA table: weights uploaded on first
  * use, device buffers). Its user (the engine) creates it with ctx_new, attaches it to the exec
@@ -19,6 +20,7 @@
 #define IMC_KERNELS_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "kernels/kernels.h"
 
@@ -33,6 +35,11 @@ enum imc_op {
     IMC_OP_MOE_ROUTE,
     IMC_OP_SQACC,
     IMC_OP_NLL_ROWS,
+    IMC_OP_COPY,
+    IMC_OP_MOVE_ROWS,
+    IMC_OP_ADD,
+    IMC_OP_MOE_WSUM,
+    IMC_OP_FIND_NONFINITE,
     IMC_OP_COUNT
 };
 
@@ -67,6 +74,28 @@ struct imc_backend {
     enum imc_status (*nll_rows)(const struct imc_exec *ex, struct imc_nll_row *out,
                                 const float *logits, int64_t n_rows, int64_t n_vocab,
                                 const int32_t *targets, const uint16_t *base, int64_t ld_base);
+    // The moves and adds between the ops above (kernels.h imc_ref_copy, _move_rows, _add,
+    // _moe_wsum): the engine touches no activation itself. Index arrays (dst_idx, src_idx, pos)
+    // are host arrays. IMC_ERR_NOMEM (device memory).
+    enum imc_status (*copy)(const struct imc_exec *ex, const struct imc_copy_args *a);
+    enum imc_status (*move_rows)(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
+                                 const float *src, const int32_t *src_idx, int64_t n, int64_t d);
+    enum imc_status (*add)(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows,
+                           int64_t n, int64_t ldy);
+    enum imc_status (*moe_wsum)(const struct imc_exec *ex, float *y, const float *rows,
+                                const int32_t *pos, const float *w, const float *add, int64_t n,
+                                int64_t k, int64_t d);
+    // *index = imc_find_nonfinite(x, ld, n_rows, n) and, when it is not -1, *value = that value
+    // (for the message).
+    enum imc_status (*find_nonfinite)(const struct imc_exec *ex, const float *x, int64_t ld,
+                                      int64_t n_rows, int64_t n, int64_t *index, float *value);
+    // The table's own memory for activations, or NULL entries for host memory (cpu, ref). Its
+    // ops address a pointer into a buffer in place and copy any other (host) array in and out,
+    // so the engine keeps its activations there from op to op and moves data in and out with
+    // move_rows / copy from or to host arrays; host code must not touch the buffers. ctx is the
+    // table's state. buf_alloc returns NULL after logging (device memory exhausted).
+    void *(*buf_alloc)(void *ctx, size_t bytes);
+    void (*buf_free)(void *ctx, void *p); // NULL p is fine
     // The table's state (see "State"), or NULL entries. ctx_new logs its errors.
     enum imc_status (*ctx_new)(void **ctx);
     void (*ctx_free)(void *ctx); // NULL ctx is fine

@@ -324,15 +324,17 @@ void imc_ref_move_rows(float *dst, const int32_t *dst_idx, const float *src,
 void imc_cpu_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
                        const float *src, const int32_t *src_idx, int64_t n, int64_t d);
 
-// x[i] += y[i] for i < n (the residual adds).
-void imc_ref_add(float *x, const float *y, int64_t n);
-void imc_cpu_add(const struct imc_exec *ex, float *x, const float *y, int64_t n);
+// x[r·n + i] += y[r·ldy + i] for r < n_rows, i < n: the residual adds (ldy = n) and the bias
+// adds (ldy = 0: one row added to every row). y must not overlap x unless it is x.
+void imc_ref_add(float *x, const float *y, int64_t n_rows, int64_t n, int64_t ldy);
+void imc_cpu_add(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows, int64_t n,
+                 int64_t ldy);
 
 // The weighted sum of an MoE layer's expert outputs, token t < n, rows of d:
 //   v_s = w[t·k + s] · rows[pos[t·k + s]][i]   (rounded to float)
 //   y_t[i] = ((v_0 + v_1) + ...) + v_{k-1}     (slots in order, each add rounded)
 //   then y_t[i] += add_t[i] when add is not NULL (the shared expert).
-// llama.cpp adds the weighted expert outputs so. y must not overlap rows or add.
+// llama.cpp adds the weighted expert outputs so. k >= 1; y must not overlap rows or add.
 void imc_ref_moe_wsum(float *y, const float *rows, const int32_t *pos, const float *w,
                       const float *add, int64_t n, int64_t k, int64_t d);
 void imc_cpu_moe_wsum(const struct imc_exec *ex, float *y, const float *rows, const int32_t *pos,

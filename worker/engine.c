@@ -368,6 +368,11 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
         st = e->be->ctx_new(&e->be_ctx);
         imc_exec_set_backend_ctx(e->ex, e->be_ctx);
     }
+    if (st == IMC_OK && e->be->buf_alloc) { // activations in the table's memory
+        e->dev = true;
+        e->arena.be = e->be;
+        e->arena.ctx = e->be_ctx;
+    }
     if (st != IMC_OK) {
         imc_engine_free(e);
         return st;
@@ -391,6 +396,8 @@ void imc_engine_free(struct imc_engine *e)
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
     }
+    eng_arena_free(&e->arena); // the table's buffers among them: before its state
+    eng_arena_free(&e->harena);
     if (e->be && e->be->ctx_free) {
         e->be->ctx_free(e->be_ctx);
     }
@@ -410,7 +417,6 @@ void imc_engine_free(struct imc_engine *e)
     }
     free(e->lv);
     free(e->output_norm);
-    eng_arena_free(&e->arena);
     free(e->pos);
     free(e->tok);
     free(e->expert_owner);
@@ -465,11 +471,22 @@ static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, i
             return IMC_ERR_ARG;
         }
     }
-    enum imc_status st;
-    ENG_TIMED(e, IMC_PROF_EMBED,
-              st = e->be->get_rows(e->ex, hidden, te->data, te->type, te->ne[0], tokens, n_tokens));
-    IMC_TRY(st);
-    return eng_check(e, -1, "the token embeddings", hidden, te->ne[0], n_tokens, te->ne[0]);
+    // on a table with its own memory: looked up and checked there, then moved out once
+    struct eng_mark mk = eng_mark(e);
+    float *h = e->dev ? eng_f32(e, n_tokens * te->ne[0]) : hidden;
+    enum imc_status st = h ? IMC_OK : IMC_ERR_NOMEM;
+    if (st == IMC_OK) {
+        ENG_TIMED(e, IMC_PROF_EMBED,
+                  st = e->be->get_rows(e->ex, h, te->data, te->type, te->ne[0], tokens, n_tokens));
+    }
+    if (st == IMC_OK) {
+        st = eng_check(e, -1, "the token embeddings", h, te->ne[0], n_tokens, te->ne[0]);
+    }
+    if (st == IMC_OK && h != hidden) {
+        st = e->be->move_rows(e->ex, hidden, NULL, h, NULL, n_tokens, te->ne[0]);
+    }
+    eng_release(e, mk);
+    return st;
 }
 
 enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,
@@ -481,11 +498,8 @@ enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, in
     return st;
 }
 
-static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t n_seq,
-                                   int64_t n_ctx, int64_t seq0)
+static enum imc_status run_layers(struct imc_engine *e, float *hidden, int64_t n)
 {
-    IMC_TRY(set_shape(e, n_seq, n_ctx, seq0));
-    const int64_t n = n_seq * n_ctx;
     const bool ds2 = e->m->arch == IMC_ARCH_DEEPSEEK2;
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
         // Attention adds its output into hidden: its scratch (at 128 heads and 512 tokens ~0.4
@@ -502,6 +516,29 @@ static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t 
         IMC_TRY(eng_check(e, il, "the layer output", hidden, e->m->hp.n_embd, n, e->m->hp.n_embd));
     }
     return IMC_OK;
+}
+
+// On a table with its own memory the hidden rows move in once, stay there through the layers
+// and move back once (the caller's hidden is host memory: MPI sends it between stages).
+static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t n_seq,
+                                   int64_t n_ctx, int64_t seq0)
+{
+    IMC_TRY(set_shape(e, n_seq, n_ctx, seq0));
+    const int64_t n = n_seq * n_ctx, d = e->m->hp.n_embd;
+    if (!e->dev) {
+        return run_layers(e, hidden, n);
+    }
+    struct eng_mark mk = eng_mark(e);
+    float *x = eng_f32(e, n * d);
+    enum imc_status st = x ? e->be->move_rows(e->ex, x, NULL, hidden, NULL, n, d) : IMC_ERR_NOMEM;
+    if (st == IMC_OK) {
+        st = run_layers(e, x, n);
+    }
+    if (st == IMC_OK) {
+        st = e->be->move_rows(e->ex, hidden, NULL, x, NULL, n, d);
+    }
+    eng_release(e, mk);
+    return st;
 }
 
 enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n_seq, int64_t n_ctx,
@@ -524,16 +561,23 @@ static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int6
                     row0, n_rows, e->n_seq * e->n_ctx);
         return IMC_ERR_ARG;
     }
+    const int64_t v = m->hp.n_vocab;
     struct eng_mark mk = eng_mark(e);
     float *xn = eng_f32(e, n_rows * d);
-    if (!xn) {
+    // on a table with its own memory: computed and checked there, then moved out once
+    float *y = e->dev ? eng_f32(e, n_rows * v) : logits;
+    if (!xn || !y) {
+        eng_release(e, mk);
         return IMC_ERR_NOMEM;
     }
     ENG_TIMED(
         e, IMC_PROF_NORM,
         e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d, m->hp.rms_eps));
-    enum imc_status st = eng_matmul_rows(e, -1, m->output, -1, m->hp.n_vocab, logits, m->hp.n_vocab,
-                                         xn, d, n_rows, e->tok + row0);
+    enum imc_status st =
+        eng_matmul_rows(e, -1, m->output, -1, v, y, v, xn, d, n_rows, e->tok + row0);
+    if (st == IMC_OK && y != logits) {
+        st = e->be->move_rows(e->ex, logits, NULL, y, NULL, n_rows, v);
+    }
     eng_release(e, mk);
     return st;
 }

@@ -8,6 +8,12 @@
  * that reservation is refused (or outgrown) blocks of doubling size follow. Blocks are kept
  * between calls, so after the first forward no further allocation happens for the same or smaller
  * shapes.
+ *
+ * Two kinds of scratch: activations (eng_f32), which only the op table touches, and host arrays
+ * (eng_host: routing ids, dispatch orders, counts, rows for MPI), which the engine's own code
+ * reads and writes. On a table with its own memory (backend.h buf_alloc: the CUDA table) the
+ * activations' arena takes its blocks from the table (doubling, no reservation) and the host
+ * arrays have an arena of their own; on host tables both are one arena.
  */
 #ifndef IMC_WORKER_ENGINE_PRIV_H
 #define IMC_WORKER_ENGINE_PRIV_H
@@ -29,14 +35,16 @@ struct eng_arena {
     struct eng_block blk[IMC_ENG_MAX_BLOCKS];
     int cur;     // block being filled
     size_t used; // bytes used in blk[cur]
+    const struct imc_backend *be; // blocks from be->buf_alloc(ctx, ..), or NULL: host memory
+    void *ctx;
 };
 
 // Frees the arena's blocks.
 void eng_arena_free(struct eng_arena *a);
 
 struct eng_mark {
-    int cur;
-    size_t used;
+    int cur, hcur;
+    size_t used, hused;
 };
 
 // f32 copies of a layer's vectors (NULL when the tensor is absent).
@@ -59,7 +67,9 @@ struct imc_engine {
     float kq_scale;          // attention score scale
     struct eng_layer *lv;    // [n_layer]
     float *output_norm;      // [n_embd]
-    struct eng_arena arena;
+    struct eng_arena arena;  // activations (the table's memory where it has its own)
+    struct eng_arena harena; // host arrays where the table has its own memory (else unused)
+    bool dev;                // be has its own memory: activations never touched by the host
     int32_t *pos; // [pos_cap] positions of the current call
     int32_t *tok; // [pos_cap] batch token index of each row (the hooks' tok)
     int64_t pos_cap;
@@ -84,10 +94,13 @@ struct imc_engine {
 
 struct eng_mark eng_mark(const struct imc_engine *e);
 void eng_release(struct imc_engine *e, struct eng_mark m);
-// n floats (64-byte aligned, uninitialized) or NULL (logged).
+// n floats of activations (64-byte aligned, uninitialized; the op table's memory: only its ops
+// touch them) or NULL (logged).
 float *eng_f32(struct imc_engine *e, int64_t n);
-// Same, zero-filled.
-float *eng_f32_zero(struct imc_engine *e, int64_t n);
+// Host scratch of n 4-byte elements (64-byte aligned, uninitialized; zero-filled by
+// eng_host_zero) or NULL (logged): what the engine's code reads and writes itself.
+void *eng_host(struct imc_engine *e, int64_t n);
+void *eng_host_zero(struct imc_engine *e, int64_t n);
 
 // ---- steps shared by the architectures (engine.c) -----------------------------------------------
 
@@ -118,14 +131,20 @@ enum imc_status eng_matmul_heads(struct imc_engine *e, int64_t il, const struct 
                                  int64_t h0, int64_t nh, int64_t n_out, float *y, int64_t ldy,
                                  int64_t y_head, const float *x, int64_t ldx, int64_t x_head,
                                  int64_t n_tok);
-// x[i] += y[i] for i < n (the residual adds), on the engine's pool.
-void eng_add(struct imc_engine *e, float *x, const float *y, int64_t n);
+// x += y for n_rows rows of n (the residual adds), by the op table.
+enum imc_status eng_add(struct imc_engine *e, float *x, const float *y, int64_t n_rows, int64_t n);
+// The op table's copy (kernels.h imc_copy_args: rows between strided arrays); eng_copy_rows:
+// n_tok rows of n floats, one head (dst rows at stride ldd, src rows at lds).
+enum imc_status eng_copy(struct imc_engine *e, const struct imc_copy_args *a);
+enum imc_status eng_copy_rows(struct imc_engine *e, float *dst, int64_t ldd, const float *src,
+                              int64_t lds, int64_t n_tok, int64_t n);
 // Reports x [n_rows][n_in] (row stride ldx), the rows of tokens tok, to the hooks as the input
 // of w (gathering rows when strided). No-op without hooks or w.
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
                            int64_t slice, const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                            const int32_t *tok);
-// IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value.
+// IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value (the op table's
+// find_nonfinite: x may be the table's memory).
 enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
                           int64_t ld, int64_t n_rows, int64_t n);
 // Causal attention for every sequence of the call: a describes the first sequence (n_tok =

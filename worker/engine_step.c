@@ -21,13 +21,15 @@
 
 struct eng_mark eng_mark(const struct imc_engine *e)
 {
-    return (struct eng_mark){e->arena.cur, e->arena.used};
+    return (struct eng_mark){e->arena.cur, e->harena.cur, e->arena.used, e->harena.used};
 }
 
 void eng_release(struct imc_engine *e, struct eng_mark m)
 {
     e->arena.cur = m.cur;
     e->arena.used = m.used;
+    e->harena.cur = m.hcur;
+    e->harena.used = m.hused;
 }
 
 // Offers [p, p + n) to the kernel for transparent huge pages: the matmul outputs of the first
@@ -86,7 +88,9 @@ static void *block_alloc(size_t *cap)
 void eng_arena_free(struct eng_arena *a)
 {
     for (int b = 0; b < IMC_ENG_MAX_BLOCKS; b++) {
-        if (a->blk[b].mapped) {
+        if (a->be && a->blk[b].p) {
+            a->be->buf_free(a->ctx, a->blk[b].p);
+        } else if (a->blk[b].mapped) {
             munmap(a->blk[b].p, a->blk[b].cap);
         } else {
             free(a->blk[b].p);
@@ -97,10 +101,17 @@ void eng_arena_free(struct eng_arena *a)
 
 // Makes block b (empty) hold at least bytes: the reservation for block 0, else (or where it is
 // refused) at least twice the previous block. False when out of memory.
-static bool block_new(struct eng_block *blk, size_t prev_cap, bool first, size_t bytes)
+static bool block_new(const struct eng_arena *a, struct eng_block *blk, size_t prev_cap, bool first,
+                      size_t bytes)
 {
     size_t cap = bytes > 2 * prev_cap ? bytes : 2 * prev_cap;
     cap = cap < MIN_BLOCK ? MIN_BLOCK : cap;
+    if (a->be) { // the table's memory
+        blk->p = a->be->buf_alloc(a->ctx, cap);
+        blk->mapped = false;
+        blk->cap = blk->p ? cap : 0;
+        return blk->p != NULL;
+    }
     blk->p = first ? block_reserve(&cap) : NULL;
     blk->mapped = blk->p != NULL;
     blk->p = blk->p ? blk->p : block_alloc(&cap);
@@ -115,7 +126,7 @@ static void *arena_alloc(struct eng_arena *a, size_t bytes)
     for (int b = a->cur; b < IMC_ENG_MAX_BLOCKS; b++) {
         struct eng_block *blk = &a->blk[b];
         size_t off = b == a->cur ? a->used : 0;
-        if (!blk->p && !block_new(blk, prev_cap, b == 0, bytes)) {
+        if (!blk->p && !block_new(a, blk, prev_cap, b == 0, bytes)) {
             return NULL;
         }
         prev_cap = blk->cap;
@@ -138,49 +149,54 @@ float *eng_f32(struct imc_engine *e, int64_t n)
     return p;
 }
 
-float *eng_f32_zero(struct imc_engine *e, int64_t n)
+void *eng_host(struct imc_engine *e, int64_t n)
 {
-    float *p = eng_f32(e, n);
+    struct eng_arena *a = e->dev ? &e->harena : &e->arena;
+    void *p = n >= 0 && (uint64_t)n < SIZE_MAX / 8 ? arena_alloc(a, (size_t)n * 4 + 4) : NULL;
+    if (!p) {
+        IMC_LOG_ERR("engine: out of memory for host scratch of %" PRId64 " elements", n);
+    }
+    return p;
+}
+
+void *eng_host_zero(struct imc_engine *e, int64_t n)
+{
+    void *p = eng_host(e, n);
     if (p) {
-        memset(p, 0, (size_t)n * sizeof(float));
+        memset(p, 0, (size_t)n * 4);
     }
     return p;
 }
 
 // ---- shared steps ------------------------------------------------------------------------------
 
-#define ADD_PER_TASK 65536
-
-struct add_job {
-    float *x;
-    const float *y;
-    int64_t n;
-};
-
-static void add_task(void *ctx, int64_t task, int thread)
+enum imc_status eng_add(struct imc_engine *e, float *x, const float *y, int64_t n_rows, int64_t n)
 {
-    (void)thread;
-    const struct add_job *j = ctx;
-    const int64_t i1 = (task + 1) * ADD_PER_TASK < j->n ? (task + 1) * ADD_PER_TASK : j->n;
-    for (int64_t i = task * ADD_PER_TASK; i < i1; i++) {
-        j->x[i] += j->y[i];
-    }
+    return e->be->add(e->ex, x, y, n_rows, n, n);
 }
 
-void eng_add(struct imc_engine *e, float *x, const float *y, int64_t n)
+enum imc_status eng_copy(struct imc_engine *e, const struct imc_copy_args *a)
 {
-    struct add_job j = {x, y, n};
-    imc_exec_run(e->ex, (n + ADD_PER_TASK - 1) / ADD_PER_TASK, add_task, &j);
+    return e->be->copy(e->ex, a);
+}
+
+enum imc_status eng_copy_rows(struct imc_engine *e, float *dst, int64_t ldd, const float *src,
+                              int64_t lds, int64_t n_tok, int64_t n)
+{
+    const struct imc_copy_args a = {.dst = dst, .d_ld_tok = ldd, .src = src, .s_ld_tok = lds,
+                                    .n_tok = n_tok, .n_head = 1, .n = n};
+    return e->be->copy(e->ex, &a);
 }
 
 enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
                           int64_t ld, int64_t n_rows, int64_t n)
 {
-    int64_t bad = imc_cpu_find_nonfinite(e->ex, x, ld, n_rows, n);
+    int64_t bad = -1;
+    float v = 0.0f;
+    IMC_TRY(e->be->find_nonfinite(e->ex, x, ld, n_rows, n, &bad, &v));
     if (bad < 0) {
         return IMC_OK;
     }
-    const float v = x[(bad / n) * ld + bad % n];
     if (il >= 0) {
         IMC_LOG_ERR("layer %" PRId64 ": non-finite value (%g) in %s, token row %" PRId64
                     ", column %" PRId64,
@@ -272,11 +288,11 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
     return st;
 }
 
-// Scratch for n matmul descriptors of one grouped call (in the arena, after the caller's mark).
+// Scratch for n matmul descriptors of one grouped call (host, after the caller's mark).
 static struct imc_mm *mm_alloc(struct imc_engine *e, int64_t n)
 {
     const size_t bytes = (size_t)n * sizeof(struct imc_mm);
-    return (struct imc_mm *)eng_f32(e, (int64_t)((bytes + 3) / sizeof(float)));
+    return (struct imc_mm *)eng_host(e, (int64_t)((bytes + 3) / 4));
 }
 
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
@@ -330,7 +346,9 @@ static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
                                    int64_t n_tok)
 {
     const int64_t cols = (nh - 1) * y_head + n_out;
-    const int64_t bad = imc_cpu_find_nonfinite(e->ex, y, ldy, n_tok, cols);
+    int64_t bad = -1;
+    float v = 0.0f;
+    IMC_TRY(e->be->find_nonfinite(e->ex, y, ldy, n_tok, cols, &bad, &v));
     if (bad < 0) {
         return IMC_OK;
     }

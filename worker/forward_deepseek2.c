@@ -18,7 +18,6 @@
  * non-absorbed path computes õ_h on the side with the same probabilities (imc_attn_args.v2).
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "worker/engine_priv.h"
 
@@ -52,12 +51,17 @@ static enum imc_status absorbed_block(struct imc_engine *e, int64_t il, const fl
 {
     const struct imc_layer *l = &e->m->layers[il];
     const struct mla d = mla_dims(&e->m->hp);
-    for (int64_t t = 0; t < n; t++) { // the rope parts first: the heads' check spans them
-        for (int64_t i = 0; i < nh; i++) {
-            memcpy(qt + (t * nh + i) * d.kd + d.kvl, q + (t * d.H + h0 + i) * d.qk + d.nope,
-                   (size_t)d.rope * sizeof(float));
-        }
-    }
+    // the rope parts first: the heads' check spans them
+    const struct imc_copy_args rope_part = {.dst = qt + d.kvl,
+                                            .d_ld_tok = nh * d.kd,
+                                            .d_ld_head = d.kd,
+                                            .src = q + h0 * d.qk + d.nope,
+                                            .s_ld_tok = d.H * d.qk,
+                                            .s_ld_head = d.qk,
+                                            .n_tok = n,
+                                            .n_head = nh,
+                                            .n = d.rope};
+    IMC_TRY(eng_copy(e, &rope_part));
     IMC_TRY(eng_matmul_heads(e, il, l->wk_b, h0, nh, d.kvl, qt, nh * d.kd, d.kd, q + h0 * d.qk,
                              d.H * d.qk, d.qk, n));
     const struct imc_attn_args a = {
@@ -106,13 +110,27 @@ static enum imc_status non_absorbed(struct imc_engine *e, int64_t il, const floa
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(eng_matmul(e, il, l->wkv_b, -1, d.H * kvd, kv, d.H * kvd, c, d.kvl, n));
-    for (int64_t t = 0; t < n; t++) {
-        for (int64_t h = 0; h < d.H; h++) {
-            float *kh = k + (t * d.H + h) * d.qk;
-            memcpy(kh, kv + (t * d.H + h) * kvd, (size_t)d.nope * sizeof(float));
-            memcpy(kh + d.nope, kva + t * d.kd + d.kvl, (size_t)d.rope * sizeof(float));
-        }
-    }
+    // k_h = [k_nope_h | k_pe]
+    const struct imc_copy_args k_nope = {.dst = k,
+                                         .d_ld_tok = d.H * d.qk,
+                                         .d_ld_head = d.qk,
+                                         .src = kv,
+                                         .s_ld_tok = d.H * kvd,
+                                         .s_ld_head = kvd,
+                                         .n_tok = n,
+                                         .n_head = d.H,
+                                         .n = d.nope};
+    const struct imc_copy_args k_pe = {.dst = k + d.nope,
+                                       .d_ld_tok = d.H * d.qk,
+                                       .d_ld_head = d.qk,
+                                       .src = kva + d.kvl,
+                                       .s_ld_tok = d.kd,
+                                       .s_ld_head = 0,
+                                       .n_tok = n,
+                                       .n_head = d.H,
+                                       .n = d.rope};
+    IMC_TRY(eng_copy(e, &k_nope));
+    IMC_TRY(eng_copy(e, &k_pe));
     for (int64_t h = 0; l->wk_b && h < d.H; h++) {
         IMC_TRY(eng_report(e, il, l->wk_b, h, q + h * d.qk, d.H * d.qk, n, d.nope, e->tok));
     }
@@ -157,15 +175,10 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
         IMC_TRY(eng_matmul(e, il, l->wq, -1, d.H * d.qk, q, d.H * d.qk, h, hp->n_embd, n));
     }
     IMC_TRY(eng_matmul(e, il, l->wkv_a_mqa, -1, d.kd, kva, d.kd, h, hp->n_embd, n));
-    for (int64_t t = 0; t < n; t++) {
-        memcpy(c + t * d.kvl, kva + t * d.kd, (size_t)d.kvl * sizeof(float));
-    }
+    IMC_TRY(eng_copy_rows(e, c, d.kvl, kva, d.kd, n, d.kvl));
     ENG_TIMED(e, IMC_PROF_NORM,
               e->be->rmsnorm(e->ex, c, c, e->lv[il].kv_a_norm, n, d.kvl, hp->rms_eps));
-    for (int64_t t = 0; t < n; t++) {
-        memcpy(kva + t * d.kd, c + t * d.kvl, (size_t)d.kvl * sizeof(float));
-    }
-    return IMC_OK;
+    return eng_copy_rows(e, kva, d.kd, c, d.kvl, n, d.kvl);
 }
 
 enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t n)
@@ -189,6 +202,5 @@ enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t
     }
     IMC_TRY(eng_matmul(e, il, e->m->layers[il].wo, -1, hp->n_embd, y, hp->n_embd, o,
                        d.H * d.vh, n)); // (6)
-    eng_add(e, x, y, n * hp->n_embd);
-    return IMC_OK;
+    return eng_add(e, x, y, n, hp->n_embd);
 }

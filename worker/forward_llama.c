@@ -10,14 +10,11 @@
  */
 #include "worker/engine_priv.h"
 
-// y[t][0..w) += b for each of the n rows (nothing when b is NULL).
-static void add_bias(float *y, int64_t w, int64_t n, const float *b)
+// y[t][0..w) += b for each of the n rows (nothing when b is NULL), by the op table.
+static enum imc_status add_bias(struct imc_engine *e, float *y, int64_t w, int64_t n,
+                                const float *b)
 {
-    for (int64_t t = 0; b && t < n; t++) {
-        for (int64_t i = 0; i < w; i++) {
-            y[t * w + i] += b[i];
-        }
-    }
+    return b ? e->be->add(e->ex, y, b, n, w, 0) : IMC_OK;
 }
 
 enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64_t n)
@@ -36,9 +33,9 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
-    add_bias(q, nq, n, e->lv[il].bq);
-    add_bias(k, nkv, n, e->lv[il].bk);
-    add_bias(v, nkv, n, e->lv[il].bv);
+    IMC_TRY(add_bias(e, q, nq, n, e->lv[il].bq));
+    IMC_TRY(add_bias(e, k, nkv, n, e->lv[il].bk));
+    IMC_TRY(add_bias(e, v, nkv, n, e->lv[il].bv));
     if (e->lv[il].q_norm) { // rows of head_dim: every head of every token
         ENG_TIMED(e, IMC_PROF_NORM,
                   e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps));
@@ -56,6 +53,5 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
     IMC_TRY(eng_attention(e, &a));
     IMC_TRY(eng_check(e, il, "the attention output", o, nq, n, nq));
     IMC_TRY(eng_matmul(e, il, l->wo, -1, d, y, d, o, nq, n));
-    eng_add(e, x, y, n * d);
-    return IMC_OK;
+    return eng_add(e, x, y, n, d);
 }

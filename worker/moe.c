@@ -74,9 +74,9 @@ static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, con
     const int64_t k = e->m->hp.n_expert_used;
     const int ep = e->ep_size;
     p->n_pair = n * k;
-    p->order = (int32_t *)eng_f32(e, p->n_pair);
-    p->send_cnt = (uint64_t *)eng_f32_zero(e, 2 * ep);
-    p->recv_cnt = (uint64_t *)eng_f32_zero(e, 2 * ep);
+    p->order = (int32_t *)eng_host(e, p->n_pair);
+    p->send_cnt = (uint64_t *)eng_host_zero(e, 2 * ep);
+    p->recv_cnt = (uint64_t *)eng_host_zero(e, 2 * ep);
     if (!p->order || !p->send_cnt || !p->recv_cnt) {
         return IMC_ERR_NOMEM;
     }
@@ -96,8 +96,8 @@ static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, con
         return IMC_OK;
     }
     p->n_recv = p->n_pair;
-    p->rec = (struct pair_rec *)eng_f32(e, 2 * p->n_pair);
-    p->src = (int32_t *)eng_f32(e, p->n_pair);
+    p->rec = (struct pair_rec *)eng_host(e, 2 * p->n_pair);
+    p->src = (int32_t *)eng_host(e, p->n_pair);
     if (!p->rec || !p->src) {
         return IMC_ERR_NOMEM;
     }
@@ -109,35 +109,12 @@ static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, con
     return IMC_OK;
 }
 
-#define ROWS_PER_TASK 16
-
-// dst row i = src row si (i < n) where si = src_idx[i] (gather) or, with dst_idx, dst row
-// dst_idx[i] = src row i (scatter); rows of d floats.
-struct rows_job {
-    float *dst;
-    const float *src;
-    const int32_t *src_idx, *dst_idx; // one of them
-    int64_t n, d;
-};
-
-static void rows_task(void *ctx, int64_t task, int thread)
+// The op table's move_rows (a gather, a scatter or both), timed as the exchange's or the
+// experts' own work by the caller.
+static enum imc_status move_rows(struct imc_engine *e, float *dst, const int32_t *dst_idx,
+                                 const float *src, const int32_t *src_idx, int64_t n, int64_t d)
 {
-    (void)thread;
-    const struct rows_job *j = ctx;
-    const int64_t i1 = (task + 1) * ROWS_PER_TASK < j->n ? (task + 1) * ROWS_PER_TASK : j->n;
-    for (int64_t i = task * ROWS_PER_TASK; i < i1; i++) {
-        const int64_t di = j->dst_idx ? j->dst_idx[i] : i, si = j->src_idx ? j->src_idx[i] : i;
-        memcpy(j->dst + di * j->d, j->src + si * j->d, (size_t)j->d * sizeof(float));
-    }
-}
-
-// Copies n rows of d floats on the pool (hundreds of MB per MoE layer at DeepSeek-V3's widths:
-// on one thread, the other threads would wait).
-static void copy_rows(struct imc_engine *e, float *dst, const int32_t *dst_idx, const float *src,
-                      const int32_t *src_idx, int64_t n, int64_t d)
-{
-    struct rows_job j = {dst, src, src_idx, dst_idx, n, d};
-    imc_exec_run(e->ex, (n + ROWS_PER_TASK - 1) / ROWS_PER_TASK, rows_task, &j);
+    return e->be->move_rows(e->ex, dst, dst_idx, src, src_idx, n, d);
 }
 
 // Byte counts of an all-to-all of pair-sized items of `unit` bytes each.
@@ -160,11 +137,12 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     for (int s = 0; s < ep; s++) {
         p->n_recv += (int64_t)p->recv_cnt[s];
     }
-    float *xs = eng_f32(e, p->n_pair * d), *xr = eng_f32(e, p->n_recv * d);
-    struct pair_rec *rs = (struct pair_rec *)eng_f32(e, 2 * p->n_pair);
-    int32_t *hrow = (int32_t *)eng_f32(e, p->n_pair); // the row of h each sent row reads
-    p->rec = (struct pair_rec *)eng_f32(e, 2 * p->n_recv);
-    p->src = (int32_t *)eng_f32(e, p->n_recv);
+    // the rows travel through MPI (host memory; not CUDA-aware): moved in and out by the table
+    float *xs = eng_host(e, p->n_pair * d), *xr = eng_host(e, p->n_recv * d);
+    struct pair_rec *rs = (struct pair_rec *)eng_host(e, 2 * p->n_pair);
+    int32_t *hrow = (int32_t *)eng_host(e, p->n_pair); // the row of h each sent row reads
+    p->rec = (struct pair_rec *)eng_host(e, 2 * p->n_recv);
+    p->src = (int32_t *)eng_host(e, p->n_recv);
     if (!xs || !xr || !rs || !hrow || !p->rec || !p->src) {
         return IMC_ERR_NOMEM;
     }
@@ -173,7 +151,7 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
         hrow[q] = (int32_t)(pq / k);
         rs[q] = (struct pair_rec){e->tok[pq / k], p->ids[pq]};
     }
-    copy_rows(e, xs, NULL, h, hrow, p->n_pair, d);
+    IMC_TRY(move_rows(e, xs, NULL, h, hrow, p->n_pair, d));
     size_t sb[IMC_ENG_MAX_SHARDS], rb[IMC_ENG_MAX_SHARDS];
     item_bytes(p->send_cnt, ep, sizeof(struct pair_rec), sb);
     item_bytes(p->recv_cnt, ep, sizeof(struct pair_rec), rb);
@@ -187,6 +165,12 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     p->rows = xr;
     *send_rows = xs;
     return IMC_OK;
+}
+
+// A buffer of an expert group: host scratch (host) or activations.
+static float *group_buf(struct imc_engine *e, bool host, int64_t n)
+{
+    return host ? (float *)eng_host(e, n) : eng_f32(e, n);
 }
 
 // The end of the group of experts starting at x0: as many as keep its rows within max_rows (at
@@ -213,10 +197,11 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp, nr = p->n_recv;
     const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
-    p->out = eng_f32(e, nr * d);
-    int32_t *sel = (int32_t *)eng_f32(e, nr), *tok = (int32_t *)eng_f32(e, nr);
-    int32_t *srow = (int32_t *)eng_f32(e, nr); // the row of p->rows each gathered row reads
-    int32_t *first = (int32_t *)eng_f32_zero(e, n_own + 1);
+    // with shards the outputs go back through MPI: host memory
+    p->out = e->ep_size > 1 ? eng_host(e, nr * d) : eng_f32(e, nr * d);
+    int32_t *sel = (int32_t *)eng_host(e, nr), *tok = (int32_t *)eng_host(e, nr);
+    int32_t *srow = (int32_t *)eng_host(e, nr); // the row of p->rows each gathered row reads
+    int32_t *first = (int32_t *)eng_host_zero(e, n_own + 1);
     if (!p->out || !sel || !tok || !srow || !first) {
         return IMC_ERR_NOMEM;
     }
@@ -245,15 +230,18 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
         x1 = group_end(first, x0, n_own, max_rows);
         g_rows = first[x1] - first[x0] > g_rows ? first[x1] - first[x0] : g_rows;
     }
-    float *xe = eng_f32(e, g_rows * d), *g = eng_f32(e, g_rows * fe), *u = eng_f32(e, g_rows * fe);
-    float *ye = eng_f32(e, g_rows * d);
+    // the routed experts' table (be_exp) reads and writes these: host memory for the cpu table
+    // beside a table of its own memory (--experts-on cpu)
+    const bool host = e->be_exp != e->be;
+    float *xe = group_buf(e, host, g_rows * d), *g = group_buf(e, host, g_rows * fe);
+    float *u = group_buf(e, host, g_rows * fe), *ye = group_buf(e, host, g_rows * d);
     if (!xe || !g || !u || !ye) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t x0 = 0, x1; x0 < n_own; x0 = x1) {
         x1 = group_end(first, x0, n_own, max_rows);
         const int64_t r0 = first[x0], n = first[x1] - r0;
-        copy_rows(e, xe, NULL, p->rows, srow + r0, n, d);
+        IMC_TRY(move_rows(e, xe, NULL, p->rows, srow + r0, n, d));
         const int32_t *fx = first + x0, *tx = tok + r0;
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_gate_exps, eb + x0, fe, g, fe, xe, d, fx, x1 - x0, tx));
@@ -262,7 +250,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
         ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_down_exps, eb + x0, d, ye, d, g, fe, fx, x1 - x0, tx));
-        copy_rows(e, p->out, sel + r0, ye, NULL, n, d);
+        IMC_TRY(move_rows(e, p->out, sel + r0, ye, NULL, n, d));
     }
     return IMC_OK;
 }
@@ -283,54 +271,20 @@ static enum imc_status combine(struct imc_engine *e, struct moe_pairs *p, float 
     return IMC_OK;
 }
 
-#define TOKS_PER_TASK 16
-
-struct wsum_job {
-    const struct moe_pairs *p;
-    const int32_t *pos; // [n_pair] dispatch position of pair (t, s)
-    float *y;           // [n][d]
-    const float *add;   // [n][d] added after the sum (the shared expert), or NULL
-    int64_t n, k, d;
-};
-
-// Tokens [task*16, +16): y_t = Σ_s w[t][s] · out[t][s] in slot order, then + add_t.
-static void wsum_task(void *ctx, int64_t task, int thread)
-{
-    (void)thread;
-    const struct wsum_job *j = ctx;
-    const int64_t t1 = (task + 1) * TOKS_PER_TASK < j->n ? (task + 1) * TOKS_PER_TASK : j->n;
-    for (int64_t t = task * TOKS_PER_TASK; t < t1; t++) {
-        float *yt = j->y + t * j->d;
-        for (int64_t s = 0; s < j->k; s++) {
-            const float wt = j->p->w[t * j->k + s];
-            const float *src = j->p->back + (int64_t)j->pos[t * j->k + s] * j->d;
-            for (int64_t i = 0; i < j->d; i++) {
-                const float v = wt * src[i];
-                yt[i] = s == 0 ? v : yt[i] + v;
-            }
-        }
-        for (int64_t i = 0; j->add && i < j->d; i++) {
-            yt[i] += j->add[t * j->d + i];
-        }
-    }
-}
-
-// y_t = Σ_s w[t][s] · out[t][s], slots in order, plus add_t when add is given; on the pool,
-// each token's arithmetic the same as on one thread.
+// y_t = Σ_s w[t][s] · out[t][s], slots in order, plus add_t when add is given (the op table's
+// moe_wsum).
 static enum imc_status weighted_sum(struct imc_engine *e, const struct moe_pairs *p, float *y,
                                     const float *add, int64_t n)
 {
     const int64_t k = e->m->hp.n_expert_used, d = e->m->hp.n_embd;
-    int32_t *pos = (int32_t *)eng_f32(e, p->n_pair);
+    int32_t *pos = (int32_t *)eng_host(e, p->n_pair);
     if (!pos) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t q = 0; q < p->n_pair; q++) {
         pos[p->order[q]] = (int32_t)q;
     }
-    struct wsum_job j = {.p = p, .pos = pos, .y = y, .add = add, .n = n, .k = k, .d = d};
-    imc_exec_run(e->ex, (n + TOKS_PER_TASK - 1) / TOKS_PER_TASK, wsum_task, &j);
-    return IMC_OK;
+    return e->be->moe_wsum(e->ex, y, p->back, pos, p->w, add, n, k, d);
 }
 
 static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, float *y, int64_t n)
@@ -341,8 +295,8 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
     struct moe_pairs p;
     memset(&p, 0, sizeof(p));
     float *logits = eng_f32(e, n * ne);
-    p.ids = (int32_t *)eng_f32(e, n * k);
-    p.w = eng_f32(e, n * k);
+    p.ids = (int32_t *)eng_host(e, n * k); // read here to plan the dispatch
+    p.w = (float *)eng_host(e, n * k);
     if (!logits || !p.ids || !p.w) {
         return IMC_ERR_NOMEM;
     }
@@ -397,6 +351,5 @@ enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n)
     } else {
         IMC_TRY(dense(e, il, l->ffn_gate, l->ffn_up, l->ffn_down, h, y, n));
     }
-    eng_add(e, x, y, n * d);
-    return IMC_OK;
+    return eng_add(e, x, y, n, d);
 }

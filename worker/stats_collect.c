@@ -268,18 +268,24 @@ static enum imc_status fail(struct imc_stats_collect *c, enum imc_status st)
     return st;
 }
 
-// Logs the first non-finite value of x in column col.
-static void report_nonfinite(const struct imc_stats_collect *c, const struct imc_tensor_info *w,
+// Logs the first non-finite value of x in column col (found by the op table be: x may be its
+// memory).
+static void report_nonfinite(const struct imc_stats_collect *c, const struct imc_exec *ex,
+                             const struct imc_backend *be, const struct imc_tensor_info *w,
                              int64_t layer, int64_t slice, const float *x, int64_t ldx,
                              int64_t n_rows, int64_t col)
 {
-    int64_t row = 0;
-    while (row < n_rows - 1 && isfinite(x[row * ldx + col])) {
-        row++;
+    int64_t row = -1;
+    float v = NAN;
+    if (be->find_nonfinite(ex, x + col, ldx, n_rows, 1, &row, &v) != IMC_OK || row < 0) {
+        IMC_LOG_ERR("tensor '%s' (layer %" PRId64 ", slice %" PRId64 "), chunk %" PRId64
+                    ": non-finite sum of squares in column %" PRId64,
+                    w->name, layer, slice, c->chunk, col);
+        return;
     }
     IMC_LOG_ERR("tensor '%s' (layer %" PRId64 ", slice %" PRId64 "), chunk %" PRId64
                 ": non-finite activation %g in column %" PRId64 " (row %" PRId64 " of this call)",
-                w->name, layer, slice, c->chunk, (double)x[row * ldx + col], col, row);
+                w->name, layer, slice, c->chunk, (double)v, col, row);
 }
 
 enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_info *w,
@@ -326,7 +332,7 @@ enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct 
         return fail(c, IMC_ERR_INTERNAL);
     }
     if (bad >= 0) {
-        report_nonfinite(c, w, layer, slice, x, ldx, n_rows, bad);
+        report_nonfinite(c, ex, be, w, layer, slice, x, ldx, n_rows, bad);
         return fail(c, IMC_ERR_NUMERIC);
     }
     return IMC_OK;

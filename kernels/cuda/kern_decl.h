@@ -53,8 +53,9 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(move_rows)(void *stream, float *dst,
                                                        const int32_t *dst_idx, const float *src,
                                                        const int32_t *src_idx, int64_t n,
                                                        int64_t d);
-// x += y (device): imc_ref_add.
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(add)(void *stream, float *x, const float *y, int64_t n);
+// x[r][i] += y[r·ldy + i] (device; ldy 0: one row to every row): imc_ref_add.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(add)(void *stream, float *x, const float *y,
+                                                 int64_t n_rows, int64_t n, int64_t ldy);
 // every pointer on the device: imc_ref_moe_wsum.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(moe_wsum)(void *stream, float *y, const float *rows,
                                                       const int32_t *pos, const float *w,
@@ -164,3 +165,14 @@ IMC_CUDA_EXTERN const struct imc_backend *IMC_CUDA_FN(backend)(void);
 // NULL). For the residency checks of --experts-on cpu (tests/cuda/test_engine_emu).
 IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo, const void *hi,
                                                  size_t *bytes);
+// What the ops of a table state ctx copied between host and device since ctx_new (weights'
+// uploads not counted: ctx_resident): bytes and copies each way. For the tests that check that
+// activations stay on the device (tests/cuda/test_engine_emu).
+#ifndef IMC_CUDA_TRAFFIC_DEFINED // this header has no guard (see above); the struct needs one
+#define IMC_CUDA_TRAFFIC_DEFINED
+struct imc_cuda_traffic {
+    size_t up_bytes, down_bytes; // host -> device, device -> host
+    size_t n_up, n_down;
+};
+#endif
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_traffic)(const void *ctx, struct imc_cuda_traffic *t);

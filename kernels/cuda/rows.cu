@@ -6,7 +6,7 @@
  * (<= 65535) strides over r, with 64-bit index arithmetic throughout.
  *   copy       dst (t, h)[i] = src (t, h)[i], row r = t·n_head + h: a copy, so bitwise.
  *   move_rows  dst row (dst_idx[r] or r)[i] = src row (src_idx[r] or r)[i]: a copy, so bitwise.
- *   add        x[i] += y[i]: one rounded add, as the reference.
+ *   add        x[r][i] += y[r·ldy + i]: one rounded add, as the reference.
  *   moe_wsum   per (token, i) the reference's sequence: each w·row product rounded (__fmul_rn),
  *              slots added in order (__fadd_rn), then the add: no fused multiply-add, so the
  *              reference's bits.
@@ -92,15 +92,17 @@ extern "C" enum imc_status IMC_CUDA_FN(move_rows)(void *stream, float *dst, cons
 struct add_op {
     float *x;
     const float *y;
-    __device__ void operator()(int64_t, int64_t i) const
+    int64_t n, ldy;
+    __device__ void operator()(int64_t r, int64_t i) const
     {
-        x[i] = __fadd_rn(x[i], y[i]);
+        x[r * n + i] = __fadd_rn(x[r * n + i], y[r * ldy + i]);
     }
 };
 
-extern "C" enum imc_status IMC_CUDA_FN(add)(void *stream, float *x, const float *y, int64_t n)
+extern "C" enum imc_status IMC_CUDA_FN(add)(void *stream, float *x, const float *y, int64_t n_rows,
+                                            int64_t n, int64_t ldy)
 {
-    return rows_launch(stream, "rows_kernel<add_op>", add_op{x, y}, 1, n);
+    return rows_launch(stream, "rows_kernel<add_op>", add_op{x, y, n, ldy}, n_rows, n);
 }
 
 struct moe_wsum_op {

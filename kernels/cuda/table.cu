@@ -7,12 +7,18 @@
  * State: the ops find their context (kernels/cuda/table_priv.h: resident weights, cuBLAS,
  * scratch) through imc_exec_backend_ctx(ex); the engine owns it (ctx_new / ctx_free).
  *
- * Per op: weights resident (wcache: uploaded whole on first use, straight from the mapping);
- * activations copied host -> device, the kernel, results device -> host. Strided arrays travel
- * as their whole extent (first to last element, gaps included, so writing the extent back
- * leaves the gaps as they were); an array inside the extent of one already copied for the op
- * is addressed in that copy, so host aliasing (out = gate, v inside k) holds on the device.
- * Partial overlaps of an output with another array are not supported (no engine call has one).
+ * Memory: weights resident (wcache: uploaded whole on first use, straight from the mapping).
+ * Activations live in the table's buffers (backend.h buf_alloc: the engine's scratch arena is
+ * device memory), which every op addresses in place. Any other array an op is handed is a host
+ * array (norm weights, positions, routing ids, index arrays, the caller's hidden rows and
+ * logits, statistics sums): copied host -> device for the op and, if written, back. Strided
+ * host arrays travel as their whole extent (first to last element, gaps included, so writing
+ * the extent back leaves the gaps as they were); an array inside the extent of one already
+ * copied for the op is addressed in that copy, so host aliasing (out = gate, v inside k) holds
+ * on the device. Partial overlaps of an output with another array are not supported (no engine
+ * call has one). Every op is bracketed by ctx_guard: in the emulator the table's buffers are
+ * closed to the host between ops, so a host access the engine should have left to an op
+ * crashes the test that makes it. The copies are counted (kern_decl.h ctx_traffic).
  *
  * Ops:
  *   matmul        <= IMC_CUDA_MMV_MAX_TOK tokens: mmv on the resident quantized rows. More:
@@ -22,21 +28,24 @@
  *   matmul_group  a loop over matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
  *                 table is never resident), uploaded and dequantized to f32 on the device.
- *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows: the launcher of that
- *                 name. sqacc uploads sum2 and count, accumulates on the device and copies them
- *                 back. nll_rows uploads the logits rows (and the base rows), brings back one
- *                 imc_nll_row per row.
+ *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
+ *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
+ *                 brings back the index and the one value it names). sqacc uploads sum2 and
+ *                 count, accumulates on the device and copies them back. nll_rows uploads the
+ *                 logits rows (and the base rows), brings back one imc_nll_row per row.
  * Ops without a status (rmsnorm, rope, softmax, swiglu, sqacc) fill their output with NaN on
  * failure (logged), so the engine's finiteness check stops the pass; none crashes.
  * Device memory exhausted: the error names the weight's type and shape (the engine adds the
  * tensor's name and layer) or the op's activations, and the bytes needed; the log prefix names
  * the rank.
  *
- * Cost, and the next step: every op moves its activations over PCIe both ways and synchronizes
- * (copy_to_host waits), so the device idles between ops; a forward pass with device-resident
- * activations (the engine's scratch on the device, only logits and statistics coming back) is
- * what makes this fast. Types without a device decoder (the interleaved _rN types) are
- * unsupported (supports() false).
+ * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call,
+ * the logits out, and per op only small host arrays (positions, norm weights, routing ids and
+ * weights, index arrays, statistics sums, the 12 bytes of each finiteness check); but every op
+ * still runs on the default stream and most wait for a copy back (the finiteness checks, the
+ * routing ids), so the device idles between ops; and statistics sums travel both ways per
+ * call. Types without a device decoder (the interleaved _rN types) are unsupported
+ * (supports() false).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -70,6 +79,21 @@ struct opmap {
     int n;
 };
 
+// The copies of the ops, counted (ctx_traffic).
+enum imc_status up(struct imc_cuda_ctx *c, void *d, const void *h, size_t bytes)
+{
+    c->traffic.up_bytes += bytes;
+    c->traffic.n_up++;
+    return IMC_CUDA_FN(copy_to_dev)(NULL, d, h, bytes);
+}
+
+enum imc_status down(struct imc_cuda_ctx *c, void *h, const void *d, size_t bytes)
+{
+    c->traffic.down_bytes += bytes;
+    c->traffic.n_down++;
+    return IMC_CUDA_FN(copy_to_host)(NULL, h, d, bytes);
+}
+
 struct imc_cuda_ctx *ctx_of(const struct imc_exec *ex, const char *op)
 {
     struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
@@ -91,6 +115,9 @@ void *map(struct opmap *m, enum imc_cuda_slot slot, const void *h, size_t bytes,
           bool out)
 {
     const char *p = (const char *)h;
+    if (IMC_CUDA_FN(ctx_buf_has)(m->c, h, bytes)) {
+        return (void *)h; // the table's own memory: in place
+    }
     for (int i = 0; i < m->n; i++) {
         if (p >= m->r[i].host && p + bytes <= m->r[i].host + m->r[i].bytes) {
             m->r[i].out = m->r[i].out || out;
@@ -98,7 +125,7 @@ void *map(struct opmap *m, enum imc_cuda_slot slot, const void *h, size_t bytes,
         }
     }
     char *d = (char *)IMC_CUDA_FN(ctx_dev)(m->c, slot, bytes, m->what);
-    if (!d || (upload && bytes && IMC_CUDA_FN(copy_to_dev)(NULL, d, h, bytes) != IMC_OK)) {
+    if (!d || (upload && bytes && up(m->c, d, h, bytes) != IMC_OK)) {
         return NULL;
     }
     m->r[m->n++] = (struct reg){p, bytes, d, out};
@@ -111,15 +138,23 @@ enum imc_status map_back(const struct opmap *m)
     for (int i = 0; i < m->n; i++) {
         if (m->r[i].out && m->r[i].bytes) {
             IMC_TRY(
-                IMC_CUDA_FN(copy_to_host)(NULL, (void *)m->r[i].host, m->r[i].dev, m->r[i].bytes));
+                down(m->c, (void *)m->r[i].host, m->r[i].dev, m->r[i].bytes));
         }
     }
     return IMC_OK;
 }
 
-void poison(float *x, int64_t ld, int64_t n_rows, int64_t n)
+// Fills n_rows rows of n at stride ld with NaN: on the host, or on the device where x is the
+// table's memory (all-ones bytes are a NaN).
+void poison(const struct imc_exec *ex, float *x, int64_t ld, int64_t n_rows, int64_t n)
 {
+    const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
+    const bool own = c && IMC_CUDA_FN(ctx_buf_has)(c, x, extent(n_rows, ld, n, sizeof(float)));
     for (int64_t r = 0; r < n_rows; r++) {
+        if (own) {
+            (void)IMC_CUDA_FN(dev_memset)(NULL, x + r * ld, 0xFF, (size_t)n * sizeof(float));
+            continue;
+        }
         for (int64_t i = 0; i < n; i++) {
             x[r * ld + i] = NAN;
         }
@@ -131,12 +166,29 @@ bool t_supports(enum imc_op op, enum imc_type t)
     return op != IMC_OP_MATMUL && op != IMC_OP_GET_ROWS ? true : IMC_CUDA_FN(supports_type)(t);
 }
 
-// n_tok rows of n floats at stride ld (host) to contiguous device rows in slot.
-float *rows_up(struct imc_cuda_ctx *c, enum imc_cuda_slot slot, const float *x, int64_t ld,
-               int64_t n_tok, int64_t n, const char *what)
+// Strided device rows: dst [n_tok][n] contiguous = src rows at stride ld (or the reverse).
+enum imc_status dev_rows(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t n_tok,
+                         int64_t n)
+{
+    const struct imc_copy_args a = {dst, ldd, 0, src, lds, 0, n_tok, 1, n};
+    return IMC_CUDA_FN(copy)(NULL, &a);
+}
+
+// n_tok rows of n floats at stride ld to contiguous device rows: x itself where it is the
+// table's memory and contiguous, else in slot (from the table's memory by a device copy, from
+// the host by an upload).
+const float *rows_up(struct imc_cuda_ctx *c, enum imc_cuda_slot slot, const float *x, int64_t ld,
+                     int64_t n_tok, int64_t n, const char *what)
 {
     const size_t bytes = (size_t)(n_tok * n) * sizeof(float);
+    const bool own = IMC_CUDA_FN(ctx_buf_has)(c, x, extent(n_tok, ld, n, sizeof(float)));
+    if (own && (ld == n || n_tok == 1)) {
+        return x;
+    }
     float *d = (float *)IMC_CUDA_FN(ctx_dev)(c, slot, bytes, what);
+    if (d && own) {
+        return dev_rows(d, n, x, ld, n_tok, n) == IMC_OK ? d : NULL;
+    }
     const float *src = x;
     if (d && ld != n && n_tok > 1) {
         float *h = (float *)IMC_CUDA_FN(ctx_host)(c, bytes);
@@ -148,22 +200,29 @@ float *rows_up(struct imc_cuda_ctx *c, enum imc_cuda_slot slot, const float *x, 
         }
         src = h;
     }
-    return d && IMC_CUDA_FN(copy_to_dev)(NULL, d, src, bytes) == IMC_OK ? d : NULL;
+    return d && up(c, d, src, bytes) == IMC_OK ? d : NULL;
 }
 
-// Contiguous device rows to n_tok rows of n floats at stride ld (host).
+// Contiguous device rows d to n_tok rows of n floats at stride ld: nothing where d is y, a
+// device copy into the table's memory, else a download.
 enum imc_status rows_down(struct imc_cuda_ctx *c, float *y, int64_t ld, const float *d,
                           int64_t n_tok, int64_t n)
 {
     const size_t bytes = (size_t)(n_tok * n) * sizeof(float);
+    if (d == y) {
+        return IMC_OK;
+    }
+    if (IMC_CUDA_FN(ctx_buf_has)(c, y, extent(n_tok, ld, n, sizeof(float)))) {
+        return dev_rows(y, ld, d, n, n_tok, n);
+    }
     if (ld == n || n_tok == 1) {
-        return IMC_CUDA_FN(copy_to_host)(NULL, y, d, bytes);
+        return down(c, y, d, bytes);
     }
     float *h = (float *)IMC_CUDA_FN(ctx_host)(c, bytes);
     if (!h) {
         return IMC_ERR_NOMEM;
     }
-    IMC_TRY(IMC_CUDA_FN(copy_to_host)(NULL, h, d, bytes));
+    IMC_TRY(down(c, h, d, bytes));
     for (int64_t t = 0; t < n_tok; t++) {
         memcpy(y + t * ld, h + t * n, (size_t)n * sizeof(float));
     }
@@ -221,8 +280,10 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     const void *wd = NULL;
     IMC_TRY(IMC_CUDA_FN(wcache_get)(&c->wc, w, type, n_out, n_in, &wd));
     const float *xd = rows_up(c, CT_X, x, ldx, n_tok, n_in, "the activations of matmul");
-    float *yd = (float *)IMC_CUDA_FN(ctx_dev)(c, CT_Y, (size_t)(n_tok * n_out) * sizeof(float),
-                                              "the outputs of matmul");
+    const size_t by = (size_t)(n_tok * n_out) * sizeof(float);
+    float *yd = (ldy == n_out || n_tok == 1) && IMC_CUDA_FN(ctx_buf_has)(c, y, by)
+                    ? y // the table's memory, contiguous: written in place
+                    : (float *)IMC_CUDA_FN(ctx_dev)(c, CT_Y, by, "the outputs of matmul");
     if (!xd || !yd) {
         return IMC_ERR_NOMEM;
     }
@@ -262,17 +323,18 @@ enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w,
     const size_t bytes = (size_t)rb * (size_t)n;
     char *h = (char *)IMC_CUDA_FN(ctx_host)(c, bytes);
     void *wd = IMC_CUDA_FN(ctx_dev)(c, CT_A, bytes, "the embedding rows of get_rows");
-    float *od = (float *)IMC_CUDA_FN(ctx_dev)(c, CT_Y, (size_t)(n * n_in) * sizeof(float),
-                                              "the outputs of get_rows");
+    const size_t bo = (size_t)(n * n_in) * sizeof(float);
+    const bool own = IMC_CUDA_FN(ctx_buf_has)(c, out, bo);
+    float *od = own ? out : (float *)IMC_CUDA_FN(ctx_dev)(c, CT_Y, bo, "the outputs of get_rows");
     if (!h || !wd || !od) {
         return IMC_ERR_NOMEM;
     }
     for (int64_t r = 0; r < n; r++) {
         memcpy(h + (size_t)r * rb, (const char *)w + (size_t)ids[r] * rb, (size_t)rb);
     }
-    IMC_TRY(IMC_CUDA_FN(copy_to_dev)(NULL, wd, h, bytes));
+    IMC_TRY(up(c, wd, h, bytes));
     IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, type, wd, n_in, 0, n, IMC_TYPE_F32, od));
-    return IMC_CUDA_FN(copy_to_host)(NULL, out, od, (size_t)(n * n_in) * sizeof(float));
+    return own ? IMC_OK : down(c, out, od, bo);
 }
 
 enum imc_status rmsnorm_dev(const struct imc_exec *ex, float *y, const float *x, const float *w,
@@ -298,7 +360,7 @@ void t_rmsnorm(const struct imc_exec *ex, float *y, const float *x, const float 
                int64_t n, float eps)
 {
     if (n_rows > 0 && rmsnorm_dev(ex, y, x, w, n_rows, n, eps) != IMC_OK) {
-        poison(y, n, n_rows, n);
+        poison(ex, y, n, n_rows, n);
     }
 }
 
@@ -328,7 +390,7 @@ void t_rope(const struct imc_exec *ex, const struct imc_rope *p, float *x, int64
     if (n_tok > 0 && n_head > 0 && p->n_dims > 0 &&
         rope_dev(ex, p, x, n_tok, n_head, ld_tok, ld_head, pos) != IMC_OK) {
         for (int64_t h = 0; h < n_head; h++) {
-            poison(x + h * ld_head, ld_tok, n_tok, p->n_dims);
+            poison(ex, x + h * ld_head, ld_tok, n_tok, p->n_dims);
         }
     }
 }
@@ -350,7 +412,7 @@ enum imc_status softmax_dev(const struct imc_exec *ex, float *x, int64_t n_rows,
 void t_softmax(const struct imc_exec *ex, float *x, int64_t n_rows, int64_t n)
 {
     if (n_rows > 0 && n > 0 && softmax_dev(ex, x, n_rows, n) != IMC_OK) {
-        poison(x, n, n_rows, n);
+        poison(ex, x, n, n_rows, n);
     }
 }
 
@@ -378,7 +440,7 @@ void t_swiglu(const struct imc_exec *ex, float *out, int64_t ldo, const float *g
               const float *up, int64_t ldu, int64_t n_rows, int64_t n)
 {
     if (n_rows > 0 && n > 0 && swiglu_dev(ex, out, ldo, gate, ldg, up, ldu, n_rows, n) != IMC_OK) {
-        poison(out, ldo, n_rows, n);
+        poison(ex, out, ldo, n_rows, n);
     }
 }
 
@@ -511,23 +573,186 @@ enum imc_status t_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out, c
     return map_back(&m);
 }
 
+// Rows an index array addresses: max(idx[0..n)) + 1, or n without one.
+int64_t rows_of(const int32_t *idx, int64_t n)
+{
+    int64_t m = idx ? 0 : n;
+    for (int64_t i = 0; idx && i < n; i++) {
+        m = idx[i] + 1 > m ? idx[i] + 1 : m;
+    }
+    return m;
+}
+
+enum imc_status t_copy(const struct imc_exec *ex, const struct imc_copy_args *a)
+{
+    if (a->n_tok <= 0 || a->n_head <= 0 || a->n <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "copy"), "the activations of copy", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    struct imc_copy_args d = *a;
+    const size_t bs = attn_extent(a->n_tok, a->s_ld_tok, a->n_head, a->s_ld_head, a->n);
+    const size_t bd = attn_extent(a->n_tok, a->d_ld_tok, a->n_head, a->d_ld_head, a->n);
+    d.src = (const float *)map(&m, CT_X, a->src, bs, true, false);
+    d.dst = (float *)map(&m, CT_Y, a->dst, bd, gappy(bd, a->n_tok, a->n_head, a->n), true);
+    if (!d.src || !d.dst) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(copy)(NULL, &d));
+    return map_back(&m);
+}
+
+enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
+                            const float *src, const int32_t *src_idx, int64_t n, int64_t d)
+{
+    if (n <= 0 || d <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "move_rows"), "the rows of move_rows", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    const size_t row = (size_t)d * sizeof(float), bi = (size_t)n * sizeof(int32_t);
+    const float *sd = (const float *)map(&m, CT_X, src, (size_t)rows_of(src_idx, n) * row, true,
+                                         false);
+    // a scatter leaves the rows it does not write as they were: uploaded first
+    float *dd = (float *)map(&m, CT_Y, dst, (size_t)rows_of(dst_idx, n) * row, dst_idx != NULL,
+                             true);
+    const int32_t *si = src_idx ? (const int32_t *)map(&m, CT_A, src_idx, bi, true, false) : NULL;
+    const int32_t *di = dst_idx ? (const int32_t *)map(&m, CT_B, dst_idx, bi, true, false) : NULL;
+    if (!sd || !dd || (src_idx && !si) || (dst_idx && !di)) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(move_rows)(NULL, dd, di, sd, si, n, d));
+    return map_back(&m);
+}
+
+enum imc_status t_add(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows,
+                      int64_t n, int64_t ldy)
+{
+    if (n_rows <= 0 || n <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "add"), "the activations of add", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    const float *yd = (const float *)map(&m, CT_X, y, extent(n_rows, ldy, n, sizeof(float)), true,
+                                         false);
+    float *xd = (float *)map(&m, CT_Y, x, (size_t)(n_rows * n) * sizeof(float), true, true);
+    if (!yd || !xd) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(add)(NULL, xd, yd, n_rows, n, ldy));
+    return map_back(&m);
+}
+
+enum imc_status t_moe_wsum(const struct imc_exec *ex, float *y, const float *rows,
+                           const int32_t *pos, const float *w, const float *add, int64_t n,
+                           int64_t k, int64_t d)
+{
+    if (n <= 0 || d <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "moe_wsum"), "the expert outputs of moe_wsum", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    const size_t row = (size_t)d * sizeof(float), nk = (size_t)(n * k);
+    const float *rd =
+        (const float *)map(&m, CT_X, rows, (size_t)rows_of(pos, n * k) * row, true, false);
+    const int32_t *pd = (const int32_t *)map(&m, CT_A, pos, nk * sizeof(int32_t), true, false);
+    const float *wd = (const float *)map(&m, CT_B, w, nk * sizeof(float), true, false);
+    const float *ad = add ? (const float *)map(&m, CT_C, add, (size_t)n * row, true, false) : NULL;
+    float *yd = (float *)map(&m, CT_Y, y, (size_t)n * row, false, true);
+    if (!rd || !pd || !wd || (add && !ad) || !yd) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(moe_wsum)(NULL, yd, rd, pd, wd, ad, n, k, d));
+    return map_back(&m);
+}
+
+enum imc_status t_find_nonfinite(const struct imc_exec *ex, const float *x, int64_t ld,
+                                 int64_t n_rows, int64_t n, int64_t *index, float *value)
+{
+    *index = -1;
+    if (n_rows <= 0 || n <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "find_nonfinite"), "the values of find_nonfinite", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    const float *xd =
+        (const float *)map(&m, CT_X, x, extent(n_rows, ld, n, sizeof(float)), true, false);
+    int64_t *id = (int64_t *)map(&m, CT_A, index, sizeof(int64_t), false, true);
+    if (!xd || !id) {
+        return IMC_ERR_NOMEM;
+    }
+    IMC_TRY(IMC_CUDA_FN(find_nonfinite)(NULL, xd, ld, n_rows, n, id));
+    IMC_TRY(map_back(&m));
+    if (*index < 0) {
+        return IMC_OK;
+    }
+    return down(m.c, value, xd + (*index / n) * ld + *index % n, sizeof(float));
+}
+
+// Runs an op with the table's buffers open to it (ctx_guard: the emulator's protection).
+struct guard {
+    struct imc_cuda_ctx *c;
+    explicit guard(const struct imc_exec *ex) : c((struct imc_cuda_ctx *)imc_exec_backend_ctx(ex))
+    {
+        if (c) {
+            IMC_CUDA_FN(ctx_guard)(c, true);
+        }
+    }
+    ~guard()
+    {
+        if (c) {
+            IMC_CUDA_FN(ctx_guard)(c, false);
+        }
+    }
+    guard(const guard &) = delete;
+    guard &operator=(const guard &) = delete;
+};
+
+template <class Fn, Fn f> struct guarded;
+template <class R, class... A, R (*f)(const struct imc_exec *, A...)>
+struct guarded<R (*)(const struct imc_exec *, A...), f> {
+    static R call(const struct imc_exec *ex, A... a)
+    {
+        const guard g(ex);
+        return f(ex, a...);
+    }
+};
+#define GUARDED(f) guarded<decltype(&f), &f>::call
+
 struct imc_backend make_table()
 {
     struct imc_backend b;
     memset(&b, 0, sizeof(b));
     b.name = "cuda";
     b.supports = t_supports;
-    b.matmul = t_matmul;
-    b.matmul_group = t_matmul_group;
-    b.get_rows = t_get_rows;
-    b.rmsnorm = t_rmsnorm;
-    b.rope = t_rope;
-    b.softmax = t_softmax;
-    b.swiglu = t_swiglu;
-    b.attention = t_attention;
-    b.moe_route = t_moe_route;
-    b.sqacc = t_sqacc;
-    b.nll_rows = t_nll_rows;
+    b.matmul = GUARDED(t_matmul);
+    b.matmul_group = GUARDED(t_matmul_group);
+    b.get_rows = GUARDED(t_get_rows);
+    b.rmsnorm = GUARDED(t_rmsnorm);
+    b.rope = GUARDED(t_rope);
+    b.softmax = GUARDED(t_softmax);
+    b.swiglu = GUARDED(t_swiglu);
+    b.attention = GUARDED(t_attention);
+    b.moe_route = GUARDED(t_moe_route);
+    b.sqacc = GUARDED(t_sqacc);
+    b.nll_rows = GUARDED(t_nll_rows);
+    b.copy = GUARDED(t_copy);
+    b.move_rows = GUARDED(t_move_rows);
+    b.add = GUARDED(t_add);
+    b.moe_wsum = GUARDED(t_moe_wsum);
+    b.find_nonfinite = GUARDED(t_find_nonfinite);
+    b.buf_alloc = IMC_CUDA_FN(ctx_buf_alloc);
+    b.buf_free = IMC_CUDA_FN(ctx_buf_free);
     b.ctx_new = IMC_CUDA_FN(ctx_new);
     b.ctx_free = IMC_CUDA_FN(ctx_free);
     return b;

@@ -5,6 +5,9 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 #include <stdlib.h>
+#ifdef IMC_CUDA_EMU
+#include <sys/mman.h>
+#endif
 
 #include "kernels/cuda/kern_decl.h"
 #include "kernels/cuda/table_priv.h"
@@ -38,6 +41,9 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
         return;
     }
     IMC_CUDA_FN(wcache_free)(&c->wc);
+    for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {
+        IMC_CUDA_FN(ctx_buf_free)(c, c->buf[i].p);
+    }
     for (int i = 0; i < CT_NSLOT; i++) {
         IMC_CUDA_FN(dev_free)(c->dev[i]);
     }
@@ -69,6 +75,103 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda
     return c->dev[slot];
 }
 
+// Bytes of device memory: cudaMalloc, or in the emulator pages mapped closed (ctx_guard opens
+// them while an op runs).
+static void *buf_new(size_t bytes)
+{
+#ifdef IMC_CUDA_EMU
+    void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    void *p = NULL;
+    return IMC_CUDA_FN(dev_alloc)(bytes, &p) == IMC_OK ? p : NULL;
+#endif
+}
+
+static void buf_del(void *p, size_t bytes)
+{
+#ifdef IMC_CUDA_EMU
+    munmap(p, bytes);
+#else
+    (void)bytes;
+    IMC_CUDA_FN(dev_free)(p);
+#endif
+}
+
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes)
+{
+    struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
+    int i = 0;
+    while (i < IMC_CUDA_MAX_BUFS && c->buf[i].p) {
+        i++;
+    }
+    if (i == IMC_CUDA_MAX_BUFS) {
+        IMC_LOG_ERR("cuda: more than %d activation buffers", IMC_CUDA_MAX_BUFS);
+        return NULL;
+    }
+    bytes = bytes ? bytes : 1;
+    char *p = (char *)buf_new(bytes);
+    if (!p) {
+        size_t have = 0;
+        for (int j = 0; j < IMC_CUDA_MAX_BUFS; j++) {
+            have += c->buf[j].bytes;
+        }
+        IMC_LOG_ERR("cuda: device memory exhausted: the activations need %zu bytes more (resident: "
+                    "%zu bytes of weights in %zu tensors, %zu bytes of activations)",
+                    bytes, c->wc.bytes, c->wc.n, have);
+        return NULL;
+    }
+    c->buf[i] = (struct imc_cuda_buf){p, bytes};
+#ifdef IMC_CUDA_EMU
+    if (c->guard_depth > 0 && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
+        IMC_LOG_ERR("cuda emulator: cannot open an activation buffer");
+        abort();
+    }
+#endif
+    return p;
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_buf_free)(void *ctx, void *p)
+{
+    struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
+    for (int i = 0; p && i < IMC_CUDA_MAX_BUFS; i++) {
+        if (c->buf[i].p == p) {
+            buf_del(p, c->buf[i].bytes);
+            c->buf[i] = (struct imc_cuda_buf){NULL, 0};
+            return;
+        }
+    }
+}
+
+IMC_CUDA_EXTERN bool IMC_CUDA_FN(ctx_buf_has)(const struct imc_cuda_ctx *c, const void *p,
+                                              size_t bytes)
+{
+    const char *q = (const char *)p;
+    for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {
+        const struct imc_cuda_buf *b = &c->buf[i];
+        if (b->p && q >= b->p && q + bytes <= b->p + b->bytes) {
+            return true;
+        }
+    }
+    return false;
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_guard)(struct imc_cuda_ctx *c, bool open)
+{
+    c->guard_depth += open ? 1 : -1;
+#ifdef IMC_CUDA_EMU
+    if ((open && c->guard_depth == 1) || (!open && c->guard_depth == 0)) {
+        for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {
+            if (c->buf[i].p && mprotect(c->buf[i].p, c->buf[i].bytes,
+                                        open ? PROT_READ | PROT_WRITE : PROT_NONE) != 0) {
+                IMC_LOG_ERR("cuda emulator: cannot protect an activation buffer");
+                abort();
+            }
+        }
+    }
+#endif
+}
+
 IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes)
 {
     if (bytes <= c->host_cap && c->host) {
@@ -82,6 +185,11 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes
     c->host = p;
     c->host_cap = bytes;
     return p;
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_traffic)(const void *ctx, struct imc_cuda_traffic *t)
+{
+    *t = ((const struct imc_cuda_ctx *)ctx)->traffic;
 }
 
 IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo, const void *hi,

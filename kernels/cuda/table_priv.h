@@ -10,7 +10,11 @@
  *     straight from the mapping (one copy per tensor, no host staging), freed by ctx_free;
  *   - the cuBLAS handle (NULL in the emulator, or when cuBLAS cannot start: tiled gemm.cu);
  *   - scratch: per slot one device buffer, grown to the largest request and kept, and one host
- *     staging buffer for packing strided rows. Activations live there for one op only.
+ *     staging buffer for packing strided rows. Host arrays handed to an op live there for it;
+ *   - the table's buffers (backend.h buf_alloc): device memory the engine's activations live in
+ *     from op to op; an op addresses a pointer inside one in place. In the emulator they are
+ *     host pages closed to the host between ops (ctx_guard), so a host access of activations
+ *     the engine should have left to the ops crashes the test that makes it.
  */
 #ifndef IMC_KERNELS_CUDA_TABLE_PRIV_H
 #define IMC_KERNELS_CUDA_TABLE_PRIV_H
@@ -35,8 +39,18 @@ struct imc_cuda_wcache {
 // The device scratch slots of one op.
 enum imc_cuda_slot { CT_X, CT_Y, CT_W, CT_A, CT_B, CT_C, CT_D, CT_E, CT_NSLOT };
 
+#define IMC_CUDA_MAX_BUFS 64
+
+struct imc_cuda_buf {
+    char *p; // NULL: free entry
+    size_t bytes;
+};
+
 struct imc_cuda_ctx {
     struct imc_cuda_wcache wc;
+    struct imc_cuda_buf buf[IMC_CUDA_MAX_BUFS]; // the table's buffers (buf_alloc)
+    int guard_depth;                            // ops in progress (ctx_guard)
+    struct imc_cuda_traffic traffic;            // the ops' copies (kern_decl.h ctx_traffic)
     void *blas; // cuBLAS handle or NULL
     void *dev[CT_NSLOT];
     size_t dev_cap[CT_NSLOT];
@@ -59,6 +73,16 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx);
 // what was needed (what: "activations of <op>").
 IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda_slot slot,
                                            size_t bytes, const char *what);
+// The table's buffers (backend.h buf_alloc / buf_free; ctx is the table's context): bytes of
+// device memory, or NULL after logging what was needed.
+IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes);
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_buf_free)(void *ctx, void *p);
+// Whether [p, p + bytes) lies in one of c's buffers (then an op uses p in place).
+IMC_CUDA_EXTERN bool IMC_CUDA_FN(ctx_buf_has)(const struct imc_cuda_ctx *c, const void *p,
+                                              size_t bytes);
+// Brackets an op (nesting counted): in the emulator the buffers are open to the host while an op
+// runs and closed (PROT_NONE) otherwise; nothing under nvcc.
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_guard)(struct imc_cuda_ctx *c, bool open);
 // The host staging buffer with at least bytes, or NULL (logged).
 IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes);
 

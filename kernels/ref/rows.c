@@ -17,8 +17,8 @@ void imc_ref_copy(const struct imc_copy_args *a)
     }
 }
 
-void imc_ref_move_rows(float *dst, const int32_t *dst_idx, const float *src,
-                       const int32_t *src_idx, int64_t n, int64_t d)
+void imc_ref_move_rows(float *dst, const int32_t *dst_idx, const float *src, const int32_t *src_idx,
+                       int64_t n, int64_t d)
 {
     for (int64_t r = 0; r < n; r++) {
         const int64_t di = dst_idx ? dst_idx[r] : r, si = src_idx ? src_idx[r] : r;
@@ -28,10 +28,12 @@ void imc_ref_move_rows(float *dst, const int32_t *dst_idx, const float *src,
     }
 }
 
-void imc_ref_add(float *x, const float *y, int64_t n)
+void imc_ref_add(float *x, const float *y, int64_t n_rows, int64_t n, int64_t ldy)
 {
-    for (int64_t i = 0; i < n; i++) {
-        x[i] += y[i];
+    for (int64_t r = 0; r < n_rows; r++) {
+        for (int64_t i = 0; i < n; i++) {
+            x[r * n + i] += y[r * ldy + i];
+        }
     }
 }
 

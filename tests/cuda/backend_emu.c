@@ -14,6 +14,16 @@ const struct imc_backend *tcuda_backend_emu(void)
     return imc_cuemu_backend();
 }
 
+void tcuda_emu_traffic(const void *ctx, size_t *up, size_t *down, size_t *n_up, size_t *n_down)
+{
+    struct imc_cuda_traffic t;
+    imc_cuemu_ctx_traffic(ctx, &t);
+    *up = t.up_bytes;
+    *down = t.down_bytes;
+    *n_up = t.n_up;
+    *n_down = t.n_down;
+}
+
 size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_t *bytes)
 {
     return imc_cuemu_ctx_resident(ctx, lo, hi, bytes);

@@ -4,7 +4,8 @@
  * that the whole forward pass runs in tests on the code a GPU rank runs (issue 13 item 5).
  *
  * In the emulator "device" memory is host memory (kernels/cuda/emu/cuemu.h), but the table
- * does not rely on it: it uploads weights and activations as it does on a device. Its state
+ * does not rely on it: it uploads weights and host arrays as it does on a device, and its own
+ * buffers (the engine's activations) are closed to the host between ops. Its state
  * comes from its ctx_new, which the engine calls (a test calling ops directly creates it and
  * attaches it with imc_exec_set_backend_ctx). IMC_CUEMU_MEM_LIMIT caps the emulated device
  * memory. Launches run on the calling thread in that thread's cuemu_set_order order.
@@ -21,5 +22,8 @@ const struct imc_backend *tcuda_backend_emu(void);
 // Its state's resident weights with host address in [lo, hi) (NULL, NULL: all): their number,
 // their device bytes into *bytes (may be NULL) (kernels/cuda/kern_decl.h ctx_resident).
 size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_t *bytes);
+// What its ops copied since ctx_new (kernels/cuda/kern_decl.h ctx_traffic): bytes host -> device
+// and device -> host, and the number of copies each way.
+void tcuda_emu_traffic(const void *ctx, size_t *up, size_t *down, size_t *n_up, size_t *n_down);
 
 #endif // IMC_TESTS_CUDA_BACKEND_EMU_H

@@ -104,11 +104,13 @@ static void bad_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, c
 struct resid {
     size_t n_exps; // resident weights inside a routed-expert tensor (ffn_{gate,up,down}_exps)
     size_t bytes;  // device bytes of all resident weights
+    size_t up, down, n_up, n_down; // what the ops copied (ctx_traffic)
 };
 
 static void resid_of(const struct imc_model *m, const void *ctx, struct resid *r)
 {
     tcuda_emu_resident(ctx, NULL, NULL, &r->bytes);
+    tcuda_emu_traffic(ctx, &r->up, &r->down, &r->n_up, &r->n_down);
     r->n_exps = 0;
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
         const struct imc_layer *l = &m->layers[il];
@@ -263,7 +265,7 @@ static void hybrid_case(const struct pcase *c, const struct imc_model *m, const 
     const int64_t n = N_TOK * m->hp.n_vocab;
     const char *pn = imc_attn_path_name(c->path);
     struct imc_imatrix s_hyb;
-    struct resid r = {0, 0};
+    struct resid r = {0};
     float *hyb = run(m, c->path, tcuda_backend_emu(), tok, &s_hyb, true, &r, NULL, NULL);
     CHECK(hyb, "%s %s: hybrid forward failed", c->preset, pn);
     if (hyb) {
@@ -286,6 +288,40 @@ static void hybrid_case(const struct pcase *c, const struct imc_model *m, const 
     }
     imc_imatrix_free(&s_hyb);
     free(hyb);
+}
+
+// Activations stay on the device: the copies of a forward pass without statistics (r, the run's
+// traffic) against what the pass must move. imc_engine_forward moves the embedded rows down
+// and up into the layers, the layers' output down and up into the head (each N·d floats), the
+// token embedding rows up (N rows of tok_embd) and the logits down (N·V floats): F. Per layer
+// the rest is small host arrays, bounded by A = N·(8 + 24·k) + 4·(8·w) + 4096 bytes: positions
+// (2 RoPE calls, 4 bytes per token each), the routing ids and weights down (8 per slot), the
+// index arrays of the expert rows up (at most 4 arrays of 4 bytes per slot), at most 8 host
+// vectors of w = max(d, n_head·head_dim) floats (norm weights, biases, the router's bias), and
+// 12 bytes of each of at most ~300 finiteness checks; plus one A for the head. A pass that left
+// activations on the host (hidden rows per op: the mutation tried, the layers' boundary copy
+// removed) moves tens of N·d·4 per layer and fails. Also F itself must be reached (the counters
+// count).
+static void traffic_check(const struct pcase *c, const struct imc_model *m, const struct resid *r)
+{
+    const struct imc_hparams *hp = &m->hp;
+    uint64_t rb = 0;
+    IMC_ASSERT(imc_type_row_bytes((uint32_t)m->tok_embd->type, hp->n_embd, &rb));
+    const uint64_t n = N_TOK, d = (uint64_t)hp->n_embd, k = (uint64_t)hp->n_expert_used;
+    const uint64_t hw = (uint64_t)(hp->n_head * hp->head_dim), w = d > hw ? d : hw;
+    const uint64_t f_up = 2 * n * d * 4 + n * rb, f_down = 2 * n * d * 4 + n * hp->n_vocab * 4;
+    const uint64_t a = n * (8 + 24 * k) + 4 * 8 * w + 4096;
+    const uint64_t extra = r->up + r->down - f_up - f_down, bound = ((uint64_t)hp->n_layer + 1) * a;
+    printf("%-15s %-13s host<->device copies: %zu bytes up in %zu, %zu down in %zu; beyond the "
+           "hidden rows, embeddings and logits %llu bytes (bound %llu; one layer's hidden rows "
+           "%llu)\n",
+           c->preset, imc_attn_path_name(c->path), r->up, r->n_up, r->down, r->n_down,
+           (unsigned long long)extra, (unsigned long long)bound, (unsigned long long)(n * d * 4));
+    CHECK(r->up >= f_up && r->down >= f_down && extra <= bound,
+          "%s %s: %zu bytes up, %zu down: activations copied between host and device (floor %llu "
+          "/ %llu, bound %llu beyond)",
+          c->preset, imc_attn_path_name(c->path), r->up, r->down, (unsigned long long)f_up,
+          (unsigned long long)f_down, (unsigned long long)bound);
 }
 
 // Base rows for the scoring: llama.cpp's encoding (imc_kld_encode_row) of N_TOK - 1 rows of
@@ -354,7 +390,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     const int64_t n = N_TOK * m->hp.n_vocab;
     const char *pn = imc_attn_path_name(c->path);
     struct imc_imatrix s_cpu, s_emu;
-    struct resid r_dev = {0, 0};
+    struct resid r_dev = {0}, r_rev = {0};
     struct score_in in;
     uint16_t *base = base_rows(m->hp.n_vocab, &in);
     struct score sc_cpu = {0}, sc_emu = {0};
@@ -362,7 +398,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     cuemu_set_order(CUEMU_FORWARD, 0);
     float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu, false, &r_dev, &in, &sc_emu);
     cuemu_set_order(CUEMU_REVERSE, 0);
-    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, NULL, NULL, NULL);
+    float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, &r_rev, NULL, NULL);
     cuemu_set_order(CUEMU_FORWARD, 0);
     CHECK(cpu && fwd && rev, "%s %s: engine forward failed", c->preset, pn);
     if (cpu && fwd && rev) {
@@ -378,6 +414,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
                c->preset, pn, (long long)s_cpu.n_entries, es, BOUND_STATS);
         CHECK(es <= BOUND_STATS, "%s %s: statistics %.3g", c->preset, pn, es);
         score_cmp(c, m, fwd, cpu, &sc_emu, &sc_cpu, true);
+        traffic_check(c, m, &r_rev);
         rev[n / 2] += 1.0f; // self-check: the comparison sees a moved logit
         CHECK(trel_err(rev, cpu, n) > BOUND, "%s %s: checker missed a perturbation", c->preset, pn);
     }

@@ -5,7 +5,8 @@
  *   copy            head strides token-major, head-major and 0 (one source row for every head);
  *                   the destination's gaps keep their canary
  *   move_rows       gather, scatter, both and neither; rows the scatter misses keep the canary
- *   add             lengths that are and are not multiples of the block
+ *   add             lengths that are and are not multiples of the block; rows with y rows
+ *                   strided (gaps) and broadcast (ldy 0)
  *   moe_wsum        k = 1..8, with and without the shared-expert add, on floats of varied
  *                   exponents, where a fused multiply-add gives other bits (checked on the host)
  *   find_nonfinite  NaN, +inf, -inf alone at the ends and inside, NaN in the stride padding
@@ -167,19 +168,26 @@ static void test_add(const struct cdev *d, struct krng *r)
 {
     static const int64_t lens[] = {1, 31, 32, 255, 256, 257, 1000, 65537, 100003};
     for (size_t s = 0; s < sizeof(lens) / sizeof(lens[0]); s++) {
-        const int64_t n = lens[s];
-        float *x = varied(r, n), *y = varied(r, n), *ref = kdup(x, n);
-        imc_ref_add(ref, y, n);
-        float *dx = cdev_up(d, x, (size_t)n * 4), *dy = cdev_up(d, y, (size_t)n * 4);
-        CHECK(CDEV_FN(d, add)(NULL, dx, dy, n) == IMC_OK, "add launch");
-        cdev_down(d, x, dx, (size_t)n * 4);
-        CDEV_FN(d, dev_free)(dy);
-        char what[64];
-        snprintf(what, sizeof(what), "%s add n %lld", d->name, (long long)n);
-        check_bits(what, x, ref, n);
-        free(x);
-        free(y);
-        free(ref);
+        // one row of n; rows of n / 7 with y rows strided (gaps) and broadcast (ldy 0)
+        const int64_t n = lens[s], w = n / 7 > 0 ? n / 7 : 1, nr = n / w;
+        const int64_t shapes[3][3] = {{1, n, n}, {nr, w, w + 3}, {nr, w, 0}};
+        for (int c = 0; c < 3; c++) {
+            const int64_t rows = shapes[c][0], cols = shapes[c][1], ldy = shapes[c][2];
+            const int64_t ny = (rows - 1) * ldy + cols, nx = rows * cols;
+            float *x = varied(r, nx), *y = varied(r, ny), *ref = kdup(x, nx);
+            imc_ref_add(ref, y, rows, cols, ldy);
+            float *dx = cdev_up(d, x, (size_t)nx * 4), *dy = cdev_up(d, y, (size_t)ny * 4);
+            CHECK(CDEV_FN(d, add)(NULL, dx, dy, rows, cols, ldy) == IMC_OK, "add launch");
+            cdev_down(d, x, dx, (size_t)nx * 4);
+            CDEV_FN(d, dev_free)(dy);
+            char what[80];
+            snprintf(what, sizeof(what), "%s add rows %lld n %lld ldy %lld", d->name,
+                     (long long)rows, (long long)cols, (long long)ldy);
+            check_bits(what, x, ref, nx);
+            free(x);
+            free(y);
+            free(ref);
+        }
     }
 }
 
