@@ -188,12 +188,14 @@ enum imc_status eng_copy_rows(struct imc_engine *e, float *dst, int64_t ldd, con
     return e->be->copy(e->ex, &a);
 }
 
-enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
-                          int64_t ld, int64_t n_rows, int64_t n)
+// eng_check by the table be (the one whose memory holds x).
+static enum imc_status check_on(const struct imc_engine *e, const struct imc_backend *be,
+                                int64_t il, const char *what, const float *x, int64_t ld,
+                                int64_t n_rows, int64_t n)
 {
     int64_t bad = -1;
     float v = 0.0f;
-    IMC_TRY(e->be->find_nonfinite(e->ex, x, ld, n_rows, n, &bad, &v));
+    IMC_TRY(be->find_nonfinite(e->ex, x, ld, n_rows, n, &bad, &v));
     if (bad < 0) {
         return IMC_OK;
     }
@@ -206,6 +208,12 @@ enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *wh
                     (double)v, what, bad / n, bad % n);
     }
     return IMC_ERR_NUMERIC;
+}
+
+enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
+                          int64_t ld, int64_t n_rows, int64_t n)
+{
+    return check_on(e, e->be, il, what, x, ld, n_rows, n);
 }
 
 // eng_report with the table be handed to the hook (its sqacc accumulates the statistics).
@@ -247,9 +255,9 @@ static const uint8_t *slice_data(const struct imc_tensor_info *w, int64_t slice,
     return data;
 }
 
-static enum imc_status check_output(const struct imc_engine *e, int64_t il,
-                                    const struct imc_tensor_info *w, int64_t slice, const float *y,
-                                    int64_t ldy, int64_t n_tok, int64_t n_out)
+static enum imc_status check_output(const struct imc_engine *e, const struct imc_backend *be,
+                                    int64_t il, const struct imc_tensor_info *w, int64_t slice,
+                                    const float *y, int64_t ldy, int64_t n_tok, int64_t n_out)
 {
     char what[160];
     if (slice >= 0) {
@@ -257,7 +265,7 @@ static enum imc_status check_output(const struct imc_engine *e, int64_t il,
     } else {
         snprintf(what, sizeof(what), "the output of '%s'", w->name);
     }
-    return eng_check(e, il, what, y, ldy, n_tok, n_out);
+    return check_on(e, be, il, what, y, ldy, n_tok, n_out);
 }
 
 // After a failed matmul of w: the layer and tensor, since the backend knows only the shape
@@ -284,7 +292,7 @@ enum imc_status eng_matmul_rows(struct imc_engine *e, int64_t il, const struct i
     if (st != IMC_OK) {
         return matmul_failed(e->be, il, w, st);
     }
-    ENG_TIMED(e, IMC_PROF_CHECK, st = check_output(e, il, w, slice, y, ldy, n_tok, n_out));
+    ENG_TIMED(e, IMC_PROF_CHECK, st = check_output(e, e->be, il, w, slice, y, ldy, n_tok, n_out));
     return st;
 }
 
@@ -293,6 +301,31 @@ static struct imc_mm *mm_alloc(struct imc_engine *e, int64_t n)
 {
     const size_t bytes = (size_t)n * sizeof(struct imc_mm);
     return (struct imc_mm *)eng_host(e, (int64_t)((bytes + 3) / 4));
+}
+
+// The first non-finite value of a group of slices' outputs (eng_matmul_slices): one scan of all
+// their rows (consecutive: slice i holds rows [first[i], first[i + 1]) - first[0]), then
+// check_output of the slice holding it names it (its first non-finite value is the group's: the
+// rows of lower slices come first). One check per group rather than per slice: an MoE layer's
+// groups hold up to all its experts (a pool job each on the CPU, a wait for the device's answer
+// on a GPU).
+static enum imc_status check_slices(const struct imc_engine *e, int64_t il,
+                                    const struct imc_tensor_info *w, int64_t slice0, int64_t n_out,
+                                    const float *y, int64_t ldy, const int32_t *first, int64_t n)
+{
+    int64_t bad = -1;
+    float v = 0.0f;
+    IMC_TRY(e->be_exp->find_nonfinite(e->ex, y, ldy, first[n] - first[0], n_out, &bad, &v));
+    if (bad < 0) {
+        return IMC_OK;
+    }
+    int64_t i = 0;
+    while (first[i + 1] - first[0] <= bad / n_out) {
+        i++;
+    }
+    const int64_t r0 = first[i] - first[0];
+    return check_output(e, e->be_exp, il, w, slice0 + i, y + r0 * ldy, ldy, first[i + 1] - first[i],
+                        n_out);
 }
 
 enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
@@ -325,12 +358,8 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
             matmul_failed(e->be_exp, il, w, st);
         }
     }
-    for (int64_t i = 0; i < n && st == IMC_OK; i++) {
-        const int64_t r0 = first[i] - first[0], cnt = first[i + 1] - first[i];
-        if (cnt > 0) {
-            ENG_TIMED(e, IMC_PROF_CHECK,
-                      st = check_output(e, il, w, slice0 + i, y + r0 * ldy, ldy, cnt, n_out));
-        }
+    if (st == IMC_OK) {
+        ENG_TIMED(e, IMC_PROF_CHECK, st = check_slices(e, il, w, slice0, n_out, y, ldy, first, n));
     }
     eng_release(e, mk);
     return st;
@@ -353,7 +382,8 @@ static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
         return IMC_OK;
     }
     const int64_t i = bad % cols / y_head;
-    const enum imc_status st = check_output(e, il, w, h0 + i, y + i * y_head, ldy, n_tok, n_out);
+    const enum imc_status st =
+        check_output(e, e->be, il, w, h0 + i, y + i * y_head, ldy, n_tok, n_out);
     return st != IMC_OK ? st : eng_check(e, il, "the columns between heads", y, ldy, n_tok, cols);
 }
 

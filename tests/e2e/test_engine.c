@@ -172,14 +172,13 @@ static int poison(const char *path, const char *name, int64_t elem)
     return bad;
 }
 
-// With a NaN at element elem of tensor `name` of preset's file in dir (rewritten), the forward
-// stops with IMC_ERR_NUMERIC and its message holds `want` (layer, tensor, slice, column).
-static void numeric(const char *dir, const char *preset, const char *name, int64_t elem,
-                    int64_t block_bytes, const char *want)
+// The preset's file in dir (rewritten by poison) run forward on 8 tokens: the forward must stop
+// with IMC_ERR_NUMERIC; its log into msg.
+static void numeric_run(const char *dir, const char *preset, const char *name, int64_t block_bytes,
+                        char *msg, size_t size)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/%s.gguf", dir, preset);
-    CHECK(poison(path, name, elem) == 0, "cannot poison %s", path);
     struct imc_gguf *g = NULL;
     struct imc_model *m = NULL;
     CHECK(imc_gguf_open(&g, path) == IMC_OK && imc_model_load(&m, g) == IMC_OK, "reload");
@@ -200,11 +199,51 @@ static void numeric(const char *dir, const char *preset, const char *name, int64
           name);
     imc_log_set_sink(NULL, NULL);
     printf("logged: %s", cap.text);
-    CHECK(strstr(cap.text, want) != NULL, "message lacks '%s': %s", want, cap.text);
+    snprintf(msg, size, "%s", cap.text);
     imc_engine_free(e);
     free(lg);
     imc_model_free(m);
     imc_gguf_free(g);
+}
+
+// With a NaN at element elem of tensor `name` of preset's file in dir (rewritten), the forward
+// stops with IMC_ERR_NUMERIC and its message holds `want` (layer, tensor, slice, column).
+static void numeric(const char *dir, const char *preset, const char *name, int64_t elem,
+                    int64_t block_bytes, const char *want)
+{
+    char path[600], msg[sizeof(((struct logcap *)0)->text)];
+    snprintf(path, sizeof(path), "%s/%s.gguf", dir, preset);
+    CHECK(poison(path, name, elem) == 0, "cannot poison %s", path);
+    numeric_run(dir, preset, name, block_bytes, msg, sizeof(msg));
+    CHECK(strstr(msg, want) != NULL, "message lacks '%s': %s", want, msg);
+}
+
+// A NaN in row 5, column 3 of the upper half of the experts of the 3D tensor `name` (f32): the
+// first of them with tokens reports it (column 5, its own token row 0), a slice whose rows do not
+// start the group's. The output check runs once over a group of experts and then names the slice:
+// the message must be the one of groups of one expert each (the check per slice).
+static void numeric_experts(const char *dir, const char *preset, const char *name)
+{
+    char path[600], grouped[sizeof(((struct logcap *)0)->text)], single[sizeof(grouped)];
+    snprintf(path, sizeof(path), "%s/%s.gguf", dir, preset);
+    struct imc_gguf *g = NULL;
+    CHECK(imc_gguf_open(&g, path) == IMC_OK, "open %s", path);
+    const struct imc_tensor_info *t = g ? imc_gguf_find_tensor(g, name) : NULL;
+    const int64_t ne0 = t ? t->ne[0] : 0, ne1 = t ? t->ne[1] : 0, ne2 = t ? t->ne[2] : 0;
+    imc_gguf_free(g);
+    CHECK(ne2 > 1, "%s: %s is not a 3D expert tensor", preset, name);
+    for (int64_t x = ne2 / 2; x < ne2; x++) {
+        CHECK(poison(path, name, (x * ne1 + 5) * ne0 + 3) == 0, "cannot poison %s", path);
+    }
+    numeric_run(dir, preset, name, 0, grouped, sizeof(grouped));
+    numeric_run(dir, preset, name, 1, single, sizeof(single));
+    char want[200];
+    snprintf(want, sizeof(want), "layer 1: non-finite value (nan) in the output of '%s' (slice ",
+             name);
+    const char *s = strstr(grouped, want);
+    CHECK(s && atoll(s + strlen(want)) >= ne2 / 2 && strstr(grouped, ", column 5") &&
+              strcmp(grouped, single) == 0,
+          "%s: experts in one group: '%s'; one per group: '%s'", preset, grouped, single);
 }
 
 static void bad_args(const struct imc_model *lite, const struct imc_model *llama)
@@ -342,6 +381,7 @@ int main(void)
                 "layer 1: non-finite value (nan) in the output of 'blk.1.attn_v_b.weight' (slice "
                 "3), token row 0, column 7");
     }
+    numeric_experts(dir, "qwen3moe-tiny", "blk.1.ffn_up_exps.weight");
     trmdir(dir, presets, N);
     return check_summary();
 }
