@@ -2,7 +2,8 @@
 # tests/<kind>/test_<name>.sh -> run with bash. Exit 77 = skipped. tests/<kind>/tool_<name>.c ->
 # executable tool_<name> in the build folder, which tests run (stand-ins), not a test.
 # Kind cuda also links imc_cuda_emu (cmake/imc_cuda.cmake), tests/cuda/kern_<name>.cu and
-# tcuda_support: tests/cuda/backend_*.c, C helpers the cuda tests share (the emulated op table).
+# tcuda_support: tests/cuda/backend_*.c, C helpers the cuda tests share (the emulated op table);
+# so do tests of other kinds named test_<name>_emu (tests/mpi/test_engine_ep_emu: MPI ranks on it).
 set(IMC_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "the steering repo's shared/")
 
 function(imc_add_tests)
@@ -22,7 +23,7 @@ function(imc_add_tests)
             set(exe test_${kind}_${name})
             add_executable(${exe} ${src})
             target_link_libraries(${exe} PRIVATE imc_cli)
-            if(kind STREQUAL "cuda")
+            if(kind STREQUAL "cuda" OR name MATCHES "_emu$") # tests/mpi/test_*_emu too
                 # the emulated kernels, and tests/cuda/kern_<name>.cu: kernels of this test only
                 file(GLOB kcu CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/kern_${name}.cu)
                 imc_cuemu_sources(kgen ${kcu})
