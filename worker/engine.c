@@ -128,6 +128,22 @@ static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
     return IMC_OK;
 }
 
+#define N_LAYER_VEC 10
+
+// The vector tensors of layer l and the fields of v that hold their f32 copies, in one order.
+static void layer_vectors(const struct imc_layer *l, struct eng_layer *v,
+                          const struct imc_tensor_info *t[N_LAYER_VEC], float **f[N_LAYER_VEC])
+{
+    const struct imc_tensor_info *tl[N_LAYER_VEC] = {
+        l->attn_norm, l->q_a_norm, l->kv_a_norm, l->ffn_norm, l->ffn_exp_probs_b,
+        l->q_norm,    l->k_norm,   l->bq,        l->bk,       l->bv};
+    float **fl[N_LAYER_VEC] = {&v->attn_norm,   &v->q_a_norm, &v->kv_a_norm, &v->ffn_norm,
+                               &v->exp_probs_b, &v->q_norm,   &v->k_norm,    &v->bq,
+                               &v->bk,          &v->bv};
+    memcpy(t, tl, sizeof(tl));
+    memcpy(f, fl, sizeof(fl));
+}
+
 static enum imc_status copy_vectors(struct imc_engine *e)
 {
     const struct imc_model *m = e->m;
@@ -137,20 +153,79 @@ static enum imc_status copy_vectors(struct imc_engine *e)
         return IMC_ERR_NOMEM;
     }
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
-        const struct imc_layer *l = &m->layers[il];
-        struct eng_layer *v = &e->lv[il];
-        IMC_TRY(vec_copy(l->attn_norm, &v->attn_norm));
-        IMC_TRY(vec_copy(l->q_a_norm, &v->q_a_norm));
-        IMC_TRY(vec_copy(l->kv_a_norm, &v->kv_a_norm));
-        IMC_TRY(vec_copy(l->ffn_norm, &v->ffn_norm));
-        IMC_TRY(vec_copy(l->ffn_exp_probs_b, &v->exp_probs_b));
-        IMC_TRY(vec_copy(l->q_norm, &v->q_norm));
-        IMC_TRY(vec_copy(l->k_norm, &v->k_norm));
-        IMC_TRY(vec_copy(l->bq, &v->bq));
-        IMC_TRY(vec_copy(l->bk, &v->bk));
-        IMC_TRY(vec_copy(l->bv, &v->bv));
+        const struct imc_tensor_info *t[N_LAYER_VEC];
+        float **f[N_LAYER_VEC];
+        layer_vectors(&m->layers[il], &e->lv[il], t, f);
+        for (int i = 0; i < N_LAYER_VEC; i++) {
+            IMC_TRY(vec_copy(t[i], f[i]));
+        }
     }
-    return vec_copy(m->output_norm, &e->output_norm);
+    e->lvo = e->lv;
+    IMC_TRY(vec_copy(m->output_norm, &e->output_norm));
+    e->output_norm_o = e->output_norm;
+    return IMC_OK;
+}
+
+// Elements of a vector tensor (0 without one); vec_floats: its space in the table's buffer,
+// rounded up to 16 floats (64-byte offsets).
+static int64_t vec_elems(const struct imc_tensor_info *t)
+{
+    return t ? t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] : 0;
+}
+
+static int64_t vec_floats(const struct imc_tensor_info *t)
+{
+    return (vec_elems(t) + 15) / 16 * 16;
+}
+
+// Places v, the f32 copy of t (NULL without one), at *next in the table's buffer (uploaded by
+// the table's copy) and advances *next.
+static enum imc_status vec_place(struct imc_engine *e, const struct imc_tensor_info *t,
+                                 const float *v, float **next, float **out)
+{
+    *out = NULL;
+    if (!v) {
+        return IMC_OK;
+    }
+    const int64_t n = vec_elems(t);
+    const struct imc_copy_args a = {.dst = *next, .src = v, .n_tok = 1, .n_head = 1, .n = n};
+    IMC_TRY(e->be->copy(e->ex, &a));
+    *out = *next;
+    *next += vec_floats(t);
+    return IMC_OK;
+}
+
+// On a table with its own memory: the vectors (norm weights, biases, the router's bias) copied
+// into one buffer of it once, so the ops read them in place (lvo, output_norm_o).
+static enum imc_status vectors_to_table(struct imc_engine *e)
+{
+    const struct imc_model *m = e->m;
+    int64_t total = vec_floats(m->output_norm);
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        const struct imc_tensor_info *t[N_LAYER_VEC];
+        float **f[N_LAYER_VEC];
+        layer_vectors(&m->layers[il], &e->lv[il], t, f);
+        for (int i = 0; i < N_LAYER_VEC; i++) {
+            total += vec_floats(t[i]);
+        }
+    }
+    e->lvo = calloc((size_t)m->hp.n_layer, sizeof(*e->lvo));
+    e->vec_buf = e->lvo ? e->be->buf_alloc(e->be_ctx, (size_t)(total + 1) * sizeof(float)) : NULL;
+    if (!e->lvo || !e->vec_buf) {
+        IMC_LOG_ERR("engine: cannot place %" PRId64 " floats of norm weights and biases", total);
+        return IMC_ERR_NOMEM;
+    }
+    float *next = e->vec_buf;
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        const struct imc_tensor_info *t[N_LAYER_VEC], *to[N_LAYER_VEC];
+        float **f[N_LAYER_VEC], **fo[N_LAYER_VEC];
+        layer_vectors(&m->layers[il], &e->lv[il], t, f);
+        layer_vectors(&m->layers[il], &e->lvo[il], to, fo);
+        for (int i = 0; i < N_LAYER_VEC; i++) {
+            IMC_TRY(vec_place(e, t[i], *f[i], &next, fo[i]));
+        }
+    }
+    return vec_place(e, m->output_norm, e->output_norm, &next, &e->output_norm_o);
 }
 
 // Every matmul weight of the engine's layers can run on its backend.
@@ -372,6 +447,7 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
         e->dev = true;
         e->arena.be = e->be;
         e->arena.ctx = e->be_ctx;
+        st = vectors_to_table(e);
     }
     if (st != IMC_OK) {
         imc_engine_free(e);
@@ -398,6 +474,12 @@ void imc_engine_free(struct imc_engine *e)
     }
     eng_arena_free(&e->arena); // the table's buffers among them: before its state
     eng_arena_free(&e->harena);
+    if (e->vec_buf) {
+        e->be->buf_free(e->be_ctx, e->vec_buf);
+    }
+    if (e->lvo != e->lv) {
+        free(e->lvo);
+    }
     if (e->be && e->be->ctx_free) {
         e->be->ctx_free(e->be_ctx);
     }
@@ -572,7 +654,7 @@ static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int6
     }
     ENG_TIMED(
         e, IMC_PROF_NORM,
-        e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm, n_rows, d, m->hp.rms_eps));
+        e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm_o, n_rows, d, m->hp.rms_eps));
     enum imc_status st =
         eng_matmul_rows(e, -1, m->output, -1, v, y, v, xn, d, n_rows, e->tok + row0);
     if (st == IMC_OK && y != logits) {

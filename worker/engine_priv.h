@@ -67,6 +67,11 @@ struct imc_engine {
     float kq_scale;          // attention score scale
     struct eng_layer *lv;    // [n_layer]
     float *output_norm;      // [n_embd]
+    // What the ops read: lv and output_norm themselves, or on a table with its own memory
+    // their copies in vec_buf (a buffer of the table, owned).
+    struct eng_layer *lvo;
+    float *output_norm_o;
+    void *vec_buf;
     struct eng_arena arena;  // activations (the table's memory where it has its own)
     struct eng_arena harena; // host arrays where the table has its own memory (else unused)
     bool dev;                // be has its own memory: activations never touched by the host

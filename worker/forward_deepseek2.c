@@ -161,7 +161,7 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
         return IMC_ERR_NOMEM;
     }
     ENG_TIMED(e, IMC_PROF_NORM,
-              e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, hp->n_embd, hp->rms_eps));
+              e->be->rmsnorm(e->ex, h, x, e->lvo[il].attn_norm, n, hp->n_embd, hp->rms_eps));
     if (hp->q_lora > 0) {
         float *qa = eng_f32(e, n * hp->q_lora);
         if (!qa) {
@@ -169,7 +169,7 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
         }
         IMC_TRY(eng_matmul(e, il, l->wq_a, -1, hp->q_lora, qa, hp->q_lora, h, hp->n_embd, n));
         ENG_TIMED(e, IMC_PROF_NORM,
-                  e->be->rmsnorm(e->ex, qa, qa, e->lv[il].q_a_norm, n, hp->q_lora, hp->rms_eps));
+                  e->be->rmsnorm(e->ex, qa, qa, e->lvo[il].q_a_norm, n, hp->q_lora, hp->rms_eps));
         IMC_TRY(eng_matmul(e, il, l->wq_b, -1, d.H * d.qk, q, d.H * d.qk, qa, hp->q_lora, n));
     } else {
         IMC_TRY(eng_matmul(e, il, l->wq, -1, d.H * d.qk, q, d.H * d.qk, h, hp->n_embd, n));
@@ -177,7 +177,7 @@ static enum imc_status project(struct imc_engine *e, int64_t il, const float *x,
     IMC_TRY(eng_matmul(e, il, l->wkv_a_mqa, -1, d.kd, kva, d.kd, h, hp->n_embd, n));
     IMC_TRY(eng_copy_rows(e, c, d.kvl, kva, d.kd, n, d.kvl));
     ENG_TIMED(e, IMC_PROF_NORM,
-              e->be->rmsnorm(e->ex, c, c, e->lv[il].kv_a_norm, n, d.kvl, hp->rms_eps));
+              e->be->rmsnorm(e->ex, c, c, e->lvo[il].kv_a_norm, n, d.kvl, hp->rms_eps));
     return eng_copy_rows(e, kva, d.kd, c, d.kvl, n, d.kvl);
 }
 

@@ -29,19 +29,19 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
         return IMC_ERR_NOMEM;
     }
     ENG_TIMED(e, IMC_PROF_NORM,
-              e->be->rmsnorm(e->ex, h, x, e->lv[il].attn_norm, n, d, hp->rms_eps));
+              e->be->rmsnorm(e->ex, h, x, e->lvo[il].attn_norm, n, d, hp->rms_eps));
     IMC_TRY(eng_matmul(e, il, l->wq, -1, nq, q, nq, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wk, -1, nkv, k, nkv, h, d, n));
     IMC_TRY(eng_matmul(e, il, l->wv, -1, nkv, v, nkv, h, d, n));
-    IMC_TRY(add_bias(e, q, nq, n, e->lv[il].bq));
-    IMC_TRY(add_bias(e, k, nkv, n, e->lv[il].bk));
-    IMC_TRY(add_bias(e, v, nkv, n, e->lv[il].bv));
-    if (e->lv[il].q_norm) { // rows of head_dim: every head of every token
+    IMC_TRY(add_bias(e, q, nq, n, e->lvo[il].bq));
+    IMC_TRY(add_bias(e, k, nkv, n, e->lvo[il].bk));
+    IMC_TRY(add_bias(e, v, nkv, n, e->lvo[il].bv));
+    if (e->lvo[il].q_norm) { // rows of head_dim: every head of every token
         ENG_TIMED(e, IMC_PROF_NORM,
-                  e->be->rmsnorm(e->ex, q, q, e->lv[il].q_norm, n * hp->n_head, hd, hp->rms_eps));
-        ENG_TIMED(e, IMC_PROF_NORM,
-                  e->be->rmsnorm(e->ex, k, k, e->lv[il].k_norm, n * hp->n_head_kv, hd,
-                                 hp->rms_eps));
+                  e->be->rmsnorm(e->ex, q, q, e->lvo[il].q_norm, n * hp->n_head, hd, hp->rms_eps));
+        ENG_TIMED(
+            e, IMC_PROF_NORM,
+            e->be->rmsnorm(e->ex, k, k, e->lvo[il].k_norm, n * hp->n_head_kv, hd, hp->rms_eps));
     }
     ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos));
     ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos));

@@ -305,7 +305,7 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
                                      .n_used = k,
                                      .gating = hp->gating == IMC_GATING_SIGMOID ? IMC_ROUTE_SIGMOID
                                                                                 : IMC_ROUTE_SOFTMAX,
-                                     .bias = e->lv[il].exp_probs_b,
+                                     .bias = e->lvo[il].exp_probs_b,
                                      .n_group = e->opts.plain_topk ? 0 : hp->n_group,
                                      .n_group_used = hp->n_group_used,
                                      .norm = hp->expert_weights_norm,
@@ -345,7 +345,8 @@ enum imc_status imc_ffn(struct imc_engine *e, int64_t il, float *x, int64_t n)
     if (!h || !y) {
         return IMC_ERR_NOMEM;
     }
-    ENG_TIMED(e, IMC_PROF_NORM, e->be->rmsnorm(e->ex, h, x, e->lv[il].ffn_norm, n, d, hp->rms_eps));
+    ENG_TIMED(e, IMC_PROF_NORM,
+              e->be->rmsnorm(e->ex, h, x, e->lvo[il].ffn_norm, n, d, hp->rms_eps));
     if (l->is_moe) {
         IMC_TRY(moe(e, il, h, y, n));
     } else {
