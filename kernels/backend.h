@@ -6,7 +6,8 @@
  * the .cu kernels, weights resident in device memory).
  *
  * Invariant: every entry is non-NULL except ctx_new / ctx_free, which are NULL for stateless
- * tables (cpu, ref), and buf_alloc / buf_free, NULL for tables on host memory (cpu, ref); the
+ * tables (cpu, ref), and buf_alloc / buf_free / check_post / check_poll, NULL for tables on
+ * host memory (cpu, ref); the
  * signatures are those of kernels/kernels.h, with the execution context first. Pointers to
  * activations are host pointers or, for a table with buf_alloc, pointers into its buffers.
  *
@@ -89,6 +90,15 @@ struct imc_backend {
     // (for the message).
     enum imc_status (*find_nonfinite)(const struct imc_exec *ex, const float *x, int64_t ld,
                                       int64_t n_rows, int64_t n, int64_t *index, float *value);
+    // Deferred finiteness checks, for tables with their own memory (NULL on host tables, whose
+    // find_nonfinite answers at once): check_post notes, without waiting, whether x has a
+    // non-finite value, as check number id (ascending in program order, from 0 after each
+    // poll); check_poll waits and gives the smallest id whose x had one (-1: none) with its first
+    // index (find_nonfinite's) and value, and starts a new record.
+    enum imc_status (*check_post)(const struct imc_exec *ex, const float *x, int64_t ld,
+                                  int64_t n_rows, int64_t n, int64_t id);
+    enum imc_status (*check_poll)(const struct imc_exec *ex, int64_t *id, int64_t *index,
+                                  float *value);
     // The table's own memory for activations, or NULL entries for host memory (cpu, ref). Its
     // ops address a pointer into a buffer in place and copy any other (host) array in and out,
     // so the engine keeps its activations there from op to op and moves data in and out with

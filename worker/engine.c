@@ -501,6 +501,7 @@ void imc_engine_free(struct imc_engine *e)
     free(e->output_norm);
     free(e->pos);
     free(e->tok);
+    free(e->chk);
     free(e->expert_owner);
     free(e);
 }
@@ -564,6 +565,8 @@ static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, i
     if (st == IMC_OK) {
         st = eng_check(e, -1, "the token embeddings", h, te->ne[0], n_tokens, te->ne[0]);
     }
+    const enum imc_status pst = eng_check_poll(e); // deferred checks: answered here
+    st = st != IMC_OK ? st : pst;
     if (st == IMC_OK && h != hidden) {
         st = e->be->move_rows(e->ex, hidden, NULL, h, NULL, n_tokens, te->ne[0]);
     }
@@ -594,8 +597,11 @@ static enum imc_status run_layers(struct imc_engine *e, float *hidden, int64_t n
             st = imc_ffn(e, il, hidden, n);
         }
         eng_release(e, mk);
-        IMC_TRY(st);
-        IMC_TRY(eng_check(e, il, "the layer output", hidden, e->m->hp.n_embd, n, e->m->hp.n_embd));
+        if (st == IMC_OK) {
+            st = eng_check(e, il, "the layer output", hidden, e->m->hp.n_embd, n, e->m->hp.n_embd);
+        }
+        const enum imc_status pst = eng_check_poll(e); // deferred checks: once per layer
+        IMC_TRY(st != IMC_OK ? st : pst);
     }
     return IMC_OK;
 }
@@ -657,6 +663,8 @@ static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int6
         e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm_o, n_rows, d, m->hp.rms_eps));
     enum imc_status st =
         eng_matmul_rows(e, -1, m->output, -1, v, y, v, xn, d, n_rows, e->tok + row0);
+    const enum imc_status pst = eng_check_poll(e); // deferred checks: answered here
+    st = st != IMC_OK ? st : pst;
     if (st == IMC_OK && y != logits) {
         st = e->be->move_rows(e->ex, logits, NULL, y, NULL, n_rows, v);
     }

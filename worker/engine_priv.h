@@ -54,6 +54,13 @@ struct eng_layer {
     float *bq, *bk, *bv;    // glm4moe: q/k/v biases
 };
 
+// What a deferred check (backend.h check_post) was of, for its message after the poll.
+struct eng_check_note {
+    int64_t il; // layer, or -1
+    int64_t n;  // elements per row of the checked array (index -> row, column)
+    char what[160];
+};
+
 struct imc_engine {
     const struct imc_model *m;
     struct imc_engine_opts opts; // resolved: layer/expert ranges filled in
@@ -75,6 +82,10 @@ struct imc_engine {
     struct eng_arena arena;  // activations (the table's memory where it has its own)
     struct eng_arena harena; // host arrays where the table has its own memory (else unused)
     bool dev;                // be has its own memory: activations never touched by the host
+    // Deferred checks (be->check_post: the device answers at the poll, once per layer, not per
+    // check): the notes of the checks posted since the last poll, by id.
+    struct eng_check_note *chk;
+    int64_t n_chk, chk_cap;
     int32_t *pos; // [pos_cap] positions of the current call
     int32_t *tok; // [pos_cap] batch token index of each row (the hooks' tok)
     int64_t pos_cap;
@@ -149,9 +160,14 @@ enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_te
                            int64_t slice, const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                            const int32_t *tok);
 // IMC_ERR_NUMERIC (logged: layer il, what) if x has a non-finite value (the op table's
-// find_nonfinite: x may be the table's memory).
-enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
+// find_nonfinite: x may be the table's memory). On a table with deferred checks (check_post)
+// the check is posted and answered by the next eng_check_poll, which logs the first failed
+// check in program order: the message the immediate checks give.
+enum imc_status eng_check(struct imc_engine *e, int64_t il, const char *what, const float *x,
                           int64_t ld, int64_t n_rows, int64_t n);
+// The answer of the checks posted since the last poll (IMC_ERR_NUMERIC, logged, for the first
+// that failed); IMC_OK at once on tables that check immediately.
+enum imc_status eng_check_poll(struct imc_engine *e);
 // Causal attention for every sequence of the call: a describes the first sequence (n_tok =
 // n_ctx); the pointers advance by n_ctx rows per sequence.
 enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a);

@@ -188,17 +188,10 @@ enum imc_status eng_copy_rows(struct imc_engine *e, float *dst, int64_t ldd, con
     return e->be->copy(e->ex, &a);
 }
 
-// eng_check by the table be (the one whose memory holds x).
-static enum imc_status check_on(const struct imc_engine *e, const struct imc_backend *be,
-                                int64_t il, const char *what, const float *x, int64_t ld,
-                                int64_t n_rows, int64_t n)
+// The message of a failed check: layer il, what, the value and where (bad: flat index in rows
+// of n).
+static enum imc_status check_failed(int64_t il, const char *what, int64_t bad, int64_t n, float v)
 {
-    int64_t bad = -1;
-    float v = 0.0f;
-    IMC_TRY(be->find_nonfinite(e->ex, x, ld, n_rows, n, &bad, &v));
-    if (bad < 0) {
-        return IMC_OK;
-    }
     if (il >= 0) {
         IMC_LOG_ERR("layer %" PRId64 ": non-finite value (%g) in %s, token row %" PRId64
                     ", column %" PRId64,
@@ -210,10 +203,67 @@ static enum imc_status check_on(const struct imc_engine *e, const struct imc_bac
     return IMC_ERR_NUMERIC;
 }
 
-enum imc_status eng_check(const struct imc_engine *e, int64_t il, const char *what, const float *x,
+// Posts a deferred check (e->be->check_post) with its note.
+static enum imc_status check_post(struct imc_engine *e, int64_t il, const char *what,
+                                  const float *x, int64_t ld, int64_t n_rows, int64_t n)
+{
+    if (e->n_chk == e->chk_cap) {
+        const int64_t cap = e->chk_cap ? 2 * e->chk_cap : 64;
+        struct eng_check_note *p = realloc(e->chk, (size_t)cap * sizeof(*p));
+        if (!p) {
+            IMC_LOG_ERR("engine: out of memory for the notes of %" PRId64 " checks", cap);
+            return IMC_ERR_NOMEM;
+        }
+        e->chk = p;
+        e->chk_cap = cap;
+    }
+    struct eng_check_note *k = &e->chk[e->n_chk];
+    k->il = il;
+    k->n = n;
+    snprintf(k->what, sizeof(k->what), "%s", what);
+    return e->be->check_post(e->ex, x, ld, n_rows, n, e->n_chk++);
+}
+
+// eng_check by the table be (the one whose memory holds x): posted where be defers its checks.
+static enum imc_status check_on(struct imc_engine *e, const struct imc_backend *be, int64_t il,
+                                const char *what, const float *x, int64_t ld, int64_t n_rows,
+                                int64_t n)
+{
+    if (be->check_post) {
+        return check_post(e, il, what, x, ld, n_rows, n);
+    }
+    int64_t bad = -1;
+    float v = 0.0f;
+    IMC_TRY(be->find_nonfinite(e->ex, x, ld, n_rows, n, &bad, &v));
+    return bad < 0 ? IMC_OK : check_failed(il, what, bad, n, v);
+}
+
+enum imc_status eng_check(struct imc_engine *e, int64_t il, const char *what, const float *x,
                           int64_t ld, int64_t n_rows, int64_t n)
 {
     return check_on(e, e->be, il, what, x, ld, n_rows, n);
+}
+
+enum imc_status eng_check_poll(struct imc_engine *e)
+{
+    if (!e->be->check_poll) {
+        return IMC_OK;
+    }
+    int64_t id = -1, bad = 0;
+    float v = 0.0f;
+    const int64_t n_chk = e->n_chk;
+    e->n_chk = 0;
+    IMC_TRY(e->be->check_poll(e->ex, &id, &bad, &v));
+    if (id < 0) {
+        return IMC_OK;
+    }
+    if (id >= n_chk) {
+        IMC_LOG_ERR("engine: the %s table answered check %" PRId64 " of %" PRId64 " posted",
+                    e->be->name, id, n_chk);
+        return IMC_ERR_INTERNAL;
+    }
+    const struct eng_check_note *k = &e->chk[id];
+    return check_failed(k->il, k->what, bad, k->n, v);
 }
 
 // eng_report with the table be handed to the hook (its sqacc accumulates the statistics).
@@ -225,7 +275,12 @@ static enum imc_status report_on(struct imc_engine *e, const struct imc_backend 
     if (!hk || !hk->on_input || !w || n_rows == 0) {
         return IMC_OK;
     }
-    return hk->on_input(hk->user, e->ex, be, w, il, slice, x, ldx, n_rows, n_in, tok);
+    const enum imc_status st =
+        hk->on_input(hk->user, e->ex, be, w, il, slice, x, ldx, n_rows, n_in, tok);
+    if (st == IMC_ERR_NUMERIC) { // with deferred checks: the output that went bad first, logged
+        (void)eng_check_poll(e);
+    }
+    return st;
 }
 
 enum imc_status eng_report(struct imc_engine *e, int64_t il, const struct imc_tensor_info *w,
@@ -255,9 +310,9 @@ static const uint8_t *slice_data(const struct imc_tensor_info *w, int64_t slice,
     return data;
 }
 
-static enum imc_status check_output(const struct imc_engine *e, const struct imc_backend *be,
-                                    int64_t il, const struct imc_tensor_info *w, int64_t slice,
-                                    const float *y, int64_t ldy, int64_t n_tok, int64_t n_out)
+static enum imc_status check_output(struct imc_engine *e, const struct imc_backend *be, int64_t il,
+                                    const struct imc_tensor_info *w, int64_t slice, const float *y,
+                                    int64_t ldy, int64_t n_tok, int64_t n_out)
 {
     char what[160];
     if (slice >= 0) {
@@ -309,10 +364,20 @@ static struct imc_mm *mm_alloc(struct imc_engine *e, int64_t n)
 // rows of lower slices come first). One check per group rather than per slice: an MoE layer's
 // groups hold up to all its experts (a pool job each on the CPU, a wait for the device's answer
 // on a GPU).
-static enum imc_status check_slices(const struct imc_engine *e, int64_t il,
+static enum imc_status check_slices(struct imc_engine *e, int64_t il,
                                     const struct imc_tensor_info *w, int64_t slice0, int64_t n_out,
                                     const float *y, int64_t ldy, const int32_t *first, int64_t n)
 {
+    if (e->be_exp->check_post) { // deferred: one check per slice costs no wait
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t r0 = first[i] - first[0], cnt = first[i + 1] - first[i];
+            if (cnt > 0) {
+                IMC_TRY(
+                    check_output(e, e->be_exp, il, w, slice0 + i, y + r0 * ldy, ldy, cnt, n_out));
+            }
+        }
+        return IMC_OK;
+    }
     int64_t bad = -1;
     float v = 0.0f;
     IMC_TRY(e->be_exp->find_nonfinite(e->ex, y, ldy, first[n] - first[0], n_out, &bad, &v));
@@ -369,12 +434,18 @@ enum imc_status eng_matmul_slices(struct imc_engine *e, int64_t il, const struct
 // block, then check_output of the head it lies in names it (its first non-finite value is the
 // block's: no earlier row holds one). A value between two heads' outputs (none is written
 // there by w) is reported as the block's.
-static enum imc_status check_heads(const struct imc_engine *e, int64_t il,
+static enum imc_status check_heads(struct imc_engine *e, int64_t il,
                                    const struct imc_tensor_info *w, int64_t h0, int64_t n_out,
                                    const float *y, int64_t ldy, int64_t y_head, int64_t nh,
                                    int64_t n_tok)
 {
     const int64_t cols = (nh - 1) * y_head + n_out;
+    if (e->be->check_post) { // deferred: each head, then the block (what lies between heads)
+        for (int64_t i = 0; i < nh; i++) {
+            IMC_TRY(check_output(e, e->be, il, w, h0 + i, y + i * y_head, ldy, n_tok, n_out));
+        }
+        return eng_check(e, il, "the columns between heads", y, ldy, n_tok, cols);
+    }
     int64_t bad = -1;
     float v = 0.0f;
     IMC_TRY(e->be->find_nonfinite(e->ex, y, ldy, n_tok, cols, &bad, &v));

@@ -24,6 +24,7 @@
  * Every per-token value is therefore bitwise the same with or without shards (the matmul's rows
  * do not depend on the other rows of the call).
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -287,6 +288,22 @@ static enum imc_status weighted_sum(struct imc_engine *e, const struct moe_pairs
     return e->be->moe_wsum(e->ex, y, p->back, pos, p->w, add, n, k, d);
 }
 
+// Every routed id names an expert. With deferred checks (the device's) the router may have run
+// on non-finite logits: the poll reports what went bad first; any other bad id is a table fault.
+static enum imc_status check_ids(struct imc_engine *e, int64_t il, const int32_t *ids, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) {
+        if (ids[q] < 0 || ids[q] >= e->m->hp.n_expert) {
+            IMC_TRY(eng_check_poll(e));
+            IMC_LOG_ERR("layer %" PRId64 ": the %s table routed a token to expert %" PRId32
+                        " of %" PRId64,
+                        il, e->be->name, ids[q], e->m->hp.n_expert);
+            return IMC_ERR_INTERNAL;
+        }
+    }
+    return IMC_OK;
+}
+
 static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, float *y, int64_t n)
 {
     const struct imc_hparams *hp = &e->m->hp;
@@ -314,6 +331,7 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
         enum imc_status st;
         ENG_TIMED(e, IMC_PROF_ROUTE, st = e->be->moe_route(e->ex, &rc, logits, n, p.ids, p.w));
         IMC_TRY(st);
+        IMC_TRY(check_ids(e, il, p.ids, n * k));
     }
     IMC_TRY(plan_pairs(e, &p, h, n));
     float *send_rows = NULL;

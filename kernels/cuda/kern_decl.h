@@ -66,6 +66,23 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(moe_wsum)(void *stream, float *y, co
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(find_nonfinite)(void *stream, const float *x,
                                                             int64_t ld, int64_t n_rows, int64_t n,
                                                             int64_t *index);
+// The record of deferred checks (device memory, set to all ones before the first): the
+// smallest key id << 40 | flat index over the checks posted, and that element's value.
+#ifndef IMC_CUDA_CHECK_REC_DEFINED // this header has no guard; the struct needs one
+#define IMC_CUDA_CHECK_REC_DEFINED
+#define IMC_CUDA_CHECK_INDEX_BITS 40
+#define IMC_CUDA_CHECK_MAX_ID ((int64_t)1 << 23)
+struct imc_cuda_check_rec {
+    unsigned long long key; // all ones: nothing found
+    float value;
+    float pad_;
+};
+#endif
+// Adds check id (0 <= id < IMC_CUDA_CHECK_MAX_ID) of x to rec without waiting: the record keeps
+// the smallest key of a non-finite element. IMC_ERR_ARG for an id or size beyond the key.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(check_post)(void *stream, const float *x, int64_t ld,
+                                                        int64_t n_rows, int64_t n, int64_t id,
+                                                        struct imc_cuda_check_rec *rec);
 
 // ---- mem.cu: device memory and the device count ----------------------------------------------
 // Allocates bytes of device memory into *p (the emulator fills it with 0xFF).

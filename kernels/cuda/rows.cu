@@ -10,6 +10,11 @@
  *   moe_wsum   per (token, i) the reference's sequence: each w·row product rounded (__fmul_rn),
  *              slots added in order (__fadd_rn), then the add: no fused multiply-add, so the
  *              reference's bits.
+ *   check_post a find_nonfinite whose answer stays on the device: atomicMin of (id << 40 | flat
+ *              index) into a record, then one thread stores the value of the record's element
+ *              when the record is this check's: the smallest id with a non-finite value wins,
+ *              with its first index, whatever the order of blocks (the deferred checks of
+ *              kernels/backend.h check_post / check_poll).
  *   find_nonfinite  *index is set to all ones (-1 as int64, the largest unsigned), then every
  *              non-finite element (exponent bits all ones) takes atomicMin of its flat index
  *              r·n + i as unsigned: the minimum, the reference's answer, whatever the order of
@@ -151,4 +156,51 @@ extern "C" enum imc_status IMC_CUDA_FN(find_nonfinite)(void *stream, const float
     unsigned long long *first = reinterpret_cast<unsigned long long *>(index);
     return rows_launch(stream, "rows_kernel<find_nonfinite_op>", find_nonfinite_op{x, ld, n, first},
                        n_rows, n);
+}
+
+// ---- deferred checks: the record keeps the smallest (id, flat index) key and its value --------
+
+struct check_post_op {
+    const float *x;
+    int64_t ld, n;
+    unsigned long long id;
+    struct imc_cuda_check_rec *rec;
+    __device__ void operator()(int64_t r, int64_t i) const
+    {
+        const unsigned long long key =
+            id << IMC_CUDA_CHECK_INDEX_BITS | (unsigned long long)(r * n + i);
+        if ((__float_as_uint(x[r * ld + i]) & 0x7f800000u) == 0x7f800000u && key < rec->key) {
+            atomicMin(&rec->key, key);
+        }
+    }
+};
+
+// After the scan: the value of the key's element, when the key is this check's (a later check
+// cannot lower an earlier one's key, so the value is written once, by the key's own check).
+static __global__ void check_value_kernel(const float *x, int64_t ld, int64_t n,
+                                          unsigned long long id, struct imc_cuda_check_rec *rec)
+{
+    const unsigned long long key = rec->key;
+    if (key != ~0ull && key >> IMC_CUDA_CHECK_INDEX_BITS == id) {
+        const int64_t flat = (int64_t)(key & ((1ull << IMC_CUDA_CHECK_INDEX_BITS) - 1));
+        rec->value = x[(flat / n) * ld + flat % n];
+    }
+}
+
+extern "C" enum imc_status IMC_CUDA_FN(check_post)(void *stream, const float *x, int64_t ld,
+                                                   int64_t n_rows, int64_t n, int64_t id,
+                                                   struct imc_cuda_check_rec *rec)
+{
+    if (n_rows <= 0 || n <= 0) {
+        return IMC_OK;
+    }
+    if (id < 0 || id >= IMC_CUDA_CHECK_MAX_ID ||
+        (unsigned long long)(n_rows * n) > (1ull << IMC_CUDA_CHECK_INDEX_BITS)) {
+        return IMC_ERR_ARG;
+    }
+    const unsigned long long uid = (unsigned long long)id;
+    IMC_TRY(rows_launch(stream, "rows_kernel<check_post_op>",
+                        check_post_op{x, ld, n, uid, rec}, n_rows, n));
+    IMC_LAUNCH(check_value_kernel, 1, 1, 0, stream, x, ld, n, uid, rec);
+    return imc_cuda_check_launch("check_value_kernel");
 }

@@ -30,7 +30,9 @@
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
  *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
- *                 brings back the index and the one value it names). sqacc uploads sum2 and
+ *                 brings back the index and the one value it names).
+ *   check_post    the launcher into the context's record (one per context), no copy back;
+ *   check_poll    brings the record back (16 bytes) and resets it. sqacc uploads sum2 and
  *                 count, accumulates on the device and copies them back. nll_rows uploads the
  *                 logits rows (and the base rows), brings back one imc_nll_row per row.
  * Ops without a status (rmsnorm, rope, softmax, swiglu, sqacc) fill their output with NaN on
@@ -40,11 +42,10 @@
  * the rank.
  *
  * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call,
- * the logits out, and per op only small host arrays (positions, norm weights, routing ids and
- * weights, index arrays, statistics sums, the 12 bytes of each finiteness check); but every op
- * still runs on the default stream and most wait for a copy back (the finiteness checks, the
- * routing ids), so the device idles between ops; and statistics sums travel both ways per
- * call. Types without a device decoder (the interleaved _rN types) are unsupported
+ * the logits out, and per op only small host arrays (positions, routing ids and weights, index
+ * arrays, statistics sums); the engine's finiteness checks are posted (check_post) and answered
+ * once per layer. Left: every op runs on the default stream, the routing ids and every sqacc
+ * wait for a copy back, and statistics sums travel both ways per call. Types without a device decoder (the interleaved _rN types) are unsupported
  * (supports() false).
  */
 #include "kernels/cuda/cuda_common.cuh"
@@ -699,6 +700,61 @@ enum imc_status t_find_nonfinite(const struct imc_exec *ex, const float *x, int6
     return down(m.c, value, xd + (*index / n) * ld + *index % n, sizeof(float));
 }
 
+// The deferred checks' record of c (allocated, all ones, on first use).
+struct imc_cuda_check_rec *check_rec(struct imc_cuda_ctx *c)
+{
+    if (!c->check_rec) {
+        void *p = NULL;
+        if (IMC_CUDA_FN(dev_alloc)(sizeof(*c->check_rec), &p) != IMC_OK ||
+            IMC_CUDA_FN(dev_memset)(NULL, p, 0xFF, sizeof(*c->check_rec)) != IMC_OK) {
+            IMC_CUDA_FN(dev_free)(p);
+            return NULL;
+        }
+        c->check_rec = (struct imc_cuda_check_rec *)p;
+    }
+    return c->check_rec;
+}
+
+enum imc_status t_check_post(const struct imc_exec *ex, const float *x, int64_t ld, int64_t n_rows,
+                             int64_t n, int64_t id)
+{
+    if (n_rows <= 0 || n <= 0) {
+        return IMC_OK;
+    }
+    struct opmap m = {ctx_of(ex, "check_post"), "the values of check_post", {}, 0};
+    if (!m.c) {
+        return IMC_ERR_INTERNAL;
+    }
+    struct imc_cuda_check_rec *rec = check_rec(m.c);
+    const float *xd =
+        (const float *)map(&m, CT_X, x, extent(n_rows, ld, n, sizeof(float)), true, false);
+    if (!rec || !xd) {
+        return IMC_ERR_NOMEM;
+    }
+    return IMC_CUDA_FN(check_post)(NULL, xd, ld, n_rows, n, id, rec);
+}
+
+enum imc_status t_check_poll(const struct imc_exec *ex, int64_t *id, int64_t *index, float *value)
+{
+    *id = -1;
+    struct imc_cuda_ctx *c = ctx_of(ex, "check_poll");
+    if (!c) {
+        return IMC_ERR_INTERNAL;
+    }
+    if (!c->check_rec) {
+        return IMC_OK; // nothing posted
+    }
+    struct imc_cuda_check_rec r;
+    IMC_TRY(down(c, &r, c->check_rec, sizeof(r)));
+    IMC_TRY(IMC_CUDA_FN(dev_memset)(NULL, c->check_rec, 0xFF, sizeof(r)));
+    if (r.key != ~0ull) {
+        *id = (int64_t)(r.key >> IMC_CUDA_CHECK_INDEX_BITS);
+        *index = (int64_t)(r.key & ((1ull << IMC_CUDA_CHECK_INDEX_BITS) - 1));
+        *value = r.value;
+    }
+    return IMC_OK;
+}
+
 // Runs an op with the table's buffers open to it (ctx_guard: the emulator's protection).
 struct guard {
     struct imc_cuda_ctx *c;
@@ -751,6 +807,8 @@ struct imc_backend make_table()
     b.add = GUARDED(t_add);
     b.moe_wsum = GUARDED(t_moe_wsum);
     b.find_nonfinite = GUARDED(t_find_nonfinite);
+    b.check_post = GUARDED(t_check_post);
+    b.check_poll = GUARDED(t_check_poll);
     b.buf_alloc = IMC_CUDA_FN(ctx_buf_alloc);
     b.buf_free = IMC_CUDA_FN(ctx_buf_free);
     b.ctx_new = IMC_CUDA_FN(ctx_new);

@@ -47,6 +47,7 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
     for (int i = 0; i < CT_NSLOT; i++) {
         IMC_CUDA_FN(dev_free)(c->dev[i]);
     }
+    IMC_CUDA_FN(dev_free)(c->check_rec);
     IMC_CUDA_FN(blas_free)(c->blas);
     free(c->host);
     free(c);

@@ -51,6 +51,7 @@ struct imc_cuda_ctx {
     struct imc_cuda_buf buf[IMC_CUDA_MAX_BUFS]; // the table's buffers (buf_alloc)
     int guard_depth;                            // ops in progress (ctx_guard)
     struct imc_cuda_traffic traffic;            // the ops' copies (kern_decl.h ctx_traffic)
+    struct imc_cuda_check_rec *check_rec;       // deferred checks' record (device), or NULL
     void *blas; // cuBLAS handle or NULL
     void *dev[CT_NSLOT];
     size_t dev_cap[CT_NSLOT];

@@ -337,12 +337,78 @@ static void test_find_nonfinite(const struct cdev *d, struct krng *r)
     }
 }
 
+// ---- check_post -------------------------------------------------------------------------------
+
+// Posts checks 0..n_chk-1 of the arrays x_c (rows x n at ld, a NaN or an infinity at bad[c] or
+// none for bad[c] < 0) into a fresh record and compares it with the reference: the smallest id
+// whose array has a non-finite value, its imc_find_nonfinite index and the value there.
+static void check_post_case(const struct cdev *d, struct krng *r, int64_t rows, int64_t n,
+                            int64_t ld, const int64_t *bad, int n_chk)
+{
+    struct imc_cuda_check_rec rec;
+    memset(&rec, 0xFF, sizeof(rec));
+    struct imc_cuda_check_rec *drec = cdev_up(d, &rec, sizeof(rec));
+    int64_t want_id = -1, want_idx = -1;
+    float want_v = 0.0f;
+    for (int c = 0; c < n_chk; c++) {
+        float *x = varied(r, rows * ld);
+        for (int64_t p = n; p < ld; p++) { // padding: not looked at
+            x[p] = NAN;
+        }
+        if (bad[c] >= 0) {
+            x[(bad[c] / n) * ld + bad[c] % n] = c % 2 ? INFINITY : -NAN;
+            x[rows * ld - 1 - (ld - n)] = NAN; // a later one in the same array
+        }
+        const int64_t idx = imc_find_nonfinite(x, ld, rows, n);
+        if (idx >= 0 && want_id < 0) {
+            want_id = c;
+            want_idx = idx;
+            want_v = x[(idx / n) * ld + idx % n];
+        }
+        float *dx = cdev_up(d, x, (size_t)(rows * ld) * 4);
+        CHECK(CDEV_FN(d, check_post)(NULL, dx, ld, rows, n, c, drec) == IMC_OK, "post %d", c);
+        CDEV_FN(d, dev_free)(dx); // the record holds no pointer into it
+        free(x);
+    }
+    cdev_down(d, &rec, drec, sizeof(rec));
+    const int64_t id = rec.key == ~0ull ? -1 : (int64_t)(rec.key >> IMC_CUDA_CHECK_INDEX_BITS);
+    const int64_t idx = (int64_t)(rec.key & ((1ull << IMC_CUDA_CHECK_INDEX_BITS) - 1));
+    uint32_t vb, wb;
+    memcpy(&vb, &rec.value, 4);
+    memcpy(&wb, &want_v, 4);
+    CHECK(id == want_id && (id < 0 || (idx == want_idx && vb == wb)),
+          "%s check_post %lldx%lld, %d checks: id %lld index %lld value %08x, the reference %lld "
+          "%lld %08x",
+          d->name, (long long)rows, (long long)n, n_chk, (long long)id, (long long)idx, vb,
+          (long long)want_id, (long long)want_idx, wb);
+}
+
+static void test_check_post(const struct cdev *d, struct krng *r)
+{
+    static const int64_t none[4] = {-1, -1, -1, -1}, first[4] = {7, -1, 3, 0};
+    static const int64_t later[4] = {-1, -1, 150, 2}, last[4] = {-1, -1, -1, 299};
+    const int64_t *sets[] = {none, first, later, last};
+    for (int s = 0; s < 4; s++) {
+        check_post_case(d, r, 3, 100, 103, sets[s], 4);
+        check_post_case(d, r, 3, 100, 100, sets[s], 4);
+    }
+    const int64_t one[1] = {64 * 1000 + 999};
+    check_post_case(d, r, 70, 1000, 1001, one, 1);
+    float x = NAN, *dx = cdev_up(d, &x, 4);
+    struct imc_cuda_check_rec *drec = cdev_up(d, NULL, sizeof(struct imc_cuda_check_rec));
+    CHECK(CDEV_FN(d, check_post)(NULL, dx, 1, 1, 1, IMC_CUDA_CHECK_MAX_ID, drec) == IMC_ERR_ARG,
+          "an id beyond the key is refused");
+    CDEV_FN(d, dev_free)(drec);
+    CDEV_FN(d, dev_free)(dx);
+}
+
 static void run(const struct cdev *d, void *ctx)
 {
     (void)ctx;
     struct krng r = {11};
     test_copy(d, &r);
     test_move_rows(d, &r);
+    test_check_post(d, &r);
     test_add(d, &r);
     test_moe_wsum(d, &r);
     test_find_nonfinite(d, &r);

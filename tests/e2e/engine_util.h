@@ -5,6 +5,7 @@
 #ifndef IMC_TESTS_ENGINE_UTIL_H
 #define IMC_TESTS_ENGINE_UTIL_H
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,25 @@ static inline int tmodel_open(struct tmodel *t, const char *dir, const char *pre
         return 1;
     }
     return 0;
+}
+
+// Writes a NaN over element elem of f32 tensor `name` of the GGUF at path. 0 on success.
+static inline int tpoison(const char *path, const char *name, int64_t elem)
+{
+    struct imc_gguf *g = NULL;
+    if (imc_gguf_open(&g, path) != IMC_OK) {
+        return 1;
+    }
+    const struct imc_tensor_info *t = imc_gguf_find_tensor(g, name);
+    const uint64_t off = t && t->type == IMC_TYPE_F32 ? t->offset + (uint64_t)elem * 4 : 0;
+    imc_gguf_free(g);
+    const uint32_t nan_bits = 0x7fc00000u;
+    int fd = open(path, O_WRONLY);
+    int bad = !off || fd < 0 || pwrite(fd, &nan_bits, 4, (off_t)off) != 4;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return bad;
 }
 
 static inline void tmodel_close(struct tmodel *t)

@@ -152,26 +152,6 @@ static void capture(enum imc_log_level level, const char *line, void *user)
     }
 }
 
-// Writes a NaN into element 5 of blk.1.attn_q.weight (f32) of the file at path.
-// Writes a NaN over element elem of f32 tensor `name` of the GGUF at path.
-static int poison(const char *path, const char *name, int64_t elem)
-{
-    struct imc_gguf *g = NULL;
-    if (imc_gguf_open(&g, path) != IMC_OK) {
-        return 1;
-    }
-    const struct imc_tensor_info *t = imc_gguf_find_tensor(g, name);
-    const uint64_t off = t && t->type == IMC_TYPE_F32 ? t->offset + (uint64_t)elem * 4 : 0;
-    imc_gguf_free(g);
-    const uint32_t nan_bits = 0x7fc00000u;
-    int fd = open(path, O_WRONLY);
-    int bad = !off || fd < 0 || pwrite(fd, &nan_bits, 4, (off_t)off) != 4;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return bad;
-}
-
 // The preset's file in dir (rewritten by poison) run forward on 8 tokens: the forward must stop
 // with IMC_ERR_NUMERIC; its log into msg.
 static void numeric_run(const char *dir, const char *preset, const char *name, int64_t block_bytes,
@@ -213,7 +193,7 @@ static void numeric(const char *dir, const char *preset, const char *name, int64
 {
     char path[600], msg[sizeof(((struct logcap *)0)->text)];
     snprintf(path, sizeof(path), "%s/%s.gguf", dir, preset);
-    CHECK(poison(path, name, elem) == 0, "cannot poison %s", path);
+    CHECK(tpoison(path, name, elem) == 0, "cannot poison %s", path);
     numeric_run(dir, preset, name, block_bytes, msg, sizeof(msg));
     CHECK(strstr(msg, want) != NULL, "message lacks '%s': %s", want, msg);
 }
@@ -233,7 +213,7 @@ static void numeric_experts(const char *dir, const char *preset, const char *nam
     imc_gguf_free(g);
     CHECK(ne2 > 1, "%s: %s is not a 3D expert tensor", preset, name);
     for (int64_t x = ne2 / 2; x < ne2; x++) {
-        CHECK(poison(path, name, (x * ne1 + 5) * ne0 + 3) == 0, "cannot poison %s", path);
+        CHECK(tpoison(path, name, (x * ne1 + 5) * ne0 + 3) == 0, "cannot poison %s", path);
     }
     numeric_run(dir, preset, name, 0, grouped, sizeof(grouped));
     numeric_run(dir, preset, name, 1, single, sizeof(single));
