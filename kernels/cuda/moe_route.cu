@@ -40,14 +40,18 @@ static __device__ void route_warp_argmax(double *v, int *idx)
     }
 }
 
-// The arg-max over v[i] with ok[i], i = lane, lane + 32, ... < n, reduced over the warp.
+// The arg-max over v[i] with ok[i], i = lane, lane + 32, ... < n, reduced over the warp. A NaN
+// counts as -inf, so the order is total and every lane gets the same answer whatever the values
+// (the engine checks its outputs after the layer on a GPU: non-finite logits may reach here, and
+// must still give n_used distinct experts).
 static __device__ int route_argmax(const double *v, const unsigned char *ok, int64_t n)
 {
     double best = 0.0;
     int bi = -1;
     for (int64_t i = threadIdx.x; i < n; i += 32) {
-        if (ok[i] && (bi < 0 || v[i] > best)) {
-            best = v[i];
+        const double vi = v[i] != v[i] ? -INFINITY : v[i];
+        if (ok[i] && (bi < 0 || vi > best)) {
+            best = vi;
             bi = (int)i;
         }
     }

@@ -5,7 +5,8 @@
  * (384 experts, one group) and a Qwen3-like (128, softmax, norm) routing, over random logits and
  * over tie cases: logits on a grid of 0.5 with a bias of 0 or 0.125 (many exact ties of scores
  * and of group scores), tokens whose logits are all zero (every expert tied), and sigmoid tokens
- * with logits near -16 whose selected weights sum to less than the normalization floor. Emulated in
+ * with logits near -16 whose selected weights sum to less than the normalization floor; and rows of
+ * NaN / infinite logits, which must still give distinct experts in range. Emulated in
  * every resume order and on the GPU where there is one (tests/cuda/ccheck.h).
  *
  * Tolerance: the kernel does the reference's operations in the reference's order (scores in
@@ -127,6 +128,60 @@ static void run(const struct cdev *d, void *ctx)
     }
 }
 
+// Non-finite logits (on a GPU the engine's checks answer after the layer, so they can reach the
+// router): every token still gets n_used distinct experts in range, in every resume order. Rows:
+// all NaN, NaN and +inf mixed, one NaN among finite values, all -inf; softmax, sigmoid, groups.
+static void nonfinite(const struct cdev *d, void *ctx)
+{
+    (void)ctx;
+    const struct imc_route_cfg cfgs[] = {
+        {.n_expert = 8, .n_used = 2, .gating = IMC_ROUTE_SOFTMAX, .norm = true, .scale = 1.0f},
+        {.n_expert = 256,
+         .n_used = 8,
+         .gating = IMC_ROUTE_SIGMOID,
+         .n_group = 8,
+         .n_group_used = 4,
+         .norm = true,
+         .scale = 2.5f},
+        {.n_expert = 64, .n_used = 6, .gating = IMC_ROUTE_SIGMOID, .scale = 1.0f}};
+    for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
+        const int64_t T = 4, E = cfgs[c].n_expert, K = cfgs[c].n_used;
+        float *l = malloc((size_t)(T * E) * 4);
+        for (int64_t e = 0; e < E; e++) {
+            l[e] = NAN;
+            l[E + e] = e % 3 ? NAN : INFINITY;
+            l[2 * E + e] = e == E / 2 ? NAN : (float)e * 0.01f;
+            l[3 * E + e] = -INFINITY;
+        }
+        int32_t *ids = malloc((size_t)(T * K) * 4);
+        float *w = malloc((size_t)(T * K) * 4);
+        void *dl = cdev_up(d, l, (size_t)(T * E) * 4),
+             *dids = cdev_up(d, NULL, (size_t)(T * K) * 4);
+        void *dw = cdev_up(d, NULL, (size_t)(T * K) * 4);
+        CHECK(CDEV_FN(d, moe_route)(NULL, &cfgs[c], dl, T, dids, dw) == IMC_OK, "%s: launch",
+              d->name);
+        cdev_down(d, ids, dids, (size_t)(T * K) * 4);
+        cdev_down(d, w, dw, (size_t)(T * K) * 4);
+        CDEV_FN(d, dev_free)(dl);
+        for (int64_t t = 0; t < T; t++) {
+            bool ok = true;
+            for (int64_t k = 0; k < K; k++) {
+                ok = ok && ids[t * K + k] >= 0 && ids[t * K + k] < E;
+                for (int64_t j = 0; j < k; j++) {
+                    ok = ok && ids[t * K + j] != ids[t * K + k];
+                }
+            }
+            CHECK(ok,
+                  "%s: %lld experts, non-finite row %lld: ids out of range or repeated "
+                  "(first %d, last %d)",
+                  d->name, (long long)E, (long long)t, ids[t * K], ids[t * K + K - 1]);
+        }
+        free(l);
+        free(ids);
+        free(w);
+    }
+}
+
 // Configs the kernel cannot route are refused before any launch.
 static void bad_input(void)
 {
@@ -149,6 +204,7 @@ int main(void)
         x.tie_bias[i] = (krng_next(&r) % 2) * 0.125f;
     }
     cdev_run(run, &x);
+    cdev_run(nonfinite, NULL);
     bad_input();
     return check_summary();
 }
