@@ -52,6 +52,15 @@ static enum imc_status cpu_moe_wsum(const struct imc_exec *ex, float *y, const f
     return IMC_OK;
 }
 
+// Host tables: their memory is host memory.
+static enum imc_status host_upload(const struct imc_exec *ex, void *dst, const void *src,
+                                   size_t bytes)
+{
+    (void)ex;
+    memcpy(dst, src, bytes);
+    return IMC_OK;
+}
+
 // The value at flat index idx of rows of n at stride ld (host memory).
 static float value_at(const float *x, int64_t ld, int64_t n, int64_t idx)
 {
@@ -87,6 +96,7 @@ static const struct imc_backend cpu_backend = {
     .add = cpu_add,
     .moe_wsum = cpu_moe_wsum,
     .find_nonfinite = cpu_find_nonfinite,
+    .upload = host_upload,
 };
 
 // ---- ref adapters: the reference ops take no execution context ---------------------------------
@@ -223,6 +233,7 @@ static const struct imc_backend ref_backend = {
     .add = ref_add,
     .moe_wsum = ref_moe_wsum,
     .find_nonfinite = ref_find_nonfinite,
+    .upload = host_upload,
 };
 
 const struct imc_backend *imc_backend_cpu(void)

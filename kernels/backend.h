@@ -90,6 +90,9 @@ struct imc_backend {
     // (for the message).
     enum imc_status (*find_nonfinite)(const struct imc_exec *ex, const float *x, int64_t ld,
                                       int64_t n_rows, int64_t n, int64_t *index, float *value);
+    // dst[0, bytes) = src[0, bytes): host memory into the table's memory (buf_alloc; on host
+    // tables plain memory). For arrays that are not floats (positions).
+    enum imc_status (*upload)(const struct imc_exec *ex, void *dst, const void *src, size_t bytes);
     // Deferred finiteness checks, for tables with their own memory (NULL on host tables, whose
     // find_nonfinite answers at once): check_post notes, without waiting, whether x has a
     // non-finite value, as check number id (ascending in program order, from 0 after each

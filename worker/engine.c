@@ -477,6 +477,9 @@ void imc_engine_free(struct imc_engine *e)
     if (e->vec_buf) {
         e->be->buf_free(e->be_ctx, e->vec_buf);
     }
+    if (e->dev) {
+        e->be->buf_free(e->be_ctx, e->pos_o);
+    }
     if (e->lvo != e->lv) {
         free(e->lvo);
     }
@@ -510,6 +513,21 @@ void imc_engine_free(struct imc_engine *e)
 
 // Positions 0..n_ctx-1 of every sequence of the call and the batch token index of every row
 // (sequences seq0 ..). No sequence at all only for an expert shard.
+// On a table with its own memory: the call's n positions copied there once, so RoPE (twice a
+// layer) reads them in place (pos_o; a buffer of pos_cap positions, grown with it).
+static enum imc_status positions_to_table(struct imc_engine *e, int64_t n)
+{
+    if (e->pos_o_cap < e->pos_cap) {
+        e->be->buf_free(e->be_ctx, e->pos_o);
+        e->pos_o = e->be->buf_alloc(e->be_ctx, (size_t)e->pos_cap * sizeof(int32_t));
+        e->pos_o_cap = e->pos_o ? e->pos_cap : 0;
+        if (!e->pos_o) {
+            return IMC_ERR_NOMEM;
+        }
+    }
+    return e->be->upload(e->ex, e->pos_o, e->pos, (size_t)n * sizeof(int32_t));
+}
+
 static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_ctx, int64_t seq0)
 {
     const int64_t min_seq = e->opts.ep_comm ? 0 : 1;
@@ -539,7 +557,11 @@ static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_
     }
     e->n_seq = n_seq;
     e->n_ctx = n_ctx;
-    return IMC_OK;
+    if (!e->dev) {
+        e->pos_o = e->pos;
+        return IMC_OK;
+    }
+    return positions_to_table(e, n);
 }
 
 static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, int64_t n_tokens,

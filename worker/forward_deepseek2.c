@@ -193,8 +193,8 @@ enum imc_status imc_ds2_attn(struct imc_engine *e, int64_t il, float *x, int64_t
     }
     IMC_TRY(project(e, il, x, q, kva, c, n));
     ENG_TIMED(e, IMC_PROF_ROPE,
-              e->be->rope(e->ex, &e->rope, q + d.nope, n, d.H, d.H * d.qk, d.qk, e->pos)); // (4)
-    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, kva + d.kvl, n, 1, d.kd, 0, e->pos));
+              e->be->rope(e->ex, &e->rope, q + d.nope, n, d.H, d.H * d.qk, d.qk, e->pos_o)); // (4)
+    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, kva + d.kvl, n, 1, d.kd, 0, e->pos_o));
     if (e->path == IMC_ATTN_ABSORBED) {
         IMC_TRY(absorbed(e, il, q, kva, o, n));
     } else {

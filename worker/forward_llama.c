@@ -43,8 +43,9 @@ enum imc_status imc_llama_attn(struct imc_engine *e, int64_t il, float *x, int64
             e, IMC_PROF_NORM,
             e->be->rmsnorm(e->ex, k, k, e->lvo[il].k_norm, n * hp->n_head_kv, hd, hp->rms_eps));
     }
-    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos));
-    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos));
+    ENG_TIMED(e, IMC_PROF_ROPE, e->be->rope(e->ex, &e->rope, q, n, hp->n_head, nq, hd, e->pos_o));
+    ENG_TIMED(e, IMC_PROF_ROPE,
+              e->be->rope(e->ex, &e->rope, k, n, hp->n_head_kv, nkv, hd, e->pos_o));
     const struct imc_attn_args a = {
         .n_tok = e->n_ctx, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .dk = hd, .dv = hd,
         .scale = e->kq_scale, .q = q, .q_ld_tok = nq, .q_ld_head = hd, .k = k, .k_ld_tok = nkv,

@@ -31,6 +31,7 @@
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
  *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
  *                 brings back the index and the one value it names).
+ *   upload        one copy into the table's memory (positions).
  *   check_post    the launcher into the context's record (one per context), no copy back;
  *   check_poll    brings the record back (16 bytes) and resets it. sqacc uploads sum2 and
  *                 count, accumulates on the device and copies them back. nll_rows uploads the
@@ -700,6 +701,19 @@ enum imc_status t_find_nonfinite(const struct imc_exec *ex, const float *x, int6
     return down(m.c, value, xd + (*index / n) * ld + *index % n, sizeof(float));
 }
 
+enum imc_status t_upload(const struct imc_exec *ex, void *dst, const void *src, size_t bytes)
+{
+    struct imc_cuda_ctx *c = ctx_of(ex, "upload");
+    if (!c) {
+        return IMC_ERR_INTERNAL;
+    }
+    if (!IMC_CUDA_FN(ctx_buf_has)(c, dst, bytes)) {
+        IMC_LOG_ERR("cuda upload: the destination is not the table's memory");
+        return IMC_ERR_INTERNAL;
+    }
+    return bytes ? up(c, dst, src, bytes) : IMC_OK;
+}
+
 // The deferred checks' record of c (allocated, all ones, on first use).
 struct imc_cuda_check_rec *check_rec(struct imc_cuda_ctx *c)
 {
@@ -807,6 +821,7 @@ struct imc_backend make_table()
     b.add = GUARDED(t_add);
     b.moe_wsum = GUARDED(t_moe_wsum);
     b.find_nonfinite = GUARDED(t_find_nonfinite);
+    b.upload = GUARDED(t_upload);
     b.check_post = GUARDED(t_check_post);
     b.check_poll = GUARDED(t_check_poll);
     b.buf_alloc = IMC_CUDA_FN(ctx_buf_alloc);

@@ -249,8 +249,14 @@ static void check_table_entries(void)
     const struct imc_backend *tb[2] = {imc_backend_cpu(), imc_backend_ref()};
     for (int t = 0; t < 2; t++) {
         CHECK(tb[t]->copy && tb[t]->move_rows && tb[t]->add && tb[t]->moe_wsum &&
-                  tb[t]->find_nonfinite,
-              "%s: an entry is NULL", tb[t]->name);
+                  tb[t]->find_nonfinite && tb[t]->upload && !tb[t]->buf_alloc &&
+                  !tb[t]->check_post,
+              "%s: an entry is NULL, or a host table claims memory of its own", tb[t]->name);
+        const int32_t src[3] = {7, -1, 1 << 30};
+        int32_t dst[3] = {0, 0, 0};
+        CHECK(tb[t]->upload(NULL, dst, src, sizeof(src)) == IMC_OK &&
+                  memcmp(dst, src, sizeof(src)) == 0,
+              "%s: upload", tb[t]->name);
     }
 }
 
