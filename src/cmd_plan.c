@@ -24,9 +24,10 @@
  * "memory" table per rank of the weight bytes on its GPU and on the CPU of its NUMA node, with
  * what each holds per rank (the GPU's memory / ranks on that GPU; the node's / ranks on the
  * node). --experts-on cpu puts a GPU rank's routed experts on the CPU, the rest (attention,
- * norms, router, dense FFN, shared experts, embedding, head) on the GPU. Weights only: the
- * engine's activations, KV cache and workspace come on top. Placement only: the engine runs
- * neither GPU ranks nor the hybrid split yet.
+ * norms, router, dense FFN, shared experts, embedding, head) on the GPU, as the engine runs
+ * them (--device cuda, --experts-on cpu). Weights only: the engine's activations (its scratch
+ * arena, device memory on a GPU rank, and the head's logits rows), the dequantized weight tile
+ * of the batch matmul (64 MiB) and cuBLAS's workspace come on top.
  *
  * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does
  * not give N ranks ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than
