@@ -111,7 +111,7 @@ static __global__ void sqacc_kernel(double *sum2, int64_t *count, const float *x
                                     int64_t n_rows, int64_t n_in)
 {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i == 0) {
+    if (i == 0 && count) {
         *count += n_rows;
     }
     if (i >= n_in) {

@@ -25,7 +25,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(softmax)(void *stream, float *x, int
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(swiglu)(void *stream, float *out, int64_t ldo,
                                                     const float *gate, int64_t ldg, const float *up,
                                                     int64_t ldu, int64_t n_rows, int64_t n);
-// sum2[i] += Σ_r x[r][i]² in double, rows in order; *count += n_rows (count on the device).
+// sum2[i] += Σ_r x[r][i]² in double, rows in order; *count += n_rows (count on the device, or
+// NULL: not counted).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sqacc)(void *stream, double *sum2, int64_t *count,
                                                    const float *x, int64_t ldx, int64_t n_rows,
                                                    int64_t n_in);

@@ -30,12 +30,13 @@
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
  *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
- *                 brings back the index and the one value it names).
+ *                 brings back the index and the one value it names). sqacc uploads sum2,
+ *                 accumulates on the device and copies it back (a host count is added to on
+ *                 the host). nll_rows uploads the logits rows (and the base rows), brings back
+ *                 one imc_nll_row per row.
  *   upload        one copy into the table's memory (positions).
  *   check_post    the launcher into the context's record (one per context), no copy back;
- *   check_poll    brings the record back (16 bytes) and resets it. sqacc uploads sum2 and
- *                 count, accumulates on the device and copies them back. nll_rows uploads the
- *                 logits rows (and the base rows), brings back one imc_nll_row per row.
+ *   check_poll    brings the record back (16 bytes) and resets it.
  * Ops without a status (rmsnorm, rope, softmax, swiglu, sqacc) fill their output with NaN on
  * failure (logged), so the engine's finiteness check stops the pass; none crashes.
  * Device memory exhausted: the error names the weight's type and shape (the engine adds the
@@ -529,12 +530,17 @@ enum imc_status sqacc_dev(const struct imc_exec *ex, double *sum2, int64_t *coun
     const float *xd =
         (const float *)map(&m, CT_X, x, extent(n_rows, ldx, n_in, sizeof(float)), true, false);
     double *sd = (double *)map(&m, CT_A, sum2, (size_t)n_in * sizeof(double), true, true);
-    int64_t *cd = (int64_t *)map(&m, CT_B, count, sizeof(int64_t), true, true);
-    if (!xd || !sd || !cd) {
+    // a host count is counted here (the kernel adds every row): two waiting copies fewer per call
+    int64_t *cd = IMC_CUDA_FN(ctx_buf_has)(m.c, count, sizeof(*count)) ? count : NULL;
+    if (!xd || !sd) {
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(IMC_CUDA_FN(sqacc)(NULL, sd, cd, xd, ldx, n_rows, n_in));
-    return map_back(&m);
+    IMC_TRY(map_back(&m));
+    if (!cd) {
+        *count += n_rows;
+    }
+    return IMC_OK;
 }
 
 void t_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x, int64_t ldx,

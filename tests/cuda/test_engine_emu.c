@@ -101,6 +101,19 @@ static void bad_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, c
     *count += 1;
 }
 
+// The cuda-emu table's sqacc, counting its calls and the bytes of their sums (test state).
+static struct {
+    size_t calls, sum_bytes;
+} g_sqacc;
+
+static void counting_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                           int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    g_sqacc.calls++;
+    g_sqacc.sum_bytes += (size_t)n_in * sizeof(double);
+    tcuda_backend_emu()->sqacc(ex, sum2, count, x, ldx, n_rows, n_in);
+}
+
 // What a run's device table held at the end of the run (its state, before the engine frees it).
 struct resid {
     size_t n_exps; // resident weights inside a routed-expert tensor (ffn_{gate,up,down}_exps)
@@ -400,6 +413,25 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     float *fwd = run(m, c->path, tcuda_backend_emu(), tok, &s_emu, false, &r_dev, &in, &sc_emu);
     cuemu_set_order(CUEMU_REVERSE, 0);
     float *rev = run(m, c->path, tcuda_backend_emu(), tok, NULL, false, &r_rev, NULL, NULL);
+    // with statistics: each Σx² call moves its column sums up and back, nothing else (its count
+    // stays on the host): two copies and 2 · 8 · n_in bytes per call beyond the plain pass
+    struct imc_backend counting = *tcuda_backend_emu();
+    counting.sqacc = counting_sqacc;
+    struct imc_imatrix s_cnt;
+    struct resid r_cnt = {0};
+    g_sqacc.calls = g_sqacc.sum_bytes = 0;
+    float *cnt = run(m, c->path, &counting, tok, &s_cnt, false, &r_cnt, NULL, NULL);
+    CHECK(cnt && g_sqacc.calls > 0 &&
+              r_cnt.n_up + r_cnt.n_down == r_rev.n_up + r_rev.n_down + 2 * g_sqacc.calls &&
+              r_cnt.up + r_cnt.down == r_rev.up + r_rev.down + 2 * g_sqacc.sum_bytes,
+          "%s %s: with statistics %zu + %zu copies of %zu + %zu bytes, without %zu + %zu of %zu + "
+          "%zu, %zu Σx² calls of %zu bytes of sums",
+          c->preset, pn, r_cnt.n_up, r_cnt.n_down, r_cnt.up, r_cnt.down, r_rev.n_up, r_rev.n_down,
+          r_rev.up, r_rev.down, g_sqacc.calls, g_sqacc.sum_bytes);
+    printf("%-15s %-13s with statistics: %zu Σx² calls, 2 copies each (%zu bytes of sums)\n",
+           c->preset, pn, g_sqacc.calls, g_sqacc.sum_bytes);
+    imc_imatrix_free(&s_cnt);
+    free(cnt);
     cuemu_set_order(CUEMU_FORWARD, 0);
     CHECK(cpu && fwd && rev, "%s %s: engine forward failed", c->preset, pn);
     if (cpu && fwd && rev) {
