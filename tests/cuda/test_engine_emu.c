@@ -235,40 +235,6 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     return y;
 }
 
-// The statistics of a run against the cpu run's (b): the same entries (sorted by name) with the
-// same shapes and counts per matrix (so no token was routed to another expert), Σx² per column
-// within BOUND_STATS of the matrix's largest. Returns the worst relative difference.
-static double stats_cmp(const char *what, const struct imc_imatrix *a, const struct imc_imatrix *b)
-{
-    CHECK(a->n_entries == b->n_entries && a->n_entries > 0, "%s: %lld vs %lld statistics entries",
-          what, (long long)a->n_entries, (long long)b->n_entries);
-    double worst = 0;
-    for (int64_t i = 0; i < a->n_entries && i < b->n_entries; i++) {
-        const struct imc_imatrix_entry *x = &a->entries[i], *y = &b->entries[i];
-        bool same =
-            strcmp(x->name, y->name) == 0 && x->n_per_row == y->n_per_row && x->n_mat == y->n_mat;
-        for (int64_t k = 0; same && k < x->n_mat; k++) {
-            same = x->counts[k] == y->counts[k];
-        }
-        if (!same) {
-            CHECK(0, "%s: entry %lld: %s (%lld x %lld) vs %s (%lld x %lld), or counts differ", what,
-                  (long long)i, x->name, (long long)x->n_per_row, (long long)x->n_mat, y->name,
-                  (long long)y->n_per_row, (long long)y->n_mat);
-            return INFINITY;
-        }
-        for (int64_t k = 0; k < x->n_mat; k++) {
-            const double *xs = x->sums + k * x->n_per_row, *ys = y->sums + k * y->n_per_row;
-            double md = 0, mb = 0;
-            for (int64_t j = 0; j < x->n_per_row; j++) {
-                md = check_worst(md, fabs(xs[j] - ys[j]));
-                mb = check_worst(mb, fabs(ys[j]));
-            }
-            worst = check_worst(worst, mb > 0 ? md / mb : md);
-        }
-    }
-    return worst;
-}
-
 // The hybrid table (--experts-on cpu: routed experts on the cpu table, the rest on cuda-emu)
 // against the cpu run: the logits within BOUND, the same statistics entries and counts within
 // BOUND_STATS, and the residency check: no routed-expert weight resident, fewer bytes than the
@@ -284,7 +250,7 @@ static void hybrid_case(const struct pcase *c, const struct imc_model *m, const 
     CHECK(hyb, "%s %s: hybrid forward failed", c->preset, pn);
     if (hyb) {
         const double err = trel_err(hyb, cpu, n);
-        const double es = stats_cmp(c->preset, &s_hyb, s_cpu);
+        const double es = tstats_cmp(c->preset, &s_hyb, s_cpu);
         printf("%-15s %-13s hybrid (experts on cpu) vs cpu: logits %.3g (bound %.0e), statistics "
                "%.3g (bound %.0e)\n",
                c->preset, pn, err, BOUND, es, BOUND_STATS);
@@ -442,7 +408,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         CHECK(memcmp(fwd, rev, (size_t)n * sizeof(float)) == 0,
               "%s %s: reverse thread order changed the logits (max rel %.3g)", c->preset, pn,
               trel_err(rev, fwd, n));
-        const double es = stats_cmp(c->preset, &s_emu, &s_cpu);
+        const double es = tstats_cmp(c->preset, &s_emu, &s_cpu);
         printf("%-15s %-13s statistics (%lld entries, Σx² per column): max rel %.3g (bound %.0e)\n",
                c->preset, pn, (long long)s_cpu.n_entries, es, BOUND_STATS);
         CHECK(es <= BOUND_STATS, "%s %s: statistics %.3g", c->preset, pn, es);
@@ -467,7 +433,7 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
         bad.sqacc = bad_sqacc;
         struct imc_imatrix s_bad;
         b = run(m, c->path, &bad, tok, &s_bad, false, NULL, NULL, NULL);
-        const double es = b ? stats_cmp(c->preset, &s_bad, &s_cpu) : INFINITY;
+        const double es = b ? tstats_cmp(c->preset, &s_bad, &s_cpu) : INFINITY;
         printf("%-15s %-13s self-check, sqacc skipping a row: statistics %.3g (must exceed the "
                "bound)\n",
                c->preset, pn, es);

@@ -15,6 +15,7 @@
 #include "../check.h"
 #include "model/arch.h"
 #include "model/gguf.h"
+#include "model/imatrix_file.h"
 #include "model/synth.h"
 #include "worker/engine.h"
 
@@ -55,6 +56,42 @@ static inline int tpoison(const char *path, const char *name, int64_t elem)
         close(fd);
     }
     return bad;
+}
+
+// The statistics a of a run against b's (another table's): the same entries (sorted by name)
+// with the same shapes and counts per matrix (so no token was routed to another expert; a CHECK
+// fails otherwise). Returns the worst difference of a Σx² per column relative to its matrix's
+// largest, for the caller's bound.
+static inline double tstats_cmp(const char *what, const struct imc_imatrix *a,
+                                const struct imc_imatrix *b)
+{
+    CHECK(a->n_entries == b->n_entries && a->n_entries > 0, "%s: %lld vs %lld statistics entries",
+          what, (long long)a->n_entries, (long long)b->n_entries);
+    double worst = 0;
+    for (int64_t i = 0; i < a->n_entries && i < b->n_entries; i++) {
+        const struct imc_imatrix_entry *x = &a->entries[i], *y = &b->entries[i];
+        bool same =
+            strcmp(x->name, y->name) == 0 && x->n_per_row == y->n_per_row && x->n_mat == y->n_mat;
+        for (int64_t k = 0; same && k < x->n_mat; k++) {
+            same = x->counts[k] == y->counts[k];
+        }
+        if (!same) {
+            CHECK(0, "%s: entry %lld: %s (%lld x %lld) vs %s (%lld x %lld), or counts differ", what,
+                  (long long)i, x->name, (long long)x->n_per_row, (long long)x->n_mat, y->name,
+                  (long long)y->n_per_row, (long long)y->n_mat);
+            return INFINITY;
+        }
+        for (int64_t k = 0; k < x->n_mat; k++) {
+            const double *xs = x->sums + k * x->n_per_row, *ys = y->sums + k * y->n_per_row;
+            double md = 0, mb = 0;
+            for (int64_t j = 0; j < x->n_per_row; j++) {
+                md = check_worst(md, fabs(xs[j] - ys[j]));
+                mb = check_worst(mb, fabs(ys[j]));
+            }
+            worst = check_worst(worst, mb > 0 ? md / mb : md);
+        }
+    }
+    return worst;
 }
 
 static inline void tmodel_close(struct tmodel *t)
