@@ -511,8 +511,6 @@ void imc_engine_free(struct imc_engine *e)
 
 // ---- forward ------------------------------------------------------------------------------------
 
-// Positions 0..n_ctx-1 of every sequence of the call and the batch token index of every row
-// (sequences seq0 ..). No sequence at all only for an expert shard.
 // On a table with its own memory: the call's n positions copied there once, so RoPE (twice a
 // layer) reads them in place (pos_o; a buffer of pos_cap positions, grown with it).
 static enum imc_status positions_to_table(struct imc_engine *e, int64_t n)
@@ -528,6 +526,8 @@ static enum imc_status positions_to_table(struct imc_engine *e, int64_t n)
     return e->be->upload(e->ex, e->pos_o, e->pos, (size_t)n * sizeof(int32_t));
 }
 
+// Positions 0..n_ctx-1 of every sequence of the call and the batch token index of every row
+// (sequences seq0 ..). No sequence at all only for an expert shard.
 static enum imc_status set_shape(struct imc_engine *e, int64_t n_seq, int64_t n_ctx, int64_t seq0)
 {
     const int64_t min_seq = e->opts.ep_comm ? 0 : 1;

@@ -47,8 +47,8 @@
  * the logits out, and per op only small host arrays (positions, routing ids and weights, index
  * arrays, statistics sums); the engine's finiteness checks are posted (check_post) and answered
  * once per layer. Left: every op runs on the default stream, the routing ids and every sqacc
- * wait for a copy back, and statistics sums travel both ways per call. Types without a device decoder (the interleaved _rN types) are unsupported
- * (supports() false).
+ * wait for a copy back, and statistics sums travel both ways per call. Types without a device
+ * decoder (the interleaved _rN types) are unsupported (supports() false).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
