@@ -81,8 +81,15 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda
 static void *buf_new(size_t bytes)
 {
 #ifdef IMC_CUDA_EMU
+    if (!cuemu_mem_take(bytes)) { // IMC_CUEMU_MEM_LIMIT, as cudaMalloc
+        return NULL;
+    }
     void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) {
+        cuemu_mem_give(bytes);
+        return NULL;
+    }
+    return p;
 #else
     void *p = NULL;
     return IMC_CUDA_FN(dev_alloc)(bytes, &p) == IMC_OK ? p : NULL;
@@ -93,6 +100,7 @@ static void buf_del(void *p, size_t bytes)
 {
 #ifdef IMC_CUDA_EMU
     munmap(p, bytes);
+    cuemu_mem_give(bytes);
 #else
     (void)bytes;
     IMC_CUDA_FN(dev_free)(p);
@@ -107,7 +115,7 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes)
         i++;
     }
     if (i == IMC_CUDA_MAX_BUFS) {
-        IMC_LOG_ERR("cuda: more than %d activation buffers", IMC_CUDA_MAX_BUFS);
+        IMC_LOG_ERR("cuda: more than %d buffers of the table", IMC_CUDA_MAX_BUFS);
         return NULL;
     }
     bytes = bytes ? bytes : 1;
@@ -117,8 +125,9 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes)
         for (int j = 0; j < IMC_CUDA_MAX_BUFS; j++) {
             have += c->buf[j].bytes;
         }
-        IMC_LOG_ERR("cuda: device memory exhausted: the activations need %zu bytes more (resident: "
-                    "%zu bytes of weights in %zu tensors, %zu bytes of activations)",
+        IMC_LOG_ERR("cuda: device memory exhausted: the table's buffers (activations, statistics) "
+                    "need %zu bytes more (resident: %zu bytes of weights in %zu tensors, %zu bytes "
+                    "in buffers)",
                     bytes, c->wc.bytes, c->wc.n, have);
         return NULL;
     }

@@ -225,7 +225,9 @@ static void exhausted(const char *dir)
     o.backend = tcuda_backend_emu();
     int32_t tok[12];
     ttokens(tok, 12, tm.m->hp.n_vocab, 5);
-    snprintf(lim, sizeof(lim), "%llu", base + 64 * 1024);
+    // room for the engine's first arena block (1 MiB of the table's buffers, which count
+    // against the cap as cudaMalloc does) and 64 KiB: the weights do not fit
+    snprintf(lim, sizeof(lim), "%llu", base + (1u << 20) + 64 * 1024);
     setenv("IMC_CUEMU_MEM_LIMIT", lim, 1);
     struct imc_engine *e = NULL;
     float *lg = malloc((size_t)(12 * tm.m->hp.n_vocab) * sizeof(float));

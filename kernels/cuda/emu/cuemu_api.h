@@ -29,6 +29,11 @@ const char *cuemu_order_name(enum cuemu_order order);
 unsigned long long cuemu_switch_count(void);
 // Bytes of emulated device memory allocated now (process-wide; runtime.cc), for leak checks.
 unsigned long long cuemu_mem_used(void);
+// Counts bytes of emulated device memory allocated elsewhere (the op table's mapped buffers,
+// kernels/cuda/table_ctx.cu) against IMC_CUEMU_MEM_LIMIT: 0 and nothing counted when they do
+// not fit, else 1; cuemu_mem_give gives them back.
+int cuemu_mem_take(unsigned long long bytes);
+void cuemu_mem_give(unsigned long long bytes);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
  * at once (read at each cudaMalloc; unset or 0: no cap), so that tests see cudaMalloc fail with
  * cudaErrorMemoryAllocation as on a full device. The count of allocated bytes is process-wide,
  * as a device's memory is; each block carries its size in a 16-byte header before the pointer.
+ * The op table's buffers, which the emulator maps itself (to close them to the host between
+ * ops), count against the same cap through cuemu_mem_take / cuemu_mem_give.
  */
 #include "kernels/cuda/emu/cuemu.h"
 
@@ -96,6 +98,22 @@ cudaError_t cudaFree(void *p)
 extern "C" unsigned long long cuemu_mem_used(void)
 {
     return cuemu::g_used.load();
+}
+
+extern "C" int cuemu_mem_take(unsigned long long bytes)
+{
+    const size_t limit = cuemu::mem_limit();
+    const size_t used = cuemu::g_used.fetch_add(bytes) + bytes;
+    if (limit && used > limit) {
+        cuemu::g_used.fetch_sub(bytes);
+        return 0;
+    }
+    return 1;
+}
+
+extern "C" void cuemu_mem_give(unsigned long long bytes)
+{
+    cuemu::g_used.fetch_sub(bytes);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind)
