@@ -202,7 +202,20 @@ static enum imc_status on_input(void *user, const struct imc_exec *ex, const str
     return IMC_OK;
 }
 
+// Every slot's collector brings home what it summed in the table's memory.
+static enum imc_status on_sync(void *user, const struct imc_exec *ex, const struct imc_backend *be,
+                               bool release)
+{
+    struct imx_hook *h = user;
+    enum imc_status st = IMC_OK;
+    for (int64_t s = 0; s < h->n_col; s++) {
+        const enum imc_status ss = imc_stats_collect_sync(h->col[s], ex, be, release);
+        st = st == IMC_OK ? ss : st; // on release every slot lets go of the table's memory
+    }
+    return st;
+}
+
 struct imc_stats_hooks imx_hook_hooks(struct imx_hook *h)
 {
-    return (struct imc_stats_hooks){.user = h, .on_input = on_input};
+    return (struct imc_stats_hooks){.user = h, .on_input = on_input, .on_sync = on_sync};
 }

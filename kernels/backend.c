@@ -61,6 +61,19 @@ static enum imc_status host_upload(const struct imc_exec *ex, void *dst, const v
     return IMC_OK;
 }
 
+static enum imc_status host_download(const struct imc_exec *ex, void *dst, const void *src,
+                                     size_t bytes)
+{
+    return host_upload(ex, dst, src, bytes);
+}
+
+static enum imc_status host_zero(const struct imc_exec *ex, void *dst, size_t bytes)
+{
+    (void)ex;
+    memset(dst, 0, bytes);
+    return IMC_OK;
+}
+
 // The value at flat index idx of rows of n at stride ld (host memory).
 static float value_at(const float *x, int64_t ld, int64_t n, int64_t idx)
 {
@@ -97,6 +110,8 @@ static const struct imc_backend cpu_backend = {
     .moe_wsum = cpu_moe_wsum,
     .find_nonfinite = cpu_find_nonfinite,
     .upload = host_upload,
+    .download = host_download,
+    .zero = host_zero,
 };
 
 // ---- ref adapters: the reference ops take no execution context ---------------------------------
@@ -234,6 +249,8 @@ static const struct imc_backend ref_backend = {
     .moe_wsum = ref_moe_wsum,
     .find_nonfinite = ref_find_nonfinite,
     .upload = host_upload,
+    .download = host_download,
+    .zero = host_zero,
 };
 
 const struct imc_backend *imc_backend_cpu(void)

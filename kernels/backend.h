@@ -93,6 +93,12 @@ struct imc_backend {
     // dst[0, bytes) = src[0, bytes): host memory into the table's memory (buf_alloc; on host
     // tables plain memory). For arrays that are not floats (positions).
     enum imc_status (*upload)(const struct imc_exec *ex, void *dst, const void *src, size_t bytes);
+    // dst[0, bytes) = src[0, bytes): the table's memory into host memory (statistics partials
+    // going home); waits for the ops before it. On host tables plain memory.
+    enum imc_status (*download)(const struct imc_exec *ex, void *dst, const void *src,
+                                size_t bytes);
+    // dst[0, bytes) = 0 in the table's memory, without waiting. On host tables plain memory.
+    enum imc_status (*zero)(const struct imc_exec *ex, void *dst, size_t bytes);
     // Deferred finiteness checks, for tables with their own memory (NULL on host tables, whose
     // find_nonfinite answers at once): check_post notes, without waiting, whether x has a
     // non-finite value, as check number id (ascending in program order, from 0 after each

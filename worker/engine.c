@@ -464,10 +464,21 @@ void *imc_engine_backend_ctx(const struct imc_engine *e)
     return e->be_ctx;
 }
 
+// The hooks' on_sync: what the statistics keep in the table's memory comes home (release: and
+// is freed, before the table's state goes).
+static enum imc_status stats_sync(struct imc_engine *e, bool release)
+{
+    const struct imc_stats_hooks *hk = e->opts.hooks;
+    return hk && hk->on_sync ? hk->on_sync(hk->user, e->ex, e->be, release) : IMC_OK;
+}
+
 void imc_engine_free(struct imc_engine *e)
 {
     if (!e) {
         return;
+    }
+    if (e->ex && e->be_ctx) { // the hooks let go of the table's memory while it is attached
+        (void)stats_sync(e, true);
     }
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
@@ -655,7 +666,8 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
                                   int64_t seq0)
 {
     const double t0 = imc_clock_now();
-    const enum imc_status st = layers_impl(e, hidden, n_seq, n_ctx, seq0);
+    enum imc_status st = layers_impl(e, hidden, n_seq, n_ctx, seq0);
+    st = st == IMC_OK ? stats_sync(e, false) : st;
     e->prof_total += imc_clock_now() - t0;
     return st;
 }
@@ -698,7 +710,8 @@ enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64
                                 int64_t n_rows, float *logits)
 {
     const double t0 = imc_clock_now();
-    const enum imc_status st = head_impl(e, hidden, row0, n_rows, logits);
+    enum imc_status st = head_impl(e, hidden, row0, n_rows, logits);
+    st = st == IMC_OK ? stats_sync(e, false) : st;
     e->prof_total += imc_clock_now() - t0;
     return st;
 }

@@ -28,7 +28,10 @@
  * op table (be), whose ops the hook may run on it (the cpu table's sqacc: the same bits for any
  * thread count), so the statistics do not become a serial section as the core count grows.
  * x is [n_rows][n_in] with row stride ldx >= n_in (a column block of a wider activation is not
- * copied), f32, finite, and borrowed for the call.
+ * copied), f32, and borrowed for the call: host memory, or the table's memory when be has
+ * buf_alloc (then only be's ops may read it). It is finite, except on tables whose finiteness
+ * checks are deferred (check_post): there a non-finite x is reported by the engine's next poll,
+ * which stops the call before on_sync.
  * tok[r] is the index of row r's token in the batch (sequence s, position p: s*n_ctx + p; with
  * expert shards, sequences are numbered over the whole stage), strictly ascending within a
  * call; also borrowed for the call.
@@ -36,6 +39,7 @@
 #ifndef IMC_WORKER_STATS_H
 #define IMC_WORKER_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -54,6 +58,15 @@ struct imc_stats_hooks {
                                 const struct imc_tensor_info *w, int64_t layer, int64_t slice,
                                 const float *x, int64_t ldx, int64_t n_rows, int64_t n_in,
                                 const int32_t *tok);
+    // Optional (NULL: nothing to bring home). Called with the engine's exec and op table at the
+    // end of every engine call that may have reported inputs (imc_engine_layers and
+    // imc_engine_head, when they succeed), and with release true from imc_engine_free before
+    // the table's state goes: what the collector keeps in the table's memory (be->buf_alloc:
+    // statistics partials on the device) comes home then (and is freed on release), so that
+    // host code (the collector's end of chunk) may read it. Not calling on_input in a call is
+    // fine; an error stops the call with that status.
+    enum imc_status (*on_sync)(void *user, const struct imc_exec *ex, const struct imc_backend *be,
+                               bool release);
 };
 
 #endif // IMC_WORKER_STATS_H

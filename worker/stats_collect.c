@@ -13,32 +13,7 @@
 
 #include "core/log.h"
 #include "kernels/backend.h"
-
-struct slice_acc {
-    pthread_mutex_t lock; // serializes accumulation into this slice
-    double *sum;          // [n_per_row] Σx² of this chunk
-    double rows;          // rows of this chunk
-};
-
-struct tensor_acc {
-    char *name;               // weight name (owned)
-    int64_t n_per_row;        // ne[0]
-    int64_t n_mat;            // matrices of the imatrix entry
-    bool fold_heads;          // 2D weight reported per head: slices add into one matrix
-    struct slice_acc **slice; // [n_slice] (NULL until seen); n_mat of them unless fold_heads
-    int64_t n_slice;
-};
-
-struct imc_stats_collect {
-    struct imc_imatrix *im;    // borrowed totals
-    pthread_mutex_t lock;      // guards the table, slice arrays and the failure state
-    struct tensor_acc **table; // open addressing by name hash, [cap] (power of two)
-    int64_t cap;
-    int64_t n;
-    int64_t chunk;             // index of the chunk being collected
-    enum imc_status failed;    // first failure (sticky)
-    bool told_2d;              // the 2D MLA note was logged
-};
+#include "worker/stats_collect_priv.h"
 
 static uint64_t hash_name(const char *s)
 {
@@ -99,6 +74,7 @@ void imc_stats_collect_free(struct imc_stats_collect *c)
         }
     }
     free(c->table);
+    free(c->dev.stage); // the blocks went with imc_stats_collect_sync(release) or their table
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -113,9 +89,15 @@ static enum imc_status hook_on_input(void *user, const struct imc_exec *ex,
     return imc_stats_collect_add(user, ex, be, w, layer, slice, x, ldx, n_rows, n_in);
 }
 
+static enum imc_status hook_on_sync(void *user, const struct imc_exec *ex,
+                                    const struct imc_backend *be, bool release)
+{
+    return imc_stats_collect_sync(user, ex, be, release);
+}
+
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c)
 {
-    return (struct imc_stats_hooks){.user = c, .on_input = hook_on_input};
+    return (struct imc_stats_hooks){.user = c, .on_input = hook_on_input, .on_sync = hook_on_sync};
 }
 
 // Slot of name in the table: the tensor's, or the empty one where it would go.
@@ -257,8 +239,7 @@ static enum imc_status get_slice(struct imc_stats_collect *c, const struct imc_t
     return IMC_OK;
 }
 
-// Records the first failure; returns st.
-static enum imc_status fail(struct imc_stats_collect *c, enum imc_status st)
+enum imc_status scol_fail(struct imc_stats_collect *c, enum imc_status st)
 {
     pthread_mutex_lock(&c->lock);
     if (c->failed == IMC_OK) {
@@ -303,7 +284,7 @@ enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct 
     IMC_ASSERT(ldx >= n_in);
     enum imc_status st = check_call(w, slice, n_rows, n_in);
     if (st != IMC_OK) {
-        return fail(c, st);
+        return scol_fail(c, st);
     }
     struct slice_acc *a = NULL;
     pthread_mutex_lock(&c->lock);
@@ -313,27 +294,33 @@ enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct 
         if (st == IMC_ERR_NOMEM) {
             IMC_LOG_ERR("stats collector: out of memory at tensor '%s'", w->name);
         }
-        return fail(c, st);
+        return scol_fail(c, st);
     }
     be = be ? be : imc_backend_cpu();
-    pthread_mutex_lock(&a->lock);
-    int64_t count = 0;
-    be->sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in);
-    a->rows += (double)count;
-    int64_t bad = -1;
-    for (int64_t j = 0; j < n_in && bad < 0; j++) {
-        bad = isfinite(a->sum[j]) ? -1 : j;
+    int64_t count = 0, bad = -1;
+    if (be->buf_alloc) { // the sums stay in the table's memory until the sync (checked there)
+        st = scol_dev_add(c, a, ex, be, w, n_in, x, ldx, n_rows, &count);
+        if (st != IMC_OK) {
+            return scol_fail(c, st);
+        }
+    } else {
+        pthread_mutex_lock(&a->lock);
+        be->sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in);
+        a->rows += (double)count;
+        for (int64_t j = 0; j < n_in && bad < 0; j++) {
+            bad = isfinite(a->sum[j]) ? -1 : j;
+        }
+        pthread_mutex_unlock(&a->lock);
     }
-    pthread_mutex_unlock(&a->lock);
     if (count != n_rows) {
         IMC_LOG_ERR("tensor '%s' (layer %" PRId64 ", slice %" PRId64 "): the %s op table's sqacc "
                     "counted %" PRId64 " rows of %" PRId64,
                     w->name, layer, slice, be->name, count, n_rows);
-        return fail(c, IMC_ERR_INTERNAL);
+        return scol_fail(c, IMC_ERR_INTERNAL);
     }
     if (bad >= 0) {
         report_nonfinite(c, ex, be, w, layer, slice, x, ldx, n_rows, bad);
-        return fail(c, IMC_ERR_NUMERIC);
+        return scol_fail(c, IMC_ERR_NUMERIC);
     }
     return IMC_OK;
 }
@@ -409,16 +396,22 @@ enum imc_status imc_stats_collect_end_chunk(struct imc_stats_collect *c)
     if (c->failed != IMC_OK) {
         return c->failed;
     }
+    if (c->dev.n_on_dev > 0) {
+        IMC_LOG_ERR("stats collector: chunk %" PRId64 " ends with the sums of %" PRId64 " slices "
+                    "still in the %s table's memory (imc_stats_collect_sync missing)",
+                    c->chunk, c->dev.n_on_dev, c->dev.be->name);
+        return scol_fail(c, IMC_ERR_INTERNAL);
+    }
     for (int64_t i = 0; i < c->cap; i++) {
         enum imc_status st = c->table[i] ? check_tensor(c, c->table[i]) : IMC_OK;
         if (st != IMC_OK) {
-            return fail(c, st);
+            return scol_fail(c, st);
         }
     }
     for (int64_t i = 0; i < c->cap; i++) {
         enum imc_status st = c->table[i] ? fold_tensor(c, c->table[i]) : IMC_OK;
         if (st != IMC_OK) {
-            return fail(c, st);
+            return scol_fail(c, st);
         }
     }
     if (c->im->chunk_count < UINT32_MAX) {

@@ -26,6 +26,13 @@
  * stronger. declare, end_chunk and free must not overlap on_input.
  *
  * Memory: one double partial per column per slice seen, i.e. as large as the totals it feeds.
+ *
+ * On an op table with its own memory (backend.h buf_alloc: the CUDA table) the partials live in
+ * that memory as they are summed: each call is one sqacc there, no copy and no wait, and
+ * imc_stats_collect_sync brings them home (one download per block of the table's memory) before
+ * the chunk's end folds them. The engine calls it through the hooks' on_sync at the end of each
+ * engine call and, releasing that memory, before it frees the table's state. The device then
+ * holds as much again as the host partials (in blocks from 1 MiB, doubling, up to 256 MiB).
  */
 #ifndef IMC_WORKER_STATS_COLLECT_H
 #define IMC_WORKER_STATS_COLLECT_H
@@ -46,7 +53,8 @@ struct imc_stats_collect;
 enum imc_status imc_stats_collect_init(struct imc_stats_collect **out, struct imc_imatrix *im);
 void imc_stats_collect_free(struct imc_stats_collect *c); // NULL is a no-op
 
-// Hooks for imc_engine_opts.hooks (user = c): imc_stats_collect_on_input for every call.
+// Hooks for imc_engine_opts.hooks (user = c): imc_stats_collect_add for every call on the
+// engine's table, imc_stats_collect_sync for on_sync.
 struct imc_stats_hooks imc_stats_collect_hooks(struct imc_stats_collect *c);
 
 // The hook (user = the collector). Adds Σx² of the n_rows rows of x to the chunk partial of
@@ -62,12 +70,24 @@ enum imc_status imc_stats_collect_on_input(void *user, const struct imc_tensor_i
 // The same for rows of stride ldx >= n_in, the sums computed by be->sqacc on ex (be NULL: the
 // cpu table, whose sqacc splits columns over ex's pool, or runs serially for ex NULL: the same
 // bits either way). ex must not be running another job: the engine's hook passes its pool, idle
-// during the call, and its op table (worker/stats.h). IMC_ERR_INTERNAL (logged) when be's sqacc
+// during the call, and its op table (worker/stats.h). On a table with buf_alloc the sums stay in
+// its memory until imc_stats_collect_sync (see "Memory"), which checks them then; IMC_ERR_NOMEM
+// (logged) when that memory has no room for them. IMC_ERR_INTERNAL (logged) when be's sqacc
 // counts other than n_rows rows.
 enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct imc_exec *ex,
                                       const struct imc_backend *be, const struct imc_tensor_info *w,
                                       int64_t layer, int64_t slice, const float *x, int64_t ldx,
                                       int64_t n_rows, int64_t n_in);
+
+// Brings the partials summed in the memory of the table be on ex (the one handed to
+// imc_stats_collect_add) home, where imc_stats_collect_end_chunk folds them, and clears them
+// there; with release also frees that memory (be->buf_free), as the table's state is about to
+// go. A no-op when the collector holds nothing in a table's memory. IMC_ERR_NUMERIC when a sum
+// is not finite (logged naming the tensor, slice, chunk and column; the collector stays
+// failed), IMC_ERR_INTERNAL (logged) when be or ex's state is not the table that holds them, a
+// failed copy's status.
+enum imc_status imc_stats_collect_sync(struct imc_stats_collect *c, const struct imc_exec *ex,
+                                       const struct imc_backend *be, bool release);
 
 // The shape of w's imatrix entry (table above): n_per_row = ne[0]; n_mat = ne[2] for a 3D
 // weight, else 1.
@@ -81,6 +101,8 @@ enum imc_status imc_stats_collect_declare(struct imc_stats_collect *c,
 
 // Folds the chunk partials into the imatrix (entries created as needed), clears them and adds 1
 // to im->chunk_count. Returns the collector's earlier failure if any (nothing is folded then),
+// IMC_ERR_INTERNAL (logged) when sums are still in a table's memory (no sync since they were
+// added),
 // IMC_ERR_INTERNAL (logged) when the heads of a 2D weight reported different row counts, or an
 // error of imc_imatrix_get_entry.
 enum imc_status imc_stats_collect_end_chunk(struct imc_stats_collect *c);

@@ -10,12 +10,15 @@
  *
  * Status (issue 13): launchers for memory (mem.cu), RMSNorm, softmax, SwiGLU, Σx² (elementwise.cu),
  * RoPE/YaRN (rope.cu), dequantization and embedding rows (dequant.cu), the quantized small-batch
- * matmul (mmv.cu), the tiled f32 GEMM (gemm.cu) and cuBLAS (blas.cu), attention (attention.cu)
- * and MoE routing (moe_route.cu); the op table on them (table.cu: imc_cuda_backend, weights
- * resident in device memory, activations copied per op), which the engine runs with --device
- * cuda. Not yet: device-resident activations, the NLL/KLD reductions on the device, statistics
- * collected on the device, NCCL between GPU ranks, interleaved _rN types. --experts-on cpu (the
- * routed experts on the cpu table) is the engine's (worker/engine.h experts_on_cpu).
+ * matmul (mmv.cu), the tiled f32 GEMM (gemm.cu) and cuBLAS (blas.cu), attention (attention.cu),
+ * MoE routing (moe_route.cu), the NLL/KLD rows (nll.cu) and the moves and adds between ops
+ * (rows.cu); the op table on them (table.cu: imc_cuda_backend, weights resident in device
+ * memory, activations in the table's own buffers from op to op, finiteness checks answered once
+ * per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
+ * which the engine runs with --device cuda. Not yet: NCCL between GPU ranks, interleaved _rN
+ * types, streams (every op on the default stream), logits scored where the head computed them
+ * (nll_rows uploads them again). --experts-on cpu (the routed experts on the cpu table) is the
+ * engine's (worker/engine.h experts_on_cpu).
  */
 #ifndef IMC_KERNELS_CUDA_H
 #define IMC_KERNELS_CUDA_H

@@ -30,11 +30,14 @@
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
  *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
- *                 brings back the index and the one value it names). sqacc uploads sum2,
- *                 accumulates on the device and copies it back (a host count is added to on
- *                 the host). nll_rows uploads the logits rows (and the base rows), brings back
- *                 one imc_nll_row per row.
- *   upload        one copy into the table's memory (positions).
+ *                 brings back the index and the one value it names). sqacc adds into sum2
+ *                 in place when it is the table's memory (the collector's chunk sums,
+ *                 worker/stats_collect_dev.c), else uploads it and copies it back; a host
+ *                 count is added to on the host. nll_rows uploads the logits rows (and the
+ *                 base rows), brings back one imc_nll_row per row.
+ *   upload        one copy into the table's memory (positions, a chunk's earlier sums);
+ *   download      one copy out of it (the statistics' chunk sums, a block at a time);
+ *   zero          a memset in it, not waiting.
  *   check_post    the launcher into the context's record (one per context), no copy back;
  *   check_poll    brings the record back (16 bytes) and resets it.
  * Ops without a status (rmsnorm, rope, softmax, swiglu, sqacc) fill their output with NaN on
@@ -45,9 +48,9 @@
  *
  * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call,
  * the logits out, and per op only small host arrays (positions, routing ids and weights, index
- * arrays, statistics sums); the engine's finiteness checks are posted (check_post) and answered
- * once per layer. Left: every op runs on the default stream, the routing ids and every sqacc
- * wait for a copy back, and statistics sums travel both ways per call. Types without a device
+ * arrays); the engine's finiteness checks are posted (check_post) and answered once per layer;
+ * the statistics' sums come home once per engine call (one download per block). Left: every op
+ * runs on the default stream and the routing ids wait for a copy back. Types without a device
  * decoder (the interleaved _rN types) are unsupported (supports() false).
  */
 #include "kernels/cuda/cuda_common.cuh"
@@ -547,6 +550,11 @@ void t_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const floa
              int64_t n_rows, int64_t n_in)
 {
     if (n_rows > 0 && n_in > 0 && sqacc_dev(ex, sum2, count, x, ldx, n_rows, n_in) != IMC_OK) {
+        const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
+        if (c && IMC_CUDA_FN(ctx_buf_has)(c, sum2, (size_t)n_in * sizeof(double))) {
+            (void)IMC_CUDA_FN(dev_memset)(NULL, sum2, 0xFF, (size_t)n_in * sizeof(double)); // NaN
+            return;
+        }
         for (int64_t i = 0; i < n_in; i++) {
             sum2[i] = NAN;
         }
@@ -707,17 +715,34 @@ enum imc_status t_find_nonfinite(const struct imc_exec *ex, const float *x, int6
     return down(m.c, value, xd + (*index / n) * ld + *index % n, sizeof(float));
 }
 
+// The context of op when [p, p + bytes) is the table's memory (its `role`), else NULL (logged).
+struct imc_cuda_ctx *own_ctx(const struct imc_exec *ex, const char *op, const void *p, size_t bytes,
+                             const char *role)
+{
+    struct imc_cuda_ctx *c = ctx_of(ex, op);
+    if (c && !IMC_CUDA_FN(ctx_buf_has)(c, p, bytes)) {
+        IMC_LOG_ERR("cuda %s: the %s is not the table's memory", op, role);
+        return NULL;
+    }
+    return c;
+}
+
 enum imc_status t_upload(const struct imc_exec *ex, void *dst, const void *src, size_t bytes)
 {
-    struct imc_cuda_ctx *c = ctx_of(ex, "upload");
-    if (!c) {
-        return IMC_ERR_INTERNAL;
-    }
-    if (!IMC_CUDA_FN(ctx_buf_has)(c, dst, bytes)) {
-        IMC_LOG_ERR("cuda upload: the destination is not the table's memory");
-        return IMC_ERR_INTERNAL;
-    }
-    return bytes ? up(c, dst, src, bytes) : IMC_OK;
+    struct imc_cuda_ctx *c = own_ctx(ex, "upload", dst, bytes, "destination");
+    return !c ? IMC_ERR_INTERNAL : bytes ? up(c, dst, src, bytes) : IMC_OK;
+}
+
+enum imc_status t_download(const struct imc_exec *ex, void *dst, const void *src, size_t bytes)
+{
+    struct imc_cuda_ctx *c = own_ctx(ex, "download", src, bytes, "source");
+    return !c ? IMC_ERR_INTERNAL : bytes ? down(c, dst, src, bytes) : IMC_OK;
+}
+
+enum imc_status t_zero(const struct imc_exec *ex, void *dst, size_t bytes)
+{
+    const struct imc_cuda_ctx *c = own_ctx(ex, "zero", dst, bytes, "destination");
+    return !c ? IMC_ERR_INTERNAL : bytes ? IMC_CUDA_FN(dev_memset)(NULL, dst, 0, bytes) : IMC_OK;
 }
 
 // The deferred checks' record of c (allocated, all ones, on first use).
@@ -828,6 +853,8 @@ struct imc_backend make_table()
     b.moe_wsum = GUARDED(t_moe_wsum);
     b.find_nonfinite = GUARDED(t_find_nonfinite);
     b.upload = GUARDED(t_upload);
+    b.download = GUARDED(t_download);
+    b.zero = GUARDED(t_zero);
     b.check_post = GUARDED(t_check_post);
     b.check_poll = GUARDED(t_check_poll);
     b.buf_alloc = IMC_CUDA_FN(ctx_buf_alloc);

@@ -39,7 +39,10 @@ struct imc_cuda_wcache {
 // The device scratch slots of one op.
 enum imc_cuda_slot { CT_X, CT_Y, CT_W, CT_A, CT_B, CT_C, CT_D, CT_E, CT_NSLOT };
 
-#define IMC_CUDA_MAX_BUFS 64
+// The table's buffers (buf_alloc): the engine's arena blocks and vectors, and the blocks of the
+// statistics collectors' partials (worker/stats_collect.c: doubling blocks, one set per chunk
+// slot, ~15 per slot at DeepSeek-V3's size).
+#define IMC_CUDA_MAX_BUFS 256
 
 struct imc_cuda_buf {
     char *p; // NULL: free entry

@@ -77,7 +77,7 @@ static struct rec *record(const struct imc_model *m, enum imc_attn_path path, in
 {
     struct rec *r = calloc(1, sizeof(*r));
     r->fail_after = fail_after;
-    struct imc_stats_hooks hk = {r, on_input};
+    struct imc_stats_hooks hk = {.user = r, .on_input = on_input};
     struct imc_engine_opts o = imc_engine_opts_default();
     o.attn = path;
     o.n_threads = 2;

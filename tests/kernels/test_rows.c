@@ -249,14 +249,21 @@ static void check_table_entries(void)
     const struct imc_backend *tb[2] = {imc_backend_cpu(), imc_backend_ref()};
     for (int t = 0; t < 2; t++) {
         CHECK(tb[t]->copy && tb[t]->move_rows && tb[t]->add && tb[t]->moe_wsum &&
-                  tb[t]->find_nonfinite && tb[t]->upload && !tb[t]->buf_alloc &&
-                  !tb[t]->check_post,
+                  tb[t]->find_nonfinite && tb[t]->upload && tb[t]->download && tb[t]->zero &&
+                  !tb[t]->buf_alloc && !tb[t]->check_post,
               "%s: an entry is NULL, or a host table claims memory of its own", tb[t]->name);
         const int32_t src[3] = {7, -1, 1 << 30};
         int32_t dst[3] = {0, 0, 0};
         CHECK(tb[t]->upload(NULL, dst, src, sizeof(src)) == IMC_OK &&
                   memcmp(dst, src, sizeof(src)) == 0,
               "%s: upload", tb[t]->name);
+        int32_t back[3] = {0, 0, 0};
+        CHECK(tb[t]->download(NULL, back, dst, sizeof(dst)) == IMC_OK &&
+                  memcmp(back, src, sizeof(src)) == 0,
+              "%s: download", tb[t]->name);
+        CHECK(tb[t]->zero(NULL, back + 1, sizeof(back[1])) == IMC_OK && back[0] == 7 &&
+                  back[1] == 0 && back[2] == 1 << 30,
+              "%s: zero (one element, its neighbours kept)", tb[t]->name);
     }
 }
 
