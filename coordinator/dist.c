@@ -30,7 +30,7 @@ struct dist {
     int32_t *in;              // [home seqs][n_ctx] engine input (stage 0)
     float *hid[2];            // [home seqs * n_ctx][n_embd], double-buffered
     struct imc_xfer *send[2]; // isend in flight from hid[k], or NULL
-    float *logits;            // [n_ctx - head_begin][n_vocab] (last stage)
+    float *logits;            // [n_ctx - first][n_vocab]: on_logits's host buffer, or NULL
     double *nll;              // [n_chunk][n_scored], the caller's
     struct imc_nll_row *sc;   // [n_scored] one chunk's scores (last stage)
     struct imc_dist_times t;
@@ -188,9 +188,12 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     d->in = alloc_array(rows, sizeof(int32_t), "token ids");
     d->hid[0] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
     d->hid[1] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
-    d->logits = alloc_array((d->n_ctx - j->head_begin) * d->n_vocab, sizeof(float), "logits");
+    // the head's logits stay in the engine; on_logits may need them on the host
+    d->logits = j->on_logits
+                    ? alloc_array((d->n_ctx - d->first) * d->n_vocab, sizeof(float), "logits")
+                    : NULL;
     d->sc = alloc_array(d->n_scored, sizeof(*d->sc), "scores");
-    if (!d->in || !d->hid[0] || !d->hid[1] || !d->logits || !d->sc) {
+    if (!d->in || !d->hid[0] || !d->hid[1] || (j->on_logits && !d->logits) || !d->sc) {
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -202,16 +205,17 @@ static enum imc_status score(struct dist *d, const float *hidden, int64_t c0, in
 {
     const int64_t hb = d->j->head_begin;
     for (int64_t s = s0; s < s1; s++) {
-        IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, d->logits));
+        // the logits stay in the engine (on a GPU rank in device memory) and are scored there
+        IMC_TRY(imc_engine_head(d->e, hidden, (s - s0) * d->n_ctx + hb, d->n_ctx - hb, NULL));
         const int32_t *text = imc_chunks_text(d->j->ch, c0 + s);
-        const float *rows = d->logits + (d->first - hb) * d->n_vocab;
-        IMC_TRY(imc_engine_score(d->e, d->sc, rows, d->n_scored, text + d->first + 1, NULL, 0));
+        const int64_t r0 = d->first - hb;
+        IMC_TRY(imc_engine_score_head(d->e, d->sc, r0, d->n_scored, text + d->first + 1, NULL, 0));
         double *nll = d->nll + (c0 + s) * d->n_scored;
         for (int64_t k = 0; k < d->n_scored; k++) {
             nll[k] = d->sc[k].nll;
         }
         if (d->j->on_logits) {
-            IMC_TRY(d->j->on_logits(d->j->user, c0 + s, rows, d->e));
+            IMC_TRY(d->j->on_logits(d->j->user, c0 + s, d->e, r0, d->logits));
         }
     }
     return IMC_OK;

@@ -10,8 +10,9 @@
  *   pp       stage s owns the layers numa/plan.h's imc_plan_stages gives it for the model's
  *            cost (balanced by bytes and FLOPs; coordinator/model_cost.h). Stage 0 embeds and
  *            runs its layers and sends its rows to stage 1 (tag = the batch index); the last
- *            stage runs the head and computes the per-token NLLs (imc_engine_score: on the
- *            engine's op table, so on the device for --device cuda). Sends are nonblocking
+ *            stage runs the head and computes the per-token NLLs (imc_engine_score_head: on the
+ *            engine's op table where the head left the logits, so on the device for --device
+ *            cuda, with no copy of the logits). Sends are nonblocking
  *            and double-buffered, so a stage computes batch b+1 while batch b travels.
  *   ep       the ep shards of a stage split each batch's sequences (imc_plan_seq_range; a shard
  *            may have none) and run attention, router and shared experts on their own
@@ -72,11 +73,13 @@ struct imc_dist_job {
     // Called on every rank after round k (batches k*dp .. k*dp+dp-1). Non-OK stops.
     enum imc_status (*after_round)(void *user, int64_t round);
     // Called on the head-stage shard that scored chunk c (c counted in ch), after its NLLs,
-    // with the logits rows of positions imc_ppl_first(n_ctx) .. n_ctx-1 ([rows][n_vocab],
-    // borrowed for the call) and the stage's engine (idle during the call: its pool, and
-    // imc_engine_score to score the rows on its op table). NULL: none.
-    enum imc_status (*on_logits)(void *user, int64_t chunk, const float *logits,
-                                 struct imc_engine *e);
+    // with the stage's engine (idle during the call: its pool), which keeps the chunk's logits:
+    // positions imc_ppl_first(n_ctx) .. n_ctx-1 are rows r0 .. of its head's logits, scored
+    // where they are by imc_engine_score_head (on a GPU rank in device memory) or brought to
+    // the host by imc_engine_head_rows (into buf, [n_ctx - imc_ppl_first(n_ctx)][n_vocab],
+    // where they are not host memory already). NULL: none.
+    enum imc_status (*on_logits)(void *user, int64_t chunk, struct imc_engine *e, int64_t r0,
+                                 float *buf);
     void *user;
 };
 

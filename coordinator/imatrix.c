@@ -69,20 +69,19 @@ static enum imc_status cut_chunks(struct imx_run *r)
 
 static enum imc_status alloc_buffers(struct imx_run *r)
 {
-    const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
-    uint64_t n_logits = 0;
-    if (!imc_size_mul((uint64_t)(r->n_seq * (n_ctx - r->out_begin)), (uint64_t)n_vocab,
-                      &n_logits) ||
-        !imc_size_mul(n_logits, sizeof(float), &n_logits) || n_logits > SIZE_MAX) {
-        IMC_LOG_ERR("imatrix: logits buffer size overflows");
+    const int64_t n_ctx = r->tr.n_ctx, n_embd = r->tr.m->hp.n_embd;
+    uint64_t n_hidden = 0; // the head's logits stay in the engine
+    if (!imc_size_mul((uint64_t)(r->n_seq * n_ctx), (uint64_t)n_embd, &n_hidden) ||
+        !imc_size_mul(n_hidden, sizeof(float), &n_hidden) || n_hidden > SIZE_MAX) {
+        IMC_LOG_ERR("imatrix: activations buffer size overflows");
         return IMC_ERR_NOMEM;
     }
     r->in = malloc((size_t)(r->n_seq * n_ctx) * sizeof(int32_t));
-    r->logits = malloc((size_t)n_logits);
+    r->hidden = malloc((size_t)n_hidden);
     r->sc = malloc((size_t)imc_ppl_n_scored(r->tr.n_ctx) * sizeof(*r->sc));
-    if (!r->in || !r->logits || !r->sc) {
-        IMC_LOG_ERR("imatrix: out of memory for %llu bytes of logits",
-                    (unsigned long long)n_logits);
+    if (!r->in || !r->hidden || !r->sc) {
+        IMC_LOG_ERR("imatrix: out of memory for %llu bytes of activations",
+                    (unsigned long long)n_hidden);
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -236,16 +235,17 @@ bool imx_checkpoint_due(const struct imx_run *r)
     return every > 0 && r->done % every == 0 && r->done < r->n_chunk;
 }
 
-// Folds chunk slot s of the last engine call and scores it; checkpoints when due.
-static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *logits)
+// Folds chunk slot s of the last engine call and scores it from the logits its head kept (where
+// they are: a GPU's memory); checkpoints when due.
+static enum imc_status finish_chunk(struct imx_run *r, int64_t s)
 {
-    const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
+    const int64_t n_ctx = r->tr.n_ctx;
     const int64_t skip = imc_ppl_first(n_ctx) - r->out_begin; // rows before the scored ones
     IMC_TRY(imx_hook_end_chunk(&r->hook, s));
     const int64_t n = imc_ppl_n_scored(n_ctx);
     const int32_t *targets =
         imc_chunks_text(&r->tr.ch, r->first + r->done) + imc_ppl_first(n_ctx) + 1;
-    IMC_TRY(imc_engine_score(r->e, r->sc, logits + skip * n_vocab, n, targets, NULL, 0));
+    IMC_TRY(imc_engine_score_head(r->e, r->sc, skip, n, targets, NULL, 0));
     imc_ppl_add_rows(&r->acc, r->sc, n);
     imx_chunk_scored(r);
     return imx_checkpoint_due(r) ? imx_checkpoint(r) : IMC_OK;
@@ -253,8 +253,7 @@ static enum imc_status finish_chunk(struct imx_run *r, int64_t s, const float *l
 
 static enum imc_status run_chunks(struct imx_run *r)
 {
-    const int64_t n_ctx = r->tr.n_ctx, n_vocab = r->tr.m->hp.n_vocab;
-    const int64_t per_seq = (n_ctx - r->out_begin) * n_vocab;
+    const int64_t n_ctx = r->tr.n_ctx;
     for (int64_t i = 0; i < r->done; i++) {
         imc_textrun_print_ppl(r->out, i + 1, r->ppl[i]);
     }
@@ -264,9 +263,12 @@ static enum imc_status run_chunks(struct imx_run *r)
         for (int64_t s = 0; s < ns; s++) {
             imc_chunks_input(&r->tr.ch, r->first + r->done + s, r->in + s * n_ctx);
         }
-        IMC_TRY(imc_engine_forward_batch(r->e, r->in, ns, n_ctx, r->out_begin, r->logits));
+        IMC_TRY(imc_engine_embed(r->e, r->in, ns * n_ctx, r->hidden));
+        IMC_TRY(imc_engine_layers(r->e, r->hidden, ns, n_ctx, 0));
         for (int64_t s = 0; s < ns; s++) {
-            IMC_TRY(finish_chunk(r, s, r->logits + s * per_seq));
+            IMC_TRY(imc_engine_head(r->e, r->hidden, s * n_ctx + r->out_begin, n_ctx - r->out_begin,
+                                    NULL));
+            IMC_TRY(finish_chunk(r, s));
         }
         imc_progress_update(&r->prog, r->done - r->start, (r->done - r->start) * n_ctx);
     }
@@ -319,7 +321,7 @@ static void run_free(struct imx_run *r)
     imc_ckpt_fp_free(&r->fp);
     free(r->ckpt_path);
     free(r->in);
-    free(r->logits);
+    free(r->hidden);
     free(r->sc);
     free(r->ppl);
     imc_textrun_free(&r->tr);

@@ -51,7 +51,8 @@ struct run {
     int64_t n_ctx, n_vocab;   // chunk length, logits per row
     int64_t n_seq;            // chunks per engine call
     int32_t *in;              // [n_seq][n_ctx] engine input
-    float *logits;            // [n_seq][n_ctx - n_ctx/2][n_vocab]
+    float *hidden;            // [n_seq][n_ctx][n_embd] the engine's activations
+    float *logits;            // [n_ctx - n_ctx/2][n_vocab] --kld-save's host rows, or NULL
     struct imc_nll_row *sc;   // [n_scored] one chunk's scores (imc_engine_score)
     struct imc_progress prog; // stderr progress
     bool dist;                // an MPI job of several ranks (coordinator/dist.h)
@@ -150,19 +151,23 @@ static enum imc_status alloc_buffers(struct run *r)
     if (r->n_seq > r->ch.n_chunk) {
         r->n_seq = r->ch.n_chunk;
     }
-    const int64_t rows = r->n_ctx - imc_ppl_first(r->n_ctx);
-    uint64_t n_logits = 0;
-    if (!imc_size_mul((uint64_t)(r->n_seq * rows), (uint64_t)r->n_vocab, &n_logits) ||
-        !imc_size_mul(n_logits, sizeof(float), &n_logits) || n_logits > SIZE_MAX) {
-        IMC_LOG_ERR("%s: logits buffer size overflows", r->o->model);
+    // one chunk's logits rows on the host, for --kld-save only (the engine keeps the head's)
+    const int64_t rows = r->o->kld_save ? r->n_ctx - imc_ppl_first(r->n_ctx) : 0;
+    uint64_t n_logits = 0, n_hidden = 0;
+    if (!imc_size_mul((uint64_t)rows, (uint64_t)r->n_vocab, &n_logits) ||
+        !imc_size_mul(n_logits, sizeof(float), &n_logits) || n_logits > SIZE_MAX ||
+        !imc_size_mul((uint64_t)(r->n_seq * r->n_ctx), (uint64_t)r->m->hp.n_embd, &n_hidden) ||
+        !imc_size_mul(n_hidden, sizeof(float), &n_hidden) || n_hidden > SIZE_MAX) {
+        IMC_LOG_ERR("%s: logits or activations buffer size overflows", r->o->model);
         return IMC_ERR_NOMEM;
     }
     r->in = malloc((size_t)(r->n_seq * r->n_ctx) * sizeof(int32_t));
-    r->logits = malloc((size_t)n_logits);
+    r->hidden = malloc((size_t)n_hidden);
+    r->logits = rows ? malloc((size_t)n_logits) : NULL;
     r->sc = malloc((size_t)imc_ppl_n_scored(r->n_ctx) * sizeof(*r->sc));
-    if (!r->in || !r->logits || !r->sc) {
-        IMC_LOG_ERR("perplexity: out of memory for %llu bytes of logits",
-                    (unsigned long long)n_logits);
+    if (!r->in || !r->hidden || (rows && !r->logits) || !r->sc) {
+        IMC_LOG_ERR("perplexity: out of memory for %llu bytes of activations and %llu of logits",
+                    (unsigned long long)n_hidden, (unsigned long long)n_logits);
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -214,15 +219,16 @@ static enum imc_status setup(struct run *r)
     return IMC_OK;
 }
 
-// Scores chunk c from its logits rows (positions n_ctx/2 … n_ctx−1) and prints its line.
-static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits)
+// Scores chunk c from the logits its head kept (positions n_ctx/2 … n_ctx−1, scored where they
+// are) and prints its line.
+static enum imc_status score_chunk(struct run *r, int64_t c)
 {
     const int32_t *targets = imc_chunks_text(&r->ch, c) + imc_ppl_first(r->n_ctx) + 1;
     const int64_t n = imc_ppl_n_scored(r->n_ctx);
     const struct imc_exec *ex = imc_engine_exec(r->e); // idle between forward passes
     if (r->o->kld_base) {
-        IMC_TRY(imc_engine_score(r->e, r->sc, logits, n, targets, imc_kld_base_rows(&r->base, c),
-                                 imc_kld_row_len(r->n_vocab)));
+        IMC_TRY(imc_engine_score_head(r->e, r->sc, 0, n, targets, imc_kld_base_rows(&r->base, c),
+                                      imc_kld_row_len(r->n_vocab)));
         imc_kld_add_scored(&r->kacc, r->sc, n);
         imc_progress_clear(&r->prog);
         if (c == 0) {
@@ -231,9 +237,13 @@ static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits
         imc_kld_print_chunk(r->out, &r->kacc, c + 1);
         return IMC_OK;
     }
-    IMC_TRY(imc_engine_score(r->e, r->sc, logits, n, targets, NULL, 0));
+    IMC_TRY(imc_engine_score_head(r->e, r->sc, 0, n, targets, NULL, 0));
     imc_ppl_add_rows(&r->acc, r->sc, n);
-    if (r->writing) {
+    if (r->writing) { // the encoding runs on the host: the rows come over (from a GPU)
+        const float *logits = imc_engine_head_rows(r->e, 0, n, r->logits);
+        if (!logits) {
+            return IMC_ERR_INTERNAL;
+        }
         IMC_TRY(imc_kld_writer_add_chunk(&r->w, ex, logits));
     }
     imc_progress_clear(&r->prog);
@@ -245,16 +255,17 @@ static enum imc_status score_chunk(struct run *r, int64_t c, const float *logits
 static enum imc_status run_chunks(struct run *r)
 {
     const int64_t first = imc_ppl_first(r->n_ctx), n_chunk = r->ch.n_chunk;
-    const int64_t per_seq = (r->n_ctx - first) * r->n_vocab;
     imc_progress_init(&r->prog, stderr, "perplexity", n_chunk, r->o->quiet);
     for (int64_t c0 = 0; c0 < n_chunk; c0 += r->n_seq) {
         const int64_t ns = n_chunk - c0 < r->n_seq ? n_chunk - c0 : r->n_seq;
         for (int64_t s = 0; s < ns; s++) {
             imc_chunks_input(&r->ch, c0 + s, r->in + s * r->n_ctx);
         }
-        IMC_TRY(imc_engine_forward_batch(r->e, r->in, ns, r->n_ctx, first, r->logits));
-        for (int64_t s = 0; s < ns; s++) {
-            IMC_TRY(score_chunk(r, c0 + s, r->logits + s * per_seq));
+        IMC_TRY(imc_engine_embed(r->e, r->in, ns * r->n_ctx, r->hidden));
+        IMC_TRY(imc_engine_layers(r->e, r->hidden, ns, r->n_ctx, 0));
+        for (int64_t s = 0; s < ns; s++) { // the logits stay in the engine (a GPU's memory)
+            IMC_TRY(imc_engine_head(r->e, r->hidden, s * r->n_ctx + first, r->n_ctx - first, NULL));
+            IMC_TRY(score_chunk(r, c0 + s));
         }
         imc_progress_update(&r->prog, c0 + ns, (c0 + ns) * r->n_ctx);
         imc_pulse_emit(&r->o->pulse);
@@ -378,8 +389,8 @@ static enum imc_status base_after_round(void *user, int64_t round)
     return st == IMC_OK ? base_post_round(k, round + 1) : st;
 }
 
-static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
-                                     struct imc_engine *e)
+static enum imc_status kld_on_logits(void *user, int64_t c, struct imc_engine *e, int64_t r0,
+                                     float *buf)
 {
     struct dist_kld *k = user;
     struct run *r = k->r;
@@ -387,7 +398,7 @@ static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
         const uint16_t *base = NULL;
         IMC_TRY(base_rows_of(k, c, &base));
         const int32_t *targets = imc_chunks_text(&r->ch, c) + imc_ppl_first(r->n_ctx) + 1;
-        IMC_TRY(imc_engine_score(e, k->sc, logits, k->n_scored, targets, base, k->row_len));
+        IMC_TRY(imc_engine_score_head(e, k->sc, r0, k->n_scored, targets, base, k->row_len));
         double *v = k->vals + c * k->n_scored * KLD_FIELDS;
         for (int64_t i = 0; i < k->n_scored; i++, v += KLD_FIELDS) {
             const struct imc_kld_row row = imc_kld_row_of(&k->sc[i]), *t = &row;
@@ -402,6 +413,10 @@ static enum imc_status kld_on_logits(void *user, int64_t c, const float *logits,
     if (k->n_enc >= k->slots) {
         IMC_LOG_ERR("perplexity: more chunks in one round than this rank can hold (%lld)",
                     (long long)k->slots);
+        return IMC_ERR_INTERNAL;
+    }
+    const float *logits = imc_engine_head_rows(e, r0, k->n_scored, buf);
+    if (!logits) {
         return IMC_ERR_INTERNAL;
     }
     imc_kld_encode_chunk(imc_engine_exec(e), logits, r->n_ctx, r->n_vocab,
@@ -651,6 +666,7 @@ static void run_free(struct run *r)
     }
     free(r->in);
     free(r->logits);
+    free(r->hidden);
     free(r->sc);
     imc_kld_acc_free(&r->kacc);
     imc_kld_base_close(&r->base);

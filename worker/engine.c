@@ -464,9 +464,7 @@ void *imc_engine_backend_ctx(const struct imc_engine *e)
     return e->be_ctx;
 }
 
-// The hooks' on_sync: what the statistics keep in the table's memory comes home (release: and
-// is freed, before the table's state goes).
-static enum imc_status stats_sync(struct imc_engine *e, bool release)
+enum imc_status eng_stats_sync(struct imc_engine *e, bool release)
 {
     const struct imc_stats_hooks *hk = e->opts.hooks;
     return hk && hk->on_sync ? hk->on_sync(hk->user, e->ex, e->be, release) : IMC_OK;
@@ -478,7 +476,7 @@ void imc_engine_free(struct imc_engine *e)
         return;
     }
     if (e->ex && e->be_ctx) { // the hooks let go of the table's memory while it is attached
-        (void)stats_sync(e, true);
+        (void)eng_stats_sync(e, true);
     }
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
@@ -488,6 +486,7 @@ void imc_engine_free(struct imc_engine *e)
     if (e->vec_buf) {
         e->be->buf_free(e->be_ctx, e->vec_buf);
     }
+    eng_head_free(e);
     if (e->dev) {
         e->be->buf_free(e->be_ctx, e->pos_o);
     }
@@ -611,6 +610,7 @@ enum imc_status imc_engine_embed(struct imc_engine *e, const int32_t *tokens, in
                                  float *hidden)
 {
     const double t0 = imc_clock_now();
+    eng_head_forget(e);
     const enum imc_status st = embed_impl(e, tokens, n_tokens, hidden);
     e->prof_total += imc_clock_now() - t0;
     return st;
@@ -666,61 +666,11 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
                                   int64_t seq0)
 {
     const double t0 = imc_clock_now();
+    eng_head_forget(e);
     enum imc_status st = layers_impl(e, hidden, n_seq, n_ctx, seq0);
-    st = st == IMC_OK ? stats_sync(e, false) : st;
+    st = st == IMC_OK ? eng_stats_sync(e, false) : st;
     e->prof_total += imc_clock_now() - t0;
     return st;
-}
-
-static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int64_t row0,
-                                 int64_t n_rows, float *logits)
-{
-    const struct imc_model *m = e->m;
-    const int64_t d = m->hp.n_embd;
-    if (row0 < 0 || n_rows < 0 || row0 + n_rows > e->n_seq * e->n_ctx) {
-        IMC_LOG_ERR("engine: head rows [%" PRId64 ", +%" PRId64 ") outside the %" PRId64
-                    " rows of the last call",
-                    row0, n_rows, e->n_seq * e->n_ctx);
-        return IMC_ERR_ARG;
-    }
-    const int64_t v = m->hp.n_vocab;
-    struct eng_mark mk = eng_mark(e);
-    float *xn = eng_f32(e, n_rows * d);
-    // on a table with its own memory: computed and checked there, then moved out once
-    float *y = e->dev ? eng_f32(e, n_rows * v) : logits;
-    if (!xn || !y) {
-        eng_release(e, mk);
-        return IMC_ERR_NOMEM;
-    }
-    ENG_TIMED(
-        e, IMC_PROF_NORM,
-        e->be->rmsnorm(e->ex, xn, hidden + row0 * d, e->output_norm_o, n_rows, d, m->hp.rms_eps));
-    enum imc_status st =
-        eng_matmul_rows(e, -1, m->output, -1, v, y, v, xn, d, n_rows, e->tok + row0);
-    const enum imc_status pst = eng_check_poll(e); // deferred checks: answered here
-    st = st != IMC_OK ? st : pst;
-    if (st == IMC_OK && y != logits) {
-        st = e->be->move_rows(e->ex, logits, NULL, y, NULL, n_rows, v);
-    }
-    eng_release(e, mk);
-    return st;
-}
-
-enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
-                                int64_t n_rows, float *logits)
-{
-    const double t0 = imc_clock_now();
-    enum imc_status st = head_impl(e, hidden, row0, n_rows, logits);
-    st = st == IMC_OK ? stats_sync(e, false) : st;
-    e->prof_total += imc_clock_now() - t0;
-    return st;
-}
-
-enum imc_status imc_engine_score(struct imc_engine *e, struct imc_nll_row *out, const float *logits,
-                                 int64_t n_rows, const int32_t *targets, const uint16_t *base,
-                                 int64_t ld_base)
-{
-    return e->be->nll_rows(e->ex, out, logits, n_rows, e->m->hp.n_vocab, targets, base, ld_base);
 }
 
 static bool owns_all_layers(const struct imc_engine *e)

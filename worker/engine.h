@@ -168,7 +168,11 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
                                   int64_t n_ctx, int64_t seq0);
 // logits [n_rows][n_vocab] = output(RMSNorm(rows row0 .. row0+n_rows-1 of hidden)) (the last
 // stage), hidden being the array of the last imc_engine_layers call (same numbering of tokens
-// for the hooks). hidden is not modified.
+// for the hooks). hidden is not modified. The engine keeps the logits (imc_engine_score_head,
+// imc_engine_head_rows) until the next embed, layers or head call: on a table with its own
+// memory in that memory, so with logits NULL (kept only) none travels to the host; on a host
+// table in logits itself when given (which must then stay unchanged while they are used), else
+// in a buffer of the engine's.
 enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
                                 int64_t n_rows, float *logits);
 
@@ -183,5 +187,16 @@ struct imc_nll_row; // kernels/kernels.h
 enum imc_status imc_engine_score(struct imc_engine *e, struct imc_nll_row *out, const float *logits,
                                  int64_t n_rows, const int32_t *targets, const uint16_t *base,
                                  int64_t ld_base);
+// The same for rows r0 .. r0+n_rows-1 of the logits the last imc_engine_head kept, scored where
+// they are (no copy of the logits on a table with its own memory: only the scores come back).
+// IMC_ERR_ARG (logged) for rows it does not keep; as imc_engine_score otherwise.
+enum imc_status imc_engine_score_head(struct imc_engine *e, struct imc_nll_row *out, int64_t r0,
+                                      int64_t n_rows, const int32_t *targets, const uint16_t *base,
+                                      int64_t ld_base);
+// Rows r0 .. r0+n_rows-1 of the kept logits in host memory, for what only the host does (the
+// --kld-save encoding): on a host table the kept rows themselves, else copied into buf
+// [n_rows][n_vocab]. Valid while the logits are kept. NULL (logged) for rows it does not keep
+// or a failed copy.
+const float *imc_engine_head_rows(struct imc_engine *e, int64_t r0, int64_t n_rows, float *buf);
 
 #endif // IMC_WORKER_ENGINE_H

@@ -94,6 +94,12 @@ struct imc_engine {
     int64_t expert_begin, expert_end; // routed experts run here
     int ep_rank, ep_size;             // this shard and the shards of the stage (1 without ep_comm)
     int32_t *expert_owner;            // [n_expert] shard owning each expert
+    // The last imc_engine_head's logits (imc_engine_score_head, imc_engine_head_rows): n_kept
+    // rows of n_vocab at kept, the engine's buffer kept_own (kept_cap floats; the table's memory
+    // on a table with its own, else host) or, on a host table given a logits array, that array
+    // (borrowed). n_kept 0: none (every embed and layers call forgets them).
+    float *kept, *kept_own;
+    int64_t n_kept, kept_cap;
     double prof[IMC_PROF_COUNT];      // seconds per kind of operation (engine.h imc_engine_profile)
     double prof_total;                // seconds inside the forward calls (embed, layers, head)
 };
@@ -118,6 +124,14 @@ float *eng_f32(struct imc_engine *e, int64_t n);
 // eng_host_zero) or NULL (logged): what the engine's code reads and writes itself.
 void *eng_host(struct imc_engine *e, int64_t n);
 void *eng_host_zero(struct imc_engine *e, int64_t n);
+
+// The hooks' on_sync (worker/stats.h): what the statistics keep in the table's memory comes home
+// (release: and is freed, before the table's state goes). engine.c.
+enum imc_status eng_stats_sync(struct imc_engine *e, bool release);
+// The kept head logits (engine_head.c): forgotten (a new forward call), freed (imc_engine_free,
+// before the table's state).
+void eng_head_forget(struct imc_engine *e);
+void eng_head_free(struct imc_engine *e);
 
 // ---- steps shared by the architectures (engine.c) -----------------------------------------------
 

@@ -15,9 +15,9 @@
  * (rows.cu); the op table on them (table.cu: imc_cuda_backend, weights resident in device
  * memory, activations in the table's own buffers from op to op, finiteness checks answered once
  * per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
- * which the engine runs with --device cuda. Not yet: NCCL between GPU ranks, interleaved _rN
- * types, streams (every op on the default stream), logits scored where the head computed them
- * (nll_rows uploads them again). --experts-on cpu (the routed experts on the cpu table) is the
+ * which the engine runs with --device cuda (the head's logits scored where they are). Not yet:
+ * NCCL between GPU ranks, interleaved _rN types, streams (every op on the default stream).
+ * --experts-on cpu (the routed experts on the cpu table) is the
  * engine's (worker/engine.h experts_on_cpu).
  */
 #ifndef IMC_KERNELS_CUDA_H

@@ -33,8 +33,9 @@
  *                 brings back the index and the one value it names). sqacc adds into sum2
  *                 in place when it is the table's memory (the collector's chunk sums,
  *                 worker/stats_collect_dev.c), else uploads it and copies it back; a host
- *                 count is added to on the host. nll_rows uploads the logits rows (and the
- *                 base rows), brings back one imc_nll_row per row.
+ *                 count is added to on the host. nll_rows reads the logits rows in place
+ *                 (the engine's kept logits) or uploads host ones, uploads the targets and
+ *                 base rows, brings back one imc_nll_row per row.
  *   upload        one copy into the table's memory (positions, a chunk's earlier sums);
  *   download      one copy out of it (the statistics' chunk sums, a block at a time);
  *   zero          a memset in it, not waiting.
@@ -46,8 +47,9 @@
  * tensor's name and layer) or the op's activations, and the bytes needed; the log prefix names
  * the rank.
  *
- * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call,
- * the logits out, and per op only small host arrays (positions, routing ids and weights, index
+ * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call
+ * (the head's logits stay in the table's memory and nll_rows scores them there: the engine's
+ * kept logits, worker/engine_head.c), and per op only small host arrays (positions, routing ids and weights, index
  * arrays); the engine's finiteness checks are posted (check_post) and answered once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
