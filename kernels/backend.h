@@ -77,7 +77,8 @@ struct imc_backend {
                                 const int32_t *targets, const uint16_t *base, int64_t ld_base);
     // The moves and adds between the ops above (kernels.h imc_ref_copy, _move_rows, _add,
     // _moe_wsum): the engine touches no activation itself. Index arrays (dst_idx, src_idx, pos)
-    // are host arrays. IMC_ERR_NOMEM (device memory).
+    // are host arrays or, where the rows they index are the table's memory, arrays in it (put
+    // there once with upload, for several calls). IMC_ERR_NOMEM (device memory).
     enum imc_status (*copy)(const struct imc_exec *ex, const struct imc_copy_args *a);
     enum imc_status (*move_rows)(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
                                  const float *src, const int32_t *src_idx, int64_t n, int64_t d);

@@ -239,10 +239,24 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     if (!xe || !g || !u || !ye) {
         return IMC_ERR_NOMEM;
     }
+    // a table of its own memory with the rows there (no shards): the gather and scatter orders go
+    // up once for all groups, not once per group
+    const int32_t *gsrow = srow, *gsel = sel;
+    if (e->dev && !host && e->ep_size == 1 && nr > 0) {
+        int32_t *dsrow = (int32_t *)(void *)eng_f32(e, nr),
+                *dsel = (int32_t *)(void *)eng_f32(e, nr);
+        if (!dsrow || !dsel) {
+            return IMC_ERR_NOMEM;
+        }
+        IMC_TRY(e->be->upload(e->ex, dsrow, srow, (size_t)nr * sizeof(int32_t)));
+        IMC_TRY(e->be->upload(e->ex, dsel, sel, (size_t)nr * sizeof(int32_t)));
+        gsrow = dsrow;
+        gsel = dsel;
+    }
     for (int64_t x0 = 0, x1; x0 < n_own; x0 = x1) {
         x1 = group_end(first, x0, n_own, max_rows);
         const int64_t r0 = first[x0], n = first[x1] - r0;
-        IMC_TRY(move_rows(e, xe, NULL, p->rows, srow + r0, n, d));
+        IMC_TRY(move_rows(e, xe, NULL, p->rows, gsrow + r0, n, d));
         const int32_t *fx = first + x0, *tx = tok + r0;
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_gate_exps, eb + x0, fe, g, fe, xe, d, fx, x1 - x0, tx));
@@ -251,7 +265,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
         ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_down_exps, eb + x0, d, ye, d, g, fe, fx, x1 - x0, tx));
-        IMC_TRY(move_rows(e, p->out, sel + r0, ye, NULL, n, d));
+        IMC_TRY(move_rows(e, p->out, gsel + r0, ye, NULL, n, d));
     }
     return IMC_OK;
 }
@@ -313,7 +327,7 @@ static enum imc_status moe(struct imc_engine *e, int64_t il, const float *h, flo
     memset(&p, 0, sizeof(p));
     float *logits = eng_f32(e, n * ne);
     p.ids = (int32_t *)eng_host(e, n * k); // read here to plan the dispatch
-    p.w = (float *)eng_host(e, n * k);
+    p.w = eng_f32(e, n * k);               // read by the table's moe_wsum only: stays there
     if (!logits || !p.ids || !p.w) {
         return IMC_ERR_NOMEM;
     }

@@ -591,9 +591,18 @@ enum imc_status t_nll_rows(const struct imc_exec *ex, struct imc_nll_row *out, c
     return map_back(&m);
 }
 
-// Rows an index array addresses: max(idx[0..n)) + 1, or n without one.
-int64_t rows_of(const int32_t *idx, int64_t n)
+// Rows an index array addresses: max(idx[0..n)) + 1, or n without one. An index array in the
+// table's memory is not read on the host: the rows it indexes must be there too (addressed in
+// place, so their extent is not needed: 1), else -1 (logged).
+int64_t rows_of(const struct imc_cuda_ctx *c, const int32_t *idx, int64_t n, const float *rows)
 {
+    if (idx && n > 0 && IMC_CUDA_FN(ctx_buf_has)(c, idx, (size_t)n * sizeof(int32_t))) {
+        if (IMC_CUDA_FN(ctx_buf_has)(c, rows, sizeof(float))) {
+            return 1;
+        }
+        IMC_LOG_ERR("cuda: an index array in the table's memory indexes host rows");
+        return -1;
+    }
     int64_t m = idx ? 0 : n;
     for (int64_t i = 0; idx && i < n; i++) {
         m = idx[i] + 1 > m ? idx[i] + 1 : m;
@@ -633,11 +642,13 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
         return IMC_ERR_INTERNAL;
     }
     const size_t row = (size_t)d * sizeof(float), bi = (size_t)n * sizeof(int32_t);
-    const float *sd = (const float *)map(&m, CT_X, src, (size_t)rows_of(src_idx, n) * row, true,
-                                         false);
+    const int64_t ns = rows_of(m.c, src_idx, n, src), nd = rows_of(m.c, dst_idx, n, dst);
+    if (ns < 0 || nd < 0) {
+        return IMC_ERR_INTERNAL;
+    }
+    const float *sd = (const float *)map(&m, CT_X, src, (size_t)ns * row, true, false);
     // a scatter leaves the rows it does not write as they were: uploaded first
-    float *dd = (float *)map(&m, CT_Y, dst, (size_t)rows_of(dst_idx, n) * row, dst_idx != NULL,
-                             true);
+    float *dd = (float *)map(&m, CT_Y, dst, (size_t)nd * row, dst_idx != NULL, true);
     const int32_t *si = src_idx ? (const int32_t *)map(&m, CT_A, src_idx, bi, true, false) : NULL;
     const int32_t *di = dst_idx ? (const int32_t *)map(&m, CT_B, dst_idx, bi, true, false) : NULL;
     if (!sd || !dd || (src_idx && !si) || (dst_idx && !di)) {
@@ -679,8 +690,11 @@ enum imc_status t_moe_wsum(const struct imc_exec *ex, float *y, const float *row
         return IMC_ERR_INTERNAL;
     }
     const size_t row = (size_t)d * sizeof(float), nk = (size_t)(n * k);
-    const float *rd =
-        (const float *)map(&m, CT_X, rows, (size_t)rows_of(pos, n * k) * row, true, false);
+    const int64_t nr = rows_of(m.c, pos, n * k, rows);
+    if (nr < 0) {
+        return IMC_ERR_INTERNAL;
+    }
+    const float *rd = (const float *)map(&m, CT_X, rows, (size_t)nr * row, true, false);
     const int32_t *pd = (const int32_t *)map(&m, CT_A, pos, nk * sizeof(int32_t), true, false);
     const float *wd = (const float *)map(&m, CT_B, w, nk * sizeof(float), true, false);
     const float *ad = add ? (const float *)map(&m, CT_C, add, (size_t)n * row, true, false) : NULL;

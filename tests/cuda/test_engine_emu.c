@@ -377,6 +377,41 @@ static void score_cmp(const struct pcase *c, const struct imc_model *m, const fl
           b->nll_base);
 }
 
+// An MoE preset with one expert per group (block_bytes 1) against the default groups (one per
+// layer here) on cuda-emu: the same logits bit for bit, and the same host<->device copies: the
+// gather and scatter orders go up once per layer whatever the groups (before: once per group).
+static void groups_case(const struct pcase *c, const struct imc_model *m)
+{
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 7);
+    const int64_t n = N_TOK * m->hp.n_vocab;
+    float *y[2] = {malloc((size_t)n * sizeof(float)), malloc((size_t)n * sizeof(float))};
+    size_t up[2] = {0, 0}, down[2] = {0, 0}, n_up[2] = {0, 0}, n_down[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        struct imc_engine_opts o = imc_engine_opts_default();
+        o.backend = tcuda_backend_emu();
+        o.attn = c->path;
+        o.block_bytes = i ? 1 : 0;
+        struct imc_engine *e = NULL;
+        CHECK(imc_engine_init(&e, m, &o) == IMC_OK &&
+                  imc_engine_forward(e, tok, N_TOK, y[i]) == IMC_OK,
+              "%s: forward with block_bytes %d", c->preset, i);
+        if (e) {
+            tcuda_emu_traffic(imc_engine_backend_ctx(e), &up[i], &down[i], &n_up[i], &n_down[i]);
+        }
+        imc_engine_free(e);
+    }
+    CHECK(memcmp(y[0], y[1], (size_t)n * sizeof(float)) == 0 && n_up[0] == n_up[1] &&
+              n_down[0] == n_down[1] && up[0] == up[1] && down[0] == down[1],
+          "%s: one expert per group: %zu + %zu copies of %zu + %zu bytes, default groups %zu + "
+          "%zu of %zu + %zu",
+          c->preset, n_up[1], n_down[1], up[1], down[1], n_up[0], n_down[0], up[0], down[0]);
+    printf("%-15s %-13s one expert per group: the same logits and the same %zu + %zu copies\n",
+           c->preset, imc_attn_path_name(c->path), n_up[1], n_down[1]);
+    free(y[0]);
+    free(y[1]);
+}
+
 static void one_case(const struct pcase *c, const struct imc_model *m, bool self_check)
 {
     int32_t tok[N_TOK];
@@ -598,6 +633,9 @@ int main(void)
             made[n_made++] = cases[i].preset;
         }
         one_case(&cases[i], t.m, i == 0 || i == 2);
+        if (cases[i].hybrid) {
+            groups_case(&cases[i], t.m);
+        }
         tmodel_close(&t);
     }
     sqacc_case();

@@ -9,6 +9,8 @@
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
+ *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
+ *     rows refused with a message;
  *   - get_rows bitwise against imc_ref_get_rows; swiglu with out = gate at a row stride: the
  *     gaps keep their values, results within kcheck's TOL_SWIGLU;
  *   - device memory exhausted (IMC_CUEMU_MEM_LIMIT): matmul returns IMC_ERR_NOMEM with one
@@ -143,6 +145,48 @@ static void matmul_cases(void)
     }
 }
 
+// move_rows with its index array in the table's memory (the engine's expert groups): a gather
+// and a scatter from and to rows there equal the reference; indexing host rows from such an
+// array is refused (IMC_ERR_INTERNAL, logged), since the table does not read it on the host.
+static void device_index(void)
+{
+    struct tctx t;
+    tctx_open(&t);
+    struct krng r = {9};
+    enum { NR = 12, D = 40, NI = 7 };
+    const int32_t idx[NI] = {11, 0, 3, 3, 7, 10, 1}, sidx[NI] = {2, 4, 6, 8, 10, 1, 3};
+    float *x = kalloc_rand(&r, NR * D, 1.0f), *want = kalloc_rand(&r, NR * D, 1.0f);
+    float *got = malloc(sizeof(float) * NR * D), *hy = malloc(sizeof(float) * NR * D);
+    memcpy(hy, want, sizeof(float) * NR * D);
+    imc_ref_move_rows(want, sidx, x, idx, NI, D);
+    const size_t rows = sizeof(float) * NR * D;
+    float *xd = t.b->buf_alloc(t.ctx, rows), *yd = t.b->buf_alloc(t.ctx, rows);
+    int32_t *id = t.b->buf_alloc(t.ctx, sizeof(idx)), *sd = t.b->buf_alloc(t.ctx, sizeof(sidx));
+    CHECK(xd && yd && id && sd && t.b->upload(t.ex, xd, x, rows) == IMC_OK &&
+              t.b->upload(t.ex, yd, hy, rows) == IMC_OK &&
+              t.b->upload(t.ex, id, idx, sizeof(idx)) == IMC_OK &&
+              t.b->upload(t.ex, sd, sidx, sizeof(sidx)) == IMC_OK,
+          "device index: set-up");
+    CHECK(t.b->move_rows(t.ex, yd, sd, xd, id, NI, D) == IMC_OK &&
+              t.b->download(t.ex, got, yd, rows) == IMC_OK && memcmp(got, want, rows) == 0,
+          "device index: gather + scatter differs from imc_ref_move_rows");
+    struct logcap lc;
+    logcap_start(&lc);
+    const enum imc_status st = t.b->move_rows(t.ex, yd, NULL, x, id, NI, D);
+    logcap_stop();
+    CHECK(st == IMC_ERR_INTERNAL && strstr(lc.text, "indexes host rows"),
+          "device index over host rows: %s, %s", imc_status_str(st), lc.text);
+    t.b->buf_free(t.ctx, xd);
+    t.b->buf_free(t.ctx, yd);
+    t.b->buf_free(t.ctx, id);
+    t.b->buf_free(t.ctx, sd);
+    free(x);
+    free(want);
+    free(got);
+    free(hy);
+    tctx_close(&t);
+}
+
 static void rows_and_swiglu(void)
 {
     struct tctx t;
@@ -255,6 +299,7 @@ int main(void)
     tmkdir(dir, sizeof(dir), "table");
     matmul_cases();
     rows_and_swiglu();
+    device_index();
     exhausted(dir);
     const char *made[1] = {"llama-tiny"};
     trmdir(dir, made, 1);
