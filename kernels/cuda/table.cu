@@ -49,8 +49,11 @@
  *
  * Cost, and what is left: a forward pass moves the hidden rows in and out once per engine call
  * (the head's logits stay in the table's memory and nll_rows scores them there: the engine's
- * kept logits, worker/engine_head.c), and per op only small host arrays (positions, routing ids and weights, index
- * arrays); the engine's finiteness checks are posted (check_post) and answered once per layer;
+ * kept logits, worker/engine_head.c), and small host arrays: the routing ids (down) and, once
+ * per MoE layer, the dispatch's gather / scatter orders and the weighted sum's positions (up:
+ * index arrays in the table's memory, which move_rows and moe_wsum read in place; the routing
+ * weights never leave it); the engine's finiteness checks are posted (check_post) and answered
+ * once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
  * decoder (the interleaved _rN types) are unsupported (supports() false).
