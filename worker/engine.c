@@ -521,19 +521,29 @@ void imc_engine_free(struct imc_engine *e)
 
 // ---- forward ------------------------------------------------------------------------------------
 
-// On a table with its own memory: the call's n positions copied there once, so RoPE (twice a
-// layer) reads them in place (pos_o; a buffer of pos_cap positions, grown with it).
+// On a table with its own memory: the call's n positions copied there, so RoPE (twice a layer)
+// reads them in place (pos_o; a buffer of pos_cap positions, grown with it). Positions depend
+// only on n_ctx, so the copy is made when the sequence length changes or the call is longer
+// than any before it, not per call (a pipeline stage's batches all have the same shape).
 static enum imc_status positions_to_table(struct imc_engine *e, int64_t n)
 {
     if (e->pos_o_cap < e->pos_cap) {
         e->be->buf_free(e->be_ctx, e->pos_o);
         e->pos_o = e->be->buf_alloc(e->be_ctx, (size_t)e->pos_cap * sizeof(int32_t));
         e->pos_o_cap = e->pos_o ? e->pos_cap : 0;
+        e->pos_o_n = 0;
         if (!e->pos_o) {
             return IMC_ERR_NOMEM;
         }
     }
-    return e->be->upload(e->ex, e->pos_o, e->pos, (size_t)n * sizeof(int32_t));
+    if (e->pos_o_ctx == e->n_ctx && n <= e->pos_o_n) {
+        return IMC_OK; // the table holds them already
+    }
+    e->pos_o_n = 0; // until the copy is made
+    IMC_TRY(e->be->upload(e->ex, e->pos_o, e->pos, (size_t)n * sizeof(int32_t)));
+    e->pos_o_n = n;
+    e->pos_o_ctx = e->n_ctx;
+    return IMC_OK;
 }
 
 // Positions 0..n_ctx-1 of every sequence of the call and the batch token index of every row

@@ -90,6 +90,7 @@ struct imc_engine {
     int32_t *pos_o; // what the ops read: pos, or its copy in the table's memory (owned there)
     int32_t *tok; // [pos_cap] batch token index of each row (the hooks' tok)
     int64_t pos_cap, pos_o_cap;
+    int64_t pos_o_n, pos_o_ctx; // a table's pos_o holds the first pos_o_n positions for pos_o_ctx
     int64_t n_seq, n_ctx;             // shape of the current call
     int64_t expert_begin, expert_end; // routed experts run here
     int ep_rank, ep_size;             // this shard and the shards of the stage (1 without ep_comm)

@@ -10,7 +10,9 @@
  *     scores down; a head given a host array downloads exactly the logits' bytes on top;
  *   - on the cpu table imc_engine_head_rows hands the kept rows themselves (no copy);
  *   - rows the head did not keep, or kept logits after the next layers call: IMC_ERR_ARG with
- *     a message; the engine's free leaves no emulated device memory behind.
+ *     a message; the engine's free leaves no emulated device memory behind;
+ *   - a second layers call of the same shape uploads no positions (one copy and N_TOK·4 bytes
+ *     fewer than the first).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +73,13 @@ static void one(const char *preset, const struct imc_model *m, const struct imc_
     int64_t len = 0;
     uint16_t *base = base_rows(v, &len);
     struct imc_nll_row kept[N_ROWS], ref[N_ROWS];
-    if (imc_engine_init(&e, m, &o) != IMC_OK || imc_engine_embed(e, tok, N_TOK, h) != IMC_OK ||
-        imc_engine_layers(e, h, 1, N_TOK, 0) != IMC_OK) {
-        CHECK(0, "%s %s: forward", preset, tn);
+    if (imc_engine_init(&e, m, &o) != IMC_OK || imc_engine_embed(e, tok, N_TOK, h) != IMC_OK) {
+        CHECK(0, "%s %s: embed", preset, tn);
         goto done;
     }
+    const struct copies l0 = copies_of(e);
+    CHECK(imc_engine_layers(e, h, 1, N_TOK, 0) == IMC_OK, "%s %s: layers", preset, tn);
+    const struct copies l1 = copies_of(e);
     // kept: the head's rows scored where they are
     const struct copies c0 = copies_of(e);
     CHECK(imc_engine_head(e, h, ROW0, N_ROWS, NULL) == IMC_OK, "%s %s: head", preset, tn);
@@ -120,7 +124,9 @@ static void one(const char *preset, const struct imc_model *m, const struct imc_
     struct logcap lc;
     logcap_start(&lc);
     const enum imc_status past = imc_engine_score_head(e, kept, 1, N_ROWS, tok, NULL, 0);
+    const struct copies l2 = copies_of(e);
     const enum imc_status layers = imc_engine_layers(e, h, 1, N_TOK, 0);
+    const struct copies l3 = copies_of(e);
     const enum imc_status stale = imc_engine_score_head(e, kept, 0, 1, tok, NULL, 0);
     const float *none = imc_engine_head_rows(e, 0, 1, buf);
     logcap_stop();
@@ -129,6 +135,13 @@ static void one(const char *preset, const struct imc_model *m, const struct imc_
               strstr(lc.text, "which keeps 0 rows"),
           "%s %s: rows not kept: %s, %s, %s", preset, tn, imc_status_str(past),
           imc_status_str(stale), lc.text);
+    // a second layers call of the same shape: the positions are in the table already
+    CHECK(!be || ((l1.up - l0.up) - (l3.up - l2.up) == N_TOK * sizeof(int32_t) &&
+                  (l1.n_up - l0.n_up) - (l3.n_up - l2.n_up) == 1),
+          "%s %s: layers moved %zu bytes up in %zu copies, again %zu in %zu (want %zu bytes and "
+          "one copy fewer)",
+          preset, tn, l1.up - l0.up, l1.n_up - l0.n_up, l3.up - l2.up, l3.n_up - l2.n_up,
+          N_TOK * sizeof(int32_t));
 done:
     imc_engine_free(e);
     CHECK(cuemu_mem_used() == mem0, "%s %s: %llu bytes of device memory left", preset, tn,
