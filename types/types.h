@@ -71,6 +71,16 @@ void imc_type_decode(const struct imc_type_traits *tr, const void *mat, int64_t 
 void imc_type_decode_rows(const struct imc_type_traits *tr, const void *mat, int64_t r0,
                           int64_t nr, int64_t n_per_row, float *dst);
 
+// Row-interleaved types whose groups are plain rows of another type by a re-layout of their bytes
+// alone, the decoders doing the same arithmetic (q4_0_r8 -> q4_0, q8_0_r8 -> q8_0, iq4_nl_r4 ->
+// iq4_nl, mxfp4_r8 -> mxfp4; types/r_unweave.c): that plain type, or t itself for any other type.
+enum imc_type imc_type_unweaved(enum imc_type t);
+// dst = the n_rows rows (a multiple of t's group) of n_per_row columns of t at src, re-laid as
+// plain rows of imc_type_unweaved(t): the same number of bytes, decoding to the same floats bit
+// for bit. False (nothing written) for a type without such a form or a bad shape.
+bool imc_type_unweave(enum imc_type t, const void *src, int64_t n_rows, int64_t n_per_row,
+                      void *dst);
+
 // Half-precision conversions (round to nearest even), shared by F16 and the K-quant scales.
 float imc_fp16_to_fp32(uint16_t h);
 uint16_t imc_fp32_to_fp16(float f);

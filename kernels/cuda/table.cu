@@ -56,7 +56,8 @@
  * once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
- * decoder (the interleaved _rN types) are unsupported (supports() false).
+ * decoder are unsupported (supports() false): the interleaved _rN types but q4_0_r8, q8_0_r8,
+ * iq4_nl_r4 and mxfp4_r8, which go up re-laid as plain rows (wcache.cu, gather_rows).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -172,9 +173,14 @@ void poison(const struct imc_exec *ex, float *x, int64_t ld, int64_t n_rows, int
     }
 }
 
+// Weights of the interleaved types with a plain form (types.h imc_type_unweaved) go to the device
+// as those plain rows (wcache.cu; get_rows re-lays the groups it reads): the plain decoders then
+// read them, with the interleaved decoders' values.
 bool t_supports(enum imc_op op, enum imc_type t)
 {
-    return op != IMC_OP_MATMUL && op != IMC_OP_GET_ROWS ? true : IMC_CUDA_FN(supports_type)(t);
+    return op != IMC_OP_MATMUL && op != IMC_OP_GET_ROWS
+               ? true
+               : IMC_CUDA_FN(supports_type)(imc_type_unweaved(t));
 }
 
 // Strided device rows: dst [n_tok][n] contiguous = src rows at stride ld (or the reverse).
@@ -278,7 +284,7 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
                          enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                          int64_t ldx, int64_t n_tok)
 {
-    if (!IMC_CUDA_FN(supports_type)(type)) {
+    if (!t_supports(IMC_OP_MATMUL, type)) {
         return IMC_ERR_UNSUPPORTED;
     }
     if (n_tok <= 0 || n_out <= 0) {
@@ -290,6 +296,7 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     }
     const void *wd = NULL;
     IMC_TRY(IMC_CUDA_FN(wcache_get)(&c->wc, w, type, n_out, n_in, &wd));
+    type = imc_type_unweaved(type); // what the device copy holds
     const float *xd = rows_up(c, CT_X, x, ldx, n_tok, n_in, "the activations of matmul");
     const size_t by = (size_t)(n_tok * n_out) * sizeof(float);
     float *yd = (ldy == n_out || n_tok == 1) && IMC_CUDA_FN(ctx_buf_has)(c, y, by)
@@ -317,11 +324,35 @@ enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *m
     return IMC_OK;
 }
 
+// h = rows ids[0..n) of w (rb bytes each) as plain rows: copied, or for an interleaved type
+// re-laid from their group (types.h imc_type_unweave).
+enum imc_status gather_rows(enum imc_type type, const void *w, uint64_t rb, int64_t n_in,
+                            const int32_t *ids, int64_t n, char *h)
+{
+    const int g = imc_type_traits((uint32_t)type)->rows;
+    char *grp = g > 1 ? (char *)malloc((size_t)rb * (size_t)g) : NULL;
+    if (g > 1 && !grp) {
+        IMC_LOG_ERR("cuda get_rows: out of host memory");
+        return IMC_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const char *src = (const char *)w + (size_t)ids[r] * rb;
+        if (g > 1) {
+            const int64_t g0 = ids[r] / g * g;
+            (void)imc_type_unweave(type, (const char *)w + (size_t)g0 * rb, g, n_in, grp);
+            src = grp + (size_t)(ids[r] - g0) * rb;
+        }
+        memcpy(h + (size_t)r * rb, src, (size_t)rb);
+    }
+    free(grp);
+    return IMC_OK;
+}
+
 enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w, enum imc_type type,
                            int64_t n_in, const int32_t *ids, int64_t n)
 {
     uint64_t rb = 0;
-    if (!IMC_CUDA_FN(supports_type)(type) || !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
+    if (!t_supports(IMC_OP_GET_ROWS, type) || !imc_type_row_bytes((uint32_t)type, n_in, &rb)) {
         return IMC_ERR_UNSUPPORTED;
     }
     if (n <= 0) {
@@ -340,10 +371,9 @@ enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w,
     if (!h || !wd || !od) {
         return IMC_ERR_NOMEM;
     }
-    for (int64_t r = 0; r < n; r++) {
-        memcpy(h + (size_t)r * rb, (const char *)w + (size_t)ids[r] * rb, (size_t)rb);
-    }
+    IMC_TRY(gather_rows(type, w, rb, n_in, ids, n, h));
     IMC_TRY(up(c, wd, h, bytes));
+    type = imc_type_unweaved(type); // the rows gathered are plain rows
     IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, type, wd, n_in, 0, n, IMC_TYPE_F32, od));
     return own ? IMC_OK : down(c, out, od, bo);
 }

@@ -55,6 +55,27 @@ enum imc_status grow(struct imc_cuda_wcache *c)
     return IMC_OK;
 }
 
+// The weight's bytes to d: straight from the mapping, or for an interleaved type with a plain
+// form re-laid as those plain rows first (types.h imc_type_unweave; a host copy of the weight).
+enum imc_status upload(void *d, const void *w, enum imc_type type, int64_t n_rows, int64_t n_in,
+                       size_t bytes)
+{
+    if (imc_type_unweaved(type) == type) {
+        return IMC_CUDA_FN(copy_to_dev)(NULL, d, w, bytes);
+    }
+    void *h = malloc(bytes ? bytes : 1);
+    if (!h || !imc_type_unweave(type, w, n_rows, n_in, h)) {
+        IMC_LOG_ERR("cuda: weight %s [%lld x %lld]: %s", imc_type_name((uint32_t)type),
+                    (long long)n_rows, (long long)n_in,
+                    h ? "not whole groups of interleaved rows" : "out of host memory");
+        free(h);
+        return IMC_ERR_ARG;
+    }
+    const enum imc_status st = IMC_CUDA_FN(copy_to_dev)(NULL, d, h, bytes);
+    free(h);
+    return st;
+}
+
 } // namespace
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(wcache_get)(struct imc_cuda_wcache *c, const void *w,
@@ -83,9 +104,10 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(wcache_get)(struct imc_cuda_wcache *
                     c->bytes, c->n);
         return IMC_ERR_NOMEM;
     }
-    if (IMC_CUDA_FN(copy_to_dev)(NULL, d, w, bytes) != IMC_OK) {
+    const enum imc_status st = upload(d, w, type, n_rows, n_in, bytes);
+    if (st != IMC_OK) {
         IMC_CUDA_FN(dev_free)(d);
-        return IMC_ERR_CUDA;
+        return st;
     }
     if (e->host) { // seen with fewer rows: the larger copy replaces it
         IMC_CUDA_FN(dev_free)(e->dev);

@@ -9,6 +9,9 @@
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
+ *   - the interleaved types with a plain form (q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8): matmul
+ *     of 4 and 70 tokens bitwise the matmul of the plain rows they re-lay to, get_rows bitwise
+ *     imc_ref_get_rows, rows that are not whole groups refused;
  *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
  *     rows refused with a message;
  *   - get_rows bitwise against imc_ref_get_rows; swiglu with out = gate at a row stride: the
@@ -143,6 +146,94 @@ static void matmul_cases(void)
             matmul_case(types[i], toks[j]);
         }
     }
+}
+
+// Random weights of interleaved type t (finite scales), rows x n.
+static uint8_t *woven(struct krng *r, enum imc_type t, int64_t rows, int64_t n)
+{
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
+    uint64_t rb = 0;
+    CHECK(imc_type_row_bytes((uint32_t)t, n, &rb), "%s row bytes", tr->name);
+    const size_t bytes = (size_t)(rb * (uint64_t)rows);
+    uint8_t *w = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++) {
+        w[i] = (uint8_t)krng_next(r);
+    }
+    const size_t blk = (size_t)tr->rows * tr->type_size;
+    for (size_t off = 0; off < bytes; off += blk) { // every interleaved block's scales
+        for (int k = 0; k < tr->rows; k++) {
+            if (t == IMC_TYPE_MXFP4_R8) {
+                w[off + (size_t)k] = (uint8_t)(110 + krng_next(r) % 30);
+            } else {
+                const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.05f));
+                memcpy(w + off + 2 * (size_t)k, &h, 2);
+            }
+        }
+    }
+    return w;
+}
+
+// The interleaved types with a plain form (types.h imc_type_unweaved) on the table: matmul of 4
+// (mmv) and 70 tokens (dequantize + GEMM) bitwise the table's matmul on the plain rows they
+// re-lay to (whose arithmetic the cases above check against the reference; the re-layout's
+// values: kernels.unweave), get_rows bitwise imc_ref_get_rows on the interleaved rows; a weight
+// that is not whole groups is refused (IMC_ERR_ARG, logged); q5_0_r4 stays unsupported.
+static void interleaved(void)
+{
+    const enum imc_type types[4] = {IMC_TYPE_Q4_0_R8, IMC_TYPE_Q8_0_R8, IMC_TYPE_IQ4_NL_R4,
+                                    IMC_TYPE_MXFP4_R8};
+    struct tctx t;
+    struct krng r = {17};
+    enum { NO = 40, NI = 256 };
+    for (int i = 0; i < 4; i++) {
+        tctx_open(&t); // fresh: weights are keyed by host address, and freed ones come back
+        const enum imc_type ty = types[i], pt = imc_type_unweaved(ty);
+        const char *name = imc_type_name((uint32_t)ty);
+        uint64_t rb = 0;
+        imc_type_row_bytes((uint32_t)ty, NI, &rb);
+        uint8_t *w = woven(&r, ty, NO, NI), *wp = malloc((size_t)(rb * NO));
+        CHECK(imc_type_unweave(ty, w, NO, NI, wp), "%s: unweave", name);
+        CHECK(t.b->supports(IMC_OP_MATMUL, ty) && t.b->supports(IMC_OP_GET_ROWS, ty),
+              "%s: not supported", name);
+        const int64_t toks[2] = {4, 70};
+        for (int k = 0; k < 2; k++) {
+            const int64_t nt = toks[k];
+            float *x = kalloc_rand(&r, nt * NI, 1.0f);
+            float *y = malloc(sizeof(float) * (size_t)(nt * NO));
+            float *yp = malloc(sizeof(float) * (size_t)(nt * NO));
+            CHECK(t.b->matmul(t.ex, y, NO, w, ty, NO, NI, x, NI, nt) == IMC_OK &&
+                      t.b->matmul(t.ex, yp, NO, wp, pt, NO, NI, x, NI, nt) == IMC_OK &&
+                      memcmp(y, yp, sizeof(float) * (size_t)(nt * NO)) == 0,
+                  "%s, %lld tokens: matmul differs from the plain rows'", name, (long long)nt);
+            free(x);
+            free(y);
+            free(yp);
+        }
+        const int32_t ids[5] = {39, 0, 9, 9, 17};
+        float a[5 * NI], b[5 * NI];
+        CHECK(t.b->get_rows(t.ex, a, w, ty, NI, ids, 5) == IMC_OK &&
+                  imc_ref_get_rows(b, w, ty, NI, ids, 5) == IMC_OK && memcmp(a, b, sizeof(a)) == 0,
+              "%s: get_rows differs from imc_ref_get_rows", name);
+        free(w);
+        free(wp);
+        tctx_close(&t);
+    }
+    // 36 rows of q4_0_r8: not whole groups of 8
+    tctx_open(&t);
+    uint8_t *w = woven(&r, IMC_TYPE_Q4_0_R8, 40, NI);
+    float x[NI], y[36];
+    for (int j = 0; j < NI; j++) {
+        x[j] = 1.0f;
+    }
+    struct logcap lc;
+    logcap_start(&lc);
+    const enum imc_status st = t.b->matmul(t.ex, y, 36, w, IMC_TYPE_Q4_0_R8, 36, NI, x, NI, 1);
+    logcap_stop();
+    CHECK(st == IMC_ERR_ARG && strstr(lc.text, "not whole groups of interleaved rows"),
+          "36 rows of q4_0_r8: %s, %s", imc_status_str(st), lc.text);
+    CHECK(!t.b->supports(IMC_OP_MATMUL, IMC_TYPE_Q5_0_R4), "q5_0_r4 claimed");
+    free(w);
+    tctx_close(&t);
 }
 
 // move_rows with its index array in the table's memory (the engine's expert groups): a gather
@@ -300,6 +391,7 @@ int main(void)
     matmul_cases();
     rows_and_swiglu();
     device_index();
+    interleaved();
     exhausted(dir);
     const char *made[1] = {"llama-tiny"};
     trmdir(dir, made, 1);
