@@ -57,7 +57,8 @@
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
  * decoder are unsupported (supports() false): the interleaved _rN types but q4_0_r8, q8_0_r8,
- * iq4_nl_r4 and mxfp4_r8, which go up re-laid as plain rows (wcache.cu, gather_rows).
+ * iq4_nl_r4, mxfp4_r8 and iq2_k_r4 .. iq5_k_r4, which go up re-laid as plain rows (types.h
+ * imc_type_unweave; wcache.cu, gather_rows).
  */
 #include "kernels/cuda/cuda_common.cuh"
 

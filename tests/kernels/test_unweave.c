@@ -1,8 +1,8 @@
 /*
- * tests/kernels/test_unweave: types/r_unweave.c. For q4_0_r8, q8_0_r8, iq4_nl_r4 and mxfp4_r8:
- * random groups (finite scales, every quant byte random) re-laid as plain rows of
- * imc_type_unweaved(t) decode to the same floats bit for bit as the interleaved rows through
- * the interleaved decoders (types/r_legacy.c), for 3 groups of 3 blocks; the output has the
+ * tests/kernels/test_unweave: types/r_unweave.c. For q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 and
+ * iq2_k_r4 .. iq5_k_r4: random groups (finite scales, every quant byte random) re-laid as plain
+ * rows of imc_type_unweaved(t) decode to the same floats bit for bit as the interleaved rows
+ * through the interleaved decoders (types/r_legacy.c), for 3 groups of 3 blocks; the output has the
  * same size (a canary after it survives). Refused: types without such a form (q5_0_r4, whose
  * decoder rounds differently; q4_k), rows that are not whole groups, columns that are not whole
  * blocks; imc_type_unweaved maps the four and leaves every other type as it is.
@@ -72,9 +72,14 @@ int main(void)
     one(IMC_TYPE_Q8_0_R8, IMC_TYPE_Q8_0, &r);
     one(IMC_TYPE_IQ4_NL_R4, IMC_TYPE_IQ4_NL, &r);
     one(IMC_TYPE_MXFP4_R8, IMC_TYPE_MXFP4, &r);
+    one(IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ2_K, &r);
+    one(IMC_TYPE_IQ3_K_R4, IMC_TYPE_IQ3_K, &r);
+    one(IMC_TYPE_IQ4_K_R4, IMC_TYPE_IQ4_K, &r);
+    one(IMC_TYPE_IQ5_K_R4, IMC_TYPE_IQ5_K, &r);
     uint8_t buf[1024] = {0}, out[1024];
     CHECK(!imc_type_unweave(IMC_TYPE_Q5_0_R4, buf, 4, 32, out) &&
-              !imc_type_unweave(IMC_TYPE_Q4_K, buf, 1, 256, out),
+              !imc_type_unweave(IMC_TYPE_Q4_K, buf, 1, 256, out) &&
+              !imc_type_unweave(IMC_TYPE_Q4_K_R4, buf, 4, 256, out),
           "a type without a plain form accepted");
     CHECK(imc_type_unweaved(IMC_TYPE_Q5_0_R4) == IMC_TYPE_Q5_0_R4 &&
               imc_type_unweaved(IMC_TYPE_Q4_K) == IMC_TYPE_Q4_K &&
