@@ -6,12 +6,13 @@
  *   q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 (layouts: types/r_legacy.c): the R scales first (row
  *     k's at 2k, or k for mxfp4's e8m0 bytes), then the quants of the R rows in runs of 4 bytes
  *     (row k's run at offset 4k of each chunk);
- *   iq2_k_r4, iq3_k_r4, iq4_k_r4, iq5_k_r4 (layouts: types/iqk_k_r4.c, the plain ones:
- *     types/iqk_k.c): each row's fields (scale, grid halves, signs, slice scales, levels) read
- *     from the group block and written into a plain super-block.
+ *   iq2_k_r4 .. iq5_k_r4 (layouts: types/iqk_k_r4.c, the plain ones: types/iqk_k.c) and
+ *     q2_k_r4 .. q6_k_r4 (types/rk_kquant.c, types/quant_k.c): each row's fields (scales,
+ *     mins, grid halves, signs, sub-block scales, levels) read from the group block and written
+ *     into a plain super-block.
  * Not here: q5_0_r4 and q6_0_r4, whose decoders compute d·q − 16d (32d) where the plain ones
- * compute d·(q − 16) (q − 32), so a re-layout would round differently; the K-quant, IQ-KS, BN
- * and q8 interleaved types (not done).
+ * compute d·(q − 16) (q − 32), so a re-layout would round differently; the IQ1/IQ2/IQ3 grid,
+ * iq4_xs_r8, IQ-KS, BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
  */
 #include <string.h>
 
@@ -193,6 +194,144 @@ IQK_R4(4, 144)
 IQK_R4(5, 176)
 #undef IQK_R4
 
+// ---- the K-quants: q2_k_r4 .. q6_k_r4 (layouts: types/rk_kquant.c; the plain ones:
+// types/quant_k.c; the same scales and formulas) -----------------------------------------------
+
+// One row's K-quant super-block fields, as either layout holds them.
+struct qkfields {
+    uint8_t d[2], dmin[2];  // fp16 bytes
+    uint8_t sc[16], mn[16]; // sub-block scales and mins (q2, q3, q6: 16 sub-blocks of 16; q4,
+                            // q5: 8 of 32); q3's 6-bit fields with their offset, q6's int8 bytes
+    uint8_t q[256];         // levels
+};
+
+// Row r of a group block of q<bits>_k_r4.
+static void qk_r4_fields(int bits, const uint8_t *b, int r, struct qkfields *f)
+{
+    memcpy(f->d, b + 2 * r, 2);
+    memcpy(f->dmin, b + 8 + 2 * r, 2); // not a dmin for q3 / q6: unused there
+    if (bits <= 3) {
+        for (int s = 0; s < 16; s++) {
+            if (bits == 2) {
+                f->sc[s] = b[16 + 4 * s + r] & 15;
+                f->mn[s] = b[16 + 4 * s + r] >> 4;
+            } else {
+                const int t = 4 * s + r;
+                f->sc[s] = (uint8_t)(((b[24 + t % 32] >> (4 * (t / 32))) & 15) |
+                                     ((b[8 + t % 16] >> (2 * (t / 16))) & 3) << 4);
+            }
+            for (int j = 0; j < 4; j++) {
+                for (int i = 0; i < 4; i++) {
+                    int v = (b[(bits == 2 ? 80 : 184) + 16 * s + 4 * r + i] >> (2 * j)) & 3;
+                    if (bits == 3) {
+                        v |= ((b[56 + 16 * (s / 2) + 4 * r + i] >> (4 * (s % 2) + j)) & 1) << 2;
+                    }
+                    f->q[16 * s + 4 * j + i] = (uint8_t)v;
+                }
+            }
+        }
+        return;
+    }
+    for (int ib = 0; ib < 8; ib++) {
+        if (bits != 6) {
+            const int t = 4 * ib + r, l = b[32 + t], h = b[16 + t % 16] >> (4 * (t / 16));
+            f->sc[ib] = (uint8_t)((l & 15) | (h & 3) << 4);
+            f->mn[ib] = (uint8_t)((l >> 4) | ((h >> 2) & 3) << 4);
+        }
+        for (int c = 0; c < 4; c++) {
+            if (bits == 6) {
+                f->sc[2 * ib + c % 2] = b[8 + 8 * ib + 4 * (c % 2) + r];
+            }
+            const int e0 = 32 * ib + 16 * (c % 2) + 4 * (c / 2);
+            for (int n = 0; n < 2; n++) {
+                for (int i = 0; i < 4; i++) {
+                    const int qo = bits == 4 ? 64 : bits == 5 ? 192 : 328;
+                    int v = (b[qo + 64 * ib + 16 * c + 4 * r + i] >> (4 * n)) & 15;
+                    if (bits == 5) {
+                        v |= ((b[64 + 16 * ib + 4 * r + i] >> (4 * (c % 2) + 2 * (c / 2) + n)) & 1)
+                             << 4;
+                    } else if (bits == 6) {
+                        v |= ((b[72 + 32 * ib + 16 * (c % 2) + 4 * r + i] >>
+                               (2 * (2 * (c / 2) + n))) &
+                              3)
+                             << 4;
+                    }
+                    f->q[e0 + 8 * n + i] = (uint8_t)v;
+                }
+            }
+        }
+    }
+}
+
+// q4_k / q5_k's 12 bytes of 6-bit scales and mins (types/quant_k.c get_scale_min's layout).
+static void put_scale_min(uint8_t *s, const uint8_t *sc, const uint8_t *mn)
+{
+    for (int j = 0; j < 4; j++) {
+        s[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+        s[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+        s[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
+}
+
+// The plain q<bits>_k block of f into p (ts bytes).
+static void qk_plain(int bits, const struct qkfields *f, uint8_t *p, size_t ts)
+{
+    memset(p, 0, ts);
+    for (int e = 0; e < 256; e++) {
+        const int v = f->q[e], h = e / 128, j = (e % 128) / 32, l = e % 32;
+        if (bits == 2) {
+            p[16 + 32 * h + l] |= (uint8_t)(v << (2 * j));
+        } else if (bits == 3) {
+            p[32 + 32 * h + l] |= (uint8_t)((v & 3) << (2 * j));
+            p[l] |= (uint8_t)((v >> 2) << (4 * h + j));
+        } else if (bits <= 5) {
+            const int sb = e / 32;
+            p[(bits == 4 ? 16 : 48) + 32 * (sb / 2) + l] |= (uint8_t)((v & 15) << (4 * (sb % 2)));
+            if (bits == 5) {
+                p[16 + l] |= (uint8_t)((v >> 4) << sb);
+            }
+        } else { // q6: sub-block s = 8h + 2k + half of 16 elements
+            const int s = e / 16, k = (s % 8) / 2, half = s % 2, m = e % 16;
+            p[64 * h + 32 * (k & 1) + 16 * half + m] |= (uint8_t)((v & 15) << (4 * (k >> 1)));
+            p[128 + 32 * h + 16 * half + m] |= (uint8_t)((v >> 4) << (2 * k));
+        }
+    }
+    if (bits == 2) {
+        for (int s = 0; s < 16; s++) {
+            p[s] = (uint8_t)(f->sc[s] | f->mn[s] << 4);
+        }
+        memcpy(p + 80, f->d, 2);
+        memcpy(p + 82, f->dmin, 2);
+    } else if (bits == 3) {
+        for (int i = 0; i < 16; i++) {
+            p[96 + i % 8] |= (uint8_t)((f->sc[i] & 15) << (4 * (i / 8)));
+            p[104 + i % 4] |= (uint8_t)((f->sc[i] >> 4) << (2 * (i / 4)));
+        }
+        memcpy(p + 108, f->d, 2);
+    } else if (bits <= 5) {
+        memcpy(p, f->d, 2);
+        memcpy(p + 2, f->dmin, 2);
+        put_scale_min(p + 4, f->sc, f->mn);
+    } else {
+        memcpy(p + 192, f->sc, 16);
+        memcpy(p + 208, f->d, 2);
+    }
+}
+
+#define QK_R4(bits, ts)                                                                            \
+    static void q##bits##_k_r4(const uint8_t *b, int k, uint8_t *p)                                \
+    {                                                                                              \
+        struct qkfields f;                                                                         \
+        qk_r4_fields(bits, b, k, &f);                                                              \
+        qk_plain(bits, &f, p, ts);                                                                 \
+    }
+QK_R4(2, 84)
+QK_R4(3, 110)
+QK_R4(4, 144)
+QK_R4(5, 176)
+QK_R4(6, 210)
+#undef QK_R4
+
 typedef void (*unweave_fn)(const uint8_t *b, int k, uint8_t *p);
 
 static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
@@ -222,6 +361,21 @@ static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
     case IMC_TYPE_IQ5_K_R4:
         *plain = IMC_TYPE_IQ5_K;
         return iq5_k_r4;
+    case IMC_TYPE_Q2_K_R4:
+        *plain = IMC_TYPE_Q2_K;
+        return q2_k_r4;
+    case IMC_TYPE_Q3_K_R4:
+        *plain = IMC_TYPE_Q3_K;
+        return q3_k_r4;
+    case IMC_TYPE_Q4_K_R4:
+        *plain = IMC_TYPE_Q4_K;
+        return q4_k_r4;
+    case IMC_TYPE_Q5_K_R4:
+        *plain = IMC_TYPE_Q5_K;
+        return q5_k_r4;
+    case IMC_TYPE_Q6_K_R4:
+        *plain = IMC_TYPE_Q6_K;
+        return q6_k_r4;
     default:
         *plain = t;
         return NULL;

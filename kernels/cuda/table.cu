@@ -56,9 +56,8 @@
  * once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
- * decoder are unsupported (supports() false): the interleaved _rN types but q4_0_r8, q8_0_r8,
- * iq4_nl_r4, mxfp4_r8 and iq2_k_r4 .. iq5_k_r4, which go up re-laid as plain rows (types.h
- * imc_type_unweave; wcache.cu, gather_rows).
+ * decoder are unsupported (supports() false): 18 of the 31 interleaved _rN types; the other 13
+ * go up re-laid as plain rows (types.h imc_type_unweave; wcache.cu, gather_rows).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
