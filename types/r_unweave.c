@@ -181,19 +181,6 @@ static void k_plain(int bits, const struct kfields *f, uint8_t *p, size_t ts)
     }
 }
 
-#define IQK_R4(bits, ts)                                                                           \
-    static void iq##bits##_k_r4(const uint8_t *b, int k, uint8_t *p)                               \
-    {                                                                                              \
-        struct kfields f;                                                                          \
-        k_r4_fields(bits, b, k, &f);                                                               \
-        k_plain(bits, &f, p, ts);                                                                  \
-    }
-IQK_R4(2, 76)
-IQK_R4(3, 110)
-IQK_R4(4, 144)
-IQK_R4(5, 176)
-#undef IQK_R4
-
 // ---- the K-quants: q2_k_r4 .. q6_k_r4 (layouts: types/rk_kquant.c; the plain ones:
 // types/quant_k.c; the same scales and formulas) -----------------------------------------------
 
@@ -318,19 +305,24 @@ static void qk_plain(int bits, const struct qkfields *f, uint8_t *p, size_t ts)
     }
 }
 
-#define QK_R4(bits, ts)                                                                            \
-    static void q##bits##_k_r4(const uint8_t *b, int k, uint8_t *p)                                \
+// Row k of group block b into plain block p through a fields struct: read, then written.
+#define VIA_FIELDS(name, fields, read, write, bits, ts)                                            \
+    static void name(const uint8_t *b, int k, uint8_t *p)                                          \
     {                                                                                              \
-        struct qkfields f;                                                                         \
-        qk_r4_fields(bits, b, k, &f);                                                              \
-        qk_plain(bits, &f, p, ts);                                                                 \
+        struct fields f;                                                                           \
+        read(bits, b, k, &f);                                                                      \
+        write(bits, &f, p, ts);                                                                    \
     }
-QK_R4(2, 84)
-QK_R4(3, 110)
-QK_R4(4, 144)
-QK_R4(5, 176)
-QK_R4(6, 210)
-#undef QK_R4
+VIA_FIELDS(iq2_k_r4, kfields, k_r4_fields, k_plain, 2, 76)
+VIA_FIELDS(iq3_k_r4, kfields, k_r4_fields, k_plain, 3, 110)
+VIA_FIELDS(iq4_k_r4, kfields, k_r4_fields, k_plain, 4, 144)
+VIA_FIELDS(iq5_k_r4, kfields, k_r4_fields, k_plain, 5, 176)
+VIA_FIELDS(q2_k_r4, qkfields, qk_r4_fields, qk_plain, 2, 84)
+VIA_FIELDS(q3_k_r4, qkfields, qk_r4_fields, qk_plain, 3, 110)
+VIA_FIELDS(q4_k_r4, qkfields, qk_r4_fields, qk_plain, 4, 144)
+VIA_FIELDS(q5_k_r4, qkfields, qk_r4_fields, qk_plain, 5, 176)
+VIA_FIELDS(q6_k_r4, qkfields, qk_r4_fields, qk_plain, 6, 210)
+#undef VIA_FIELDS
 
 typedef void (*unweave_fn)(const uint8_t *b, int k, uint8_t *p);
 
