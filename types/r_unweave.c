@@ -5,14 +5,14 @@
  * fields. Block ib of a group of R rows is R·type_size bytes at ib·R·type_size.
  *   q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 (layouts: types/r_legacy.c): the R scales first (row
  *     k's at 2k, or k for mxfp4's e8m0 bytes), then the quants of the R rows in runs of 4 bytes
- *     (row k's run at offset 4k of each chunk);
+ *     (row k's run at offset 4k of each chunk); iq4_xs_r8 likewise (types/r_misc.c);
  *   iq2_k_r4 .. iq5_k_r4 (layouts: types/iqk_k_r4.c, the plain ones: types/iqk_k.c) and
  *     q2_k_r4 .. q6_k_r4 (types/rk_kquant.c, types/quant_k.c): each row's fields (scales,
  *     mins, grid halves, signs, sub-block scales, levels) read from the group block and written
  *     into a plain super-block.
  * Not here: q5_0_r4 and q6_0_r4, whose decoders compute d·q − 16d (32d) where the plain ones
  * compute d·(q − 16) (q − 32), so a re-layout would round differently; the IQ1/IQ2/IQ3 grid,
- * iq4_xs_r8, IQ-KS, BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
+ * IQ-KS (per-row meta), BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
  */
 #include <string.h>
 
@@ -64,6 +64,34 @@ static void mxfp4_r8(const uint8_t *b, int k, uint8_t *p)
     for (int c = 0; c < 4; c++) {
         memcpy(p + 1 + 4 * c, b + 8 + 32 * c + 4 * k, 4);
     }
+}
+
+// iq4_xs_r8 -> iq4_xs {d; u16 scales_h; scales_l[4]; qs[128]} (layout: types/r_misc.c): row k's
+// sub-block j has the 6-bit scale number 8j + k and its nibbles in qs[128j + 32l + 4k + i], low
+// column 8l + i, high 8l + i + 4; a plain byte 16j + m holds columns m and m + 16.
+static void iq4_xs_r8(const uint8_t *b, int k, uint8_t *p)
+{
+    memset(p, 0, 136);
+    memcpy(p, b + 2 * k, 2);
+    unsigned sh = 0;
+    for (int j = 0; j < 8; j++) {
+        const int s = 8 * j + k;
+        p[4 + j / 2] |= (uint8_t)(((b[32 + s % 32] >> (4 * (s / 32))) & 15) << (4 * (j % 2)));
+        sh |= (unsigned)((b[16 + s % 16] >> (2 * (s / 16))) & 3) << (2 * j);
+        uint8_t q[32];
+        for (int l = 0; l < 4; l++) {
+            for (int i = 0; i < 4; i++) {
+                const uint8_t v = b[64 + 128 * j + 32 * l + 4 * k + i];
+                q[8 * l + i] = v & 15;
+                q[8 * l + i + 4] = v >> 4;
+            }
+        }
+        for (int m = 0; m < 16; m++) {
+            p[8 + 16 * j + m] = (uint8_t)(q[m] | q[m + 16] << 4);
+        }
+    }
+    p[2] = (uint8_t)(sh & 255);
+    p[3] = (uint8_t)(sh >> 8);
 }
 
 // ---- the IQ-K types: iq2_k_r4, iq3_k_r4, iq4_k_r4, iq5_k_r4 (layouts: types/iqk_k_r4.c and
@@ -341,6 +369,9 @@ static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
     case IMC_TYPE_MXFP4_R8:
         *plain = IMC_TYPE_MXFP4;
         return mxfp4_r8;
+    case IMC_TYPE_IQ4_XS_R8:
+        *plain = IMC_TYPE_IQ4_XS;
+        return iq4_xs_r8;
     case IMC_TYPE_IQ2_K_R4:
         *plain = IMC_TYPE_IQ2_K;
         return iq2_k_r4;

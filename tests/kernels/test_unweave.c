@@ -72,6 +72,7 @@ int main(void)
     one(IMC_TYPE_Q8_0_R8, IMC_TYPE_Q8_0, &r);
     one(IMC_TYPE_IQ4_NL_R4, IMC_TYPE_IQ4_NL, &r);
     one(IMC_TYPE_MXFP4_R8, IMC_TYPE_MXFP4, &r);
+    one(IMC_TYPE_IQ4_XS_R8, IMC_TYPE_IQ4_XS, &r);
     one(IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ2_K, &r);
     one(IMC_TYPE_IQ3_K_R4, IMC_TYPE_IQ3_K, &r);
     one(IMC_TYPE_IQ4_K_R4, IMC_TYPE_IQ4_K, &r);
@@ -84,7 +85,7 @@ int main(void)
     uint8_t buf[1024] = {0}, out[1024];
     CHECK(!imc_type_unweave(IMC_TYPE_Q5_0_R4, buf, 4, 32, out) &&
               !imc_type_unweave(IMC_TYPE_Q4_K, buf, 1, 256, out) &&
-              !imc_type_unweave(IMC_TYPE_IQ4_XS_R8, buf, 8, 256, out),
+              !imc_type_unweave(IMC_TYPE_IQ2_XXS_R4, buf, 4, 256, out),
           "a type without a plain form accepted");
     CHECK(imc_type_unweaved(IMC_TYPE_Q5_0_R4) == IMC_TYPE_Q5_0_R4 &&
               imc_type_unweaved(IMC_TYPE_Q4_K) == IMC_TYPE_Q4_K &&
