@@ -5,14 +5,16 @@
  * fields. Block ib of a group of R rows is R·type_size bytes at ib·R·type_size.
  *   q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 (layouts: types/r_legacy.c): the R scales first (row
  *     k's at 2k, or k for mxfp4's e8m0 bytes), then the quants of the R rows in runs of 4 bytes
- *     (row k's run at offset 4k of each chunk); iq4_xs_r8 likewise (types/r_misc.c);
+ *     (row k's run at offset 4k of each chunk); iq4_xs_r8 likewise (types/r_misc.c), and
+ *     iq4_ks_r4 / iq5_ks_r4 (types/iqk_ks_r4.c), whose rows' f32 scales (their meta) lead
+ *     the group;
  *   iq2_k_r4 .. iq5_k_r4 (layouts: types/iqk_k_r4.c, the plain ones: types/iqk_k.c) and
  *     q2_k_r4 .. q6_k_r4 (types/rk_kquant.c, types/quant_k.c): each row's fields (scales,
  *     mins, grid halves, signs, sub-block scales, levels) read from the group block and written
  *     into a plain super-block.
  * Not here: q5_0_r4 and q6_0_r4, whose decoders compute d·q − 16d (32d) where the plain ones
  * compute d·(q − 16) (q − 32), so a re-layout would round differently; the IQ1/IQ2/IQ3 grid,
- * IQ-KS (per-row meta), BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
+ * BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
  */
 #include <string.h>
 
@@ -92,6 +94,52 @@ static void iq4_xs_r8(const uint8_t *b, int k, uint8_t *p)
     }
     p[2] = (uint8_t)(sh & 255);
     p[3] = (uint8_t)(sh >> 8);
+}
+
+// iq4_ks_r4 -> iq4_ks {scales[8]; qs[128]}, iq5_ks_r4 -> iq5_ks {scales[8]; qs[128]; qh[32]}
+// (layouts: types/iqk_ks_r4.c, types/iqk_ks.c; the rows' f32 scales are their meta, moved by
+// imc_type_unweave): row r's sub-block s has scales[4s + r]; byte qs[64s + 16m + 4r + i] holds
+// elements o + i and o + 8 + i, o = 16(m % 2) + 4(m / 2); iq5's bit 4 of those two is bit 2m and
+// 2m + 1 of qh[16s + 4r + i]. Plain: iq4 element j of sub-block s is nibble j / 16 of
+// qs[16s + j % 16]; iq5 element j is nibble s % 2 of qs[32(s / 2) + j], bit 4 bit s of qh[j].
+static void ks_r4(bool five, const uint8_t *b, int r, uint8_t *p)
+{
+    memset(p, 0, five ? 168 : 136);
+    for (int s = 0; s < 8; s++) {
+        p[s] = b[4 * s + r];
+        uint8_t q[32];
+        for (int m = 0; m < 4; m++) {
+            const int o = 16 * (m % 2) + 4 * (m / 2);
+            for (int i = 0; i < 4; i++) {
+                const uint8_t v = b[32 + 64 * s + 16 * m + 4 * r + i];
+                q[o + i] = v & 15;
+                q[o + 8 + i] = v >> 4;
+                if (five) {
+                    const int h = b[544 + 16 * s + 4 * r + i] >> (2 * m);
+                    q[o + i] |= (uint8_t)((h & 1) << 4);
+                    q[o + 8 + i] |= (uint8_t)((h & 2) << 3);
+                }
+            }
+        }
+        for (int j = 0; j < 32; j++) {
+            if (five) {
+                p[8 + 32 * (s / 2) + j] |= (uint8_t)((q[j] & 15) << (4 * (s % 2)));
+                p[136 + j] |= (uint8_t)((q[j] >> 4) << s);
+            } else {
+                p[8 + 16 * s + j % 16] |= (uint8_t)(q[j] << (4 * (j / 16)));
+            }
+        }
+    }
+}
+
+static void iq4_ks_r4(const uint8_t *b, int k, uint8_t *p)
+{
+    ks_r4(false, b, k, p);
+}
+
+static void iq5_ks_r4(const uint8_t *b, int k, uint8_t *p)
+{
+    ks_r4(true, b, k, p);
 }
 
 // ---- the IQ-K types: iq2_k_r4, iq3_k_r4, iq4_k_r4, iq5_k_r4 (layouts: types/iqk_k_r4.c and
@@ -372,6 +420,12 @@ static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
     case IMC_TYPE_IQ4_XS_R8:
         *plain = IMC_TYPE_IQ4_XS;
         return iq4_xs_r8;
+    case IMC_TYPE_IQ4_KS_R4:
+        *plain = IMC_TYPE_IQ4_KS;
+        return iq4_ks_r4;
+    case IMC_TYPE_IQ5_KS_R4:
+        *plain = IMC_TYPE_IQ5_KS;
+        return iq5_ks_r4;
     case IMC_TYPE_IQ2_K_R4:
         *plain = IMC_TYPE_IQ2_K;
         return iq2_k_r4;
@@ -422,15 +476,19 @@ bool imc_type_unweave(enum imc_type t, const void *src, int64_t n_rows, int64_t 
         n_per_row % tr->block_size != 0) {
         return false;
     }
+    // a group: the R rows' meta (row k's at k·meta), then its interleaved blocks; a plain row:
+    // its meta, then its blocks
     const int r = tr->rows;
     const int64_t nb = n_per_row / tr->block_size;
-    const size_t ts = tr->type_size, group = (size_t)r * (size_t)nb * ts;
+    const size_t ts = tr->type_size, meta = tr->row_meta, rowb = meta + (size_t)nb * ts;
     for (int64_t g = 0; g < n_rows / r; g++) {
-        const uint8_t *grp = (const uint8_t *)src + (size_t)g * group;
+        const uint8_t *grp = (const uint8_t *)src + (size_t)g * (size_t)r * rowb;
         for (int k = 0; k < r; k++) {
-            uint8_t *row = (uint8_t *)dst + ((size_t)g * (size_t)r + (size_t)k) * (size_t)nb * ts;
+            uint8_t *row = (uint8_t *)dst + ((size_t)g * (size_t)r + (size_t)k) * rowb;
+            memcpy(row, grp + (size_t)k * meta, meta);
             for (int64_t ib = 0; ib < nb; ib++) {
-                fn(grp + (size_t)ib * (size_t)r * ts, k, row + (size_t)ib * ts);
+                fn(grp + (size_t)r * meta + (size_t)ib * (size_t)r * ts, k,
+                   row + meta + (size_t)ib * ts);
             }
         }
     }

@@ -73,9 +73,10 @@ void imc_type_decode_rows(const struct imc_type_traits *tr, const void *mat, int
 
 // Row-interleaved types whose groups are plain rows of another type by a re-layout of their bytes
 // alone, the decoders doing the same arithmetic (q4_0_r8 -> q4_0, q8_0_r8 -> q8_0, iq4_nl_r4 ->
-// iq4_nl, mxfp4_r8 -> mxfp4, iq4_xs_r8 -> iq4_xs, iq2_k_r4 .. iq5_k_r4 -> iq2_k .. iq5_k,
-// q2_k_r4 .. q6_k_r4 -> q2_k .. q6_k; types/r_unweave.c): that plain type, or t itself for any
-// other type.
+// iq4_nl, mxfp4_r8 -> mxfp4, iq4_xs_r8 -> iq4_xs, iq4_ks_r4 / iq5_ks_r4 -> iq4_ks / iq5_ks,
+// iq2_k_r4 .. iq5_k_r4 -> iq2_k .. iq5_k, q2_k_r4 .. q6_k_r4 -> q2_k .. q6_k;
+// types/r_unweave.c): that plain type, or t itself for any other type. Row meta (the KS types'
+// row scales) is moved with its row.
 enum imc_type imc_type_unweaved(enum imc_type t);
 // dst = the n_rows rows (a multiple of t's group) of n_per_row columns of t at src, re-laid as
 // plain rows of imc_type_unweaved(t): the same number of bytes, decoding to the same floats bit

@@ -9,8 +9,8 @@
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
- *   - the 14 interleaved types with a plain form (q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8,
- *     iq4_xs_r8, iq2_k_r4 .. iq5_k_r4, q2_k_r4 .. q6_k_r4): matmul
+ *   - the 16 interleaved types with a plain form (q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8,
+ *     iq4_xs_r8, iq4_ks_r4, iq5_ks_r4, iq2_k_r4 .. iq5_k_r4, q2_k_r4 .. q6_k_r4): matmul
  *     of 4 and 70 tokens bitwise the matmul of the plain rows they re-lay to, get_rows bitwise
  *     imc_ref_get_rows, rows that are not whole groups refused;
  *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
@@ -160,8 +160,14 @@ static uint8_t *woven(struct krng *r, enum imc_type t, int64_t rows, int64_t n)
     for (size_t i = 0; i < bytes; i++) {
         w[i] = (uint8_t)krng_next(r);
     }
+    for (size_t g = 0; tr->row_meta && g < bytes; g += (size_t)rb * (size_t)tr->rows) {
+        for (int k = 0; k < tr->rows; k++) { // the rows' f32 scales (meta) lead each group
+            const float d = krng_normal(r, 0.05f);
+            memcpy(w + g + 4 * (size_t)k, &d, 4);
+        }
+    }
     const size_t blk = (size_t)tr->rows * tr->type_size;
-    for (size_t off = 0; off < bytes; off += blk) { // every interleaved block's scales
+    for (size_t off = 0; !tr->row_meta && off < bytes; off += blk) { // every block's scales
         for (int k = 0; k < tr->rows; k++) {
             if (t == IMC_TYPE_MXFP4_R8) {
                 w[off + (size_t)k] = (uint8_t)(110 + krng_next(r) % 30);
@@ -181,15 +187,15 @@ static uint8_t *woven(struct krng *r, enum imc_type t, int64_t rows, int64_t n)
 // that is not whole groups is refused (IMC_ERR_ARG, logged); q5_0_r4 stays unsupported.
 static void interleaved(void)
 {
-    const enum imc_type types[14] = {IMC_TYPE_Q4_0_R8,  IMC_TYPE_Q8_0_R8,  IMC_TYPE_IQ4_NL_R4,
-                                     IMC_TYPE_MXFP4_R8, IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ3_K_R4,
-                                     IMC_TYPE_IQ4_K_R4, IMC_TYPE_IQ5_K_R4, IMC_TYPE_Q2_K_R4,
-                                     IMC_TYPE_Q3_K_R4,  IMC_TYPE_Q4_K_R4,  IMC_TYPE_Q5_K_R4,
-                                     IMC_TYPE_Q6_K_R4,  IMC_TYPE_IQ4_XS_R8};
+    const enum imc_type types[16] = {
+        IMC_TYPE_Q4_0_R8,  IMC_TYPE_Q8_0_R8,   IMC_TYPE_IQ4_NL_R4, IMC_TYPE_MXFP4_R8,
+        IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ3_K_R4,  IMC_TYPE_IQ4_K_R4,  IMC_TYPE_IQ5_K_R4,
+        IMC_TYPE_Q2_K_R4,  IMC_TYPE_Q3_K_R4,   IMC_TYPE_Q4_K_R4,   IMC_TYPE_Q5_K_R4,
+        IMC_TYPE_Q6_K_R4,  IMC_TYPE_IQ4_XS_R8, IMC_TYPE_IQ4_KS_R4, IMC_TYPE_IQ5_KS_R4};
     struct tctx t;
     struct krng r = {17};
     enum { NO = 40, NI = 256 };
-    for (int i = 0; i < 14; i++) {
+    for (int i = 0; i < 16; i++) {
         tctx_open(&t); // fresh: weights are keyed by host address, and freed ones come back
         const enum imc_type ty = types[i], pt = imc_type_unweaved(ty);
         const char *name = imc_type_name((uint32_t)ty);

@@ -1,6 +1,7 @@
 /*
- * tests/kernels/test_unweave: types/r_unweave.c. For q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 and
- * iq2_k_r4 .. iq5_k_r4: random groups (finite scales, every quant byte random) re-laid as plain
+ * tests/kernels/test_unweave: types/r_unweave.c. For the 16 interleaved types with a plain form
+ * (q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8, iq4_xs_r8, iq4_ks_r4, iq5_ks_r4, iq2_k_r4 .. iq5_k_r4,
+ * q2_k_r4 .. q6_k_r4): random groups (finite scales, every quant byte random) re-laid as plain
  * rows of imc_type_unweaved(t) decode to the same floats bit for bit as the interleaved rows
  * through the interleaved decoders (types/r_legacy.c), for 3 groups of 3 blocks; the output has the
  * same size (a canary after it survives). Refused: types without such a form (q5_0_r4, whose
@@ -35,7 +36,13 @@ static void one(enum imc_type t, enum imc_type want_plain, struct krng *r)
         src[i] = (uint8_t)krng_next(r);
     }
     const bool e8m0 = t == IMC_TYPE_MXFP4_R8;
-    for (int64_t g = 0; g < NG; g++) { // the scales of each interleaved block: finite
+    for (int64_t g = 0; g < NG && tr->row_meta; g++) { // the rows' f32 scales lead the group
+        for (int k = 0; k < tr->rows; k++) {
+            const float d = krng_normal(r, 0.05f);
+            memcpy(src + (size_t)g * (size_t)(rb * (uint64_t)tr->rows) + 4 * (size_t)k, &d, 4);
+        }
+    }
+    for (int64_t g = 0; g < NG && !tr->row_meta; g++) { // the scales of each block: finite
         for (int64_t ib = 0; ib < NB; ib++) {
             uint8_t *blk = src + (size_t)g * (size_t)(rb * (uint64_t)tr->rows) +
                            (size_t)ib * (size_t)tr->rows * tr->type_size;
@@ -73,6 +80,8 @@ int main(void)
     one(IMC_TYPE_IQ4_NL_R4, IMC_TYPE_IQ4_NL, &r);
     one(IMC_TYPE_MXFP4_R8, IMC_TYPE_MXFP4, &r);
     one(IMC_TYPE_IQ4_XS_R8, IMC_TYPE_IQ4_XS, &r);
+    one(IMC_TYPE_IQ4_KS_R4, IMC_TYPE_IQ4_KS, &r);
+    one(IMC_TYPE_IQ5_KS_R4, IMC_TYPE_IQ5_KS, &r);
     one(IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ2_K, &r);
     one(IMC_TYPE_IQ3_K_R4, IMC_TYPE_IQ3_K, &r);
     one(IMC_TYPE_IQ4_K_R4, IMC_TYPE_IQ4_K, &r);
