@@ -56,7 +56,7 @@
  * once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
  * runs on the default stream and the routing ids wait for a copy back. Types without a device
- * decoder are unsupported (supports() false): 15 of the 31 interleaved _rN types; the other 16
+ * decoder are unsupported (supports() false): 14 of the 30 interleaved _rN types; the other 16
  * go up re-laid as plain rows (types.h imc_type_unweave; wcache.cu, gather_rows).
  */
 #include "kernels/cuda/cuda_common.cuh"
