@@ -239,6 +239,16 @@ static enum imc_status get_slice(struct imc_stats_collect *c, const struct imc_t
     return IMC_OK;
 }
 
+int64_t scol_first_nonfinite(const double *sum, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(sum[j])) {
+            return j;
+        }
+    }
+    return -1;
+}
+
 enum imc_status scol_fail(struct imc_stats_collect *c, enum imc_status st)
 {
     pthread_mutex_lock(&c->lock);
@@ -307,9 +317,7 @@ enum imc_status imc_stats_collect_add(struct imc_stats_collect *c, const struct 
         pthread_mutex_lock(&a->lock);
         be->sqacc(ex, a->sum, &count, x, ldx, n_rows, n_in);
         a->rows += (double)count;
-        for (int64_t j = 0; j < n_in && bad < 0; j++) {
-            bad = isfinite(a->sum[j]) ? -1 : j;
-        }
+        bad = scol_first_nonfinite(a->sum, n_in);
         pthread_mutex_unlock(&a->lock);
     }
     if (count != n_rows) {

@@ -5,7 +5,6 @@
  * worker/stats_collect_priv.h.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,10 +117,7 @@ static enum imc_status take_home(struct imc_stats_collect *c, int k, size_t lo)
             memcpy(a->sum, src, (size_t)t->n_per_row * sizeof(double));
             a->on_dev = false;
             c->dev.n_on_dev--;
-            int64_t bad = -1;
-            for (int64_t j = 0; j < t->n_per_row && bad < 0; j++) {
-                bad = isfinite(a->sum[j]) ? -1 : j;
-            }
+            const int64_t bad = scol_first_nonfinite(a->sum, t->n_per_row);
             if (bad >= 0 && st == IMC_OK) {
                 IMC_LOG_ERR("tensor '%s' (slice %" PRId64 "), chunk %" PRId64 ": non-finite sum "
                             "of squares in column %" PRId64 " (summed in the %s table's memory)",

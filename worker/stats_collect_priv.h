@@ -79,6 +79,8 @@ struct imc_stats_collect {
 
 // Records the first failure; returns st.
 enum imc_status scol_fail(struct imc_stats_collect *c, enum imc_status st);
+// The first j < n with sum[j] not finite, or -1.
+int64_t scol_first_nonfinite(const double *sum, int64_t n);
 
 // Adds the rows of x to a's chunk sums in the memory of the table be (which has buf_alloc) on
 // ex: a's slot there taken on first use, its host sums uploaded when the chunk already has some
