@@ -325,7 +325,7 @@ enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *m
 }
 
 // h = rows ids[0..n) of w (rb bytes each) as plain rows: copied, or for an interleaved type
-// re-laid from their group (types.h imc_type_unweave).
+// re-laid from their group (types.h imc_type_unweave; once for consecutive rows of one group).
 enum imc_status gather_rows(enum imc_type type, const void *w, uint64_t rb, int64_t n_in,
                             const int32_t *ids, int64_t n, char *h)
 {
@@ -335,11 +335,15 @@ enum imc_status gather_rows(enum imc_type type, const void *w, uint64_t rb, int6
         IMC_LOG_ERR("cuda get_rows: out of host memory");
         return IMC_ERR_NOMEM;
     }
+    int64_t held = -1; // the first row of the group grp holds
     for (int64_t r = 0; r < n; r++) {
         const char *src = (const char *)w + (size_t)ids[r] * rb;
         if (g > 1) {
             const int64_t g0 = ids[r] / g * g;
-            (void)imc_type_unweave(type, (const char *)w + (size_t)g0 * rb, g, n_in, grp);
+            if (g0 != held) {
+                (void)imc_type_unweave(type, (const char *)w + (size_t)g0 * rb, g, n_in, grp);
+                held = g0;
+            }
             src = grp + (size_t)(ids[r] - g0) * rb;
         }
         memcpy(h + (size_t)r * rb, src, (size_t)rb);
