@@ -6,8 +6,8 @@
  * the .cu kernels, weights resident in device memory).
  *
  * Invariant: every entry is non-NULL except ctx_new / ctx_free, which are NULL for stateless
- * tables (cpu, ref), and buf_alloc / buf_free / check_post / check_poll, NULL for tables on
- * host memory (cpu, ref); the
+ * tables (cpu, ref), and buf_alloc / buf_free / check_post / check_poll / peer_*, NULL for
+ * tables on host memory (cpu, ref); the
  * signatures are those of kernels/kernels.h, with the execution context first. Pointers to
  * activations are host pointers or, for a table with buf_alloc, pointers into its buffers.
  *
@@ -42,6 +42,34 @@ enum imc_op {
     IMC_OP_MOE_WSUM,
     IMC_OP_FIND_NONFINITE,
     IMC_OP_COUNT
+};
+
+// What every rank of a group tells the others when an exchange between ranks is set up (peer_new;
+// a rank whose table has none sends ok 0): whether it can, and whose memory it exchanges, so that
+// ranks sharing one device fall back to the host (NCCL refuses two ranks on one GPU).
+struct imc_peer_hello {
+    int32_t ok;
+    char host[64];   // the host's name
+    char device[64]; // the device on that host (its PCI bus id; in the emulator, the process)
+};
+
+// What a table's exchange between ranks (peer_new) gets from its group: the caller's MPI
+// (worker/exchange.c). Borrowed by the exchange it creates, so it must outlive that.
+struct imc_peer_boot {
+    int n_ranks, rank; // the group's size and this rank in it
+    double timeout;    // seconds an exchange may wait for the group before it is aborted
+    const char *group; // the group's name for messages ("expert")
+    void *user;        // the callbacks' first argument
+    // Every rank's bytes at mine, in rank order, into all [n_ranks][bytes] (collective).
+    enum imc_status (*allgather)(void *user, const void *mine, void *all, size_t bytes);
+    // bytes of buf from group rank 0 to every rank (collective): NCCL's unique id.
+    enum imc_status (*bcast)(void *user, void *buf, size_t bytes);
+    // The group's host transport, which only the emulator's NCCL uses as its wire (emulated
+    // device memory is host memory; kernels/cuda/emu/cuemu_nccl.h): start sending / receiving
+    // bytes to / from a peer (group rank), and wait for every transfer started.
+    enum imc_status (*isend)(void *user, int peer, const void *buf, size_t bytes);
+    enum imc_status (*irecv)(void *user, int peer, void *buf, size_t bytes);
+    enum imc_status (*waitall)(void *user);
 };
 
 struct imc_backend {
@@ -119,6 +147,25 @@ struct imc_backend {
     // The table's state (see "State"), or NULL entries. ctx_new logs its errors.
     enum imc_status (*ctx_new)(void **ctx);
     void (*ctx_free)(void *ctx); // NULL ctx is fine
+    // Exchanges of the table's memory between the ranks of a group that never pass through the
+    // host (NCCL on the CUDA table), or NULL entries (rows then travel through host memory and
+    // MPI). peer_new is collective over the group: the ranks first tell each other whether they
+    // can (struct imc_peer_hello through boot->allgather: a rank whose library does not load, or
+    // whose table has no peer_new, says no; two ranks on one device cannot), then the exchange is
+    // set up; IMC_ERR_UNSUPPORTED on every rank when one cannot (not an error: the caller falls
+    // back to the host), IMC_ERR_NCCL (logged) when the setup fails. Free with peer_free after
+    // the last exchange (NULL is fine).
+    enum imc_status (*peer_new)(void *ctx, const struct imc_peer_boot *boot, void **peer);
+    void (*peer_free)(void *peer);
+    // All-to-all of floats in the table's memory inside the group (the expert dispatch and
+    // combine): this rank sends send_counts[j] floats from send + Σ send_counts[0..j) to rank j
+    // and receives recv_counts[j] floats from rank j into recv + Σ recv_counts[0..j); the counts
+    // must match across ranks (they come from an MPI exchange of counts). Waits, under
+    // boot->timeout, until the data has arrived. IMC_ERR_ARG (logged) for arrays outside the
+    // table's memory, IMC_ERR_NCCL (logged, the exchange aborted) on failure or timeout.
+    enum imc_status (*peer_alltoallv)(const struct imc_exec *ex, void *peer, const float *send,
+                                      const size_t *send_counts, float *recv,
+                                      const size_t *recv_counts);
 };
 
 // The production CPU backend (pool, imc's deterministic GEMM, for attention too).

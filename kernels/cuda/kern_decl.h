@@ -184,13 +184,17 @@ IMC_CUDA_EXTERN const struct imc_backend *IMC_CUDA_FN(backend)(void);
 IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo, const void *hi,
                                                  size_t *bytes);
 // What the ops of a table state ctx copied between host and device since ctx_new (weights'
-// uploads not counted: ctx_resident): bytes and copies each way. For the tests that check that
+// uploads not counted: ctx_resident): bytes and copies each way; and what its exchanges moved
+// between ranks. For the tests that check that
 // activations stay on the device (tests/cuda/test_engine_emu).
 #ifndef IMC_CUDA_TRAFFIC_DEFINED // this header has no guard (see above); the struct needs one
 #define IMC_CUDA_TRAFFIC_DEFINED
 struct imc_cuda_traffic {
     size_t up_bytes, down_bytes; // host -> device, device -> host
     size_t n_up, n_down;
+    // the exchanges between ranks without the host (backend.h peer_alltoallv): calls, and bytes
+    // sent to and received from the group (this rank itself included)
+    size_t n_peer, peer_out_bytes, peer_in_bytes;
 };
 #endif
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_traffic)(const void *ctx, struct imc_cuda_traffic *t);

@@ -798,6 +798,32 @@ enum imc_status t_zero(const struct imc_exec *ex, void *dst, size_t bytes)
     return !c ? IMC_ERR_INTERNAL : bytes ? IMC_CUDA_FN(dev_memset)(NULL, dst, 0, bytes) : IMC_OK;
 }
 
+// The exchange's arrays must be the table's memory: NCCL reads and writes device memory only.
+enum imc_status t_peer_alltoallv(const struct imc_exec *ex, void *peer, const float *send,
+                                 const size_t *send_counts, float *recv, const size_t *recv_counts)
+{
+    struct imc_cuda_ctx *c = ctx_of(ex, "peer_alltoallv");
+    if (!c) {
+        return IMC_ERR_INTERNAL;
+    }
+    size_t ns = 0, nr = 0;
+    for (int j = 0, n = IMC_CUDA_FN(peer_size)(peer); j < n; j++) {
+        ns += send_counts[j];
+        nr += recv_counts[j];
+    }
+    if (!IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ||
+        !IMC_CUDA_FN(ctx_buf_has)(c, recv, nr * sizeof(float))) {
+        IMC_LOG_ERR("cuda peer_alltoallv: the %s rows (%zu floats) are not the table's memory",
+                    IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ? "received" : "sent",
+                    IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ? nr : ns);
+        return IMC_ERR_ARG;
+    }
+    c->traffic.n_peer++;
+    c->traffic.peer_out_bytes += ns * sizeof(float);
+    c->traffic.peer_in_bytes += nr * sizeof(float);
+    return IMC_CUDA_FN(peer_alltoallv)(peer, NULL, send, send_counts, recv, recv_counts);
+}
+
 // The deferred checks' record of c (allocated, all ones, on first use).
 struct imc_cuda_check_rec *check_rec(struct imc_cuda_ctx *c)
 {
@@ -914,6 +940,9 @@ struct imc_backend make_table()
     b.buf_free = IMC_CUDA_FN(ctx_buf_free);
     b.ctx_new = IMC_CUDA_FN(ctx_new);
     b.ctx_free = IMC_CUDA_FN(ctx_free);
+    b.peer_new = IMC_CUDA_FN(peer_new);
+    b.peer_free = IMC_CUDA_FN(peer_free);
+    b.peer_alltoallv = GUARDED(t_peer_alltoallv);
     return b;
 }
 

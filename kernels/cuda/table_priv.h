@@ -92,4 +92,18 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_guard)(struct imc_cuda_ctx *c, bool open);
 // The host staging buffer with at least bytes, or NULL (logged).
 IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_host)(struct imc_cuda_ctx *c, size_t bytes);
 
+// ---- peer.cu: exchanges of device memory between ranks (backend.h peer_*; NCCL) ----------------
+struct imc_peer_boot;
+// backend.h peer_new / peer_free (ctx unused: NCCL's communicator is per device and group).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_new)(void *ctx, const struct imc_peer_boot *b,
+                                                      void **out);
+IMC_CUDA_EXTERN void IMC_CUDA_FN(peer_free)(void *peer);
+// The number of ranks of peer's group.
+IMC_CUDA_EXTERN int IMC_CUDA_FN(peer_size)(const void *peer);
+// backend.h peer_alltoallv on stream (NULL: the default stream) with send and recv on the device.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_alltoallv)(void *peer, void *stream,
+                                                            const float *send,
+                                                            const size_t *send_counts, float *recv,
+                                                            const size_t *recv_counts);
+
 #endif // IMC_KERNELS_CUDA_TABLE_PRIV_H

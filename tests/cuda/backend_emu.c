@@ -24,6 +24,15 @@ void tcuda_emu_traffic(const void *ctx, size_t *up, size_t *down, size_t *n_up, 
     *n_down = t.n_down;
 }
 
+void tcuda_emu_peer(const void *ctx, size_t *n_peer, size_t *out, size_t *in)
+{
+    struct imc_cuda_traffic t;
+    imc_cuemu_ctx_traffic(ctx, &t);
+    *n_peer = t.n_peer;
+    *out = t.peer_out_bytes;
+    *in = t.peer_in_bytes;
+}
+
 size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_t *bytes)
 {
     return imc_cuemu_ctx_resident(ctx, lo, hi, bytes);

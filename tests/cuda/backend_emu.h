@@ -25,5 +25,8 @@ size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_
 // What its ops copied since ctx_new (kernels/cuda/kern_decl.h ctx_traffic): bytes host -> device
 // and device -> host, and the number of copies each way.
 void tcuda_emu_traffic(const void *ctx, size_t *up, size_t *down, size_t *n_up, size_t *n_down);
+// What its exchanges between ranks moved (backend.h peer_alltoallv): calls, bytes sent and
+// received.
+void tcuda_emu_peer(const void *ctx, size_t *n_peer, size_t *out, size_t *in);
 
 #endif // IMC_TESTS_CUDA_BACKEND_EMU_H

@@ -152,6 +152,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     return cudaSuccess;
 }
 
+cudaError_t cudaStreamQuery(cudaStream_t stream)
+{
+    (void)stream;
+    return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void)
 {
     return cudaSuccess;
@@ -210,6 +216,8 @@ const char *cudaGetErrorString(cudaError_t err)
         return "out of memory";
     case cudaErrorInvalidConfiguration:
         return "invalid configuration argument";
+    case cudaErrorNotReady:
+        return "device not ready";
     case cudaErrorLaunchFailure:
         return "unspecified launch failure";
     }
