@@ -178,6 +178,7 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     eo.matmul = j->matmul;
     eo.device = j->device;
     eo.experts_on_cpu = j->experts_on_cpu;
+    eo.host_exchange = j->host_exchange;
     eo.hooks = j->hooks;
     eo.ep_comm = d->ep > 1 ? c : NULL;
     IMC_TRY(imc_dist_stage_layers(j->model, &j->layout, d->stage, &eo.layer_begin, &eo.layer_end));

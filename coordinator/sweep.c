@@ -153,6 +153,7 @@ enum imc_status imc_sweep_run_base(struct imc_sweep *s, struct imc_comm *comm,
     po.matmul = s->o.matmul;
     po.device = s->o.device;
     po.experts_on_cpu = s->o.experts_on_cpu;
+    po.host_exchange = s->o.host_exchange;
     po.kld_save = s->base_logits;
     po.comm = comm;
     po.pulse = pulse ? *pulse : (struct imc_pulse){0};
@@ -232,6 +233,7 @@ static enum imc_status score_recipe(const struct imc_sweep *s, const char *model
     po.matmul = s->o.matmul;
     po.device = s->o.device;
     po.experts_on_cpu = s->o.experts_on_cpu;
+    po.host_exchange = s->o.host_exchange;
     po.quiet = quiet;
     po.comm = grp;
     po.pulse = *pulse;

@@ -111,6 +111,7 @@ struct imc_sweep_opts {
     enum imc_matmul_mode matmul; // how base and recipes multiply quantized weights (default q8)
     enum imc_device device;      // where the engines run (default auto)
     bool experts_on_cpu;         // --experts-on cpu (worker/engine.h experts_on_cpu)
+    bool host_exchange;          // --exchange host (worker/engine.h host_exchange)
     bool keep_models;      // keep <name>.gguf after scoring
     struct imc_comm *comm; // MPI job (recipes spread over its world), or NULL: one process
     int64_t ranks_per_recipe; // G: ranks per recipe group (<= 0: automatic, see below)

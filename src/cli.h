@@ -87,6 +87,7 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
         (o)->matmul = (enum imc_matmul_mode)(c)->matmul;                                           \
         (o)->device = (enum imc_device)(c)->device;                                                \
         (o)->experts_on_cpu = (c)->experts_on == 1;                                                \
+        (o)->host_exchange = (c)->exchange == 1;                                                   \
         (o)->quiet = (c)->quiet || ((comm) && imc_comm_rank(comm) != 0);                           \
     } while (0)
 

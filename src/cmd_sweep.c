@@ -143,6 +143,7 @@ static int run(int argc, char **argv)
         o.matmul = (enum imc_matmul_mode)c.matmul;
         o.device = (enum imc_device)c.device;
         o.experts_on_cpu = c.experts_on == 1;
+        o.host_exchange = c.exchange == 1;
         struct imc_sweep *s = NULL;
         enum imc_status st = init_all(&s, &o);
         if (st == IMC_OK) {

@@ -22,6 +22,7 @@ const char *const imc_opt_attn_names[] = {"auto", "absorbed", "non-absorbed", NU
 const char *const imc_opt_matmul_names[] = {"q8", "f32", NULL};
 const char *const imc_opt_device_names[] = {"auto", "cpu", "cuda", NULL};
 const char *const imc_opt_experts_on_names[] = {"gpu", "cpu", NULL};
+const char *const imc_opt_exchange_names[] = {"auto", "host", NULL};
 const char *const imc_opt_imatrix_formats[] = {"auto", "gguf", "dat", "both", NULL};
 const char *const imc_opt_dat_zero_policies[] = {"one", "skip", "zero", "mean", NULL};
 
@@ -151,6 +152,12 @@ const struct imc_opt imc_opt_group_device[] = {
             "shared experts on the GPU; the experts' weights never go to\n"
             "the device. With --device cpu: accepted, no effect",
             .choices = imc_opt_experts_on_names),
+    IMC_OPT("exchange", 0, IMC_OPT_ENUM, COMMON(exchange), "HOW",
+            "how expert shards (--layout ep=B, B > 1) move routed rows: auto\n"
+            "(default): GPU to GPU with NCCL when every shard of the stage\n"
+            "runs its experts on a GPU, else through the host and MPI;\n"
+            "host: always through the host and MPI. Same results either way",
+            .choices = imc_opt_exchange_names),
     IMC_OPT_END,
 };
 

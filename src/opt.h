@@ -94,6 +94,7 @@ struct imc_opt_common {
     int matmul;               // --matmul: enum imc_matmul_mode (0 = q8)
     int device;               // --device: enum imc_device (worker/engine.h; 0 = auto)
     int experts_on;           // --experts-on: index into imc_opt_experts_on_names (0 = gpu)
+    int exchange;             // --exchange: index into imc_opt_exchange_names (0 = auto, 1 host)
     bool quiet;               // -q, --quiet
     bool verbose;             // -v, --verbose
     int log_level;            // --log-level: enum imc_log_level + 1
@@ -121,6 +122,8 @@ extern const char *const imc_opt_matmul_names[];
 extern const char *const imc_opt_device_names[];
 // --experts-on (0 gpu, 1 cpu).
 extern const char *const imc_opt_experts_on_names[];
+// --exchange: "auto", "host".
+extern const char *const imc_opt_exchange_names[];
 extern const char *const imc_opt_imatrix_formats[];
 extern const char *const imc_opt_dat_zero_policies[];
 

@@ -478,6 +478,7 @@ void imc_engine_free(struct imc_engine *e)
     if (e->ex && e->be_ctx) { // the hooks let go of the table's memory while it is attached
         (void)eng_stats_sync(e, true);
     }
+    eng_xchg_free(e);
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
     }

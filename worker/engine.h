@@ -23,7 +23,11 @@
  * come back (all-to-all) to be weighted and added in slot order. Every per-token result is
  * bitwise the one a single engine computes (the matmul's rows do not depend on the other rows
  * of a call). imc_engine_layers is then collective over the group: every shard calls it for
- * every batch, with the same n_ctx, also with no sequence of its own.
+ * every batch, with the same n_ctx, also with no sequence of its own. Where every shard's table
+ * has its own memory and can exchange it between ranks (the CUDA table: NCCL), the routed rows
+ * stay there and go from device to device; else (a CPU shard among them, --experts-on cpu,
+ * opts.host_exchange) they travel through host memory and MPI. The shards agree on the way at
+ * their first MoE layer. MPI carries the counts and the (token, expert) records either way.
  *
  * Invariants: an engine borrows its model (and the model's GGUF mapping), which must outlive
  * it. One forward call at a time per engine (scratch buffers are reused); different engines
@@ -68,6 +72,10 @@ struct imc_engine_opts {
     // weights; the statistics of the experts' inputs (the hooks) then use the cpu table's sqacc
     // too. A no-op when the backend is the cpu table.
     bool experts_on_cpu;
+    // --exchange host: expert shards move routed rows through host memory and MPI even where
+    // their tables could exchange them in their own memory (NCCL between GPU shards; see "Expert
+    // shards"). The bits are the same either way.
+    bool host_exchange;
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
     enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32) or q8 (qmm.h)
     bool plain_topk;               // route by plain top-k even when the model has groups

@@ -47,6 +47,19 @@ struct eng_mark {
     size_t used, hused;
 };
 
+// How the expert shards move routed rows (worker/exchange.c): decided at the first exchange.
+enum eng_xchg_mode { XCHG_UNDECIDED = 0, XCHG_HOST, XCHG_PEER };
+
+struct imc_xfer;
+struct eng_xchg {
+    enum eng_xchg_mode mode;
+    void *peer;                // PEER: the table's exchange (be->peer_new), owned
+    struct imc_peer_boot boot; // what peer borrows: the expert group's callbacks
+    const struct imc_comm *c;  // the expert group (opts.ep_comm)
+    struct imc_xfer **pending; // the wire's transfers in flight (the emulator's NCCL), owned
+    int n_pending, cap_pending;
+};
+
 // f32 copies of a layer's vectors (NULL when the tensor is absent).
 struct eng_layer {
     float *attn_norm, *q_a_norm, *kv_a_norm, *ffn_norm, *exp_probs_b;
@@ -95,6 +108,7 @@ struct imc_engine {
     int64_t expert_begin, expert_end; // routed experts run here
     int ep_rank, ep_size;             // this shard and the shards of the stage (1 without ep_comm)
     int32_t *expert_owner;            // [n_expert] shard owning each expert
+    struct eng_xchg xchg;             // how the shards move routed rows (worker/exchange.c)
     // The last imc_engine_head's logits (imc_engine_score_head, imc_engine_head_rows): n_kept
     // rows of n_vocab at kept, the engine's buffer kept_own (kept_cap floats; the table's memory
     // on a table with its own, else host) or, on a host table given a logits array, that array
@@ -187,6 +201,20 @@ enum imc_status eng_check_poll(struct imc_engine *e);
 // Causal attention for every sequence of the call: a describes the first sequence (n_tok =
 // n_ctx); the pointers advance by n_ctx rows per sequence.
 enum imc_status eng_attention(struct imc_engine *e, const struct imc_attn_args *a);
+
+// ---- the expert shards' exchange of routed rows (exchange.c) -----------------------------------
+
+// *peer = whether the rows of the exchanges stay in the table's memory (the table's peer
+// exchange) or travel through host memory (MPI). Collective over the expert group the first time
+// (the shards agree); then the same answer without communication.
+enum imc_status eng_xchg_peer(struct imc_engine *e, bool *peer);
+// All-to-all of rows of n_embd floats inside the expert group: send_rows[j] rows from send to
+// shard j, recv_rows[j] rows from shard j into recv (packed in shard order): in the table's
+// memory after eng_xchg_peer said so, else host memory.
+enum imc_status eng_xchg_rows(struct imc_engine *e, const float *send, const uint64_t *send_rows,
+                              float *recv, const uint64_t *recv_rows);
+// Frees the exchange (before the table's state).
+void eng_xchg_free(struct imc_engine *e);
 
 // ---- per-architecture layers
 // ---------------------------------------------------------------------

@@ -22,7 +22,9 @@
  *      y_t = Σ_s w[t][s] · out[t][s] in slot order (each product rounded to float, then added,
  *      as llama.cpp adds the weighted expert outputs), plus the shared expert.
  * Every per-token value is therefore bitwise the same with or without shards (the matmul's rows
- * do not depend on the other rows of the call).
+ * do not depend on the other rows of the call). The rows of both all-to-alls travel as
+ * worker/exchange.c decides: in the table's memory (NCCL between GPU shards) or through the host
+ * (MPI); the counts and records always go through MPI.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -63,6 +65,8 @@ struct moe_pairs {
     int64_t n_recv;       // pairs this shard computes
     struct pair_rec *rec; // [n_recv] their records, in arrival order
     const float *rows;    // rows the received pairs read: h (one engine) or the received rows
+    bool table_rows;      // rows, out and back are activations (the table's memory): one engine,
+                          // or shards whose tables exchange them (exchange.c); else host rows
     int32_t *src;         // [n_recv] row of each received pair in rows
     float *out;           // [n_recv][d] expert output of each received pair (unweighted)
     const float *back;    // [n_pair][d] outputs in dispatch order (out for one engine)
@@ -107,6 +111,7 @@ static enum imc_status plan_pairs(struct imc_engine *e, struct moe_pairs *p, con
         p->src[q] = (int32_t)(q / k);
     }
     p->rows = h;
+    p->table_rows = true;
     return IMC_OK;
 }
 
@@ -138,8 +143,12 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     for (int s = 0; s < ep; s++) {
         p->n_recv += (int64_t)p->recv_cnt[s];
     }
-    // the rows travel through MPI (host memory; not CUDA-aware): moved in and out by the table
-    float *xs = eng_host(e, p->n_pair * d), *xr = eng_host(e, p->n_recv * d);
+    // the rows stay in the table's memory where the tables exchange them (NCCL), else they
+    // travel through MPI (host memory; Open MPI here is not CUDA-aware), moved in and out by the
+    // table
+    IMC_TRY(eng_xchg_peer(e, &p->table_rows));
+    float *xs = p->table_rows ? eng_f32(e, p->n_pair * d) : eng_host(e, p->n_pair * d);
+    float *xr = p->table_rows ? eng_f32(e, p->n_recv * d) : eng_host(e, p->n_recv * d);
     struct pair_rec *rs = (struct pair_rec *)eng_host(e, 2 * p->n_pair);
     int32_t *hrow = (int32_t *)eng_host(e, p->n_pair); // the row of h each sent row reads
     p->rec = (struct pair_rec *)eng_host(e, 2 * p->n_recv);
@@ -157,9 +166,7 @@ static enum imc_status dispatch(struct imc_engine *e, struct moe_pairs *p, const
     item_bytes(p->send_cnt, ep, sizeof(struct pair_rec), sb);
     item_bytes(p->recv_cnt, ep, sizeof(struct pair_rec), rb);
     IMC_TRY(imc_xfer_alltoallv_bytes(c, IMC_GROUP_EXPERT, rs, sb, p->rec, rb));
-    item_bytes(p->send_cnt, ep, (size_t)d, sb);
-    item_bytes(p->recv_cnt, ep, (size_t)d, rb);
-    IMC_TRY(imc_xfer_alltoallv(c, IMC_GROUP_EXPERT, xs, sb, xr, rb));
+    IMC_TRY(eng_xchg_rows(e, xs, p->send_cnt, xr, p->recv_cnt));
     for (int64_t q = 0; q < p->n_recv; q++) {
         p->src[q] = (int32_t)q;
     }
@@ -198,8 +205,8 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp, nr = p->n_recv;
     const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
-    // with shards the outputs go back through MPI: host memory
-    p->out = e->ep_size > 1 ? eng_host(e, nr * d) : eng_f32(e, nr * d);
+    // outputs going back through MPI: host memory
+    p->out = p->table_rows ? eng_f32(e, nr * d) : eng_host(e, nr * d);
     int32_t *sel = (int32_t *)eng_host(e, nr), *tok = (int32_t *)eng_host(e, nr);
     int32_t *srow = (int32_t *)eng_host(e, nr); // the row of p->rows each gathered row reads
     int32_t *first = (int32_t *)eng_host_zero(e, n_own + 1);
@@ -239,10 +246,10 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     if (!xe || !g || !u || !ye) {
         return IMC_ERR_NOMEM;
     }
-    // a table of its own memory with the rows there (no shards): the gather and scatter orders go
-    // up once for all groups, not once per group
+    // a table of its own memory with the rows there: the gather and scatter orders go up once for
+    // all groups, not once per group
     const int32_t *gsrow = srow, *gsel = sel;
-    if (e->dev && !host && e->ep_size == 1 && nr > 0) {
+    if (e->dev && !host && p->table_rows && nr > 0) {
         int32_t *dsrow = (int32_t *)(void *)eng_f32(e, nr),
                 *dsel = (int32_t *)(void *)eng_f32(e, nr);
         if (!dsrow || !dsel) {
@@ -277,11 +284,7 @@ static enum imc_status combine(struct imc_engine *e, struct moe_pairs *p, float 
         p->back = p->out;
         return IMC_OK;
     }
-    const int64_t d = e->m->hp.n_embd;
-    size_t sb[IMC_ENG_MAX_SHARDS], rb[IMC_ENG_MAX_SHARDS];
-    item_bytes(p->recv_cnt, e->ep_size, (size_t)d, sb);
-    item_bytes(p->send_cnt, e->ep_size, (size_t)d, rb);
-    IMC_TRY(imc_xfer_alltoallv(e->opts.ep_comm, IMC_GROUP_EXPERT, p->out, sb, back, rb));
+    IMC_TRY(eng_xchg_rows(e, p->out, p->recv_cnt, back, p->send_cnt));
     p->back = back;
     return IMC_OK;
 }

@@ -7,8 +7,9 @@
 # error. With CUDA and a GPU, --device cuda runs perplexity and gives a PPL. --experts-on cpu
 # (routed experts on the CPU table, the rest on the GPU) is accepted with --device cpu and
 # changes nothing there (the same output); with a GPU, --device cuda --experts-on cpu on a MoE
-# model gives a PPL; a bad value is a usage error. A CPU run does not load cuBLAS (opened at run
-# time by a device op table only).
+# model gives a PPL; a bad value is a usage error. --exchange host (expert rows through MPI) is
+# accepted and changes nothing on the CPU; a bad value is a usage error. A CPU run loads neither
+# cuBLAS nor NCCL (opened at run time by a device op table only).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" device
 # this test is about the GPUs: the ones the caller made visible (check.sh hid them)
@@ -42,6 +43,7 @@ fi
 LD_DEBUG=files run "${P[@]}" --device cpu >/dev/null 2>"$tmp/ld.log"
 check "--device cpu: the loader brought objects in (LD_DEBUG works)" grep -q "file=" "$tmp/ld.log"
 check "--device cpu: cuBLAS not loaded" bash -c "! grep -q 'file=libcublas' '$tmp/ld.log'"
+check "--device cpu: NCCL not loaded" bash -c "! grep -q 'file=libnccl' '$tmp/ld.log'"
 
 run "${P[@]}" --device cpu --experts-on cpu >"$tmp/cpu_exp.out" 2>/dev/null
 check "--device cpu --experts-on cpu: exit 0" test $? -eq 0
@@ -52,6 +54,12 @@ run "${I[@]}" -o "$tmp/im.dat" >/dev/null 2>&1 &&
     run "${I[@]}" --experts-on cpu -o "$tmp/im_exp.dat" >/dev/null 2>&1
 check "imatrix --device cpu --experts-on cpu: exit 0, the same .dat" \
     cmp -s "$tmp/im.dat" "$tmp/im_exp.dat"
+run "${P[@]}" --device cpu --exchange host >"$tmp/cpu_xchg.out" 2>/dev/null
+check "--device cpu --exchange host: exit 0, no effect (the --device cpu output)" \
+    cmp -s "$tmp/cpu.out" "$tmp/cpu_xchg.out"
+run "${P[@]}" --exchange nccl >/dev/null 2>"$tmp/bad_xchg.err"
+check "--exchange nccl: exit 2" test $? -eq 2
+check "--exchange nccl: names the choices" grep -q "auto, host" "$tmp/bad_xchg.err"
 run "${P[@]}" --experts-on disk >/dev/null 2>"$tmp/bad_exp.err"
 check "--experts-on disk: exit 2" test $? -eq 2
 check "--experts-on disk: names the choices" grep -q "gpu, cpu" "$tmp/bad_exp.err"

@@ -2,10 +2,12 @@
  * tests/mpi/test_engine_ep_emu: expert shards (worker/engine.h "Expert shards") on the emulated
  * CUDA table (tests/cuda/backend_emu.h: kernels/cuda/table.cu on the emulator) under mpirun, the
  * ranks one stage of ep = N shards. What only this test runs on the device table: the routed
- * rows leave the device for MPI (dispatch: gathered from the table's memory into host rows),
- * come back into the experts' gather from host rows, the expert outputs are scattered into host
- * rows for the return all-to-all, and the weighted sum reads them from the host; with
- * --experts-on cpu also the cpu table's experts between the two. The emulator closes the table's
+ * rows exchanged in the tables' memory (backend.h peer_alltoallv, NCCL's calls on the
+ * emulator's NCCL) and, with the host exchange, leaving the device for MPI (dispatch: gathered
+ * from the table's memory into host rows), coming back into the experts' gather from host rows,
+ * the expert outputs scattered into host rows for the return all-to-all, and the weighted sum
+ * reading them from the host; with --experts-on cpu also the cpu table's experts between the
+ * two. The emulator closes the table's
  * buffers to the host between ops, so a host access of the engine's activations crashes a rank.
  *
  * Each rank runs SEQ sequences of N_CTX tokens of its own (the same token stream on every rank,
@@ -17,9 +19,15 @@
  *     cuda-emu the table's Σx², on host rows for the hybrid's experts) the same entries and
  *     counts, Σx² within 4e-5 of each matrix's largest;
  *   - self-check: a logit moved by 1 exceeds the bound.
- * Broken variant tried by hand: the expert outputs of a shard left in the table's memory (p->out
- * from the activation arena with shards): the return all-to-all reads them on the host and the
- * N >= 2 runs crash (the emulator's closed buffers); the N = 1 run (no exchange) passes.
+ *   - the exchange in the tables' memory (the emulator's NCCL over MPI; worker/exchange.c)
+ *     against the host exchange (--exchange host) on the same tables: see peer_case.
+ * Broken variants tried by hand: the received rows' offsets of peer.cu's all-to-all left at 0
+ * (logits off by 0.87 of the largest, statistics inf); the expert outputs in host memory while
+ * the shards exchange in the tables' memory (the forward fails: "an index array in the table's
+ * memory indexes host rows").
+ * Earlier (host exchange only): the expert outputs of a shard left in the table's memory (p->out
+ * from the activation arena with shards): the return all-to-all read them on the host and the
+ * N >= 2 runs crashed (the emulator's closed buffers); the N = 1 run (no exchange) passed.
  */
 #include <stdio.h>
 
@@ -33,17 +41,27 @@
 #define BOUND 2e-5
 #define BOUND_STATS 4e-5 // Σx²: twice the relative error of x (tests/cuda/test_engine_emu)
 
-// Logits [SEQ·N_CTX][n_vocab] of this rank's sequences (tokens tok) on table be (NULL: cpu),
-// with the stage's expert group c (NULL: a single engine), experts on the cpu table when asked;
-// the statistics this shard collects (its own tokens' dense inputs, its experts' rows from every
-// shard) folded into im (one chunk; NULL: none) through the imatrix program's collector.
-static float *run(const struct imc_model *m, const struct imc_comm *c, const struct imc_backend *be,
-                  bool experts_cpu, const int32_t *tok, int64_t seq0, struct imc_imatrix *im)
+// How a run goes and what its table moved.
+struct how {
+    const struct imc_backend *be; // NULL: cpu
+    bool experts_cpu;             // --experts-on cpu
+    bool host_xchg;               // engine opts host_exchange (--exchange host)
+    // out, on cuda-emu: what the table copied (ctx_traffic) and exchanged between ranks
+    size_t up, down, n_up, n_down, n_peer, peer_out, peer_in;
+};
+
+// Logits [SEQ·N_CTX][n_vocab] of this rank's sequences (tokens tok) run as h says, with the
+// stage's expert group c (NULL: a single engine); the statistics this shard collects (its own
+// tokens' dense inputs, its experts' rows from every shard) folded into im (one chunk; NULL:
+// none) through the imatrix program's collector.
+static float *run(const struct imc_model *m, const struct imc_comm *c, struct how *h,
+                  const int32_t *tok, int64_t seq0, struct imc_imatrix *im)
 {
     struct imc_engine_opts o = imc_engine_opts_default();
-    o.backend = be;
+    o.backend = h->be;
     o.ep_comm = c;
-    o.experts_on_cpu = experts_cpu;
+    o.experts_on_cpu = h->experts_cpu;
+    o.host_exchange = h->host_xchg;
     struct imc_stats_collect *col = NULL;
     struct imc_stats_hooks hk;
     if (im) {
@@ -55,15 +73,20 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, const str
         o.hooks = &hk;
     }
     const int64_t n = SEQ * N_CTX, d = m->hp.n_embd, v = m->hp.n_vocab;
-    float *h = malloc((size_t)(n * d) * sizeof(float));
+    float *x = malloc((size_t)(n * d) * sizeof(float));
     float *y = malloc((size_t)(n * v) * sizeof(float));
     struct imc_engine *e = NULL;
-    const bool ok = h && y && imc_engine_init(&e, m, &o) == IMC_OK &&
-                    imc_engine_embed(e, tok, n, h) == IMC_OK &&
-                    imc_engine_layers(e, h, SEQ, N_CTX, seq0) == IMC_OK &&
-                    imc_engine_head(e, h, 0, n, y) == IMC_OK;
+    const bool ok = x && y && imc_engine_init(&e, m, &o) == IMC_OK &&
+                    imc_engine_embed(e, tok, n, x) == IMC_OK &&
+                    imc_engine_layers(e, x, SEQ, N_CTX, seq0) == IMC_OK &&
+                    imc_engine_head(e, x, 0, n, y) == IMC_OK;
+    if (ok && h->be == tcuda_backend_emu()) {
+        const void *ctx = imc_engine_backend_ctx(e);
+        tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
+        tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+    }
     imc_engine_free(e);
-    free(h);
+    free(x);
     const bool folded = ok && (!col || imc_stats_collect_end_chunk(col) == IMC_OK);
     imc_stats_collect_free(col);
     if (!folded) {
@@ -71,6 +94,75 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, const str
         return NULL;
     }
     return y;
+}
+
+// The exchange in the tables' memory (backend.h peer_alltoallv: NCCL on a GPU, the emulator's
+// NCCL over MPI here) against the host exchange on the same tables: the same bits, the same
+// statistics; no row through the host: the downloads the host exchange makes for the rows it
+// sends (n_pair per MoE layer at dispatch, the received pairs' outputs at combine) are exactly
+// the bytes the peer exchange sends instead, one call per dispatch and one per combine; a
+// single shard exchanges nothing. Then the fallbacks: one shard asking for the host exchange, or
+// one shard on the cpu table, makes every shard use the host (no peer call anywhere), with the
+// same bits as the host exchange (cuda-emu shards) or within the bound (the mixed stage).
+static void peer_case(const char *preset, const struct imc_model *m, const struct imc_comm *c,
+                      const int32_t *tok, int64_t seq0, const float *cpu)
+{
+    const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
+    const int size = imc_comm_group_size(c, IMC_GROUP_EXPERT);
+    const int64_t nv = SEQ * N_CTX * m->hp.n_vocab;
+    int64_t n_moe = 0;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        n_moe += m->layers[il].is_moe;
+    }
+    const size_t pair_bytes =
+        (size_t)(SEQ * N_CTX * m->hp.n_expert_used * m->hp.n_embd) * sizeof(float);
+    struct imc_imatrix s_peer, s_host;
+    struct how hp = {.be = tcuda_backend_emu()},
+               hh = {.be = tcuda_backend_emu(), .host_xchg = true};
+    struct how h1 = {.be = tcuda_backend_emu(), .host_xchg = rank == size - 1};
+    struct how hm = {.be = rank == 0 ? NULL : tcuda_backend_emu()};
+    float *peer = run(m, c, &hp, tok, seq0, &s_peer);
+    float *host = run(m, c, &hh, tok, seq0, &s_host);
+    float *one = run(m, c, &h1, tok, seq0, NULL);
+    float *mix = run(m, c, &hm, tok, seq0, NULL);
+    CHECK(peer && host && one && mix, "%s rank %d: a forward failed", preset, rank);
+    if (peer && host && one && mix) {
+        CHECK(memcmp(peer, host, (size_t)nv * sizeof(float)) == 0,
+              "%s rank %d of %d: the peer exchange's logits differ from the host exchange's (max "
+              "rel %.3g)",
+              preset, rank, size, trel_err(peer, host, nv));
+        const double sd = tstats_cmp(preset, &s_peer, &s_host);
+        CHECK(sd == 0, "%s rank %d: statistics of the peer exchange differ by %.3g", preset, rank,
+              sd);
+        const size_t want_calls = size > 1 ? (size_t)(2 * n_moe) : 0;
+        printf("%-14s rank %d of %d: peer exchange: %zu calls, %zu B out, %zu B in; host "
+               "exchange: %zu B down in %zu copies, peer %zu B in %zu\n",
+               preset, rank, size, hp.n_peer, hp.peer_out, hp.peer_in, hh.down, hh.n_down, hp.down,
+               hp.n_down);
+        CHECK(hp.n_peer == want_calls && hh.n_peer == 0,
+              "%s rank %d: %zu / %zu peer calls, want %zu / 0", preset, rank, hp.n_peer, hh.n_peer,
+              want_calls);
+        CHECK(hp.peer_out == hp.peer_in && hh.down - hp.down == hp.peer_out,
+              "%s rank %d: peer %zu B out, %zu B in; the host exchange downloads %zu B more",
+              preset, rank, hp.peer_out, hp.peer_in, hh.down - hp.down);
+        CHECK(size == 1 || hp.peer_out >= (size_t)n_moe * pair_bytes,
+              "%s rank %d: %zu B sent, fewer than the %lld MoE layers' pairs", preset, rank,
+              hp.peer_out, (long long)n_moe);
+        CHECK(h1.n_peer == 0 && (rank == 0 || hm.n_peer == 0),
+              "%s rank %d: a fallback used the peer exchange (%zu / %zu calls)", preset, rank,
+              h1.n_peer, hm.n_peer);
+        CHECK(memcmp(one, host, (size_t)nv * sizeof(float)) == 0,
+              "%s rank %d: one shard's host exchange changed the bits", preset, rank);
+        const double em = trel_err(mix, cpu, nv);
+        CHECK(em <= BOUND, "%s rank %d: a stage of cpu and cuda-emu shards: %.3g", preset, rank,
+              em);
+    }
+    imc_imatrix_free(&s_peer);
+    imc_imatrix_free(&s_host);
+    free(peer);
+    free(host);
+    free(one);
+    free(mix);
 }
 
 static void one_preset(const struct imc_comm *c, const char *dir, const char *preset)
@@ -88,10 +180,12 @@ static void one_preset(const struct imc_comm *c, const char *dir, const char *pr
     const int32_t *tok = all + rank * n;
     const int64_t seq0 = (int64_t)rank * SEQ;
     struct imc_imatrix s_cpu, s_emu, s_hyb;
-    float *one = run(t.m, NULL, NULL, false, tok, seq0, NULL);
-    float *cpu = run(t.m, c, NULL, false, tok, seq0, &s_cpu);
-    float *emu = run(t.m, c, tcuda_backend_emu(), false, tok, seq0, &s_emu);
-    float *hyb = run(t.m, c, tcuda_backend_emu(), true, tok, seq0, &s_hyb);
+    struct how h_cpu = {0}, h_emu = {.be = tcuda_backend_emu()},
+               h_hyb = {.be = tcuda_backend_emu(), .experts_cpu = true};
+    float *one = run(t.m, NULL, &h_cpu, tok, seq0, NULL);
+    float *cpu = run(t.m, c, &h_cpu, tok, seq0, &s_cpu);
+    float *emu = run(t.m, c, &h_emu, tok, seq0, &s_emu);
+    float *hyb = run(t.m, c, &h_hyb, tok, seq0, &s_hyb);
     CHECK(one && cpu && emu && hyb, "%s rank %d: a forward failed", preset, rank);
     if (one && cpu && emu && hyb) {
         CHECK(memcmp(one, cpu, (size_t)nv * sizeof(float)) == 0,
@@ -112,6 +206,9 @@ static void one_preset(const struct imc_comm *c, const char *dir, const char *pr
                preset, rank, size, (long long)s_cpu.n_entries, s1, s2, BOUND_STATS);
         CHECK(s1 <= BOUND_STATS && s2 <= BOUND_STATS, "%s rank %d: statistics %.3g, hybrid %.3g",
               preset, rank, s1, s2);
+        CHECK(h_hyb.n_peer == 0, "%s rank %d: --experts-on cpu used the peer exchange", preset,
+              rank);
+        peer_case(preset, t.m, c, tok, seq0, cpu);
     }
     imc_imatrix_free(&s_cpu);
     imc_imatrix_free(&s_emu);

@@ -74,6 +74,10 @@ done
 "$IMC_BIN" perplexity -m "$MPI_TMP/ds2-tiny-3d.gguf" -f "$TEXT" "${ARGS[@]}" -b 64 -q \
     >"$MPI_TMP/ds2-tiny-3d.single-b 64.out" 2>/dev/null
 ppl_case ds2-tiny-3d ep2b64 2 ep=2 -b 64
+# --exchange host (rows through MPI even where the tables could exchange them; on the CPU they
+# always do): the same output
+cp "$MPI_TMP/ds2-tiny-3d.single-b 64.out" "$MPI_TMP/ds2-tiny-3d.single-b 64 --exchange host.out"
+ppl_case ds2-tiny-3d ep2host 2 ep=2 -b 64 --exchange host
 ppl_case ds2-tiny-3d ep2tcp 2 ep=2 -b 128
 ppl_case ds2-tiny-3d pp2dp2tcp 4 pp=2,dp=2 -b 128
 ppl_case llama-tiny dp2tcp 2 dp=2 -b 128
