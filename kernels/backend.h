@@ -57,7 +57,7 @@ struct imc_peer_hello {
 // (worker/exchange.c). Borrowed by the exchange it creates, so it must outlive that.
 struct imc_peer_boot {
     int n_ranks, rank; // the group's size and this rank in it
-    double timeout;    // seconds an exchange may wait for the group before it is aborted
+    double timeout;    // seconds an exchange may wait for the group before it aborts (0: none)
     const char *group; // the group's name for messages ("expert")
     void *user;        // the callbacks' first argument
     // Every rank's bytes at mine, in rank order, into all [n_ranks][bytes] (collective).
@@ -166,6 +166,13 @@ struct imc_backend {
     enum imc_status (*peer_alltoallv)(const struct imc_exec *ex, void *peer, const float *send,
                                       const size_t *send_counts, float *recv,
                                       const size_t *recv_counts);
+    // n floats of the table's memory to rank `to` of the group / from rank `from` (pipeline
+    // stages' hidden rows); each waits until its data has left / arrived, so the two sides must
+    // call them in the same order. Errors as peer_alltoallv.
+    enum imc_status (*peer_send)(const struct imc_exec *ex, void *peer, const float *buf, size_t n,
+                                 int to);
+    enum imc_status (*peer_recv)(const struct imc_exec *ex, void *peer, float *buf, size_t n,
+                                 int from);
 };
 
 // The production CPU backend (pool, imc's deterministic GEMM, for attention too).

@@ -192,8 +192,8 @@ IMC_CUDA_EXTERN size_t IMC_CUDA_FN(ctx_resident)(const void *ctx, const void *lo
 struct imc_cuda_traffic {
     size_t up_bytes, down_bytes; // host -> device, device -> host
     size_t n_up, n_down;
-    // the exchanges between ranks without the host (backend.h peer_alltoallv): calls, and bytes
-    // sent to and received from the group (this rank itself included)
+    // the exchanges between ranks without the host (backend.h peer_alltoallv, peer_send,
+    // peer_recv): calls, and bytes sent to and received from the group (this rank included)
     size_t n_peer, peer_out_bytes, peer_in_bytes;
 };
 #endif

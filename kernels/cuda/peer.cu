@@ -1,10 +1,11 @@
 /*
  * kernels/cuda/peer.cu: the op table's exchange of device memory between ranks (backend.h
- * peer_new / peer_alltoallv; issue 13 item 3): NCCL point-to-point calls, grouped, on the
- * table's stream, so an expert shard's routed rows go from its GPU to the others' without the
- * host. MPI keeps the control: the group agrees on using NCCL and broadcasts rank 0's unique id
- * through the caller's callbacks (worker/exchange.c), and the counts of every exchange come from
- * an MPI exchange before it.
+ * peer_new / peer_alltoallv / peer_send / peer_recv; issue 13 item 3): NCCL point-to-point
+ * calls (grouped for the all-to-all) on the table's stream, so an expert shard's routed rows and
+ * a pipeline stage's hidden rows go from its GPU to the others' without the host. MPI keeps the
+ * control: the group agrees on using NCCL and broadcasts rank 0's unique id through the caller's
+ * callbacks (worker/exchange.c), and the counts of every exchange come from an MPI exchange before
+ * it.
  *
  * NCCL is opened at run time (dlopen of the soname compiled against, libnccl.so.2, as blas.cu
  * opens cuBLAS): the program does not link it. Before any NCCL call the ranks exchange hellos
@@ -267,7 +268,7 @@ enum imc_status peer_wait(struct imc_cuda_peer *p, cudaStream_t stream)
             (ae != ncclSuccess && ae != ncclInProgress)) {
             return fail(p, "exchange (async error)", ae);
         }
-        if (imc_clock_now() - t0 > p->timeout) {
+        if (p->timeout > 0 && imc_clock_now() - t0 > p->timeout) {
             IMC_LOG_ERR("cuda: rank %d of the %s group: the exchange did not complete in %.0f s "
                         "(a peer failed or is stuck); aborting it",
                         p->rank, p->group, p->timeout);
@@ -277,6 +278,18 @@ enum imc_status peer_wait(struct imc_cuda_peer *p, cudaStream_t stream)
         }
         sched_yield();
     }
+}
+
+// IMC_OK while p's communicator lives; after an abort IMC_ERR_NCCL (logged: what came after it).
+enum imc_status alive(const struct imc_cuda_peer *p, const char *what)
+{
+    if (p->comm) {
+        return IMC_OK;
+    }
+    IMC_LOG_ERR("cuda: rank %d of the %s group: %s after the group's NCCL communicator was "
+                "aborted",
+                p->rank, p->group, what);
+    return IMC_ERR_NCCL;
 }
 
 } // namespace
@@ -358,12 +371,7 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_alltoallv)(void *peer, void *st
                                                             const size_t *recv_counts)
 {
     struct imc_cuda_peer *p = (struct imc_cuda_peer *)peer;
-    if (!p->comm) {
-        IMC_LOG_ERR("cuda: rank %d of the %s group: an exchange after the group's NCCL "
-                    "communicator was aborted",
-                    p->rank, p->group);
-        return IMC_ERR_NCCL;
-    }
+    IMC_TRY(alive(p, "an exchange"));
     const cudaStream_t s = (cudaStream_t)stream;
     ncclResult_t r = p->f.group_start();
     if (r != ncclSuccess) {
@@ -383,6 +391,25 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_alltoallv)(void *peer, void *st
     const ncclResult_t re = p->f.group_end(); // closes the group also after a failed call
     if (r != ncclSuccess || re != ncclSuccess) {
         return fail(p, "send / receive", r != ncclSuccess ? r : re);
+    }
+    return peer_wait(p, s);
+}
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_p2p)(void *peer, void *stream, bool send,
+                                                      float *buf, size_t n, int rank)
+{
+    struct imc_cuda_peer *p = (struct imc_cuda_peer *)peer;
+    IMC_TRY(alive(p, "a transfer"));
+    if (rank < 0 || rank >= p->n) {
+        IMC_LOG_ERR("cuda: rank %d of the %s group: no rank %d of %d", p->rank, p->group, rank,
+                    p->n);
+        return IMC_ERR_ARG;
+    }
+    const cudaStream_t s = (cudaStream_t)stream;
+    const ncclResult_t r = send ? p->f.send(buf, n, ncclFloat32, rank, p->comm, s)
+                                : p->f.recv(buf, n, ncclFloat32, rank, p->comm, s);
+    if (r != ncclSuccess) {
+        return fail(p, send ? "send" : "receive", r);
     }
     return peer_wait(p, s);
 }

@@ -824,6 +824,35 @@ enum imc_status t_peer_alltoallv(const struct imc_exec *ex, void *peer, const fl
     return IMC_CUDA_FN(peer_alltoallv)(peer, NULL, send, send_counts, recv, recv_counts);
 }
 
+// One side of a transfer between two ranks: the buffer must be the table's memory.
+enum imc_status peer_p2p(const struct imc_exec *ex, void *peer, bool send, float *buf, size_t n,
+                         int rank)
+{
+    const char *op = send ? "peer_send" : "peer_recv";
+    struct imc_cuda_ctx *c = ctx_of(ex, op);
+    if (!c) {
+        return IMC_ERR_INTERNAL;
+    }
+    if (!IMC_CUDA_FN(ctx_buf_has)(c, buf, n * sizeof(float))) {
+        IMC_LOG_ERR("cuda %s: the rows (%zu floats) are not the table's memory", op, n);
+        return IMC_ERR_ARG;
+    }
+    c->traffic.n_peer++;
+    (send ? c->traffic.peer_out_bytes : c->traffic.peer_in_bytes) += n * sizeof(float);
+    return IMC_CUDA_FN(peer_p2p)(peer, NULL, send, buf, n, rank);
+}
+
+enum imc_status t_peer_send(const struct imc_exec *ex, void *peer, const float *buf, size_t n,
+                            int to)
+{
+    return peer_p2p(ex, peer, true, (float *)buf, n, to);
+}
+
+enum imc_status t_peer_recv(const struct imc_exec *ex, void *peer, float *buf, size_t n, int from)
+{
+    return peer_p2p(ex, peer, false, buf, n, from);
+}
+
 // The deferred checks' record of c (allocated, all ones, on first use).
 struct imc_cuda_check_rec *check_rec(struct imc_cuda_ctx *c)
 {
@@ -943,6 +972,8 @@ struct imc_backend make_table()
     b.peer_new = IMC_CUDA_FN(peer_new);
     b.peer_free = IMC_CUDA_FN(peer_free);
     b.peer_alltoallv = GUARDED(t_peer_alltoallv);
+    b.peer_send = GUARDED(t_peer_send);
+    b.peer_recv = GUARDED(t_peer_recv);
     return b;
 }
 

@@ -100,6 +100,9 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_new)(void *ctx, const struct im
 IMC_CUDA_EXTERN void IMC_CUDA_FN(peer_free)(void *peer);
 // The number of ranks of peer's group.
 IMC_CUDA_EXTERN int IMC_CUDA_FN(peer_size)(const void *peer);
+// backend.h peer_send (send true) / peer_recv of n floats at buf (device) with rank `rank`.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_p2p)(void *peer, void *stream, bool send,
+                                                      float *buf, size_t n, int rank);
 // backend.h peer_alltoallv on stream (NULL: the default stream) with send and recv on the device.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_alltoallv)(void *peer, void *stream,
                                                             const float *send,

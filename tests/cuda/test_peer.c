@@ -7,7 +7,8 @@
  *     exchanges through the host); a failing gather of the hellos is passed through;
  *   - a one-rank exchange of rows in the table's buffers: the received rows bitwise the sent
  *     ones, the traffic counted as one call of those bytes each way, nothing copied to the host;
- *   - rows outside the table's memory: IMC_ERR_ARG with a message naming which side;
+ *   - rows outside the table's memory (all-to-all, send): IMC_ERR_ARG with a message naming
+ *     which side; a receive from a rank beyond the group: IMC_ERR_ARG;
  *   - a wire that fails: IMC_ERR_NCCL with the rank and group named, the communicator aborted,
  *     and a later exchange refused with IMC_ERR_NCCL instead of running on a dead communicator.
  */
@@ -166,6 +167,14 @@ int main(void)
     logcap_stop();
     CHECK(cap.n_err == 2 && strstr(cap.text, "the sent rows (280 floats) are not the table's") &&
               strstr(cap.text, "the received rows (280 floats)"),
+          "messages: %s", cap.text);
+
+    logcap_start(&cap);
+    CHECK(b->peer_send(ex, peer, hs, 4, 0) == IMC_ERR_ARG, "host rows sent to a stage");
+    CHECK(b->peer_recv(ex, peer, recv, 4, 1) == IMC_ERR_ARG, "a rank beyond the group");
+    logcap_stop();
+    CHECK(cap.n_err == 2 && strstr(cap.text, "cuda peer_send: the rows (4 floats) are not") &&
+              strstr(cap.text, "no rank 1 of 1"),
           "messages: %s", cap.text);
 
     l.fail = true;
