@@ -29,7 +29,8 @@ struct dist {
     int64_t n_ctx, n_embd, n_vocab, first, n_scored;
     int32_t *in;              // [home seqs][n_ctx] engine input (stage 0)
     float *hid[2];            // [home seqs * n_ctx][n_embd], double-buffered
-    struct imc_xfer *send[2]; // isend in flight from hid[k], or NULL
+    bool pipe_dev;            // hid in the engine's table memory, moved by its pipe (NCCL)
+    struct imc_xfer *send[2]; // isend in flight from hid[k] (host hid), or NULL
     float *logits;            // [n_ctx - first][n_vocab]: on_logits's host buffer, or NULL
     double *nll;              // [n_chunk][n_scored], the caller's
     struct imc_nll_row *sc;   // [n_scored] one chunk's scores (last stage)
@@ -181,14 +182,21 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     eo.host_exchange = j->host_exchange;
     eo.hooks = j->hooks;
     eo.ep_comm = d->ep > 1 ? c : NULL;
+    eo.backend = j->backend;
     IMC_TRY(imc_dist_stage_layers(j->model, &j->layout, d->stage, &eo.layer_begin, &eo.layer_end));
     IMC_TRY(place_slice(d, eo.layer_begin, eo.layer_end));
     IMC_TRY(imc_engine_init(&d->e, j->model, &eo));
     const int64_t home = (j->n_seq + d->ep - 1) / d->ep; // most sequences of a shard
     const int64_t rows = home * d->n_ctx;
+    // stages on GPUs pass their hidden rows from device to device (every stage agrees)
+    if (d->pp > 1) {
+        IMC_TRY(imc_engine_pipe_open(d->e, c, &d->pipe_dev));
+    }
     d->in = alloc_array(rows, sizeof(int32_t), "token ids");
-    d->hid[0] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
-    d->hid[1] = alloc_array(rows * d->n_embd, sizeof(float), "activations");
+    for (int k = 0; k < 2; k++) {
+        d->hid[k] = d->pipe_dev ? imc_engine_hidden_alloc(d->e, rows * d->n_embd)
+                                : alloc_array(rows * d->n_embd, sizeof(float), "activations");
+    }
     // the head's logits stay in the engine; on_logits may need them on the host
     d->logits = j->on_logits
                     ? alloc_array((d->n_ctx - d->first) * d->n_vocab, sizeof(float), "logits")
@@ -230,8 +238,9 @@ static enum imc_status stage_input(struct dist *d, int64_t b, int64_t c0, int64_
     double t0 = imc_clock_now();
     if (d->stage > 0) {
         const size_t n = (size_t)(nh * d->n_ctx * d->n_embd);
-        IMC_TRY(imc_xfer_recv(d->j->comm, IMC_GROUP_PIPELINE, d->stage - 1,
-                              imc_xfer_tag(d->j->comm, b), h, n));
+        IMC_TRY(d->pipe_dev ? imc_engine_pipe_recv(d->e, h, n, d->stage - 1)
+                            : imc_xfer_recv(d->j->comm, IMC_GROUP_PIPELINE, d->stage - 1,
+                                            imc_xfer_tag(d->j->comm, b), h, n));
         d->t.wait += imc_clock_now() - t0;
         return IMC_OK;
     }
@@ -265,6 +274,12 @@ static enum imc_status stage_batch(struct dist *d, int64_t b, int64_t k)
     IMC_TRY(st);
     if (d->stage + 1 < d->pp) {
         const size_t n = (size_t)((s1 - s0) * d->n_ctx * d->n_embd);
+        if (d->pipe_dev) { // returns once the next stage has the rows
+            t0 = imc_clock_now();
+            st = imc_engine_pipe_send(d->e, h, n, d->stage + 1);
+            d->t.wait += imc_clock_now() - t0;
+            return st;
+        }
         return imc_xfer_isend(c, IMC_GROUP_PIPELINE, d->stage + 1, imc_xfer_tag(c, b), h, n,
                               &d->send[k % 2]);
     }
@@ -349,8 +364,10 @@ static void dist_free(struct dist *d)
     imc_slice_free(&d->slice);
     imc_engine_free(d->e);
     free(d->in);
-    free(d->hid[0]);
-    free(d->hid[1]);
+    if (!d->pipe_dev) { // else the engine's
+        free(d->hid[0]);
+        free(d->hid[1]);
+    }
     free(d->logits);
     free(d->sc);
 }

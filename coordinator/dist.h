@@ -66,6 +66,7 @@ struct imc_dist_job {
     enum imc_device device;        // where the engines run (--device)
     bool experts_on_cpu;           // routed experts on the cpu table (--experts-on cpu)
     bool host_exchange;            // expert rows through the host (--exchange host)
+    const struct imc_backend *backend; // tests: the engines' op table (NULL: by device)
     int64_t head_begin;            // first position of each chunk the head computes logits for:
                                    //   imc_ppl_first(n_ctx), or 0 to feed output's stats
     const struct imc_stats_hooks *hooks; // the engines' stats hooks (borrowed) or NULL

@@ -211,6 +211,7 @@ static enum imc_status setup(struct run *r)
     eo.device = o->device;
     eo.experts_on_cpu = o->experts_on_cpu;
     eo.host_exchange = o->host_exchange;
+    eo.backend = o->backend;
     IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
     if (o->kld_save) {
         IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
@@ -585,6 +586,7 @@ static enum imc_status run_dist(struct run *r)
         .device = r->o->device,
         .experts_on_cpu = r->o->experts_on_cpu,
         .host_exchange = r->o->host_exchange,
+        .backend = r->o->backend,
         .head_begin = imc_ppl_first(r->n_ctx),
         .prog = r->rank0 ? &r->prog : NULL,
         .pulse = r->o->pulse,

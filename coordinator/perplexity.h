@@ -47,6 +47,7 @@ struct imc_perplexity_opts {
     enum imc_device device;      // where the engine runs (default auto)
     bool experts_on_cpu;         // --experts-on cpu (worker/engine.h experts_on_cpu)
     bool host_exchange;          // --exchange host (worker/engine.h host_exchange)
+    const struct imc_backend *backend; // tests: the engines' op table (NULL: by device)
     // MPI job (coordinator/dist.h): NULL or a world of one rank runs in this process. With more
     // ranks, comm must be split into layout already; only world rank 0 prints to `out`, reads
     // the text and kld_base (each chunk's base rows go to the rank that scores the chunk, round

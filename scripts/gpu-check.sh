@@ -18,6 +18,10 @@
 #   - imatrix values (.dat): per entry max|Δ| / max|cpu value| <= 2e-4, the same call counts;
 #   - --experts-on cpu (routed experts on the CPU, the rest on the GPU) on llama-moe and qwen3moe:
 #     the same three checks;
+#   - with mpirun: two expert shards (--layout ep=2) and two pipeline stages (--layout pp=2) on
+#     deepseek2 3D, the same three checks. With two GPUs the ranks take one each and pass their
+#     rows with NCCL; with one they share it, which NCCL cannot serve, so they fall back to the
+#     host and MPI (the summary says which);
 # then tokens/s of perplexity on ds2-bench (~243 MB, q8_0 dequantized to f32 on both sides),
 # --device cuda against --device cpu. Bounds: the emulator (cuda.engine_emu) measures the table
 # against the cpu engine at <= 1.2e-6 of the largest logit and <= 3.2e-6 on Σx² (bound there 2e-5
@@ -192,8 +196,9 @@ for k in a:
 print("%.3g" % worst)
 PY
 }
-# compare PRESET [EXTRA...]: perplexity and imatrix on $dev (EXTRA added) against the cpu files of
-# PRESET; one summary line.
+# compare PRESET [EXTRA...]: perplexity and imatrix on $dev (EXTRA added; under the command in
+# launch, when set) against the cpu files of PRESET; one summary line.
+launch=()
 compare() {
     local p=$1 tag=$1
     shift
@@ -203,10 +208,10 @@ compare() {
     local t0 out=$work/${tag// /_}
     t0=$(date +%s)
     fails=()
-    "$imc" perplexity "${run[@]}" --device "$dev" "$@" --kld-base "$work/$p.kld" >"$out.ppl" \
-        2>"$out.err" || fails+=("perplexity rc $?")
-    "$imc" imatrix "${run[@]}" --device "$dev" "$@" -o "$out.dat" >/dev/null 2>>"$out.err" ||
-        fails+=("imatrix rc $?")
+    "${launch[@]}" "$imc" perplexity "${run[@]}" --device "$dev" "$@" --kld-base "$work/$p.kld" \
+        >"$out.ppl" 2>"$out.err" || fails+=("perplexity rc $?")
+    "${launch[@]}" "$imc" imatrix "${run[@]}" --device "$dev" "$@" -o "$out.dat" >/dev/null \
+        2>>"$out.err" || fails+=("imatrix rc $?")
     local pc pd kmean kmax top im
     pc=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$work/$p.cpu.ppl")
     pd=$(sed -n 's/^Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$out.ppl")
@@ -225,6 +230,15 @@ compare() {
     [[ $top == 100.000 ]] || fails+=("same top p $top%")
     local note
     note="PPL $pd vs $pc (rel $(rel "$pd" "$pc")), KLD mean $kmean max $kmax, imatrix $im"
+    if [[ ${#launch[@]} -gt 0 ]]; then # ranks of a group: how they passed rows
+        if grep -q "share a GPU" "$out.err"; then
+            note+="; ranks share a GPU: host exchange"
+        elif grep -q "does not load\|lacks a function" "$out.err"; then
+            note+="; NCCL did not load: host exchange"
+        else
+            note+="; NCCL exchange"
+        fi
+    fi
     if [[ ${#fails[@]} -eq 0 ]]; then
         step "  $tag" $(($(date +%s) - t0)) ok "$note"
     else
@@ -256,6 +270,15 @@ mean $B_KLD_MEAN max $B_KLD_MAX, imatrix $B_IM$([[ $dev == cpu ]] && echo '; no 
         done
         compare llama-moe-tiny --experts-on cpu
         compare qwen3moe-tiny --experts-on cpu
+        if command -v mpirun >/dev/null; then # two ranks: NCCL between two GPUs
+            [[ $(id -u) == 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+            launch=(timeout 300 mpirun -n 2 --oversubscribe)
+            compare ds2-tiny-3d --layout ep=2
+            compare ds2-tiny-3d --layout pp=2
+            launch=()
+        else
+            step "  mpirun" 0 SKIP "no mpirun: no ep=2 / pp=2 runs"
+        fi
     else
         step engine $(($(date +%s) - t)) FAIL "generating the presets or the cpu runs failed"
     fi

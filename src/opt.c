@@ -153,10 +153,11 @@ const struct imc_opt imc_opt_group_device[] = {
             "the device. With --device cpu: accepted, no effect",
             .choices = imc_opt_experts_on_names),
     IMC_OPT("exchange", 0, IMC_OPT_ENUM, COMMON(exchange), "HOW",
-            "how expert shards (--layout ep=B, B > 1) move routed rows: auto\n"
-            "(default): GPU to GPU with NCCL when every shard of the stage\n"
-            "runs its experts on a GPU, else through the host and MPI;\n"
-            "host: always through the host and MPI. Same results either way",
+            "how expert shards move routed rows and pipeline stages hidden\n"
+            "rows (--layout ep=B / pp=A > 1): auto (default): GPU to GPU with\n"
+            "NCCL when every rank of the group has them on its own GPU, else\n"
+            "through the host and MPI; host: always through the host and MPI.\n"
+            "Same results either way",
             .choices = imc_opt_exchange_names),
     IMC_OPT_END,
 };

@@ -459,6 +459,24 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
     return IMC_OK;
 }
 
+float *imc_engine_hidden_alloc(struct imc_engine *e, int64_t n)
+{
+    const size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    if (e->n_hid_buf == IMC_ENG_MAX_HIDDEN) {
+        IMC_LOG_ERR("engine: more than %d hidden arrays", IMC_ENG_MAX_HIDDEN);
+        return NULL;
+    }
+    float *p = e->be->buf_alloc ? (float *)e->be->buf_alloc(e->be_ctx, bytes)
+                                : (float *)aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) {
+        IMC_LOG_ERR("engine: out of %s memory for %" PRId64 " hidden values",
+                    e->be->buf_alloc ? e->be->name : "host", n);
+        return NULL;
+    }
+    e->hid_buf[e->n_hid_buf++] = p;
+    return p;
+}
+
 void *imc_engine_backend_ctx(const struct imc_engine *e)
 {
     return e->be_ctx;
@@ -479,6 +497,13 @@ void imc_engine_free(struct imc_engine *e)
         (void)eng_stats_sync(e, true);
     }
     eng_xchg_free(e);
+    for (int i = 0; i < e->n_hid_buf; i++) {
+        if (e->be->buf_free) {
+            e->be->buf_free(e->be_ctx, e->hid_buf[i]);
+        } else {
+            free(e->hid_buf[i]);
+        }
+    }
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
     }

@@ -72,9 +72,10 @@ struct imc_engine_opts {
     // weights; the statistics of the experts' inputs (the hooks) then use the cpu table's sqacc
     // too. A no-op when the backend is the cpu table.
     bool experts_on_cpu;
-    // --exchange host: expert shards move routed rows through host memory and MPI even where
-    // their tables could exchange them in their own memory (NCCL between GPU shards; see "Expert
-    // shards"). The bits are the same either way.
+    // --exchange host: expert shards move routed rows, and pipeline stages hidden rows
+    // (imc_engine_pipe_open), through host memory and MPI even where their tables could exchange
+    // them in their own memory (NCCL between GPU ranks; see "Expert shards"). The bits are the
+    // same either way.
     bool host_exchange;
     enum imc_attn_path attn;       // deepseek2 only; ignored for llama
     enum imc_matmul_mode matmul;   // quantized weights: dequantized (F32) or q8 (qmm.h)
@@ -183,6 +184,27 @@ enum imc_status imc_engine_layers(struct imc_engine *e, float *hidden, int64_t n
 // in a buffer of the engine's.
 enum imc_status imc_engine_head(struct imc_engine *e, const float *hidden, int64_t row0,
                                 int64_t n_rows, float *logits);
+
+// ---- pipeline stages' hidden rows without the host (coordinator/dist.c) -------------------------
+
+// A hidden array of n floats in the engine's table memory (host memory on host tables), which
+// embed, layers and head take as their hidden array (on a device table then without copies to and
+// from the host) and the pipe functions move. Owned by the engine, freed with it; at most
+// IMC_ENG_MAX_HIDDEN (4) per engine. NULL (logged) when exhausted. Host code must not touch it
+// on a device table.
+float *imc_engine_hidden_alloc(struct imc_engine *e, int64_t n);
+// Opens the transport of hidden rows between the stages of c's pipeline group (IMC_GROUP_PIPELINE;
+// collective over the group, once per engine): *device = whether they go from table to table
+// (NCCL between GPU stages: every stage's table can, no two on one GPU, not opts.host_exchange;
+// as "Expert shards" says for their rows), else the caller moves host rows (MPI).
+enum imc_status imc_engine_pipe_open(struct imc_engine *e, const struct imc_comm *c, bool *device);
+// n floats of a hidden array from imc_engine_hidden_alloc to / from stage `stage`, waiting until
+// they have left / arrived; both sides call them in the same order. IMC_ERR_ARG (logged) unless
+// the transport is open and device; else the table's errors (IMC_ERR_NCCL, the exchange aborted
+// after the MPI watchdog's timeout).
+enum imc_status imc_engine_pipe_send(struct imc_engine *e, const float *hidden, size_t n,
+                                     int stage);
+enum imc_status imc_engine_pipe_recv(struct imc_engine *e, float *hidden, size_t n, int stage);
 
 // ---- scoring ------------------------------------------------------------------------------------
 

@@ -20,10 +20,12 @@
 
 #include "core/clock.h"
 #include "kernels/backend.h"
+#include "mpi/comm.h"
 #include "worker/engine.h"
 
 #define IMC_ENG_MAX_BLOCKS 32
 #define IMC_ENG_MAX_SHARDS 256 // expert shards per stage
+#define IMC_ENG_MAX_HIDDEN 4   // imc_engine_hidden_alloc buffers per engine
 
 struct eng_block {
     char *p;
@@ -55,7 +57,8 @@ struct eng_xchg {
     enum eng_xchg_mode mode;
     void *peer;                // PEER: the table's exchange (be->peer_new), owned
     struct imc_peer_boot boot; // what peer borrows: the expert group's callbacks
-    const struct imc_comm *c;  // the expert group (opts.ep_comm)
+    const struct imc_comm *c;  // the group: g of c
+    enum imc_comm_group g;
     struct imc_xfer **pending; // the wire's transfers in flight (the emulator's NCCL), owned
     int n_pending, cap_pending;
 };
@@ -109,6 +112,9 @@ struct imc_engine {
     int ep_rank, ep_size;             // this shard and the shards of the stage (1 without ep_comm)
     int32_t *expert_owner;            // [n_expert] shard owning each expert
     struct eng_xchg xchg;             // how the shards move routed rows (worker/exchange.c)
+    struct eng_xchg pipe;             // how the stages move hidden rows (imc_engine_pipe_open)
+    float *hid_buf[IMC_ENG_MAX_HIDDEN]; // imc_engine_hidden_alloc's buffers, owned
+    int n_hid_buf;
     // The last imc_engine_head's logits (imc_engine_score_head, imc_engine_head_rows): n_kept
     // rows of n_vocab at kept, the engine's buffer kept_own (kept_cap floats; the table's memory
     // on a table with its own, else host) or, on a host table given a logits array, that array
@@ -213,7 +219,7 @@ enum imc_status eng_xchg_peer(struct imc_engine *e, bool *peer);
 // memory after eng_xchg_peer said so, else host memory.
 enum imc_status eng_xchg_rows(struct imc_engine *e, const float *send, const uint64_t *send_rows,
                               float *recv, const uint64_t *recv_rows);
-// Frees the exchange (before the table's state).
+// Frees the exchanges, the expert shards' and the pipeline's (before the table's state).
 void eng_xchg_free(struct imc_engine *e);
 
 // ---- per-architecture layers

@@ -16,8 +16,8 @@
  * memory, activations in the table's own buffers from op to op, finiteness checks answered once
  * per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
  * which the engine runs with --device cuda (the head's logits scored where they are); the
- * exchange of expert shards' routed rows between GPUs with NCCL (peer.cu, opened at run time).
- * Not yet: NCCL between pipeline stages, 14 of the 30 interleaved _rN types (the 16 with a
+ * exchange of expert shards' routed rows and pipeline stages' hidden rows between GPUs with NCCL
+ * (peer.cu, opened at run time). Not yet: 14 of the 30 interleaved _rN types (the 16 with a
  * plain form are re-laid, types.h imc_type_unweaved), streams (every op on the default stream).
  * --experts-on cpu (the routed experts on the cpu table) is the
  * engine's (worker/engine.h experts_on_cpu).
