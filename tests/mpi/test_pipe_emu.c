@@ -3,8 +3,9 @@
  * passing their hidden rows from table to table (worker/engine.h imc_engine_pipe_*; NCCL on GPUs,
  * the emulator's NCCL over MPI here), through the whole distributed perplexity run
  * (coordinator/perplexity.c -> coordinator/dist.c) under mpirun: N = 2 is pp=2, N = 4 pp=2,dp=2
- * (two pipelines), N = 1 a single process (no pipeline). On llama-tiny and ds2-tiny-3d, 4 chunks
- * of 64 tokens, batches of 2 chunks, f32 matmul:
+ * (two pipelines) and pp=2,ep=2 (stages of two expert shards, which exchange their routed rows in
+ * their tables' memory too; ds2-tiny-3d only), N = 1 a single process (no pipeline). On llama-tiny and ds2-tiny-3d, 4
+ * chunks of 64 tokens, batches of 2 chunks, f32 matmul:
  *   - the stages exchanging in their tables' memory give the PPL of the same run exchanging
  *     through the host (--exchange host) exactly, and of the cpu run within 1e-4 (relative; the
  *     bound of scripts/gpu-check.sh, 5x the emulator's measured table-vs-cpu difference, derived
@@ -93,9 +94,9 @@ static void one_preset(const struct imc_comm *c, const struct imc_layout *lay, c
     CHECK(p_dev >= 0 && p_host >= 0 && p_cpu >= 0, "%s rank %d: a run failed", preset, rank);
     if (rank == 0 && p_dev >= 0 && p_host >= 0 && p_cpu >= 0) {
         const double rel = p_cpu > 0 ? (p_dev - p_cpu) / p_cpu : 1.0;
-        printf("%-12s pp=%d dp=%d: PPL table-to-table %.10f, host %.10f, cpu %.10f (rel %.3g, "
-               "bound %.0e)\n",
-               preset, lay->pp, lay->dp, p_dev, p_host, p_cpu, rel, BOUND);
+        printf("%-12s pp=%d ep=%d dp=%d: PPL table-to-table %.10f, host %.10f, cpu %.10f (rel "
+               "%.3g, bound %.0e)\n",
+               preset, lay->pp, lay->ep, lay->dp, p_dev, p_host, p_cpu, rel, BOUND);
         CHECK(p_dev == p_host, "%s: table-to-table PPL %.17g, host %.17g", preset, p_dev, p_host);
         CHECK(rel <= BOUND && rel >= -BOUND, "%s: cuda-emu vs cpu %.3g", preset, rel);
     }
@@ -120,20 +121,25 @@ int main(int argc, char **argv)
 {
     struct imc_comm *c = mpitest_init(&argc, &argv);
     const int size = imc_comm_size(c);
-    const struct imc_layout lay = {
-        .pp = size >= 2 ? 2 : 1, .ep = 1, .dp = size >= 2 ? size / 2 : 1};
-    if (size > 1) {
-        CHECK(imc_comm_split_layout(c, lay.pp, lay.ep, lay.dp) == IMC_OK, "layout pp=%d dp=%d",
-              lay.pp, lay.dp);
-    }
+    // N = 4: two pipelines, then one pipeline of two stages of two expert shards (both exchanges)
+    struct imc_layout lays[2] = {{.pp = size >= 2 ? 2 : 1, .ep = 1, .dp = size >= 2 ? size / 2 : 1},
+                                 {.pp = 2, .ep = 2, .dp = 1}};
+    const int n_lay = size == 4 ? 2 : 1;
     const char *src = getenv("IMC_SOURCE_DIR");
     char text[512], dir[256], tag[32];
     snprintf(text, sizeof(text), "%s/data/text/calibration.txt", src ? src : ".");
     snprintf(tag, sizeof(tag), "pipe_emu_r%d", imc_comm_rank(c));
     tmkdir(dir, sizeof(dir), tag);
     static const char *const presets[] = {"llama-tiny", "ds2-tiny-3d"};
-    for (int i = 0; i < 2; i++) {
-        one_preset(c, &lay, dir, presets[i], text);
+    for (int k = 0; k < n_lay; k++) {
+        const struct imc_layout *lay = &lays[k];
+        if (size > 1) {
+            CHECK(imc_comm_split_layout(c, lay->pp, lay->ep, lay->dp) == IMC_OK,
+                  "layout pp=%d ep=%d dp=%d", lay->pp, lay->ep, lay->dp);
+        }
+        for (int i = lay->ep > 1 ? 1 : 0; i < 2; i++) { // expert shards: the MoE model only
+            one_preset(c, lay, dir, presets[i], text);
+        }
     }
     trmdir(dir, presets, 2);
     return mpitest_finish(c);
