@@ -205,7 +205,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
     const struct imc_layer *l = &e->m->layers[il];
     const int64_t d = e->m->hp.n_embd, fe = e->m->hp.n_ff_exp, nr = p->n_recv;
     const int64_t eb = e->expert_begin, n_own = e->expert_end - e->expert_begin;
-    // outputs going back through MPI: host memory
+    // the outputs: activations, or host memory where they go back through MPI
     p->out = p->table_rows ? eng_f32(e, nr * d) : eng_host(e, nr * d);
     int32_t *sel = (int32_t *)eng_host(e, nr), *tok = (int32_t *)eng_host(e, nr);
     int32_t *srow = (int32_t *)eng_host(e, nr); // the row of p->rows each gathered row reads
