@@ -97,6 +97,7 @@ static enum imc_status make_engine(struct imx_run *r)
     eo.device = r->o->device;
     eo.experts_on_cpu = r->o->experts_on_cpu;
     eo.host_exchange = r->o->host_exchange;
+    eo.backend = r->o->backend;
     eo.hooks = &r->hooks;
     return imc_engine_init(&r->e, r->tr.m, &eo);
 }

@@ -74,6 +74,7 @@ struct imc_imatrix_opts {
     enum imc_device device;            // where the engine runs (default auto)
     bool experts_on_cpu;               // --experts-on cpu (worker/engine.h experts_on_cpu)
     bool host_exchange;                // --exchange host (worker/engine.h host_exchange)
+    const struct imc_backend *backend; // tests: the engines' op table (NULL: by device)
     // MPI job (coordinator/imatrix_dist.c): NULL runs in this process. Otherwise comm must be
     // split into layout already; world rank 0 is the coordinator: it alone reads the in-files
     // and checkpoints, prints to `out`, and writes the outputs.

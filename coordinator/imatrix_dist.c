@@ -388,6 +388,7 @@ enum imc_status imx_run_dist(struct imx_run *r)
                                       .device = r->o->device,
                                       .experts_on_cpu = r->o->experts_on_cpu,
                                       .host_exchange = r->o->host_exchange,
+                                      .backend = r->o->backend,
                                       .head_begin = r->out_begin,
                                       .hooks = &r->hooks,
                                       .prog = r->rank0 ? &r->prog : NULL,
