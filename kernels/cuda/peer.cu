@@ -51,6 +51,11 @@ extern "C" {
 #define PEER_SONAME "libnccl.so." PEER_STR(NCCL_MAJOR)
 #endif
 
+// Both builds of this file can be linked into one program (a test binary of the CUDA build), each
+// with its own layout of these: local types, used through void pointers by the launchers.
+namespace
+{
+
 // The NCCL entry points: the library's (dlsym) or the emulator's.
 struct imc_cuda_peer_fns {
     ncclResult_t (*get_unique_id)(ncclUniqueId *);
@@ -78,9 +83,6 @@ struct imc_cuda_peer {
     cuemu_nccl_wire wire; // the boot's host transport (borrowed boot)
 #endif
 };
-
-namespace
-{
 
 #ifdef IMC_CUDA_EMU
 
