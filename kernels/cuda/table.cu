@@ -798,11 +798,31 @@ enum imc_status t_zero(const struct imc_exec *ex, void *dst, size_t bytes)
     return !c ? IMC_ERR_INTERNAL : bytes ? IMC_CUDA_FN(dev_memset)(NULL, dst, 0, bytes) : IMC_OK;
 }
 
-// The exchange's arrays must be the table's memory: NCCL reads and writes device memory only.
+// Whether the n floats at p, the `role` of peer op `op`, are the table's memory (NCCL reads and
+// writes device memory only); logged when not.
+bool peer_own(const struct imc_cuda_ctx *c, const char *op, const char *role, const float *p,
+              size_t n)
+{
+    if (IMC_CUDA_FN(ctx_buf_has)(c, p, n * sizeof(float))) {
+        return true;
+    }
+    IMC_LOG_ERR("cuda %s: the %s (%zu floats) are not the table's memory", op, role, n);
+    return false;
+}
+
+// Counts an exchange of n_out floats sent and n_in received in c's traffic.
+void peer_count(struct imc_cuda_ctx *c, size_t n_out, size_t n_in)
+{
+    c->traffic.n_peer++;
+    c->traffic.peer_out_bytes += n_out * sizeof(float);
+    c->traffic.peer_in_bytes += n_in * sizeof(float);
+}
+
 enum imc_status t_peer_alltoallv(const struct imc_exec *ex, void *peer, const float *send,
                                  const size_t *send_counts, float *recv, const size_t *recv_counts)
 {
-    struct imc_cuda_ctx *c = ctx_of(ex, "peer_alltoallv");
+    const char *op = "peer_alltoallv";
+    struct imc_cuda_ctx *c = ctx_of(ex, op);
     if (!c) {
         return IMC_ERR_INTERNAL;
     }
@@ -811,20 +831,14 @@ enum imc_status t_peer_alltoallv(const struct imc_exec *ex, void *peer, const fl
         ns += send_counts[j];
         nr += recv_counts[j];
     }
-    if (!IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ||
-        !IMC_CUDA_FN(ctx_buf_has)(c, recv, nr * sizeof(float))) {
-        IMC_LOG_ERR("cuda peer_alltoallv: the %s rows (%zu floats) are not the table's memory",
-                    IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ? "received" : "sent",
-                    IMC_CUDA_FN(ctx_buf_has)(c, send, ns * sizeof(float)) ? nr : ns);
+    if (!peer_own(c, op, "sent rows", send, ns) || !peer_own(c, op, "received rows", recv, nr)) {
         return IMC_ERR_ARG;
     }
-    c->traffic.n_peer++;
-    c->traffic.peer_out_bytes += ns * sizeof(float);
-    c->traffic.peer_in_bytes += nr * sizeof(float);
+    peer_count(c, ns, nr);
     return IMC_CUDA_FN(peer_alltoallv)(peer, NULL, send, send_counts, recv, recv_counts);
 }
 
-// One side of a transfer between two ranks: the buffer must be the table's memory.
+// One side of a transfer between two ranks.
 enum imc_status peer_p2p(const struct imc_exec *ex, void *peer, bool send, float *buf, size_t n,
                          int rank)
 {
@@ -833,12 +847,10 @@ enum imc_status peer_p2p(const struct imc_exec *ex, void *peer, bool send, float
     if (!c) {
         return IMC_ERR_INTERNAL;
     }
-    if (!IMC_CUDA_FN(ctx_buf_has)(c, buf, n * sizeof(float))) {
-        IMC_LOG_ERR("cuda %s: the rows (%zu floats) are not the table's memory", op, n);
+    if (!peer_own(c, op, "rows", buf, n)) {
         return IMC_ERR_ARG;
     }
-    c->traffic.n_peer++;
-    (send ? c->traffic.peer_out_bytes : c->traffic.peer_in_bytes) += n * sizeof(float);
+    peer_count(c, send ? n : 0, send ? 0 : n);
     return IMC_CUDA_FN(peer_p2p)(peer, NULL, send, buf, n, rank);
 }
 
