@@ -1,8 +1,9 @@
 /*
- * types/r_unweave.c: the row-interleaved types that are plain rows re-laid (types.h
- * imc_type_unweave), so that code with decoders for the plain types only (the CUDA kernels) can
- * read them: the types whose decoders compute exactly what the plain ones do from the same
- * fields. Block ib of a group of R rows is R·type_size bytes at ib·R·type_size.
+ * types/r_unweave.c: the row-interleaved types re-laid as rows one after the other (types.h
+ * imc_type_unweave), so that code that reads one row at a time (the CUDA kernels) can read
+ * them. Block ib of a group of R rows is R·type_size bytes at ib·R·type_size.
+ * Where a type's decoder computes exactly what a plain type's does from the same fields, its
+ * rows become that type's plain rows (imc_type_unweaved):
  *   q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8 (layouts: types/r_legacy.c): the R scales first (row
  *     k's at 2k, or k for mxfp4's e8m0 bytes), then the quants of the R rows in runs of 4 bytes
  *     (row k's run at offset 4k of each chunk); iq4_xs_r8 likewise (types/r_misc.c), and
@@ -11,13 +12,15 @@
  *   iq2_k_r4 .. iq5_k_r4 (layouts: types/iqk_k_r4.c, the plain ones: types/iqk_k.c) and
  *     q2_k_r4 .. q6_k_r4 (types/rk_kquant.c, types/quant_k.c): each row's fields (scales,
  *     mins, grid halves, signs, sub-block scales, levels) read from the group block and written
- *     into a plain super-block.
- * Not here: q5_0_r4 and q6_0_r4, whose decoders compute d·q − 16d (32d) where the plain ones
- * compute d·(q − 16) (q − 32), so a re-layout would round differently; the IQ1/IQ2/IQ3 grid,
- * BN, bf16_r16 and q8_k / q8_kv interleaved types (not done).
+ *     into a plain super-block;
+ *   iq2_xxs_r4, iq2_xs_r4, iq2_s_r4, iq3_xxs_r4, iq3_s_r4, iq2_bn_r4: types/r_unweave_grid.c;
+ *   bf16_r16: here (its groups go by pairs of columns, not by blocks).
+ * The others (q5_0_r4, q6_0_r4, iq1_s_r4, iq1_m_r4, q8_k_r8, q8_k_r16, q8_kv_r8) become their own
+ * row forms (types/r_rowform.c), which only the device decoders read.
  */
 #include <string.h>
 
+#include "types/r_unweave_priv.h"
 #include "types/types.h"
 
 // q4_0_r8 -> q4_0 {d; qs[16]}: byte i of row k's run in chunk c (0..3) holds columns 4c + i and
@@ -402,6 +405,14 @@ VIA_FIELDS(q6_k_r4, qkfields, qk_r4_fields, qk_plain, 6, 210)
 
 typedef void (*unweave_fn)(const uint8_t *b, int k, uint8_t *p);
 
+// bf16_r16: column c of row k is the u16 at 64(c / 2) + 4k + 2(c % 2) of the group
+// (types/r_misc.c), not inside block c; imc_type_unweave calls this once per pair of columns
+// (block 2p), and it moves both.
+static void bf16_r16(const uint8_t *b, int k, uint8_t *p)
+{
+    memcpy(p, b + 4 * k, 4);
+}
+
 static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
 {
     switch (t) {
@@ -453,6 +464,48 @@ static unweave_fn unweave_of(enum imc_type t, enum imc_type *plain)
     case IMC_TYPE_Q6_K_R4:
         *plain = IMC_TYPE_Q6_K;
         return q6_k_r4;
+    case IMC_TYPE_IQ2_XXS_R4:
+        *plain = IMC_TYPE_IQ2_XXS;
+        return imc_unweave_iq2_xxs_r4;
+    case IMC_TYPE_IQ2_XS_R4:
+        *plain = IMC_TYPE_IQ2_XS;
+        return imc_unweave_iq2_xs_r4;
+    case IMC_TYPE_IQ2_S_R4:
+        *plain = IMC_TYPE_IQ2_S;
+        return imc_unweave_iq2_s_r4;
+    case IMC_TYPE_IQ3_XXS_R4:
+        *plain = IMC_TYPE_IQ3_XXS;
+        return imc_unweave_iq3_xxs_r4;
+    case IMC_TYPE_IQ3_S_R4:
+        *plain = IMC_TYPE_IQ3_S;
+        return imc_unweave_iq3_s_r4;
+    case IMC_TYPE_IQ2_BN_R4:
+        *plain = IMC_TYPE_IQ2_BN;
+        return imc_unweave_iq2_bn_r4;
+    case IMC_TYPE_BF16_R16:
+        *plain = IMC_TYPE_BF16;
+        return bf16_r16;
+    case IMC_TYPE_Q5_0_R4:
+        *plain = t;
+        return imc_rowform_q5_0_r4;
+    case IMC_TYPE_Q6_0_R4:
+        *plain = t;
+        return imc_rowform_q6_0_r4;
+    case IMC_TYPE_IQ1_S_R4:
+        *plain = t;
+        return imc_rowform_iq1_s_r4;
+    case IMC_TYPE_IQ1_M_R4:
+        *plain = t;
+        return imc_rowform_iq1_m_r4;
+    case IMC_TYPE_Q8_K_R8:
+        *plain = t;
+        return imc_rowform_q8_k_r8;
+    case IMC_TYPE_Q8_K_R16:
+        *plain = t;
+        return imc_rowform_q8_k_r16;
+    case IMC_TYPE_Q8_KV_R8:
+        *plain = t;
+        return imc_rowform_q8_kv_r8;
     default:
         *plain = t;
         return NULL;
@@ -472,8 +525,9 @@ bool imc_type_unweave(enum imc_type t, const void *src, int64_t n_rows, int64_t 
     enum imc_type plain;
     const unweave_fn fn = unweave_of(t, &plain);
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
+    const int64_t step = t == IMC_TYPE_BF16_R16 ? 2 : 1; // blocks one call of fn moves
     if (!fn || !tr || n_rows < 0 || n_rows % tr->rows != 0 || n_per_row <= 0 ||
-        n_per_row % tr->block_size != 0) {
+        n_per_row % (tr->block_size * step) != 0) {
         return false;
     }
     // a group: the R rows' meta (row k's at k·meta), then its interleaved blocks; a plain row:
@@ -486,7 +540,7 @@ bool imc_type_unweave(enum imc_type t, const void *src, int64_t n_rows, int64_t 
         for (int k = 0; k < r; k++) {
             uint8_t *row = (uint8_t *)dst + ((size_t)g * (size_t)r + (size_t)k) * rowb;
             memcpy(row, grp + (size_t)k * meta, meta);
-            for (int64_t ib = 0; ib < nb; ib++) {
+            for (int64_t ib = 0; ib < nb; ib += step) {
                 fn(grp + (size_t)r * meta + (size_t)ib * (size_t)r * ts, k,
                    row + meta + (size_t)ib * ts);
             }

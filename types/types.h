@@ -72,15 +72,21 @@ void imc_type_decode_rows(const struct imc_type_traits *tr, const void *mat, int
                           int64_t nr, int64_t n_per_row, float *dst);
 
 // Row-interleaved types whose groups are plain rows of another type by a re-layout of their bytes
-// alone, the decoders doing the same arithmetic (q4_0_r8 -> q4_0, q8_0_r8 -> q8_0, iq4_nl_r4 ->
-// iq4_nl, mxfp4_r8 -> mxfp4, iq4_xs_r8 -> iq4_xs, iq4_ks_r4 / iq5_ks_r4 -> iq4_ks / iq5_ks,
-// iq2_k_r4 .. iq5_k_r4 -> iq2_k .. iq5_k, q2_k_r4 .. q6_k_r4 -> q2_k .. q6_k;
-// types/r_unweave.c): that plain type, or t itself for any other type. Row meta (the KS types'
-// row scales) is moved with its row.
+// alone, the decoders computing the same floats for finite scales (q4_0_r8 -> q4_0, q8_0_r8 ->
+// q8_0, iq4_nl_r4 -> iq4_nl, mxfp4_r8 -> mxfp4, iq4_xs_r8 -> iq4_xs, iq4_ks_r4 / iq5_ks_r4 ->
+// iq4_ks / iq5_ks,
+// iq2_k_r4 .. iq5_k_r4 -> iq2_k .. iq5_k, q2_k_r4 .. q6_k_r4 -> q2_k .. q6_k, iq2_xxs_r4 /
+// iq2_xs_r4 / iq2_s_r4 -> iq2_xxs / iq2_xs / iq2_s, iq3_xxs_r4 / iq3_s_r4 -> iq3_xxs / iq3_s,
+// iq2_bn_r4 -> iq2_bn, bf16_r16 -> bf16; types/r_unweave.c): that plain type, or t itself for
+// any other type. Row meta (the KS and BN types' row scales) is moved with its row.
 enum imc_type imc_type_unweaved(enum imc_type t);
-// dst = the n_rows rows (a multiple of t's group) of n_per_row columns of t at src, re-laid as
-// plain rows of imc_type_unweaved(t): the same number of bytes, decoding to the same floats bit
-// for bit. False (nothing written) for a type without such a form or a bad shape.
+// dst = the n_rows rows (a multiple of t's group) of n_per_row columns of interleaved type t at
+// src, one row after the other: the plain rows of imc_type_unweaved(t) where t has a plain form
+// (the same number of bytes, decoding to the same floats bit for bit where the scales are
+// finite), else t's row form (each
+// row's share of its group's blocks, types/r_rowform.c), which the device decoders read
+// (kernels/cuda/qrowform.cuh). False (nothing written) for a type that is not interleaved or a
+// bad shape (bf16_r16 also needs an even n_per_row).
 bool imc_type_unweave(enum imc_type t, const void *src, int64_t n_rows, int64_t n_per_row,
                       void *dst);
 

@@ -17,8 +17,9 @@
  * per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
  * which the engine runs with --device cuda (the head's logits scored where they are); the
  * exchange of expert shards' routed rows and pipeline stages' hidden rows between GPUs with NCCL
- * (peer.cu, opened at run time). Not yet: 14 of the 30 interleaved _rN types (the 16 with a
- * plain form are re-laid, types.h imc_type_unweaved), streams (every op on the default stream).
+ * (peer.cu, opened at run time). The 30 interleaved _rN types are held as rows (types.h
+ * imc_type_unweave: 23 as plain rows, 7 as row forms with decoders of their own, qrowform.cuh).
+ * Not yet: streams (every op on the default stream).
  * --experts-on cpu (the routed experts on the cpu table) is the
  * engine's (worker/engine.h experts_on_cpu).
  */

@@ -22,7 +22,10 @@
  * blocks; 16-byte loads of whole blocks into shared memory are the next step where the
  * bandwidth shows it matters.
  *
- * IMC_CUDA_TYPES(X) lists the types with a device decoder: X(NAME, decoder struct).
+ * IMC_CUDA_TYPES(X) lists the types with a device decoder: X(NAME, decoder struct). An
+ * interleaved type's decoder reads its row form (types.h imc_type_unweave; qrowform.cuh), the
+ * only form the device holds; the interleaved types with a plain form have none (the device
+ * holds them as plain rows).
  */
 #ifndef IMC_KERNELS_CUDA_QDECODE_CUH
 #define IMC_KERNELS_CUDA_QDECODE_CUH
@@ -339,6 +342,7 @@ struct IQ4_XS { // {d; scales_h; scales_l[4]; qs[128]}: d·(ls - 32)·grid[q], i
 #include "kernels/cuda/qgrids_ks.cuh"
 #include "kernels/cuda/qgrids_kt.cuh"
 #include "kernels/cuda/qmisc.cuh"
+#include "kernels/cuda/qrowform.cuh"
 
 namespace qdec
 {
@@ -422,7 +426,14 @@ static __device__ __forceinline__ void dec_chunk(const uint8_t *row, int64_t c, 
     X(TQ1_0, qdec::TQ1_0)                                                                          \
     X(TQ2_0, qdec::TQ2_0)                                                                          \
     X(IQ1_BN, qdec::IQ1_BN)                                                                        \
-    X(IQ2_BN, qdec::IQ2_BN)
+    X(IQ2_BN, qdec::IQ2_BN)                                                                        \
+    X(Q5_0_R4, qdec::Q5_0_R4)                                                                      \
+    X(Q6_0_R4, qdec::Q6_0_R4)                                                                      \
+    X(IQ1_S_R4, qdec::IQ1_S_R4)                                                                    \
+    X(IQ1_M_R4, qdec::IQ1_M_R4)                                                                    \
+    X(Q8_K_R8, qdec::Q8_K_R8)                                                                      \
+    X(Q8_K_R16, qdec::Q8_K_R16)                                                                    \
+    X(Q8_KV_R8, qdec::Q8_KV_R8)
 
 namespace qdec
 {

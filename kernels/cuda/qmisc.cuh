@@ -15,17 +15,26 @@ static __device__ const int8_t mxfp4_values[16] = {IMC_MXFP4_VALUES};
 
 // q6_0 {d; qh[8]; qs[16]}: low 4 bits as q4_0's nibbles; bits 4-5 of element j < 16 are bits
 // 0-1 of nibble j / 8 of qh[j % 8], of element j + 16 bits 2-3 of that nibble; x = (q - 32)·d.
+// The codes of elements e0 .. e0 + 7 (q6_0_r4's row form has the same layout: qrowform.cuh).
+static __device__ __forceinline__ void q6_0_codes(const uint8_t *b, int e0, int *q)
+{
+    const int j0 = e0 & 15, hsh = e0 >= 16 ? 2 : 0;
+    nibbles32(b + 10, e0, q);
+    for (int l = 0; l < 8; l++) {
+        const int h = b[2 + (j0 + l) % 8] >> (4 * ((j0 + l) / 8));
+        q[l] |= ((h >> hsh) & 3) << 4;
+    }
+}
+
 struct Q6_0 {
     static constexpr int BS = BS_Q6_0, TS = TS_Q6_0, CH = 8;
     static __device__ __forceinline__ void dec(const uint8_t *b, int e0, float *y)
     {
         const float d = ld_fp16(b);
-        const int j0 = e0 & 15, hsh = e0 >= 16 ? 2 : 0;
         int q[8];
-        nibbles32(b + 10, e0, q);
+        q6_0_codes(b, e0, q);
         for (int l = 0; l < 8; l++) {
-            const int h = b[2 + (j0 + l) % 8] >> (4 * ((j0 + l) / 8));
-            y[l] = mul_rn((float)((q[l] | ((h >> hsh) & 3) << 4) - 32), d);
+            y[l] = mul_rn((float)(q[l] - 32), d);
         }
     }
 };

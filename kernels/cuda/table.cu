@@ -55,9 +55,10 @@
  * weights never leave it); the engine's finiteness checks are posted (check_post) and answered
  * once per layer;
  * the statistics' sums come home once per engine call (one download per block). Left: every op
- * runs on the default stream and the routing ids wait for a copy back. Types without a device
- * decoder are unsupported (supports() false): 14 of the 30 interleaved _rN types; the other 16
- * go up re-laid as plain rows (types.h imc_type_unweave; wcache.cu, gather_rows).
+ * runs on the default stream and the routing ids wait for a copy back. The 30 interleaved _rN
+ * types go up re-laid as rows (types.h imc_type_unweave; wcache.cu, gather_rows): 23 as the
+ * plain rows whose decoders give their values, 7 as their own row forms, which device decoders
+ * of their own read (qrowform.cuh).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -173,9 +174,10 @@ void poison(const struct imc_exec *ex, float *x, int64_t ld, int64_t n_rows, int
     }
 }
 
-// Weights of the interleaved types with a plain form (types.h imc_type_unweaved) go to the device
-// as those plain rows (wcache.cu; get_rows re-lays the groups it reads): the plain decoders then
-// read them, with the interleaved decoders' values.
+// Weights of the interleaved types go to the device as rows (wcache.cu; get_rows re-lays the
+// groups it reads): the plain rows of imc_type_unweaved where the type has a plain form, which
+// the plain decoders then read with the interleaved decoders' values, else the type's row form,
+// which its own decoder reads (qrowform.cuh).
 bool t_supports(enum imc_op op, enum imc_type t)
 {
     return op != IMC_OP_MATMUL && op != IMC_OP_GET_ROWS
@@ -324,8 +326,9 @@ enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *m
     return IMC_OK;
 }
 
-// h = rows ids[0..n) of w (rb bytes each) as plain rows: copied, or for an interleaved type
-// re-laid from their group (types.h imc_type_unweave; once for consecutive rows of one group).
+// h = rows ids[0..n) of w (rb bytes each) as the device holds them: copied, or for an
+// interleaved type re-laid from their group (types.h imc_type_unweave; plain rows or the type's
+// row form; once for consecutive rows of one group).
 enum imc_status gather_rows(enum imc_type type, const void *w, uint64_t rb, int64_t n_in,
                             const int32_t *ids, int64_t n, char *h)
 {
@@ -377,7 +380,7 @@ enum imc_status t_get_rows(const struct imc_exec *ex, float *out, const void *w,
     }
     IMC_TRY(gather_rows(type, w, rb, n_in, ids, n, h));
     IMC_TRY(up(c, wd, h, bytes));
-    type = imc_type_unweaved(type); // the rows gathered are plain rows
+    type = imc_type_unweaved(type); // the rows gathered: plain rows, or t's row form
     IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, type, wd, n_in, 0, n, IMC_TYPE_F32, od));
     return own ? IMC_OK : down(c, out, od, bo);
 }

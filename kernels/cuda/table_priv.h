@@ -63,8 +63,8 @@ struct imc_cuda_ctx {
 };
 
 // The device copy of the weight at host address w: n_rows rows of n_in values of type, uploaded
-// on first use (again when a later use needs more rows); an interleaved type with a plain form
-// (types.h imc_type_unweaved) is held as those plain rows. On exhausted device memory: logged
+// on first use (again when a later use needs more rows); an interleaved type is held as rows
+// (types.h imc_type_unweave: plain rows, or its row form). On exhausted device memory: logged
 // with the shape, type and bytes needed, IMC_ERR_NOMEM; rows that are not whole groups of an
 // interleaved type: IMC_ERR_ARG (logged).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(wcache_get)(struct imc_cuda_wcache *c, const void *w,

@@ -55,12 +55,12 @@ enum imc_status grow(struct imc_cuda_wcache *c)
     return IMC_OK;
 }
 
-// The weight's bytes to d: straight from the mapping, or for an interleaved type with a plain
-// form re-laid as those plain rows first (types.h imc_type_unweave; a host copy of the weight).
+// The weight's bytes to d: straight from the mapping, or for an interleaved type re-laid as rows
+// first (types.h imc_type_unweave: plain rows or the type's row form; a host copy of the weight).
 enum imc_status upload(void *d, const void *w, enum imc_type type, int64_t n_rows, int64_t n_in,
                        size_t bytes)
 {
-    if (imc_type_unweaved(type) == type) {
+    if (imc_type_traits((uint32_t)type)->rows == 1) {
         return IMC_CUDA_FN(copy_to_dev)(NULL, d, w, bytes);
     }
     void *h = malloc(bytes ? bytes : 1);

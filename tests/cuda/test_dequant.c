@@ -7,6 +7,10 @@
  *     even); weights from imc's quantizers and random valid blocks (tests/cuda/qtest.h);
  *   - shapes: 1, 5 and 37 rows from row offsets 0, 3, 1; rows of 1, 13, 77 elements for the
  *     float types, else of 1, 3, 5 blocks (odd counts: 160 elements of q8_0, 1280 of q4_k);
+ *   - the row forms of the 7 interleaved types without a plain form (q5_0_r4, q6_0_r4, iq1_s_r4,
+ *     iq1_m_r4, q8_k_r8, q8_k_r16, q8_kv_r8; kernels/cuda/qrowform.cuh): random groups (finite
+ *     scales) re-laid by imc_type_unweave, bitwise the CPU's interleaved decoders on the groups,
+ *     3 shapes from row offsets 0, 3, 1; the other 23 have no decoder under their own names;
  *   - every type the CPU decodes but the device does not: supports_type false and
  *     IMC_ERR_UNSUPPORTED; a row length off the block: IMC_ERR_ARG; nothing written then;
  *   - the checker itself: one flipped bit in the output must be reported.
@@ -17,26 +21,22 @@
 #define N_OUT_TYPES 3
 static const enum imc_type out_types[N_OUT_TYPES] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_BF16};
 
-// One case: rows [r0, r0 + nr) of an (r0 + nr + 2) x n matrix of type, to each output type.
-// Returns the number of mismatching elements.
-static int run_case(const struct kt_backend *b, enum imc_type type, int64_t r0, int64_t nr,
-                    int64_t n, uint64_t seed)
+// Rows [r0, r0 + nr) of the device matrix dw (rows of n elements of type) dequantized on b to
+// each output type against ref (their f32 values; f16 and bf16: its rounding). Returns the
+// number of mismatching elements (or failed calls).
+static int check_outputs(const struct kt_backend *b, enum imc_type type, const void *dw, int64_t n,
+                         int64_t r0, int64_t nr, const float *ref)
 {
-    struct krng r = {seed};
-    const int64_t rows = r0 + nr + 2, ne = nr * n;
-    uint64_t rb = 0;
-    uint8_t *w = kt_weights(&r, type, rows, n, &rb);
-    float *ref = malloc((size_t)ne * sizeof(float)), *got = malloc((size_t)ne * sizeof(float));
+    const int64_t ne = nr * n;
+    float *got = malloc((size_t)ne * sizeof(float));
     uint16_t *ref16 = malloc((size_t)ne * 2), *got16 = malloc((size_t)ne * 2);
-    void *dw = kt_upload(b, w, rb * (uint64_t)rows), *dy = NULL;
+    void *dy = NULL;
     int bad = 0;
-    if (!w || !ref || !got || !ref16 || !got16 || !dw || b->dev_alloc((size_t)ne * 4, &dy)) {
+    if (!got || !ref16 || !got16 || b->dev_alloc((size_t)ne * 4, &dy) != IMC_OK) {
         printf("  setup failed\n");
         bad = 1;
-        goto out;
     }
-    imc_type_decode_rows(imc_type_traits((uint32_t)type), w, r0, nr, n, ref);
-    for (int k = 0; k < N_OUT_TYPES; k++) {
+    for (int k = 0; k < N_OUT_TYPES && !bad; k++) {
         const enum imc_type ot = out_types[k];
         const enum imc_status st = b->dequantize(NULL, type, dw, n, r0, nr, ot, dy);
         if (st != IMC_OK || kt_download(b, ot == IMC_TYPE_F32 ? (void *)got : (void *)got16, dy,
@@ -54,14 +54,32 @@ static int run_case(const struct kt_backend *b, enum imc_type type, int64_t r0, 
         }
         bad += kt_cmp_bits16(imc_type_name(ot), got16, ref16, ne);
     }
-out:
     b->dev_free(dy);
-    b->dev_free(dw);
-    free(w);
-    free(ref);
     free(got);
     free(ref16);
     free(got16);
+    return bad;
+}
+
+// One case: rows [r0, r0 + nr) of an (r0 + nr + 2) x n matrix of type, to each output type.
+// Returns the number of mismatching elements.
+static int run_case(const struct kt_backend *b, enum imc_type type, int64_t r0, int64_t nr,
+                    int64_t n, uint64_t seed)
+{
+    struct krng r = {seed};
+    const int64_t rows = r0 + nr + 2;
+    uint64_t rb = 0;
+    uint8_t *w = kt_weights(&r, type, rows, n, &rb);
+    float *ref = malloc((size_t)(nr * n) * sizeof(float));
+    void *dw = w ? kt_upload(b, w, rb * (uint64_t)rows) : NULL;
+    int bad = 1;
+    if (w && ref && dw) {
+        imc_type_decode_rows(imc_type_traits((uint32_t)type), w, r0, nr, n, ref);
+        bad = check_outputs(b, type, dw, n, r0, nr, ref);
+    }
+    b->dev_free(dw);
+    free(w);
+    free(ref);
     return bad;
 }
 
@@ -79,6 +97,65 @@ static void run_type(const struct kt_backend *b, enum imc_type type, const char 
               imc_type_name(type), (long long)shapes[s][1], (long long)(nb * bs),
               (long long)shapes[s][0], bad);
     }
+}
+
+// The row forms (types.h imc_type_unweave; kernels/cuda/qrowform.cuh): groups of a file's rows of
+// interleaved type, re-laid on the host, dequantized on b: rows [r0, r0 + nr) bitwise the CPU's
+// interleaved decoders on the groups (f32; f16 and bf16 their rounding), 3 shapes.
+static void run_rowform(const struct kt_backend *b, enum imc_type type, const char *how)
+{
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)type);
+    static const int64_t shapes[][3] = {{0, 1, 1}, {3, 6, 3}, {1, 30, 5}}; // r0, nr, blocks
+    for (int s = 0; s < 3; s++) {
+        struct krng r = {(uint64_t)(type * 100 + s)};
+        const int64_t n = shapes[s][2] * tr->block_size, r0 = shapes[s][0], nr = shapes[s][1];
+        const int64_t rows = (r0 + nr + tr->rows - 1) / tr->rows * tr->rows;
+        uint64_t rb = 0;
+        imc_type_row_bytes((uint32_t)type, n, &rb);
+        const size_t bytes = (size_t)(rb * (uint64_t)rows);
+        uint8_t *w = kt_woven(&r, type, rows, n), *rf = malloc(bytes);
+        float *ref = malloc((size_t)(nr * n) * sizeof(float));
+        const bool laid = w && rf && ref && imc_type_unweave(type, w, rows, n, rf);
+        void *dw = laid ? kt_upload(b, rf, bytes) : NULL;
+        int bad = 1;
+        if (dw) {
+            imc_type_decode_rows(tr, w, r0, nr, n, ref);
+            bad = check_outputs(b, type, dw, n, r0, nr, ref);
+        }
+        CHECK(bad == 0, "%s %s row form: %lld x %lld from row %lld: %d differ", how, tr->name,
+              (long long)nr, (long long)n, (long long)r0, bad);
+        b->dev_free(dw);
+        free(w);
+        free(rf);
+        free(ref);
+    }
+}
+
+// The interleaved types b decodes (their row forms: the 7 without a plain form) in each emulator
+// thread order and on the device; the other 23 it holds as plain rows, so it has no decoder for
+// them under their own names.
+static void rowforms(const struct kt_backend *dev)
+{
+    int n_rowform = 0, n_claimed = 0;
+    for (uint32_t t = 0; t < IMC_TYPE_MAX_ID; t++) {
+        const struct imc_type_traits *tr = imc_type_traits(t);
+        if (!tr || tr->rows == 1) {
+            continue;
+        }
+        const bool own = imc_type_unweaved((enum imc_type)t) == (enum imc_type)t;
+        n_rowform += own;
+        n_claimed += kt_emu.supports_type((enum imc_type)t);
+        CHECK(kt_emu.supports_type((enum imc_type)t) == own, "%s: a decoder %s", tr->name,
+              own ? "missing" : "for a type held as plain rows");
+        for (int o = 0; own && o < CUEMU_ORDER_COUNT; o++) {
+            cuemu_set_order(kt_orders[o], 7u + (unsigned)o);
+            run_rowform(&kt_emu, (enum imc_type)t, cuemu_order_name(kt_orders[o]));
+        }
+        if (own && dev) {
+            run_rowform(dev, (enum imc_type)t, "gpu");
+        }
+    }
+    CHECK(n_rowform == 7 && n_claimed == 7, "%d row forms, %d decoded", n_rowform, n_claimed);
 }
 
 static void test_rejects(const struct kt_backend *b)
@@ -143,6 +220,7 @@ int main(void)
     }
     CHECK(n_types >= 45, "%d types have device decoders", n_types);
     kt_run_types(dev, run_type);
+    rowforms(dev);
     test_rejects(&kt_emu);
     if (dev) {
         test_rejects(dev);

@@ -9,10 +9,11 @@
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
- *   - the 16 interleaved types with a plain form (q4_0_r8, q8_0_r8, iq4_nl_r4, mxfp4_r8,
- *     iq4_xs_r8, iq4_ks_r4, iq5_ks_r4, iq2_k_r4 .. iq5_k_r4, q2_k_r4 .. q6_k_r4): matmul
- *     of 4 and 70 tokens bitwise the matmul of the plain rows they re-lay to, get_rows bitwise
- *     imc_ref_get_rows, rows that are not whole groups refused;
+ *   - the 30 interleaved types: matmul of 4 and 70 tokens, for the 23 with a plain form bitwise
+ *     the matmul of the plain rows they re-lay to, for the 7 held as row forms (q5_0_r4,
+ *     q6_0_r4, iq1_s_r4, iq1_m_r4, q8_k_r8, q8_k_r16, q8_kv_r8) within the bound above of
+ *     imc_ref_matmul and at 70 tokens bitwise imc_cpu_matmul; get_rows bitwise imc_ref_get_rows;
+ *     rows that are not whole groups refused;
  *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
  *     rows refused with a message;
  *   - get_rows bitwise against imc_ref_get_rows; swiglu with out = gate at a row stride: the
@@ -71,6 +72,25 @@ static float *decoded(const void *w, enum imc_type type, int64_t n_out, int64_t 
     return f;
 }
 
+// Outputs y (n_tok rows at stride ldy) farther from ref than (n_in + 2)·2^-24·Σ|w·x|, the mmv and
+// GEMM bounds (tests/cuda/test_mmv, test_gemm), w the decoded f32 weights (n_out x n_in).
+static int outside_bound(const float *y, const float *ref, int64_t ldy, const float *wf,
+                         int64_t n_out, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok)
+{
+    int bad = 0;
+    for (int64_t tk = 0; tk < n_tok; tk++) {
+        for (int64_t o = 0; o < n_out; o++) {
+            double sabs = 0.0;
+            for (int64_t i = 0; i < n_in; i++) {
+                sabs += fabs((double)wf[o * n_in + i] * x[tk * ldx + i]);
+            }
+            const int64_t k = tk * ldy + o;
+            bad += !(fabs((double)y[k] - ref[k]) <= (double)(n_in + 2) * 0x1p-24 * sabs);
+        }
+    }
+    return bad;
+}
+
 // In a fresh context (weights are keyed by host address, and a freed matrix's address may come
 // back with other bytes: the table requires weights to stay put while its context lives).
 static void matmul_case(enum imc_type type, int64_t n_tok)
@@ -94,20 +114,13 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
           imc_type_name(type));
     CHECK(imc_ref_matmul(ref, LDY, wf, IMC_TYPE_F32, NO, NI, x, LDX, n_tok) == IMC_OK, "ref");
     CHECK(imc_cpu_matmul(t->ex, cpu, LDY, w, type, NO, NI, x, LDX, n_tok) == IMC_OK, "cpu");
-    int bad = 0, bad_bits = 0, bad_gap = 0;
+    const int bad = outside_bound(y, ref, LDY, wf, NO, NI, x, LDX, n_tok);
+    int bad_bits = 0, bad_gap = 0;
     for (int64_t tk = 0; tk < n_tok; tk++) {
         for (int64_t o = 0; o < LDY; o++) {
             const int64_t k = tk * LDY + o;
-            if (o >= NO) {
-                bad_gap += y[k] != -7.0f;
-                continue;
-            }
-            double sabs = 0.0;
-            for (int64_t i = 0; i < NI; i++) {
-                sabs += fabs((double)wf[o * NI + i] * x[tk * LDX + i]);
-            }
-            bad += !(fabs((double)y[k] - ref[k]) <= (NI + 2) * 0x1p-24 * sabs);
-            bad_bits += n_tok > IMC_CUDA_MMV_MAX_TOK && memcmp(&y[k], &cpu[k], 4) != 0;
+            bad_gap += o >= NO && y[k] != -7.0f;
+            bad_bits += o < NO && n_tok > IMC_CUDA_MMV_MAX_TOK && memcmp(&y[k], &cpu[k], 4) != 0;
         }
     }
     CHECK(bad == 0 && bad_bits == 0 && bad_gap == 0,
@@ -149,76 +162,69 @@ static void matmul_cases(void)
     }
 }
 
-// Random weights of interleaved type t (finite scales), rows x n.
-static uint8_t *woven(struct krng *r, enum imc_type t, int64_t rows, int64_t n)
+// Matmul of nt tokens on weight w of interleaved type ty (no x n rows) on the table: for a type
+// with a plain form bitwise the table's matmul on the plain rows wp it re-lays to (whose
+// arithmetic matmul_case checks); for a row form within outside_bound of imc_ref_matmul on the
+// CPU's decoding of w, and above 8 tokens (dequantize + GEMM) bitwise imc_cpu_matmul.
+static void interleaved_matmul(struct tctx *t, struct krng *r, enum imc_type ty, const uint8_t *w,
+                               const uint8_t *wp, int64_t no, int64_t ni, int64_t nt)
 {
-    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
-    uint64_t rb = 0;
-    CHECK(imc_type_row_bytes((uint32_t)t, n, &rb), "%s row bytes", tr->name);
-    const size_t bytes = (size_t)(rb * (uint64_t)rows);
-    uint8_t *w = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++) {
-        w[i] = (uint8_t)krng_next(r);
+    const enum imc_type pt = imc_type_unweaved(ty);
+    const char *name = imc_type_name((uint32_t)ty);
+    const size_t ny = (size_t)(nt * no);
+    float *x = kalloc_rand(r, nt * ni, 1.0f), *y = malloc(sizeof(float) * ny),
+          *yp = malloc(sizeof(float) * ny);
+    CHECK(t->b->matmul(t->ex, y, no, w, ty, no, ni, x, ni, nt) == IMC_OK, "%s, %lld tokens: matmul",
+          name, (long long)nt);
+    if (pt != ty) {
+        CHECK(t->b->matmul(t->ex, yp, no, wp, pt, no, ni, x, ni, nt) == IMC_OK &&
+                  memcmp(y, yp, sizeof(float) * ny) == 0,
+              "%s, %lld tokens: matmul differs from the plain rows'", name, (long long)nt);
+    } else {
+        float *wf = decoded(w, ty, no, ni), *cpu = malloc(sizeof(float) * ny);
+        CHECK(imc_ref_matmul(yp, no, wf, IMC_TYPE_F32, no, ni, x, ni, nt) == IMC_OK &&
+                  imc_cpu_matmul(t->ex, cpu, no, w, ty, no, ni, x, ni, nt) == IMC_OK,
+              "%s: the references", name);
+        const int bad = outside_bound(y, yp, no, wf, no, ni, x, ni, nt);
+        const bool bits = nt <= IMC_CUDA_MMV_MAX_TOK || memcmp(y, cpu, sizeof(float) * ny) == 0;
+        CHECK(bad == 0 && bits, "%s, %lld tokens (row form): %d outside the bound, %s", name,
+              (long long)nt, bad, bits ? "" : "not bitwise imc_cpu_matmul");
+        free(wf);
+        free(cpu);
     }
-    for (size_t g = 0; tr->row_meta && g < bytes; g += (size_t)rb * (size_t)tr->rows) {
-        for (int k = 0; k < tr->rows; k++) { // the rows' f32 scales (meta) lead each group
-            const float d = krng_normal(r, 0.05f);
-            memcpy(w + g + 4 * (size_t)k, &d, 4);
-        }
-    }
-    const size_t blk = (size_t)tr->rows * tr->type_size;
-    for (size_t off = 0; !tr->row_meta && off < bytes; off += blk) { // every block's scales
-        for (int k = 0; k < tr->rows; k++) {
-            if (t == IMC_TYPE_MXFP4_R8) {
-                w[off + (size_t)k] = (uint8_t)(110 + krng_next(r) % 30);
-            } else {
-                const uint16_t h = imc_fp32_to_fp16(krng_normal(r, 0.05f));
-                memcpy(w + off + 2 * (size_t)k, &h, 2);
-            }
-        }
-    }
-    return w;
+    free(x);
+    free(y);
+    free(yp);
 }
 
-// The interleaved types with a plain form (types.h imc_type_unweaved) on the table: matmul of 4
-// (mmv) and 70 tokens (dequantize + GEMM) bitwise the table's matmul on the plain rows they
-// re-lay to (whose arithmetic the cases above check against the reference; the re-layout's
-// values: kernels.unweave), get_rows bitwise imc_ref_get_rows on the interleaved rows; a weight
-// that is not whole groups is refused (IMC_ERR_ARG, logged); q5_0_r4 stays unsupported.
+// The 30 interleaved types on the table (types.h imc_type_unweave): matmul of 4 (mmv) and 70
+// tokens (interleaved_matmul), get_rows bitwise imc_ref_get_rows on the interleaved rows (the
+// CPU's interleaved decoders: the device's decoders of plain rows and row forms give their
+// bits); a weight that is not whole groups is refused (IMC_ERR_ARG, logged).
 static void interleaved(void)
 {
-    const enum imc_type types[16] = {
-        IMC_TYPE_Q4_0_R8,  IMC_TYPE_Q8_0_R8,   IMC_TYPE_IQ4_NL_R4, IMC_TYPE_MXFP4_R8,
-        IMC_TYPE_IQ2_K_R4, IMC_TYPE_IQ3_K_R4,  IMC_TYPE_IQ4_K_R4,  IMC_TYPE_IQ5_K_R4,
-        IMC_TYPE_Q2_K_R4,  IMC_TYPE_Q3_K_R4,   IMC_TYPE_Q4_K_R4,   IMC_TYPE_Q5_K_R4,
-        IMC_TYPE_Q6_K_R4,  IMC_TYPE_IQ4_XS_R8, IMC_TYPE_IQ4_KS_R4, IMC_TYPE_IQ5_KS_R4};
     struct tctx t;
     struct krng r = {17};
-    enum { NO = 40, NI = 256 };
-    for (int i = 0; i < 16; i++) {
+    enum { NO = 48, NI = 256 };
+    int n_types = 0, n_rowform = 0;
+    for (uint32_t id = 0; id < IMC_TYPE_MAX_ID; id++) {
+        const struct imc_type_traits *tr = imc_type_traits(id);
+        if (!tr || tr->rows == 1) {
+            continue;
+        }
         tctx_open(&t); // fresh: weights are keyed by host address, and freed ones come back
-        const enum imc_type ty = types[i], pt = imc_type_unweaved(ty);
-        const char *name = imc_type_name((uint32_t)ty);
+        const enum imc_type ty = (enum imc_type)id;
+        const char *name = imc_type_name(id);
+        n_types++;
+        n_rowform += imc_type_unweaved(ty) == ty;
         uint64_t rb = 0;
-        imc_type_row_bytes((uint32_t)ty, NI, &rb);
-        uint8_t *w = woven(&r, ty, NO, NI), *wp = malloc((size_t)(rb * NO));
+        imc_type_row_bytes(id, NI, &rb);
+        uint8_t *w = kt_woven(&r, ty, NO, NI), *wp = malloc((size_t)(rb * NO));
         CHECK(imc_type_unweave(ty, w, NO, NI, wp), "%s: unweave", name);
         CHECK(t.b->supports(IMC_OP_MATMUL, ty) && t.b->supports(IMC_OP_GET_ROWS, ty),
               "%s: not supported", name);
-        const int64_t toks[2] = {4, 70};
-        for (int k = 0; k < 2; k++) {
-            const int64_t nt = toks[k];
-            float *x = kalloc_rand(&r, nt * NI, 1.0f);
-            float *y = malloc(sizeof(float) * (size_t)(nt * NO));
-            float *yp = malloc(sizeof(float) * (size_t)(nt * NO));
-            CHECK(t.b->matmul(t.ex, y, NO, w, ty, NO, NI, x, NI, nt) == IMC_OK &&
-                      t.b->matmul(t.ex, yp, NO, wp, pt, NO, NI, x, NI, nt) == IMC_OK &&
-                      memcmp(y, yp, sizeof(float) * (size_t)(nt * NO)) == 0,
-                  "%s, %lld tokens: matmul differs from the plain rows'", name, (long long)nt);
-            free(x);
-            free(y);
-            free(yp);
-        }
+        interleaved_matmul(&t, &r, ty, w, wp, NO, NI, 4);
+        interleaved_matmul(&t, &r, ty, w, wp, NO, NI, 70);
         // 9, 9, 10: one group re-laid once for three rows (two of them the same)
         const int32_t ids[6] = {39, 0, 9, 9, 10, 17};
         float a[6 * NI], b[6 * NI];
@@ -229,9 +235,11 @@ static void interleaved(void)
         free(wp);
         tctx_close(&t);
     }
+    CHECK(n_types == 30 && n_rowform == 7, "%d interleaved types, %d as row forms", n_types,
+          n_rowform);
     // 36 rows of q4_0_r8: not whole groups of 8
     tctx_open(&t);
-    uint8_t *w = woven(&r, IMC_TYPE_Q4_0_R8, 40, NI);
+    uint8_t *w = kt_woven(&r, IMC_TYPE_Q4_0_R8, 40, NI);
     float x[NI], y[36];
     for (int j = 0; j < NI; j++) {
         x[j] = 1.0f;
@@ -242,7 +250,6 @@ static void interleaved(void)
     logcap_stop();
     CHECK(st == IMC_ERR_ARG && strstr(lc.text, "not whole groups of interleaved rows"),
           "36 rows of q4_0_r8: %s, %s", imc_status_str(st), lc.text);
-    CHECK(!t.b->supports(IMC_OP_MATMUL, IMC_TYPE_Q5_0_R4), "q5_0_r4 claimed");
     free(w);
     tctx_close(&t);
 }
