@@ -11,9 +11,12 @@
  * opens cuBLAS): the program does not link it. Before any NCCL call the ranks exchange hellos
  * (struct imc_peer_hello): a rank where NCCL does not load says no, and two ranks on one GPU
  * (same host, same PCI bus id), which NCCL refuses, are named in a warning; then the whole group
- * falls back to MPI instead of failing or hanging in ncclCommInitRank. Left to NCCL: a rank whose
- * ncclCommInitRank fails alone (the others then wait in theirs; NCCL's own failures there, such
- * as a duplicate GPU, are seen by every rank).
+ * falls back to MPI instead of failing or hanging in NCCL's init. The communicator is nonblocking
+ * (ncclCommInitRankConfig, blocking = 0): the ranks agree that every init call went through and
+ * then that every init completed (polled for at most boot->timeout seconds), so a rank whose init
+ * fails alone warns and the whole group falls back to MPI, instead of leaving the others waiting
+ * in theirs. A nonblocking communicator's calls may return ncclInProgress: every exchange polls
+ * it until its calls are done before it looks at the stream.
  *
  * Every exchange waits for its data before returning, polling the stream and the communicator's
  * async error against boot->timeout (the MPI watchdog's, IMC_MPI_TIMEOUT): a peer that died or
@@ -68,7 +71,7 @@ struct imc_cuda_peer_fns {
     ncclResult_t (*async_error)(ncclComm_t, ncclResult_t *);
     const char *(*error_string)(ncclResult_t);
 #ifndef IMC_CUDA_EMU
-    ncclResult_t (*init_rank)(ncclComm_t *, int, ncclUniqueId, int);
+    ncclResult_t (*init_rank)(ncclComm_t *, int, ncclUniqueId, int, ncclConfig_t *);
 #endif
 };
 
@@ -119,9 +122,9 @@ bool load(struct imc_cuda_peer *p, const struct imc_peer_boot *b)
     return true;
 }
 
-ncclResult_t init_rank(struct imc_cuda_peer *p, ncclUniqueId id)
+ncclResult_t init_rank(struct imc_cuda_peer *p, ncclUniqueId id, ncclConfig_t *config)
 {
-    return cuemu_nccl_comm_init_wire(&p->comm, p->n, id, p->rank, &p->wire);
+    return cuemu_nccl_comm_init_wire(&p->comm, p->n, id, p->rank, config, &p->wire);
 }
 
 void unload(struct imc_cuda_peer *)
@@ -152,7 +155,7 @@ bool load(struct imc_cuda_peer *p, const struct imc_peer_boot *)
         sym(p->lib, &f.group_end, "ncclGroupEnd") &&
         sym(p->lib, &f.async_error, "ncclCommGetAsyncError") &&
         sym(p->lib, &f.error_string, "ncclGetErrorString") &&
-        sym(p->lib, &f.init_rank, "ncclCommInitRank")) {
+        sym(p->lib, &f.init_rank, "ncclCommInitRankConfig")) {
         return true;
     }
     IMC_LOG_INF("cuda: %s lacks a function imc calls; expert rows go through MPI", PEER_SONAME);
@@ -161,9 +164,9 @@ bool load(struct imc_cuda_peer *p, const struct imc_peer_boot *)
     return false;
 }
 
-ncclResult_t init_rank(struct imc_cuda_peer *p, ncclUniqueId id)
+ncclResult_t init_rank(struct imc_cuda_peer *p, ncclUniqueId id, ncclConfig_t *config)
 {
-    return p->f.init_rank(&p->comm, p->n, id, p->rank);
+    return p->f.init_rank(&p->comm, p->n, id, p->rank, config);
 }
 
 void unload(struct imc_cuda_peer *p)
@@ -249,13 +252,25 @@ enum imc_status fail(struct imc_cuda_peer *p, const char *what, ncclResult_t r)
     return IMC_ERR_NCCL;
 }
 
-// Waits for the exchange enqueued on stream: polls the stream and the communicator's async
-// error until done, or aborts after p->timeout seconds.
+// Whether an NCCL call went through: a nonblocking communicator's calls may also answer that
+// they are still in progress (peer_wait then polls them to the end).
+bool called(ncclResult_t r)
+{
+    return r == ncclSuccess || r == ncclInProgress;
+}
+
+// Waits for the exchange enqueued on stream: polls the communicator's async error until its
+// calls are done (a nonblocking communicator's may still be enqueueing), then the stream, or
+// aborts after p->timeout seconds.
 enum imc_status peer_wait(struct imc_cuda_peer *p, cudaStream_t stream)
 {
     const double t0 = imc_clock_now();
     for (;;) {
-        const cudaError_t q = cudaStreamQuery(stream);
+        ncclResult_t ae = ncclSuccess;
+        if (p->f.async_error(p->comm, &ae) != ncclSuccess || !called(ae)) {
+            return fail(p, "exchange (async error)", ae);
+        }
+        const cudaError_t q = ae == ncclSuccess ? cudaStreamQuery(stream) : cudaErrorNotReady;
         if (q == cudaSuccess) {
             return IMC_OK;
         }
@@ -264,11 +279,6 @@ enum imc_status peer_wait(struct imc_cuda_peer *p, cudaStream_t stream)
             IMC_LOG_ERR("cuda: rank %d of the %s group: the exchange's stream: %s", p->rank,
                         p->group, cudaGetErrorString(q));
             return fail(p, "exchange", ncclUnhandledCudaError);
-        }
-        ncclResult_t ae = ncclSuccess;
-        if (p->f.async_error(p->comm, &ae) != ncclSuccess ||
-            (ae != ncclSuccess && ae != ncclInProgress)) {
-            return fail(p, "exchange (async error)", ae);
         }
         if (p->timeout > 0 && imc_clock_now() - t0 > p->timeout) {
             IMC_LOG_ERR("cuda: rank %d of the %s group: the exchange did not complete in %.0f s "
@@ -280,6 +290,67 @@ enum imc_status peer_wait(struct imc_cuda_peer *p, cudaStream_t stream)
         }
         sched_yield();
     }
+}
+
+// The nonblocking init's result: polls the communicator until it is no longer in progress, for
+// at most p->timeout seconds (ncclInProgress then).
+ncclResult_t init_wait(struct imc_cuda_peer *p)
+{
+    const double t0 = imc_clock_now();
+    for (;;) {
+        ncclResult_t ae = ncclSuccess;
+        const ncclResult_t r = p->f.async_error(p->comm, &ae);
+        if (r != ncclSuccess || ae != ncclInProgress) {
+            return r != ncclSuccess ? r : ae;
+        }
+        if (p->timeout > 0 && imc_clock_now() - t0 > p->timeout) {
+            return ncclInProgress;
+        }
+        sched_yield();
+    }
+}
+
+// Builds the group's communicator without blocking (NCCL's nonblocking init), so that no rank is
+// left waiting in it for a peer whose init failed: the ranks agree that every init call went
+// through, then poll their inits to the end (at most p->timeout seconds each) and agree that
+// every one succeeded. IMC_OK with p->comm; IMC_ERR_UNSUPPORTED when one failed anywhere (the
+// rank that saw it warns with NCCL's error; every communicator aborted; the group's rows then go
+// through the host); an error of the agreement itself.
+enum imc_status init_comm(struct imc_cuda_peer *p, const struct imc_peer_boot *b, ncclUniqueId id)
+{
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclResult_t r = init_rank(p, id, &config);
+    const char *what = "ncclCommInitRankConfig";
+    bool mine = called(r), all = false;
+    enum imc_status st = agree(b, mine, &all);
+    if (st == IMC_OK && all) {
+        r = init_wait(p);
+        what = "the communicator's init";
+        mine = r == ncclSuccess;
+        st = agree(b, mine, &all);
+    }
+    if (st == IMC_OK && all) {
+        return IMC_OK;
+    }
+    if (mine) {
+        IMC_LOG_INF("cuda: rank %d of the %s group: another rank's NCCL init failed; the "
+                    "group's rows go through the host (MPI)",
+                    b->rank, b->group);
+    } else if (r == ncclInProgress) {
+        IMC_LOG_WRN("cuda: rank %d of the %s group: %s did not complete in %.0f s; the group's "
+                    "rows go through the host (MPI)",
+                    b->rank, b->group, what, p->timeout);
+    } else {
+        IMC_LOG_WRN("cuda: rank %d of the %s group: %s (%d ranks): %s; the group's rows go "
+                    "through the host (MPI)",
+                    b->rank, b->group, what, b->n_ranks, p->f.error_string(r));
+    }
+    if (p->comm) {
+        (void)p->f.abort(p->comm);
+        p->comm = NULL;
+    }
+    return st != IMC_OK ? st : IMC_ERR_UNSUPPORTED;
 }
 
 // IMC_OK while p's communicator lives; after an abort IMC_ERR_NCCL (logged: what came after it).
@@ -336,17 +407,15 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_new)(void *ctx, const struct im
         st = b->bcast(b->user, &id, sizeof(id));
     }
     if (st == IMC_OK && all) {
-        r = init_rank(p, id);
-        if (r == ncclSuccess) {
+        st = init_comm(p, b, id);
+        if (st == IMC_OK) {
             *out = p;
             return IMC_OK;
         }
-        IMC_LOG_ERR("cuda: rank %d of the %s group: ncclCommInitRank (%d ranks): %s", b->rank,
-                    b->group, b->n_ranks, p->f.error_string(r));
     }
     unload(p);
     free(p);
-    return st != IMC_OK ? st : IMC_ERR_NCCL;
+    return st != IMC_OK || all ? st : IMC_ERR_NCCL;
 }
 
 IMC_CUDA_EXTERN void IMC_CUDA_FN(peer_free)(void *peer)
@@ -380,19 +449,19 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_alltoallv)(void *peer, void *st
         return fail(p, "group start", r);
     }
     size_t so = 0, ro = 0;
-    for (int j = 0; j < p->n && r == ncclSuccess; j++) {
+    for (int j = 0; j < p->n && called(r); j++) {
         if (send_counts[j] > 0) {
             r = p->f.send(send + so, send_counts[j], ncclFloat32, j, p->comm, s);
         }
-        if (r == ncclSuccess && recv_counts[j] > 0) {
+        if (called(r) && recv_counts[j] > 0) {
             r = p->f.recv(recv + ro, recv_counts[j], ncclFloat32, j, p->comm, s);
         }
         so += send_counts[j];
         ro += recv_counts[j];
     }
     const ncclResult_t re = p->f.group_end(); // closes the group also after a failed call
-    if (r != ncclSuccess || re != ncclSuccess) {
-        return fail(p, "send / receive", r != ncclSuccess ? r : re);
+    if (!called(r) || !called(re)) {
+        return fail(p, "send / receive", !called(r) ? r : re);
     }
     return peer_wait(p, s);
 }
@@ -410,7 +479,7 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(peer_p2p)(void *peer, void *stream, 
     const cudaStream_t s = (cudaStream_t)stream;
     const ncclResult_t r = send ? p->f.send(buf, n, ncclFloat32, rank, p->comm, s)
                                 : p->f.recv(buf, n, ncclFloat32, rank, p->comm, s);
-    if (r != ncclSuccess) {
+    if (!called(r)) {
         return fail(p, send ? "send" : "receive", r);
     }
     return peer_wait(p, s);

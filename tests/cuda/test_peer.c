@@ -4,7 +4,9 @@
  * several-rank exchange runs under mpirun in tests/mpi/test_engine_ep_emu):
  *   - a group where another rank says no, or one on the same device (NCCL cannot serve two ranks
  *     on one GPU; a warning names them): IMC_ERR_UNSUPPORTED, nothing held (the engine then
- *     exchanges through the host); a failing gather of the hellos is passed through;
+ *     exchanges through the host); a failing gather of the hellos is passed through; an NCCL
+ *     init that fails (the emulator's IMC_CUEMU_NCCL_FAIL_INIT): IMC_ERR_UNSUPPORTED with a
+ *     warning naming NCCL's error (the several-rank case: tests/mpi/test_engine_ep_emu);
  *   - a one-rank exchange of rows in the table's buffers: the received rows bitwise the sent
  *     ones, the traffic counted as one call of those bytes each way, nothing copied to the host;
  *   - rows outside the table's memory (all-to-all, send): IMC_ERR_ARG with a message naming
@@ -130,6 +132,16 @@ int main(void)
           "a failing gather of the hellos is passed through");
     l.group = ALONE;
     boot = boot_of(&l);
+    setenv("IMC_CUEMU_NCCL_FAIL_INIT", "0", 1);
+    logcap_start(&cap);
+    CHECK(b->peer_new(ctx, &boot, &peer) == IMC_ERR_UNSUPPORTED && !peer,
+          "a failing NCCL init: the group falls back");
+    logcap_stop();
+    unsetenv("IMC_CUEMU_NCCL_FAIL_INIT");
+    CHECK(cap.n_wrn == 1 && strstr(cap.text, "rank 0 of the test group: ncclCommInitRankConfig "
+                                             "(1 ranks): unhandled system error; the group's "
+                                             "rows go through the host"),
+          "the failed init is named: %s", cap.text);
     CHECK(b->peer_new(ctx, &boot, &peer) == IMC_OK && peer, "peer_new on one rank");
 
     enum { N = 300 };

@@ -20,7 +20,8 @@
  *     counts, Σx² within 4e-5 of each matrix's largest;
  *   - self-check: a logit moved by 1 exceeds the bound.
  *   - the exchange in the tables' memory (the emulator's NCCL over MPI; worker/exchange.c)
- *     against the host exchange (--exchange host) on the same tables: see peer_case.
+ *     against the host exchange (--exchange host) on the same tables: see peer_case; one
+ *     shard's NCCL init failing: see init_fails.
  * Broken variants tried by hand: the received rows' offsets of peer.cu's all-to-all left at 0
  * (logits off by 0.87 of the largest, statistics inf); the expert outputs in host memory while
  * the shards exchange in the tables' memory (the forward fails: "an index array in the table's
@@ -33,6 +34,7 @@
 
 #include "tests/cuda/backend_emu.h"
 #include "tests/e2e/engine_util.h"
+#include "tests/logcap.h"
 #include "tests/mpi/mpitest.h"
 #include "worker/stats_collect.h"
 
@@ -94,6 +96,43 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, struct ho
         return NULL;
     }
     return y;
+}
+
+// The last shard's NCCL init fails at once (the emulator's IMC_CUEMU_NCCL_FAIL_INIT: as a rank
+// whose GPU has no memory left for it): no shard is left waiting in its init (the nonblocking
+// init's agreements, kernels/cuda/peer.cu); that rank warns with NCCL's error, and every shard
+// falls back to the host exchange, with its bits and no peer call (a single shard exchanges
+// nothing and builds no communicator: no warning).
+static void init_fails(const char *preset, const struct imc_model *m, const struct imc_comm *c,
+                       const int32_t *tok, int64_t seq0)
+{
+    const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
+    const int size = imc_comm_group_size(c, IMC_GROUP_EXPERT);
+    const int64_t nv = SEQ * N_CTX * m->hp.n_vocab;
+    char who[16];
+    snprintf(who, sizeof(who), "%d", size - 1);
+    struct how hf = {.be = tcuda_backend_emu()},
+               hh = {.be = tcuda_backend_emu(), .host_xchg = true};
+    struct logcap lc;
+    setenv("IMC_CUEMU_NCCL_FAIL_INIT", who, 1);
+    logcap_start(&lc);
+    float *failed = run(m, c, &hf, tok, seq0, NULL);
+    logcap_stop();
+    unsetenv("IMC_CUEMU_NCCL_FAIL_INIT");
+    float *host = run(m, c, &hh, tok, seq0, NULL);
+    CHECK(failed && host, "%s rank %d: a forward failed after a failed NCCL init", preset, rank);
+    const bool warned = strstr(lc.text, "ncclCommInitRankConfig") &&
+                        strstr(lc.text, "unhandled system error") &&
+                        strstr(lc.text, "the group's rows go through the host");
+    CHECK(rank == size - 1 && size > 1 ? warned && lc.n_wrn == 1 : lc.n_wrn == 0,
+          "%s rank %d of %d: after rank %d's NCCL init failed: %d warnings: %s", preset, rank, size,
+          size - 1, lc.n_wrn, lc.text);
+    CHECK(hf.n_peer == 0, "%s rank %d: %zu peer calls after a failed NCCL init", preset, rank,
+          hf.n_peer);
+    CHECK(failed && host && memcmp(failed, host, (size_t)nv * sizeof(float)) == 0,
+          "%s rank %d: the fallback after a failed NCCL init changed the bits", preset, rank);
+    free(failed);
+    free(host);
 }
 
 // The exchange in the tables' memory (backend.h peer_alltoallv: NCCL on a GPU, the emulator's
@@ -163,6 +202,7 @@ static void peer_case(const char *preset, const struct imc_model *m, const struc
     free(host);
     free(one);
     free(mix);
+    init_fails(preset, m, c, tok, seq0);
 }
 
 static void one_preset(const struct imc_comm *c, const char *dir, const char *preset)

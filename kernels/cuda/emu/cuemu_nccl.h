@@ -5,9 +5,15 @@
  * wire is the group's MPI: worker/exchange.c). Included by peer.cu only, under IMC_CUDA_EMU.
  *
  * What it models:
- *   - ncclGetUniqueId / ncclCommInitRank: rank 0's id reaches every rank by the caller's
+ *   - ncclGetUniqueId / ncclCommInitRankConfig: rank 0's id reaches every rank by the caller's
  *     broadcast; init checks over the wire that every rank holds rank 0's id and that the ranks
- *     agree on the group's size (ncclInvalidUsage otherwise, on every rank);
+ *     agree on the group's size (ncclInvalidUsage otherwise, on every rank). A nonblocking
+ *     config (blocking = 0) returns ncclInProgress with the communicator, and the check runs at
+ *     its first ncclCommGetAsyncError (whose answer is then the init's result); until then the
+ *     communicator refuses transfers (ncclInvalidUsage), as NCCL requires a nonblocking
+ *     communicator's caller to poll it ready first. Test hook: IMC_CUEMU_NCCL_FAIL_INIT=R makes
+ *     rank R's init fail at once (ncclSystemError, no communicator, nothing on the wire), as a
+ *     rank whose own setup fails (its GPU's memory exhausted) does;
  *   - ncclSend / ncclRecv: a transfer of count elements with peer (0 .. nranks-1, itself
  *     included); inside ncclGroupStart / ncclGroupEnd they are started at once without waiting
  *     (the wire's nonblocking sends and receives) and the outermost ncclGroupEnd waits for all
@@ -56,9 +62,19 @@ struct cuemu_nccl_wire {
 };
 
 ncclResult_t cuemu_nccl_get_unique_id(ncclUniqueId *id);
-// ncclCommInitRank over wire (collective over the nranks ranks).
+// NCCL's config of a communicator: the one field the emulator models (the others of NCCL's keep
+// their defaults there).
+struct ncclConfig_t {
+    int blocking;
+};
+#define NCCL_CONFIG_INITIALIZER                                                                    \
+    {                                                                                              \
+        1                                                                                          \
+    }
+
+// ncclCommInitRankConfig over wire (collective over the nranks ranks); config NULL: blocking.
 ncclResult_t cuemu_nccl_comm_init_wire(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank,
-                                       const struct cuemu_nccl_wire *wire);
+                                       ncclConfig_t *config, const struct cuemu_nccl_wire *wire);
 ncclResult_t cuemu_nccl_comm_destroy(ncclComm_t comm);
 ncclResult_t cuemu_nccl_comm_abort(ncclComm_t comm);
 ncclResult_t cuemu_nccl_send(const void *buf, size_t count, ncclDataType_t type, int peer,

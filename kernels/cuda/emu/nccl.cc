@@ -5,6 +5,7 @@
 #include "kernels/cuda/emu/cuemu_nccl.h"
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <random>
@@ -13,8 +14,9 @@
 struct cuemu_nccl_comm {
     int n, rank;
     const cuemu_nccl_wire *wire;
-    ncclResult_t async; // sticky: the first failure of the wire
+    ncclResult_t async; // sticky: the first failure of the wire (ncclInProgress: init pending)
     bool pending;       // transfers started in the open group, not yet waited for
+    ncclUniqueId id;    // what a pending init checks
 };
 
 namespace
@@ -53,7 +55,7 @@ ncclResult_t start(bool send, void *buf, size_t count, ncclDataType_t type, int 
         return ncclInvalidArgument;
     }
     if (c->async != ncclSuccess) {
-        return c->async;
+        return c->async == ncclInProgress ? ncclInvalidUsage : c->async;
     }
     const size_t es = type_size(type);
     if (es == 0 || peer < 0 || peer >= c->n || (count > 0 && !buf) || count > INT_MAX / es) {
@@ -82,6 +84,37 @@ struct hello {
     ncclUniqueId id;
 };
 
+// The init's check over the wire: rank 0 gathers every rank's size and id and answers each with
+// the verdict. Sets and returns c->async: ncclSuccess, ncclInvalidUsage or ncclRemoteError.
+ncclResult_t handshake(cuemu_nccl_comm *c)
+{
+    const cuemu_nccl_wire *wire = c->wire;
+    const hello mine = {c->n, c->id};
+    int verdict = 1;
+    bool wire_ok = true;
+    if (c->rank == 0) {
+        std::vector<hello> all((size_t)c->n);
+        for (int r = 1; r < c->n; r++) {
+            wire_ok = wire_ok && wire->irecv(wire->user, r, &all[(size_t)r], sizeof(hello)) == 0;
+        }
+        wire_ok = wire_ok && wire->waitall(wire->user) == 0;
+        for (int r = 1; r < c->n && wire_ok; r++) {
+            const hello &h = all[(size_t)r];
+            verdict = verdict && h.nranks == c->n &&
+                      std::memcmp(h.id.internal, c->id.internal, sizeof(c->id.internal)) == 0;
+        }
+        for (int r = 1; r < c->n && wire_ok; r++) {
+            wire_ok = wire->isend(wire->user, r, &verdict, sizeof(verdict)) == 0;
+        }
+    } else {
+        wire_ok = wire->isend(wire->user, 0, &mine, sizeof(mine)) == 0 &&
+                  wire->irecv(wire->user, 0, &verdict, sizeof(verdict)) == 0;
+    }
+    wire_ok = wire->waitall(wire->user) == 0 && wire_ok;
+    c->async = !wire_ok ? ncclRemoteError : !verdict ? ncclInvalidUsage : ncclSuccess;
+    return c->async;
+}
+
 } // namespace
 
 ncclResult_t cuemu_nccl_get_unique_id(ncclUniqueId *id)
@@ -98,44 +131,29 @@ ncclResult_t cuemu_nccl_get_unique_id(ncclUniqueId *id)
 }
 
 ncclResult_t cuemu_nccl_comm_init_wire(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank,
-                                       const struct cuemu_nccl_wire *wire)
+                                       ncclConfig_t *config, const struct cuemu_nccl_wire *wire)
 {
     if (!comm || nranks < 1 || rank < 0 || rank >= nranks || !wire) {
         return ncclInvalidArgument;
     }
     *comm = nullptr;
-    // rank 0 gathers every rank's size and id and answers each with the verdict
-    const hello mine = {nranks, id};
-    int verdict = 1;
-    bool wire_ok = true;
-    if (rank == 0) {
-        std::vector<hello> all((size_t)nranks);
-        for (int r = 1; r < nranks; r++) {
-            wire_ok = wire_ok && wire->irecv(wire->user, r, &all[(size_t)r], sizeof(hello)) == 0;
-        }
-        wire_ok = wire_ok && wire->waitall(wire->user) == 0;
-        for (int r = 1; r < nranks && wire_ok; r++) {
-            const hello &h = all[(size_t)r];
-            verdict = verdict && h.nranks == nranks &&
-                      std::memcmp(h.id.internal, id.internal, sizeof(id.internal)) == 0;
-        }
-        for (int r = 1; r < nranks && wire_ok; r++) {
-            wire_ok = wire->isend(wire->user, r, &verdict, sizeof(verdict)) == 0;
-        }
-    } else {
-        wire_ok = wire->isend(wire->user, 0, &mine, sizeof(mine)) == 0 &&
-                  wire->irecv(wire->user, 0, &verdict, sizeof(verdict)) == 0;
+    const char *fail = std::getenv("IMC_CUEMU_NCCL_FAIL_INIT");
+    if (fail && *fail && std::atoi(fail) == rank) {
+        return ncclSystemError;
     }
-    wire_ok = wire->waitall(wire->user) == 0 && wire_ok;
-    if (!wire_ok) {
-        return ncclRemoteError;
-    }
-    if (!verdict) {
-        return ncclInvalidUsage;
-    }
-    cuemu_nccl_comm *c = new (std::nothrow) cuemu_nccl_comm{nranks, rank, wire, ncclSuccess, false};
+    cuemu_nccl_comm *c =
+        new (std::nothrow) cuemu_nccl_comm{nranks, rank, wire, ncclInProgress, false, id};
     if (!c) {
         return ncclSystemError;
+    }
+    if (config && config->blocking == 0) {
+        *comm = c;
+        return ncclInProgress;
+    }
+    const ncclResult_t r = handshake(c);
+    if (r != ncclSuccess) {
+        delete c;
+        return r;
     }
     *comm = c;
     return ncclSuccess;
@@ -203,6 +221,9 @@ ncclResult_t cuemu_nccl_comm_get_async_error(ncclComm_t comm, ncclResult_t *err)
 {
     if (!comm || !err) {
         return ncclInvalidArgument;
+    }
+    if (comm->async == ncclInProgress) { // a nonblocking init: it runs now
+        (void)handshake(comm);
     }
     *err = comm->async;
     return ncclSuccess;
