@@ -1,7 +1,8 @@
 /*
  * kernels/cuda/blas.cu: the cuBLAS GEMM of the device op table (kernels/cuda/table.cu): y = W·xᵀ
  * with W an f32 tile (dequantized on the device by dequant.cu), f32 inputs, f32 accumulation
- * (cublasGemmEx, CUBLAS_COMPUTE_32F, no TF32). A handle per op-table context (blas_create),
+ * (cublasGemmEx, CUBLAS_COMPUTE_32F, no TF32); or, for --matmul q8 (blas_gemm_bf16), W and x in
+ * bf16 with f32 accumulation (the tensor cores' bf16 path). A handle per op-table context (blas_create),
  * which opens cuBLAS at run time (dlopen of the soname compiled against): the program does not
  * link it, so processes without a device table never load it.
  *
@@ -105,9 +106,10 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
     }
 }
 
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
-                                                       int64_t n_out, int64_t n_in, const float *x,
-                                                       int64_t n_tok, float *y, int64_t ldy)
+// y = W·xᵀ with W and x of cuBLAS type in (f32 or bf16), f32 accumulation and output.
+static enum imc_status gemm_of(void *handle, void *stream, cudaDataType in, const void *w,
+                               int64_t n_out, int64_t n_in, const void *x, int64_t n_tok, float *y,
+                               int64_t ldy)
 {
     if (n_out == 0 || n_tok == 0) {
         return IMC_OK;
@@ -120,15 +122,31 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *strea
     const float one = 1.0f, zero = 0.0f;
     if (s == CUBLAS_STATUS_SUCCESS) {
         s = b->gemm_ex(b->h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_out, (int)n_tok, (int)n_in, &one, w,
-                       CUDA_R_32F, (int)n_in, x, CUDA_R_32F, (int)n_in, &zero, y, CUDA_R_32F,
-                       (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                       in, (int)n_in, x, in, (int)n_in, &zero, y, CUDA_R_32F, (int)ldy,
+                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     }
     if (s != CUBLAS_STATUS_SUCCESS) {
-        IMC_LOG_ERR("cuda: cublasGemmEx (%lld x %lld weights, %lld tokens): %s", (long long)n_out,
-                    (long long)n_in, (long long)n_tok, b->status_string(s));
+        IMC_LOG_ERR("cuda: cublasGemmEx (%s, %lld x %lld weights, %lld tokens): %s",
+                    in == CUDA_R_16BF ? "bf16" : "f32", (long long)n_out, (long long)n_in,
+                    (long long)n_tok, b->status_string(s));
         return IMC_ERR_CUDA;
     }
     return IMC_OK;
+}
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
+                                                       int64_t n_out, int64_t n_in, const float *x,
+                                                       int64_t n_tok, float *y, int64_t ldy)
+{
+    return gemm_of(handle, stream, CUDA_R_32F, w, n_out, n_in, x, n_tok, y, ldy);
+}
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm_bf16)(void *handle, void *stream,
+                                                            const uint16_t *w, int64_t n_out,
+                                                            int64_t n_in, const uint16_t *x,
+                                                            int64_t n_tok, float *y, int64_t ldy)
+{
+    return gemm_of(handle, stream, CUDA_R_16BF, w, n_out, n_in, x, n_tok, y, ldy);
 }
 
 #else // the emulator: no cuBLAS
@@ -147,6 +165,16 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
                                                        int64_t n_out, int64_t n_in, const float *x,
                                                        int64_t n_tok, float *y, int64_t ldy)
+{
+    (void)handle, (void)stream, (void)w, (void)n_out, (void)n_in, (void)x, (void)n_tok, (void)y,
+        (void)ldy;
+    return IMC_ERR_UNSUPPORTED;
+}
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm_bf16)(void *handle, void *stream,
+                                                            const uint16_t *w, int64_t n_out,
+                                                            int64_t n_in, const uint16_t *x,
+                                                            int64_t n_tok, float *y, int64_t ldy)
 {
     (void)handle, (void)stream, (void)w, (void)n_out, (void)n_in, (void)x, (void)n_tok, (void)y,
         (void)ldy;

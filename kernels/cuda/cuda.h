@@ -10,11 +10,11 @@
  *
  * Status (issue 13): launchers for memory (mem.cu), RMSNorm, softmax, SwiGLU, Σx² (elementwise.cu),
  * RoPE/YaRN (rope.cu), dequantization and embedding rows (dequant.cu), the quantized small-batch
- * matmul (mmv.cu), the tiled f32 GEMM (gemm.cu) and cuBLAS (blas.cu), attention (attention.cu),
- * MoE routing (moe_route.cu), the NLL/KLD rows (nll.cu) and the moves and adds between ops
- * (rows.cu); the op table on them (table.cu: imc_cuda_backend, weights resident in device
- * memory, activations in the table's own buffers from op to op, finiteness checks answered once
- * per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
+ * matmul (mmv.cu), the tiled f32 / bf16 GEMM (gemm.cu) and cuBLAS (blas.cu), attention
+ * (attention.cu), MoE routing (moe_route.cu), the NLL/KLD rows (nll.cu) and the moves and adds
+ * between ops (rows.cu); the op table on them (table.cu: imc_cuda_backend, weights resident in
+ * device memory, activations in the table's own buffers from op to op, finiteness checks answered
+ * once per layer, the statistics' chunk sums kept in its memory until the end of each engine call),
  * which the engine runs with --device cuda (the head's logits scored where they are); the
  * exchange of expert shards' routed rows and pipeline stages' hidden rows between GPUs with NCCL
  * (peer.cu, opened at run time). The 30 interleaved _rN types are held as rows (types.h

@@ -12,6 +12,10 @@
  * |y - exact| <= γ(n_in)·Σ_i |w_i·x_i| (γ(k) = k·u / (1 - k·u), u = 2^-24); tests/cuda/test_gemm.c
  * checks that bound against kernels/ref (sums in double) and the bits against imc_cpu_matmul.
  *
+ * gemm_bf16 takes bf16 W and x (the table's --matmul q8 batches: table.cu batch_mm) and widens
+ * each element to f32 as it stages it: a product of two bf16 values is exact in f32 (8 + 8
+ * significant bits), so its outputs are bit for bit gemm's on the widened inputs.
+ *
  * Speed notes: scalar f32 fmas, no tensor cores; 2 x 16 floats per thread per tile step. It is
  * the reference and the fallback; the fast path on a device is cuBLAS.
  */
@@ -27,8 +31,20 @@ constexpr int SUB = 4;       // outputs per thread side
 constexpr int BT = TS * SUB; // 64: block tile side (outputs and tokens)
 constexpr int TK = 16;       // columns per shared-memory step
 
-__global__ void gemm_kernel(const float *w, int64_t n_out, int64_t n_in, const float *x,
-                            int64_t n_tok, float *y, int64_t ldy)
+// Element i of an input as f32: an f32 itself, or bf16 bits widened (exact).
+__device__ __forceinline__ float in_f32(const float *p, int64_t i)
+{
+    return p[i];
+}
+
+__device__ __forceinline__ float in_f32(const uint16_t *p, int64_t i)
+{
+    return __uint_as_float((uint32_t)p[i] << 16);
+}
+
+template <class T>
+__global__ void gemm_kernel(const T *w, int64_t n_out, int64_t n_in, const T *x, int64_t n_tok,
+                            float *y, int64_t ldy)
 {
     __shared__ float ws[BT][TK + 1];
     __shared__ float xs[BT][TK + 1];
@@ -46,8 +62,8 @@ __global__ void gemm_kernel(const float *w, int64_t n_out, int64_t n_in, const f
         for (int l = tid; l < BT * TK; l += TS * TS) {
             const int r = l / TK, c = l % TK;
             const int64_t o = o0 + r, t = t0 + r, k = k0 + c;
-            ws[r][c] = o < n_out && c < kn ? w[o * n_in + k] : 0.0f;
-            xs[r][c] = t < n_tok && c < kn ? x[t * n_in + k] : 0.0f;
+            ws[r][c] = o < n_out && c < kn ? in_f32(w, o * n_in + k) : 0.0f;
+            xs[r][c] = t < n_tok && c < kn ? in_f32(x, t * n_in + k) : 0.0f;
         }
         __syncthreads();
         for (int c = 0; c < kn; c++) { // only the real columns: no fma with padding zeros
@@ -71,14 +87,13 @@ __global__ void gemm_kernel(const float *w, int64_t n_out, int64_t n_in, const f
     }
 }
 
-} // namespace
-
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm)(void *stream, const float *w, int64_t n_out,
-                                                  int64_t n_in, const float *x, int64_t n_tok,
-                                                  float *y, int64_t ldy)
+// The launch of gemm_kernel<T> after the shape checks (what: the launcher's name).
+template <class T>
+enum imc_status launch(const char *what, void *stream, const T *w, int64_t n_out, int64_t n_in,
+                       const T *x, int64_t n_tok, float *y, int64_t ldy)
 {
     if (n_out < 0 || n_in < 1 || n_tok < 0 || ldy < n_out) {
-        IMC_LOG_ERR("cuda gemm: %lld x %lld weights, %lld tokens, ldy %lld: bad shape",
+        IMC_LOG_ERR("cuda %s: %lld x %lld weights, %lld tokens, ldy %lld: bad shape", what,
                     (long long)n_out, (long long)n_in, (long long)n_tok, (long long)ldy);
         return IMC_ERR_ARG;
     }
@@ -87,11 +102,28 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm)(void *stream, const float *w, 
     }
     const int64_t gx = (n_out + BT - 1) / BT, gy = (n_tok + BT - 1) / BT;
     if (gx > 0x7fffffff || gy > 65535) {
-        IMC_LOG_ERR("cuda gemm: %lld outputs x %lld tokens: more than the grid holds",
+        IMC_LOG_ERR("cuda %s: %lld outputs x %lld tokens: more than the grid holds", what,
                     (long long)n_out, (long long)n_tok);
         return IMC_ERR_ARG;
     }
-    IMC_LAUNCH(gemm_kernel, dim3((unsigned)gx, (unsigned)gy), dim3(TS, TS), 0, stream, w, n_out,
-               n_in, x, n_tok, y, ldy);
-    return imc_cuda_check_launch("gemm_kernel");
+    IMC_LAUNCH(gemm_kernel<T>, dim3((unsigned)gx, (unsigned)gy), dim3(TS, TS), 0, stream, w,
+               n_out, n_in, x, n_tok, y, ldy);
+    return imc_cuda_check_launch(what);
+}
+
+} // namespace
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm)(void *stream, const float *w, int64_t n_out,
+                                                  int64_t n_in, const float *x, int64_t n_tok,
+                                                  float *y, int64_t ldy)
+{
+    return launch("gemm", stream, w, n_out, n_in, x, n_tok, y, ldy);
+}
+
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm_bf16)(void *stream, const uint16_t *w,
+                                                       int64_t n_out, int64_t n_in,
+                                                       const uint16_t *x, int64_t n_tok, float *y,
+                                                       int64_t ldy)
+{
+    return launch("gemm_bf16", stream, w, n_out, n_in, x, n_tok, y, ldy);
 }

@@ -158,13 +158,19 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type typ
                                                  int64_t n_out, int64_t n_in, const float *x,
                                                  int n_tok, float *y);
 
-// ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 weight tile (the batch matmul) ----------------------
+// ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 or bf16 weight tile (the batch matmul) -------------
 // y[t·ldy + o] = Σ_i w[o·n_in + i]·x[t·n_in + i] for o < n_out, t < n_tok (all device, f32):
 // the tiled shared-memory kernel, one fmaf chain per output in ascending i from +0 (the bits of
 // imc_cpu_matmul's f32 path). IMC_ERR_ARG for a bad shape, IMC_ERR_CUDA.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm)(void *stream, const float *w, int64_t n_out,
                                                   int64_t n_in, const float *x, int64_t n_tok,
                                                   float *y, int64_t ldy);
+// The same on bf16 W and x (each element widened to f32, exactly; f32 accumulation): gemm's bits
+// on the widened inputs.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(gemm_bf16)(void *stream, const uint16_t *w,
+                                                       int64_t n_out, int64_t n_in,
+                                                       const uint16_t *x, int64_t n_tok, float *y,
+                                                       int64_t ldy);
 // A cuBLAS handle into *handle; IMC_ERR_UNSUPPORTED in the emulator (no cuBLAS).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle);
 IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle); // NULL is fine
@@ -173,6 +179,12 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle); // NULL is fine
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
                                                        int64_t n_out, int64_t n_in, const float *x,
                                                        int64_t n_tok, float *y, int64_t ldy);
+// The same on bf16 W and x (cublasGemmEx, CUDA_R_16BF inputs, f32 accumulation and output: the
+// tensor cores' bf16 path).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm_bf16)(void *handle, void *stream,
+                                                            const uint16_t *w, int64_t n_out,
+                                                            int64_t n_in, const uint16_t *x,
+                                                            int64_t n_tok, float *y, int64_t ldy);
 
 // ---- table.cu: the op table (kernels/backend.h, named "cuda") on these launchers -------------
 struct imc_backend; // kernels/backend.h

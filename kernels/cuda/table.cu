@@ -22,9 +22,11 @@
  *
  * Ops:
  *   matmul        <= IMC_CUDA_MMV_MAX_TOK tokens: mmv on the resident quantized rows. More:
- *                 tiles of rows dequantized to f32 on the device (dequant.cu, <= 64 MiB a tile)
- *                 then GEMM: cuBLAS (blas.cu) under nvcc, the tiled kernel (gemm.cu) in the
- *                 emulator or when cuBLAS is missing. f32 weights skip the dequantization.
+ *                 tiles of rows dequantized on the device (dequant.cu, <= 64 MiB a tile) then
+ *                 GEMM: cuBLAS (blas.cu) under nvcc, the tiled kernel (gemm.cu) in the emulator
+ *                 or when cuBLAS is missing; f32 tiles and activations under --matmul f32 (f32
+ *                 weights skip the dequantization), bf16 ones under --matmul q8 (the exec's
+ *                 mode; f32 weights stay f32): batch_mm.
  *   matmul_group  a loop over matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
  *                 table is never resident), uploaded and dequantized to f32 on the device.
@@ -248,34 +250,57 @@ enum imc_status rows_down(struct imc_cuda_ctx *c, float *y, int64_t ld, const fl
     return IMC_OK;
 }
 
-// yd[n_tok][n_out] = W xdᵀ for more than IMC_CUDA_MMV_MAX_TOK tokens: dequantized row tiles
-// then GEMM.
+// The batch matmul (more than IMC_CUDA_MMV_MAX_TOK tokens) of device weights wd: tiles of
+// TILE_BYTES dequantized on the device and multiplied by cuBLAS (the tiled kernel where cuBLAS
+// cannot start, and in the emulator). f32 (--matmul f32, and f32 weights always, as on the
+// cpu): f32 tiles and activations, the product's only rounding its f32 accumulation. bf16
+// (--matmul q8, the commands' default, on weights of any other type): the activations rounded
+// to bf16 once (slot CT_A) and bf16 tiles, the tensor cores' input; the products are exact, the
+// accumulation f32, so the error is that of the two roundings to bf16 (each at most 2^-9
+// relative) plus the f32 sum's.
 enum imc_status batch_mm(struct imc_cuda_ctx *c, enum imc_type type, const void *wd, int64_t n_out,
-                         int64_t n_in, const float *xd, int64_t n_tok, float *yd)
+                         int64_t n_in, const float *xd, int64_t n_tok, float *yd, bool bf16)
 {
-    int64_t rows = (int64_t)(TILE_BYTES / ((size_t)n_in * sizeof(float)));
+    const size_t es = bf16 ? 2 : 4; // bytes of a tile element
+    int64_t rows = (int64_t)(TILE_BYTES / ((size_t)n_in * es));
     rows = rows < 1 ? 1 : rows > n_out ? n_out : rows;
-    float *tile = NULL;
-    if (type != IMC_TYPE_F32) {
-        tile = (float *)IMC_CUDA_FN(ctx_dev)(c, CT_W, (size_t)(rows * n_in) * sizeof(float),
-                                             "the dequantized weight tile of matmul");
+    void *tile = NULL, *xb = NULL;
+    if (type != IMC_TYPE_F32 || bf16) {
+        tile = IMC_CUDA_FN(ctx_dev)(c, CT_W, (size_t)(rows * n_in) * es,
+                                    "the dequantized weight tile of matmul");
         if (!tile) {
             return IMC_ERR_NOMEM;
         }
     }
+    if (bf16) { // the activations as bf16: their rows "dequantized" from f32
+        xb = IMC_CUDA_FN(ctx_dev)(c, CT_A, (size_t)(n_tok * n_in) * 2,
+                                  "the bf16 activations of matmul");
+        if (!xb) {
+            return IMC_ERR_NOMEM;
+        }
+        IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, IMC_TYPE_F32, xd, n_in, 0, n_tok, IMC_TYPE_BF16,
+                                        xb));
+    }
+    const enum imc_type tt = bf16 ? IMC_TYPE_BF16 : IMC_TYPE_F32;
     for (int64_t r0 = 0; r0 < n_out; r0 += rows) {
         const int64_t nr = n_out - r0 < rows ? n_out - r0 : rows;
-        const float *w = (const float *)wd + r0 * n_in;
+        const void *w = (const float *)wd + r0 * n_in; // f32 weights in place (f32 mode)
         if (tile) {
-            IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, type, wd, n_in, r0, nr, IMC_TYPE_F32, tile));
+            IMC_TRY(IMC_CUDA_FN(dequantize)(NULL, type, wd, n_in, r0, nr, tt, tile));
             w = tile;
         }
         enum imc_status st = IMC_ERR_UNSUPPORTED;
         if (c->blas) {
-            st = IMC_CUDA_FN(blas_gemm)(c->blas, NULL, w, nr, n_in, xd, n_tok, yd + r0, n_out);
+            st = bf16 ? IMC_CUDA_FN(blas_gemm_bf16)(c->blas, NULL, (const uint16_t *)w, nr, n_in,
+                                                    (const uint16_t *)xb, n_tok, yd + r0, n_out)
+                      : IMC_CUDA_FN(blas_gemm)(c->blas, NULL, (const float *)w, nr, n_in, xd,
+                                               n_tok, yd + r0, n_out);
         }
         if (st == IMC_ERR_UNSUPPORTED) {
-            st = IMC_CUDA_FN(gemm)(NULL, w, nr, n_in, xd, n_tok, yd + r0, n_out);
+            st = bf16 ? IMC_CUDA_FN(gemm_bf16)(NULL, (const uint16_t *)w, nr, n_in,
+                                               (const uint16_t *)xb, n_tok, yd + r0, n_out)
+                      : IMC_CUDA_FN(gemm)(NULL, (const float *)w, nr, n_in, xd, n_tok, yd + r0,
+                                          n_out);
         }
         IMC_TRY(st);
     }
@@ -311,7 +336,8 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     if (n_tok <= g) {
         IMC_TRY(IMC_CUDA_FN(mmv)(NULL, type, wd, n_out, n_in, xd, (int)n_tok, yd));
     } else {
-        IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd));
+        IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd,
+                         imc_exec_matmul(ex) == IMC_MATMUL_Q8 && type != IMC_TYPE_F32));
     }
     return rows_down(c, y, ldy, yd, n_tok, n_out);
 }

@@ -6,6 +6,9 @@
  *     weights within (n_in + 2)·2^-24·Σ|w·x| (the mmv and GEMM bounds, tests/cuda/test_mmv and
  *     test_gemm, both inside it) and, above 8 tokens, bitwise against imc_cpu_matmul (the tiled
  *     GEMM's arithmetic); y's gaps between rows keep their values;
+ *   - --matmul q8 (the exec's Q8 mode): above 8 tokens bitwise imc_cpu_matmul on the decoded
+ *     weights and the activations rounded to bf16 (the bf16 GEMM), below it and for f32 weights
+ *     the f32 mode's bits;
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
@@ -150,6 +153,60 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
           cuemu_mem_used() - base);
 }
 
+// --matmul q8 (the exec's Q8 mode) on the table: batches of more than 8 tokens of weights other
+// than f32 multiply bf16 weights and activations (table.cu batch_mm): bitwise imc_cpu_matmul's
+// f32 path on the decoded weights and the activations both rounded to bf16 (the bf16 GEMM's
+// products are exact: its bits are the f32 GEMM's on the rounded values, tests/cuda/test_gemm);
+// 8 tokens and fewer (mmv), and f32 weights, are the f32 mode's bits.
+static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
+{
+    struct tctx t;
+    tctx_open(&t);
+    imc_exec_set_matmul(t.ex, IMC_MATMUL_Q8);
+    enum { NO = 40, NI = 256 };
+    struct krng r = {(uint64_t)(type * 77 + n_tok)};
+    uint64_t rb = 0;
+    uint8_t *w = kt_weights(&r, type, NO, NI, &rb);
+    float *x = kalloc_rand(&r, n_tok * NI, 1.0f), *wf = decoded(w, type, NO, NI);
+    float *xr = malloc(sizeof(float) * (size_t)(n_tok * NI));
+    const size_t ny = (size_t)(n_tok * NO);
+    float *y = malloc(sizeof(float) * ny), *want = malloc(sizeof(float) * ny);
+    const bool batch = n_tok > IMC_CUDA_MMV_MAX_TOK && type != IMC_TYPE_F32;
+    for (int64_t i = 0; batch && i < NO * NI; i++) {
+        wf[i] = imc_bf16_to_fp32(imc_fp32_to_bf16(wf[i]));
+    }
+    for (int64_t i = 0; i < n_tok * NI; i++) {
+        xr[i] = batch ? imc_bf16_to_fp32(imc_fp32_to_bf16(x[i])) : x[i];
+    }
+    struct imc_exec *ex = kexec(1); // imc_cpu_matmul's f32 path
+    CHECK(t.b->matmul(t.ex, y, NO, w, type, NO, NI, x, NI, n_tok) == IMC_OK, "%s bf16 matmul",
+          imc_type_name(type));
+    if (batch) {
+        CHECK(imc_cpu_matmul(ex, want, NO, wf, IMC_TYPE_F32, NO, NI, xr, NI, n_tok) == IMC_OK,
+              "cpu");
+    } else { // mmv: the f32 mode's result on a fresh table
+        struct tctx f;
+        tctx_open(&f);
+        CHECK(f.b->matmul(f.ex, want, NO, w, type, NO, NI, x, NI, n_tok) == IMC_OK, "f32 mode");
+        tctx_close(&f);
+    }
+    int bad = 0;
+    for (size_t i = 0; i < ny; i++) {
+        bad += memcmp(&y[i], &want[i], 4) != 0;
+    }
+    CHECK(bad == 0, "%s, %lld tokens, --matmul q8: %d of %zu outputs differ from %s",
+          imc_type_name(type), (long long)n_tok, bad, ny,
+          batch ? "imc_cpu_matmul on the bf16-rounded inputs" : "the f32 mode's");
+    imc_exec_free(ex);
+    free(w);
+    free(x);
+    free(wf);
+    free(xr);
+    free(y);
+    free(want);
+    tctx_close(&t);
+}
+
 static void matmul_cases(void)
 {
     static const enum imc_type types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
@@ -158,6 +215,7 @@ static void matmul_cases(void)
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         for (size_t j = 0; j < sizeof(toks) / sizeof(toks[0]); j++) {
             matmul_case(types[i], toks[j]);
+            matmul_bf16_case(types[i], toks[j]);
         }
     }
 }
