@@ -54,6 +54,8 @@ struct imc_synth_cfg {
     enum imc_type wtype;   // type of matmul weights; per-tensor fallback when a row length is
                            // not a multiple of its block (K/IQ4_XS -> 32-block type -> f16)
     uint64_t seed;         // PRNG seed
+    int n_threads;         // threads quantizing a tensor's rows (0 or 1: the caller's); the
+                           // bytes written do not depend on it
     const char *text;      // BPE training text (borrowed); NULL: no merges (byte tokens only,
     size_t text_len;       // padded with unused tokens up to n_vocab)
 };

@@ -9,6 +9,8 @@
  * variance: close to Gaussian, bounded (|x| < 3.47 std), and computed without libm.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,52 @@ static int64_t n_elems(int n_dims, const int64_t *ne)
     return n;
 }
 
+// Rows [r0, r1) of a tensor quantized by one thread.
+struct qrows {
+    const struct imc_type_traits *tr;
+    const float *f32;
+    uint8_t *data;
+    int64_t ne0, r0, r1;
+    uint64_t row_bytes;
+};
+
+static void *qrows_run(void *arg)
+{
+    const struct qrows *q = arg;
+    for (int64_t r = q->r0; r < q->r1; r++) {
+        q->tr->from_float(q->f32 + r * q->ne0, q->data + (uint64_t)r * q->row_bytes, q->ne0, NULL);
+    }
+    return NULL;
+}
+
+// The rows of f32 quantized into data by up to n_threads threads, each a contiguous share of the
+// rows (a row's bytes depend on that row alone, so not on the split); a thread that does not
+// start leaves its share to this one.
+static void quant_rows(const struct imc_type_traits *tr, const float *f32, int64_t rows,
+                       int64_t ne0, uint64_t row_bytes, uint8_t *data, int n_threads)
+{
+    enum { MAX_THREADS = 256 };
+    int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    nt = (int64_t)nt > rows ? (int)(rows > 0 ? rows : 1) : nt;
+    struct qrows q[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int i = 0; i < nt; i++) {
+        q[i] = (struct qrows){tr, f32, data, ne0, rows * i / nt, rows * (i + 1) / nt, row_bytes};
+        started[i] = i > 0 && pthread_create(&th[i], NULL, qrows_run, &q[i]) == 0;
+    }
+    for (int i = 0; i < nt; i++) {
+        if (!started[i]) {
+            qrows_run(&q[i]);
+        }
+    }
+    for (int i = 1; i < nt; i++) {
+        if (started[i]) {
+            pthread_join(th[i], NULL);
+        }
+    }
+}
+
 // Converts f32 (owned; consumed) to type t row by row and adds tensor `name` to the writer.
 static enum imc_status put(struct gen *g, const char *name, enum imc_type t, int n_dims,
                            const int64_t *ne, float *f32)
@@ -137,9 +185,8 @@ static enum imc_status put(struct gen *g, const char *name, enum imc_type t, int
         }
         int64_t rows = n_elems(n_dims, ne) / ne[0];
         data = malloc((size_t)(row_bytes * (uint64_t)rows));
-        for (int64_t r = 0; data && r < rows; r++) {
-            tr->from_float(f32 + r * ne[0], (uint8_t *)data + (uint64_t)r * row_bytes, ne[0],
-                           NULL);
+        if (data) {
+            quant_rows(tr, f32, rows, ne[0], row_bytes, data, g->cfg->n_threads);
         }
         free(f32);
     }

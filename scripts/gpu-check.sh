@@ -22,8 +22,12 @@
 #     deepseek2 3D, the same three checks. With two GPUs the ranks take one each and pass their
 #     rows with NCCL; with one they share it, which NCCL cannot serve, so they fall back to the
 #     host and MPI (the summary says which);
-# then tokens/s of perplexity on ds2-bench (~243 MB, q8_0 dequantized to f32 on both sides),
-# --device cuda against --device cpu. Bounds: the emulator (cuda.engine_emu) measures the table
+# then tokens/s of perplexity on ds2-bench (~243 MB, q8_0): --device cuda against --device cpu
+# with --matmul f32 (dequantized to f32 on both sides), and --device cuda with the default
+# --matmul q8 (its batches in bf16, the tensor cores' path; its PPL reported beside the f32
+# one's, no bound), and the fraction of the GPU's dense bf16 peak (a table of NVIDIA's figures
+# by name, or IMC_GPU_BF16_TFLOPS) that rate reaches, counting the weights' FLOPs per token that
+# `imc plan` reports (a lower bound: attention over the context is not counted). Bounds: the emulator (cuda.engine_emu) measures the table
 # against the cpu engine at <= 1.2e-6 of the largest logit and <= 3.2e-6 on Σx² (bound there 2e-5
 # and 4e-5). The GPU differs from the emulator where the emulator cannot follow it: cuBLAS (f32
 # accumulation, no TF32) picks its kernels and split-K orders by shape, and nvcc contracts a*b+c
@@ -37,7 +41,9 @@
 # The tokens/s are perplexity's own (its last progress line: all chunks, the first uploads of the
 # weights included). ds2-bench is the largest preset that fits the budget: it generates in ~20 s
 # on one core (gen-model is single-threaded); ds3-width (5.3 GB) would take ~8 minutes.
-# Not yet: the fraction of the bf16 peak on the real-width ds3-width preset.
+# Then, with a GPU and when at most 300 s have gone, the same on the real-width ds3-width preset
+# (5.3 GB of q8_0 at DeepSeek-V3's widths; gen-model -t quantizes its rows on every core, ~1 min
+# on 16): tokens/s of perplexity (ctx 512, 2 chunks, --matmul q8) and its fraction of the peak.
 #
 # Usage: bash scripts/gpu-check.sh [BUILD_DIR]      (default BUILD_DIR: build-gpu in the tree)
 # Environment: IMC_GPU_CHECK_MODE=auto|kernels|full (default auto), IMC_GPU_ARCH (e.g. 90;
@@ -171,6 +177,35 @@ verdict() { # verdict WHAT VALUE BOUND: records a failure when VALUE > BOUND (or
 }
 rel() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d;
     if (b + 0 == 0) print "nan"; else printf "%.3g", d / (b < 0 ? -b : b) }'; }
+# peak_step NAME MODEL TOKS SECONDS: the fraction of the GPU's bf16 peak that TOKS tok/s on MODEL
+# reach, counting the weights' FLOPs per token `imc plan` reports.
+peak_step() {
+    local flops peak
+    flops=$("$imc" plan "$2" --ranks 1 --gpus 0 2>/dev/null |
+        sed -n 's/.*, \([0-9.e+]*\) FLOP\/token).*/\1/p' | head -n 1)
+    peak=${IMC_GPU_BF16_TFLOPS:-$(bf16_peak "$gpu")}
+    if [[ -n $flops && -n $peak ]]; then
+        step bf16peak "$4" INFO "$1, $dev q8: $3 tok/s x $flops FLOP/token = $(awk -v r="$3" \
+            -v f="$flops" -v p="$peak" 'BEGIN { printf "%.3g TFLOP/s, %.2f%% of %s TFLOP/s", \
+            r * f / 1e12, 100 * r * f / (p * 1e12), p }') (weights' FLOPs only)"
+    else
+        step bf16peak "$4" SKIP "$1: FLOP/token '$flops' or the GPU's bf16 peak '$peak' unknown \
+(IMC_GPU_BF16_TFLOPS=... gives the peak)"
+    fi
+}
+# bf16_peak GPU: the dense bf16 tensor-core peak in TFLOP/s of the GPU nvidia-smi names (NVIDIA's
+# data sheets, without sparsity), or nothing when unknown.
+bf16_peak() {
+    case $1 in
+    *H100*PCIe*) echo 756 ;;
+    *H100*NVL*) echo 835 ;;
+    *H100* | *H200* | *H800*) echo 989 ;; # GH200 too
+    *B200*) echo 2250 ;; # GB200 too
+    *A100*) echo 312 ;;
+    *L40S*) echo 362 ;;
+    *) ;;
+    esac
+}
 # im_cmp CPU.dat DEV.dat: the worst per-entry max|Δ|/max|cpu|, or "bad: ..." (entries, counts)
 im_cmp() {
     python3 - "$1" "$2" <<'PY'
@@ -231,10 +266,15 @@ compare() {
     local note
     note="PPL $pd vs $pc (rel $(rel "$pd" "$pc")), KLD mean $kmean max $kmax, imatrix $im"
     if [[ ${#launch[@]} -gt 0 ]]; then # ranks of a group: how they passed rows
-        if grep -q "share a GPU" "$out.err"; then
+        if [[ $dev == cpu ]]; then
+            note+="; cpu ranks: host exchange"
+        elif grep -q "share a GPU" "$out.err"; then
             note+="; ranks share a GPU: host exchange"
         elif grep -q "does not load\|lacks a function" "$out.err"; then
             note+="; NCCL did not load: host exchange"
+        elif grep -q "rows go through the host" "$out.err"; then
+            note+="; NCCL init failed: host exchange ($(grep -m 1 "rows go through the host" \
+                "$out.err"))"
         else
             note+="; NCCL exchange"
         fi
@@ -283,33 +323,66 @@ mean $B_KLD_MEAN max $B_KLD_MAX, imatrix $B_IM$([[ $dev == cpu ]] && echo '; no 
         step engine $(($(date +%s) - t)) FAIL "generating the presets or the cpu runs failed"
     fi
 
-    # tokens/s of perplexity on ds2-bench, cpu and $dev (the rate of the last progress line)
+    # tokens/s of perplexity on ds2-bench (the rate of the last progress line): cpu and $dev with
+    # --matmul f32, and $dev with the default --matmul q8 (on a GPU: batches in bf16, the tensor
+    # cores' path); then the fraction of the GPU's dense bf16 peak that rate reaches, counting
+    # the weights' FLOPs per token that `imc plan` reports (attention over the context not
+    # counted: a lower bound).
     t=$(date +%s)
     bm=$work/ds2-bench.gguf
     bctx=512 # 2048 tokens; without a GPU (cpu vs cpu: the plumbing only) 512 tokens
     [[ $dev == cpu ]] && bctx=128
-    rate() { # rate DEVICE: tok/s of the last chunk line, or "failed"
-        timeout 120 "$imc" perplexity -m "$bm" -f "$text" --ctx "$bctx" --chunks 4 -t "$jobs" \
-            --matmul f32 --device "$1" 2>&1 >/dev/null | tr ',\r' '\n' |
-            sed -n 's/^ *\([0-9.]*\) tok\/s.*/\1/p' | tail -n 1 | grep . || echo failed
+    rate() { # rate DEVICE MATMUL [CHUNKS]: "tok/s PPL" of a run on $bm (the last chunk line)
+        local o r p
+        o=$(timeout 120 "$imc" perplexity -m "$bm" -f "$text" --ctx "$bctx" --chunks "${3:-4}" \
+            -t "$jobs" --matmul "$2" --device "$1" 2>&1 | tr ',\r' '\n')
+        r=$(sed -n 's/^ *\([0-9.]*\) tok\/s.*/\1/p' <<<"$o" | tail -n 1)
+        p=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' <<<"$o")
+        if [[ -n $r && -n $p ]]; then echo "$r $p"; else echo failed; fi
     }
     if "$imc" gen-model --preset ds2-bench -o "$bm" >/dev/null 2>&1; then
-        r_cpu=$(rate cpu)
-        r_dev=$(rate "$dev")
-        if [[ $r_cpu == failed || $r_dev == failed ]]; then
-            step bench $(($(date +%s) - t)) FAIL "ds2-bench perplexity: cpu $r_cpu, $dev $r_dev"
+        read -r r_cpu p_cpu <<<"$(rate cpu f32)"
+        read -r r_dev p_dev <<<"$(rate "$dev" f32)"
+        read -r r_q8 p_q8 <<<"$(rate "$dev" q8)"
+        if [[ $r_cpu == failed || $r_dev == failed || $r_q8 == failed ]]; then
+            step bench $(($(date +%s) - t)) FAIL "ds2-bench perplexity: cpu $r_cpu, $dev $r_dev, \
+$dev q8 $r_q8"
         else
             step bench $(($(date +%s) - t)) ok "ds2-bench perplexity, $((4 * bctx)) tokens, \
--t $jobs: $dev $r_dev tok/s, cpu $r_cpu tok/s ($(awk -v a="$r_dev" -v b="$r_cpu" \
-                'BEGIN { printf "%.2fx", a / b }'))"
+-t $jobs, tok/s (PPL): cpu f32 $r_cpu ($p_cpu), $dev f32 $r_dev ($p_dev, $(awk -v a="$r_dev" \
+                -v b="$r_cpu" 'BEGIN { printf "%.2fx", a / b }')), $dev q8 $r_q8 ($p_q8, PPL rel \
+$(rel "$p_q8" "$p_cpu") from cpu f32)"
+            peak_step ds2-bench "$bm" "$r_q8" 0
         fi
     else
         step bench $(($(date +%s) - t)) FAIL "gen-model ds2-bench failed"
     fi
     rm -f "$bm"
+
+    # the same fraction at DeepSeek-V3's widths (ds3-width, 5.3 GB of q8_0: 3 dense + 2 MoE
+    # layers), when the budget has room for generating it (~1 min with 16 threads)
+    t=$(date +%s)
+    bm=$work/ds3-width.gguf
+    if [[ $dev != cuda ]]; then
+        step ds3width 0 SKIP "no GPU"
+    elif ((t - t_start > 300)); then
+        step ds3width 0 SKIP "$((t - t_start)) s spent: no room for ds3-width in the budget"
+    elif timeout 150 "$imc" gen-model --preset ds3-width -o "$bm" -t "$jobs" >/dev/null 2>&1; then
+        tg=$(($(date +%s) - t))
+        bctx=512
+        read -r r_w p_w <<<"$(rate cuda q8 2)"
+        if [[ $r_w == failed ]]; then
+            step ds3width $(($(date +%s) - t)) FAIL "ds3-width perplexity on the GPU failed"
+        else
+            step ds3width $(($(date +%s) - t)) ok "generated in ${tg} s; perplexity, 1024 tokens, \
+cuda q8: $r_w tok/s (PPL $p_w)"
+            peak_step ds3-width "$bm" "$r_w" $(($(date +%s) - t))
+        fi
+    else
+        step ds3width $(($(date +%s) - t)) FAIL "gen-model ds3-width failed or took over 150 s"
+    fi
+    rm -f "$bm"
 fi
-step bf16peak 0 SKIP "fraction of the bf16 peak on ds3-width: not measured yet (generating its \
-5.3 GB takes ~8 min on one core)"
 
 print_summary
 exit "$failed"

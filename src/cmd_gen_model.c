@@ -1,7 +1,7 @@
 /*
  * imc gen-model: writes a deterministic synthetic GGUF model from a preset (model/synth.h).
  *
- *   imc gen-model --preset NAME -o OUT [--type TYPE] [--seed N] [--text FILE | --no-text]
+ *   imc gen-model --preset NAME -o OUT [--type TYPE] [--seed N] [-t N] [--text FILE | --no-text]
  *   imc gen-model --list
  *
  * The tokenizer's merges are learned from the bundled calibration text
@@ -29,6 +29,7 @@ struct gen_args {
     const char *type;
     const char *text;
     int64_t seed;
+    int64_t threads;
     bool no_text;
     bool list;
 };
@@ -44,6 +45,9 @@ static const struct imc_opt own_opts[] = {
             "block fall "
             "back to a 32-block type or f16"),
     IMC_OPT("seed", 0, IMC_OPT_UINT, OWN(seed), "N", "weights' random seed (default 0)"),
+    IMC_OPT("threads", 't', IMC_OPT_UINT, OWN(threads), "N",
+            "threads quantizing the weights (default 0: the online CPUs);\nthe bytes do not "
+            "depend on it"),
     IMC_OPT("text", 0, IMC_OPT_STR, OWN(text), "FILE",
             "BPE training text (default: the bundled " TEXT_REL ")"),
     IMC_OPT("no-text", 0, IMC_OPT_FLAG, OWN(no_text), NULL,
@@ -55,7 +59,8 @@ static const struct imc_opt own_opts[] = {
 static const struct imc_opt *const groups[] = {own_opts, imc_opt_group_log, NULL};
 
 static const struct imc_opt_spec spec = {
-    .usage = "--preset NAME -o OUT [--type TYPE] [--seed N] [--text FILE | --no-text]\n--list",
+    .usage = "--preset NAME -o OUT [--type TYPE] [--seed N] [-t N] [--text FILE | --no-text]\n"
+             "--list",
     .groups = groups,
     .notes = "The same preset, type and seed give the same bytes.",
 };
@@ -134,6 +139,9 @@ static enum imc_status run_gen(const struct gen_args *a)
     struct imc_synth_cfg cfg;
     IMC_TRY(imc_synth_preset(&cfg, a->preset));
     cfg.seed = (uint64_t)a->seed;
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.n_threads = a->threads > 0 ? (int)(a->threads < 256 ? a->threads : 256)
+                                   : (int)(online > 0 ? online : 1);
     if (a->type) {
         int t = imc_type_from_name(a->type);
         if (t < 0) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/test_gen_model: `imc gen-model` is deterministic (same preset and seed -> identical
-# bytes), every preset loads with `imc info`, options and bad arguments behave.
+# bytes, also with any number of quantizing threads), every preset loads with `imc info`,
+# options and bad arguments behave.
 # ds2-bench (~245 MB) only with IMC_TEST_BENCH=1.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" gen_model
@@ -31,6 +32,12 @@ check "--no-text gives a vocabulary without merges" \
     bash -c "'$IMC_BIN' info '$tmp/notext.gguf' | grep -q ' 0 merges'"
 check "--type q8_0" gen --preset ds2-tiny-all -o "$tmp/q8.gguf" --type q8_0
 check "q8_0 weights listed" bash -c "'$IMC_BIN' info '$tmp/q8.gguf' | grep -q 'blk.1.attn_q_a.weight *q8_0'"
+# the rows quantized by 1, 3 and 7 threads: the same bytes (each row depends on itself alone)
+for n in 1 3 7; do
+    check "--type q4_k -t $n" gen --preset ds2-tiny-all -o "$tmp/t$n.gguf" --type q4_k -t "$n"
+done
+check "-t 1, 3, 7 write the same bytes" bash -c "cmp -s '$tmp/t1.gguf' '$tmp/t3.gguf' &&
+    cmp -s '$tmp/t1.gguf' '$tmp/t7.gguf'"
 check "--type q4_k falls back for 64-wide rows" \
     bash -c "'$IMC_BIN' gen-model --preset llama-tiny -o '$tmp/q4k.gguf' --type q4_k >/dev/null &&
              '$IMC_BIN' info '$tmp/q4k.gguf' | grep -q 'blk.0.attn_q.weight *q5_0'"
