@@ -334,10 +334,11 @@ mean $B_KLD_MEAN max $B_KLD_MAX, imatrix $B_IM$([[ $dev == cpu ]] && echo '; no 
     bm=$work/ds2-bench.gguf
     bctx=512 # 2048 tokens; without a GPU (cpu vs cpu: the plumbing only) 512 tokens
     [[ $dev == cpu ]] && bctx=128
-    rate() { # rate DEVICE MATMUL [CHUNKS]: "tok/s PPL" of a run on $bm (the last chunk line)
+    rate() { # rate DEVICE MATMUL [CHUNKS]: "tok/s PPL" of a run on $bm (the last chunk line);
+        # its output in $work/rate.log
         local o r p
         o=$(timeout 120 "$imc" perplexity -m "$bm" -f "$text" --ctx "$bctx" --chunks "${3:-4}" \
-            -t "$jobs" --matmul "$2" --device "$1" 2>&1 | tr ',\r' '\n')
+            -t "$jobs" --matmul "$2" --device "$1" 2>&1 | tr ',\r' '\n' | tee "$work/rate.log")
         r=$(sed -n 's/^ *\([0-9.]*\) tok\/s.*/\1/p' <<<"$o" | tail -n 1)
         p=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' <<<"$o")
         if [[ -n $r && -n $p ]]; then echo "$r $p"; else echo failed; fi
@@ -377,7 +378,8 @@ $(rel "$p_q8" "$p_cpu") from cpu f32)"
             step ds3width $(($(date +%s) - t)) FAIL "ds3-width perplexity on the GPU failed"
         else
             step ds3width $(($(date +%s) - t)) ok "generated in ${tg} s; perplexity, 1024 tokens, \
-cuda q8: $r_w tok/s (PPL $p_w)"
+cuda q8: $r_w tok/s (PPL $p_w); $(grep -o 'device memory at its most [0-9.]* MiB' \
+                "$work/rate.log" | head -n 1)"
             peak_step ds3-width "$bm" "$r_w" $(($(date +%s) - t))
         fi
     else

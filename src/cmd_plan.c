@@ -25,10 +25,11 @@
  * what each holds per rank (the GPU's memory / ranks on that GPU; the node's / ranks on the
  * node). --experts-on cpu puts a GPU rank's routed experts on the CPU, the rest (attention,
  * norms, router, dense FFN, shared experts, embedding, head) on the GPU, as the engine runs
- * them (--device cuda, --experts-on cpu). Weights only: the engine's activations (its scratch
- * arena, device memory on a GPU rank, and the head's logits rows), an imatrix run's chunk sums
- * (8 bytes per column of each of the rank's imatrix matrices, per sequence of a batch: 34 MB
- * per DeepSeek-V3 MoE layer), the dequantized weight tile of the batch matmul (64 MiB) and
+ * them (--device cuda, --experts-on cpu). Weights only (a GPU rank of a run logs its device
+ * memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem): the engine's activations
+ * (its scratch arena, device memory on a GPU rank, and the head's logits rows), an imatrix run's
+ * chunk sums (8 bytes per column of each of the rank's imatrix matrices, per sequence of a batch:
+ * 34 MB per DeepSeek-V3 MoE layer), the dequantized weight tile of the batch matmul (64 MiB) and
  * cuBLAS's workspace come on top.
  *
  * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does

@@ -210,3 +210,16 @@ struct imc_cuda_traffic {
 };
 #endif
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_traffic)(const void *ctx, struct imc_cuda_traffic *t);
+// The device memory of a table state ctx: what it holds now, and its most since ctx_new (the sum
+// of the three at the moment of the peak, and that sum's parts then). The CUDA context and
+// cuBLAS's workspace come on top. ctx_free logs the peak (INFO, one line).
+#ifndef IMC_CUDA_MEM_DEFINED
+#define IMC_CUDA_MEM_DEFINED
+struct imc_cuda_mem {
+    size_t weights, n_weights; // resident weights now (bytes, tensors)
+    size_t buffers;            // the table's buffers now (activations, statistics, hidden rows)
+    size_t scratch;            // the ops' scratch now (operand slots, weight tile, check record)
+    size_t peak, peak_weights, peak_buffers, peak_scratch;
+};
+#endif
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem)(const void *ctx, struct imc_cuda_mem *m);

@@ -323,6 +323,7 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     }
     const void *wd = NULL;
     IMC_TRY(IMC_CUDA_FN(wcache_get)(&c->wc, w, type, n_out, n_in, &wd));
+    IMC_CUDA_FN(ctx_mem_note)(c);
     type = imc_type_unweaved(type); // what the device copy holds
     const float *xd = rows_up(c, CT_X, x, ldx, n_tok, n_in, "the activations of matmul");
     const size_t by = (size_t)(n_tok * n_out) * sizeof(float);
@@ -905,6 +906,7 @@ struct imc_cuda_check_rec *check_rec(struct imc_cuda_ctx *c)
             return NULL;
         }
         c->check_rec = (struct imc_cuda_check_rec *)p;
+        IMC_CUDA_FN(ctx_mem_note)(c);
     }
     return c->check_rec;
 }

@@ -34,11 +34,51 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **out)
     return IMC_OK;
 }
 
+// The memory c holds now.
+static void mem_now(const struct imc_cuda_ctx *c, struct imc_cuda_mem *m)
+{
+    *m = c->peak;
+    m->weights = c->wc.bytes;
+    m->n_weights = c->wc.n;
+    m->buffers = c->buf_bytes;
+    m->scratch = c->check_rec ? sizeof(*c->check_rec) : 0;
+    for (int i = 0; i < CT_NSLOT; i++) {
+        m->scratch += c->dev[i] ? (c->dev_cap[i] ? c->dev_cap[i] : 1) : 0;
+    }
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem_note)(struct imc_cuda_ctx *c)
+{
+    struct imc_cuda_mem m;
+    mem_now(c, &m);
+    const size_t now = m.weights + m.buffers + m.scratch;
+    if (now > c->peak.peak) {
+        c->peak.peak = now;
+        c->peak.peak_weights = m.weights;
+        c->peak.peak_buffers = m.buffers;
+        c->peak.peak_scratch = m.scratch;
+    }
+}
+
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem)(const void *ctx, struct imc_cuda_mem *m)
+{
+    mem_now((const struct imc_cuda_ctx *)ctx, m);
+}
+
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
 {
     struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
     if (!c) {
         return;
+    }
+    const struct imc_cuda_mem *pk = &c->peak;
+    if (pk->peak > 0) {
+        const double mib = 1.0 / (1 << 20);
+        IMC_LOG_INF("cuda: device memory at its most %.1f MiB: weights %.1f MiB, the table's "
+                    "buffers %.1f MiB, op scratch %.1f MiB (the CUDA context and cuBLAS's "
+                    "workspace on top)",
+                    (double)pk->peak * mib, (double)pk->peak_weights * mib,
+                    (double)pk->peak_buffers * mib, (double)pk->peak_scratch * mib);
     }
     IMC_CUDA_FN(wcache_free)(&c->wc);
     for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {
@@ -73,6 +113,7 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_dev)(struct imc_cuda_ctx *c, enum imc_cuda
         return NULL;
     }
     c->dev_cap[slot] = bytes;
+    IMC_CUDA_FN(ctx_mem_note)(c);
     return c->dev[slot];
 }
 
@@ -132,6 +173,8 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes)
         return NULL;
     }
     c->buf[i] = (struct imc_cuda_buf){p, bytes};
+    c->buf_bytes += bytes;
+    IMC_CUDA_FN(ctx_mem_note)(c);
 #ifdef IMC_CUDA_EMU
     if (c->guard_depth > 0 && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
         IMC_LOG_ERR("cuda emulator: cannot open an activation buffer");
@@ -147,6 +190,7 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_buf_free)(void *ctx, void *p)
     for (int i = 0; p && i < IMC_CUDA_MAX_BUFS; i++) {
         if (c->buf[i].p == p) {
             buf_del(p, c->buf[i].bytes);
+            c->buf_bytes -= c->buf[i].bytes;
             c->buf[i] = (struct imc_cuda_buf){NULL, 0};
             return;
         }

@@ -60,7 +60,13 @@ struct imc_cuda_ctx {
     size_t dev_cap[CT_NSLOT];
     void *host; // staging, host_cap bytes
     size_t host_cap;
+    size_t buf_bytes;         // the table's buffers' bytes now
+    struct imc_cuda_mem peak; // device memory at its most (ctx_mem's peak fields; ctx_mem_note)
 };
+
+// Notes the device memory c holds now (weights, buffers, scratch) in its peak; called after
+// every allocation of c's.
+IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem_note)(struct imc_cuda_ctx *c);
 
 // The device copy of the weight at host address w: n_rows rows of n_in values of type, uploaded
 // on first use (again when a later use needs more rows); an interleaved type is held as rows

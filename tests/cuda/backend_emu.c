@@ -37,3 +37,10 @@ size_t tcuda_emu_resident(const void *ctx, const void *lo, const void *hi, size_
 {
     return imc_cuemu_ctx_resident(ctx, lo, hi, bytes);
 }
+
+size_t tcuda_emu_mem_peak(const void *ctx)
+{
+    struct imc_cuda_mem m;
+    imc_cuemu_ctx_mem(ctx, &m);
+    return m.peak;
+}

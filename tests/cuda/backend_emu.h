@@ -28,5 +28,8 @@ void tcuda_emu_traffic(const void *ctx, size_t *up, size_t *down, size_t *n_up, 
 // What its exchanges between ranks moved (backend.h peer_alltoallv): calls, bytes sent and
 // received.
 void tcuda_emu_peer(const void *ctx, size_t *n_peer, size_t *out, size_t *in);
+// The most device memory its state held since ctx_new (kernels/cuda/kern_decl.h ctx_mem: the sum
+// of weights, buffers and scratch at its peak).
+size_t tcuda_emu_mem_peak(const void *ctx);
 
 #endif // IMC_TESTS_CUDA_BACKEND_EMU_H

@@ -133,10 +133,13 @@ struct resid {
     size_t n_exps; // resident weights inside a routed-expert tensor (ffn_{gate,up,down}_exps)
     size_t bytes;  // device bytes of all resident weights
     size_t up, down, n_up, n_down; // what the ops copied (ctx_traffic)
+    size_t mem_peak;               // the table's own count of its device memory at its most
+    unsigned long long emu_peak;   // the emulator's: its allocations at their most, this run's
 };
 
 static void resid_of(const struct imc_model *m, const void *ctx, struct resid *r)
 {
+    r->mem_peak = tcuda_emu_mem_peak(ctx);
     tcuda_emu_resident(ctx, NULL, NULL, &r->bytes);
     tcuda_emu_traffic(ctx, &r->up, &r->down, &r->n_up, &r->n_down);
     r->n_exps = 0;
@@ -229,6 +232,8 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     struct imc_engine *e = NULL;
     float *y = malloc((size_t)(N_TOK * m->hp.n_vocab) * sizeof(float));
+    const unsigned long long base = cuemu_mem_used();
+    cuemu_mem_peak_reset();
     if (!y || imc_engine_init(&e, m, &o) != IMC_OK ||
         imc_engine_forward(e, tok, N_TOK, y) != IMC_OK) {
         free(y);
@@ -236,6 +241,7 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     if (y && rs) {
         resid_of(m, imc_engine_backend_ctx(e), rs);
+        rs->emu_peak = cuemu_mem_peak() - base;
     }
     if (y && sc) {
         score_of(e, y, tok, in, sc);
@@ -306,11 +312,18 @@ static void traffic_check(const struct pcase *c, const struct imc_model *m, cons
     const uint64_t f_up = 2 * n * d * 4 + n * rb, f_down = 2 * n * d * 4 + n * hp->n_vocab * 4;
     const uint64_t a = n * (8 + 24 * k) + 4 * 8 * w + 4096;
     const uint64_t extra = r->up + r->down - f_up - f_down, bound = ((uint64_t)hp->n_layer + 1) * a;
+    printf("%-15s %-13s device memory at its most %zu bytes (weights %zu), the emulator's count "
+           "the same\n",
+           c->preset, imc_attn_path_name(c->path), r->mem_peak, r->bytes);
     printf("%-15s %-13s host<->device copies: %zu bytes up in %zu, %zu down in %zu; beyond the "
            "hidden rows, embeddings and logits %llu bytes (bound %llu; one layer's hidden rows "
            "%llu)\n",
            c->preset, imc_attn_path_name(c->path), r->up, r->n_up, r->down, r->n_down,
            (unsigned long long)extra, (unsigned long long)bound, (unsigned long long)(n * d * 4));
+    CHECK(r->mem_peak > r->bytes && r->mem_peak == r->emu_peak,
+          "%s %s: the table counts %zu bytes of device memory at its most, the emulator %llu "
+          "(weights %zu)",
+          c->preset, imc_attn_path_name(c->path), r->mem_peak, r->emu_peak, r->bytes);
     CHECK(r->up >= f_up && r->down >= f_down && extra <= bound,
           "%s %s: %zu bytes up, %zu down: activations copied between host and device (floor %llu "
           "/ %llu, bound %llu beyond)",

@@ -34,6 +34,10 @@ unsigned long long cuemu_mem_used(void);
 // not fit, else 1; cuemu_mem_give gives them back.
 int cuemu_mem_take(unsigned long long bytes);
 void cuemu_mem_give(unsigned long long bytes);
+// The most bytes of emulated device memory allocated at once since the last
+// cuemu_mem_peak_reset (which sets it to what is allocated then).
+unsigned long long cuemu_mem_peak(void);
+void cuemu_mem_peak_reset(void);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,15 @@ thread_local char t_msg[1024];
 
 constexpr size_t HDR = 16;     // size header before each block (keeps 16-byte alignment)
 std::atomic<size_t> g_used{0}; // the emulated device's allocated bytes (process-wide)
+std::atomic<size_t> g_peak{0}; // the most g_used held since the last cuemu_mem_peak_reset
+
+// Raises g_peak to used.
+void note_peak(size_t used)
+{
+    size_t p = g_peak.load();
+    while (used > p && !g_peak.compare_exchange_weak(p, used)) {
+    }
+}
 
 // IMC_CUEMU_MEM_LIMIT in bytes, or 0 (no limit) when unset or not a number.
 size_t mem_limit()
@@ -63,6 +72,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     *p = nullptr;
     const size_t limit = cuemu::mem_limit();
     const size_t used = cuemu::g_used.fetch_add(bytes) + bytes;
+    cuemu::note_peak(limit && used > limit ? 0 : used);
     if (limit && used > limit) {
         cuemu::g_used.fetch_sub(bytes);
         cuemu::set_error(cudaErrorMemoryAllocation,
@@ -108,7 +118,18 @@ extern "C" int cuemu_mem_take(unsigned long long bytes)
         cuemu::g_used.fetch_sub(bytes);
         return 0;
     }
+    cuemu::note_peak(used);
     return 1;
+}
+
+extern "C" unsigned long long cuemu_mem_peak(void)
+{
+    return cuemu::g_peak.load();
+}
+
+extern "C" void cuemu_mem_peak_reset(void)
+{
+    cuemu::g_peak.store(cuemu::g_used.load());
 }
 
 extern "C" void cuemu_mem_give(unsigned long long bytes)
