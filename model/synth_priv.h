@@ -5,6 +5,7 @@
 #ifndef IMC_MODEL_SYNTH_PRIV_H
 #define IMC_MODEL_SYNTH_PRIV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,24 @@ static inline uint64_t imc_synth_hash(const void *p, size_t n)
 {
     return imc_hash_fnv1a(IMC_HASH_FNV_INIT, p, n);
 }
+
+// Runs fn(args + i·size) for i < n (at most 256) on n threads, the caller's among them (it also
+// runs the shares of threads that do not start); returns when all are done.
+void imc_synth_parallel(int n, void *(*fn)(void *), void *args, size_t size);
+
+// The weights' random numbers (model/synth_rng.c): a xoshiro256** stream per tensor.
+struct imc_synth_rng {
+    uint64_t s[4];
+};
+// The stream of tensor `name`: state from splitmix64(seed ^ imc_synth_hash(name)).
+void imc_synth_rng_seed(struct imc_synth_rng *r, uint64_t seed, const char *name);
+// The stream's next value: Irwin-Hall(4) of four draws, unit variance, times std.
+float imc_synth_rng_normal(struct imc_synth_rng *r, double std);
+// p[0 .. n) = the first n values of `name`'s stream, by up to n_threads threads (one per 2^20
+// values at least; each jumps its copy of the stream to its share's first draw): the same bits
+// for any count.
+void imc_synth_randn(float *p, int64_t n, uint64_t seed, const char *name, double std,
+                     int n_threads);
 
 // GGUF token types (llama.cpp llama_token_type).
 enum { IMC_SYNTH_TOK_NORMAL = 1, IMC_SYNTH_TOK_CONTROL = 3, IMC_SYNTH_TOK_UNUSED = 5 };

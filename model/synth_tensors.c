@@ -1,7 +1,8 @@
 /*
  * model/synth_tensors: the weights of a synthetic model (model/synth.h). Names and shapes
  * follow llama.cpp (ggml ne order); values come from a per-tensor xoshiro256** stream seeded
- * by splitmix64(seed ^ hash(name)), so a tensor depends only on (seed, name, shape).
+ * by splitmix64(seed ^ hash(name)) (model/synth_rng.c), so a tensor depends only on (seed,
+ * name, shape).
  *
  * Scales: matmul weights ~ (0, 1/sqrt(n_in)) so outputs stay O(1); projections back into the
  * residual stream (attn_output, ffn_down*) are further scaled by 1/sqrt(2 n_layer); norm
@@ -9,65 +10,12 @@
  * variance: close to Gaussian, bounded (|x| < 3.47 std), and computed without libm.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "model/synth_priv.h"
-
-// ---- PRNG ---------------------------------------------------------------------------------------
-
-struct rng {
-    uint64_t s[4]; // xoshiro256** state
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(struct rng *r, uint64_t seed, const char *name)
-{
-    uint64_t x = seed ^ imc_synth_hash(name, strlen(name));
-    for (int i = 0; i < 4; i++) {
-        r->s[i] = splitmix64(&x);
-    }
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-static double rng_unif(struct rng *r) // [0, 1), 53 bits
-{
-    return (double)(rng_next(r) >> 11) * 0x1p-53;
-}
-
-static float rng_normal(struct rng *r, double std) // unit-variance Irwin-Hall(4) × std
-{
-    double s = rng_unif(r) + rng_unif(r) + rng_unif(r) + rng_unif(r);
-    return (float)((s - 2.0) * 1.7320508075688772 * std);
-}
 
 // ---- tensor output ------------------------------------------------------------------------------
 
@@ -145,22 +93,10 @@ static void quant_rows(const struct imc_type_traits *tr, const float *f32, int64
     int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
     nt = (int64_t)nt > rows ? (int)(rows > 0 ? rows : 1) : nt;
     struct qrows q[MAX_THREADS];
-    pthread_t th[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
     for (int i = 0; i < nt; i++) {
         q[i] = (struct qrows){tr, f32, data, ne0, rows * i / nt, rows * (i + 1) / nt, row_bytes};
-        started[i] = i > 0 && pthread_create(&th[i], NULL, qrows_run, &q[i]) == 0;
     }
-    for (int i = 0; i < nt; i++) {
-        if (!started[i]) {
-            qrows_run(&q[i]);
-        }
-    }
-    for (int i = 1; i < nt; i++) {
-        if (started[i]) {
-            pthread_join(th[i], NULL);
-        }
-    }
+    imc_synth_parallel(nt, qrows_run, q, sizeof(q[0]));
 }
 
 // Converts f32 (owned; consumed) to type t row by row and adds tensor `name` to the writer.
@@ -212,11 +148,7 @@ static float *randn(const struct gen *g, const char *name, int64_t n, double std
 {
     float *p = alloc_f32(n);
     if (p) {
-        struct rng r;
-        rng_seed(&r, g->cfg->seed, name);
-        for (int64_t i = 0; i < n; i++) {
-            p[i] = rng_normal(&r, std);
-        }
+        imc_synth_randn(p, n, g->cfg->seed, name, std, g->cfg->n_threads);
     }
     return p;
 }
