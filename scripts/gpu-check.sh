@@ -42,10 +42,10 @@
 # weights included). ds2-bench is the largest preset that fits the budget: it generates in ~20 s
 # on one core (gen-model is single-threaded); ds3-width (5.3 GB) would take ~8 minutes.
 # Then, with a GPU and when at most 240 s have gone, the same on the real-width ds3-width preset
-# (5.3 GB of q8_0 at DeepSeek-V3's widths; gen-model -t quantizes its rows on every core: 4 min
-# 45 s with -t 2 on the 2-core test VM, where ~40 s of random numbers and the writing stay on one
-# thread; skipped when it takes over 120 s): tokens/s of perplexity (ctx 512, 2 chunks,
-# --matmul q8) and its fraction of the peak.
+# (5.3 GB of q8_0 at DeepSeek-V3's widths; gen-model -t draws and quantizes on every core: 3 min
+# 41 s with -t 2 on the 2-core test VM, 410 s of CPU time, 93% of it spread over both cores;
+# skipped when it takes over 120 s): tokens/s of perplexity (ctx 512, 2 chunks, --matmul q8) and
+# its fraction of the peak.
 #
 # Usage: bash scripts/gpu-check.sh [BUILD_DIR]      (default BUILD_DIR: build-gpu in the tree)
 # Environment: IMC_GPU_CHECK_MODE=auto|kernels|full (default auto), IMC_GPU_ARCH (e.g. 90;
@@ -384,7 +384,7 @@ cuda q8: $r_w tok/s (PPL $p_w); $(grep -o 'device memory at its most [0-9.]* MiB
         fi
     else
         step ds3width $(($(date +%s) - t)) SKIP "gen-model ds3-width failed or took over 120 s \
-(4 min 45 s with -t 2 on the 2-core test VM)"
+(3 min 41 s with -t 2 on the 2-core test VM)"
     fi
     rm -f "$bm"
 fi
