@@ -158,6 +158,27 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type typ
                                                  int64_t n_out, int64_t n_in, const float *x,
                                                  int n_tok, float *y);
 
+// One product of mmv_group: weights w (device, n_out rows), n_tok <= IMC_CUDA_MMV_MAX_TOK tokens
+// at x, outputs at y (device; the group's row strides).
+#ifndef IMC_CUDA_MMV_JOB_DEFINED
+#define IMC_CUDA_MMV_JOB_DEFINED
+struct imc_cuda_mmv_job {
+    const void *w;
+    const float *x;
+    float *y;
+    int64_t n_tok;
+};
+#define IMC_CUDA_MMV_GROUP_MAX 120
+#endif
+// jobs[0 .. n_jobs) (a host array), all of type and n_out x n_in, x rows at stride ldx, y rows at
+// stride ldy, in one launch per IMC_CUDA_MMV_GROUP_MAX jobs (they travel in the kernel's
+// parameters, under CUDA's 4 KB: no copy): each y[t·ldy + o] the bits mmv gives it alone.
+// IMC_ERR_UNSUPPORTED (type), IMC_ERR_ARG (shape), IMC_ERR_CUDA.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv_group)(void *stream, enum imc_type type,
+                                                       const struct imc_cuda_mmv_job *jobs,
+                                                       int n_jobs, int64_t n_out, int64_t n_in,
+                                                       int64_t ldx, int64_t ldy);
+
 // ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 or bf16 weight tile (the batch matmul) -------------
 // y[t·ldy + o] = Σ_i w[o·n_in + i]·x[t·n_in + i] for o < n_out, t < n_tok (all device, f32):
 // the tiled shared-memory kernel, one fmaf chain per output in ascending i from +0 (the bits of

@@ -27,7 +27,9 @@
  *                 or when cuBLAS is missing; f32 tiles and activations under --matmul f32 (f32
  *                 weights skip the dequantization), bf16 ones under --matmul q8 (the exec's
  *                 mode; f32 weights stay f32): batch_mm.
- *   matmul_group  a loop over matmul.
+ *   matmul_group  the matmuls of up to IMC_CUDA_MMV_MAX_TOK tokens with one type, shape and row
+ *                 strides, their rows in the table's memory, in one mmv_group launch (an MoE
+ *                 layer's experts, MLA's heads); the others through matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
@@ -343,14 +345,61 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     return rows_down(c, y, ldy, yd, n_tok, n_out);
 }
 
+// Whether m can join the mmv_group launch led by lead (m itself, or NULL): up to
+// IMC_CUDA_MMV_MAX_TOK tokens, lead's type, shape and row strides, x and y in c's memory.
+bool groupable(const struct imc_cuda_ctx *c, const struct imc_mm *m, const struct imc_mm *lead)
+{
+    if (m->n_tok < 1 || m->n_tok > IMC_CUDA_MMV_MAX_TOK || m->n_out < 1 ||
+        !t_supports(IMC_OP_MATMUL, m->type)) {
+        return false;
+    }
+    if (lead && (m->type != lead->type || m->n_out != lead->n_out || m->n_in != lead->n_in ||
+                 m->ldx != lead->ldx || m->ldy != lead->ldy)) {
+        return false;
+    }
+    const size_t bx = (size_t)((m->n_tok - 1) * m->ldx + m->n_in) * sizeof(float);
+    const size_t by = (size_t)((m->n_tok - 1) * m->ldy + m->n_out) * sizeof(float);
+    return IMC_CUDA_FN(ctx_buf_has)(c, m->x, bx) && IMC_CUDA_FN(ctx_buf_has)(c, m->y, by);
+}
+
+// The matmuls of a group (an MoE layer's experts, MLA's heads): those groupable with the first
+// groupable one through mmv_group (their weights resident as for matmul; one launch per
+// IMC_CUDA_MMV_GROUP_MAX, no copy), the others one by one through t_matmul. Every output the
+// bits t_matmul gives it.
 enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const struct imc_mm *m = &mm[i];
-        IMC_TRY(
-            t_matmul(ex, m->y, m->ldy, m->w, m->type, m->n_out, m->n_in, m->x, m->ldx, m->n_tok));
+    struct imc_cuda_ctx *c = n > 1 ? ctx_of(ex, "matmul_group") : NULL;
+    const struct imc_mm *lead = NULL;
+    int64_t n_grouped = 0;
+    for (int64_t i = 0; c && i < n; i++) {
+        if (groupable(c, &mm[i], lead)) {
+            lead = lead ? lead : &mm[i];
+            n_grouped++;
+        }
     }
-    return IMC_OK;
+    struct imc_cuda_mmv_job *jobs = NULL;
+    if (n_grouped >= 2 && n_grouped <= INT32_MAX) {
+        jobs = (struct imc_cuda_mmv_job *)malloc((size_t)n_grouped * sizeof(*jobs));
+    }
+    int64_t k = 0;
+    enum imc_status st = IMC_OK;
+    for (int64_t i = 0; i < n && st == IMC_OK; i++) {
+        const struct imc_mm *m = &mm[i];
+        if (jobs && groupable(c, m, lead)) {
+            jobs[k] = (struct imc_cuda_mmv_job){NULL, m->x, m->y, m->n_tok};
+            st = IMC_CUDA_FN(wcache_get)(&c->wc, m->w, m->type, m->n_out, m->n_in, &jobs[k].w);
+            IMC_CUDA_FN(ctx_mem_note)(c);
+            k++;
+            continue;
+        }
+        st = t_matmul(ex, m->y, m->ldy, m->w, m->type, m->n_out, m->n_in, m->x, m->ldx, m->n_tok);
+    }
+    if (jobs && st == IMC_OK) {
+        st = IMC_CUDA_FN(mmv_group)(NULL, imc_type_unweaved(lead->type), jobs, (int)k, lead->n_out,
+                                    lead->n_in, lead->ldx, lead->ldy);
+    }
+    free(jobs);
+    return st;
 }
 
 // h = rows ids[0..n) of w (rb bytes each) as the device holds them: copied, or for an

@@ -72,7 +72,7 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
         return;
     }
     const struct imc_cuda_mem *pk = &c->peak;
-    if (pk->peak > 0) {
+    if (pk->peak_weights > 0) { // a context that multiplied (an engine's, not an op test's)
         const double mib = 1.0 / (1 << 20);
         IMC_LOG_INF("cuda: device memory at its most %.1f MiB: weights %.1f MiB, the table's "
                     "buffers %.1f MiB, op scratch %.1f MiB (the CUDA context and cuBLAS's "

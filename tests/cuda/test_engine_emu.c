@@ -133,6 +133,7 @@ struct resid {
     size_t n_exps; // resident weights inside a routed-expert tensor (ffn_{gate,up,down}_exps)
     size_t bytes;  // device bytes of all resident weights
     size_t up, down, n_up, n_down; // what the ops copied (ctx_traffic)
+    unsigned long long launches;   // kernel launches of the forward pass (emulator's count)
     size_t mem_peak;               // the table's own count of its device memory at its most
     unsigned long long emu_peak;   // the emulator's: its allocations at their most, this run's
 };
@@ -232,7 +233,7 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     struct imc_engine *e = NULL;
     float *y = malloc((size_t)(N_TOK * m->hp.n_vocab) * sizeof(float));
-    const unsigned long long base = cuemu_mem_used();
+    const unsigned long long base = cuemu_mem_used(), l0 = cuemu_launch_count();
     cuemu_mem_peak_reset();
     if (!y || imc_engine_init(&e, m, &o) != IMC_OK ||
         imc_engine_forward(e, tok, N_TOK, y) != IMC_OK) {
@@ -242,6 +243,7 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     if (y && rs) {
         resid_of(m, imc_engine_backend_ctx(e), rs);
         rs->emu_peak = cuemu_mem_peak() - base;
+        rs->launches = cuemu_launch_count() - l0;
     }
     if (y && sc) {
         score_of(e, y, tok, in, sc);
@@ -313,8 +315,8 @@ static void traffic_check(const struct pcase *c, const struct imc_model *m, cons
     const uint64_t a = n * (8 + 24 * k) + 4 * 8 * w + 4096;
     const uint64_t extra = r->up + r->down - f_up - f_down, bound = ((uint64_t)hp->n_layer + 1) * a;
     printf("%-15s %-13s device memory at its most %zu bytes (weights %zu), the emulator's count "
-           "the same\n",
-           c->preset, imc_attn_path_name(c->path), r->mem_peak, r->bytes);
+           "the same; %llu kernel launches\n",
+           c->preset, imc_attn_path_name(c->path), r->mem_peak, r->bytes, r->launches);
     printf("%-15s %-13s host<->device copies: %zu bytes up in %zu, %zu down in %zu; beyond the "
            "hidden rows, embeddings and logits %llu bytes (bound %llu; one layer's hidden rows "
            "%llu)\n",

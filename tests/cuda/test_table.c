@@ -9,6 +9,9 @@
  *   - --matmul q8 (the exec's Q8 mode): above 8 tokens bitwise imc_cpu_matmul on the decoded
  *     weights and the activations rounded to bf16 (the bf16 GEMM), below it and for f32 weights
  *     the f32 mode's bits;
+ *   - matmul_group: 253 experts' slices of one q4_K tensor with 0 .. 11 tokens each, rows in the
+ *     table's memory at strides: bitwise each expert's matmul alone; the experts of up to 8
+ *     tokens in ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches (mmv_group), counted by the emulator;
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
@@ -218,6 +221,93 @@ static void matmul_cases(void)
             matmul_bf16_case(types[i], toks[j]);
         }
     }
+}
+
+// matmul_group on the table (an MoE layer's experts): 250 experts' slices of one q4_K tensor, each
+// with 0 .. 8 tokens (and three with 9 .. 11, which take the batch path), rows in the table's
+// memory at strides ldx, ldy like the engine's dispatched rows: bitwise each expert's matmul
+// alone on the same table; the gaps between y's rows keep their values; the experts of up to 8
+// tokens take ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches in all (mmv_group), where one
+// matmul each took one or more.
+static void matmul_group_case(void)
+{
+    enum { NE = 253, NO = 64, NI = 256, LDX = NI + 4, LDY = NO + 3 };
+    struct tctx t;
+    tctx_open(&t);
+    struct krng r = {31};
+    uint64_t rb = 0;
+    uint8_t *w = kt_weights(&r, IMC_TYPE_Q4_K, NE * NO, NI, &rb);
+    int64_t first[NE + 1] = {0};
+    for (int e = 0; e < NE; e++) {
+        const int64_t cnt = e < 250 ? (int64_t)(krng_next(&r) % 9) : 9 + (e - 250);
+        first[e + 1] = first[e] + cnt;
+    }
+    const int64_t rows = first[NE];
+    float *x = kalloc_rand(&r, rows * LDX, 1.0f),
+          *y0 = malloc(sizeof(float) * (size_t)(rows * LDY));
+    for (int64_t i = 0; i < rows * LDY; i++) {
+        y0[i] = -7.0f;
+    }
+    const size_t bx = sizeof(float) * (size_t)(rows * LDX),
+                 by = sizeof(float) * (size_t)(rows * LDY);
+    float *xd = t.b->buf_alloc(t.ctx, bx), *ya = t.b->buf_alloc(t.ctx, by),
+          *yb = t.b->buf_alloc(t.ctx, by);
+    CHECK(xd && ya && yb && t.b->upload(t.ex, xd, x, bx) == IMC_OK &&
+              t.b->upload(t.ex, ya, y0, by) == IMC_OK && t.b->upload(t.ex, yb, y0, by) == IMC_OK,
+          "matmul_group: set-up");
+    struct imc_mm mm[NE];
+    int64_t k = 0, small = 0;
+    for (int e = 0; e < NE; e++) {
+        const int64_t cnt = first[e + 1] - first[e];
+        if (cnt > 0) {
+            mm[k++] = (struct imc_mm){ya + first[e] * LDY, LDY, w + (size_t)e * NO * rb,
+                                      IMC_TYPE_Q4_K,       NO,  NI,
+                                      xd + first[e] * LDX, LDX, cnt};
+            small += cnt <= IMC_CUDA_MMV_MAX_TOK;
+        }
+    }
+    const unsigned long long l0 = cuemu_launch_count();
+    CHECK(t.b->matmul_group(t.ex, mm, k) == IMC_OK, "matmul_group");
+    const unsigned long long l1 = cuemu_launch_count();
+    unsigned long long big = 0; // the launches of the experts of more than 8 tokens, alone
+    for (int64_t i = 0; i < k; i++) {
+        const unsigned long long b0 = cuemu_launch_count();
+        CHECK(t.b->matmul(t.ex, mm[i].y - ya + yb, LDY, mm[i].w, mm[i].type, NO, NI, mm[i].x, LDX,
+                          mm[i].n_tok) == IMC_OK,
+              "matmul of expert %lld alone", (long long)i);
+        big += mm[i].n_tok > IMC_CUDA_MMV_MAX_TOK ? cuemu_launch_count() - b0 : 0;
+    }
+    const unsigned long long l2 = cuemu_launch_count();
+    float *ga = malloc(by), *gb = malloc(by);
+    CHECK(t.b->download(t.ex, ga, ya, by) == IMC_OK && t.b->download(t.ex, gb, yb, by) == IMC_OK,
+          "matmul_group: download");
+    int bad = 0, gap = 0;
+    for (int64_t i = 0; i < rows * LDY; i++) {
+        bad += memcmp(&ga[i], &gb[i], 4) != 0;
+        gap += i % LDY >= NO && ga[i] != -7.0f;
+    }
+    const unsigned long long want =
+        big + (unsigned long long)((small + IMC_CUDA_MMV_GROUP_MAX - 1) / IMC_CUDA_MMV_GROUP_MAX);
+    CHECK(bad == 0 && gap == 0,
+          "matmul_group of %lld experts: %d outputs differ from their "
+          "matmuls alone, %d gap values overwritten",
+          (long long)k, bad, gap);
+    CHECK(l1 - l0 == want,
+          "matmul_group of %lld experts (%lld of up to 8 tokens): %llu launches, "
+          "want %llu (the matmuls alone: %llu)",
+          (long long)k, (long long)small, l1 - l0, want, l2 - l1);
+    printf("matmul_group: %lld experts (%lld of up to 8 tokens) in %llu launches, one by one %llu; "
+           "bitwise\n",
+           (long long)k, (long long)small, l1 - l0, l2 - l1);
+    t.b->buf_free(t.ctx, xd);
+    t.b->buf_free(t.ctx, ya);
+    t.b->buf_free(t.ctx, yb);
+    free(w);
+    free(x);
+    free(y0);
+    free(ga);
+    free(gb);
+    tctx_close(&t);
 }
 
 // Matmul of nt tokens on weight w of interleaved type ty (no x n rows) on the table: for a type
@@ -465,6 +555,7 @@ int main(void)
     char dir[256];
     tmkdir(dir, sizeof(dir), "table");
     matmul_cases();
+    matmul_group_case();
     rows_and_swiglu();
     device_index();
     interleaved();

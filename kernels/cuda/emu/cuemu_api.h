@@ -27,6 +27,8 @@ void cuemu_set_order(enum cuemu_order order, unsigned seed);
 const char *cuemu_order_name(enum cuemu_order order);
 // Context switches the calling host thread's launches made so far (for cost figures).
 unsigned long long cuemu_switch_count(void);
+// Kernel launches the calling host thread made so far (valid or not).
+unsigned long long cuemu_launch_count(void);
 // Bytes of emulated device memory allocated now (process-wide; runtime.cc), for leak checks.
 unsigned long long cuemu_mem_used(void);
 // Counts bytes of emulated device memory allocated elsewhere (the op table's mapped buffers,

@@ -221,6 +221,7 @@ thread_local block *t_blk = nullptr;
 thread_local cuemu_order t_order = CUEMU_FORWARD;
 thread_local unsigned t_seed = 1;
 thread_local unsigned long long t_switches = 0;
+thread_local unsigned long long t_launches = 0;
 thread_local stack_pool t_pool;
 
 std::mutex g_attr_mu;
@@ -635,6 +636,7 @@ static size_t max_dyn_shared(const void *kernel_id)
 void launch(const char *name, const void *kernel_id, dim3 grid, dim3 bdim, size_t shmem,
             invoke_fn fn, void *closure)
 {
+    t_launches++;
     unsigned long long nt = (unsigned long long)bdim.x * bdim.y * bdim.z;
     if (!bdim.x || !bdim.y || !bdim.z || bdim.x > 1024 || bdim.y > 1024 || bdim.z > 64 ||
         nt > k_max_threads) {
@@ -718,4 +720,9 @@ extern "C" const char *cuemu_order_name(enum cuemu_order order)
 extern "C" unsigned long long cuemu_switch_count(void)
 {
     return cuemu::t_switches;
+}
+
+extern "C" unsigned long long cuemu_launch_count(void)
+{
+    return cuemu::t_launches;
 }
