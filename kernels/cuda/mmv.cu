@@ -39,9 +39,9 @@ constexpr int MAXT = IMC_CUDA_MMV_MAX_TOK;
 // Output row o of y = W·x, computed by one warp (lane: this thread's lane): x's tokens at stride
 // ldx, y's at stride ldy.
 template <class D>
-__device__ __forceinline__ void mmv_row(const uint8_t *w, size_t row_bytes, int64_t n_out,
-                                        int64_t n_in, const float *x, int64_t ldx, int n_tok,
-                                        float *y, int64_t ldy, int64_t o, int lane)
+__device__ __forceinline__ void mmv_row(const uint8_t *w, size_t row_bytes, int64_t n_in,
+                                        const float *x, int64_t ldx, int n_tok, float *y,
+                                        int64_t ldy, int64_t o, int lane)
 {
     const uint8_t *row = w + (size_t)o * row_bytes;
     const int64_t nch = n_in / D::CH;
@@ -79,8 +79,7 @@ __global__ void mmv_kernel(const uint8_t *w, size_t row_bytes, int64_t n_out, in
 {
     const int64_t o = (int64_t)blockIdx.x * MMV_WARPS + (int64_t)(threadIdx.x >> 5);
     if (o < n_out) { // whole warps only: blockDim.x is MMV_WARPS·32
-        mmv_row<D>(w, row_bytes, n_out, n_in, x, n_in, n_tok, y, n_out, o,
-                   (int)(threadIdx.x & 31));
+        mmv_row<D>(w, row_bytes, n_in, x, n_in, n_tok, y, n_out, o, (int)(threadIdx.x & 31));
     }
 }
 
@@ -98,7 +97,7 @@ __global__ void mmv_group_kernel(const mmv_jobs jobs, size_t row_bytes, int64_t 
     const struct imc_cuda_mmv_job j = jobs.j[blockIdx.y];
     const int64_t o = (int64_t)blockIdx.x * MMV_WARPS + (int64_t)(threadIdx.x >> 5);
     if (o < n_out) {
-        mmv_row<D>((const uint8_t *)j.w, row_bytes, n_out, n_in, j.x, ldx, (int)j.n_tok, j.y, ldy, o,
+        mmv_row<D>((const uint8_t *)j.w, row_bytes, n_in, j.x, ldx, (int)j.n_tok, j.y, ldy, o,
                    (int)(threadIdx.x & 31));
     }
 }

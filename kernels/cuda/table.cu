@@ -309,6 +309,15 @@ enum imc_status batch_mm(struct imc_cuda_ctx *c, enum imc_type type, const void 
     return IMC_OK;
 }
 
+// The device copy of weight w (wcache_get), its bytes noted in c's peak of device memory.
+enum imc_status resident(struct imc_cuda_ctx *c, const void *w, enum imc_type type, int64_t n_out,
+                         int64_t n_in, const void **wd)
+{
+    const enum imc_status st = IMC_CUDA_FN(wcache_get)(&c->wc, w, type, n_out, n_in, wd);
+    IMC_CUDA_FN(ctx_mem_note)(c);
+    return st;
+}
+
 enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
                          enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                          int64_t ldx, int64_t n_tok)
@@ -324,8 +333,7 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
         return IMC_ERR_INTERNAL;
     }
     const void *wd = NULL;
-    IMC_TRY(IMC_CUDA_FN(wcache_get)(&c->wc, w, type, n_out, n_in, &wd));
-    IMC_CUDA_FN(ctx_mem_note)(c);
+    IMC_TRY(resident(c, w, type, n_out, n_in, &wd));
     type = imc_type_unweaved(type); // what the device copy holds
     const float *xd = rows_up(c, CT_X, x, ldx, n_tok, n_in, "the activations of matmul");
     const size_t by = (size_t)(n_tok * n_out) * sizeof(float);
@@ -369,32 +377,22 @@ bool groupable(const struct imc_cuda_ctx *c, const struct imc_mm *m, const struc
 enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
 {
     struct imc_cuda_ctx *c = n > 1 ? ctx_of(ex, "matmul_group") : NULL;
-    const struct imc_mm *lead = NULL;
-    int64_t n_grouped = 0;
-    for (int64_t i = 0; c && i < n; i++) {
-        if (groupable(c, &mm[i], lead)) {
-            lead = lead ? lead : &mm[i];
-            n_grouped++;
-        }
-    }
-    struct imc_cuda_mmv_job *jobs = NULL;
-    if (n_grouped >= 2 && n_grouped <= INT32_MAX) {
-        jobs = (struct imc_cuda_mmv_job *)malloc((size_t)n_grouped * sizeof(*jobs));
-    }
+    struct imc_cuda_mmv_job *jobs =
+        c && n <= INT32_MAX ? (struct imc_cuda_mmv_job *)malloc((size_t)n * sizeof(*jobs)) : NULL;
+    const struct imc_mm *lead = NULL; // the first groupable entry
     int64_t k = 0;
     enum imc_status st = IMC_OK;
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
         const struct imc_mm *m = &mm[i];
         if (jobs && groupable(c, m, lead)) {
+            lead = lead ? lead : m;
             jobs[k] = (struct imc_cuda_mmv_job){NULL, m->x, m->y, m->n_tok};
-            st = IMC_CUDA_FN(wcache_get)(&c->wc, m->w, m->type, m->n_out, m->n_in, &jobs[k].w);
-            IMC_CUDA_FN(ctx_mem_note)(c);
-            k++;
+            st = resident(c, m->w, m->type, m->n_out, m->n_in, &jobs[k++].w);
             continue;
         }
         st = t_matmul(ex, m->y, m->ldy, m->w, m->type, m->n_out, m->n_in, m->x, m->ldx, m->n_tok);
     }
-    if (jobs && st == IMC_OK) {
+    if (k > 0 && st == IMC_OK) {
         st = IMC_CUDA_FN(mmv_group)(NULL, imc_type_unweaved(lead->type), jobs, (int)k, lead->n_out,
                                     lead->n_in, lead->ldx, lead->ldy);
     }

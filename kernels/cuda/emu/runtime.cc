@@ -72,7 +72,6 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     *p = nullptr;
     const size_t limit = cuemu::mem_limit();
     const size_t used = cuemu::g_used.fetch_add(bytes) + bytes;
-    cuemu::note_peak(limit && used > limit ? 0 : used);
     if (limit && used > limit) {
         cuemu::g_used.fetch_sub(bytes);
         cuemu::set_error(cudaErrorMemoryAllocation,
@@ -87,6 +86,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
         cuemu::set_error(cudaErrorMemoryAllocation, "cudaMalloc: out of memory (%zu bytes)", bytes);
         return cudaErrorMemoryAllocation;
     }
+    cuemu::note_peak(used);
     memcpy(b, &bytes, sizeof(bytes));
     memset(b + cuemu::HDR, 0xff, bytes);
     *p = b + cuemu::HDR;
