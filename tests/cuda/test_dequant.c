@@ -113,7 +113,7 @@ static void run_rowform(const struct kt_backend *b, enum imc_type type, const ch
         uint64_t rb = 0;
         imc_type_row_bytes((uint32_t)type, n, &rb);
         const size_t bytes = (size_t)(rb * (uint64_t)rows);
-        uint8_t *w = kt_woven(&r, type, rows, n), *rf = malloc(bytes);
+        uint8_t *w = kalloc_woven(&r, type, rows, n, NULL), *rf = malloc(bytes);
         float *ref = malloc((size_t)(nr * n) * sizeof(float));
         const bool laid = w && rf && ref && imc_type_unweave(type, w, rows, n, rf);
         void *dw = laid ? kt_upload(b, rf, bytes) : NULL;

@@ -367,7 +367,7 @@ static void interleaved(void)
         n_rowform += imc_type_unweaved(ty) == ty;
         uint64_t rb = 0;
         imc_type_row_bytes(id, NI, &rb);
-        uint8_t *w = kt_woven(&r, ty, NO, NI), *wp = malloc((size_t)(rb * NO));
+        uint8_t *w = kalloc_woven(&r, ty, NO, NI, NULL), *wp = malloc((size_t)(rb * NO));
         CHECK(imc_type_unweave(ty, w, NO, NI, wp), "%s: unweave", name);
         CHECK(t.b->supports(IMC_OP_MATMUL, ty) && t.b->supports(IMC_OP_GET_ROWS, ty),
               "%s: not supported", name);
@@ -387,7 +387,7 @@ static void interleaved(void)
           n_rowform);
     // 36 rows of q4_0_r8: not whole groups of 8
     tctx_open(&t);
-    uint8_t *w = kt_woven(&r, IMC_TYPE_Q4_0_R8, 40, NI);
+    uint8_t *w = kalloc_woven(&r, IMC_TYPE_Q4_0_R8, 40, NI, NULL);
     float x[NI], y[36];
     for (int j = 0; j < NI; j++) {
         x[j] = 1.0f;

@@ -79,6 +79,55 @@ static inline float *kalloc_rand(struct krng *r, int64_t n, float std)
     return p;
 }
 
+// The finite fp16 value number i (mod 63488, the count of them, both signs): bit patterns
+// 0x0000..0x7bff, then 0x8000..0xfbff.
+static inline uint16_t kfinite_fp16(int64_t i)
+{
+    const int64_t j = i % 63488;
+    return (uint16_t)(j < 31744 ? j : 0x8000 + (j - 31744));
+}
+
+// Random weights of interleaved type t, rows x n (whole groups and blocks), as a file holds them:
+// every byte random except the scales, which are finite: the rows' meta leading each group (f32,
+// or fp16 for 2 bytes), or each block's R fp16 scales (mxfp4_r8: e8m0 bytes 110 .. 139). With
+// sweep, the blocks' fp16 scales are the finite fp16 values in turn from number *sweep (advanced).
+// Free with free; NULL for a bad shape.
+static inline uint8_t *kalloc_woven(struct krng *r, enum imc_type t, int64_t rows, int64_t n,
+                                    int64_t *sweep)
+{
+    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
+    uint64_t rb = 0;
+    if (!tr || !imc_type_row_bytes((uint32_t)t, n, &rb)) {
+        return NULL;
+    }
+    const size_t bytes = (size_t)(rb * (uint64_t)rows), gb = (size_t)rb * (size_t)tr->rows;
+    uint8_t *w = (uint8_t *)malloc(bytes + 1);
+    for (size_t i = 0; w && i < bytes; i++) {
+        w[i] = (uint8_t)krng_next(r);
+    }
+    for (size_t g = 0; w && tr->row_meta && g < bytes; g += gb) { // the rows' scales lead
+        for (int k = 0; k < tr->rows; k++) {
+            const float d = krng_normal(r, 0.05f);
+            const uint16_t h = imc_fp32_to_fp16(d);
+            memcpy(w + g + tr->row_meta * (size_t)k,
+                   tr->row_meta == 2 ? (const void *)&h : (const void *)&d, tr->row_meta);
+        }
+    }
+    const size_t blk = (size_t)tr->rows * tr->type_size;
+    for (size_t off = 0; w && !tr->row_meta && off < bytes; off += blk) { // each block's scales
+        for (int k = 0; k < tr->rows; k++) {
+            if (t == IMC_TYPE_MXFP4_R8) {
+                w[off + (size_t)k] = (uint8_t)(110 + krng_next(r) % 30);
+                continue;
+            }
+            const uint16_t h =
+                sweep ? kfinite_fp16((*sweep)++) : imc_fp32_to_fp16(krng_normal(r, 0.05f));
+            memcpy(w + off + 2 * (size_t)k, &h, 2);
+        }
+    }
+    return w;
+}
+
 static inline float *kdup(const float *x, int64_t n)
 {
     float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));

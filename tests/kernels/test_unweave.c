@@ -23,51 +23,6 @@
 
 enum { NB = 3, NG = 3 };
 
-// The finite fp16 value number i (mod 63488, the count of them, both signs): bit patterns
-// 0x0000..0x7bff, then 0x8000..0xfbff.
-static uint16_t finite_fp16(int64_t i)
-{
-    const int64_t j = i % 63488;
-    return (uint16_t)(j < 31744 ? j : 0x8000 + (j - 31744));
-}
-
-// ng groups of nb blocks of interleaved type t with every byte random except the scales: the
-// rows' meta (f32, or fp16 for the iq1 types) or each block's R fp16 scales (mxfp4_r8: e8m0
-// bytes), random finite values or, with sweep, the finite fp16 values in turn.
-static uint8_t *groups(enum imc_type t, int64_t ng, int64_t nb, bool sweep, struct krng *r)
-{
-    const struct imc_type_traits *tr = imc_type_traits((uint32_t)t);
-    const size_t rowb = tr->row_meta + (size_t)nb * tr->type_size;
-    const size_t gb = rowb * (size_t)tr->rows, bytes = gb * (size_t)ng;
-    uint8_t *src = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++) {
-        src[i] = (uint8_t)krng_next(r);
-    }
-    int64_t nd = 0; // scales set so far
-    for (int64_t g = 0; g < ng; g++) {
-        uint8_t *grp = src + (size_t)g * gb;
-        for (int k = 0; k < tr->rows && tr->row_meta; k++) { // the rows' scales lead the group
-            const float d = krng_normal(r, 0.05f);
-            const uint16_t h = imc_fp32_to_fp16(d);
-            memcpy(grp + tr->row_meta * (size_t)k, tr->row_meta == 2 ? (const void *)&h : &d,
-                   tr->row_meta);
-        }
-        for (int64_t ib = 0; ib < nb && !tr->row_meta; ib++) { // the scales of each block
-            uint8_t *blk = grp + (size_t)ib * (size_t)tr->rows * tr->type_size;
-            for (int k = 0; k < tr->rows; k++) {
-                if (t == IMC_TYPE_MXFP4_R8) {
-                    blk[k] = (uint8_t)(100 + krng_next(r) % 50);
-                    continue;
-                }
-                const uint16_t h =
-                    sweep ? finite_fp16(nd++) : imc_fp32_to_fp16(krng_normal(r, 0.05f));
-                memcpy(blk + 2 * k, &h, 2);
-            }
-        }
-    }
-    return src;
-}
-
 // Types with a plain form: ng groups of nb blocks re-laid as plain rows decode to the
 // interleaved rows' floats bit for bit; the output has the same size (a canary after it
 // survives); partial groups and blocks are refused.
@@ -84,7 +39,8 @@ static void one(enum imc_type t, enum imc_type want_plain, int64_t ng, int64_t n
               imc_type_row_bytes((uint32_t)want_plain, n, &rbp) && rb == rbp,
           "%s: row bytes %llu vs %llu", tr->name, (unsigned long long)rb, (unsigned long long)rbp);
     const size_t bytes = (size_t)(rb * (uint64_t)rows);
-    uint8_t *src = groups(t, ng, nb, sweep, r), *dst = malloc(bytes + 1);
+    int64_t nd = 0; // the finite fp16 scales set so far (sweep)
+    uint8_t *src = kalloc_woven(r, t, rows, n, sweep ? &nd : NULL), *dst = malloc(bytes + 1);
     float *a = malloc(sizeof(float) * (size_t)(rows * n)),
           *b = malloc(sizeof(float) * (size_t)(rows * n));
     memset(dst, 0xA5, bytes + 1);
@@ -119,7 +75,7 @@ static void rowform(enum imc_type t, struct krng *r)
     uint64_t rb = 0;
     CHECK(imc_type_row_bytes((uint32_t)t, n, &rb), "%s: row bytes", tr->name);
     const size_t bytes = (size_t)(rb * (uint64_t)rows);
-    uint8_t *src = groups(t, NG, NB, false, r), *dst = malloc(bytes + 1);
+    uint8_t *src = kalloc_woven(r, t, rows, n, NULL), *dst = malloc(bytes + 1);
     memset(dst, 0xA5, bytes + 1);
     CHECK(imc_type_unweave(t, src, rows, n, dst), "%s: re-laid", tr->name);
     CHECK(dst[bytes] == 0xA5, "%s: wrote past the %zu bytes", tr->name, bytes);
