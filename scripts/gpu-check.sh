@@ -45,7 +45,9 @@
 # (5.3 GB of q8_0 at DeepSeek-V3's widths; gen-model -t draws and quantizes on every core: 3 min
 # 41 s with -t 2 on the 2-core test VM, 410 s of CPU time, 93% of it spread over both cores;
 # skipped when it takes over 120 s): tokens/s of perplexity (ctx 512, 2 chunks, --matmul q8) and
-# its fraction of the peak.
+# its fraction of the peak; then, when at most 400 s have gone, the same rate with the op table's
+# line between mmv and dequantize + GEMM at 8 and 32 tokens (IMC_CUDA_MMV_TOKENS; default 16),
+# to show where that line belongs (information, no bound).
 #
 # Usage: bash scripts/gpu-check.sh [BUILD_DIR]      (default BUILD_DIR: build-gpu in the tree)
 # Environment: IMC_GPU_CHECK_MODE=auto|kernels|full (default auto), IMC_GPU_ARCH (e.g. 90;
@@ -381,6 +383,18 @@ $(rel "$p_q8" "$p_cpu") from cpu f32)"
 cuda q8: $r_w tok/s (PPL $p_w); $(grep -o 'device memory at its most [0-9.]* MiB' \
                 "$work/rate.log" | head -n 1)"
             peak_step ds3-width "$bm" "$r_w" $(($(date +%s) - t))
+            # the table's line between mmv and dequantize + GEMM (kern_decl.h
+            # IMC_CUDA_MMV_TOKENS, 16): DeepSeek-V3's experts get 16 tokens each on average at
+            # ctx 512, so 8 sends most of them to the GEMM and 32 nearly all to mmv
+            t=$(date +%s)
+            if ((t - t_start > 400)); then
+                step mmvline 0 SKIP "$((t - t_start)) s spent: no room for the mmv line's runs"
+            else
+                read -r r_8 p_8 <<<"$(IMC_CUDA_MMV_TOKENS=8 rate cuda q8 2)"
+                read -r r_32 p_32 <<<"$(IMC_CUDA_MMV_TOKENS=32 rate cuda q8 2)"
+                step mmvline $(($(date +%s) - t)) INFO "ds3-width cuda q8 tok/s (PPL) with \
+IMC_CUDA_MMV_TOKENS 8: $r_8 ($p_8), 16 (default): $r_w ($p_w), 32: $r_32 ($p_32)"
+            fi
         fi
     else
         step ds3width $(($(date +%s) - t)) SKIP "gen-model ds3-width failed or took over 120 s \

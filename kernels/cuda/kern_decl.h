@@ -148,7 +148,7 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_typ
                                                       int64_t n_ids, float *dst);
 
 // ---- mmv.cu: small-batch matmul straight on the quantized weight rows ------------------------
-#define IMC_CUDA_MMV_MAX_TOK 8 // most tokens per mmv call (larger batches: dequantize + GEMM)
+#define IMC_CUDA_MMV_MAX_TOK 64 // most tokens per mmv call (in passes of 8)
 // y[t][o] = Σ_i W[o][i]·x[t][i] for t < n_tok (1..IMC_CUDA_MMV_MAX_TOK), o < n_out: W (device)
 // n_out x n_in of type, x (device) n_tok x n_in f32, y (device) n_tok x n_out f32. f32
 // accumulation in a fixed order (the same bits on every run and launch). Returns
@@ -178,6 +178,12 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv_group)(void *stream, enum imc_ty
                                                        const struct imc_cuda_mmv_job *jobs,
                                                        int n_jobs, int64_t n_out, int64_t n_in,
                                                        int64_t ldx, int64_t ldy);
+
+// The op table's choice (table.cu): matmuls of up to this many tokens run mmv, larger ones
+// dequantize + GEMM. The environment variable IMC_CUDA_MMV_TOKENS (1 .. IMC_CUDA_MMV_MAX_TOK)
+// sets another, read when a table's context is made (scripts/gpu-check.sh compares them).
+#define IMC_CUDA_MMV_TOKENS 16
+IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmv_tokens)(const void *ctx);
 
 // ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 or bf16 weight tile (the batch matmul) -------------
 // y[t·ldy + o] = Σ_i w[o·n_in + i]·x[t·n_in + i] for o < n_out, t < n_tok (all device, f32):

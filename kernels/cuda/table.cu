@@ -21,13 +21,14 @@
  * crashes the test that makes it. The copies are counted (kern_decl.h ctx_traffic).
  *
  * Ops:
- *   matmul        <= IMC_CUDA_MMV_MAX_TOK tokens: mmv on the resident quantized rows. More:
+ *   matmul        <= mmv_tok tokens (kern_decl.h IMC_CUDA_MMV_TOKENS, 16 unless the environment
+ *                 says otherwise): mmv on the resident quantized rows. More:
  *                 tiles of rows dequantized on the device (dequant.cu, <= 64 MiB a tile) then
  *                 GEMM: cuBLAS (blas.cu) under nvcc, the tiled kernel (gemm.cu) in the emulator
  *                 or when cuBLAS is missing; f32 tiles and activations under --matmul f32 (f32
  *                 weights skip the dequantization), bf16 ones under --matmul q8 (the exec's
  *                 mode; f32 weights stay f32): batch_mm.
- *   matmul_group  the matmuls of up to IMC_CUDA_MMV_MAX_TOK tokens with one type, shape and row
+ *   matmul_group  the matmuls of up to mmv_tok tokens with one type, shape and row
  *                 strides, their rows in the table's memory, in one mmv_group launch (an MoE
  *                 layer's experts, MLA's heads); the others through matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
@@ -252,7 +253,7 @@ enum imc_status rows_down(struct imc_cuda_ctx *c, float *y, int64_t ld, const fl
     return IMC_OK;
 }
 
-// The batch matmul (more than IMC_CUDA_MMV_MAX_TOK tokens) of device weights wd: tiles of
+// The batch matmul (more than c->mmv_tok tokens) of device weights wd: tiles of
 // TILE_BYTES dequantized on the device and multiplied by cuBLAS (the tiled kernel where cuBLAS
 // cannot start, and in the emulator). f32 (--matmul f32, and f32 weights always, as on the
 // cpu): f32 tiles and activations, the product's only rounding its f32 accumulation. bf16
@@ -343,8 +344,7 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     if (!xd || !yd) {
         return IMC_ERR_NOMEM;
     }
-    const int64_t g = IMC_CUDA_MMV_MAX_TOK;
-    if (n_tok <= g) {
+    if (n_tok <= c->mmv_tok) {
         IMC_TRY(IMC_CUDA_FN(mmv)(NULL, type, wd, n_out, n_in, xd, (int)n_tok, yd));
     } else {
         IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd,
@@ -353,11 +353,11 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     return rows_down(c, y, ldy, yd, n_tok, n_out);
 }
 
-// Whether m can join the mmv_group launch led by lead (m itself, or NULL): up to
-// IMC_CUDA_MMV_MAX_TOK tokens, lead's type, shape and row strides, x and y in c's memory.
+// Whether m can join the mmv_group launch led by lead (m itself, or NULL): up to c->mmv_tok
+// tokens, lead's type, shape and row strides, x and y in c's memory.
 bool groupable(const struct imc_cuda_ctx *c, const struct imc_mm *m, const struct imc_mm *lead)
 {
-    if (m->n_tok < 1 || m->n_tok > IMC_CUDA_MMV_MAX_TOK || m->n_out < 1 ||
+    if (m->n_tok < 1 || m->n_tok > c->mmv_tok || m->n_out < 1 ||
         !t_supports(IMC_OP_MATMUL, m->type)) {
         return false;
     }

@@ -20,6 +20,19 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **out)
         IMC_LOG_ERR("cuda: out of host memory for the op table's context");
         return IMC_ERR_NOMEM;
     }
+    c->mmv_tok = IMC_CUDA_MMV_TOKENS;
+    const char *env = getenv("IMC_CUDA_MMV_TOKENS");
+    if (env && *env) {
+        char *end = NULL;
+        const long v = strtol(env, &end, 10);
+        if (*end != '\0' || v < 1 || v > IMC_CUDA_MMV_MAX_TOK) {
+            IMC_LOG_ERR("cuda: IMC_CUDA_MMV_TOKENS=%s: expected a number of tokens in 1..%d", env,
+                        IMC_CUDA_MMV_MAX_TOK);
+            free(c);
+            return IMC_ERR_ARG;
+        }
+        c->mmv_tok = (int)v;
+    }
     const enum imc_status st = IMC_CUDA_FN(blas_create)(&c->blas);
     if (st == IMC_ERR_NOMEM) {
         IMC_LOG_ERR("cuda: device memory exhausted: cuBLAS cannot start");
@@ -58,6 +71,11 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem_note)(struct imc_cuda_ctx *c)
         c->peak.peak_buffers = m.buffers;
         c->peak.peak_scratch = m.scratch;
     }
+}
+
+IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmv_tokens)(const void *ctx)
+{
+    return ((const struct imc_cuda_ctx *)ctx)->mmv_tok;
 }
 
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem)(const void *ctx, struct imc_cuda_mem *m)

@@ -62,6 +62,7 @@ struct imc_cuda_ctx {
     size_t host_cap;
     size_t buf_bytes;         // the table's buffers' bytes now
     struct imc_cuda_mem peak; // device memory at its most (ctx_mem's peak fields; ctx_mem_note)
+    int mmv_tok;              // matmuls of up to mmv_tok tokens run mmv (kern_decl.h)
 };
 
 // Notes the device memory c holds now (weights, buffers, scratch) in its peak; called after

@@ -7,8 +7,8 @@
  *
  * Bound: max|Δ| / max|logit| <= 2e-5, the bound of tests/e2e/test_mla_paths for the cpu engine
  * against the double-precision reference forward. Both sides here accumulate in float in
- * different orders: the matmuls of more than 8 tokens (dense layers) run the tiled GEMM, which
- * has the cpu GEMM's bits (tests/cuda/test_gemm); the expert matmuls of <= 8 tokens run mmv,
+ * different orders: the matmuls of more than 16 tokens (dense layers) run the tiled GEMM, which
+ * has the cpu GEMM's bits (tests/cuda/test_gemm); the expert matmuls of <= 16 tokens run mmv,
  * within (m + 6)·2^-24·Σ|w·x| per output (tests/cuda/test_mmv, m = n_in / 32 <= 4 for these
  * f32 weights); the attention kernel within its first-order float
  * bounds (tests/cuda/test_attention), the cpu GEMM and attention likewise; through 2-3 layers that

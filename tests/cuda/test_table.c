@@ -1,16 +1,19 @@
 /*
  * tests/cuda/test_table: the CUDA op table (kernels/cuda/table.cu) in the emulator, op by op,
  * where cuda.engine_emu checks it through whole forward passes:
- *   - matmul of 1, 8, 9 and 70 tokens (mmv below 9, dequantize + GEMM above) on f32, f16, q8_0,
- *     q4_K and q6_K weights, x and y with row strides: against imc_ref_matmul on the decoded
- *     weights within (n_in + 2)·2^-24·Σ|w·x| (the mmv and GEMM bounds, tests/cuda/test_mmv and
- *     test_gemm, both inside it) and, above 8 tokens, bitwise against imc_cpu_matmul (the tiled
- *     GEMM's arithmetic); y's gaps between rows keep their values;
- *   - --matmul q8 (the exec's Q8 mode): above 8 tokens bitwise imc_cpu_matmul on the decoded
- *     weights and the activations rounded to bf16 (the bf16 GEMM), below it and for f32 weights
+ *   - matmul of 1, 9, 16, 17 and 70 tokens (mmv up to the table's IMC_CUDA_MMV_TOKENS = 16,
+ *     dequantize + GEMM above) on f32, f16, q8_0, q4_K and q6_K weights, x and y with row
+ *     strides: against imc_ref_matmul on the decoded weights within (n_in + 2)·2^-24·Σ|w·x| (the
+ *     mmv and GEMM bounds, tests/cuda/test_mmv and test_gemm, both inside it) and, above 16
+ *     tokens, bitwise against imc_cpu_matmul (the tiled GEMM's arithmetic); y's gaps between rows
+ *     keep their values;
+ *   - --matmul q8 (the exec's Q8 mode): above 16 tokens bitwise imc_cpu_matmul on the decoded
+ *     weights and the activations rounded to bf16 (the bf16 GEMM), up to 16 and for f32 weights
  *     the f32 mode's bits;
- *   - matmul_group: 253 experts' slices of one q4_K tensor with 0 .. 11 tokens each, rows in the
- *     table's memory at strides: bitwise each expert's matmul alone; the experts of up to 8
+ *   - IMC_CUDA_MMV_TOKENS moves that line (4: a matmul of 5 tokens is the bf16 GEMM's); 0, 65 and
+ *     a word are refused by ctx_new with one message;
+ *   - matmul_group: 253 experts' slices of one q4_K tensor with 0 .. 19 tokens each, rows in the
+ *     table's memory at strides: bitwise each expert's matmul alone; the experts of up to 16
  *     tokens in ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches (mmv_group), counted by the emulator;
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
@@ -56,6 +59,12 @@ static void tctx_open(struct tctx *t)
     t->ctx = NULL;
     CHECK(t->b->ctx_new(&t->ctx) == IMC_OK, "ctx_new");
     imc_exec_set_backend_ctx(t->ex, t->ctx);
+}
+
+// The table's line between mmv and the batch matmul (kern_decl.h IMC_CUDA_MMV_TOKENS).
+static int64_t mmv_tok(const struct tctx *t)
+{
+    return imc_cuemu_ctx_mmv_tokens(t->ctx);
 }
 
 static void tctx_close(struct tctx *t)
@@ -126,7 +135,7 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
         for (int64_t o = 0; o < LDY; o++) {
             const int64_t k = tk * LDY + o;
             bad_gap += o >= NO && y[k] != -7.0f;
-            bad_bits += o < NO && n_tok > IMC_CUDA_MMV_MAX_TOK && memcmp(&y[k], &cpu[k], 4) != 0;
+            bad_bits += o < NO && n_tok > mmv_tok(t) && memcmp(&y[k], &cpu[k], 4) != 0;
         }
     }
     CHECK(bad == 0 && bad_bits == 0 && bad_gap == 0,
@@ -156,11 +165,11 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
           cuemu_mem_used() - base);
 }
 
-// --matmul q8 (the exec's Q8 mode) on the table: batches of more than 8 tokens of weights other
-// than f32 multiply bf16 weights and activations (table.cu batch_mm): bitwise imc_cpu_matmul's
-// f32 path on the decoded weights and the activations both rounded to bf16 (the bf16 GEMM's
-// products are exact: its bits are the f32 GEMM's on the rounded values, tests/cuda/test_gemm);
-// 8 tokens and fewer (mmv), and f32 weights, are the f32 mode's bits.
+// --matmul q8 (the exec's Q8 mode) on the table: batches of more than mmv_tok tokens of weights
+// other than f32 multiply bf16 weights and activations (table.cu batch_mm): bitwise
+// imc_cpu_matmul's f32 path on the decoded weights and the activations both rounded to bf16 (the
+// bf16 GEMM's products are exact: its bits are the f32 GEMM's on the rounded values,
+// tests/cuda/test_gemm); mmv_tok tokens and fewer (mmv), and f32 weights, are the f32 mode's bits.
 static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
 {
     struct tctx t;
@@ -174,7 +183,7 @@ static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
     float *xr = malloc(sizeof(float) * (size_t)(n_tok * NI));
     const size_t ny = (size_t)(n_tok * NO);
     float *y = malloc(sizeof(float) * ny), *want = malloc(sizeof(float) * ny);
-    const bool batch = n_tok > IMC_CUDA_MMV_MAX_TOK && type != IMC_TYPE_F32;
+    const bool batch = n_tok > mmv_tok(&t) && type != IMC_TYPE_F32;
     for (int64_t i = 0; batch && i < NO * NI; i++) {
         wf[i] = imc_bf16_to_fp32(imc_fp32_to_bf16(wf[i]));
     }
@@ -214,7 +223,7 @@ static void matmul_cases(void)
 {
     static const enum imc_type types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
                                           IMC_TYPE_Q6_K};
-    static const int64_t toks[] = {1, 8, 9, 70};
+    static const int64_t toks[] = {1, 9, IMC_CUDA_MMV_TOKENS, IMC_CUDA_MMV_TOKENS + 1, 70};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         for (size_t j = 0; j < sizeof(toks) / sizeof(toks[0]); j++) {
             matmul_case(types[i], toks[j]);
@@ -224,22 +233,24 @@ static void matmul_cases(void)
 }
 
 // matmul_group on the table (an MoE layer's experts): 250 experts' slices of one q4_K tensor, each
-// with 0 .. 8 tokens (and three with 9 .. 11, which take the batch path), rows in the table's
-// memory at strides ldx, ldy like the engine's dispatched rows: bitwise each expert's matmul
-// alone on the same table; the gaps between y's rows keep their values; the experts of up to 8
-// tokens take ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches in all (mmv_group), where one
+// with 0 .. mmv_tok tokens (and three with 1 .. 3 more, which take the batch path), rows in the
+// table's memory at strides ldx, ldy like the engine's dispatched rows: bitwise each expert's
+// matmul alone on the same table; the gaps between y's rows keep their values; the experts of up
+// to mmv_tok tokens take ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches in all (mmv_group), where one
 // matmul each took one or more.
 static void matmul_group_case(void)
 {
     enum { NE = 253, NO = 64, NI = 256, LDX = NI + 4, LDY = NO + 3 };
     struct tctx t;
     tctx_open(&t);
+    const int64_t mt = mmv_tok(&t);
     struct krng r = {31};
     uint64_t rb = 0;
     uint8_t *w = kt_weights(&r, IMC_TYPE_Q4_K, NE * NO, NI, &rb);
     int64_t first[NE + 1] = {0};
     for (int e = 0; e < NE; e++) {
-        const int64_t cnt = e < 250 ? (int64_t)(krng_next(&r) % 9) : 9 + (e - 250);
+        const int64_t cnt =
+            e < 250 ? (int64_t)(krng_next(&r) % (uint64_t)(mt + 1)) : mt + 1 + (e - 250);
         first[e + 1] = first[e] + cnt;
     }
     const int64_t rows = first[NE];
@@ -263,19 +274,19 @@ static void matmul_group_case(void)
             mm[k++] = (struct imc_mm){ya + first[e] * LDY, LDY, w + (size_t)e * NO * rb,
                                       IMC_TYPE_Q4_K,       NO,  NI,
                                       xd + first[e] * LDX, LDX, cnt};
-            small += cnt <= IMC_CUDA_MMV_MAX_TOK;
+            small += cnt <= mt;
         }
     }
     const unsigned long long l0 = cuemu_launch_count();
     CHECK(t.b->matmul_group(t.ex, mm, k) == IMC_OK, "matmul_group");
     const unsigned long long l1 = cuemu_launch_count();
-    unsigned long long big = 0; // the launches of the experts of more than 8 tokens, alone
+    unsigned long long big = 0; // the launches of the experts of more than mt tokens, alone
     for (int64_t i = 0; i < k; i++) {
         const unsigned long long b0 = cuemu_launch_count();
         CHECK(t.b->matmul(t.ex, mm[i].y - ya + yb, LDY, mm[i].w, mm[i].type, NO, NI, mm[i].x, LDX,
                           mm[i].n_tok) == IMC_OK,
               "matmul of expert %lld alone", (long long)i);
-        big += mm[i].n_tok > IMC_CUDA_MMV_MAX_TOK ? cuemu_launch_count() - b0 : 0;
+        big += mm[i].n_tok > mt ? cuemu_launch_count() - b0 : 0;
     }
     const unsigned long long l2 = cuemu_launch_count();
     float *ga = malloc(by), *gb = malloc(by);
@@ -293,12 +304,12 @@ static void matmul_group_case(void)
           "matmuls alone, %d gap values overwritten",
           (long long)k, bad, gap);
     CHECK(l1 - l0 == want,
-          "matmul_group of %lld experts (%lld of up to 8 tokens): %llu launches, "
+          "matmul_group of %lld experts (%lld of up to %lld tokens): %llu launches, "
           "want %llu (the matmuls alone: %llu)",
-          (long long)k, (long long)small, l1 - l0, want, l2 - l1);
-    printf("matmul_group: %lld experts (%lld of up to 8 tokens) in %llu launches, one by one %llu; "
-           "bitwise\n",
-           (long long)k, (long long)small, l1 - l0, l2 - l1);
+          (long long)k, (long long)small, (long long)mt, l1 - l0, want, l2 - l1);
+    printf("matmul_group: %lld experts (%lld of up to %lld tokens) in %llu launches, one by one "
+           "%llu; bitwise\n",
+           (long long)k, (long long)small, (long long)mt, l1 - l0, l2 - l1);
     t.b->buf_free(t.ctx, xd);
     t.b->buf_free(t.ctx, ya);
     t.b->buf_free(t.ctx, yb);
@@ -313,7 +324,7 @@ static void matmul_group_case(void)
 // Matmul of nt tokens on weight w of interleaved type ty (no x n rows) on the table: for a type
 // with a plain form bitwise the table's matmul on the plain rows wp it re-lays to (whose
 // arithmetic matmul_case checks); for a row form within outside_bound of imc_ref_matmul on the
-// CPU's decoding of w, and above 8 tokens (dequantize + GEMM) bitwise imc_cpu_matmul.
+// CPU's decoding of w, and above mmv_tok tokens (dequantize + GEMM) bitwise imc_cpu_matmul.
 static void interleaved_matmul(struct tctx *t, struct krng *r, enum imc_type ty, const uint8_t *w,
                                const uint8_t *wp, int64_t no, int64_t ni, int64_t nt)
 {
@@ -334,7 +345,7 @@ static void interleaved_matmul(struct tctx *t, struct krng *r, enum imc_type ty,
                   imc_cpu_matmul(t->ex, cpu, no, w, ty, no, ni, x, ni, nt) == IMC_OK,
               "%s: the references", name);
         const int bad = outside_bound(y, yp, no, wf, no, ni, x, ni, nt);
-        const bool bits = nt <= IMC_CUDA_MMV_MAX_TOK || memcmp(y, cpu, sizeof(float) * ny) == 0;
+        const bool bits = nt <= mmv_tok(t) || memcmp(y, cpu, sizeof(float) * ny) == 0;
         CHECK(bad == 0 && bits, "%s, %lld tokens (row form): %d outside the bound, %s", name,
               (long long)nt, bad, bits ? "" : "not bitwise imc_cpu_matmul");
         free(wf);
@@ -550,12 +561,40 @@ static void exhausted(const char *dir)
     tmodel_close(&tm);
 }
 
+// IMC_CUDA_MMV_TOKENS moves the table's line between mmv and the batch matmul; bad values are
+// refused by ctx_new with one message naming the variable.
+static void mmv_tokens_env(void)
+{
+    setenv("IMC_CUDA_MMV_TOKENS", "4", 1);
+    struct tctx t;
+    tctx_open(&t);
+    CHECK(mmv_tok(&t) == 4, "IMC_CUDA_MMV_TOKENS=4: the table's line is %lld",
+          (long long)mmv_tok(&t));
+    tctx_close(&t);
+    matmul_bf16_case(IMC_TYPE_Q4_K, 4); // mmv: the f32 mode's bits
+    matmul_bf16_case(IMC_TYPE_Q4_K, 5); // the bf16 GEMM's bits
+    static const char *const bad[] = {"0", "65", "sixteen", "8x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("IMC_CUDA_MMV_TOKENS", bad[i], 1);
+        void *ctx = NULL;
+        struct logcap lc;
+        logcap_start(&lc);
+        const enum imc_status st = tcuda_backend_emu()->ctx_new(&ctx);
+        logcap_stop();
+        CHECK(st == IMC_ERR_ARG && !ctx && lc.n_err == 1 &&
+                  strstr(lc.text, "IMC_CUDA_MMV_TOKENS") && strstr(lc.text, "1..64"),
+              "IMC_CUDA_MMV_TOKENS=%s: %s, log: %s", bad[i], imc_status_str(st), lc.text);
+    }
+    unsetenv("IMC_CUDA_MMV_TOKENS");
+}
+
 int main(void)
 {
     char dir[256];
     tmkdir(dir, sizeof(dir), "table");
     matmul_cases();
     matmul_group_case();
+    mmv_tokens_env();
     rows_and_swiglu();
     device_index();
     interleaved();
