@@ -1,8 +1,8 @@
 /*
  * imc plan: the placement plan of an MPI job, printed before anything loads (DESIGN.md §3, §6).
  *
- *   imc plan MODEL --ranks N [--gpus G] [--gpu-mem GIB] [--experts-on gpu|cpu] [--hosts H]
- *            [--layout pp=A,ep=B,dp=C]
+ *   imc plan MODEL --ranks N [--gpus G] [--gpu-mem GIB] [--experts-on gpu|cpu] [--ctx N] [-b N]
+ *            [--hosts H] [--layout pp=A,ep=B,dp=C]
  *
  * Reads only the GGUF header (tensor names, shapes, sizes; no tensor data) and the host topology
  * (hwloc; HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine). Prints one row per rank:
@@ -25,12 +25,14 @@
  * what each holds per rank (the GPU's memory / ranks on that GPU; the node's / ranks on the
  * node). --experts-on cpu puts a GPU rank's routed experts on the CPU, the rest (attention,
  * norms, router, dense FFN, shared experts, embedding, head) on the GPU, as the engine runs
- * them (--device cuda, --experts-on cpu). Weights only (a GPU rank of a run logs its device
- * memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem): the engine's activations
- * (its scratch arena, device memory on a GPU rank, and the head's logits rows), an imatrix run's
+ * them (--device cuda, --experts-on cpu). A GPU rank's activations are counted too, for the
+ * commands' calls (--ctx, -b: b / ctx sequences of ctx tokens, a shard's share of them): the
+ * engine's arena (worker/engine_mem.h, statistics hooks on, as an imatrix run) and on the last
+ * stage the head's logits of one sequence. On top, not counted (a GPU rank of a run logs its
+ * device memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem): an imatrix run's
  * chunk sums (8 bytes per column of each of the rank's imatrix matrices, per sequence of a batch:
- * 34 MB per DeepSeek-V3 MoE layer), the dequantized weight tile of the batch matmul (64 MiB) and
- * cuBLAS's workspace come on top.
+ * 34 MB per DeepSeek-V3 MoE layer), the dequantized weight tile of the batch matmul (64 MiB),
+ * cuBLAS's workspace and the CUDA context.
  *
  * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does
  * not give N ranks ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than
@@ -46,12 +48,14 @@
 
 #include "coordinator/layout_auto.h"
 #include "coordinator/model_cost.h"
+#include "coordinator/textrun.h"
 #include "core/log.h"
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "numa/plan.h"
 #include "numa/topo.h"
 #include "src/cli.h"
+#include "worker/engine_mem.h"
 
 struct plan_args {
     const char *model;
@@ -61,6 +65,8 @@ struct plan_args {
     const char *layout; // NULL: automatic
     double gpu_mem_gib; // memory per GPU, GiB; < 0: not given
     int experts_on;     // index into experts_on_names: 0 gpu, 1 cpu
+    int64_t ctx;        // tokens per chunk (0: the commands' default)
+    int64_t batch;      // tokens per engine call (0: the commands' default)
 };
 
 static const char *const experts_on_names[] = {"gpu", "cpu", NULL};
@@ -75,6 +81,8 @@ struct plan_ctx {
     struct imc_rank_plan *rp; // [n]
     double *mem_per_rank;     // [n] bytes of node memory per rank, 0 unknown
     double *gpu_per_rank;     // [n] bytes of GPU memory per rank (--gpu-mem), 0 CPU rank
+    double *act_per_rank;     // [n] device bytes of a GPU rank's activations (and logits), 0 CPU
+    int64_t ctx, n_seq;       // tokens per chunk, sequences per engine call
     double rank_flops;        // sum of the ranks' FLOPs per token (dp x the model's)
 };
 
@@ -98,6 +106,11 @@ static const struct imc_opt own_opts[] = {
             "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
             "rest on the GPU (what perplexity,\nimatrix and sweep run with --experts-on cpu)",
             .choices = experts_on_names),
+    IMC_OPT("ctx", 'c', IMC_OPT_POS, OWN(ctx), "N",
+            "tokens per chunk, for the activations of GPU ranks\n(default 512, or n_ctx_train if "
+            "smaller, as the commands)"),
+    IMC_OPT("batch", 'b', IMC_OPT_POS, OWN(batch), "N",
+            "tokens per engine call, as the commands' -b (default 2048)"),
     IMC_OPT("hosts", 0, IMC_OPT_POS, OWN(hosts), "H",
             "hosts of the job, all like this one (default 1)"),
     IMC_OPT("layout", 0, IMC_OPT_STR, OWN(layout), "pp=A,ep=B,dp=C",
@@ -121,7 +134,7 @@ static const struct imc_opt_spec spec = {
 // Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
-    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0};
+    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0, 0, 0};
     struct imc_opt_common c;
     char **pos = NULL;
     int n_pos = 0;
@@ -222,6 +235,48 @@ static enum imc_status place(struct plan_ctx *pc, const struct imc_topo *t,
     }
     imc_placement_free(p);
     return IMC_OK;
+}
+
+// The device bytes of each GPU rank's activations (worker/engine_mem.h: the engine's arena for
+// its calls, statistics hooks on as in an imatrix run) and, on the last stage, the head's logits
+// of one sequence: calls of n_seq sequences of ctx tokens, a shard running attention for its
+// share of them (the most any shard gets).
+static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
+{
+    const struct imc_model *m = pc->m;
+    const int64_t home = (pc->n_seq + pc->l.ep - 1) / pc->l.ep;
+    for (int r = 0; r < pc->n; r++) {
+        const struct imc_rank_plan *p = &pc->rp[r];
+        if (p->gpu < 0) {
+            pc->act_per_rank[r] = 0;
+            continue;
+        }
+        const struct imc_engine_mem_q q = {.n_tok = home * pc->ctx,
+                                           .layer_begin = p->layer_begin,
+                                           .layer_end = p->layer_end,
+                                           .expert_begin = p->expert_begin,
+                                           .expert_end = p->expert_end,
+                                           .ep_size = pc->l.ep,
+                                           .path = imc_attn_path_for(m, IMC_ATTN_AUTO),
+                                           .hooks = true,
+                                           .experts_on_cpu = a->experts_on == 1};
+        const double logits =
+            p->layer_end == m->hp.n_layer ? (double)pc->ctx * (double)m->hp.n_vocab * 4 : 0;
+        pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits;
+    }
+}
+
+// The commands' shape of a call: --ctx (the default lowered to the model's training context), and
+// -b tokens: b / ctx sequences when b >= 2 ctx, else one.
+static void set_shape(struct plan_ctx *pc, const struct plan_args *a)
+{
+    const int64_t train = pc->m->hp.n_ctx_train;
+    pc->ctx = a->ctx > 0 ? a->ctx : IMC_TEXTRUN_DEFAULT_CTX;
+    if (a->ctx <= 0 && train > 0 && pc->ctx > train) {
+        pc->ctx = train;
+    }
+    const int64_t b = a->batch > 0 ? a->batch : 2048;
+    pc->n_seq = b >= 2 * pc->ctx ? b / pc->ctx : 1;
 }
 
 // ---- printing ----
@@ -327,25 +382,32 @@ static void split_bytes(const struct plan_ctx *pc, const struct plan_args *a, in
     *cpu = all - *gpu;
 }
 
-// The memory table: per rank the bytes on its GPU and CPU and what each holds for the rank.
+// The memory table: per rank the weight bytes on its GPU and CPU, what each holds for the rank,
+// and a GPU rank's activations.
 static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 {
-    printf("\nmemory:    weights only (activations, KV cache and workspace come on top); routed "
-           "experts of GPU ranks on the %s\n",
+    printf("\nmemory:    weights, and GPU ranks' activations; routed experts of GPU ranks on the "
+           "%s\n",
            a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
-    printf("%4s %4s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
-           "node mem");
+    printf("           activations: calls of %" PRId64 " x %" PRId64
+           " tokens (-b, --ctx), the engine's arena with statistics hooks, and the last stage's "
+           "logits of a sequence; on top: the op scratch (a weight tile of at most 64 MiB), an "
+           "imatrix run's chunk sums, cuBLAS's workspace, the CUDA context\n",
+           pc->n_seq, pc->ctx);
+    printf("%4s %4s %12s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
+           "node mem", "activations");
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        char g[16], b1[32], b2[32], b3[32], b4[32];
+        char g[16], b1[32], b2[32], b3[32], b4[32], b5[32];
         snprintf(g, sizeof(g), "%d", p->gpu);
-        printf("%4d %4s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
+        printf("%4d %4s %12s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
                p->gpu >= 0 ? human(gb, b1, sizeof(b1)) : "-",
                pc->gpu_per_rank[r] > 0 ? human(pc->gpu_per_rank[r], b2, sizeof(b2)) : "-",
                human(cb, b3, sizeof(b3)),
-               pc->mem_per_rank[r] > 0 ? human(pc->mem_per_rank[r], b4, sizeof(b4)) : "-");
+               pc->mem_per_rank[r] > 0 ? human(pc->mem_per_rank[r], b4, sizeof(b4)) : "-",
+               p->gpu >= 0 ? human(pc->act_per_rank[r], b5, sizeof(b5)) : "-");
     }
 }
 
@@ -354,17 +416,19 @@ static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_args *a)
 {
     int first = -1, n_bad = 0;
-    double need = 0, have = 0;
+    double need = 0, have = 0, act = 0;
     const char *where = "";
     for (int r = 0; r < pc->n; r++) {
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        const bool gpu_short = pc->gpu_per_rank[r] > 0 && gb > pc->gpu_per_rank[r];
+        const bool gpu_short =
+            pc->gpu_per_rank[r] > 0 && gb + pc->act_per_rank[r] > pc->gpu_per_rank[r];
         const bool cpu_short =
             pc->rp[r].gpu >= 0 && cb > 0 && pc->mem_per_rank[r] > 0 && cb > pc->mem_per_rank[r];
         if ((gpu_short || cpu_short) && n_bad++ == 0) {
             first = r;
             need = gpu_short ? gb : cb;
+            act = gpu_short ? pc->act_per_rank[r] : 0;
             have = gpu_short ? pc->gpu_per_rank[r] : pc->mem_per_rank[r];
             where = gpu_short ? "GPU" : "NUMA node";
         }
@@ -373,7 +437,7 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
         return IMC_OK;
     }
     const struct imc_rank_plan *p = &pc->rp[first];
-    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "";
+    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "", ab[32], acts[128] = "";
     if (pc->cost.n_expert) {
         snprintf(exp, sizeof(exp), ", experts [%d,%d)", p->expert_begin, p->expert_end);
     }
@@ -381,10 +445,15 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
         snprintf(more, sizeof(more), " (%d more rank%s not fit either)", n_bad - 1,
                  n_bad > 2 ? "s do" : " does");
     }
-    IMC_LOG_ERR("plan: rank %d (layers %s%s) does not fit: it needs %s of weights on %s %d, "
+    if (act > 0) {
+        snprintf(acts, sizeof(acts),
+                 " and %s of activations (calls of %" PRId64 " x %" PRId64 " tokens)",
+                 human(act, ab, sizeof(ab)), pc->n_seq, pc->ctx);
+    }
+    IMC_LOG_ERR("plan: rank %d (layers %s%s) does not fit: it needs %s of weights%s on %s %d, "
                 "which has %s per rank%s%s",
                 first, range(p->layer_begin, p->layer_end, lay, sizeof(lay)), exp,
-                human(need, nb, sizeof(nb)), where, where[0] == 'G' ? p->gpu : p->numa_node,
+                human(need, nb, sizeof(nb)), acts, where, where[0] == 'G' ? p->gpu : p->numa_node,
                 human(have, hb, sizeof(hb)), more,
                 where[0] == 'G' && a->experts_on == 0 && p->expert_bytes > 0
                     ? "; --experts-on cpu keeps its routed experts on the CPU"
@@ -429,15 +498,17 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
     pc->rp = calloc((size_t)pc->n, sizeof(*pc->rp));
     pc->mem_per_rank = calloc((size_t)pc->n, sizeof(*pc->mem_per_rank));
     pc->gpu_per_rank = calloc((size_t)pc->n, sizeof(*pc->gpu_per_rank));
+    pc->act_per_rank = calloc((size_t)pc->n, sizeof(*pc->act_per_rank));
+    set_shape(pc, a);
     enum imc_status st = IMC_ERR_NOMEM;
-    if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank) {
+    if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank || !pc->act_per_rank) {
         IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
     } else if ((st = imc_model_cost_build(pc->m, layers, &pc->cost)) == IMC_OK) {
         imc_model_cost_totals(pc->m, &pc->cost, &pc->total_bytes, &pc->total_flops);
         if ((st = set_layout(pc, a)) == IMC_OK &&
             (st = imc_plan_split(&pc->cost, &pc->l, pc->rp)) == IMC_OK &&
             (st = imc_topo_load(&t)) == IMC_OK && (st = place(pc, t, a)) == IMC_OK &&
-            (st = check_gpu_opts(pc, a)) == IMC_OK) {
+            (set_activations(pc, a), st = check_gpu_opts(pc, a)) == IMC_OK) {
             for (int r = 0; r < pc->n; r++) {
                 pc->rank_flops += pc->rp[r].flops;
             }
@@ -451,6 +522,7 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
         }
     }
     imc_topo_free(t);
+    free(pc->act_per_rank);
     free(pc->gpu_per_rank);
     free(pc->mem_per_rank);
     free(pc->rp);

@@ -507,6 +507,13 @@ void imc_engine_free(struct imc_engine *e)
     if (e->ex) {
         imc_exec_set_backend_ctx(e->ex, NULL);
     }
+    if (e->arena.hw > 0) {
+        IMC_LOG_DBG("engine: the activations' arena at its most %zu bytes (%s memory%s); the "
+                    "bound of worker/engine_mem.h for the last call's %lld tokens %zu bytes",
+                    e->arena.hw, e->dev ? e->be->name : "host",
+                    e->dev ? "" : ", the engine's host arrays among them",
+                    (long long)(e->n_seq * e->n_ctx), eng_act_bound(e, e->n_seq * e->n_ctx));
+    }
     eng_arena_free(&e->arena); // the table's buffers among them: before its state
     eng_arena_free(&e->harena);
     if (e->vec_buf) {
@@ -623,6 +630,9 @@ static enum imc_status embed_impl(struct imc_engine *e, const int32_t *tokens, i
         }
     }
     // on a table with its own memory: looked up and checked there, then moved out once
+    if (e->dev && !eng_arena_first(e, n_tokens)) {
+        return IMC_ERR_NOMEM;
+    }
     struct eng_mark mk = eng_mark(e);
     float *h = e->dev ? eng_f32(e, n_tokens * te->ne[0]) : hidden;
     enum imc_status st = h ? IMC_OK : IMC_ERR_NOMEM;
@@ -684,6 +694,9 @@ static enum imc_status layers_impl(struct imc_engine *e, float *hidden, int64_t 
     const int64_t n = n_seq * n_ctx, d = e->m->hp.n_embd;
     if (!e->dev) {
         return run_layers(e, hidden, n);
+    }
+    if (!eng_arena_first(e, n)) {
+        return IMC_ERR_NOMEM;
     }
     struct eng_mark mk = eng_mark(e);
     float *x = eng_f32(e, n * d);

@@ -62,6 +62,9 @@ static enum imc_status head_impl(struct imc_engine *e, const float *hidden, int6
     const int64_t v = m->hp.n_vocab;
     // on a table with its own memory: computed, checked and kept there (moved out on request)
     float *y = logits && !e->dev ? logits : kept_buffer(e, n_rows * v);
+    if (e->dev && !eng_arena_first(e, e->n_seq * e->n_ctx)) {
+        return IMC_ERR_NOMEM;
+    }
     struct eng_mark mk = eng_mark(e);
     float *xn = eng_f32(e, n_rows * d);
     if (!xn || !y) {

@@ -37,12 +37,19 @@ struct eng_arena {
     struct eng_block blk[IMC_ENG_MAX_BLOCKS];
     int cur;     // block being filled
     size_t used; // bytes used in blk[cur]
+    size_t hw;   // high-water mark: the blocks before cur (whole) plus used, at its most
     const struct imc_backend *be; // blocks from be->buf_alloc(ctx, ..), or NULL: host memory
     void *ctx;
 };
 
 // Frees the arena's blocks.
 void eng_arena_free(struct eng_arena *a);
+// On a table with its own memory, before the arena's first block exists: makes it the bound of
+// worker/engine_mem.h for calls of n tokens (one allocation that a pass of up to n tokens never
+// outgrows, instead of blocks of doubling size). Nothing otherwise; false when out of memory.
+bool eng_arena_first(struct imc_engine *e, int64_t n);
+// That bound for e's calls of n tokens (worker/engine_mem.h with e's options).
+size_t eng_act_bound(const struct imc_engine *e, int64_t n);
 
 struct eng_mark {
     int cur, hcur;

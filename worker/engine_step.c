@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "worker/engine_mem.h"
 #include "worker/engine_priv.h"
 
 #define ALIGN 64
@@ -133,10 +134,46 @@ static void *arena_alloc(struct eng_arena *a, size_t bytes)
         if (off + bytes <= blk->cap) {
             a->cur = b;
             a->used = off + bytes;
+            size_t held = a->used;
+            for (int i = 0; i < b; i++) {
+                held += a->blk[i].cap;
+            }
+            a->hw = held > a->hw ? held : a->hw;
             return blk->p + off;
         }
     }
     return NULL;
+}
+
+size_t eng_act_bound(const struct imc_engine *e, int64_t n)
+{
+    const struct imc_engine_mem_q q = {.n_tok = n,
+                                       .layer_begin = e->opts.layer_begin,
+                                       .layer_end = e->opts.layer_end,
+                                       .expert_begin = e->expert_begin,
+                                       .expert_end = e->expert_end,
+                                       .ep_size = e->ep_size,
+                                       .path = e->path,
+                                       .block_bytes = e->opts.block_bytes,
+                                       .hooks = e->opts.hooks != NULL,
+                                       .experts_on_cpu = e->be_exp != e->be};
+    return imc_engine_act_bytes(e->m, &q);
+}
+
+bool eng_arena_first(struct imc_engine *e, int64_t n)
+{
+    struct eng_arena *a = &e->arena;
+    if (!a->be || a->blk[0].p || n < 1) {
+        return true;
+    }
+    const size_t bytes = eng_act_bound(e, n);
+    if (!block_new(a, &a->blk[0], 0, true, bytes)) {
+        IMC_LOG_ERR("engine: out of %s memory for the activations of %" PRId64
+                    " tokens (%zu bytes)",
+                    a->be->name, n, bytes);
+        return false;
+    }
+    return true;
 }
 
 float *eng_f32(struct imc_engine *e, int64_t n)

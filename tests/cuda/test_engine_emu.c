@@ -30,6 +30,12 @@
  *   - self-checks: a logit moved by 1 and a table whose attention scale is 1% off (0.013 ..
  *     0.34) both fail the bound;
  *   - the table's sqacc is bitwise equal to imc_ref_sqacc on strided rows.
+ *   - the activations' arena of every run on the device table (all presets and paths, with and
+ *     without statistics, the hybrid, and one expert per group: block_bytes 1): one block, the
+ *     size worker/engine_mem.h computes from the shapes, and the pass's high-water mark within
+ *     it; equal to it except where routing decides the largest group of experts (block_bytes 1:
+ *     9-14% above). Mutations: the gather and scatter orders left out of the bound (28 checks
+ *     fail); the absorbed path's õ left out (the block_bytes 1 case fails).
  *   - the hybrid (--experts-on cpu, worker/engine.h experts_on_cpu: routed experts' matmuls on
  *     the cpu table, the rest on cuda-emu) on the MoE presets llama-moe, ds2-tiny-3d, qwen3moe,
  *     glm4moe: logits and statistics against the cpu run within the same bounds (measured
@@ -52,6 +58,8 @@
 #include "coordinator/kld.h"
 #include "core/log.h"
 #include "kernels/cuda/emu/cuemu_api.h"
+#include "worker/engine_mem.h"
+#include "worker/engine_priv.h" // the activations' arena
 #include "worker/stats_collect.h"
 #include "worker/stats_collect_priv.h" // SCOL_ALIGN
 
@@ -212,6 +220,33 @@ static void score_of(struct imc_engine *e, const float *y, const int32_t *tok,
 // im, the statistics of the run (one chunk) folded into im by the imatrix program's collector
 // through the engine's hooks; with rs, what be's state held at the end; with sc, the logits
 // scored through the engine (score_of).
+// The activation arena of a forward pass on the device table: one block, the bound of
+// worker/engine_mem.h for N_TOK tokens (at least the arena's 1 MiB minimum), which holds the
+// pass's high-water mark; the bound's excess over that mark is printed (routing: the largest
+// group of experts is taken at its worst).
+static void arena_check(const struct imc_model *m, const struct imc_engine *e,
+                        enum imc_attn_path path, bool hooks, bool experts_cpu, int64_t block_bytes)
+{
+    const struct imc_engine_mem_q q = {.n_tok = N_TOK,
+                                       .ep_size = 1,
+                                       .path = imc_attn_path_for(m, path),
+                                       .block_bytes = block_bytes,
+                                       .hooks = hooks,
+                                       .experts_on_cpu = experts_cpu};
+    const size_t bound = imc_engine_act_bytes(m, &q), want = bound > 1 << 20 ? bound : 1 << 20;
+    const struct eng_arena *a = &e->arena;
+    const size_t hw = a->hw;
+    CHECK(a->blk[0].p && a->blk[0].cap == want && !a->blk[1].p && hw <= bound,
+          "%s: the activations' arena: first block %zu bytes (want %zu), a second block %s, "
+          "high-water %zu bytes, bound %zu",
+          imc_attn_path_name(imc_attn_path_for(m, path)), a->blk[0].cap, want,
+          a->blk[1].p ? "made" : "not made", hw, bound);
+    printf("  activations' arena (%s%s%s%s): high-water %zu bytes, bound %zu (+%.1f%%)\n",
+           imc_attn_path_name(imc_attn_path_for(m, path)), hooks ? ", statistics" : "",
+           experts_cpu ? ", experts on cpu" : "", block_bytes ? ", block_bytes 1" : "", hw, bound,
+           hw ? 100.0 * ((double)bound - (double)hw) / (double)hw : 0.0);
+}
+
 static float *run(const struct imc_model *m, enum imc_attn_path path, const struct imc_backend *be,
                   const int32_t *tok, struct imc_imatrix *im, bool experts_cpu, struct resid *rs,
                   const struct score_in *in, struct score *sc)
@@ -247,6 +282,9 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     if (y && sc) {
         score_of(e, y, tok, in, sc);
+    }
+    if (y && be && be->buf_alloc) {
+        arena_check(m, e, path, im != NULL, experts_cpu, 0);
     }
     imc_engine_free(e);
     if (c && y && imc_stats_collect_end_chunk(c) != IMC_OK) {
@@ -413,6 +451,7 @@ static void groups_case(const struct pcase *c, const struct imc_model *m)
               "%s: forward with block_bytes %d", c->preset, i);
         if (e) {
             tcuda_emu_traffic(imc_engine_backend_ctx(e), &up[i], &down[i], &n_up[i], &n_down[i]);
+            arena_check(m, e, c->path, false, false, o.block_bytes);
         }
         imc_engine_free(e);
     }

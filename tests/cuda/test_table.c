@@ -30,7 +30,8 @@
  *   - device memory exhausted (IMC_CUEMU_MEM_LIMIT): matmul returns IMC_ERR_NOMEM with one
  *     error naming the weight's type, shape and the bytes needed; rmsnorm (no status) fills its
  *     output with NaN; an engine forward on the table fails with IMC_ERR_NOMEM and the tensor's
- *     name; nothing crashes, and the memory comes back.
+ *     name, or without room for its activations' arena (one block, worker/engine_mem.h) with the
+ *     tokens of the call; nothing crashes, and the memory comes back.
  * Broken variant run by hand and not kept: y copied back without its row stride (rows_down
  * ignoring ldy) fails 30 checks here and 6 in cuda.engine_emu.
  */
@@ -555,6 +556,24 @@ static void exhausted(const char *dir)
               strstr(lc.text, "matmul of 'blk.") && strstr(lc.text, "on backend cuda"),
           "engine over the limit: %s, log: %s", imc_status_str(est), lc.text);
     printf("engine over the limit, the log says:\n%s", lc.text);
+    CHECK(cuemu_mem_used() == base, "engine left %llu bytes of device memory",
+          cuemu_mem_used() - base);
+    // no room for the activations' arena (its one block, worker/engine_mem.h): the first call
+    // says so, with the tokens and the bytes
+    snprintf(lim, sizeof(lim), "%llu", base + 512 * 1024);
+    setenv("IMC_CUEMU_MEM_LIMIT", lim, 1);
+    e = NULL;
+    logcap_start(&lc);
+    est = imc_engine_init(&e, tm.m, &o);
+    if (est == IMC_OK) {
+        est = imc_engine_forward(e, tok, 12, lg);
+    }
+    logcap_stop();
+    imc_engine_free(e);
+    unsetenv("IMC_CUEMU_MEM_LIMIT");
+    CHECK(est == IMC_ERR_NOMEM &&
+              strstr(lc.text, "engine: out of cuda memory for the activations of 12 tokens"),
+          "engine without room for its activations: %s, log: %s", imc_status_str(est), lc.text);
     CHECK(cuemu_mem_used() == base, "engine left %llu bytes of device memory",
           cuemu_mem_used() - base);
     free(lg);

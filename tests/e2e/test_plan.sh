@@ -4,7 +4,8 @@
 # (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
 # shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
 # summing to 100%, the automatic layout, GPU memory (--gpu-mem, --experts-on cpu: the bytes on
-# each GPU and CPU, a slice that fits nowhere refused) and the errors (one line, exit 1).
+# each GPU and CPU, a GPU rank's activations for calls of -b / --ctx tokens, a slice that fits
+# nowhere refused, weights and activations counted) and the errors (one line, exit 1).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" plan
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
@@ -121,14 +122,31 @@ check "--gpu-mem 1: each rank's weights all on its GPU, 0 B on the CPU" test \
 check "--gpu-mem 1: 1.00 GiB per rank on GPUs 0-3" test \
     "$(mem_rows "$tmp/g.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = \
     "0=1.00GiB 1=1.00GiB 2=1.00GiB 3=1.00GiB "
-"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --experts-on cpu >"$tmp/x.txt" \
-    2>"$tmp/x.err"
-check "--experts-on cpu, 419 KiB GPUs: fits, exit 0" test $? -eq 0 -a ! -s "$tmp/x.err"
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --experts-on cpu --ctx 4 -b 4 \
+    >"$tmp/x.txt" 2>"$tmp/x.err"
+check "--experts-on cpu, 419 KiB GPUs, calls of 4 tokens: fits, exit 0" \
+    test $? -eq 0 -a ! -s "$tmp/x.err"
 check "--experts-on cpu: GPU + CPU bytes = the rank's weights, 96 KiB of experts on the CPU" test \
     "$(mem_kib "$tmp/x.txt" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $3 }')" = \
     "$(weights_kib "$tmp/x.txt" | awk '{ print $0, "96.00" }')"
 check "--experts-on cpu: says where the experts are" \
     has "$tmp/x.txt" '^memory: .*on the CPU of their NUMA node \(--experts-on cpu\)'
+# activations: calls of b / ctx sequences (one below 2 ctx), the last stage's logits of one
+# sequence (ctx x 512 vocabulary x 4 bytes) on top of its arena; more tokens per call, more bytes
+act_kib() { # act_kib FILE RANK: the rank's activations in KiB
+    mem_rows "$1" | awk -v r="$2" '$1 == r { print $11, $12 }' | while read -r v u; do
+        kib "$v" "$u"; done; }
+"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 1 --ctx 64 -b 64 >"$tmp/a1.txt" 2>&1
+"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 1 --ctx 64 -b 256 >"$tmp/a4.txt" 2>&1
+check "-b 64 --ctx 64: calls of 1 x 64 tokens" has "$tmp/a1.txt" 'calls of 1 x 64 tokens'
+check "-b 256 --ctx 64: calls of 4 x 64 tokens" has "$tmp/a4.txt" 'calls of 4 x 64 tokens'
+check "4 sequences a call take more than 3 times one's activations (logits once)" awk \
+    -v a="$(act_kib "$tmp/a1.txt" 0)" -v b="$(act_kib "$tmp/a4.txt" 0)" \
+    'BEGIN { exit !(a > 128 && b - 128 > 3 * (a - 128)) }'
+"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 2 --layout pp=2 --gpu-mem 1 --ctx 64 -b 64 >"$tmp/a2.txt" 2>&1
+check "pp=2: only the last stage holds the 128 KiB of logits" awk \
+    -v f="$(act_kib "$tmp/a2.txt" 0)" -v l="$(act_kib "$tmp/a2.txt" 1)" \
+    'BEGIN { exit !(f > 0 && l >= 128 && f < l) }'
 "$IMC_BIN" plan "$ds2" --ranks 2 --gpus 1 --layout pp=2 --gpu-mem 1 >"$tmp/s.txt" 2>&1
 check "2 ranks on 1 GPU: 512 MiB each" test \
     "$(mem_rows "$tmp/s.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = "0=512.00MiB 0=512.00MiB "
@@ -155,17 +173,22 @@ err_case "ep on a dense model" 1 'ep=2 needs a MoE model' "$llama" --ranks 2 --l
 err_case "bad layout text" 1 "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
 err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
 err_case "no --ranks" 2 'missing --ranks' "$ds2"
-re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights on GPU 0, '
-re+='which has 419.43 KiB per rank \(1 more rank does not fit either\); --experts-on cpu keeps'
-err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004
+re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights and '
+re+='28.31 KiB of activations \(calls of 1 x 4 tokens\) on GPU 0, which has 419.43 KiB per rank '
+re+='\(1 more rank does not fit either\); --experts-on cpu keeps'
+err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --ctx 4 -b 4
 err_case "GPU part above its GPU with --experts-on cpu" 1 \
-    'rank 0 .* needs 375.53 KiB of weights on GPU 0, which has 314.57 KiB per rank \(1 more' \
-    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0003 --experts-on cpu
+    'rank 0 .* needs 375.53 KiB of weights and 15.81 KiB of activations .* on GPU 0, which has 314.57 KiB per rank \(1 more' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0003 --experts-on cpu --ctx 4 -b 4
+# 482 KiB GPUs hold rank 0's 471.53 KiB of weights, not its 28.31 KiB of activations as well
+err_case "weights fit, activations do not" 1 \
+    'rank 0 .* needs 471.53 KiB of weights and 28.31 KiB of activations \(calls of 1 x 4 tokens\) on GPU 0, which has 482.34 KiB' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.00046 --ctx 4 -b 4
 HWLOC_SYNTHETIC="pack:2 numa:2(memory=50kB) core:2 pu:1" err_case "experts above the node" 1 \
     'rank 0 .* needs 96.00 KiB of weights on NUMA node 0, which has 48.83 KiB per rank \(3 more' \
     "$ds2" --ranks 4 --gpus 4 --experts-on cpu
 err_case "dense slice above its GPU" 1 \
-    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights on GPU 0' \
+    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights and [0-9.]+ [KM]iB of activations \(calls of 8 x 256 tokens\) on GPU 0' \
     "$llama" --ranks 2 --gpus 2 --gpu-mem 0.0001
 err_case "--gpu-mem without GPU ranks" 1 '--gpu-mem needs GPU ranks, but the plan has none' \
     "$ds2" --ranks 2 --gpus 0 --gpu-mem 1

@@ -19,6 +19,8 @@
  *     cuda-emu the table's Σx², on host rows for the hybrid's experts) the same entries and
  *     counts, Σx² within 4e-5 of each matrix's largest;
  *   - self-check: a logit moved by 1 exceeds the bound.
+ *   - on cuda-emu the activations' arena is one block, worker/engine_mem.h's bound for the
+ *     shard (received rows at their worst), and holds the pass's high-water mark.
  *   - the exchange in the tables' memory (the emulator's NCCL over MPI; worker/exchange.c)
  *     against the host exchange (--exchange host) on the same tables: see peer_case; one
  *     shard's NCCL init failing: see init_fails.
@@ -36,6 +38,7 @@
 #include "tests/e2e/engine_util.h"
 #include "tests/logcap.h"
 #include "tests/mpi/mpitest.h"
+#include "worker/engine_priv.h" // the activations' arena
 #include "worker/stats_collect.h"
 
 #define N_CTX 24
@@ -86,6 +89,14 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, struct ho
         const void *ctx = imc_engine_backend_ctx(e);
         tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
         tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+        // the activations' arena: one block, the bound of worker/engine_mem.h (rows received
+        // from every shard at their worst), holding the pass's high-water mark
+        const struct eng_arena *a = &e->arena;
+        const size_t bound = eng_act_bound(e, n), want = bound > 1 << 20 ? bound : 1 << 20;
+        CHECK(a->blk[0].cap == want && !a->blk[1].p && a->hw <= bound,
+              "shard of %d: the activations' arena: first block %zu bytes (want %zu), a second "
+              "block %s, high-water %zu, bound %zu",
+              e->ep_size, a->blk[0].cap, want, a->blk[1].p ? "made" : "not made", a->hw, bound);
     }
     imc_engine_free(e);
     free(x);

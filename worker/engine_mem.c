@@ -1,0 +1,126 @@
+/*
+ * worker/engine_mem: the activation arena's high-water mark from the shapes (see engine_mem.h).
+ * Each helper below mirrors one function of the forward code: the same buffers in the same
+ * order, each as eng_f32 takes it. Where the code changes, this must follow; the bound check of
+ * tests/cuda/test_engine_emu fails otherwise (it runs every preset and path).
+ */
+#include "worker/engine_mem.h"
+
+#include "model/arch.h"
+
+#define ALIGN 64 // worker/engine_step.c: eng_f32's rounding
+
+// The bytes eng_f32(e, n) takes from the arena.
+static int64_t f32(int64_t n)
+{
+    return (n * 4 + 4 + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static int64_t max2(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int64_t min2(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+// forward_llama.c imc_llama_attn: h, q, k, v, o, y.
+static int64_t llama_attn(const struct imc_hparams *hp, int64_t n)
+{
+    const int64_t nq = hp->n_head * hp->head_dim, nkv = hp->n_head_kv * hp->head_dim;
+    return 2 * f32(n * hp->n_embd) + 2 * f32(n * nq) + 2 * f32(n * nkv);
+}
+
+// forward_deepseek2.c imc_ds2_attn: q, kva, c, o, y; project's h (and qa); then the path's own.
+static int64_t ds2_attn(const struct imc_model *m, const struct imc_layer *l,
+                        const struct imc_engine_mem_q *q, int64_t n)
+{
+    const struct imc_hparams *hp = &m->hp;
+    const int64_t H = hp->n_head, qk = hp->qk_nope + hp->qk_rope, kvl = hp->kv_lora,
+                  kd = hp->kv_lora + hp->qk_rope;
+    int64_t b = f32(n * H * qk) + f32(n * kd) + f32(n * kvl) + f32(n * H * hp->v_head) +
+                f32(n * hp->n_embd);
+    b += f32(n * hp->n_embd) + (hp->q_lora > 0 ? f32(n * hp->q_lora) : 0);
+    if (q->path == IMC_ATTN_ABSORBED) { // absorbed: qt, ot of a block of heads (absorbed_heads)
+        const int64_t per_head = n * (kd + kvl) * 4;
+        const int64_t bytes = q->block_bytes > 0 ? q->block_bytes : IMC_ENGINE_BLOCK_BYTES;
+        const int64_t hb = per_head > 0 ? min2(max2(bytes / per_head, 1), H) : H;
+        b += f32(n * hb * kd) + f32(n * hb * kvl);
+    } else { // non-absorbed: kv, k, and õ when the hooks want attn_v_b's input
+        b += f32(n * H * (hp->qk_nope + hp->v_head)) + f32(n * H * qk);
+        b += q->hooks && l->wv_b ? f32(n * H * kvl) : 0;
+    }
+    return b;
+}
+
+// moe.c dense: g, u.
+static int64_t dense(const struct imc_tensor_info *wg, int64_t n)
+{
+    return 2 * f32(n * wg->ne[1]);
+}
+
+// moe.c moe: logits, w; dispatch's send and received rows (shards; at their worst, every pair
+// of every shard routed here, and in the tables' memory); run_experts' outputs, the largest
+// group's four buffers (on the device unless --experts-on cpu) and the gather and scatter orders;
+// the shared expert's ys and its dense buffers.
+static int64_t moe(const struct imc_model *m, const struct imc_layer *l,
+                   const struct imc_engine_mem_q *q, int64_t n)
+{
+    const struct imc_hparams *hp = &m->hp;
+    const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
+    const int64_t n_own = q->expert_end - q->expert_begin;
+    const int ep = q->ep_size > 1 ? q->ep_size : 1;
+    int64_t b = f32(n * hp->n_expert) + f32(n * k);
+    const int64_t nr = ep > 1 ? ep * n * min2(k, n_own) : n * k; // pairs received
+    if (ep > 1) {
+        b += f32(n * k * d) + f32(nr * d);
+    }
+    b += f32(nr * d);
+    const int64_t row_bytes = 2 * (d + fe) * 4;
+    const int64_t bytes = q->block_bytes > 0 ? q->block_bytes : IMC_ENGINE_BLOCK_BYTES;
+    const int64_t max_rows = max2(bytes / row_bytes, 1);
+    // a group: experts whose rows fit max_rows, or one expert alone (each token once: <= ep·n)
+    const int64_t g_rows = max2(min2(max_rows, nr), min2(ep * n, nr));
+    if (!q->experts_on_cpu) {
+        b += 2 * f32(g_rows * d) + 2 * f32(g_rows * fe) + 2 * f32(nr);
+    }
+    if (l->ffn_gate_shexp) {
+        b += f32(n * d) + dense(l->ffn_gate_shexp, n);
+    }
+    return b;
+}
+
+// moe.c imc_ffn: h, y, then the dense FFN or the MoE block.
+static int64_t ffn(const struct imc_model *m, const struct imc_layer *l,
+                   const struct imc_engine_mem_q *q, int64_t n)
+{
+    const int64_t b = 2 * f32(n * m->hp.n_embd);
+    return b + (l->is_moe ? moe(m, l, q, n) : dense(l->ffn_gate, n));
+}
+
+size_t imc_engine_act_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q)
+{
+    const int64_t n = q->n_tok, d = m->hp.n_embd;
+    if (n < 1) {
+        return 0;
+    }
+    struct imc_engine_mem_q r = *q;
+    if (r.layer_begin == 0 && r.layer_end == 0) {
+        r.layer_end = m->hp.n_layer;
+    }
+    if (r.expert_begin == 0 && r.expert_end == 0) {
+        r.expert_end = m->hp.n_expert;
+    }
+    // engine.c layers_impl's x, then each layer: attention, released, then the FFN
+    int64_t layer = 0;
+    for (int64_t il = r.layer_begin; il < r.layer_end; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const int64_t attn =
+            m->arch == IMC_ARCH_DEEPSEEK2 ? ds2_attn(m, l, &r, n) : llama_attn(&m->hp, n);
+        layer = max2(layer, max2(attn, ffn(m, l, &r, n)));
+    }
+    // embed_impl's and head_impl's rows (at most n: a head call scores rows of the last call)
+    return (size_t)(f32(n * d) + layer);
+}

@@ -1,0 +1,40 @@
+/*
+ * worker/engine_mem: the most the engine's activation arena holds in one call, computed from the
+ * model's shapes alone (no weights read, nothing run): an upper bound of its high-water mark
+ * for calls of n tokens, allocation by allocation as the forward code makes them
+ * (worker/forward_llama.c, forward_deepseek2.c, moe.c, engine.c, engine_head.c; eng_f32 rounds
+ * n floats + 4 bytes up to 64). Only the data-dependent sizes are taken at their worst: the rows a
+ * shard receives from the others and the largest group of experts (routing).
+ *
+ * On a table with its own memory (the CUDA table) the engine reserves one arena block of this
+ * size at its first call (worker/engine.c), so a pass holds exactly that much device memory for
+ * its activations; `imc plan --gpu-mem` counts it for each GPU rank. tests/cuda/test_engine_emu
+ * checks that the bound holds and how close it is, on every preset.
+ */
+#ifndef IMC_WORKER_ENGINE_MEM_H
+#define IMC_WORKER_ENGINE_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker/engine.h"
+
+struct imc_model;
+
+// What a rank's engine runs: its layers and experts, as worker/engine.h's options say.
+struct imc_engine_mem_q {
+    int64_t n_tok;                    // tokens per call (sequences x context)
+    int64_t layer_begin, layer_end;   // layers run here (both 0: all)
+    int64_t expert_begin, expert_end; // routed experts run here (both 0: all)
+    int ep_size;                      // expert shards of the stage (1: none)
+    enum imc_attn_path path;          // deepseek2: resolved (imc_attn_path_for)
+    int64_t block_bytes;              // engine opts block_bytes (0: IMC_ENGINE_BLOCK_BYTES)
+    bool hooks;                       // statistics hooks (imatrix): non-absorbed MLA keeps õ
+    bool experts_on_cpu;              // the routed experts' buffers are host memory
+};
+
+// Bytes of the activation arena's high-water mark at q (an upper bound; 0 for n_tok < 1).
+size_t imc_engine_act_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q);
+
+#endif // IMC_WORKER_ENGINE_MEM_H
