@@ -101,7 +101,7 @@ static const struct imc_opt own_opts[] = {
             "GPUs per host (default: as the topology shows)"),
     IMC_OPT("gpu-mem", 0, IMC_OPT_FLOAT, OWN(gpu_mem_gib), "GIB",
             "memory of each GPU, GiB: shows the bytes on each GPU and CPU\nand refuses a slice "
-            "that fits nowhere (weights only)"),
+            "that fits nowhere (weights, and a GPU\nrank's activations: --ctx, -b)"),
     IMC_OPT("experts-on", 0, IMC_OPT_ENUM, OWN(experts_on), "WHERE",
             "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
             "rest on the GPU (what perplexity,\nimatrix and sweep run with --experts-on cpu)",
