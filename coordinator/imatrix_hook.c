@@ -56,27 +56,9 @@ enum imc_status imx_each_weight(const struct imc_model *m, int64_t layer_begin, 
     }
     for (int64_t il = layer_begin; il < layer_end; il++) {
         const struct imc_layer *l = &m->layers[il];
-        const struct imc_tensor_info *w[] = {l->wq,
-                                             l->wk,
-                                             l->wv,
-                                             l->wq_a,
-                                             l->wq_b,
-                                             l->wkv_a_mqa,
-                                             l->wkv_b,
-                                             l->wk_b,
-                                             l->wv_b,
-                                             l->wo,
-                                             l->ffn_gate,
-                                             l->ffn_up,
-                                             l->ffn_down,
-                                             l->ffn_gate_inp,
-                                             l->ffn_gate_exps,
-                                             l->ffn_up_exps,
-                                             l->ffn_down_exps,
-                                             l->ffn_gate_shexp,
-                                             l->ffn_up_shexp,
-                                             l->ffn_down_shexp};
-        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        const struct imc_tensor_info *w[IMC_LAYER_N_MATRICES];
+        imc_layer_matrices(l, w);
+        for (int i = 0; i < IMC_LAYER_N_MATRICES; i++) {
             if (w[i]) {
                 IMC_TRY(fn(user, w[i]));
             }

@@ -15,9 +15,9 @@
 
 static const char *vtype_name(enum imc_gguf_vtype t)
 {
-    static const char *const names[IMC_GGUF_VTYPE_COUNT] = {
-        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64",
-        "f64"};
+    static const char *const names[IMC_GGUF_VTYPE_COUNT] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                            "i32", "f32", "bool", "string", "array",
+                                                            "u64", "i64", "f64"};
     return (unsigned)t < IMC_GGUF_VTYPE_COUNT ? names[t] : "unknown";
 }
 
@@ -94,8 +94,7 @@ enum imc_status imc_arch_get_int(const struct imc_arch_ld *ld, const char *suffi
     if (t == IMC_GGUF_ARRAY) {
         IMC_TRY(get_int_array(ld, key, i, &v));
     } else if (!imc_gguf_get_i64(ld->g, key, &v)) {
-        IMC_LOG_ERR("%s: key '%s' has type %s, expected an integer", ld->path, key,
-                    vtype_name(t));
+        IMC_LOG_ERR("%s: key '%s' has type %s, expected an integer", ld->path, key, vtype_name(t));
         return IMC_ERR_FORMAT;
     }
     if (v < lo || v > hi) {
@@ -107,8 +106,8 @@ enum imc_status imc_arch_get_int(const struct imc_arch_ld *ld, const char *suffi
     return IMC_OK;
 }
 
-enum imc_status imc_arch_get_float(const struct imc_arch_ld *ld, const char *suffix,
-                                   bool required, float def, float *out)
+enum imc_status imc_arch_get_float(const struct imc_arch_ld *ld, const char *suffix, bool required,
+                                   float def, float *out)
 {
     char key[192];
     make_key(ld, suffix, key, sizeof(key));
@@ -201,14 +200,14 @@ enum imc_status imc_arch_get_rope_scaling(const struct imc_arch_ld *ld, struct i
     if (hp->rope_scaling == IMC_ROPE_SCALING_NONE) {
         hp->rope_scale_factor = 1.0f;
     }
-    IMC_TRY(imc_arch_get_int(ld, "rope.scaling.original_context_length", false, hp->n_ctx_train,
-                             1, IMC_ARCH_MAX_DIM, &hp->rope_orig_ctx));
-    IMC_TRY(imc_arch_get_float(ld, "rope.scaling.yarn_log_multiplier", false, 0.0f,
-                               &hp->yarn_log_mul));
-    IMC_TRY(imc_arch_get_float(ld, "rope.scaling.yarn_beta_fast", false, 32.0f,
-                               &hp->yarn_beta_fast));
-    IMC_TRY(imc_arch_get_float(ld, "rope.scaling.yarn_beta_slow", false, 1.0f,
-                               &hp->yarn_beta_slow));
+    IMC_TRY(imc_arch_get_int(ld, "rope.scaling.original_context_length", false, hp->n_ctx_train, 1,
+                             IMC_ARCH_MAX_DIM, &hp->rope_orig_ctx));
+    IMC_TRY(
+        imc_arch_get_float(ld, "rope.scaling.yarn_log_multiplier", false, 0.0f, &hp->yarn_log_mul));
+    IMC_TRY(
+        imc_arch_get_float(ld, "rope.scaling.yarn_beta_fast", false, 32.0f, &hp->yarn_beta_fast));
+    IMC_TRY(
+        imc_arch_get_float(ld, "rope.scaling.yarn_beta_slow", false, 1.0f, &hp->yarn_beta_slow));
     return IMC_OK;
 }
 
@@ -247,8 +246,7 @@ static void tensor_name(const char *name, int il, char *buf, size_t size)
     snprintf(buf, size, "%.*s%d%s", (int)(pct - name), name, il, pct + 2);
 }
 
-const struct imc_tensor_info *imc_arch_find(const struct imc_arch_ld *ld, const char *name,
-                                            int il)
+const struct imc_tensor_info *imc_arch_find(const struct imc_arch_ld *ld, const char *name, int il)
 {
     char buf[128];
     tensor_name(name, il, buf, sizeof(buf));
@@ -336,8 +334,7 @@ static enum imc_status global_tensors(const struct imc_arch_ld *ld, struct imc_m
     const struct imc_tensor_info *te = imc_gguf_find_tensor(ld->g, "token_embd.weight");
     char have[96];
     if (!te) {
-        IMC_LOG_ERR("%s: missing tensor 'token_embd.weight' (expects shape [%" PRId64
-                    ", n_vocab])",
+        IMC_LOG_ERR("%s: missing tensor 'token_embd.weight' (expects shape [%" PRId64 ", n_vocab])",
                     ld->path, m->hp.n_embd);
         return IMC_ERR_FORMAT;
     }
@@ -359,8 +356,8 @@ static enum imc_status global_tensors(const struct imc_arch_ld *ld, struct imc_m
     }
     IMC_TRY(imc_arch_tensor(ld, "output_norm.weight", -1, imc_shape1(m->hp.n_embd), true,
                             &m->output_norm));
-    IMC_TRY(imc_arch_tensor(ld, "output.weight", -1, imc_shape2(m->hp.n_embd, m->hp.n_vocab),
-                            false, &m->output));
+    IMC_TRY(imc_arch_tensor(ld, "output.weight", -1, imc_shape2(m->hp.n_embd, m->hp.n_vocab), false,
+                            &m->output));
     if (!m->output) {
         m->output = m->tok_embd; // tied embeddings
     }
@@ -377,11 +374,9 @@ static const struct arch_desc {
     bool neox; // RoPE pairs (i, i + n_rot/2)
 } archs[IMC_ARCH_COUNT] = {
     [IMC_ARCH_LLAMA] = {"llama", imc_arch_llama_hparams, imc_arch_llama_tensors, true, false},
-    [IMC_ARCH_DEEPSEEK2] = {"deepseek2", imc_arch_ds2_hparams, imc_arch_ds2_tensors, false,
-                            false},
+    [IMC_ARCH_DEEPSEEK2] = {"deepseek2", imc_arch_ds2_hparams, imc_arch_ds2_tensors, false, false},
     [IMC_ARCH_QWEN3] = {"qwen3", imc_arch_llama_hparams, imc_arch_qwen3_tensors, true, true},
-    [IMC_ARCH_QWEN3MOE] = {"qwen3moe", imc_arch_llama_hparams, imc_arch_qwen3_tensors, true,
-                           true},
+    [IMC_ARCH_QWEN3MOE] = {"qwen3moe", imc_arch_llama_hparams, imc_arch_qwen3_tensors, true, true},
     [IMC_ARCH_GLM4MOE] = {"glm4moe", imc_arch_glm4moe_hparams, imc_arch_glm4moe_tensors, true,
                           true},
 };
@@ -466,10 +461,44 @@ bool imc_arch_rope_neox(enum imc_arch a)
 const char *imc_mla_layout_name(enum imc_mla_layout l)
 {
     switch (l) {
-    case IMC_MLA_NONE: return "none";
-    case IMC_MLA_3D: return "3d";
-    case IMC_MLA_2D: return "2d (ik)";
-    case IMC_MLA_KVB: return "kv_b only";
-    default: return "unknown";
+    case IMC_MLA_NONE:
+        return "none";
+    case IMC_MLA_3D:
+        return "3d";
+    case IMC_MLA_2D:
+        return "2d (ik)";
+    case IMC_MLA_KVB:
+        return "kv_b only";
+    default:
+        return "unknown";
+    }
+}
+
+void imc_layer_matrices(const struct imc_layer *l,
+                        const struct imc_tensor_info *out[IMC_LAYER_N_MATRICES])
+{
+    const struct imc_tensor_info *const t[IMC_LAYER_N_MATRICES] = {l->wq,
+                                                                   l->wk,
+                                                                   l->wv,
+                                                                   l->wq_a,
+                                                                   l->wq_b,
+                                                                   l->wkv_a_mqa,
+                                                                   l->wkv_b,
+                                                                   l->wk_b,
+                                                                   l->wv_b,
+                                                                   l->wo,
+                                                                   l->ffn_gate,
+                                                                   l->ffn_up,
+                                                                   l->ffn_down,
+                                                                   l->ffn_gate_inp,
+                                                                   l->ffn_gate_exps,
+                                                                   l->ffn_up_exps,
+                                                                   l->ffn_down_exps,
+                                                                   l->ffn_gate_shexp,
+                                                                   l->ffn_up_shexp,
+                                                                   l->ffn_down_shexp};
+    _Static_assert(IMC_LAYER_EXPS == 14, "ffn_gate_exps is at index 14");
+    for (int i = 0; i < IMC_LAYER_N_MATRICES; i++) {
+        out[i] = t[i];
     }
 }

@@ -129,4 +129,13 @@ bool imc_arch_is_gqa(enum imc_arch a);
 bool imc_arch_rope_neox(enum imc_arch a);
 const char *imc_mla_layout_name(enum imc_mla_layout l); // "none", "3d", "2d (ik)", "kv_b only"
 
+// The weight matrices of a layer, NULL where absent, in this order (the imatrix's declaration
+// order, coordinator/imatrix_hook.c): wq, wk, wv, wq_a, wq_b, wkv_a_mqa, wkv_b, wk_b, wv_b, wo,
+// ffn_gate, ffn_up, ffn_down, ffn_gate_inp, the routed experts' gate, up and down (from index
+// IMC_LAYER_EXPS), the shared expert's gate, up and down.
+#define IMC_LAYER_N_MATRICES 20
+#define IMC_LAYER_EXPS 14
+void imc_layer_matrices(const struct imc_layer *l,
+                        const struct imc_tensor_info *out[IMC_LAYER_N_MATRICES]);
+
 #endif // IMC_MODEL_ARCH_H

@@ -25,14 +25,15 @@
  * what each holds per rank (the GPU's memory / ranks on that GPU; the node's / ranks on the
  * node). --experts-on cpu puts a GPU rank's routed experts on the CPU, the rest (attention,
  * norms, router, dense FFN, shared experts, embedding, head) on the GPU, as the engine runs
- * them (--device cuda, --experts-on cpu). A GPU rank's activations are counted too, for the
- * commands' calls (--ctx, -b: b / ctx sequences of ctx tokens, a shard's share of them): the
- * engine's arena (worker/engine_mem.h, statistics hooks on, as an imatrix run) and on the last
- * stage the head's logits of one sequence. On top, not counted (a GPU rank of a run logs its
- * device memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem): an imatrix run's
- * chunk sums (8 bytes per column of each of the rank's imatrix matrices, per sequence of a batch:
- * 34 MB per DeepSeek-V3 MoE layer), the dequantized weight tile of the batch matmul (64 MiB),
- * cuBLAS's workspace and the CUDA context.
+ * them (--device cuda, --experts-on cpu). A GPU rank's activations and imatrix sums are
+ * counted too, for the commands' calls (--ctx, -b: b / ctx sequences of ctx tokens, a shard's
+ * share of them): the engine's arena (worker/engine_mem.h, statistics hooks on, as an imatrix
+ * run) and on the last stage the head's logits of one sequence; an imatrix run's chunk sums, one
+ * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
+ * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer). On top, not counted (a GPU rank of a
+ * run logs its device memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem):
+ * the dequantized weight tile of the batch matmul (64 MiB), cuBLAS's workspace and the CUDA
+ * context.
  *
  * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does
  * not give N ranks ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than
@@ -82,6 +83,7 @@ struct plan_ctx {
     double *mem_per_rank;     // [n] bytes of node memory per rank, 0 unknown
     double *gpu_per_rank;     // [n] bytes of GPU memory per rank (--gpu-mem), 0 CPU rank
     double *act_per_rank;     // [n] device bytes of a GPU rank's activations (and logits), 0 CPU
+    double *sums_per_rank;    // [n] device bytes of a GPU rank's imatrix chunk sums, 0 CPU
     int64_t ctx, n_seq;       // tokens per chunk, sequences per engine call
     double rank_flops;        // sum of the ranks' FLOPs per token (dp x the model's)
 };
@@ -101,7 +103,8 @@ static const struct imc_opt own_opts[] = {
             "GPUs per host (default: as the topology shows)"),
     IMC_OPT("gpu-mem", 0, IMC_OPT_FLOAT, OWN(gpu_mem_gib), "GIB",
             "memory of each GPU, GiB: shows the bytes on each GPU and CPU\nand refuses a slice "
-            "that fits nowhere (weights, and a GPU\nrank's activations: --ctx, -b)"),
+            "that fits nowhere (weights, and a GPU\nrank's activations and imatrix sums: --ctx, "
+            "-b)"),
     IMC_OPT("experts-on", 0, IMC_OPT_ENUM, OWN(experts_on), "WHERE",
             "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
             "rest on the GPU (what perplexity,\nimatrix and sweep run with --experts-on cpu)",
@@ -240,7 +243,8 @@ static enum imc_status place(struct plan_ctx *pc, const struct imc_topo *t,
 // The device bytes of each GPU rank's activations (worker/engine_mem.h: the engine's arena for
 // its calls, statistics hooks on as in an imatrix run) and, on the last stage, the head's logits
 // of one sequence: calls of n_seq sequences of ctx tokens, a shard running attention for its
-// share of them (the most any shard gets).
+// share of them (the most any shard gets); and of an imatrix run's chunk sums (one collector per
+// sequence of a call, each with a slot per matrix, expert and head the rank runs).
 static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
 {
     const struct imc_model *m = pc->m;
@@ -248,7 +252,7 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         if (p->gpu < 0) {
-            pc->act_per_rank[r] = 0;
+            pc->act_per_rank[r] = pc->sums_per_rank[r] = 0;
             continue;
         }
         const struct imc_engine_mem_q q = {.n_tok = home * pc->ctx,
@@ -260,9 +264,11 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
                                            .path = imc_attn_path_for(m, IMC_ATTN_AUTO),
                                            .hooks = true,
                                            .experts_on_cpu = a->experts_on == 1};
-        const double logits =
-            p->layer_end == m->hp.n_layer ? (double)pc->ctx * (double)m->hp.n_vocab * 4 : 0;
+        const bool head = p->layer_end == m->hp.n_layer;
+        const double logits = head ? (double)pc->ctx * (double)m->hp.n_vocab * 4 : 0;
         pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits;
+        pc->sums_per_rank[r] =
+            (double)pc->n_seq * (double)imc_engine_stats_bytes(m, &q, head, NULL);
     }
 }
 
@@ -391,23 +397,25 @@ static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
            a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
     printf("           activations: calls of %" PRId64 " x %" PRId64
            " tokens (-b, --ctx), the engine's arena with statistics hooks, and the last stage's "
-           "logits of a sequence; on top: the op scratch (a weight tile of at most 64 MiB), an "
-           "imatrix run's chunk sums, cuBLAS's workspace, the CUDA context\n",
+           "logits of a sequence; imatrix sums: an imatrix run's chunk sums, one set per "
+           "sequence of a call; on top: the op scratch (a weight tile of at most 64 MiB), "
+           "cuBLAS's workspace, the CUDA context\n",
            pc->n_seq, pc->ctx);
-    printf("%4s %4s %12s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
-           "node mem", "activations");
+    printf("%4s %4s %12s %12s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
+           "node mem", "activations", "imatrix sums");
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        char g[16], b1[32], b2[32], b3[32], b4[32], b5[32];
+        char g[16], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
         snprintf(g, sizeof(g), "%d", p->gpu);
-        printf("%4d %4s %12s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
+        printf("%4d %4s %12s %12s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
                p->gpu >= 0 ? human(gb, b1, sizeof(b1)) : "-",
                pc->gpu_per_rank[r] > 0 ? human(pc->gpu_per_rank[r], b2, sizeof(b2)) : "-",
                human(cb, b3, sizeof(b3)),
                pc->mem_per_rank[r] > 0 ? human(pc->mem_per_rank[r], b4, sizeof(b4)) : "-",
-               p->gpu >= 0 ? human(pc->act_per_rank[r], b5, sizeof(b5)) : "-");
+               p->gpu >= 0 ? human(pc->act_per_rank[r], b5, sizeof(b5)) : "-",
+               p->gpu >= 0 ? human(pc->sums_per_rank[r], b6, sizeof(b6)) : "-");
     }
 }
 
@@ -416,19 +424,20 @@ static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_args *a)
 {
     int first = -1, n_bad = 0;
-    double need = 0, have = 0, act = 0;
+    double need = 0, have = 0, act = 0, sums = 0;
     const char *where = "";
     for (int r = 0; r < pc->n; r++) {
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        const bool gpu_short =
-            pc->gpu_per_rank[r] > 0 && gb + pc->act_per_rank[r] > pc->gpu_per_rank[r];
+        const double extra = pc->act_per_rank[r] + pc->sums_per_rank[r];
+        const bool gpu_short = pc->gpu_per_rank[r] > 0 && gb + extra > pc->gpu_per_rank[r];
         const bool cpu_short =
             pc->rp[r].gpu >= 0 && cb > 0 && pc->mem_per_rank[r] > 0 && cb > pc->mem_per_rank[r];
         if ((gpu_short || cpu_short) && n_bad++ == 0) {
             first = r;
             need = gpu_short ? gb : cb;
             act = gpu_short ? pc->act_per_rank[r] : 0;
+            sums = gpu_short ? pc->sums_per_rank[r] : 0;
             have = gpu_short ? pc->gpu_per_rank[r] : pc->mem_per_rank[r];
             where = gpu_short ? "GPU" : "NUMA node";
         }
@@ -437,7 +446,7 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
         return IMC_OK;
     }
     const struct imc_rank_plan *p = &pc->rp[first];
-    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "", ab[32], acts[128] = "";
+    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "", ab[32], sb[32], acts[160] = "";
     if (pc->cost.n_expert) {
         snprintf(exp, sizeof(exp), ", experts [%d,%d)", p->expert_begin, p->expert_end);
     }
@@ -447,8 +456,9 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
     }
     if (act > 0) {
         snprintf(acts, sizeof(acts),
-                 " and %s of activations (calls of %" PRId64 " x %" PRId64 " tokens)",
-                 human(act, ab, sizeof(ab)), pc->n_seq, pc->ctx);
+                 ", %s of activations and %s of imatrix sums (calls of %" PRId64 " x %" PRId64
+                 " tokens)",
+                 human(act, ab, sizeof(ab)), human(sums, sb, sizeof(sb)), pc->n_seq, pc->ctx);
     }
     IMC_LOG_ERR("plan: rank %d (layers %s%s) does not fit: it needs %s of weights%s on %s %d, "
                 "which has %s per rank%s%s",
@@ -499,9 +509,11 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
     pc->mem_per_rank = calloc((size_t)pc->n, sizeof(*pc->mem_per_rank));
     pc->gpu_per_rank = calloc((size_t)pc->n, sizeof(*pc->gpu_per_rank));
     pc->act_per_rank = calloc((size_t)pc->n, sizeof(*pc->act_per_rank));
+    pc->sums_per_rank = calloc((size_t)pc->n, sizeof(*pc->sums_per_rank));
     set_shape(pc, a);
     enum imc_status st = IMC_ERR_NOMEM;
-    if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank || !pc->act_per_rank) {
+    if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank || !pc->act_per_rank ||
+        !pc->sums_per_rank) {
         IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
     } else if ((st = imc_model_cost_build(pc->m, layers, &pc->cost)) == IMC_OK) {
         imc_model_cost_totals(pc->m, &pc->cost, &pc->total_bytes, &pc->total_flops);
@@ -522,6 +534,7 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
         }
     }
     imc_topo_free(t);
+    free(pc->sums_per_rank);
     free(pc->act_per_rank);
     free(pc->gpu_per_rank);
     free(pc->mem_per_rank);

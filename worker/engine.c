@@ -242,29 +242,11 @@ static enum imc_status check_types(const struct imc_engine *e)
     }
     for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
         const struct imc_layer *l = &m->layers[il];
-        const struct imc_tensor_info *t[] = {l->wq,
-                                             l->wk,
-                                             l->wv,
-                                             l->wo,
-                                             l->wq_a,
-                                             l->wq_b,
-                                             l->wkv_a_mqa,
-                                             l->wkv_b,
-                                             l->wk_b,
-                                             l->wv_b,
-                                             l->ffn_gate,
-                                             l->ffn_up,
-                                             l->ffn_down,
-                                             l->ffn_gate_inp,
-                                             l->ffn_gate_shexp,
-                                             l->ffn_up_shexp,
-                                             l->ffn_down_shexp,
-                                             l->ffn_gate_exps,
-                                             l->ffn_up_exps,
-                                             l->ffn_down_exps};
-        const size_t n_t = sizeof(t) / sizeof(t[0]), first_exps = n_t - 3;
-        for (size_t i = 0; i < n_t; i++) {
-            const struct imc_backend *b = i >= first_exps ? e->be_exp : e->be;
+        const struct imc_tensor_info *t[IMC_LAYER_N_MATRICES];
+        imc_layer_matrices(l, t);
+        for (int i = 0; i < IMC_LAYER_N_MATRICES; i++) {
+            const bool exps = i >= IMC_LAYER_EXPS && i < IMC_LAYER_EXPS + 3;
+            const struct imc_backend *b = exps ? e->be_exp : e->be;
             if (t[i] && !b->supports(IMC_OP_MATMUL, t[i]->type)) {
                 IMC_LOG_ERR("engine: tensor '%s': type %s not supported by backend %s", t[i]->name,
                             imc_type_name((uint32_t)t[i]->type), b->name);

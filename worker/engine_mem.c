@@ -7,6 +7,7 @@
 #include "worker/engine_mem.h"
 
 #include "model/arch.h"
+#include "worker/stats_collect_priv.h" // SCOL_*: the collector's slots and blocks
 
 #define ALIGN 64 // worker/engine_step.c: eng_f32's rounding
 
@@ -123,4 +124,80 @@ size_t imc_engine_act_bytes(const struct imc_model *m, const struct imc_engine_m
     }
     // embed_impl's and head_impl's rows (at most n: a head call scores rows of the last call)
     return (size_t)(f32(n * d) + layer);
+}
+
+// ---- the statistics collector's device slots -------------------------------------------------
+
+// A collector's slots, summed: their bytes and the largest.
+struct slots {
+    int64_t bytes, largest;
+};
+
+// n slots of n_per_row doubles, each rounded as take_slot rounds it.
+static void add_slots(struct slots *s, int64_t n, int64_t n_per_row)
+{
+    const int64_t one = (n_per_row * 8 + SCOL_ALIGN - 1) / SCOL_ALIGN * SCOL_ALIGN;
+    s->bytes += n * one;
+    s->largest = n > 0 && one > s->largest ? one : s->largest;
+}
+
+// The slots of weight w: one per matrix of a 3D weight (own: how many of them this rank runs),
+// one per head of a 2D attn_k_b / attn_v_b (reported per head, folded), else one.
+static void weight_slots(struct slots *s, const struct imc_tensor_info *w, int64_t own,
+                         int64_t heads)
+{
+    if (w) {
+        add_slots(s, w->ne[2] > 1 ? own : heads, w->ne[0]);
+    }
+}
+
+size_t imc_engine_stats_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q,
+                              bool head, size_t *slot_bytes)
+{
+    struct imc_engine_mem_q r = *q;
+    if (r.layer_begin == 0 && r.layer_end == 0) {
+        r.layer_end = m->hp.n_layer;
+    }
+    if (r.expert_begin == 0 && r.expert_end == 0) {
+        r.expert_end = m->hp.n_expert;
+    }
+    const int64_t H = m->hp.n_head, own = r.expert_end - r.expert_begin;
+    struct slots s = {0, 0};
+    for (int64_t il = r.layer_begin; il < r.layer_end; il++) {
+        const struct imc_layer *l = &m->layers[il];
+        const struct imc_tensor_info *t[IMC_LAYER_N_MATRICES];
+        imc_layer_matrices(l, t);
+        for (int i = 0; i < IMC_LAYER_N_MATRICES; i++) {
+            if (t[i] && (t[i] == l->wk_b || t[i] == l->wv_b)) { // a slot per head
+                weight_slots(&s, t[i], t[i]->ne[2], H);
+            } else if (i >= IMC_LAYER_EXPS && i < IMC_LAYER_EXPS + 3) {   // per expert run here
+                weight_slots(&s, r.experts_on_cpu ? NULL : t[i], own, 1); // else host sums
+            } else {
+                weight_slots(&s, t[i], 1, 1);
+            }
+        }
+    }
+    if (head) {
+        weight_slots(&s, m->output, 1, 1);
+    }
+    if (slot_bytes) {
+        *slot_bytes = (size_t)s.bytes;
+    }
+    return imc_engine_stats_blocks((size_t)s.bytes, (size_t)s.largest);
+}
+
+size_t imc_engine_stats_blocks(size_t slot_bytes, size_t largest)
+{
+    // blocks from SCOL_FIRST_BLOCK, doubling up to SCOL_LARGEST_BLOCK (or one slot, if larger);
+    // a slot that does not fit the last block's rest opens the next one, so a block leaves at
+    // most largest - SCOL_ALIGN unused at its end (both multiples of SCOL_ALIGN)
+    size_t cap_sum = 0, usable = 0, cap = 0;
+    while (usable < slot_bytes) {
+        cap = cap ? 2 * cap : SCOL_FIRST_BLOCK;
+        cap = cap > SCOL_LARGEST_BLOCK ? SCOL_LARGEST_BLOCK : cap;
+        cap = cap < largest ? largest : cap;
+        cap_sum += cap;
+        usable += cap - (largest > SCOL_ALIGN ? largest - SCOL_ALIGN : 0);
+    }
+    return cap_sum;
 }

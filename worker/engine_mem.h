@@ -37,4 +37,17 @@ struct imc_engine_mem_q {
 // Bytes of the activation arena's high-water mark at q (an upper bound; 0 for n_tok < 1).
 size_t imc_engine_act_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q);
 
+// Bytes of the table's memory one statistics collector (worker/stats_collect.h: an imatrix run
+// keeps one per sequence of a call) holds at its most for the matrices this rank reports: a slot
+// of n_per_row doubles per matrix, expert and head it runs (head: also the output matrix),
+// in blocks of doubling size (worker/stats_collect_dev.c), each with a tail under one slot
+// unused. An upper bound: an expert a chunk does not reach takes no slot. *slot_bytes (may be
+// NULL): the slots' bytes alone.
+size_t imc_engine_stats_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q,
+                              bool head, size_t *slot_bytes);
+
+// The blocks' bytes for slots of slot_bytes in all, the largest of largest bytes (each a multiple
+// of 256), as worker/stats_collect_dev.c takes them, at most.
+size_t imc_engine_stats_blocks(size_t slot_bytes, size_t largest);
+
 #endif // IMC_WORKER_ENGINE_MEM_H

@@ -247,6 +247,33 @@ static void arena_check(const struct imc_model *m, const struct imc_engine *e,
            hw ? 100.0 * ((double)bound - (double)hw) / (double)hw : 0.0);
 }
 
+// The statistics collector's blocks in the table's memory after a pass (before the engine's
+// end releases them), and their slots: within worker/engine_mem.h's bounds for the model's
+// matrices (printed beside them).
+static void stats_check(const struct imc_model *m, const struct imc_stats_collect *c,
+                        enum imc_attn_path path, bool experts_cpu)
+{
+    const struct imc_engine_mem_q q = {.n_tok = N_TOK,
+                                       .ep_size = 1,
+                                       .path = imc_attn_path_for(m, path),
+                                       .hooks = true,
+                                       .experts_on_cpu = experts_cpu};
+    size_t slots = 0;
+    const size_t bound = imc_engine_stats_bytes(m, &q, true, &slots);
+    size_t held = 0, used = 0;
+    for (int i = 0; i < c->dev.n_blk; i++) {
+        held += c->dev.blk[i].cap;
+        used += c->dev.blk[i].used;
+    }
+    CHECK(held > 0 && held <= bound && used <= slots,
+          "%s: the collector holds %zu bytes of the table's memory in %d blocks, bound %zu; its "
+          "slots %zu bytes, bound %zu",
+          imc_attn_path_name(q.path), held, c->dev.n_blk, bound, used, slots);
+    printf("  statistics' blocks (%s%s): %zu bytes in %d, bound %zu; slots %zu bytes, bound %zu\n",
+           imc_attn_path_name(q.path), experts_cpu ? ", experts on cpu" : "", held, c->dev.n_blk,
+           bound, used, slots);
+}
+
 static float *run(const struct imc_model *m, enum imc_attn_path path, const struct imc_backend *be,
                   const int32_t *tok, struct imc_imatrix *im, bool experts_cpu, struct resid *rs,
                   const struct score_in *in, struct score *sc)
@@ -285,6 +312,9 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     }
     if (y && be && be->buf_alloc) {
         arena_check(m, e, path, im != NULL, experts_cpu, 0);
+    }
+    if (y && c && be && be->buf_alloc) {
+        stats_check(m, c, path, experts_cpu);
     }
     imc_engine_free(e);
     if (c && y && imc_stats_collect_end_chunk(c) != IMC_OK) {

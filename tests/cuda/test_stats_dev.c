@@ -30,7 +30,9 @@
 #include "backend_emu.h"
 #include "kernels/cuda/emu/cuemu_api.h"
 #include "tests/kernels/kcheck.h"
+#include "worker/engine_mem.h"
 #include "worker/stats_collect.h"
+#include "worker/stats_collect_priv.h" // the collector's blocks
 #define IMC_CUDA_FN(name) imc_cuemu_##name
 #include "kernels/cuda/kern_decl.h"
 #include "kernels/cuda/table_priv.h" // the state's buffer list
@@ -198,6 +200,25 @@ static size_t chunk(struct krng *r, struct dev *d, struct side *cpu, struct side
     return rows;
 }
 
+// The collector's blocks (every slot taken) within worker/engine_mem.h's bound for its slots:
+// one per slice, rounded to SCOL_ALIGN.
+static void blocks_bound(const struct imc_stats_collect *c)
+{
+    const size_t q = (96 * 8 + SCOL_ALIGN - 1) / SCOL_ALIGN * SCOL_ALIGN,
+                 up = (4096 * 8 + SCOL_ALIGN - 1) / SCOL_ALIGN * SCOL_ALIGN,
+                 kb = (64 * 8 + SCOL_ALIGN - 1) / SCOL_ALIGN * SCOL_ALIGN;
+    const size_t slots = q + N_EXP * up + N_HEAD * kb, bound = imc_engine_stats_blocks(slots, up);
+    size_t held = 0, used = 0;
+    for (int i = 0; i < c->dev.n_blk; i++) {
+        held += c->dev.blk[i].cap;
+        used += c->dev.blk[i].used;
+    }
+    CHECK(used == slots && held <= bound,
+          "the collector's blocks: %zu bytes (bound %zu), their slots %zu (want %zu)", held, bound,
+          used, slots);
+    printf("the collector's blocks: %zu bytes in %d, bound %zu\n", held, c->dev.n_blk, bound);
+}
+
 static void chunks(struct dev *d)
 {
     struct krng r = {20261205};
@@ -210,6 +231,7 @@ static void chunks(struct dev *d)
     const size_t two[2] = {2, 2};
     chunk(&r, d, &cpu, &gpu, all, 1, two, "chunk 0");
     CHECK(n_bufs(d) == bufs0 + 2, "%d blocks taken (want 2)", n_bufs(d) - bufs0);
+    blocks_bound(gpu.c);
     sync_counted(d, &gpu, 0, "a sync with nothing new");
     chunk(&r, d, &cpu, &gpu, span, 2, two, "chunk 1 (two calls)");
     chunk(&r, d, &cpu, &gpu, some, 1, two, "chunk 2");

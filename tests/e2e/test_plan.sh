@@ -4,8 +4,8 @@
 # (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
 # shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
 # summing to 100%, the automatic layout, GPU memory (--gpu-mem, --experts-on cpu: the bytes on
-# each GPU and CPU, a GPU rank's activations for calls of -b / --ctx tokens, a slice that fits
-# nowhere refused, weights and activations counted) and the errors (one line, exit 1).
+# each GPU and CPU, a GPU rank's activations and imatrix sums for calls of -b / --ctx tokens, a
+# slice that fits nowhere refused, all three counted) and the errors (one line, exit 1).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" plan
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
@@ -122,9 +122,9 @@ check "--gpu-mem 1: each rank's weights all on its GPU, 0 B on the CPU" test \
 check "--gpu-mem 1: 1.00 GiB per rank on GPUs 0-3" test \
     "$(mem_rows "$tmp/g.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = \
     "0=1.00GiB 1=1.00GiB 2=1.00GiB 3=1.00GiB "
-"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --experts-on cpu --ctx 4 -b 4 \
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0014 --experts-on cpu --ctx 4 -b 4 \
     >"$tmp/x.txt" 2>"$tmp/x.err"
-check "--experts-on cpu, 419 KiB GPUs, calls of 4 tokens: fits, exit 0" \
+check "--experts-on cpu, 1.43 MiB GPUs, calls of 4 tokens: fits, exit 0" \
     test $? -eq 0 -a ! -s "$tmp/x.err"
 check "--experts-on cpu: GPU + CPU bytes = the rank's weights, 96 KiB of experts on the CPU" test \
     "$(mem_kib "$tmp/x.txt" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $3 }')" = \
@@ -143,6 +143,9 @@ check "-b 256 --ctx 64: calls of 4 x 64 tokens" has "$tmp/a4.txt" 'calls of 4 x 
 check "4 sequences a call take more than 3 times one's activations (logits once)" awk \
     -v a="$(act_kib "$tmp/a1.txt" 0)" -v b="$(act_kib "$tmp/a4.txt" 0)" \
     'BEGIN { exit !(a > 128 && b - 128 > 3 * (a - 128)) }'
+check "imatrix sums: a set per sequence, 4 times one's" test \
+    "$(mem_rows "$tmp/a4.txt" | awk '{ print $13 $14 }')" = "4.00MiB" -a \
+    "$(mem_rows "$tmp/a1.txt" | awk '{ print $13 $14 }')" = "1.00MiB"
 "$IMC_BIN" plan "$ds2" --ranks 2 --gpus 2 --layout pp=2 --gpu-mem 1 --ctx 64 -b 64 >"$tmp/a2.txt" 2>&1
 check "pp=2: only the last stage holds the 128 KiB of logits" awk \
     -v f="$(act_kib "$tmp/a2.txt" 0)" -v l="$(act_kib "$tmp/a2.txt" 1)" \
@@ -173,22 +176,23 @@ err_case "ep on a dense model" 1 'ep=2 needs a MoE model' "$llama" --ranks 2 --l
 err_case "bad layout text" 1 "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
 err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
 err_case "no --ranks" 2 'missing --ranks' "$ds2"
-re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights and '
-re+='28.31 KiB of activations \(calls of 1 x 4 tokens\) on GPU 0, which has 419.43 KiB per rank '
-re+='\(1 more rank does not fit either\); --experts-on cpu keeps'
-err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0004 --ctx 4 -b 4
+# (an imatrix run's sums take at least one block of 1 MiB)
+re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights, '
+re+='28.31 KiB of activations and 1.00 MiB of imatrix sums \(calls of 1 x 4 tokens\) on GPU 0, '
+re+='which has 1.43 MiB per rank \(1 more rank does not fit either\); --experts-on cpu keeps'
+err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0014 --ctx 4 -b 4
 err_case "GPU part above its GPU with --experts-on cpu" 1 \
-    'rank 0 .* needs 375.53 KiB of weights and 15.81 KiB of activations .* on GPU 0, which has 314.57 KiB per rank \(1 more' \
-    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0003 --experts-on cpu --ctx 4 -b 4
-# 482 KiB GPUs hold rank 0's 471.53 KiB of weights, not its 28.31 KiB of activations as well
-err_case "weights fit, activations do not" 1 \
-    'rank 0 .* needs 471.53 KiB of weights and 28.31 KiB of activations \(calls of 1 x 4 tokens\) on GPU 0, which has 482.34 KiB' \
+    'rank 0 .* needs 375.53 KiB of weights, 15.81 KiB of activations and 1.00 MiB of imatrix sums .* on GPU 0, which has 1.33 MiB per rank \(1 more' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0013 --experts-on cpu --ctx 4 -b 4
+# 482 KiB GPUs hold rank 0's 471.53 KiB of weights, not its activations and sums as well
+err_case "weights fit, the rest does not" 1 \
+    'rank 0 .* needs 471.53 KiB of weights, 28.31 KiB of activations and 1.00 MiB of imatrix sums \(calls of 1 x 4 tokens\) on GPU 0, which has 482.34 KiB' \
     "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.00046 --ctx 4 -b 4
 HWLOC_SYNTHETIC="pack:2 numa:2(memory=50kB) core:2 pu:1" err_case "experts above the node" 1 \
     'rank 0 .* needs 96.00 KiB of weights on NUMA node 0, which has 48.83 KiB per rank \(3 more' \
     "$ds2" --ranks 4 --gpus 4 --experts-on cpu
 err_case "dense slice above its GPU" 1 \
-    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights and [0-9.]+ [KM]iB of activations \(calls of 8 x 256 tokens\) on GPU 0' \
+    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights, [0-9.]+ [KM]iB of activations and [0-9.]+ [KM]iB of imatrix sums \(calls of 8 x 256 tokens\) on GPU 0' \
     "$llama" --ranks 2 --gpus 2 --gpu-mem 0.0001
 err_case "--gpu-mem without GPU ranks" 1 '--gpu-mem needs GPU ranks, but the plan has none' \
     "$ds2" --ranks 2 --gpus 0 --gpu-mem 1
