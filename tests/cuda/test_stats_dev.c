@@ -11,6 +11,9 @@
  *   - traffic: no copy per statistics call; per sync one download per block holding new sums
  *     and nothing else; uploads only of the rows themselves and, in the spanning chunk, of the
  *     sums of each slice the second call adds to;
+ *   - the blocks within worker/engine_mem.h's bound of its slots (imc_engine_stats_blocks), also
+ *     where the blocks' tails decide: 3 MiB of slots taking 1 + 2 + 4 MiB (the bound without the
+ *     tails, 3 MiB, fails);
  *   - a sync after which nothing was added copies nothing; release frees every block (the
  *     table's buffer list back to what it was) and a collector used again afterwards takes new
  *     blocks and still matches;
@@ -327,6 +330,45 @@ static void exhausted(struct dev *d)
     side_close(&cpu);
 }
 
+// Slots whose tails decide the blocks: 76 experts of 5120 columns (40 KiB of sums each) and one
+// slice of 4096 (32 KiB), 3 MiB in all. The first block (1 MiB) takes 25 experts and leaves 24
+// KiB, the second (2 MiB) 51 and leaves 8 KiB, so the last slot opens a third (4 MiB): 7 MiB
+// held, which imc_engine_stats_blocks must bound (3 MiB without the tails).
+static void tails(struct dev *d)
+{
+    enum { N_BIG = 76 };
+    static const struct imc_tensor_info w_big = {.name = "blk.0.ffn_gate_exps.weight",
+                                                 .type = IMC_TYPE_F32,
+                                                 .n_dims = 3,
+                                                 .ne = {5120, 2, N_BIG, 1}};
+    static const struct imc_tensor_info w_small = {
+        .name = "blk.0.ffn_down.weight", .type = IMC_TYPE_F32, .n_dims = 2, .ne = {4096, 8, 1, 1}};
+    struct krng r = {77};
+    struct side cpu, gpu;
+    side_open(&cpu);
+    side_open(&gpu);
+    for (int64_t e = 0; e < N_BIG; e++) {
+        CHECK(feed(&r, d, &cpu, &gpu, &w_big, e, 1, 0.0f) == IMC_OK, "expert %lld", (long long)e);
+    }
+    CHECK(feed(&r, d, &cpu, &gpu, &w_small, -1, 1, 0.0f) == IMC_OK, "the last slice");
+    const size_t slots = (size_t)N_BIG * 5120 * 8 + 4096 * 8;
+    const size_t bound = imc_engine_stats_blocks(slots, 5120 * 8);
+    size_t held = 0, used = 0;
+    for (int i = 0; i < gpu.c->dev.n_blk; i++) {
+        held += gpu.c->dev.blk[i].cap;
+        used += gpu.c->dev.blk[i].used;
+    }
+    CHECK(slots == 3u << 20 && used == slots && gpu.c->dev.n_blk == 3 && held == 7u << 20 &&
+              held <= bound,
+          "tails: %zu bytes of slots in %d blocks of %zu bytes, bound %zu", used, gpu.c->dev.n_blk,
+          held, bound);
+    printf("3 MiB of slots in %d blocks, %zu bytes with their tails, bound %zu\n", gpu.c->dev.n_blk,
+           held, bound);
+    CHECK(imc_stats_collect_sync(gpu.c, d->ex, d->b, true) == IMC_OK, "tails: release");
+    side_close(&gpu);
+    side_close(&cpu);
+}
+
 int main(void)
 {
     struct dev d = {tcuda_backend_emu(), kexec(1), NULL};
@@ -334,6 +376,7 @@ int main(void)
     imc_exec_set_backend_ctx(d.ex, d.ctx);
     const int bufs0 = n_bufs(&d);
     chunks(&d);
+    tails(&d);
     errors(&d);
     exhausted(&d);
     CHECK(n_bufs(&d) == bufs0, "%d buffers left", n_bufs(&d) - bufs0);
