@@ -389,11 +389,11 @@ static void split_bytes(const struct plan_ctx *pc, const struct plan_args *a, in
 }
 
 // The memory table: per rank the weight bytes on its GPU and CPU, what each holds for the rank,
-// and a GPU rank's activations.
+// and a GPU rank's activations and imatrix sums.
 static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 {
-    printf("\nmemory:    weights, and GPU ranks' activations; routed experts of GPU ranks on the "
-           "%s\n",
+    printf("\nmemory:    weights, and GPU ranks' activations and imatrix sums; routed experts of "
+           "GPU ranks on the %s\n",
            a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
     printf("           activations: calls of %" PRId64 " x %" PRId64
            " tokens (-b, --ctx), the engine's arena with statistics hooks, and the last stage's "
