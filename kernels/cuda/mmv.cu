@@ -25,10 +25,11 @@
  * a q4_K row's), a row's weights once per pass. Two 16-byte loads give a lane its chunk's 8
  * values of x (lanes 32 bytes apart: two-way bank conflicts).
  *
- * mmv_group runs many such products in one launch (grid.y: the job; up to
- * IMC_CUDA_MMV_GROUP_MAX jobs, passed in the kernel's parameters), each job its own weights (an
- * expert's slice), tokens and outputs at shared row strides: the table's grouped expert matmul
- * (table.cu t_matmul_group), each output the bits mmv gives it alone.
+ * One kernel serves both launchers: mmv_group runs many such products in one launch (grid.y:
+ * the job; up to IMC_CUDA_MMV_GROUP_MAX jobs, passed in the kernel's parameters), each job its
+ * own weights (an expert's slice), tokens and outputs at shared row strides: the table's grouped
+ * expert matmul (table.cu t_matmul_group); mmv is its one job at contiguous rows, so each output
+ * of a group is the bits mmv gives it alone.
  *
  * Speed: not measured on a GPU yet (scripts/gpu-check.sh compares the table's thresholds). Next
  * steps where profiles ask for them: 16-byte weight loads, x as bf16 or int8 with the dot
@@ -43,11 +44,11 @@
 namespace
 {
 
-constexpr int MMV_WARPS = 8;                      // warps of a block
-constexpr int MMV_RPW = 4;                        // rows of a warp
-constexpr int MMV_ROWS = MMV_WARPS * MMV_RPW;     // rows of a block
-constexpr int MMV_TG = 8;                         // tokens of a pass (accumulators per row)
-constexpr int64_t MMV_STEP = 1024;                // columns of x staged per step
+constexpr int MMV_WARPS = 8;                  // warps of a block
+constexpr int MMV_RPW = 4;                    // rows of a warp
+constexpr int MMV_ROWS = MMV_WARPS * MMV_RPW; // rows of a block
+constexpr int MMV_TG = 8;                     // tokens of a pass (accumulators per row)
+constexpr int64_t MMV_STEP = 1024;            // columns of x staged per step
 constexpr int MAXT = IMC_CUDA_MMV_MAX_TOK;
 
 // y[t·ldy + o] = W[o]·x[t] for the block's rows o of [row0, row0 + MMV_ROWS) below n_out and
@@ -122,15 +123,6 @@ __device__ __forceinline__ void mmv_rows(const uint8_t *w, size_t row_bytes, int
     }
 }
 
-template <class D>
-__global__ void __launch_bounds__(MMV_WARPS * 32)
-    mmv_kernel(const uint8_t *w, size_t row_bytes, int64_t n_out, int64_t n_in, const float *x,
-               int n_tok, float *y)
-{
-    mmv_rows<D>(w, row_bytes, n_out, n_in, x, n_in, n_tok, y, n_out,
-                (int64_t)blockIdx.x * MMV_ROWS);
-}
-
 // Up to IMC_CUDA_MMV_GROUP_MAX jobs of one launch, by value in its parameters.
 struct mmv_jobs {
     struct imc_cuda_mmv_job j[IMC_CUDA_MMV_GROUP_MAX];
@@ -149,31 +141,13 @@ __global__ void __launch_bounds__(MMV_WARPS * 32)
 }
 
 template <class D>
-enum imc_status launch(void *stream, const void *w, int64_t n_out, int64_t n_in, const float *x,
-                       int n_tok, float *y)
-{
-    const size_t row_bytes = qdec::row_bytes<D>(n_in);
-    const int64_t blocks = (n_out + MMV_ROWS - 1) / MMV_ROWS;
-    if (blocks > 0x7fffffff) {
-        IMC_LOG_ERR("cuda mmv: %lld output rows: more than the grid holds", (long long)n_out);
-        return IMC_ERR_ARG;
-    }
-    void (*const mmv)(const uint8_t *, size_t, int64_t, int64_t, const float *, int, float *) =
-        mmv_kernel<D>;
-    IMC_LAUNCH(mmv, dim3((unsigned)blocks), dim3(MMV_WARPS * 32), 0, stream, (const uint8_t *)w,
-               row_bytes, n_out, n_in, x, n_tok, y);
-    return imc_cuda_check_launch("mmv_kernel");
-}
-
-template <class D>
 enum imc_status launch_group(void *stream, const struct imc_cuda_mmv_job *jobs, int n_jobs,
                              int64_t n_out, int64_t n_in, int64_t ldx, int64_t ldy)
 {
     const size_t row_bytes = qdec::row_bytes<D>(n_in);
     const int64_t blocks = (n_out + MMV_ROWS - 1) / MMV_ROWS;
     if (blocks > 0x7fffffff) {
-        IMC_LOG_ERR("cuda mmv_group: %lld output rows: more than the grid holds",
-                    (long long)n_out);
+        IMC_LOG_ERR("cuda mmv_group: %lld output rows: more than the grid holds", (long long)n_out);
         return IMC_ERR_ARG;
     }
     void (*const k)(const mmv_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
@@ -202,18 +176,9 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv)(void *stream, enum imc_type typ
                     (long long)n_out, MAXT);
         return IMC_ERR_ARG;
     }
-    if (n_out == 0) {
-        return IMC_OK;
-    }
-    switch (type) {
-#define X(NAME, D)                                                                                 \
-    case IMC_TYPE_##NAME:                                                                          \
-        return launch<D>(stream, w, n_out, n_in, x, n_tok, y);
-        IMC_CUDA_TYPES(X)
-#undef X
-    default:
-        return IMC_ERR_INTERNAL; // check_shape let an unsupported type through
-    }
+    // one job of mmv_group: its kernel, its bits
+    const struct imc_cuda_mmv_job job = {w, x, y, n_tok};
+    return IMC_CUDA_FN(mmv_group)(stream, type, &job, 1, n_out, n_in, n_in, n_out);
 }
 
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv_group)(void *stream, enum imc_type type,
