@@ -17,12 +17,10 @@
 #include "model/gguf.h"
 #include "mpi/comm.h"
 
-#define DEFAULT_BATCH 2048
-
 void imc_imatrix_opts_default(struct imc_imatrix_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    o->n_batch = DEFAULT_BATCH;
+    o->n_batch = IMC_TEXTRUN_DEFAULT_BATCH;
     o->n_threads = 1;
     o->format = IMC_IMATRIX_FMT_AUTO;
     o->dat_zero = IMC_DAT_ZERO_ONE;
@@ -187,8 +185,7 @@ enum imc_status imx_setup_common(struct imx_run *r, const char *attn)
         IMC_TRY(read_in_files(r));
     }
     IMC_TRY(cut_chunks(r));
-    const int64_t b = o->n_batch > 0 ? o->n_batch : DEFAULT_BATCH;
-    r->n_seq = b / r->tr.n_ctx > 1 ? b / r->tr.n_ctx : 1;
+    r->n_seq = imc_textrun_seqs(o->n_batch, r->tr.n_ctx);
     r->n_seq = r->n_seq < r->n_chunk ? r->n_seq : r->n_chunk;
     r->out_begin = o->process_output ? 0 : imc_ppl_first(r->tr.n_ctx);
     if (!r->rank0) {

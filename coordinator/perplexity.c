@@ -11,6 +11,7 @@
 #include "coordinator/kld.h"
 #include "coordinator/ppl.h"
 #include "coordinator/progress.h"
+#include "coordinator/textrun.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "kernels/kernels.h"
@@ -21,13 +22,10 @@
 #include "mpi/reduce.h"
 #include "mpi/xfer.h"
 
-#define DEFAULT_CTX 512
-#define DEFAULT_BATCH 2048
-
 void imc_perplexity_opts_default(struct imc_perplexity_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    o->n_batch = DEFAULT_BATCH;
+    o->n_batch = IMC_TEXTRUN_DEFAULT_BATCH;
     o->n_threads = 1;
     o->attn = IMC_ATTN_AUTO;
     o->matmul = IMC_MATMUL_Q8;
@@ -139,15 +137,9 @@ static enum imc_status open_base(struct run *r)
     return imc_kld_acc_init(&r->kacc, r->ch.n_chunk * imc_ppl_n_scored(r->n_ctx));
 }
 
-static int64_t n_batch_of(const struct imc_perplexity_opts *o)
-{
-    return o->n_batch > 0 ? o->n_batch : DEFAULT_BATCH;
-}
-
 static enum imc_status alloc_buffers(struct run *r)
 {
-    const int64_t n_batch = n_batch_of(r->o);
-    r->n_seq = n_batch / r->n_ctx > 1 ? n_batch / r->n_ctx : 1;
+    r->n_seq = imc_textrun_seqs(r->o->n_batch, r->n_ctx);
     if (r->n_seq > r->ch.n_chunk) {
         r->n_seq = r->ch.n_chunk;
     }
@@ -187,11 +179,10 @@ static enum imc_status setup(struct run *r)
         IMC_TRY(imc_chunks_share(&r->ch, r->dist ? o->comm : NULL, st));
         r->n_ctx = r->ch.n_ctx;
     } else {
-        r->n_ctx = o->n_ctx > 0 ? o->n_ctx : DEFAULT_CTX;
-        if (o->n_ctx <= 0 && r->m->hp.n_ctx_train > 0 && r->n_ctx > r->m->hp.n_ctx_train) {
-            r->n_ctx = r->m->hp.n_ctx_train;
+        r->n_ctx = o->n_ctx > 0 ? o->n_ctx : imc_textrun_default_ctx(r->m);
+        if (o->n_ctx <= 0 && r->n_ctx < IMC_TEXTRUN_DEFAULT_CTX) {
             IMC_LOG_WRN("%s: default ctx %d exceeds the model's training context; using %lld",
-                        o->model, DEFAULT_CTX, (long long)r->n_ctx);
+                        o->model, IMC_TEXTRUN_DEFAULT_CTX, (long long)r->n_ctx);
         }
         IMC_TRY(check_ctx(r));
         // under MPI only rank 0 reads and tokenizes the text; the tokens are broadcast
@@ -564,7 +555,6 @@ static enum imc_status kld_report_chunks(struct run *r, struct dist_kld *k)
 static enum imc_status run_dist(struct run *r)
 {
     const int64_t n_chunk = r->ch.n_chunk, n_scored = imc_ppl_n_scored(r->n_ctx);
-    const int64_t b = n_batch_of(r->o);
     double *nll = malloc((size_t)(n_chunk * n_scored) * sizeof(double));
     if (!nll) {
         IMC_LOG_ERR("perplexity: out of memory for %lld NLL values",
@@ -579,7 +569,7 @@ static enum imc_status run_dist(struct run *r)
         .ch = &r->ch,
         .chunk0 = 0,
         .chunk_end = n_chunk,
-        .n_seq = b / r->n_ctx > 1 ? b / r->n_ctx : 1,
+        .n_seq = imc_textrun_seqs(r->o->n_batch, r->n_ctx),
         .n_threads = r->o->n_threads,
         .attn = r->o->attn,
         .matmul = r->o->matmul,

@@ -20,13 +20,24 @@ enum imc_status imc_textrun_open_model(struct imc_textrun *r, const char *path)
     return imc_vocab_load(&r->v, r->g);
 }
 
+int64_t imc_textrun_default_ctx(const struct imc_model *m)
+{
+    const int64_t train = m->hp.n_ctx_train;
+    return train > 0 && train < IMC_TEXTRUN_DEFAULT_CTX ? train : IMC_TEXTRUN_DEFAULT_CTX;
+}
+
+int64_t imc_textrun_seqs(int64_t batch, int64_t n_ctx)
+{
+    const int64_t b = batch > 0 ? batch : IMC_TEXTRUN_DEFAULT_BATCH;
+    return b / n_ctx > 1 ? b / n_ctx : 1;
+}
+
 enum imc_status imc_textrun_resolve_ctx(struct imc_textrun *r, const char *what, const char *path,
                                         int64_t requested)
 {
     const int64_t train = r->m->hp.n_ctx_train;
-    r->n_ctx = requested > 0 ? requested : IMC_TEXTRUN_DEFAULT_CTX;
-    if (requested <= 0 && train > 0 && r->n_ctx > train) {
-        r->n_ctx = train;
+    r->n_ctx = requested > 0 ? requested : imc_textrun_default_ctx(r->m);
+    if (requested <= 0 && r->n_ctx < IMC_TEXTRUN_DEFAULT_CTX) {
         IMC_LOG_WRN("%s: %s: default ctx %d exceeds the model's training context; using %lld", what,
                     path, IMC_TEXTRUN_DEFAULT_CTX, (long long)r->n_ctx);
     }

@@ -20,6 +20,7 @@
 #include "core/status.h"
 
 #define IMC_TEXTRUN_DEFAULT_CTX 512
+#define IMC_TEXTRUN_DEFAULT_BATCH 2048 // -b: tokens per engine call
 
 struct imc_gguf;
 struct imc_model;
@@ -36,6 +37,13 @@ struct imc_textrun {
 // Opens path and reads its architecture and tokenizer into r (zeroed first). Errors as
 // imc_gguf_open, imc_model_load, imc_vocab_load (logged there).
 enum imc_status imc_textrun_open_model(struct imc_textrun *r, const char *path);
+
+// IMC_TEXTRUN_DEFAULT_CTX lowered to m's n_ctx_train (where the file gives one).
+int64_t imc_textrun_default_ctx(const struct imc_model *m);
+
+// Sequences of n_ctx tokens per engine call for -b batch tokens (<= 0: the default): batch /
+// n_ctx, at least one.
+int64_t imc_textrun_seqs(int64_t batch, int64_t n_ctx);
 
 // Sets r->n_ctx: `requested` when > 0, else IMC_TEXTRUN_DEFAULT_CTX lowered to the model's
 // n_ctx_train with a warning. Returns IMC_ERR_ARG (logged as "<what>: <path>: ...") when the

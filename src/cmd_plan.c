@@ -272,17 +272,12 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
     }
 }
 
-// The commands' shape of a call: --ctx (the default lowered to the model's training context), and
-// -b tokens: b / ctx sequences when b >= 2 ctx, else one.
+// The commands' shape of a call (coordinator/textrun.h): --ctx (the default lowered to the
+// model's training context), and -b tokens: b / ctx sequences, at least one.
 static void set_shape(struct plan_ctx *pc, const struct plan_args *a)
 {
-    const int64_t train = pc->m->hp.n_ctx_train;
-    pc->ctx = a->ctx > 0 ? a->ctx : IMC_TEXTRUN_DEFAULT_CTX;
-    if (a->ctx <= 0 && train > 0 && pc->ctx > train) {
-        pc->ctx = train;
-    }
-    const int64_t b = a->batch > 0 ? a->batch : 2048;
-    pc->n_seq = b >= 2 * pc->ctx ? b / pc->ctx : 1;
+    pc->ctx = a->ctx > 0 ? a->ctx : imc_textrun_default_ctx(pc->m);
+    pc->n_seq = imc_textrun_seqs(a->batch, pc->ctx);
 }
 
 // ---- printing ----
