@@ -25,6 +25,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #define IMC_LAUNCH(kernel, grid, block, shmem, stream, ...)                                        \
     kernel<<<(grid), (block), (shmem), (cudaStream_t)(stream)>>>(__VA_ARGS__)
 #define IMC_DYN_SHARED(T, name)                                                                    \

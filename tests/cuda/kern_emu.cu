@@ -233,3 +233,71 @@ extern "C" enum imc_status imc_cuemu_test_convert(const float *f, unsigned short
     IMC_LAUNCH(convert_kernel, (n + 255) / 256, 256, 0, NULL, f, h16, b16, fh, fb, n);
     return imc_cuda_check_launch("convert_kernel");
 }
+
+// One warp's 16 x 16 x 16 product through the wmma subset. a, b: 16 x 16 bf16, c: 16 x 16 f32,
+// all row-major, copied to shared memory in the layouts mode asks for:
+//   0: A row-major, B column-major, C = A·B stored row-major;
+//   1: A column-major, B row-major, C = A·B stored column-major (read back transposed here);
+//   2: C loaded first (row-major, ldm 20): C += A·B;
+//   3: a pointer 16 bytes off its alignment (refused); 4: lanes 0 .. 15 alone at mma_sync
+//   (refused); 5: lane 0 passes another pointer (refused);
+//   6: lane 0 reads the element lane 31 stores, with no __syncwarp between (stale in some order);
+//   7: the same after __syncwarp.
+// out[0 .. 256): C row-major; out[256 + lane]: what lane read in modes 6 and 7.
+static __global__ void wmma_kernel(const __nv_bfloat16 *a, const __nv_bfloat16 *b, const float *c,
+                                   float *out, int mode)
+{
+    using namespace nvcuda;
+    __shared__ __align__(32) __nv_bfloat16 sa[16 * 16 + 16], sb[16 * 16];
+    __shared__ __align__(32) float sc[16 * 20];
+    const int lane = (int)threadIdx.x;
+    for (int e = lane; e < 256; e += 32) {
+        const int r = e / 16, k = e % 16;
+        sa[mode == 1 ? r + 16 * k : e] = a[e];   // column-major A: (r, k) at r + 16·k
+        sb[mode == 1 ? e : k * 16 + r] = b[e];   // column-major B: (r, k) of b at r·16 + k ...
+        sc[r * 20 + k] = c[e];
+    }
+    __syncwarp();
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    if (mode == 2) {
+        wmma::load_matrix_sync(acc, sc, 20, wmma::mem_row_major);
+    } else {
+        wmma::fill_fragment(acc, 0.0f);
+    }
+    const __nv_bfloat16 *pa = mode == 3 ? sa + 8 : mode == 5 && lane == 0 ? sa + 16 : sa;
+    if (mode == 1) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, pa, 16);
+        wmma::load_matrix_sync(fb, sb, 16);
+        wmma::mma_sync(acc, fa, fb, acc);
+        __syncwarp();
+        wmma::store_matrix_sync(sc, acc, 16, wmma::mem_col_major);
+    } else {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, pa, 16);
+        wmma::load_matrix_sync(fb, sb, 16);
+        if (mode != 4 || lane < 16) {
+            wmma::mma_sync(acc, fa, fb, acc);
+        }
+        __syncwarp();
+        wmma::store_matrix_sync(sc, acc, 16, wmma::mem_row_major);
+    }
+    if (mode == 7) {
+        __syncwarp();
+    }
+    out[256 + lane] = sc[lane == 0 ? 31 : lane];
+    __syncwarp();
+    for (int e = lane; e < 256; e += 32) {
+        out[e] = mode == 1 ? sc[e % 16 * 16 + e / 16] : sc[e];
+    }
+}
+
+extern "C" enum imc_status imc_cuemu_test_wmma(const unsigned short *a, const unsigned short *b,
+                                               const float *c, float *out, int mode)
+{
+    IMC_LAUNCH(wmma_kernel, 1, 32, 0, NULL, (const __nv_bfloat16 *)a, (const __nv_bfloat16 *)b, c,
+               out, mode);
+    return imc_cuda_check_launch("wmma_kernel");
+}

@@ -4,7 +4,9 @@
  * missing a __syncthreads that one order exposes, a cross-warp hazard (partials overwritten by
  * a warp that runs ahead) that one order exposes, every shuffle and vote against values
  * computed here, disjoint-mask warp ops, atomics, dynamic shared memory (poison, opt-in limit),
- * the messages of each divergence and deadlock and of bad launch dimensions, and the fp16/bf16
+ * the messages of each divergence and deadlock and of bad launch dimensions, the wmma subset
+ * (layouts, accumulate, the device's alignment rules, divergence, a lane's share of the stored
+ * accumulator), and the fp16/bf16
  * conversions bit for bit against types/ over all 65536 half values and edge floats (NaN: both
  * sides NaN; the device writes the canonical 0x7fff). Needs no GPU.
  */
@@ -30,6 +32,8 @@ enum imc_status imc_cuemu_test_dyn_reverse(const float *x, float *out, int *firs
 enum imc_status imc_cuemu_test_broken(int mode, int *out, int n);
 enum imc_status imc_cuemu_test_launch_dims(int *out, unsigned gx, unsigned gy, unsigned bx,
                                            unsigned by, unsigned bz);
+enum imc_status imc_cuemu_test_wmma(const unsigned short *a, const unsigned short *b,
+                                    const float *c, float *out, int mode);
 enum imc_status imc_cuemu_test_convert(const float *f, unsigned short *h16, unsigned short *b16,
                                        float *fh, float *fb, int n);
 
@@ -369,6 +373,78 @@ static void conversions(void)
     imc_cuemu_dev_free(b16);
 }
 
+// The wmma subset (kern_emu.cu wmma_kernel): in every order and each layout, C (+)= A·B bitwise
+// a scalar fmaf chain over k from C's value; a misaligned pointer, a divergent lane and lanes with
+// different pointers refused with one message each; a lane that reads another lane's stored
+// element without __syncwarp reads it stale in some order, and right after __syncwarp.
+static void wmma(void)
+{
+    unsigned short *a = dev(256 * 2), *b = dev(256 * 2);
+    float *c = dev(256 * 4), *out = dev(288 * 4);
+    float want[2][256];
+    for (int e = 0; e < 256; e++) {
+        a[e] = imc_fp32_to_bf16((float)((int)(next_u32() % 2001) - 1000) / 37.0f);
+        b[e] = imc_fp32_to_bf16((float)((int)(next_u32() % 2001) - 1000) / 53.0f);
+        c[e] = (float)((int)(next_u32() % 2001) - 1000) / 7.0f;
+    }
+    for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 16; j++) {
+            for (int m = 0; m < 2; m++) {
+                float s = m ? c[i * 16 + j] : 0.0f;
+                for (int k = 0; k < 16; k++) {
+                    s = fmaf(imc_bf16_to_fp32(a[i * 16 + k]), imc_bf16_to_fp32(b[k * 16 + j]), s);
+                }
+                want[m][i * 16 + j] = s;
+            }
+        }
+    }
+    for (int mode = 0; mode < 3; mode++) {
+        for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+            cuemu_set_order((enum cuemu_order)o, 3);
+            memset(out, 0, 288 * 4);
+            const enum imc_status st = imc_cuemu_test_wmma(a, b, c, out, mode);
+            CHECK(st == IMC_OK && memcmp(out, want[mode == 2], sizeof(want[0])) == 0,
+                  "wmma mode %d, order %s: C %s= A·B, the fmaf chain's bits", mode,
+                  cuemu_order_name((enum cuemu_order)o), mode == 2 ? "+" : "");
+        }
+    }
+    static const char *const refused[3] = {
+        "wmma::load_matrix_sync: threadIdx (0,0,0) passes",
+        "calls __syncwarp while lanes 0x0000ffff wait at a wmma op",
+        "wmma::load_matrix_sync: lane "};
+    cuemu_set_order(CUEMU_FORWARD, 3); // the lanes that wait, in the messages
+    for (int mode = 3; mode < 6; mode++) {
+        struct logcap cap;
+        logcap_start(&cap);
+        const enum imc_status st = imc_cuemu_test_wmma(a, b, c, out, mode);
+        logcap_stop();
+        printf("wmma mode %d: %s", mode, cap.text);
+        CHECK(st == IMC_ERR_CUDA && cap.n_err == 1 && strstr(cap.text, refused[mode - 3]),
+              "wmma mode %d refused: %s", mode, cap.text);
+    }
+    int stale = 0;
+    for (int mode = 6; mode < 8; mode++) {
+        for (int o = 0; o < CUEMU_ORDER_COUNT; o++) {
+            cuemu_set_order((enum cuemu_order)o, 3);
+            const enum imc_status st = imc_cuemu_test_wmma(a, b, c, out, mode);
+            const bool right = st == IMC_OK && out[256] == want[0][31];
+            stale += mode == 6 && !right;
+            CHECK(mode == 6 || right,
+                  "wmma: lane 0 reads lane 31's element after __syncwarp "
+                  "(order %s)",
+                  cuemu_order_name((enum cuemu_order)o));
+        }
+    }
+    CHECK(stale > 0,
+          "wmma: a read of another lane's element without __syncwarp is stale in %d "
+          "of %d orders",
+          stale, CUEMU_ORDER_COUNT);
+    imc_cuemu_dev_free(a);
+    imc_cuemu_dev_free(b);
+    imc_cuemu_dev_free(c);
+    imc_cuemu_dev_free(out);
+}
+
 int main(void)
 {
     int devs = 0;
@@ -397,6 +473,7 @@ int main(void)
     dyn_shared();
     broken();
     conversions();
+    wmma();
     printf("emulator: %llu context switches\n", cuemu_switch_count());
     return check_summary();
 }

@@ -34,13 +34,24 @@
  *     gives the emulator's detailed message for it.
  *   - fp16/bf16 conversions are bit-exact with the device (round to nearest even, subnormals;
  *     every NaN becomes the canonical 0x7fff, as in CUDA's own host code in cuda_fp16.hpp).
+ *   - Warp matrix ops (nvcuda::wmma: fragments of 16 x 16 x 16, fill, load, mma, store; the
+ *     layout of a fragment's elements among the lanes is CUDA's to choose, so kernels never look
+ *     inside one): each is a warp op (every lane of a full warp, the same pointer and ldm; the
+ *     device's alignment rules: pointer 32-byte aligned, ldm a multiple of 16 bytes). An operand
+ *     fragment holds the whole tile in every lane; an accumulator holds a lane's share of the
+ *     elements (element e of the row-major tile in lane e % 32), which that lane alone computes
+ *     and stores, so a lane that reads another's stored elements without a barrier reads stale
+ *     data in some order. mma_sync sums each output as one fmaf chain over k = 0 .. 15 from the
+ *     accumulator's value: with f16 or bf16 inputs the products are exact in f32, so the bits are
+ *     those of a scalar fmaf loop; the device's tensor cores add in an order (and, by published
+ *     measurements, with a truncating adder) of their own, so device tests need a tolerance.
  *   - Fast-math intrinsics are the exact libm functions (__expf = expf, rsqrtf = 1/sqrtf,
  *     __fdividef = /): the device's results differ by a few ulp, so device tests need a
  *     tolerance where an emulated test may be bitwise.
  * Not emulated: streams and events (everything is synchronous), cooperative groups, warp-level
- * matrix ops, texture/surface memory, independent thread scheduling inside a warp (lanes
- * between warp ops run in scheduler order, not in lock step), memory-model races between
- * blocks (blocks never overlap).
+ * matrix ops other than the wmma subset, texture/surface memory, independent thread scheduling
+ * inside a warp (lanes between warp ops run in scheduler order, not in lock step), memory-model
+ * races between blocks (blocks never overlap).
  */
 #ifndef IMC_KERNELS_CUDA_EMU_CUEMU_H
 #define IMC_KERNELS_CUDA_EMU_CUEMU_H
@@ -176,9 +187,24 @@ const dim3 &grid_dim();
 void *dyn_shared();
 void syncthreads(const char *file, int line);
 
-enum warp_kind { W_SHFL_IDX, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL, W_SYNC };
+enum warp_kind {
+    W_SHFL_IDX,
+    W_SHFL_UP,
+    W_SHFL_DOWN,
+    W_SHFL_XOR,
+    W_BALLOT,
+    W_ANY,
+    W_ALL,
+    W_SYNC,
+    W_MMA // a warp matrix op (nvcuda::wmma below): lane 0's value to every lane
+};
 uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t val, int param, int width);
 unsigned active_mask();
+// A warp matrix op of the calling lane (op: its name), its warp's meeting point: every lane of
+// a full warp arrives at the same op with the same ptr and ldm. With elem > 0, ptr must be
+// 32-byte aligned and ldm (in elements of elem bytes) a multiple of 16 bytes, as the device
+// requires. Fails the launch otherwise.
+void mma_point(const char *op, const void *ptr, unsigned ldm, size_t elem);
 
 template <class... P, class... A>
 void launch_kernel(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem,
@@ -553,6 +579,112 @@ CUEMU_F16_TYPE(__half, cuemu_f32_to_f16, cuemu_f16_to_f32, __ushort_as_half, __h
 CUEMU_F16_TYPE(__nv_bfloat16, cuemu_f32_to_bf16, cuemu_bf16_to_f32, __ushort_as_bfloat16,
                __bfloat16_as_ushort, __float2bfloat16_rn, __float2bfloat16, __bfloat162float)
 #undef CUEMU_F16_TYPE
+
+// ---- warp matrix ops: the nvcuda::wmma subset the kernels use (see the top) ---------------------
+namespace nvcuda
+{
+namespace wmma
+{
+struct matrix_a {
+};
+struct matrix_b {
+};
+struct accumulator {
+};
+struct row_major {
+};
+struct col_major {
+};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment;
+// An operand: the whole R x C tile (matrix_a: M x K, matrix_b: K x N) in every lane, row-major.
+template <int R, int C, class T, class Layout> struct cuemu_operand {
+    static_assert(R * C == 256, "the 16 x 16 x 16 shapes");
+    float v[R * C];
+};
+template <int M, int N, int K, class T, class L>
+struct fragment<matrix_a, M, N, K, T, L> : cuemu_operand<M, K, T, L> {
+};
+template <int M, int N, int K, class T, class L>
+struct fragment<matrix_b, M, N, K, T, L> : cuemu_operand<K, N, T, L> {
+};
+// The accumulator: this lane's elements e = lane, lane + 32, ... of the row-major M x N tile.
+template <int M, int N, int K> struct fragment<accumulator, M, N, K, float, void> {
+    static_assert(M * N == 256, "the 16 x 16 x 16 shapes");
+    float v[M * N / 32];
+};
+
+inline unsigned cuemu_lane()
+{
+    return (threadIdx.x + threadIdx.y * blockDim.x + threadIdx.z * blockDim.x * blockDim.y) % 32;
+}
+
+template <int M, int N, int K>
+inline void fill_fragment(fragment<accumulator, M, N, K, float, void> &f, float v)
+{
+    ::cuemu::mma_point("wmma::fill_fragment", nullptr, 0, 0);
+    for (float &e : f.v) {
+        e = v;
+    }
+}
+
+// Element (r, c) of an R x C tile at p: row-major p[r·ldm + c], column-major p[r + c·ldm].
+template <int R, int C, class T, class L>
+inline void load_matrix_sync(cuemu_operand<R, C, T, L> &f, const T *p, unsigned ldm)
+{
+    static_assert(std::is_same<L, row_major>::value || std::is_same<L, col_major>::value,
+                  "an operand's layout");
+    ::cuemu::mma_point("wmma::load_matrix_sync", p, ldm, sizeof(T));
+    for (int r = 0; r < R; r++) {
+        for (int c = 0; c < C; c++) {
+            f.v[r * C + c] =
+                (float)(std::is_same<L, row_major>::value ? p[r * ldm + c] : p[r + c * ldm]);
+        }
+    }
+}
+
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, float, void> &f, const float *p,
+                             unsigned ldm, layout_t l)
+{
+    ::cuemu::mma_point("wmma::load_matrix_sync", p, ldm, sizeof(float));
+    for (int i = 0; i < M * N / 32; i++) {
+        const int e = (int)cuemu_lane() + 32 * i, r = e / N, c = e % N;
+        f.v[i] = l == mem_row_major ? p[r * ldm + c] : p[r + c * ldm];
+    }
+}
+
+template <int M, int N, int K>
+inline void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float, void> &f,
+                              unsigned ldm, layout_t l)
+{
+    ::cuemu::mma_point("wmma::store_matrix_sync", p, ldm, sizeof(float));
+    for (int i = 0; i < M * N / 32; i++) {
+        const int e = (int)cuemu_lane() + 32 * i, r = e / N, c = e % N;
+        (l == mem_row_major ? p[r * ldm + c] : p[r + c * ldm]) = f.v[i];
+    }
+}
+
+// d = a·b + c: each of this lane's outputs one fmaf chain over k from c's value.
+template <int M, int N, int K, class T, class LA, class LB>
+inline void mma_sync(fragment<accumulator, M, N, K, float, void> &d,
+                     const fragment<matrix_a, M, N, K, T, LA> &a,
+                     const fragment<matrix_b, M, N, K, T, LB> &b,
+                     const fragment<accumulator, M, N, K, float, void> &c)
+{
+    ::cuemu::mma_point("wmma::mma_sync", nullptr, 0, 0);
+    for (int i = 0; i < M * N / 32; i++) {
+        const int e = (int)cuemu_lane() + 32 * i, r = e / N, col = e % N;
+        float s = c.v[i];
+        for (int k = 0; k < K; k++) {
+            s = std::fma(a.v[r * K + k], b.v[k * N + col], s);
+        }
+        d.v[i] = s; // after c.v[i] is read: d may be c
+    }
+}
+} // namespace wmma
+} // namespace nvcuda
 
 // ---- the launch and dynamic shared memory macros of cuda_common.cuh ----------------------------
 #define CUEMU_LAUNCH(kernel, grid, block, shmem, stream, ...)                                      \

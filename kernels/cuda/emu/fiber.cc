@@ -231,7 +231,7 @@ const char *kind_name(warp_kind k)
 {
     static const char *const names[] = {"__shfl_sync",     "__shfl_up_sync", "__shfl_down_sync",
                                         "__shfl_xor_sync", "__ballot_sync",  "__any_sync",
-                                        "__all_sync",      "__syncwarp"};
+                                        "__all_sync",      "__syncwarp",     "a wmma op"};
     return names[k];
 }
 
@@ -477,8 +477,11 @@ void complete_group(block *b, warp &w, wgroup &g, unsigned base_lane)
         case W_SYNC:
             w.out[l] = 0;
             break;
+        case W_MMA:
+            src = seg;
+            break;
         }
-        if (g.kind <= W_SHFL_XOR) {
+        if (g.kind <= W_SHFL_XOR || g.kind == W_MMA) {
             if (src < 0 || src > 31 || !(g.mask >> src & 1u)) {
                 fail(b, "%s: lane %u reads lane %d, which is not in the mask 0x%08x",
                      kind_name(g.kind), l, src, g.mask);
@@ -601,6 +604,27 @@ uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t val, int param, int wid
     }
     yield_to_sched(b);
     return w.out[lane];
+}
+
+void mma_point(const char *op, const void *ptr, unsigned ldm, size_t elem)
+{
+    block *b = t_blk;
+    const fiber *f = b->cur;
+    if (elem > 0 &&
+        (reinterpret_cast<uintptr_t>(ptr) % 32 != 0 || ldm * elem % 16 != 0 || ldm >= 1u << 16)) {
+        fail(b,
+             "%s: threadIdx (%u,%u,%u) passes %p with ldm %u (elements of %zu bytes): the device "
+             "needs a 32-byte aligned pointer and an ldm of a multiple of 16 bytes",
+             op, f->tid.x, f->tid.y, f->tid.z, ptr, ldm, elem);
+    }
+    // one warp op: the whole warp meets here; lane 0's pointer and ldm come back to each lane
+    const uint64_t mine = reinterpret_cast<uintptr_t>(ptr) | (uint64_t)ldm << 48;
+    const uint64_t lane0 = warp_op(W_MMA, 0xffffffffu, mine, 0, 32);
+    if (lane0 != mine) {
+        fail(b, "%s: lane %u of warp %u passes %p with ldm %u, lane 0 %p with ldm %u", op,
+             f->lin % 32, f->lin / 32, ptr, ldm,
+             reinterpret_cast<const void *>(lane0 & ((1ull << 48) - 1)), (unsigned)(lane0 >> 48));
+    }
 }
 
 unsigned active_mask()
