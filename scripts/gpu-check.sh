@@ -47,7 +47,9 @@
 # skipped when it takes over 120 s): tokens/s of perplexity (ctx 512, 2 chunks, --matmul q8) and
 # its fraction of the peak; then, when at most 400 s have gone, the same rate with the op table's
 # line between mmv and dequantize + GEMM at 8 and 32 tokens (IMC_CUDA_MMV_TOKENS; default 16),
-# to show where that line belongs (information, no bound).
+# and, when at most 430 s have gone, the line between mmq and dequantize + GEMM at 0 (no mmq) and
+# 1024 tokens (IMC_CUDA_MMQ_TOKENS; default 256), to show where those lines belong (information,
+# no bound).
 #
 # Usage: bash scripts/gpu-check.sh [BUILD_DIR]      (default BUILD_DIR: build-gpu in the tree)
 # Environment: IMC_GPU_CHECK_MODE=auto|kernels|full (default auto), IMC_GPU_ARCH (e.g. 90;
@@ -394,6 +396,18 @@ cuda q8: $r_w tok/s (PPL $p_w); $(grep -o 'device memory at its most [0-9.]* MiB
                 read -r r_32 p_32 <<<"$(IMC_CUDA_MMV_TOKENS=32 rate cuda q8 2)"
                 step mmvline $(($(date +%s) - t)) INFO "ds3-width cuda q8 tok/s (PPL) with \
 IMC_CUDA_MMV_TOKENS 8: $r_8 ($p_8), 16 (default): $r_w ($p_w), 32: $r_32 ($p_32)"
+            fi
+            # the line between mmq (the quantized rows on the tensor cores) and dequantize +
+            # GEMM (IMC_CUDA_MMQ_TOKENS, 256): 0 is the path before mmq; ds3-width's 32 experts
+            # get ~256 tokens each in a call of 1024, so 1024 sends them all to mmq
+            t=$(date +%s)
+            if ((t - t_start > 430)); then
+                step mmqline 0 SKIP "$((t - t_start)) s spent: no room for the mmq line's runs"
+            else
+                read -r r_0 p_0 <<<"$(IMC_CUDA_MMQ_TOKENS=0 rate cuda q8 2)"
+                read -r r_1k p_1k <<<"$(IMC_CUDA_MMQ_TOKENS=1024 rate cuda q8 2)"
+                step mmqline $(($(date +%s) - t)) INFO "ds3-width cuda q8 tok/s (PPL) with \
+IMC_CUDA_MMQ_TOKENS 0 (no mmq): $r_0 ($p_0), 256 (default): $r_w ($p_w), 1024: $r_1k ($p_1k)"
             fi
         fi
     else

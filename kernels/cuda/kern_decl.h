@@ -179,11 +179,29 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv_group)(void *stream, enum imc_ty
                                                        int n_jobs, int64_t n_out, int64_t n_in,
                                                        int64_t ldx, int64_t ldy);
 
-// The op table's choice (table.cu): matmuls of up to this many tokens run mmv, larger ones
-// dequantize + GEMM. The environment variable IMC_CUDA_MMV_TOKENS (1 .. IMC_CUDA_MMV_MAX_TOK)
-// sets another, read when a table's context is made (scripts/gpu-check.sh compares them).
+// ---- mmq.cu: batch matmul straight on the quantized weight rows, on the tensor cores ----------
+// The jobs of mmv_group (any number of tokens from 1 to 65535·64 each), each y[t·ldy + o] =
+// Σ_i bf16(W[o][i])·bf16(x[t][i]) with f32 sums (wmma bf16 16 x 16 x 16): the arithmetic of the
+// table's bf16 batch path (dequantize to bf16 + GEMM), without the dequantized copy. In the
+// emulator each output is one fmaf chain over ascending i from +0 (gemm_bf16's bits on the
+// dequantized rows); on a device, the tensor cores' order, the same on every run. One launch per
+// IMC_CUDA_MMV_GROUP_MAX jobs. IMC_ERR_UNSUPPORTED (type), IMC_ERR_ARG (shape), IMC_ERR_CUDA.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmq_group)(void *stream, enum imc_type type,
+                                                       const struct imc_cuda_mmv_job *jobs,
+                                                       int n_jobs, int64_t n_out, int64_t n_in,
+                                                       int64_t ldx, int64_t ldy);
+
+// The op table's choices (table.cu): matmuls of up to IMC_CUDA_MMV_TOKENS tokens run mmv; under
+// --matmul q8 (bf16 batches) on weights of a type other than f32, those of up to
+// IMC_CUDA_MMQ_TOKENS run mmq; larger ones dequantize + GEMM (cuBLAS). The environment
+// variables IMC_CUDA_MMV_TOKENS (1 .. IMC_CUDA_MMV_MAX_TOK) and IMC_CUDA_MMQ_TOKENS (0 .. 2^20;
+// at or below the mmv line: no mmq) set others, read when a table's context is made
+// (scripts/gpu-check.sh compares them).
 #define IMC_CUDA_MMV_TOKENS 16
+#define IMC_CUDA_MMQ_TOKENS 256
+#define IMC_CUDA_MMQ_MAX_TOK (1 << 20)
 IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmv_tokens)(const void *ctx);
+IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmq_tokens)(const void *ctx);
 
 // ---- gemm.cu, blas.cu: y = W·xᵀ on an f32 or bf16 weight tile (the batch matmul) -------------
 // y[t·ldy + o] = Σ_i w[o·n_in + i]·x[t·n_in + i] for o < n_out, t < n_tok (all device, f32):

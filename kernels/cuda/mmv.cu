@@ -146,10 +146,6 @@ enum imc_status launch_group(void *stream, const struct imc_cuda_mmv_job *jobs, 
 {
     const size_t row_bytes = qdec::row_bytes<D>(n_in);
     const int64_t blocks = (n_out + MMV_ROWS - 1) / MMV_ROWS;
-    if (blocks > 0x7fffffff) {
-        IMC_LOG_ERR("cuda mmv_group: %lld output rows: more than the grid holds", (long long)n_out);
-        return IMC_ERR_ARG;
-    }
     void (*const k)(const mmv_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
         mmv_group_kernel<D>;
     for (int j0 = 0; j0 < n_jobs; j0 += IMC_CUDA_MMV_GROUP_MAX) {
@@ -186,19 +182,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmv_group)(void *stream, enum imc_ty
                                                        int n_jobs, int64_t n_out, int64_t n_in,
                                                        int64_t ldx, int64_t ldy)
 {
-    IMC_TRY(qdec::check_shape("cuda mmv_group", type, n_in));
-    if (n_jobs < 0 || n_out < 0 || ldx < n_in || ldy < n_out) {
-        IMC_LOG_ERR("cuda mmv_group: %d jobs, %lld x %lld weights, ldx %lld, ldy %lld: bad shape",
-                    n_jobs, (long long)n_out, (long long)n_in, (long long)ldx, (long long)ldy);
-        return IMC_ERR_ARG;
-    }
-    for (int i = 0; i < n_jobs; i++) {
-        if (jobs[i].n_tok < 1 || jobs[i].n_tok > MAXT) {
-            IMC_LOG_ERR("cuda mmv_group: job %d has %lld tokens: expected 1..%d", i,
-                        (long long)jobs[i].n_tok, MAXT);
-            return IMC_ERR_ARG;
-        }
-    }
+    IMC_TRY(qdec::check_group("cuda mmv_group", type, jobs, n_jobs, n_out, n_in, ldx, ldy, MAXT,
+                              (int64_t)0x7fffffff * MMV_ROWS));
     if (n_jobs == 0 || n_out == 0) {
         return IMC_OK;
     }

@@ -498,6 +498,30 @@ static inline enum imc_status check_shape(const char *what, enum imc_type type, 
     return IMC_OK;
 }
 
+// IMC_OK when a group of products (mmv_group, mmq_group; what names it) is well formed: rows of
+// n_in elements of type (check_shape), n_jobs >= 0, n_out in 0 .. max_rows, ldx >= n_in,
+// ldy >= n_out, and each job's tokens in 1 .. max_tok; else logs why and returns the error.
+static inline enum imc_status check_group(const char *what, enum imc_type type,
+                                          const struct imc_cuda_mmv_job *jobs, int n_jobs,
+                                          int64_t n_out, int64_t n_in, int64_t ldx, int64_t ldy,
+                                          int64_t max_tok, int64_t max_rows)
+{
+    IMC_TRY(check_shape(what, type, n_in));
+    if (n_jobs < 0 || n_out < 0 || n_out > max_rows || ldx < n_in || ldy < n_out) {
+        IMC_LOG_ERR("%s: %d jobs, %lld x %lld weights, ldx %lld, ldy %lld: bad shape", what,
+                    n_jobs, (long long)n_out, (long long)n_in, (long long)ldx, (long long)ldy);
+        return IMC_ERR_ARG;
+    }
+    for (int i = 0; i < n_jobs; i++) {
+        if (jobs[i].n_tok < 1 || jobs[i].n_tok > max_tok) {
+            IMC_LOG_ERR("%s: job %d has %lld tokens: expected 1..%lld", what, i,
+                        (long long)jobs[i].n_tok, (long long)max_tok);
+            return IMC_ERR_ARG;
+        }
+    }
+    return IMC_OK;
+}
+
 } // namespace qdec
 
 #endif // IMC_KERNELS_CUDA_QDECODE_CUH

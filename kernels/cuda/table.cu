@@ -22,7 +22,9 @@
  *
  * Ops:
  *   matmul        <= mmv_tok tokens (kern_decl.h IMC_CUDA_MMV_TOKENS, 16 unless the environment
- *                 says otherwise): mmv on the resident quantized rows. More:
+ *                 says otherwise): mmv on the resident quantized rows. Under --matmul q8 on
+ *                 weights other than f32, <= mmq_tok tokens (IMC_CUDA_MMQ_TOKENS, 256): mmq,
+ *                 the bf16 batch's arithmetic on the tensor cores straight from those rows. More:
  *                 tiles of rows dequantized on the device (dequant.cu, <= 64 MiB a tile) then
  *                 GEMM: cuBLAS (blas.cu) under nvcc, the tiled kernel (gemm.cu) in the emulator
  *                 or when cuBLAS is missing; f32 tiles and activations under --matmul f32 (f32
@@ -30,7 +32,8 @@
  *                 mode; f32 weights stay f32): batch_mm.
  *   matmul_group  the matmuls of up to mmv_tok tokens with one type, shape and row
  *                 strides, their rows in the table's memory, in one mmv_group launch (an MoE
- *                 layer's experts, MLA's heads); the others through matmul.
+ *                 layer's experts, MLA's heads), and likewise those that take mmq in one
+ *                 mmq_group launch; the others through matmul.
  *   get_rows      the rows of ids gathered on the host from the mapping (n rows: the embedding
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
@@ -259,7 +262,7 @@ enum imc_status rows_down(struct imc_cuda_ctx *c, float *y, int64_t ld, const fl
 // cpu): f32 tiles and activations, the product's only rounding its f32 accumulation. bf16
 // (--matmul q8, the commands' default, on weights of any other type): the activations rounded
 // to bf16 once (slot CT_A) and bf16 tiles, the tensor cores' input; the products are exact, the
-// accumulation f32, so the error is that of the two roundings to bf16 (each at most 2^-9
+// accumulation f32, so the error is that of the two roundings to bf16 (each at most 2^-8
 // relative) plus the f32 sum's.
 enum imc_status batch_mm(struct imc_cuda_ctx *c, enum imc_type type, const void *wd, int64_t n_out,
                          int64_t n_in, const float *xd, int64_t n_tok, float *yd, bool bf16)
@@ -319,6 +322,19 @@ enum imc_status resident(struct imc_cuda_ctx *c, const void *w, enum imc_type ty
     return st;
 }
 
+// The kernels a matmul of n_tok tokens on the device's copy of weights of type takes.
+enum mm_path { MM_MMV, MM_MMQ, MM_BATCH };
+
+enum mm_path path_of(const struct imc_cuda_ctx *c, const struct imc_exec *ex, enum imc_type type,
+                     int64_t n_tok)
+{
+    if (n_tok <= c->mmv_tok) {
+        return MM_MMV;
+    }
+    const bool bf16 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 && imc_type_unweaved(type) != IMC_TYPE_F32;
+    return bf16 && n_tok <= c->mmq_tok ? MM_MMQ : MM_BATCH;
+}
+
 enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
                          enum imc_type type, int64_t n_out, int64_t n_in, const float *x,
                          int64_t ldx, int64_t n_tok)
@@ -344,57 +360,78 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
     if (!xd || !yd) {
         return IMC_ERR_NOMEM;
     }
-    if (n_tok <= c->mmv_tok) {
+    const struct imc_cuda_mmv_job job = {wd, xd, yd, n_tok};
+    switch (path_of(c, ex, type, n_tok)) {
+    case MM_MMV:
         IMC_TRY(IMC_CUDA_FN(mmv)(NULL, type, wd, n_out, n_in, xd, (int)n_tok, yd));
-    } else {
+        break;
+    case MM_MMQ:
+        IMC_TRY(IMC_CUDA_FN(mmq_group)(NULL, type, &job, 1, n_out, n_in, n_in, n_out));
+        break;
+    case MM_BATCH:
         IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd,
                          imc_exec_matmul(ex) == IMC_MATMUL_Q8 && type != IMC_TYPE_F32));
+        break;
     }
     return rows_down(c, y, ldy, yd, n_tok, n_out);
 }
 
-// Whether m can join the mmv_group launch led by lead (m itself, or NULL): up to c->mmv_tok
-// tokens, lead's type, shape and row strides, x and y in c's memory.
-bool groupable(const struct imc_cuda_ctx *c, const struct imc_mm *m, const struct imc_mm *lead)
+// The launch m can join: 0, mmv_group's (up to c->mmv_tok tokens), 1, mmq_group's (past that, up
+// to c->mmq_tok, bf16 batches), with the lead of that launch (lead[g], or NULL while it has
+// none): its type, shape and row strides, x and y in c's memory. -1: none (a matmul of its own).
+int group_of(const struct imc_cuda_ctx *c, const struct imc_exec *ex, const struct imc_mm *m,
+             const struct imc_mm *const lead[2])
 {
-    if (m->n_tok < 1 || m->n_tok > c->mmv_tok || m->n_out < 1 ||
-        !t_supports(IMC_OP_MATMUL, m->type)) {
-        return false;
+    if (m->n_tok < 1 || m->n_out < 1 || !t_supports(IMC_OP_MATMUL, m->type)) {
+        return -1;
     }
-    if (lead && (m->type != lead->type || m->n_out != lead->n_out || m->n_in != lead->n_in ||
-                 m->ldx != lead->ldx || m->ldy != lead->ldy)) {
-        return false;
+    const enum mm_path p = path_of(c, ex, m->type, m->n_tok);
+    const int g = p == MM_MMV ? 0 : p == MM_MMQ ? 1 : -1;
+    const struct imc_mm *l = g >= 0 ? lead[g] : NULL;
+    if (g < 0 || (l && (m->type != l->type || m->n_out != l->n_out || m->n_in != l->n_in ||
+                        m->ldx != l->ldx || m->ldy != l->ldy))) {
+        return -1;
     }
     const size_t bx = (size_t)((m->n_tok - 1) * m->ldx + m->n_in) * sizeof(float);
     const size_t by = (size_t)((m->n_tok - 1) * m->ldy + m->n_out) * sizeof(float);
-    return IMC_CUDA_FN(ctx_buf_has)(c, m->x, bx) && IMC_CUDA_FN(ctx_buf_has)(c, m->y, by);
+    return IMC_CUDA_FN(ctx_buf_has)(c, m->x, bx) && IMC_CUDA_FN(ctx_buf_has)(c, m->y, by) ? g
+                                                                                          : -1;
 }
 
-// The matmuls of a group (an MoE layer's experts, MLA's heads): those groupable with the first
-// groupable one through mmv_group (their weights resident as for matmul; one launch per
+// The matmuls of a group (an MoE layer's experts, MLA's heads): those that can join the
+// mmv_group launch of the first such entry, and those that can join the mmq_group launch of the
+// first such one (group_of; their weights resident as for matmul; one launch per
 // IMC_CUDA_MMV_GROUP_MAX, no copy), the others one by one through t_matmul. Every output the
-// bits t_matmul gives it.
+// bits t_matmul gives it (it takes the same kernel for the same token count).
 enum imc_status t_matmul_group(const struct imc_exec *ex, const struct imc_mm *mm, int64_t n)
 {
     struct imc_cuda_ctx *c = n > 1 ? ctx_of(ex, "matmul_group") : NULL;
-    struct imc_cuda_mmv_job *jobs =
-        c && n <= INT32_MAX ? (struct imc_cuda_mmv_job *)malloc((size_t)n * sizeof(*jobs)) : NULL;
-    const struct imc_mm *lead = NULL; // the first groupable entry
-    int64_t k = 0;
+    struct imc_cuda_mmv_job *jobs = c && n <= INT32_MAX
+                                        ? (struct imc_cuda_mmv_job *)malloc(
+                                              2 * (size_t)n * sizeof(*jobs))
+                                        : NULL;
+    const struct imc_mm *lead[2] = {NULL, NULL}; // the first entry of each launch
+    int64_t k[2] = {0, 0};
     enum imc_status st = IMC_OK;
     for (int64_t i = 0; i < n && st == IMC_OK; i++) {
         const struct imc_mm *m = &mm[i];
-        if (jobs && groupable(c, m, lead)) {
-            lead = lead ? lead : m;
-            jobs[k] = (struct imc_cuda_mmv_job){NULL, m->x, m->y, m->n_tok};
-            st = resident(c, m->w, m->type, m->n_out, m->n_in, &jobs[k++].w);
+        const int g = jobs ? group_of(c, ex, m, lead) : -1;
+        if (g >= 0) {
+            lead[g] = lead[g] ? lead[g] : m;
+            struct imc_cuda_mmv_job *j = &jobs[g * n + k[g]++];
+            *j = (struct imc_cuda_mmv_job){NULL, m->x, m->y, m->n_tok};
+            st = resident(c, m->w, m->type, m->n_out, m->n_in, &j->w);
             continue;
         }
         st = t_matmul(ex, m->y, m->ldy, m->w, m->type, m->n_out, m->n_in, m->x, m->ldx, m->n_tok);
     }
-    if (k > 0 && st == IMC_OK) {
-        st = IMC_CUDA_FN(mmv_group)(NULL, imc_type_unweaved(lead->type), jobs, (int)k, lead->n_out,
-                                    lead->n_in, lead->ldx, lead->ldy);
+    if (k[0] > 0 && st == IMC_OK) {
+        st = IMC_CUDA_FN(mmv_group)(NULL, imc_type_unweaved(lead[0]->type), jobs, (int)k[0],
+                                    lead[0]->n_out, lead[0]->n_in, lead[0]->ldx, lead[0]->ldy);
+    }
+    if (k[1] > 0 && st == IMC_OK) {
+        st = IMC_CUDA_FN(mmq_group)(NULL, imc_type_unweaved(lead[1]->type), jobs + n, (int)k[1],
+                                    lead[1]->n_out, lead[1]->n_in, lead[1]->ldx, lead[1]->ldy);
     }
     free(jobs);
     return st;

@@ -12,6 +12,25 @@
 #include "kernels/cuda/kern_decl.h"
 #include "kernels/cuda/table_priv.h"
 
+// *out = the environment variable name's number of tokens in lo .. hi, or def where it is unset
+// or empty; false (logged) for anything else.
+static bool env_tokens(const char *name, int def, int lo, int hi, int *out)
+{
+    const char *env = getenv(name);
+    *out = def;
+    if (!env || !*env) {
+        return true;
+    }
+    char *end = NULL;
+    const long v = strtol(env, &end, 10);
+    if (*end != '\0' || v < lo || v > hi) {
+        IMC_LOG_ERR("cuda: %s=%s: expected a number of tokens in %d..%d", name, env, lo, hi);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **out)
 {
     *out = NULL;
@@ -20,18 +39,12 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **out)
         IMC_LOG_ERR("cuda: out of host memory for the op table's context");
         return IMC_ERR_NOMEM;
     }
-    c->mmv_tok = IMC_CUDA_MMV_TOKENS;
-    const char *env = getenv("IMC_CUDA_MMV_TOKENS");
-    if (env && *env) {
-        char *end = NULL;
-        const long v = strtol(env, &end, 10);
-        if (*end != '\0' || v < 1 || v > IMC_CUDA_MMV_MAX_TOK) {
-            IMC_LOG_ERR("cuda: IMC_CUDA_MMV_TOKENS=%s: expected a number of tokens in 1..%d", env,
-                        IMC_CUDA_MMV_MAX_TOK);
-            free(c);
-            return IMC_ERR_ARG;
-        }
-        c->mmv_tok = (int)v;
+    if (!env_tokens("IMC_CUDA_MMV_TOKENS", IMC_CUDA_MMV_TOKENS, 1, IMC_CUDA_MMV_MAX_TOK,
+                    &c->mmv_tok) ||
+        !env_tokens("IMC_CUDA_MMQ_TOKENS", IMC_CUDA_MMQ_TOKENS, 0, IMC_CUDA_MMQ_MAX_TOK,
+                    &c->mmq_tok)) {
+        free(c);
+        return IMC_ERR_ARG;
     }
     const enum imc_status st = IMC_CUDA_FN(blas_create)(&c->blas);
     if (st == IMC_ERR_NOMEM) {
@@ -76,6 +89,11 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem_note)(struct imc_cuda_ctx *c)
 IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmv_tokens)(const void *ctx)
 {
     return ((const struct imc_cuda_ctx *)ctx)->mmv_tok;
+}
+
+IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmq_tokens)(const void *ctx)
+{
+    return ((const struct imc_cuda_ctx *)ctx)->mmq_tok;
 }
 
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem)(const void *ctx, struct imc_cuda_mem *m)

@@ -63,6 +63,7 @@ struct imc_cuda_ctx {
     size_t buf_bytes;         // the table's buffers' bytes now
     struct imc_cuda_mem peak; // device memory at its most (ctx_mem's peak fields; ctx_mem_note)
     int mmv_tok;              // matmuls of up to mmv_tok tokens run mmv (kern_decl.h)
+    int mmq_tok;              // bf16 batches of up to mmq_tok tokens run mmq (kern_decl.h)
 };
 
 // Notes the device memory c holds now (weights, buffers, scratch) in its peak; called after

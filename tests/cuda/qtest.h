@@ -1,7 +1,7 @@
 /*
  * tests/cuda/qtest.h: shared pieces of the weight-kernel tests (test_dequant, test_get_rows,
- * test_mmv): the ways to run the kernels (the emulator in each thread order, the device when
- * there is one), device buffers, and weight matrices of every type made valid per type.
+ * test_mmv, test_mmq): the ways to run the kernels (the emulator in each thread order, the device
+ * when there is one), device buffers, and weight matrices of every type made valid per type.
  *
  * Weights: even rows come from imc's own quantizer (types/quant_*.c) on a Gaussian row with an
  * outlier; odd rows are random bytes whose fp16 scale fields are overwritten with finite values
@@ -10,6 +10,7 @@
 #ifndef IMC_TESTS_CUDA_QTEST_H
 #define IMC_TESTS_CUDA_QTEST_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,12 +47,15 @@ struct kt_backend {
                                 int64_t n_per_row, const int32_t *ids, int64_t n_ids, float *dst);
     enum imc_status (*mmv)(void *stream, enum imc_type type, const void *w, int64_t n_out,
                            int64_t n_in, const float *x, int n_tok, float *y);
+    enum imc_status (*mmq_group)(void *stream, enum imc_type type,
+                                 const struct imc_cuda_mmv_job *jobs, int n_jobs, int64_t n_out,
+                                 int64_t n_in, int64_t ldx, int64_t ldy);
 };
 
 #define KT_BACKEND(label, p)                                                                       \
     {                                                                                              \
         label, p##dev_alloc, p##dev_free, p##copy_to_dev, p##copy_to_host, p##sync,                \
-            p##supports_type, p##dequantize, p##get_rows, p##mmv                                   \
+            p##supports_type, p##dequantize, p##get_rows, p##mmv, p##mmq_group                     \
     }
 
 static const struct kt_backend kt_emu = KT_BACKEND("emu", imc_cuemu_);
@@ -289,6 +293,32 @@ static inline int kt_cmp_bits16(const char *what, const uint16_t *a, const uint1
         }
     }
     return bad;
+}
+
+// Values of y (n) outside ref ± tol: their number (the first 3 printed, prefixed by what).
+static inline int kt_outside(const char *what, const float *y, const double *ref, const double *tol,
+                             int64_t n)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = fabs((double)y[i] - ref[i]);
+        if (!(d <= tol[i]) && bad++ < 3) {
+            printf("  %s [%lld]: %.9g vs ref %.9g (|d| %.3g > tol %.3g)\n", what, (long long)i,
+                   y[i], ref[i], d, tol[i]);
+        }
+    }
+    return bad;
+}
+
+// kt_outside passes exact values and catches one moved by twice its tolerance.
+static inline void kt_test_checker(void)
+{
+    const double ref[2] = {1.0, -3.0}, tol[2] = {1e-6, 2e-6};
+    float y[2] = {1.0f, -3.0f};
+    CHECK(kt_outside("self", y, ref, tol, 2) == 0, "checker: exact values pass");
+    y[1] = (float)(ref[1] - 2 * tol[1]);
+    printf("  self-check of the checker (one mismatch expected below):\n");
+    CHECK(kt_outside("self", y, ref, tol, 2) == 1, "checker: twice the tolerance is caught");
 }
 
 #endif // IMC_TESTS_CUDA_QTEST_H

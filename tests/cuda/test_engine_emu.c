@@ -30,6 +30,11 @@
  *   - self-checks: a logit moved by 1 and a table whose attention scale is 1% off (0.013 ..
  *     0.34) both fail the bound;
  *   - the table's sqacc is bitwise equal to imc_ref_sqacc on strided rows.
+ *   - mmq (kernels/cuda/mmq.cu) in whole passes: qwen3moe, ds2-tiny-3d (absorbed: MLA's heads
+ *     at strides) and glm4moe at q8_0 under --matmul q8 give the logits of the same pass with
+ *     IMC_CUDA_MMQ_TOKENS=0 (dequantize + GEMM) bit for bit, in fewer launches (194 / 278,
+ *     318 / 524, 261 / 371). Mutation: the grouped mmq launch given n_in for ldx: ds2-tiny-3d
+ *     fails (1.24 of the largest logit against the cpu).
  *   - the activations' arena of every run on the device table (all presets and paths, with and
  *     without statistics, the hybrid, and one expert per group: block_bytes 1): one block, the
  *     size worker/engine_mem.h computes from the shapes, and the pass's high-water mark equal to
@@ -703,6 +708,86 @@ static void numeric_cases(const char *dir)
     }
 }
 
+// The engine's logits of tok on m (path) on the cuda-emu table under --matmul q8 with the
+// environment's IMC_CUDA_MMQ_TOKENS (mmq: NULL unset), and the launches that took; NULL on
+// failure.
+static float *run_q8(const struct imc_model *m, enum imc_attn_path path, const char *mmq,
+                     const int32_t *tok, unsigned long long *launches)
+{
+    if (mmq) {
+        setenv("IMC_CUDA_MMQ_TOKENS", mmq, 1);
+    }
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.n_threads = 1;
+    o.attn = path;
+    o.backend = tcuda_backend_emu();
+    o.matmul = IMC_MATMUL_Q8;
+    struct imc_engine *e = NULL;
+    float *y = malloc((size_t)(N_TOK * m->hp.n_vocab) * sizeof(float));
+    const unsigned long long l0 = cuemu_launch_count();
+    if (!y || imc_engine_init(&e, m, &o) != IMC_OK ||
+        imc_engine_forward(e, tok, N_TOK, y) != IMC_OK) {
+        free(y);
+        y = NULL;
+    }
+    *launches = cuemu_launch_count() - l0;
+    imc_engine_free(e);
+    unsetenv("IMC_CUDA_MMQ_TOKENS");
+    return y;
+}
+
+// mmq in whole forward passes: q8_0 weights (the presets' shapes at wtype q8_0) under --matmul q8,
+// where the dense matmuls of 70 tokens and the experts past the mmv line take mmq (one launch
+// per matmul, one per group of experts), against the same pass with IMC_CUDA_MMQ_TOKENS=0 (each
+// of those dequantizes to bf16 + GEMM): bitwise equal (mmq's arithmetic in the emulator is the
+// bf16 batch path's: tests/cuda/test_mmq), in fewer launches. The cpu engine on the same file
+// (--matmul f32) is printed beside it (bf16 roundings: no bound of this test's).
+static void mmq_cases(const char *dir)
+{
+    static const struct pcase qc[] = {{"qwen3moe-tiny", IMC_ATTN_AUTO, false},
+                                      {"ds2-tiny-3d", IMC_ATTN_ABSORBED, false},
+                                      {"glm4moe-tiny", IMC_ATTN_AUTO, false}};
+    for (size_t i = 0; i < sizeof(qc) / sizeof(qc[0]); i++) {
+        struct tmodel t;
+        memset(&t, 0, sizeof(t));
+        struct imc_synth_cfg cfg;
+        snprintf(t.path, sizeof(t.path), "%s/%s-q8_0.gguf", dir, qc[i].preset);
+        bool ok = imc_synth_preset(&cfg, qc[i].preset) == IMC_OK;
+        cfg.wtype = IMC_TYPE_Q8_0;
+        ok = ok && imc_synth_write(&cfg, t.path) == IMC_OK &&
+             imc_gguf_open(&t.g, t.path) == IMC_OK && imc_model_load(&t.m, t.g) == IMC_OK;
+        CHECK(ok, "%s at q8_0", qc[i].preset);
+        if (!ok) {
+            tmodel_close(&t);
+            remove(t.path);
+            continue;
+        }
+        int32_t tok[N_TOK];
+        ttokens(tok, N_TOK, t.m->hp.n_vocab, 7);
+        const int64_t n = N_TOK * t.m->hp.n_vocab;
+        unsigned long long l_mmq = 0, l_batch = 0;
+        float *y = run_q8(t.m, qc[i].path, NULL, tok, &l_mmq);
+        float *yb = run_q8(t.m, qc[i].path, "0", tok, &l_batch);
+        float *cpu = run(t.m, qc[i].path, NULL, tok, NULL, false, NULL, NULL, NULL);
+        CHECK(y && yb && cpu, "%s q8_0: forward passes", qc[i].preset);
+        if (y && yb && cpu) {
+            CHECK(memcmp(y, yb, (size_t)n * sizeof(float)) == 0 && l_mmq < l_batch,
+                  "%s q8_0 --matmul q8: mmq's logits bitwise those of dequantize + GEMM (max rel "
+                  "%.3g) in fewer launches (%llu, %llu)",
+                  qc[i].preset, trel_err(y, yb, n), l_mmq, l_batch);
+            printf("%-15s q8_0, --matmul q8: mmq in %llu launches, dequantize + GEMM in %llu, "
+                   "max rel between them %.3g; against the cpu engine (--matmul f32) "
+                   "max|d|/max|logit| %.3g\n",
+                   qc[i].preset, l_mmq, l_batch, trel_err(y, yb, n), trel_err(y, cpu, n));
+        }
+        free(y);
+        free(yb);
+        free(cpu);
+        tmodel_close(&t);
+        remove(t.path);
+    }
+}
+
 int main(void)
 {
     imc_log_set_level(IMC_LOG_WARN); // the collector's one-time 2D MLA note, once per ik run
@@ -726,6 +811,7 @@ int main(void)
         tmodel_close(&t);
     }
     sqacc_case();
+    mmq_cases(dir);
     numeric_cases(dir);
     trmdir(dir, made, n_made);
     return check_summary();

@@ -30,21 +30,6 @@ struct mcase {
     int n_tok;
 };
 
-// y (n_tok x n_out) against the double product; fills the per-output bound; returns failures.
-static int check_tol(const char *what, const float *y, const double *ref, const double *tol,
-                     int64_t n)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = fabs((double)y[i] - ref[i]);
-        if (!(d <= tol[i]) && bad++ < 3) {
-            printf("  %s [%lld]: %.9g vs ref %.9g (|d| %.3g > tol %.3g)\n", what, (long long)i,
-                   y[i], ref[i], d, tol[i]);
-        }
-    }
-    return bad;
-}
-
 // The reference product and bounds of a case.
 static void reference(enum imc_type type, const uint8_t *w, const float *x, struct mcase c,
                       double *ref, double *tol)
@@ -146,14 +131,14 @@ static void run_case(const struct kt_backend *dev, enum imc_type type, struct mc
         cuemu_set_order(kt_orders[o], 5u + (unsigned)o);
         float *yo = o == 0 ? y0 : y;
         const enum imc_status st = run_mmv(&kt_emu, type, w, rb * (uint64_t)c.n_out, x, c, yo);
-        CHECK(st == IMC_OK && check_tol(what, yo, ref, tol, ny) == 0, "emu %s %s: within bound",
+        CHECK(st == IMC_OK && kt_outside(what, yo, ref, tol, ny) == 0, "emu %s %s: within bound",
               cuemu_order_name(kt_orders[o]), what);
         CHECK(kt_cmp_bits32(what, yo, model, ny) == 0, "emu %s %s: the order model's bits",
               cuemu_order_name(kt_orders[o]), what);
     }
     if (dev) {
         const enum imc_status st = run_mmv(dev, type, w, rb * (uint64_t)c.n_out, x, c, y);
-        CHECK(st == IMC_OK && check_tol(what, y, ref, tol, ny) == 0, "gpu %s: within bound", what);
+        CHECK(st == IMC_OK && kt_outside(what, y, ref, tol, ny) == 0, "gpu %s: within bound", what);
         CHECK(st == IMC_OK && kt_cmp_bits32(what, y, y0, ny) == 0, "gpu %s: the emulator's bits",
               what);
     }
@@ -165,16 +150,6 @@ out:
     free(ref);
     free(tol);
     free(model);
-}
-
-static void test_checker(void)
-{
-    const double ref[2] = {1.0, -3.0}, tol[2] = {1e-6, 2e-6};
-    float y[2] = {1.0f, -3.0f};
-    CHECK(check_tol("self", y, ref, tol, 2) == 0, "checker: exact values pass");
-    y[1] = (float)(ref[1] - 2 * tol[1]);
-    printf("  self-check of the checker (one mismatch expected below):\n");
-    CHECK(check_tol("self", y, ref, tol, 2) == 1, "checker: twice the tolerance is caught");
 }
 
 static void test_rejects(const struct kt_backend *b)
@@ -210,7 +185,7 @@ int main(void)
     enum { NS = sizeof(shapes) / sizeof(shapes[0]) };
     static const int64_t float_len[NS] = {1, 13, 333, 64, 2500, 1100};
     const struct kt_backend *dev = kt_device();
-    test_checker();
+    kt_test_checker();
     for (uint32_t t = kt_next_type(&kt_emu, 0); t < IMC_TYPE_MAX_ID;
          t = kt_next_type(&kt_emu, t + 1)) {
         const int64_t bs = imc_type_traits(t)->block_size;

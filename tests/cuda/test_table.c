@@ -12,9 +12,14 @@
  *     the f32 mode's bits;
  *   - IMC_CUDA_MMV_TOKENS moves that line (4: a matmul of 5 tokens is the bf16 GEMM's); 0, 65 and
  *     a word are refused by ctx_new with one message;
- *   - matmul_group: 253 experts' slices of one q4_K tensor with 0 .. 19 tokens each, rows in the
- *     table's memory at strides: bitwise each expert's matmul alone; the experts of up to 16
- *     tokens in ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches (mmv_group), counted by the emulator;
+ *   - --matmul q8 above the mmv line: mmq up to IMC_CUDA_MMQ_TOKENS (256) tokens, one launch, the
+ *     batch path's bits in the emulator (kernels/cuda/mmq.cu); 257 tokens: dequantize + GEMM, 3
+ *     launches; IMC_CUDA_MMQ_TOKENS moves that line (16: 17 tokens take the batch path), 0 is
+ *     allowed, -1, 2^20 + 1 and a word are refused;
+ *   - matmul_group: 253 experts' slices of one q4_K tensor with 0 .. 19 tokens each (--matmul
+ *     q8: 0 .. 16, 17 .. 167 and 257, 258), rows in the table's memory at strides: bitwise each
+ *     expert's matmul alone; the experts of up to 16 tokens in ceil(n / IMC_CUDA_MMV_GROUP_MAX)
+ *     launches (mmv_group), those of mmq likewise (mmq_group), counted by the emulator;
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
@@ -66,6 +71,12 @@ static void tctx_open(struct tctx *t)
 static int64_t mmv_tok(const struct tctx *t)
 {
     return imc_cuemu_ctx_mmv_tokens(t->ctx);
+}
+
+// The line between mmq and the batch matmul for bf16 batches (IMC_CUDA_MMQ_TOKENS).
+static int64_t mmq_tok(const struct tctx *t)
+{
+    return imc_cuemu_ctx_mmq_tokens(t->ctx);
 }
 
 static void tctx_close(struct tctx *t)
@@ -192,8 +203,17 @@ static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
         xr[i] = batch ? imc_bf16_to_fp32(imc_fp32_to_bf16(x[i])) : x[i];
     }
     struct imc_exec *ex = kexec(1); // imc_cpu_matmul's f32 path
+    const unsigned long long l0 = cuemu_launch_count();
     CHECK(t.b->matmul(t.ex, y, NO, w, type, NO, NI, x, NI, n_tok) == IMC_OK, "%s bf16 matmul",
           imc_type_name(type));
+    // mmv and mmq: one launch; dequantize + GEMM: the activations', the tile's and the GEMM's
+    const unsigned long long nl = cuemu_launch_count() - l0;
+    const bool mmq = batch && n_tok <= mmq_tok(&t);
+    CHECK(!batch || mmq ? nl == 1 : nl == 3, "%s, %lld tokens, --matmul q8: %llu launches (%s)",
+          imc_type_name(type), (long long)n_tok, nl,
+          mmq     ? "mmq"
+          : batch ? "dequantize + GEMM"
+                  : "mmv");
     if (batch) {
         CHECK(imc_cpu_matmul(ex, want, NO, wf, IMC_TYPE_F32, NO, NI, xr, NI, n_tok) == IMC_OK,
               "cpu");
@@ -224,7 +244,13 @@ static void matmul_cases(void)
 {
     static const enum imc_type types[] = {IMC_TYPE_F32, IMC_TYPE_F16, IMC_TYPE_Q8_0, IMC_TYPE_Q4_K,
                                           IMC_TYPE_Q6_K};
-    static const int64_t toks[] = {1, 9, IMC_CUDA_MMV_TOKENS, IMC_CUDA_MMV_TOKENS + 1, 70};
+    static const int64_t toks[] = {1,
+                                   9,
+                                   IMC_CUDA_MMV_TOKENS,
+                                   IMC_CUDA_MMV_TOKENS + 1,
+                                   70,
+                                   IMC_CUDA_MMQ_TOKENS,
+                                   IMC_CUDA_MMQ_TOKENS + 1};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         for (size_t j = 0; j < sizeof(toks) / sizeof(toks[0]); j++) {
             matmul_case(types[i], toks[j]);
@@ -233,25 +259,31 @@ static void matmul_cases(void)
     }
 }
 
-// matmul_group on the table (an MoE layer's experts): 250 experts' slices of one q4_K tensor, each
-// with 0 .. mmv_tok tokens (and three with 1 .. 3 more, which take the batch path), rows in the
-// table's memory at strides ldx, ldy like the engine's dispatched rows: bitwise each expert's
-// matmul alone on the same table; the gaps between y's rows keep their values; the experts of up
-// to mmv_tok tokens take ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches in all (mmv_group), where one
-// matmul each took one or more.
-static void matmul_group_case(void)
+// matmul_group on the table (an MoE layer's experts): 253 experts' slices of one q4_K tensor, rows
+// in the table's memory at strides ldx, ldy like the engine's dispatched rows. f32 mode: 250
+// with 0 .. mmv_tok tokens and three with 1 .. 3 more (the batch path); --matmul q8 (q8): 200 with
+// 0 .. mmv_tok, 51 past it up to 166 tokens (mmq) and two past mmq_tok (the batch path). Bitwise
+// each expert's matmul alone on the same table; the gaps between y's rows keep their values; the
+// experts of up to mmv_tok tokens take ceil(n / IMC_CUDA_MMV_GROUP_MAX) launches in all
+// (mmv_group), those of mmq likewise (mmq_group), where one matmul each took one or more.
+static void matmul_group_case(bool q8)
 {
     enum { NE = 253, NO = 64, NI = 256, LDX = NI + 4, LDY = NO + 3 };
     struct tctx t;
     tctx_open(&t);
-    const int64_t mt = mmv_tok(&t);
+    if (q8) {
+        imc_exec_set_matmul(t.ex, IMC_MATMUL_Q8);
+    }
+    const int64_t mt = mmv_tok(&t), mq = q8 ? mmq_tok(&t) : mt;
     struct krng r = {31};
     uint64_t rb = 0;
     uint8_t *w = kt_weights(&r, IMC_TYPE_Q4_K, NE * NO, NI, &rb);
     int64_t first[NE + 1] = {0};
     for (int e = 0; e < NE; e++) {
-        const int64_t cnt =
-            e < 250 ? (int64_t)(krng_next(&r) % (uint64_t)(mt + 1)) : mt + 1 + (e - 250);
+        const int64_t small_e = q8 ? 200 : 250, mid_e = q8 ? 251 : 250;
+        const int64_t cnt = e < small_e ? (int64_t)(krng_next(&r) % (uint64_t)(mt + 1))
+                            : e < mid_e ? mt + 1 + (e - small_e) * 3
+                                        : mq + 1 + (e - mid_e);
         first[e + 1] = first[e] + cnt;
     }
     const int64_t rows = first[NE];
@@ -268,7 +300,7 @@ static void matmul_group_case(void)
               t.b->upload(t.ex, ya, y0, by) == IMC_OK && t.b->upload(t.ex, yb, y0, by) == IMC_OK,
           "matmul_group: set-up");
     struct imc_mm mm[NE];
-    int64_t k = 0, small = 0;
+    int64_t k = 0, small = 0, mid = 0;
     for (int e = 0; e < NE; e++) {
         const int64_t cnt = first[e + 1] - first[e];
         if (cnt > 0) {
@@ -276,18 +308,19 @@ static void matmul_group_case(void)
                                       IMC_TYPE_Q4_K,       NO,  NI,
                                       xd + first[e] * LDX, LDX, cnt};
             small += cnt <= mt;
+            mid += cnt > mt && cnt <= mq;
         }
     }
     const unsigned long long l0 = cuemu_launch_count();
     CHECK(t.b->matmul_group(t.ex, mm, k) == IMC_OK, "matmul_group");
     const unsigned long long l1 = cuemu_launch_count();
-    unsigned long long big = 0; // the launches of the experts of more than mt tokens, alone
+    unsigned long long big = 0; // the launches of the experts of more than mq tokens, alone
     for (int64_t i = 0; i < k; i++) {
         const unsigned long long b0 = cuemu_launch_count();
         CHECK(t.b->matmul(t.ex, mm[i].y - ya + yb, LDY, mm[i].w, mm[i].type, NO, NI, mm[i].x, LDX,
                           mm[i].n_tok) == IMC_OK,
               "matmul of expert %lld alone", (long long)i);
-        big += mm[i].n_tok > mt ? cuemu_launch_count() - b0 : 0;
+        big += mm[i].n_tok > mq ? cuemu_launch_count() - b0 : 0;
     }
     const unsigned long long l2 = cuemu_launch_count();
     float *ga = malloc(by), *gb = malloc(by);
@@ -299,18 +332,21 @@ static void matmul_group_case(void)
         gap += i % LDY >= NO && ga[i] != -7.0f;
     }
     const unsigned long long want =
-        big + (unsigned long long)((small + IMC_CUDA_MMV_GROUP_MAX - 1) / IMC_CUDA_MMV_GROUP_MAX);
+        big + (unsigned long long)((small + IMC_CUDA_MMV_GROUP_MAX - 1) / IMC_CUDA_MMV_GROUP_MAX) +
+        (unsigned long long)((mid + IMC_CUDA_MMV_GROUP_MAX - 1) / IMC_CUDA_MMV_GROUP_MAX);
     CHECK(bad == 0 && gap == 0,
           "matmul_group of %lld experts: %d outputs differ from their "
           "matmuls alone, %d gap values overwritten",
           (long long)k, bad, gap);
     CHECK(l1 - l0 == want,
-          "matmul_group of %lld experts (%lld of up to %lld tokens): %llu launches, "
-          "want %llu (the matmuls alone: %llu)",
-          (long long)k, (long long)small, (long long)mt, l1 - l0, want, l2 - l1);
-    printf("matmul_group: %lld experts (%lld of up to %lld tokens) in %llu launches, one by one "
-           "%llu; bitwise\n",
-           (long long)k, (long long)small, (long long)mt, l1 - l0, l2 - l1);
+          "matmul_group%s of %lld experts (%lld of up to %lld tokens, %lld of mmq): %llu "
+          "launches, want %llu (the matmuls alone: %llu)",
+          q8 ? " --matmul q8" : "", (long long)k, (long long)small, (long long)mt, (long long)mid,
+          l1 - l0, want, l2 - l1);
+    printf("matmul_group%s: %lld experts (%lld of up to %lld tokens, %lld of mmq) in %llu "
+           "launches, one by one %llu; bitwise\n",
+           q8 ? " --matmul q8" : "", (long long)k, (long long)small, (long long)mt, (long long)mid,
+           l1 - l0, l2 - l1);
     t.b->buf_free(t.ctx, xd);
     t.b->buf_free(t.ctx, ya);
     t.b->buf_free(t.ctx, yb);
@@ -580,6 +616,21 @@ static void exhausted(const char *dir)
     tmodel_close(&tm);
 }
 
+// ctx_new with var=val refuses with one message naming var and the range; var unset after.
+static void env_refused(const char *var, const char *val, const char *range)
+{
+    setenv(var, val, 1);
+    void *ctx = NULL;
+    struct logcap lc;
+    logcap_start(&lc);
+    const enum imc_status st = tcuda_backend_emu()->ctx_new(&ctx);
+    logcap_stop();
+    unsetenv(var);
+    CHECK(st == IMC_ERR_ARG && !ctx && lc.n_err == 1 && strstr(lc.text, var) &&
+              strstr(lc.text, range),
+          "%s=%s: %s, log: %s", var, val, imc_status_str(st), lc.text);
+}
+
 // IMC_CUDA_MMV_TOKENS moves the table's line between mmv and the batch matmul; bad values are
 // refused by ctx_new with one message naming the variable.
 static void mmv_tokens_env(void)
@@ -594,17 +645,30 @@ static void mmv_tokens_env(void)
     matmul_bf16_case(IMC_TYPE_Q4_K, 5); // the bf16 GEMM's bits
     static const char *const bad[] = {"0", "65", "sixteen", "8x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        setenv("IMC_CUDA_MMV_TOKENS", bad[i], 1);
-        void *ctx = NULL;
-        struct logcap lc;
-        logcap_start(&lc);
-        const enum imc_status st = tcuda_backend_emu()->ctx_new(&ctx);
-        logcap_stop();
-        CHECK(st == IMC_ERR_ARG && !ctx && lc.n_err == 1 &&
-                  strstr(lc.text, "IMC_CUDA_MMV_TOKENS") && strstr(lc.text, "1..64"),
-              "IMC_CUDA_MMV_TOKENS=%s: %s, log: %s", bad[i], imc_status_str(st), lc.text);
+        env_refused("IMC_CUDA_MMV_TOKENS", bad[i], "1..64");
     }
-    unsetenv("IMC_CUDA_MMV_TOKENS");
+}
+
+// IMC_CUDA_MMQ_TOKENS moves the line between mmq and the batch matmul (16: a bf16 matmul of 17
+// tokens dequantizes + GEMMs, 3 launches, the same bits in the emulator); 0 is allowed (no mmq);
+// bad values are refused by ctx_new with one message naming the variable.
+static void mmq_tokens_env(void)
+{
+    setenv("IMC_CUDA_MMQ_TOKENS", "16", 1);
+    struct tctx t;
+    tctx_open(&t);
+    CHECK(mmq_tok(&t) == 16, "IMC_CUDA_MMQ_TOKENS=16: the table's line is %lld",
+          (long long)mmq_tok(&t));
+    tctx_close(&t);
+    matmul_bf16_case(IMC_TYPE_Q4_K, 17); // the launch count checks the path
+    setenv("IMC_CUDA_MMQ_TOKENS", "0", 1);
+    tctx_open(&t);
+    CHECK(mmq_tok(&t) == 0, "IMC_CUDA_MMQ_TOKENS=0 accepted");
+    tctx_close(&t);
+    static const char *const bad[] = {"-1", "1048577", "many"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_refused("IMC_CUDA_MMQ_TOKENS", bad[i], "0..1048576");
+    }
 }
 
 int main(void)
@@ -612,8 +676,10 @@ int main(void)
     char dir[256];
     tmkdir(dir, sizeof(dir), "table");
     matmul_cases();
-    matmul_group_case();
+    matmul_group_case(false);
+    matmul_group_case(true);
     mmv_tokens_env();
+    mmq_tokens_env();
     rows_and_swiglu();
     device_index();
     interleaved();
