@@ -502,3 +502,14 @@ void imc_layer_matrices(const struct imc_layer *l,
         out[i] = t[i];
     }
 }
+
+void imc_layer_vectors(const struct imc_layer *l,
+                       const struct imc_tensor_info *out[IMC_LAYER_N_VECTORS])
+{
+    const struct imc_tensor_info *const t[IMC_LAYER_N_VECTORS] = {
+        l->attn_norm, l->q_a_norm, l->kv_a_norm, l->ffn_norm, l->ffn_exp_probs_b,
+        l->q_norm,    l->k_norm,   l->bq,        l->bk,       l->bv};
+    for (int i = 0; i < IMC_LAYER_N_VECTORS; i++) {
+        out[i] = t[i];
+    }
+}

@@ -138,4 +138,11 @@ const char *imc_mla_layout_name(enum imc_mla_layout l); // "none", "3d", "2d (ik
 void imc_layer_matrices(const struct imc_layer *l,
                         const struct imc_tensor_info *out[IMC_LAYER_N_MATRICES]);
 
+// The vector tensors of a layer (norm weights, biases, the router's bias), NULL where absent, in
+// this order: attn_norm, q_a_norm, kv_a_norm, ffn_norm, ffn_exp_probs_b, q_norm, k_norm, bq, bk,
+// bv.
+#define IMC_LAYER_N_VECTORS 10
+void imc_layer_vectors(const struct imc_layer *l,
+                       const struct imc_tensor_info *out[IMC_LAYER_N_VECTORS]);
+
 #endif // IMC_MODEL_ARCH_H

@@ -1,8 +1,8 @@
 /*
  * imc plan: the placement plan of an MPI job, printed before anything loads (DESIGN.md §3, §6).
  *
- *   imc plan MODEL --ranks N [--gpus G] [--gpu-mem GIB] [--experts-on gpu|cpu] [--ctx N] [-b N]
- *            [--hosts H] [--layout pp=A,ep=B,dp=C]
+ *   imc plan MODEL --ranks N [--gpus G] [--gpu-mem GIB] [--gpu-reserve GIB]
+ *            [--experts-on gpu|cpu] [--ctx N] [-b N] [--hosts H] [--layout pp=A,ep=B,dp=C]
  *
  * Reads only the GGUF header (tensor names, shapes, sizes; no tensor data) and the host topology
  * (hwloc; HWLOC_SYNTHETIC / HWLOC_XMLFILE describe another machine). Prints one row per rank:
@@ -30,10 +30,12 @@
  * share of them): the engine's arena (worker/engine_mem.h, statistics hooks on, as an imatrix
  * run) and on the last stage the head's logits of one sequence; an imatrix run's chunk sums, one
  * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
- * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer). On top, not counted (a GPU rank of a
- * run logs its device memory at its most when it finishes: kernels/cuda/kern_decl.h ctx_mem):
- * the dequantized weight tile of the batch matmul (64 MiB), cuBLAS's workspace and the CUDA
- * context.
+ * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer); and the op table's scratch
+ * (imc_engine_scratch_bytes: its operand slots and the batch path's weight tile, at the larger
+ * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does). On top,
+ * --gpu-reserve GIB (default 1) per GPU rank for the CUDA context and cuBLAS's workspace: an
+ * allowance, not computed (a GPU rank of a run logs its own device memory at its most when it
+ * finishes: kernels/cuda/kern_decl.h ctx_mem).
  *
  * Errors (one line, nothing on stdout, exit 1): missing or unreadable model, a layout that does
  * not give N ranks ("layout pp=2,ep=1,dp=3 needs 6 ranks, --ranks is 4"), more stages than
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/kld.h"
 #include "coordinator/layout_auto.h"
 #include "coordinator/model_cost.h"
 #include "coordinator/textrun.h"
@@ -68,9 +71,14 @@ struct plan_args {
     int experts_on;     // index into experts_on_names: 0 gpu, 1 cpu
     int64_t ctx;        // tokens per chunk (0: the commands' default)
     int64_t batch;      // tokens per engine call (0: the commands' default)
+    double reserve_gib; // per GPU rank for the CUDA context and cuBLAS's workspace, GiB
 };
 
 static const char *const experts_on_names[] = {"gpu", "cpu", NULL};
+
+// --gpu-reserve's default: a CUDA context with its modules loaded lazily plus cuBLAS's workspace
+// (NVIDIA documents 32 MiB of it on Hopper) are a few hundred MiB; no GPU has measured imc's.
+#define IMC_PLAN_RESERVE_GIB 1.0
 
 struct plan_ctx {
     const struct imc_model *m;
@@ -84,6 +92,7 @@ struct plan_ctx {
     double *gpu_per_rank;     // [n] bytes of GPU memory per rank (--gpu-mem), 0 CPU rank
     double *act_per_rank;     // [n] device bytes of a GPU rank's activations (and logits), 0 CPU
     double *sums_per_rank;    // [n] device bytes of a GPU rank's imatrix chunk sums, 0 CPU
+    double *scratch_per_rank; // [n] device bytes of a GPU rank's op scratch, 0 CPU
     int64_t ctx, n_seq;       // tokens per chunk, sequences per engine call
     double rank_flops;        // sum of the ranks' FLOPs per token (dp x the model's)
 };
@@ -105,6 +114,9 @@ static const struct imc_opt own_opts[] = {
             "memory of each GPU, GiB: shows the bytes on each GPU and CPU\nand refuses a slice "
             "that fits nowhere (weights, and a GPU\nrank's activations and imatrix sums: --ctx, "
             "-b)"),
+    IMC_OPT("gpu-reserve", 0, IMC_OPT_FLOAT, OWN(reserve_gib), "GIB",
+            "device memory each GPU rank keeps for the CUDA context and\ncuBLAS's workspace, "
+            "GiB (default 1; an allowance, not measured)"),
     IMC_OPT("experts-on", 0, IMC_OPT_ENUM, OWN(experts_on), "WHERE",
             "gpu (default) | cpu: a GPU rank's routed experts on the CPU\nof its NUMA node, the "
             "rest on the GPU (what perplexity,\nimatrix and sweep run with --experts-on cpu)",
@@ -137,7 +149,7 @@ static const struct imc_opt_spec spec = {
 // Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
-    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0, 0, 0};
+    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0, 0, 0, IMC_PLAN_RESERVE_GIB};
     struct imc_opt_common c;
     char **pos = NULL;
     int n_pos = 0;
@@ -158,6 +170,11 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
     if (a->gpu_mem_gib != -1.0 && !(a->gpu_mem_gib > 0 && a->gpu_mem_gib < 1 << 24)) {
         IMC_LOG_ERR("plan: option --gpu-mem expects GiB in (0, %d), got %g", 1 << 24,
                     a->gpu_mem_gib);
+        return 2;
+    }
+    if (!(a->reserve_gib >= 0 && a->reserve_gib < 1 << 24)) {
+        IMC_LOG_ERR("plan: option --gpu-reserve expects GiB in [0, %d), got %g", 1 << 24,
+                    a->reserve_gib);
         return 2;
     }
     return 0;
@@ -243,8 +260,9 @@ static enum imc_status place(struct plan_ctx *pc, const struct imc_topo *t,
 // The device bytes of each GPU rank's activations (worker/engine_mem.h: the engine's arena for
 // its calls, statistics hooks on as in an imatrix run) and, on the last stage, the head's logits
 // of one sequence: calls of n_seq sequences of ctx tokens, a shard running attention for its
-// share of them (the most any shard gets); and of an imatrix run's chunk sums (one collector per
-// sequence of a call, each with a slot per matrix, expert and head the rank runs).
+// share of them (the most any shard gets); of an imatrix run's chunk sums (one collector per
+// sequence of a call, each with a slot per matrix, expert and head the rank runs); and of the
+// op table's scratch (imc_engine_scratch_bytes, the larger of --matmul f32 and q8).
 static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
 {
     const struct imc_model *m = pc->m;
@@ -252,7 +270,7 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         if (p->gpu < 0) {
-            pc->act_per_rank[r] = pc->sums_per_rank[r] = 0;
+            pc->act_per_rank[r] = pc->sums_per_rank[r] = pc->scratch_per_rank[r] = 0;
             continue;
         }
         const struct imc_engine_mem_q q = {.n_tok = home * pc->ctx,
@@ -269,6 +287,15 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
         pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits;
         pc->sums_per_rank[r] =
             (double)pc->n_seq * (double)imc_engine_stats_bytes(m, &q, head, NULL);
+        // the op scratch of either matmul mode, scoring a sequence against base rows (perplexity
+        // --kld-base: the most a command asks)
+        struct imc_engine_scratch_q sq = {.embed = p->layer_begin == 0,
+                                          .score_rows = head ? pc->ctx : 0,
+                                          .base_len = head ? imc_kld_row_len(m->hp.n_vocab) : 0};
+        const size_t f32 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
+        sq.q8 = true;
+        const size_t q8 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
+        pc->scratch_per_rank[r] = (double)(f32 > q8 ? f32 : q8);
     }
 }
 
@@ -387,30 +414,32 @@ static void split_bytes(const struct plan_ctx *pc, const struct plan_args *a, in
 // and a GPU rank's activations and imatrix sums.
 static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 {
-    printf("\nmemory:    weights, and GPU ranks' activations and imatrix sums; routed experts of "
-           "GPU ranks on the %s\n",
+    char rb[32];
+    printf("\nmemory:    weights, and GPU ranks' activations, imatrix sums and op scratch; routed "
+           "experts of GPU ranks on the %s\n",
            a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
     printf("           activations: calls of %" PRId64 " x %" PRId64
            " tokens (-b, --ctx), the engine's arena with statistics hooks, and the last stage's "
            "logits of a sequence; imatrix sums: an imatrix run's chunk sums, one set per "
-           "sequence of a call; on top: the op scratch (a weight tile of at most 64 MiB), "
-           "cuBLAS's workspace, the CUDA context\n",
-           pc->n_seq, pc->ctx);
-    printf("%4s %4s %12s %12s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem", "on cpu",
-           "node mem", "activations", "imatrix sums");
+           "sequence of a call; op scratch: the op table's operand slots and weight tile; on "
+           "top, %s per GPU rank for the CUDA context and cuBLAS's workspace (--gpu-reserve)\n",
+           pc->n_seq, pc->ctx, human(a->reserve_gib * 1073741824.0, rb, sizeof(rb)));
+    printf("%4s %4s %12s %12s %12s %12s %12s %12s %12s\n", "rank", "gpu", "on gpu", "gpu mem",
+           "on cpu", "node mem", "activations", "imatrix sums", "op scratch");
     for (int r = 0; r < pc->n; r++) {
         const struct imc_rank_plan *p = &pc->rp[r];
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        char g[16], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+        char g[16], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32];
         snprintf(g, sizeof(g), "%d", p->gpu);
-        printf("%4d %4s %12s %12s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
+        printf("%4d %4s %12s %12s %12s %12s %12s %12s %12s\n", p->rank, p->gpu >= 0 ? g : "-",
                p->gpu >= 0 ? human(gb, b1, sizeof(b1)) : "-",
                pc->gpu_per_rank[r] > 0 ? human(pc->gpu_per_rank[r], b2, sizeof(b2)) : "-",
                human(cb, b3, sizeof(b3)),
                pc->mem_per_rank[r] > 0 ? human(pc->mem_per_rank[r], b4, sizeof(b4)) : "-",
                p->gpu >= 0 ? human(pc->act_per_rank[r], b5, sizeof(b5)) : "-",
-               p->gpu >= 0 ? human(pc->sums_per_rank[r], b6, sizeof(b6)) : "-");
+               p->gpu >= 0 ? human(pc->sums_per_rank[r], b6, sizeof(b6)) : "-",
+               p->gpu >= 0 ? human(pc->scratch_per_rank[r], b7, sizeof(b7)) : "-");
     }
 }
 
@@ -419,12 +448,14 @@ static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_args *a)
 {
     int first = -1, n_bad = 0;
-    double need = 0, have = 0, act = 0, sums = 0;
+    double need = 0, have = 0, act = 0, sums = 0, scr = 0;
+    const double reserve = a->reserve_gib * 1073741824.0;
     const char *where = "";
     for (int r = 0; r < pc->n; r++) {
         double gb, cb;
         split_bytes(pc, a, r, &gb, &cb);
-        const double extra = pc->act_per_rank[r] + pc->sums_per_rank[r];
+        const double extra = pc->act_per_rank[r] + pc->sums_per_rank[r] + pc->scratch_per_rank[r] +
+                             (pc->rp[r].gpu >= 0 ? reserve : 0);
         const bool gpu_short = pc->gpu_per_rank[r] > 0 && gb + extra > pc->gpu_per_rank[r];
         const bool cpu_short =
             pc->rp[r].gpu >= 0 && cb > 0 && pc->mem_per_rank[r] > 0 && cb > pc->mem_per_rank[r];
@@ -433,6 +464,7 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
             need = gpu_short ? gb : cb;
             act = gpu_short ? pc->act_per_rank[r] : 0;
             sums = gpu_short ? pc->sums_per_rank[r] : 0;
+            scr = gpu_short ? pc->scratch_per_rank[r] : 0;
             have = gpu_short ? pc->gpu_per_rank[r] : pc->mem_per_rank[r];
             where = gpu_short ? "GPU" : "NUMA node";
         }
@@ -441,7 +473,8 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
         return IMC_OK;
     }
     const struct imc_rank_plan *p = &pc->rp[first];
-    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "", ab[32], sb[32], acts[160] = "";
+    char lay[32], exp[48] = "", nb[32], hb[32], more[64] = "", ab[32], sb[32], cb2[32], rb[32],
+                  res[64] = "", acts[224] = "";
     if (pc->cost.n_expert) {
         snprintf(exp, sizeof(exp), ", experts [%d,%d)", p->expert_begin, p->expert_end);
     }
@@ -450,10 +483,16 @@ static enum imc_status check_fit(const struct plan_ctx *pc, const struct plan_ar
                  n_bad > 2 ? "s do" : " does");
     }
     if (act > 0) {
+        if (reserve > 0) {
+            snprintf(res, sizeof(res), " and %s reserved (--gpu-reserve)",
+                     human(reserve, rb, sizeof(rb)));
+        }
         snprintf(acts, sizeof(acts),
-                 ", %s of activations and %s of imatrix sums (calls of %" PRId64 " x %" PRId64
-                 " tokens)",
-                 human(act, ab, sizeof(ab)), human(sums, sb, sizeof(sb)), pc->n_seq, pc->ctx);
+                 ", %s of activations, %s of imatrix sums%s%s of op scratch (calls of %" PRId64
+                 " x %" PRId64 " tokens)%s",
+                 human(act, ab, sizeof(ab)), human(sums, sb, sizeof(sb)),
+                 reserve > 0 ? ", " : " and ", human(scr, cb2, sizeof(cb2)), pc->n_seq, pc->ctx,
+                 res);
     }
     IMC_LOG_ERR("plan: rank %d (layers %s%s) does not fit: it needs %s of weights%s on %s %d, "
                 "which has %s per rank%s%s",
@@ -505,10 +544,11 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
     pc->gpu_per_rank = calloc((size_t)pc->n, sizeof(*pc->gpu_per_rank));
     pc->act_per_rank = calloc((size_t)pc->n, sizeof(*pc->act_per_rank));
     pc->sums_per_rank = calloc((size_t)pc->n, sizeof(*pc->sums_per_rank));
+    pc->scratch_per_rank = calloc((size_t)pc->n, sizeof(*pc->scratch_per_rank));
     set_shape(pc, a);
     enum imc_status st = IMC_ERR_NOMEM;
     if (!layers || !pc->rp || !pc->mem_per_rank || !pc->gpu_per_rank || !pc->act_per_rank ||
-        !pc->sums_per_rank) {
+        !pc->sums_per_rank || !pc->scratch_per_rank) {
         IMC_LOG_ERR("plan: out of memory for %d ranks", pc->n);
     } else if ((st = imc_model_cost_build(pc->m, layers, &pc->cost)) == IMC_OK) {
         imc_model_cost_totals(pc->m, &pc->cost, &pc->total_bytes, &pc->total_flops);
@@ -529,6 +569,7 @@ static enum imc_status plan(struct plan_ctx *pc, const struct plan_args *a)
         }
     }
     imc_topo_free(t);
+    free(pc->scratch_per_rank);
     free(pc->sums_per_rank);
     free(pc->act_per_rank);
     free(pc->gpu_per_rank);

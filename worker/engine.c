@@ -128,19 +128,17 @@ static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
     return IMC_OK;
 }
 
-#define N_LAYER_VEC 10
+#define N_LAYER_VEC IMC_LAYER_N_VECTORS
 
-// The vector tensors of layer l and the fields of v that hold their f32 copies, in one order.
+// The vector tensors of layer l (model/arch.h imc_layer_vectors) and the fields of v that hold
+// their f32 copies, in that order.
 static void layer_vectors(const struct imc_layer *l, struct eng_layer *v,
                           const struct imc_tensor_info *t[N_LAYER_VEC], float **f[N_LAYER_VEC])
 {
-    const struct imc_tensor_info *tl[N_LAYER_VEC] = {
-        l->attn_norm, l->q_a_norm, l->kv_a_norm, l->ffn_norm, l->ffn_exp_probs_b,
-        l->q_norm,    l->k_norm,   l->bq,        l->bk,       l->bv};
+    imc_layer_vectors(l, t);
     float **fl[N_LAYER_VEC] = {&v->attn_norm,   &v->q_a_norm, &v->kv_a_norm, &v->ffn_norm,
                                &v->exp_probs_b, &v->q_norm,   &v->k_norm,    &v->bq,
                                &v->bk,          &v->bv};
-    memcpy(t, tl, sizeof(tl));
     memcpy(f, fl, sizeof(fl));
 }
 

@@ -6,7 +6,10 @@
  */
 #include "worker/engine_mem.h"
 
+#include "kernels/cuda/policy.h" // the CUDA table's lines and weight tile
+#include "kernels/kernels.h"     // struct imc_nll_row: the scores' bytes
 #include "model/arch.h"
+#include "types/types.h"
 #include "worker/stats_collect_priv.h" // SCOL_*: the collector's slots and blocks
 
 #define ALIGN 64 // worker/engine_step.c: eng_f32's rounding
@@ -200,4 +203,123 @@ size_t imc_engine_stats_blocks(size_t slot_bytes, size_t largest)
         usable += cap - (largest > SCOL_ALIGN ? largest - SCOL_ALIGN : 0);
     }
     return cap_sum;
+}
+
+// ---- the CUDA op table's scratch --------------------------------------------------------------
+
+static size_t maxz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+// The f32 bytes of a vector tensor (0 without one): the engine places each in the table's
+// memory once with the table's copy, from the host (worker/engine.c vectors_to_table).
+static size_t vec_bytes(const struct imc_tensor_info *t)
+{
+    return t ? (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]) * 4 : 0;
+}
+
+// Whether a matmul of n_tok tokens on weights of type takes the table's batch path (table.cu
+// path_of), at s's lines.
+static bool batch(const struct imc_engine_scratch_q *s, enum imc_type type, int64_t n_tok)
+{
+    const bool both0 = s->mmv_tok == 0 && s->mmq_tok == 0;
+    const int64_t mmv = both0 ? IMC_CUDA_MMV_TOKENS : s->mmv_tok;
+    const int64_t mmq = both0 ? IMC_CUDA_MMQ_TOKENS : s->mmq_tok;
+    return n_tok > mmv && !(s->q8 && type != IMC_TYPE_F32 && n_tok <= mmq);
+}
+
+// A matmul of up to n_tok tokens on n_out x n_in weights of type: what the batch path takes when
+// n_tok passes the table's line for it (table.cu path_of): the weight tile (rows dequantized to
+// f32, or bf16 under q8; none for f32 weights) and under q8 the bf16 activations.
+static void batch_scratch(struct imc_engine_scratch *p, enum imc_type type, int64_t n_out,
+                          int64_t n_in, int64_t n_tok, const struct imc_engine_scratch_q *s)
+{
+    const bool bf16 = s->q8 && type != IMC_TYPE_F32;
+    if (!batch(s, type, n_tok) || n_out < 1 || n_in < 1) {
+        return; // mmv or mmq: straight on the weights
+    }
+    const size_t es = bf16 ? 2 : 4;
+    if (type != IMC_TYPE_F32) {
+        int64_t rows = (int64_t)(IMC_CUDA_TILE_BYTES / ((size_t)n_in * es));
+        rows = rows < 1 ? 1 : rows > n_out ? n_out : rows;
+        p->tile = maxz(p->tile, (size_t)(rows * n_in) * es);
+    }
+    if (bf16) {
+        p->a = maxz(p->a, (size_t)(n_tok * n_in) * 2);
+    }
+}
+
+// The matrices of layer l this rank multiplies on the device (the attention path's, the routed
+// experts' unless they are on the cpu), each at the most tokens it gets; MLA's heads also at
+// their strided operands, copied in and out when they leave the group (past its line).
+static void layer_scratch(struct imc_engine_scratch *p, const struct imc_model *m,
+                          const struct imc_layer *l, const struct imc_engine_mem_q *q,
+                          const struct imc_engine_scratch_q *s)
+{
+    const int64_t n = q->n_tok, ep = q->ep_size > 1 ? q->ep_size : 1;
+    const struct imc_tensor_info *t[IMC_LAYER_N_MATRICES];
+    imc_layer_matrices(l, t);
+    const bool absorbed = q->path == IMC_ATTN_ABSORBED;
+    for (int i = 0; i < IMC_LAYER_N_MATRICES; i++) {
+        const struct imc_tensor_info *w = t[i];
+        const bool exps = i >= IMC_LAYER_EXPS && i < IMC_LAYER_EXPS + 3;
+        if (!w || (exps && q->experts_on_cpu) || (w == l->wkv_b && absorbed && l->wk_b) ||
+            ((w == l->wk_b || w == l->wv_b) && !absorbed)) {
+            continue;
+        }
+        const enum imc_type ty = (enum imc_type)w->type;
+        if (w == l->wk_b || w == l->wv_b) { // per head: n_in = ne[0]
+            const int64_t n_out = w == l->wk_b ? m->hp.kv_lora : m->hp.v_head;
+            batch_scratch(p, ty, n_out, w->ne[0], n, s);
+            if (batch(s, ty, n)) {
+                p->x = maxz(p->x, (size_t)(n * w->ne[0]) * 4);
+                p->y = maxz(p->y, (size_t)(n * n_out) * 4);
+            }
+            continue;
+        }
+        batch_scratch(p, ty, w->ne[1], w->ne[0], exps ? ep * n : n, s);
+    }
+    if (l->is_moe) { // the routing ids come back to the host
+        p->b = maxz(p->b, (size_t)(n * m->hp.n_expert_used) * 4);
+    }
+}
+
+size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q,
+                                const struct imc_engine_scratch_q *s,
+                                struct imc_engine_scratch *parts)
+{
+    struct imc_engine_scratch p = {0, 0, 0, 8, 0}; // find_nonfinite's index
+    struct imc_engine_mem_q r = *q;
+    if (r.layer_begin == 0 && r.layer_end == 0) {
+        r.layer_end = m->hp.n_layer;
+    }
+    const int64_t n = r.n_tok;
+    for (int64_t il = r.layer_begin; n > 0 && il < r.layer_end; il++) {
+        layer_scratch(&p, m, &m->layers[il], &r, s);
+        const struct imc_tensor_info *v[IMC_LAYER_N_VECTORS];
+        imc_layer_vectors(&m->layers[il], v);
+        for (int i = 0; i < IMC_LAYER_N_VECTORS; i++) { // placed once by the table's copy
+            p.x = maxz(p.x, vec_bytes(v[i]));
+        }
+    }
+    p.x = n > 0 ? maxz(p.x, vec_bytes(m->output_norm)) : p.x;
+    uint64_t rb = 0;
+    if (n > 0 && s->embed && m->tok_embd &&
+        imc_type_row_bytes(m->tok_embd->type, m->tok_embd->ne[0], &rb)) {
+        p.a = maxz(p.a, (size_t)n * (size_t)rb); // get_rows: the rows gathered on the host
+    }
+    if (n > 0 && r.layer_end == m->hp.n_layer && m->output) { // the head: at most n rows a call
+        batch_scratch(&p, (enum imc_type)m->output->type, m->output->ne[1], m->output->ne[0], n, s);
+    }
+    if (s->score_rows > 0) { // nll_rows: targets, base rows, scores
+        const int64_t k = s->score_rows;
+        p.a = maxz(p.a, (size_t)k * 4);
+        p.b = maxz(p.b, (size_t)(k * s->base_len) * 2);
+        p.y = maxz(p.y, (size_t)k * sizeof(struct imc_nll_row));
+    }
+    if (parts) {
+        *parts = p;
+    }
+    return p.tile + p.x + p.y + p.a + p.b;
 }

@@ -50,4 +50,31 @@ size_t imc_engine_stats_bytes(const struct imc_model *m, const struct imc_engine
 // of 256), as worker/stats_collect_dev.c takes them, at most.
 size_t imc_engine_stats_blocks(size_t slot_bytes, size_t largest);
 
+// What a GPU rank's run asks of the CUDA op table beyond q's engine calls.
+struct imc_engine_scratch_q {
+    bool q8;              // --matmul q8 (bf16 batches), else f32
+    bool embed;           // the rank embeds the tokens (the first stage)
+    int64_t score_rows;   // the most rows of the head's logits one scoring call takes (0: none)
+    int64_t base_len;     // uint16 entries of a base row (--kld-base: coordinator/kld.h
+                          // imc_kld_row_len), 0: no base rows
+    int mmv_tok, mmq_tok; // the table's lines (kernels/cuda/policy.h; both 0: its defaults)
+};
+
+// The CUDA op table's scratch (kernels/cuda/table_priv.h: one device buffer per slot, grown to
+// the largest request and kept) at its most over such a run, per slot: the batch path's weight
+// tile (CT_W), the strided operands of the matmuls that leave a group (CT_X, CT_Y: MLA's heads),
+// the norm weights and biases the engine places in the table's memory once (CT_X),
+// the bf16 activations of a batch, the embedding rows, the scoring targets and the checks'
+// index (CT_A), the routing ids and the base rows (CT_B), and the scores (CT_Y), at the table's
+// lines. An upper bound: every matrix is taken at the
+// most tokens it can get (an expert: every token of its stage). Host arrays the caller hands the
+// table besides these (the logits moved out, host hidden rows) take more.
+struct imc_engine_scratch {
+    size_t tile, x, y, a, b;
+};
+// The sum of parts' slots (parts may be NULL).
+size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q,
+                                const struct imc_engine_scratch_q *s,
+                                struct imc_engine_scratch *parts);
+
 #endif // IMC_WORKER_ENGINE_MEM_H

@@ -6,6 +6,7 @@
  * One section per .cu file.
  */
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/policy.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -148,7 +149,6 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(get_rows)(void *stream, enum imc_typ
                                                       int64_t n_ids, float *dst);
 
 // ---- mmv.cu: small-batch matmul straight on the quantized weight rows ------------------------
-#define IMC_CUDA_MMV_MAX_TOK 64 // most tokens per mmv call (in passes of 8)
 // y[t][o] = Σ_i W[o][i]·x[t][i] for t < n_tok (1..IMC_CUDA_MMV_MAX_TOK), o < n_out: W (device)
 // n_out x n_in of type, x (device) n_tok x n_in f32, y (device) n_tok x n_out f32. f32
 // accumulation in a fixed order (the same bits on every run and launch). Returns
@@ -191,15 +191,8 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mmq_group)(void *stream, enum imc_ty
                                                        int n_jobs, int64_t n_out, int64_t n_in,
                                                        int64_t ldx, int64_t ldy);
 
-// The op table's choices (table.cu): matmuls of up to IMC_CUDA_MMV_TOKENS tokens run mmv; under
-// --matmul q8 (bf16 batches) on weights of a type other than f32, those of up to
-// IMC_CUDA_MMQ_TOKENS run mmq; larger ones dequantize + GEMM (cuBLAS). The environment
-// variables IMC_CUDA_MMV_TOKENS (1 .. IMC_CUDA_MMV_MAX_TOK) and IMC_CUDA_MMQ_TOKENS (0 .. 2^20;
-// at or below the mmv line: no mmq) set others, read when a table's context is made
-// (scripts/gpu-check.sh compares them).
-#define IMC_CUDA_MMV_TOKENS 16
-#define IMC_CUDA_MMQ_TOKENS 256
-#define IMC_CUDA_MMQ_MAX_TOK (1 << 20)
+// The op table's lines between mmv, mmq and the batch path (kernels/cuda/policy.h), as a table
+// state ctx has them (the environment's, read by ctx_new).
 IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmv_tokens)(const void *ctx);
 IMC_CUDA_EXTERN int IMC_CUDA_FN(ctx_mmq_tokens)(const void *ctx);
 

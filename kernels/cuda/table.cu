@@ -83,7 +83,7 @@ extern "C" { // after kern_decl.h, which brings types/types.h in C++ with its pr
 namespace
 {
 
-constexpr size_t TILE_BYTES = (size_t)64 << 20; // dequantized weight tile of the batch matmul
+constexpr size_t TILE_BYTES = IMC_CUDA_TILE_BYTES; // the batch matmul's weight tile (policy.h)
 constexpr int MAX_REG = 8;                      // arrays of one op
 
 // The arrays of one op on the device: host extent [host, host + bytes) at dev.

@@ -30,6 +30,12 @@
  *   - self-checks: a logit moved by 1 and a table whose attention scale is 1% off (0.013 ..
  *     0.34) both fail the bound;
  *   - the table's sqacc is bitwise equal to imc_ref_sqacc on strided rows.
+ *   - the op table's scratch (worker/engine_mem.h imc_engine_scratch_bytes): a run of the
+ *     commands' kind (embed, layers, the head's logits kept and scored there against base rows)
+ *     on every preset and path in f32, and on the q8_0 models below in f32, q8 and q8 with
+ *     IMC_CUDA_MMQ_TOKENS=16 (bf16 tiles and activations): each slot within its part of the bound
+ *     and the sum equal to it, to the byte (17 runs). Found by it: the norm weights the engine
+ *     places through the table's copy once (256-512 bytes) were missing from the first bound.
  *   - mmq (kernels/cuda/mmq.cu) in whole passes: qwen3moe, ds2-tiny-3d (absorbed: MLA's heads
  *     at strides) and glm4moe at q8_0 under --matmul q8 give the logits of the same pass with
  *     IMC_CUDA_MMQ_TOKENS=0 (dequantize + GEMM) bit for bit, in fewer launches (194 / 278,
@@ -64,6 +70,10 @@
 #include "core/log.h"
 #include "kernels/cuda/emu/cuemu_api.h"
 #include "worker/engine_mem.h"
+#define IMC_CUDA_FN(name) imc_cuemu_##name
+#include "kernels/cuda/kern_decl.h"
+#include "kernels/cuda/table_priv.h" // the table's scratch slots
+#undef IMC_CUDA_FN
 #include "worker/engine_priv.h" // the activations' arena
 #include "worker/stats_collect.h"
 #include "worker/stats_collect_priv.h" // SCOL_ALIGN
@@ -708,6 +718,65 @@ static void numeric_cases(const char *dir)
     }
 }
 
+// A run of the commands' kind on the device table (embed, layers, the head keeping its logits,
+// scored where they are kept against base rows), in f32 or q8 mode: each of the table's scratch
+// slots within its bound (worker/engine_mem.h imc_engine_scratch_bytes; C, D, E unused). The
+// slots and bounds are printed; *tile_hit counts the runs whose weight tile equals its bound.
+static void scratch_run(const char *name, const struct imc_model *m, enum imc_attn_path path,
+                        bool q8, int mmq_tok, int *tile_hit)
+{
+    char mmq[16];
+    snprintf(mmq, sizeof(mmq), "%d", mmq_tok);
+    setenv("IMC_CUDA_MMQ_TOKENS", mmq, 1);
+    int32_t tok[N_TOK];
+    ttokens(tok, N_TOK, m->hp.n_vocab, 7);
+    struct score_in in;
+    uint16_t *base = base_rows(m->hp.n_vocab, &in);
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.n_threads = 1;
+    o.attn = path;
+    o.backend = tcuda_backend_emu();
+    o.matmul = q8 ? IMC_MATMUL_Q8 : IMC_MATMUL_F32;
+    struct imc_engine *e = NULL;
+    struct imc_nll_row rows[N_TOK - 1];
+    bool ok = base && imc_engine_init(&e, m, &o) == IMC_OK;
+    float *h = ok ? imc_engine_hidden_alloc(e, N_TOK * m->hp.n_embd) : NULL;
+    ok = h && imc_engine_embed(e, tok, N_TOK, h) == IMC_OK &&
+         imc_engine_layers(e, h, 1, N_TOK, 0) == IMC_OK &&
+         imc_engine_head(e, h, 0, N_TOK, NULL) == IMC_OK &&
+         imc_engine_score_head(e, rows, 0, N_TOK - 1, tok + 1, in.base, in.len) == IMC_OK;
+    CHECK(ok, "%s %s: the commands' run", name, q8 ? "q8" : "f32");
+    if (ok) {
+        const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_engine_backend_ctx(e);
+        const struct imc_engine_mem_q q = {
+            .n_tok = N_TOK, .ep_size = 1, .path = imc_attn_path_for(m, path)};
+        const struct imc_engine_scratch_q sq = {.q8 = q8,
+                                                .embed = true,
+                                                .score_rows = N_TOK - 1,
+                                                .base_len = in.len,
+                                                .mmv_tok = IMC_CUDA_MMV_TOKENS,
+                                                .mmq_tok = mmq_tok};
+        struct imc_engine_scratch p;
+        const size_t bound = imc_engine_scratch_bytes(m, &q, &sq, &p);
+        const size_t *d = c->dev_cap;
+        const size_t used = d[CT_W] + d[CT_X] + d[CT_Y] + d[CT_A] + d[CT_B];
+        CHECK(d[CT_W] <= p.tile && d[CT_X] <= p.x && d[CT_Y] <= p.y && d[CT_A] <= p.a &&
+                  d[CT_B] <= p.b && d[CT_C] == 0 && d[CT_D] == 0 && d[CT_E] == 0 && used == bound,
+              "%s %s mmq %d: scratch slots W %zu X %zu Y %zu A %zu B %zu (C %zu D %zu E %zu) "
+              "within their bounds %zu %zu %zu %zu %zu, and %zu in all the bound %zu",
+              name, q8 ? "q8" : "f32", mmq_tok, d[CT_W], d[CT_X], d[CT_Y], d[CT_A], d[CT_B],
+              d[CT_C], d[CT_D], d[CT_E], p.tile, p.x, p.y, p.a, p.b, used, bound);
+        printf("%-18s %-3s mmq %-3d op scratch %zu bytes (tile %zu, x %zu, y %zu, a %zu, b %zu), "
+               "bound %zu (%zu %zu %zu %zu %zu)\n",
+               name, q8 ? "q8" : "f32", mmq_tok, used, d[CT_W], d[CT_X], d[CT_Y], d[CT_A], d[CT_B],
+               bound, p.tile, p.x, p.y, p.a, p.b);
+        *tile_hit += p.tile > 0 && d[CT_W] == p.tile;
+    }
+    imc_engine_free(e);
+    free(base);
+    unsetenv("IMC_CUDA_MMQ_TOKENS");
+}
+
 // The engine's logits of tok on m (path) on the cuda-emu table under --matmul q8 with the
 // environment's IMC_CUDA_MMQ_TOKENS (mmq: NULL unset), and the launches that took; NULL on
 // failure.
@@ -747,6 +816,7 @@ static void mmq_cases(const char *dir)
     static const struct pcase qc[] = {{"qwen3moe-tiny", IMC_ATTN_AUTO, false},
                                       {"ds2-tiny-3d", IMC_ATTN_ABSORBED, false},
                                       {"glm4moe-tiny", IMC_ATTN_AUTO, false}};
+    int tiles = 0; // f32-mode runs whose weight tile is its bound
     for (size_t i = 0; i < sizeof(qc) / sizeof(qc[0]); i++) {
         struct tmodel t;
         memset(&t, 0, sizeof(t));
@@ -783,9 +853,15 @@ static void mmq_cases(const char *dir)
         free(y);
         free(yb);
         free(cpu);
+        char name[64];
+        snprintf(name, sizeof(name), "%s-q8_0", qc[i].preset);
+        scratch_run(name, t.m, qc[i].path, false, IMC_CUDA_MMQ_TOKENS, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, 16, &tiles); // bf16 batches: tile, activations
         tmodel_close(&t);
         remove(t.path);
     }
+    CHECK(tiles >= 1, "the weight tile's bound met in %d run(s)", tiles);
 }
 
 int main(void)
@@ -805,6 +881,8 @@ int main(void)
             made[n_made++] = cases[i].preset;
         }
         one_case(&cases[i], t.m, i == 0 || i == 2);
+        int tiles = 0; // f32 weights: no tile
+        scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, &tiles);
         if (cases[i].hybrid) {
             groups_case(&cases[i], t.m);
         }

@@ -4,8 +4,9 @@
 # (4 NUMA nodes of 2 cores): one rank per node with disjoint cores, layers of each (replica,
 # shard) tiling [0, n_layer) once, experts of each (replica, stage) tiling [0, n_expert), shares
 # summing to 100%, the automatic layout, GPU memory (--gpu-mem, --experts-on cpu: the bytes on
-# each GPU and CPU, a GPU rank's activations and imatrix sums for calls of -b / --ctx tokens, a
-# slice that fits nowhere refused, all three counted) and the errors (one line, exit 1).
+# each GPU and CPU, a GPU rank's activations, imatrix sums and op scratch for calls of -b / --ctx
+# tokens, --gpu-reserve's allowance per GPU rank, a slice that fits nowhere refused, all of them
+# counted) and the errors (one line, exit 1).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh" plan
 has() { grep -qE -- "$2" "$1"; } # has FILE REGEX
@@ -113,17 +114,26 @@ mem_kib() { mem_rows "$1" | while read -r r _ g gu _ _ c cu _; do
     echo "$r $(kib "$g" "$gu") $(kib "$c" "$cu")"; done; }
 weights_kib() { awk '/^ *[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +\[/ {
     print $1, $7, $8 }' "$1" | while read -r r v u; do echo "$r $(kib "$v" "$u")"; done; }
-"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 1 >"$tmp/g.txt" 2>"$tmp/g.err"
-check "--gpu-mem 1: exit 0, nothing on stderr" test $? -eq 0 -a ! -s "$tmp/g.err"
-check "--gpu-mem 1: memory table of 4 ranks" test "$(mem_rows "$tmp/g.txt" | wc -l)" -eq 4
-check "--gpu-mem 1: each rank's weights all on its GPU, 0 B on the CPU" test \
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 2 >"$tmp/g.txt" 2>"$tmp/g.err"
+check "--gpu-mem 2: exit 0, nothing on stderr" test $? -eq 0 -a ! -s "$tmp/g.err"
+check "--gpu-mem 2: memory table of 4 ranks" test "$(mem_rows "$tmp/g.txt" | wc -l)" -eq 4
+check "--gpu-mem 2: each rank's weights all on its GPU, 0 B on the CPU" test \
     "$(mem_kib "$tmp/g.txt" | awk '{ print $1, $2 }')" = "$(weights_kib "$tmp/g.txt")" -a \
     "$(mem_kib "$tmp/g.txt" | awk '{ print $3 }' | sort -u)" = "0.00"
-check "--gpu-mem 1: 1.00 GiB per rank on GPUs 0-3" test \
+check "--gpu-mem 2: 2.00 GiB per rank on GPUs 0-3" test \
     "$(mem_rows "$tmp/g.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = \
-    "0=1.00GiB 1=1.00GiB 2=1.00GiB 3=1.00GiB "
+    "0=2.00GiB 1=2.00GiB 2=2.00GiB 3=2.00GiB "
+check "--gpu-mem 2: says the 1 GiB reserved per GPU rank" \
+    has "$tmp/g.txt" 'on top, 1.00 GiB per GPU rank for the CUDA context .*\(--gpu-reserve\)'
+# the op scratch (worker/engine_mem.h imc_engine_scratch_bytes): more tokens per call, more
+# bytes (the embedding rows, the routing ids); a fit counts it
+scr_kib() { # scr_kib FILE RANK: the rank's op scratch in KiB
+    mem_rows "$1" | awk -v r="$2" '$1 == r { print $15, $16 }' | while read -r v u; do
+        kib "$v" "$u"; done; }
+check "--gpu-mem 2: op scratch on every GPU rank" test \
+    "$(for r in 0 1 2 3; do scr_kib "$tmp/g.txt" $r; echo; done | awk '$1 > 0' | wc -l)" -eq 4
 "$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0014 --experts-on cpu --ctx 4 -b 4 \
-    >"$tmp/x.txt" 2>"$tmp/x.err"
+    --gpu-reserve 0 >"$tmp/x.txt" 2>"$tmp/x.err"
 check "--experts-on cpu, 1.43 MiB GPUs, calls of 4 tokens: fits, exit 0" \
     test $? -eq 0 -a ! -s "$tmp/x.err"
 check "--experts-on cpu: GPU + CPU bytes = the rank's weights, 96 KiB of experts on the CPU" test \
@@ -136,23 +146,25 @@ check "--experts-on cpu: says where the experts are" \
 act_kib() { # act_kib FILE RANK: the rank's activations in KiB
     mem_rows "$1" | awk -v r="$2" '$1 == r { print $11, $12 }' | while read -r v u; do
         kib "$v" "$u"; done; }
-"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 1 --ctx 64 -b 64 >"$tmp/a1.txt" 2>&1
-"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 1 --ctx 64 -b 256 >"$tmp/a4.txt" 2>&1
+"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 2 --ctx 64 -b 64 >"$tmp/a1.txt" 2>&1
+"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 2 --ctx 64 -b 256 >"$tmp/a4.txt" 2>&1
 check "-b 64 --ctx 64: calls of 1 x 64 tokens" has "$tmp/a1.txt" 'calls of 1 x 64 tokens'
 check "-b 256 --ctx 64: calls of 4 x 64 tokens" has "$tmp/a4.txt" 'calls of 4 x 64 tokens'
 check "4 sequences a call take more than 3 times one's activations (logits once)" awk \
     -v a="$(act_kib "$tmp/a1.txt" 0)" -v b="$(act_kib "$tmp/a4.txt" 0)" \
     'BEGIN { exit !(a > 128 && b - 128 > 3 * (a - 128)) }'
+check "op scratch: calls of 4 x 64 tokens take more than calls of 1 x 64" awk \
+    -v a="$(scr_kib "$tmp/a1.txt" 0)" -v b="$(scr_kib "$tmp/a4.txt" 0)" 'BEGIN { exit !(b > a) }'
 check "imatrix sums: a set per sequence, 4 times one's" test \
     "$(mem_rows "$tmp/a4.txt" | awk '{ print $13 $14 }')" = "4.00MiB" -a \
     "$(mem_rows "$tmp/a1.txt" | awk '{ print $13 $14 }')" = "1.00MiB"
-"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 2 --layout pp=2 --gpu-mem 1 --ctx 64 -b 64 >"$tmp/a2.txt" 2>&1
+"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 2 --layout pp=2 --gpu-mem 2 --ctx 64 -b 64 >"$tmp/a2.txt" 2>&1
 check "pp=2: only the last stage holds the 128 KiB of logits" awk \
     -v f="$(act_kib "$tmp/a2.txt" 0)" -v l="$(act_kib "$tmp/a2.txt" 1)" \
     'BEGIN { exit !(f > 0 && l >= 128 && f < l) }'
-"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 1 --layout pp=2 --gpu-mem 1 >"$tmp/s.txt" 2>&1
-check "2 ranks on 1 GPU: 512 MiB each" test \
-    "$(mem_rows "$tmp/s.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = "0=512.00MiB 0=512.00MiB "
+"$IMC_BIN" plan "$ds2" --ranks 2 --gpus 1 --layout pp=2 --gpu-mem 3 >"$tmp/s.txt" 2>&1
+check "2 ranks on 1 GPU: 1.5 GiB each" test \
+    "$(mem_rows "$tmp/s.txt" | awk '{ print $2 "=" $5 $6 }' | tr '\n' ' ')" = "0=1.50GiB 0=1.50GiB "
 "$IMC_BIN" plan "$ds2" --ranks 4 >"$tmp/nog.txt" 2>&1
 check "without --gpu-mem / --experts-on: no memory table" test -z "$(mem_rows "$tmp/nog.txt")"
 
@@ -178,22 +190,37 @@ err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
 err_case "no --ranks" 2 'missing --ranks' "$ds2"
 # (an imatrix run's sums take at least one block of 1 MiB)
 re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights, '
-re+='28.31 KiB of activations and 1.00 MiB of imatrix sums \(calls of 1 x 4 tokens\) on GPU 0, '
-re+='which has 1.43 MiB per rank \(1 more rank does not fit either\); --experts-on cpu keeps'
-err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0014 --ctx 4 -b 4
+re+='28.31 KiB of activations, 1.00 MiB of imatrix sums and 1.28 KiB of op scratch \(calls of 1 x '
+re+='4 tokens\) on GPU 0, which has 1.43 MiB per rank \(1 more rank does not fit either\); '
+re+='--experts-on cpu keeps'
+err_case "slice above its GPU" 1 "$re" "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0014 --ctx 4 -b 4 \
+    --gpu-reserve 0
 err_case "GPU part above its GPU with --experts-on cpu" 1 \
-    'rank 0 .* needs 375.53 KiB of weights, 15.81 KiB of activations and 1.00 MiB of imatrix sums .* on GPU 0, which has 1.33 MiB per rank \(1 more' \
-    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0013 --experts-on cpu --ctx 4 -b 4
+    'rank 0 .* needs 375.53 KiB of weights, 15.81 KiB of activations, 1.00 MiB of imatrix sums and 1.28 KiB of op scratch .* on GPU 0, which has 1.33 MiB per rank \(1 more' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.0013 --experts-on cpu --ctx 4 -b 4 --gpu-reserve 0
 # 482 KiB GPUs hold rank 0's 471.53 KiB of weights, not its activations and sums as well
 err_case "weights fit, the rest does not" 1 \
-    'rank 0 .* needs 471.53 KiB of weights, 28.31 KiB of activations and 1.00 MiB of imatrix sums \(calls of 1 x 4 tokens\) on GPU 0, which has 482.34 KiB' \
-    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.00046 --ctx 4 -b 4
+    'rank 0 .* needs 471.53 KiB of weights, 28.31 KiB of activations, 1.00 MiB of imatrix sums and 1.28 KiB of op scratch \(calls of 1 x 4 tokens\) on GPU 0, which has 482.34 KiB' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.00046 --ctx 4 -b 4 --gpu-reserve 0
+# the op scratch counts: 1524.63 KiB GPUs hold rank 0's weights, activations and sums (1523.84
+# KiB), not its 1.28 KiB of op scratch as well
+err_case "all but the op scratch fits" 1 \
+    'rank 0 .* 1.28 KiB of op scratch \(calls of 1 x 4 tokens\) on GPU 0, which has 1.49 MiB' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 0.001454 --ctx 4 -b 4 --gpu-reserve 0
+# the reserve counts: 1 GiB GPUs hold the slice, not the slice and 1 GiB besides; half as much does
+err_case "the default reserve on 1 GiB GPUs" 1 \
+    'rank 0 .* needs 471.53 KiB of weights, [0-9.]+ MiB of activations, 8.00 MiB of imatrix sums, [0-9.]+ KiB of op scratch \(calls of 8 x 256 tokens\) and 1.00 GiB reserved \(--gpu-reserve\) on GPU 0, which has 1.00 GiB per rank' \
+    "$ds2" --ranks 4 --gpus 4 --gpu-mem 1
+"$IMC_BIN" plan "$ds2" --ranks 4 --gpus 4 --gpu-mem 1 --gpu-reserve 0.5 >/dev/null 2>"$tmp/r.err"
+check "--gpu-reserve 0.5 on 1 GiB GPUs: fits" test $? -eq 0 -a ! -s "$tmp/r.err"
+err_case "--gpu-reserve -1" 2 'option --gpu-reserve expects GiB in \[0, ' "$ds2" --ranks 2 --gpus 1 \
+    --gpu-mem 1 --gpu-reserve -1
 HWLOC_SYNTHETIC="pack:2 numa:2(memory=50kB) core:2 pu:1" err_case "experts above the node" 1 \
     'rank 0 .* needs 96.00 KiB of weights on NUMA node 0, which has 48.83 KiB per rank \(3 more' \
     "$ds2" --ranks 4 --gpus 4 --experts-on cpu
 err_case "dense slice above its GPU" 1 \
-    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights, [0-9.]+ [KM]iB of activations and [0-9.]+ [KM]iB of imatrix sums \(calls of 8 x 256 tokens\) on GPU 0' \
-    "$llama" --ranks 2 --gpus 2 --gpu-mem 0.0001
+    'rank 0 \(layers \[0,1\)\) does not fit: it needs [0-9.]+ KiB of weights, [0-9.]+ [KM]iB of activations, [0-9.]+ [KM]iB of imatrix sums and [0-9.]+ [KM]iB of op scratch \(calls of 8 x 256 tokens\) on GPU 0' \
+    "$llama" --ranks 2 --gpus 2 --gpu-mem 0.0001 --gpu-reserve 0
 err_case "--gpu-mem without GPU ranks" 1 '--gpu-mem needs GPU ranks, but the plan has none' \
     "$ds2" --ranks 2 --gpus 0 --gpu-mem 1
 err_case "--experts-on cpu without GPU ranks" 1 '--experts-on cpu needs GPU ranks' \
