@@ -378,12 +378,15 @@ $(rel "$p_q8" "$p_cpu") from cpu f32)"
         tg=$(($(date +%s) - t))
         bctx=512
         read -r r_w p_w <<<"$(rate cuda q8 2)"
+        # the engine's device memory at its most, and what the device held besides (kernels/cuda
+        # table_ctx.cu: cudaMemGetInfo at the end of the run)
+        mem_re='device memory at its most [0-9.]+ MiB|the device holds [0-9.]+ MiB besides'
         if [[ $r_w == failed ]]; then
             step ds3width $(($(date +%s) - t)) FAIL "ds3-width perplexity on the GPU failed"
         else
             step ds3width $(($(date +%s) - t)) ok "generated in ${tg} s; perplexity, 1024 tokens, \
-cuda q8: $r_w tok/s (PPL $p_w); $(grep -o 'device memory at its most [0-9.]* MiB' \
-                "$work/rate.log" | head -n 1)"
+cuda q8: $r_w tok/s (PPL $p_w); $(grep -oE "$mem_re" "$work/rate.log" | head -n 2 | paste -sd ';') \
+(besides: the CUDA context and cuBLAS's workspace, what imc plan --gpu-reserve allows for)"
             peak_step ds3-width "$bm" "$r_w" $(($(date +%s) - t))
             # the table's line between mmv and dequantize + GEMM (kern_decl.h
             # IMC_CUDA_MMV_TOKENS, 16): DeepSeek-V3's experts get 16 tokens each on average at

@@ -100,6 +100,9 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(dev_memset)(void *stream, void *p, i
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sync)(void *stream);
 // *n = the number of visible devices (0 without a driver or device; the emulator has 1).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(device_count)(int *n);
+// The current device's free and total memory (cudaMemGetInfo: every process's allocations and
+// CUDA contexts count).
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(mem_info)(size_t *free, size_t *total);
 // Makes device dev (0 .. count - 1) the calling host thread's device for later calls.
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(set_device)(int dev);
 // buf[0..len) = the PCI bus id of device dev ("00000000:17:00.0"; the emulator's is all zeros).

@@ -67,6 +67,13 @@ extern "C" enum imc_status IMC_CUDA_FN(pci_bus_id)(int dev, char *buf, int len)
     return IMC_OK;
 }
 
+extern "C" enum imc_status IMC_CUDA_FN(mem_info)(size_t *free, size_t *total)
+{
+    *free = *total = 0;
+    IMC_CUDA_CHECK(cudaMemGetInfo(free, total));
+    return IMC_OK;
+}
+
 extern "C" enum imc_status IMC_CUDA_FN(device_count)(int *n)
 {
     *n = 0;

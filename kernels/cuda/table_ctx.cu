@@ -110,11 +110,20 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
     const struct imc_cuda_mem *pk = &c->peak;
     if (pk->peak_weights > 0) { // a context that multiplied (an engine's, not an op test's)
         const double mib = 1.0 / (1 << 20);
+        // what the device holds besides this table's memory now: the CUDA context, cuBLAS's
+        // workspace and other processes' memory (what `imc plan --gpu-reserve` allows for)
+        struct imc_cuda_mem now;
+        mem_now(c, &now);
+        size_t fr = 0, tot = 0;
+        const size_t ours = now.weights + now.buffers + now.scratch;
+        const bool known = IMC_CUDA_FN(mem_info)(&fr, &tot) == IMC_OK && tot >= fr;
+        const double besides = known && tot - fr > ours ? (double)(tot - fr - ours) : 0;
         IMC_LOG_INF("cuda: device memory at its most %.1f MiB: weights %.1f MiB, the table's "
-                    "buffers %.1f MiB, op scratch %.1f MiB (the CUDA context and cuBLAS's "
-                    "workspace on top)",
+                    "buffers %.1f MiB, op scratch %.1f MiB; the device holds %.1f MiB besides "
+                    "(the CUDA context, cuBLAS's workspace, other processes)",
                     (double)pk->peak * mib, (double)pk->peak_weights * mib,
-                    (double)pk->peak_buffers * mib, (double)pk->peak_scratch * mib);
+                    (double)pk->peak_buffers * mib, (double)pk->peak_scratch * mib,
+                    besides * mib);
     }
     IMC_CUDA_FN(wcache_free)(&c->wc);
     for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {

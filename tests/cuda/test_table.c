@@ -20,6 +20,8 @@
  *     q8: 0 .. 16, 17 .. 167 and 257, 258), rows in the table's memory at strides: bitwise each
  *     expert's matmul alone; the experts of up to 16 tokens in ceil(n / IMC_CUDA_MMV_GROUP_MAX)
  *     launches (mmv_group), those of mmq likewise (mmq_group), counted by the emulator;
+ *   - ctx_free's line of device memory names what the device holds besides the table (a 1 MiB
+ *     block the test holds: "1.0 MiB besides");
  *   - residency: one upload per weight (the context's cache holds each weight once, with its
  *     bytes); a weight changed on the host after its first use gives the old result (the ops
  *     read the device copy); ctx_free returns every byte of emulated device memory;
@@ -616,6 +618,44 @@ static void exhausted(const char *dir)
     tmodel_close(&tm);
 }
 
+// Keeps the device memory line of ctx_free (INFO) in user (512 bytes).
+static void mem_line_sink(enum imc_log_level level, const char *line, void *user)
+{
+    if (level == IMC_LOG_INFO && strstr(line, "device memory at its most")) {
+        snprintf((char *)user, 512, "%s", line);
+    }
+}
+
+// ctx_free's line of device memory: the table's most, and what the device holds besides it
+// (cudaMemGetInfo; in the emulator the other emulated allocations, here a 1 MiB block the test
+// holds), the figure `imc plan --gpu-reserve` allows for.
+static void mem_line(void)
+{
+    struct tctx t;
+    tctx_open(&t);
+    enum { NO = 1024, NI = 1024 }; // 576 KiB of q4_K: not counted besides
+    struct krng r = {5};
+    uint64_t rb = 0;
+    uint8_t *w = kt_weights(&r, IMC_TYPE_Q4_K, NO, NI, &rb);
+    float *x = kalloc_rand(&r, NI, 1.0f), *y = malloc(NO * sizeof(float));
+    CHECK(t.b->matmul(t.ex, y, NO, w, IMC_TYPE_Q4_K, NO, NI, x, NI, 1) == IMC_OK, "matmul");
+    void *extra = NULL;
+    CHECK(imc_cuemu_dev_alloc((size_t)1 << 20, &extra) == IMC_OK, "1 MiB besides the table");
+    char line[512] = "";
+    const enum imc_log_level lv = imc_log_get_level();
+    imc_log_set_level(IMC_LOG_INFO);
+    imc_log_set_sink(mem_line_sink, line);
+    tctx_close(&t);
+    imc_log_set_sink(NULL, NULL);
+    imc_log_set_level(lv);
+    CHECK(strstr(line, "weights 0.6 MiB") && strstr(line, "the device holds 1.0 MiB besides"),
+          "ctx_free's line: %s", line);
+    imc_cuemu_dev_free(extra);
+    free(w);
+    free(x);
+    free(y);
+}
+
 // ctx_new with var=val refuses with one message naming var and the range; var unset after.
 static void env_refused(const char *var, const char *val, const char *range)
 {
@@ -680,6 +720,7 @@ int main(void)
     matmul_group_case(true);
     mmv_tokens_env();
     mmq_tokens_env();
+    mem_line();
     rows_and_swiglu();
     device_index();
     interleaved();

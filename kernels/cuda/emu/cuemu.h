@@ -155,6 +155,9 @@ typedef struct CUstream_st *cudaStream_t;
 
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
+// The emulated device's memory: total IMC_CUEMU_MEM_LIMIT (2^40 bytes without one), free what
+// the emulated allocations leave of it (no context of its own).
+cudaError_t cudaMemGetInfo(size_t *free, size_t *total);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
                             cudaStream_t stream);

@@ -105,6 +105,14 @@ cudaError_t cudaFree(void *p)
     return cudaSuccess;
 }
 
+cudaError_t cudaMemGetInfo(size_t *free, size_t *total)
+{
+    const size_t limit = cuemu::mem_limit(), used = cuemu::g_used.load();
+    *total = limit ? limit : (size_t)1 << 40;
+    *free = used < *total ? *total - used : 0;
+    return cudaSuccess;
+}
+
 extern "C" unsigned long long cuemu_mem_used(void)
 {
     return cuemu::g_used.load();
