@@ -65,6 +65,26 @@ static int64_t dense(const struct imc_tensor_info *wg, int64_t n)
     return 2 * f32(n * wg->ne[1]);
 }
 
+// The (token, expert) pairs a shard's experts receive in a call of n tokens per shard, at their
+// worst: every pair of every shard routed here (min(k, own experts) per token).
+static int64_t pairs_received(const struct imc_model *m, const struct imc_engine_mem_q *q,
+                              int64_t n)
+{
+    const int64_t k = m->hp.n_expert_used, n_own = q->expert_end - q->expert_begin;
+    return q->ep_size > 1 ? q->ep_size * n * min2(k, n_own) : n * k;
+}
+
+// The rows of the largest group of experts (moe.c run_experts): experts whose rows fit
+// block_bytes, or one expert alone with every token of the stage (each token once: <= ep·n).
+static int64_t group_rows(const struct imc_model *m, const struct imc_engine_mem_q *q, int64_t n)
+{
+    const int64_t d = m->hp.n_embd, fe = m->hp.n_ff_exp, nr = pairs_received(m, q, n);
+    const int64_t ep = q->ep_size > 1 ? q->ep_size : 1;
+    const int64_t bytes = q->block_bytes > 0 ? q->block_bytes : IMC_ENGINE_BLOCK_BYTES;
+    const int64_t max_rows = max2(bytes / (2 * (d + fe) * 4), 1);
+    return max2(min2(max_rows, nr), min2(ep * n, nr));
+}
+
 // moe.c moe: logits, w; dispatch's send and received rows (shards; at their worst, every pair
 // of every shard routed here, and in the tables' memory); run_experts' outputs, the largest
 // group's four buffers (on the device unless --experts-on cpu) and the gather and scatter orders;
@@ -74,19 +94,14 @@ static int64_t moe(const struct imc_model *m, const struct imc_layer *l,
 {
     const struct imc_hparams *hp = &m->hp;
     const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
-    const int64_t n_own = q->expert_end - q->expert_begin;
     const int ep = q->ep_size > 1 ? q->ep_size : 1;
     int64_t b = f32(n * hp->n_expert) + f32(n * k);
-    const int64_t nr = ep > 1 ? ep * n * min2(k, n_own) : n * k; // pairs received
+    const int64_t nr = pairs_received(m, q, n);
     if (ep > 1) {
         b += f32(n * k * d) + f32(nr * d);
     }
     b += f32(nr * d);
-    const int64_t row_bytes = 2 * (d + fe) * 4;
-    const int64_t bytes = q->block_bytes > 0 ? q->block_bytes : IMC_ENGINE_BLOCK_BYTES;
-    const int64_t max_rows = max2(bytes / row_bytes, 1);
-    // a group: experts whose rows fit max_rows, or one expert alone (each token once: <= ep·n)
-    const int64_t g_rows = max2(min2(max_rows, nr), min2(ep * n, nr));
+    const int64_t g_rows = group_rows(m, q, n);
     if (!q->experts_on_cpu) {
         b += 2 * f32(g_rows * d) + 2 * f32(g_rows * fe) + 2 * f32(nr);
     }
@@ -283,6 +298,13 @@ static void layer_scratch(struct imc_engine_scratch *p, const struct imc_model *
     if (l->is_moe) { // the routing ids come back to the host
         p->b = maxz(p->b, (size_t)(n * m->hp.n_expert_used) * 4);
     }
+    if (l->is_moe && q->experts_on_cpu) { // a group's rows to the cpu table and back, by index
+        const int64_t g = group_rows(m, q, n);
+        p->x = maxz(p->x, (size_t)(g * m->hp.n_embd) * 4);
+        p->y = maxz(p->y, (size_t)(g * m->hp.n_embd) * 4);
+        p->a = maxz(p->a, (size_t)g * 4);
+        p->b = maxz(p->b, (size_t)g * 4);
+    }
 }
 
 size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engine_mem_q *q,
@@ -293,6 +315,9 @@ size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engi
     struct imc_engine_mem_q r = *q;
     if (r.layer_begin == 0 && r.layer_end == 0) {
         r.layer_end = m->hp.n_layer;
+    }
+    if (r.expert_begin == 0 && r.expert_end == 0) {
+        r.expert_end = m->hp.n_expert;
     }
     const int64_t n = r.n_tok;
     for (int64_t il = r.layer_begin; n > 0 && il < r.layer_end; il++) {

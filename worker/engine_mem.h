@@ -63,7 +63,9 @@ struct imc_engine_scratch_q {
 // The CUDA op table's scratch (kernels/cuda/table_priv.h: one device buffer per slot, grown to
 // the largest request and kept) at its most over such a run, per slot: the batch path's weight
 // tile (CT_W), the strided operands of the matmuls that leave a group (CT_X, CT_Y: MLA's heads),
-// the norm weights and biases the engine places in the table's memory once (CT_X),
+// the norm weights and biases the engine places in the table's memory once (CT_X), with
+// --experts-on cpu a group's rows moved to the cpu table and back by index (CT_Y, CT_X, CT_A,
+// CT_B),
 // the bf16 activations of a batch, the embedding rows, the scoring targets and the checks'
 // index (CT_A), the routing ids and the base rows (CT_B), and the scores (CT_Y), at the table's
 // lines. An upper bound: every matrix is taken at the

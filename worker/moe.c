@@ -269,7 +269,7 @@ static enum imc_status run_experts(struct imc_engine *e, int64_t il, struct moe_
             eng_matmul_slices(e, il, l->ffn_gate_exps, eb + x0, fe, g, fe, xe, d, fx, x1 - x0, tx));
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_up_exps, eb + x0, fe, u, fe, xe, d, fx, x1 - x0, tx));
-        ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
+        ENG_TIMED(e, IMC_PROF_FFN_ACT, e->be_exp->swiglu(e->ex, g, fe, g, fe, u, fe, n, fe));
         IMC_TRY(
             eng_matmul_slices(e, il, l->ffn_down_exps, eb + x0, d, ye, d, g, fe, fx, x1 - x0, tx));
         IMC_TRY(move_rows(e, p->out, gsel + r0, ye, NULL, n, d));

@@ -32,10 +32,13 @@
  *   - the table's sqacc is bitwise equal to imc_ref_sqacc on strided rows.
  *   - the op table's scratch (worker/engine_mem.h imc_engine_scratch_bytes): a run of the
  *     commands' kind (embed, layers, the head's logits kept and scored there against base rows)
- *     on every preset and path in f32, and on the q8_0 models below in f32, q8 and q8 with
- *     IMC_CUDA_MMQ_TOKENS=16 (bf16 tiles and activations): each slot within its part of the bound
- *     and the sum equal to it, to the byte (17 runs). Found by it: the norm weights the engine
- *     places through the table's copy once (256-512 bytes) were missing from the first bound.
+ *     on every preset and path in f32, the hybrid (--experts-on cpu) on the MoE presets, and on
+ *     the q8_0 models below in f32, q8 and q8 with IMC_CUDA_MMQ_TOKENS=16 (bf16 tiles and
+ *     activations): each slot within its part of the bound and the sum equal to it, to the byte
+ *     (21 runs). Found by it: the norm weights the engine places through the table's copy once
+ *     (256-512 bytes) were missing from the first bound; and the hybrid ran the experts' SwiGLU
+ *     on the device table on host rows (two uploads and a download per group), now on the
+ *     experts' table.
  *   - mmq (kernels/cuda/mmq.cu) in whole passes: qwen3moe, ds2-tiny-3d (absorbed: MLA's heads
  *     at strides) and glm4moe at q8_0 under --matmul q8 give the logits of the same pass with
  *     IMC_CUDA_MMQ_TOKENS=0 (dequantize + GEMM) bit for bit, in fewer launches (194 / 278,
@@ -723,7 +726,7 @@ static void numeric_cases(const char *dir)
 // slots within its bound (worker/engine_mem.h imc_engine_scratch_bytes; C, D, E unused). The
 // slots and bounds are printed; *tile_hit counts the runs whose weight tile equals its bound.
 static void scratch_run(const char *name, const struct imc_model *m, enum imc_attn_path path,
-                        bool q8, int mmq_tok, int *tile_hit)
+                        bool q8, int mmq_tok, bool experts_cpu, int *tile_hit)
 {
     char mmq[16];
     snprintf(mmq, sizeof(mmq), "%d", mmq_tok);
@@ -737,6 +740,7 @@ static void scratch_run(const char *name, const struct imc_model *m, enum imc_at
     o.attn = path;
     o.backend = tcuda_backend_emu();
     o.matmul = q8 ? IMC_MATMUL_Q8 : IMC_MATMUL_F32;
+    o.experts_on_cpu = experts_cpu;
     struct imc_engine *e = NULL;
     struct imc_nll_row rows[N_TOK - 1];
     bool ok = base && imc_engine_init(&e, m, &o) == IMC_OK;
@@ -748,8 +752,10 @@ static void scratch_run(const char *name, const struct imc_model *m, enum imc_at
     CHECK(ok, "%s %s: the commands' run", name, q8 ? "q8" : "f32");
     if (ok) {
         const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_engine_backend_ctx(e);
-        const struct imc_engine_mem_q q = {
-            .n_tok = N_TOK, .ep_size = 1, .path = imc_attn_path_for(m, path)};
+        const struct imc_engine_mem_q q = {.n_tok = N_TOK,
+                                           .ep_size = 1,
+                                           .path = imc_attn_path_for(m, path),
+                                           .experts_on_cpu = experts_cpu};
         const struct imc_engine_scratch_q sq = {.q8 = q8,
                                                 .embed = true,
                                                 .score_rows = N_TOK - 1,
@@ -855,9 +861,9 @@ static void mmq_cases(const char *dir)
         free(cpu);
         char name[64];
         snprintf(name, sizeof(name), "%s-q8_0", qc[i].preset);
-        scratch_run(name, t.m, qc[i].path, false, IMC_CUDA_MMQ_TOKENS, &tiles);
-        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, &tiles);
-        scratch_run(name, t.m, qc[i].path, true, 16, &tiles); // bf16 batches: tile, activations
+        scratch_run(name, t.m, qc[i].path, false, IMC_CUDA_MMQ_TOKENS, false, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, false, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, 16, false, &tiles); // bf16 tiles, activations
         tmodel_close(&t);
         remove(t.path);
     }
@@ -882,7 +888,11 @@ int main(void)
         }
         one_case(&cases[i], t.m, i == 0 || i == 2);
         int tiles = 0; // f32 weights: no tile
-        scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, &tiles);
+        scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, false, &tiles);
+        if (cases[i].hybrid) { // the routed experts on the cpu table
+            scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, true,
+                        &tiles);
+        }
         if (cases[i].hybrid) {
             groups_case(&cases[i], t.m);
         }
