@@ -30,8 +30,6 @@
  */
 #include "kernels/cuda/qdecode.cuh"
 
-#include <string.h>
-
 #include "kernels/cuda/kern_decl.h"
 
 namespace
@@ -45,15 +43,9 @@ constexpr int MQ_LDS = MQ_K + 8;        // bf16 per staged row (a multiple of 16
 constexpr int MQ_LDC = MQ_ROWS + 4;     // f32 per staged output column (16 bytes)
 constexpr int64_t MQ_MAX_TILES = 65535; // token tiles of a launch (grid.z)
 
-// Up to IMC_CUDA_MMV_GROUP_MAX jobs of one launch, by value in its parameters.
-struct mmq_jobs {
-    struct imc_cuda_mmv_job j[IMC_CUDA_MMV_GROUP_MAX];
-};
-static_assert(sizeof(mmq_jobs) + 48 <= 4096, "a launch's parameters stay under 4 KB");
-
 template <class D>
 __global__ void __launch_bounds__(MQ_THREADS)
-    mmq_group_kernel(const mmq_jobs jobs, size_t row_bytes, int64_t n_out, int64_t n_in,
+    mmq_group_kernel(const qdec::group_jobs jobs, size_t row_bytes, int64_t n_out, int64_t n_in,
                      int64_t ldx, int64_t ldy)
 {
     using namespace nvcuda;
@@ -136,17 +128,12 @@ enum imc_status launch_group(void *stream, const struct imc_cuda_mmv_job *jobs, 
 {
     const size_t row_bytes = qdec::row_bytes<D>(n_in);
     const int64_t blocks = (n_out + MQ_ROWS - 1) / MQ_ROWS;
-    void (*const k)(const mmq_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
+    void (*const k)(const qdec::group_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
         mmq_group_kernel<D>;
-    for (int j0 = 0; j0 < n_jobs; j0 += IMC_CUDA_MMV_GROUP_MAX) {
-        const int nj = n_jobs - j0 < IMC_CUDA_MMV_GROUP_MAX ? n_jobs - j0 : IMC_CUDA_MMV_GROUP_MAX;
-        mmq_jobs p;
-        memset(&p, 0, sizeof(p));
-        memcpy(p.j, jobs + j0, (size_t)nj * sizeof(p.j[0]));
+    for (int j0 = 0, nj = 0; j0 < n_jobs; j0 += nj) {
+        qdec::group_jobs p;
         int64_t most = 0;
-        for (int i = 0; i < nj; i++) {
-            most = p.j[i].n_tok > most ? p.j[i].n_tok : most;
-        }
+        nj = qdec::group_chunk(jobs, n_jobs, j0, &p, &most);
         const int64_t tiles = (most + MQ_TOK - 1) / MQ_TOK;
         IMC_LAUNCH(k, dim3((unsigned)blocks, (unsigned)nj, (unsigned)tiles), dim3(MQ_THREADS), 0,
                    stream, p, row_bytes, n_out, n_in, ldx, ldy);

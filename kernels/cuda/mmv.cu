@@ -37,8 +37,6 @@
  */
 #include "kernels/cuda/qdecode.cuh"
 
-#include <string.h>
-
 #include "kernels/cuda/kern_decl.h"
 
 namespace
@@ -123,16 +121,10 @@ __device__ __forceinline__ void mmv_rows(const uint8_t *w, size_t row_bytes, int
     }
 }
 
-// Up to IMC_CUDA_MMV_GROUP_MAX jobs of one launch, by value in its parameters.
-struct mmv_jobs {
-    struct imc_cuda_mmv_job j[IMC_CUDA_MMV_GROUP_MAX];
-};
-static_assert(sizeof(mmv_jobs) + 48 <= 4096, "a launch's parameters stay under 4 KB");
-
 // Job blockIdx.y of jobs: its own weights, tokens and outputs.
 template <class D>
 __global__ void __launch_bounds__(MMV_WARPS * 32)
-    mmv_group_kernel(const mmv_jobs jobs, size_t row_bytes, int64_t n_out, int64_t n_in,
+    mmv_group_kernel(const qdec::group_jobs jobs, size_t row_bytes, int64_t n_out, int64_t n_in,
                      int64_t ldx, int64_t ldy)
 {
     const struct imc_cuda_mmv_job j = jobs.j[blockIdx.y];
@@ -146,13 +138,12 @@ enum imc_status launch_group(void *stream, const struct imc_cuda_mmv_job *jobs, 
 {
     const size_t row_bytes = qdec::row_bytes<D>(n_in);
     const int64_t blocks = (n_out + MMV_ROWS - 1) / MMV_ROWS;
-    void (*const k)(const mmv_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
+    void (*const k)(const qdec::group_jobs, size_t, int64_t, int64_t, int64_t, int64_t) =
         mmv_group_kernel<D>;
-    for (int j0 = 0; j0 < n_jobs; j0 += IMC_CUDA_MMV_GROUP_MAX) {
-        const int nj = n_jobs - j0 < IMC_CUDA_MMV_GROUP_MAX ? n_jobs - j0 : IMC_CUDA_MMV_GROUP_MAX;
-        mmv_jobs p;
-        memset(&p, 0, sizeof(p));
-        memcpy(p.j, jobs + j0, (size_t)nj * sizeof(p.j[0]));
+    for (int j0 = 0, nj = 0; j0 < n_jobs; j0 += nj) {
+        qdec::group_jobs p;
+        int64_t most = 0; // (mmv's passes cover each job's tokens)
+        nj = qdec::group_chunk(jobs, n_jobs, j0, &p, &most);
         IMC_LAUNCH(k, dim3((unsigned)blocks, (unsigned)nj), dim3(MMV_WARPS * 32), 0, stream, p,
                    row_bytes, n_out, n_in, ldx, ldy);
         IMC_TRY(imc_cuda_check_launch("mmv_group_kernel"));

@@ -31,6 +31,7 @@
 #define IMC_KERNELS_CUDA_QDECODE_CUH
 
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/kern_decl.h" // and types/types.h
@@ -520,6 +521,28 @@ static inline enum imc_status check_group(const char *what, enum imc_type type,
         }
     }
     return IMC_OK;
+}
+
+// Up to IMC_CUDA_MMV_GROUP_MAX jobs of one launch of mmv_group or mmq_group, by value in the
+// kernel's parameters (under CUDA's 4 KB of them: no copy).
+struct group_jobs {
+    struct imc_cuda_mmv_job j[IMC_CUDA_MMV_GROUP_MAX];
+};
+static_assert(sizeof(group_jobs) + 48 <= 4096, "a launch's parameters stay under 4 KB");
+
+// The jobs of one launch: jobs [j0, j0 + n) of jobs[0 .. n_jobs) into p (the rest zero), n the
+// most one launch takes; returns n, and the most tokens a job of them has in *most_tok.
+static inline int group_chunk(const struct imc_cuda_mmv_job *jobs, int n_jobs, int j0,
+                              group_jobs *p, int64_t *most_tok)
+{
+    const int n = n_jobs - j0 < IMC_CUDA_MMV_GROUP_MAX ? n_jobs - j0 : IMC_CUDA_MMV_GROUP_MAX;
+    memset(p, 0, sizeof(*p));
+    memcpy(p->j, jobs + j0, (size_t)n * sizeof(p->j[0]));
+    *most_tok = 0;
+    for (int i = 0; i < n; i++) {
+        *most_tok = p->j[i].n_tok > *most_tok ? p->j[i].n_tok : *most_tok;
+    }
+    return n;
 }
 
 } // namespace qdec
