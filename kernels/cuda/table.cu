@@ -322,8 +322,9 @@ enum imc_status resident(struct imc_cuda_ctx *c, const void *w, enum imc_type ty
     return st;
 }
 
-// The kernels a matmul of n_tok tokens on the device's copy of weights of type takes.
-enum mm_path { MM_MMV, MM_MMQ, MM_BATCH };
+// The kernels a matmul of n_tok tokens on the device's copy of weights of type takes: mmv, mmq,
+// or the batch path in bf16 (--matmul q8 on weights other than f32) or f32.
+enum mm_path { MM_MMV, MM_MMQ, MM_BATCH_BF16, MM_BATCH_F32 };
 
 enum mm_path path_of(const struct imc_cuda_ctx *c, const struct imc_exec *ex, enum imc_type type,
                      int64_t n_tok)
@@ -331,8 +332,10 @@ enum mm_path path_of(const struct imc_cuda_ctx *c, const struct imc_exec *ex, en
     if (n_tok <= c->mmv_tok) {
         return MM_MMV;
     }
-    const bool bf16 = imc_exec_matmul(ex) == IMC_MATMUL_Q8 && imc_type_unweaved(type) != IMC_TYPE_F32;
-    return bf16 && n_tok <= c->mmq_tok ? MM_MMQ : MM_BATCH;
+    if (imc_exec_matmul(ex) != IMC_MATMUL_Q8 || imc_type_unweaved(type) == IMC_TYPE_F32) {
+        return MM_BATCH_F32;
+    }
+    return n_tok <= c->mmq_tok ? MM_MMQ : MM_BATCH_BF16;
 }
 
 enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const void *w,
@@ -361,16 +364,17 @@ enum imc_status t_matmul(const struct imc_exec *ex, float *y, int64_t ldy, const
         return IMC_ERR_NOMEM;
     }
     const struct imc_cuda_mmv_job job = {wd, xd, yd, n_tok};
-    switch (path_of(c, ex, type, n_tok)) {
+    const enum mm_path path = path_of(c, ex, type, n_tok);
+    switch (path) {
     case MM_MMV:
         IMC_TRY(IMC_CUDA_FN(mmv)(NULL, type, wd, n_out, n_in, xd, (int)n_tok, yd));
         break;
     case MM_MMQ:
         IMC_TRY(IMC_CUDA_FN(mmq_group)(NULL, type, &job, 1, n_out, n_in, n_in, n_out));
         break;
-    case MM_BATCH:
-        IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd,
-                         imc_exec_matmul(ex) == IMC_MATMUL_Q8 && type != IMC_TYPE_F32));
+    case MM_BATCH_BF16:
+    case MM_BATCH_F32:
+        IMC_TRY(batch_mm(c, type, wd, n_out, n_in, xd, n_tok, yd, path == MM_BATCH_BF16));
         break;
     }
     return rows_down(c, y, ldy, yd, n_tok, n_out);
