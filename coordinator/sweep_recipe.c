@@ -578,7 +578,7 @@ enum imc_status imc_sweep_measure(const char *path, struct imc_sweep_figures *f)
         const struct imc_tensor_info *t = imc_gguf_tensor(g, i);
         if (imc_quantize_is_target(t)) {
             bytes += t->nbytes;
-            elems += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+            elems += (uint64_t)imc_tensor_elems(t);
         }
     }
     f->size_bytes = imc_gguf_file_size(g);

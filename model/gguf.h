@@ -56,6 +56,12 @@ struct imc_tensor_info {
     uint64_t offset;    // byte offset of data inside that file
 };
 
+// The elements of t (the product of its dims).
+static inline int64_t imc_tensor_elems(const struct imc_tensor_info *t)
+{
+    return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+}
+
 struct imc_gguf;
 
 // ---- reader ----------------------------------------------------------------------------------

@@ -92,11 +92,6 @@ static enum imc_status load_values(const char *path, const struct imc_tensor_inf
     return IMC_OK;
 }
 
-static int64_t n_elements(const struct imc_tensor_info *t)
-{
-    return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
-}
-
 // Reads the pair "<base>.in_sum2" (sum) and "<base>.counts" into a new entry.
 static enum imc_status read_pair(const struct imc_gguf *g, const char *path,
                                  const struct imc_tensor_info *sum, size_t base_len,
@@ -119,10 +114,11 @@ static enum imc_status read_pair(const struct imc_gguf *g, const char *path,
     } else if (sum->type != IMC_TYPE_F32 || cnt->type != IMC_TYPE_F32) {
         IMC_LOG_ERR("%s: tensors '%s'/'%s' must be F32, found %s/%s", path, sum->name, cname,
                     imc_type_name(sum->type), imc_type_name(cnt->type));
-    } else if (sum->ne[2] != 1 || sum->ne[3] != 1 || n_elements(cnt) != sum->ne[1]) {
+    } else if (sum->ne[2] != 1 || sum->ne[3] != 1 || imc_tensor_elems(cnt) != sum->ne[1]) {
         IMC_LOG_ERR("%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
                     "] and '%s' %" PRId64 " elements; expected [n, n_mat] and n_mat",
-                    path, sum->name, sum->ne[0], sum->ne[1], sum->ne[2], cname, n_elements(cnt));
+                    path, sum->name, sum->ne[0], sum->ne[1], sum->ne[2], cname,
+                    imc_tensor_elems(cnt));
     } else if (imc_imatrix_find(im, name)) {
         IMC_LOG_ERR("%s: tensor '%s' appears twice", path, name);
     } else {

@@ -108,7 +108,7 @@ static enum imc_status vec_copy(const struct imc_tensor_info *t, float **out)
     if (!t) {
         return IMC_OK;
     }
-    const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    const int64_t n = imc_tensor_elems(t);
     const struct imc_type_traits *tr = imc_type_traits((uint32_t)t->type);
     if (!imc_type_can_decode(tr) || t->ne[0] % tr->block_size != 0) {
         IMC_LOG_ERR("engine: tensor '%s' of type %s cannot be converted to f32", t->name,
@@ -168,7 +168,7 @@ static enum imc_status copy_vectors(struct imc_engine *e)
 // rounded up to 16 floats (64-byte offsets).
 static int64_t vec_elems(const struct imc_tensor_info *t)
 {
-    return t ? t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] : 0;
+    return t ? imc_tensor_elems(t) : 0;
 }
 
 static int64_t vec_floats(const struct imc_tensor_info *t)

@@ -231,7 +231,7 @@ static size_t maxz(size_t a, size_t b)
 // memory once with the table's copy, from the host (worker/engine.c vectors_to_table).
 static size_t vec_bytes(const struct imc_tensor_info *t)
 {
-    return t ? (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]) * 4 : 0;
+    return t ? (size_t)imc_tensor_elems(t) * 4 : 0;
 }
 
 // Whether a matmul of n_tok tokens on weights of type takes the table's batch path (table.cu
