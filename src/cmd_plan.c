@@ -112,8 +112,8 @@ static const struct imc_opt own_opts[] = {
             "GPUs per host (default: as the topology shows)"),
     IMC_OPT("gpu-mem", 0, IMC_OPT_FLOAT, OWN(gpu_mem_gib), "GIB",
             "memory of each GPU, GiB: shows the bytes on each GPU and CPU\nand refuses a slice "
-            "that fits nowhere (weights, and a GPU\nrank's activations and imatrix sums: --ctx, "
-            "-b)"),
+            "that fits nowhere (weights, and a GPU\nrank's activations, imatrix sums and op "
+            "scratch: --ctx, -b;\nand --gpu-reserve)"),
     IMC_OPT("gpu-reserve", 0, IMC_OPT_FLOAT, OWN(reserve_gib), "GIB",
             "device memory each GPU rank keeps for the CUDA context and\ncuBLAS's workspace, "
             "GiB (default 1; an allowance, not measured)"),
@@ -411,7 +411,7 @@ static void split_bytes(const struct plan_ctx *pc, const struct plan_args *a, in
 }
 
 // The memory table: per rank the weight bytes on its GPU and CPU, what each holds for the rank,
-// and a GPU rank's activations and imatrix sums.
+// and a GPU rank's activations, imatrix sums and op scratch.
 static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
 {
     char rb[32];
