@@ -32,7 +32,8 @@
  * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
  * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer); and the op table's scratch
  * (imc_engine_scratch_bytes: its operand slots and the batch path's weight tile, at the larger
- * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does). On top,
+ * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does; expert
+ * shards' rows taken through the host, which needs more than NCCL's way). On top,
  * --gpu-reserve GIB (default 1) per GPU rank for the CUDA context and cuBLAS's workspace: an
  * allowance, not computed (a GPU rank of a run logs its own device memory at its most when it
  * finishes: kernels/cuda/kern_decl.h ctx_mem).
@@ -288,10 +289,12 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
         pc->sums_per_rank[r] =
             (double)pc->n_seq * (double)imc_engine_stats_bytes(m, &q, head, NULL);
         // the op scratch of either matmul mode, scoring a sequence against base rows (perplexity
-        // --kld-base: the most a command asks)
+        // --kld-base: the most a command asks); shards' rows through the host (more scratch than
+        // in the tables' memory, while the arena keeps its size: NCCL may be missing at run time)
         struct imc_engine_scratch_q sq = {.embed = p->layer_begin == 0,
                                           .score_rows = head ? pc->ctx : 0,
-                                          .base_len = head ? imc_kld_row_len(m->hp.n_vocab) : 0};
+                                          .base_len = head ? imc_kld_row_len(m->hp.n_vocab) : 0,
+                                          .host_rows = pc->l.ep > 1};
         const size_t f32 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
         sq.q8 = true;
         const size_t q8 = imc_engine_scratch_bytes(m, &q, &sq, NULL);

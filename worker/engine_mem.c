@@ -295,15 +295,28 @@ static void layer_scratch(struct imc_engine_scratch *p, const struct imc_model *
         }
         batch_scratch(p, ty, w->ne[1], w->ne[0], exps ? ep * n : n, s);
     }
-    if (l->is_moe) { // the routing ids come back to the host
-        p->b = maxz(p->b, (size_t)(n * m->hp.n_expert_used) * 4);
+    if (!l->is_moe) {
+        return;
     }
-    if (l->is_moe && q->experts_on_cpu) { // a group's rows to the cpu table and back, by index
-        const int64_t g = group_rows(m, q, n);
-        p->x = maxz(p->x, (size_t)(g * m->hp.n_embd) * 4);
-        p->y = maxz(p->y, (size_t)(g * m->hp.n_embd) * 4);
-        p->a = maxz(p->a, (size_t)g * 4);
-        p->b = maxz(p->b, (size_t)g * 4);
+    const size_t np = (size_t)(n * m->hp.n_expert_used), row = (size_t)m->hp.n_embd * 4;
+    const size_t g = (size_t)group_rows(m, q, n);
+    p->b = maxz(p->b, np * 4); // the routing ids come back to the host
+    p->a = maxz(p->a, np * 4); // the weighted sum's positions, the dispatch's order (shards)
+    if (ep > 1 && (s->host_rows || q->experts_on_cpu)) {
+        // through the host: the rows sent come down, the rows returned go up for the sum, and
+        // the experts on this table gather and scatter each group's rows on the host (the cpu
+        // table's experts move host rows without it)
+        p->y = maxz(p->y, np * row);
+        p->x = maxz(p->x, np * row);
+        if (!q->experts_on_cpu) {
+            p->x = maxz(p->x, g * row);
+            p->y = maxz(p->y, g * row);
+        }
+    } else if (q->experts_on_cpu) { // a group's rows to the cpu table and back, by index
+        p->x = maxz(p->x, g * row);
+        p->y = maxz(p->y, g * row);
+        p->a = maxz(p->a, g * 4);
+        p->b = maxz(p->b, g * 4);
     }
 }
 

@@ -58,6 +58,9 @@ struct imc_engine_scratch_q {
     int64_t base_len;     // uint16 entries of a base row (--kld-base: coordinator/kld.h
                           // imc_kld_row_len), 0: no base rows
     int mmv_tok, mmq_tok; // the table's lines (kernels/cuda/policy.h; both 0: its defaults)
+    bool host_rows;       // with expert shards (ep_size > 1) the routed rows go through the host
+                          // (MPI; worker/exchange.c), as they always do with experts_on_cpu;
+                          // else in the table's memory (NCCL)
 };
 
 // The CUDA op table's scratch (kernels/cuda/table_priv.h: one device buffer per slot, grown to
@@ -65,10 +68,11 @@ struct imc_engine_scratch_q {
 // tile (CT_W), the strided operands of the matmuls that leave a group (CT_X, CT_Y: MLA's heads),
 // the norm weights and biases the engine places in the table's memory once (CT_X), with
 // --experts-on cpu a group's rows moved to the cpu table and back by index (CT_Y, CT_X, CT_A,
-// CT_B),
-// the bf16 activations of a batch, the embedding rows, the scoring targets and the checks'
-// index (CT_A), the routing ids and the base rows (CT_B), and the scores (CT_Y), at the table's
-// lines. An upper bound: every matrix is taken at the
+// CT_B), with shards exchanging through the host the rows sent and returned (CT_Y, CT_X) and a
+// group's rows gathered and scattered on the host (CT_X, CT_Y),
+// the bf16 activations of a batch, the embedding rows, the scoring targets, the weighted sum's
+// positions and the checks' index (CT_A), the routing ids and the base rows (CT_B), and the
+// scores (CT_Y), at the table's lines. An upper bound: every matrix is taken at the
 // most tokens it can get (an expert: every token of its stage). Host arrays the caller hands the
 // table besides these (the logits moved out, host hidden rows) take more.
 struct imc_engine_scratch {

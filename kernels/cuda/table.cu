@@ -38,7 +38,9 @@
  *                 table is never resident), uploaded and dequantized to f32 on the device.
  *   rmsnorm, rope, softmax, swiglu, attention, moe_route, sqacc, nll_rows, copy, move_rows,
  *                 add, moe_wsum, find_nonfinite: the launcher of that name (find_nonfinite
- *                 brings back the index and the one value it names). sqacc adds into sum2
+ *                 brings back the index and the one value it names). move_rows gathers or
+ *                 scatters host rows by host indices on the host, so n rows cross the bus, and
+ *                 moves host rows to host rows without the device. sqacc adds into sum2
  *                 in place when it is the table's memory (the collector's chunk sums,
  *                 worker/stats_collect_dev.c), else uploads it and copies it back; a host
  *                 count is added to on the host. nll_rows reads the logits rows in place
@@ -786,6 +788,19 @@ enum imc_status t_copy(const struct imc_exec *ex, const struct imc_copy_args *a)
     return map_back(&m);
 }
 
+// dst[di ? di[i] : i] = src[si ? si[i] : i] for n rows of d floats, all on the host.
+void host_move(float *dst, const int32_t *di, const float *src, const int32_t *si, int64_t n,
+               int64_t d)
+{
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(dst + (di ? di[i] : i) * d, src + (si ? si[i] : i) * d, (size_t)d * sizeof(float));
+    }
+}
+
+// Host rows read or written by host indices are gathered or scattered on the host, so only the n
+// rows moved cross the bus (not the extent the indices span: the rows a shard received, once per
+// group of experts); host to host never touches the device (the shards' routed rows for the cpu
+// table's experts).
 enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
                             const float *src, const int32_t *src_idx, int64_t n, int64_t d)
 {
@@ -797,10 +812,36 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
         return IMC_ERR_INTERNAL;
     }
     const size_t row = (size_t)d * sizeof(float), bi = (size_t)n * sizeof(int32_t);
-    const int64_t ns = rows_of(m.c, src_idx, n, src), nd = rows_of(m.c, dst_idx, n, dst);
-    if (ns < 0 || nd < 0) {
+    if (rows_of(m.c, src_idx, n, src) < 0 || rows_of(m.c, dst_idx, n, dst) < 0) {
         return IMC_ERR_INTERNAL;
     }
+    const bool src_host = !IMC_CUDA_FN(ctx_buf_has)(m.c, src, sizeof(float));
+    const bool dst_host = !IMC_CUDA_FN(ctx_buf_has)(m.c, dst, sizeof(float));
+    if (src_host && dst_host) {
+        host_move(dst, dst_idx, src, src_idx, n, d);
+        return IMC_OK;
+    }
+    // host rows by host indices: through n staged rows (one side only: the other is the table's)
+    float *stage = NULL;
+    if ((src_host && src_idx) || (dst_host && dst_idx)) {
+        stage = (float *)IMC_CUDA_FN(ctx_host)(m.c, (size_t)n * row);
+        if (!stage) {
+            return IMC_ERR_NOMEM;
+        }
+    }
+    float *scatter = NULL; // the host rows the staged ones go to, after the kernel
+    const int32_t *scatter_idx = NULL;
+    if (stage && src_host) {
+        host_move(stage, NULL, src, src_idx, n, d);
+        src = stage;
+        src_idx = NULL;
+    } else if (stage) {
+        scatter = dst;
+        scatter_idx = dst_idx;
+        dst = stage;
+        dst_idx = NULL;
+    }
+    const int64_t ns = rows_of(m.c, src_idx, n, src), nd = rows_of(m.c, dst_idx, n, dst);
     const float *sd = (const float *)map(&m, CT_X, src, (size_t)ns * row, true, false);
     // a scatter leaves the rows it does not write as they were: uploaded first
     float *dd = (float *)map(&m, CT_Y, dst, (size_t)nd * row, dst_idx != NULL, true);
@@ -810,7 +851,11 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
         return IMC_ERR_NOMEM;
     }
     IMC_TRY(IMC_CUDA_FN(move_rows)(NULL, dd, di, sd, si, n, d));
-    return map_back(&m);
+    IMC_TRY(map_back(&m));
+    if (scatter) {
+        host_move(scatter, scatter_idx, stage, NULL, n, d);
+    }
+    return IMC_OK;
 }
 
 enum imc_status t_add(const struct imc_exec *ex, float *x, const float *y, int64_t n_rows,

@@ -31,7 +31,9 @@
  *     imc_ref_matmul and at 70 tokens bitwise imc_cpu_matmul; get_rows bitwise imc_ref_get_rows;
  *     rows that are not whole groups refused;
  *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
- *     rows refused with a message;
+ *     rows refused with a message; with host rows by host indices bitwise imc_ref_move_rows, only
+ *     the rows moved (not the extent the indices span) crossing the bus, and host rows to host
+ *     rows with no copy at all;
  *   - get_rows bitwise against imc_ref_get_rows; swiglu with out = gate at a row stride: the
  *     gaps keep their values, results within kcheck's TOL_SWIGLU;
  *   - device memory exhausted (IMC_CUEMU_MEM_LIMIT): matmul returns IMC_ERR_NOMEM with one
@@ -494,6 +496,87 @@ static void device_index(void)
     tctx_close(&t);
 }
 
+// The table's copies since the last call with *seen (bytes up and down), and *seen updated.
+struct seen {
+    size_t up, down;
+};
+static void traffic_since(const struct tctx *t, struct seen *seen, size_t *up, size_t *down)
+{
+    size_t u, d, nu, nd;
+    tcuda_emu_traffic(t->ctx, &u, &d, &nu, &nd);
+    *up = u - seen->up;
+    *down = d - seen->down;
+    *seen = (struct seen){u, d};
+}
+
+// move_rows with host rows read or written by host indices (the expert shards' rows when they go
+// through the host): bitwise imc_ref_move_rows, and only the rows moved cross the bus (NI of the
+// NR rows the indices span, plus the index the device reads); host rows to host rows never touch
+// the device.
+static void host_index(void)
+{
+    struct tctx t;
+    tctx_open(&t);
+    struct krng r = {10};
+    enum { NR = 12, D = 40, NI = 7 };
+    const int32_t idx[NI] = {11, 0, 3, 3, 7, 10, 1}, sidx[NI] = {2, 4, 6, 8, 10, 1, 11};
+    const size_t rows = sizeof(float) * NR * D, moved = sizeof(float) * NI * D;
+    float *x = kalloc_rand(&r, NR * D, 1.0f), *y0 = kalloc_rand(&r, NR * D, 1.0f);
+    float *want = malloc(rows), *got = malloc(rows), *hy = malloc(rows);
+    float *xd = t.b->buf_alloc(t.ctx, rows), *yd = t.b->buf_alloc(t.ctx, rows);
+    CHECK(xd && yd && t.b->upload(t.ex, xd, x, rows) == IMC_OK, "host index: set-up");
+    size_t up, down;
+    struct seen seen = {0, 0};
+    // gather from host rows into the table's memory
+    memcpy(want, y0, rows);
+    imc_ref_move_rows(want, NULL, x, idx, NI, D);
+    traffic_since(&t, &seen, &up, &down);
+    CHECK(t.b->upload(t.ex, yd, y0, rows) == IMC_OK &&
+              t.b->move_rows(t.ex, yd, NULL, x, idx, NI, D) == IMC_OK &&
+              t.b->download(t.ex, got, yd, rows) == IMC_OK && memcmp(got, want, rows) == 0,
+          "host index: a gather of host rows into the table's differs from imc_ref_move_rows");
+    traffic_since(&t, &seen, &up, &down);
+    CHECK(up == rows + moved && down == rows,
+          "host index: a gather of %d host rows: %zu B up "
+          "(want %zu: the set-up's %zu and the rows), %zu B down (want %zu)",
+          NI, up, rows + moved, rows, down, rows);
+    // scatter from the table's memory (host index) into host rows
+    memcpy(want, y0, rows);
+    imc_ref_move_rows(want, sidx, x, idx, NI, D);
+    memcpy(hy, y0, rows);
+    traffic_since(&t, &seen, &up, &down);
+    CHECK(t.b->move_rows(t.ex, hy, sidx, xd, idx, NI, D) == IMC_OK && memcmp(hy, want, rows) == 0,
+          "host index: a scatter into host rows differs from imc_ref_move_rows");
+    traffic_since(&t, &seen, &up, &down);
+    CHECK(up == sizeof(idx) && down == moved,
+          "host index: a scatter into %d host rows: %zu B up "
+          "(want the index's %zu), %zu B down (want %zu)",
+          NI, up, sizeof(idx), down, moved);
+    // host rows to host rows: gather, scatter, both, neither
+    for (int mode = 0; mode < 4; mode++) {
+        const int32_t *si = mode & 1 ? idx : NULL, *di = mode & 2 ? sidx : NULL;
+        memcpy(want, y0, rows);
+        memcpy(hy, y0, rows);
+        imc_ref_move_rows(want, di, x, si, NI, D);
+        traffic_since(&t, &seen, &up, &down);
+        CHECK(t.b->move_rows(t.ex, hy, di, x, si, NI, D) == IMC_OK && memcmp(hy, want, rows) == 0,
+              "host index: host rows to host rows (mode %d) differ from imc_ref_move_rows", mode);
+        traffic_since(&t, &seen, &up, &down);
+        CHECK(up == 0 && down == 0,
+              "host index: host rows to host rows (mode %d): %zu B up, %zu "
+              "B down",
+              mode, up, down);
+    }
+    t.b->buf_free(t.ctx, xd);
+    t.b->buf_free(t.ctx, yd);
+    free(x);
+    free(y0);
+    free(want);
+    free(got);
+    free(hy);
+    tctx_close(&t);
+}
+
 static void rows_and_swiglu(void)
 {
     struct tctx t;
@@ -723,6 +806,7 @@ int main(void)
     mem_line();
     rows_and_swiglu();
     device_index();
+    host_index();
     interleaved();
     exhausted(dir);
     const char *made[1] = {"llama-tiny"};

@@ -23,11 +23,18 @@
  *     shard (received rows at their worst), and holds the pass's high-water mark.
  *   - the exchange in the tables' memory (the emulator's NCCL over MPI; worker/exchange.c)
  *     against the host exchange (--exchange host) on the same tables: see peer_case; one
- *     shard's NCCL init failing: see init_fails.
+ *     shard's NCCL init failing: see init_fails;
+ *   - the op table's scratch of each way the rows go, within worker/engine_mem.h's bound slot by
+ *     slot, and the copies through the host the same whatever the groups of experts: see
+ *     scratch_case.
  * Broken variants tried by hand: the received rows' offsets of peer.cu's all-to-all left at 0
  * (logits off by 0.87 of the largest, statistics inf); the expert outputs in host memory while
  * the shards exchange in the tables' memory (the forward fails: "an index array in the table's
  * memory indexes host rows").
+ * The table's move_rows uploading the whole extent of host rows a host index spans (and a host
+ * scatter's extent up and down), as it did before: with a group per expert the host exchange
+ * copied 3x the bytes of the default block (ds2-tiny-3d, N = 2: 626608 B up against 210352)
+ * and its X and Y slots passed their bounds; the bound without the rows sent: its Y slot failed.
  * Earlier (host exchange only): the expert outputs of a shard left in the table's memory (p->out
  * from the activation arena with shards): the return all-to-all read them on the host and the
  * N >= 2 runs crashed (the emulator's closed buffers); the N = 1 run (no exchange) passed.
@@ -38,6 +45,11 @@
 #include "tests/e2e/engine_util.h"
 #include "tests/logcap.h"
 #include "tests/mpi/mpitest.h"
+#include "worker/engine_mem.h"
+#define IMC_CUDA_FN(name) imc_cuemu_##name
+#include "kernels/cuda/kern_decl.h"
+#include "kernels/cuda/table_priv.h" // the table's scratch slots
+#undef IMC_CUDA_FN
 #include "worker/engine_priv.h" // the activations' arena
 #include "worker/stats_collect.h"
 
@@ -107,6 +119,83 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, struct ho
         return NULL;
     }
     return y;
+}
+
+// A run of the commands' kind on a shard (embed into the table's memory, layers, the head
+// keeping its logits) with the rows exchanged in the tables' memory or through the host, or with
+// the experts on the cpu table, and opts.block_bytes of block (0: the default; small: a group
+// per expert): each of the table's scratch slots within its bound (worker/engine_mem.h
+// imc_engine_scratch_bytes: C, D, E unused). The slots are printed against the bound; the
+// traffic into *h.
+static void scratch_run(const char *preset, const struct imc_model *m, const struct imc_comm *c,
+                        struct how *h, int64_t block, const int32_t *tok, int64_t seq0)
+{
+    const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
+    const int64_t n = SEQ * N_CTX;
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.backend = h->be;
+    o.ep_comm = c;
+    o.experts_on_cpu = h->experts_cpu;
+    o.host_exchange = h->host_xchg;
+    o.block_bytes = block;
+    struct imc_engine *e = NULL;
+    bool ok = imc_engine_init(&e, m, &o) == IMC_OK;
+    float *x = ok ? imc_engine_hidden_alloc(e, n * m->hp.n_embd) : NULL;
+    ok = x && imc_engine_embed(e, tok, n, x) == IMC_OK &&
+         imc_engine_layers(e, x, SEQ, N_CTX, seq0) == IMC_OK &&
+         imc_engine_head(e, x, 0, n, NULL) == IMC_OK;
+    CHECK(ok, "%s rank %d: the commands' run (%s%s, block %lld)", preset, rank,
+          h->host_xchg ? "host" : "peer", h->experts_cpu ? ", experts on cpu" : "",
+          (long long)block);
+    if (ok) {
+        const void *ctx = imc_engine_backend_ctx(e);
+        tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
+        tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+        const struct imc_engine_mem_q q = {.n_tok = n,
+                                           .expert_begin = e->expert_begin,
+                                           .expert_end = e->expert_end,
+                                           .ep_size = e->ep_size,
+                                           .path = e->path,
+                                           .block_bytes = block,
+                                           .experts_on_cpu = h->experts_cpu};
+        const struct imc_engine_scratch_q sq = {.embed = true, .host_rows = h->host_xchg};
+        struct imc_engine_scratch p;
+        const size_t bound = imc_engine_scratch_bytes(m, &q, &sq, &p);
+        const size_t *d = ((const struct imc_cuda_ctx *)ctx)->dev_cap;
+        const size_t used = d[CT_W] + d[CT_X] + d[CT_Y] + d[CT_A] + d[CT_B];
+        CHECK(d[CT_W] <= p.tile && d[CT_X] <= p.x && d[CT_Y] <= p.y && d[CT_A] <= p.a &&
+                  d[CT_B] <= p.b && d[CT_C] == 0 && d[CT_D] == 0 && d[CT_E] == 0,
+              "%s rank %d (%s%s, block %lld): scratch slots W %zu X %zu Y %zu A %zu B %zu (C %zu "
+              "D %zu E %zu) within their bounds %zu %zu %zu %zu %zu",
+              preset, rank, h->host_xchg ? "host" : "peer",
+              h->experts_cpu ? ", experts on cpu" : "", (long long)block, d[CT_W], d[CT_X], d[CT_Y],
+              d[CT_A], d[CT_B], d[CT_C], d[CT_D], d[CT_E], p.tile, p.x, p.y, p.a, p.b);
+        printf("%-14s rank %d of %d: %s%s block %-8lld op scratch %zu (x %zu, y %zu, a %zu, b "
+               "%zu), bound %zu (%zu %zu %zu %zu); %zu B up, %zu B down\n",
+               preset, rank, e->ep_size, h->host_xchg ? "host" : "peer",
+               h->experts_cpu ? "+cpu" : "    ", (long long)block, used, d[CT_X], d[CT_Y], d[CT_A],
+               d[CT_B], bound, p.x, p.y, p.a, p.b, h->up, h->down);
+    }
+    imc_engine_free(e);
+}
+
+// The op scratch of the shards' three ways (rows in the tables' memory, through the host, the
+// experts on the cpu table), each at the default block and at a group per expert (block 1):
+// within the bound, and the host's ways the same copies whatever the groups.
+static void scratch_case(const char *preset, const struct imc_model *m, const struct imc_comm *c,
+                         const int32_t *tok, int64_t seq0)
+{
+    const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
+    for (int way = 0; way < 3; way++) {
+        struct how big = {.be = tcuda_backend_emu(), .host_xchg = way > 0, .experts_cpu = way == 2};
+        struct how small = big;
+        scratch_run(preset, m, c, &big, 0, tok, seq0);
+        scratch_run(preset, m, c, &small, 1, tok, seq0);
+        CHECK(big.up == small.up && big.down == small.down,
+              "%s rank %d way %d: the groups change the copies: %zu B up, %zu B down at the "
+              "default block; %zu, %zu with a group per expert",
+              preset, rank, way, big.up, big.down, small.up, small.down);
+    }
 }
 
 // The last shard's NCCL init fails at once (the emulator's IMC_CUEMU_NCCL_FAIL_INIT: as a rank
@@ -260,6 +349,7 @@ static void one_preset(const struct imc_comm *c, const char *dir, const char *pr
         CHECK(h_hyb.n_peer == 0, "%s rank %d: --experts-on cpu used the peer exchange", preset,
               rank);
         peer_case(preset, t.m, c, tok, seq0, cpu);
+        scratch_case(preset, t.m, c, tok, seq0);
     }
     imc_imatrix_free(&s_cpu);
     imc_imatrix_free(&s_emu);
