@@ -29,7 +29,8 @@ struct dist {
     int64_t n_ctx, n_embd, n_vocab, first, n_scored;
     int32_t *in;              // [home seqs][n_ctx] engine input (stage 0)
     float *hid[2];            // [home seqs * n_ctx][n_embd], double-buffered
-    bool pipe_dev;            // hid in the engine's table memory, moved by its pipe (NCCL)
+    bool pipe_dev;            // hid moved between stages by the engine's pipe (NCCL)
+    bool hid_engine;          // hid in the engine's table memory (a single stage, or pipe_dev)
     struct imc_xfer *send[2]; // isend in flight from hid[k] (host hid), or NULL
     float *logits;            // [n_ctx - first][n_vocab]: on_logits's host buffer, or NULL
     double *nll;              // [n_chunk][n_scored], the caller's
@@ -192,10 +193,13 @@ static enum imc_status setup(struct dist *d, const struct imc_dist_job *j)
     if (d->pp > 1) {
         IMC_TRY(imc_engine_pipe_open(d->e, c, &d->pipe_dev));
     }
+    // the hidden rows stay in the engine's table memory (a GPU rank's device memory) unless they
+    // travel between stages through MPI: a single stage's never leave the engine
+    d->hid_engine = d->pp == 1 || d->pipe_dev;
     d->in = alloc_array(rows, sizeof(int32_t), "token ids");
     for (int k = 0; k < 2; k++) {
-        d->hid[k] = d->pipe_dev ? imc_engine_hidden_alloc(d->e, rows * d->n_embd)
-                                : alloc_array(rows * d->n_embd, sizeof(float), "activations");
+        d->hid[k] = d->hid_engine ? imc_engine_hidden_alloc(d->e, rows * d->n_embd)
+                                  : alloc_array(rows * d->n_embd, sizeof(float), "activations");
     }
     // the head's logits stay in the engine; on_logits may need them on the host
     d->logits = j->on_logits
@@ -364,7 +368,7 @@ static void dist_free(struct dist *d)
     imc_slice_free(&d->slice);
     imc_engine_free(d->e);
     free(d->in);
-    if (!d->pipe_dev) { // else the engine's
+    if (!d->hid_engine) { // else the engine's
         free(d->hid[0]);
         free(d->hid[1]);
     }

@@ -75,11 +75,10 @@ static enum imc_status alloc_buffers(struct imx_run *r)
         return IMC_ERR_NOMEM;
     }
     r->in = malloc((size_t)(r->n_seq * n_ctx) * sizeof(int32_t));
-    r->hidden = malloc((size_t)n_hidden);
     r->sc = malloc((size_t)imc_ppl_n_scored(r->tr.n_ctx) * sizeof(*r->sc));
-    if (!r->in || !r->hidden || !r->sc) {
-        IMC_LOG_ERR("imatrix: out of memory for %llu bytes of activations",
-                    (unsigned long long)n_hidden);
+    if (!r->in || !r->sc) {
+        IMC_LOG_ERR("imatrix: out of memory for the token ids and scores of %lld sequences",
+                    (long long)r->n_seq);
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -97,7 +96,10 @@ static enum imc_status make_engine(struct imx_run *r)
     eo.host_exchange = r->o->host_exchange;
     eo.backend = r->o->backend;
     eo.hooks = &r->hooks;
-    return imc_engine_init(&r->e, r->tr.m, &eo);
+    IMC_TRY(imc_engine_init(&r->e, r->tr.m, &eo));
+    // the hidden rows stay in the engine's memory (a GPU's: they never come to the host)
+    r->hidden = imc_engine_hidden_alloc(r->e, r->n_seq * r->tr.n_ctx * r->tr.m->hp.n_embd);
+    return r->hidden ? IMC_OK : IMC_ERR_NOMEM;
 }
 
 static enum imc_status make_collectors(struct imx_run *r)
@@ -320,7 +322,6 @@ static void run_free(struct imx_run *r)
     imc_ckpt_fp_free(&r->fp);
     free(r->ckpt_path);
     free(r->in);
-    free(r->hidden);
     free(r->sc);
     free(r->ppl);
     imc_textrun_free(&r->tr);

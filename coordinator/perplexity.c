@@ -49,7 +49,7 @@ struct run {
     int64_t n_ctx, n_vocab;   // chunk length, logits per row
     int64_t n_seq;            // chunks per engine call
     int32_t *in;              // [n_seq][n_ctx] engine input
-    float *hidden;            // [n_seq][n_ctx][n_embd] the engine's activations
+    float *hidden;            // [n_seq][n_ctx][n_embd] the engine's activations (its memory)
     float *logits;            // [n_ctx - n_ctx/2][n_vocab] --kld-save's host rows, or NULL
     struct imc_nll_row *sc;   // [n_scored] one chunk's scores (imc_engine_score)
     struct imc_progress prog; // stderr progress
@@ -154,12 +154,11 @@ static enum imc_status alloc_buffers(struct run *r)
         return IMC_ERR_NOMEM;
     }
     r->in = malloc((size_t)(r->n_seq * r->n_ctx) * sizeof(int32_t));
-    r->hidden = malloc((size_t)n_hidden);
     r->logits = rows ? malloc((size_t)n_logits) : NULL;
     r->sc = malloc((size_t)imc_ppl_n_scored(r->n_ctx) * sizeof(*r->sc));
-    if (!r->in || !r->hidden || (rows && !r->logits) || !r->sc) {
-        IMC_LOG_ERR("perplexity: out of memory for %llu bytes of activations and %llu of logits",
-                    (unsigned long long)n_hidden, (unsigned long long)n_logits);
+    if (!r->in || (rows && !r->logits) || !r->sc) {
+        IMC_LOG_ERR("perplexity: out of memory for the token ids, scores and %llu bytes of logits",
+                    (unsigned long long)n_logits);
         return IMC_ERR_NOMEM;
     }
     return IMC_OK;
@@ -204,6 +203,11 @@ static enum imc_status setup(struct run *r)
     eo.host_exchange = o->host_exchange;
     eo.backend = o->backend;
     IMC_TRY(imc_engine_init(&r->e, r->m, &eo));
+    // the hidden rows stay in the engine's memory (a GPU's: they never come to the host)
+    r->hidden = imc_engine_hidden_alloc(r->e, r->n_seq * r->n_ctx * r->m->hp.n_embd);
+    if (!r->hidden) {
+        return IMC_ERR_NOMEM;
+    }
     if (o->kld_save) {
         IMC_TRY(imc_kld_writer_open(&r->w, o->kld_save, r->n_ctx, r->n_vocab, r->ch.n_chunk,
                                     r->ch.tokens));
@@ -660,7 +664,6 @@ static void run_free(struct run *r)
     }
     free(r->in);
     free(r->logits);
-    free(r->hidden);
     free(r->sc);
     imc_kld_acc_free(&r->kacc);
     imc_kld_base_close(&r->base);

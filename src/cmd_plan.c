@@ -28,7 +28,8 @@
  * them (--device cuda, --experts-on cpu). A GPU rank's activations and imatrix sums are
  * counted too, for the commands' calls (--ctx, -b: b / ctx sequences of ctx tokens, a shard's
  * share of them): the engine's arena (worker/engine_mem.h, statistics hooks on, as an imatrix
- * run) and on the last stage the head's logits of one sequence; an imatrix run's chunk sums, one
+ * run), the stage's two hidden arrays, and on the last stage the head's logits of one sequence;
+ * an imatrix run's chunk sums, one
  * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
  * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer); and the op table's scratch
  * (imc_engine_scratch_bytes: its operand slots and the batch path's weight tile, at the larger
@@ -285,7 +286,11 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
                                            .experts_on_cpu = a->experts_on == 1};
         const bool head = p->layer_end == m->hp.n_layer;
         const double logits = head ? (double)pc->ctx * (double)m->hp.n_vocab * 4 : 0;
-        pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits;
+        // the stage's two hidden arrays (coordinator/dist.c double-buffers them in the engine's
+        // memory; stages passing them through MPI keep them on the host, and the op scratch
+        // moves them in and out instead, in no more room than these)
+        const double hidden = 2.0 * (double)q.n_tok * (double)m->hp.n_embd * 4;
+        pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits + hidden;
         pc->sums_per_rank[r] =
             (double)pc->n_seq * (double)imc_engine_stats_bytes(m, &q, head, NULL);
         // the op scratch of either matmul mode, scoring a sequence against base rows (perplexity
@@ -422,7 +427,8 @@ static void print_memory(const struct plan_ctx *pc, const struct plan_args *a)
            "experts of GPU ranks on the %s\n",
            a->experts_on == 1 ? "CPU of their NUMA node (--experts-on cpu)" : "GPU");
     printf("           activations: calls of %" PRId64 " x %" PRId64
-           " tokens (-b, --ctx), the engine's arena with statistics hooks, and the last stage's "
+           " tokens (-b, --ctx), the engine's arena with statistics hooks, two hidden arrays, "
+           "and the last stage's "
            "logits of a sequence; imatrix sums: an imatrix run's chunk sums, one set per "
            "sequence of a call; op scratch: the op table's operand slots and weight tile; on "
            "top, %s per GPU rank for the CUDA context and cuBLAS's workspace (--gpu-reserve)\n",

@@ -350,6 +350,11 @@ size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engi
     if (n > 0 && r.layer_end == m->hp.n_layer && m->output) { // the head: at most n rows a call
         batch_scratch(&p, (enum imc_type)m->output->type, m->output->ne[1], m->output->ne[0], n, s);
     }
+    if (n > 0 && s->host_hidden) { // the caller's host rows: in (layers, the head), out (embed,
+                                   // layers)
+        p.x = maxz(p.x, (size_t)(n * m->hp.n_embd) * 4);
+        p.y = maxz(p.y, (size_t)(n * m->hp.n_embd) * 4);
+    }
     if (s->score_rows > 0) { // nll_rows: targets, base rows, scores
         const int64_t k = s->score_rows;
         p.a = maxz(p.a, (size_t)k * 4);

@@ -61,6 +61,9 @@ struct imc_engine_scratch_q {
     bool host_rows;       // with expert shards (ep_size > 1) the routed rows go through the host
                           // (MPI; worker/exchange.c), as they always do with experts_on_cpu;
                           // else in the table's memory (NCCL)
+    bool host_hidden;     // the caller's hidden rows are host arrays (pipeline stages exchanging
+                          // them through MPI: coordinator/dist.c), else the engine's
+                          // (imc_engine_hidden_alloc)
 };
 
 // The CUDA op table's scratch (kernels/cuda/table_priv.h: one device buffer per slot, grown to
@@ -69,12 +72,13 @@ struct imc_engine_scratch_q {
 // the norm weights and biases the engine places in the table's memory once (CT_X), with
 // --experts-on cpu a group's rows moved to the cpu table and back by index (CT_Y, CT_X, CT_A,
 // CT_B), with shards exchanging through the host the rows sent and returned (CT_Y, CT_X) and a
-// group's rows gathered and scattered on the host (CT_X, CT_Y),
+// group's rows gathered and scattered on the host (CT_X, CT_Y), host hidden rows moved in and out
+// (CT_X, CT_Y),
 // the bf16 activations of a batch, the embedding rows, the scoring targets, the weighted sum's
 // positions and the checks' index (CT_A), the routing ids and the base rows (CT_B), and the
 // scores (CT_Y), at the table's lines. An upper bound: every matrix is taken at the
-// most tokens it can get (an expert: every token of its stage). Host arrays the caller hands the
-// table besides these (the logits moved out, host hidden rows) take more.
+// most tokens it can get (an expert: every token of its stage). Logits the caller moves out to
+// host arrays take more.
 struct imc_engine_scratch {
     size_t tile, x, y, a, b;
 };

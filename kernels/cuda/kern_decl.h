@@ -253,7 +253,7 @@ struct imc_cuda_traffic {
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_traffic)(const void *ctx, struct imc_cuda_traffic *t);
 // The device memory of a table state ctx: what it holds now, and its most since ctx_new (the sum
 // of the three at the moment of the peak, and that sum's parts then). The CUDA context and
-// cuBLAS's workspace come on top. ctx_free logs the peak (INFO, one line).
+// cuBLAS's workspace come on top. ctx_free logs the peak (INFO, one line) and the copies (DEBUG).
 #ifndef IMC_CUDA_MEM_DEFINED
 #define IMC_CUDA_MEM_DEFINED
 struct imc_cuda_mem {

@@ -124,6 +124,11 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
                     (double)pk->peak * mib, (double)pk->peak_weights * mib,
                     (double)pk->peak_buffers * mib, (double)pk->peak_scratch * mib,
                     besides * mib);
+        const struct imc_cuda_traffic *t = &c->traffic;
+        IMC_LOG_DBG("cuda: the ops copied %zu bytes to the device in %zu copies and %zu bytes "
+                    "back in %zu; %zu exchanges between ranks sent %zu bytes, received %zu",
+                    t->up_bytes, t->n_up, t->down_bytes, t->n_down, t->n_peer, t->peer_out_bytes,
+                    t->peer_in_bytes);
     }
     IMC_CUDA_FN(wcache_free)(&c->wc);
     for (int i = 0; i < IMC_CUDA_MAX_BUFS; i++) {

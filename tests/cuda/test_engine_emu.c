@@ -34,11 +34,14 @@
  *     commands' kind (embed, layers, the head's logits kept and scored there against base rows)
  *     on every preset and path in f32, the hybrid (--experts-on cpu) on the MoE presets, and on
  *     the q8_0 models below in f32, q8 and q8 with IMC_CUDA_MMQ_TOKENS=16 (bf16 tiles and
- *     activations): each slot within its part of the bound and the sum equal to it, to the byte
- *     (21 runs). Found by it: the norm weights the engine places through the table's copy once
- *     (256-512 bytes) were missing from the first bound; and the hybrid ran the experts' SwiGLU
- *     on the device table on host rows (two uploads and a download per group), now on the
- *     experts' table.
+ *     activations), and a later pipeline stage fed host hidden rows (layers 1 .. and the head)
+ *     on every preset in f32 and the q8_0 models in q8: each slot within its part of the bound
+ *     and the sum equal to it, to the byte (32 runs). The stage runs found the weighted sum's
+ *     positions (n·k int32, slot A) missing where no embedding rows hid them; without the host
+ *     rows' part, or that one, 10-11 of them fail. Found by it: the norm weights the engine places
+ * through the table's copy once (256-512 bytes) were missing from the first bound; and the hybrid
+ * ran the experts' SwiGLU on the device table on host rows (two uploads and a download per group),
+ * now on the experts' table.
  *   - mmq (kernels/cuda/mmq.cu) in whole passes: qwen3moe, ds2-tiny-3d (absorbed: MLA's heads
  *     at strides) and glm4moe at q8_0 under --matmul q8 give the logits of the same pass with
  *     IMC_CUDA_MMQ_TOKENS=0 (dequantize + GEMM) bit for bit, in fewer launches (194 / 278,
@@ -725,8 +728,10 @@ static void numeric_cases(const char *dir)
 // scored where they are kept against base rows), in f32 or q8 mode: each of the table's scratch
 // slots within its bound (worker/engine_mem.h imc_engine_scratch_bytes; C, D, E unused). The
 // slots and bounds are printed; *tile_hit counts the runs whose weight tile equals its bound.
+// stage: a later pipeline stage instead (layers 1 .. and the head, no embedding) on host hidden
+// rows (stages exchanging them through MPI).
 static void scratch_run(const char *name, const struct imc_model *m, enum imc_attn_path path,
-                        bool q8, int mmq_tok, bool experts_cpu, int *tile_hit)
+                        bool q8, int mmq_tok, bool experts_cpu, bool stage, int *tile_hit)
 {
     char mmq[16];
     snprintf(mmq, sizeof(mmq), "%d", mmq_tok);
@@ -741,44 +746,56 @@ static void scratch_run(const char *name, const struct imc_model *m, enum imc_at
     o.backend = tcuda_backend_emu();
     o.matmul = q8 ? IMC_MATMUL_Q8 : IMC_MATMUL_F32;
     o.experts_on_cpu = experts_cpu;
+    o.layer_begin = stage ? 1 : 0;
+    o.layer_end = stage ? m->hp.n_layer : 0;
     struct imc_engine *e = NULL;
     struct imc_nll_row rows[N_TOK - 1];
-    bool ok = base && imc_engine_init(&e, m, &o) == IMC_OK;
-    float *h = ok ? imc_engine_hidden_alloc(e, N_TOK * m->hp.n_embd) : NULL;
-    ok = h && imc_engine_embed(e, tok, N_TOK, h) == IMC_OK &&
+    const int64_t nh = N_TOK * m->hp.n_embd;
+    float *hh = stage ? malloc((size_t)nh * sizeof(float)) : NULL; // host rows of a stage
+    for (int64_t i = 0; hh && i < nh; i++) {
+        hh[i] = (float)((i * 2654435761u) % 1024) / 1024.0f - 0.5f;
+    }
+    bool ok = base && (!stage || hh) && imc_engine_init(&e, m, &o) == IMC_OK;
+    float *h = !ok ? NULL : stage ? hh : imc_engine_hidden_alloc(e, nh);
+    ok = h && (stage || imc_engine_embed(e, tok, N_TOK, h) == IMC_OK) &&
          imc_engine_layers(e, h, 1, N_TOK, 0) == IMC_OK &&
          imc_engine_head(e, h, 0, N_TOK, NULL) == IMC_OK &&
          imc_engine_score_head(e, rows, 0, N_TOK - 1, tok + 1, in.base, in.len) == IMC_OK;
-    CHECK(ok, "%s %s: the commands' run", name, q8 ? "q8" : "f32");
+    CHECK(ok, "%s %s%s: the commands' run", name, q8 ? "q8" : "f32", stage ? " (a stage)" : "");
     if (ok) {
         const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_engine_backend_ctx(e);
         const struct imc_engine_mem_q q = {.n_tok = N_TOK,
+                                           .layer_begin = o.layer_begin,
+                                           .layer_end = o.layer_end,
                                            .ep_size = 1,
                                            .path = imc_attn_path_for(m, path),
                                            .experts_on_cpu = experts_cpu};
         const struct imc_engine_scratch_q sq = {.q8 = q8,
-                                                .embed = true,
+                                                .embed = !stage,
                                                 .score_rows = N_TOK - 1,
                                                 .base_len = in.len,
                                                 .mmv_tok = IMC_CUDA_MMV_TOKENS,
-                                                .mmq_tok = mmq_tok};
+                                                .mmq_tok = mmq_tok,
+                                                .host_hidden = stage};
         struct imc_engine_scratch p;
         const size_t bound = imc_engine_scratch_bytes(m, &q, &sq, &p);
         const size_t *d = c->dev_cap;
         const size_t used = d[CT_W] + d[CT_X] + d[CT_Y] + d[CT_A] + d[CT_B];
         CHECK(d[CT_W] <= p.tile && d[CT_X] <= p.x && d[CT_Y] <= p.y && d[CT_A] <= p.a &&
                   d[CT_B] <= p.b && d[CT_C] == 0 && d[CT_D] == 0 && d[CT_E] == 0 && used == bound,
-              "%s %s mmq %d: scratch slots W %zu X %zu Y %zu A %zu B %zu (C %zu D %zu E %zu) "
+              "%s %s mmq %d%s: scratch slots W %zu X %zu Y %zu A %zu B %zu (C %zu D %zu E %zu) "
               "within their bounds %zu %zu %zu %zu %zu, and %zu in all the bound %zu",
-              name, q8 ? "q8" : "f32", mmq_tok, d[CT_W], d[CT_X], d[CT_Y], d[CT_A], d[CT_B],
-              d[CT_C], d[CT_D], d[CT_E], p.tile, p.x, p.y, p.a, p.b, used, bound);
-        printf("%-18s %-3s mmq %-3d op scratch %zu bytes (tile %zu, x %zu, y %zu, a %zu, b %zu), "
-               "bound %zu (%zu %zu %zu %zu %zu)\n",
-               name, q8 ? "q8" : "f32", mmq_tok, used, d[CT_W], d[CT_X], d[CT_Y], d[CT_A], d[CT_B],
-               bound, p.tile, p.x, p.y, p.a, p.b);
+              name, q8 ? "q8" : "f32", mmq_tok, stage ? " (a stage)" : "", d[CT_W], d[CT_X],
+              d[CT_Y], d[CT_A], d[CT_B], d[CT_C], d[CT_D], d[CT_E], p.tile, p.x, p.y, p.a, p.b,
+              used, bound);
+        printf("%-18s %-3s mmq %-3d %-5s op scratch %zu bytes (tile %zu, x %zu, y %zu, a %zu, b "
+               "%zu), bound %zu (%zu %zu %zu %zu %zu)\n",
+               name, q8 ? "q8" : "f32", mmq_tok, stage ? "stage" : "", used, d[CT_W], d[CT_X],
+               d[CT_Y], d[CT_A], d[CT_B], bound, p.tile, p.x, p.y, p.a, p.b);
         *tile_hit += p.tile > 0 && d[CT_W] == p.tile;
     }
     imc_engine_free(e);
+    free(hh);
     free(base);
     unsetenv("IMC_CUDA_MMQ_TOKENS");
 }
@@ -861,9 +878,11 @@ static void mmq_cases(const char *dir)
         free(cpu);
         char name[64];
         snprintf(name, sizeof(name), "%s-q8_0", qc[i].preset);
-        scratch_run(name, t.m, qc[i].path, false, IMC_CUDA_MMQ_TOKENS, false, &tiles);
-        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, false, &tiles);
-        scratch_run(name, t.m, qc[i].path, true, 16, false, &tiles); // bf16 tiles, activations
+        scratch_run(name, t.m, qc[i].path, false, IMC_CUDA_MMQ_TOKENS, false, false, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, false, false, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, IMC_CUDA_MMQ_TOKENS, false, true, &tiles);
+        scratch_run(name, t.m, qc[i].path, true, 16, false, false,
+                    &tiles); // bf16 tiles, activations
         tmodel_close(&t);
         remove(t.path);
     }
@@ -888,10 +907,13 @@ int main(void)
         }
         one_case(&cases[i], t.m, i == 0 || i == 2);
         int tiles = 0; // f32 weights: no tile
-        scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, false, &tiles);
+        for (int stage = 0; stage < 2; stage++) { // the first stage, and a later one on host rows
+            scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, false,
+                        stage, &tiles);
+        }
         if (cases[i].hybrid) { // the routed experts on the cpu table
             scratch_run(cases[i].preset, t.m, cases[i].path, false, IMC_CUDA_MMQ_TOKENS, true,
-                        &tiles);
+                        false, &tiles);
         }
         if (cases[i].hybrid) {
             groups_case(&cases[i], t.m);

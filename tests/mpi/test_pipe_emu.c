@@ -12,6 +12,9 @@
  *     in tests/cuda/test_engine_emu);
  *   - every rank of a pipeline says (debug log) that its rows go from table to table in the first
  *     run and through the host in the others; a single process opens no pipeline;
+ *   - in the first run the hidden rows never come back to the host, a single process's included
+ *     (coordinator/dist.c keeps them in the engine's memory): each rank's table copies fewer
+ *     bytes back (its debug line at ctx_free) than one call's hidden rows;
  *   - the imatrix of the same runs (coordinator/imatrix_dist.c on dist.c): the .dat of the stages
  *     exchanging table to table byte for byte the host exchange's, the cpu run's statistics
  *     within 4e-5 of each matrix's largest (tests/mpi/test_engine_ep_emu's bound).
@@ -54,7 +57,7 @@
     } while (0)
 
 struct lines {
-    char text[32768];
+    char text[1 << 20];
 };
 
 // Keeps every line (debug too) and shows warnings and errors on stderr.
@@ -202,6 +205,24 @@ static void one_preset(const struct imc_comm *c, const struct imc_layout *lay, c
     } else {
         CHECK(!strstr(l_dev.text, "pipeline group"), "%s: a single process opened a pipeline",
               preset);
+    }
+    // the hidden rows stay in the table's memory (a single stage's too): what comes back to the
+    // host (scores, routing ids, the checks' records) is less than one call's hidden rows
+    size_t up = 0, n_up = 0, down = 0, n_down = 0;
+    const char *cl = strstr(l_dev.text, "cuda: the ops copied ");
+    const bool parsed = cl && sscanf(cl,
+                                     "cuda: the ops copied %zu bytes to the device in %zu "
+                                     "copies and %zu bytes back in %zu",
+                                     &up, &n_up, &down, &n_down) == 4;
+    const size_t rows = (size_t)(2 * 64 * t.m->hp.n_embd) * sizeof(float); // a call: 2 chunks
+    CHECK(parsed && down < rows,
+          "%s rank %d: the table-to-table run copied %zu bytes back to the host (%s), one call's "
+          "hidden rows are %zu",
+          preset, rank, down, parsed ? "parsed" : "no line", rows);
+    if (rank == 0) {
+        printf("%-12s pp=%d ep=%d dp=%d: rank 0's table copied %zu B up in %zu, %zu B down in %zu "
+               "(a call's hidden rows: %zu B)\n",
+               preset, lay->pp, lay->ep, lay->dp, up, n_up, down, n_down, rows);
     }
     imatrix_case(c, lay, dir, &t, preset, text);
     tmodel_close(&t);
