@@ -377,15 +377,18 @@ $(rel "$p_q8" "$p_cpu") from cpu f32)"
     elif timeout 120 "$imc" gen-model --preset ds3-width -o "$bm" -t "$jobs" >/dev/null 2>&1; then
         tg=$(($(date +%s) - t))
         bctx=512
-        read -r r_w p_w <<<"$(rate cuda q8 2)"
+        read -r r_w p_w <<<"$(IMC_LOG_LEVEL=debug rate cuda q8 2)"
         # the engine's device memory at its most, and what the device held besides (kernels/cuda
-        # table_ctx.cu: cudaMemGetInfo at the end of the run)
+        # table_ctx.cu: cudaMemGetInfo at the end of the run); the bytes its ops copied between
+        # host and device (debug), which should be far below the hidden rows' once per call
         mem_re='device memory at its most [0-9.]+ MiB|the device holds [0-9.]+ MiB besides'
+        mem_re+='|the ops copied [0-9]+ bytes to the device in [0-9]+ copies and [0-9]+ bytes back'
+        mem_re+=' in [0-9]+'
         if [[ $r_w == failed ]]; then
             step ds3width $(($(date +%s) - t)) FAIL "ds3-width perplexity on the GPU failed"
         else
             step ds3width $(($(date +%s) - t)) ok "generated in ${tg} s; perplexity, 1024 tokens, \
-cuda q8: $r_w tok/s (PPL $p_w); $(grep -oE "$mem_re" "$work/rate.log" | head -n 2 | paste -sd ';') \
+cuda q8: $r_w tok/s (PPL $p_w); $(grep -oE "$mem_re" "$work/rate.log" | head -n 3 | paste -sd ';') \
 (besides: the CUDA context and cuBLAS's workspace, what imc plan --gpu-reserve allows for)"
             peak_step ds3-width "$bm" "$r_w" $(($(date +%s) - t))
             # the table's line between mmv and dequantize + GEMM (kern_decl.h
