@@ -33,8 +33,9 @@
  * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
  * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer); and the op table's scratch
  * (imc_engine_scratch_bytes: its operand slots and the batch path's weight tile, at the larger
- * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does; expert
- * shards' rows taken through the host, which needs more than NCCL's way). On top,
+ * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does); for expert
+ * shards, whose rows the arena holds where NCCL carries them and the op scratch moves where they
+ * go through the host, the way that takes more. On top,
  * --gpu-reserve GIB (default 1) per GPU rank for the CUDA context and cuBLAS's workspace: an
  * allowance, not computed (a GPU rank of a run logs its own device memory at its most when it
  * finishes: kernels/cuda/kern_decl.h ctx_mem).
@@ -275,35 +276,44 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
             pc->act_per_rank[r] = pc->sums_per_rank[r] = pc->scratch_per_rank[r] = 0;
             continue;
         }
-        const struct imc_engine_mem_q q = {.n_tok = home * pc->ctx,
-                                           .layer_begin = p->layer_begin,
-                                           .layer_end = p->layer_end,
-                                           .expert_begin = p->expert_begin,
-                                           .expert_end = p->expert_end,
-                                           .ep_size = pc->l.ep,
-                                           .path = imc_attn_path_for(m, IMC_ATTN_AUTO),
-                                           .hooks = true,
-                                           .experts_on_cpu = a->experts_on == 1};
+        struct imc_engine_mem_q q = {.n_tok = home * pc->ctx,
+                                     .layer_begin = p->layer_begin,
+                                     .layer_end = p->layer_end,
+                                     .expert_begin = p->expert_begin,
+                                     .expert_end = p->expert_end,
+                                     .ep_size = pc->l.ep,
+                                     .path = imc_attn_path_for(m, IMC_ATTN_AUTO),
+                                     .hooks = true,
+                                     .experts_on_cpu = a->experts_on == 1};
         const bool head = p->layer_end == m->hp.n_layer;
         const double logits = head ? (double)pc->ctx * (double)m->hp.n_vocab * 4 : 0;
         // the stage's two hidden arrays (coordinator/dist.c double-buffers them in the engine's
         // memory; stages passing them through MPI keep them on the host, and the op scratch
         // moves them in and out instead, in no more room than these)
         const double hidden = 2.0 * (double)q.n_tok * (double)m->hp.n_embd * 4;
-        pc->act_per_rank[r] = (double)imc_engine_act_bytes(m, &q) + logits + hidden;
         pc->sums_per_rank[r] =
             (double)pc->n_seq * (double)imc_engine_stats_bytes(m, &q, head, NULL);
-        // the op scratch of either matmul mode, scoring a sequence against base rows (perplexity
-        // --kld-base: the most a command asks); shards' rows through the host (more scratch than
-        // in the tables' memory, while the arena keeps its size: NCCL may be missing at run time)
-        struct imc_engine_scratch_q sq = {.embed = p->layer_begin == 0,
-                                          .score_rows = head ? pc->ctx : 0,
-                                          .base_len = head ? imc_kld_row_len(m->hp.n_vocab) : 0,
-                                          .host_rows = pc->l.ep > 1};
-        const size_t f32 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
-        sq.q8 = true;
-        const size_t q8 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
-        pc->scratch_per_rank[r] = (double)(f32 > q8 ? f32 : q8);
+        // shards' rows in the tables' memory (NCCL) or through the host (NCCL missing at run
+        // time, two ranks on a GPU): the arena holds them, or the op scratch moves them; the way
+        // that takes more. The op scratch of either matmul mode, scoring a sequence against base
+        // rows (perplexity --kld-base: the most a command asks).
+        pc->act_per_rank[r] = pc->scratch_per_rank[r] = 0;
+        for (int host = 0; host <= (pc->l.ep > 1); host++) {
+            q.host_rows = host;
+            struct imc_engine_scratch_q sq = {.embed = p->layer_begin == 0,
+                                              .score_rows = head ? pc->ctx : 0,
+                                              .base_len =
+                                                  head ? imc_kld_row_len(m->hp.n_vocab) : 0};
+            const size_t f32 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
+            sq.q8 = true;
+            const size_t q8 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
+            const double act = (double)imc_engine_act_bytes(m, &q) + logits + hidden;
+            const double scr = (double)(f32 > q8 ? f32 : q8);
+            if (act + scr > pc->act_per_rank[r] + pc->scratch_per_rank[r]) {
+                pc->act_per_rank[r] = act;
+                pc->scratch_per_rank[r] = scr;
+            }
+        }
     }
 }
 

@@ -392,6 +392,17 @@ static void prefault_weights(const struct imc_engine *e)
 #endif
 }
 
+// Whether the engine's layers include an MoE layer (then shards exchange routed rows).
+static bool runs_moe(const struct imc_engine *e)
+{
+    for (int64_t il = e->opts.layer_begin; il < e->opts.layer_end; il++) {
+        if (e->m->layers[il].is_moe) {
+            return true;
+        }
+    }
+    return false;
+}
+
 enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
                                 const struct imc_engine_opts *opts)
 {
@@ -428,6 +439,12 @@ enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model 
         e->arena.be = e->be;
         e->arena.ctx = e->be_ctx;
         st = vectors_to_table(e);
+    }
+    if (st == IMC_OK && e->ep_size > 1 && runs_moe(e)) {
+        // the shards agree now how their routed rows travel (collective over the group), so that
+        // the activations' arena, reserved at the first call, leaves out rows the host keeps
+        bool peer;
+        st = eng_xchg_peer(e, &peer);
     }
     if (st != IMC_OK) {
         imc_engine_free(e);

@@ -26,8 +26,10 @@
  * every batch, with the same n_ctx, also with no sequence of its own. Where every shard's table
  * has its own memory and can exchange it between ranks (the CUDA table: NCCL), the routed rows
  * stay there and go from device to device; else (a CPU shard among them, --experts-on cpu,
- * opts.host_exchange) they travel through host memory and MPI. The shards agree on the way at
- * their first MoE layer. MPI carries the counts and the (token, expert) records either way.
+ * opts.host_exchange) they travel through host memory and MPI. The shards agree on the way in
+ * imc_engine_init (collective over the group where the engine runs an MoE layer), so the
+ * activations' arena leaves out rows the host keeps. MPI carries the counts and the (token,
+ * expert) records either way.
  *
  * Invariants: an engine borrows its model (and the model's GGUF mapping), which must outlive
  * it. One forward call at a time per engine (scratch buffers are reused); different engines
@@ -108,7 +110,9 @@ struct imc_engine_opts imc_engine_opts_default(void);
 // (e.g. ABSORBED without attn_k_b), or a tensor type without dequantization; IMC_ERR_NOMEM;
 // IMC_ERR_UNSUPPORTED (logged: "--device cuda: no CUDA device visible" / "this build has no
 // CUDA") for device CUDA where it cannot run. With the CUDA table the engine owns the table's
-// state (weights resident on the device as they are first used). Free with imc_engine_free.
+// state (weights resident on the device as they are first used). With ep_comm and an MoE layer
+// to run, collective over the expert group (the shards agree how their rows travel). Free with
+// imc_engine_free.
 enum imc_status imc_engine_init(struct imc_engine **out, const struct imc_model *m,
                                 const struct imc_engine_opts *opts);
 void imc_engine_free(struct imc_engine *e); // NULL is a no-op

@@ -86,24 +86,26 @@ static int64_t group_rows(const struct imc_model *m, const struct imc_engine_mem
 }
 
 // moe.c moe: logits, w; dispatch's send and received rows (shards; at their worst, every pair
-// of every shard routed here, and in the tables' memory); run_experts' outputs, the largest
-// group's four buffers (on the device unless --experts-on cpu) and the gather and scatter orders;
-// the shared expert's ys and its dense buffers.
+// of every shard routed here; in the tables' memory unless they go through the host);
+// run_experts' outputs (likewise), the largest group's four buffers (on the device unless
+// --experts-on cpu) and the gather and scatter orders (with the rows in the tables' memory); the
+// shared expert's ys and its dense buffers.
 static int64_t moe(const struct imc_model *m, const struct imc_layer *l,
                    const struct imc_engine_mem_q *q, int64_t n)
 {
     const struct imc_hparams *hp = &m->hp;
     const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
     const int ep = q->ep_size > 1 ? q->ep_size : 1;
+    const bool host = ep > 1 && (q->host_rows || q->experts_on_cpu); // rows in host memory
     int64_t b = f32(n * hp->n_expert) + f32(n * k);
     const int64_t nr = pairs_received(m, q, n);
-    if (ep > 1) {
+    if (ep > 1 && !host) {
         b += f32(n * k * d) + f32(nr * d);
     }
-    b += f32(nr * d);
+    b += host ? 0 : f32(nr * d);
     const int64_t g_rows = group_rows(m, q, n);
-    if (!q->experts_on_cpu) {
-        b += 2 * f32(g_rows * d) + 2 * f32(g_rows * fe) + 2 * f32(nr);
+    if (!q->experts_on_cpu) { // the group's buffers, and the orders uploaded with the rows there
+        b += 2 * f32(g_rows * d) + 2 * f32(g_rows * fe) + (host ? 0 : 2 * f32(nr));
     }
     if (l->ffn_gate_shexp) {
         b += f32(n * d) + dense(l->ffn_gate_shexp, n);
@@ -302,7 +304,7 @@ static void layer_scratch(struct imc_engine_scratch *p, const struct imc_model *
     const size_t g = (size_t)group_rows(m, q, n);
     p->b = maxz(p->b, np * 4); // the routing ids come back to the host
     p->a = maxz(p->a, np * 4); // the weighted sum's positions, the dispatch's order (shards)
-    if (ep > 1 && (s->host_rows || q->experts_on_cpu)) {
+    if (ep > 1 && (q->host_rows || q->experts_on_cpu)) {
         // through the host: the rows sent come down, the rows returned go up for the sum, and
         // the experts on this table gather and scatter each group's rows on the host (the cpu
         // table's experts move host rows without it)

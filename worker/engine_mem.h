@@ -4,7 +4,8 @@
  * for calls of n tokens, allocation by allocation as the forward code makes them
  * (worker/forward_llama.c, forward_deepseek2.c, moe.c, engine.c, engine_head.c; eng_f32 rounds
  * n floats + 4 bytes up to 64). Only the data-dependent sizes are taken at their worst: the rows a
- * shard receives from the others and the largest group of experts (routing).
+ * shard receives from the others and the largest group of experts (routing). Shards whose rows go
+ * through the host keep those rows there, not in the arena.
  *
  * On a table with its own memory (the CUDA table) the engine reserves one arena block of this
  * size at its first call (worker/engine.c), so a pass holds exactly that much device memory for
@@ -32,6 +33,9 @@ struct imc_engine_mem_q {
     int64_t block_bytes;              // engine opts block_bytes (0: IMC_ENGINE_BLOCK_BYTES)
     bool hooks;                       // statistics hooks (imatrix): non-absorbed MLA keeps õ
     bool experts_on_cpu;              // the routed experts' buffers are host memory
+    bool host_rows; // with expert shards (ep_size > 1) the routed rows go through the host (MPI;
+                    // worker/exchange.c), as they always do with experts_on_cpu; else in the
+                    // table's memory (NCCL)
 };
 
 // Bytes of the activation arena's high-water mark at q (an upper bound; 0 for n_tok < 1).
@@ -58,9 +62,6 @@ struct imc_engine_scratch_q {
     int64_t base_len;     // uint16 entries of a base row (--kld-base: coordinator/kld.h
                           // imc_kld_row_len), 0: no base rows
     int mmv_tok, mmq_tok; // the table's lines (kernels/cuda/policy.h; both 0: its defaults)
-    bool host_rows;       // with expert shards (ep_size > 1) the routed rows go through the host
-                          // (MPI; worker/exchange.c), as they always do with experts_on_cpu;
-                          // else in the table's memory (NCCL)
     bool host_hidden;     // the caller's hidden rows are host arrays (pipeline stages exchanging
                           // them through MPI: coordinator/dist.c), else the engine's
                           // (imc_engine_hidden_alloc)

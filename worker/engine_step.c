@@ -156,7 +156,8 @@ size_t eng_act_bound(const struct imc_engine *e, int64_t n)
                                        .path = e->path,
                                        .block_bytes = e->opts.block_bytes,
                                        .hooks = e->opts.hooks != NULL,
-                                       .experts_on_cpu = e->be_exp != e->be};
+                                       .experts_on_cpu = e->be_exp != e->be,
+                                       .host_rows = e->xchg.mode == XCHG_HOST};
     return imc_engine_act_bytes(e->m, &q);
 }
 

@@ -6,12 +6,13 @@
  *   - peer: the rows stay in the op table's memory and the table moves them between the ranks
  *     itself (backend.h peer_*: NCCL between GPUs), so a GPU rank's rows never come down to the
  *     host. MPI still carries the control (counts, (token, expert) records).
- * Each group decides once: the expert group at the shards' first MoE exchange (which every shard
- * reaches together: the layers are collective over the group), the pipeline group when the
- * stages open their transport. Peer when every rank's table has its own memory and a peer
- * exchange whose library loads, no two ranks share a device, the rows are the table's (the
- * shards' routed experts run on it: not --experts-on cpu) and opts.host_exchange is off; else
- * host on every rank. The choice changes where rows travel, never what is computed.
+ * Each group decides once: the expert group when the shards' engines are made (imc_engine_init,
+ * collective over the group where they run an MoE layer; else at the first MoE exchange, which
+ * every shard reaches together), the pipeline group when the stages open their transport. Peer when
+ * every rank's table has its own memory and a peer exchange whose library loads, no two ranks share
+ * a device, the rows are the table's (the shards' routed experts run on it: not --experts-on cpu)
+ * and opts.host_exchange is off; else host on every rank. The choice changes where rows travel,
+ * never what is computed.
  *
  * The peer exchange borrows this file's callbacks over the group (backend.h imc_peer_boot): the
  * hellos and the broadcast of NCCL's id, and the nonblocking transfers the emulator's NCCL runs

@@ -20,7 +20,9 @@
  *     counts, Σx² within 4e-5 of each matrix's largest;
  *   - self-check: a logit moved by 1 exceeds the bound.
  *   - on cuda-emu the activations' arena is one block, worker/engine_mem.h's bound for the
- *     shard (received rows at their worst), and holds the pass's high-water mark.
+ *     shard (received rows at their worst), and holds the pass's high-water mark; with the host
+ *     exchange (decided in imc_engine_init, before the arena is made) smaller, the rows on the
+ *     host: see arena_case (made without the decision in init, its host arena is the peer's).
  *   - the exchange in the tables' memory (the emulator's NCCL over MPI; worker/exchange.c)
  *     against the host exchange (--exchange host) on the same tables: see peer_case; one
  *     shard's NCCL init failing: see init_fails;
@@ -157,8 +159,9 @@ static void scratch_run(const char *preset, const struct imc_model *m, const str
                                            .ep_size = e->ep_size,
                                            .path = e->path,
                                            .block_bytes = block,
-                                           .experts_on_cpu = h->experts_cpu};
-        const struct imc_engine_scratch_q sq = {.embed = true, .host_rows = h->host_xchg};
+                                           .experts_on_cpu = h->experts_cpu,
+                                           .host_rows = h->host_xchg};
+        const struct imc_engine_scratch_q sq = {.embed = true};
         struct imc_engine_scratch p;
         const size_t bound = imc_engine_scratch_bytes(m, &q, &sq, &p);
         const size_t *d = ((const struct imc_cuda_ctx *)ctx)->dev_cap;
@@ -177,6 +180,46 @@ static void scratch_run(const char *preset, const struct imc_model *m, const str
                d[CT_B], bound, p.x, p.y, p.a, p.b, h->up, h->down);
     }
     imc_engine_free(e);
+}
+
+// The activations' arena of a call of 4 x 128 tokens (above the arena's 1 MiB least block) with
+// the rows in the tables' memory and through the host: one block, the bound for the way the shards
+// agreed on in imc_engine_init, before the first call made it (the host's the smaller with shards).
+static void arena_case(const char *preset, const struct imc_model *m, const struct imc_comm *c)
+{
+    enum { NS = 4, NC = 128 };
+    const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
+    const int size = imc_comm_group_size(c, IMC_GROUP_EXPERT);
+    int32_t tok[NS * NC];
+    ttokens(tok, NS * NC, m->hp.n_vocab, 13 + rank);
+    size_t cap[2] = {0, 0};
+    for (int host = 0; host < 2; host++) {
+        struct imc_engine_opts o = imc_engine_opts_default();
+        o.backend = tcuda_backend_emu();
+        o.ep_comm = c;
+        o.host_exchange = host;
+        struct imc_engine *e = NULL;
+        bool ok = imc_engine_init(&e, m, &o) == IMC_OK;
+        float *x = ok ? imc_engine_hidden_alloc(e, NS * NC * m->hp.n_embd) : NULL;
+        ok = x && imc_engine_embed(e, tok, NS * NC, x) == IMC_OK &&
+             imc_engine_layers(e, x, NS, NC, (int64_t)rank * NS) == IMC_OK;
+        CHECK(ok, "%s rank %d: a call of %d x %d tokens (%s)", preset, rank, NS, NC,
+              host ? "host" : "peer");
+        if (ok) {
+            const size_t bound = eng_act_bound(e, NS * NC);
+            cap[host] = e->arena.blk[0].cap;
+            CHECK(cap[host] == bound && bound > 1 << 20 && !e->arena.blk[1].p,
+                  "%s rank %d (%s): the arena's block %zu B, the bound %zu B", preset, rank,
+                  host ? "host" : "peer", cap[host], bound);
+        }
+        imc_engine_free(e);
+    }
+    CHECK(size == 1 ? cap[1] == cap[0] : cap[1] < cap[0],
+          "%s rank %d of %d: the arena %zu B through the host, %zu B in the tables' memory", preset,
+          rank, size, cap[1], cap[0]);
+    printf("%-14s rank %d of %d: the activations' arena at %d x %d tokens: %zu B with the rows in "
+           "the tables' memory, %zu B through the host\n",
+           preset, rank, size, NS, NC, cap[0], cap[1]);
 }
 
 // The op scratch of the shards' three ways (rows in the tables' memory, through the host, the
@@ -350,6 +393,7 @@ static void one_preset(const struct imc_comm *c, const char *dir, const char *pr
               rank);
         peer_case(preset, t.m, c, tok, seq0, cpu);
         scratch_case(preset, t.m, c, tok, seq0);
+        arena_case(preset, t.m, c);
     }
     imc_imatrix_free(&s_cpu);
     imc_imatrix_free(&s_emu);
