@@ -111,7 +111,7 @@ struct imx_run {
     struct imc_ppl_acc acc;       // running NLL sums (rank 0)
     double *ppl;                  // [n_chunk] running PPL after each chunk (rank 0)
     int32_t *in;                  // [n_seq][n_ctx] engine input (single process)
-    float *hidden; // [n_seq][n_ctx][n_embd] activations (single process; the engine's)
+    float *hidden;                // [n_seq][n_ctx][n_embd] the engine's (single process)
     struct imc_nll_row *sc;       // [n_scored] one chunk's scores (single process)
     struct imc_progress prog;     // stderr progress
     struct imc_ckpt_fp fp;        // what decides the numbers (rank 0)

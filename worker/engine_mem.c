@@ -59,6 +59,13 @@ static int64_t ds2_attn(const struct imc_model *m, const struct imc_layer *l,
     return b;
 }
 
+// Whether a shard's routed rows are host memory: they go through the host (MPI), as they always
+// do with the experts on the cpu table (worker/exchange.c).
+static bool rows_on_host(const struct imc_engine_mem_q *q)
+{
+    return q->ep_size > 1 && (q->host_rows || q->experts_on_cpu);
+}
+
 // moe.c dense: g, u.
 static int64_t dense(const struct imc_tensor_info *wg, int64_t n)
 {
@@ -96,7 +103,7 @@ static int64_t moe(const struct imc_model *m, const struct imc_layer *l,
     const struct imc_hparams *hp = &m->hp;
     const int64_t k = hp->n_expert_used, d = hp->n_embd, fe = hp->n_ff_exp;
     const int ep = q->ep_size > 1 ? q->ep_size : 1;
-    const bool host = ep > 1 && (q->host_rows || q->experts_on_cpu); // rows in host memory
+    const bool host = rows_on_host(q);
     int64_t b = f32(n * hp->n_expert) + f32(n * k);
     const int64_t nr = pairs_received(m, q, n);
     if (ep > 1 && !host) {
@@ -304,7 +311,7 @@ static void layer_scratch(struct imc_engine_scratch *p, const struct imc_model *
     const size_t g = (size_t)group_rows(m, q, n);
     p->b = maxz(p->b, np * 4); // the routing ids come back to the host
     p->a = maxz(p->a, np * 4); // the weighted sum's positions, the dispatch's order (shards)
-    if (ep > 1 && (q->host_rows || q->experts_on_cpu)) {
+    if (rows_on_host(q)) {
         // through the host: the rows sent come down, the rows returned go up for the sum, and
         // the experts on this table gather and scatter each group's rows on the host (the cpu
         // table's experts move host rows without it)
@@ -352,8 +359,8 @@ size_t imc_engine_scratch_bytes(const struct imc_model *m, const struct imc_engi
     if (n > 0 && r.layer_end == m->hp.n_layer && m->output) { // the head: at most n rows a call
         batch_scratch(&p, (enum imc_type)m->output->type, m->output->ne[1], m->output->ne[0], n, s);
     }
-    if (n > 0 && s->host_hidden) { // the caller's host rows: in (layers, the head), out (embed,
-                                   // layers)
+    // the caller's host hidden rows: in (layers, the head), out (embed, layers)
+    if (n > 0 && s->host_hidden) {
         p.x = maxz(p.x, (size_t)(n * m->hp.n_embd) * 4);
         p.y = maxz(p.y, (size_t)(n * m->hp.n_embd) * 4);
     }
