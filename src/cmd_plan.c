@@ -33,7 +33,8 @@
  * collector per sequence of a call (imc_engine_stats_bytes: a slot of doubles per matrix, expert
  * and head, in blocks; 34 MB per DeepSeek-V3 MoE layer); and the op table's scratch
  * (imc_engine_scratch_bytes: its operand slots and the batch path's weight tile, at the larger
- * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does); for expert
+ * of --matmul f32 and q8, scoring against base rows as perplexity --kld-base does, at the table's
+ * lines as IMC_CUDA_MMV_TOKENS / IMC_CUDA_MMQ_TOKENS in the environment set them); for expert
  * shards, whose rows the arena holds where NCCL carries them and the op scratch moves where they
  * go through the host, the way that takes more. On top,
  * --gpu-reserve GIB (default 1) per GPU rank for the CUDA context and cuBLAS's workspace: an
@@ -57,6 +58,7 @@
 #include "coordinator/model_cost.h"
 #include "coordinator/textrun.h"
 #include "core/log.h"
+#include "kernels/cuda/policy.h" // the CUDA table's lines, from the environment
 #include "model/arch.h"
 #include "model/gguf.h"
 #include "numa/plan.h"
@@ -75,6 +77,8 @@ struct plan_args {
     int64_t ctx;        // tokens per chunk (0: the commands' default)
     int64_t batch;      // tokens per engine call (0: the commands' default)
     double reserve_gib; // per GPU rank for the CUDA context and cuBLAS's workspace, GiB
+    int mmv_tok, mmq_tok; // the CUDA table's lines (kernels/cuda/policy.h), as the environment's
+                          // IMC_CUDA_MMV_TOKENS / IMC_CUDA_MMQ_TOKENS set them for the GPU ranks
 };
 
 static const char *const experts_on_names[] = {"gpu", "cpu", NULL};
@@ -152,7 +156,18 @@ static const struct imc_opt_spec spec = {
 // Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
-    *a = (struct plan_args){NULL, 0, -1, 1, NULL, -1.0, 0, 0, 0, IMC_PLAN_RESERVE_GIB};
+    *a = (struct plan_args){NULL,
+                            0,
+                            -1,
+                            1,
+                            NULL,
+                            -1.0,
+                            0,
+                            0,
+                            0,
+                            IMC_PLAN_RESERVE_GIB,
+                            IMC_CUDA_MMV_TOKENS,
+                            IMC_CUDA_MMQ_TOKENS};
     struct imc_opt_common c;
     char **pos = NULL;
     int n_pos = 0;
@@ -179,6 +194,21 @@ static int parse_args(int argc, char **argv, struct plan_args *a)
         IMC_LOG_ERR("plan: option --gpu-reserve expects GiB in [0, %d), got %g", 1 << 24,
                     a->reserve_gib);
         return 2;
+    }
+    // the lines the GPU ranks' tables will take (their op scratch follows them)
+    static const struct {
+        const char *name;
+        int def, lo, hi;
+    } lines[2] = {{"IMC_CUDA_MMV_TOKENS", IMC_CUDA_MMV_TOKENS, 1, IMC_CUDA_MMV_MAX_TOK},
+                  {"IMC_CUDA_MMQ_TOKENS", IMC_CUDA_MMQ_TOKENS, 0, IMC_CUDA_MMQ_MAX_TOK}};
+    int *const out[2] = {&a->mmv_tok, &a->mmq_tok};
+    for (int i = 0; i < 2; i++) {
+        const char *env = getenv(lines[i].name);
+        if (!imc_cuda_env_tokens(env, lines[i].def, lines[i].lo, lines[i].hi, out[i])) {
+            IMC_LOG_ERR("plan: %s=%s: expected a number of tokens in %d..%d", lines[i].name, env,
+                        lines[i].lo, lines[i].hi);
+            return 2;
+        }
     }
     return 0;
 }
@@ -302,8 +332,9 @@ static void set_activations(struct plan_ctx *pc, const struct plan_args *a)
             q.host_rows = host;
             struct imc_engine_scratch_q sq = {.embed = p->layer_begin == 0,
                                               .score_rows = head ? pc->ctx : 0,
-                                              .base_len =
-                                                  head ? imc_kld_row_len(m->hp.n_vocab) : 0};
+                                              .base_len = head ? imc_kld_row_len(m->hp.n_vocab) : 0,
+                                              .mmv_tok = a->mmv_tok,
+                                              .mmq_tok = a->mmq_tok};
             const size_t f32 = imc_engine_scratch_bytes(m, &q, &sq, NULL);
             sq.q8 = true;
             const size_t q8 = imc_engine_scratch_bytes(m, &q, &sq, NULL);

@@ -17,17 +17,10 @@
 static bool env_tokens(const char *name, int def, int lo, int hi, int *out)
 {
     const char *env = getenv(name);
-    *out = def;
-    if (!env || !*env) {
-        return true;
-    }
-    char *end = NULL;
-    const long v = strtol(env, &end, 10);
-    if (*end != '\0' || v < lo || v > hi) {
+    if (!imc_cuda_env_tokens(env, def, lo, hi, out)) {
         IMC_LOG_ERR("cuda: %s=%s: expected a number of tokens in %d..%d", name, env, lo, hi);
         return false;
     }
-    *out = (int)v;
     return true;
 }
 

@@ -155,6 +155,13 @@ check "4 sequences a call take more than 3 times one's activations (logits once)
     'BEGIN { exit !(a > 128 && b - 128 > 3 * (a - 128)) }'
 check "op scratch: calls of 4 x 64 tokens take more than calls of 1 x 64" awk \
     -v a="$(scr_kib "$tmp/a1.txt" 0)" -v b="$(scr_kib "$tmp/a4.txt" 0)" 'BEGIN { exit !(b > a) }'
+# the op scratch follows the table's lines as the environment sets them for the GPU ranks: with
+# IMC_CUDA_MMV_TOKENS=1 calls of 4 tokens take the batch path (MLA's heads' strided operands)
+"$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 2 --ctx 4 -b 4 >"$tmp/l16.txt" 2>&1
+IMC_CUDA_MMV_TOKENS=1 "$IMC_BIN" plan "$ds2" --ranks 1 --gpus 1 --gpu-mem 2 --ctx 4 -b 4 \
+    >"$tmp/l1.txt" 2>&1
+check "op scratch: IMC_CUDA_MMV_TOKENS=1 takes more than the default line" awk \
+    -v a="$(scr_kib "$tmp/l16.txt" 0)" -v b="$(scr_kib "$tmp/l1.txt" 0)" 'BEGIN { exit !(b > a) }'
 check "imatrix sums: a set per sequence, 4 times one's" test \
     "$(mem_rows "$tmp/a4.txt" | awk '{ print $13 $14 }')" = "4.00MiB" -a \
     "$(mem_rows "$tmp/a1.txt" | awk '{ print $13 $14 }')" = "1.00MiB"
@@ -188,6 +195,10 @@ err_case "ep on a dense model" 1 'ep=2 needs a MoE model' "$llama" --ranks 2 --l
 err_case "bad layout text" 1 "--layout 'pp=x'" "$ds2" --ranks 1 --layout pp=x
 err_case "missing model" 1 "$tmp/missing.gguf" "$tmp/missing.gguf" --ranks 2
 err_case "no --ranks" 2 'missing --ranks' "$ds2"
+IMC_CUDA_MMQ_TOKENS=many err_case "a bad IMC_CUDA_MMQ_TOKENS" 2 \
+    'IMC_CUDA_MMQ_TOKENS=many: expected a number of tokens in 0\.\.1048576' "$ds2" --ranks 1
+IMC_CUDA_MMV_TOKENS=65 err_case "a bad IMC_CUDA_MMV_TOKENS" 2 \
+    'IMC_CUDA_MMV_TOKENS=65: expected a number of tokens in 1\.\.64' "$ds2" --ranks 1
 # (an imatrix run's sums take at least one block of 1 MiB; the activations are the arena's 28.31
 # KiB and the stage's two hidden arrays of 4 x 64 floats, 2 KiB)
 re='rank 0 \(layers \[0,2\), experts \[0,4\)\) does not fit: it needs 471.53 KiB of weights, '
