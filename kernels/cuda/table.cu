@@ -788,19 +788,10 @@ enum imc_status t_copy(const struct imc_exec *ex, const struct imc_copy_args *a)
     return map_back(&m);
 }
 
-// dst[di ? di[i] : i] = src[si ? si[i] : i] for n rows of d floats, all on the host.
-void host_move(float *dst, const int32_t *di, const float *src, const int32_t *si, int64_t n,
-               int64_t d)
-{
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(dst + (di ? di[i] : i) * d, src + (si ? si[i] : i) * d, (size_t)d * sizeof(float));
-    }
-}
-
 // Host rows read or written by host indices are gathered or scattered on the host, so only the n
 // rows moved cross the bus (not the extent the indices span: the rows a shard received, once per
 // group of experts); host to host never touches the device (the shards' routed rows for the cpu
-// table's experts).
+// table's experts); on the host by the reference's move (kernels/kernels.h).
 enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t *dst_idx,
                             const float *src, const int32_t *src_idx, int64_t n, int64_t d)
 {
@@ -818,7 +809,7 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
     const bool src_host = !IMC_CUDA_FN(ctx_buf_has)(m.c, src, sizeof(float));
     const bool dst_host = !IMC_CUDA_FN(ctx_buf_has)(m.c, dst, sizeof(float));
     if (src_host && dst_host) {
-        host_move(dst, dst_idx, src, src_idx, n, d);
+        imc_ref_move_rows(dst, dst_idx, src, src_idx, n, d);
         return IMC_OK;
     }
     // host rows by host indices: through n staged rows (one side only: the other is the table's)
@@ -832,7 +823,7 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
     float *scatter = NULL; // the host rows the staged ones go to, after the kernel
     const int32_t *scatter_idx = NULL;
     if (stage && src_host) {
-        host_move(stage, NULL, src, src_idx, n, d);
+        imc_ref_move_rows(stage, NULL, src, src_idx, n, d);
         src = stage;
         src_idx = NULL;
     } else if (stage) {
@@ -853,7 +844,7 @@ enum imc_status t_move_rows(const struct imc_exec *ex, float *dst, const int32_t
     IMC_TRY(IMC_CUDA_FN(move_rows)(NULL, dd, di, sd, si, n, d));
     IMC_TRY(map_back(&m));
     if (scatter) {
-        host_move(scatter, scatter_idx, stage, NULL, n, d);
+        imc_ref_move_rows(scatter, scatter_idx, stage, NULL, n, d);
     }
     return IMC_OK;
 }
