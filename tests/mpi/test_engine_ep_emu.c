@@ -69,6 +69,24 @@ struct how {
     size_t up, down, n_up, n_down, n_peer, peer_out, peer_in;
 };
 
+// The engine options of a run as h says, with the stage's expert group c (NULL: one engine).
+static struct imc_engine_opts how_opts(const struct how *h, const struct imc_comm *c)
+{
+    struct imc_engine_opts o = imc_engine_opts_default();
+    o.backend = h->be;
+    o.ep_comm = c;
+    o.experts_on_cpu = h->experts_cpu;
+    o.host_exchange = h->host_xchg;
+    return o;
+}
+
+// What the run's cuda-emu table (state ctx) copied and exchanged, into h.
+static void how_traffic(struct how *h, const void *ctx)
+{
+    tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
+    tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+}
+
 // Logits [SEQ·N_CTX][n_vocab] of this rank's sequences (tokens tok) run as h says, with the
 // stage's expert group c (NULL: a single engine); the statistics this shard collects (its own
 // tokens' dense inputs, its experts' rows from every shard) folded into im (one chunk; NULL:
@@ -76,11 +94,7 @@ struct how {
 static float *run(const struct imc_model *m, const struct imc_comm *c, struct how *h,
                   const int32_t *tok, int64_t seq0, struct imc_imatrix *im)
 {
-    struct imc_engine_opts o = imc_engine_opts_default();
-    o.backend = h->be;
-    o.ep_comm = c;
-    o.experts_on_cpu = h->experts_cpu;
-    o.host_exchange = h->host_xchg;
+    struct imc_engine_opts o = how_opts(h, c);
     struct imc_stats_collect *col = NULL;
     struct imc_stats_hooks hk;
     if (im) {
@@ -101,8 +115,7 @@ static float *run(const struct imc_model *m, const struct imc_comm *c, struct ho
                     imc_engine_head(e, x, 0, n, y) == IMC_OK;
     if (ok && h->be == tcuda_backend_emu()) {
         const void *ctx = imc_engine_backend_ctx(e);
-        tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
-        tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+        how_traffic(h, ctx);
         // the activations' arena: one block, the bound of worker/engine_mem.h (rows received
         // from every shard at their worst), holding the pass's high-water mark
         const struct eng_arena *a = &e->arena;
@@ -134,11 +147,7 @@ static void scratch_run(const char *preset, const struct imc_model *m, const str
 {
     const int rank = imc_comm_group_rank(c, IMC_GROUP_EXPERT);
     const int64_t n = SEQ * N_CTX;
-    struct imc_engine_opts o = imc_engine_opts_default();
-    o.backend = h->be;
-    o.ep_comm = c;
-    o.experts_on_cpu = h->experts_cpu;
-    o.host_exchange = h->host_xchg;
+    struct imc_engine_opts o = how_opts(h, c);
     o.block_bytes = block;
     struct imc_engine *e = NULL;
     bool ok = imc_engine_init(&e, m, &o) == IMC_OK;
@@ -151,8 +160,7 @@ static void scratch_run(const char *preset, const struct imc_model *m, const str
           (long long)block);
     if (ok) {
         const void *ctx = imc_engine_backend_ctx(e);
-        tcuda_emu_traffic(ctx, &h->up, &h->down, &h->n_up, &h->n_down);
-        tcuda_emu_peer(ctx, &h->n_peer, &h->peer_out, &h->peer_in);
+        how_traffic(h, ctx);
         const struct imc_engine_mem_q q = {.n_tok = n,
                                            .expert_begin = e->expert_begin,
                                            .expert_end = e->expert_end,
@@ -194,10 +202,8 @@ static void arena_case(const char *preset, const struct imc_model *m, const stru
     ttokens(tok, NS * NC, m->hp.n_vocab, 13 + rank);
     size_t cap[2] = {0, 0};
     for (int host = 0; host < 2; host++) {
-        struct imc_engine_opts o = imc_engine_opts_default();
-        o.backend = tcuda_backend_emu();
-        o.ep_comm = c;
-        o.host_exchange = host;
+        const struct how h = {.be = tcuda_backend_emu(), .host_xchg = host};
+        const struct imc_engine_opts o = how_opts(&h, c);
         struct imc_engine *e = NULL;
         bool ok = imc_engine_init(&e, m, &o) == IMC_OK;
         float *x = ok ? imc_engine_hidden_alloc(e, NS * NC * m->hp.n_embd) : NULL;
