@@ -156,18 +156,12 @@ static const struct imc_opt_spec spec = {
 // Returns 0 to go on, 2 on a usage error (logged), -1 after --help.
 static int parse_args(int argc, char **argv, struct plan_args *a)
 {
-    *a = (struct plan_args){NULL,
-                            0,
-                            -1,
-                            1,
-                            NULL,
-                            -1.0,
-                            0,
-                            0,
-                            0,
-                            IMC_PLAN_RESERVE_GIB,
-                            IMC_CUDA_MMV_TOKENS,
-                            IMC_CUDA_MMQ_TOKENS};
+    *a = (struct plan_args){.gpus = -1,
+                            .hosts = 1,
+                            .gpu_mem_gib = -1.0,
+                            .reserve_gib = IMC_PLAN_RESERVE_GIB,
+                            .mmv_tok = IMC_CUDA_MMV_TOKENS,
+                            .mmq_tok = IMC_CUDA_MMQ_TOKENS};
     struct imc_opt_common c;
     char **pos = NULL;
     int n_pos = 0;
