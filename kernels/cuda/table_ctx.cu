@@ -173,6 +173,7 @@ static void *buf_new(size_t bytes)
         cuemu_mem_give(bytes);
         return NULL;
     }
+    cuemu_dev_track(p, bytes, 1); // device memory to the emulated cuBLAS
     return p;
 #else
     void *p = NULL;
@@ -183,6 +184,7 @@ static void *buf_new(size_t bytes)
 static void buf_del(void *p, size_t bytes)
 {
 #ifdef IMC_CUDA_EMU
+    cuemu_dev_track(p, bytes, 0);
     munmap(p, bytes);
     cuemu_mem_give(bytes);
 #else

@@ -301,3 +301,34 @@ extern "C" enum imc_status imc_cuemu_test_wmma(const unsigned short *a, const un
                out, mode);
     return imc_cuda_check_launch("wmma_kernel");
 }
+
+// ---- the emulated cuBLAS (kernels/cuda/emu/cuemu_cublas.h) ------------------------------------
+#include "kernels/cuda/emu/cuemu_cublas.h"
+
+// One cublasGemmEx on a fresh handle in math mode math (enumerators as ints, cuBLAS's values);
+// returns the cublasStatus_t.
+extern "C" int imc_cuemu_test_gemm_ex(int math, int transa, int transb, int m, int n, int k,
+                                      float alpha, const void *a, int atype, int lda,
+                                      const void *b, int btype, int ldb, float beta, void *c,
+                                      int ctype, int ldc, int compute)
+{
+    cublasHandle_t h = nullptr;
+    cublasStatus_t s = cuemu_cublas_create(&h);
+    if (s == CUBLAS_STATUS_SUCCESS) {
+        s = cuemu_cublas_set_math_mode(h, (cublasMath_t)math);
+    }
+    if (s == CUBLAS_STATUS_SUCCESS) {
+        s = cuemu_cublas_gemm_ex(h, (cublasOperation_t)transa, (cublasOperation_t)transb, m, n, k,
+                                 &alpha, a, (cudaDataType)atype, lda, b, (cudaDataType)btype, ldb,
+                                 &beta, c, (cudaDataType)ctype, ldc,
+                                 (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
+    }
+    (void)cuemu_cublas_destroy(h);
+    return (int)s;
+}
+
+// The calling thread's sticky error (cudaGetLastError: read and cleared), as an int.
+extern "C" int imc_cuemu_test_last_error(void)
+{
+    return (int)cudaGetLastError();
+}

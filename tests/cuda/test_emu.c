@@ -6,7 +6,7 @@
  * computed here, disjoint-mask warp ops, atomics, dynamic shared memory (poison, opt-in limit),
  * the messages of each divergence and deadlock and of bad launch dimensions, the wmma subset
  * (layouts, accumulate, the device's alignment rules, divergence, a lane's share of the stored
- * accumulator), and the fp16/bf16
+ * accumulator), the emulated cuBLAS's contract (cublas below), and the fp16/bf16
  * conversions bit for bit against types/ over all 65536 half values and edge floats (NaN: both
  * sides NaN; the device writes the canonical 0x7fff). Needs no GPU.
  */
@@ -36,6 +36,15 @@ enum imc_status imc_cuemu_test_wmma(const unsigned short *a, const unsigned shor
                                     const float *c, float *out, int mode);
 enum imc_status imc_cuemu_test_convert(const float *f, unsigned short *h16, unsigned short *b16,
                                        float *fh, float *fb, int n);
+int imc_cuemu_test_gemm_ex(int math, int transa, int transb, int m, int n, int k, float alpha,
+                           const void *a, int atype, int lda, const void *b, int btype, int ldb,
+                           float beta, void *c, int ctype, int ldc, int compute);
+int imc_cuemu_test_last_error(void);
+
+// cuBLAS's values (cublas_api.h, library_types.h), as kern_emu.cu's wrapper takes them.
+enum { OP_N = 0, OP_T = 1, R32F = 0, R16F = 2, R16BF = 14, COMPUTE_32F = 68 };
+enum { COMPUTE_32F_PEDANTIC = 69, COMPUTE_32F_FAST_TF32 = 77, MATH_DEFAULT = 0, MATH_TF32 = 3 };
+enum { ST_OK = 0, ST_INVALID = 7, ST_EXEC_FAILED = 13, ST_NOT_SUPPORTED = 15 };
 
 static uint32_t rng = 12345;
 static uint32_t next_u32(void)
@@ -445,6 +454,150 @@ static void wmma(void)
     imc_cuemu_dev_free(out);
 }
 
+// The emulated cuBLAS's contract (kernels/cuda/emu/cuemu_cublas.h), which blas.cu's calls meet in
+// every other test: C = alpha·op(A)·op(B) + beta·C column-major, all four operations, small
+// integers (exact in any order) against a product computed here, leading dimensions past the
+// rows whose gaps keep their values; beta = 0 does not read C (NaN there vanishes); the argument
+// checks (INVALID_VALUE, NOT_SUPPORTED); a host pointer or an extent past its allocation fails
+// as a fault (EXECUTION_FAILED, the sticky illegal address, C unwritten); TF32 only where asked
+// for; the emulator's order of sums ((s0 + s1) + (s2 + s3) over k mod 4), which is not one chain.
+static void cublas(void)
+{
+    enum { M = 3, N = 4, K = 5, LA = 6, LB = 7, LC = 5 };
+    float *a = dev(sizeof(float) * LA * LA), *b = dev(sizeof(float) * LB * LB);
+    float *c = dev(sizeof(float) * LC * N);
+    int bad_ops = 0;
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            float av[M][K], bv[K][N];
+            for (int i = 0; i < M; i++) {
+                for (int p = 0; p < K; p++) { // op(A)[i][p], stored where the operation reads it
+                    av[i][p] = (float)((int)(next_u32() % 9) - 4);
+                    a[ta ? i * LA + p : p * LA + i] = av[i][p];
+                }
+            }
+            for (int p = 0; p < K; p++) {
+                for (int j = 0; j < N; j++) {
+                    bv[p][j] = (float)((int)(next_u32() % 9) - 4);
+                    b[tb ? p * LB + j : j * LB + p] = bv[p][j];
+                }
+            }
+            for (int i = 0; i < LC * N; i++) {
+                c[i] = i % LC < M ? NAN : -7.0f;
+            }
+            int st = imc_cuemu_test_gemm_ex(MATH_DEFAULT, ta, tb, M, N, K, 2.0f, a, R32F, LA, b,
+                                            R32F, LB, 0.0f, c, R32F, LC, COMPUTE_32F);
+            for (int j = 0; j < N; j++) { // then beta = 1 adds 1·C: 3x the product
+                for (int i = 0; i < LC; i++) {
+                    float want = -7.0f;
+                    if (i < M) {
+                        want = 0.0f;
+                        for (int p = 0; p < K; p++) {
+                            want += av[i][p] * bv[p][j];
+                        }
+                        want *= 2.0f;
+                    }
+                    bad_ops += c[j * LC + i] != want;
+                }
+            }
+            st |= imc_cuemu_test_gemm_ex(MATH_DEFAULT, ta, tb, M, N, K, 1.0f, a, R32F, LA, b, R32F,
+                                         LB, 1.0f, c, R32F, LC, COMPUTE_32F);
+            for (int j = 0; j < N; j++) {
+                for (int i = 0; i < M; i++) {
+                    float want = 0.0f;
+                    for (int p = 0; p < K; p++) {
+                        want += av[i][p] * bv[p][j];
+                    }
+                    bad_ops += c[j * LC + i] != 3.0f * want;
+                }
+            }
+            bad_ops += st != ST_OK;
+        }
+    }
+    CHECK(bad_ops == 0, "cublasGemmEx N/T x N/T: %d outputs or statuses wrong", bad_ops);
+    // Argument checks: leading dimensions below their minimum, a negative size, an operation.
+    struct {
+        int ta, tb, m, lda, ldb, ldc, want;
+        const char *what;
+    } args[] = {
+        {OP_N, OP_N, M, M - 1, K, M, ST_INVALID, "lda < m (A not transposed)"},
+        {OP_T, OP_N, M, K - 1, K, M, ST_INVALID, "lda < k (A transposed)"},
+        {OP_N, OP_N, M, M, K - 1, M, ST_INVALID, "ldb < k (B not transposed)"},
+        {OP_N, OP_T, M, M, N - 1, M, ST_INVALID, "ldb < n (B transposed)"},
+        {OP_N, OP_N, M, M, K, M - 1, ST_INVALID, "ldc < m"},
+        {OP_N, OP_N, -1, M, K, M, ST_INVALID, "m < 0"},
+        {5, OP_N, M, M, K, M, ST_INVALID, "operation 5"},
+        {OP_T, OP_N, M, K, K, M, ST_OK, "the minimum leading dimensions"},
+    };
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
+        const int st = imc_cuemu_test_gemm_ex(MATH_DEFAULT, args[i].ta, args[i].tb, args[i].m, N, K,
+                                              1.0f, a, R32F, args[i].lda, b, R32F, args[i].ldb,
+                                              0.0f, c, R32F, args[i].ldc, COMPUTE_32F);
+        CHECK(st == args[i].want, "cublasGemmEx with %s: status %d, want %d", args[i].what, st,
+              args[i].want);
+    }
+    uint16_t *h = dev(sizeof(uint16_t) * LA * LA);
+    CHECK(imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, M, N, K, 1.0f, a, R32F, LA, h, R16BF, LB,
+                                 0.0f, c, R32F, LC, COMPUTE_32F) == ST_NOT_SUPPORTED &&
+              imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, M, N, K, 1.0f, a, R32F, LA, b, R32F,
+                                     LB, 0.0f, h, R16BF, LC, COMPUTE_32F) == ST_NOT_SUPPORTED &&
+              imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, M, N, K, 1.0f, h, R16F, LA, h, R16F,
+                                     LB, 0.0f, c, R32F, LC, COMPUTE_32F) == ST_OK,
+          "cublasGemmEx's type combinations: 32F with 16BF refused, 16F in with 32F out taken");
+    // Device memory: a host A, and an extent past the allocation (ldc past c's 20 floats).
+    float host_a[LA * LA] = {0};
+    for (int i = 0; i < LC * N; i++) {
+        c[i] = -7.0f;
+    }
+    (void)imc_cuemu_test_last_error();
+    int st = imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, M, N, K, 1.0f, host_a, R32F, LA, b,
+                                    R32F, LB, 0.0f, c, R32F, LC, COMPUTE_32F);
+    const int sticky = imc_cuemu_test_last_error();
+    const int st2 = imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, M, N, K, 1.0f, a, R32F, LA, b,
+                                           R32F, LB, 0.0f, c, R32F, LC + 1, COMPUTE_32F);
+    const int sticky2 = imc_cuemu_test_last_error();
+    int written = 0;
+    for (int i = 0; i < LC * N; i++) {
+        written += c[i] != -7.0f;
+    }
+    CHECK(st == ST_EXEC_FAILED && sticky == 700 && st2 == ST_EXEC_FAILED && sticky2 == 700 &&
+              written == 0,
+          "cublasGemmEx on a host A: status %d, sticky error %d; C past its allocation: status "
+          "%d, sticky error %d (700: illegal address); %d outputs written",
+          st, sticky, st2, sticky2, written);
+    // TF32: 1 + 2^-12 is 1 in TF32 (10 bits of mantissa); k = 1, B = 1.
+    a[0] = 1.0f + 0x1p-12f;
+    b[0] = 1.0f;
+    float got[4];
+    const int modes[4][2] = {{MATH_DEFAULT, COMPUTE_32F},
+                             {MATH_TF32, COMPUTE_32F},
+                             {MATH_DEFAULT, COMPUTE_32F_FAST_TF32},
+                             {MATH_TF32, COMPUTE_32F_PEDANTIC}};
+    for (int i = 0; i < 4; i++) {
+        (void)imc_cuemu_test_gemm_ex(modes[i][0], OP_N, OP_N, 1, 1, 1, 1.0f, a, R32F, 1, b, R32F, 1,
+                                     0.0f, c, R32F, 1, modes[i][1]);
+        got[i] = c[0];
+    }
+    CHECK(got[0] == 1.0f + 0x1p-12f && got[1] == 1.0f && got[2] == 1.0f &&
+              got[3] == 1.0f + 0x1p-12f,
+          "TF32 only where asked for: default %a, TF32 math %a, FAST_TF32 %a, pedantic %a", got[0],
+          got[1], got[2], got[3]);
+    // The order: (1 + 0) + (2^-24 + 2^-24) = 1 + 2^-23; one chain from 0 gives 1.
+    const float col[4] = {1.0f, 0.0f, 0x1p-24f, 0x1p-24f};
+    for (int p = 0; p < 4; p++) {
+        a[p] = col[p];
+        b[p] = 1.0f;
+    }
+    (void)imc_cuemu_test_gemm_ex(MATH_DEFAULT, OP_N, OP_N, 1, 1, 4, 1.0f, a, R32F, 1, b, R32F, 4,
+                                 0.0f, c, R32F, 1, COMPUTE_32F);
+    CHECK(c[0] == 1.0f + 0x1p-23f, "the order of sums over k mod 4: %a (a chain gives 0x1p+0)",
+          c[0]);
+    imc_cuemu_dev_free(a);
+    imc_cuemu_dev_free(b);
+    imc_cuemu_dev_free(c);
+    imc_cuemu_dev_free(h);
+}
+
 int main(void)
 {
     int devs = 0;
@@ -474,6 +627,7 @@ int main(void)
     broken();
     conversions();
     wmma();
+    cublas();
     printf("emulator: %llu context switches\n", cuemu_switch_count());
     return check_summary();
 }

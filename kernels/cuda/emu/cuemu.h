@@ -48,6 +48,9 @@
  *   - Fast-math intrinsics are the exact libm functions (__expf = expf, rsqrtf = 1/sqrtf,
  *     __fdividef = /): the device's results differ by a few ulp, so device tests need a
  *     tolerance where an emulated test may be bitwise.
+ *   - Two libraries, each in a header of its own included by the one .cu that calls it: NCCL's
+ *     grouped send/receive (cuemu_nccl.h, peer.cu) and cuBLAS's cublasGemmEx (cuemu_cublas.h,
+ *     blas.cu), which requires its operands in device memory (dev_has) and counts as a launch.
  * Not emulated: streams and events (everything is synchronous), cooperative groups, warp-level
  * matrix ops other than the wmma subset, texture/surface memory, independent thread scheduling
  * inside a warp (lanes between warp ops run in scheduler order, not in lock step), memory-model
@@ -140,6 +143,7 @@ enum cudaError_t {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorNotReady = 600,
+    cudaErrorIllegalAddress = 700,
     cudaErrorLaunchFailure = 719,
 };
 enum cudaMemcpyKind {
@@ -181,6 +185,16 @@ using invoke_fn = void (*)(void *closure);
 void launch(const char *name, const void *kernel_id, dim3 grid, dim3 block, size_t shmem,
             invoke_fn fn, void *closure);
 cudaError_t set_max_dyn_shared(const void *kernel_id, int bytes);
+// Whether [p, p + bytes) lies in one emulated device allocation (runtime.cc: cudaMalloc's
+// blocks and the spans noted by cuemu_dev_track): the emulated libraries' test of a device
+// pointer.
+bool dev_has(const void *p, size_t bytes);
+// Counts a library's product (the emulated cuBLAS's GEMM) as one launch of the calling thread,
+// as the device runs at least one kernel for it (fiber.cc).
+void count_launch();
+// Sets the calling thread's sticky error (if none is set) and the message cudaGetErrorString
+// gives for err (runtime.cc).
+void set_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // The calling fiber's coordinates and block state.
 const uint3 &thread_idx();

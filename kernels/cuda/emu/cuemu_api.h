@@ -27,8 +27,12 @@ void cuemu_set_order(enum cuemu_order order, unsigned seed);
 const char *cuemu_order_name(enum cuemu_order order);
 // Context switches the calling host thread's launches made so far (for cost figures).
 unsigned long long cuemu_switch_count(void);
-// Kernel launches the calling host thread made so far (valid or not).
+// Kernel launches the calling host thread made so far (valid or not); a product of the emulated
+// cuBLAS counts as one.
 unsigned long long cuemu_launch_count(void);
+// Products the emulated cuBLAS computed for the calling host thread so far (cublasGemmEx calls
+// that returned CUBLAS_STATUS_SUCCESS with m, n > 0; kernels/cuda/emu/cuemu_cublas.h).
+unsigned long long cuemu_cublas_calls(void);
 // Bytes of emulated device memory allocated now (process-wide; runtime.cc), for leak checks.
 unsigned long long cuemu_mem_used(void);
 // Counts bytes of emulated device memory allocated elsewhere (the op table's mapped buffers,
@@ -36,6 +40,9 @@ unsigned long long cuemu_mem_used(void);
 // not fit, else 1; cuemu_mem_give gives them back.
 int cuemu_mem_take(unsigned long long bytes);
 void cuemu_mem_give(unsigned long long bytes);
+// Notes (on = 1) or forgets (on = 0) [p, p + bytes) as emulated device memory that cudaMalloc
+// did not allocate (the op table's mapped buffers), for the emulated libraries' pointer checks.
+void cuemu_dev_track(const void *p, unsigned long long bytes, int on);
 // The most bytes of emulated device memory allocated at once since the last
 // cuemu_mem_peak_reset (which sets it to what is allocated then).
 unsigned long long cuemu_mem_peak(void);

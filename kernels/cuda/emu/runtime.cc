@@ -10,6 +10,10 @@
  * as a device's memory is; each block carries its size in a 16-byte header before the pointer.
  * The op table's buffers, which the emulator maps itself (to close them to the host between
  * ops), count against the same cap through cuemu_mem_take / cuemu_mem_give.
+ *
+ * Device spans: every cudaMalloc block, and every op table buffer (cuemu_dev_track), is noted
+ * with its extent, so that the emulated libraries (cuBLAS: cublas.cc) can tell device memory
+ * from host memory as the device's address space does (cuemu::dev_has).
  */
 #include "kernels/cuda/emu/cuemu.h"
 
@@ -17,6 +21,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 
 namespace cuemu
 {
@@ -30,6 +36,20 @@ thread_local char t_msg[1024];
 constexpr size_t HDR = 16;     // size header before each block (keeps 16-byte alignment)
 std::atomic<size_t> g_used{0}; // the emulated device's allocated bytes (process-wide)
 std::atomic<size_t> g_peak{0}; // the most g_used held since the last cuemu_mem_peak_reset
+
+// The device spans: start -> bytes (process-wide, as a device's address space).
+std::mutex g_span_mu;
+std::map<uintptr_t, size_t> g_spans;
+
+void span_note(const void *p, size_t bytes, bool on)
+{
+    const std::lock_guard<std::mutex> lock(g_span_mu);
+    if (on) {
+        g_spans[(uintptr_t)p] = bytes;
+    } else {
+        g_spans.erase((uintptr_t)p);
+    }
+}
 
 // Raises g_peak to used.
 void note_peak(size_t used)
@@ -52,7 +72,18 @@ size_t mem_limit()
 }
 } // namespace
 
-void set_error(cudaError_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool dev_has(const void *p, size_t bytes)
+{
+    const uintptr_t a = (uintptr_t)p;
+    const std::lock_guard<std::mutex> lock(g_span_mu);
+    auto it = g_spans.upper_bound(a); // the first span that starts after p
+    if (it == g_spans.begin()) {
+        return false;
+    }
+    --it;
+    return a - it->first <= it->second && bytes <= it->second - (a - it->first);
+}
+
 void set_error(cudaError_t err, const char *fmt, ...)
 {
     va_list ap;
@@ -90,12 +121,14 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     memcpy(b, &bytes, sizeof(bytes));
     memset(b + cuemu::HDR, 0xff, bytes);
     *p = b + cuemu::HDR;
+    cuemu::span_note(*p, bytes, true);
     return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *p)
 {
     if (p) {
+        cuemu::span_note(p, 0, false);
         unsigned char *b = (unsigned char *)p - cuemu::HDR;
         size_t bytes;
         memcpy(&bytes, b, sizeof(bytes));
@@ -128,6 +161,11 @@ extern "C" int cuemu_mem_take(unsigned long long bytes)
     }
     cuemu::note_peak(used);
     return 1;
+}
+
+extern "C" void cuemu_dev_track(const void *p, unsigned long long bytes, int on)
+{
+    cuemu::span_note(p, (size_t)bytes, on != 0);
 }
 
 extern "C" unsigned long long cuemu_mem_peak(void)
@@ -249,6 +287,8 @@ const char *cudaGetErrorString(cudaError_t err)
         return "device not ready";
     case cudaErrorLaunchFailure:
         return "unspecified launch failure";
+    case cudaErrorIllegalAddress:
+        return "an illegal memory access was encountered";
     }
     return "unknown error";
 }
