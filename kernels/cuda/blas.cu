@@ -2,9 +2,9 @@
  * kernels/cuda/blas.cu: the cuBLAS GEMM of the device op table (kernels/cuda/table.cu): y = W·xᵀ
  * with W an f32 tile (dequantized on the device by dequant.cu), f32 inputs, f32 accumulation
  * (cublasGemmEx, CUBLAS_COMPUTE_32F, no TF32); or, for --matmul q8 (blas_gemm_bf16), W and x in
- * bf16 with f32 accumulation (the tensor cores' bf16 path). A handle per op-table context (blas_create),
- * which opens cuBLAS at run time (dlopen of the soname compiled against): the program does not
- * link it, so processes without a device table never load it.
+ * bf16 with f32 accumulation (the tensor cores' bf16 path). A handle per op-table context
+ * (blas_create), which opens cuBLAS at run time (dlopen of the soname compiled against): the
+ * program does not link it, so processes without a device table never load it.
  *
  * cuBLAS is column-major: y row-major [n_tok][ldy] is the column-major n_out x n_tok matrix C
  * (ldc = ldy); W row-major [n_out][n_in] is column-major n_in x n_out, used transposed
@@ -13,47 +13,98 @@
  *
  * cuBLAS picks its kernel by shape, so a token's row may differ in the last bits with the batch
  * size (the tiled kernel of gemm.cu does not); run to run on one GPU the bits are the same.
- * In the emulator there is no cuBLAS: blas_create reports IMC_ERR_UNSUPPORTED and the table
- * uses gemm.cu. Device-only code: compiled by nvcc in CI, not run there (no GPU).
+ * In the emulator the same calls go to the emulated cuBLAS (kernels/cuda/emu/cuemu_cublas.h:
+ * cuBLAS's argument checks, device pointers, TF32 only where asked for, an order of sums of its
+ * own), so these arguments run in CI and in every engine test on the emulated table; the real
+ * library runs on a GPU only.
  */
 #include "kernels/cuda/cuda_common.cuh"
 
 #include "kernels/cuda/kern_decl.h"
 
-#ifndef IMC_CUDA_EMU
+#include <stdlib.h>
+#include <string.h>
 
+#ifdef IMC_CUDA_EMU
+#include "kernels/cuda/emu/cuemu_cublas.h"
+#else
 #include <cublas_v2.h>
 #include <dlfcn.h>
-#include <stdlib.h>
-
+#include <type_traits>
 #define BLAS_STR_(x) #x
 #define BLAS_STR(x) BLAS_STR_(x)
 // The soname of the cuBLAS this file was compiled against (libcublas.so.13).
 #define BLAS_SONAME "libcublas.so." BLAS_STR(CUBLAS_VER_MAJOR)
+#endif
 
-// A handle: cuBLAS opened at run time (dlopen counts references) and its entry points. The
-// executable does not link cuBLAS, so a process that never creates a handle (a CPU-only run, a
-// CPU rank) never maps cuBLAS and cuBLASLt (~600 MB, whose relocations took 0.34 s of every
-// process start on the test VM).
+// Both builds of this file can be linked into one program (a test binary of the CUDA build), each
+// with its own layout of this: a local type, used through a void pointer by the launchers.
+namespace
+{
+
+// A handle: cuBLAS's entry points and its handle. The device build opens cuBLAS at run time
+// (dlopen counts references): the executable does not link it, so a process that never creates
+// a handle (a CPU-only run, a CPU rank) never maps cuBLAS and cuBLASLt (~600 MB, whose
+// relocations took 0.34 s of every process start on the test VM). The emulator binds its own
+// (kernels/cuda/emu/cuemu_cublas.h), so the calls below run in the tests.
 struct blas {
-    void *lib;
+    void *lib; // the dlopen handle (device build), or NULL
     cublasHandle_t h;
-    decltype(&cublasCreate_v2) create;
-    decltype(&cublasDestroy_v2) destroy;
-    decltype(&cublasSetMathMode) set_math_mode;
-    decltype(&cublasSetStream_v2) set_stream;
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
     cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
                               const void *, const void *, cudaDataType, int, const void *,
                               cudaDataType, int, const void *, void *, cudaDataType, int,
                               cublasComputeType_t, cublasGemmAlgo_t); // (C++ overloads it)
-    decltype(&cublasGetStatusString) status_string;
+    const char *(*status_string)(cublasStatus_t);
 };
+
+#ifdef IMC_CUDA_EMU
+
+// The emulator's cuBLAS; IMC_CUEMU_NO_CUBLAS=1 in the environment makes it missing, as a
+// machine without libcublas (the table's fallback to gemm.cu, tested so).
+bool blas_open(struct blas *b)
+{
+    const char *off = getenv("IMC_CUEMU_NO_CUBLAS");
+    if (off && *off && strcmp(off, "0") != 0) {
+        IMC_LOG_DBG("cuda: cannot load cuBLAS (IMC_CUEMU_NO_CUBLAS=%s): batches use the tiled "
+                    "gemm kernel",
+                    off);
+        return false;
+    }
+    b->lib = NULL;
+    b->create = cuemu_cublas_create;
+    b->destroy = cuemu_cublas_destroy;
+    b->set_math_mode = cuemu_cublas_set_math_mode;
+    b->set_stream = cuemu_cublas_set_stream;
+    b->gemm_ex = cuemu_cublas_gemm_ex;
+    b->status_string = cuemu_cublas_status_string;
+    return true;
+}
+
+void blas_close(struct blas *b)
+{
+    (void)b;
+}
+
+#else
+
+// The entry points' types are cuBLAS's own (the emulator's declare the same).
+static_assert(
+    std::is_same<decltype(&cublasCreate_v2), decltype(blas::create)>::value &&
+        std::is_same<decltype(&cublasDestroy_v2), decltype(blas::destroy)>::value &&
+        std::is_same<decltype(&cublasSetMathMode), decltype(blas::set_math_mode)>::value &&
+        std::is_same<decltype(&cublasSetStream_v2), decltype(blas::set_stream)>::value &&
+        std::is_same<decltype(&cublasGetStatusString), decltype(blas::status_string)>::value,
+    "cuBLAS's entry points changed type");
 
 #define BLAS_SYM(b, field, name)                                                                   \
     (((b)->field = reinterpret_cast<decltype((b)->field)>(dlsym((b)->lib, name))) != NULL)
 
 // Opens cuBLAS into b's entry points; false (logged) where the library or a symbol is missing.
-static bool blas_open(struct blas *b)
+bool blas_open(struct blas *b)
 {
     b->lib = dlopen(BLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (!b->lib) {
@@ -73,6 +124,15 @@ static bool blas_open(struct blas *b)
     return false;
 }
 
+void blas_close(struct blas *b)
+{
+    dlclose(b->lib);
+}
+
+#endif // IMC_CUDA_EMU
+
+} // namespace
+
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle)
 {
     *handle = NULL;
@@ -87,7 +147,7 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle)
     const cublasStatus_t s = b->create(&b->h);
     if (s != CUBLAS_STATUS_SUCCESS) {
         IMC_LOG_ERR("cuda: cublasCreate: %s", b->status_string(s));
-        dlclose(b->lib);
+        blas_close(b);
         free(b);
         return s == CUBLAS_STATUS_ALLOC_FAILED ? IMC_ERR_NOMEM : IMC_ERR_CUDA;
     }
@@ -101,7 +161,7 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
     struct blas *b = (struct blas *)handle;
     if (b) {
         (void)b->destroy(b->h);
-        dlclose(b->lib);
+        blas_close(b);
         free(b);
     }
 }
@@ -148,37 +208,3 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm_bf16)(void *handle, void *
 {
     return gemm_of(handle, stream, CUDA_R_16BF, w, n_out, n_in, x, n_tok, y, ldy);
 }
-
-#else // the emulator: no cuBLAS
-
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_create)(void **handle)
-{
-    *handle = NULL;
-    return IMC_ERR_UNSUPPORTED;
-}
-
-IMC_CUDA_EXTERN void IMC_CUDA_FN(blas_free)(void *handle)
-{
-    (void)handle;
-}
-
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm)(void *handle, void *stream, const float *w,
-                                                       int64_t n_out, int64_t n_in, const float *x,
-                                                       int64_t n_tok, float *y, int64_t ldy)
-{
-    (void)handle, (void)stream, (void)w, (void)n_out, (void)n_in, (void)x, (void)n_tok, (void)y,
-        (void)ldy;
-    return IMC_ERR_UNSUPPORTED;
-}
-
-IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(blas_gemm_bf16)(void *handle, void *stream,
-                                                            const uint16_t *w, int64_t n_out,
-                                                            int64_t n_in, const uint16_t *x,
-                                                            int64_t n_tok, float *y, int64_t ldy)
-{
-    (void)handle, (void)stream, (void)w, (void)n_out, (void)n_in, (void)x, (void)n_tok, (void)y,
-        (void)ldy;
-    return IMC_ERR_UNSUPPORTED;
-}
-
-#endif // IMC_CUDA_EMU

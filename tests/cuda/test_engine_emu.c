@@ -7,12 +7,14 @@
  *
  * Bound: max|Δ| / max|logit| <= 2e-5, the bound of tests/e2e/test_mla_paths for the cpu engine
  * against the double-precision reference forward. Both sides here accumulate in float in
- * different orders: the matmuls of more than 16 tokens (dense layers) run the tiled GEMM, which
- * has the cpu GEMM's bits (tests/cuda/test_gemm); the expert matmuls of <= 16 tokens run mmv,
- * within (m + 6)·2^-24·Σ|w·x| per output (tests/cuda/test_mmv, m = n_in / 32 <= 4 for these
- * f32 weights); the attention kernel within its first-order float
- * bounds (tests/cuda/test_attention), the cpu GEMM and attention likewise; through 2-3 layers that
- * is ~1e-6 of the largest logit (measured, printed). An MoE routing flip (a different expert chosen
+ * different orders: the matmuls of more than 16 tokens (dense layers) go through cuBLAS (the
+ * emulated one, kernels/cuda/emu/cuemu_cublas.h: blas.cu's calls as on a GPU, an order of sums
+ * that is not the cpu's; checked used), within γ(n_in) like the cpu GEMM; the expert matmuls of
+ * <= 16 tokens run mmv, within (m + 6)·2^-24·Σ|w·x| per output (tests/cuda/test_mmv, m = n_in /
+ * 32 <= 4 for these f32 weights); the attention kernel within its first-order float bounds
+ * (tests/cuda/test_attention), the cpu GEMM and attention likewise; through 2-3 layers that is
+ * ~1e-6 of the largest logit (measured, printed: up to 1.7e-6 through cuBLAS, 1.5e-6 through the
+ * tiled GEMM). An MoE routing flip (a different expert chosen
  * because two router scores are within rounding) or a wrong op would be O(1e-2 .. 1).
  * Also:
  *   - the statistics: the engine's hooks feed the imatrix program's collector
@@ -163,6 +165,7 @@ struct resid {
     size_t bytes;  // device bytes of all resident weights
     size_t up, down, n_up, n_down; // what the ops copied (ctx_traffic)
     unsigned long long launches;   // kernel launches of the forward pass (emulator's count)
+    unsigned long long blas;       // its products through the emulated cuBLAS
     size_t mem_peak;               // the table's own count of its device memory at its most
     unsigned long long emu_peak;   // the emulator's: its allocations at their most, this run's
 };
@@ -320,6 +323,7 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
     struct imc_engine *e = NULL;
     float *y = malloc((size_t)(N_TOK * m->hp.n_vocab) * sizeof(float));
     const unsigned long long base = cuemu_mem_used(), l0 = cuemu_launch_count();
+    const unsigned long long b0 = cuemu_cublas_calls();
     cuemu_mem_peak_reset();
     if (!y || imc_engine_init(&e, m, &o) != IMC_OK ||
         imc_engine_forward(e, tok, N_TOK, y) != IMC_OK) {
@@ -330,6 +334,7 @@ static float *run(const struct imc_model *m, enum imc_attn_path path, const stru
         resid_of(m, imc_engine_backend_ctx(e), rs);
         rs->emu_peak = cuemu_mem_peak() - base;
         rs->launches = cuemu_launch_count() - l0;
+        rs->blas = cuemu_cublas_calls() - b0;
     }
     if (y && sc) {
         score_of(e, y, tok, in, sc);
@@ -562,9 +567,12 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
     CHECK(cpu && fwd && rev, "%s %s: engine forward failed", c->preset, pn);
     if (cpu && fwd && rev) {
         const double err = trel_err(fwd, cpu, n);
-        printf("%-15s %-13s cuda-emu vs cpu: max|d|/max|logit| %.3g (bound %.0e)\n", c->preset, pn,
-               err, BOUND);
+        printf("%-15s %-13s cuda-emu vs cpu: max|d|/max|logit| %.3g (bound %.0e), %llu products "
+               "through cuBLAS\n",
+               c->preset, pn, err, BOUND, r_dev.blas);
         CHECK(err <= BOUND, "%s %s: cuda-emu vs cpu %.3g", c->preset, pn, err);
+        CHECK(r_dev.blas > 0, "%s %s: no matmul of %d tokens went through cuBLAS", c->preset, pn,
+              N_TOK);
         CHECK(memcmp(fwd, rev, (size_t)n * sizeof(float)) == 0,
               "%s %s: reverse thread order changed the logits (max rel %.3g)", c->preset, pn,
               trel_err(rev, fwd, n));
@@ -831,9 +839,14 @@ static float *run_q8(const struct imc_model *m, enum imc_attn_path path, const c
 // mmq in whole forward passes: q8_0 weights (the presets' shapes at wtype q8_0) under --matmul q8,
 // where the dense matmuls of 70 tokens and the experts past the mmv line take mmq (one launch
 // per matmul, one per group of experts), against the same pass with IMC_CUDA_MMQ_TOKENS=0 (each
-// of those dequantizes to bf16 + GEMM): bitwise equal (mmq's arithmetic in the emulator is the
-// bf16 batch path's: tests/cuda/test_mmq), in fewer launches. The cpu engine on the same file
-// (--matmul f32) is printed beside it (bf16 roundings: no bound of this test's).
+// of those dequantizes to bf16 + GEMM) on the tiled GEMM (IMC_CUEMU_NO_CUBLAS=1): bitwise equal
+// (mmq's arithmetic in the emulator is the tiled bf16 GEMM's: tests/cuda/test_mmq), in fewer
+// launches; and that pass on the emulated cuBLAS in as many launches (a cuBLAS product counts as
+// one), its distance printed, no bound: its own order of sums moves a product by ~1e-7, and each
+// matmul rounds its activations to bf16 (2^-8 apart), so such a move flips some roundings and
+// the logits move by ~1e-3 of the largest (0.0025 .. 0.0047 here), as bf16 against f32 does
+// (~1e-2, below). Each GEMM's own bound is checked by cuda.table and cuda.gemm. The cpu engine
+// on the same file (--matmul f32) is printed beside it (bf16 roundings: no bound of this test's).
 static void mmq_cases(const char *dir)
 {
     static const struct pcase qc[] = {{"qwen3moe-tiny", IMC_ATTN_AUTO, false},
@@ -858,23 +871,34 @@ static void mmq_cases(const char *dir)
         int32_t tok[N_TOK];
         ttokens(tok, N_TOK, t.m->hp.n_vocab, 7);
         const int64_t n = N_TOK * t.m->hp.n_vocab;
-        unsigned long long l_mmq = 0, l_batch = 0;
+        unsigned long long l_mmq = 0, l_batch = 0, l_blas = 0;
+        setenv("IMC_CUEMU_NO_CUBLAS", "1", 1); // the tiled GEMM: mmq's arithmetic
         float *y = run_q8(t.m, qc[i].path, NULL, tok, &l_mmq);
         float *yb = run_q8(t.m, qc[i].path, "0", tok, &l_batch);
+        unsetenv("IMC_CUEMU_NO_CUBLAS");
+        const unsigned long long b0 = cuemu_cublas_calls();
+        float *yc = run_q8(t.m, qc[i].path, "0", tok, &l_blas); // the bf16 GEMM of cuBLAS
+        const unsigned long long blas = cuemu_cublas_calls() - b0;
         float *cpu = run(t.m, qc[i].path, NULL, tok, NULL, false, NULL, NULL, NULL);
-        CHECK(y && yb && cpu, "%s q8_0: forward passes", qc[i].preset);
-        if (y && yb && cpu) {
+        CHECK(y && yb && yc && cpu, "%s q8_0: forward passes", qc[i].preset);
+        if (y && yb && yc && cpu) {
             CHECK(memcmp(y, yb, (size_t)n * sizeof(float)) == 0 && l_mmq < l_batch,
-                  "%s q8_0 --matmul q8: mmq's logits bitwise those of dequantize + GEMM (max rel "
-                  "%.3g) in fewer launches (%llu, %llu)",
+                  "%s q8_0 --matmul q8: mmq's logits bitwise those of dequantize + the tiled GEMM "
+                  "(max rel %.3g) in fewer launches (%llu, %llu)",
                   qc[i].preset, trel_err(y, yb, n), l_mmq, l_batch);
+            const double eb = trel_err(yc, yb, n);
+            CHECK(l_blas == l_batch && blas > 0,
+                  "%s q8_0 --matmul q8: dequantize + cuBLAS in %llu launches (the tiled GEMM's "
+                  "%llu), %llu of them cuBLAS's",
+                  qc[i].preset, l_blas, l_batch, blas);
             printf("%-15s q8_0, --matmul q8: mmq in %llu launches, dequantize + GEMM in %llu, "
-                   "max rel between them %.3g; against the cpu engine (--matmul f32) "
-                   "max|d|/max|logit| %.3g\n",
-                   qc[i].preset, l_mmq, l_batch, trel_err(y, yb, n), trel_err(y, cpu, n));
+                   "max rel between them %.3g (cuBLAS's GEMM %.3g); against the cpu engine "
+                   "(--matmul f32) max|d|/max|logit| %.3g\n",
+                   qc[i].preset, l_mmq, l_batch, trel_err(y, yb, n), eb, trel_err(y, cpu, n));
         }
         free(y);
         free(yb);
+        free(yc);
         free(cpu);
         char name[64];
         snprintf(name, sizeof(name), "%s-q8_0", qc[i].preset);

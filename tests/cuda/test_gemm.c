@@ -1,14 +1,16 @@
 /*
  * tests/cuda/test_gemm: the tiled GEMM launchers (kernels/cuda/gemm.cu: gemm on f32, gemm_bf16 on
- * bf16 inputs) against kernels/ref and kernels/cpu, in every emulator order, then on the GPU where
- * there is one (where cuBLAS's blas_gemm / blas_gemm_bf16 are checked against the same bound).
+ * bf16 inputs) and cuBLAS's (kernels/cuda/blas.cu: blas_gemm, blas_gemm_bf16) against kernels/ref
+ * and kernels/cpu, in every emulator order (cuBLAS emulated: kernels/cuda/emu/cuemu_cublas.h),
+ * then on the GPU where there is one (the real cuBLAS). cuBLAS is held to the bound below, not
+ * to the bits: its order of sums is its own.
  *
  * Checks per shape (n_out, n_in, n_tok, ldy), f32 weights and activations N(0, 1), then the same
  * rounded to bf16 and handed to gemm_bf16 as bf16 (its products are exact in f32, so the checks
  * below hold for it unchanged, against imc_cpu_matmul and the reference on the rounded values):
- *   - bitwise equal to imc_cpu_matmul: both are one fmaf chain per output in ascending i from
- *     +0 (kernels/cpu/gemm.h), so any other order, a dropped or doubled column, or a tile edge
- *     read wrong shows in the bits;
+ *   - the tiled GEMM bitwise equal to imc_cpu_matmul: both are one fmaf chain per output in
+ *     ascending i from +0 (kernels/cpu/gemm.h), so any other order, a dropped or doubled column,
+ *     or a tile edge read wrong shows in the bits;
  *   - |y - ref| <= (n_in + 2)·2^-24·Σ_i |w_i·x_i| against imc_ref_matmul (double sums): γ(n_in)
  *     for the float chain plus the reference's own rounding to float (u·|y|);
  *   - the outputs between ldy rows (ldy > n_out) keep their values (no write out of the tile).
@@ -63,24 +65,21 @@ static void check(const struct cdev *d, const struct shape *s, const float *w, c
     void *dw = bf16 ? cdev_up(d, wb, (size_t)nw * 2) : cdev_up(d, w, (size_t)nw * 4);
     void *dx = bf16 ? cdev_up(d, xb, (size_t)nx * 2) : cdev_up(d, x, (size_t)nx * 4);
     const char *names[2][2] = {{"gemm", "cublas"}, {"gemm_bf16", "cublas_bf16"}};
-    for (int pass = 0; pass < 1 + !d->emu; pass++) { // pass 1: cuBLAS, on the device only
+    for (int pass = 0; pass < 2; pass++) { // pass 1: cuBLAS (emulated in the emulator)
         const char *name = names[bf16][pass];
         void *dy = cdev_up(d, y, (size_t)ny * 4);
         enum imc_status st = IMC_ERR_UNSUPPORTED;
+        void *h = NULL;
         if (pass == 0) {
             st = bf16 ? CDEV_FN(d, gemm_bf16)(NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy, s->ldy)
                       : CDEV_FN(d, gemm)(NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy, s->ldy);
+        } else if ((st = CDEV_FN(d, blas_create)(&h)) == IMC_OK) {
+            st = bf16 ? CDEV_FN(d, blas_gemm_bf16)(h, NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy,
+                                                   s->ldy)
+                      : CDEV_FN(d, blas_gemm)(h, NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy,
+                                              s->ldy);
+            CDEV_FN(d, blas_free)(h);
         }
-#if IMC_HAVE_CUDA
-        void *h = NULL;
-        if (pass == 1 && imc_cuda_blas_create(&h) == IMC_OK) {
-            st = bf16
-                     ? imc_cuda_blas_gemm_bf16(h, NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy,
-                                               s->ldy)
-                     : imc_cuda_blas_gemm(h, NULL, dw, s->n_out, s->n_in, dx, s->n_tok, dy, s->ldy);
-            imc_cuda_blas_free(h);
-        }
-#endif
         float *out = malloc((size_t)ny * sizeof(float));
         cdev_down(d, out, dy, (size_t)ny * 4);
         CHECK(st == IMC_OK, "%s %s: %lldx%lld, %lld tokens: launch", d->name, name,

@@ -1,15 +1,17 @@
 /*
  * tests/cuda/test_table: the CUDA op table (kernels/cuda/table.cu) in the emulator, op by op,
  * where cuda.engine_emu checks it through whole forward passes:
- *   - matmul of 1, 9, 16, 17 and 70 tokens (mmv up to the table's IMC_CUDA_MMV_TOKENS = 16,
- *     dequantize + GEMM above) on f32, f16, q8_0, q4_K and q6_K weights, x and y with row
- *     strides: against imc_ref_matmul on the decoded weights within (n_in + 2)·2^-24·Σ|w·x| (the
- *     mmv and GEMM bounds, tests/cuda/test_mmv and test_gemm, both inside it) and, above 16
- *     tokens, bitwise against imc_cpu_matmul (the tiled GEMM's arithmetic); y's gaps between rows
- *     keep their values;
- *   - --matmul q8 (the exec's Q8 mode): above 16 tokens bitwise imc_cpu_matmul on the decoded
- *     weights and the activations rounded to bf16 (the bf16 GEMM), up to 16 and for f32 weights
- *     the f32 mode's bits;
+ *   - matmul of 1, 9, 16, 17, 70, 256 and 257 tokens (mmv up to the table's IMC_CUDA_MMV_TOKENS =
+ *     16, dequantize + GEMM above) on f32, f16, q8_0, q4_K and q6_K weights, x and y with row
+ *     strides, each with the GEMM of cuBLAS (emulated: kernels/cuda/emu/cuemu_cublas.h, as on a
+ *     GPU with libcublas) and with the tiled GEMM of gemm.cu (IMC_CUEMU_NO_CUBLAS=1, as on one
+ *     without): against imc_ref_matmul on the decoded weights within (n_in + 2)·2^-24·Σ|w·x|
+ *     (the mmv and GEMM bounds, tests/cuda/test_mmv and test_gemm, both inside it) and, above 16
+ *     tokens with the tiled GEMM, bitwise against imc_cpu_matmul (its arithmetic); cuBLAS called
+ *     for the batches only, and not without it; y's gaps between rows keep their values;
+ *   - --matmul q8 (the exec's Q8 mode): above 16 tokens imc_cpu_matmul on the decoded weights and
+ *     the activations rounded to bf16 (the bf16 GEMM): bitwise with mmq and the tiled GEMM,
+ *     within the bound above with cuBLAS; up to 16 and for f32 weights the f32 mode's bits;
  *   - IMC_CUDA_MMV_TOKENS moves that line (4: a matmul of 5 tokens is the bf16 GEMM's); 0, 65 and
  *     a word are refused by ctx_new with one message;
  *   - --matmul q8 above the mmv line: mmq up to IMC_CUDA_MMQ_TOKENS (256) tokens, one launch, the
@@ -28,8 +30,8 @@
  *   - the 30 interleaved types: matmul of 4 and 70 tokens, for the 23 with a plain form bitwise
  *     the matmul of the plain rows they re-lay to, for the 7 held as row forms (q5_0_r4,
  *     q6_0_r4, iq1_s_r4, iq1_m_r4, q8_k_r8, q8_k_r16, q8_kv_r8) within the bound above of
- *     imc_ref_matmul and at 70 tokens bitwise imc_cpu_matmul; get_rows bitwise imc_ref_get_rows;
- *     rows that are not whole groups refused;
+ *     imc_ref_matmul and at 70 tokens (the tiled GEMM) bitwise imc_cpu_matmul; get_rows bitwise
+ * imc_ref_get_rows; rows that are not whole groups refused;
  *   - move_rows with its index arrays in the table's memory: bitwise imc_ref_move_rows; over host
  *     rows refused with a message; with host rows by host indices bitwise imc_ref_move_rows, only
  *     the rows moved (not the extent the indices span) crossing the bus, and host rows to host
@@ -69,6 +71,19 @@ static void tctx_open(struct tctx *t)
     t->ctx = NULL;
     CHECK(t->b->ctx_new(&t->ctx) == IMC_OK, "ctx_new");
     imc_exec_set_backend_ctx(t->ex, t->ctx);
+}
+
+// A context whose batches take the emulated cuBLAS (the default, as a GPU with libcublas), or
+// with tiled the tiled GEMM of gemm.cu (IMC_CUEMU_NO_CUBLAS: as a GPU without it).
+static void tctx_open_gemm(struct tctx *t, bool tiled)
+{
+    if (tiled) {
+        setenv("IMC_CUEMU_NO_CUBLAS", "1", 1);
+    }
+    tctx_open(t);
+    unsetenv("IMC_CUEMU_NO_CUBLAS");
+    CHECK(!((const struct imc_cuda_ctx *)t->ctx)->blas == tiled, "the table %s cuBLAS",
+          tiled ? "has" : "lacks");
 }
 
 // The table's line between mmv and the batch matmul (kern_decl.h IMC_CUDA_MMV_TOKENS).
@@ -123,13 +138,14 @@ static int outside_bound(const float *y, const float *ref, int64_t ldy, const fl
 }
 
 // In a fresh context (weights are keyed by host address, and a freed matrix's address may come
-// back with other bytes: the table requires weights to stay put while its context lives).
-static void matmul_case(enum imc_type type, int64_t n_tok)
+// back with other bytes: the table requires weights to stay put while its context lives); its
+// batches through the emulated cuBLAS, or with tiled the tiled GEMM (whose bits are the CPU's).
+static void matmul_case(enum imc_type type, int64_t n_tok, bool tiled)
 {
     const unsigned long long base = cuemu_mem_used();
     struct tctx tc;
     struct tctx *t = &tc;
-    tctx_open(t);
+    tctx_open_gemm(t, tiled);
     enum { NO = 40, NI = 256, LDX = NI + 3, LDY = NO + 5 };
     struct krng r = {(uint64_t)(type * 100 + n_tok)};
     uint64_t rb = 0;
@@ -141,8 +157,12 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
     for (int64_t i = 0; i < ny; i++) {
         y[i] = ref[i] = cpu[i] = -7.0f;
     }
+    const unsigned long long calls = cuemu_cublas_calls();
     CHECK(t->b->matmul(t->ex, y, LDY, w, type, NO, NI, x, LDX, n_tok) == IMC_OK, "%s matmul",
           imc_type_name(type));
+    const bool batch = n_tok > mmv_tok(t), blas = batch && !tiled;
+    CHECK((cuemu_cublas_calls() > calls) == blas, "%s matmul, %lld tokens: cuBLAS %s",
+          imc_type_name(type), (long long)n_tok, blas ? "not called" : "called");
     CHECK(imc_ref_matmul(ref, LDY, wf, IMC_TYPE_F32, NO, NI, x, LDX, n_tok) == IMC_OK, "ref");
     CHECK(imc_cpu_matmul(t->ex, cpu, LDY, w, type, NO, NI, x, LDX, n_tok) == IMC_OK, "cpu");
     const int bad = outside_bound(y, ref, LDY, wf, NO, NI, x, LDX, n_tok);
@@ -151,13 +171,15 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
         for (int64_t o = 0; o < LDY; o++) {
             const int64_t k = tk * LDY + o;
             bad_gap += o >= NO && y[k] != -7.0f;
-            bad_bits += o < NO && n_tok > mmv_tok(t) && memcmp(&y[k], &cpu[k], 4) != 0;
+            bad_bits += o < NO && batch && memcmp(&y[k], &cpu[k], 4) != 0;
         }
     }
-    CHECK(bad == 0 && bad_bits == 0 && bad_gap == 0,
-          "%s matmul, %lld tokens: %d outside the bound, %d differ from imc_cpu_matmul, %d gap "
-          "values overwritten",
-          imc_type_name(type), (long long)n_tok, bad, bad_bits, bad_gap);
+    // cuBLAS's order of sums is its own (the emulated one's differs from the CPU's on purpose)
+    CHECK(bad == 0 && (blas || bad_bits == 0) && bad_gap == 0,
+          "%s matmul, %lld tokens, %s: %d outside the bound, %d differ from imc_cpu_matmul, %d "
+          "gap values overwritten",
+          imc_type_name(type), (long long)n_tok, tiled ? "tiled GEMM" : "cuBLAS", bad, bad_bits,
+          bad_gap);
     // Resident: the device copy, not the host bytes, is multiplied from now on.
     const struct imc_cuda_ctx *c = t->ctx;
     CHECK(c->wc.n == 1 && c->wc.bytes == rb * NO, "%s: %zu weights, %zu bytes resident",
@@ -186,10 +208,10 @@ static void matmul_case(enum imc_type type, int64_t n_tok)
 // imc_cpu_matmul's f32 path on the decoded weights and the activations both rounded to bf16 (the
 // bf16 GEMM's products are exact: its bits are the f32 GEMM's on the rounded values,
 // tests/cuda/test_gemm); mmv_tok tokens and fewer (mmv), and f32 weights, are the f32 mode's bits.
-static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
+static void matmul_bf16_case(enum imc_type type, int64_t n_tok, bool tiled)
 {
     struct tctx t;
-    tctx_open(&t);
+    tctx_open_gemm(&t, tiled);
     imc_exec_set_matmul(t.ex, IMC_MATMUL_Q8);
     enum { NO = 40, NI = 256 };
     struct krng r = {(uint64_t)(type * 77 + n_tok)};
@@ -213,6 +235,7 @@ static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
     // mmv and mmq: one launch; dequantize + GEMM: the activations', the tile's and the GEMM's
     const unsigned long long nl = cuemu_launch_count() - l0;
     const bool mmq = batch && n_tok <= mmq_tok(&t);
+    const bool blas = batch && !mmq && !tiled; // the bf16 GEMM through cuBLAS: its own order
     CHECK(!batch || mmq ? nl == 1 : nl == 3, "%s, %lld tokens, --matmul q8: %llu launches (%s)",
           imc_type_name(type), (long long)n_tok, nl,
           mmq     ? "mmq"
@@ -223,17 +246,23 @@ static void matmul_bf16_case(enum imc_type type, int64_t n_tok)
               "cpu");
     } else { // mmv: the f32 mode's result on a fresh table
         struct tctx f;
-        tctx_open(&f);
+        tctx_open_gemm(&f, tiled);
         CHECK(f.b->matmul(f.ex, want, NO, w, type, NO, NI, x, NI, n_tok) == IMC_OK, "f32 mode");
         tctx_close(&f);
     }
     int bad = 0;
-    for (size_t i = 0; i < ny; i++) {
+    if (blas) { // within the GEMM bound of the reference on the bf16-rounded inputs
+        CHECK(imc_ref_matmul(want, NO, wf, IMC_TYPE_F32, NO, NI, xr, NI, n_tok) == IMC_OK, "ref");
+        bad = outside_bound(y, want, NO, wf, NO, NI, xr, NI, n_tok);
+    }
+    for (size_t i = 0; !blas && i < ny; i++) {
         bad += memcmp(&y[i], &want[i], 4) != 0;
     }
-    CHECK(bad == 0, "%s, %lld tokens, --matmul q8: %d of %zu outputs differ from %s",
-          imc_type_name(type), (long long)n_tok, bad, ny,
-          batch ? "imc_cpu_matmul on the bf16-rounded inputs" : "the f32 mode's");
+    CHECK(bad == 0, "%s, %lld tokens, --matmul q8, %s: %d of %zu outputs differ from %s",
+          imc_type_name(type), (long long)n_tok, tiled ? "tiled GEMM" : "cuBLAS", bad, ny,
+          blas    ? "the reference on the bf16-rounded inputs by more than the GEMM bound"
+          : batch ? "imc_cpu_matmul on the bf16-rounded inputs"
+                  : "the f32 mode's");
     imc_exec_free(ex);
     free(w);
     free(x);
@@ -257,8 +286,10 @@ static void matmul_cases(void)
                                    IMC_CUDA_MMQ_TOKENS + 1};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         for (size_t j = 0; j < sizeof(toks) / sizeof(toks[0]); j++) {
-            matmul_case(types[i], toks[j]);
-            matmul_bf16_case(types[i], toks[j]);
+            for (int tiled = 0; tiled < 2; tiled++) {
+                matmul_case(types[i], toks[j], tiled);
+                matmul_bf16_case(types[i], toks[j], tiled);
+            }
         }
     }
 }
@@ -412,7 +443,9 @@ static void interleaved(void)
         if (!tr || tr->rows == 1) {
             continue;
         }
-        tctx_open(&t); // fresh: weights are keyed by host address, and freed ones come back
+        // fresh: weights are keyed by host address, and freed ones come back; the tiled GEMM,
+        // whose bits are imc_cpu_matmul's, so that a row form's decoding is checked to the bit
+        tctx_open_gemm(&t, true);
         const enum imc_type ty = (enum imc_type)id;
         const char *name = imc_type_name(id);
         n_types++;
@@ -764,8 +797,8 @@ static void mmv_tokens_env(void)
     CHECK(mmv_tok(&t) == 4, "IMC_CUDA_MMV_TOKENS=4: the table's line is %lld",
           (long long)mmv_tok(&t));
     tctx_close(&t);
-    matmul_bf16_case(IMC_TYPE_Q4_K, 4); // mmv: the f32 mode's bits
-    matmul_bf16_case(IMC_TYPE_Q4_K, 5); // the bf16 GEMM's bits
+    matmul_bf16_case(IMC_TYPE_Q4_K, 4, true); // mmv: the f32 mode's bits
+    matmul_bf16_case(IMC_TYPE_Q4_K, 5, true); // the bf16 GEMM's bits
     static const char *const bad[] = {"0", "65", "sixteen", "8x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         env_refused("IMC_CUDA_MMV_TOKENS", bad[i], "1..64");
@@ -783,7 +816,7 @@ static void mmq_tokens_env(void)
     CHECK(mmq_tok(&t) == 16, "IMC_CUDA_MMQ_TOKENS=16: the table's line is %lld",
           (long long)mmq_tok(&t));
     tctx_close(&t);
-    matmul_bf16_case(IMC_TYPE_Q4_K, 17); // the launch count checks the path
+    matmul_bf16_case(IMC_TYPE_Q4_K, 17, false); // the launch count checks the path
     setenv("IMC_CUDA_MMQ_TOKENS", "0", 1);
     tctx_open(&t);
     CHECK(mmq_tok(&t) == 0, "IMC_CUDA_MMQ_TOKENS=0 accepted");
