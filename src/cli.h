@@ -67,7 +67,7 @@ int imc_cli_threads_resolve(const struct imc_comm *comm, const char *cmd,
 // Checks that every rank can run on c->device (enum imc_device: --device cuda needs a CUDA
 // build and a visible GPU). Collective under MPI. Returns 0, or 1 on every rank when one cannot
 // (that rank logs "<cmd>: --device cuda on rank R (host H): no CUDA device visible", or "...:
-// this build has no CUDA ..."). Warns that --matmul q8 has no GPU route (the GPU runs f32).
+// this build has no CUDA ..."). Rank 0 then logs the GPU's arithmetic under the --matmul mode.
 int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
                          const struct imc_opt_common *c);
 

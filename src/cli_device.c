@@ -43,13 +43,18 @@ int imc_cli_device_check(const struct imc_comm *comm, const char *cmd,
         return 1;
     }
     if (!bad && device != IMC_DEVICE_CPU && n_gpu > 0 && (!comm || imc_comm_rank(comm) == 0)) {
-        // cpu: as before. q8 (the default) is a CPU route: the GPU multiplies in f32, routed
-        // experts kept on the CPU (--experts-on cpu) use the --matmul mode.
+        // The GPU's arithmetic under each --matmul (kernels/cuda/policy.h: the table's lines);
+        // routed experts kept on the CPU (--experts-on cpu) take the CPU's path of that mode.
+        const char *how = c->matmul == IMC_MATMUL_F32
+                              ? "matmul f32"
+                              : "matmul q8: up to the mat-vec's line in f32, batches on the tensor "
+                                "cores in bf16 with f32 sums";
         if (c->experts_on == 1) {
             IMC_LOG_INF("%s: device cuda, routed experts on the CPU (--experts-on cpu; the other "
-                        "weights resident on the GPU, matmul f32)", cmd);
+                        "weights resident on the GPU; %s)",
+                        cmd, how);
         } else {
-            IMC_LOG_INF("%s: device cuda (weights resident on the GPU; matmul f32)", cmd);
+            IMC_LOG_INF("%s: device cuda (weights resident on the GPU; %s)", cmd, how);
         }
     }
     return bad ? 1 : 0;
