@@ -135,7 +135,8 @@ const struct imc_opt imc_opt_group_matmul[] = {
             "8 bits per block (of 32, or 256 for K types) and multiplies\n"
             "q8_0, q4_0, iq4_nl, q2_k..q6_k and iq4_xs weights as integers,\n"
             "as llama.cpp does on the CPU (other types as f32); f32\n"
-            "dequantizes every type and multiplies in f32 (exact)",
+            "dequantizes every type and multiplies in f32 (exact); on a\n"
+            "GPU q8 multiplies batches in bf16 on the tensor cores",
             .choices = imc_opt_matmul_names),
     IMC_OPT_END,
 };
