@@ -51,6 +51,9 @@
 # 1024 tokens (IMC_CUDA_MMQ_TOKENS; default 256), to show where those lines belong (information,
 # no bound).
 #
+# On a GPU a run whose table could not open cuBLAS (its warning in the log) fails the engine step:
+# its batches took the tiled GEMM. The toolkit's library directory goes on LD_LIBRARY_PATH first.
+#
 # Usage: bash scripts/gpu-check.sh [BUILD_DIR]      (default BUILD_DIR: build-gpu in the tree)
 # Environment: IMC_GPU_CHECK_MODE=auto|kernels|full (default auto), IMC_GPU_ARCH (e.g. 90;
 # default: the compute capability nvidia-smi reports, else 90), IMC_GPU_CHECK_NO_GPU=1 runs
@@ -97,6 +100,13 @@ if [[ -z $nvcc ]]; then
     echo "gpu-check: no nvcc (PATH or /usr/local/cuda/bin): cannot build the CUDA kernels" >&2
     exit 1
 fi
+# imc opens cuBLAS and NCCL at run time (dlopen of libcublas.so.<major>, libnccl.so.2): the
+# toolkit's library directory goes on the loader's path, so that a toolkit the loader's cache
+# does not list is still found (else batches would fall back to the tiled GEMM, caught below)
+cuda_lib=$(cd "$(dirname "$nvcc")/../lib64" 2>/dev/null && pwd)
+[[ -n $cuda_lib ]] && export LD_LIBRARY_PATH=$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+echo "libs:   ${cuda_lib:-none}: $(cd "${cuda_lib:-/nonexistent}" 2>/dev/null &&
+    ls libcublas.so.* libnccl.so.* 2>/dev/null | paste -sd ' ')"
 arch=${IMC_GPU_ARCH:-$(awk -F', ' '{ gsub(/\./, "", $4); print $4 }' <<<"$gpu")}
 arch=${arch:-90}
 step machine 0 INFO "${gpu:-no GPU}; sm_$arch"
@@ -269,6 +279,11 @@ compare() {
     verdict "mean KLD" "$kmean" "$B_KLD_MEAN"
     verdict "max KLD" "$kmax" "$B_KLD_MAX"
     [[ $top == 100.000 ]] || fails+=("same top p $top%")
+    # on a GPU every batch goes through cuBLAS: a table that could not open it used the tiled GEMM
+    if [[ $dev == cuda ]] && grep -q "cannot load cuBLAS\|lacks an entry point" "$out.err"; then
+        fails+=("cuBLAS did not load ($(grep -m 1 -o "cannot load cuBLAS.*\|lacks an entry point.*" \
+            "$out.err"))")
+    fi
     local note
     note="PPL $pd vs $pc (rel $(rel "$pd" "$pc")), KLD mean $kmean max $kmax, imatrix $im"
     if [[ ${#launch[@]} -gt 0 ]]; then # ranks of a group: how they passed rows
