@@ -28,7 +28,8 @@
  * Memory: one double partial per column per slice seen, i.e. as large as the totals it feeds.
  *
  * On an op table with its own memory (backend.h buf_alloc: the CUDA table) the partials live in
- * that memory as they are summed: each call is one sqacc there, no copy and no wait, and
+ * that memory as they are summed: each call is one sqacc there, no copy and no wait (the CUDA
+ * table launches consecutive ones together: kernels/cuda/table.cu sq_queue), and
  * imc_stats_collect_sync brings them home (one download per block of the table's memory) before
  * the chunk's end folds them. The engine calls it through the hooks' on_sync at the end of each
  * engine call and, releasing that memory, before it frees the table's state. The device then

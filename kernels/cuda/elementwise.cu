@@ -6,13 +6,17 @@
  *            double; a row of -inf becomes 0.
  *   swiglu   element-wise over strided rows: out = g / (1 + expf(-g)) · u in float.
  *   sqacc    one thread per column walking the rows in order in double, as the reference does:
- *            bitwise equal to imc_ref_sqacc (every x² is exact in double), deterministic.
+ *            bitwise equal to imc_ref_sqacc (every x² is exact in double), deterministic;
+ *            sqacc_group the same for up to 96 jobs a launch (a grid row each, the jobs in the
+ *            kernel's parameters): an MoE layer's experts in a launch or three, not one each.
  * expf rather than __expf: a few ulp on the device (libm's in the emulator).
  */
 #include "kernels/cuda/cuda_common.cuh"
 
 #include "kernels/cuda/kern_decl.h"
 #include "kernels/cuda/reduce.cuh"
+
+#include <string.h>
 
 #define IMC_ROW_THREADS 256u
 #define IMC_MAX_GRID_Y 65535u
@@ -123,6 +127,51 @@ static __global__ void sqacc_kernel(double *sum2, int64_t *count, const float *x
         acc += v * v;
     }
     sum2[i] = acc;
+}
+
+// The jobs of one sqacc_group launch, by value in the kernel's parameters (under CUDA's 4 KB of
+// them: no copy).
+struct sq_group_jobs {
+    struct imc_sqacc_job j[IMC_CUDA_SQACC_GROUP_MAX];
+};
+static_assert(sizeof(sq_group_jobs) + 16 <= 4096, "a launch's parameters stay under 4 KB");
+
+// sqacc_kernel for job blockIdx.y of jobs (one grid row each): the same loop on its rows.
+static __global__ void sqacc_group_kernel(const sq_group_jobs jobs, int64_t n_in)
+{
+    const struct imc_sqacc_job j = jobs.j[blockIdx.y];
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i == 0 && j.count) {
+        *j.count += j.n_rows;
+    }
+    if (i >= n_in) {
+        return;
+    }
+    double acc = j.sum2[i];
+    for (int64_t r = 0; r < j.n_rows; r++) {
+        const double v = j.x[r * j.ldx + i];
+        acc += v * v;
+    }
+    j.sum2[i] = acc;
+}
+
+extern "C" enum imc_status IMC_CUDA_FN(sqacc_group)(void *stream, const struct imc_sqacc_job *jobs,
+                                                    int64_t n, int64_t n_in)
+{
+    if (n <= 0 || n_in <= 0) {
+        return IMC_OK;
+    }
+    const unsigned threads = imc_block_threads(n_in, 128);
+    for (int64_t j0 = 0; j0 < n; j0 += IMC_CUDA_SQACC_GROUP_MAX) {
+        const int64_t nj = n - j0 < IMC_CUDA_SQACC_GROUP_MAX ? n - j0 : IMC_CUDA_SQACC_GROUP_MAX;
+        sq_group_jobs p;
+        memset(&p, 0, sizeof(p));
+        memcpy(p.j, jobs + j0, (size_t)nj * sizeof(p.j[0]));
+        const dim3 grid((unsigned)((n_in + threads - 1) / threads), (unsigned)nj);
+        IMC_LAUNCH(sqacc_group_kernel, grid, threads, 0, stream, p, n_in);
+        IMC_TRY(imc_cuda_check_launch("sqacc_group_kernel"));
+    }
+    return IMC_OK;
 }
 
 extern "C" enum imc_status IMC_CUDA_FN(sqacc)(void *stream, double *sum2, int64_t *count,

@@ -31,6 +31,25 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(swiglu)(void *stream, float *out, in
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sqacc)(void *stream, double *sum2, int64_t *count,
                                                    const float *x, int64_t ldx, int64_t n_rows,
                                                    int64_t n_in);
+// One sqacc of sqacc_group (an MoE layer's experts, each its own rows and sums): sum2[i] += Σ_r
+// x[r][i]² over n_rows rows of x at stride ldx, *count += n_rows (count NULL: not counted).
+#ifndef IMC_CUDA_SQACC_JOB_DEFINED
+#define IMC_CUDA_SQACC_JOB_DEFINED
+struct imc_sqacc_job {
+    double *sum2;
+    int64_t *count;
+    const float *x;
+    int64_t ldx;
+    int64_t n_rows;
+};
+#define IMC_CUDA_SQACC_GROUP_MAX 96 // jobs in one launch's parameters (under 4 KB)
+#endif
+// The n jobs (a host array; their pointers the device's), each job's sums and count the bits
+// sqacc gives it alone, IMC_CUDA_SQACC_GROUP_MAX jobs a launch (by value in its parameters: no
+// copy), a grid row each.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(sqacc_group)(void *stream,
+                                                         const struct imc_sqacc_job *jobs,
+                                                         int64_t n, int64_t n_in);
 
 // ---- rope.cu: the twin of imc_ref_rope (p on the host; x and pos on the device) -------------
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(rope)(void *stream, const struct imc_rope *p, float *x,

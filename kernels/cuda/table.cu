@@ -43,7 +43,10 @@
  *                 moves host rows to host rows without the device. sqacc adds into sum2
  *                 in place when it is the table's memory (the collector's chunk sums,
  *                 worker/stats_collect_dev.c), else uploads it and copies it back; a host
- *                 count is added to on the host. nll_rows reads the logits rows in place
+ *                 count is added to on the host. In place on rows in the table's memory it
+ *                 is queued (sq_queue): consecutive calls (an MoE layer's experts, MLA's
+ *                 heads) go in one sqacc_group launch, made before any other op of the table
+ *                 (the guard), buf_free and ctx_free, so what it reads is as it was queued. nll_rows reads the logits rows in place
  *                 (the engine's kept logits) or uploads host ones, uploads the targets and
  *                 base rows, brings back one imc_nll_row per row.
  *   upload        one copy into the table's memory (positions, a chunk's earlier sums);
@@ -705,10 +708,46 @@ enum imc_status sqacc_dev(const struct imc_exec *ex, double *sum2, int64_t *coun
     return IMC_OK;
 }
 
+// Queues sqacc on c when its rows and sums are the table's memory (ctx_sq_flush launches the
+// queue: when it is full, at another op, or before a job of other columns or on the same sums);
+// a count on the host is counted now. false: not queued (the caller runs it at once).
+bool sq_queue(struct imc_cuda_ctx *c, double *sum2, int64_t *count, const float *x, int64_t ldx,
+              int64_t n_rows, int64_t n_in)
+{
+    if (!c || !IMC_CUDA_FN(ctx_buf_has)(c, sum2, (size_t)n_in * sizeof(double)) ||
+        !IMC_CUDA_FN(ctx_buf_has)(c, x, extent(n_rows, ldx, n_in, sizeof(float)))) {
+        return false;
+    }
+    bool again = c->sq_n == IMC_CUDA_SQACC_GROUP_MAX || (c->sq_n > 0 && c->sq_in != n_in);
+    for (int i = 0; i < c->sq_n && !again; i++) {
+        again = c->sq[i].sum2 == sum2; // its sums add in order: one job per sums a launch
+    }
+    if (again) {
+        (void)IMC_CUDA_FN(ctx_sq_flush)(c); // a failure leaves NaN sums: found at sync
+    }
+    const bool dev_count = IMC_CUDA_FN(ctx_buf_has)(c, count, sizeof(*count));
+    c->sq[c->sq_n++] = (struct imc_sqacc_job){sum2, dev_count ? count : NULL, x, ldx, n_rows};
+    c->sq_in = n_in;
+    if (!dev_count) {
+        *count += n_rows;
+    }
+    return true;
+}
+
 void t_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x, int64_t ldx,
              int64_t n_rows, int64_t n_in)
 {
-    if (n_rows > 0 && n_in > 0 && sqacc_dev(ex, sum2, count, x, ldx, n_rows, n_in) != IMC_OK) {
+    if (n_rows <= 0 || n_in <= 0) {
+        return;
+    }
+    struct imc_cuda_ctx *q = (struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
+    if (sq_queue(q, sum2, count, x, ldx, n_rows, n_in)) {
+        return;
+    }
+    if (q) {
+        (void)IMC_CUDA_FN(ctx_sq_flush)(q); // the queue first: sums in order
+    }
+    if (sqacc_dev(ex, sum2, count, x, ldx, n_rows, n_in) != IMC_OK) {
         const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
         if (c && IMC_CUDA_FN(ctx_buf_has)(c, sum2, (size_t)n_in * sizeof(double))) {
             (void)IMC_CUDA_FN(dev_memset)(NULL, sum2, 0xFF, (size_t)n_in * sizeof(double)); // NaN
@@ -1075,13 +1114,18 @@ enum imc_status t_check_poll(const struct imc_exec *ex, int64_t *id, int64_t *in
     return IMC_OK;
 }
 
-// Runs an op with the table's buffers open to it (ctx_guard: the emulator's protection).
+// Runs an op with the table's buffers open to it (ctx_guard: the emulator's protection), after
+// the queued sqaccs (ctx_sq_flush), except for sqacc itself (flush false), which queues.
 struct guard {
     struct imc_cuda_ctx *c;
-    explicit guard(const struct imc_exec *ex) : c((struct imc_cuda_ctx *)imc_exec_backend_ctx(ex))
+    guard(const struct imc_exec *ex, bool flush)
+        : c((struct imc_cuda_ctx *)imc_exec_backend_ctx(ex))
     {
         if (c) {
             IMC_CUDA_FN(ctx_guard)(c, true);
+            if (flush) {
+                (void)IMC_CUDA_FN(ctx_sq_flush)(c); // a failure leaves NaN sums: found at sync
+            }
         }
     }
     ~guard()
@@ -1099,11 +1143,18 @@ template <class R, class... A, R (*f)(const struct imc_exec *, A...)>
 struct guarded<R (*)(const struct imc_exec *, A...), f> {
     static R call(const struct imc_exec *ex, A... a)
     {
-        const guard g(ex);
+        const guard g(ex, true);
         return f(ex, a...);
     }
 };
 #define GUARDED(f) guarded<decltype(&f), &f>::call
+
+void sqacc_call(const struct imc_exec *ex, double *sum2, int64_t *count, const float *x,
+                int64_t ldx, int64_t n_rows, int64_t n_in)
+{
+    const guard g(ex, false);
+    t_sqacc(ex, sum2, count, x, ldx, n_rows, n_in);
+}
 
 struct imc_backend make_table()
 {
@@ -1120,7 +1171,7 @@ struct imc_backend make_table()
     b.swiglu = GUARDED(t_swiglu);
     b.attention = GUARDED(t_attention);
     b.moe_route = GUARDED(t_moe_route);
-    b.sqacc = GUARDED(t_sqacc);
+    b.sqacc = sqacc_call; // queues: the guard does not flush
     b.nll_rows = GUARDED(t_nll_rows);
     b.copy = GUARDED(t_copy);
     b.move_rows = GUARDED(t_move_rows);

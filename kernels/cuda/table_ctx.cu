@@ -94,12 +94,36 @@ IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_mem)(const void *ctx, struct imc_cuda_mem *
     mem_now((const struct imc_cuda_ctx *)ctx, m);
 }
 
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_sq_flush)(struct imc_cuda_ctx *c)
+{
+    if (c->sq_n == 0) {
+        return IMC_OK;
+    }
+    const enum imc_status st = IMC_CUDA_FN(sqacc_group)(NULL, c->sq, c->sq_n, c->sq_in);
+    for (int i = 0; st != IMC_OK && i < c->sq_n; i++) { // NaN, as a failed sqacc leaves
+        (void)IMC_CUDA_FN(dev_memset)(NULL, c->sq[i].sum2, 0xFF, (size_t)c->sq_in * sizeof(double));
+    }
+    c->sq_n = 0;
+    return st;
+}
+
+// ctx_sq_flush outside an op (buf_free, ctx_free), the table's buffers opened for it.
+static void sq_flush_open(struct imc_cuda_ctx *c)
+{
+    if (c->sq_n > 0) {
+        IMC_CUDA_FN(ctx_guard)(c, true);
+        (void)IMC_CUDA_FN(ctx_sq_flush)(c);
+        IMC_CUDA_FN(ctx_guard)(c, false);
+    }
+}
+
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx)
 {
     struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
     if (!c) {
         return;
     }
+    sq_flush_open(c);
     const struct imc_cuda_mem *pk = &c->peak;
     if (pk->peak_weights > 0) { // a context that multiplied (an engine's, not an op test's)
         const double mib = 1.0 / (1 << 20);
@@ -232,6 +256,7 @@ IMC_CUDA_EXTERN void *IMC_CUDA_FN(ctx_buf_alloc)(void *ctx, size_t bytes)
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_buf_free)(void *ctx, void *p)
 {
     struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)ctx;
+    sq_flush_open(c); // queued sqaccs may read rows or sums in p
     for (int i = 0; p && i < IMC_CUDA_MAX_BUFS; i++) {
         if (c->buf[i].p == p) {
             buf_del(p, c->buf[i].bytes);

@@ -64,6 +64,11 @@ struct imc_cuda_ctx {
     struct imc_cuda_mem peak; // device memory at its most (ctx_mem's peak fields; ctx_mem_note)
     int mmv_tok;              // matmuls of up to mmv_tok tokens run mmv (kern_decl.h)
     int mmq_tok;              // bf16 batches of up to mmq_tok tokens run mmq (kern_decl.h)
+    // sqaccs on the table's memory not launched yet (ctx_sq_flush): consecutive statistics
+    // calls (an MoE layer's experts, MLA's heads) go in one sqacc_group launch, not one each
+    struct imc_sqacc_job sq[IMC_CUDA_SQACC_GROUP_MAX];
+    int sq_n;
+    int64_t sq_in; // their columns
 };
 
 // Notes the device memory c holds now (weights, buffers, scratch) in its peak; called after
@@ -80,6 +85,11 @@ IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(wcache_get)(struct imc_cuda_wcache *
                                                         int64_t n_in, const void **dev);
 IMC_CUDA_EXTERN void IMC_CUDA_FN(wcache_free)(struct imc_cuda_wcache *c);
 
+// Launches the queued sqaccs of c (sq: one sqacc_group, in the order queued) and empties the
+// queue; on failure their sums are set to NaN (as a failed sqacc's), so the collector's check
+// at its sync stops the run. Every op of the table but sqacc, buf_free and ctx_free call it
+// first: the rows and sums it reads stay as they were queued.
+IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_sq_flush)(struct imc_cuda_ctx *c);
 // The context (backend.h ctx_new / ctx_free).
 IMC_CUDA_EXTERN enum imc_status IMC_CUDA_FN(ctx_new)(void **ctx);
 IMC_CUDA_EXTERN void IMC_CUDA_FN(ctx_free)(void *ctx);

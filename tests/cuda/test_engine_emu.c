@@ -558,9 +558,19 @@ static void one_case(const struct pcase *c, const struct imc_model *m, bool self
           c->preset, pn, r_cnt.n_up, r_cnt.n_down, r_cnt.up, r_cnt.down, r_rev.n_up, r_rev.n_down,
           r_rev.up, r_rev.down, g_sqacc.calls, g_sqacc.sum_bytes, g_sqacc.n_seen,
           g_sqacc.slot_bytes);
-    printf("%-15s %-13s with statistics: %zu Σx² calls (%zu bytes of sums) and 0 copies; 2 "
-           "downloads of %zu bytes (%zu slots)\n",
-           c->preset, pn, g_sqacc.calls, g_sqacc.sum_bytes, g_sqacc.slot_bytes, g_sqacc.n_seen);
+    // the Σx² calls go in few launches (kernels/cuda/table.cu sq_queue: consecutive calls, an
+    // MoE layer's experts or MLA's heads, in one sqacc_group): the pass with statistics (r_dev)
+    // launches more kernels than the pass without (r_rev), at most one per call, fewer than the
+    // calls where a model has experts (a dense model's calls each precede their matmul)
+    const unsigned long long sq_launches = r_dev.launches - r_rev.launches;
+    CHECK(r_dev.launches > r_rev.launches && sq_launches <= g_sqacc.calls &&
+              (m->hp.n_expert == 0 || sq_launches < g_sqacc.calls),
+          "%s %s: %zu Σx² calls in %llu launches (%llu with statistics, %llu without)", c->preset,
+          pn, g_sqacc.calls, sq_launches, r_dev.launches, r_rev.launches);
+    printf("%-15s %-13s with statistics: %zu Σx² calls (%zu bytes of sums) in %llu launches and 0 "
+           "copies; 2 downloads of %zu bytes (%zu slots)\n",
+           c->preset, pn, g_sqacc.calls, g_sqacc.sum_bytes, sq_launches, g_sqacc.slot_bytes,
+           g_sqacc.n_seen);
     imc_imatrix_free(&s_cnt);
     free(cnt);
     cuemu_set_order(CUEMU_FORWARD, 0);

@@ -1,7 +1,10 @@
 /*
  * tests/cuda/test_sqacc: kernels/cuda/elementwise.cu's sqacc against imc_ref_sqacc, bitwise (the
  * same double sums in the same row order), accumulating twice onto nonzero sums over odd shapes
- * and a row stride, emulated in every resume order and on the GPU where there is one.
+ * and a row stride, emulated in every resume order and on the GPU where there is one; and
+ * sqacc_group: 1, 5 and 200 jobs (three launches of 96) over consecutive rows of one array as
+ * an MoE layer's experts (0 .. 6 rows each, some without), each job bitwise imc_ref_sqacc on its
+ * rows, with its count, and the sums of no other job touched.
  */
 #include "ccheck.h"
 
@@ -47,8 +50,61 @@ static void run(const struct cdev *d, void *ctx)
     }
 }
 
+static void group(const struct cdev *d, void *ctx)
+{
+    (void)ctx;
+    static const int64_t sizes[] = {1, 5, 200};
+    struct krng r = {10};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        const int64_t nj = sizes[k], n = 37, ldx = n + 3;
+        int64_t *first = malloc((size_t)(nj + 1) * sizeof(int64_t));
+        first[0] = 0;
+        for (int64_t j = 0; j < nj; j++) {
+            first[j + 1] = first[j] + (int64_t)(krng_next(&r) % 7); // 0 .. 6 rows
+        }
+        const int64_t rows = first[nj] > 0 ? first[nj] : 1;
+        float *x = kalloc_rand(&r, rows * ldx, 3.0f);
+        double *ref = malloc((size_t)(nj * n) * 8), *got = malloc((size_t)(nj * n) * 8);
+        int64_t *cref = calloc((size_t)nj, sizeof(int64_t)), *cnt = calloc((size_t)nj, 8);
+        for (int64_t i = 0; i < nj * n; i++) {
+            ref[i] = (double)krng_unif(&r) + 1.0; // earlier chunks' sums
+        }
+        double *ds = cdev_up(d, ref, (size_t)(nj * n) * 8);
+        float *dx = cdev_up(d, x, (size_t)(rows * ldx) * 4);
+        int64_t *dc = cdev_up(d, cnt, (size_t)nj * 8);
+        struct imc_sqacc_job *jobs = malloc((size_t)nj * sizeof(*jobs));
+        for (int64_t j = 0; j < nj; j++) {
+            jobs[j] = (struct imc_sqacc_job){ds + j * n, dc + j, dx + first[j] * ldx, ldx,
+                                             first[j + 1] - first[j]};
+            imc_ref_sqacc(ref + j * n, cref + j, x + first[j] * ldx, ldx, jobs[j].n_rows, n);
+        }
+        CHECK(CDEV_FN(d, sqacc_group)(NULL, jobs, nj, n) == IMC_OK, "launch");
+        cdev_down(d, got, ds, (size_t)(nj * n) * 8);
+        cdev_down(d, cnt, dc, (size_t)nj * 8);
+        int64_t bad = 0, bad_count = 0;
+        for (int64_t i = 0; i < nj * n; i++) {
+            bad += memcmp(&got[i], &ref[i], 8) != 0;
+        }
+        for (int64_t j = 0; j < nj; j++) {
+            bad_count += cnt[j] != cref[j];
+        }
+        CHECK(bad == 0 && bad_count == 0,
+              "%s sqacc_group of %lld jobs (%lld rows): %lld sums differ, %lld counts", d->name,
+              (long long)nj, (long long)first[nj], (long long)bad, (long long)bad_count);
+        CDEV_FN(d, dev_free)(dx); // (cdev_down freed ds and dc)
+        free(jobs);
+        free(first);
+        free(x);
+        free(ref);
+        free(got);
+        free(cref);
+        free(cnt);
+    }
+}
+
 int main(void)
 {
     cdev_run(run, NULL);
+    cdev_run(group, NULL);
     return check_summary();
 }
