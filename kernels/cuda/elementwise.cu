@@ -111,35 +111,10 @@ extern "C" enum imc_status IMC_CUDA_FN(swiglu)(void *stream, float *out, int64_t
     return imc_cuda_check_launch("swiglu_kernel");
 }
 
-static __global__ void sqacc_kernel(double *sum2, int64_t *count, const float *x, int64_t ldx,
-                                    int64_t n_rows, int64_t n_in)
+// Job j's sums of column blockIdx.x·blockDim.x + threadIdx.x, its rows in order in double; the
+// first thread counts its rows.
+static __device__ void sq_column(const struct imc_sqacc_job &j, int64_t n_in)
 {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i == 0 && count) {
-        *count += n_rows;
-    }
-    if (i >= n_in) {
-        return;
-    }
-    double acc = sum2[i];
-    for (int64_t r = 0; r < n_rows; r++) {
-        const double v = x[r * ldx + i];
-        acc += v * v;
-    }
-    sum2[i] = acc;
-}
-
-// The jobs of one sqacc_group launch, by value in the kernel's parameters (under CUDA's 4 KB of
-// them: no copy).
-struct sq_group_jobs {
-    struct imc_sqacc_job j[IMC_CUDA_SQACC_GROUP_MAX];
-};
-static_assert(sizeof(sq_group_jobs) + 16 <= 4096, "a launch's parameters stay under 4 KB");
-
-// sqacc_kernel for job blockIdx.y of jobs (one grid row each): the same loop on its rows.
-static __global__ void sqacc_group_kernel(const sq_group_jobs jobs, int64_t n_in)
-{
-    const struct imc_sqacc_job j = jobs.j[blockIdx.y];
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i == 0 && j.count) {
         *j.count += j.n_rows;
@@ -153,6 +128,24 @@ static __global__ void sqacc_group_kernel(const sq_group_jobs jobs, int64_t n_in
         acc += v * v;
     }
     j.sum2[i] = acc;
+}
+
+static __global__ void sqacc_kernel(const struct imc_sqacc_job j, int64_t n_in)
+{
+    sq_column(j, n_in);
+}
+
+// The jobs of one sqacc_group launch, by value in the kernel's parameters (under CUDA's 4 KB of
+// them: no copy).
+struct sq_group_jobs {
+    struct imc_sqacc_job j[IMC_CUDA_SQACC_GROUP_MAX];
+};
+static_assert(sizeof(sq_group_jobs) + 16 <= 4096, "a launch's parameters stay under 4 KB");
+
+// sqacc_kernel for job blockIdx.y of jobs (one grid row each).
+static __global__ void sqacc_group_kernel(const sq_group_jobs jobs, int64_t n_in)
+{
+    sq_column(jobs.j[blockIdx.y], n_in);
 }
 
 extern "C" enum imc_status IMC_CUDA_FN(sqacc_group)(void *stream, const struct imc_sqacc_job *jobs,
@@ -182,7 +175,8 @@ extern "C" enum imc_status IMC_CUDA_FN(sqacc)(void *stream, double *sum2, int64_
         return IMC_OK;
     }
     const unsigned threads = imc_block_threads(n_in, 128);
-    IMC_LAUNCH(sqacc_kernel, (unsigned)((n_in + threads - 1) / threads), threads, 0, stream, sum2,
-               count, x, ldx, n_rows, n_in);
+    const struct imc_sqacc_job j = {sum2, count, x, ldx, n_rows};
+    IMC_LAUNCH(sqacc_kernel, (unsigned)((n_in + threads - 1) / threads), threads, 0, stream, j,
+               n_in);
     return imc_cuda_check_launch("sqacc_kernel");
 }

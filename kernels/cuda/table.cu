@@ -46,9 +46,10 @@
  *                 count is added to on the host. In place on rows in the table's memory it
  *                 is queued (sq_queue): consecutive calls (an MoE layer's experts, MLA's
  *                 heads) go in one sqacc_group launch, made before any other op of the table
- *                 (the guard), buf_free and ctx_free, so what it reads is as it was queued. nll_rows reads the logits rows in place
- *                 (the engine's kept logits) or uploads host ones, uploads the targets and
- *                 base rows, brings back one imc_nll_row per row.
+ *                 (the guard), buf_free and ctx_free, so what it reads is as it was queued.
+ *                 nll_rows reads the logits rows in place (the engine's kept logits) or
+ *                 uploads host ones, uploads the targets and base rows, brings back one
+ *                 imc_nll_row per row.
  *   upload        one copy into the table's memory (positions, a chunk's earlier sums);
  *   download      one copy out of it (the statistics' chunk sums, a block at a time);
  *   zero          a memset in it, not waiting.
@@ -740,15 +741,14 @@ void t_sqacc(const struct imc_exec *ex, double *sum2, int64_t *count, const floa
     if (n_rows <= 0 || n_in <= 0) {
         return;
     }
-    struct imc_cuda_ctx *q = (struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
-    if (sq_queue(q, sum2, count, x, ldx, n_rows, n_in)) {
+    struct imc_cuda_ctx *c = (struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
+    if (sq_queue(c, sum2, count, x, ldx, n_rows, n_in)) {
         return;
     }
-    if (q) {
-        (void)IMC_CUDA_FN(ctx_sq_flush)(q); // the queue first: sums in order
+    if (c) {
+        (void)IMC_CUDA_FN(ctx_sq_flush)(c); // the queue first: sums in order
     }
     if (sqacc_dev(ex, sum2, count, x, ldx, n_rows, n_in) != IMC_OK) {
-        const struct imc_cuda_ctx *c = (const struct imc_cuda_ctx *)imc_exec_backend_ctx(ex);
         if (c && IMC_CUDA_FN(ctx_buf_has)(c, sum2, (size_t)n_in * sizeof(double))) {
             (void)IMC_CUDA_FN(dev_memset)(NULL, sum2, 0xFF, (size_t)n_in * sizeof(double)); // NaN
             return;
